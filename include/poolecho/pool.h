@@ -1,0 +1,49 @@
+/*
+ * poolecho/pool.h -- a fixed pool of worker threads fed by a pe_queue.
+ *
+ * Each worker pops an item and hands it to the handler, again and again,
+ * until the queue is closed and empty; then it returns. The pool knows
+ * nothing of what the items are: poolechod's handler echoes a socket.
+ */
+#ifndef POOLECHO_POOL_H
+#define POOLECHO_POOL_H
+
+#include <stddef.h>
+
+#include <poolecho/queue.h>
+#include <poolecho/visibility.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pe_pool pe_pool;
+
+/* Called on worker WORKER (0 .. size-1) for every item it pops. ITEM points
+ * to a copy owned by the worker for the duration of the call. */
+typedef void pe_pool_handler(void *ctx, unsigned worker, void *item);
+
+struct pe_pool_config {
+	unsigned workers;        /* >= 1 */
+	size_t stack_size;       /* bytes per worker stack; 0 = the system default */
+	pe_queue *queue;         /* items come from here; the pool does not own it */
+	pe_pool_handler *handler;
+	void *ctx;               /* passed to the handler */
+};
+
+/* Start every worker. On failure (-EINVAL, -ENOMEM, -EAGAIN when the system
+ * refuses more threads) the workers already started are stopped again:
+ * this closes the queue. */
+PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
+
+/* Wait for every worker to return; they return once the queue is closed and
+ * drained. Then free the pool. NULL is allowed. */
+PE_API void pe_pool_join(pe_pool *pool);
+
+PE_API unsigned pe_pool_size(const pe_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POOLECHO_POOL_H */

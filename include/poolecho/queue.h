@@ -1,0 +1,64 @@
+/*
+ * poolecho/queue.h -- a bounded FIFO guarded by one mutex and two condition
+ * variables. It copies fixed-size items and knows nothing of what they mean;
+ * poolechod queues accepted sockets in it.
+ *
+ * Errors are negative errno values. Closing the queue is how shutdown is
+ * told: it wakes every waiter, pushes fail with -ESHUTDOWN, and pops keep
+ * returning queued items until the queue is empty, then -ESHUTDOWN.
+ */
+#ifndef POOLECHO_QUEUE_H
+#define POOLECHO_QUEUE_H
+
+#include <stddef.h>
+
+#include <poolecho/visibility.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pe_queue pe_queue;
+
+/* Make a queue of CAPACITY (>= 1) items of ITEM_SIZE (>= 1) bytes each.
+ * -EINVAL for a zero size, -ENOMEM. */
+PE_API int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size);
+
+/* Free the queue. Nobody may be waiting on it any more; items still queued
+ * are dropped (drain them first with pe_queue_try_pop when they own
+ * resources). NULL is allowed. */
+PE_API void pe_queue_destroy(pe_queue *q);
+
+/* Copy ITEM in, blocking while the queue is full. 0, or -ESHUTDOWN once closed. */
+PE_API int pe_queue_push(pe_queue *q, const void *item);
+
+/* Copy ITEM in without blocking. 0, -EAGAIN when full, -ESHUTDOWN once closed. */
+PE_API int pe_queue_try_push(pe_queue *q, const void *item);
+
+/* Copy the oldest item out, blocking while the queue is empty and open.
+ * 0, or -ESHUTDOWN when the queue is closed and empty. */
+PE_API int pe_queue_pop(pe_queue *q, void *item);
+
+/* Copy the oldest item out without blocking: 0, -EAGAIN when empty and
+ * open, -ESHUTDOWN when closed and empty. */
+PE_API int pe_queue_try_pop(pe_queue *q, void *item);
+
+/* Block until a push would not block: 0, or -ESHUTDOWN once closed.
+ * A single producer calls this before accept(2), so that back-pressure
+ * stays in the kernel's listen backlog instead of in a held socket. */
+PE_API int pe_queue_wait_space(pe_queue *q);
+
+/* Close the queue and wake every waiter. Idempotent. */
+PE_API void pe_queue_close(pe_queue *q);
+
+/* Snapshots, for stats and tests. */
+PE_API size_t pe_queue_length(pe_queue *q);
+PE_API size_t pe_queue_capacity(const pe_queue *q);
+PE_API size_t pe_queue_item_size(const pe_queue *q);
+PE_API int pe_queue_is_closed(pe_queue *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POOLECHO_QUEUE_H */

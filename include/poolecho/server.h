@@ -1,0 +1,115 @@
+/*
+ * poolecho/server.h -- the echo server core: a listening socket, an accept
+ * loop, a bounded queue of accepted sockets and a pool of workers that echo
+ * them (RFC 862), one connection per worker at a time.
+ *
+ * Typical use: pe_server_config_init(), set what differs, pe_server_create()
+ * (binds and listens, starts the workers), pe_server_run() on some thread
+ * until another thread calls pe_server_stop(), then pe_server_destroy().
+ * Nothing here prints or exits: errors are negative errno values and events
+ * go to the optional log callback.
+ */
+#ifndef POOLECHO_SERVER_H
+#define POOLECHO_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <poolecho/visibility.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pe_server pe_server;
+
+/* What the accept loop does when every worker is busy and the queue is full. */
+enum pe_overflow {
+	PE_OVERFLOW_WAIT,   /* stop accepting until a slot frees: the kernel backlog holds clients */
+	PE_OVERFLOW_REJECT  /* accept and close at once, counting a rejection */
+};
+
+enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
+
+/* Receives one complete line of text (no newline) per event. Called from
+ * any of the server's threads, so it must be thread-safe. */
+typedef void pe_log_fn(void *ctx, enum pe_log_level level, const char *message);
+
+struct pe_server_config {
+	const char *bind_address;  /* numeric address or host name; NULL = all (:: dual-stack, else 0.0.0.0) */
+	unsigned port;             /* 0 = any free port; see pe_server_port() */
+	unsigned workers;          /* worker threads, >= 1 */
+	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1 */
+	int backlog;               /* listen(2) backlog, >= 1 */
+	enum pe_overflow overflow;
+	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long; 0 = never */
+	unsigned grace_ms;         /* on stop, let open connections go on this long */
+	size_t buffer_size;        /* per-worker echo buffer, bytes */
+	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
+	pe_log_fn *log;            /* NULL = silent */
+	void *log_ctx;
+	enum pe_log_level log_level; /* events above this level are not even formatted */
+};
+
+/* Defaults: see PE_DEFAULT_* below. */
+#define PE_DEFAULT_PORT 9999u
+#define PE_DEFAULT_WORKERS 128u
+#define PE_MAX_WORKERS 65536u
+#define PE_DEFAULT_QUEUE 256u
+#define PE_DEFAULT_BACKLOG 1024
+#define PE_DEFAULT_IDLE_TIMEOUT_MS 60000u
+#define PE_DEFAULT_GRACE_MS 5000u
+#define PE_DEFAULT_BUFFER_SIZE (64u * 1024u)
+#define PE_DEFAULT_STACK_SIZE (128u * 1024u)
+
+PE_API void pe_server_config_init(struct pe_server_config *cfg);
+
+/* Bind, listen and start the workers. -EINVAL for a bad setting, the
+ * errno of socket/bind/listen (e.g. -EADDRINUSE), -EAGAIN when threads
+ * could not be started. On failure nothing is left open. */
+PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
+
+/* The bound address and port (the real port after port 0). */
+PE_API int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len);
+PE_API unsigned pe_server_port(const pe_server *srv);
+
+/* Accept until stopped, then wait up to grace_ms for open and queued
+ * connections to finish, close the rest and join every worker. Returns 0,
+ * or a negative errno if accepting failed for good. Call once. */
+PE_API int pe_server_run(pe_server *srv);
+
+/* Ask pe_server_run() to stop accepting and begin the grace period.
+ * Thread-safe, idempotent; not async-signal-safe (call it from a sigwait
+ * thread, not a signal handler). */
+PE_API void pe_server_stop(pe_server *srv);
+
+/* Like pe_server_stop() but with no grace: open connections are closed now. */
+PE_API void pe_server_stop_now(pe_server *srv);
+
+struct pe_server_stats {
+	uint64_t accepted;   /* connections accepted */
+	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT */
+	uint64_t served;     /* connections a worker finished with */
+	uint64_t active;     /* connections being echoed now */
+	uint64_t queued;     /* accepted, waiting for a worker */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t timeouts;   /* closed by the idle timeout */
+	uint64_t accept_errors;
+};
+
+/* Counters are per worker and summed here, so the echo path takes no shared lock. */
+PE_API void pe_server_stats(pe_server *srv, struct pe_server_stats *out);
+
+/* Format S as one line ("accepted=... rejected=..."): the form poolechod logs. */
+PE_API void pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size);
+
+/* Free everything. Call after pe_server_run() returned, or instead of it. NULL is allowed. */
+PE_API void pe_server_destroy(pe_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POOLECHO_SERVER_H */

@@ -1,0 +1,236 @@
+/*
+ * daemon_cli.c -- parses poolechod's options. Every bad value is a usage
+ * error that names the option, the value and what was expected.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_cli.h"
+#include "parse.h"
+
+#define PROGRAM "poolechod"
+#define MAX_SECONDS_MS (86400UL * 1000UL) /* a day: longer is surely a typo */
+
+enum { OPT_BACKLOG = 256, OPT_OVERFLOW, OPT_GRACE, OPT_STATS_INTERVAL, OPT_LOG_LEVEL,
+       OPT_BUFFER_SIZE, OPT_STACK_SIZE };
+
+static const struct option long_options[] = {
+	{"bind", required_argument, NULL, 'b'},
+	{"port", required_argument, NULL, 'p'},
+	{"workers", required_argument, NULL, 'w'},
+	{"queue", required_argument, NULL, 'q'},
+	{"backlog", required_argument, NULL, OPT_BACKLOG},
+	{"overflow", required_argument, NULL, OPT_OVERFLOW},
+	{"idle-timeout", required_argument, NULL, 't'},
+	{"grace", required_argument, NULL, OPT_GRACE},
+	{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+	{"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
+	{"stack-size", required_argument, NULL, OPT_STACK_SIZE},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static void usage(void)
+{
+	printf("Usage: " PROGRAM " [OPTION]...\n"
+	       "Serve the TCP echo protocol (RFC 862) with a fixed pool of worker threads.\n"
+	       "\n"
+	       "  -b, --bind=ADDR            listen address or host name (default: all addresses,\n"
+	       "                               IPv6 dual-stack where available, else 0.0.0.0)\n"
+	       "  -p, --port=PORT            TCP port, 0 picks a free one (default %u)\n"
+	       "  -w, --workers=N            worker threads, one connection each (default %u, max %u)\n"
+	       "  -q, --queue=N              accepted connections waiting for a worker, >= 1 (default %u)\n"
+	       "      --backlog=N            listen(2) backlog (default %d)\n"
+	       "      --overflow=wait|reject when the queue is full: stop accepting until a slot\n"
+	       "                               frees, or accept and close at once (default wait)\n"
+	       "  -t, --idle-timeout=SECS    close a connection that sends nothing or does not read\n"
+	       "                               its echo for SECS; 0 = never (default %u)\n"
+	       "      --grace=SECS           on SIGINT/SIGTERM, let open connections go on this long,\n"
+	       "                               then close them (default %u)\n"
+	       "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
+	       "      --buffer-size=BYTES    echo buffer per worker, k/m suffixes (default %uk)\n"
+	       "      --stack-size=BYTES     stack per worker thread, k/m suffixes (default %uk)\n"
+	       "      --log-level=LEVEL      error, warning, info or debug (default info)\n"
+	       "  -v, --verbose              log every connection (same as --log-level=debug)\n"
+	       "  -h, --help                 show this help and exit\n"
+	       "  -V, --version              show the version and exit\n"
+	       "\n"
+	       "SECS may have decimals (0.5). Signals: SIGINT/SIGTERM stop gracefully (a second one\n"
+	       "stops at once), SIGUSR1 logs a stats line. Logs go to standard error.\n",
+	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
+	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
+	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROGRAM ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" PROGRAM " --help' for more information.\n");
+	return 2;
+}
+
+/* Report a bad number: NAME is the option as documented ("-w/--workers"). */
+static int bad_value(const char *name, const char *value, const char *expected)
+{
+	return usage_error("invalid value '%s' for %s: expected %s", value, name, expected);
+}
+
+static int number(const char *name, const char *value, unsigned long min, unsigned long max,
+                  unsigned long *out)
+{
+	char expected[96];
+
+	if (pe_parse_ulong(value, min, max, out) == 0)
+		return 0;
+	snprintf(expected, sizeof expected, "a whole number from %lu to %lu", min, max);
+	return bad_value(name, value, expected);
+}
+
+static int seconds(const char *name, const char *value, unsigned long *ms)
+{
+	if (pe_parse_seconds_ms(value, MAX_SECONDS_MS, ms) == 0)
+		return 0;
+	return bad_value(name, value, "seconds from 0 to 86400, e.g. 30 or 0.5");
+}
+
+static int size(const char *name, const char *value, unsigned long min, unsigned long max,
+                unsigned long *out)
+{
+	char expected[128];
+
+	if (pe_parse_size(value, min, max, out) == 0)
+		return 0;
+	snprintf(expected, sizeof expected, "a size in bytes from %lu to %lu (k and m suffixes allowed)",
+	         min, max);
+	return bad_value(name, value, expected);
+}
+
+static int log_level(const char *value, enum pe_log_level *out)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(value, names[i]) == 0 || (i == PE_LOG_WARN && strcmp(value, "warn") == 0)) {
+			*out = (enum pe_log_level)i;
+			return 0;
+		}
+	return bad_value("--log-level", value, "error, warning, info or debug");
+}
+
+/* One option; returns 0, or 2 after reporting a usage error. */
+static int apply(int ch, const char *arg, struct daemon_options *opt)
+{
+	struct pe_server_config *s = &opt->server;
+	unsigned long v;
+	int rc = 0;
+
+	switch (ch) {
+	case 'b':
+		if (arg[0] == '\0')
+			return bad_value("-b/--bind", arg, "an address or host name");
+		s->bind_address = arg;
+		break;
+	case 'p':
+		if (!(rc = number("-p/--port", arg, 0, 65535, &v)))
+			s->port = (unsigned)v;
+		break;
+	case 'w':
+		if (!(rc = number("-w/--workers", arg, 1, PE_MAX_WORKERS, &v)))
+			s->workers = (unsigned)v;
+		break;
+	case 'q':
+		if (!(rc = number("-q/--queue", arg, 1, 1000000, &v)))
+			s->queue_capacity = v;
+		break;
+	case OPT_BACKLOG:
+		if (!(rc = number("--backlog", arg, 1, 65535, &v)))
+			s->backlog = (int)v;
+		break;
+	case OPT_OVERFLOW:
+		if (strcmp(arg, "wait") == 0)
+			s->overflow = PE_OVERFLOW_WAIT;
+		else if (strcmp(arg, "reject") == 0)
+			s->overflow = PE_OVERFLOW_REJECT;
+		else
+			rc = bad_value("--overflow", arg, "'wait' or 'reject'");
+		break;
+	case 't':
+		if (!(rc = seconds("-t/--idle-timeout", arg, &v)))
+			s->idle_timeout_ms = (unsigned)v;
+		break;
+	case OPT_GRACE:
+		if (!(rc = seconds("--grace", arg, &v)))
+			s->grace_ms = (unsigned)v;
+		break;
+	case OPT_STATS_INTERVAL:
+		if (!(rc = seconds("--stats-interval", arg, &v)))
+			opt->stats_interval_ms = v;
+		break;
+	case OPT_BUFFER_SIZE:
+		if (!(rc = size("--buffer-size", arg, 1024, 16UL << 20, &v)))
+			s->buffer_size = v;
+		break;
+	case OPT_STACK_SIZE:
+		if (!(rc = size("--stack-size", arg, 64UL << 10, 64UL << 20, &v)))
+			s->stack_size = v;
+		break;
+	case OPT_LOG_LEVEL:
+		rc = log_level(arg, &opt->log_level);
+		break;
+	case 'v':
+		opt->log_level = PE_LOG_DEBUG;
+		break;
+	}
+	return rc;
+}
+
+int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
+{
+	int ch;
+
+	memset(opt, 0, sizeof *opt);
+	pe_server_config_init(&opt->server);
+	opt->log_level = PE_LOG_INFO;
+	opterr = 0; /* we word the errors ourselves */
+	while ((ch = getopt_long(argc, argv, ":b:p:w:q:t:vhV", long_options, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			printf(PROGRAM " (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
+			return 0;
+		case ':':
+			if (optopt)
+				return usage_error("option -%c needs a value", optopt);
+			return usage_error("option %s needs a value", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return usage_error("unknown option -%c", optopt);
+			return usage_error("unknown option %s", argv[optind - 1]);
+		default:
+			if (apply(ch, optarg, opt))
+				return 2;
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s' (" PROGRAM " takes only options)",
+		                   argv[optind]);
+	return -1;
+}

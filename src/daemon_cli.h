@@ -1,0 +1,20 @@
+/*
+ * daemon_cli.h -- poolechod's command line: options into a server config.
+ */
+#ifndef POOLECHO_DAEMON_CLI_H
+#define POOLECHO_DAEMON_CLI_H
+
+#include <poolecho/server.h>
+
+struct daemon_options {
+	struct pe_server_config server;
+	unsigned long stats_interval_ms; /* 0 = no periodic stats line */
+	enum pe_log_level log_level;
+};
+
+/* Fill OPT from ARGV. Returns -1 to go on and start the server, or the
+ * status to exit with: 0 after --help or --version, 2 after a usage error
+ * (already reported on stderr). */
+int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt);
+
+#endif /* POOLECHO_DAEMON_CLI_H */

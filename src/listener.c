@@ -1,0 +1,171 @@
+/*
+ * listener.c -- the accept loop. It owns the listening socket, hands each
+ * accepted socket to the queue, and applies the overflow policy when the
+ * queue is full. The listening socket is non-blocking: under load accept4()
+ * succeeds straight away, and poll(2) is only entered when there is nothing
+ * to accept, watching the stop pipe too.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "listener.h"
+
+/* How long to stay away from accept(2) after running out of descriptors or
+ * memory: the kernel backlog keeps clients waiting meanwhile, and a worker
+ * finishing frees a descriptor. */
+#define BACKOFF_MS 100
+/* A recurring accept error is logged at most this often. */
+#define ERROR_LOG_INTERVAL_S 10
+
+struct error_log {
+	int last_errno;
+	time_t last_logged;
+	unsigned long suppressed;
+};
+
+static time_t now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Log an accept error, but the same error at most every ERROR_LOG_INTERVAL_S. */
+static void log_accept_error(pe_server *srv, struct error_log *el, int err)
+{
+	time_t now = now_s();
+
+	pe_counter_add(&srv->listener.accept_errors, 1);
+	if (err == el->last_errno && now - el->last_logged < ERROR_LOG_INTERVAL_S) {
+		el->suppressed++;
+		return;
+	}
+	if (el->suppressed)
+		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (%lu more errors not logged)",
+		               strerror(err), el->suppressed);
+	else
+		pe_server_logf(srv, PE_LOG_WARN, "accept: %s", strerror(err));
+	if (err == EMFILE || err == ENFILE)
+		pe_server_logf(srv, PE_LOG_WARN,
+		               "out of file descriptors: pausing accept for %d ms at a time "
+		               "(raise 'ulimit -n' or lower --workers/--queue)", BACKOFF_MS);
+	el->last_errno = err;
+	el->last_logged = now;
+	el->suppressed = 0;
+}
+
+/* Wait until the listener is readable, the stop pipe is, or TIMEOUT_MS passes.
+ * Returns 1 to stop, 0 otherwise. */
+static int wait_readable(pe_server *srv, int timeout_ms)
+{
+	struct pollfd pfd[2] = {
+		{.fd = srv->listen_fd, .events = POLLIN},
+		{.fd = srv->wake[0], .events = POLLIN},
+	};
+
+	if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR)
+		return 0; /* ENOMEM: retry, accept4 will tell */
+	return pfd[1].revents != 0 || atomic_load(&srv->stop_requested);
+}
+
+static int accept_one(int listen_fd)
+{
+#ifdef HAVE_ACCEPT4
+	return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+#else
+	int fd = accept(listen_fd, NULL, NULL);
+	if (fd >= 0) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		/* BSDs let accepted sockets inherit O_NONBLOCK; workers need blocking ones. */
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	}
+	return fd;
+#endif
+}
+
+/* Hand FD to the workers, or apply the overflow policy. 1 to stop, else 0. */
+static int hand_off(pe_server *srv, int fd)
+{
+	int rc;
+
+	pe_server_hand_off_begin(srv);
+	rc = pe_queue_try_push(srv->queue, &fd);
+	if (rc == 0)
+		return 0;
+	pe_server_hand_off_cancel(srv);
+	close(fd);
+	if (rc == -EAGAIN) {
+		/* Only PE_OVERFLOW_REJECT gets here: WAIT made room before accepting. */
+		pe_counter_add(&srv->listener.rejected, 1);
+		return 0;
+	}
+	return 1; /* -ESHUTDOWN */
+}
+
+int pe_listener_run(pe_server *srv)
+{
+	struct error_log el = {0};
+	const int one = 1;
+
+	while (!atomic_load(&srv->stop_requested)) {
+		int fd;
+
+		/* Wait policy: accept nothing we could not queue, so waiting
+		 * clients stay in the kernel's backlog, not in our hands. */
+		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && pe_queue_wait_space(srv->queue) < 0)
+			break;
+
+		fd = accept_one(srv->listen_fd);
+		if (fd < 0) {
+			switch (errno) {
+			case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+			case EWOULDBLOCK:
+#endif
+				if (wait_readable(srv, -1))
+					return 0;
+				continue;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;  /* the client went away before we took it */
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				log_accept_error(srv, &el, errno);
+				if (wait_readable(srv, BACKOFF_MS) && atomic_load(&srv->stop_requested))
+					return 0;
+				continue;
+			case EBADF:
+			case EINVAL:
+			case ENOTSOCK:
+			case EOPNOTSUPP:
+			case EFAULT:
+				pe_server_logf(srv, PE_LOG_ERROR, "accept: %s: giving up", strerror(errno));
+				return -errno;
+			default:
+				/* Linux passes on pending network errors (ENETDOWN, EHOSTUNREACH...). */
+				log_accept_error(srv, &el, errno);
+				continue;
+			}
+		}
+		pe_counter_add(&srv->listener.accepted, 1);
+		/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (hand_off(srv, fd))
+			break;
+	}
+	return 0;
+}

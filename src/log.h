@@ -1,0 +1,21 @@
+/*
+ * log.h -- the programs' log: one line per event on stderr, with an
+ * ISO 8601 UTC timestamp and a level, written with a single write(2) so
+ * lines from different threads never interleave.
+ */
+#ifndef POOLECHO_LOG_H
+#define POOLECHO_LOG_H
+
+#include <poolecho/server.h>
+
+void pe_log_set_program(const char *name);
+void pe_log_set_level(enum pe_log_level level);
+enum pe_log_level pe_log_get_level(void);
+
+void pe_log(enum pe_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A pe_log_fn for pe_server_config.log: CTX is unused. */
+void pe_log_sink(void *ctx, enum pe_log_level level, const char *message);
+
+#endif /* POOLECHO_LOG_H */

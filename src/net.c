@@ -1,0 +1,214 @@
+/*
+ * net.c -- socket helpers: listen, connect, resolve, format an address,
+ * and the full-length read and write loops every echo path needs.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "net.h"
+
+static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(char *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, PE_NET_ERRLEN, fmt, ap);
+	va_end(ap);
+}
+
+void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
+{
+	char host[64], serv[8];
+
+	if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
+	                NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(out, PE_NET_ADDRLEN, "(unknown address)");
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		snprintf(out, PE_NET_ADDRLEN, "[%s]:%s", host, serv);
+	else
+		snprintf(out, PE_NET_ADDRLEN, "%s:%s", host, serv);
+}
+
+static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int dual_stack)
+{
+	int one = 1, zero = 0;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+		goto fail;
+	/* An explicit IPv6 address means IPv6 only; "all addresses" means both. */
+	if (sa->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one) < 0)
+		goto fail;
+	if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	return -e;
+}
+
+int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_ERRLEN])
+{
+	char portstr[16], where[PE_NET_ADDRLEN];
+	struct addrinfo hints, *res, *ai;
+	int fd = -EADDRNOTAVAIL, rc;
+
+	if (port > 65535) {
+		set_err(err, "port %u: out of range, expected 0 to 65535", port);
+		return -EINVAL;
+	}
+	snprintf(portstr, sizeof portstr, "%u", port);
+	if (!host) {
+		/* All addresses: IPv6 dual-stack where the kernel has IPv6. */
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+		                          .sin6_addr = IN6ADDR_ANY_INIT};
+		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		                         .sin_addr.s_addr = htonl(INADDR_ANY)};
+		fd = listen_on((struct sockaddr *)&s6, sizeof s6, backlog, 1);
+		if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
+			fd = listen_on((struct sockaddr *)&s4, sizeof s4, backlog, 0);
+		if (fd < 0)
+			set_err(err, "cannot listen on all addresses port %s: %s", portstr, strerror(-fd));
+		return fd;
+	}
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0) {
+		set_err(err, "cannot resolve listen address '%s': %s", host,
+		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, 0);
+		if (fd >= 0)
+			break;
+		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
+		set_err(err, "cannot listen on %s: %s", where, strerror(-fd));
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *addr,
+                   socklen_t *len, char err[PE_NET_ERRLEN])
+{
+	struct addrinfo hints, *res;
+	int rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		set_err(err, "cannot resolve %s port %s: %s", host, port,
+		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
+{
+	struct addrinfo hints, *res, *ai;
+	char where[PE_NET_ADDRLEN];
+	int fd = -ECONNREFUSED, rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		set_err(err, "cannot resolve %s port %s: %s", host, port,
+		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		rc = errno;
+		if (fd >= 0)
+			close(fd);
+		fd = -rc;
+		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
+		set_err(err, "cannot connect to %s: %s", where, strerror(rc));
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int pe_net_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t pe_net_read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int pe_net_set_timeouts(int fd, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+		return -errno;
+	return 0;
+}

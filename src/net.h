@@ -1,0 +1,45 @@
+/*
+ * net.h -- socket helpers shared by the daemon, the client and the tests.
+ * Like Redis's anet.c they never print or exit: they return 0 or a negative
+ * errno, and where there is more to say (which address, what the resolver
+ * said) they fill ERR, so each caller reports in its own way.
+ */
+#ifndef POOLECHO_NET_H
+#define POOLECHO_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define PE_NET_ERRLEN 256
+#define PE_NET_ADDRLEN 80 /* "[ipv6%scope]:port" fits */
+
+/* Resolve HOST (NULL = all addresses: "::" dual-stack, else "0.0.0.0"),
+ * bind PORT and listen with BACKLOG. Returns the listening descriptor
+ * (close-on-exec, SO_REUSEADDR) or a negative errno; ERR says which address failed. */
+int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_ERRLEN]);
+
+/* Connect a TCP socket to HOST:PORT (any address family the resolver
+ * gives, tried in order). Returns the descriptor or a negative errno. */
+int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);
+
+/* Resolve HOST:PORT to its first address (for clients that connect many
+ * times). 0 or a negative errno (-EINVAL for a resolver failure, with ERR). */
+int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *addr,
+                   socklen_t *len, char err[PE_NET_ERRLEN]);
+
+/* "1.2.3.4:80" or "[::1]:80". */
+void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN]);
+
+/* Write all LEN bytes, looping over short writes and EINTR, without
+ * SIGPIPE. 0, or a negative errno (-EAGAIN after SO_SNDTIMEO expired). */
+int pe_net_write_all(int fd, const void *buf, size_t len);
+
+/* Read exactly LEN bytes unless the peer closes first. Returns bytes read
+ * (< LEN only at end of stream) or a negative errno. */
+ssize_t pe_net_read_full(int fd, void *buf, size_t len);
+
+/* SO_RCVTIMEO and SO_SNDTIMEO to MS milliseconds (0 = none). */
+int pe_net_set_timeouts(int fd, unsigned ms);
+
+#endif /* POOLECHO_NET_H */

@@ -1,0 +1,19 @@
+/*
+ * parse.h -- strict number parsing for the command lines: the whole string
+ * must be a decimal number within range; no sign tricks, no trailing junk.
+ */
+#ifndef POOLECHO_PARSE_H
+#define POOLECHO_PARSE_H
+
+/* 0 when S is a decimal integer in [MIN, MAX] (stored in *OUT); -EINVAL when
+ * it is not a number, -ERANGE when out of range. */
+int pe_parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+
+/* Like pe_parse_ulong for a duration in seconds with up to three decimals
+ * ("1.5"), stored in milliseconds. */
+int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_ms);
+
+/* A size with an optional binary suffix: k/K (KiB), m/M (MiB), g/G (GiB). */
+int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+
+#endif /* POOLECHO_PARSE_H */

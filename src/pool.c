@@ -1,0 +1,109 @@
+/*
+ * pool.c -- a fixed set of worker threads, each popping items from a
+ * pe_queue and handing them to one handler. Workers leave when the queue is
+ * closed and empty; nothing is cancelled and nothing polls a flag.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <poolecho/pool.h>
+
+struct worker {
+	pthread_t thread;
+	struct pe_pool *pool;
+	unsigned index;
+};
+
+struct pe_pool {
+	struct pe_pool_config cfg;
+	unsigned started;
+	struct worker *workers;
+	unsigned char *item;   /* one item buffer per worker, item_size each */
+	size_t item_size;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pe_pool *pool = w->pool;
+	void *item = pool->item + (size_t)w->index * pool->item_size;
+
+	while (pe_queue_pop(pool->cfg.queue, item) == 0)
+		pool->cfg.handler(pool->cfg.ctx, w->index, item);
+	return NULL;
+}
+
+static void join_started(struct pe_pool *pool)
+{
+	for (unsigned i = 0; i < pool->started; i++)
+		pthread_join(pool->workers[i].thread, NULL);
+}
+
+static void pool_free(struct pe_pool *pool)
+{
+	free(pool->item);
+	free(pool->workers);
+	free(pool);
+}
+
+int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
+{
+	struct pe_pool *pool;
+	pthread_attr_t attr;
+	int rc = 0;
+
+	*out = NULL;
+	if (!cfg || cfg->workers == 0 || !cfg->queue || !cfg->handler)
+		return -EINVAL;
+	pool = calloc(1, sizeof *pool);
+	if (!pool)
+		return -ENOMEM;
+	pool->cfg = *cfg;
+	pool->item_size = pe_queue_item_size(cfg->queue);
+	pool->workers = calloc(cfg->workers, sizeof *pool->workers);
+	pool->item = calloc(cfg->workers, pool->item_size);
+	if (!pool->workers || !pool->item) {
+		pool_free(pool);
+		return -ENOMEM;
+	}
+	pthread_attr_init(&attr);
+	if (cfg->stack_size) {
+		size_t min = (size_t)PTHREAD_STACK_MIN;
+		size_t size = cfg->stack_size < min ? min : cfg->stack_size;
+		rc = -pthread_attr_setstacksize(&attr, size);
+	}
+	for (unsigned i = 0; rc == 0 && i < cfg->workers; i++) {
+		struct worker *w = &pool->workers[i];
+		w->pool = pool;
+		w->index = i;
+		rc = -pthread_create(&w->thread, &attr, worker_main, w);
+		if (rc == 0)
+			pool->started++;
+	}
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pe_queue_close(cfg->queue);
+		join_started(pool);
+		pool_free(pool);
+		return rc;
+	}
+	*out = pool;
+	return 0;
+}
+
+void pe_pool_join(pe_pool *pool)
+{
+	if (!pool)
+		return;
+	join_started(pool);
+	pool_free(pool);
+}
+
+unsigned pe_pool_size(const pe_pool *pool)
+{
+	return pool->cfg.workers;
+}

@@ -1,0 +1,207 @@
+/*
+ * poolechod.c -- the echo daemon: parse the command line, raise the
+ * descriptor limit, start the server, and turn signals into stops and
+ * stats lines. Signals are taken by sigwait(2) on a thread of their own,
+ * so no handler ever runs inside the server's code.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <poolecho/server.h>
+
+#include "daemon_cli.h"
+#include "log.h"
+#include "net.h"
+
+/* Descriptors beyond one per worker and per queued connection: the
+ * listener, the stop pipe, stdio, and room for a few in transit. */
+#define SPARE_FDS 32
+
+struct signal_thread {
+	pthread_t thread;
+	sigset_t set;
+	pe_server *server;
+	const struct daemon_options *opt;
+	atomic_int done;            /* set by main before it wakes us with SIGUSR2 */
+};
+
+static void log_stats(pe_server *srv, const char *prefix)
+{
+	struct pe_server_stats s;
+	char line[512];
+
+	pe_server_stats(srv, &s);
+	pe_server_stats_format(&s, line, sizeof line);
+	pe_log(PE_LOG_INFO, "%s%s", prefix, line);
+}
+
+static int next_signal(struct signal_thread *st)
+{
+	struct timespec ts;
+	int sig;
+
+	if (!st->opt->stats_interval_ms) {
+		if (sigwait(&st->set, &sig) != 0)
+			return -1;
+		return sig;
+	}
+	ts.tv_sec = (time_t)(st->opt->stats_interval_ms / 1000);
+	ts.tv_nsec = (long)(st->opt->stats_interval_ms % 1000) * 1000000L;
+	sig = sigtimedwait(&st->set, NULL, &ts);
+	if (sig < 0 && errno == EAGAIN)
+		return 0; /* the interval passed */
+	return sig;
+}
+
+static void *signal_main(void *arg)
+{
+	struct signal_thread *st = arg;
+	int stops = 0;
+
+	while (!atomic_load(&st->done)) {
+		int sig = next_signal(st);
+
+		switch (sig) {
+		case 0:
+			log_stats(st->server, "stats: ");
+			break;
+		case SIGUSR1:
+			log_stats(st->server, "stats: ");
+			break;
+		case SIGINT:
+		case SIGTERM:
+			if (stops++ == 0) {
+				pe_log(PE_LOG_INFO, "%s received: stopping (grace %u.%03us; "
+				       "send it again to stop at once)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+				       st->opt->server.grace_ms / 1000, st->opt->server.grace_ms % 1000);
+				pe_server_stop(st->server);
+			} else {
+				pe_log(PE_LOG_INFO, "%s received again: closing every connection now",
+				       sig == SIGINT ? "SIGINT" : "SIGTERM");
+				pe_server_stop_now(st->server);
+			}
+			break;
+		default:
+			break; /* SIGUSR2 from main, or EINTR */
+		}
+	}
+	return NULL;
+}
+
+/* Make sure every worker and queued connection can hold a descriptor. */
+static void raise_fd_limit(const struct pe_server_config *cfg)
+{
+	rlim_t need = (rlim_t)cfg->workers + cfg->queue_capacity + SPARE_FDS;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		pe_log(PE_LOG_WARN, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	rlim_t old = rl.rlim_cur;
+	rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) ? need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		pe_log(PE_LOG_WARN, "cannot raise the descriptor limit from %llu to %llu: %s",
+		       (unsigned long long)old, (unsigned long long)rl.rlim_cur, strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < need)
+		pe_log(PE_LOG_WARN, "descriptor limit raised from %llu only to the hard limit %llu; "
+		       "%u workers and a queue of %zu need %llu: accepting will pause when they run out",
+		       (unsigned long long)old, (unsigned long long)rl.rlim_cur, cfg->workers,
+		       cfg->queue_capacity, (unsigned long long)need);
+	else
+		pe_log(PE_LOG_INFO, "descriptor limit raised from %llu to %llu",
+		       (unsigned long long)old, (unsigned long long)need);
+}
+
+static void log_listening(pe_server *srv, const struct daemon_options *opt)
+{
+	const struct pe_server_config *c = &opt->server;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char where[PE_NET_ADDRLEN];
+
+	pe_server_address(srv, &ss, &len);
+	pe_net_format((struct sockaddr *)&ss, len, where);
+	pe_log(PE_LOG_INFO, "listening on %s (workers=%u queue=%zu overflow=%s idle-timeout=%u.%03us "
+	       "grace=%u.%03us backlog=%d)", where, c->workers, c->queue_capacity,
+	       c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", c->idle_timeout_ms / 1000,
+	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, c->backlog);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_options opt;
+	struct signal_thread st;
+	pe_server *srv;
+	int rc;
+
+	rc = daemon_cli_parse(argc, argv, &opt);
+	if (rc >= 0)
+		return rc;
+	pe_log_set_program("poolechod");
+	pe_log_set_level(opt.log_level);
+	opt.server.log = pe_log_sink;
+	opt.server.log_level = opt.log_level;
+
+	/* A client that resets while we write must cost an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	/* Block before any thread starts, so all of them inherit the mask and
+	 * only the signal thread ever takes these. */
+	sigemptyset(&st.set);
+	sigaddset(&st.set, SIGINT);
+	sigaddset(&st.set, SIGTERM);
+	sigaddset(&st.set, SIGUSR1);
+	sigaddset(&st.set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+
+	raise_fd_limit(&opt.server);
+	rc = pe_server_create(&srv, &opt.server);
+	if (rc < 0) {
+		if (rc == -EAGAIN)
+			pe_log(PE_LOG_ERROR, "cannot start: not enough threads for %u workers "
+			       "(see 'ulimit -u', /proc/sys/kernel/threads-max and vm.max_map_count)",
+			       opt.server.workers);
+		else
+			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
+		return 1;
+	}
+	log_listening(srv, &opt);
+
+	st.server = srv;
+	st.opt = &opt;
+	atomic_init(&st.done, 0);
+	rc = pthread_create(&st.thread, NULL, signal_main, &st);
+	if (rc != 0) {
+		pe_log(PE_LOG_ERROR, "cannot start the signal thread: %s", strerror(rc));
+		pe_server_destroy(srv);
+		return 1;
+	}
+
+	rc = pe_server_run(srv);
+
+	atomic_store(&st.done, 1);
+	pthread_kill(st.thread, SIGUSR2);
+	pthread_join(st.thread, NULL);
+	log_stats(srv, "stopped: ");
+	pe_server_destroy(srv);
+	if (rc < 0) {
+		pe_log(PE_LOG_ERROR, "accepting failed: %s", strerror(-rc));
+		return 1;
+	}
+	return 0;
+}

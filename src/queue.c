@@ -1,0 +1,203 @@
+/*
+ * queue.c -- the bounded FIFO between the accept loop and the workers: a
+ * ring of fixed-size items, one mutex, and a condition variable for each
+ * side. Signals go out only when someone waits, so the common hand-off to
+ * an already-running worker costs a lock and a memcpy, no futex wake.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <poolecho/queue.h>
+
+struct pe_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty;  /* poppers wait here */
+	pthread_cond_t not_full;   /* pushers and wait_space wait here */
+	size_t capacity, item_size;
+	size_t head, length;       /* oldest item at head */
+	unsigned waiting_pop, waiting_push;
+	int closed;
+	unsigned char *items;
+};
+
+int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size)
+{
+	pe_queue *q;
+
+	*out = NULL;
+	if (capacity == 0 || item_size == 0 || capacity > SIZE_MAX / item_size)
+		return -EINVAL;
+	q = calloc(1, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	q->items = malloc(capacity * item_size);
+	if (!q->items) {
+		free(q);
+		return -ENOMEM;
+	}
+	q->capacity = capacity;
+	q->item_size = item_size;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->not_empty, NULL);
+	pthread_cond_init(&q->not_full, NULL);
+	*out = q;
+	return 0;
+}
+
+void pe_queue_destroy(pe_queue *q)
+{
+	if (!q)
+		return;
+	pthread_cond_destroy(&q->not_full);
+	pthread_cond_destroy(&q->not_empty);
+	pthread_mutex_destroy(&q->lock);
+	free(q->items);
+	free(q);
+}
+
+/* Both take and leave the lock held. */
+static void put_locked(pe_queue *q, const void *item)
+{
+	size_t tail = (q->head + q->length) % q->capacity;
+
+	memcpy(q->items + tail * q->item_size, item, q->item_size);
+	q->length++;
+	if (q->waiting_pop)
+		pthread_cond_signal(&q->not_empty);
+}
+
+static void take_locked(pe_queue *q, void *item)
+{
+	memcpy(item, q->items + q->head * q->item_size, q->item_size);
+	q->head = (q->head + 1) % q->capacity;
+	q->length--;
+	if (q->waiting_push)
+		pthread_cond_signal(&q->not_full);
+}
+
+/* Wait while full and open; the lock is held. */
+static int wait_not_full_locked(pe_queue *q)
+{
+	while (!q->closed && q->length == q->capacity) {
+		q->waiting_push++;
+		pthread_cond_wait(&q->not_full, &q->lock);
+		q->waiting_push--;
+	}
+	return q->closed ? -ESHUTDOWN : 0;
+}
+
+int pe_queue_push(pe_queue *q, const void *item)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	rc = wait_not_full_locked(q);
+	if (rc == 0)
+		put_locked(q, item);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int pe_queue_try_push(pe_queue *q, const void *item)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->closed)
+		rc = -ESHUTDOWN;
+	else if (q->length == q->capacity)
+		rc = -EAGAIN;
+	else
+		put_locked(q, item);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int pe_queue_wait_space(pe_queue *q)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	rc = wait_not_full_locked(q);
+	/* Several waiters may share one freed slot; pass the wake-up on so a
+	 * waiting pusher is not left behind by a wait_space caller. */
+	if (rc == 0 && q->waiting_push && q->length < q->capacity)
+		pthread_cond_signal(&q->not_full);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int pe_queue_pop(pe_queue *q, void *item)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->length == 0 && !q->closed) {
+		q->waiting_pop++;
+		pthread_cond_wait(&q->not_empty, &q->lock);
+		q->waiting_pop--;
+	}
+	if (q->length > 0)
+		take_locked(q, item);
+	else
+		rc = -ESHUTDOWN;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int pe_queue_try_pop(pe_queue *q, void *item)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->length > 0)
+		take_locked(q, item);
+	else
+		rc = q->closed ? -ESHUTDOWN : -EAGAIN;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+void pe_queue_close(pe_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->closed = 1;
+	pthread_cond_broadcast(&q->not_empty);
+	pthread_cond_broadcast(&q->not_full);
+	pthread_mutex_unlock(&q->lock);
+}
+
+size_t pe_queue_length(pe_queue *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->length;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+size_t pe_queue_capacity(const pe_queue *q)
+{
+	return q->capacity;
+}
+
+size_t pe_queue_item_size(const pe_queue *q)
+{
+	return q->item_size;
+}
+
+int pe_queue_is_closed(pe_queue *q)
+{
+	int closed;
+
+	pthread_mutex_lock(&q->lock);
+	closed = q->closed;
+	pthread_mutex_unlock(&q->lock);
+	return closed;
+}

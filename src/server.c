@@ -1,0 +1,363 @@
+/*
+ * server.c -- the server's life cycle: create (listen, queue, pool), run
+ * (the accept loop, then the graceful stop), and the worker's handler that
+ * echoes one connection at a time.
+ *
+ * A stop closes the queue (waking everyone), lets outstanding connections
+ * run until they end or the grace deadline passes, then shuts down the
+ * sockets still open -- shutdown(2) wakes a worker blocked in read -- and
+ * joins every worker.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "echo.h"
+#include "listener.h"
+#include "net.h"
+#include "server_internal.h"
+
+void pe_server_config_init(struct pe_server_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->bind_address = NULL;
+	cfg->port = PE_DEFAULT_PORT;
+	cfg->workers = PE_DEFAULT_WORKERS;
+	cfg->queue_capacity = PE_DEFAULT_QUEUE;
+	cfg->backlog = PE_DEFAULT_BACKLOG;
+	cfg->overflow = PE_OVERFLOW_WAIT;
+	cfg->idle_timeout_ms = PE_DEFAULT_IDLE_TIMEOUT_MS;
+	cfg->grace_ms = PE_DEFAULT_GRACE_MS;
+	cfg->buffer_size = PE_DEFAULT_BUFFER_SIZE;
+	cfg->stack_size = PE_DEFAULT_STACK_SIZE;
+	cfg->log_level = PE_LOG_INFO;
+}
+
+void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!pe_server_logs(srv, level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	srv->cfg.log(srv->cfg.log_ctx, level, msg);
+}
+
+void pe_server_hand_off_begin(pe_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->outstanding++;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* A connection is finished (or dropped unserved): wake a stop that waits. */
+static void finish_locked(pe_server *srv)
+{
+	srv->outstanding--;
+	if (srv->stopping)
+		pthread_cond_broadcast(&srv->drained);
+}
+
+void pe_server_hand_off_cancel(pe_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	finish_locked(srv);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static const char *end_reason(enum pe_echo_end end)
+{
+	switch (end) {
+	case PE_ECHO_EOF: return "closed by client";
+	case PE_ECHO_TIMEOUT: return "idle timeout";
+	case PE_ECHO_ERROR: return "error";
+	}
+	return "?";
+}
+
+static void log_connection(pe_server *srv, int fd, const char *what, const char *why, int err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char peer[PE_NET_ADDRLEN] = "(unknown peer)";
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		pe_net_format((struct sockaddr *)&ss, len, peer);
+	if (err)
+		pe_server_logf(srv, PE_LOG_DEBUG, "%s %s: %s: %s", what, peer, why, strerror(err));
+	else if (why)
+		pe_server_logf(srv, PE_LOG_DEBUG, "%s %s: %s", what, peer, why);
+	else
+		pe_server_logf(srv, PE_LOG_DEBUG, "%s %s", what, peer);
+}
+
+/* The pool's handler: echo one accepted socket until it ends. */
+static void serve_connection(void *ctx, unsigned worker, void *item)
+{
+	pe_server *srv = ctx;
+	struct pe_worker_slot *slot = &srv->slots[worker];
+	int fd = *(int *)item, err = 0, hard_stop;
+	enum pe_echo_end end = PE_ECHO_ERROR;
+
+	pthread_mutex_lock(&srv->lock);
+	hard_stop = srv->hard_stop;
+	if (!hard_stop)
+		slot->fd = fd;   /* now a hard stop can shut it down */
+	pthread_mutex_unlock(&srv->lock);
+
+	if (!hard_stop && !slot->buf && !(slot->buf = malloc(srv->cfg.buffer_size))) {
+		pe_server_logf(srv, PE_LOG_ERROR, "worker %u: cannot allocate a %zu-byte buffer: %s",
+		               worker, srv->cfg.buffer_size, strerror(ENOMEM));
+		hard_stop = 1;
+	}
+	if (!hard_stop) {
+		if (pe_server_logs(srv, PE_LOG_DEBUG))
+			log_connection(srv, fd, "connection from", NULL, 0);
+		if (srv->cfg.idle_timeout_ms)
+			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms);
+		end = pe_echo_serve(fd, slot->buf, srv->cfg.buffer_size, &slot->counters, &err);
+		if (end == PE_ECHO_TIMEOUT)
+			pe_counter_add(&slot->counters.timeouts, 1);
+		if (pe_server_logs(srv, PE_LOG_DEBUG))
+			log_connection(srv, fd, "closed", end_reason(end), err);
+	}
+	pe_counter_add(&slot->counters.served, 1);
+
+	pthread_mutex_lock(&srv->lock);
+	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
+	finish_locked(srv);
+	pthread_mutex_unlock(&srv->lock);
+	close(fd);
+}
+
+static int check_config(const struct pe_server_config *cfg)
+{
+	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS || cfg->queue_capacity < 1 ||
+	    cfg->backlog < 1 || cfg->port > 65535 || cfg->buffer_size < 1 ||
+	    (cfg->overflow != PE_OVERFLOW_WAIT && cfg->overflow != PE_OVERFLOW_REJECT))
+		return -EINVAL;
+	return 0;
+}
+
+static void server_free(pe_server *srv)
+{
+	if (srv->slots)
+		for (unsigned i = 0; i < srv->cfg.workers; i++)
+			free(srv->slots[i].buf);
+	free(srv->slots);
+	pe_queue_destroy(srv->queue);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	if (srv->wake[0] >= 0)
+		close(srv->wake[0]);
+	if (srv->wake[1] >= 0)
+		close(srv->wake[1]);
+	pthread_cond_destroy(&srv->drained);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv->bind_address);
+	free(srv);
+}
+
+static int open_listener(pe_server *srv)
+{
+	char err[PE_NET_ERRLEN] = "";
+	int fd = pe_net_listen(srv->bind_address, srv->cfg.port, srv->cfg.backlog, err);
+
+	if (fd < 0) {
+		pe_server_logf(srv, PE_LOG_ERROR, "%s", err);
+		return fd;
+	}
+	srv->listen_fd = fd;
+	srv->addr_len = sizeof srv->addr;
+	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
+{
+	struct pe_pool_config pc;
+	pthread_condattr_t ca;
+	pe_server *srv;
+	int rc;
+
+	*out = NULL;
+	if ((rc = check_config(cfg)) < 0)
+		return rc;
+	srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return -ENOMEM;
+	srv->cfg = *cfg;
+	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->drained, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&srv->stop_requested, 0);
+	if (cfg->bind_address && !(srv->bind_address = strdup(cfg->bind_address))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	srv->cfg.bind_address = srv->bind_address;
+	srv->slots = calloc(cfg->workers, sizeof *srv->slots);
+	if (!srv->slots) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->workers; i++)
+		srv->slots[i].fd = -1;
+	if (pipe(srv->wake) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	fcntl(srv->wake[0], F_SETFD, FD_CLOEXEC);
+	fcntl(srv->wake[1], F_SETFD, FD_CLOEXEC);
+	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);
+	if ((rc = open_listener(srv)) < 0)
+		goto fail;
+	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, sizeof(int))) < 0)
+		goto fail;
+
+	pc.workers = cfg->workers;
+	pc.stack_size = cfg->stack_size;
+	pc.queue = srv->queue;
+	pc.handler = serve_connection;
+	pc.ctx = srv;
+	if ((rc = pe_pool_start(&srv->pool, &pc)) < 0) {
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s", cfg->workers,
+		               strerror(-rc));
+		goto fail;
+	}
+	*out = srv;
+	return 0;
+fail:
+	server_free(srv);
+	return rc;
+}
+
+int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len)
+{
+	memcpy(addr, &srv->addr, srv->addr_len);
+	*len = srv->addr_len;
+	return 0;
+}
+
+unsigned pe_server_port(const pe_server *srv)
+{
+	if (srv->addr.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&srv->addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&srv->addr)->sin_port);
+}
+
+static void request_stop(pe_server *srv, int now)
+{
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->stopping) {
+		srv->stopping = 1;
+		clock_gettime(CLOCK_MONOTONIC, &srv->stop_time);
+	}
+	if (now)
+		srv->stop_now = 1;
+	pthread_cond_broadcast(&srv->drained);
+	pthread_mutex_unlock(&srv->lock);
+	atomic_store(&srv->stop_requested, 1);
+	/* The pipe wakes a poll(2); closing the queue wakes a wait for space. */
+	if (write(srv->wake[1], "", 1) < 0 && errno != EAGAIN)
+		pe_server_logf(srv, PE_LOG_WARN, "stop: cannot wake the accept loop: %s",
+		               strerror(errno));
+	pe_queue_close(srv->queue);
+}
+
+void pe_server_stop(pe_server *srv) { request_stop(srv, 0); }
+void pe_server_stop_now(pe_server *srv) { request_stop(srv, 1); }
+
+/* Wait, up to the grace deadline, for outstanding connections to end. */
+static void wait_for_drain(pe_server *srv)
+{
+	struct timespec deadline;
+
+	pthread_mutex_lock(&srv->lock);
+	deadline = srv->stop_time;
+	deadline.tv_sec += srv->cfg.grace_ms / 1000;
+	deadline.tv_nsec += (long)(srv->cfg.grace_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	if (srv->outstanding && !srv->stop_now)
+		pe_server_logf(srv, PE_LOG_INFO, "stopping: %lu connection(s) open, waiting up to %u.%03us",
+		               srv->outstanding, srv->cfg.grace_ms / 1000, srv->cfg.grace_ms % 1000);
+	/* drained waits on CLOCK_MONOTONIC: a clock step cannot cut the grace short. */
+	while (srv->outstanding && !srv->stop_now &&
+	       pthread_cond_timedwait(&srv->drained, &srv->lock, &deadline) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Close what is still open, join the workers. Idempotent. */
+static void shut_down(pe_server *srv)
+{
+	unsigned long closed = 0;
+	int fd;
+
+	if (!srv->pool)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	srv->hard_stop = 1;
+	for (unsigned i = 0; i < srv->cfg.workers; i++)
+		if (srv->slots[i].fd >= 0) {
+			shutdown(srv->slots[i].fd, SHUT_RDWR);
+			closed++;
+		}
+	pthread_mutex_unlock(&srv->lock);
+	pe_queue_close(srv->queue);
+	while (pe_queue_try_pop(srv->queue, &fd) == 0) {
+		close(fd);
+		pe_server_hand_off_cancel(srv);
+		closed++;
+	}
+	if (closed)
+		pe_server_logf(srv, PE_LOG_INFO, "stopping: closed %lu connection(s) still open", closed);
+	pe_pool_join(srv->pool);
+	srv->pool = NULL;
+}
+
+int pe_server_run(pe_server *srv)
+{
+	int rc = pe_listener_run(srv);
+
+	/* Stop accepting at once: clients still in the backlog are refused
+	 * rather than left waiting for a server that is leaving. */
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+	if (rc < 0)
+		request_stop(srv, 1);
+	wait_for_drain(srv);
+	shut_down(srv);
+	return rc;
+}
+
+void pe_server_destroy(pe_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->pool) {
+		request_stop(srv, 1);
+		shut_down(srv);
+	}
+	server_free(srv);
+}

@@ -1,0 +1,61 @@
+/*
+ * server_internal.h -- the server's shared state, seen by server.c (life
+ * cycle and workers), listener.c (the accept loop) and stats.c.
+ *
+ * Lock order: srv->lock before the queue's lock; nothing takes srv->lock
+ * while holding the queue's.
+ */
+#ifndef POOLECHO_SERVER_INTERNAL_H
+#define POOLECHO_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include <poolecho/pool.h>
+#include <poolecho/queue.h>
+#include <poolecho/server.h>
+
+#include "stats.h"
+
+/* One per worker, on its own cache lines so counters do not false-share. */
+struct pe_worker_slot {
+	struct pe_worker_counters counters;
+	int fd;       /* connection being echoed, -1 when idle; guarded by srv->lock */
+	char *buf;    /* echo buffer, allocated by the worker on its first connection */
+} __attribute__((aligned(64)));
+
+struct pe_server {
+	struct pe_server_config cfg;
+	char *bind_address;                  /* our copy of cfg.bind_address */
+	int listen_fd;
+	int wake[2];                         /* pipe: pe_server_stop wakes the accept loop's poll */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	pe_queue *queue;                     /* of int: accepted sockets */
+	pe_pool *pool;
+	struct pe_worker_slot *slots;
+	struct pe_listener_counters listener;
+
+	pthread_mutex_t lock;
+	pthread_cond_t drained;              /* signalled as connections finish during a stop */
+	unsigned long outstanding;           /* handed to the queue and not yet finished */
+	int stopping, stop_now, hard_stop;
+	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
+	atomic_int stop_requested;           /* read by the accept loop without the lock */
+};
+
+void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline int pe_server_logs(const pe_server *srv, enum pe_log_level level)
+{
+	return srv->cfg.log && level <= srv->cfg.log_level;
+}
+
+/* Called by the accept loop: count a connection as outstanding before it
+ * is queued, and undo that if it could not be. */
+void pe_server_hand_off_begin(pe_server *srv);
+void pe_server_hand_off_cancel(pe_server *srv);
+
+#endif /* POOLECHO_SERVER_INTERNAL_H */

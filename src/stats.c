@@ -1,0 +1,41 @@
+/*
+ * stats.c -- sums the per-worker counters when someone asks (memcached's
+ * way), so counting costs the echo path no shared lock.
+ */
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "server_internal.h"
+
+void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
+{
+	struct pe_server_stats s = {0};
+
+	s.accepted = pe_counter_get(&srv->listener.accepted);
+	s.rejected = pe_counter_get(&srv->listener.rejected);
+	s.accept_errors = pe_counter_get(&srv->listener.accept_errors);
+	pthread_mutex_lock(&srv->lock);
+	for (unsigned i = 0; i < srv->cfg.workers; i++) {
+		struct pe_worker_counters *c = &srv->slots[i].counters;
+		s.bytes_in += pe_counter_get(&c->bytes_in);
+		s.bytes_out += pe_counter_get(&c->bytes_out);
+		s.served += pe_counter_get(&c->served);
+		s.timeouts += pe_counter_get(&c->timeouts);
+		s.active += srv->slots[i].fd >= 0;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	s.queued = pe_queue_length(srv->queue);
+	*out = s;
+}
+
+void pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size)
+{
+	snprintf(buf, size,
+	         "accepted=%" PRIu64 " rejected=%" PRIu64 " served=%" PRIu64 " active=%" PRIu64
+	         " queued=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " timeouts=%" PRIu64
+	         " accept_errors=%" PRIu64,
+	         s->accepted, s->rejected, s->served, s->active, s->queued, s->bytes_in,
+	         s->bytes_out, s->timeouts, s->accept_errors);
+}

@@ -1,0 +1,36 @@
+/*
+ * stats.h -- counters with a single writer each (one worker, or the accept
+ * loop), read by whoever asks for stats. Relaxed atomics keep readers
+ * race-free without a lock or a locked instruction on the echo path.
+ */
+#ifndef POOLECHO_STATS_H
+#define POOLECHO_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef _Atomic uint64_t pe_counter;
+
+/* Only the counter's one writer may call this. */
+static inline void pe_counter_add(pe_counter *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	                      memory_order_relaxed);
+}
+
+static inline uint64_t pe_counter_get(pe_counter *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* What one worker counts. */
+struct pe_worker_counters {
+	pe_counter bytes_in, bytes_out, served, timeouts;
+};
+
+/* What the accept loop counts. */
+struct pe_listener_counters {
+	pe_counter accepted, rejected, accept_errors;
+};
+
+#endif /* POOLECHO_STATS_H */
