@@ -18,7 +18,7 @@
 #define MAX_SECONDS_MS (86400UL * 1000UL) /* a day: longer is surely a typo */
 
 enum { OPT_BACKLOG = 256, OPT_OVERFLOW, OPT_GRACE, OPT_STATS_INTERVAL, OPT_LOG_LEVEL,
-       OPT_BUFFER_SIZE, OPT_STACK_SIZE };
+       OPT_BUFFER_SIZE, OPT_STACK_SIZE, OPT_BUSY_POLL, OPT_NO_SPLICE };
 
 static const struct option long_options[] = {
 	{"bind", required_argument, NULL, 'b'},
@@ -32,6 +32,8 @@ static const struct option long_options[] = {
 	{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 	{"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
 	{"stack-size", required_argument, NULL, OPT_STACK_SIZE},
+	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
+	{"no-splice", no_argument, NULL, OPT_NO_SPLICE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -59,6 +61,11 @@ static void usage(void)
 	       "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
 	       "      --buffer-size=BYTES    echo buffer per worker, k/m suffixes (default %uk)\n"
 	       "      --stack-size=BYTES     stack per worker thread, k/m suffixes (default %uk)\n"
+	       "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
+	       "                               this long for a client's next message before\n"
+	       "                               sleeping; 0 = never (default %u)\n"
+	       "      --no-splice            copy bulk streams through user space instead of\n"
+	       "                               splice(2)\n"
 	       "      --log-level=LEVEL      error, warning, info or debug (default info)\n"
 	       "  -v, --verbose              log every connection (same as --log-level=debug)\n"
 	       "  -h, --help                 show this help and exit\n"
@@ -68,7 +75,7 @@ static void usage(void)
 	       "stops at once), SIGUSR1 logs a stats line. Logs go to standard error.\n",
 	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
 	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
-	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024);
+	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024, PE_DEFAULT_BUSY_POLL_US);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -189,6 +196,13 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 	case OPT_STACK_SIZE:
 		if (!(rc = size("--stack-size", arg, 64UL << 10, 64UL << 20, &v)))
 			s->stack_size = v;
+		break;
+	case OPT_BUSY_POLL:
+		if (!(rc = number("--busy-poll", arg, 0, 1000000, &v)))
+			s->busy_poll_us = (unsigned)v;
+		break;
+	case OPT_NO_SPLICE:
+		s->splice = 0;
 		break;
 	case OPT_LOG_LEVEL:
 		rc = log_level(arg, &opt->log_level);

@@ -5,6 +5,7 @@
 #ifndef POOLECHO_ECHO_H
 #define POOLECHO_ECHO_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "stats.h"
@@ -15,9 +16,28 @@ enum pe_echo_end {
 	PE_ECHO_ERROR     /* reset, or another socket error: *ERR holds the errno */
 };
 
-/* Echo FD until it ends, using BUF of SIZE bytes. FD must be blocking;
- * its SO_RCVTIMEO/SO_SNDTIMEO are the idle timeout. */
-enum pe_echo_end pe_echo_serve(int fd, char *buf, size_t size,
-                               struct pe_worker_counters *counters, int *err);
+/* What a worker keeps from one connection to the next. */
+struct pe_echo_worker {
+	char *buf;
+	size_t size;
+	int pipe[2];      /* for splice(2), made on the first bulk connection; -1 until then */
+	struct pe_worker_counters *counters;
+};
+
+/* Shared by all workers, read-only but for *active. */
+struct pe_echo_policy {
+	unsigned busy_poll_us;    /* spin this long on an empty socket before sleeping; 0 = never */
+	unsigned busy_poll_max;   /* ... but only while at most this many connections are open */
+	atomic_uint *active;      /* connections open now */
+	int splice;               /* echo bulk streams with splice(2) where the system has it */
+};
+
+void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *counters);
+void pe_echo_worker_free(struct pe_echo_worker *w);
+
+/* Echo FD until it ends. FD must be blocking; its SO_RCVTIMEO/SO_SNDTIMEO
+ * are the idle timeout. W->buf must hold W->size bytes. */
+enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
+                               int *err);
 
 #endif /* POOLECHO_ECHO_H */

@@ -97,35 +97,37 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
-/* Make sure every worker and queued connection can hold a descriptor. */
+/* Make sure every worker and queued connection can hold a descriptor, and
+ * if the hard limit allows, every worker its splice pipe too (without one a
+ * worker copies through user space instead). */
 static void raise_fd_limit(const struct pe_server_config *cfg)
 {
 	rlim_t need = (rlim_t)cfg->workers + cfg->queue_capacity + SPARE_FDS;
+	rlim_t want = need + (cfg->splice ? 2 * (rlim_t)cfg->workers : 0);
 	struct rlimit rl;
+	rlim_t old;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		pe_log(PE_LOG_WARN, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
 		return;
 	}
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
 		return;
-	if (rl.rlim_cur == RLIM_INFINITY)
-		return;
-	rlim_t old = rl.rlim_cur;
-	rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) ? need : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+	old = rl.rlim_cur;
+	rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
+	if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		pe_log(PE_LOG_WARN, "cannot raise the descriptor limit from %llu to %llu: %s",
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur, strerror(errno));
-		return;
+		rl.rlim_cur = old;
 	}
 	if (rl.rlim_cur < need)
-		pe_log(PE_LOG_WARN, "descriptor limit raised from %llu only to the hard limit %llu; "
-		       "%u workers and a queue of %zu need %llu: accepting will pause when they run out",
-		       (unsigned long long)old, (unsigned long long)rl.rlim_cur, cfg->workers,
+		pe_log(PE_LOG_WARN, "descriptor limit is %llu (hard limit %llu); %u workers and a queue "
+		       "of %zu need %llu: accepting will pause when they run out (raise 'ulimit -n')",
+		       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, cfg->workers,
 		       cfg->queue_capacity, (unsigned long long)need);
-	else
+	else if (rl.rlim_cur > old)
 		pe_log(PE_LOG_INFO, "descriptor limit raised from %llu to %llu",
-		       (unsigned long long)old, (unsigned long long)need);
+		       (unsigned long long)old, (unsigned long long)rl.rlim_cur);
 }
 
 static void log_listening(pe_server *srv, const struct daemon_options *opt)

@@ -39,6 +39,8 @@ void pe_server_config_init(struct pe_server_config *cfg)
 	cfg->grace_ms = PE_DEFAULT_GRACE_MS;
 	cfg->buffer_size = PE_DEFAULT_BUFFER_SIZE;
 	cfg->stack_size = PE_DEFAULT_STACK_SIZE;
+	cfg->busy_poll_us = PE_DEFAULT_BUSY_POLL_US;
+	cfg->splice = 1;
 	cfg->log_level = PE_LOG_INFO;
 }
 
@@ -117,7 +119,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		slot->fd = fd;   /* now a hard stop can shut it down */
 	pthread_mutex_unlock(&srv->lock);
 
-	if (!hard_stop && !slot->buf && !(slot->buf = malloc(srv->cfg.buffer_size))) {
+	if (!hard_stop && !slot->echo.buf && !(slot->echo.buf = malloc(srv->cfg.buffer_size))) {
 		pe_server_logf(srv, PE_LOG_ERROR, "worker %u: cannot allocate a %zu-byte buffer: %s",
 		               worker, srv->cfg.buffer_size, strerror(ENOMEM));
 		hard_stop = 1;
@@ -127,7 +129,10 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 			log_connection(srv, fd, "connection from", NULL, 0);
 		if (srv->cfg.idle_timeout_ms)
 			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms);
-		end = pe_echo_serve(fd, slot->buf, srv->cfg.buffer_size, &slot->counters, &err);
+		slot->echo.size = srv->cfg.buffer_size;
+		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
+		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);
+		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
 		if (end == PE_ECHO_TIMEOUT)
 			pe_counter_add(&slot->counters.timeouts, 1);
 		if (pe_server_logs(srv, PE_LOG_DEBUG))
@@ -142,6 +147,13 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	close(fd);
 }
 
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned)n : 1;
+}
+
 static int check_config(const struct pe_server_config *cfg)
 {
 	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS || cfg->queue_capacity < 1 ||
@@ -154,8 +166,10 @@ static int check_config(const struct pe_server_config *cfg)
 static void server_free(pe_server *srv)
 {
 	if (srv->slots)
-		for (unsigned i = 0; i < srv->cfg.workers; i++)
-			free(srv->slots[i].buf);
+		for (unsigned i = 0; i < srv->cfg.workers; i++) {
+			free(srv->slots[i].echo.buf);
+			pe_echo_worker_free(&srv->slots[i].echo);
+		}
 	free(srv->slots);
 	pe_queue_destroy(srv->queue);
 	if (srv->listen_fd >= 0)
@@ -218,8 +232,15 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (unsigned i = 0; i < cfg->workers; i++)
+	for (unsigned i = 0; i < cfg->workers; i++) {
 		srv->slots[i].fd = -1;
+		pe_echo_worker_init(&srv->slots[i].echo, &srv->slots[i].counters);
+	}
+	atomic_init(&srv->active, 0);
+	srv->echo_policy.busy_poll_us = cfg->busy_poll_us;
+	srv->echo_policy.busy_poll_max = online_cpus();
+	srv->echo_policy.active = &srv->active;
+	srv->echo_policy.splice = cfg->splice;
 	if (pipe(srv->wake) < 0) {
 		rc = -errno;
 		goto fail;

@@ -16,13 +16,14 @@
 #include <poolecho/queue.h>
 #include <poolecho/server.h>
 
+#include "echo.h"
 #include "stats.h"
 
 /* One per worker, on its own cache lines so counters do not false-share. */
 struct pe_worker_slot {
 	struct pe_worker_counters counters;
-	int fd;       /* connection being echoed, -1 when idle; guarded by srv->lock */
-	char *buf;    /* echo buffer, allocated by the worker on its first connection */
+	int fd;                   /* connection being echoed, -1 when idle; guarded by srv->lock */
+	struct pe_echo_worker echo; /* buffer (allocated on the first connection) and splice pipe */
 } __attribute__((aligned(64)));
 
 struct pe_server {
@@ -36,6 +37,8 @@ struct pe_server {
 	pe_pool *pool;
 	struct pe_worker_slot *slots;
 	struct pe_listener_counters listener;
+	struct pe_echo_policy echo_policy;
+	atomic_uint active;                  /* connections being echoed now */
 
 	pthread_mutex_t lock;
 	pthread_cond_t drained;              /* signalled as connections finish during a stop */

@@ -47,6 +47,9 @@ struct pe_server_config {
 	unsigned grace_ms;         /* on stop, let open connections go on this long */
 	size_t buffer_size;        /* per-worker echo buffer, bytes */
 	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
+	unsigned busy_poll_us;     /* while no more connections are open than CPUs, spin this long
+	                              on an empty socket before sleeping; 0 = never spin */
+	int splice;                /* echo bulk streams with splice(2) where available (Linux) */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
 	enum pe_log_level log_level; /* events above this level are not even formatted */
@@ -62,6 +65,7 @@ struct pe_server_config {
 #define PE_DEFAULT_GRACE_MS 5000u
 #define PE_DEFAULT_BUFFER_SIZE (64u * 1024u)
 #define PE_DEFAULT_STACK_SIZE (128u * 1024u)
+#define PE_DEFAULT_BUSY_POLL_US 100u
 
 PE_API void pe_server_config_init(struct pe_server_config *cfg);
 
