@@ -163,7 +163,8 @@ int pe_listener_run(pe_server *srv)
 		}
 		pe_counter_add(&srv->listener.accepted, 1);
 		/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (!srv->options_inherited)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		if (hand_off(srv, fd))
 			break;
 	}

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,7 +128,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	if (!hard_stop) {
 		if (pe_server_logs(srv, PE_LOG_DEBUG))
 			log_connection(srv, fd, "connection from", NULL, 0);
-		if (srv->cfg.idle_timeout_ms)
+		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
 			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms);
 		slot->echo.size = srv->cfg.buffer_size;
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
@@ -194,6 +195,17 @@ static int open_listener(pe_server *srv)
 		return fd;
 	}
 	srv->listen_fd = fd;
+#ifdef __linux__
+	/* Linux copies socket options to the sockets accept(2) returns: set the
+	 * idle timeout and TCP_NODELAY once here, not three system calls on
+	 * every connection. (Checked by the idle-timeout tests.) */
+	{
+		const int one = 1;
+		srv->options_inherited =
+			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms) == 0 &&
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
+	}
+#endif
 	srv->addr_len = sizeof srv->addr;
 	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0 ||
 	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
