@@ -215,7 +215,7 @@ static int open_listener(pe_server *srv)
 
 int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 {
-	struct pe_pool_config pc;
+	struct pe_pool_config pc = {0};
 	pthread_condattr_t ca;
 	pe_server *srv;
 	int rc;
@@ -267,6 +267,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 
 	pc.workers = cfg->workers;
 	pc.stack_size = cfg->stack_size;
+	pc.batch_scheduling = 1;
 	pc.queue = srv->queue;
 	pc.handler = serve_connection;
 	pc.ctx = srv;
