@@ -65,18 +65,18 @@ static void log_accept_error(pe_server *srv, struct error_log *el, int err)
 	el->suppressed = 0;
 }
 
-/* Wait until the listener is readable, the stop pipe is, or TIMEOUT_MS passes.
- * Returns 1 to stop, 0 otherwise. */
-static int wait_readable(pe_server *srv, int timeout_ms)
+/* Wait until a connection is pending (if WATCH_LISTENER), a stop is
+ * requested, or TIMEOUT_MS passes. Returns 1 to stop, 0 otherwise. */
+static int wait_for(pe_server *srv, int watch_listener, int timeout_ms)
 {
 	struct pollfd pfd[2] = {
-		{.fd = srv->listen_fd, .events = POLLIN},
 		{.fd = srv->wake[0], .events = POLLIN},
+		{.fd = srv->listen_fd, .events = POLLIN},
 	};
 
-	if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR)
+	if (poll(pfd, watch_listener ? 2 : 1, timeout_ms) < 0 && errno != EINTR)
 		return 0; /* ENOMEM: retry, accept4 will tell */
-	return pfd[1].revents != 0 || atomic_load(&srv->stop_requested);
+	return pfd[0].revents != 0 || atomic_load(&srv->stop_requested);
 }
 
 static int accept_one(int listen_fd)
@@ -133,7 +133,7 @@ int pe_listener_run(pe_server *srv)
 #if EWOULDBLOCK != EAGAIN
 			case EWOULDBLOCK:
 #endif
-				if (wait_readable(srv, -1))
+				if (wait_for(srv, 1, -1))
 					return 0;
 				continue;
 			case EINTR:
@@ -145,7 +145,9 @@ int pe_listener_run(pe_server *srv)
 			case ENOBUFS:
 			case ENOMEM:
 				log_accept_error(srv, &el, errno);
-				if (wait_readable(srv, BACKOFF_MS) && atomic_load(&srv->stop_requested))
+				/* Not the listener: it stays readable while
+				 * clients wait, and this would spin. */
+				if (wait_for(srv, 0, BACKOFF_MS))
 					return 0;
 				continue;
 			case EBADF:
