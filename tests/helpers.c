@@ -1,0 +1,628 @@
+/*
+ * helpers.c -- the shared test helpers declared in helpers.h: deadlines,
+ * timed events, loopback clients, descriptor counts and spawned programs.
+ * Every wait here is bounded by a deadline; nothing sleeps as a proof.
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "net.h"
+
+extern char **environ;
+
+/* ---- time ---------------------------------------------------------------- */
+
+int64_t th_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int th_ms_left(int64_t deadline)
+{
+	int64_t left = deadline - th_now_ms();
+
+	if (left <= 0)
+		return 0;
+	return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* ---- timed event ----------------------------------------------------------- */
+
+void th_event_init(struct th_event *ev)
+{
+	pthread_condattr_t attr;
+
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ev->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	ev->value = 0;
+}
+
+void th_event_destroy(struct th_event *ev)
+{
+	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->lock);
+}
+
+void th_event_add(struct th_event *ev, long n)
+{
+	pthread_mutex_lock(&ev->lock);
+	ev->value += n;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+long th_event_get(struct th_event *ev)
+{
+	long v;
+
+	pthread_mutex_lock(&ev->lock);
+	v = ev->value;
+	pthread_mutex_unlock(&ev->lock);
+	return v;
+}
+
+int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ev->lock);
+	while (ev->value < target && rc == 0)
+		rc = pthread_cond_timedwait(&ev->cond, &ev->lock, &until);
+	rc = ev->value >= target ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&ev->lock);
+	return rc;
+}
+
+int th_join(pthread_t thread, unsigned timeout_ms)
+{
+	struct timespec until;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np's clock */
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	rc = pthread_timedjoin_np(thread, NULL, &until);
+	return rc == 0 ? 0 : -rc;
+}
+
+/* ---- loopback clients ------------------------------------------------------ */
+
+/* Wait for EVENTS on FD until DEADLINE: 0 when ready, -ETIMEDOUT, -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = events};
+
+	for (;;) {
+		int n = poll(&pfd, 1, th_ms_left(deadline));
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int th_connect(unsigned port, unsigned timeout_ms)
+{
+	char portstr[16], err[PE_NET_ERRLEN];
+	struct sockaddr_storage addr;
+	socklen_t len, elen = sizeof(int);
+	int64_t deadline = th_now_ms() + timeout_ms;
+	int fd, rc, soerr = 0;
+
+	snprintf(portstr, sizeof portstr, "%u", port);
+	rc = pe_net_resolve("127.0.0.1", portstr, &addr, &len, err);
+	if (rc < 0)
+		return rc;
+	/* Non-blocking connect, so a full backlog costs at most TIMEOUT_MS. */
+	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, len) < 0) {
+		if (errno != EINPROGRESS) {
+			rc = -errno;
+			goto fail;
+		}
+		rc = wait_fd(fd, POLLOUT, deadline);
+		if (rc < 0)
+			goto fail;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		if (soerr) {
+			rc = -soerr;
+			goto fail;
+		}
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = pe_net_set_timeouts(fd, timeout_ms);
+	if (rc < 0)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+int th_write_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
+{
+	const unsigned char *p = buf;
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int rc = wait_fd(fd, POLLOUT, deadline);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+ssize_t th_read_exact(int fd, void *buf, size_t len, unsigned timeout_ms)
+{
+	unsigned char *p = buf;
+	size_t got = 0;
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	while (got < len) {
+		ssize_t n = recv(fd, p + got, len - got, MSG_DONTWAIT);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		int rc = wait_fd(fd, POLLIN, deadline);
+		if (rc < 0)
+			return rc;
+	}
+	return (ssize_t)got;
+}
+
+int th_wait_eof(int fd, unsigned timeout_ms)
+{
+	unsigned char byte;
+	ssize_t n = th_read_exact(fd, &byte, 1, timeout_ms);
+
+	if (n == 0)
+		return 0;
+	if (n == 1)
+		return -EPROTO;
+	return (int)n;
+}
+
+int th_wait_closed(int fd, unsigned timeout_ms)
+{
+	int rc = th_wait_eof(fd, timeout_ms);
+
+	return rc == -ECONNRESET ? 0 : rc;
+}
+
+void th_close_reset(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	close(fd);
+}
+
+void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint32_t x = (uint32_t)(offset + i) * 0x9e3779b9u + seed * 0x85ebca6bu;
+		x ^= x >> 15;
+		x *= 0x2c1b3c6du;
+		x ^= x >> 12;
+		buf[i] = (unsigned char)(x ^ (x >> 24));
+	}
+}
+
+int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms)
+{
+	enum { CHUNK = 16 * 1024 };
+	unsigned char *out = malloc(CHUNK), *in = malloc(CHUNK);
+	int64_t deadline = th_now_ms() + timeout_ms;
+	size_t off = 0;
+	int rc = 0;
+
+	if (!out || !in) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	/* One chunk at a time fits in the socket buffers, so one thread can
+	 * write and then read without deadlocking against the echo. */
+	while (off < len && rc == 0) {
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
+		ssize_t got;
+
+		th_fill_pattern(out, n, off, seed);
+		rc = th_write_all(fd, out, n, (unsigned)th_ms_left(deadline));
+		if (rc < 0)
+			break;
+		got = th_read_exact(fd, in, n, (unsigned)th_ms_left(deadline));
+		if (got < 0)
+			rc = (int)got;
+		else if ((size_t)got != n || memcmp(in, out, n) != 0)
+			rc = -EPROTO;
+		off += n;
+	}
+done:
+	free(out);
+	free(in);
+	return rc;
+}
+
+/* ---- descriptors ----------------------------------------------------------- */
+
+int th_count_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	int count = 0;
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(dir))
+			count++;
+	}
+	closedir(dir);
+	return count;
+}
+
+/* ---- sanitizers ------------------------------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TH_HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define TH_HAVE_LSAN 1
+#endif
+#endif
+
+#ifdef TH_HAVE_LSAN
+#include <sanitizer/lsan_interface.h>
+
+int th_leak_check(void)
+{
+	return __lsan_do_recoverable_leak_check();
+}
+#else
+int th_leak_check(void)
+{
+	return 0;
+}
+#endif
+
+/* ---- spawned programs ------------------------------------------------------ */
+
+static void buf_init(struct th_buf *b)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->fd = -1;
+}
+
+/* Read what is available on B's pipe without blocking. 1 if anything
+ * happened (data or end of stream), 0 if not, negative on error. */
+static int buf_drain(struct th_buf *b)
+{
+	int moved = 0;
+
+	while (b->fd >= 0) {
+		if (b->cap - b->len < 4096 + 1) {
+			size_t cap = b->cap ? b->cap * 2 : 8192;
+			char *d = realloc(b->data, cap);
+			if (!d)
+				return -ENOMEM;
+			b->data = d;
+			b->cap = cap;
+		}
+		ssize_t n = read(b->fd, b->data + b->len, b->cap - b->len - 1);
+		if (n > 0) {
+			b->len += (size_t)n;
+			b->data[b->len] = '\0';
+			moved = 1;
+		} else if (n == 0) {
+			close(b->fd);
+			b->fd = -1;
+			moved = 1;
+		} else if (errno == EINTR) {
+			continue;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			break;
+		} else {
+			return -errno;
+		}
+	}
+	return moved;
+}
+
+int th_proc_spawn(struct th_proc *p, const char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	int out[2] = {-1, -1}, err[2] = {-1, -1};
+	int rc;
+
+	p->pid = 0;
+	p->pidfd = -1;
+	p->status = 0;
+	buf_init(&p->out);
+	buf_init(&p->err);
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	/* argv is not modified by posix_spawn; its prototype predates const. */
+	rc = posix_spawn(&p->pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		p->pid = 0;
+		rc = -rc;
+		goto fail;
+	}
+	close(out[1]);
+	close(err[1]);
+	p->out.fd = out[0];
+	p->err.fd = err[0];
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	fcntl(err[0], F_SETFL, O_NONBLOCK);
+	p->pidfd = pidfd_open(p->pid, 0);
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+	}
+	return rc;
+}
+
+/* Wait up to TIMEOUT_MS for output (and for the exit when WITH_EXIT), then
+ * drain the pipes. 1 if something happened, 0 on timeout, -EPIPE when
+ * there is nothing left to wait for, or another negative errno. */
+static int proc_poll(struct th_proc *p, int timeout_ms, int with_exit)
+{
+	struct pollfd pfd[3];
+	int n = 0, rc, moved;
+
+	if (p->out.fd >= 0)
+		pfd[n++] = (struct pollfd){.fd = p->out.fd, .events = POLLIN};
+	if (p->err.fd >= 0)
+		pfd[n++] = (struct pollfd){.fd = p->err.fd, .events = POLLIN};
+	if (with_exit && p->pid > 0) {
+		if (p->pidfd >= 0)
+			pfd[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
+		else if (timeout_ms > 20)
+			timeout_ms = 20; /* no pidfd: look at waitpid again soon */
+	}
+	if (n == 0 && !(with_exit && p->pid > 0))
+		return -EPIPE;
+	rc = poll(pfd, (nfds_t)n, timeout_ms);
+	if (rc < 0 && errno != EINTR)
+		return -errno;
+	moved = rc > 0;
+	for (int i = 0; i < 2; i++) {
+		int d = buf_drain(i ? &p->err : &p->out);
+		if (d < 0)
+			return d;
+		moved |= d;
+	}
+	return moved;
+}
+
+int th_proc_pump(struct th_proc *p, unsigned timeout_ms)
+{
+	int rc = proc_poll(p, (int)timeout_ms, 0);
+
+	return rc < 0 ? rc : rc ? 0 : -ETIMEDOUT;
+}
+
+int th_proc_wait_stderr(struct th_proc *p, size_t from, const char *needle, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	for (;;) {
+		if (p->err.data && from <= p->err.len && strstr(p->err.data + from, needle))
+			return 0;
+		if (p->err.fd < 0)
+			return -EPIPE;
+		if (th_ms_left(deadline) == 0)
+			return -ETIMEDOUT;
+		int rc = proc_poll(p, th_ms_left(deadline), 0);
+		if (rc < 0 && rc != -EPIPE)
+			return rc;
+	}
+}
+
+int th_proc_wait_ready(struct th_proc *p, unsigned timeout_ms)
+{
+	static const char key[] = "listening on ";
+	const char *s, *colon = NULL;
+	unsigned long port;
+	char *end;
+	int rc;
+
+	/* Wait for the whole line, not just its start. */
+	rc = th_proc_wait_stderr(p, 0, key, timeout_ms);
+	if (rc < 0)
+		return rc;
+	s = strstr(p->err.data, key) + sizeof key - 1;
+	for (int64_t deadline = th_now_ms() + timeout_ms; !strchr(s, '\n');) {
+		if (p->err.fd < 0 || th_ms_left(deadline) == 0)
+			return -EPROTO;
+		rc = proc_poll(p, th_ms_left(deadline), 0);
+		if (rc < 0 && rc != -EPIPE)
+			return rc;
+		s = strstr(p->err.data, key) + sizeof key - 1;
+	}
+	for (const char *c = s; *c && *c != ' ' && *c != '\n'; c++)
+		if (*c == ':')
+			colon = c;
+	if (!colon)
+		return -EPROTO;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || (*end != ' ' && *end != '\n' && *end != '\0') ||
+	    port == 0 || port > 65535)
+		return -EPROTO;
+	return (int)port;
+}
+
+int th_proc_signal(struct th_proc *p, int sig)
+{
+	if (p->pid <= 0)
+		return -ESRCH;
+	return kill(p->pid, sig) < 0 ? -errno : 0;
+}
+
+/* Reap the program if it has exited: 1 if reaped (now or before), 0 if not. */
+static int proc_reap(struct th_proc *p)
+{
+	pid_t r;
+
+	if (p->pid <= 0)
+		return 1;
+	do
+		r = waitpid(p->pid, &p->status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	p->pid = 0;
+	if (p->pidfd >= 0) {
+		close(p->pidfd);
+		p->pidfd = -1;
+	}
+	return 1;
+}
+
+int th_proc_wait_exit(struct th_proc *p, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	while (!proc_reap(p)) {
+		if (th_ms_left(deadline) == 0)
+			return -ETIMEDOUT;
+		int rc = proc_poll(p, th_ms_left(deadline), 1);
+		if (rc < 0 && rc != -EPIPE)
+			return rc;
+	}
+	/* Collect the last output; a grandchild holding the pipes must not
+	 * keep us here past the deadline. */
+	while ((p->out.fd >= 0 || p->err.fd >= 0) && th_ms_left(deadline) > 0)
+		if (proc_poll(p, th_ms_left(deadline), 0) < 0)
+			break;
+	return 0;
+}
+
+int th_proc_exit_code(const struct th_proc *p)
+{
+	if (p->pid > 0)
+		return -1;
+	if (WIFEXITED(p->status))
+		return WEXITSTATUS(p->status);
+	if (WIFSIGNALED(p->status))
+		return 128 + WTERMSIG(p->status);
+	return -1;
+}
+
+int th_proc_run(struct th_proc *p, const char *const argv[], unsigned timeout_ms)
+{
+	int rc = th_proc_spawn(p, argv);
+
+	if (rc < 0)
+		return rc;
+	rc = th_proc_wait_exit(p, timeout_ms);
+	return rc < 0 ? rc : th_proc_exit_code(p);
+}
+
+const char *th_proc_sanitizer_report(const struct th_proc *p)
+{
+	static const char *const markers[] = {
+		"WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "runtime error:",
+		"LeakSanitizer", "ERROR: ThreadSanitizer",
+	};
+
+	if (!p->err.data)
+		return NULL;
+	for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++)
+		if (strstr(p->err.data, markers[i]))
+			return markers[i];
+	return NULL;
+}
+
+void th_proc_cleanup(struct th_proc *p)
+{
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		while (waitpid(p->pid, &p->status, 0) < 0 && errno == EINTR)
+			;
+		p->pid = 0;
+	}
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->pidfd = -1;
+	for (int i = 0; i < 2; i++) {
+		struct th_buf *b = i ? &p->err : &p->out;
+		if (b->fd >= 0)
+			close(b->fd);
+		free(b->data);
+		buf_init(b);
+	}
+}

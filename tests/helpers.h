@@ -1,0 +1,145 @@
+/*
+ * helpers.h -- what every poolecho test needs and none should copy: clocks
+ * and deadlines, a timed event to wait on, loopback clients with deadlines,
+ * descriptor counting, and spawned programs with captured output.
+ *
+ * Nothing here links libpoolecho (tests/server_fixture.h has the in-process
+ * server) and nothing here uses Criterion, so the plain-main stress driver
+ * can use it too. Functions return 0 or a negative errno, like src/.
+ */
+#ifndef POOLECHO_TESTS_HELPERS_H
+#define POOLECHO_TESTS_HELPERS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- time ---------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t th_now_ms(void);
+
+/* Milliseconds left until DEADLINE (a th_now_ms() value), never negative. */
+int th_ms_left(int64_t deadline);
+
+/* ---- a timed event: a counter threads raise and others wait on ---------- */
+
+struct th_event {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;  /* on CLOCK_MONOTONIC */
+	long value;
+};
+
+void th_event_init(struct th_event *ev);
+void th_event_destroy(struct th_event *ev);
+void th_event_add(struct th_event *ev, long n);
+long th_event_get(struct th_event *ev);
+
+/* Wait until the value is >= TARGET: 0, or -ETIMEDOUT after TIMEOUT_MS. */
+int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms);
+
+/* Join THREAD within TIMEOUT_MS: 0, or -ETIMEDOUT (the thread is left). */
+int th_join(pthread_t thread, unsigned timeout_ms);
+
+/* ---- loopback clients ---------------------------------------------------- */
+
+/* Connect to 127.0.0.1:PORT with SO_RCVTIMEO/SO_SNDTIMEO of TIMEOUT_MS.
+ * Returns the descriptor or a negative errno. */
+int th_connect(unsigned port, unsigned timeout_ms);
+
+/* Write all LEN bytes before TIMEOUT_MS run out (poll + non-blocking send,
+ * never SIGPIPE). 0, -ETIMEDOUT, or the send errno. */
+int th_write_all(int fd, const void *buf, size_t len, unsigned timeout_ms);
+
+/* Read exactly LEN bytes before TIMEOUT_MS run out. Returns LEN, fewer
+ * when the peer closed first, -ETIMEDOUT, or the read errno. */
+ssize_t th_read_exact(int fd, void *buf, size_t len, unsigned timeout_ms);
+
+/* Wait for the peer to close: 0 on end of stream, -ECONNRESET on a reset,
+ * -EPROTO when data arrived instead, -ETIMEDOUT. */
+int th_wait_eof(int fd, unsigned timeout_ms);
+
+/* Like th_wait_eof but any close counts: 0 on end of stream or reset. */
+int th_wait_closed(int fd, unsigned timeout_ms);
+
+/* SO_LINGER 0 then close(): the peer sees a reset, not a FIN. */
+void th_close_reset(int fd);
+
+/* Fill BUF with a pattern that differs at every offset of a long stream
+ * (so a dropped or repeated chunk is caught); SEED varies it per client. */
+void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned seed);
+
+/* Round trip LEN pattern bytes in chunks and compare: 0 or a negative errno
+ * (-EPROTO for a mismatch or an early close). */
+int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms);
+
+/* ---- descriptors ---------------------------------------------------------- */
+
+/* Open descriptors of this process (/proc/self/fd, not counting the one
+ * used to read it), or a negative errno. */
+int th_count_fds(void);
+
+/* ---- sanitizers ----------------------------------------------------------- */
+
+/* Under ASan/LSan: run a leak check now and return its verdict (non-zero
+ * means leaks were reported on stderr). Without LSan: 0. */
+int th_leak_check(void);
+
+/* For Criterion tests: end a test with this so leaks fail it (under ASan
+ * the normal leak report comes after the test's verdict). */
+#define TH_ASSERT_NO_LEAKS() \
+	cr_assert_eq(th_leak_check(), 0, "LeakSanitizer reported leaks (see the report above)")
+
+/* ---- spawned programs ---------------------------------------------------- */
+
+struct th_buf {
+	char *data;  /* NUL-terminated */
+	size_t len, cap;
+	int fd;      /* read end of the pipe, -1 at end of stream */
+};
+
+struct th_proc {
+	pid_t pid;      /* 0 once reaped */
+	int pidfd;      /* -1 when the kernel has no pidfd_open */
+	int status;     /* waitpid status, valid once reaped */
+	struct th_buf out, err;
+};
+
+/* Start ARGV[0] (a path) with ARGV, stdin from /dev/null, stdout and
+ * stderr into pipes. 0 or a negative errno. */
+int th_proc_spawn(struct th_proc *p, const char *const argv[]);
+
+/* Read whatever the program wrote, waiting at most TIMEOUT_MS for
+ * something: 0, -ETIMEDOUT, or -EPIPE when both pipes are at end. */
+int th_proc_pump(struct th_proc *p, unsigned timeout_ms);
+
+/* Pump until stderr (from byte FROM on) contains NEEDLE: 0, -ETIMEDOUT,
+ * or -EPIPE when the program closed stderr first. */
+int th_proc_wait_stderr(struct th_proc *p, size_t from, const char *needle, unsigned timeout_ms);
+
+/* Wait for the readiness line "listening on HOST:PORT" and return PORT
+ * (1..65535), or a negative errno. */
+int th_proc_wait_ready(struct th_proc *p, unsigned timeout_ms);
+
+int th_proc_signal(struct th_proc *p, int sig);
+
+/* Wait for the program to exit, pumping its output meanwhile: 0 once
+ * reaped (see th_proc_exit_code), -ETIMEDOUT otherwise. */
+int th_proc_wait_exit(struct th_proc *p, unsigned timeout_ms);
+
+/* The exit status once reaped: 0..255, 128+N for signal N, -1 if not reaped. */
+int th_proc_exit_code(const struct th_proc *p);
+
+/* Spawn, wait for exit within TIMEOUT_MS and return the exit code (or a
+ * negative errno); the output stays in P until th_proc_cleanup. */
+int th_proc_run(struct th_proc *p, const char *const argv[], unsigned timeout_ms);
+
+/* The first sanitizer report marker found in the program's stderr, or NULL. */
+const char *th_proc_sanitizer_report(const struct th_proc *p);
+
+/* Kill (SIGKILL, only this PID) a program still running, reap it, close the
+ * pipes and free the buffers. Safe to call twice. */
+void th_proc_cleanup(struct th_proc *p);
+
+#endif /* POOLECHO_TESTS_HELPERS_H */

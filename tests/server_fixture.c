@@ -1,0 +1,134 @@
+/*
+ * server_fixture.c -- the in-process test server of server_fixture.h: one
+ * thread runs pe_server_run; stopping joins it within a deadline.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "helpers.h"
+#include "server_fixture.h"
+
+static void log_stderr(void *ctx, enum pe_log_level level, const char *message)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+
+	(void)ctx;
+	fprintf(stderr, "[test server] %s: %s\n", names[level], message);
+}
+
+void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue)
+{
+	const char *debug = getenv("TF_LOG_DEBUG");
+
+	pe_server_config_init(cfg);
+	cfg->bind_address = "127.0.0.1";
+	cfg->port = 0;
+	cfg->workers = workers;
+	cfg->queue_capacity = queue;
+	cfg->grace_ms = 2000;
+	cfg->idle_timeout_ms = 10000;
+	cfg->log = log_stderr;
+	cfg->log_ctx = NULL;
+	cfg->log_level = debug && *debug == '1' ? PE_LOG_DEBUG : PE_LOG_WARN;
+}
+
+static void *run_thread(void *arg)
+{
+	struct tf_server *ts = arg;
+
+	ts->run_rc = pe_server_run(ts->srv);
+	return NULL;
+}
+
+int tf_start(struct tf_server *ts, const struct pe_server_config *cfg)
+{
+	int rc;
+
+	memset(ts, 0, sizeof *ts);
+	rc = pe_server_create(&ts->srv, cfg);
+	if (rc < 0) {
+		ts->srv = NULL;
+		return rc;
+	}
+	ts->port = pe_server_port(ts->srv);
+	ts->run_rc = -EINPROGRESS;
+	rc = pthread_create(&ts->thread, NULL, run_thread, ts);
+	if (rc != 0) {
+		pe_server_destroy(ts->srv);
+		ts->srv = NULL;
+		return -rc;
+	}
+	ts->started = 1;
+	return 0;
+}
+
+void tf_request_stop(struct tf_server *ts, int now)
+{
+	if (!ts->srv)
+		return;
+	if (now)
+		pe_server_stop_now(ts->srv);
+	else
+		pe_server_stop(ts->srv);
+}
+
+int tf_join(struct tf_server *ts, unsigned timeout_ms)
+{
+	int rc;
+
+	if (!ts->started)
+		return 0;
+	rc = th_join(ts->thread, timeout_ms);
+	if (rc == 0)
+		ts->started = 0;
+	return rc;
+}
+
+int tf_stop(struct tf_server *ts, int now, unsigned timeout_ms)
+{
+	int rc;
+
+	if (!ts->srv)
+		return 0;
+	tf_request_stop(ts, now);
+	rc = tf_join(ts, timeout_ms);
+	if (rc < 0)
+		return rc;
+	pe_server_destroy(ts->srv);
+	ts->srv = NULL;
+	return 0;
+}
+
+struct pe_server_stats tf_stats(struct tf_server *ts)
+{
+	struct pe_server_stats s;
+
+	memset(&s, 0, sizeof s);
+	if (ts->srv)
+		pe_server_stats(ts->srv, &s);
+	return s;
+}
+
+int tf_wait_stat_at(struct tf_server *ts, size_t offset, uint64_t target, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	const struct timespec pause = {.tv_sec = 0, .tv_nsec = 2 * 1000000L};
+
+	for (;;) {
+		struct pe_server_stats s = tf_stats(ts);
+		uint64_t v;
+
+		memcpy(&v, (const char *)&s + offset, sizeof v);
+		if (v >= target)
+			return 0;
+		if (th_ms_left(deadline) == 0)
+			return -ETIMEDOUT;
+		nanosleep(&pause, NULL);
+	}
+}

@@ -1,0 +1,57 @@
+/*
+ * server_fixture.h -- an in-process poolecho server for the tests: created
+ * on 127.0.0.1 port 0, pe_server_run() on a background thread, and a stop
+ * that joins the thread within a deadline and frees everything.
+ *
+ * Links libpoolecho, so it is kept apart from helpers.c, which the program
+ * suite (tests/test_daemon) links without the library.
+ */
+#ifndef POOLECHO_TESTS_SERVER_FIXTURE_H
+#define POOLECHO_TESTS_SERVER_FIXTURE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <poolecho/server.h>
+
+struct tf_server {
+	pe_server *srv;
+	pthread_t thread;
+	int started;   /* the run thread exists and is not joined yet */
+	int run_rc;    /* what pe_server_run returned, once joined */
+	unsigned port;
+};
+
+/* pe_server_config_init, then what a test server wants: 127.0.0.1, port 0,
+ * WORKERS workers, QUEUE slots, short grace, small stacks, warnings logged
+ * to stderr (set TF_LOG_DEBUG=1 in the environment to see every event). */
+void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue);
+
+/* Create the server and start pe_server_run on a thread: 0 or the
+ * negative errno of pe_server_create / pthread_create. */
+int tf_start(struct tf_server *ts, const struct pe_server_config *cfg);
+
+/* Ask the server to stop: gracefully (pe_server_stop) or at once. */
+void tf_request_stop(struct tf_server *ts, int now);
+
+/* Join the run thread within TIMEOUT_MS: 0 (run's result in ts->run_rc)
+ * or -ETIMEDOUT, in which case the server must not be destroyed. */
+int tf_join(struct tf_server *ts, unsigned timeout_ms);
+
+/* Stop (if not yet asked), join and destroy: 0, or -ETIMEDOUT when the run
+ * thread did not return in time (the server is then left alone). */
+int tf_stop(struct tf_server *ts, int now, unsigned timeout_ms);
+
+/* Poll the server's stats until FIELD (a member of struct
+ * pe_server_stats) reaches at least TARGET: 0 or -ETIMEDOUT. Stats have no
+ * change notification, so this re-reads them every few milliseconds up to
+ * the deadline; a test never uses it as proof that something did NOT happen. */
+#define tf_wait_stat(ts, field, target, timeout_ms) \
+	tf_wait_stat_at((ts), offsetof(struct pe_server_stats, field), (target), (timeout_ms))
+int tf_wait_stat_at(struct tf_server *ts, size_t offset, uint64_t target, unsigned timeout_ms);
+
+/* The server's stats now. */
+struct pe_server_stats tf_stats(struct tf_server *ts);
+
+#endif /* POOLECHO_TESTS_SERVER_FIXTURE_H */

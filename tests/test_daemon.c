@@ -1,0 +1,440 @@
+/*
+ * test_daemon.c -- poolechod as a process ($POOLECHOD): the readiness
+ * line, usage errors, --help and --version, port in use, signals, and a
+ * hostile-client stress it must survive. Built without sanitizers so it
+ * can drive a daemon built with any of them, and fail on their reports.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "net.h"
+
+#define START_MS 10000   /* to the readiness line (slow under sanitizers) */
+#define EXIT_MS 15000    /* to exit after a signal */
+#define IO_MS 10000
+
+static struct th_proc proc = {.pidfd = -1, .out = {.fd = -1}, .err = {.fd = -1}};
+
+static void daemon_teardown(void)
+{
+	/* Kills (only) our own daemon if a failed assertion left it running. */
+	th_proc_cleanup(&proc);
+}
+
+TestSuite(daemon, .fini = daemon_teardown, .timeout = 60);
+
+static const char *daemon_path(void)
+{
+	const char *path = getenv("POOLECHOD");
+
+	cr_assert(path && *path, "POOLECHOD is not set: run this suite through 'make check'");
+	return path;
+}
+
+/* Fail if the daemon's stderr holds a sanitizer report. */
+static void assert_no_sanitizer_report(void)
+{
+	const char *marker = th_proc_sanitizer_report(&proc);
+
+	cr_assert_null(marker, "poolechod's stderr has a sanitizer report (%s):\n%s", marker,
+	               proc.err.data);
+}
+
+/* Start poolechod on 127.0.0.1 port 0 with EXTRA options (NULL-terminated);
+ * returns the port from its readiness line. */
+static unsigned start_daemon(const char *const extra[])
+{
+	const char *argv[32] = {daemon_path(), "-b", "127.0.0.1", "-p", "0"};
+	int argc = 5, port, rc;
+
+	for (int i = 0; extra && extra[i]; i++) {
+		cr_assert_lt(argc, 30);
+		argv[argc++] = extra[i];
+	}
+	argv[argc] = NULL;
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line 'listening on 127.0.0.1:PORT' (%s); stderr:\n%s",
+	             strerror(-port), proc.err.data ? proc.err.data : "");
+	return (unsigned)port;
+}
+
+/* Send SIG and expect exit code 0 within EXIT_MS, with no sanitizer report. */
+static void stop_daemon(int sig)
+{
+	int rc;
+
+	cr_assert_eq(th_proc_signal(&proc, sig), 0, "the daemon died early; stderr:\n%s",
+	             proc.err.data);
+	rc = th_proc_wait_exit(&proc, EXIT_MS);
+	cr_assert_eq(rc, 0, "poolechod did not exit within %d ms of signal %d", EXIT_MS, sig);
+	assert_no_sanitizer_report();
+	cr_assert_eq(th_proc_exit_code(&proc), 0, "exit code %d; stderr:\n%s",
+	             th_proc_exit_code(&proc), proc.err.data);
+}
+
+static void assert_alive(void)
+{
+	th_proc_pump(&proc, 0);
+	cr_assert_eq(kill(proc.pid, 0), 0, "poolechod is gone; stderr:\n%s", proc.err.data);
+	cr_assert_eq(th_proc_wait_exit(&proc, 0), -ETIMEDOUT, "poolechod exited (code %d); stderr:\n%s",
+	             th_proc_exit_code(&proc), proc.err.data);
+}
+
+static void echo_once(unsigned port, size_t len, unsigned seed)
+{
+	int fd = th_connect(port, IO_MS), rc;
+
+	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
+	rc = th_echo_check(fd, len, seed, IO_MS);
+	cr_assert_eq(rc, 0, "echo of %zu bytes: %s", len, strerror(-rc));
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	cr_assert_eq(th_wait_eof(fd, IO_MS), 0);
+	close(fd);
+}
+
+/* ---- startup ------------------------------------------------------------- */
+
+Test(daemon, readiness_line_has_the_real_port_and_the_settings)
+{
+	const char *const extra[] = {"-w", "3", "-q", "7", "--overflow=reject", "-t", "2", NULL};
+	char want[64];
+	const char *line;
+	unsigned port = start_daemon(extra);
+
+	snprintf(want, sizeof want, "listening on 127.0.0.1:%u", port);
+	line = strstr(proc.err.data, want);
+	cr_assert_not_null(line, "no '%s' in:\n%s", want, proc.err.data);
+	cr_expect(strstr(line, "workers=3") != NULL, "no workers=3 in: %s", line);
+	cr_expect(strstr(line, "queue=7") != NULL, "no queue=7 in: %s", line);
+	cr_expect(strstr(line, "overflow=reject") != NULL, "no overflow=reject in: %s", line);
+	/* The port is real: it echoes. */
+	echo_once(port, 1000, 1);
+	stop_daemon(SIGTERM);
+}
+
+/* ---- usage errors ----------------------------------------------------------- */
+
+/* Arrays, not pointers: Criterion may run each case in a freshly executed
+ * process, where a pointer into the parent's address space means nothing. */
+struct bad_usage {
+	char args[2][24];     /* unused ones empty */
+	char option[24];      /* the message must name this ... */
+	char value[24];       /* ... and this */
+};
+
+ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
+{
+	static struct bad_usage cases[] = {
+		{{"-w", "0"}, "-w", "0"},
+		{{"-w", "abc"}, "-w", "abc"},
+		{{"--workers=65537"}, "workers", "65537"},
+		{{"-p", "70000"}, "-p", "70000"},
+		{{"-q", "0"}, "-q", "0"},
+		{{"--overflow=foo"}, "--overflow", "foo"},
+		{{"-t", "-1"}, "-t", "-1"},
+		{{"--grace=x"}, "--grace", "x"},
+		{{"--backlog=0"}, "--backlog", "0"},
+		{{"--stats-interval=soon"}, "--stats-interval", "soon"},
+		{{"--bogus"}, "--bogus", "--bogus"},
+		{{"-p"}, "-p", "-p"},
+		{{"stray"}, "stray", "stray"},
+	};
+
+	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct bad_usage *bad, daemon, bad_usage_exits_2_naming_option_and_value)
+{
+	const char *argv[8] = {daemon_path(), "-b", "127.0.0.1", "-p", "0"};
+	int argc = 5, code;
+
+	for (int i = 0; i < 2 && bad->args[i][0]; i++)
+		argv[argc++] = bad->args[i];
+	argv[argc] = NULL;
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	cr_assert_eq(code, 2, "%s %s: exit %d, expected 2; stderr:\n%s", bad->args[0],
+	             bad->args[1], code, proc.err.data);
+	cr_assert_not_null(proc.err.data, "no message on stderr");
+	cr_expect(strstr(proc.err.data, bad->option) != NULL, "message does not name %s:\n%s",
+	          bad->option, proc.err.data);
+	cr_expect(strstr(proc.err.data, bad->value) != NULL, "message does not show '%s':\n%s",
+	          bad->value, proc.err.data);
+	cr_expect(strstr(proc.err.data, "Try 'poolechod --help'") != NULL,
+	          "no \"Try 'poolechod --help'\" in:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "listening on"), "it started listening anyway");
+	assert_no_sanitizer_report();
+}
+
+Test(daemon, help_exits_0_and_lists_every_option)
+{
+	static const char *const options[] = {
+		"-b, --bind", "-p, --port", "-w, --workers", "-q, --queue", "--backlog",
+		"--overflow", "-t, --idle-timeout", "--grace", "--stats-interval", "-h, --help",
+		"-V, --version",
+	};
+	const char *argv[] = {daemon_path(), "--help", NULL};
+	int code = th_proc_run(&proc, argv, EXIT_MS);
+
+	cr_assert_eq(code, 0, "--help exit %d", code);
+	cr_assert_not_null(proc.out.data, "--help printed nothing on stdout");
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+		cr_expect(strstr(proc.out.data, options[i]) != NULL, "--help does not list '%s'",
+		          options[i]);
+	assert_no_sanitizer_report();
+}
+
+Test(daemon, version_exits_0)
+{
+	const char *argv[] = {daemon_path(), "--version", NULL};
+	int code = th_proc_run(&proc, argv, EXIT_MS);
+
+	cr_assert_eq(code, 0, "--version exit %d", code);
+	cr_assert_not_null(proc.out.data, "--version printed nothing on stdout");
+	cr_expect(strstr(proc.out.data, "poolechod") && strstr(proc.out.data, PACKAGE_VERSION),
+	          "--version says: %s", proc.out.data);
+	assert_no_sanitizer_report();
+}
+
+Test(daemon, port_in_use_exits_1_saying_so)
+{
+	char err[PE_NET_ERRLEN], port[16];
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd = pe_net_listen("127.0.0.1", 0, 4, err), code;
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", port, NULL};
+
+	cr_assert_geq(fd, 0, "%s", err);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(port, sizeof port, "%u", ntohs(sin.sin_port));
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	close(fd);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_expect(proc.err.data && strstr(proc.err.data, "Address already in use"),
+	          "stderr does not say 'Address already in use':\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+Test(daemon, sigterm_exits_0)
+{
+	unsigned port = start_daemon(NULL);
+
+	echo_once(port, 10, 1);
+	stop_daemon(SIGTERM);
+}
+
+Test(daemon, sigint_exits_0)
+{
+	start_daemon(NULL);
+	stop_daemon(SIGINT);
+}
+
+Test(daemon, sigusr1_logs_a_stats_line)
+{
+	static const char *const keys[] = {
+		"rejected=", "served=", "active=", "queued=", "bytes_in=", "bytes_out=", "timeouts=",
+	};
+	unsigned port = start_daemon(NULL);
+	size_t from;
+	const char *line;
+
+	echo_once(port, 123, 1);
+	from = proc.err.len;
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0);
+	cr_assert_eq(th_proc_wait_stderr(&proc, from, "accepted=", IO_MS), 0,
+	             "no stats line after SIGUSR1; stderr:\n%s", proc.err.data);
+	line = strstr(proc.err.data + from, "accepted=");
+	cr_expect(strncmp(line, "accepted=1 ", 11) == 0, "one client was accepted: %s", line);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		cr_expect(strstr(line, keys[i]) != NULL, "stats line lacks %s: %s", keys[i], line);
+	cr_expect(strstr(line, "bytes_in=123") != NULL, "bytes_in: %s", line);
+	assert_alive();
+	stop_daemon(SIGTERM);
+}
+
+/* Connect until refused: the listener is closed. 0, or -ETIMEDOUT. */
+static int wait_refused(unsigned port, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	while (th_ms_left(deadline) > 0) {
+		int fd = th_connect(port, 1000);
+		if (fd == -ECONNREFUSED)
+			return 0;
+		if (fd >= 0)
+			close(fd);
+		th_proc_pump(&proc, 20); /* also paces the retries */
+	}
+	return -ETIMEDOUT;
+}
+
+Test(daemon, second_sigterm_during_grace_stops_at_once)
+{
+	const char *const extra[] = {"--grace=60", NULL};
+	unsigned port = start_daemon(extra);
+	int fd = th_connect(port, IO_MS);
+	int64_t t0;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(th_echo_check(fd, 100, 1, IO_MS), 0);
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+	/* The first signal closes the listener, and the open client goes on. */
+	cr_assert_eq(wait_refused(port, IO_MS), 0, "still accepting after SIGTERM");
+	cr_assert_eq(th_echo_check(fd, 1000, 2, IO_MS), 0, "not served during the grace");
+	assert_alive();
+	t0 = th_now_ms();
+	stop_daemon(SIGTERM);
+	cr_expect_lt(th_now_ms() - t0, 10000, "the second SIGTERM did not stop at once");
+	cr_expect_eq(th_wait_closed(fd, IO_MS), 0);
+	close(fd);
+}
+
+Test(daemon, grace_ends_by_closing_idle_clients)
+{
+	const char *const extra[] = {"--grace=0.3", NULL};
+	unsigned port = start_daemon(extra);
+	int fd = th_connect(port, IO_MS);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(th_echo_check(fd, 10, 1, IO_MS), 0);
+	stop_daemon(SIGTERM); /* exits only once the idle client is closed */
+	cr_expect_eq(th_wait_closed(fd, IO_MS), 0);
+	close(fd);
+}
+
+/* ---- hostile clients --------------------------------------------------------------- */
+
+enum { HOSTILE_THREADS = 8, HOSTILE_ROUNDS = 40 };
+
+struct hostile {
+	unsigned port;
+	atomic_int failures;
+	atomic_int first_error;
+	atomic_int rounds;
+};
+
+struct hostile_thread {
+	struct hostile *h;
+	unsigned index;
+	pthread_t thread;
+};
+
+static void hostile_fail(struct hostile *h, int rc)
+{
+	int none = 0;
+
+	atomic_fetch_add(&h->failures, 1);
+	atomic_compare_exchange_strong(&h->first_error, &none, rc < 0 ? rc : -EPROTO);
+}
+
+/* One client of kind K; only the well-behaved kinds can fail. */
+static void hostile_round(struct hostile *h, unsigned k, unsigned seed)
+{
+	static unsigned char junk[256 * 1024];
+	int fd = th_connect(h->port, IO_MS), rc = 0;
+
+	if (fd < 0) {
+		hostile_fail(h, fd);
+		return;
+	}
+	switch (k % 6) {
+	case 0: /* well-behaved, sizes up to 200 KiB */
+		rc = th_echo_check(fd, 1 + (seed * 7919u) % (200 * 1024), seed, IO_MS);
+		if (rc == 0 && shutdown(fd, SHUT_WR) < 0)
+			rc = -errno;
+		if (rc == 0)
+			rc = th_wait_eof(fd, IO_MS);
+		close(fd);
+		break;
+	case 1: /* half-close right after sending: the echo must still come */
+		rc = th_write_all(fd, junk, 4096, IO_MS);
+		if (rc == 0 && shutdown(fd, SHUT_WR) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			static __thread unsigned char back[4096];
+			ssize_t n = th_read_exact(fd, back, sizeof back, IO_MS);
+			rc = n == (ssize_t)sizeof back ? th_wait_eof(fd, IO_MS) : n < 0 ? (int)n : -EPROTO;
+		}
+		close(fd);
+		break;
+	case 2: /* reset while the server is writing back */
+		send(fd, junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL);
+		th_close_reset(fd);
+		return;
+	case 3: /* reset at once */
+		th_close_reset(fd);
+		return;
+	case 4: /* connect and close without a word */
+		close(fd);
+		return;
+	default: /* send and close without reading the echo */
+		send(fd, junk, 8192, MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	if (rc != 0)
+		hostile_fail(h, rc);
+}
+
+static void *hostile_main(void *arg)
+{
+	struct hostile_thread *t = arg;
+
+	for (unsigned r = 0; r < HOSTILE_ROUNDS; r++) {
+		hostile_round(t->h, t->index + r, t->index * 1000 + r);
+		atomic_fetch_add(&t->h->rounds, 1);
+	}
+	return NULL;
+}
+
+Test(daemon, survives_hostile_clients_and_exits_0, .timeout = 120)
+{
+	const char *const extra[] = {"-w", "4", "-q", "8", "-t", "2", "--grace=0.5", NULL};
+	struct hostile h = {.port = start_daemon(extra)};
+	struct hostile_thread t[HOSTILE_THREADS];
+	int idle[2], err;
+
+	/* Two idle clients hold workers until the timeout or the stop. */
+	for (int i = 0; i < 2; i++) {
+		idle[i] = th_connect(h.port, IO_MS);
+		cr_assert_geq(idle[i], 0);
+	}
+	for (unsigned i = 0; i < HOSTILE_THREADS; i++) {
+		t[i] = (struct hostile_thread){.h = &h, .index = i};
+		cr_assert_eq(pthread_create(&t[i].thread, NULL, hostile_main, &t[i]), 0);
+	}
+	for (unsigned i = 0; i < HOSTILE_THREADS; i++) {
+		/* Keep reading the daemon's output so its stderr pipe never fills. */
+		int64_t deadline = th_now_ms() + 90000;
+		while (th_join(t[i].thread, 100) == -ETIMEDOUT) {
+			cr_assert_gt(th_ms_left(deadline), 0, "client thread %u stuck", i);
+			th_proc_pump(&proc, 0);
+		}
+	}
+	err = atomic_load(&h.first_error);
+	cr_expect_eq(atomic_load(&h.failures), 0, "%d well-behaved clients failed, first: %s",
+	             atomic_load(&h.failures), strerror(-err));
+	cr_expect_eq(atomic_load(&h.rounds), HOSTILE_THREADS * HOSTILE_ROUNDS);
+	assert_alive();
+	assert_no_sanitizer_report();
+	echo_once(h.port, 50000, 77);
+	stop_daemon(SIGTERM);
+	for (int i = 0; i < 2; i++)
+		close(idle[i]);
+}

@@ -1,0 +1,296 @@
+/*
+ * test_pool.c -- the worker pool: W workers really run at once (a barrier
+ * only W concurrent handlers can pass), joining waits for the queue to
+ * close, every queued item is handled exactly once, bad configs fail.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <poolecho/pool.h>
+#include <poolecho/queue.h>
+
+#include "helpers.h"
+
+#define WAIT_MS 5000
+#define STILL_BLOCKED_MS 150
+
+TestSuite(pool, .timeout = 30);
+
+/* What the handlers record; shared by every test. */
+struct record {
+	unsigned workers;
+	struct th_event arrived;     /* handler calls begun */
+	atomic_int running, max_running;
+	atomic_int barrier_timeouts;
+	atomic_int bad_worker_index;
+	atomic_uint worker_mask;     /* which worker indexes handled something */
+	atomic_uchar *seen;          /* per item value, when counting items */
+	int items;
+};
+
+static void record_init(struct record *r, unsigned workers, int items)
+{
+	memset(r, 0, sizeof *r);
+	r->workers = workers;
+	th_event_init(&r->arrived);
+	r->items = items;
+	if (items) {
+		r->seen = calloc((size_t)items, sizeof *r->seen);
+		cr_assert_not_null(r->seen);
+	}
+}
+
+static void record_free(struct record *r)
+{
+	th_event_destroy(&r->arrived);
+	free(r->seen);
+}
+
+static void note_worker(struct record *r, unsigned worker)
+{
+	if (worker >= r->workers)
+		atomic_fetch_add(&r->bad_worker_index, 1);
+	else if (worker < 32)
+		atomic_fetch_or(&r->worker_mask, 1u << worker);
+}
+
+/* Each of the first W calls waits until W calls are in progress at once:
+ * a pool that ran fewer workers in parallel would never get past it. */
+static void barrier_handler(void *ctx, unsigned worker, void *item)
+{
+	struct record *r = ctx;
+	int now = atomic_fetch_add(&r->running, 1) + 1;
+	int max = atomic_load(&r->max_running);
+
+	(void)item;
+	note_worker(r, worker);
+	while (now > max && !atomic_compare_exchange_weak(&r->max_running, &max, now))
+		;
+	th_event_add(&r->arrived, 1);
+	if (th_event_wait(&r->arrived, r->workers, WAIT_MS) < 0)
+		atomic_fetch_add(&r->barrier_timeouts, 1);
+	atomic_fetch_sub(&r->running, 1);
+}
+
+static void count_handler(void *ctx, unsigned worker, void *item)
+{
+	struct record *r = ctx;
+	int v;
+
+	note_worker(r, worker);
+	memcpy(&v, item, sizeof v);
+	if (v >= 0 && v < r->items)
+		atomic_fetch_add(&r->seen[v], 1);
+	th_event_add(&r->arrived, 1);
+}
+
+static pe_pool *start_pool(pe_queue *queue, unsigned workers, pe_pool_handler *handler,
+                           struct record *r)
+{
+	struct pe_pool_config cfg = {.workers = workers, .queue = queue, .handler = handler, .ctx = r};
+	pe_pool *pool = NULL;
+
+	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
+	cr_assert_not_null(pool);
+	cr_assert_eq(pe_pool_size(pool), workers);
+	return pool;
+}
+
+/* pe_pool_join on a thread, so a test can see whether it blocks. */
+struct joiner {
+	pe_pool *pool;
+	struct th_event done;
+	pthread_t thread;
+};
+
+static void *joiner_main(void *arg)
+{
+	struct joiner *j = arg;
+
+	pe_pool_join(j->pool);
+	th_event_add(&j->done, 1);
+	return NULL;
+}
+
+static void join_start(struct joiner *j, pe_pool *pool)
+{
+	j->pool = pool;
+	th_event_init(&j->done);
+	cr_assert_eq(pthread_create(&j->thread, NULL, joiner_main, j), 0);
+}
+
+static void join_finish(struct joiner *j)
+{
+	cr_assert_eq(th_event_wait(&j->done, 1, WAIT_MS), 0, "pe_pool_join did not return");
+	cr_assert_eq(th_join(j->thread, WAIT_MS), 0);
+	th_event_destroy(&j->done);
+}
+
+Test(pool, workers_really_run_in_parallel)
+{
+	enum { W = 4, ITEMS = 3 * W };
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool;
+	struct joiner j;
+
+	record_init(&r, W, 0);
+	cr_assert_eq(pe_queue_create(&queue, ITEMS, sizeof(int)), 0);
+	pool = start_pool(queue, W, barrier_handler, &r);
+	for (int i = 0; i < ITEMS; i++)
+		cr_assert_eq(pe_queue_push(queue, &i), 0);
+	cr_assert_eq(th_event_wait(&r.arrived, ITEMS, 3 * WAIT_MS), 0, "not every item was handled");
+	pe_queue_close(queue);
+	join_start(&j, pool);
+	join_finish(&j);
+	cr_expect_eq(atomic_load(&r.barrier_timeouts), 0,
+	             "fewer than %d handlers ever ran at once (max %d)", W, atomic_load(&r.max_running));
+	cr_expect_eq(atomic_load(&r.max_running), W, "more handlers ran at once than workers");
+	cr_expect_eq(atomic_load(&r.bad_worker_index), 0, "worker index out of range");
+	cr_expect_eq(atomic_load(&r.worker_mask), (1u << W) - 1, "not every worker index took part");
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(pool, join_waits_for_the_queue_to_close_and_joins_every_worker)
+{
+	enum { W = 3 };
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool;
+	struct joiner j;
+	int v = 0;
+
+	record_init(&r, W, 1);
+	cr_assert_eq(pe_queue_create(&queue, 4, sizeof(int)), 0);
+	pool = start_pool(queue, W, count_handler, &r);
+	join_start(&j, pool);
+	cr_assert_eq(th_event_wait(&j.done, 1, STILL_BLOCKED_MS), -ETIMEDOUT,
+	             "pe_pool_join returned while the queue was open");
+	/* The workers are still there: an item pushed now is handled. */
+	cr_assert_eq(pe_queue_push(queue, &v), 0);
+	cr_assert_eq(th_event_wait(&r.arrived, 1, WAIT_MS), 0, "no worker took the item");
+	pe_queue_close(queue);
+	join_finish(&j);
+	cr_expect_eq(atomic_load(&r.seen[0]), 1);
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(pool, no_item_lost_at_stop)
+{
+	enum { W = 3, ITEMS = 4000 };
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool;
+	struct joiner j;
+	int missing = 0, doubled = 0;
+
+	record_init(&r, W, ITEMS);
+	cr_assert_eq(pe_queue_create(&queue, 64, sizeof(int)), 0);
+	pool = start_pool(queue, W, count_handler, &r);
+	for (int i = 0; i < ITEMS; i++)
+		cr_assert_eq(pe_queue_push(queue, &i), 0);
+	/* Close with items still queued: the workers must drain them. */
+	pe_queue_close(queue);
+	join_start(&j, pool);
+	join_finish(&j);
+	for (int i = 0; i < ITEMS; i++) {
+		missing += r.seen[i] == 0;
+		doubled += r.seen[i] > 1;
+	}
+	cr_expect_eq(missing, 0, "%d items lost at stop", missing);
+	cr_expect_eq(doubled, 0, "%d items handled twice", doubled);
+	cr_expect_eq(atomic_load(&r.bad_worker_index), 0);
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(pool, items_queued_and_closed_before_start_are_all_handled)
+{
+	enum { W = 2, ITEMS = 50 };
+	struct record r;
+	pe_queue *queue;
+	struct joiner j;
+
+	record_init(&r, W, ITEMS);
+	cr_assert_eq(pe_queue_create(&queue, ITEMS, sizeof(int)), 0);
+	for (int i = 0; i < ITEMS; i++)
+		cr_assert_eq(pe_queue_try_push(queue, &i), 0);
+	pe_queue_close(queue);
+	join_start(&j, start_pool(queue, W, count_handler, &r));
+	join_finish(&j);
+	for (int i = 0; i < ITEMS; i++)
+		cr_expect_eq(r.seen[i], 1, "item %d handled %d times", i, r.seen[i]);
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(pool, tiny_stack_size_is_raised_to_the_minimum)
+{
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool = NULL;
+	struct joiner j;
+	int v = 0;
+	struct pe_pool_config cfg = {.workers = 2, .stack_size = 1, .handler = count_handler, .ctx = &r};
+
+	record_init(&r, 2, 1);
+	cr_assert_eq(pe_queue_create(&queue, 2, sizeof(int)), 0);
+	cfg.queue = queue;
+	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
+	cr_assert_eq(pe_queue_push(queue, &v), 0);
+	pe_queue_close(queue);
+	join_start(&j, pool);
+	join_finish(&j);
+	cr_expect_eq(r.seen[0], 1);
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(pool, bad_config_is_einval)
+{
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool;
+	struct pe_pool_config good, bad;
+
+	record_init(&r, 1, 0);
+	cr_assert_eq(pe_queue_create(&queue, 2, sizeof(int)), 0);
+	good = (struct pe_pool_config){.workers = 1, .queue = queue, .handler = count_handler, .ctx = &r};
+
+	bad = good;
+	bad.workers = 0;
+	pool = (pe_pool *)&pool;
+	cr_expect_eq(pe_pool_start(&pool, &bad), -EINVAL, "0 workers");
+	cr_expect_null(pool);
+
+	bad = good;
+	bad.queue = NULL;
+	cr_expect_eq(pe_pool_start(&pool, &bad), -EINVAL, "no queue");
+	cr_expect_null(pool);
+
+	bad = good;
+	bad.handler = NULL;
+	cr_expect_eq(pe_pool_start(&pool, &bad), -EINVAL, "no handler");
+	cr_expect_null(pool);
+
+	cr_expect_eq(pe_pool_start(&pool, NULL), -EINVAL, "no config");
+	cr_expect_null(pool);
+
+	pe_pool_join(NULL);
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}

@@ -1,0 +1,433 @@
+/*
+ * test_queue.c -- the bounded queue: FIFO order, capacity, blocking push
+ * and pop, close waking every waiter, and many threads moving every item
+ * exactly once. Blocking is shown with a thread and a timed event.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <poolecho/queue.h>
+
+#include "helpers.h"
+
+/* How long a blocked call is watched to see that it stays blocked; only a
+ * failure (returning early) is ever decided by this window. */
+#define STILL_BLOCKED_MS 150
+/* How long a woken call may take to return: generous, it is an upper bound. */
+#define WAKE_MS 5000
+
+static pe_queue *q; /* the suite's queue: 4 ints */
+
+static void queue_setup(void)
+{
+	cr_assert_eq(pe_queue_create(&q, 4, sizeof(int)), 0);
+}
+
+static void queue_teardown(void)
+{
+	pe_queue_destroy(q);
+	q = NULL;
+}
+
+TestSuite(queue, .init = queue_setup, .fini = queue_teardown, .timeout = 30);
+
+static void push_int(pe_queue *queue, int v)
+{
+	cr_assert_eq(pe_queue_try_push(queue, &v), 0, "try_push(%d) failed", v);
+}
+
+static int pop_int(pe_queue *queue)
+{
+	int v = -1, rc = pe_queue_try_pop(queue, &v);
+
+	cr_assert_eq(rc, 0, "try_pop failed: %s", strerror(-rc));
+	return v;
+}
+
+/* ---- a queue call run on its own thread, so a test can see it block --- */
+
+enum op_kind { OP_PUSH, OP_POP, OP_WAIT_SPACE };
+
+struct op {
+	pe_queue *queue;
+	enum op_kind kind;
+	int value;             /* pushed, or popped */
+	int rc;
+	struct th_event started, done;
+	pthread_t thread;
+};
+
+static void *op_main(void *arg)
+{
+	struct op *op = arg;
+
+	th_event_add(&op->started, 1);
+	switch (op->kind) {
+	case OP_PUSH:
+		op->rc = pe_queue_push(op->queue, &op->value);
+		break;
+	case OP_POP:
+		op->rc = pe_queue_pop(op->queue, &op->value);
+		break;
+	case OP_WAIT_SPACE:
+		op->rc = pe_queue_wait_space(op->queue);
+		break;
+	}
+	th_event_add(&op->done, 1);
+	return NULL;
+}
+
+static void op_start(struct op *op, pe_queue *queue, enum op_kind kind, int value)
+{
+	memset(op, 0, sizeof *op);
+	op->queue = queue;
+	op->kind = kind;
+	op->value = value;
+	op->rc = 1;
+	th_event_init(&op->started);
+	th_event_init(&op->done);
+	cr_assert_eq(pthread_create(&op->thread, NULL, op_main, op), 0);
+	cr_assert_eq(th_event_wait(&op->started, 1, WAKE_MS), 0, "op thread did not start");
+}
+
+static void op_assert_blocked(struct op *op, const char *what)
+{
+	cr_assert_eq(th_event_wait(&op->done, 1, STILL_BLOCKED_MS), -ETIMEDOUT,
+	             "%s returned (rc %d) instead of blocking", what, op->rc);
+}
+
+/* Wait for the call to return and join its thread; returns its rc. */
+static int op_finish(struct op *op, const char *what)
+{
+	cr_assert_eq(th_event_wait(&op->done, 1, WAKE_MS), 0, "%s was never woken", what);
+	cr_assert_eq(th_join(op->thread, WAKE_MS), 0);
+	th_event_destroy(&op->started);
+	th_event_destroy(&op->done);
+	return op->rc;
+}
+
+/* ---- order and capacity ------------------------------------------------- */
+
+Test(queue, create_rejects_zero_sizes)
+{
+	pe_queue *bad = (pe_queue *)&bad;
+
+	cr_expect_eq(pe_queue_create(&bad, 0, sizeof(int)), -EINVAL);
+	cr_expect_null(bad);
+	bad = (pe_queue *)&bad;
+	cr_expect_eq(pe_queue_create(&bad, 4, 0), -EINVAL);
+	cr_expect_null(bad);
+	pe_queue_destroy(NULL);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, fifo_order_across_wraparound)
+{
+	int next_in = 0, next_out = 0;
+
+	/* Three rounds of 3 in, 3 out move the ring's head past its end. */
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 3; i++)
+			push_int(q, next_in++);
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(pop_int(q), next_out++, "out of order in round %d", round);
+	}
+	for (int i = 0; i < 4; i++)
+		push_int(q, next_in++);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pop_int(q), next_out++);
+	cr_assert_eq(pe_queue_length(q), 0);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, capacity_honoured_and_try_push_fails_when_full)
+{
+	int v = 99;
+
+	cr_assert_eq(pe_queue_capacity(q), 4);
+	cr_assert_eq(pe_queue_item_size(q), sizeof(int));
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(pe_queue_length(q), (size_t)i);
+		push_int(q, i);
+	}
+	cr_assert_eq(pe_queue_try_push(q, &v), -EAGAIN);
+	cr_assert_eq(pe_queue_length(q), 4);
+	cr_assert_eq(pop_int(q), 0, "the refused item must not have replaced anything");
+	push_int(q, 4);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(pop_int(q), i);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, items_are_copied_in_and_out)
+{
+	struct item {
+		char text[13];
+		double x;
+		unsigned char nul_and_high[3];
+	} in = {"hello\0world", 2.5, {0, 0xff, 0x80}}, out;
+	pe_queue *big;
+
+	cr_assert_eq(pe_queue_create(&big, 2, sizeof in), 0);
+	cr_assert_eq(pe_queue_push(big, &in), 0);
+	memset(&in, 0xaa, sizeof in); /* the queue must hold its own copy */
+	memset(&out, 0, sizeof out);
+	cr_assert_eq(pe_queue_pop(big, &out), 0);
+	cr_expect_eq(memcmp(out.text, "hello\0world", 12), 0);
+	cr_expect_eq(out.x, 2.5);
+	cr_expect_eq(out.nul_and_high[1], 0xff);
+	pe_queue_destroy(big);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, try_pop_on_empty_says_eagain)
+{
+	int v = 7;
+
+	cr_assert_eq(pe_queue_try_pop(q, &v), -EAGAIN);
+	cr_assert_eq(v, 7, "a failed pop must not touch the item");
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- blocking --------------------------------------------------------------- */
+
+Test(queue, full_queue_blocks_push_until_a_pop)
+{
+	struct op push;
+
+	for (int i = 0; i < 4; i++)
+		push_int(q, i);
+	op_start(&push, q, OP_PUSH, 100);
+	op_assert_blocked(&push, "push on a full queue");
+	cr_assert_eq(pe_queue_length(q), 4);
+	cr_assert_eq(pop_int(q), 0);
+	cr_assert_eq(op_finish(&push, "push"), 0);
+	for (int i = 1; i < 4; i++)
+		cr_assert_eq(pop_int(q), i);
+	cr_assert_eq(pop_int(q), 100, "the blocked push must land last");
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, empty_queue_blocks_pop_until_a_push)
+{
+	struct op pop;
+
+	op_start(&pop, q, OP_POP, -1);
+	op_assert_blocked(&pop, "pop on an empty queue");
+	push_int(q, 42);
+	cr_assert_eq(op_finish(&pop, "pop"), 0);
+	cr_assert_eq(pop.value, 42);
+	cr_assert_eq(pe_queue_length(q), 0);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, close_wakes_every_blocked_pusher)
+{
+	enum { N = 4 };
+	struct op push[N];
+
+	for (int i = 0; i < 4; i++)
+		push_int(q, i);
+	for (int i = 0; i < N; i++)
+		op_start(&push[i], q, OP_PUSH, 10 + i);
+	for (int i = 0; i < N; i++)
+		op_assert_blocked(&push[i], "push on a full queue");
+	pe_queue_close(q);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(op_finish(&push[i], "pusher after close"), -ESHUTDOWN);
+	cr_assert_eq(pe_queue_length(q), 4, "nothing may be pushed after close");
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, close_wakes_every_blocked_popper)
+{
+	enum { N = 4 };
+	struct op pop[N];
+
+	for (int i = 0; i < N; i++)
+		op_start(&pop[i], q, OP_POP, -1);
+	for (int i = 0; i < N; i++)
+		op_assert_blocked(&pop[i], "pop on an empty queue");
+	pe_queue_close(q);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(op_finish(&pop[i], "popper after close"), -ESHUTDOWN);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, pop_drains_remaining_items_after_close)
+{
+	int v = 5;
+
+	for (int i = 0; i < 3; i++)
+		push_int(q, i);
+	cr_assert_not(pe_queue_is_closed(q));
+	pe_queue_close(q);
+	pe_queue_close(q); /* idempotent */
+	cr_assert(pe_queue_is_closed(q));
+	cr_assert_eq(pe_queue_push(q, &v), -ESHUTDOWN);
+	cr_assert_eq(pe_queue_try_push(q, &v), -ESHUTDOWN);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(pe_queue_pop(q, &v), 0, "item %d lost at close", i);
+		cr_assert_eq(v, i);
+	}
+	cr_assert_eq(pe_queue_pop(q, &v), -ESHUTDOWN);
+	cr_assert_eq(pe_queue_try_pop(q, &v), -ESHUTDOWN);
+	cr_assert_eq(pe_queue_wait_space(q), -ESHUTDOWN);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- wait_space ------------------------------------------------------------- */
+
+Test(queue, wait_space_returns_at_once_when_not_full_and_takes_nothing)
+{
+	push_int(q, 1);
+	cr_assert_eq(pe_queue_wait_space(q), 0);
+	cr_assert_eq(pe_queue_length(q), 1, "wait_space must not reserve or push");
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, wait_space_blocks_while_full_then_a_push_fits)
+{
+	struct op wait;
+	int v = 9;
+
+	for (int i = 0; i < 4; i++)
+		push_int(q, i);
+	op_start(&wait, q, OP_WAIT_SPACE, 0);
+	op_assert_blocked(&wait, "wait_space on a full queue");
+	cr_assert_eq(pop_int(q), 0);
+	cr_assert_eq(op_finish(&wait, "wait_space"), 0);
+	cr_assert_eq(pe_queue_try_push(q, &v), 0, "wait_space said there was space");
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, close_wakes_wait_space)
+{
+	struct op wait;
+
+	for (int i = 0; i < 4; i++)
+		push_int(q, i);
+	op_start(&wait, q, OP_WAIT_SPACE, 0);
+	op_assert_blocked(&wait, "wait_space on a full queue");
+	pe_queue_close(q);
+	cr_assert_eq(op_finish(&wait, "wait_space after close"), -ESHUTDOWN);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* A slot freed while both a wait_space caller and a pusher wait must not
+ * leave the pusher asleep (a single signal could go to the wrong one). */
+Test(queue, wait_space_does_not_swallow_a_pushers_wakeup)
+{
+	struct op wait, push;
+	pe_queue *one;
+
+	cr_assert_eq(pe_queue_create(&one, 1, sizeof(int)), 0);
+	push_int(one, 1);
+	op_start(&wait, one, OP_WAIT_SPACE, 0);
+	op_start(&push, one, OP_PUSH, 2);
+	op_assert_blocked(&wait, "wait_space on a full queue");
+	op_assert_blocked(&push, "push on a full queue");
+	cr_assert_eq(pop_int(one), 1);
+	cr_assert_eq(op_finish(&push, "push after a slot freed"), 0);
+	cr_assert_eq(pop_int(one), 2);
+	cr_assert_eq(op_finish(&wait, "wait_space after two slots freed"), 0);
+	pe_queue_destroy(one);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- many producers and consumers ------------------------------------------- */
+
+enum { PRODUCERS = 4, CONSUMERS = 4, PER_PRODUCER = 5000, ITEMS = PRODUCERS * PER_PRODUCER };
+
+struct mpmc {
+	pe_queue *queue;
+	atomic_uchar seen[ITEMS];
+	atomic_int order_errors;  /* one producer's items seen out of order by a consumer */
+	atomic_int push_errors;
+};
+
+struct mpmc_thread {
+	struct mpmc *m;
+	int index;
+	pthread_t thread;
+};
+
+static void *producer_main(void *arg)
+{
+	struct mpmc_thread *t = arg;
+
+	for (int i = 0; i < PER_PRODUCER; i++) {
+		int v = t->index * PER_PRODUCER + i;
+		/* Mix blocking and non-blocking pushes. */
+		int rc = (i & 1) ? pe_queue_push(t->m->queue, &v) : pe_queue_try_push(t->m->queue, &v);
+		if (rc == -EAGAIN)
+			rc = pe_queue_push(t->m->queue, &v);
+		if (rc != 0)
+			atomic_fetch_add(&t->m->push_errors, 1);
+	}
+	return NULL;
+}
+
+static void *consumer_main(void *arg)
+{
+	struct mpmc_thread *t = arg;
+	int last[PRODUCERS], v;
+
+	for (int p = 0; p < PRODUCERS; p++)
+		last[p] = -1;
+	while (pe_queue_pop(t->m->queue, &v) == 0) {
+		if (v < 0 || v >= ITEMS) {
+			atomic_fetch_add(&t->m->order_errors, 1);
+			continue;
+		}
+		atomic_fetch_add(&t->m->seen[v], 1);
+		/* A FIFO hands one producer's items out in the order it pushed them. */
+		int p = v / PER_PRODUCER;
+		if (v <= last[p])
+			atomic_fetch_add(&t->m->order_errors, 1);
+		last[p] = v;
+	}
+	return NULL;
+}
+
+Test(queue, many_producers_and_consumers_move_every_item_exactly_once)
+{
+	struct mpmc *m = calloc(1, sizeof *m);
+	struct mpmc_thread prod[PRODUCERS], cons[CONSUMERS];
+	int missing = 0, doubled = 0;
+
+	cr_assert_not_null(m);
+	cr_assert_eq(pe_queue_create(&m->queue, 8, sizeof(int)), 0);
+	for (int i = 0; i < CONSUMERS; i++) {
+		cons[i] = (struct mpmc_thread){.m = m, .index = i};
+		cr_assert_eq(pthread_create(&cons[i].thread, NULL, consumer_main, &cons[i]), 0);
+	}
+	for (int i = 0; i < PRODUCERS; i++) {
+		prod[i] = (struct mpmc_thread){.m = m, .index = i};
+		cr_assert_eq(pthread_create(&prod[i].thread, NULL, producer_main, &prod[i]), 0);
+	}
+	for (int i = 0; i < PRODUCERS; i++)
+		cr_assert_eq(th_join(prod[i].thread, 20000), 0, "producer %d stuck", i);
+	pe_queue_close(m->queue);
+	for (int i = 0; i < CONSUMERS; i++)
+		cr_assert_eq(th_join(cons[i].thread, 20000), 0, "consumer %d stuck", i);
+	for (int i = 0; i < ITEMS; i++) {
+		unsigned n = atomic_load(&m->seen[i]);
+		missing += n == 0;
+		doubled += n > 1;
+	}
+	cr_expect_eq(atomic_load(&m->push_errors), 0);
+	cr_expect_eq(missing, 0, "%d of %d items never popped", missing, ITEMS);
+	cr_expect_eq(doubled, 0, "%d items popped more than once", doubled);
+	cr_expect_eq(atomic_load(&m->order_errors), 0, "FIFO order broken per producer");
+	cr_expect_eq(pe_queue_length(m->queue), 0);
+	pe_queue_destroy(m->queue);
+	free(m);
+	TH_ASSERT_NO_LEAKS();
+}

@@ -1,0 +1,666 @@
+/*
+ * test_server.c -- the echo server in-process over loopback (port 0):
+ * exact binary echo, many clients on few workers, both overflow policies,
+ * half-close, resets, idle timeouts, graceful and immediate stops, and no
+ * descriptor left open afterwards.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <poolecho/server.h>
+
+#include "helpers.h"
+#include "server_fixture.h"
+
+#define IO_MS 10000         /* upper bound for any client read/write */
+#define STOP_MS 10000       /* upper bound for pe_server_run to return */
+
+static struct tf_server ts;
+static int fds_before = -1;
+
+static void server_teardown(void)
+{
+	/* Only reached with a server still up after a failed assertion. */
+	if (ts.srv)
+		tf_stop(&ts, 1, STOP_MS);
+}
+
+TestSuite(server, .fini = server_teardown, .timeout = 60);
+
+static void start_server(const struct pe_server_config *cfg)
+{
+	int rc;
+
+	fds_before = th_count_fds();
+	cr_assert_geq(fds_before, 0);
+	rc = tf_start(&ts, cfg);
+	cr_assert_eq(rc, 0, "pe_server_create/run: %s", strerror(-rc));
+	cr_assert_gt(ts.port, 0);
+}
+
+/* Stop the server, check run's result, and that every descriptor it opened
+ * is closed again (the test must have closed its own clients first). */
+static void stop_server_and_check(int now)
+{
+	cr_assert_eq(tf_stop(&ts, now, STOP_MS), 0, "pe_server_run did not return after a stop");
+	cr_expect_eq(ts.run_rc, 0, "pe_server_run returned %d", ts.run_rc);
+	cr_expect_eq(th_count_fds(), fds_before, "descriptors leaked: %d open before, %d after",
+	             fds_before, th_count_fds());
+	TH_ASSERT_NO_LEAKS();
+}
+
+static int client(void)
+{
+	int fd = th_connect(ts.port, IO_MS);
+
+	cr_assert_geq(fd, 0, "connect to 127.0.0.1:%u: %s", ts.port, strerror(-fd));
+	return fd;
+}
+
+/* One echo round trip of LEN pattern bytes. */
+static void round_trip(int fd, size_t len, unsigned seed)
+{
+	int rc = th_echo_check(fd, len, seed, IO_MS);
+
+	cr_assert_eq(rc, 0, "echo of %zu bytes failed: %s", len, strerror(-rc));
+}
+
+/* Half-close, see the end of the stream, close. */
+static void finish_client(int fd)
+{
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	cr_assert_eq(th_wait_eof(fd, IO_MS), 0, "no clean end of stream from the server");
+	close(fd);
+}
+
+static void wait_stat_served(uint64_t n)
+{
+	int rc = tf_wait_stat(&ts, served, n, IO_MS);
+
+	cr_assert_eq(rc, 0, "served stayed at %llu, expected %llu",
+	             (unsigned long long)tf_stats(&ts).served, (unsigned long long)n);
+}
+
+/* ---- exact echo ------------------------------------------------------------ */
+
+Test(server, echoes_every_byte_value_including_nul)
+{
+	struct pe_server_config cfg;
+	unsigned char out[3 * 256], in[sizeof out];
+	struct pe_server_stats s;
+	int fd;
+
+	tf_config(&cfg, 2, 4);
+	start_server(&cfg);
+	/* Every byte value, then runs of NUL and 0xff that a string API would cut. */
+	for (int i = 0; i < 256; i++)
+		out[i] = (unsigned char)i;
+	memset(out + 256, 0, 256);
+	memset(out + 512, 0xff, 256);
+	fd = client();
+	cr_assert_eq(th_write_all(fd, out, sizeof out, IO_MS), 0);
+	cr_assert_eq(th_read_exact(fd, in, sizeof in, IO_MS), (ssize_t)sizeof in);
+	cr_assert_eq(memcmp(in, out, sizeof out), 0, "echo differs from what was sent");
+	finish_client(fd);
+	wait_stat_served(1);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.bytes_in, sizeof out);
+	cr_expect_eq(s.bytes_out, sizeof out);
+	stop_server_and_check(0);
+}
+
+struct writer {
+	int fd;
+	size_t len;
+	unsigned seed;
+	int rc;
+	int shut;  /* shutdown(SHUT_WR) after the last byte */
+	pthread_t thread;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	enum { CHUNK = 64 * 1024 };
+	unsigned char *buf = malloc(CHUNK);
+
+	w->rc = buf ? 0 : -ENOMEM;
+	for (size_t off = 0; off < w->len && w->rc == 0; off += CHUNK) {
+		size_t n = w->len - off < CHUNK ? w->len - off : CHUNK;
+		th_fill_pattern(buf, n, off, w->seed);
+		w->rc = th_write_all(w->fd, buf, n, IO_MS);
+	}
+	if (w->rc == 0 && w->shut && shutdown(w->fd, SHUT_WR) < 0)
+		w->rc = -errno;
+	free(buf);
+	return NULL;
+}
+
+/* Read LEN bytes and compare them with the pattern; then expect EOF if asked. */
+static void read_pattern(int fd, size_t len, unsigned seed)
+{
+	enum { CHUNK = 48 * 1024 }; /* deliberately not the writer's chunk size */
+	unsigned char *got = malloc(CHUNK), *want = malloc(CHUNK);
+
+	cr_assert(got && want);
+	for (size_t off = 0; off < len; off += CHUNK) {
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
+		ssize_t r = th_read_exact(fd, got, n, IO_MS);
+		cr_assert_eq(r, (ssize_t)n, "echo stream ended or failed at byte %zu: %zd", off, r);
+		th_fill_pattern(want, n, off, seed);
+		cr_assert_eq(memcmp(got, want, n), 0, "echo differs in bytes %zu..%zu", off, off + n);
+	}
+	free(got);
+	free(want);
+}
+
+Test(server, echoes_an_8mib_stream_written_while_reading)
+{
+	enum { LEN = 8 * 1024 * 1024 };
+	struct pe_server_config cfg;
+	struct writer w = {.len = LEN, .seed = 8, .shut = 1};
+	struct pe_server_stats s;
+
+	tf_config(&cfg, 2, 4);
+	start_server(&cfg);
+	w.fd = client();
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	cr_assert_eq(th_wait_eof(w.fd, IO_MS), 0, "no end of stream after the echo");
+	close(w.fd);
+	wait_stat_served(1);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.bytes_in, LEN);
+	cr_expect_eq(s.bytes_out, LEN);
+	stop_server_and_check(0);
+}
+
+/* ---- many clients, few workers -------------------------------------------- */
+
+struct crowd {
+	unsigned port;
+	struct th_event ready, go;
+	atomic_int ok, failed;
+	atomic_ullong bytes;
+	atomic_int first_error;
+};
+
+struct crowd_client {
+	struct crowd *c;
+	unsigned index;
+	pthread_t thread;
+};
+
+static void *crowd_client_main(void *arg)
+{
+	struct crowd_client *cc = arg;
+	struct crowd *c = cc->c;
+	size_t len = 1 + (cc->index * 37) % 3000;
+	int fd, rc;
+
+	th_event_add(&c->ready, 1);
+	if (th_event_wait(&c->go, 1, IO_MS) < 0) {
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	fd = th_connect(c->port, 2 * IO_MS);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	rc = th_echo_check(fd, len, cc->index, 2 * IO_MS);
+	if (rc == 0 && shutdown(fd, SHUT_WR) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = th_wait_eof(fd, 2 * IO_MS);
+	close(fd);
+	if (rc == 0)
+		atomic_fetch_add(&c->bytes, len);
+out:
+	if (rc == 0) {
+		atomic_fetch_add(&c->ok, 1);
+	} else {
+		int none = 0;
+		atomic_fetch_add(&c->failed, 1);
+		atomic_compare_exchange_strong(&c->first_error, &none, rc);
+	}
+	return NULL;
+}
+
+Test(server, hundreds_of_concurrent_clients_on_few_workers_are_all_served)
+{
+	enum { CLIENTS = 300, WORKERS = 4 };
+	struct pe_server_config cfg;
+	struct crowd c;
+	struct crowd_client *cl = calloc(CLIENTS, sizeof *cl);
+	struct pe_server_stats s;
+	pthread_attr_t attr;
+	int err;
+
+	cr_assert_not_null(cl);
+	tf_config(&cfg, WORKERS, 8);
+	cfg.overflow = PE_OVERFLOW_WAIT;
+	start_server(&cfg);
+	memset(&c, 0, sizeof c);
+	c.port = ts.port;
+	th_event_init(&c.ready);
+	th_event_init(&c.go);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (unsigned i = 0; i < CLIENTS; i++) {
+		cl[i] = (struct crowd_client){.c = &c, .index = i};
+		cr_assert_eq(pthread_create(&cl[i].thread, &attr, crowd_client_main, &cl[i]), 0);
+	}
+	pthread_attr_destroy(&attr);
+	cr_assert_eq(th_event_wait(&c.ready, CLIENTS, IO_MS), 0);
+	th_event_add(&c.go, 1); /* all connect at once */
+	for (unsigned i = 0; i < CLIENTS; i++)
+		cr_assert_eq(th_join(cl[i].thread, 4 * IO_MS), 0, "client %u stuck", i);
+	err = atomic_load(&c.first_error);
+	cr_assert_eq(atomic_load(&c.ok), CLIENTS, "%d of %d clients failed, first: %s",
+	             atomic_load(&c.failed), CLIENTS, strerror(-err));
+	wait_stat_served(CLIENTS);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.accepted, CLIENTS);
+	cr_expect_eq(s.served, CLIENTS);
+	cr_expect_eq(s.rejected, 0, "the wait policy must never reject");
+	cr_expect_eq(s.bytes_in, atomic_load(&c.bytes));
+	cr_expect_eq(s.bytes_out, atomic_load(&c.bytes));
+	cr_expect_eq(s.active, 0);
+	cr_expect_eq(s.queued, 0);
+	th_event_destroy(&c.ready);
+	th_event_destroy(&c.go);
+	free(cl);
+	stop_server_and_check(0);
+}
+
+Test(server, reject_policy_closes_extra_clients_and_counts_them)
+{
+	enum { WORKERS = 2, QUEUE = 2, EXTRA = 3 };
+	struct pe_server_config cfg;
+	int busy[WORKERS], queued[QUEUE], extra[EXTRA];
+	struct pe_server_stats s;
+	char line[256];
+
+	tf_config(&cfg, WORKERS, QUEUE);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	start_server(&cfg);
+	/* An echo proves a worker holds the connection. */
+	for (int i = 0; i < WORKERS; i++) {
+		busy[i] = client();
+		round_trip(busy[i], 10, (unsigned)i);
+	}
+	for (int i = 0; i < QUEUE; i++)
+		queued[i] = client();
+	cr_assert_eq(tf_wait_stat(&ts, accepted, WORKERS + QUEUE, IO_MS), 0,
+	             "the queued clients were not accepted");
+	/* Workers busy and queue full: every further client is closed at once. */
+	for (int i = 0; i < EXTRA; i++) {
+		extra[i] = client();
+		cr_assert_eq(th_wait_closed(extra[i], IO_MS), 0, "extra client %d was not closed", i);
+		close(extra[i]);
+	}
+	cr_assert_eq(tf_wait_stat(&ts, rejected, EXTRA, IO_MS), 0);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.rejected, EXTRA);
+	cr_expect_eq(s.accepted, WORKERS + QUEUE + EXTRA, "rejected clients are accepted first");
+	cr_expect_eq(s.queued, QUEUE);
+	cr_expect_eq(s.active, WORKERS);
+	pe_server_stats_format(&s, line, sizeof line);
+	cr_expect(strstr(line, "rejected=3") != NULL, "stats line: %s", line);
+	/* Once the busy ones leave, the queued ones are served. */
+	for (int i = 0; i < WORKERS; i++)
+		finish_client(busy[i]);
+	for (int i = 0; i < QUEUE; i++) {
+		round_trip(queued[i], 100, 50u + (unsigned)i);
+		finish_client(queued[i]);
+	}
+	wait_stat_served(WORKERS + QUEUE);
+	cr_expect_eq(tf_stats(&ts).rejected, EXTRA);
+	stop_server_and_check(0);
+}
+
+/* ---- half-close, resets -------------------------------------------------------- */
+
+Test(server, half_close_still_gets_the_full_echo_then_eof)
+{
+	enum { LEN = 600 * 1024 };
+	struct pe_server_config cfg;
+	struct writer w = {.len = LEN, .seed = 3, .shut = 1};
+
+	tf_config(&cfg, 1, 2);
+	start_server(&cfg);
+	w.fd = client();
+	/* The writer shuts its side down right after the last byte, while most
+	 * of the echo is still in flight. */
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0);
+	cr_assert_eq(th_wait_eof(w.fd, IO_MS), 0, "no end of stream after a half-close");
+	close(w.fd);
+	wait_stat_served(1);
+	cr_expect_eq(tf_stats(&ts).bytes_out, LEN);
+	stop_server_and_check(0);
+}
+
+Test(server, client_reset_mid_echo_keeps_the_server_serving)
+{
+	enum { RESETS = 20, LEN = 512 * 1024 };
+	struct pe_server_config cfg;
+	unsigned char *buf = malloc(LEN);
+	int fd;
+
+	cr_assert_not_null(buf);
+	th_fill_pattern(buf, LEN, 0, 1);
+	/* One worker: it must survive every reset for the last client to be served. */
+	tf_config(&cfg, 1, 4);
+	start_server(&cfg);
+	for (int i = 0; i < RESETS; i++) {
+		fd = client();
+		if (i % 2) {
+			/* Reset while the server is still writing the echo back. */
+			round_trip(fd, 100, (unsigned)i);
+			send(fd, buf, LEN, MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+		th_close_reset(fd);
+	}
+	fd = client();
+	round_trip(fd, 4096, 99);
+	finish_client(fd);
+	wait_stat_served(RESETS + 1);
+	free(buf);
+	stop_server_and_check(0);
+}
+
+/* ---- idle timeout ---------------------------------------------------------------- */
+
+Test(server, idle_timeout_frees_the_only_worker)
+{
+	struct pe_server_config cfg;
+	int idle, fd;
+	int64_t t0;
+
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = 200;
+	start_server(&cfg);
+	idle = client();
+	round_trip(idle, 1, 1); /* it holds the worker, then goes quiet */
+	t0 = th_now_ms();
+	fd = client();
+	round_trip(fd, 1000, 2); /* served only once the idle one is dropped */
+	cr_expect_geq(th_now_ms() - t0, 150, "the second client was served before the timeout");
+	cr_assert_eq(th_wait_closed(idle, IO_MS), 0, "the idle client was not closed");
+	close(idle);
+	finish_client(fd);
+	wait_stat_served(2);
+	cr_expect_eq(tf_stats(&ts).timeouts, 1);
+	stop_server_and_check(0);
+}
+
+Test(server, idle_timeout_closes_a_client_that_never_reads)
+{
+	enum { MAX = 64 * 1024 * 1024 };
+	struct pe_server_config cfg;
+	unsigned char *buf = calloc(1, 64 * 1024);
+	size_t sent = 0;
+	int fd, rc, other;
+
+	cr_assert_not_null(buf);
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = 200;
+	start_server(&cfg);
+	fd = client();
+	/* Write without reading until both directions' buffers are full. */
+	for (;;) {
+		rc = th_write_all(fd, buf, 64 * 1024, 500);
+		if (rc < 0)
+			break;
+		sent += 64 * 1024;
+		cr_assert_lt(sent, (size_t)MAX, "the server kept reading a client that never reads");
+	}
+	cr_assert(rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE, "write: %s", strerror(-rc));
+	cr_assert_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0, "no timeout counted");
+	/* What the echo already put in our buffer, then the close. */
+	for (ssize_t n = 1; n > 0;)
+		n = th_read_exact(fd, buf, 64 * 1024, IO_MS);
+	close(fd);
+	other = client();
+	round_trip(other, 100, 7);
+	finish_client(other);
+	wait_stat_served(2);
+	free(buf);
+	stop_server_and_check(0);
+}
+
+/* ---- stopping ------------------------------------------------------------------------ */
+
+Test(server, graceful_stop_lets_clients_in_progress_and_queued_finish)
+{
+	struct pe_server_config cfg;
+	int active, waiting, fd;
+	int64_t t0;
+
+	tf_config(&cfg, 1, 2);
+	cfg.grace_ms = 8000;
+	start_server(&cfg);
+	active = client();
+	round_trip(active, 10, 1);
+	waiting = client(); /* queued behind the only worker */
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0);
+	tf_request_stop(&ts, 0);
+	/* The listener closes at once: a new client is refused (or, if it
+	 * raced into the backlog, closed without an echo). */
+	fd = th_connect(ts.port, IO_MS);
+	for (int i = 0; fd >= 0 && i < 100; i++) {
+		int closed = th_wait_closed(fd, 50) == 0;
+		close(fd);
+		if (closed)
+			break;
+		fd = th_connect(ts.port, IO_MS);
+	}
+	/* Refused, or reset when the handshake completed into the backlog
+	 * just before the listener closed. */
+	if (fd < 0)
+		cr_expect(fd == -ECONNREFUSED || fd == -ECONNRESET, "connect after stop: %s",
+		          strerror(-fd));
+	/* In-progress and queued connections go on within the grace. */
+	round_trip(active, 5000, 2);
+	finish_client(active);
+	round_trip(waiting, 5000, 3);
+	t0 = th_now_ms();
+	finish_client(waiting);
+	/* With nothing left open, run returns well before the grace ends. */
+	cr_assert_eq(tf_join(&ts, 4000), 0, "run waited for the grace with nothing open");
+	cr_expect_lt(th_now_ms() - t0, 4000);
+	/* A client that raced the stop into the backlog is served too. */
+	cr_expect_eq(tf_stats(&ts).served, tf_stats(&ts).accepted);
+	cr_expect_geq(tf_stats(&ts).served, 2);
+	stop_server_and_check(0);
+}
+
+Test(server, graceful_stop_closes_connections_left_after_the_grace)
+{
+	struct pe_server_config cfg;
+	int a, b;
+	int64_t t0;
+
+	tf_config(&cfg, 2, 2);
+	cfg.grace_ms = 300;
+	start_server(&cfg);
+	a = client();
+	b = client();
+	round_trip(a, 10, 1);
+	round_trip(b, 10, 2);
+	t0 = th_now_ms();
+	tf_request_stop(&ts, 0);
+	round_trip(a, 10, 3); /* still served during the grace */
+	cr_assert_eq(th_wait_closed(a, IO_MS), 0, "a was not closed after the grace");
+	cr_assert_eq(th_wait_closed(b, IO_MS), 0, "b was not closed after the grace");
+	cr_expect_geq(th_now_ms() - t0, 250, "closed before the grace was over");
+	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "run did not return after the grace");
+	close(a);
+	close(b);
+	stop_server_and_check(0);
+}
+
+Test(server, stop_now_closes_every_connection_at_once)
+{
+	struct pe_server_config cfg;
+	int a, b, c;
+	int64_t t0;
+
+	tf_config(&cfg, 2, 2);
+	cfg.grace_ms = 30000;
+	start_server(&cfg);
+	a = client();
+	b = client();
+	round_trip(a, 10, 1);
+	round_trip(b, 10, 2);
+	c = client(); /* queued */
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 3, IO_MS), 0);
+	t0 = th_now_ms();
+	tf_request_stop(&ts, 1);
+	cr_assert_eq(th_wait_closed(a, 3000), 0);
+	cr_assert_eq(th_wait_closed(b, 3000), 0);
+	cr_assert_eq(th_wait_closed(c, 3000), 0, "a queued connection was left open");
+	cr_assert_eq(tf_join(&ts, 3000), 0, "run did not return at once");
+	cr_expect_lt(th_now_ms() - t0, 3000);
+	close(a);
+	close(b);
+	close(c);
+	stop_server_and_check(1);
+}
+
+Test(server, stop_before_run_with_a_client_connected)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int before = th_count_fds(), fd;
+
+	tf_config(&cfg, 2, 2);
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	fd = th_connect(pe_server_port(srv), IO_MS); /* sits in the backlog */
+	cr_assert_geq(fd, 0);
+	pe_server_stop(srv);
+	cr_assert_eq(pe_server_run(srv), 0);
+	pe_server_destroy(srv);
+	cr_assert_eq(th_wait_closed(fd, IO_MS), 0);
+	close(fd);
+	cr_expect_eq(th_count_fds(), before);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- creation --------------------------------------------------------------------------- */
+
+Test(server, port_in_use_is_eaddrinuse)
+{
+	struct pe_server_config cfg, again;
+	pe_server *second = (pe_server *)&second;
+	int before_second;
+
+	tf_config(&cfg, 1, 1);
+	start_server(&cfg);
+	again = cfg;
+	again.port = ts.port;
+	before_second = th_count_fds();
+	cr_expect_eq(pe_server_create(&second, &again), -EADDRINUSE);
+	cr_expect_null(second);
+	cr_expect_eq(th_count_fds(), before_second, "a failed create left descriptors open");
+	stop_server_and_check(0);
+}
+
+Test(server, bad_config_is_einval_and_leaves_nothing_open)
+{
+	struct pe_server_config good, bad;
+	pe_server *srv;
+	int before = th_count_fds();
+
+	tf_config(&good, 1, 1);
+	bad = good;
+	bad.workers = 0;
+	srv = (pe_server *)&srv;
+	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "0 workers");
+	cr_expect_null(srv);
+	bad = good;
+	bad.queue_capacity = 0;
+	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "queue 0");
+	bad = good;
+	bad.port = 70000;
+	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "port 70000");
+	bad = good;
+	bad.backlog = 0;
+	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "backlog 0");
+	bad = good;
+	bad.workers = PE_MAX_WORKERS + 1;
+	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "too many workers");
+	cr_expect_eq(th_count_fds(), before);
+	pe_server_destroy(NULL);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(server, address_reports_the_bound_loopback_port)
+{
+	struct pe_server_config cfg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+	tf_config(&cfg, 1, 1);
+	start_server(&cfg);
+	cr_assert_eq(pe_server_address(ts.srv, &ss, &len), 0);
+	cr_assert_eq(ss.ss_family, AF_INET);
+	cr_expect_eq(ntohs(sin->sin_port), ts.port);
+	cr_expect_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	stop_server_and_check(0);
+}
+
+/* ---- stats ------------------------------------------------------------------------------- */
+
+Test(server, stats_counters_add_up)
+{
+	enum { CLIENTS = 10 };
+	struct pe_server_config cfg;
+	struct pe_server_stats s;
+	uint64_t total = 0;
+	char line[512], want[64];
+
+	tf_config(&cfg, 3, 4);
+	start_server(&cfg);
+	for (unsigned i = 0; i < CLIENTS; i++) {
+		size_t len = 1000 * i + 1;
+		int fd = client();
+		round_trip(fd, len, i);
+		finish_client(fd);
+		total += len;
+	}
+	wait_stat_served(CLIENTS);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.accepted, CLIENTS);
+	cr_expect_eq(s.served, CLIENTS);
+	cr_expect_eq(s.rejected, 0);
+	cr_expect_eq(s.active, 0);
+	cr_expect_eq(s.queued, 0);
+	cr_expect_eq(s.timeouts, 0);
+	cr_expect_eq(s.accept_errors, 0);
+	cr_expect_eq(s.bytes_in, total);
+	cr_expect_eq(s.bytes_out, total);
+	pe_server_stats_format(&s, line, sizeof line);
+	snprintf(want, sizeof want, "bytes_in=%llu", (unsigned long long)total);
+	cr_expect(strstr(line, "accepted=10") && strstr(line, want) && strstr(line, "served=10"),
+	          "stats line: %s", line);
+	stop_server_and_check(0);
+}
