@@ -1,0 +1,247 @@
+/*
+ * client_cli.c -- poolecho's command line. Every option is checked here,
+ * strictly (no "5x", no "-1"), so the modes can trust their config; a bad
+ * one yields a message naming the option and the value.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client_cli.h"
+#include "parse.h"
+
+enum {
+	OPT_PIPELINE = 256,
+	OPT_TIMEOUT,
+	OPT_JSON,
+};
+
+static const struct option long_options[] = {
+	{"connections", required_argument, NULL, 'c'},
+	{"messages", required_argument, NULL, 'n'},
+	{"duration", required_argument, NULL, 'd'},
+	{"size", required_argument, NULL, 's'},
+	{"pipeline", required_argument, NULL, OPT_PIPELINE},
+	{"rate", required_argument, NULL, 'r'},
+	{"mode", required_argument, NULL, 'm'},
+	{"threads", required_argument, NULL, 't'},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"quiet", no_argument, NULL, 'q'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+void client_cli_usage(FILE *out, const char *program)
+{
+	fprintf(out,
+"Usage: %s [OPTION]... [HOST [PORT]]\n"
+"Check an echo server (RFC 862) byte for byte, or measure it under load.\n"
+"HOST defaults to %s, PORT to %s.\n"
+"\n"
+"Pipe mode (no load option): standard input goes to the server and the echo\n"
+"to standard output; the exit status says whether every byte came back.\n"
+"Load mode (-c, -n, -d or any other load option): many connections, every\n"
+"echoed byte verified, then a report of rates and latency percentiles.\n"
+"\n"
+"Load options:\n"
+"  -c, --connections=N   concurrent connections (default %lu)\n"
+"  -n, --messages=N      messages per connection, then stop (default: no limit)\n"
+"  -d, --duration=SECS   stop after SECS seconds, e.g. 2.5 (default %lu without -n)\n"
+"  -s, --size=BYTES      message size, suffix k or M allowed (default %lu)\n"
+"      --pipeline=K      up to K messages in flight per connection (default 1)\n"
+"  -r, --rate=N          at most N messages per second per connection (default: no limit)\n"
+"  -m, --mode=MODE       pingpong: keep connections open (default);\n"
+"                        churn: connect, send one message, read its echo, close, repeat\n"
+"  -t, --threads=N       event threads, each with its own epoll set\n"
+"                        (default: one per online CPU, at most one per connection)\n"
+"      --json            print the report as one JSON object\n"
+"  -q, --quiet           no progress line on stderr\n"
+"\n"
+"Common options:\n"
+"      --timeout=SECS    fail when the server sends nothing for SECS seconds while\n"
+"                        an echo is due; 0 = wait forever (default %lu)\n"
+"  -h, --help            show this help and exit\n"
+"  -V, --version         show the version and exit\n"
+"\n"
+"Exit status: 0 when every byte was echoed intact, 1 on a mismatch, an early\n"
+"close, a connect failure, a timeout or any other error, 2 on bad usage.\n",
+		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_DEFAULT_CONNECTIONS,
+		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE,
+		CLIENT_DEFAULT_TIMEOUT_MS / 1000);
+}
+
+static enum client_cli_result bad(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum client_cli_result bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return CLIENT_CLI_USAGE;
+}
+
+/* "-c/--connections" for messages. */
+static const char *option_name(int opt)
+{
+	switch (opt) {
+	case 'c': return "-c/--connections";
+	case 'n': return "-n/--messages";
+	case 'd': return "-d/--duration";
+	case 's': return "-s/--size";
+	case 'r': return "-r/--rate";
+	case 'm': return "-m/--mode";
+	case 't': return "-t/--threads";
+	case OPT_PIPELINE: return "--pipeline";
+	case OPT_TIMEOUT: return "--timeout";
+	}
+	return "?";
+}
+
+static int number(int opt, const char *arg, unsigned long min, unsigned long max,
+                  unsigned long *out, char *err, size_t errlen)
+{
+	if (pe_parse_ulong(arg, min, max, out) == 0)
+		return 0;
+	bad(err, errlen, "invalid value '%s' for %s: expected a whole number from %lu to %lu",
+	    arg, option_name(opt), min, max);
+	return -EINVAL;
+}
+
+static int seconds(int opt, const char *arg, unsigned long min_ms, unsigned long *out_ms,
+                   char *err, size_t errlen)
+{
+	/* A day is far beyond any sensible run, and keeps arithmetic in range. */
+	if (pe_parse_seconds_ms(arg, 86400000ul, out_ms) == 0 && *out_ms >= min_ms)
+		return 0;
+	bad(err, errlen, "invalid value '%s' for %s: expected seconds from %s to 86400, "
+	    "with up to three decimals", arg, option_name(opt), min_ms ? "0.001" : "0");
+	return -EINVAL;
+}
+
+static void config_defaults(struct client_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->host = CLIENT_DEFAULT_HOST;
+	cfg->port = CLIENT_DEFAULT_PORT;
+	cfg->mode = CLIENT_PIPE;
+	cfg->connections = CLIENT_DEFAULT_CONNECTIONS;
+	cfg->size = CLIENT_DEFAULT_SIZE;
+	cfg->pipeline = 1;
+	cfg->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
+}
+
+enum client_cli_result client_cli_parse(int argc, char **argv, struct client_config *cfg,
+                                        char *err, size_t errlen)
+{
+	bool load = false, churn = false, pipeline_set = false, duration_set = false;
+	unsigned long port;
+	int opt;
+
+	config_defaults(cfg);
+	opterr = 0; /* we word the messages ourselves */
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":c:n:d:s:r:m:t:qhV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			if (number(opt, optarg, 1, CLIENT_MAX_CONNECTIONS, &cfg->connections, err, errlen))
+				return CLIENT_CLI_USAGE;
+			load = true;
+			break;
+		case 'n':
+			if (number(opt, optarg, 1, 1000000000000ul, &cfg->messages, err, errlen))
+				return CLIENT_CLI_USAGE;
+			load = true;
+			break;
+		case 'd':
+			if (seconds(opt, optarg, 1, &cfg->duration_ms, err, errlen))
+				return CLIENT_CLI_USAGE;
+			load = duration_set = true;
+			break;
+		case 's':
+			if (pe_parse_size(optarg, 1, CLIENT_MAX_SIZE, &cfg->size) != 0)
+				return bad(err, errlen, "invalid value '%s' for -s/--size: expected "
+				           "bytes from 1 to 64M (suffix k or M allowed)", optarg);
+			load = true;
+			break;
+		case OPT_PIPELINE:
+			if (number(opt, optarg, 1, CLIENT_MAX_PIPELINE, &cfg->pipeline, err, errlen))
+				return CLIENT_CLI_USAGE;
+			load = pipeline_set = true;
+			break;
+		case 'r':
+			if (number(opt, optarg, 1, 1000000, &cfg->rate, err, errlen))
+				return CLIENT_CLI_USAGE;
+			load = true;
+			break;
+		case 'm':
+			if (strcmp(optarg, "churn") == 0)
+				churn = true;
+			else if (strcmp(optarg, "pingpong") == 0)
+				churn = false;
+			else
+				return bad(err, errlen, "invalid value '%s' for -m/--mode: "
+				           "expected pingpong or churn", optarg);
+			load = true;
+			break;
+		case 't':
+			if (number(opt, optarg, 1, CLIENT_MAX_THREADS, &cfg->threads, err, errlen))
+				return CLIENT_CLI_USAGE;
+			load = true;
+			break;
+		case OPT_TIMEOUT:
+			if (seconds(opt, optarg, 0, &cfg->timeout_ms, err, errlen))
+				return CLIENT_CLI_USAGE;
+			break;
+		case OPT_JSON:
+			cfg->json = load = true;
+			break;
+		case 'q':
+			cfg->quiet = true;
+			break;
+		case 'h':
+			return CLIENT_CLI_HELP;
+		case 'V':
+			return CLIENT_CLI_VERSION;
+		case ':':
+			if (optopt)
+				return bad(err, errlen, "option -%c needs a value", optopt);
+			return bad(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			if (optopt)
+				return bad(err, errlen, "unknown option -%c", optopt);
+			return bad(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+
+	if (optind < argc)
+		cfg->host = argv[optind++];
+	if (optind < argc)
+		cfg->port = argv[optind++];
+	if (optind < argc)
+		return bad(err, errlen, "unexpected argument '%s' (expected at most HOST and PORT)",
+		           argv[optind]);
+	if (cfg->host[0] == '\0')
+		return bad(err, errlen, "empty HOST");
+	if (pe_parse_ulong(cfg->port, 1, 65535, &port) != 0)
+		return bad(err, errlen, "invalid PORT '%s': expected a number from 1 to 65535",
+		           cfg->port);
+
+	if (!load)
+		return CLIENT_CLI_RUN;
+	cfg->mode = churn ? CLIENT_CHURN : CLIENT_PINGPONG;
+	if (churn && pipeline_set && cfg->pipeline > 1)
+		return bad(err, errlen, "--pipeline does not apply to --mode=churn "
+		           "(each connection carries one message)");
+	if (!duration_set && cfg->messages == 0)
+		cfg->duration_ms = CLIENT_DEFAULT_DURATION_MS;
+	return CLIENT_CLI_RUN;
+}

@@ -1,0 +1,908 @@
+/*
+ * client_load.c -- load mode. A few threads, each owning a share of the
+ * connections and an epoll set of its own (edge-triggered, non-blocking
+ * sockets), so one process can hold 10,000 connections without a thread
+ * per connection and without any lock on the hot path.
+ *
+ * Every connection sends a stream taken from a shared pseudo-random pattern
+ * (with zero bytes in it) at an offset of its own; message i is bytes
+ * [i*size, (i+1)*size) of that stream, so an echoed byte is checked by its
+ * stream offset alone, whatever the chunking.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_load.h"
+
+/* Odd-sized so message boundaries fall on ever new places in it. */
+#define PATTERN_LEN ((1u << 20) - 3)
+/* Every 64-byte message holds at least one zero byte. */
+#define PATTERN_ZERO_EVERY 61u
+#define RECV_BUF (256u * 1024)
+#define MAX_EVENTS 256
+/* Connects in progress per thread: more would overflow a listen backlog
+ * and cost SYN retransmits of a whole second. */
+#define MAX_CONNECTING 64u
+#define TICK_US 100000 /* timeout checks; epoll_wait never sleeps longer */
+#define FD_SPARE 32u   /* descriptors beyond the connections: epoll, stdio, ... */
+
+enum conn_state {
+	CONN_IDLE,       /* not started yet (ramp-up), or churn between cycles */
+	CONN_CONNECTING,
+	CONN_ACTIVE,
+	CONN_DRAINING,   /* everything echoed, write side shut, waiting for the close */
+	CONN_DONE,
+	CONN_FAILED
+};
+
+enum fail_kind { FAIL_CONNECT, FAIL_MISMATCH, FAIL_EARLY, FAIL_TIMEOUT, FAIL_OTHER };
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	bool rate_wait;      /* waiting for due_us before the next message or connect */
+	unsigned index;      /* across the whole run, for messages */
+	uint32_t start;      /* this stream's offset into the pattern */
+	uint64_t snt, rcv;   /* stream bytes sent, received and verified */
+	uint64_t issued;     /* messages allowed out so far (this cycle, in churn) */
+	uint64_t echoed;     /* messages whose echo is complete */
+	uint64_t cycles;     /* churn: connections completed */
+	int64_t progress_us; /* last time the connection moved */
+	int64_t due_us;      /* rate limit: the next message (or connect) not before */
+	int64_t connect_us;  /* churn: when the connect began */
+	int64_t *issue_us;   /* pipeline ring: when each message in flight was issued */
+};
+
+struct load;
+
+struct lthread {
+	pthread_t tid;
+	struct load *L;
+	int epfd;
+	struct conn *conns;
+	int64_t *issue_ring;
+	unsigned nconns;
+	unsigned next_start;  /* ramp-up: the next connection to start */
+	unsigned connecting;
+	unsigned live;        /* connections not yet DONE or FAILED */
+	bool stopping;
+	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
+	unsigned char *rbuf;
+	struct histogram hist;
+	/* Read by the main thread for the progress line; written only here. */
+	_Atomic uint64_t a_opened, a_echoed, a_bytes_echoed, a_errors;
+	uint64_t failed, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
+	char first_error[512];
+};
+
+struct load {
+	const struct client_config *cfg;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char target[PE_NET_ADDRLEN];
+	unsigned char *pattern;
+	int stop_fd;   /* eventfd in every epoll set: readable means stop */
+	int done_fd;   /* eventfd: each thread adds 1 when it ends */
+	atomic_bool stop;
+	int64_t start_us, deadline_us, period_us;
+	struct lthread *threads;
+	unsigned nthreads;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static unsigned char *pattern_create(void)
+{
+	unsigned char *p = malloc(PATTERN_LEN);
+	uint64_t state = 0x706f6f6c6563686full, r = 0;
+	unsigned i;
+
+	if (!p)
+		return NULL;
+	for (i = 0; i < PATTERN_LEN; i++) {
+		if (i % 8 == 0)
+			r = splitmix64(&state);
+		p[i] = i % PATTERN_ZERO_EVERY == 0 ? 0 : (unsigned char)(r >> (8 * (i % 8)));
+	}
+	return p;
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+static void conn_close(struct lthread *t, struct conn *c)
+{
+	if (c->fd >= 0) {
+		close(c->fd); /* also leaves the epoll set */
+		c->fd = -1;
+	}
+	if (c->state == CONN_CONNECTING)
+		t->connecting--;
+}
+
+static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	switch (kind) {
+	case FAIL_CONNECT: t->failed++; break;
+	case FAIL_MISMATCH: t->mismatches++; break;
+	case FAIL_EARLY: t->early++; break;
+	case FAIL_TIMEOUT: t->timeouts++; break;
+	case FAIL_OTHER: t->other++; break;
+	}
+	atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
+	if (t->first_error[0] == '\0') {
+		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
+		                 c->index, t->L->target);
+
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < sizeof t->first_error)
+			vsnprintf(t->first_error + n, sizeof t->first_error - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	conn_close(t, c);
+	c->state = CONN_FAILED;
+	c->rate_wait = false;
+	t->live--;
+}
+
+static void conn_done(struct lthread *t, struct conn *c)
+{
+	conn_close(t, c);
+	c->state = CONN_DONE;
+	c->rate_wait = false;
+	t->live--;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static bool wants_more(const struct lthread *t, const struct conn *c)
+{
+	const struct client_config *cfg = t->L->cfg;
+	uint64_t count = cfg->mode == CLIENT_CHURN ? c->cycles : c->issued;
+
+	return !t->stopping && (cfg->messages == 0 || count < cfg->messages);
+}
+
+/* True when the rate limit lets the next message (or churn connect) go now;
+ * otherwise the connection waits for its due time. */
+static bool rate_allows(struct lthread *t, struct conn *c, int64_t now)
+{
+	int64_t period = t->L->period_us;
+
+	if (period == 0)
+		return true;
+	if (now < c->due_us) {
+		c->rate_wait = true;
+		if (c->due_us < t->min_due_us)
+			t->min_due_us = c->due_us;
+		return false;
+	}
+	/* Fall behind by at most one period: no burst to catch up. */
+	c->due_us += period;
+	if (c->due_us < now - period)
+		c->due_us = now - period;
+	return true;
+}
+
+static void conn_pump(struct lthread *t, struct conn *c, int64_t now);
+
+static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
+{
+	t->connecting--;
+	c->state = CONN_ACTIVE;
+	c->progress_us = now;
+	atomic_fetch_add_explicit(&t->a_opened, 1, memory_order_relaxed);
+	conn_pump(t, c, now);
+}
+
+static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
+{
+	struct load *L = t->L;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = c};
+	int one = 1, fd;
+
+	fd = socket(L->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		conn_fail(t, c, errno == EMFILE || errno == ENFILE ? FAIL_OTHER : FAIL_CONNECT,
+		          "cannot create a socket: %s", strerror(errno));
+		return;
+	}
+	/* Small messages must leave at once, not wait for Nagle. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
+	c->state = CONN_CONNECTING;
+	t->connecting++;
+	c->connect_us = c->progress_us = now;
+	c->snt = c->rcv = c->issued = c->echoed = 0;
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		conn_fail(t, c, FAIL_OTHER, "epoll_ctl: %s", strerror(errno));
+		return;
+	}
+	if (connect(fd, (const struct sockaddr *)&L->addr, L->addrlen) == 0)
+		conn_connected(t, c, now);
+	else if (errno != EINPROGRESS)
+		conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s", strerror(errno));
+}
+
+static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
+{
+	int soerr = 0;
+	socklen_t len = sizeof soerr;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr)
+		conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s", strerror(soerr));
+	else
+		conn_connected(t, c, now);
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
+{
+	const struct client_config *cfg = t->L->cfg;
+	bool churn = cfg->mode == CLIENT_CHURN;
+
+	while (c->issued < c->echoed + cfg->pipeline && (churn ? c->issued == 0 : wants_more(t, c))) {
+		/* In churn the rate was applied to the connect itself. */
+		if (!churn && !rate_allows(t, c, now))
+			break;
+		c->issue_us[c->issued % cfg->pipeline] = churn ? c->connect_us : now;
+		c->issued++;
+	}
+}
+
+/* Send what has been issued; 0, or -1 when the connection failed. */
+static int conn_send(struct lthread *t, struct conn *c)
+{
+	const struct client_config *cfg = t->L->cfg;
+	uint64_t goal = c->issued * cfg->size;
+
+	while (c->snt < goal) {
+		size_t pos = (size_t)((c->start + c->snt) % PATTERN_LEN);
+		uint64_t left = goal - c->snt;
+		size_t span = left < PATTERN_LEN - pos ? (size_t)left : PATTERN_LEN - pos;
+		ssize_t n = send(c->fd, t->L->pattern + pos, span, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0; /* EPOLLOUT will come */
+			if (errno == EPIPE || errno == ECONNRESET)
+				conn_fail(t, c, FAIL_EARLY, "early close: the server %s after %llu of %llu "
+				          "bytes were echoed", errno == EPIPE ? "closed the connection" :
+				          "reset the connection", (unsigned long long)c->rcv,
+				          (unsigned long long)c->snt);
+			else
+				conn_fail(t, c, FAIL_OTHER, "send: %s", strerror(errno));
+			return -1;
+		}
+		t->msgs_sent += (c->snt + (uint64_t)n) / cfg->size - c->snt / cfg->size;
+		t->bytes_sent += (uint64_t)n;
+		c->snt += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Issue and send what may go now. Then half-close, so that the server
+ * closes first and holds the TIME_WAIT (our ports stay free for churn):
+ * in churn as soon as the one message is out, otherwise once nothing more
+ * is wanted and all came back. */
+static void conn_pump(struct lthread *t, struct conn *c, int64_t now)
+{
+	if (c->state != CONN_ACTIVE)
+		return;
+	conn_issue(t, c, now);
+	if (conn_send(t, c) < 0)
+		return;
+	if (t->L->cfg->mode == CLIENT_CHURN ? c->snt == t->L->cfg->size :
+	    c->echoed == c->issued && c->snt == c->rcv && !c->rate_wait && !wants_more(t, c)) {
+		if (shutdown(c->fd, SHUT_WR) < 0) {
+			conn_fail(t, c, FAIL_EARLY, "shutdown: %s", strerror(errno));
+			return;
+		}
+		c->state = CONN_DRAINING;
+		c->progress_us = now;
+	}
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+/* Check N received bytes against the stream from c->rcv on. */
+static int conn_verify(struct lthread *t, struct conn *c, const unsigned char *got, size_t n)
+{
+	const unsigned char *pattern = t->L->pattern;
+	size_t done = 0;
+
+	if (n > c->snt - c->rcv) {
+		conn_fail(t, c, FAIL_MISMATCH, "the server sent back more than it was sent: "
+		          "%llu bytes sent, at least %llu received", (unsigned long long)c->snt,
+		          (unsigned long long)(c->rcv + n));
+		return -1;
+	}
+	while (done < n) {
+		size_t pos = (size_t)((c->start + c->rcv + done) % PATTERN_LEN);
+		size_t span = n - done < PATTERN_LEN - pos ? n - done : PATTERN_LEN - pos;
+
+		if (memcmp(pattern + pos, got + done, span) != 0) {
+			size_t i = 0;
+
+			while (pattern[pos + i] == got[done + i])
+				i++;
+			conn_fail(t, c, FAIL_MISMATCH, "echo differs at byte offset %llu: sent 0x%02x, "
+			          "received 0x%02x", (unsigned long long)(c->rcv + done + i),
+			          pattern[pos + i], got[done + i]);
+			return -1;
+		}
+		done += span;
+	}
+	return 0;
+}
+
+static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t now)
+{
+	const struct client_config *cfg = t->L->cfg;
+	uint64_t done_msgs;
+
+	c->rcv += n;
+	c->progress_us = now;
+	atomic_fetch_add_explicit(&t->a_bytes_echoed, n, memory_order_relaxed);
+	done_msgs = c->rcv / cfg->size;
+	while (c->echoed < done_msgs) {
+		int64_t lat = now - c->issue_us[c->echoed % cfg->pipeline];
+
+		histogram_record(&t->hist, lat > 0 ? (uint64_t)lat : 0);
+		c->echoed++;
+		atomic_fetch_add_explicit(&t->a_echoed, 1, memory_order_relaxed);
+	}
+}
+
+static void conn_eof(struct lthread *t, struct conn *c, int64_t now)
+{
+	if (c->state != CONN_DRAINING || c->rcv != c->snt) {
+		conn_fail(t, c, FAIL_EARLY, "early close: the server closed the connection after "
+		          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,
+		          (unsigned long long)c->snt);
+		return;
+	}
+	if (t->L->cfg->mode != CLIENT_CHURN) {
+		conn_done(t, c);
+		return;
+	}
+	/* Churn: one cycle done; the next starts now or when the rate allows. */
+	conn_close(t, c);
+	c->cycles++;
+	c->state = CONN_IDLE;
+	c->start = (uint32_t)((c->start + 104729u) % PATTERN_LEN);
+	if (!wants_more(t, c))
+		conn_done(t, c);
+	else if (rate_allows(t, c, now))
+		conn_connect(t, c, now);
+}
+
+static void conn_read(struct lthread *t, struct conn *c, int64_t now)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, t->rbuf, RECV_BUF, 0);
+
+		if (n > 0) {
+			if (conn_verify(t, c, t->rbuf, (size_t)n) < 0)
+				return;
+			conn_received(t, c, (size_t)n, now);
+			continue;
+		}
+		if (n == 0) {
+			conn_eof(t, c, now);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		if (errno == ECONNRESET)
+			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection after "
+			          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,
+			          (unsigned long long)c->snt);
+		else
+			conn_fail(t, c, FAIL_OTHER, "recv: %s", strerror(errno));
+		return;
+	}
+}
+
+static void conn_event(struct lthread *t, struct conn *c, uint32_t events, int64_t now)
+{
+	if (c->state == CONN_CONNECTING) {
+		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			conn_check_connect(t, c, now);
+		return;
+	}
+	if (c->state != CONN_ACTIVE && c->state != CONN_DRAINING)
+		return;
+	/* Edge-triggered: read until EAGAIN, then send what the echo made due. */
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		conn_read(t, c, now);
+	conn_pump(t, c, now);
+}
+
+/* ---- the thread's loop --------------------------------------------------- */
+
+static void thread_stop(struct lthread *t, int64_t now)
+{
+	unsigned i;
+
+	t->stopping = true;
+	for (i = 0; i < t->nconns; i++) {
+		struct conn *c = &t->conns[i];
+
+		c->rate_wait = false;
+		switch (c->state) {
+		case CONN_IDLE:
+		case CONN_CONNECTING:
+			/* Never got going: not an error, just not needed any more. */
+			conn_done(t, c);
+			break;
+		case CONN_ACTIVE:
+			conn_pump(t, c, now); /* half-closes once the echo is all back */
+			break;
+		default:
+			break;
+		}
+	}
+	t->next_start = t->nconns;
+}
+
+/* Timeouts, due rate waits, and the ramp-up of new connections. */
+static void thread_scan(struct lthread *t, int64_t now)
+{
+	const struct client_config *cfg = t->L->cfg;
+	int64_t limit = (int64_t)cfg->timeout_ms * 1000;
+	unsigned i;
+
+	t->min_due_us = INT64_MAX;
+	for (i = 0; i < t->next_start; i++) {
+		struct conn *c = &t->conns[i];
+
+		if (c->rate_wait) {
+			if (c->due_us > now) {
+				if (c->due_us < t->min_due_us)
+					t->min_due_us = c->due_us;
+				continue;
+			}
+			c->rate_wait = false;
+			if (c->state == CONN_IDLE)
+				conn_connect(t, c, now);
+			else
+				conn_pump(t, c, now);
+			continue;
+		}
+		if (limit && (c->state == CONN_CONNECTING || c->state == CONN_DRAINING ||
+		              (c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed))) &&
+		    now - c->progress_us > limit)
+			conn_fail(t, c, FAIL_TIMEOUT, "timed out: %s for %.3f s (%llu of %llu bytes "
+			          "sent were echoed)",
+			          c->state == CONN_CONNECTING ? "connect did not complete" :
+			          c->state == CONN_DRAINING ? "no close from the server" :
+			          "no echo", (double)cfg->timeout_ms / 1000.0,
+			          (unsigned long long)c->rcv, (unsigned long long)c->snt);
+	}
+}
+
+static void thread_ramp(struct lthread *t, int64_t now)
+{
+	while (!t->stopping && t->next_start < t->nconns && t->connecting < MAX_CONNECTING) {
+		struct conn *c = &t->conns[t->next_start++];
+
+		c->due_us = now + (t->L->period_us * c->index) / (int64_t)t->L->cfg->connections;
+		conn_connect(t, c, now);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct lthread *t = arg;
+	struct load *L = t->L;
+	struct epoll_event evs[MAX_EVENTS];
+	int64_t now = now_us(), next_scan = now + TICK_US;
+	uint64_t one = 1;
+
+	while (t->live > 0) {
+		int64_t wait_us;
+		int n, i;
+
+		thread_ramp(t, now);
+		if (t->live == 0)
+			break;
+		wait_us = next_scan - now;
+		if (t->min_due_us - now < wait_us)
+			wait_us = t->min_due_us - now;
+		if (!t->stopping && L->deadline_us && L->deadline_us - now < wait_us)
+			wait_us = L->deadline_us - now;
+		if (wait_us < 0)
+			wait_us = 0;
+		/* Round up: waking a little late is fine, spinning on 0 ms is not. */
+		n = epoll_wait(t->epfd, evs, MAX_EVENTS, (int)((wait_us + 999) / 1000));
+		if (n < 0 && errno != EINTR) {
+			snprintf(t->first_error, sizeof t->first_error, "epoll_wait: %s", strerror(errno));
+			t->other++;
+			break;
+		}
+		now = now_us();
+		for (i = 0; i < n; i++) {
+			if (evs[i].data.ptr == NULL) {
+				/* The stop eventfd stays readable: take it out of this set. */
+				epoll_ctl(t->epfd, EPOLL_CTL_DEL, L->stop_fd, NULL);
+				if (!t->stopping)
+					thread_stop(t, now);
+				continue;
+			}
+			conn_event(t, evs[i].data.ptr, evs[i].events, now);
+		}
+		if (!t->stopping && L->deadline_us && now >= L->deadline_us)
+			thread_stop(t, now);
+		if (now >= next_scan || now >= t->min_due_us) {
+			thread_scan(t, now);
+			if (now >= next_scan)
+				next_scan = now + TICK_US;
+		}
+	}
+	/* Whatever is left (only after an epoll failure) goes down with us. */
+	for (unsigned k = 0; k < t->nconns; k++)
+		conn_close(t, &t->conns[k]);
+	if (write(L->done_fd, &one, sizeof one) < 0) {
+		/* An eventfd write of 1 cannot fail short of a bug; the join still happens. */
+	}
+	return NULL;
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static unsigned default_threads(void)
+{
+	cpu_set_t set;
+	long n;
+
+	/* Under taskset, the CPUs we may run on, not all the machine has. */
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, size_t errlen)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return -errno;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			snprintf(err, errlen, "cannot raise the open files limit (RLIMIT_NOFILE) to %llu: %s",
+			         (unsigned long long)rl.rlim_max, strerror(errno));
+			return -errno;
+		}
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		snprintf(err, errlen, "%lu connections need about %lu open files, but the hard limit "
+		         "(RLIMIT_NOFILE) is %llu: raise it (ulimit -Hn, limits.conf, LimitNOFILE=) "
+		         "or use fewer connections", conns, need,
+		         (unsigned long long)rl.rlim_cur);
+		return -EMFILE;
+	}
+	return 0;
+}
+
+/* Connect once, blocking, to learn which address answers (localhost may be
+ * ::1 or 127.0.0.1) and to fail early with a clear message. */
+static int probe_server(struct load *L, char *err, size_t errlen)
+{
+	char nerr[PE_NET_ERRLEN];
+	int fd = pe_net_connect(L->cfg->host, L->cfg->port, nerr);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", nerr);
+		return fd;
+	}
+	L->addrlen = sizeof L->addr;
+	if (getpeername(fd, (struct sockaddr *)&L->addr, &L->addrlen) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "getpeername: %s", strerror(e));
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+	return 0;
+}
+
+static int threads_setup(struct load *L, char *err, size_t errlen)
+{
+	const struct client_config *cfg = L->cfg;
+	unsigned long base = 0;
+	unsigned i;
+
+	L->threads = calloc(L->nthreads, sizeof *L->threads);
+	if (!L->threads)
+		goto nomem;
+	for (i = 0; i < L->nthreads; i++)
+		L->threads[i].epfd = -1;
+	for (i = 0; i < L->nthreads; i++) {
+		struct lthread *t = &L->threads[i];
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+		unsigned long n = cfg->connections / L->nthreads +
+		                  (i < cfg->connections % L->nthreads ? 1 : 0);
+		unsigned k;
+
+		t->L = L;
+		t->nconns = t->live = (unsigned)n;
+		t->min_due_us = INT64_MAX;
+		histogram_init(&t->hist);
+		t->conns = calloc(n, sizeof *t->conns);
+		t->issue_ring = calloc(n * cfg->pipeline, sizeof *t->issue_ring);
+		t->rbuf = malloc(RECV_BUF);
+		if (!t->conns || !t->issue_ring || !t->rbuf)
+			goto nomem;
+		for (k = 0; k < n; k++) {
+			struct conn *c = &t->conns[k];
+			uint64_t seed = base + k;
+
+			c->fd = -1;
+			c->index = (unsigned)(base + k);
+			c->start = (uint32_t)(splitmix64(&seed) % PATTERN_LEN);
+			c->issue_us = t->issue_ring + k * cfg->pipeline;
+		}
+		base += n;
+		t->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (t->epfd < 0 || epoll_ctl(t->epfd, EPOLL_CTL_ADD, L->stop_fd, &ev) < 0) {
+			snprintf(err, errlen, "cannot create an epoll set: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "cannot allocate memory for %lu connections: %s",
+	         cfg->connections, strerror(ENOMEM));
+	return -ENOMEM;
+}
+
+static void threads_free(struct load *L)
+{
+	unsigned i;
+
+	for (i = 0; L->threads && i < L->nthreads; i++) {
+		struct lthread *t = &L->threads[i];
+
+		if (t->epfd >= 0)
+			close(t->epfd);
+		free(t->conns);
+		free(t->issue_ring);
+		free(t->rbuf);
+	}
+	free(L->threads);
+}
+
+static void progress_snapshot(const struct load *L, struct load_progress *p, int64_t now)
+{
+	unsigned i;
+
+	memset(p, 0, sizeof *p);
+	p->elapsed_s = (double)(now - L->start_us) / 1e6;
+	for (i = 0; i < L->nthreads; i++) {
+		const struct lthread *t = &L->threads[i];
+
+		p->conns_opened += atomic_load_explicit(&t->a_opened, memory_order_relaxed);
+		p->messages_echoed += atomic_load_explicit(&t->a_echoed, memory_order_relaxed);
+		p->bytes_echoed += atomic_load_explicit(&t->a_bytes_echoed, memory_order_relaxed);
+		p->errors += atomic_load_explicit(&t->a_errors, memory_order_relaxed);
+	}
+}
+
+static void request_stop(struct load *L)
+{
+	uint64_t one = 1;
+
+	atomic_store(&L->stop, true);
+	if (write(L->stop_fd, &one, sizeof one) < 0) {
+		/* The threads still stop at the deadline or when their work is done. */
+	}
+}
+
+/* Wait for every thread to end, printing progress once a second. SIGINT
+ * and SIGTERM arrive on SIGFD (blocked everywhere): the first one stops the
+ * run gracefully, a second one kills as usual. */
+static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, void *ctx)
+{
+	unsigned done = 0;
+	int64_t next_tick = L->start_us + 1000000;
+
+	while (done < L->nthreads) {
+		struct pollfd fds[2] = {{.fd = L->done_fd, .events = POLLIN},
+		                        {.fd = sigfd, .events = POLLIN}};
+		int64_t wait_ms = progress ? (next_tick - now_us() + 999) / 1000 : -1;
+		int rc = poll(fds, sigfd >= 0 ? 2 : 1, wait_ms < 0 && progress ? 0 : (int)wait_ms);
+
+		if (rc < 0 && errno != EINTR)
+			break; /* cannot happen with valid descriptors; join anyway */
+		if (rc > 0 && (fds[0].revents & POLLIN)) {
+			uint64_t v;
+
+			if (read(L->done_fd, &v, sizeof v) == (ssize_t)sizeof v)
+				done += (unsigned)v;
+		}
+		if (rc > 0 && sigfd >= 0 && (fds[1].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			sigset_t set;
+
+			if (read(sigfd, &si, sizeof si) < 0) {
+				/* Nothing to learn: stop all the same. */
+			}
+			request_stop(L);
+			sigemptyset(&set);
+			sigaddset(&set, SIGINT);
+			sigaddset(&set, SIGTERM);
+			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+			sigfd = -1;
+		}
+		if (progress && now_us() >= next_tick) {
+			struct load_progress p;
+
+			progress_snapshot(L, &p, now_us());
+			progress(ctx, &p);
+			next_tick += 1000000;
+		}
+	}
+}
+
+static void collect(struct load *L, struct load_result *res)
+{
+	unsigned i;
+
+	for (i = 0; i < L->nthreads; i++) {
+		struct lthread *t = &L->threads[i];
+
+		res->conns_opened += atomic_load(&t->a_opened);
+		res->conns_failed += t->failed;
+		res->messages_sent += t->msgs_sent;
+		res->messages_echoed += atomic_load(&t->a_echoed);
+		res->bytes_sent += t->bytes_sent;
+		res->bytes_echoed += atomic_load(&t->a_bytes_echoed);
+		res->mismatches += t->mismatches;
+		res->early_closes += t->early;
+		res->timeouts += t->timeouts;
+		res->other_errors += t->other;
+		histogram_merge(&res->latency, &t->hist);
+		if (res->first_error[0] == '\0' && t->first_error[0] != '\0')
+			snprintf(res->first_error, sizeof res->first_error, "%s", t->first_error);
+	}
+	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
+	              res->other_errors;
+	res->interrupted = atomic_load(&L->stop);
+}
+
+int client_load_run(const struct client_config *cfg, load_progress_fn *progress, void *ctx,
+                    struct load_result *res, char *err, size_t errlen)
+{
+	struct load L = {.cfg = cfg, .stop_fd = -1, .done_fd = -1};
+	sigset_t set, old;
+	unsigned started = 0, i;
+	int sigfd = -1, rc;
+	int64_t end;
+
+	memset(res, 0, sizeof *res);
+	histogram_init(&res->latency);
+	L.nthreads = cfg->threads ? (unsigned)cfg->threads : default_threads();
+	if (L.nthreads > cfg->connections)
+		L.nthreads = (unsigned)cfg->connections;
+	L.period_us = cfg->rate ? (int64_t)(1000000 / cfg->rate) : 0;
+	if (L.period_us == 0 && cfg->rate)
+		L.period_us = 1;
+
+	rc = raise_fd_limit(cfg->connections, cfg->connections + 2 * L.nthreads + FD_SPARE,
+	                    err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = probe_server(&L, err, errlen);
+	if (rc < 0)
+		return rc;
+	L.pattern = pattern_create();
+	L.stop_fd = eventfd(0, EFD_CLOEXEC);
+	L.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (!L.pattern || L.stop_fd < 0 || L.done_fd < 0) {
+		rc = L.pattern ? -errno : -ENOMEM;
+		snprintf(err, errlen, "cannot set up the run: %s", strerror(-rc));
+		goto out;
+	}
+	rc = threads_setup(&L, err, errlen);
+	if (rc < 0)
+		goto out;
+
+	/* Signals go to our signalfd only: the threads never see them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+
+	L.start_us = now_us();
+	L.deadline_us = cfg->duration_ms ? L.start_us + (int64_t)cfg->duration_ms * 1000 : 0;
+	for (i = 0; i < L.nthreads; i++) {
+		rc = -pthread_create(&L.threads[i].tid, NULL, thread_main, &L.threads[i]);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot start thread %u of %u: %s", i + 1, L.nthreads,
+			         strerror(-rc));
+			request_stop(&L);
+			break;
+		}
+		started++;
+	}
+	if (started == L.nthreads)
+		wait_threads(&L, sigfd, progress, ctx);
+	for (i = 0; i < started; i++)
+		pthread_join(L.threads[i].tid, NULL);
+	end = now_us();
+	/* Rates are over the measured period: the drain of the messages still
+	 * in flight at the deadline is not part of it. */
+	if (L.deadline_us && end > L.deadline_us)
+		end = L.deadline_us;
+	res->elapsed_s = (double)(end - L.start_us) / 1e6;
+	if (sigfd >= 0)
+		close(sigfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started == L.nthreads) {
+		rc = 0;
+		res->threads = L.nthreads;
+		snprintf(res->target, sizeof res->target, "%s", L.target);
+		collect(&L, res);
+	}
+out:
+	threads_free(&L);
+	if (L.stop_fd >= 0)
+		close(L.stop_fd);
+	if (L.done_fd >= 0)
+		close(L.done_fd);
+	free(L.pattern);
+	return rc;
+}

@@ -1,0 +1,56 @@
+/*
+ * client_load.h -- load mode: many connections driven by a few threads,
+ * each with its own epoll set, every echoed byte checked, latencies kept in
+ * one histogram per thread and merged at the end.
+ */
+#ifndef POOLECHO_CLIENT_LOAD_H
+#define POOLECHO_CLIENT_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client_cli.h"
+#include "histogram.h"
+#include "net.h"
+
+/* A snapshot for the once-a-second progress line. */
+struct load_progress {
+	double elapsed_s;
+	uint64_t conns_opened;
+	uint64_t messages_echoed;
+	uint64_t bytes_echoed;
+	uint64_t errors;
+};
+
+typedef void load_progress_fn(void *ctx, const struct load_progress *p);
+
+struct load_result {
+	char target[PE_NET_ADDRLEN]; /* the address every connection went to */
+	unsigned threads;
+	double elapsed_s;
+	uint64_t conns_opened;    /* connections established */
+	uint64_t conns_failed;    /* connect() failures */
+	uint64_t messages_sent;   /* messages written out whole */
+	uint64_t messages_echoed; /* messages whose whole echo came back intact */
+	uint64_t bytes_sent;
+	uint64_t bytes_echoed;    /* bytes received and verified */
+	uint64_t mismatches;      /* a byte differed, or more came back than was sent */
+	uint64_t early_closes;    /* the server closed or reset while an echo was due */
+	uint64_t timeouts;        /* --timeout ran out on a connection */
+	uint64_t other_errors;    /* socket errors, descriptor shortage */
+	uint64_t errors;          /* the sum of the five above */
+	bool interrupted;         /* stopped by SIGINT/SIGTERM */
+	char first_error[512];    /* the first failure seen, with its cause */
+	struct histogram latency; /* microseconds; churn: connect() to the whole echo */
+};
+
+/* Run load mode as CFG says, calling PROGRESS (if not NULL) about once a
+ * second from the calling thread. Returns 0 when the run took place (RES
+ * holds the outcome: RES->errors may be non-zero), or a negative errno when
+ * it could not start (resolving or connecting to the server failed, too few
+ * descriptors, no threads), with ERR saying why. */
+int client_load_run(const struct client_config *cfg, load_progress_fn *progress, void *ctx,
+                    struct load_result *res, char *err, size_t errlen);
+
+#endif /* POOLECHO_CLIENT_LOAD_H */

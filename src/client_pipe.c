@@ -1,0 +1,267 @@
+/*
+ * client_pipe.c -- pipe mode. One poll(2) loop moves input to the socket,
+ * the echo to the output, and compares each echoed byte with the one sent,
+ * so a large input never deadlocks with the server's echo.
+ *
+ * One ring buffer holds input bytes from the moment they are read until
+ * their echo has been verified and written out: the echo is the same bytes,
+ * so the output is written from the ring, not from what came back.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_pipe.h"
+#include "net.h"
+
+#define RING_SIZE (1u << 20) /* bytes read but not yet echoed and written out */
+#define RING_MASK (RING_SIZE - 1)
+#define RECV_CHUNK (64u * 1024)
+
+struct pipe {
+	int in, out, sock;
+	unsigned char *ring;
+	unsigned char *chunk;
+	/* Stream offsets: written out <= verified <= sent <= read from input. */
+	uint64_t rd, snt, ver, outd;
+	bool in_open, shut, sock_eof;
+	char peer[PE_NET_ADDRLEN];
+	struct pipe_result *res;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int fail(struct pipe *p, enum pipe_failure why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct pipe *p, enum pipe_failure why, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->res->failure = why;
+	va_start(ap, fmt);
+	vsnprintf(p->res->message, sizeof p->res->message, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int early_close(struct pipe *p, const char *how)
+{
+	return fail(p, PIPE_EARLY_CLOSE,
+	            "early close: %s %s after echoing %llu of %llu bytes sent%s", p->peer, how,
+	            (unsigned long long)p->ver, (unsigned long long)p->snt,
+	            p->in_open || p->snt < p->rd ? " (input not yet all sent)" : "");
+}
+
+/* The contiguous part of [from, to) inside the ring. */
+static size_t ring_span(uint64_t from, uint64_t to)
+{
+	size_t pos = (size_t)(from & RING_MASK);
+	uint64_t len = to - from;
+
+	return len < RING_SIZE - pos ? (size_t)len : RING_SIZE - pos;
+}
+
+static int input_read(struct pipe *p)
+{
+	size_t pos = (size_t)(p->rd & RING_MASK);
+	size_t room = RING_SIZE - (size_t)(p->rd - p->outd);
+	ssize_t n;
+
+	if (room > RING_SIZE - pos)
+		room = RING_SIZE - pos;
+	n = read(p->in, p->ring + pos, room);
+	if (n > 0) {
+		p->rd += (uint64_t)n;
+	} else if (n == 0) {
+		p->in_open = false;
+	} else if (errno != EINTR && errno != EAGAIN) {
+		return fail(p, PIPE_IO, "cannot read standard input: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int sock_send(struct pipe *p)
+{
+	ssize_t n = send(p->sock, p->ring + (p->snt & RING_MASK), ring_span(p->snt, p->rd),
+	                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n >= 0) {
+		p->snt += (uint64_t)n;
+		return 0;
+	}
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return early_close(p, errno == EPIPE ? "closed the connection" : "reset the connection");
+	return fail(p, PIPE_IO, "cannot send to %s: %s", p->peer, strerror(errno));
+}
+
+/* Compare N received bytes with the ring from p->ver on. */
+static int verify(struct pipe *p, const unsigned char *got, size_t n)
+{
+	size_t done = 0;
+
+	if (n > p->snt - p->ver) {
+		p->res->mismatch_offset = p->snt;
+		return fail(p, PIPE_MISMATCH, "%s sent back more bytes than it was sent: "
+		            "%llu bytes sent, at least %llu received", p->peer,
+		            (unsigned long long)p->snt, (unsigned long long)(p->ver + n));
+	}
+	while (done < n) {
+		size_t span = ring_span(p->ver, p->ver + (n - done));
+		const unsigned char *want = p->ring + (p->ver & RING_MASK);
+
+		if (memcmp(want, got + done, span) != 0) {
+			size_t i = 0;
+
+			while (want[i] == got[done + i])
+				i++;
+			p->ver += i;
+			p->res->mismatch_offset = p->ver;
+			return fail(p, PIPE_MISMATCH, "echo from %s differs at byte offset %llu: "
+			            "sent 0x%02x, received 0x%02x", p->peer,
+			            (unsigned long long)p->ver, want[i], got[done + i]);
+		}
+		p->ver += span;
+		done += span;
+	}
+	return 0;
+}
+
+static int sock_recv(struct pipe *p, int64_t *progress)
+{
+	ssize_t n = recv(p->sock, p->chunk, RECV_CHUNK, MSG_DONTWAIT);
+
+	if (n > 0) {
+		*progress = now_ms();
+		return verify(p, p->chunk, (size_t)n);
+	}
+	if (n == 0) {
+		p->sock_eof = true;
+		if (!p->shut || p->ver < p->snt)
+			return early_close(p, "closed the connection");
+		return 0;
+	}
+	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	if (errno == ECONNRESET)
+		return early_close(p, "reset the connection");
+	return fail(p, PIPE_IO, "cannot receive from %s: %s", p->peer, strerror(errno));
+}
+
+static int output_write(struct pipe *p)
+{
+	ssize_t n = write(p->out, p->ring + (p->outd & RING_MASK), ring_span(p->outd, p->ver));
+
+	if (n >= 0)
+		p->outd += (uint64_t)n;
+	else if (errno != EINTR && errno != EAGAIN)
+		return fail(p, PIPE_IO, "cannot write standard output: %s", strerror(errno));
+	return 0;
+}
+
+static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
+{
+	int64_t progress = now_ms();
+
+	for (;;) {
+		struct pollfd fds[3];
+		int64_t timeout = -1;
+		uint64_t before = p->snt;
+		int rc;
+
+		if (!p->in_open && p->snt == p->rd && !p->shut) {
+			/* Half-close: an RFC 862 server echoes the rest, then closes. */
+			if (shutdown(p->sock, SHUT_WR) < 0)
+				return early_close(p, "dropped the connection");
+			p->shut = true;
+			progress = now_ms();
+		}
+		if (p->sock_eof && p->outd == p->ver)
+			return 0;
+
+		fds[0].fd = p->in_open && p->rd - p->outd < RING_SIZE ? p->in : -1;
+		fds[0].events = POLLIN;
+		fds[1].fd = p->sock_eof ? -1 : p->sock;
+		fds[1].events = (short)(POLLIN | (p->snt < p->rd ? POLLOUT : 0));
+		fds[2].fd = p->outd < p->ver ? p->out : -1;
+		fds[2].events = POLLOUT;
+
+		/* The clock runs only while the server owes us something. */
+		if (timeout_ms && !p->sock_eof && (p->snt > p->ver || p->snt < p->rd || p->shut)) {
+			timeout = progress + (int64_t)timeout_ms - now_ms();
+			if (timeout <= 0)
+				return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
+				            "(%llu of %llu bytes sent were echoed)", p->peer,
+				            (double)timeout_ms / 1000.0, (unsigned long long)p->ver,
+				            (unsigned long long)p->snt);
+		}
+		rc = poll(fds, 3, (int)timeout);
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail(p, PIPE_IO, "poll: %s", strerror(errno));
+		}
+		if (rc == 0)
+			continue; /* the timeout check above reports it */
+
+		if (fds[0].revents && input_read(p) < 0)
+			return -1;
+		if ((fds[1].revents & POLLOUT) && sock_send(p) < 0)
+			return -1;
+		if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && sock_recv(p, &progress) < 0)
+			return -1;
+		if (fds[2].revents && output_write(p) < 0)
+			return -1;
+		if (p->snt != before)
+			progress = now_ms();
+	}
+}
+
+int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
+                    struct pipe_result *res)
+{
+	struct pipe p = {.in = in_fd, .out = out_fd, .sock = -1, .in_open = true, .res = res};
+	char err[PE_NET_ERRLEN];
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	int rc;
+
+	memset(res, 0, sizeof *res);
+	p.sock = pe_net_connect(cfg->host, cfg->port, err);
+	if (p.sock < 0)
+		return fail(&p, PIPE_CONNECT, "%s", err);
+	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0)
+		pe_net_format((struct sockaddr *)&ss, sslen, p.peer);
+	else
+		snprintf(p.peer, sizeof p.peer, "%s:%s", cfg->host, cfg->port);
+
+	p.ring = malloc(RING_SIZE);
+	p.chunk = malloc(RECV_CHUNK);
+	if (!p.ring || !p.chunk)
+		rc = fail(&p, PIPE_IO, "cannot allocate buffers: %s", strerror(ENOMEM));
+	else
+		rc = pipe_loop(&p, cfg->timeout_ms);
+	res->sent = p.snt;
+	res->echoed = p.ver;
+	close(p.sock);
+	free(p.ring);
+	free(p.chunk);
+	return rc;
+}

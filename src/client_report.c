@@ -1,0 +1,164 @@
+/*
+ * client_report.c -- load mode's report: the same figures as text for
+ * people or as one JSON object for scripts, and the live progress line.
+ * MB means 10^6 bytes; latencies are microseconds from the histogram.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "client_report.h"
+
+static const double percentiles[] = {50.0, 90.0, 99.0, 99.9};
+static const char *const percentile_keys[] = {"p50", "p90", "p99", "p99_9"};
+#define NPERCENTILES (sizeof percentiles / sizeof percentiles[0])
+
+static const char *mode_name(enum client_mode mode)
+{
+	return mode == CLIENT_CHURN ? "churn" : "pingpong";
+}
+
+static double per_second(uint64_t n, double secs)
+{
+	return secs > 0 ? (double)n / secs : 0.0;
+}
+
+void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r)
+{
+	const struct histogram *h = &r->latency;
+	unsigned i;
+
+	fprintf(out, "target:      %s, %s, %lu connection%s, %lu-byte messages, pipeline %lu, "
+	        "%u thread%s\n", r->target, mode_name(cfg->mode), cfg->connections,
+	        cfg->connections == 1 ? "" : "s", cfg->size, cfg->pipeline, r->threads,
+	        r->threads == 1 ? "" : "s");
+	fprintf(out, "duration:    %.3f s%s\n", r->elapsed_s,
+	        r->interrupted ? " (interrupted)" : "");
+	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed\n",
+	        (unsigned long long)r->conns_opened, per_second(r->conns_opened, r->elapsed_s),
+	        (unsigned long long)r->conns_failed);
+	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
+	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
+	        per_second(r->messages_echoed, r->elapsed_s));
+	fprintf(out, "bytes:       %llu sent, %llu echoed, %.2f MB/s\n",
+	        (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_echoed,
+	        per_second(r->bytes_echoed, r->elapsed_s) / 1e6);
+	if (h->count) {
+		fprintf(out, "latency us:  min %llu", (unsigned long long)h->min);
+		for (i = 0; i < NPERCENTILES; i++)
+			fprintf(out, "  p%g %llu", percentiles[i],
+			        (unsigned long long)histogram_percentile(h, percentiles[i]));
+		fprintf(out, "  max %llu  mean %.1f  (percentiles within %.2f%%)\n",
+		        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR * 100.0);
+	} else {
+		fprintf(out, "latency us:  no message completed\n");
+	}
+	fprintf(out, "errors:      %llu (mismatches %llu, early closes %llu, timeouts %llu, "
+	        "connect failures %llu, other %llu)\n", (unsigned long long)r->errors,
+	        (unsigned long long)r->mismatches, (unsigned long long)r->early_closes,
+	        (unsigned long long)r->timeouts, (unsigned long long)r->conns_failed,
+	        (unsigned long long)r->other_errors);
+	if (r->first_error[0])
+		fprintf(out, "first error: %s\n", r->first_error);
+	fprintf(out, "result:      %s\n", r->errors ? "FAILED" : "OK, every echoed byte verified");
+}
+
+/* A JSON string: our messages are text, but escape anything that is not. */
+static void json_string(FILE *out, const char *s)
+{
+	putc('"', out);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(out, "\\u%04x", ch);
+		else
+			putc(ch, out);
+	}
+	putc('"', out);
+}
+
+#define JU(key, v) fprintf(out, "\"%s\":%llu,", key, (unsigned long long)(v))
+
+void client_report_json(FILE *out, const struct client_config *cfg, const struct load_result *r)
+{
+	const struct histogram *h = &r->latency;
+	unsigned i;
+
+	fputs("{\"target\":", out);
+	json_string(out, r->target);
+	fprintf(out, ",\"mode\":\"%s\",", mode_name(cfg->mode));
+	JU("connections", cfg->connections);
+	JU("size", cfg->size);
+	JU("pipeline", cfg->pipeline);
+	JU("rate", cfg->rate);
+	JU("threads", r->threads);
+	fprintf(out, "\"duration_s\":%.6f,\"interrupted\":%s,", r->elapsed_s,
+	        r->interrupted ? "true" : "false");
+	JU("connections_opened", r->conns_opened);
+	JU("connections_failed", r->conns_failed);
+	JU("messages_sent", r->messages_sent);
+	JU("messages_echoed", r->messages_echoed);
+	JU("bytes_sent", r->bytes_sent);
+	JU("bytes_echoed", r->bytes_echoed);
+	fprintf(out, "\"connections_per_s\":%.3f,\"messages_per_s\":%.3f,\"mb_per_s\":%.6f,",
+	        per_second(r->conns_opened, r->elapsed_s),
+	        per_second(r->messages_echoed, r->elapsed_s),
+	        per_second(r->bytes_echoed, r->elapsed_s) / 1e6);
+	fprintf(out, "\"latency_us\":{\"count\":%llu,\"min\":%llu,", (unsigned long long)h->count,
+	        (unsigned long long)(h->count ? h->min : 0));
+	for (i = 0; i < NPERCENTILES; i++)
+		fprintf(out, "\"%s\":%llu,", percentile_keys[i],
+		        (unsigned long long)histogram_percentile(h, percentiles[i]));
+	fprintf(out, "\"max\":%llu,\"mean\":%.3f,\"relative_error\":%.6f},",
+	        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR);
+	JU("errors", r->errors);
+	JU("mismatches", r->mismatches);
+	JU("early_closes", r->early_closes);
+	JU("timeouts", r->timeouts);
+	JU("connect_failures", r->conns_failed);
+	JU("other_errors", r->other_errors);
+	fputs("\"first_error\":", out);
+	if (r->first_error[0])
+		json_string(out, r->first_error);
+	else
+		fputs("null", out);
+	fprintf(out, ",\"ok\":%s}\n", r->errors ? "false" : "true");
+}
+
+bool client_report_progress_wanted(const struct client_config *cfg, FILE *out)
+{
+	return !cfg->quiet && isatty(fileno(out));
+}
+
+void client_report_progress(void *ctx, const struct load_progress *p)
+{
+	struct report_progress *rp = ctx;
+	double dt = p->elapsed_s - rp->last_elapsed;
+
+	/* A run of 2 s or less is over before a progress line would help. */
+	if ((rp->cfg->duration_ms && rp->cfg->duration_ms <= 2000) ||
+	    (!rp->cfg->duration_ms && p->elapsed_s < 2.0) || dt <= 0)
+		goto remember;
+	fprintf(rp->out, "\r%7.1f s  %10.0f msg/s  %8.2f MB/s  %llu connections  %llu errors\033[K",
+	        p->elapsed_s, (double)(p->messages_echoed - rp->last_echoed) / dt,
+	        (double)(p->bytes_echoed - rp->last_bytes) / dt / 1e6,
+	        (unsigned long long)p->conns_opened, (unsigned long long)p->errors);
+	fflush(rp->out);
+	rp->shown = true;
+remember:
+	rp->last_elapsed = p->elapsed_s;
+	rp->last_echoed = p->messages_echoed;
+	rp->last_bytes = p->bytes_echoed;
+}
+
+void client_report_progress_end(struct report_progress *rp)
+{
+	if (rp->shown) {
+		fputs("\r\033[K", rp->out);
+		fflush(rp->out);
+	}
+}

@@ -1,0 +1,82 @@
+/*
+ * poolecho.c -- the client: check an echo server byte for byte (pipe mode)
+ * or measure it under load (load mode). The modes live in client_pipe.c
+ * and client_load.c; this file reads the command line, runs one of them
+ * and turns its outcome into messages and the exit status.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "client_cli.h"
+#include "client_load.h"
+#include "client_pipe.h"
+#include "client_report.h"
+
+#define EXIT_USAGE 2
+
+static const char *program = "poolecho";
+
+static int run_pipe(const struct client_config *cfg)
+{
+	struct pipe_result res;
+
+	if (client_pipe_run(cfg, STDIN_FILENO, STDOUT_FILENO, &res) == 0)
+		return EXIT_SUCCESS;
+	fprintf(stderr, "%s: %s\n", program, res.message);
+	return EXIT_FAILURE;
+}
+
+static int run_load(const struct client_config *cfg)
+{
+	/* The result holds a histogram of some 60 KiB: keep it off the stack. */
+	static struct load_result res;
+	struct report_progress rp = {.cfg = cfg, .out = stderr};
+	char err[512];
+	bool progress = client_report_progress_wanted(cfg, stderr);
+
+	if (client_load_run(cfg, progress ? client_report_progress : NULL, &rp, &res,
+	                    err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", program, err);
+		return EXIT_FAILURE;
+	}
+	client_report_progress_end(&rp);
+	if (cfg->json)
+		client_report_json(stdout, cfg, &res);
+	else
+		client_report_text(stdout, cfg, &res);
+	if (fflush(stdout) != 0) {
+		perror("poolecho: cannot write the report");
+		return EXIT_FAILURE;
+	}
+	if (res.errors) {
+		fprintf(stderr, "%s: %llu error%s; first: %s\n", program,
+		        (unsigned long long)res.errors, res.errors == 1 ? "" : "s", res.first_error);
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	struct client_config cfg;
+	char err[512];
+
+	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
+	case CLIENT_CLI_HELP:
+		client_cli_usage(stdout, program);
+		return EXIT_SUCCESS;
+	case CLIENT_CLI_VERSION:
+		printf("%s %s\n", program, PACKAGE_VERSION);
+		return EXIT_SUCCESS;
+	case CLIENT_CLI_USAGE:
+		fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n",
+		        program, err, program);
+		return EXIT_USAGE;
+	case CLIENT_CLI_RUN:
+		break;
+	}
+	return cfg.mode == CLIENT_PIPE ? run_pipe(&cfg) : run_load(&cfg);
+}

@@ -1,0 +1,717 @@
+/*
+ * test_client.c -- the poolecho client as a user runs it ($POOLECHO): pipe
+ * mode and load mode against an in-process server, against deliberately
+ * wrong servers written here (one flips a byte, one closes early, one never
+ * answers), a closed port, and bad command lines.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "net.h"
+#include "server_fixture.h"
+
+#define CLIENT_TIMEOUT_MS 30000u
+
+/* ---- running the client with a given standard input ----------------------- */
+
+struct run {
+	int code;        /* exit status, 128+N for signal N */
+	char *out, *err; /* NUL-terminated copies of stdout and stderr */
+	size_t outlen, errlen;
+};
+
+static int temp_file(void)
+{
+	char path[] = "/tmp/poolecho-test-XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	unlink(path);
+	return fd;
+}
+
+static char *slurp(int fd, size_t *len)
+{
+	off_t size = lseek(fd, 0, SEEK_END);
+	char *buf;
+
+	cr_assert_geq(size, 0, "lseek: %s", strerror(errno));
+	buf = malloc((size_t)size + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(pread(fd, buf, (size_t)size, 0), size, "pread: %s", strerror(errno));
+	buf[size] = '\0';
+	*len = (size_t)size;
+	close(fd);
+	return buf;
+}
+
+/* Wait for PID to exit within TIMEOUT_MS; kill it (this PID only) if not. */
+static int wait_child(pid_t pid, unsigned timeout_ms)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int status = 0;
+
+	if (pidfd >= 0) {
+		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+		int rc = poll(&pfd, 1, (int)timeout_ms);
+
+		close(pidfd);
+		if (rc == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert_fail("the client did not exit within %u ms", timeout_ms);
+		}
+	}
+	/* Without pidfd_open the test's timeout(1) wrapper bounds this wait. */
+	cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid: %s", strerror(errno));
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* Run $POOLECHO ARGS... with IN (LEN bytes) as standard input. */
+static void run_client(struct run *r, const void *in, size_t len, const char *const args[])
+{
+	const char *prog = getenv("POOLECHO");
+	char *argv[32];
+	int infd = temp_file(), outfd = temp_file(), errfd = temp_file();
+	size_t n = 0, i;
+	pid_t pid;
+
+	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
+	/* Copies made before fork: the child of a threaded process may not malloc. */
+	argv[n++] = strdup(prog);
+	for (; args[n - 1]; n++) {
+		cr_assert_lt(n, 31);
+		argv[n] = strdup(args[n - 1]);
+	}
+	argv[n] = NULL;
+	for (i = 0; i < len;) {
+		ssize_t w = write(infd, (const char *)in + i, len - i);
+
+		cr_assert_gt(w, 0, "writing the input file: %s", strerror(errno));
+		i += (size_t)w;
+	}
+	cr_assert_eq(lseek(infd, 0, SEEK_SET), 0);
+
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(infd, STDIN_FILENO);
+		dup2(outfd, STDOUT_FILENO);
+		dup2(errfd, STDERR_FILENO);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	for (i = 0; i < n; i++)
+		free(argv[i]);
+	close(infd);
+	r->code = wait_child(pid, CLIENT_TIMEOUT_MS);
+	r->out = slurp(outfd, &r->outlen);
+	r->err = slurp(errfd, &r->errlen);
+	cr_expect_null(strstr(r->err, "Sanitizer"), "sanitizer report:\n%s", r->err);
+	cr_expect_null(strstr(r->err, "runtime error"), "UBSan report:\n%s", r->err);
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* ---- a small JSON checker, and the numbers in the report ------------------ */
+
+static const char *json_value(const char *p, int depth);
+
+static const char *json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *json_string(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	for (; *p != '"'; p++) {
+		if ((unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (!isxdigit((unsigned char)p[i]))
+						return NULL;
+				p += 4;
+			} else if (!strchr("\"\\/bfnrt", *p) || !*p) {
+				return NULL;
+			}
+		}
+	}
+	return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+	const char *start;
+
+	if (*p == '-')
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return NULL;
+	if (*p == '0')
+		p++;
+	else
+		while (isdigit((unsigned char)*p))
+			p++;
+	if (*p == '.') {
+		start = ++p;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (p == start)
+			return NULL;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		start = p;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (p == start)
+			return NULL;
+	}
+	return p;
+}
+
+static const char *json_members(const char *p, int depth, char close, bool keys)
+{
+	p = json_ws(p + 1);
+	if (*p == close)
+		return p + 1;
+	for (;;) {
+		if (keys) {
+			p = json_string(json_ws(p));
+			if (!p)
+				return NULL;
+			p = json_ws(p);
+			if (*p++ != ':')
+				return NULL;
+		}
+		p = json_value(p, depth + 1);
+		if (!p)
+			return NULL;
+		p = json_ws(p);
+		if (*p == close)
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+static const char *json_value(const char *p, int depth)
+{
+	if (depth > 32)
+		return NULL;
+	p = json_ws(p);
+	switch (*p) {
+	case '{': return json_members(p, depth, '}', true);
+	case '[': return json_members(p, depth, ']', false);
+	case '"': return json_string(p);
+	case 't': return strncmp(p, "true", 4) ? NULL : p + 4;
+	case 'f': return strncmp(p, "false", 5) ? NULL : p + 5;
+	case 'n': return strncmp(p, "null", 4) ? NULL : p + 4;
+	default: return json_number(p);
+	}
+}
+
+/* The whole text is one JSON object and nothing else. */
+static bool json_is_one_object(const char *text)
+{
+	const char *end;
+
+	if (*json_ws(text) != '{')
+		return false;
+	end = json_value(text, 0);
+	return end && *json_ws(end) == '\0';
+}
+
+/* The unsigned number after "KEY": (our report has unique keys). */
+static unsigned long long json_u64(const char *text, const char *key)
+{
+	char needle[64];
+	const char *p;
+
+	snprintf(needle, sizeof needle, "\"%s\":", key);
+	p = strstr(text, needle);
+	cr_assert_not_null(p, "no \"%s\" in the JSON report:\n%s", key, text);
+	return strtoull(p + strlen(needle), NULL, 10);
+}
+
+Test(json_checker, accepts_json_and_rejects_the_rest, .timeout = 10)
+{
+	/* The checker itself must be able to say no, or the JSON test proves nothing. */
+	cr_expect(json_is_one_object("{\"a\":1,\"b\":[true,null,-2.5e3],\"c\":{\"d\":\"x\\u0041\"}}\n"));
+	cr_expect_not(json_is_one_object("{\"a\":1,}"));
+	cr_expect_not(json_is_one_object("{\"a\":01}"));
+	cr_expect_not(json_is_one_object("{\"a\":nan}"));
+	cr_expect_not(json_is_one_object("{\"a\":1} {}"));
+	cr_expect_not(json_is_one_object("{\"a\":\"unterminated}"));
+}
+
+/* ---- the in-process server ------------------------------------------------- */
+
+static struct tf_server server;
+static char port_str[16];
+
+static void server_up(void)
+{
+	struct pe_server_config cfg;
+
+	/* Thread per connection: enough workers for the load tests' connections. */
+	tf_config(&cfg, 16, 16);
+	cr_assert_eq(tf_start(&server, &cfg), 0, "cannot start the in-process server");
+	snprintf(port_str, sizeof port_str, "%u", server.port);
+}
+
+static void server_down(void)
+{
+	cr_assert_eq(tf_stop(&server, 0, 10000), 0, "the in-process server did not stop");
+}
+
+static unsigned char *binary_input(size_t len, unsigned seed)
+{
+	unsigned char *buf = malloc(len);
+	size_t i;
+
+	cr_assert_not_null(buf);
+	th_fill_pattern(buf, len, 0, seed);
+	for (i = 0; i < len; i += 97)
+		buf[i] = 0; /* zero bytes, which a string-minded client would lose */
+	return buf;
+}
+
+/* ---- pipe mode ------------------------------------------------------------- */
+
+TestSuite(pipe, .init = server_up, .fini = server_down);
+
+Test(pipe, short_input_comes_back_and_exits_0, .timeout = 60)
+{
+	static const char msg[] = "hello, echo\n";
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, msg, sizeof msg - 1, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.outlen, sizeof msg - 1);
+	cr_expect_arr_eq(r.out, msg, sizeof msg - 1);
+	cr_expect_eq(r.errlen, 0, "unexpected stderr:\n%s", r.err);
+	run_free(&r);
+}
+
+Test(pipe, four_mib_of_binary_comes_back_identical, .timeout = 60)
+{
+	const size_t len = 4u << 20;
+	unsigned char *in = binary_input(len, 7);
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, in, len, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert_eq(r.outlen, len, "echo is %zu bytes, sent %zu", r.outlen, len);
+	cr_expect(memcmp(r.out, in, len) == 0, "the echo on stdout differs from the input");
+	run_free(&r);
+	free(in);
+}
+
+Test(pipe, empty_input_exits_0_with_no_output, .timeout = 60)
+{
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.outlen, 0);
+	run_free(&r);
+}
+
+/* ---- deliberately wrong servers -------------------------------------------- */
+
+enum bad_kind {
+	BAD_FLIP,   /* echoes everything but flips the byte at stream offset AT */
+	BAD_EARLY,  /* reads AT bytes, echoes 10 of them and closes */
+	BAD_SILENT  /* reads and never answers */
+};
+
+struct bad_server {
+	enum bad_kind kind;
+	size_t at;
+	int lfd, stop[2];
+	unsigned port;
+	char port_str[16];
+	pthread_t thread;
+};
+
+/* Wait for FD or the stop pipe: true when FD is ready. */
+static bool bad_wait(struct bad_server *b, int fd)
+{
+	struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = b->stop[0], .events = POLLIN}};
+
+	return poll(pfd, 2, 20000) > 0 && !pfd[1].revents && pfd[0].revents;
+}
+
+static void bad_serve(struct bad_server *b, int fd)
+{
+	unsigned char buf[4096];
+	size_t off = 0;
+	ssize_t n;
+
+	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
+		if (b->kind == BAD_FLIP) {
+			if (b->at >= off && b->at < off + (size_t)n)
+				buf[b->at - off] ^= 0x5a;
+			if (pe_net_write_all(fd, buf, (size_t)n) < 0)
+				return;
+		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
+			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10);
+			return;
+		}
+		off += (size_t)n;
+	}
+	/* Silent to the end: hold the connection open until told to stop. */
+	if (b->kind == BAD_SILENT)
+		bad_wait(b, -1);
+}
+
+static void *bad_thread(void *arg)
+{
+	struct bad_server *b = arg;
+
+	/* One connection at a time (load mode's probe connection comes first). */
+	while (bad_wait(b, b->lfd)) {
+		int fd = accept(b->lfd, NULL, NULL);
+
+		if (fd < 0)
+			continue;
+		bad_serve(b, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
+{
+	char err[PE_NET_ERRLEN];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	memset(b, 0, sizeof *b);
+	b->kind = kind;
+	b->at = at;
+	b->lfd = pe_net_listen("127.0.0.1", 0, 16, err);
+	cr_assert_geq(b->lfd, 0, "%s", err);
+	cr_assert_eq(getsockname(b->lfd, (struct sockaddr *)&ss, &len), 0);
+	b->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	snprintf(b->port_str, sizeof b->port_str, "%u", b->port);
+	cr_assert_eq(pipe(b->stop), 0);
+	cr_assert_eq(pthread_create(&b->thread, NULL, bad_thread, b), 0);
+}
+
+static void bad_stop(struct bad_server *b)
+{
+	cr_assert_eq(write(b->stop[1], "x", 1), 1);
+	cr_assert_eq(th_join(b->thread, 10000), 0, "the wrong server's thread did not end");
+	close(b->lfd);
+	close(b->stop[0]);
+	close(b->stop[1]);
+}
+
+Test(wrong_server, flipped_byte_is_reported_with_its_offset, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 64 * 1024;
+	unsigned char *in = binary_input(len, 3);
+	const char *args[] = {"127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_FLIP, 40000);
+	args[1] = b.port_str;
+	run_client(&r, in, len, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "offset 40000"), "no mismatch offset in:\n%s", r.err);
+	/* What reached stdout is the verified prefix, never the bad byte. */
+	cr_expect_leq(r.outlen, 40000);
+	cr_expect(memcmp(r.out, in, r.outlen) == 0);
+	run_free(&r);
+	free(in);
+	bad_stop(&b);
+}
+
+Test(wrong_server, early_close_is_reported, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 10000;
+	unsigned char *in = binary_input(len, 4);
+	const char *args[] = {"127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_EARLY, 100);
+	args[1] = b.port_str;
+	run_client(&r, in, len, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "early close"), "no early close in:\n%s", r.err);
+	run_free(&r);
+	free(in);
+	bad_stop(&b);
+}
+
+Test(wrong_server, silent_server_times_out, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"--timeout=0.3", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_SILENT, 0);
+	args[2] = b.port_str;
+	run_client(&r, "ping\n", 5, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "timed out"), "no timeout in:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", "10", "-s", "1000", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_FLIP, 3210);
+	args[8] = b.port_str;
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "mismatches"), 1);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "3 whole messages before byte 3210");
+	cr_expect_not_null(strstr(r.err, "offset 3210"), "no offset in:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
+{
+	char err[PE_NET_ERRLEN], port[16], where[64];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	const char *args[] = {"127.0.0.1", port, NULL};
+	int fd = pe_net_listen("127.0.0.1", 0, 1, err);
+	struct run r;
+
+	/* A port that was just free and is closed again: nobody listens there. */
+	cr_assert_geq(fd, 0, "%s", err);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	snprintf(port, sizeof port, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	close(fd);
+	snprintf(where, sizeof where, "127.0.0.1:%s", port);
+
+	run_client(&r, "x", 1, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, where), "no address in:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(ECONNREFUSED)), "no errno text in:\n%s", r.err);
+	run_free(&r);
+
+	/* Load mode says the same. */
+	{
+		const char *load[] = {"-c", "2", "-n", "1", "127.0.0.1", port, NULL};
+
+		run_client(&r, "", 0, load);
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, where), "no address in:\n%s", r.err);
+		cr_expect_not_null(strstr(r.err, strerror(ECONNREFUSED)), "no errno text in:\n%s",
+		                   r.err);
+		run_free(&r);
+	}
+}
+
+/* ---- load mode ------------------------------------------------------------- */
+
+TestSuite(load, .init = server_up, .fini = server_down);
+
+Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
+{
+	const char *args[] = {"-c", "4", "-n", "250", "--json", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 4);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), 1000);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1000);
+	cr_expect_eq(json_u64(r.out, "bytes_sent"), 64000);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 64000);
+	cr_expect_eq(json_u64(r.out, "count"), 1000, "one latency sample per message");
+	cr_expect_eq(json_u64(r.out, "errors"), 0);
+	cr_expect_not_null(strstr(r.out, "\"ok\":true"));
+	run_free(&r);
+}
+
+Test(load, pipelined_large_messages_add_up, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-n", "100", "--pipeline=8", "-s", "20k", "--threads=2",
+	                      "--json", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 200);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 200ull * 20480);
+	cr_expect_eq(json_u64(r.out, "pipeline"), 8);
+	run_free(&r);
+}
+
+Test(load, churn_opens_one_connection_per_message, .timeout = 60)
+{
+	const char *args[] = {"--mode=churn", "-c", "2", "-n", "40", "--json", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 80);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 80);
+	cr_expect_not_null(strstr(r.out, "\"mode\":\"churn\""));
+	run_free(&r);
+}
+
+Test(load, duration_run_prints_a_text_report, .timeout = 60)
+{
+	const char *args[] = {"-c", "3", "-d", "0.5", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "latency us:  min "), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "p99.9 "), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "result:      OK"), "report:\n%s", r.out);
+	/* Not a terminal: no progress line. */
+	cr_expect_eq(r.errlen, 0, "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
+Test(load, rate_limits_the_pace, .timeout = 60)
+{
+	/* 5 messages at 20/s cannot take less than 4 periods (200 ms). */
+	const char *args[] = {"-c", "1", "-n", "5", "--rate=20", "--json", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+	int64_t t0 = th_now_ms();
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_geq(th_now_ms() - t0, 200);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 5);
+	run_free(&r);
+}
+
+/* ---- the command line ------------------------------------------------------ */
+
+/* Arrays, not pointers: Criterion copies parameters into the test process,
+ * where the addresses of string literals may differ. */
+struct bad_usage {
+	char args[3][24];
+	char names[24]; /* the message must name this */
+};
+
+ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
+{
+	static struct bad_usage cases[] = {
+		{{"-c", "0"}, "--connections"},
+		{{"-c", "12x"}, "--connections"},
+		{{"--connections=-1"}, "--connections"},
+		{{"-n", "0"}, "--messages"},
+		{{"-d", "soon"}, "--duration"},
+		{{"-s", "0"}, "--size"},
+		{{"--size=1T"}, "--size"},
+		{{"--pipeline=0"}, "--pipeline"},
+		{{"--rate=fast"}, "--rate"},
+		{{"--mode=storm"}, "--mode"},
+		{{"--threads=0"}, "--threads"},
+		{{"--timeout=-3"}, "--timeout"},
+		{{"--mode=churn", "--pipeline=4"}, "--pipeline"},
+		{{"--bogus"}, "--bogus"},
+		{{"-Z"}, "-Z"},
+		{{"-c"}, "-c"},
+		{{"localhost", "70000"}, "PORT"},
+		{{"a", "1", "extra"}, "extra"},
+	};
+
+	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeout = 30)
+{
+	const char *args[4] = {NULL};
+	struct run r;
+	int i;
+
+	for (i = 0; i < 3 && u->args[i][0]; i++)
+		args[i] = u->args[i];
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 2, "%s: exit %d, stderr:\n%s", u->args[0], r.code, r.err);
+	cr_expect_not_null(strstr(r.err, u->names), "'%s' not named in:\n%s", u->names, r.err);
+	cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%s", r.err);
+	cr_expect_eq(r.outlen, 0);
+	run_free(&r);
+}
+
+Test(cli, help_lists_every_option, .timeout = 30)
+{
+	static const char *const options[] = {
+		"--connections=N", "--messages=N", "--duration=SECS", "--size=BYTES",
+		"--pipeline=K", "--rate=N", "--mode=MODE", "--threads=N", "--json", "--quiet",
+		"--timeout=SECS", "--help", "--version", "default",
+	};
+	const char *args[] = {"--help", NULL};
+	struct run r;
+	size_t i;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0);
+	for (i = 0; i < sizeof options / sizeof options[0]; i++)
+		cr_expect_not_null(strstr(r.out, options[i]), "--help lacks %s", options[i]);
+	run_free(&r);
+}
+
+Test(cli, version_prints_package_version, .timeout = 30)
+{
+	const char *args[] = {"-V", NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0);
+	cr_expect_str_eq(r.out, "poolecho " PACKAGE_VERSION "\n");
+	run_free(&r);
+}

@@ -1,0 +1,143 @@
+/*
+ * test_histogram.c -- the client's latency histogram: exact where it says
+ * it is, within its stated relative error elsewhere, and merging per-thread
+ * histograms gives the same answers as one histogram of everything.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "histogram.h"
+
+static struct histogram *hist_new(void)
+{
+	struct histogram *h = malloc(sizeof *h);
+
+	cr_assert_not_null(h);
+	histogram_init(h);
+	return h;
+}
+
+/* |got - want| <= want * HISTOGRAM_REL_ERROR (rounded up to a whole unit). */
+static void expect_close(uint64_t got, uint64_t want, const char *what)
+{
+	double tol = (double)want * HISTOGRAM_REL_ERROR + 1.0;
+	double diff = got > want ? (double)(got - want) : (double)(want - got);
+
+	cr_expect_leq(diff, tol, "%s: got %llu, want %llu (+-%.1f)", what,
+	              (unsigned long long)got, (unsigned long long)want, tol);
+}
+
+Test(histogram, empty_reports_zero, .timeout = 10)
+{
+	struct histogram *h = hist_new();
+
+	cr_expect_eq(h->count, 0);
+	cr_expect_eq(histogram_percentile(h, 50.0), 0);
+	cr_expect_eq(histogram_percentile(h, 99.9), 0);
+	cr_expect_float_eq(histogram_mean(h), 0.0, 1e-9);
+	free(h);
+}
+
+Test(histogram, values_below_256_are_exact, .timeout = 10)
+{
+	struct histogram *h = hist_new();
+	uint64_t v;
+
+	for (v = 1; v <= 200; v++)
+		histogram_record(h, v);
+	cr_expect_eq(histogram_percentile(h, 50.0), 100);
+	cr_expect_eq(histogram_percentile(h, 90.0), 180);
+	cr_expect_eq(histogram_percentile(h, 99.0), 198);
+	cr_expect_eq(histogram_percentile(h, 99.9), 200);
+	cr_expect_eq(histogram_percentile(h, 0.0), 1);
+	cr_expect_eq(histogram_percentile(h, 100.0), 200);
+	cr_expect_eq(h->min, 1);
+	cr_expect_eq(h->max, 200);
+	cr_expect_float_eq(histogram_mean(h), 100.5, 1e-9);
+	free(h);
+}
+
+Test(histogram, percentiles_of_uniform_data_within_stated_error, .timeout = 10)
+{
+	struct histogram *h = hist_new();
+	uint64_t v;
+
+	/* 1..100000 once each: the p-th percentile is p*1000. */
+	for (v = 1; v <= 100000; v++)
+		histogram_record(h, v);
+	expect_close(histogram_percentile(h, 50.0), 50000, "p50");
+	expect_close(histogram_percentile(h, 90.0), 90000, "p90");
+	expect_close(histogram_percentile(h, 99.0), 99000, "p99");
+	expect_close(histogram_percentile(h, 99.9), 99900, "p99.9");
+	cr_expect_eq(h->max, 100000);
+	cr_expect_eq(h->count, 100000);
+	free(h);
+}
+
+Test(histogram, skewed_data_finds_the_tail, .timeout = 10)
+{
+	struct histogram *h = hist_new();
+	int i;
+
+	/* 990 fast samples and 10 slow ones: p99 is fast, p99.9 is slow. */
+	for (i = 0; i < 990; i++)
+		histogram_record(h, 100);
+	for (i = 0; i < 10; i++)
+		histogram_record(h, 1000000);
+	cr_expect_eq(histogram_percentile(h, 50.0), 100);
+	cr_expect_eq(histogram_percentile(h, 99.0), 100);
+	expect_close(histogram_percentile(h, 99.9), 1000000, "p99.9");
+	cr_expect_eq(histogram_percentile(h, 100.0), 1000000);
+	free(h);
+}
+
+Test(histogram, every_value_lands_in_a_bucket_that_holds_it, .timeout = 10)
+{
+	uint64_t state = 12345;
+	int i;
+
+	for (i = 0; i < 200000; i++) {
+		/* Values spread over every magnitude, up to the largest. */
+		uint64_t v, low, width;
+		unsigned idx;
+
+		state = state * 6364136223846793005ull + 1442695040888963407ull;
+		v = state >> (state % 64);
+		if (i == 0)
+			v = UINT64_MAX;
+		idx = histogram_index(v);
+		cr_assert_lt(idx, HISTOGRAM_BUCKETS, "value %llu", (unsigned long long)v);
+		low = histogram_bucket_low(idx);
+		width = histogram_bucket_width(idx);
+		cr_assert(low <= v && v - low < width, "value %llu outside bucket %u [%llu, +%llu)",
+		          (unsigned long long)v, idx, (unsigned long long)low,
+		          (unsigned long long)width);
+		cr_assert(width == 1 || width <= v / HISTOGRAM_SUB_COUNT,
+		          "bucket %u too wide (%llu) for %llu", idx, (unsigned long long)width,
+		          (unsigned long long)v);
+	}
+}
+
+Test(histogram, merge_equals_one_histogram_of_everything, .timeout = 10)
+{
+	struct histogram *a = hist_new(), *b = hist_new(), *all = hist_new();
+	uint64_t v;
+	double p;
+
+	for (v = 1; v <= 50000; v++) {
+		histogram_record(v % 3 ? a : b, v * 7);
+		histogram_record(all, v * 7);
+	}
+	histogram_merge(a, b);
+	cr_expect_eq(a->count, all->count);
+	cr_expect_eq(a->min, all->min);
+	cr_expect_eq(a->max, all->max);
+	for (p = 10.0; p < 100.0; p += 9.9)
+		cr_expect_eq(histogram_percentile(a, p), histogram_percentile(all, p), "p%g", p);
+	free(a);
+	free(b);
+	free(all);
+}
