@@ -1,0 +1,534 @@
+#!/usr/bin/env python3
+"""benchlib.py -- the Python side of bench/run (standard library only).
+
+bench/run (bash) starts and stops the servers and the load; this helper does
+what is awkward in shell: find a free port, wait for a listener, check that a
+server echoes, sample a server's process tree for peak RSS, turn one run's
+outputs into a JSON line, and print the table of medians from those lines.
+
+Usage: benchlib.py freeport
+       benchlib.py waitlisten PORT SECS [PID]
+       benchlib.py echocheck PORT SECS
+       benchlib.py quiet SECS LIMIT_PERCENT
+       benchlib.py sample PID OUTFILE [--tree]      (until SIGTERM)
+       benchlib.py record OPTIONS...                 (appends one JSON line)
+       benchlib.py table RESULTS.jsonl [--markdown]
+"""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import sys
+import time
+
+# Workloads in table order: what each measures and how to read its figure.
+# metric: msg/s (messages echoed per second), MB/s (bytes echoed, 10^6), conn/s.
+WORKLOADS = {
+    "pp1": "msg/s", "pp32": "msg/s", "pp256": "msg/s", "pp1000": "msg/s",
+    "bulk1": "MB/s", "bulk8": "MB/s", "churn8": "conn/s",
+    "c1000": "msg/s", "c10k": "msg/s",
+}
+# Workloads whose figure is a ratio to the reference in the main table;
+# c1000 and c10k are paced (--rate), so what they show is memory and whether
+# every connection echoed, not speed.
+RATIO_WORKLOADS = ["pp1", "pp32", "pp256", "pp1000", "bulk1", "bulk8", "churn8"]
+MEMORY_WORKLOADS = ["c1000", "c10k"]
+REFERENCE = "ref_epoll"
+
+
+def die(msg, code=1):
+    sys.stderr.write("benchlib: %s\n" % msg)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- ports
+
+def cmd_freeport(args):
+    """A port that was free a moment ago, for servers that cannot take port 0."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+    s.close()
+
+
+def listening(port):
+    """Whether something listens on 127.0.0.1:PORT (or any address), read from
+    /proc/net/tcp so that no connection is made (a forking server would fork)."""
+    want = ":%04X" % port
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, state = fields[1], fields[3]
+                if state == "0A" and local.endswith(want) and \
+                        local[:8] in ("0100007F", "00000000"):
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmd_waitlisten(args):
+    """Wait (bounded) until PORT listens; fail early if PID died."""
+    port, secs = int(args[0]), float(args[1])
+    pid = int(args[2]) if len(args) > 2 else 0
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if listening(port):
+            return
+        if pid and not pid_alive(pid):
+            die("server (pid %d) exited before listening on port %d" % (pid, port))
+        time.sleep(0.02)
+    die("nothing listens on 127.0.0.1:%d after %.0f s" % (port, secs))
+
+
+def cmd_echocheck(args):
+    """Send a few kilobytes with zero bytes in them and check they come back."""
+    port, secs = int(args[0]), float(args[1])
+    data = bytes((i * 31 + 7) % 256 for i in range(4096)) + b"\0hello\r\n"
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=secs)
+        s.settimeout(secs)
+        s.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+    except OSError as e:
+        die("echo check on 127.0.0.1:%d: %s" % (port, e))
+    if got != data:
+        die("echo check on 127.0.0.1:%d: sent %d bytes, got back %d%s" %
+            (port, len(data), len(got), "" if len(got) != len(data) else " (different)"))
+
+
+def cpu_times():
+    """(busy, total) jiffies over all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return sum(vals) - idle, sum(vals)
+
+
+def cmd_quiet(args):
+    """Wait up to SECS for the machine to be quiet (under LIMIT % busy over a
+    0.3 s window, all CPUs); print the last busy percentage seen. Other jobs
+    on a shared machine skew the figures: each run records this number."""
+    secs, limit = float(args[0]), float(args[1])
+    deadline = time.monotonic() + secs
+    while True:
+        b0, t0 = cpu_times()
+        time.sleep(0.3)
+        b1, t1 = cpu_times()
+        busy = 100.0 * (b1 - b0) / max(1, t1 - t0)
+        if busy < limit or time.monotonic() >= deadline:
+            print("%.0f" % busy)
+            return
+
+
+# ---------------------------------------------------------------- memory
+
+def status_fields(pid):
+    """VmHWM and VmRSS in KiB and the thread count of one process, or None."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key in ("VmHWM", "VmRSS", "Threads"):
+                    out[key] = int(val.split()[0])
+    except (OSError, ValueError):
+        return None
+    return out if "VmHWM" in out else None
+
+
+def children(pid):
+    """Direct children of every thread of PID (/proc/PID/task/TID/children)."""
+    kids = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            pass
+    return kids
+
+
+def tree(pid):
+    """PID and all its descendants (bounded: a cycle cannot occur, but a
+    runaway tree is cut at 100,000 processes)."""
+    seen, todo = [], [pid]
+    while todo and len(seen) < 100000:
+        p = todo.pop()
+        seen.append(p)
+        todo.extend(children(p))
+    return seen
+
+
+def cmd_sample(args):
+    """Sample PID (and with --tree its descendants) until SIGTERM; then write
+    the peak of the summed VmHWM, the peak process count and the peak thread
+    count to OUTFILE as JSON. Sums of forked children count their shared pages
+    (libc, the parent's copy-on-write pages) once per process, as RSS does."""
+    pid, outfile = int(args[0]), args[1]
+    walk = "--tree" in args[2:]
+    peak = {"peak_rss_kib": 0, "peak_procs": 0, "peak_threads": 0, "samples": 0,
+            "server_alive": True}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+
+    def sample():
+        pids = tree(pid) if walk else [pid]
+        total = procs = threads = 0
+        for p in pids:
+            st = status_fields(p)
+            if st is None:
+                continue
+            total += st["VmHWM"]
+            procs += 1
+            threads += st.get("Threads", 1)
+        if procs == 0:
+            return False
+        peak["peak_rss_kib"] = max(peak["peak_rss_kib"], total)
+        peak["peak_procs"] = max(peak["peak_procs"], procs)
+        peak["peak_threads"] = max(peak["peak_threads"], threads)
+        peak["samples"] += 1
+        return True
+
+    interval = 0.1
+    first = True
+    while not stop:
+        t0 = time.monotonic()
+        if not sample():
+            peak["server_alive"] = False
+            break
+        if first:
+            first = False
+            open(outfile + ".ready", "w").close()
+        # A big tree (10,000 forked children) is costly to walk: never spend
+        # more than about a fifth of the time sampling.
+        spent = time.monotonic() - t0
+        time.sleep(max(interval, 4 * spent))
+    if not stop or peak["server_alive"]:
+        # one last sample: VmHWM only grows, so this catches a late peak
+        if not sample() and peak["samples"] == 0:
+            peak["server_alive"] = False
+    peak["server_alive"] = peak["server_alive"] and pid_alive(pid)
+    with open(outfile, "w") as f:
+        json.dump(peak, f)
+
+
+# ---------------------------------------------------------------- one run
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    try:
+        return json.loads(text.splitlines()[-1])
+    except ValueError:
+        return None
+
+
+def tail(path, n=3):
+    try:
+        with open(path, errors="replace") as f:
+            lines = [l.rstrip() for l in f if l.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])[-400:]
+
+
+def cmd_record(args):
+    """record --out F --server S --workload W --rep N --rc RC --client-json F
+       --client-err F --sampler F --conns N --messages N --command CMD
+       --server-cmd CMD --server-log F --commit C [--timeout-hit 0|1]
+    Checks one run, appends its JSON line to --out and prints a summary."""
+    opt = {}
+    it = iter(args)
+    for a in it:
+        if not a.startswith("--"):
+            die("record: unexpected argument %r" % a, 2)
+        opt[a[2:]] = next(it, "")
+    client = load_json(opt["client-json"])
+    sampled = load_json(opt["sampler"]) or {}
+    rc = int(opt["rc"])
+    conns = int(opt.get("conns") or 0)
+    want_msgs = int(opt.get("messages") or 0)
+    workload = opt["workload"]
+    problems = []
+    if rc == 124 or rc == 137:
+        problems.append("client killed by the run timeout")
+    elif rc != 0:
+        problems.append("client exit %d" % rc)
+    value = None
+    if client is None:
+        problems.append("no JSON report (%s)" % (tail(opt["client-err"]) or "no output"))
+    else:
+        for key in ("errors", "mismatches", "early_closes", "timeouts",
+                    "connect_failures", "other_errors"):
+            if client.get(key):
+                problems.append("%s=%d" % (key, client[key]))
+        if client.get("interrupted"):
+            problems.append("interrupted")
+        if client.get("first_error"):
+            problems.append("first error: %s" % client["first_error"])
+        if workload != "churn8" and client.get("connections_opened", 0) < conns:
+            problems.append("connections opened %d/%d" %
+                            (client.get("connections_opened", 0), conns))
+        if want_msgs and client.get("messages_echoed", 0) != want_msgs:
+            problems.append("messages echoed %d/%d" %
+                            (client.get("messages_echoed", 0), want_msgs))
+        if client.get("messages_echoed", 0) == 0:
+            problems.append("nothing echoed")
+        dur = client.get("duration_s") or 0
+        if dur > 0:
+            unit = WORKLOADS.get(workload, "msg/s")
+            if unit == "MB/s":
+                value = client.get("bytes_echoed", 0) / dur / 1e6
+            elif unit == "conn/s":
+                value = client.get("connections_opened", 0) / dur
+            else:
+                value = client.get("messages_echoed", 0) / dur
+    if sampled and not sampled.get("server_alive", True):
+        problems.append("server died during the run (%s)" % tail(opt.get("server-log", "")))
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": opt.get("commit", ""),
+        "rep": int(opt["rep"]),
+        "server": opt["server"],
+        "workload": workload,
+        "unit": WORKLOADS.get(workload, "msg/s"),
+        "value": value,
+        "ok": not problems,
+        "problems": problems,
+        "peak_rss_kib": sampled.get("peak_rss_kib"),
+        "peak_procs": sampled.get("peak_procs"),
+        "peak_threads": sampled.get("peak_threads"),
+        "rss_samples": sampled.get("samples"),
+        "busy_before_pct": float(opt["busy"]) if opt.get("busy") else None,
+        "client_rc": rc,
+        "client_command": opt.get("command", ""),
+        "server_command": opt.get("server-cmd", ""),
+        "client": client,
+    }
+    with open(opt["out"], "a") as f:
+        f.write(json.dumps(line, sort_keys=True) + "\n")
+    fig = "-" if value is None else human(value, line["unit"])
+    rss = "-" if line["peak_rss_kib"] is None else "%.1f MiB" % (line["peak_rss_kib"] / 1024)
+    procs = line["peak_procs"] or 0
+    print("  rep %d %-9s %-7s %14s  rss %s%s  %s" % (
+        line["rep"], line["server"], workload, fig, rss,
+        " (%d procs)" % procs if procs > 1 else "",
+        "ok" if not problems else "BAD: " + "; ".join(problems)))
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- table
+
+def human(v, unit):
+    if unit == "MB/s":
+        return "%.0f MB/s" % v
+    if v >= 100e3:
+        return "%.0fk %s" % (v / 1e3, unit)
+    if v >= 10e3:
+        return "%.1fk %s" % (v / 1e3, unit)
+    return "%.0f %s" % (v, unit)
+
+
+def mib(kib):
+    return "%.1f MiB" % (kib / 1024.0)
+
+
+def cmd_table(args):
+    """Median tables from a results file: ratios to the reference, peak RSS."""
+    if not args:
+        die("table: which results file?", 2)
+    runs = []
+    with open(args[0]) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if line:
+                try:
+                    runs.append(json.loads(line))
+                except ValueError:
+                    sys.stderr.write("benchlib: %s:%d: not JSON, skipped\n" % (args[0], n))
+    if not runs:
+        die("table: %s holds no runs" % args[0])
+
+    servers, workloads = [], []
+    for r in runs:
+        if r["server"] not in servers:
+            servers.append(r["server"])
+        if r["workload"] not in workloads:
+            workloads.append(r["workload"])
+    if REFERENCE in servers:
+        servers.remove(REFERENCE)
+        servers.insert(0, REFERENCE)
+    order = list(WORKLOADS)
+    workloads.sort(key=lambda w: order.index(w) if w in order else 99)
+    cells = {}
+    for r in runs:
+        cells.setdefault((r["server"], r["workload"]), []).append(r)
+    commits = sorted({r.get("commit", "") for r in runs if r.get("commit")})
+    reps = max(r["rep"] for r in runs)
+
+    def good(s, w):
+        return [r for r in cells.get((s, w), []) if r["ok"] and r["value"] is not None]
+
+    def median_value(s, w):
+        vals = [r["value"] for r in good(s, w)]
+        return statistics.median(vals) if vals else None
+
+    def bad_mark(s, w):
+        all_runs = cells.get((s, w), [])
+        bad = len(all_runs) - len(good(s, w))
+        return "" if bad == 0 else " !%d/%d" % (bad, len(all_runs))
+
+    def spread(s, w):
+        vals = [r["value"] for r in good(s, w)]
+        if len(vals) < 2:
+            return None
+        m = statistics.median(vals)
+        return (max(vals) - min(vals)) / 2 / m if m else None
+
+    def rss_cell(s, w):
+        rs = [r for r in good(s, w) if r.get("peak_rss_kib")]
+        if not rs:
+            rs = [r for r in cells.get((s, w), []) if r.get("peak_rss_kib")]
+            if not rs:
+                return "-"
+        kib = statistics.median(r["peak_rss_kib"] for r in rs)
+        procs = max(r.get("peak_procs") or 1 for r in rs)
+        return mib(kib) + (" (%d procs)" % procs if procs > 1 else "")
+
+    ratio_cols = [w for w in RATIO_WORKLOADS if w in workloads]
+    mem_cols = [w for w in MEMORY_WORKLOADS if w in workloads]
+    out = []
+    out.append("Medians of %d interleaved repetition%s%s. Ratio to %s from the same run "
+               "(higher is faster);" % (reps, "" if reps == 1 else "s",
+                                        " (commit %s)" % ", ".join(commits) if commits else "",
+                                        REFERENCE))
+    out.append("the %s row gives its absolute median in parentheses. '!k/n': k of n runs had "
+               "errors or mismatches and are left out of the median; FAIL: no clean run." %
+               REFERENCE)
+    out.append("")
+    head = ["server"] + ratio_cols + ["peak RSS %s" % w for w in mem_cols]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for s in servers:
+        row = [s]
+        for w in ratio_cols:
+            v = median_value(s, w)
+            ref = median_value(REFERENCE, w)
+            mark = bad_mark(s, w)
+            if v is None:
+                row.append("FAIL" + mark if cells.get((s, w)) else "-")
+            elif s == REFERENCE:
+                row.append("1.00 (%s)%s" % (human(v, WORKLOADS[w]), mark))
+            elif ref:
+                row.append("%.2f%s" % (v / ref, mark))
+            else:
+                row.append("(%s)%s" % (human(v, WORKLOADS[w]), mark))
+        for w in mem_cols:
+            if not cells.get((s, w)):
+                row.append("-")
+            elif not good(s, w):
+                row.append("FAIL" + bad_mark(s, w) + " [" + rss_cell(s, w) + "]")
+            else:
+                row.append(rss_cell(s, w) + bad_mark(s, w))
+        out.append("| " + " | ".join(row) + " |")
+
+    out.append("")
+    out.append("Peak RSS of the server during each workload (median over clean runs; "
+               "forking servers: the peak sum over the process tree, with the peak "
+               "process count):")
+    out.append("")
+    head = ["server"] + workloads
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for s in servers:
+        out.append("| " + " | ".join([s] + [rss_cell(s, w) for w in workloads]) + " |")
+
+    if reps < 2:
+        out.append("")
+        out.append("(One repetition: no noise estimate.)")
+    else:
+        noise_table(out, servers, workloads, spread)
+    busy_note(out, runs)
+    problem_list(out, runs)
+    print("\n".join(out))
+
+
+def noise_table(out, servers, workloads, spread):
+    out.append("")
+    out.append("Noise: half the spread (max - min) / 2 of the clean runs, relative to their "
+               "median:")
+    out.append("")
+    head = ["server"] + workloads
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for s in servers:
+        row = [s]
+        for w in workloads:
+            sp = spread(s, w)
+            row.append("-" if sp is None else "±%.0f%%" % (sp * 100))
+        out.append("| " + " | ".join(row) + " |")
+
+
+def busy_note(out, runs):
+    busy = [r for r in runs if (r.get("busy_before_pct") or 0) >= 25]
+    if busy:
+        out.append("")
+        out.append("Note: %d of %d runs started while the machine was already %s%% busy or more "
+                   "(other jobs on the shared machine): their figures may be low." %
+                   (len(busy), len(runs), 25))
+
+
+def problem_list(out, runs):
+    problems = [r for r in runs if not r["ok"]]
+    if problems:
+        out.append("")
+        out.append("Runs left out (%d):" % len(problems))
+        out.append("")
+        for r in problems:
+            out.append("- rep %d %s %s: %s" % (r["rep"], r["server"], r["workload"],
+                                               "; ".join(r["problems"])[:300]))
+
+
+def main():
+    if len(sys.argv) < 2:
+        die("usage: benchlib.py freeport|waitlisten|echocheck|sample|record|table ...", 2)
+    cmds = {"freeport": cmd_freeport, "waitlisten": cmd_waitlisten,
+            "echocheck": cmd_echocheck, "quiet": cmd_quiet, "sample": cmd_sample,
+            "record": cmd_record, "table": cmd_table}
+    fn = cmds.get(sys.argv[1])
+    if fn is None:
+        die("unknown command %r" % sys.argv[1], 2)
+    fn(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
