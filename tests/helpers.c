@@ -626,3 +626,81 @@ void th_proc_cleanup(struct th_proc *p)
 		buf_init(b);
 	}
 }
+
+/* ---- documentation ------------------------------------------------------- */
+
+/* Read $TOP_SRCDIR/RELPATH with man-page escapes dropped: "\-" becomes
+ * "-" and font changes ("\fB", "\fR", ...) vanish. Returns a malloc'd
+ * string or NULL with errno set. */
+static char *read_doc_plain(const char *relpath)
+{
+	const char *top = getenv("TOP_SRCDIR");
+	char path[4096];
+	FILE *f;
+	char *text;
+	size_t n = 0;
+	int c;
+
+	snprintf(path, sizeof path, "%s/%s", top && *top ? top : ".", relpath);
+	if (!(f = fopen(path, "r")))
+		return NULL;
+	if (fseek(f, 0, SEEK_END) < 0 || !(text = malloc((size_t)ftell(f) + 1))) {
+		fclose(f);
+		errno = ENOMEM;
+		return NULL;
+	}
+	rewind(f);
+	while ((c = getc(f)) != EOF) {
+		if (c == '\\') {
+			int next = getc(f);
+			if (next == 'f') {
+				(void)getc(f); /* the font letter */
+				continue;
+			}
+			c = next == EOF ? '\\' : next;
+		}
+		text[n++] = (char)c;
+	}
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+static int is_option_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* Whether TEXT holds "--NAME" (LEN bytes) not followed by more of a name. */
+static int mentions_option(const char *text, const char *name, size_t len)
+{
+	for (const char *p = text; (p = strstr(p, name)); p += len)
+		if (!is_option_char(p[len]))
+			return 1;
+	return 0;
+}
+
+int th_doc_lists_options(const char *help, const char *relpath, char *missing, size_t size)
+{
+	char *doc = read_doc_plain(relpath);
+	int rc = 0;
+
+	if (!doc)
+		return -errno;
+	for (const char *p = help; rc == 0 && (p = strstr(p, "--")); p += 2) {
+		size_t len = 2;
+
+		if ((p > help && is_option_char(p[-1])) || !(p[2] >= 'a' && p[2] <= 'z'))
+			continue;
+		while (is_option_char(p[len]))
+			len++;
+		char name[64];
+		snprintf(name, sizeof name, "%.*s", (int)len, p);
+		if (!mentions_option(doc, name, len)) {
+			snprintf(missing, size, "%s", name);
+			rc = -ENOENT;
+		}
+	}
+	free(doc);
+	return rc;
+}

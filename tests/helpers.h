@@ -142,4 +142,13 @@ const char *th_proc_sanitizer_report(const struct th_proc *p);
  * pipes and free the buffers. Safe to call twice. */
 void th_proc_cleanup(struct th_proc *p);
 
+/* ---- documentation ------------------------------------------------------- */
+
+/* Check that every long option HELP names ("--word") appears in the file
+ * $TOP_SRCDIR/RELPATH, read as plain text or as a man page (its "\\-"
+ * escapes and font changes are ignored). 0 when all do; -ENOENT when
+ * the option is missing, with its name in MISSING; another negative errno
+ * when the file cannot be read. */
+int th_doc_lists_options(const char *help, const char *relpath, char *missing, size_t size);
+
 #endif /* POOLECHO_TESTS_HELPERS_H */

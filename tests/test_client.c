@@ -705,6 +705,23 @@ Test(cli, help_lists_every_option, .timeout = 30)
 	run_free(&r);
 }
 
+Test(cli, man_page_and_readme_document_every_option, .timeout = 30)
+{
+	static const char *const docs[] = {"man/poolecho.1", "README"};
+	const char *args[] = {"--help", NULL};
+	char missing[64] = "";
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		int rc = th_doc_lists_options(r.out, docs[i], missing, sizeof missing);
+		cr_expect_eq(rc, 0, "%s does not mention %s, which --help lists", docs[i],
+		             rc == -ENOENT ? missing : strerror(-rc));
+	}
+	run_free(&r);
+}
+
 Test(cli, version_prints_package_version, .timeout = 30)
 {
 	const char *args[] = {"-V", NULL};

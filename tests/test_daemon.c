@@ -198,6 +198,20 @@ Test(daemon, help_exits_0_and_lists_every_option)
 	assert_no_sanitizer_report();
 }
 
+Test(daemon, man_page_and_readme_document_every_option)
+{
+	static const char *const docs[] = {"man/poolechod.8", "README"};
+	const char *argv[] = {daemon_path(), "--help", NULL};
+	char missing[64] = "";
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		int rc = th_doc_lists_options(proc.out.data, docs[i], missing, sizeof missing);
+		cr_expect_eq(rc, 0, "%s does not mention %s, which --help lists", docs[i],
+		             rc == -ENOENT ? missing : strerror(-rc));
+	}
+}
+
 Test(daemon, version_exits_0)
 {
 	const char *argv[] = {daemon_path(), "--version", NULL};
