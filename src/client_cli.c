@@ -212,13 +212,9 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		case 'V':
 			return CLIENT_CLI_VERSION;
 		case ':':
-			if (optopt)
-				return bad(err, errlen, "option -%c needs a value", optopt);
-			return bad(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			if (optopt)
-				return bad(err, errlen, "unknown option -%c", optopt);
-			return bad(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		case '?':
+			pe_parse_getopt_error(opt, argv, long_options, err, errlen);
+			return CLIENT_CLI_USAGE;
 		}
 	}
 

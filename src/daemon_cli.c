@@ -231,13 +231,11 @@ int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
 			printf(PROGRAM " (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
 			return 0;
 		case ':':
-			if (optopt)
-				return usage_error("option -%c needs a value", optopt);
-			return usage_error("option %s needs a value", argv[optind - 1]);
-		case '?':
-			if (optopt)
-				return usage_error("unknown option -%c", optopt);
-			return usage_error("unknown option %s", argv[optind - 1]);
+		case '?': {
+			char msg[256];
+			pe_parse_getopt_error(ch, argv, long_options, msg, sizeof msg);
+			return usage_error("%s", msg);
+		}
 		default:
 			if (apply(ch, optarg, opt))
 				return 2;

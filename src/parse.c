@@ -6,7 +6,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "parse.h"
 
@@ -82,4 +85,34 @@ int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned 
 		return -ERANGE;
 	*out = v * mult;
 	return 0;
+}
+
+void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
+                           char *msg, size_t size)
+{
+	const char *word = argv[optind - 1];
+	size_t len;
+
+	/* For a long option glibc puts its table value in optopt, not a letter:
+	 * the word itself is the only reliable name. */
+	if (strncmp(word, "--", 2) != 0) {
+		if (ch == ':')
+			snprintf(msg, size, "option -%c needs a value", optopt);
+		else
+			snprintf(msg, size, "unknown option -%c", optopt);
+		return;
+	}
+	len = strcspn(word, "=");
+	if (ch == ':') {
+		snprintf(msg, size, "option %.*s needs a value", (int)len, word);
+		return;
+	}
+	if (word[len] == '=')
+		for (const struct option *o = longopts; o->name; o++)
+			if (strlen(o->name) == len - 2 && strncmp(o->name, word + 2, len - 2) == 0) {
+				snprintf(msg, size, "option --%s takes no value (got '%s')", o->name,
+				         word + len + 1);
+				return;
+			}
+	snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
 }

@@ -5,6 +5,8 @@
 #ifndef POOLECHO_PARSE_H
 #define POOLECHO_PARSE_H
 
+#include <stddef.h>
+
 /* 0 when S is a decimal integer in [MIN, MAX] (stored in *OUT); -EINVAL when
  * it is not a number, -ERANGE when out of range. */
 int pe_parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
@@ -15,5 +17,14 @@ int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_
 
 /* A size with an optional binary suffix: k/K (KiB), m/M (MiB), g/G (GiB). */
 int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+
+struct option;
+
+/* Word what getopt_long(3) just complained about -- it returned CH, ':'
+ * (a value is missing) or '?' -- naming the option as the user typed it:
+ * "option --backlog needs a value", "option --verbose takes no value",
+ * "unknown option -x". Reads optind and optopt, so call it at once. */
+void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
+                           char *msg, size_t size);
 
 #endif /* POOLECHO_PARSE_H */

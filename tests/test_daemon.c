@@ -151,6 +151,9 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--backlog=0"}, "--backlog", "0"},
 		{{"--stats-interval=soon"}, "--stats-interval", "soon"},
 		{{"--bogus"}, "--bogus", "--bogus"},
+		{{"--backlog"}, "--backlog", "needs a value"},
+		{{"--verbose=1"}, "--verbose", "takes no value"},
+		{{"--no-splice=yes"}, "--no-splice", "yes"},
 		{{"-p"}, "-p", "-p"},
 		{{"stray"}, "stray", "stray"},
 	};
