@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,20 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
 }
 
 #ifdef HAVE_SPLICE
+/* splice(2) has no MSG_NOSIGNAL: a peer that closed raises SIGPIPE, which
+ * the server keeps blocked in its workers. Take it off the pending set so
+ * it never reaches a program that unblocks it later. */
+static void discard_sigpipe(void)
+{
+	static const struct timespec now = {0, 0};
+	sigset_t pipe_set;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	while (sigtimedwait(&pipe_set, NULL, &now) == SIGPIPE)
+		;
+}
+
 /* Echo the rest of the connection through the worker's pipe. */
 static enum pe_echo_end echo_splice(int fd, struct pe_echo_worker *w, int *err)
 {
@@ -106,6 +121,8 @@ static enum pe_echo_end echo_splice(int fd, struct pe_echo_worker *w, int *err)
 			if (m < 0) {
 				if (errno == EINTR)
 					continue;
+				if (errno == EPIPE)
+					discard_sigpipe();
 				end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
 				*err = end == PE_ECHO_ERROR ? errno : 0;
 				/* Bytes left in the pipe belong to this client alone:

@@ -74,8 +74,11 @@ static int wait_for(pe_server *srv, int watch_listener, int timeout_ms)
 		{.fd = srv->listen_fd, .events = POLLIN},
 	};
 
-	if (poll(pfd, watch_listener ? 2 : 1, timeout_ms) < 0 && errno != EINTR)
-		return 0; /* ENOMEM: retry, accept4 will tell */
+	if (poll(pfd, watch_listener ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
+		/* ENOMEM: back off rather than spin through accept4 and poll. */
+		poll(pfd, 1, BACKOFF_MS);
+		return atomic_load(&srv->stop_requested);
+	}
 	return pfd[0].revents != 0 || atomic_load(&srv->stop_requested);
 }
 
@@ -154,9 +157,11 @@ int pe_listener_run(pe_server *srv)
 			case EINVAL:
 			case ENOTSOCK:
 			case EOPNOTSUPP:
-			case EFAULT:
-				pe_server_logf(srv, PE_LOG_ERROR, "accept: %s: giving up", strerror(errno));
-				return -errno;
+			case EFAULT: {
+				int err = errno; /* the log sink may change errno */
+				pe_server_logf(srv, PE_LOG_ERROR, "accept: %s: giving up", strerror(err));
+				return -err;
+			}
 			default:
 				/* Linux passes on pending network errors (ENETDOWN, EHOSTUNREACH...). */
 				log_accept_error(srv, &el, errno);

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,22 @@ static int open_listener(pe_server *srv)
 	return 0;
 }
 
+/* Start the pool with SIGPIPE blocked, so every worker inherits the mask:
+ * send(2) has MSG_NOSIGNAL, but splice(2) into a socket the peer closed
+ * raises SIGPIPE, and a program embedding the library may not ignore it. */
+static int start_workers(pe_server *srv, const struct pe_pool_config *pc)
+{
+	sigset_t pipe_set, old;
+	int rc;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	rc = pe_pool_start(&srv->pool, pc);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 {
 	struct pe_pool_config pc = {0};
@@ -239,11 +256,14 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		goto fail;
 	}
 	srv->cfg.bind_address = srv->bind_address;
-	srv->slots = calloc(cfg->workers, sizeof *srv->slots);
-	if (!srv->slots) {
+	/* calloc promises 16-byte alignment; the slots want their cache lines. */
+	if (posix_memalign((void **)&srv->slots, _Alignof(struct pe_worker_slot),
+	                   cfg->workers * sizeof *srv->slots) != 0) {
+		srv->slots = NULL;
 		rc = -ENOMEM;
 		goto fail;
 	}
+	memset(srv->slots, 0, cfg->workers * sizeof *srv->slots);
 	for (unsigned i = 0; i < cfg->workers; i++) {
 		srv->slots[i].fd = -1;
 		pe_echo_worker_init(&srv->slots[i].echo, &srv->slots[i].counters);
@@ -271,7 +291,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	pc.queue = srv->queue;
 	pc.handler = serve_connection;
 	pc.ctx = srv;
-	if ((rc = pe_pool_start(&srv->pool, &pc)) < 0) {
+	if ((rc = start_workers(srv, &pc)) < 0) {
 		pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s", cfg->workers,
 		               strerror(-rc));
 		goto fail;
@@ -323,6 +343,17 @@ void pe_server_stop_now(pe_server *srv) { request_stop(srv, 1); }
 static void wait_for_drain(pe_server *srv)
 {
 	struct timespec deadline;
+	unsigned long open_now;
+	int stop_now;
+
+	pthread_mutex_lock(&srv->lock);
+	open_now = srv->outstanding;
+	stop_now = srv->stop_now;
+	pthread_mutex_unlock(&srv->lock);
+	/* Logged outside the lock: a log callback may ask for stats. */
+	if (open_now && !stop_now)
+		pe_server_logf(srv, PE_LOG_INFO, "stopping: %lu connection(s) open, waiting up to %u.%03us",
+		               open_now, srv->cfg.grace_ms / 1000, srv->cfg.grace_ms % 1000);
 
 	pthread_mutex_lock(&srv->lock);
 	deadline = srv->stop_time;
@@ -332,9 +363,6 @@ static void wait_for_drain(pe_server *srv)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	if (srv->outstanding && !srv->stop_now)
-		pe_server_logf(srv, PE_LOG_INFO, "stopping: %lu connection(s) open, waiting up to %u.%03us",
-		               srv->outstanding, srv->cfg.grace_ms / 1000, srv->cfg.grace_ms % 1000);
 	/* drained waits on CLOCK_MONOTONIC: a clock step cannot cut the grace short. */
 	while (srv->outstanding && !srv->stop_now &&
 	       pthread_cond_timedwait(&srv->drained, &srv->lock, &deadline) != ETIMEDOUT)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +543,39 @@ Test(server, stop_now_closes_every_connection_at_once)
 	close(a);
 	close(b);
 	close(c);
+	stop_server_and_check(1);
+}
+
+/* splice(2) has no MSG_NOSIGNAL: a worker blocked splicing into a socket
+ * that a hard stop shuts down gets EPIPE, and SIGPIPE with it. A program
+ * embedding the library (this test, with SIGPIPE at its default) must live. */
+Test(server, hard_stop_during_a_spliced_stream_raises_no_sigpipe)
+{
+	enum { CHUNK = 64 * 1024, MAX = 64 * 1024 * 1024 };
+	struct pe_server_config cfg;
+	unsigned char *buf = calloc(1, CHUNK);
+	size_t sent = 0;
+	int fd, rc;
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(signal(SIGPIPE, SIG_DFL), SIG_DFL);
+	tf_config(&cfg, 1, 1);
+	cfg.buffer_size = 1024;   /* the first full read switches to splice */
+	cfg.splice = 1;
+	cfg.grace_ms = 0;
+	start_server(&cfg);
+	fd = client();
+	/* Stream without reading until both directions' buffers are full:
+	 * the worker is then blocked splicing into our socket. */
+	do {
+		rc = th_write_all(fd, buf, CHUNK, 300);
+		sent += CHUNK;
+	} while (rc == 0 && sent < MAX);
+	cr_assert_eq(rc, -ETIMEDOUT, "write: %s", strerror(-rc));
+	tf_request_stop(&ts, 1);
+	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "run did not return after a hard stop");
+	close(fd);
+	free(buf);
 	stop_server_and_check(1);
 }
 
