@@ -18,7 +18,7 @@
 #define MAX_SECONDS_MS (86400UL * 1000UL) /* a day: longer is surely a typo */
 
 enum { OPT_BACKLOG = 256, OPT_OVERFLOW, OPT_GRACE, OPT_STATS_INTERVAL, OPT_LOG_LEVEL,
-       OPT_BUFFER_SIZE, OPT_STACK_SIZE, OPT_BUSY_POLL, OPT_NO_SPLICE };
+       OPT_BUFFER_SIZE, OPT_STACK_SIZE, OPT_BUSY_POLL, OPT_SPLICE };
 
 static const struct option long_options[] = {
 	{"bind", required_argument, NULL, 'b'},
@@ -33,7 +33,7 @@ static const struct option long_options[] = {
 	{"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
 	{"stack-size", required_argument, NULL, OPT_STACK_SIZE},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
-	{"no-splice", no_argument, NULL, OPT_NO_SPLICE},
+	{"splice", no_argument, NULL, OPT_SPLICE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -64,8 +64,8 @@ static void usage(void)
 	       "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
 	       "                               this long for a client's next message before\n"
 	       "                               sleeping; 0 = never (default %u)\n"
-	       "      --no-splice            copy bulk streams through user space instead of\n"
-	       "                               splice(2)\n"
+	       "      --splice               echo bulk streams through a pipe with splice(2)\n"
+	       "                               (Linux) instead of copying them (default off)\n"
 	       "      --log-level=LEVEL      error, warning, info or debug (default info)\n"
 	       "  -v, --verbose              log every connection (same as --log-level=debug)\n"
 	       "  -h, --help                 show this help and exit\n"
@@ -201,8 +201,8 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 		if (!(rc = number("--busy-poll", arg, 0, 1000000, &v)))
 			s->busy_poll_us = (unsigned)v;
 		break;
-	case OPT_NO_SPLICE:
-		s->splice = 0;
+	case OPT_SPLICE:
+		s->splice = 1;
 		break;
 	case OPT_LOG_LEVEL:
 		rc = log_level(arg, &opt->log_level);

@@ -10,9 +10,11 @@
  *   before it sleeps. The next message of a ping-pong client usually
  *   arrives within that time, and the cross-CPU wake-up of a sleeping
  *   thread -- the largest cost of a small echo -- is skipped.
- * - splice: once a read fills the whole buffer the client is streaming,
- *   and on Linux the rest of the connection moves through a pipe with
- *   splice(2), never copied through user space.
+ * - splice (optional, off by default): once a read fills the whole buffer
+ *   the client is streaming, and on Linux the rest of the connection moves
+ *   through a pipe with splice(2), never copied through user space. It
+ *   saves CPU on large messages but a spliced worker sleeps where a copying
+ *   one busy-polls, and 16 KiB streams lost 15-30% of their throughput.
  */
 #include <config.h>
 

@@ -153,7 +153,7 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--bogus"}, "--bogus", "--bogus"},
 		{{"--backlog"}, "--backlog", "needs a value"},
 		{{"--verbose=1"}, "--verbose", "takes no value"},
-		{{"--no-splice=yes"}, "--no-splice", "yes"},
+		{{"--splice=yes"}, "--splice", "yes"},
 		{{"-p"}, "-p", "-p"},
 		{{"stray"}, "stray", "stray"},
 	};

@@ -166,7 +166,9 @@ static void read_pattern(int fd, size_t len, unsigned seed)
 	free(want);
 }
 
-Test(server, echoes_an_8mib_stream_written_while_reading)
+/* Stream 8 MiB while reading the echo, through a server whose echo loop
+ * copies (SPLICE 0) or, once a read fills its buffer, splices. */
+static void echo_8mib_stream(int splice)
 {
 	enum { LEN = 8 * 1024 * 1024 };
 	struct pe_server_config cfg;
@@ -174,6 +176,7 @@ Test(server, echoes_an_8mib_stream_written_while_reading)
 	struct pe_server_stats s;
 
 	tf_config(&cfg, 2, 4);
+	cfg.splice = splice;
 	start_server(&cfg);
 	w.fd = client();
 	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
@@ -187,6 +190,16 @@ Test(server, echoes_an_8mib_stream_written_while_reading)
 	cr_expect_eq(s.bytes_in, LEN);
 	cr_expect_eq(s.bytes_out, LEN);
 	stop_server_and_check(0);
+}
+
+Test(server, echoes_an_8mib_stream_written_while_reading)
+{
+	echo_8mib_stream(0);
+}
+
+Test(server, echoes_an_8mib_stream_through_splice)
+{
+	echo_8mib_stream(1);
 }
 
 /* ---- many clients, few workers -------------------------------------------- */

@@ -49,7 +49,8 @@ struct pe_server_config {
 	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
 	unsigned busy_poll_us;     /* while no more connections are open than CPUs, spin this long
 	                              on an empty socket before sleeping; 0 = never spin */
-	int splice;                /* echo bulk streams with splice(2) where available (Linux) */
+	int splice;                /* echo bulk streams with splice(2) where available (Linux);
+	                              off by default: see bench/RESULTS.md */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
 	enum pe_log_level log_level; /* events above this level are not even formatted */
