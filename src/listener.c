@@ -113,6 +113,7 @@ static int hand_off(pe_server *srv, int fd)
 		pe_counter_add(&srv->listener.rejected, 1);
 		return 0;
 	}
+	pe_counter_add(&srv->listener.dropped, 1);
 	return 1; /* -ESHUTDOWN */
 }
 

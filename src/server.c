@@ -112,21 +112,21 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
 	struct pe_worker_slot *slot = &srv->slots[worker];
-	int fd = *(int *)item, err = 0, hard_stop;
+	int fd = *(int *)item, err = 0, unserved; /* a hard stop, or no buffer */
 	enum pe_echo_end end = PE_ECHO_ERROR;
 
 	pthread_mutex_lock(&srv->lock);
-	hard_stop = srv->hard_stop;
-	if (!hard_stop)
+	unserved = srv->hard_stop;
+	if (!unserved)
 		slot->fd = fd;   /* now a hard stop can shut it down */
 	pthread_mutex_unlock(&srv->lock);
 
-	if (!hard_stop && !slot->echo.buf && !(slot->echo.buf = malloc(srv->cfg.buffer_size))) {
+	if (!unserved && !slot->echo.buf && !(slot->echo.buf = malloc(srv->cfg.buffer_size))) {
 		pe_server_logf(srv, PE_LOG_ERROR, "worker %u: cannot allocate a %zu-byte buffer: %s",
 		               worker, srv->cfg.buffer_size, strerror(ENOMEM));
-		hard_stop = 1;
+		unserved = 1;
 	}
-	if (!hard_stop) {
+	if (!unserved) {
 		if (pe_server_logs(srv, PE_LOG_DEBUG))
 			log_connection(srv, fd, "connection from", NULL, 0);
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
@@ -140,7 +140,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		if (pe_server_logs(srv, PE_LOG_DEBUG))
 			log_connection(srv, fd, "closed", end_reason(end), err);
 	}
-	pe_counter_add(&slot->counters.served, 1);
+	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
 
 	pthread_mutex_lock(&srv->lock);
 	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
@@ -389,6 +389,7 @@ static void shut_down(pe_server *srv)
 	pe_queue_close(srv->queue);
 	while (pe_queue_try_pop(srv->queue, &fd) == 0) {
 		close(fd);
+		pe_counter_add(&srv->listener.dropped, 1);
 		pe_server_hand_off_cancel(srv);
 		closed++;
 	}

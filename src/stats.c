@@ -16,6 +16,7 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 	s.accepted = pe_counter_get(&srv->listener.accepted);
 	s.rejected = pe_counter_get(&srv->listener.rejected);
 	s.accept_errors = pe_counter_get(&srv->listener.accept_errors);
+	s.dropped = pe_counter_get(&srv->listener.dropped);
 	pthread_mutex_lock(&srv->lock);
 	for (unsigned i = 0; i < srv->cfg.workers; i++) {
 		struct pe_worker_counters *c = &srv->slots[i].counters;
@@ -23,6 +24,7 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 		s.bytes_out += pe_counter_get(&c->bytes_out);
 		s.served += pe_counter_get(&c->served);
 		s.timeouts += pe_counter_get(&c->timeouts);
+		s.dropped += pe_counter_get(&c->dropped);
 		s.active += srv->slots[i].fd >= 0;
 	}
 	pthread_mutex_unlock(&srv->lock);
@@ -33,9 +35,9 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 void pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size)
 {
 	snprintf(buf, size,
-	         "accepted=%" PRIu64 " rejected=%" PRIu64 " served=%" PRIu64 " active=%" PRIu64
-	         " queued=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " timeouts=%" PRIu64
-	         " accept_errors=%" PRIu64,
-	         s->accepted, s->rejected, s->served, s->active, s->queued, s->bytes_in,
+	         "accepted=%" PRIu64 " rejected=%" PRIu64 " served=%" PRIu64 " dropped=%" PRIu64
+	         " active=%" PRIu64 " queued=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64
+	         " timeouts=%" PRIu64 " accept_errors=%" PRIu64,
+	         s->accepted, s->rejected, s->served, s->dropped, s->active, s->queued, s->bytes_in,
 	         s->bytes_out, s->timeouts, s->accept_errors);
 }

@@ -25,12 +25,13 @@ static inline uint64_t pe_counter_get(pe_counter *c)
 
 /* What one worker counts. */
 struct pe_worker_counters {
-	pe_counter bytes_in, bytes_out, served, timeouts;
+	pe_counter bytes_in, bytes_out, served, timeouts, dropped;
 };
 
-/* What the accept loop counts. */
+/* What the accept loop counts, and after it the stop that drains the
+ * queue on the same thread (or on pe_server_destroy's, once run is over). */
 struct pe_listener_counters {
-	pe_counter accepted, rejected, accept_errors;
+	pe_counter accepted, rejected, accept_errors, dropped;
 };
 
 #endif /* POOLECHO_STATS_H */

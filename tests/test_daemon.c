@@ -265,7 +265,7 @@ Test(daemon, sigint_exits_0)
 Test(daemon, sigusr1_logs_a_stats_line)
 {
 	static const char *const keys[] = {
-		"rejected=", "served=", "active=", "queued=", "bytes_in=", "bytes_out=", "timeouts=",
+		"rejected=", "served=", "dropped=", "active=", "queued=", "bytes_in=", "bytes_out=", "timeouts=",
 	};
 	unsigned port = start_daemon(NULL);
 	size_t from;

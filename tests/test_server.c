@@ -534,6 +534,7 @@ Test(server, graceful_stop_closes_connections_left_after_the_grace)
 Test(server, stop_now_closes_every_connection_at_once)
 {
 	struct pe_server_config cfg;
+	struct pe_server_stats s;
 	int a, b, c;
 	int64_t t0;
 
@@ -553,6 +554,13 @@ Test(server, stop_now_closes_every_connection_at_once)
 	cr_assert_eq(th_wait_closed(c, 3000), 0, "a queued connection was left open");
 	cr_assert_eq(tf_join(&ts, 3000), 0, "run did not return at once");
 	cr_expect_lt(th_now_ms() - t0, 3000);
+	/* Every accepted connection is accounted for: two served (cut short),
+	 * the queued one dropped unserved. */
+	s = tf_stats(&ts);
+	cr_expect_eq(s.accepted, 3);
+	cr_expect_eq(s.served + s.dropped, 3, "served=%llu dropped=%llu",
+	             (unsigned long long)s.served, (unsigned long long)s.dropped);
+	cr_expect_geq(s.dropped, 1, "the queued connection was not counted as dropped");
 	close(a);
 	close(b);
 	close(c);
@@ -699,6 +707,7 @@ Test(server, stats_counters_add_up)
 	cr_expect_eq(s.accepted, CLIENTS);
 	cr_expect_eq(s.served, CLIENTS);
 	cr_expect_eq(s.rejected, 0);
+	cr_expect_eq(s.dropped, 0);
 	cr_expect_eq(s.active, 0);
 	cr_expect_eq(s.queued, 0);
 	cr_expect_eq(s.timeouts, 0);

@@ -95,7 +95,9 @@ PE_API void pe_server_stop_now(pe_server *srv);
 struct pe_server_stats {
 	uint64_t accepted;   /* connections accepted */
 	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT */
-	uint64_t served;     /* connections a worker finished with */
+	uint64_t served;     /* connections a worker echoed until they ended */
+	uint64_t dropped;    /* accepted but closed unserved by a stop (or for want of memory);
+	                        once idle, accepted = rejected + served + dropped */
 	uint64_t active;     /* connections being echoed now */
 	uint64_t queued;     /* accepted, waiting for a worker */
 	uint64_t bytes_in;
