@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -620,6 +622,82 @@ Test(server, stop_before_run_with_a_client_connected)
 }
 
 /* ---- creation --------------------------------------------------------------------------- */
+
+/* ---- out of descriptors ---------------------------------------------------- */
+
+enum { MAX_FILLERS = 4096 };
+
+/* Connect an already created socket: under a tight RLIMIT_NOFILE the test's
+ * clients must not need descriptors the server is meant to run out of. */
+static void connect_socket(int fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ts.port)};
+	struct timeval tv = {.tv_sec = IO_MS / 1000};
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* bounds connect(2) */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s",
+	             strerror(errno));
+}
+
+/* EMFILE on accept(2) must not become a busy loop, and the server must
+ * serve the clients left in the backlog once descriptors free up. */
+Test(server, out_of_descriptors_pauses_accept_then_recovers)
+{
+	enum { CLIENTS = 3 };
+	struct pe_server_config cfg;
+	struct rlimit saved, tight;
+	int sock[CLIENTS], fillers[MAX_FILLERS], nfillers = 0, top = 0, fd;
+	uint64_t errors;
+	int64_t t0, elapsed;
+
+	tf_config(&cfg, 2, 4);
+	start_server(&cfg);
+	for (int i = 0; i < CLIENTS; i++) {
+		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(sock[i], 0, "socket: %s", strerror(errno));
+	}
+	/* Fill every free number below the highest open descriptor, then allow
+	 * exactly one more: the server can accept one connection, no second. */
+	for (fd = 0; fd < MAX_FILLERS; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			top = fd;
+	while (nfillers < MAX_FILLERS && (fd = dup(sock[0])) >= 0 && fd < top)
+		fillers[nfillers++] = fd;
+	cr_assert(fd > top, "could not fill the descriptor table below %d", top);
+	fillers[nfillers++] = fd; /* now the highest; the next number is the server's */
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	tight = saved;
+	tight.rlim_cur = (rlim_t)fd + 2;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0, "setrlimit: %s", strerror(errno));
+
+	for (int i = 0; i < CLIENTS; i++)
+		connect_socket(sock[i]); /* the kernel completes them into the backlog */
+	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 1, IO_MS), 0, "accept never ran out");
+	t0 = th_now_ms();
+	round_trip(sock[0], 100, 1); /* the one accepted is served meanwhile */
+	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 3, IO_MS), 0, "accept was not retried");
+	errors = tf_stats(&ts).accept_errors;
+	elapsed = th_now_ms() - t0;
+	/* One try per 100 ms back-off; a spinning loop makes thousands. */
+	cr_expect_leq(errors, (uint64_t)(elapsed / 50 + 3), "%llu accept errors in %lld ms: spinning",
+	              (unsigned long long)errors, (long long)elapsed);
+	cr_expect_eq(tf_stats(&ts).accepted, 1);
+
+	/* Closing the first client frees the server's descriptor: the others
+	 * are accepted and served in turn. */
+	finish_client(sock[0]);
+	for (int i = 1; i < CLIENTS; i++) {
+		round_trip(sock[i], 100, (unsigned)i + 1);
+		finish_client(sock[i]);
+	}
+	wait_stat_served(CLIENTS);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	for (int i = 0; i < nfillers; i++)
+		close(fillers[i]);
+	stop_server_and_check(0);
+}
 
 Test(server, port_in_use_is_eaddrinuse)
 {
