@@ -176,9 +176,16 @@ static int output_write(struct pipe *p)
 	return 0;
 }
 
+/* The server owes us something: an echo, or its close after our half-close. */
+static bool server_owes(const struct pipe *p)
+{
+	return !p->sock_eof && (p->snt > p->ver || p->snt < p->rd || p->shut);
+}
+
 static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 {
 	int64_t progress = now_ms();
+	bool owed = false, owes;
 
 	for (;;) {
 		struct pollfd fds[3];
@@ -203,8 +210,14 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		fds[2].fd = p->outd < p->ver ? p->out : -1;
 		fds[2].events = POLLOUT;
 
-		/* The clock runs only while the server owes us something. */
-		if (timeout_ms && !p->sock_eof && (p->snt > p->ver || p->snt < p->rd || p->shut)) {
+		/* The clock runs only while the server owes us something, from the
+		 * moment it started to: a quiet input (an idle user, a slow
+		 * producer) is nobody's fault. */
+		owes = server_owes(p);
+		if (owes && !owed)
+			progress = now_ms();
+		owed = owes;
+		if (timeout_ms && owed) {
 			timeout = progress + (int64_t)timeout_ms - now_ms();
 			if (timeout <= 0)
 				return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
@@ -227,8 +240,16 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 			return -1;
 		if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && sock_recv(p, &progress) < 0)
 			return -1;
-		if (fds[2].revents && output_write(p) < 0)
-			return -1;
+		/* A blocking output (a full pipe, a slow terminal) may hold us in
+		 * write(2); the server could not be heard meanwhile, so that time
+		 * does not count against it. */
+		if (fds[2].revents) {
+			int64_t t0 = now_ms();
+
+			if (output_write(p) < 0)
+				return -1;
+			progress += now_ms() - t0;
+		}
 		if (p->snt != before)
 			progress = now_ms();
 	}

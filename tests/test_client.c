@@ -64,6 +64,32 @@ static char *slurp(int fd, size_t *len)
 	return buf;
 }
 
+/* write(2) all LEN bytes (a file or a pipe): 0, or -1 with errno set. */
+static int fd_write_all(int fd, const void *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		ssize_t w = write(fd, (const char *)buf + i, len - i);
+
+		if (w < 0 && errno != EINTR)
+			return -1;
+		if (w > 0)
+			i += (size_t)w;
+	}
+	return 0;
+}
+
+/* A temporary file holding IN (LEN bytes), positioned at its start. */
+static int input_file(const void *in, size_t len)
+{
+	int fd = temp_file();
+
+	cr_assert_eq(fd_write_all(fd, in, len), 0, "writing the input file: %s", strerror(errno));
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
 /* Wait for PID to exit within TIMEOUT_MS; kill it (this PID only) if not. */
 static int wait_child(pid_t pid, unsigned timeout_ms)
 {
@@ -88,12 +114,15 @@ static int wait_child(pid_t pid, unsigned timeout_ms)
 	return WEXITSTATUS(status);
 }
 
-/* Run $POOLECHO ARGS... with IN (LEN bytes) as standard input. */
-static void run_client(struct run *r, const void *in, size_t len, const char *const args[])
+/* Run $POOLECHO ARGS... with INFD as standard input and OUTFD (or, when
+ * it is -1, a file read back into R->out) as standard output, waiting at
+ * most WAIT_MS for it to exit. Closes INFD and OUTFD. */
+static void run_client_fds(struct run *r, int infd, int outfd, const char *const args[],
+                           unsigned wait_ms)
 {
 	const char *prog = getenv("POOLECHO");
 	char *argv[32];
-	int infd = temp_file(), outfd = temp_file(), errfd = temp_file();
+	int outfile = outfd < 0 ? temp_file() : -1, errfd = temp_file();
 	size_t n = 0, i;
 	pid_t pid;
 
@@ -105,19 +134,12 @@ static void run_client(struct run *r, const void *in, size_t len, const char *co
 		argv[n] = strdup(args[n - 1]);
 	}
 	argv[n] = NULL;
-	for (i = 0; i < len;) {
-		ssize_t w = write(infd, (const char *)in + i, len - i);
-
-		cr_assert_gt(w, 0, "writing the input file: %s", strerror(errno));
-		i += (size_t)w;
-	}
-	cr_assert_eq(lseek(infd, 0, SEEK_SET), 0);
 
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		dup2(infd, STDIN_FILENO);
-		dup2(outfd, STDOUT_FILENO);
+		dup2(outfd < 0 ? outfile : outfd, STDOUT_FILENO);
 		dup2(errfd, STDERR_FILENO);
 		execv(argv[0], argv);
 		_exit(127);
@@ -125,11 +147,24 @@ static void run_client(struct run *r, const void *in, size_t len, const char *co
 	for (i = 0; i < n; i++)
 		free(argv[i]);
 	close(infd);
-	r->code = wait_child(pid, CLIENT_TIMEOUT_MS);
-	r->out = slurp(outfd, &r->outlen);
+	if (outfd >= 0)
+		close(outfd);
+	r->code = wait_child(pid, wait_ms);
+	if (outfile >= 0) {
+		r->out = slurp(outfile, &r->outlen);
+	} else {
+		r->out = strdup("");
+		r->outlen = 0;
+	}
 	r->err = slurp(errfd, &r->errlen);
 	cr_expect_null(strstr(r->err, "Sanitizer"), "sanitizer report:\n%s", r->err);
 	cr_expect_null(strstr(r->err, "runtime error"), "UBSan report:\n%s", r->err);
+}
+
+/* Run $POOLECHO ARGS... with IN (LEN bytes) as standard input. */
+static void run_client(struct run *r, const void *in, size_t len, const char *const args[])
+{
+	run_client_fds(r, input_file(in, len), -1, args, CLIENT_TIMEOUT_MS);
 }
 
 static void run_free(struct run *r)
@@ -353,6 +388,88 @@ Test(pipe, empty_input_exits_0_with_no_output, .timeout = 60)
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
+}
+
+/* A slow producer or consumer at the client's other end: a thread that
+ * waits DELAY_MS before each part it writes to FD (then closes it), or
+ * before it starts reading FD to the end. The waits are the input being
+ * tested, not a synchronisation. */
+struct slow_end {
+	int fd;
+	unsigned delay_ms;
+	const char *parts[3];
+	size_t got;
+	pthread_t thread;
+};
+
+static void *slow_writer(void *arg)
+{
+	struct slow_end *e = arg;
+
+	for (size_t i = 0; i < 3 && e->parts[i]; i++) {
+		poll(NULL, 0, (int)e->delay_ms);
+		if (fd_write_all(e->fd, e->parts[i], strlen(e->parts[i])) < 0)
+			break;
+	}
+	close(e->fd);
+	return NULL;
+}
+
+static void *slow_reader(void *arg)
+{
+	struct slow_end *e = arg;
+	char buf[65536];
+	ssize_t n;
+
+	poll(NULL, 0, (int)e->delay_ms);
+	/* Bounded: the client exits (closing the pipe) within its own wait. */
+	while ((n = read(e->fd, buf, sizeof buf)) > 0)
+		e->got += (size_t)n;
+	close(e->fd);
+	return NULL;
+}
+
+Test(pipe, quiet_input_longer_than_timeout_is_no_timeout, .timeout = 60)
+{
+	/* Input that is silent for 3 timeouts before it sends, and again
+	 * between its lines: the server owes nothing meanwhile. */
+	struct slow_end e = {.delay_ms = 1500, .parts = {"first\n", "second\n"}};
+	const char *args[] = {"--timeout=0.5", "127.0.0.1", port_str, NULL};
+	struct run r;
+	int fds[2];
+
+	/* A client that exits early must fail the test, not kill it with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	e.fd = fds[1];
+	cr_assert_eq(pthread_create(&e.thread, NULL, slow_writer, &e), 0);
+	run_client_fds(&r, fds[0], -1, args, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(th_join(e.thread, 10000), 0, "the writer thread did not end");
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_str_eq(r.out, "first\nsecond\n");
+	run_free(&r);
+}
+
+Test(pipe, blocked_output_is_not_server_silence, .timeout = 60)
+{
+	/* Standard output nobody reads for 3 timeouts: the client waits in
+	 * write(2) while echoes pile up unread; that is not the server's fault. */
+	const size_t len = 4u << 20;
+	unsigned char *in = binary_input(len, 9);
+	struct slow_end e = {.delay_ms = 1500};
+	const char *args[] = {"--timeout=0.5", "127.0.0.1", port_str, NULL};
+	struct run r;
+	int infd = input_file(in, len), fds[2];
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	e.fd = fds[0];
+	cr_assert_eq(pthread_create(&e.thread, NULL, slow_reader, &e), 0);
+	run_client_fds(&r, infd, fds[1], args, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(th_join(e.thread, 10000), 0, "the reader thread did not end");
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(e.got, len, "read %zu bytes of echo, sent %zu", e.got, len);
+	run_free(&r);
+	free(in);
 }
 
 /* ---- deliberately wrong servers -------------------------------------------- */
