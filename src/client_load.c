@@ -286,6 +286,10 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 		/* In churn the rate was applied to the connect itself. */
 		if (!churn && !rate_allows(t, c, now))
 			break;
+		/* Nothing was due until now (a rate wait, an idle connection): the
+		 * server's time to answer starts here, not at the last echo. */
+		if (c->issued == c->echoed)
+			c->progress_us = now;
 		c->issue_us[c->issued % cfg->pipeline] = churn ? c->connect_us : now;
 		c->issued++;
 	}
@@ -502,19 +506,17 @@ static void thread_scan(struct lthread *t, int64_t now)
 	for (i = 0; i < t->next_start; i++) {
 		struct conn *c = &t->conns[i];
 
-		if (c->rate_wait) {
-			if (c->due_us > now) {
-				if (c->due_us < t->min_due_us)
-					t->min_due_us = c->due_us;
-				continue;
-			}
+		if (c->rate_wait && c->due_us > now) {
+			if (c->due_us < t->min_due_us)
+				t->min_due_us = c->due_us;
+		} else if (c->rate_wait) {
 			c->rate_wait = false;
 			if (c->state == CONN_IDLE)
 				conn_connect(t, c, now);
 			else
 				conn_pump(t, c, now);
-			continue;
 		}
+		/* Waiting on the rate or not, a connection may owe echoes (pipeline). */
 		if (limit && (c->state == CONN_CONNECTING || c->state == CONN_DRAINING ||
 		              (c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed))) &&
 		    now - c->progress_us > limit)

@@ -477,7 +477,8 @@ Test(pipe, blocked_output_is_not_server_silence, .timeout = 60)
 enum bad_kind {
 	BAD_FLIP,   /* echoes everything but flips the byte at stream offset AT */
 	BAD_EARLY,  /* reads AT bytes, echoes 10 of them and closes */
-	BAD_SILENT  /* reads and never answers */
+	BAD_SILENT, /* reads and never answers */
+	BAD_SLOW    /* echoes everything, each read AT milliseconds late */
 };
 
 struct bad_server {
@@ -508,6 +509,12 @@ static void bad_serve(struct bad_server *b, int fd)
 			if (b->at >= off && b->at < off + (size_t)n)
 				buf[b->at - off] ^= 0x5a;
 			if (pe_net_write_all(fd, buf, (size_t)n) < 0)
+				return;
+		} else if (b->kind == BAD_SLOW) {
+			/* The delay is the server's behaviour under test; a stop cuts it short. */
+			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
+
+			if (poll(&stop, 1, (int)b->at) != 0 || pe_net_write_all(fd, buf, (size_t)n) < 0)
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
 			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10);
@@ -631,6 +638,50 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "mismatches"), 1);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "3 whole messages before byte 3210");
 	cr_expect_not_null(strstr(r.err, "offset 3210"), "no offset in:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
+{
+	/* Echoes take 0.3 s, messages go out 1 s apart: between an echo and the
+	 * next message nothing is due, so a 0.7 s timeout never runs out. */
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", "3", "--rate=1", "--timeout=0.7", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_SLOW, 300);
+	args[8] = b.port_str;
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
+{
+	/* One message every 0.5 s into a deep pipeline: the connection is
+	 * nearly always waiting on the rate, yet the first echo is overdue
+	 * after 1 s, long before the 20th message would go out (9.5 s). */
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", "20", "--rate=2", "--pipeline=20", "--timeout=1",
+	                      "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+	int64_t t0;
+
+	bad_start(&b, BAD_SILENT, 0);
+	args[9] = b.port_str;
+	t0 = th_now_ms();
+	run_client(&r, "", 0, args);
+	cr_expect_lt(th_now_ms() - t0, 5000, "the timeout came after %lld ms",
+	             (long long)(th_now_ms() - t0));
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
 	run_free(&r);
 	bad_stop(&b);
 }
