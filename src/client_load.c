@@ -636,12 +636,12 @@ static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, si
 	return 0;
 }
 
-/* Connect once, blocking, to learn which address answers (localhost may be
+/* Connect once, within --timeout, to learn which address answers (localhost may be
  * ::1 or 127.0.0.1) and to fail early with a clear message. */
 static int probe_server(struct load *L, char *err, size_t errlen)
 {
 	char nerr[PE_NET_ERRLEN];
-	int fd = pe_net_connect(L->cfg->host, L->cfg->port, nerr);
+	int fd = pe_net_connect_timeout(L->cfg->host, L->cfg->port, L->cfg->timeout_ms, nerr);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "%s", nerr);

@@ -265,7 +265,7 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	int rc;
 
 	memset(res, 0, sizeof *res);
-	p.sock = pe_net_connect(cfg->host, cfg->port, err);
+	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
 	if (p.sock < 0)
 		return fail(&p, PIPE_CONNECT, "%s", err);
 	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0)

@@ -7,13 +7,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -136,7 +139,49 @@ int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *
 	return 0;
 }
 
-int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
+/* Connect FD to SA within TIMEOUT_MS (0 = as long as the kernel tries):
+ * 0, -ETIME when our own time ran out, or the connect errno. FD is left
+ * blocking. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
+                          unsigned long timeout_ms)
+{
+	struct timespec start, now;
+	int flags, soerr = 0, rc;
+	socklen_t errlen = sizeof soerr;
+
+	if (timeout_ms == 0)
+		return connect(fd, sa, len) == 0 ? 0 : -errno;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	rc = connect(fd, sa, len) == 0 ? 0 : -errno;
+	while (rc == -EINPROGRESS || rc == -EINTR) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		long long left;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (long long)timeout_ms - ((long long)(now.tv_sec - start.tv_sec) * 1000 +
+		                                (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0)
+			return -ETIME;
+		rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (rc < 0)
+			rc = errno == EINTR ? -EINTR : -errno;
+		else if (rc == 0)
+			rc = -EINPROGRESS;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &errlen) < 0)
+			rc = -errno;
+		else
+			rc = -soerr;
+	}
+	if (rc == 0 && fcntl(fd, F_SETFL, flags) < 0)
+		rc = -errno;
+	return rc;
+}
+
+int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
+                           char err[PE_NET_ERRLEN])
 {
 	struct addrinfo hints, *res, *ai;
 	char where[PE_NET_ADDRLEN];
@@ -154,17 +199,28 @@ int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		rc = fd < 0 ? -errno : connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms);
+		if (rc == 0)
 			break;
-		rc = errno;
 		if (fd >= 0)
 			close(fd);
-		fd = -rc;
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
-		set_err(err, "cannot connect to %s: %s", where, strerror(rc));
+		if (rc == -ETIME) {
+			rc = -ETIMEDOUT;
+			set_err(err, "cannot connect to %s: timed out after %.3f s", where,
+			        (double)timeout_ms / 1000.0);
+		} else {
+			set_err(err, "cannot connect to %s: %s", where, strerror(-rc));
+		}
+		fd = rc;
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
+{
+	return pe_net_connect_timeout(host, port, 0, err);
 }
 
 int pe_net_write_all(int fd, const void *buf, size_t len)

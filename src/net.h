@@ -23,6 +23,11 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
  * gives, tried in order). Returns the descriptor or a negative errno. */
 int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);
 
+/* Like pe_net_connect, but give up on each address after TIMEOUT_MS (0 =
+ * as long as the kernel tries); -ETIMEDOUT when the last one timed out. */
+int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
+                           char err[PE_NET_ERRLEN]);
+
 /* Resolve HOST:PORT to its first address (for clients that connect many
  * times). 0 or a negative errno (-EINVAL for a resolver failure, with ERR). */
 int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *addr,

@@ -721,6 +721,42 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 	}
 }
 
+Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
+{
+	/* A listener whose accept queue is full (backlog 0 holds one connection,
+	 * never accepted) drops the next SYN: that connect hangs, as it would
+	 * behind a firewall that drops packets. */
+	char err[PE_NET_ERRLEN], port[16], want[96];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	const char *pipe_args[] = {"--timeout=0.5", "127.0.0.1", port, NULL};
+	const char *load_args[] = {"-c", "1", "-n", "1", "--timeout=0.5", "127.0.0.1", port, NULL};
+	const char *const *modes[] = {pipe_args, load_args};
+	int lfd = pe_net_listen("127.0.0.1", 0, 0, err), filler;
+
+	cr_assert_geq(lfd, 0, "%s", err);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+	snprintf(port, sizeof port, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	filler = th_connect((unsigned)atoi(port), 5000);
+	cr_assert_geq(filler, 0, "the filler connection failed: %s", strerror(-filler));
+	snprintf(want, sizeof want, "connect to 127.0.0.1:%s: timed out after 0.500 s", port);
+
+	for (size_t i = 0; i < 2; i++) {
+		struct run r;
+		int64_t t0 = th_now_ms();
+
+		/* Without the timeout the kernel would retry for about two minutes. */
+		run_client_fds(&r, input_file("x", 1), -1, modes[i], 10000);
+		cr_expect_lt(th_now_ms() - t0, 3000, "%s mode: the connect took %lld ms",
+		             i ? "load" : "pipe", (long long)(th_now_ms() - t0));
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
+		run_free(&r);
+	}
+	close(filler);
+	close(lfd);
+}
+
 /* ---- load mode ------------------------------------------------------------- */
 
 TestSuite(load, .init = server_up, .fini = server_down);
