@@ -86,6 +86,7 @@ struct lthread {
 	unsigned live;        /* connections not yet DONE or FAILED */
 	bool stopping;
 	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
+	int64_t last_echo_us; /* when verified echo bytes last arrived, 0 if never */
 	unsigned char *rbuf;
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
@@ -390,6 +391,7 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 
 	c->rcv += n;
 	c->progress_us = now;
+	t->last_echo_us = now;
 	atomic_fetch_add_explicit(&t->a_bytes_echoed, n, memory_order_relaxed);
 	done_msgs = c->rcv / cfg->size;
 	while (c->echoed < done_msgs) {
@@ -885,10 +887,16 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	for (i = 0; i < started; i++)
 		pthread_join(L.threads[i].tid, NULL);
 	end = now_us();
-	/* Rates are over the measured period: the drain of the messages still
-	 * in flight at the deadline is not part of it. */
-	if (L.deadline_us && end > L.deadline_us)
+	/* The messages in flight at the deadline are awaited and counted (so
+	 * that sent = echoed), so the measured period runs to the last echo
+	 * when that came after the deadline; the wait for the closes is not
+	 * part of it. */
+	if (L.deadline_us && end > L.deadline_us) {
 		end = L.deadline_us;
+		for (i = 0; i < started; i++)
+			if (L.threads[i].last_echo_us > end)
+				end = L.threads[i].last_echo_us;
+	}
 	res->elapsed_s = (double)(end - L.start_us) / 1e6;
 	if (sigfd >= 0)
 		close(sigfd);

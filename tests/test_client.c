@@ -303,6 +303,18 @@ static unsigned long long json_u64(const char *text, const char *key)
 	return strtoull(p + strlen(needle), NULL, 10);
 }
 
+/* The number after "KEY": (our report has unique keys). */
+static double json_double(const char *text, const char *key)
+{
+	char needle[64];
+	const char *p;
+
+	snprintf(needle, sizeof needle, "\"%s\":", key);
+	p = strstr(text, needle);
+	cr_assert_not_null(p, "no \"%s\" in the JSON report:\n%s", key, text);
+	return strtod(p + strlen(needle), NULL);
+}
+
 Test(json_checker, accepts_json_and_rejects_the_rest, .timeout = 10)
 {
 	/* The checker itself must be able to say no, or the JSON test proves nothing. */
@@ -658,6 +670,27 @@ Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
 	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
 	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+Test(wrong_server, rates_include_the_drain_after_the_deadline, .timeout = 60)
+{
+	/* The one message sent before the 0.1 s deadline is echoed at 0.3 s and
+	 * counted: the rates must be over 0.3 s, not 0.1 s. */
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-d", "0.1", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_SLOW, 300);
+	args[6] = b.port_str;
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), 1);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1);
+	cr_expect_geq(json_double(r.out, "duration_s"), 0.29, "report:\n%s", r.out);
+	cr_expect_leq(json_double(r.out, "messages_per_s"), 1.0 / 0.29, "report:\n%s", r.out);
 	run_free(&r);
 	bad_stop(&b);
 }
