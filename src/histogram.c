@@ -74,8 +74,7 @@ void histogram_merge(struct histogram *dst, const struct histogram *src)
 
 uint64_t histogram_percentile(const struct histogram *h, double percentile)
 {
-	uint64_t rank, seen = 0, v;
-	double exact;
+	uint64_t rank, seen = 0, v, pm;
 	unsigned i;
 
 	if (h->count == 0)
@@ -84,11 +83,11 @@ uint64_t histogram_percentile(const struct histogram *h, double percentile)
 		return h->min;
 	if (percentile >= 100.0)
 		return h->max;
-	/* ceil() by hand: the client links no libm for one call. */
-	exact = percentile / 100.0 * (double)h->count;
-	rank = (uint64_t)exact;
-	if ((double)rank < exact)
-		rank++;
+	/* ceil(p/100 * count) in integers, with p in thousandths of a percent:
+	 * in floating point 99.9/100*1000 is a hair above 999, and its ceiling
+	 * 1000. Split count so that pm * count cannot overflow. */
+	pm = (uint64_t)(percentile * 1000.0 + 0.5);
+	rank = pm * (h->count / 100000) + (pm * (h->count % 100000) + 99999) / 100000;
 	if (rank < 1)
 		rank = 1;
 	for (i = 0; i < HISTOGRAM_BUCKETS; i++) {

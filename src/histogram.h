@@ -31,9 +31,10 @@ void histogram_record(struct histogram *h, uint64_t value);
 /* Add every sample of SRC into DST (per-thread histograms into one). */
 void histogram_merge(struct histogram *dst, const struct histogram *src);
 
-/* The value below or at which PERCENTILE (0..100) of the samples lie: the
- * smallest sample of rank ceil(p/100 * count), reported as its bucket's
- * middle and clamped to [min, max]. 0 for an empty histogram. */
+/* The value below or at which PERCENTILE (0..100, to 1/1000) of the
+ * samples lie: the sample of rank ceil(p/100 * count), computed in integers,
+ * reported as its bucket's middle and clamped to [min, max]. 0 for an
+ * empty histogram. */
 uint64_t histogram_percentile(const struct histogram *h, double percentile);
 
 double histogram_mean(const struct histogram *h);

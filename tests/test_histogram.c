@@ -94,6 +94,42 @@ Test(histogram, skewed_data_finds_the_tail, .timeout = 10)
 	free(h);
 }
 
+Test(histogram, percentile_rank_is_exact_where_p_times_count_is_whole, .timeout = 10)
+{
+	/* N samples, the first N*p/100 of them 10 and the rest 20: the p-th
+	 * percentile is the sample of rank N*p/100, a 10. Floating point makes
+	 * 99.9/100*1000 a hair above 999, and a ceiling of that is 1000. */
+	static const uint64_t counts[] = {1000, 2000, 10000, 100000, 3000000};
+	static const double ps[] = {50.0, 90.0, 99.0, 99.9, 99.99, 12.345};
+	struct histogram *h = hist_new();
+
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		for (size_t j = 0; j < sizeof ps / sizeof ps[0]; j++) {
+			uint64_t pm = (uint64_t)(ps[j] * 1000.0 + 0.5), rank, n = counts[i];
+
+			if (n * pm % 100000 != 0)
+				continue; /* the rank is not a whole number */
+			rank = n * pm / 100000;
+			histogram_init(h);
+			h->buckets[histogram_index(10)] = rank;
+			h->buckets[histogram_index(20)] = n - rank;
+			h->count = n;
+			h->min = 10;
+			h->max = 20;
+			cr_expect_eq(histogram_percentile(h, ps[j]), 10, "p%g of %llu samples: want rank %llu",
+			             ps[j], (unsigned long long)n, (unsigned long long)rank);
+		}
+	}
+	/* And the very case reported: p99.9 of 1000 is the 999th sample. */
+	histogram_init(h);
+	for (int i = 0; i < 999; i++)
+		histogram_record(h, 1);
+	histogram_record(h, 200);
+	cr_expect_eq(histogram_percentile(h, 99.9), 1);
+	cr_expect_eq(histogram_percentile(h, 99.91), 200);
+	free(h);
+}
+
 Test(histogram, every_value_lands_in_a_bucket_that_holds_it, .timeout = 10)
 {
 	uint64_t state = 12345;
