@@ -104,6 +104,9 @@ struct load {
 	int stop_fd;   /* eventfd in every epoll set: readable means stop */
 	int done_fd;   /* eventfd: each thread adds 1 when it ends */
 	atomic_bool stop;
+	/* Established connections open now, and the most ever at once: shared,
+	 * but touched once per connect and close, never per message. */
+	atomic_uint open_now, peak_open;
 	int64_t start_us, deadline_us, period_us;
 	struct lthread *threads;
 	unsigned nthreads;
@@ -149,6 +152,8 @@ static void conn_close(struct lthread *t, struct conn *c)
 	if (c->fd >= 0) {
 		close(c->fd); /* also leaves the epoll set */
 		c->fd = -1;
+		if (c->state == CONN_ACTIVE || c->state == CONN_DRAINING)
+			atomic_fetch_sub_explicit(&t->L->open_now, 1, memory_order_relaxed);
 	}
 	if (c->state == CONN_CONNECTING)
 		t->connecting--;
@@ -227,6 +232,15 @@ static void conn_pump(struct lthread *t, struct conn *c, int64_t now);
 
 static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 {
+	struct load *L = t->L;
+	unsigned open = atomic_fetch_add_explicit(&L->open_now, 1, memory_order_relaxed) + 1;
+	unsigned peak = atomic_load_explicit(&L->peak_open, memory_order_relaxed);
+
+	while (open > peak && !atomic_compare_exchange_weak_explicit(&L->peak_open, &peak, open,
+	                                                             memory_order_relaxed,
+	                                                             memory_order_relaxed)) {
+		/* PEAK now holds the current value: try again while ours is higher. */
+	}
 	t->connecting--;
 	c->state = CONN_ACTIVE;
 	c->progress_us = now;
@@ -824,6 +838,7 @@ static void collect(struct load *L, struct load_result *res)
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
 	res->interrupted = atomic_load(&L->stop);
+	res->peak_open = atomic_load(&L->peak_open);
 }
 
 int client_load_run(const struct client_config *cfg, load_progress_fn *progress, void *ctx,

@@ -35,9 +35,13 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	        r->threads == 1 ? "" : "s");
 	fprintf(out, "duration:    %.3f s%s\n", r->elapsed_s,
 	        r->interrupted ? " (interrupted)" : "");
-	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed\n",
+	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed, peak %llu open at once\n",
 	        (unsigned long long)r->conns_opened, per_second(r->conns_opened, r->elapsed_s),
-	        (unsigned long long)r->conns_failed);
+	        (unsigned long long)r->conns_failed, (unsigned long long)r->peak_open);
+	if (r->peak_open < cfg->connections)
+		fprintf(out, "warning:     at most %llu of the %lu connections asked for were open at "
+		        "once; the figures are for that many\n", (unsigned long long)r->peak_open,
+		        cfg->connections);
 	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
 	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
 	        per_second(r->messages_echoed, r->elapsed_s));
@@ -100,6 +104,7 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	        r->interrupted ? "true" : "false");
 	JU("connections_opened", r->conns_opened);
 	JU("connections_failed", r->conns_failed);
+	JU("peak_open", r->peak_open);
 	JU("messages_sent", r->messages_sent);
 	JU("messages_echoed", r->messages_echoed);
 	JU("bytes_sent", r->bytes_sent);

@@ -754,22 +754,31 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 	}
 }
 
-Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
+/* A listener that never accepts, with backlog 0: its accept queue holds
+ * one connection, and once that is taken (even by a connection closed
+ * since) the kernel drops every further SYN, so those connects hang as
+ * they would behind a firewall that drops packets. */
+static int stuck_listener(char port[16])
 {
-	/* A listener whose accept queue is full (backlog 0 holds one connection,
-	 * never accepted) drops the next SYN: that connect hangs, as it would
-	 * behind a firewall that drops packets. */
-	char err[PE_NET_ERRLEN], port[16], want[96];
+	char err[PE_NET_ERRLEN];
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	const char *pipe_args[] = {"--timeout=0.5", "127.0.0.1", port, NULL};
-	const char *load_args[] = {"-c", "1", "-n", "1", "--timeout=0.5", "127.0.0.1", port, NULL};
-	const char *const *modes[] = {pipe_args, load_args};
-	int lfd = pe_net_listen("127.0.0.1", 0, 0, err), filler;
+	int lfd = pe_net_listen("127.0.0.1", 0, 0, err);
 
 	cr_assert_geq(lfd, 0, "%s", err);
 	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
-	snprintf(port, sizeof port, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	snprintf(port, 16, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	return lfd;
+}
+
+Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
+{
+	char port[16], want[96];
+	const char *pipe_args[] = {"--timeout=0.5", "127.0.0.1", port, NULL};
+	const char *load_args[] = {"-c", "1", "-n", "1", "--timeout=0.5", "127.0.0.1", port, NULL};
+	const char *const *modes[] = {pipe_args, load_args};
+	int lfd = stuck_listener(port), filler;
+
 	filler = th_connect((unsigned)atoi(port), 5000);
 	cr_assert_geq(filler, 0, "the filler connection failed: %s", strerror(-filler));
 	snprintf(want, sizeof want, "connect to 127.0.0.1:%s: timed out after 0.500 s", port);
@@ -787,6 +796,24 @@ Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
 		run_free(&r);
 	}
 	close(filler);
+	close(lfd);
+}
+
+Test(wrong_server, peak_below_connections_is_warned, .timeout = 60)
+{
+	/* Load mode's probe takes the stuck listener's one queue slot; the two
+	 * connections of the run never get through. */
+	char port[16];
+	const char *args[] = {"-c", "2", "-n", "1", "--timeout=0.5", "127.0.0.1", port, NULL};
+	int lfd = stuck_listener(port);
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "peak 0 open at once"), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "warning:     at most 0 of the 2 connections"),
+	                   "report:\n%s", r.out);
+	run_free(&r);
 	close(lfd);
 }
 
@@ -810,6 +837,25 @@ Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "count"), 1000, "one latency sample per message");
 	cr_expect_eq(json_u64(r.out, "errors"), 0);
 	cr_expect_not_null(strstr(r.out, "\"ok\":true"));
+	run_free(&r);
+}
+
+Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
+{
+	const char *args[] = {"-c", "4", "-d", "0.5", "--json", "127.0.0.1", port_str, NULL};
+	const char *text[] = {"-c", "4", "-d", "0.5", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "peak_open"), 4);
+	run_free(&r);
+
+	run_client(&r, "", 0, text);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "peak 4 open at once"), "report:\n%s", r.out);
+	cr_expect_null(strstr(r.out, "warning:"), "report:\n%s", r.out);
 	run_free(&r);
 }
 
