@@ -248,6 +248,14 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	conn_pump(t, c, now);
 }
 
+static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
+{
+	conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s%s", strerror(err),
+	          err == EADDRNOTAVAIL ? " (the local ephemeral ports are exhausted, most "
+	          "likely held in TIME_WAIT by connections this client closed: see "
+	          "net.ipv4.ip_local_port_range, or lower --rate or -c)" : "");
+}
+
 static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
 {
 	struct load *L = t->L;
@@ -274,7 +282,7 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
 	if (connect(fd, (const struct sockaddr *)&L->addr, L->addrlen) == 0)
 		conn_connected(t, c, now);
 	else if (errno != EINPROGRESS)
-		conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s", strerror(errno));
+		conn_connect_failed(t, c, errno);
 }
 
 static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
@@ -285,7 +293,7 @@ static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
 	if (soerr)
-		conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s", strerror(soerr));
+		conn_connect_failed(t, c, soerr);
 	else
 		conn_connected(t, c, now);
 }
@@ -343,10 +351,13 @@ static int conn_send(struct lthread *t, struct conn *c)
 	return 0;
 }
 
-/* Issue and send what may go now. Then half-close, so that the server
- * closes first and holds the TIME_WAIT (our ports stay free for churn):
- * in churn as soon as the one message is out, otherwise once nothing more
- * is wanted and all came back. */
+/* Issue and send what may go now. Then half-close, and the server's close
+ * after the rest of the echo tells us it is done: in churn as soon as the
+ * one message is out, otherwise once nothing more is wanted and all came
+ * back. Our FIN goes first, so we are the active closer and each closed
+ * connection holds one of our ephemeral ports in TIME_WAIT for a minute:
+ * that, not the server, bounds churn against a non-loopback address (Linux
+ * reuses TIME_WAIT ports only towards loopback). */
 static void conn_pump(struct lthread *t, struct conn *c, int64_t now)
 {
 	if (c->state != CONN_ACTIVE)
