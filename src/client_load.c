@@ -591,8 +591,12 @@ static void *thread_main(void *arg)
 		/* Round up: waking a little late is fine, spinning on 0 ms is not. */
 		n = epoll_wait(t->epfd, evs, MAX_EVENTS, (int)((wait_us + 999) / 1000));
 		if (n < 0 && errno != EINTR) {
-			snprintf(t->first_error, sizeof t->first_error, "epoll_wait: %s", strerror(errno));
+			/* A connection's failure may have come first: keep it. */
+			if (t->first_error[0] == '\0')
+				snprintf(t->first_error, sizeof t->first_error, "epoll_wait: %s",
+				         strerror(errno));
 			t->other++;
+			atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
 			break;
 		}
 		for (i = 0; i < n; i++) {

@@ -6,6 +6,7 @@
  */
 #include <config.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -63,6 +64,10 @@ int main(int argc, char **argv)
 {
 	struct client_config cfg;
 	char err[512];
+
+	/* A closed standard output (poolecho < f | head -c 10) must be an error
+	 * with its reason, not a silent death; sockets use MSG_NOSIGNAL anyway. */
+	signal(SIGPIPE, SIG_IGN);
 
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:

@@ -484,6 +484,22 @@ Test(pipe, blocked_output_is_not_server_silence, .timeout = 60)
 	free(in);
 }
 
+Test(pipe, closed_stdout_is_an_error_with_its_reason, .timeout = 60)
+{
+	/* Like poolecho < f | head -c 0: nobody reads the echo. */
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	struct run r;
+	int fds[2];
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	close(fds[0]);
+	run_client_fds(&r, input_file("hello\n", 6), fds[1], args, CLIENT_TIMEOUT_MS);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot write standard output"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(EPIPE)), "no errno text in:\n%s", r.err);
+	run_free(&r);
+}
+
 /* ---- deliberately wrong servers -------------------------------------------- */
 
 enum bad_kind {
