@@ -598,6 +598,21 @@ static void bad_stop(struct bad_server *b)
 	close(b->stop[1]);
 }
 
+/* Run load mode with ARGS against B, the port going in the first NULL of
+ * ARGS (a second one ends them), expecting exit status CODE and a report
+ * that is one JSON object. */
+static void run_load_json(struct run *r, struct bad_server *b, const char *args[], int code)
+{
+	size_t i = 0;
+
+	while (args[i])
+		i++;
+	args[i] = b->port_str;
+	run_client(r, "", 0, args);
+	cr_expect_eq(r->code, code, "exit %d, stderr:\n%s", r->code, r->err);
+	cr_assert(json_is_one_object(r->out), "not one JSON object:\n%s", r->out);
+}
+
 Test(wrong_server, flipped_byte_is_reported_with_its_offset, .timeout = 60)
 {
 	struct bad_server b;
@@ -659,10 +674,7 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 	struct run r;
 
 	bad_start(&b, BAD_FLIP, 3210);
-	args[8] = b.port_str;
-	run_client(&r, "", 0, args);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	run_load_json(&r, &b, args, 1);
 	cr_expect_eq(json_u64(r.out, "mismatches"), 1);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "3 whole messages before byte 3210");
 	cr_expect_not_null(strstr(r.err, "offset 3210"), "no offset in:\n%s", r.err);
@@ -680,10 +692,7 @@ Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
 	struct run r;
 
 	bad_start(&b, BAD_SLOW, 300);
-	args[8] = b.port_str;
-	run_client(&r, "", 0, args);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	run_load_json(&r, &b, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
 	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
 	run_free(&r);
@@ -699,10 +708,7 @@ Test(wrong_server, rates_include_the_drain_after_the_deadline, .timeout = 60)
 	struct run r;
 
 	bad_start(&b, BAD_SLOW, 300);
-	args[6] = b.port_str;
-	run_client(&r, "", 0, args);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	run_load_json(&r, &b, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_sent"), 1);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1);
 	cr_expect_geq(json_double(r.out, "duration_s"), 0.29, "report:\n%s", r.out);
@@ -723,13 +729,10 @@ Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 	int64_t t0;
 
 	bad_start(&b, BAD_SILENT, 0);
-	args[9] = b.port_str;
 	t0 = th_now_ms();
-	run_client(&r, "", 0, args);
+	run_load_json(&r, &b, args, 1);
 	cr_expect_lt(th_now_ms() - t0, 5000, "the timeout came after %lld ms",
 	             (long long)(th_now_ms() - t0));
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
 	run_free(&r);
 	bad_stop(&b);
