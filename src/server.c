@@ -81,30 +81,34 @@ void pe_server_hand_off_cancel(pe_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-static const char *end_reason(enum pe_echo_end end)
+static void log_close(pe_server *srv, const char *peer, enum pe_echo_end end, int err)
 {
-	switch (end) {
-	case PE_ECHO_EOF: return "closed by client";
-	case PE_ECHO_TIMEOUT: return "idle timeout";
-	case PE_ECHO_ERROR: return "error";
-	}
-	return "?";
+	int stopped;
+
+	pthread_mutex_lock(&srv->lock);
+	stopped = srv->hard_stop;   /* its shutdown(2) looks like the client's close */
+	pthread_mutex_unlock(&srv->lock);
+	if (stopped)
+		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: the server stopped", peer);
+	else if (end == PE_ECHO_EOF)
+		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: closed by client", peer);
+	else if (end == PE_ECHO_TIMEOUT)
+		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: idle timeout", peer);
+	else
+		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: error: %s", peer,
+		               err ? strerror(err) : "unknown");
 }
 
-static void log_connection(pe_server *srv, int fd, const char *what, const char *why, int err)
+/* Taken at connect time: after a reset getpeername() has no peer to give. */
+static void peer_name(int fd, char peer[PE_NET_ADDRLEN])
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	char peer[PE_NET_ADDRLEN] = "(unknown peer)";
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
 		pe_net_format((struct sockaddr *)&ss, len, peer);
-	if (err)
-		pe_server_logf(srv, PE_LOG_DEBUG, "%s %s: %s: %s", what, peer, why, strerror(err));
-	else if (why)
-		pe_server_logf(srv, PE_LOG_DEBUG, "%s %s: %s", what, peer, why);
 	else
-		pe_server_logf(srv, PE_LOG_DEBUG, "%s %s", what, peer);
+		snprintf(peer, PE_NET_ADDRLEN, "(unknown peer: %s)", strerror(errno));
 }
 
 /* The pool's handler: echo one accepted socket until it ends. */
@@ -114,6 +118,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	struct pe_worker_slot *slot = &srv->slots[worker];
 	int fd = *(int *)item, err = 0, unserved; /* a hard stop, or no buffer */
 	enum pe_echo_end end = PE_ECHO_ERROR;
+	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
+	char peer[PE_NET_ADDRLEN];
 
 	pthread_mutex_lock(&srv->lock);
 	unserved = srv->hard_stop;
@@ -127,8 +133,10 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		unserved = 1;
 	}
 	if (!unserved) {
-		if (pe_server_logs(srv, PE_LOG_DEBUG))
-			log_connection(srv, fd, "connection from", NULL, 0);
+		if (logs_connections) {
+			peer_name(fd, peer);
+			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
+		}
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
 			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms);
 		slot->echo.size = srv->cfg.buffer_size;
@@ -137,8 +145,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
 		if (end == PE_ECHO_TIMEOUT)
 			pe_counter_add(&slot->counters.timeouts, 1);
-		if (pe_server_logs(srv, PE_LOG_DEBUG))
-			log_connection(srv, fd, "closed", end_reason(end), err);
+		if (logs_connections)
+			log_close(srv, peer, end, err);
 	}
 	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
 
@@ -246,10 +254,17 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->cfg = *cfg;
 	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	/* The grace deadline is on CLOCK_MONOTONIC: a clock step must not move it. */
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&srv->drained, &ca);
+	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(&srv->drained, &ca);
 	pthread_condattr_destroy(&ca);
+	if (rc != 0) {
+		pthread_mutex_destroy(&srv->lock);
+		free(srv);
+		return -rc;
+	}
 	atomic_init(&srv->stop_requested, 0);
 	if (cfg->bind_address && !(srv->bind_address = strdup(cfg->bind_address))) {
 		rc = -ENOMEM;

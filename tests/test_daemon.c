@@ -335,6 +335,46 @@ Test(daemon, grace_ends_by_closing_idle_clients)
 	close(fd);
 }
 
+static unsigned local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0, "getsockname: %s",
+	             strerror(errno));
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* After a reset the kernel no longer knows the peer, and a stop's shutdown(2)
+ * looks like the client's close: the log must still say who and why. */
+Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
+{
+	const char *const extra[] = {"-v", "--grace=0.3", NULL};
+	unsigned port = start_daemon(extra);
+	char want[128];
+	size_t from;
+	int fd;
+
+	fd = th_connect(port, IO_MS);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(th_echo_check(fd, 10, 1, IO_MS), 0);
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: error: %s", local_port(fd),
+	         strerror(ECONNRESET));
+	from = proc.err.len;
+	th_close_reset(fd);
+	cr_expect_eq(th_proc_wait_stderr(&proc, from, want, IO_MS), 0, "no '%s' in the log:\n%s", want,
+	             proc.err.data);
+
+	fd = th_connect(port, IO_MS);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(th_echo_check(fd, 10, 2, IO_MS), 0);
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: the server stopped", local_port(fd));
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, want) != NULL, "no '%s' in the log:\n%s", want, proc.err.data);
+	cr_expect(strstr(proc.err.data, "unknown peer") == NULL, "log:\n%s", proc.err.data);
+	close(fd);
+}
+
 /* ---- hostile clients --------------------------------------------------------------- */
 
 enum { HOSTILE_THREADS = 8, HOSTILE_ROUNDS = 40 };
