@@ -9,13 +9,16 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -373,6 +376,79 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	cr_expect(strstr(proc.err.data, want) != NULL, "no '%s' in the log:\n%s", want, proc.err.data);
 	cr_expect(strstr(proc.err.data, "unknown peer") == NULL, "log:\n%s", proc.err.data);
 	close(fd);
+}
+
+enum { BURST = 1500 }; /* more than the old default backlog of 1024 */
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* With every worker busy and the queue full (--overflow=wait), a burst of
+ * clients waits in the kernel's backlog: the default must hold one larger
+ * than a thousand, or its SYNs are dropped and retried a second later. */
+Test(daemon, default_backlog_holds_a_burst_of_waiting_clients, .timeout = 90)
+{
+	const char *const extra[] = {"-w", "1", "-q", "1", "--grace=0.2", NULL};
+	static int fds[BURST];
+	static struct pollfd pfd[BURST];
+	long somaxconn = read_long("/proc/sys/net/core/somaxconn");
+	struct rlimit rl;
+	unsigned port;
+	int done = 0;
+	int64_t deadline;
+
+	if (somaxconn >= 0 && somaxconn < BURST)
+		cr_skip_test("net.core.somaxconn is %ld: the kernel caps any backlog below a burst of %d",
+		             somaxconn, BURST);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < BURST + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		if (rl.rlim_cur < BURST + 64 || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			cr_skip_test("RLIMIT_NOFILE cannot reach %d descriptors for the burst", BURST + 64);
+	}
+	port = start_daemon(extra);
+	for (int i = 0; i < BURST; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		cr_assert_geq(fds[i], 0, "socket %d: %s", i, strerror(errno));
+		cr_assert(connect(fds[i], (struct sockaddr *)&sa, sizeof sa) == 0 || errno == EINPROGRESS,
+		          "connect %d: %s", i, strerror(errno));
+		pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
+	}
+	/* A dropped SYN is retried after 1 s, then 3 s, ...: the 10 s bound
+	 * separates "all established" from "some waiting for retries". */
+	deadline = th_now_ms() + IO_MS;
+	while (done < BURST && th_ms_left(deadline) > 0) {
+		int n = poll(pfd, BURST, (int)th_ms_left(deadline));
+		cr_assert_geq(n, 0, "poll: %s", strerror(errno));
+		for (int i = 0; i < BURST && n > 0; i++) {
+			int err = 0;
+			socklen_t len = sizeof err;
+			if (!pfd[i].revents)
+				continue;
+			n--;
+			getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
+			cr_assert_eq(err, 0, "connect %d: %s", i, strerror(err));
+			pfd[i].fd = -1;   /* poll skips it from now on */
+			done++;
+		}
+	}
+	cr_expect_eq(done, BURST, "%d of %d connects completed within %d ms", done, BURST, IO_MS);
+	assert_alive();
+	stop_daemon(SIGTERM);
+	for (int i = 0; i < BURST; i++)
+		close(fds[i]);
 }
 
 /* ---- hostile clients --------------------------------------------------------------- */

@@ -61,7 +61,7 @@ struct pe_server_config {
 #define PE_DEFAULT_WORKERS 128u
 #define PE_MAX_WORKERS 65536u
 #define PE_DEFAULT_QUEUE 256u
-#define PE_DEFAULT_BACKLOG 1024
+#define PE_DEFAULT_BACKLOG 4096   /* Linux caps it at net.core.somaxconn */
 #define PE_DEFAULT_IDLE_TIMEOUT_MS 60000u
 #define PE_DEFAULT_GRACE_MS 5000u
 #define PE_DEFAULT_BUFFER_SIZE (64u * 1024u)
