@@ -13,8 +13,9 @@
  * - splice (optional, off by default): once a read fills the whole buffer
  *   the client is streaming, and on Linux the rest of the connection moves
  *   through a pipe with splice(2), never copied through user space. It
- *   saves CPU on large messages but a spliced worker sleeps where a copying
- *   one busy-polls, and 16 KiB streams lost 15-30% of their throughput.
+ *   busy-polls as the copying loop does (on a peek: splice cannot be told
+ *   not to sleep on a socket). One 16 KiB stream ran 13% faster spliced;
+ *   eight on one CPU, where nobody spins, ran up to 14% slower.
  */
 #include <config.h>
 
@@ -61,7 +62,8 @@ static long long now_us(void)
 
 /* Try to receive without sleeping for up to the busy-poll time. Returns
  * as recv(2) does; -1 with EAGAIN means "nothing yet: block". */
-static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo_policy *p)
+static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo_policy *p,
+                            int flags)
 {
 	long long deadline;
 	ssize_t n;
@@ -75,7 +77,7 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
 	}
 	deadline = now_us() + p->busy_poll_us;
 	do {
-		n = recv(fd, buf, size, MSG_DONTWAIT);
+		n = recv(fd, buf, size, MSG_DONTWAIT | flags);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
 			return n;
 		sched_yield();
@@ -100,13 +102,20 @@ static void discard_sigpipe(void)
 }
 
 /* Echo the rest of the connection through the worker's pipe. */
-static enum pe_echo_end echo_splice(int fd, struct pe_echo_worker *w, int *err)
+static enum pe_echo_end echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
+                                    int *err)
 {
 	size_t in_pipe = 0;
 	enum pe_echo_end end;
 
 	for (;;) {
-		ssize_t n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
+		ssize_t n;
+		char peek;
+
+		/* splice(2) cannot be asked not to sleep on the socket: spin on a
+		 * peek instead, as the copying loop spins on its recv(2). */
+		recv_polling(fd, &peek, 1, p, MSG_PEEK);
+		n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
 		if (n == 0)
 			return PE_ECHO_EOF;
 		if (n < 0) {
@@ -156,7 +165,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 {
 	*err = 0;
 	for (;;) {
-		ssize_t n = recv_polling(fd, w->buf, w->size, p);
+		ssize_t n = recv_polling(fd, w->buf, w->size, p, 0);
 		int rc;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -182,7 +191,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		pe_counter_add(&w->counters->bytes_out, (uint64_t)n);
 #ifdef HAVE_SPLICE
 		if ((size_t)n == w->size && p->splice && splice_ready(w))
-			return echo_splice(fd, w, err);
+			return echo_splice(fd, w, p, err);
 #endif
 	}
 }
