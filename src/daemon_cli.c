@@ -33,7 +33,7 @@ static const struct option long_options[] = {
 	{"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
 	{"stack-size", required_argument, NULL, OPT_STACK_SIZE},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
-	{"splice", no_argument, NULL, OPT_SPLICE},
+	{"splice", required_argument, NULL, OPT_SPLICE},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -64,8 +64,9 @@ static void usage(void)
 	       "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
 	       "                               this long for a client's next message before\n"
 	       "                               sleeping; 0 = never (default %u)\n"
-	       "      --splice               echo bulk streams through a pipe with splice(2)\n"
-	       "                               (Linux) instead of copying them (default off)\n"
+	       "      --splice=WHEN          echo bulk streams through a pipe with splice(2)\n"
+	       "                               (Linux): auto (while few clients are connected,\n"
+	       "                               as busy polling), always or never (default auto)\n"
 	       "      --log-level=LEVEL      error, warning, info or debug (default info)\n"
 	       "  -v, --verbose              log every connection (same as --log-level=debug)\n"
 	       "  -h, --help                 show this help and exit\n"
@@ -126,6 +127,20 @@ static int size(const char *name, const char *value, unsigned long min, unsigned
 	snprintf(expected, sizeof expected, "a size in bytes from %lu to %lu (k and m suffixes allowed)",
 	         min, max);
 	return bad_value(name, value, expected);
+}
+
+static int splice_when(const char *value, enum pe_splice *out)
+{
+	static const char *const names[] = {
+		[PE_SPLICE_NEVER] = "never", [PE_SPLICE_ALWAYS] = "always", [PE_SPLICE_AUTO] = "auto",
+	};
+
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(value, names[i]) == 0) {
+			*out = (enum pe_splice)i;
+			return 0;
+		}
+	return bad_value("--splice", value, "auto, always or never");
 }
 
 static int log_level(const char *value, enum pe_log_level *out)
@@ -202,7 +217,7 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 			s->busy_poll_us = (unsigned)v;
 		break;
 	case OPT_SPLICE:
-		s->splice = 1;
+		rc = splice_when(arg, &s->splice);
 		break;
 	case OPT_LOG_LEVEL:
 		rc = log_level(arg, &opt->log_level);

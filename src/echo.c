@@ -10,12 +10,13 @@
  *   before it sleeps. The next message of a ping-pong client usually
  *   arrives within that time, and the cross-CPU wake-up of a sleeping
  *   thread -- the largest cost of a small echo -- is skipped.
- * - splice (optional, off by default): once a read fills the whole buffer
- *   the client is streaming, and on Linux the rest of the connection moves
- *   through a pipe with splice(2), never copied through user space. It
- *   busy-polls as the copying loop does (on a peek: splice cannot be told
- *   not to sleep on a socket). One 16 KiB stream ran 13% faster spliced;
- *   eight on one CPU, where nobody spins, ran up to 14% slower.
+ * - splice: once a read fills the whole buffer the client is streaming,
+ *   and on Linux the stream moves through a pipe with splice(2), never
+ *   copied through user space. It busy-polls as the copying loop does (on
+ *   a peek: splice cannot be told not to sleep on a socket). One 16 KiB
+ *   stream ran 13% faster spliced, but eight on one CPU, where nobody
+ *   spins, ran up to 14% slower; so by default (PE_SPLICE_AUTO) a stream
+ *   is spliced only while its worker may spin, and copied otherwise.
  */
 #include <config.h>
 
@@ -60,6 +61,14 @@ static long long now_us(void)
 	return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* With more open connections than CPUs, the CPU has better things to do
+ * than spin: another worker is ready to run. */
+static int may_spin(const struct pe_echo_policy *p)
+{
+	return p->busy_poll_us &&
+	       atomic_load_explicit(p->active, memory_order_relaxed) <= p->busy_poll_max;
+}
+
 /* Try to receive without sleeping for up to the busy-poll time. Returns
  * as recv(2) does; -1 with EAGAIN means "nothing yet: block". */
 static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo_policy *p,
@@ -68,10 +77,7 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
 	long long deadline;
 	ssize_t n;
 
-	/* More open connections than this and the CPU has better things to do
-	 * than spin: another worker is ready to run. */
-	if (!p->busy_poll_us ||
-	    atomic_load_explicit(p->active, memory_order_relaxed) > p->busy_poll_max) {
+	if (!may_spin(p)) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -101,29 +107,39 @@ static void discard_sigpipe(void)
 		;
 }
 
-/* Echo the rest of the connection through the worker's pipe. */
-static enum pe_echo_end echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
-                                    int *err)
+static int splice_wanted(const struct pe_echo_policy *p)
+{
+	return p->splice == PE_SPLICE_ALWAYS || (p->splice == PE_SPLICE_AUTO && may_spin(p));
+}
+
+/* Echo the stream through the worker's pipe until the connection ends
+ * (returns 0, *END set) or splicing is no longer wanted (returns 1, with
+ * the pipe empty: go back to copying). */
+static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
+                       enum pe_echo_end *end, int *err)
 {
 	size_t in_pipe = 0;
-	enum pe_echo_end end;
 
 	for (;;) {
 		ssize_t n;
 		char peek;
 
+		if (!splice_wanted(p))
+			return 1;
 		/* splice(2) cannot be asked not to sleep on the socket: spin on a
 		 * peek instead, as the copying loop spins on its recv(2). */
 		recv_polling(fd, &peek, 1, p, MSG_PEEK);
 		n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
-		if (n == 0)
-			return PE_ECHO_EOF;
+		if (n == 0) {
+			*end = PE_ECHO_EOF;
+			return 0;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
-			*err = end == PE_ECHO_ERROR ? errno : 0;
-			return end;
+			*end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
+			*err = *end == PE_ECHO_ERROR ? errno : 0;
+			return 0;
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
 		in_pipe = (size_t)n;
@@ -134,12 +150,12 @@ static enum pe_echo_end echo_splice(int fd, struct pe_echo_worker *w, const stru
 					continue;
 				if (errno == EPIPE)
 					discard_sigpipe();
-				end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
-				*err = end == PE_ECHO_ERROR ? errno : 0;
+				*end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
+				*err = *end == PE_ECHO_ERROR ? errno : 0;
 				/* Bytes left in the pipe belong to this client alone:
 				 * never let the next connection echo them. */
 				close_pipe(w);
-				return end;
+				return 0;
 			}
 			in_pipe -= (size_t)m;
 			pe_counter_add(&w->counters->bytes_out, (uint64_t)m);
@@ -190,8 +206,12 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		}
 		pe_counter_add(&w->counters->bytes_out, (uint64_t)n);
 #ifdef HAVE_SPLICE
-		if ((size_t)n == w->size && p->splice && splice_ready(w))
-			return echo_splice(fd, w, p, err);
+		if ((size_t)n == w->size && splice_wanted(p) && splice_ready(w)) {
+			enum pe_echo_end end;
+
+			if (!echo_splice(fd, w, p, &end, err))
+				return end;
+		}
 #endif
 	}
 }

@@ -8,6 +8,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include <poolecho/server.h>
+
 #include "stats.h"
 
 enum pe_echo_end {
@@ -29,7 +31,7 @@ struct pe_echo_policy {
 	unsigned busy_poll_us;    /* spin this long on an empty socket before sleeping; 0 = never */
 	unsigned busy_poll_max;   /* ... but only while at most this many connections are open */
 	atomic_uint *active;      /* connections open now */
-	int splice;               /* echo bulk streams with splice(2) where the system has it */
+	enum pe_splice splice;    /* when to echo bulk streams with splice(2), where the system has it */
 };
 
 void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *counters);

@@ -103,7 +103,7 @@ static void *signal_main(void *arg)
 static void raise_fd_limit(const struct pe_server_config *cfg)
 {
 	rlim_t need = (rlim_t)cfg->workers + cfg->queue_capacity + SPARE_FDS;
-	rlim_t want = need + (cfg->splice ? 2 * (rlim_t)cfg->workers : 0);
+	rlim_t want = need + (cfg->splice != PE_SPLICE_NEVER ? 2 * (rlim_t)cfg->workers : 0);
 	struct rlimit rl;
 	rlim_t old;
 

@@ -42,7 +42,7 @@ void pe_server_config_init(struct pe_server_config *cfg)
 	cfg->buffer_size = PE_DEFAULT_BUFFER_SIZE;
 	cfg->stack_size = PE_DEFAULT_STACK_SIZE;
 	cfg->busy_poll_us = PE_DEFAULT_BUSY_POLL_US;
-	cfg->splice = 0;
+	cfg->splice = PE_SPLICE_AUTO;
 	cfg->log_level = PE_LOG_INFO;
 }
 

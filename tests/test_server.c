@@ -23,6 +23,7 @@
 
 #include <poolecho/server.h>
 
+#include "echo.h"
 #include "helpers.h"
 #include "server_fixture.h"
 
@@ -169,8 +170,8 @@ static void read_pattern(int fd, size_t len, unsigned seed)
 }
 
 /* Stream 8 MiB while reading the echo, through a server whose echo loop
- * copies (SPLICE 0) or, once a read fills its buffer, splices. */
-static void echo_8mib_stream(int splice)
+ * copies or, once a read fills its buffer, splices, as SPLICE says. */
+static void echo_8mib_stream(enum pe_splice splice)
 {
 	enum { LEN = 8 * 1024 * 1024 };
 	struct pe_server_config cfg;
@@ -196,12 +197,102 @@ static void echo_8mib_stream(int splice)
 
 Test(server, echoes_an_8mib_stream_written_while_reading)
 {
-	echo_8mib_stream(0);
+	echo_8mib_stream(PE_SPLICE_NEVER);
 }
 
 Test(server, echoes_an_8mib_stream_through_splice)
 {
-	echo_8mib_stream(1);
+	echo_8mib_stream(PE_SPLICE_ALWAYS);
+}
+
+Test(server, echoes_an_8mib_stream_with_splice_auto)
+{
+	echo_8mib_stream(PE_SPLICE_AUTO);
+}
+
+/* ---- when the echo loop splices ------------------------------------------------ */
+
+struct serve_run {
+	int fd;
+	struct pe_echo_worker w;
+	struct pe_echo_policy policy;
+	enum pe_echo_end end;
+	int err;
+	pthread_t thread;
+};
+
+static void *serve_main(void *arg)
+{
+	struct serve_run *r = arg;
+
+	r->end = pe_echo_serve(r->fd, &r->w, &r->policy, &r->err);
+	return NULL;
+}
+
+/* A connected loopback pair: *SERVER_FD as accept(2) gives it. */
+static int loopback_pair(int *server_fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sa;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), cfd;
+
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	cfd = th_connect(ntohs(sa.sin_port), IO_MS);
+	cr_assert_geq(cfd, 0, "connect: %s", strerror(-cfd));
+	*server_fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(*server_fd, 0, "accept: %s", strerror(errno));
+	close(lfd);
+	return cfd;
+}
+
+/* Echo a 1 MiB stream through pe_echo_serve with MODE and ACTIVE open
+ * connections (on a 2-CPU policy); return whether the worker spliced,
+ * which leaves it holding its pipe. Every byte is checked either way. */
+static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
+{
+	enum { LEN = 1024 * 1024 };
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {.policy = {.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
+	                                 .active = &open_now, .splice = mode}};
+	struct writer w = {.len = LEN, .seed = 5, .shut = 1};
+	int was_spliced;
+
+	atomic_store(&open_now, active);
+	pe_echo_worker_init(&r.w, &counters);
+	r.w.size = 4096;   /* the first read of the stream fills it */
+	r.w.buf = malloc(r.w.size);
+	cr_assert_not_null(r.w.buf);
+	w.fd = loopback_pair(&r.fd);
+	cr_assert_eq(pthread_create(&r.thread, NULL, serve_main, &r), 0);
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
+	cr_expect_eq(r.end, PE_ECHO_EOF, "end %d: %s", (int)r.end, strerror(r.err));
+	was_spliced = r.w.pipe[0] >= 0;
+	pe_echo_worker_free(&r.w);
+	free(r.w.buf);
+	close(r.fd);
+	close(w.fd);
+	return was_spliced;
+}
+
+Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
+{
+#ifdef HAVE_SPLICE
+	cr_expect(spliced(PE_SPLICE_AUTO, 1, 100), "auto, 1 connection of 2 CPUs: not spliced");
+	cr_expect(!spliced(PE_SPLICE_AUTO, 3, 100), "auto, 3 connections on 2 CPUs: spliced");
+	cr_expect(!spliced(PE_SPLICE_AUTO, 1, 0), "auto without busy polling: spliced");
+	cr_expect(spliced(PE_SPLICE_ALWAYS, 3, 0), "always: not spliced");
+	cr_expect(!spliced(PE_SPLICE_NEVER, 1, 100), "never: spliced");
+#else
+	cr_skip_test("this system has no splice(2)");
+#endif
 }
 
 /* ---- many clients, few workers -------------------------------------------- */
@@ -584,7 +675,7 @@ Test(server, hard_stop_during_a_spliced_stream_raises_no_sigpipe)
 	cr_assert_eq(signal(SIGPIPE, SIG_DFL), SIG_DFL);
 	tf_config(&cfg, 1, 1);
 	cfg.buffer_size = 1024;   /* the first full read switches to splice */
-	cfg.splice = 1;
+	cfg.splice = PE_SPLICE_ALWAYS;
 	cfg.grace_ms = 0;
 	start_server(&cfg);
 	fd = client();

@@ -30,6 +30,15 @@ enum pe_overflow {
 	PE_OVERFLOW_REJECT  /* accept and close at once, counting a rejection */
 };
 
+/* When a worker echoes a bulk stream (a read filled its whole buffer) with
+ * splice(2) through a pipe instead of copying it (Linux only). */
+enum pe_splice {
+	PE_SPLICE_NEVER,   /* always copy */
+	PE_SPLICE_ALWAYS,  /* splice every bulk stream */
+	PE_SPLICE_AUTO     /* splice while the worker may busy-poll (no more connections than
+	                      CPUs), copy otherwise: the faster of the two in bench/RESULTS.md */
+};
+
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 
 /* Receives one complete line of text (no newline) per event. Called from
@@ -49,8 +58,7 @@ struct pe_server_config {
 	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
 	unsigned busy_poll_us;     /* while no more connections are open than CPUs, spin this long
 	                              on an empty socket before sleeping; 0 = never spin */
-	int splice;                /* echo bulk streams with splice(2) where available (Linux);
-	                              off by default: see bench/RESULTS.md */
+	enum pe_splice splice;     /* default PE_SPLICE_AUTO */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
 	enum pe_log_level log_level; /* events above this level are not even formatted */
