@@ -168,7 +168,9 @@ static int check_config(const struct pe_server_config *cfg)
 {
 	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS || cfg->queue_capacity < 1 ||
 	    cfg->backlog < 1 || cfg->port > 65535 || cfg->buffer_size < 1 ||
-	    (cfg->overflow != PE_OVERFLOW_WAIT && cfg->overflow != PE_OVERFLOW_REJECT))
+	    (cfg->overflow != PE_OVERFLOW_WAIT && cfg->overflow != PE_OVERFLOW_REJECT) ||
+	    (cfg->splice != PE_SPLICE_NEVER && cfg->splice != PE_SPLICE_ALWAYS &&
+	     cfg->splice != PE_SPLICE_AUTO))
 		return -EINVAL;
 	return 0;
 }

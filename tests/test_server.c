@@ -831,6 +831,9 @@ Test(server, bad_config_is_einval_and_leaves_nothing_open)
 	bad = good;
 	bad.workers = PE_MAX_WORKERS + 1;
 	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "too many workers");
+	bad = good;
+	bad.splice = (enum pe_splice)7;
+	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "splice 7");
 	cr_expect_eq(th_count_fds(), before);
 	pe_server_destroy(NULL);
 	TH_ASSERT_NO_LEAKS();
