@@ -44,6 +44,9 @@ int th_join(pthread_t thread, unsigned timeout_ms);
 
 /* ---- loopback clients ---------------------------------------------------- */
 
+/* The local port FD is bound to (IPv4 or IPv6), or a negative errno. */
+int th_local_port(int fd);
+
 /* Connect to 127.0.0.1:PORT with SO_RCVTIMEO/SO_SNDTIMEO of TIMEOUT_MS.
  * Returns the descriptor or a negative errno. */
 int th_connect(unsigned port, unsigned timeout_ms);

@@ -589,16 +589,14 @@ static void *bad_thread(void *arg)
 static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
 {
 	char err[PE_NET_ERRLEN];
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
 
 	memset(b, 0, sizeof *b);
 	b->kind = kind;
 	b->at = at;
 	b->lfd = pe_net_listen("127.0.0.1", 0, 16, err);
 	cr_assert_geq(b->lfd, 0, "%s", err);
-	cr_assert_eq(getsockname(b->lfd, (struct sockaddr *)&ss, &len), 0);
-	b->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	cr_assert_gt(th_local_port(b->lfd), 0);
+	b->port = (unsigned)th_local_port(b->lfd);
 	snprintf(b->port_str, sizeof b->port_str, "%u", b->port);
 	cr_assert_eq(pipe(b->stop), 0);
 	cr_assert_eq(pthread_create(&b->thread, NULL, bad_thread, b), 0);
@@ -756,16 +754,14 @@ Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 {
 	char err[PE_NET_ERRLEN], port[16], where[64];
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
 	const char *args[] = {"127.0.0.1", port, NULL};
 	int fd = pe_net_listen("127.0.0.1", 0, 1, err);
 	struct run r;
 
 	/* A port that was just free and is closed again: nobody listens there. */
 	cr_assert_geq(fd, 0, "%s", err);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-	snprintf(port, sizeof port, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	cr_assert_gt(th_local_port(fd), 0);
+	snprintf(port, sizeof port, "%d", th_local_port(fd));
 	close(fd);
 	snprintf(where, sizeof where, "127.0.0.1:%s", port);
 
@@ -795,13 +791,11 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 static int stuck_listener(char port[16])
 {
 	char err[PE_NET_ERRLEN];
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
 	int lfd = pe_net_listen("127.0.0.1", 0, 0, err);
 
 	cr_assert_geq(lfd, 0, "%s", err);
-	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
-	snprintf(port, 16, "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	cr_assert_gt(th_local_port(lfd), 0);
+	snprintf(port, 16, "%d", th_local_port(lfd));
 	return lfd;
 }
 

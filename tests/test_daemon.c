@@ -233,14 +233,12 @@ Test(daemon, version_exits_0)
 Test(daemon, port_in_use_exits_1_saying_so)
 {
 	char err[PE_NET_ERRLEN], port[16];
-	struct sockaddr_in sin;
-	socklen_t len = sizeof sin;
 	int fd = pe_net_listen("127.0.0.1", 0, 4, err), code;
 	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", port, NULL};
 
 	cr_assert_geq(fd, 0, "%s", err);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	snprintf(port, sizeof port, "%u", ntohs(sin.sin_port));
+	cr_assert_gt(th_local_port(fd), 0);
+	snprintf(port, sizeof port, "%d", th_local_port(fd));
 	code = th_proc_run(&proc, argv, EXIT_MS);
 	close(fd);
 	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
@@ -340,12 +338,10 @@ Test(daemon, grace_ends_by_closing_idle_clients)
 
 static unsigned local_port(int fd)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
+	int port = th_local_port(fd);
 
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0, "getsockname: %s",
-	             strerror(errno));
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	cr_assert_gt(port, 0, "getsockname: %s", strerror(-port));
+	return (unsigned)port;
 }
 
 /* After a reset the kernel no longer knows the peer, and a stop's shutdown(2)

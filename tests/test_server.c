@@ -25,6 +25,7 @@
 
 #include "echo.h"
 #include "helpers.h"
+#include "net.h"
 #include "server_fixture.h"
 
 #define IO_MS 10000         /* upper bound for any client read/write */
@@ -232,15 +233,12 @@ static void *serve_main(void *arg)
 /* A connected loopback pair: *SERVER_FD as accept(2) gives it. */
 static int loopback_pair(int *server_fd)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof sa;
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), cfd;
+	char err[PE_NET_ERRLEN];
+	int lfd = pe_net_listen("127.0.0.1", 0, 1, err), cfd;
 
-	cr_assert_geq(lfd, 0);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
-	cr_assert_eq(listen(lfd, 1), 0);
-	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-	cfd = th_connect(ntohs(sa.sin_port), IO_MS);
+	cr_assert_geq(lfd, 0, "%s", err);
+	cr_assert_gt(th_local_port(lfd), 0);
+	cfd = th_connect((unsigned)th_local_port(lfd), IO_MS);
 	cr_assert_geq(cfd, 0, "connect: %s", strerror(-cfd));
 	*server_fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	cr_assert_geq(*server_fd, 0, "accept: %s", strerror(errno));
