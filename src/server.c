@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -116,7 +117,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
 	struct pe_worker_slot *slot = &srv->slots[worker];
-	int fd = *(int *)item, err = 0, unserved; /* a hard stop, or no buffer */
+	int fd = *(int *)item, err = 0, unserved; /* by a hard stop */
 	enum pe_echo_end end = PE_ECHO_ERROR;
 	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
 	char peer[PE_NET_ADDRLEN];
@@ -127,11 +128,6 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		slot->fd = fd;   /* now a hard stop can shut it down */
 	pthread_mutex_unlock(&srv->lock);
 
-	if (!unserved && !slot->echo.buf && !(slot->echo.buf = malloc(srv->cfg.buffer_size))) {
-		pe_server_logf(srv, PE_LOG_ERROR, "worker %u: cannot allocate a %zu-byte buffer: %s",
-		               worker, srv->cfg.buffer_size, strerror(ENOMEM));
-		unserved = 1;
-	}
 	if (!unserved) {
 		if (logs_connections) {
 			peer_name(fd, peer);
@@ -139,7 +135,6 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		}
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
 			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms);
-		slot->echo.size = srv->cfg.buffer_size;
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);
 		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
@@ -178,11 +173,11 @@ static int check_config(const struct pe_server_config *cfg)
 static void server_free(pe_server *srv)
 {
 	if (srv->slots)
-		for (unsigned i = 0; i < srv->cfg.workers; i++) {
-			free(srv->slots[i].echo.buf);
+		for (unsigned i = 0; i < srv->cfg.workers; i++)
 			pe_echo_worker_free(&srv->slots[i].echo);
-		}
 	free(srv->slots);
+	if (srv->buffers)
+		munmap(srv->buffers, srv->buffers_len);
 	pe_queue_destroy(srv->queue);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
@@ -194,6 +189,38 @@ static void server_free(pe_server *srv)
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->bind_address);
 	free(srv);
+}
+
+/* Every worker's buffer in one mapping, reserved at start: a worker's first
+ * connection then costs a page fault, not a malloc(3) that 10,000 workers
+ * serialise on a few arena locks (a fifth of the server's CPU time while
+ * 10,000 clients connected at once). Only the pages reads reach become
+ * resident, as with malloc. */
+static int reserve_buffers(pe_server *srv)
+{
+	size_t stride = (srv->cfg.buffer_size + 63) & ~(size_t)63; /* a cache line apart */
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+
+	if (stride < srv->cfg.buffer_size || stride > SIZE_MAX / srv->cfg.workers)
+		return -ENOMEM;
+#ifdef MAP_NORESERVE
+	flags |= MAP_NORESERVE;
+#endif
+	srv->buffers_len = stride * srv->cfg.workers;
+	srv->buffers = mmap(NULL, srv->buffers_len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (srv->buffers == MAP_FAILED) {
+		srv->buffers = NULL;
+		return -ENOMEM;
+	}
+#ifdef MADV_NOHUGEPAGE
+	/* A huge page would make 2 MiB resident for the first byte a worker reads. */
+	madvise(srv->buffers, srv->buffers_len, MADV_NOHUGEPAGE);
+#endif
+	for (unsigned i = 0; i < srv->cfg.workers; i++) {
+		srv->slots[i].echo.buf = srv->buffers + (size_t)i * stride;
+		srv->slots[i].echo.size = srv->cfg.buffer_size;
+	}
+	return 0;
 }
 
 static int open_listener(pe_server *srv)
@@ -284,6 +311,11 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	for (unsigned i = 0; i < cfg->workers; i++) {
 		srv->slots[i].fd = -1;
 		pe_echo_worker_init(&srv->slots[i].echo, &srv->slots[i].counters);
+	}
+	if ((rc = reserve_buffers(srv)) < 0) {
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot reserve %u buffers of %zu bytes: %s",
+		               cfg->workers, cfg->buffer_size, strerror(-rc));
+		goto fail;
 	}
 	atomic_init(&srv->active, 0);
 	srv->echo_policy.busy_poll_us = cfg->busy_poll_us;

@@ -23,7 +23,7 @@
 struct pe_worker_slot {
 	struct pe_worker_counters counters;
 	int fd;                   /* connection being echoed, -1 when idle; guarded by srv->lock */
-	struct pe_echo_worker echo; /* buffer (allocated on the first connection) and splice pipe */
+	struct pe_echo_worker echo; /* buffer (a part of srv->buffers) and splice pipe */
 } __attribute__((aligned(64)));
 
 struct pe_server {
@@ -37,6 +37,8 @@ struct pe_server {
 	pe_queue *queue;                     /* of int: accepted sockets */
 	pe_pool *pool;
 	struct pe_worker_slot *slots;
+	char *buffers;                       /* every worker's buffer, one mapping */
+	size_t buffers_len;
 	struct pe_listener_counters listener;
 	struct pe_echo_policy echo_policy;
 	atomic_uint active;                  /* connections being echoed now */

@@ -335,6 +335,23 @@ int th_count_fds(void)
 	return count;
 }
 
+/* ---- memory ---------------------------------------------------------------- */
+
+long th_resident_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 /* ---- sanitizers ------------------------------------------------------------ */
 
 #if defined(__SANITIZE_ADDRESS__)

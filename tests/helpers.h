@@ -83,6 +83,9 @@ int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms);
  * used to read it), or a negative errno. */
 int th_count_fds(void);
 
+/* Resident memory of this process in KiB (VmRSS), or -1 where /proc has none. */
+long th_resident_kib(void);
+
 /* ---- sanitizers ----------------------------------------------------------- */
 
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero

@@ -247,6 +247,29 @@ Test(daemon, port_in_use_exits_1_saying_so)
 	assert_no_sanitizer_report();
 }
 
+/* All the workers' buffers are reserved at start: if they cannot be, the
+ * daemon must say so and which settings to lower, not start and then drop
+ * every client. */
+Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
+{
+	const char *limited = "ulimit -v 400000 && exec \"$0\" \"$@\"";
+	const char *version[] = {"/bin/sh", "-c", limited, daemon_path(), "--version", NULL};
+	const char *argv[] = {"/bin/sh", "-c", limited, daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                      "-w", "64", "--buffer-size=16m", NULL};
+	int code = th_proc_run(&proc, version, EXIT_MS);
+
+	if (code != 0)
+		cr_skip_test("this poolechod cannot run at all under 'ulimit -v 400000' (exit %d): "
+		             "sanitizer builds reserve terabytes of address space", code);
+	th_proc_cleanup(&proc);
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	cr_assert_eq(code, 1, "64 x 16 MiB buffers under a 390 MiB limit: exit %d, expected 1; "
+	             "stderr:\n%s", code, proc.err.data);
+	cr_expect(proc.err.data && strstr(proc.err.data, "--workers") &&
+	          strstr(proc.err.data, "--buffer-size"),
+	          "stderr does not name --workers and --buffer-size:\n%s", proc.err.data);
+}
+
 /* ---- signals ------------------------------------------------------------------ */
 
 Test(daemon, sigterm_exits_0)

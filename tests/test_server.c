@@ -837,6 +837,44 @@ Test(server, bad_config_is_einval_and_leaves_nothing_open)
 	TH_ASSERT_NO_LEAKS();
 }
 
+Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int before = th_count_fds();
+
+	tf_config(&cfg, 4, 4);
+	srv = (pe_server *)&srv;
+	cfg.buffer_size = SIZE_MAX - 10;          /* rounding to a cache line overflows */
+	cr_expect_eq(pe_server_create(&srv, &cfg), -ENOMEM, "buffer of SIZE_MAX - 10");
+	cr_expect_null(srv);
+	cfg.buffer_size = SIZE_MAX / 2;           /* four of them overflow size_t */
+	cr_expect_eq(pe_server_create(&srv, &cfg), -ENOMEM, "4 buffers of SIZE_MAX / 2");
+	cfg.buffer_size = (size_t)1 << 60;        /* 4 EiB: more than any address space */
+	cr_expect_eq(pe_server_create(&srv, &cfg), -ENOMEM, "4 buffers of 1 EiB");
+	cr_expect_eq(th_count_fds(), before);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* The buffers are reserved at create, all of them: that must cost address
+ * space, not memory, or -w 10000 would need 640 MiB before a client came. */
+Test(server, reserved_buffers_are_not_resident_until_used)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	long before = th_resident_kib(), after;
+
+	if (before < 0)
+		cr_skip_test("no /proc/self/status VmRSS here to measure resident memory");
+	tf_config(&cfg, 64, 64);
+	cfg.buffer_size = 16u << 20;              /* 1 GiB of buffers in all */
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	after = th_resident_kib();
+	pe_server_destroy(srv);
+	cr_expect_lt(after - before, 64 * 1024, "resident memory grew by %ld KiB at create",
+	             after - before);
+}
+
 Test(server, address_reports_the_bound_loopback_port)
 {
 	struct pe_server_config cfg;

@@ -54,7 +54,8 @@ struct pe_server_config {
 	enum pe_overflow overflow;
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long; 0 = never */
 	unsigned grace_ms;         /* on stop, let open connections go on this long */
-	size_t buffer_size;        /* per-worker echo buffer, bytes */
+	size_t buffer_size;        /* per-worker echo buffer, bytes: all reserved at create as
+	                              address space, resident only as far as reads reach */
 	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
 	unsigned busy_poll_us;     /* while no more connections are open than CPUs, spin this long
 	                              on an empty socket before sleeping; 0 = never spin */
@@ -79,8 +80,9 @@ struct pe_server_config {
 PE_API void pe_server_config_init(struct pe_server_config *cfg);
 
 /* Bind, listen and start the workers. -EINVAL for a bad setting, the
- * errno of socket/bind/listen (e.g. -EADDRINUSE), -EAGAIN when threads
- * could not be started. On failure nothing is left open. */
+ * errno of socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM when the
+ * workers' buffers cannot be reserved, -EAGAIN when threads could not be
+ * started. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
 /* The bound address and port (the real port after port 0). */
