@@ -179,13 +179,20 @@ static int splice_ready(struct pe_echo_worker *w)
 enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
                                int *err)
 {
+	/* Small messages are read into the stack, whose pages every thread
+	 * already has: the worker's own buffer is touched, and so made
+	 * resident, only once a read fills this one. */
+	char first[PE_ECHO_FIRST_READ];
+	char *buf = w->size > sizeof first ? first : w->buf;
+	size_t size = w->size > sizeof first ? sizeof first : w->size;
+
 	*err = 0;
 	for (;;) {
-		ssize_t n = recv_polling(fd, w->buf, w->size, p, 0);
+		ssize_t n = recv_polling(fd, buf, size, p, 0);
 		int rc;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			n = recv(fd, w->buf, w->size, 0);
+			n = recv(fd, buf, size, 0);
 		if (n == 0)
 			return PE_ECHO_EOF;
 		if (n < 0) {
@@ -197,7 +204,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			return PE_ECHO_ERROR;
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
-		rc = pe_net_write_all(fd, w->buf, (size_t)n);
+		rc = pe_net_write_all(fd, buf, (size_t)n);
 		if (rc == -EAGAIN)
 			return PE_ECHO_TIMEOUT;
 		if (rc < 0) {
@@ -205,6 +212,11 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			return PE_ECHO_ERROR;
 		}
 		pe_counter_add(&w->counters->bytes_out, (uint64_t)n);
+		if ((size_t)n == size && buf != w->buf) {
+			buf = w->buf;   /* more is coming than the stack holds */
+			size = w->size;
+			continue;
+		}
 #ifdef HAVE_SPLICE
 		if ((size_t)n == w->size && splice_wanted(p) && splice_ready(w)) {
 			enum pe_echo_end end;

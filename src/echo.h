@@ -18,6 +18,10 @@ enum pe_echo_end {
 	PE_ECHO_ERROR     /* reset, or another socket error: *ERR holds the errno */
 };
 
+/* A connection's reads go to a buffer this big on the worker's stack until
+ * one fills it; then to the worker's own buffer. */
+#define PE_ECHO_FIRST_READ 1024
+
 /* What a worker keeps from one connection to the next. */
 struct pe_echo_worker {
 	char *buf;

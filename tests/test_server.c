@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -291,6 +292,51 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 #else
 	cr_skip_test("this system has no splice(2)");
 #endif
+}
+
+/* Pages of BUF (LEN bytes, page-aligned) resident now. */
+static unsigned resident_pages(void *buf, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (len + page - 1) / page;
+	unsigned char vec[64];
+	unsigned count = 0;
+
+	cr_assert_leq(pages, sizeof vec);
+	cr_assert_eq(mincore(buf, len, vec), 0, "mincore: %s", strerror(errno));
+	for (size_t i = 0; i < pages; i++)
+		count += vec[i] & 1;
+	return count;
+}
+
+/* Ten thousand idle workers must not cost a buffer page each for echoing
+ * small messages: those go through the worker's stack. */
+Test(server, small_messages_leave_the_worker_buffer_untouched)
+{
+	enum { SIZE = 64 * 1024 };
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {.policy = {.active = &open_now, .splice = PE_SPLICE_NEVER}};
+	int cfd;
+
+	pe_echo_worker_init(&r.w, &counters);
+	r.w.size = SIZE;
+	r.w.buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(r.w.buf, MAP_FAILED);
+	cfd = loopback_pair(&r.fd);
+	cr_assert_eq(pthread_create(&r.thread, NULL, serve_main, &r), 0);
+	for (unsigned i = 0; i < 20; i++)
+		cr_assert_eq(th_echo_check(cfd, 1 + i * 50, i, IO_MS), 0, "message %u", i);
+	cr_expect_eq(resident_pages(r.w.buf, SIZE), 0,
+	             "echoing messages of 1 to 951 bytes made the worker's buffer resident");
+	/* A stream goes on in the worker's buffer: that is what it is for. */
+	cr_assert_eq(th_echo_check(cfd, 256 * 1024, 99, IO_MS), 0);
+	cr_expect_gt(resident_pages(r.w.buf, SIZE), 0, "a 256 KiB stream never used the buffer");
+	cr_assert_eq(shutdown(cfd, SHUT_WR), 0);
+	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
+	cr_expect_eq(r.end, PE_ECHO_EOF, "end %d: %s", (int)r.end, strerror(r.err));
+	munmap(r.w.buf, SIZE);
+	close(r.fd);
+	close(cfd);
 }
 
 /* ---- many clients, few workers -------------------------------------------- */
