@@ -179,8 +179,9 @@ int main(int argc, char **argv)
 			       "(see 'ulimit -u', /proc/sys/kernel/threads-max and vm.max_map_count)",
 			       opt.server.workers);
 		else if (rc == -ENOMEM)
-			pe_log(PE_LOG_ERROR, "cannot start: no memory for %u workers with %zu-byte "
-			       "buffers (lower -w/--workers or --buffer-size, or raise 'ulimit -v')",
+			pe_log(PE_LOG_ERROR, "cannot start: out of memory for %u workers with "
+			       "%zu-byte buffers (lower -w/--workers or --buffer-size, or raise "
+			       "'ulimit -v')",
 			       opt.server.workers, opt.server.buffer_size);
 		else
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,7 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 #endif
 }
 
+#ifdef __linux__
 /* Pages of BUF (LEN bytes, page-aligned) resident now. */
 static unsigned resident_pages(void *buf, size_t len)
 {
@@ -307,11 +309,13 @@ static unsigned resident_pages(void *buf, size_t len)
 		count += vec[i] & 1;
 	return count;
 }
+#endif
 
 /* Ten thousand idle workers must not cost a buffer page each for echoing
  * small messages: those go through the worker's stack. */
 Test(server, small_messages_leave_the_worker_buffer_untouched)
 {
+#ifdef __linux__
 	enum { SIZE = 64 * 1024 };
 	static atomic_uint open_now;
 	struct pe_worker_counters counters = {0};
@@ -337,6 +341,9 @@ Test(server, small_messages_leave_the_worker_buffer_untouched)
 	munmap(r.w.buf, SIZE);
 	close(r.fd);
 	close(cfd);
+#else
+	cr_skip_test("mincore(2) reports residency this way only on Linux");
+#endif
 }
 
 /* ---- many clients, few workers -------------------------------------------- */
@@ -896,8 +903,10 @@ Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
 	cr_expect_null(srv);
 	cfg.buffer_size = SIZE_MAX / 2;           /* four of them overflow size_t */
 	cr_expect_eq(pe_server_create(&srv, &cfg), -ENOMEM, "4 buffers of SIZE_MAX / 2");
+#if SIZE_MAX > UINT32_MAX
 	cfg.buffer_size = (size_t)1 << 60;        /* 4 EiB: more than any address space */
 	cr_expect_eq(pe_server_create(&srv, &cfg), -ENOMEM, "4 buffers of 1 EiB");
+#endif
 	cr_expect_eq(th_count_fds(), before);
 	TH_ASSERT_NO_LEAKS();
 }
@@ -909,12 +918,17 @@ Test(server, reserved_buffers_are_not_resident_until_used)
 	struct pe_server_config cfg;
 	pe_server *srv;
 	long before = th_resident_kib(), after;
+	int rc;
 
 	if (before < 0)
 		cr_skip_test("no /proc/self/status VmRSS here to measure resident memory");
 	tf_config(&cfg, 64, 64);
 	cfg.buffer_size = 16u << 20;              /* 1 GiB of buffers in all */
-	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	rc = pe_server_create(&srv, &cfg);
+	if (rc == -ENOMEM)
+		cr_skip_test("1 GiB of address space cannot be reserved here "
+		             "(vm.overcommit_memory=2 or a low 'ulimit -v')");
+	cr_assert_eq(rc, 0, "%s", strerror(-rc));
 	after = th_resident_kib();
 	pe_server_destroy(srv);
 	cr_expect_lt(after - before, 64 * 1024, "resident memory grew by %ld KiB at create",
