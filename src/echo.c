@@ -9,7 +9,9 @@
  *   is empty spins briefly (recv with MSG_DONTWAIT, yielding the CPU)
  *   before it sleeps. The next message of a ping-pong client usually
  *   arrives within that time, and the cross-CPU wake-up of a sleeping
- *   thread -- the largest cost of a small echo -- is skipped.
+ *   thread -- the largest cost of a small echo -- is skipped. A client
+ *   that lets a spin run out stops being spun for until it hurries again,
+ *   so a paced client does not cost a spin per message.
  * - splice: once a read fills the whole buffer the client is streaming,
  *   and on Linux the stream moves through a pipe with splice(2), never
  *   copied through user space. It busy-polls as the copying loop does (on
@@ -69,25 +71,48 @@ static int may_spin(const struct pe_echo_policy *p)
 	       atomic_load_explicit(p->active, memory_order_relaxed) <= p->busy_poll_max;
 }
 
+/* A blocking recv(2). With TIMED, the worker did not spin for this
+ * message (*SPIN was 0): if it comes within the busy-poll time, the client
+ * is worth spinning for again. */
+static ssize_t recv_sleeping(int fd, char *buf, size_t size, const struct pe_echo_policy *p,
+                             int *spin, int timed)
+{
+	long long slept_from = timed && may_spin(p) ? now_us() : 0;
+	ssize_t n = recv(fd, buf, size, 0);
+
+	if (slept_from && n > 0 && now_us() - slept_from <= (long long)p->busy_poll_us)
+		*spin = 1;
+	return n;
+}
+
 /* Try to receive without sleeping for up to the busy-poll time. Returns
- * as recv(2) does; -1 with EAGAIN means "nothing yet: block". */
+ * as recv(2) does; -1 with EAGAIN means "nothing yet: block". A spin that
+ * runs out its time clears *SPIN (if given): a client that pauses longer
+ * does not cost a spin per message. */
 static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo_policy *p,
-                            int flags)
+                            int flags, int *spin)
 {
 	long long deadline;
 	ssize_t n;
 
-	if (!may_spin(p)) {
+	if ((spin && !*spin) || !may_spin(p)) {
 		errno = EAGAIN;
 		return -1;
 	}
 	deadline = now_us() + p->busy_poll_us;
-	do {
+	for (;;) {
 		n = recv(fd, buf, size, MSG_DONTWAIT | flags);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
 			return n;
 		sched_yield();
-	} while (now_us() < deadline);
+		if (!may_spin(p))
+			break;   /* more clients came: their workers need the CPU */
+		if (now_us() >= deadline) {
+			if (spin)
+				*spin = 0;
+			break;
+		}
+	}
 	errno = EAGAIN;
 	return -1;
 }
@@ -128,7 +153,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			return 1;
 		/* splice(2) cannot be asked not to sleep on the socket: spin on a
 		 * peek instead, as the copying loop spins on its recv(2). */
-		recv_polling(fd, &peek, 1, p, MSG_PEEK);
+		recv_polling(fd, &peek, 1, p, MSG_PEEK, NULL);
 		n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
 		if (n == 0) {
 			*end = PE_ECHO_EOF;
@@ -185,14 +210,16 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 	char first[PE_ECHO_FIRST_READ];
 	char *buf = w->size > sizeof first ? first : w->buf;
 	size_t size = w->size > sizeof first ? sizeof first : w->size;
+	int spin = 1;   /* this client's messages come soon enough to spin for */
 
 	*err = 0;
 	for (;;) {
-		ssize_t n = recv_polling(fd, buf, size, p, 0);
+		int spin_tried = spin;
+		ssize_t n = recv_polling(fd, buf, size, p, 0, &spin);
 		int rc;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			n = recv(fd, buf, size, 0);
+			n = recv_sleeping(fd, buf, size, p, &spin, !spin_tried);
 		if (n == 0)
 			return PE_ECHO_EOF;
 		if (n < 0) {

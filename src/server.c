@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,10 +157,17 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	close(fd);
 }
 
-static unsigned online_cpus(void)
+/* The CPUs this process may run on (taskset, cpusets), else all online. */
+static unsigned usable_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long n;
+#ifdef HAVE_SCHED_GETAFFINITY
+	cpu_set_t set;
 
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+#endif
+	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
 }
 
@@ -322,7 +330,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	}
 	atomic_init(&srv->active, 0);
 	srv->echo_policy.busy_poll_us = cfg->busy_poll_us;
-	srv->echo_policy.busy_poll_max = online_cpus();
+	srv->echo_policy.busy_poll_max = usable_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;
 	if (pipe(srv->wake) < 0) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,6 +351,15 @@ long th_resident_kib(void)
 			break;
 	fclose(f);
 	return kib;
+}
+
+pid_t th_gettid(void)
+{
+#ifdef SYS_gettid
+	return (pid_t)syscall(SYS_gettid);
+#else
+	return 0;
+#endif
 }
 
 /* ---- sanitizers ------------------------------------------------------------ */

@@ -86,6 +86,9 @@ int th_count_fds(void);
 /* Resident memory of this process in KiB (VmRSS), or -1 where /proc has none. */
 long th_resident_kib(void);
 
+/* The calling thread's kernel ID (Linux), for /proc/self/task/ID; 0 elsewhere. */
+pid_t th_gettid(void);
+
 /* ---- sanitizers ----------------------------------------------------------- */
 
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero

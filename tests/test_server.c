@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <poolecho/server.h>
@@ -29,6 +31,7 @@
 #include "helpers.h"
 #include "net.h"
 #include "server_fixture.h"
+#include "server_internal.h"
 
 #define IO_MS 10000         /* upper bound for any client read/write */
 #define STOP_MS 10000       /* upper bound for pe_server_run to return */
@@ -222,13 +225,31 @@ struct serve_run {
 	enum pe_echo_end end;
 	int err;
 	pthread_t thread;
+	_Atomic pid_t tid;              /* the serving thread, once it runs */
+	long sleeps;                    /* its voluntary context switches while serving */
 };
+
+/* CPU time THREAD has used, in milliseconds. */
+static long thread_cpu_ms(pthread_t thread)
+{
+	clockid_t clock;
+	struct timespec now;
+
+	cr_assert_eq(pthread_getcpuclockid(thread, &clock), 0);
+	cr_assert_eq(clock_gettime(clock, &now), 0, "%s", strerror(errno));
+	return now.tv_sec * 1000L + now.tv_nsec / 1000000L;
+}
 
 static void *serve_main(void *arg)
 {
 	struct serve_run *r = arg;
+	struct rusage before, after;
 
+	atomic_store(&r->tid, th_gettid());
+	getrusage(RUSAGE_THREAD, &before);
 	r->end = pe_echo_serve(r->fd, &r->w, &r->policy, &r->err);
+	getrusage(RUSAGE_THREAD, &after);
+	r->sleeps = after.ru_nvcsw - before.ru_nvcsw;
 	return NULL;
 }
 
@@ -292,6 +313,185 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 	cr_expect(!spliced(PE_SPLICE_NEVER, 1, 100), "never: spliced");
 #else
 	cr_skip_test("this system has no splice(2)");
+#endif
+}
+
+/* ---- when the echo loop busy-polls ----------------------------------------------- */
+
+/* Start pe_echo_serve on a thread for a 64-byte-message client, with a
+ * 2-CPU policy that spins BUSY_POLL_US and counts *OPEN_NOW connections;
+ * return the client's socket. */
+static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
+                       atomic_uint *open_now, unsigned busy_poll_us)
+{
+	int cfd;
+
+	r->policy = (struct pe_echo_policy){.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
+	                                    .active = open_now, .splice = PE_SPLICE_NEVER};
+	pe_echo_worker_init(&r->w, counters);
+	r->w.size = 4096;
+	r->w.buf = malloc(r->w.size);
+	cr_assert_not_null(r->w.buf);
+	cfd = loopback_pair(&r->fd);
+	cr_assert_eq(pthread_create(&r->thread, NULL, serve_main, r), 0);
+	return cfd;
+}
+
+/* End the client CFD's stream; the serving thread must see EOF. */
+static void serve_finish(struct serve_run *r, int cfd)
+{
+	cr_assert_eq(shutdown(cfd, SHUT_WR), 0);
+	cr_assert_eq(th_join(r->thread, IO_MS), 0, "the echo loop did not end");
+	cr_expect_eq(r->end, PE_ECHO_EOF, "end %d: %s", (int)r->end, strerror(r->err));
+	pe_echo_worker_free(&r->w);
+	free(r->w.buf);
+	close(r->fd);
+	close(cfd);
+}
+
+/* Ping-pong MESSAGES 64-byte messages through pe_echo_serve with a 2-CPU
+ * policy and ACTIVE connections open; return how often the worker slept.
+ * The spin is made long (10 s) so that a slow build never sleeps for want
+ * of spinning time. */
+static long sleeps_in_ping_pong(unsigned active, unsigned messages)
+{
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	int cfd;
+
+	atomic_store(&open_now, active);
+	cfd = serve_start(&r, &counters, &open_now, 10000000);
+	for (unsigned i = 0; i < messages; i++)
+		cr_assert_eq(th_echo_check(cfd, 64, i, IO_MS), 0, "message %u", i);
+	serve_finish(&r, cfd);
+	return r.sleeps;
+}
+
+/* A worker spins for its client's next message, sparing it a wake-up per
+ * message, only while no more clients are connected than CPUs: beyond
+ * that, other workers need the CPU. */
+Test(server, busy_polls_only_while_no_more_clients_than_cpus)
+{
+	enum { MESSAGES = 200 };
+	long alone = sleeps_in_ping_pong(1, MESSAGES);
+	long crowded = sleeps_in_ping_pong(3, MESSAGES);
+
+	cr_expect_lt(alone, MESSAGES / 2, "1 connection on 2 CPUs: slept %ld times in %d messages",
+	             alone, MESSAGES);
+	cr_expect_geq(crowded, MESSAGES / 2,
+	              "3 connections on 2 CPUs: slept only %ld times in %d messages (it spun)",
+	              crowded, MESSAGES);
+}
+
+/* A client that pauses longer than the busy-poll time costs one spin, not
+ * one per message; once its messages come quickly again, the worker spins
+ * for them again. */
+Test(server, busy_polling_stops_for_a_client_that_pauses_and_resumes_when_it_hurries)
+{
+	enum { PAUSES = 12, PAUSE_MS = 50, SPIN_MS = 30, QUICK = 200 };
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	const struct timespec pause = {0, PAUSE_MS * 1000000L};
+	long cpu_before, paused_cpu;
+	int cfd;
+
+	atomic_store(&open_now, 1);
+	cfd = serve_start(&r, &counters, &open_now, SPIN_MS * 1000);
+	/* The scenario is a client idle for PAUSE_MS between messages. */
+	cpu_before = thread_cpu_ms(r.thread);
+	for (unsigned i = 0; i < PAUSES; i++) {
+		cr_assert_eq(th_echo_check(cfd, 64, i, IO_MS), 0, "message %u", i);
+		nanosleep(&pause, NULL);
+	}
+	paused_cpu = thread_cpu_ms(r.thread) - cpu_before;
+	for (unsigned i = 0; i < QUICK; i++)
+		cr_assert_eq(th_echo_check(cfd, 64, PAUSES + i, IO_MS), 0, "quick message %u", i);
+	serve_finish(&r, cfd);
+	/* Spinning out every pause would take PAUSES * SPIN_MS = 360 ms of CPU. */
+	cr_expect_lt(paused_cpu, 3 * SPIN_MS, "%d pauses of %d ms cost %ld ms of CPU: %d-ms spins",
+	             PAUSES, PAUSE_MS, paused_cpu, SPIN_MS);
+	cr_expect_lt(r.sleeps, PAUSES + QUICK / 2,
+	             "slept %ld times for %d paused and %d quick messages: no spin for the quick",
+	             r.sleeps, PAUSES, QUICK);
+}
+
+/* A server confined to fewer CPUs (taskset, a cpuset) busy-polls by the
+ * CPUs it may use, not by those the machine has. */
+Test(server, busy_polling_counts_only_the_cpus_the_server_may_use)
+{
+#ifdef HAVE_SCHED_GETAFFINITY
+	struct pe_server_config cfg;
+	cpu_set_t all, one;
+	int first = 0;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof all, &all), 0, "%s", strerror(errno));
+	if (CPU_COUNT(&all) < 2)
+		cr_skip_test("this test may run on one CPU only: there is nothing to narrow");
+	while (!CPU_ISSET(first, &all))
+		first++;
+	CPU_ZERO(&one);
+	CPU_SET(first, &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0, "%s", strerror(errno));
+	tf_config(&cfg, 2, 2);
+	start_server(&cfg);
+	cr_expect_eq(ts.srv->echo_policy.busy_poll_max, 1,
+	             "pinned to CPU %d of %d, the server spins with up to %u clients", first,
+	             CPU_COUNT(&all), ts.srv->echo_policy.busy_poll_max);
+	cr_assert_eq(sched_setaffinity(0, sizeof all, &all), 0, "%s", strerror(errno));
+	stop_server_and_check(0);
+#else
+	cr_skip_test("this system has no sched_getaffinity(2)");
+#endif
+}
+
+#ifdef __linux__
+/* The scheduler state of thread TID of this process ('R', 'S', ...), or 0. */
+static char thread_state(pid_t tid)
+{
+	char path[64], line[256], *end;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	end = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+#endif
+
+/* A spinning worker gives the CPU up as soon as more clients connect than
+ * there are CPUs: it must not spin out its time while their workers wait. */
+Test(server, a_spinning_worker_sleeps_once_more_clients_connect)
+{
+#ifdef __linux__
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	int64_t deadline;
+	pid_t tid;
+	char state = 0;
+	int cfd;
+
+	atomic_store(&open_now, 1);
+	cfd = serve_start(&r, &counters, &open_now, 60000000);
+	cr_assert_eq(th_echo_check(cfd, 64, 1, IO_MS), 0); /* it is in its loop */
+	while (!(tid = atomic_load(&r.tid)))
+		sched_yield();
+	/* Alone, it spins (up to 60 s): running or runnable. */
+	cr_expect_eq(thread_state(tid), 'R', "the worker alone did not busy-poll");
+	atomic_fetch_add(&open_now, 2);   /* two more clients: 3 on 2 CPUs */
+	deadline = th_now_ms() + IO_MS;
+	while ((state = thread_state(tid)) != 'S' && th_ms_left(deadline) > 0)
+		sched_yield();
+	cr_expect_eq(state, 'S', "the worker kept spinning with 3 clients on 2 CPUs");
+	atomic_fetch_sub(&open_now, 2);
+	cr_assert_eq(th_echo_check(cfd, 64, 2, IO_MS), 0);
+	serve_finish(&r, cfd);
+#else
+	cr_skip_test("reads thread states from /proc (Linux only)");
 #endif
 }
 
