@@ -5,9 +5,10 @@
  * per connection and without any lock on the hot path.
  *
  * Every connection sends a stream taken from a shared pseudo-random pattern
- * (with zero bytes in it) at an offset of its own; message i is bytes
- * [i*size, (i+1)*size) of that stream, so an echoed byte is checked by its
- * stream offset alone, whatever the chunking.
+ * (with zero bytes in it) at an offset no other connection starts at
+ * (load_stream_start); message i is bytes [i*size, (i+1)*size) of that
+ * stream, so an echoed byte is checked by its stream offset alone, whatever
+ * the chunking.
  */
 #include <config.h>
 
@@ -33,8 +34,8 @@
 
 #include "client_load.h"
 
-/* Odd-sized so message boundaries fall on ever new places in it. */
-#define PATTERN_LEN ((1u << 20) - 3)
+#define PATTERN_LEN LOAD_PATTERN_LEN
+_Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN, "stream starts would repeat");
 /* Every 64-byte message holds at least one zero byte. */
 #define PATTERN_ZERO_EVERY 61u
 #define RECV_BUF (256u * 1024)
@@ -723,11 +724,9 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 			goto nomem;
 		for (k = 0; k < n; k++) {
 			struct conn *c = &t->conns[k];
-			uint64_t seed = base + k;
-
 			c->fd = -1;
 			c->index = (unsigned)(base + k);
-			c->start = (uint32_t)(splitmix64(&seed) % PATTERN_LEN);
+			c->start = load_stream_start(base + k);
 			c->issue_us = t->issue_ring + k * cfg->pipeline;
 		}
 		base += n;

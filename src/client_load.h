@@ -46,6 +46,23 @@ struct load_result {
 	struct histogram latency; /* microseconds; churn: connect() to the whole echo */
 };
 
+/* The pattern every stream is cut from: a prime number of bytes, so
+ * message boundaries fall on ever new places in it. */
+#define LOAD_PATTERN_LEN ((1u << 20) - 3)
+/* Connection I's stream starts at I * this (mod the length): about the
+ * length over the golden ratio, so starts spread evenly, and no two of
+ * CLIENT_MAX_CONNECTIONS connections share one. */
+#define LOAD_STREAM_STRIDE 648055u
+
+/* Where connection INDEX's stream starts in the pattern. Distinct starts
+ * mean two connections never send the same bytes at the same point of
+ * their streams, so a server that swapped their echoes is caught. */
+static inline uint32_t load_stream_start(unsigned long index)
+{
+	return (uint32_t)((uint64_t)(index % LOAD_PATTERN_LEN) * LOAD_STREAM_STRIDE %
+	                  LOAD_PATTERN_LEN);
+}
+
 /* Run load mode as CFG says, calling PROGRESS (if not NULL) about once a
  * second from the calling thread. Returns 0 when the run took place (RES
  * holds the outcome: RES->errors may be non-zero), or a negative errno when

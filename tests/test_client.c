@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_load.h"
 #include "helpers.h"
 #include "net.h"
 #include "server_fixture.h"
@@ -846,6 +847,30 @@ Test(wrong_server, peak_below_connections_is_warned, .timeout = 60)
 }
 
 /* ---- load mode ------------------------------------------------------------- */
+
+/* A server that hands one connection's echo to another must be caught,
+ * even where both are at the same point of their streams: so no two
+ * connections may start their streams at the same pattern offset. */
+Test(streams, no_two_connections_start_at_the_same_offset, .timeout = 60)
+{
+	unsigned char *seen = calloc(LOAD_PATTERN_LEN / 8 + 1, 1);
+	unsigned long twice = 0, first_twice = 0;
+
+	cr_assert_not_null(seen);
+	for (unsigned long i = 0; i < CLIENT_MAX_CONNECTIONS; i++) {
+		uint32_t start = load_stream_start(i);
+
+		cr_assert_lt(start, LOAD_PATTERN_LEN, "connection %lu starts past the pattern", i);
+		if (seen[start / 8] & (1u << (start % 8))) {
+			if (!twice++)
+				first_twice = i;
+		}
+		seen[start / 8] |= (unsigned char)(1u << (start % 8));
+	}
+	free(seen);
+	cr_expect_eq(twice, 0, "%lu of %lu connections share a start, the first at connection %lu",
+	             twice, CLIENT_MAX_CONNECTIONS, first_twice);
+}
 
 TestSuite(load, .init = server_up, .fini = server_down);
 
