@@ -35,7 +35,9 @@
 #include "client_load.h"
 
 #define PATTERN_LEN LOAD_PATTERN_LEN
-_Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN, "stream starts would repeat");
+_Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN &&
+                       LOAD_STREAM_STRIDE % PATTERN_LEN != 0,
+               "stream starts would repeat");
 /* Every 64-byte message holds at least one zero byte. */
 #define PATTERN_ZERO_EVERY 61u
 #define RECV_BUF (256u * 1024)

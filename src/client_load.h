@@ -54,9 +54,10 @@ struct load_result {
  * CLIENT_MAX_CONNECTIONS connections share one. */
 #define LOAD_STREAM_STRIDE 648055u
 
-/* Where connection INDEX's stream starts in the pattern. Distinct starts
- * mean two connections never send the same bytes at the same point of
- * their streams, so a server that swapped their echoes is caught. */
+/* Where connection INDEX's stream starts in the pattern (churn moves it on
+ * each cycle). Distinct starts mean two connections do not send the same
+ * stream, so a server that swapped their echoes at the same point of
+ * their streams is caught unless those messages hold the same bytes. */
 static inline uint32_t load_stream_start(unsigned long index)
 {
 	return (uint32_t)((uint64_t)(index % LOAD_PATTERN_LEN) * LOAD_STREAM_STRIDE %

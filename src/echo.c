@@ -18,7 +18,8 @@
  *   a peek: splice cannot be told not to sleep on a socket). One 16 KiB
  *   stream ran 13% faster spliced, but eight on one CPU, where nobody
  *   spins, ran up to 14% slower; so by default (PE_SPLICE_AUTO) a stream
- *   is spliced only while its worker may spin, and copied otherwise.
+ *   is spliced only while busy polling is allowed (few connections), and
+ *   copied otherwise.
  */
 #include <config.h>
 
@@ -71,31 +72,23 @@ static int may_spin(const struct pe_echo_policy *p)
 	       atomic_load_explicit(p->active, memory_order_relaxed) <= p->busy_poll_max;
 }
 
-/* A blocking recv(2). With TIMED, the worker did not spin for this
- * message (*SPIN was 0): if it comes within the busy-poll time, the client
- * is worth spinning for again. */
-static ssize_t recv_sleeping(int fd, char *buf, size_t size, const struct pe_echo_policy *p,
-                             int *spin, int timed)
-{
-	long long slept_from = timed && may_spin(p) ? now_us() : 0;
-	ssize_t n = recv(fd, buf, size, 0);
-
-	if (slept_from && n > 0 && now_us() - slept_from <= (long long)p->busy_poll_us)
-		*spin = 1;
-	return n;
-}
+/*
+ * Whether a client is worth spinning for is kept per connection in *SPIN:
+ * a spin that runs out clears it, so a client that pauses longer than the
+ * busy-poll time does not cost a spin per message; a wait without a spin
+ * that ends within the busy-poll time sets it again.
+ */
 
 /* Try to receive without sleeping for up to the busy-poll time. Returns
- * as recv(2) does; -1 with EAGAIN means "nothing yet: block". A spin that
- * runs out its time clears *SPIN (if given): a client that pauses longer
- * does not cost a spin per message. */
+ * as recv(2) does; -1 with EAGAIN means "nothing yet: block". */
 static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo_policy *p,
                             int flags, int *spin)
 {
 	long long deadline;
+	int last = 0;
 	ssize_t n;
 
-	if ((spin && !*spin) || !may_spin(p)) {
+	if (!*spin || !may_spin(p)) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -104,17 +97,32 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
 		n = recv(fd, buf, size, MSG_DONTWAIT | flags);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
 			return n;
+		if (last) {
+			*spin = 0;   /* ran out with nothing: this client pauses longer */
+			break;
+		}
 		sched_yield();
 		if (!may_spin(p))
 			break;   /* more clients came: their workers need the CPU */
-		if (now_us() >= deadline) {
-			if (spin)
-				*spin = 0;
-			break;
-		}
+		last = now_us() >= deadline;   /* one more look for what came meanwhile */
 	}
 	errno = EAGAIN;
 	return -1;
+}
+
+/* Before a wait that may sleep: the time to measure it from, or 0 when the
+ * worker spun first (SPIN_TRIED) or may not spin at all. */
+static long long wait_begins(const struct pe_echo_policy *p, int spin_tried)
+{
+	return !spin_tried && may_spin(p) ? now_us() : 0;
+}
+
+/* After it, N bytes having come: a client back within the busy-poll time
+ * is worth spinning for again. Leaves errno alone when N < 1. */
+static void wait_ends(const struct pe_echo_policy *p, long long began, ssize_t n, int *spin)
+{
+	if (began && n > 0 && now_us() - began <= (long long)p->busy_poll_us)
+		*spin = 1;
 }
 
 #ifdef HAVE_SPLICE
@@ -141,11 +149,13 @@ static int splice_wanted(const struct pe_echo_policy *p)
  * (returns 0, *END set) or splicing is no longer wanted (returns 1, with
  * the pipe empty: go back to copying). */
 static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
-                       enum pe_echo_end *end, int *err)
+                       int *spin, enum pe_echo_end *end, int *err)
 {
 	size_t in_pipe = 0;
 
 	for (;;) {
+		int spin_tried = *spin;
+		long long began;
 		ssize_t n;
 		char peek;
 
@@ -153,8 +163,10 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			return 1;
 		/* splice(2) cannot be asked not to sleep on the socket: spin on a
 		 * peek instead, as the copying loop spins on its recv(2). */
-		recv_polling(fd, &peek, 1, p, MSG_PEEK, NULL);
+		recv_polling(fd, &peek, 1, p, MSG_PEEK, spin);
+		began = wait_begins(p, spin_tried);
 		n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
+		wait_ends(p, began, n, spin);
 		if (n == 0) {
 			*end = PE_ECHO_EOF;
 			return 0;
@@ -218,8 +230,12 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		ssize_t n = recv_polling(fd, buf, size, p, 0, &spin);
 		int rc;
 
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			n = recv_sleeping(fd, buf, size, p, &spin, !spin_tried);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			long long began = wait_begins(p, spin_tried);
+
+			n = recv(fd, buf, size, 0);
+			wait_ends(p, began, n, &spin);
+		}
 		if (n == 0)
 			return PE_ECHO_EOF;
 		if (n < 0) {
@@ -248,7 +264,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		if ((size_t)n == w->size && splice_wanted(p) && splice_ready(w)) {
 			enum pe_echo_end end;
 
-			if (!echo_splice(fd, w, p, &end, err))
+			if (!echo_splice(fd, w, p, &spin, &end, err))
 				return end;
 		}
 #endif

@@ -157,7 +157,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	close(fd);
 }
 
-/* The CPUs this process may run on (taskset, cpusets), else all online. */
+/* The CPUs the creating thread may run on (taskset, cpusets), which the
+ * workers inherit; else all online ones. */
 static unsigned usable_cpus(void)
 {
 	long n;

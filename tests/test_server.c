@@ -227,8 +227,10 @@ struct serve_run {
 	pthread_t thread;
 	_Atomic pid_t tid;              /* the serving thread, once it runs */
 	long sleeps;                    /* its voluntary context switches while serving */
+	int spliced;                    /* it ended holding a splice pipe */
 };
 
+#ifdef __linux__
 /* CPU time THREAD has used, in milliseconds. */
 static long thread_cpu_ms(pthread_t thread)
 {
@@ -240,9 +242,36 @@ static long thread_cpu_ms(pthread_t thread)
 	return now.tv_sec * 1000L + now.tv_nsec / 1000000L;
 }
 
+/* The scheduler state of thread TID of this process ('R', 'S', ...), or 0. */
+static char thread_state(pid_t tid)
+{
+	char path[64], line[256], *end;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	end = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	return end && end[1] == ' ' ? end[2] : 0;
+}
+
+/* Wait up to IO_MS for thread TID to sleep; return its last state ('S' if it did). */
+static char wait_asleep(pid_t tid)
+{
+	int64_t deadline = th_now_ms() + IO_MS;
+	char state;
+
+	while ((state = thread_state(tid)) != 'S' && th_ms_left(deadline) > 0)
+		sched_yield();
+	return state;
+}
+#endif
+
 static void *serve_main(void *arg)
 {
 	struct serve_run *r = arg;
+#ifdef __linux__
 	struct rusage before, after;
 
 	atomic_store(&r->tid, th_gettid());
@@ -250,6 +279,10 @@ static void *serve_main(void *arg)
 	r->end = pe_echo_serve(r->fd, &r->w, &r->policy, &r->err);
 	getrusage(RUSAGE_THREAD, &after);
 	r->sleeps = after.ru_nvcsw - before.ru_nvcsw;
+#else
+	r->end = pe_echo_serve(r->fd, &r->w, &r->policy, &r->err);
+#endif
+	r->spliced = r->w.pipe[0] >= 0;
 	return NULL;
 }
 
@@ -318,16 +351,16 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 
 /* ---- when the echo loop busy-polls ----------------------------------------------- */
 
-/* Start pe_echo_serve on a thread for a 64-byte-message client, with a
- * 2-CPU policy that spins BUSY_POLL_US and counts *OPEN_NOW connections;
- * return the client's socket. */
+/* Start pe_echo_serve on a thread with a 4 KiB buffer and a 2-CPU policy
+ * that spins BUSY_POLL_US, counts *OPEN_NOW connections and splices as
+ * SPLICE says; return the client's socket. */
 static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
-                       atomic_uint *open_now, unsigned busy_poll_us)
+                       atomic_uint *open_now, unsigned busy_poll_us, enum pe_splice splice)
 {
 	int cfd;
 
 	r->policy = (struct pe_echo_policy){.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
-	                                    .active = open_now, .splice = PE_SPLICE_NEVER};
+	                                    .active = open_now, .splice = splice};
 	pe_echo_worker_init(&r->w, counters);
 	r->w.size = 4096;
 	r->w.buf = malloc(r->w.size);
@@ -349,11 +382,13 @@ static void serve_finish(struct serve_run *r, int cfd)
 	close(cfd);
 }
 
+#ifdef __linux__
 /* Ping-pong MESSAGES 64-byte messages through pe_echo_serve with a 2-CPU
  * policy and ACTIVE connections open; return how often the worker slept.
  * The spin is made long (10 s) so that a slow build never sleeps for want
- * of spinning time. */
-static long sleeps_in_ping_pong(unsigned active, unsigned messages)
+ * of spinning time. With EXPECT_SLEEP each message waits until the worker
+ * sleeps, so a worker that is merely slow back to recv(2) still counts. */
+static long sleeps_in_ping_pong(unsigned active, unsigned messages, int expect_sleep)
 {
 	static atomic_uint open_now;
 	struct pe_worker_counters counters = {0};
@@ -361,51 +396,75 @@ static long sleeps_in_ping_pong(unsigned active, unsigned messages)
 	int cfd;
 
 	atomic_store(&open_now, active);
-	cfd = serve_start(&r, &counters, &open_now, 10000000);
-	for (unsigned i = 0; i < messages; i++)
+	cfd = serve_start(&r, &counters, &open_now, 10000000, PE_SPLICE_NEVER);
+	for (unsigned i = 0; i < messages; i++) {
+		if (expect_sleep && i > 0)
+			cr_assert_eq(wait_asleep(atomic_load(&r.tid)), 'S',
+			             "message %u: the worker never went to sleep", i);
 		cr_assert_eq(th_echo_check(cfd, 64, i, IO_MS), 0, "message %u", i);
+	}
 	serve_finish(&r, cfd);
 	return r.sleeps;
 }
+#endif
 
 /* A worker spins for its client's next message, sparing it a wake-up per
  * message, only while no more clients are connected than CPUs: beyond
  * that, other workers need the CPU. */
 Test(server, busy_polls_only_while_no_more_clients_than_cpus)
 {
+#ifdef __linux__
 	enum { MESSAGES = 200 };
-	long alone = sleeps_in_ping_pong(1, MESSAGES);
-	long crowded = sleeps_in_ping_pong(3, MESSAGES);
+	long alone = sleeps_in_ping_pong(1, MESSAGES, 0);
+	long crowded = sleeps_in_ping_pong(3, MESSAGES, 1);
 
 	cr_expect_lt(alone, MESSAGES / 2, "1 connection on 2 CPUs: slept %ld times in %d messages",
 	             alone, MESSAGES);
 	cr_expect_geq(crowded, MESSAGES / 2,
 	              "3 connections on 2 CPUs: slept only %ld times in %d messages (it spun)",
 	              crowded, MESSAGES);
+#else
+	cr_skip_test("counts a thread's sleeps and reads its state from /proc (Linux only)");
+#endif
 }
+
+#ifdef __linux__
+enum { PAUSES = 12, PAUSE_MS = 50, SPIN_MS = 30 };
+
+/* Echo PAUSES messages of SIZE bytes, each followed by a pause of
+ * PAUSE_MS, through a worker started as serve_start does with a spin of
+ * SPIN_MS; return the CPU time the worker used meanwhile. The worker is
+ * left running for the caller's CFD. */
+static long cpu_ms_over_pauses(struct serve_run *r, struct pe_worker_counters *counters,
+                               enum pe_splice splice, size_t size, int *cfd)
+{
+	static atomic_uint open_now;
+	const struct timespec pause = {0, PAUSE_MS * 1000000L};
+	long before;
+
+	atomic_store(&open_now, 1);
+	*cfd = serve_start(r, counters, &open_now, SPIN_MS * 1000, splice);
+	before = thread_cpu_ms(r->thread);
+	for (unsigned i = 0; i < PAUSES; i++) {
+		cr_assert_eq(th_echo_check(*cfd, size, i, IO_MS), 0, "message %u", i);
+		nanosleep(&pause, NULL);   /* the scenario: a client idle between messages */
+	}
+	return thread_cpu_ms(r->thread) - before;
+}
+#endif
 
 /* A client that pauses longer than the busy-poll time costs one spin, not
  * one per message; once its messages come quickly again, the worker spins
  * for them again. */
 Test(server, busy_polling_stops_for_a_client_that_pauses_and_resumes_when_it_hurries)
 {
-	enum { PAUSES = 12, PAUSE_MS = 50, SPIN_MS = 30, QUICK = 200 };
-	static atomic_uint open_now;
+#ifdef __linux__
+	enum { QUICK = 200 };
 	struct pe_worker_counters counters = {0};
 	struct serve_run r = {0};
-	const struct timespec pause = {0, PAUSE_MS * 1000000L};
-	long cpu_before, paused_cpu;
 	int cfd;
+	long paused_cpu = cpu_ms_over_pauses(&r, &counters, PE_SPLICE_NEVER, 64, &cfd);
 
-	atomic_store(&open_now, 1);
-	cfd = serve_start(&r, &counters, &open_now, SPIN_MS * 1000);
-	/* The scenario is a client idle for PAUSE_MS between messages. */
-	cpu_before = thread_cpu_ms(r.thread);
-	for (unsigned i = 0; i < PAUSES; i++) {
-		cr_assert_eq(th_echo_check(cfd, 64, i, IO_MS), 0, "message %u", i);
-		nanosleep(&pause, NULL);
-	}
-	paused_cpu = thread_cpu_ms(r.thread) - cpu_before;
 	for (unsigned i = 0; i < QUICK; i++)
 		cr_assert_eq(th_echo_check(cfd, 64, PAUSES + i, IO_MS), 0, "quick message %u", i);
 	serve_finish(&r, cfd);
@@ -415,6 +474,27 @@ Test(server, busy_polling_stops_for_a_client_that_pauses_and_resumes_when_it_hur
 	cr_expect_lt(r.sleeps, PAUSES + QUICK / 2,
 	             "slept %ld times for %d paused and %d quick messages: no spin for the quick",
 	             r.sleeps, PAUSES, QUICK);
+#else
+	cr_skip_test("counts a thread's sleeps and CPU time (Linux only)");
+#endif
+}
+
+/* The same holds for a stream the worker splices (it spins on a peek). */
+Test(server, busy_polling_stops_for_a_spliced_stream_that_pauses)
+{
+#if defined(__linux__) && defined(HAVE_SPLICE)
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	int cfd;
+	long paused_cpu = cpu_ms_over_pauses(&r, &counters, PE_SPLICE_ALWAYS, 8192, &cfd);
+
+	serve_finish(&r, cfd);
+	cr_expect(r.spliced, "the stream was copied, not spliced");
+	cr_expect_lt(paused_cpu, 3 * SPIN_MS, "%d pauses of %d ms cost %ld ms of CPU: %d-ms spins",
+	             PAUSES, PAUSE_MS, paused_cpu, SPIN_MS);
+#else
+	cr_skip_test("splices and counts a thread's CPU time (Linux only)");
+#endif
 }
 
 /* A server confined to fewer CPUs (taskset, a cpuset) busy-polls by the
@@ -446,22 +526,6 @@ Test(server, busy_polling_counts_only_the_cpus_the_server_may_use)
 #endif
 }
 
-#ifdef __linux__
-/* The scheduler state of thread TID of this process ('R', 'S', ...), or 0. */
-static char thread_state(pid_t tid)
-{
-	char path[64], line[256], *end;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	end = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
-	fclose(f);
-	return end && end[1] == ' ' ? end[2] : 0;
-}
-#endif
-
 /* A spinning worker gives the CPU up as soon as more clients connect than
  * there are CPUs: it must not spin out its time while their workers wait. */
 Test(server, a_spinning_worker_sleeps_once_more_clients_connect)
@@ -470,23 +534,19 @@ Test(server, a_spinning_worker_sleeps_once_more_clients_connect)
 	static atomic_uint open_now;
 	struct pe_worker_counters counters = {0};
 	struct serve_run r = {0};
-	int64_t deadline;
 	pid_t tid;
-	char state = 0;
 	int cfd;
 
 	atomic_store(&open_now, 1);
-	cfd = serve_start(&r, &counters, &open_now, 60000000);
+	cfd = serve_start(&r, &counters, &open_now, 60000000, PE_SPLICE_NEVER);
 	cr_assert_eq(th_echo_check(cfd, 64, 1, IO_MS), 0); /* it is in its loop */
 	while (!(tid = atomic_load(&r.tid)))
 		sched_yield();
 	/* Alone, it spins (up to 60 s): running or runnable. */
 	cr_expect_eq(thread_state(tid), 'R', "the worker alone did not busy-poll");
 	atomic_fetch_add(&open_now, 2);   /* two more clients: 3 on 2 CPUs */
-	deadline = th_now_ms() + IO_MS;
-	while ((state = thread_state(tid)) != 'S' && th_ms_left(deadline) > 0)
-		sched_yield();
-	cr_expect_eq(state, 'S', "the worker kept spinning with 3 clients on 2 CPUs");
+	/* Not after its 60 s spin: wait_asleep gives up after IO_MS. */
+	cr_expect_eq(wait_asleep(tid), 'S', "the worker kept spinning with 3 clients on 2 CPUs");
 	atomic_fetch_sub(&open_now, 2);
 	cr_assert_eq(th_echo_check(cfd, 64, 2, IO_MS), 0);
 	serve_finish(&r, cfd);

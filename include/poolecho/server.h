@@ -35,9 +35,9 @@ enum pe_overflow {
 enum pe_splice {
 	PE_SPLICE_NEVER,   /* always copy */
 	PE_SPLICE_ALWAYS,  /* splice every bulk stream */
-	PE_SPLICE_AUTO     /* splice while no more connections are open than the server may
-	                      use CPUs (and busy polling is on), copy otherwise: the faster
-	                      of the two in bench/RESULTS.md */
+	PE_SPLICE_AUTO     /* splice while busy polling is on and no more connections are
+	                      open than there are CPUs the server may use, copy otherwise:
+	                      the faster of the two in bench/RESULTS.md */
 };
 
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
@@ -58,10 +58,10 @@ struct pe_server_config {
 	size_t buffer_size;        /* per-worker echo buffer, bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
 	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
-	unsigned busy_poll_us;     /* while no more connections are open than the server may use
-	                              CPUs, spin this long on an empty socket before sleeping
-	                              (not again for a client that let a spin run out, until it
-	                              hurries); 0 = never spin */
+	unsigned busy_poll_us;     /* while no more connections are open than there are CPUs the
+	                              server may use, spin this long on an empty socket before
+	                              sleeping (not again for a client that let a spin run out,
+	                              until it hurries); 0 = never spin */
 	enum pe_splice splice;     /* default PE_SPLICE_AUTO */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
