@@ -35,8 +35,7 @@
 #include "client_load.h"
 
 #define PATTERN_LEN LOAD_PATTERN_LEN
-_Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN &&
-                       LOAD_STREAM_STRIDE % PATTERN_LEN != 0,
+_Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN && LOAD_STREAM_STRIDE % PATTERN_LEN != 0,
                "stream starts would repeat");
 /* Every 64-byte message holds at least one zero byte. */
 #define PATTERN_ZERO_EVERY 61u
@@ -726,6 +725,7 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 			goto nomem;
 		for (k = 0; k < n; k++) {
 			struct conn *c = &t->conns[k];
+
 			c->fd = -1;
 			c->index = (unsigned)(base + k);
 			c->start = load_stream_start(base + k);
