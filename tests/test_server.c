@@ -302,55 +302,6 @@ static int loopback_pair(int *server_fd)
 	return cfd;
 }
 
-/* Echo a 1 MiB stream through pe_echo_serve with MODE and ACTIVE open
- * connections (on a 2-CPU policy); return whether the worker spliced,
- * which leaves it holding its pipe. Every byte is checked either way. */
-static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
-{
-	enum { LEN = 1024 * 1024 };
-	static atomic_uint open_now;
-	struct pe_worker_counters counters = {0};
-	struct serve_run r = {.policy = {.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
-	                                 .active = &open_now, .splice = mode}};
-	struct writer w = {.len = LEN, .seed = 5, .shut = 1};
-	int was_spliced;
-
-	atomic_store(&open_now, active);
-	pe_echo_worker_init(&r.w, &counters);
-	r.w.size = 4096;   /* the first read of the stream fills it */
-	r.w.buf = malloc(r.w.size);
-	cr_assert_not_null(r.w.buf);
-	w.fd = loopback_pair(&r.fd);
-	cr_assert_eq(pthread_create(&r.thread, NULL, serve_main, &r), 0);
-	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
-	read_pattern(w.fd, LEN, w.seed);
-	cr_assert_eq(th_join(w.thread, IO_MS), 0);
-	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
-	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
-	cr_expect_eq(r.end, PE_ECHO_EOF, "end %d: %s", (int)r.end, strerror(r.err));
-	was_spliced = r.w.pipe[0] >= 0;
-	pe_echo_worker_free(&r.w);
-	free(r.w.buf);
-	close(r.fd);
-	close(w.fd);
-	return was_spliced;
-}
-
-Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
-{
-#ifdef HAVE_SPLICE
-	cr_expect(spliced(PE_SPLICE_AUTO, 1, 100), "auto, 1 connection of 2 CPUs: not spliced");
-	cr_expect(!spliced(PE_SPLICE_AUTO, 3, 100), "auto, 3 connections on 2 CPUs: spliced");
-	cr_expect(!spliced(PE_SPLICE_AUTO, 1, 0), "auto without busy polling: spliced");
-	cr_expect(spliced(PE_SPLICE_ALWAYS, 3, 0), "always: not spliced");
-	cr_expect(!spliced(PE_SPLICE_NEVER, 1, 100), "never: spliced");
-#else
-	cr_skip_test("this system has no splice(2)");
-#endif
-}
-
-/* ---- when the echo loop busy-polls ----------------------------------------------- */
-
 /* Start pe_echo_serve on a thread with a 4 KiB buffer and a 2-CPU policy
  * that spins BUSY_POLL_US, counts *OPEN_NOW connections and splices as
  * SPLICE says; return the client's socket. */
@@ -381,6 +332,43 @@ static void serve_finish(struct serve_run *r, int cfd)
 	close(r->fd);
 	close(cfd);
 }
+
+/* Echo a 1 MiB stream through pe_echo_serve with MODE and ACTIVE open
+ * connections (on a 2-CPU policy); return whether the worker spliced,
+ * which leaves it holding its pipe. Every byte is checked either way. */
+static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
+{
+	enum { LEN = 1024 * 1024 };
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	struct writer w = {.len = LEN, .seed = 5, .shut = 1};
+
+	atomic_store(&open_now, active);
+	/* The first read of the stream fills serve_start's 4 KiB buffer. */
+	w.fd = serve_start(&r, &counters, &open_now, busy_poll_us, mode);
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	serve_finish(&r, w.fd);
+	return r.spliced;
+}
+
+Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
+{
+#ifdef HAVE_SPLICE
+	cr_expect(spliced(PE_SPLICE_AUTO, 1, 100), "auto, 1 connection of 2 CPUs: not spliced");
+	cr_expect(!spliced(PE_SPLICE_AUTO, 3, 100), "auto, 3 connections on 2 CPUs: spliced");
+	cr_expect(!spliced(PE_SPLICE_AUTO, 1, 0), "auto without busy polling: spliced");
+	cr_expect(spliced(PE_SPLICE_ALWAYS, 3, 0), "always: not spliced");
+	cr_expect(!spliced(PE_SPLICE_NEVER, 1, 100), "never: spliced");
+#else
+	cr_skip_test("this system has no splice(2)");
+#endif
+}
+
+/* ---- when the echo loop busy-polls ----------------------------------------------- */
 
 #ifdef __linux__
 /* Ping-pong MESSAGES 64-byte messages through pe_echo_serve with a 2-CPU
