@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errlimit.h"
 #include "listener.h"
 
 /* How long to stay away from accept(2) after running out of descriptors or
@@ -25,44 +26,55 @@
  * finishing frees a descriptor. */
 #define BACKOFF_MS 100
 /* A recurring accept error is logged at most this often. */
-#define ERROR_LOG_INTERVAL_S 10
+#define ERROR_LOG_INTERVAL_MS 10000
 
-struct error_log {
-	int last_errno;
-	time_t last_logged;
-	unsigned long suppressed;
-};
-
-static time_t now_s(void)
+static int64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Log an accept error, but the same error at most every ERROR_LOG_INTERVAL_S. */
-static void log_accept_error(pe_server *srv, struct error_log *el, int err)
+/* How many accept errors were not logged, named by their own error. */
+static void log_held(pe_server *srv, struct errlimit_held held, const char *then)
 {
-	time_t now = now_s();
+	if (held.count)
+		pe_server_logf(srv, PE_LOG_WARN, "accept: %s: %lu more since the last report%s",
+		               strerror(held.err), held.count, then);
+}
+
+/* How long the accept loop may sleep before a held count is due: -1 (for
+ * ever) when nothing is held back. */
+static int held_timeout_ms(const struct errlimit *el)
+{
+	int64_t due = errlimit_due_at(el), left;
+
+	if (due < 0)
+		return -1;
+	left = due - now_ms();
+	return left < 0 ? 0 : (int)left;
+}
+
+/* Log an accept error, but the same error at most every ERROR_LOG_INTERVAL_MS. */
+static void log_accept_error(pe_server *srv, struct errlimit *el, int err)
+{
+	struct errlimit_held held;
 
 	pe_counter_add(&srv->listener.accept_errors, 1);
-	if (err == el->last_errno && now - el->last_logged < ERROR_LOG_INTERVAL_S) {
-		el->suppressed++;
+	if (!errlimit_note(el, err, now_ms(), &held))
 		return;
-	}
-	if (el->suppressed)
-		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (%lu more errors not logged)",
-		               strerror(err), el->suppressed);
-	else
+	if (held.count && held.err == err)
+		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (and %lu more since the last report)",
+		               strerror(err), held.count);
+	else {
+		log_held(srv, held, "");
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s", strerror(err));
+	}
 	if (err == EMFILE || err == ENFILE)
 		pe_server_logf(srv, PE_LOG_WARN,
 		               "out of file descriptors: pausing accept for %d ms at a time "
 		               "(raise 'ulimit -n' or lower --workers/--queue)", BACKOFF_MS);
-	el->last_errno = err;
-	el->last_logged = now;
-	el->suppressed = 0;
 }
 
 /* Wait until a connection is pending (if WATCH_LISTENER), a stop is
@@ -117,9 +129,8 @@ static int hand_off(pe_server *srv, int fd)
 	return 1; /* -ESHUTDOWN */
 }
 
-int pe_listener_run(pe_server *srv)
+static int accept_loop(pe_server *srv, struct errlimit *el)
 {
-	struct error_log el = {0};
 	const int one = 1;
 
 	while (!atomic_load(&srv->stop_requested)) {
@@ -137,8 +148,10 @@ int pe_listener_run(pe_server *srv)
 #if EWOULDBLOCK != EAGAIN
 			case EWOULDBLOCK:
 #endif
-				if (wait_for(srv, 1, -1))
+				if (wait_for(srv, 1, held_timeout_ms(el)))
 					return 0;
+				if (el->held)
+					log_held(srv, errlimit_due(el, now_ms()), "");
 				continue;
 			case EINTR:
 			case ECONNABORTED:
@@ -148,7 +161,7 @@ int pe_listener_run(pe_server *srv)
 			case ENFILE:
 			case ENOBUFS:
 			case ENOMEM:
-				log_accept_error(srv, &el, errno);
+				log_accept_error(srv, el, errno);
 				/* Not the listener: it stays readable while
 				 * clients wait, and this would spin. */
 				if (wait_for(srv, 0, BACKOFF_MS))
@@ -165,11 +178,13 @@ int pe_listener_run(pe_server *srv)
 			}
 			default:
 				/* Linux passes on pending network errors (ENETDOWN, EHOSTUNREACH...). */
-				log_accept_error(srv, &el, errno);
+				log_accept_error(srv, el, errno);
 				continue;
 			}
 		}
 		pe_counter_add(&srv->listener.accepted, 1);
+		if (el->held)
+			log_held(srv, errlimit_due(el, now_ms()), "; accepting again");
 		/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
 		if (!srv->options_inherited)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -177,4 +192,15 @@ int pe_listener_run(pe_server *srv)
 			break;
 	}
 	return 0;
+}
+
+int pe_listener_run(pe_server *srv)
+{
+	struct errlimit el;
+	int rc;
+
+	errlimit_init(&el, ERROR_LOG_INTERVAL_MS);
+	rc = accept_loop(srv, &el);
+	log_held(srv, errlimit_flush(&el), "");
+	return rc;
 }

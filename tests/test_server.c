@@ -1031,6 +1031,66 @@ static void connect_socket(int fd)
 	             strerror(errno));
 }
 
+/* The accept errors a server logged, kept for a test to count. */
+struct accept_log {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	unsigned long reported;      /* "accept: <EMFILE text>" lines: one error each */
+	unsigned long counted;       /* the sum of "N more since the last report" */
+	unsigned long other;         /* accept lines naming anything else */
+};
+
+/* Wait up to MS for the errors logged or counted in AL to reach WANT;
+ * returns how many there are. */
+static unsigned long accept_log_wait(struct accept_log *al, unsigned long want, int ms)
+{
+	struct timespec deadline;
+	unsigned long n;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&al->lock);
+	while (al->reported + al->counted != want &&
+	       pthread_cond_timedwait(&al->changed, &al->lock, &deadline) == 0)
+		;
+	n = al->reported + al->counted;
+	pthread_mutex_unlock(&al->lock);
+	return n;
+}
+
+static void log_accepts(void *ctx, enum pe_log_level level, const char *message)
+{
+	struct accept_log *al = ctx;
+	const char *emfile = strerror(EMFILE);
+	size_t len = strlen(emfile);
+	const char *rest = message + 8 + len;
+	unsigned long n;
+
+	fprintf(stderr, "[test server] level %d: %s\n", (int)level, message);
+	if (strncmp(message, "accept: ", 8) != 0)
+		return;
+	pthread_mutex_lock(&al->lock);
+	if (strncmp(message + 8, emfile, len) != 0) {
+		al->other++;
+	} else if (*rest == '\0') {
+		al->reported++;
+	} else if (sscanf(rest, " (and %lu more since the last report)", &n) == 1) {
+		al->reported++;
+		al->counted += n;
+	} else if (sscanf(rest, ": %lu more since the last report", &n) == 1) {
+		al->counted += n;
+	} else {
+		al->other++;
+	}
+	pthread_cond_broadcast(&al->changed);
+	pthread_mutex_unlock(&al->lock);
+}
+
 /* EMFILE on accept(2) must not become a busy loop, and the server must
  * serve the clients left in the backlog once descriptors free up. */
 Test(server, out_of_descriptors_pauses_accept_then_recovers)
@@ -1042,7 +1102,13 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	uint64_t errors;
 	int64_t t0, elapsed;
 
+	static struct accept_log al = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	                               .changed = PTHREAD_COND_INITIALIZER};
+	unsigned long logged;
+
 	tf_config(&cfg, 2, 4);
+	cfg.log = log_accepts;
+	cfg.log_ctx = &al;
 	start_server(&cfg);
 	for (int i = 0; i < CLIENTS; i++) {
 		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1083,9 +1149,20 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 		finish_client(sock[i]);
 	}
 	wait_stat_served(CLIENTS);
+	errors = tf_stats(&ts).accept_errors;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 	for (int i = 0; i < nfillers; i++)
 		close(fillers[i]);
+
+	/* Within the ten seconds of the rate limit (plus slack), every error is
+	 * in the log, reported or counted beside its own text, while the
+	 * server runs on. */
+	t0 = th_now_ms();
+	logged = accept_log_wait(&al, (unsigned long)errors, 15000);
+	cr_expect_eq(logged, errors, "%llu accept errors, %lu logged or counted in the log after %lld ms",
+	             (unsigned long long)errors, logged, (long long)(th_now_ms() - t0));
+	cr_expect_geq(al.reported, 1, "EMFILE was never logged");
+	cr_expect_eq(al.other, 0, "%lu accept lines name something else", al.other);
 	stop_server_and_check(0);
 }
 

@@ -1,0 +1,113 @@
+/*
+ * test_errlimit.c -- the rate limit on recurring errors: the first of a
+ * kind is reported at once, repeats within the interval are counted, and
+ * every count is reported beside the error it counts, never another.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "errlimit.h"
+
+#define INTERVAL 10
+
+static struct errlimit el;
+
+static void fresh(void)
+{
+	errlimit_init(&el, INTERVAL);
+}
+
+TestSuite(errlimit, .init = fresh, .timeout = 10);
+
+/* Note ERR at NOW; check whether it is reported and what count comes first. */
+static void expect_note(int err, int64_t now, int reported, int held_err, unsigned long held)
+{
+	struct errlimit_held h = {.err = -1, .count = 12345};
+
+	cr_expect_eq(errlimit_note(&el, err, now, &h), reported, "errno %d at %lld s: reported?",
+	             err, (long long)now);
+	cr_expect_eq(h.count, held, "errno %d at %lld s: count %lu, want %lu", err,
+	             (long long)now, h.count, held);
+	if (held)
+		cr_expect_eq(h.err, held_err, "the count of %lu names errno %d, want %d", held,
+		             h.err, held_err);
+}
+
+Test(errlimit, the_first_error_is_reported_and_repeats_are_counted)
+{
+	expect_note(EMFILE, 100, 1, 0, 0);
+	expect_note(EMFILE, 100, 0, 0, 0);
+	expect_note(EMFILE, 105, 0, 0, 0);
+	expect_note(EMFILE, 109, 0, 0, 0);
+	/* The interval is over: reported again, with the three held back. */
+	expect_note(EMFILE, 110, 1, EMFILE, 3);
+	expect_note(EMFILE, 111, 0, 0, 0);
+}
+
+Test(errlimit, the_first_error_is_reported_even_at_time_zero)
+{
+	expect_note(ENOBUFS, 0, 1, 0, 0);
+	expect_note(ENOBUFS, 1, 0, 0, 0);
+}
+
+/* The count held back for one error is reported as that error's, before a
+ * different error is reported (the old listener printed it beside the new
+ * one's text). */
+Test(errlimit, a_different_error_reports_the_count_of_the_one_before)
+{
+	expect_note(EMFILE, 100, 1, 0, 0);
+	expect_note(EMFILE, 101, 0, 0, 0);
+	expect_note(EMFILE, 102, 0, 0, 0);
+	expect_note(ENOBUFS, 103, 1, EMFILE, 2);
+	/* ENOBUFS's own repeats are now the ones counted. */
+	expect_note(ENOBUFS, 104, 0, 0, 0);
+	expect_note(EMFILE, 105, 1, ENOBUFS, 1);
+}
+
+Test(errlimit, a_held_count_is_due_once_per_interval)
+{
+	struct errlimit_held h;
+
+	expect_note(EMFILE, 100, 1, 0, 0);
+	expect_note(EMFILE, 101, 0, 0, 0);
+	cr_expect_eq(errlimit_due_at(&el), 100 + INTERVAL);
+	h = errlimit_due(&el, 102);
+	cr_expect_eq(h.count, 0, "reported %lu within the interval", h.count);
+	expect_note(EMFILE, 103, 0, 0, 0);
+	h = errlimit_due(&el, 110);
+	cr_expect_eq(h.count, 2);
+	cr_expect_eq(h.err, EMFILE);
+	cr_expect_eq(errlimit_due_at(&el), -1, "due again once reported");
+	/* Reported at 110: an error that comes and goes stays held until 120. */
+	expect_note(EMFILE, 111, 0, 0, 0);
+	cr_expect_eq(errlimit_due_at(&el), 120);
+	h = errlimit_due(&el, 112);
+	cr_expect_eq(h.count, 0);
+	expect_note(EMFILE, 120, 1, EMFILE, 1);
+}
+
+Test(errlimit, nothing_is_due_while_nothing_is_held)
+{
+	struct errlimit_held h = errlimit_due(&el, 1000);
+
+	cr_expect_eq(h.count, 0);
+	expect_note(EMFILE, 1001, 1, 0, 0);
+	cr_expect_eq(errlimit_due_at(&el), -1, "due with nothing held back");
+	h = errlimit_due(&el, 2000);
+	cr_expect_eq(h.count, 0, "nothing was held back, yet %lu reported", h.count);
+}
+
+Test(errlimit, flush_reports_what_is_left_once)
+{
+	struct errlimit_held h;
+
+	expect_note(ENFILE, 50, 1, 0, 0);
+	expect_note(ENFILE, 51, 0, 0, 0);
+	h = errlimit_flush(&el);
+	cr_expect_eq(h.count, 1);
+	cr_expect_eq(h.err, ENFILE);
+	h = errlimit_flush(&el);
+	cr_expect_eq(h.count, 0, "the same count reported twice");
+}
