@@ -1,62 +1,93 @@
 /*
- * errlimit.c -- a recurring error reported at most once per interval; see
- * errlimit.h.
+ * errlimit.c -- recurring errors, each reported at most once per interval;
+ * see errlimit.h.
  */
 #include <config.h>
+
+#include <string.h>
 
 #include "errlimit.h"
 
 void errlimit_init(struct errlimit *el, int64_t interval)
 {
+	memset(el, 0, sizeof *el);
 	el->interval = interval;
-	el->err = 0;
-	el->reported_at = 0;
-	el->held = 0;
 }
 
-static struct errlimit_held take_held(struct errlimit *el)
+static struct errlimit_held take_held(struct errlimit_kind *k)
 {
-	struct errlimit_held h = {.err = el->err, .count = el->held};
+	struct errlimit_held h = {.err = k->err, .count = k->held};
 
-	el->held = 0;
+	k->held = 0;
 	return h;
 }
 
-static int interval_over(const struct errlimit *el, int64_t now)
+/* ERR's slot; else a free one, or the one reported longest ago. */
+static struct errlimit_kind *slot_for(struct errlimit *el, int err)
 {
-	return now - el->reported_at >= el->interval;
+	struct errlimit_kind *oldest = &el->kinds[0];
+
+	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
+		struct errlimit_kind *k = &el->kinds[i];
+
+		if (k->err == err)
+			return k;
+		if (k->err == 0 || (oldest->err != 0 && k->reported_at < oldest->reported_at))
+			oldest = k;
+	}
+	return oldest;
 }
 
 int errlimit_note(struct errlimit *el, int err, int64_t now, struct errlimit_held *held)
 {
-	if (el->err == err && !interval_over(el, now)) {
-		el->held++;
+	struct errlimit_kind *k = slot_for(el, err);
+
+	if (k->err == err && now - k->reported_at < el->interval) {
+		k->held++;
 		held->err = err;
 		held->count = 0;
 		return 0;
 	}
-	*held = take_held(el);
-	el->err = err;
-	el->reported_at = now;
+	*held = take_held(k);   /* ERR's own count, or the count of the error it replaces */
+	k->err = err;
+	k->reported_at = now;
 	return 1;
 }
 
 int64_t errlimit_due_at(const struct errlimit *el)
 {
-	return el->held ? el->reported_at + el->interval : -1;
+	int64_t due = -1;
+
+	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
+		const struct errlimit_kind *k = &el->kinds[i];
+
+		if (k->held && (due < 0 || k->reported_at + el->interval < due))
+			due = k->reported_at + el->interval;
+	}
+	return due;
 }
 
 struct errlimit_held errlimit_due(struct errlimit *el, int64_t now)
 {
-	struct errlimit_held none = {.err = el->err, .count = 0};
+	struct errlimit_held none = {0, 0};
 
-	if (el->held == 0 || !interval_over(el, now))
-		return none;
-	el->reported_at = now;
-	return take_held(el);
+	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
+		struct errlimit_kind *k = &el->kinds[i];
+
+		if (k->held && now - k->reported_at >= el->interval) {
+			k->reported_at = now;
+			return take_held(k);
+		}
+	}
+	return none;
 }
 
 struct errlimit_held errlimit_flush(struct errlimit *el)
 {
-	return take_held(el);
+	struct errlimit_held none = {0, 0};
+
+	for (int i = 0; i < ERRLIMIT_KINDS; i++)
+		if (el->kinds[i].held)
+			return take_held(&el->kinds[i]);
+	return none;
 }

@@ -9,12 +9,18 @@
 
 #include <stdint.h>
 
+/* Distinct errors limited at once; a new one beyond them takes the place of
+ * the one reported longest ago, whose count is then reported. */
+#define ERRLIMIT_KINDS 4
+
 /* Times are in any one unit of a monotonic clock, the caller's choice. */
 struct errlimit {
-	int64_t interval;    /* the same error is reported at most this often */
-	int err;             /* the error last reported; 0 before any */
-	int64_t reported_at; /* when */
-	unsigned long held;  /* occurrences of ERR since then, not reported */
+	int64_t interval;            /* each error is reported at most this often */
+	struct errlimit_kind {
+		int err;             /* 0: a free slot */
+		int64_t reported_at; /* when ERR was last reported */
+		unsigned long held;  /* occurrences of ERR since then, not reported */
+	} kinds[ERRLIMIT_KINDS];
 };
 
 /* Held-back occurrences of one error, to be reported as a count. */
@@ -25,23 +31,23 @@ struct errlimit_held {
 
 void errlimit_init(struct errlimit *el, int64_t interval);
 
-/* One more occurrence of ERR at NOW. Returns 1 when ERR is to be reported
- * now, 0 when it is held back. *HELD is what to report before it: earlier
- * occurrences of a different error, or of ERR itself when its interval is
- * over. */
+/* One more occurrence of ERR (non-zero) at NOW. Returns 1 when ERR is to be
+ * reported now, 0 when it is held back. *HELD is what to report before
+ * it: earlier occurrences of ERR itself when its interval is over, or of
+ * the error whose place it takes. */
 int errlimit_note(struct errlimit *el, int err, int64_t now, struct errlimit_held *held);
 
-/* When the count held back is due to be reported (one interval after the
- * last report), or -1 when nothing is held back. */
+/* When the next count held back is due to be reported (one interval after
+ * its error's last report), or -1 when nothing is held back. */
 int64_t errlimit_due_at(const struct errlimit *el);
 
-/* The count held back, if it is due at NOW; else a count of 0. Call it when
- * the failing call succeeds, or at errlimit_due_at(): a count comes at most
- * once per interval, so an error that comes and goes cannot flood the log,
- * and at most one interval late. */
+/* One count held back that is due at NOW, or a count of 0 when none is;
+ * call it until it returns 0. Call it when the failing call succeeds and at
+ * errlimit_due_at(): each error's count comes at most once per interval, so
+ * an error that comes and goes cannot flood the log. */
 struct errlimit_held errlimit_due(struct errlimit *el, int64_t now);
 
-/* Whatever is still held back, at the end. */
+/* One count still held back, at the end; call it until it returns 0. */
 struct errlimit_held errlimit_flush(struct errlimit *el);
 
 #endif

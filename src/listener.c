@@ -44,6 +44,16 @@ static void log_held(pe_server *srv, struct errlimit_held held, const char *then
 		               strerror(held.err), held.count, then);
 }
 
+/* Every count that is due (or, at the end, every count left). */
+static void log_due(pe_server *srv, struct errlimit *el, int at_end, const char *then)
+{
+	struct errlimit_held held;
+	int64_t now = now_ms();
+
+	while ((held = at_end ? errlimit_flush(el) : errlimit_due(el, now)).count)
+		log_held(srv, held, then);
+}
+
 /* How long the accept loop may sleep before a held count is due: -1 (for
  * ever) when nothing is held back. */
 static int held_timeout_ms(const struct errlimit *el)
@@ -150,8 +160,7 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 #endif
 				if (wait_for(srv, 1, held_timeout_ms(el)))
 					return 0;
-				if (el->held)
-					log_held(srv, errlimit_due(el, now_ms()), "");
+				log_due(srv, el, 0, "");
 				continue;
 			case EINTR:
 			case ECONNABORTED:
@@ -183,8 +192,8 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 			}
 		}
 		pe_counter_add(&srv->listener.accepted, 1);
-		if (el->held)
-			log_held(srv, errlimit_due(el, now_ms()), "; accepting again");
+		if (errlimit_due_at(el) >= 0)   /* a count is held back */
+			log_due(srv, el, 0, "; accepting again");
 		/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
 		if (!srv->options_inherited)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -201,6 +210,6 @@ int pe_listener_run(pe_server *srv)
 
 	errlimit_init(&el, ERROR_LOG_INTERVAL_MS);
 	rc = accept_loop(srv, &el);
-	log_held(srv, errlimit_flush(&el), "");
+	log_due(srv, &el, 1, "");
 	return rc;
 }

@@ -52,18 +52,44 @@ Test(errlimit, the_first_error_is_reported_even_at_time_zero)
 	expect_note(ENOBUFS, 1, 0, 0, 0);
 }
 
-/* The count held back for one error is reported as that error's, before a
- * different error is reported (the old listener printed it beside the new
- * one's text). */
-Test(errlimit, a_different_error_reports_the_count_of_the_one_before)
+/* Each error has its own interval and its own count: two errors that
+ * alternate do not let each other through (they once did: only the last
+ * error was remembered), and neither's count is reported as the other's. */
+Test(errlimit, alternating_errors_are_each_limited_and_counted)
 {
+	struct errlimit_held h;
+
 	expect_note(EMFILE, 100, 1, 0, 0);
-	expect_note(EMFILE, 101, 0, 0, 0);
-	expect_note(EMFILE, 102, 0, 0, 0);
-	expect_note(ENOBUFS, 103, 1, EMFILE, 2);
-	/* ENOBUFS's own repeats are now the ones counted. */
-	expect_note(ENOBUFS, 104, 0, 0, 0);
-	expect_note(EMFILE, 105, 1, ENOBUFS, 1);
+	expect_note(ENOBUFS, 100, 1, 0, 0);
+	for (int64_t t = 101; t < 110; t++) {
+		expect_note(EMFILE, t, 0, 0, 0);
+		expect_note(ENOBUFS, t, 0, 0, 0);
+	}
+	cr_expect_eq(errlimit_due_at(&el), 110);
+	h = errlimit_due(&el, 109);
+	cr_expect_eq(h.count, 0, "a count due before its interval is over");
+	expect_note(ENOBUFS, 110, 1, ENOBUFS, 9);
+	h = errlimit_due(&el, 110);
+	cr_expect_eq(h.err, EMFILE);
+	cr_expect_eq(h.count, 9);
+	h = errlimit_due(&el, 110);
+	cr_expect_eq(h.count, 0, "%lu more reported for errno %d", h.count, h.err);
+}
+
+/* Beyond ERRLIMIT_KINDS distinct errors, a new one takes the place of the
+ * one reported longest ago, whose count is reported with its own errno. */
+Test(errlimit, a_new_kind_beyond_the_table_reports_the_count_it_replaces)
+{
+	static const int errs[ERRLIMIT_KINDS] = {EMFILE, ENFILE, ENOBUFS, ENOMEM};
+
+	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
+		expect_note(errs[i], 100 + i, 1, 0, 0);
+		expect_note(errs[i], 100 + i, 0, 0, 0);
+	}
+	expect_note(ENETDOWN, 105, 1, EMFILE, 1);
+	/* EMFILE is new again; it replaces ENFILE, the oldest report now. */
+	expect_note(EMFILE, 106, 1, ENFILE, 1);
+	expect_note(ENETDOWN, 107, 0, 0, 0);
 }
 
 Test(errlimit, a_held_count_is_due_once_per_interval)
@@ -105,9 +131,14 @@ Test(errlimit, flush_reports_what_is_left_once)
 
 	expect_note(ENFILE, 50, 1, 0, 0);
 	expect_note(ENFILE, 51, 0, 0, 0);
+	expect_note(ENOBUFS, 51, 1, 0, 0);
+	expect_note(ENOBUFS, 52, 0, 0, 0);
+	expect_note(ENOBUFS, 53, 0, 0, 0);
+	for (int i = 0; i < 2; i++) {
+		h = errlimit_flush(&el);
+		cr_expect(h.err == ENFILE ? h.count == 1 : h.err == ENOBUFS && h.count == 2,
+		          "flush %d: %lu of errno %d", i, h.count, h.err);
+	}
 	h = errlimit_flush(&el);
-	cr_expect_eq(h.count, 1);
-	cr_expect_eq(h.err, ENFILE);
-	h = errlimit_flush(&el);
-	cr_expect_eq(h.count, 0, "the same count reported twice");
+	cr_expect_eq(h.count, 0, "a count reported twice");
 }
