@@ -183,12 +183,14 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		while (in_pipe > 0) {
 			ssize_t m = splice(w->pipe[0], NULL, fd, NULL, in_pipe, SPLICE_F_MOVE);
 			if (m < 0) {
-				if (errno == EINTR)
+				int e = errno;   /* discarding SIGPIPE sets errno */
+
+				if (e == EINTR)
 					continue;
-				if (errno == EPIPE)
+				if (e == EPIPE)
 					discard_sigpipe();
-				*end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
-				*err = *end == PE_ECHO_ERROR ? errno : 0;
+				*end = e == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
+				*err = *end == PE_ECHO_ERROR ? e : 0;
 				/* Bytes left in the pipe belong to this client alone:
 				 * never let the next connection echo them. */
 				close_pipe(w);

@@ -179,14 +179,14 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 			case EBADF:
 			case EINVAL:
 			case ENOTSOCK:
-			case EOPNOTSUPP:
 			case EFAULT: {
 				int err = errno; /* the log sink may change errno */
 				pe_server_logf(srv, PE_LOG_ERROR, "accept: %s: giving up", strerror(err));
 				return -err;
 			}
 			default:
-				/* Linux passes on pending network errors (ENETDOWN, EHOSTUNREACH...). */
+				/* Linux passes on pending network errors (ENETDOWN,
+				 * EHOSTUNREACH, EOPNOTSUPP...): accept(2) says retry. */
 				log_accept_error(srv, el, errno);
 				continue;
 			}

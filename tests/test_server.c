@@ -369,6 +369,59 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 #endif
 }
 
+/* A client that stops reading, ends its stream and then closes with its
+ * echo unread makes the worker's next write fail with EPIPE (a reset in
+ * CLOSE_WAIT). That is an error, not an idle timeout: the spliced path
+ * once read errno after discarding the SIGPIPE, which had set it to
+ * EAGAIN, and so logged and counted a timeout. */
+static void client_resets_a_blocked_echo(enum pe_splice mode)
+{
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	static char chunk[64 * 1024];
+	sigset_t pipe_set;
+	int cfd, stalled = 0;
+	int64_t deadline;
+
+	/* As in the server's workers: SIGPIPE blocked, to be discarded. */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &pipe_set, NULL), 0);
+	atomic_store(&open_now, 1);
+	cfd = serve_start(&r, &counters, &open_now, 0, mode);
+	memset(chunk, 'x', sizeof chunk);
+	/* Send until nothing moves for 300 ms: the echo fills our receive
+	 * buffer, the worker blocks writing it, and then our sends stall. */
+	deadline = th_now_ms() + IO_MS;
+	while (!stalled && th_ms_left(deadline) > 0) {
+		struct pollfd pfd = {.fd = cfd, .events = POLLOUT};
+
+		if (send(cfd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
+		stalled = poll(&pfd, 1, 300) == 0;
+	}
+	cr_assert(stalled, "the client's sends never stalled");
+	cr_assert_eq(shutdown(cfd, SHUT_WR), 0);
+	close(cfd);   /* unread data: the kernel sends a reset */
+	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
+	cr_expect_eq(r.end, PE_ECHO_ERROR, "mode %d: end %d (1 = timeout), err %d: %s", (int)mode,
+	             (int)r.end, r.err, strerror(r.err));
+	cr_expect(r.err == EPIPE || r.err == ECONNRESET, "mode %d: err %d: %s", (int)mode, r.err,
+	          strerror(r.err));
+	pe_echo_worker_free(&r.w);
+	free(r.w.buf);
+	close(r.fd);
+}
+
+Test(server, a_reset_while_the_echo_blocks_is_an_error_not_a_timeout)
+{
+	client_resets_a_blocked_echo(PE_SPLICE_NEVER);
+#ifdef HAVE_SPLICE
+	client_resets_a_blocked_echo(PE_SPLICE_ALWAYS);
+#endif
+}
+
 /* ---- when the echo loop busy-polls ----------------------------------------------- */
 
 #ifdef __linux__
