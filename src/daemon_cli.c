@@ -76,8 +76,8 @@ static void usage(void)
 	       "  -h, --help                 show this help and exit\n"
 	       "  -V, --version              show the version and exit\n"
 	       "\n"
-	       "SECS may have decimals (0.5). Signals: SIGINT/SIGTERM stop gracefully (a second one\n"
-	       "stops at once), SIGUSR1 logs a stats line. Logs go to standard error.\n",
+	       "SECS may have up to three decimals (0.5). Signals: SIGINT/SIGTERM stop gracefully (a\n"
+	       "second one stops at once), SIGUSR1 logs a stats line. Logs go to standard error.\n",
 	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
 	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
 	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024, PE_DEFAULT_BUSY_POLL_US);
@@ -118,7 +118,8 @@ static int seconds(const char *name, const char *value, unsigned long *ms)
 {
 	if (pe_parse_seconds_ms(value, MAX_SECONDS_MS, ms) == 0)
 		return 0;
-	return bad_value(name, value, "seconds from 0 to 86400, e.g. 30 or 0.5");
+	return bad_value(name, value,
+	                 "seconds from 0 to 86400 with up to three decimals, e.g. 30 or 0.5");
 }
 
 static int size(const char *name, const char *value, unsigned long min, unsigned long max,

@@ -186,6 +186,21 @@ ParameterizedTest(struct bad_usage *bad, daemon, bad_usage_exits_2_naming_option
 	assert_no_sanitizer_report();
 }
 
+/* Seconds are kept in milliseconds: a finer value is refused, and the
+ * message says what the limit is, not only the range. */
+Test(daemon, seconds_finer_than_a_millisecond_are_refused_naming_the_limit)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "--grace=0.0001", NULL};
+	int code = th_proc_run(&proc, argv, EXIT_MS);
+
+	cr_assert_eq(code, 2, "--grace=0.0001: exit %d, expected 2", code);
+	cr_assert_not_null(proc.err.data, "no message on stderr");
+	cr_expect(strstr(proc.err.data, "'0.0001' for --grace") != NULL, "%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "up to three decimals") != NULL,
+	          "the message does not say how fine seconds may be:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 Test(daemon, help_exits_0_and_lists_every_option)
 {
 	static const char *const options[] = {
