@@ -230,6 +230,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 	for (;;) {
 		int spin_tried = spin;
 		ssize_t n = recv_polling(fd, buf, size, p, 0, &spin);
+		size_t sent;
 		int rc;
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -249,14 +250,14 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			return PE_ECHO_ERROR;
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
-		rc = pe_net_write_all(fd, buf, (size_t)n);
+		rc = pe_net_write_all(fd, buf, (size_t)n, &sent);
+		pe_counter_add(&w->counters->bytes_out, (uint64_t)sent);
 		if (rc == -EAGAIN)
 			return PE_ECHO_TIMEOUT;
 		if (rc < 0) {
 			*err = -rc;
 			return PE_ECHO_ERROR;
 		}
-		pe_counter_add(&w->counters->bytes_out, (uint64_t)n);
 		if ((size_t)n == size && buf != w->buf) {
 			buf = w->buf;   /* more is coming than the stack holds */
 			size = w->size;

@@ -223,21 +223,25 @@ int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
 	return pe_net_connect_timeout(host, port, 0, err);
 }
 
-int pe_net_write_all(int fd, const void *buf, size_t len)
+int pe_net_write_all(int fd, const void *buf, size_t len, size_t *sent)
 {
 	const char *p = buf;
+	size_t done = 0;
+	int rc = 0;
 
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+	while (done < len) {
+		ssize_t n = send(fd, p + done, len - done, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+			rc = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+			break;
 		}
-		p += n;
-		len -= (size_t)n;
+		done += (size_t)n;
 	}
-	return 0;
+	if (sent)
+		*sent = done;
+	return rc;
 }
 
 ssize_t pe_net_read_full(int fd, void *buf, size_t len)

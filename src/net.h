@@ -37,8 +37,9 @@ int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *
 void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN]);
 
 /* Write all LEN bytes, looping over short writes and EINTR, without
- * SIGPIPE. 0, or a negative errno (-EAGAIN after SO_SNDTIMEO expired). */
-int pe_net_write_all(int fd, const void *buf, size_t len);
+ * SIGPIPE. 0, or a negative errno (-EAGAIN after SO_SNDTIMEO expired).
+ * *SENT (if not NULL) is set to the bytes written, all or part. */
+int pe_net_write_all(int fd, const void *buf, size_t len, size_t *sent);
 
 /* Read exactly LEN bytes unless the peer closes first. Returns bytes read
  * (< LEN only at end of stream) or a negative errno. */

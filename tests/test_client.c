@@ -552,16 +552,17 @@ static void bad_serve(struct bad_server *b, int fd)
 		if (b->kind == BAD_FLIP) {
 			if (b->at >= off && b->at < off + (size_t)n)
 				buf[b->at - off] ^= 0x5a;
-			if (pe_net_write_all(fd, buf, (size_t)n) < 0)
+			if (pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
 				return;
 		} else if (b->kind == BAD_SLOW) {
 			/* The delay is the server's behaviour under test; a stop cuts it short. */
 			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
 
-			if (poll(&stop, 1, (int)b->at) != 0 || pe_net_write_all(fd, buf, (size_t)n) < 0)
+			if (poll(&stop, 1, (int)b->at) != 0 ||
+			    pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
-			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10);
+			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10, NULL);
 			return;
 		}
 		off += (size_t)n;

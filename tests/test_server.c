@@ -391,7 +391,7 @@ static void client_resets_a_blocked_echo(enum pe_splice mode)
 	atomic_store(&open_now, 1);
 	cfd = serve_start(&r, &counters, &open_now, 0, mode);
 	memset(chunk, 'x', sizeof chunk);
-	/* Send until nothing moves for 300 ms: the echo fills our receive
+	/* Send until nothing moves for 500 ms: the echo fills our receive
 	 * buffer, the worker blocks writing it, and then our sends stall. */
 	deadline = th_now_ms() + IO_MS;
 	while (!stalled && th_ms_left(deadline) > 0) {
@@ -399,7 +399,7 @@ static void client_resets_a_blocked_echo(enum pe_splice mode)
 
 		if (send(cfd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
-		stalled = poll(&pfd, 1, 300) == 0;
+		stalled = poll(&pfd, 1, 500) == 0;
 	}
 	cr_assert(stalled, "the client's sends never stalled");
 	cr_assert_eq(shutdown(cfd, SHUT_WR), 0);
@@ -420,6 +420,64 @@ Test(server, a_reset_while_the_echo_blocks_is_an_error_not_a_timeout)
 #ifdef HAVE_SPLICE
 	client_resets_a_blocked_echo(PE_SPLICE_ALWAYS);
 #endif
+}
+
+/* bytes_out counts what the worker handed to the kernel, so a client that
+ * stops reading until the write times out gets exactly bytes_out bytes
+ * back: part of the last echo too, not only whole echoes. */
+Test(server, bytes_out_counts_a_partly_written_echo_that_timed_out)
+{
+	static atomic_uint open_now;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	static char chunk[16 * 1024];
+	struct timeval send_timeout = {.tv_sec = 0, .tv_usec = 200000};
+	struct timeval recv_timeout = {.tv_sec = 2};
+	uint64_t received = 0;
+	int cfd, stalled = 0;
+	int64_t deadline;
+
+	atomic_store(&open_now, 1);
+	cfd = serve_start(&r, &counters, &open_now, 0, PE_SPLICE_NEVER);
+	cr_assert_eq(setsockopt(r.fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+	                        sizeof send_timeout), 0);
+	/* Should the worker catch up after all, it still ends, and the count
+	 * must still match. */
+	cr_assert_eq(setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &recv_timeout,
+	                        sizeof recv_timeout), 0);
+	memset(chunk, 'y', sizeof chunk);
+	deadline = th_now_ms() + IO_MS;
+	while (!stalled && th_ms_left(deadline) > 0) {
+		struct pollfd pfd = {.fd = cfd, .events = POLLOUT};
+
+		if (send(cfd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
+		stalled = poll(&pfd, 1, 500) == 0;
+	}
+	cr_assert(stalled, "the client's sends never stalled");
+	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the write never timed out");
+	cr_expect_eq(r.end, PE_ECHO_TIMEOUT, "end %d", (int)r.end);
+	/* The worker is done; the server socket stays open, so everything it
+	 * queued reaches us. Read until 500 ms pass with nothing new. */
+	for (;;) {
+		struct pollfd pfd = {.fd = cfd, .events = POLLIN};
+		ssize_t n;
+
+		cr_assert_gt(th_ms_left(deadline), 0, "still reading the echo");
+		if (poll(&pfd, 1, 500) == 0)
+			break;
+		n = recv(cfd, chunk, sizeof chunk, 0);
+		cr_assert_gt(n, 0, "recv: %s", n < 0 ? strerror(errno) : "end of stream");
+		received += (uint64_t)n;
+	}
+	cr_expect_eq(pe_counter_get(&counters.bytes_out), received,
+	             "bytes_out %llu, but the client got %llu bytes",
+	             (unsigned long long)pe_counter_get(&counters.bytes_out),
+	             (unsigned long long)received);
+	pe_echo_worker_free(&r.w);
+	free(r.w.buf);
+	close(r.fd);
+	close(cfd);
 }
 
 /* ---- when the echo loop busy-polls ----------------------------------------------- */

@@ -113,8 +113,8 @@ struct pe_server_stats {
 	                        once idle, accepted = rejected + served + dropped */
 	uint64_t active;     /* connections being echoed now */
 	uint64_t queued;     /* accepted, waiting for a worker */
-	uint64_t bytes_in;
-	uint64_t bytes_out;
+	uint64_t bytes_in;   /* read from clients */
+	uint64_t bytes_out;  /* written back, including part of an echo whose write failed */
 	uint64_t timeouts;   /* closed by the idle timeout */
 	uint64_t accept_errors;
 };
