@@ -369,6 +369,26 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 #endif
 }
 
+/* Send to CFD, never reading, until nothing moves for 500 ms: the echo
+ * fills our receive buffer, the worker blocks writing it, and then our
+ * sends stall. */
+static void send_until_stalled(int cfd)
+{
+	static char chunk[64 * 1024];
+	int64_t deadline = th_now_ms() + IO_MS;
+	int stalled = 0;
+
+	memset(chunk, 'x', sizeof chunk);
+	while (!stalled && th_ms_left(deadline) > 0) {
+		struct pollfd pfd = {.fd = cfd, .events = POLLOUT};
+
+		if (send(cfd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
+		stalled = poll(&pfd, 1, 500) == 0;
+	}
+	cr_assert(stalled, "the client's sends never stalled");
+}
+
 /* A client that stops reading, ends its stream and then closes with its
  * echo unread makes the worker's next write fail with EPIPE (a reset in
  * CLOSE_WAIT). That is an error, not an idle timeout: the spliced path
@@ -379,10 +399,8 @@ static void client_resets_a_blocked_echo(enum pe_splice mode)
 	static atomic_uint open_now;
 	struct pe_worker_counters counters = {0};
 	struct serve_run r = {0};
-	static char chunk[64 * 1024];
 	sigset_t pipe_set;
-	int cfd, stalled = 0;
-	int64_t deadline;
+	int cfd;
 
 	/* As in the server's workers: SIGPIPE blocked, to be discarded. */
 	sigemptyset(&pipe_set);
@@ -390,18 +408,7 @@ static void client_resets_a_blocked_echo(enum pe_splice mode)
 	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &pipe_set, NULL), 0);
 	atomic_store(&open_now, 1);
 	cfd = serve_start(&r, &counters, &open_now, 0, mode);
-	memset(chunk, 'x', sizeof chunk);
-	/* Send until nothing moves for 500 ms: the echo fills our receive
-	 * buffer, the worker blocks writing it, and then our sends stall. */
-	deadline = th_now_ms() + IO_MS;
-	while (!stalled && th_ms_left(deadline) > 0) {
-		struct pollfd pfd = {.fd = cfd, .events = POLLOUT};
-
-		if (send(cfd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
-		stalled = poll(&pfd, 1, 500) == 0;
-	}
-	cr_assert(stalled, "the client's sends never stalled");
+	send_until_stalled(cfd);
 	cr_assert_eq(shutdown(cfd, SHUT_WR), 0);
 	close(cfd);   /* unread data: the kernel sends a reset */
 	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
@@ -434,8 +441,8 @@ Test(server, bytes_out_counts_a_partly_written_echo_that_timed_out)
 	struct timeval send_timeout = {.tv_sec = 0, .tv_usec = 200000};
 	struct timeval recv_timeout = {.tv_sec = 2};
 	uint64_t received = 0;
-	int cfd, stalled = 0;
 	int64_t deadline;
+	int cfd;
 
 	atomic_store(&open_now, 1);
 	cfd = serve_start(&r, &counters, &open_now, 0, PE_SPLICE_NEVER);
@@ -445,17 +452,9 @@ Test(server, bytes_out_counts_a_partly_written_echo_that_timed_out)
 	 * must still match. */
 	cr_assert_eq(setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &recv_timeout,
 	                        sizeof recv_timeout), 0);
-	memset(chunk, 'y', sizeof chunk);
-	deadline = th_now_ms() + IO_MS;
-	while (!stalled && th_ms_left(deadline) > 0) {
-		struct pollfd pfd = {.fd = cfd, .events = POLLOUT};
-
-		if (send(cfd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
-		stalled = poll(&pfd, 1, 500) == 0;
-	}
-	cr_assert(stalled, "the client's sends never stalled");
+	send_until_stalled(cfd);
 	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the write never timed out");
+	deadline = th_now_ms() + IO_MS;
 	cr_expect_eq(r.end, PE_ECHO_TIMEOUT, "end %d", (int)r.end);
 	/* The worker is done; the server socket stays open, so everything it
 	 * queued reaches us. Read until 500 ms pass with nothing new. */
