@@ -14,10 +14,11 @@ void errlimit_init(struct errlimit *el, int64_t interval)
 	el->interval = interval;
 }
 
-static struct errlimit_held take_held(struct errlimit_kind *k)
+static struct errlimit_held take_held(struct errlimit *el, struct errlimit_kind *k)
 {
 	struct errlimit_held h = {.err = k->err, .count = k->held};
 
+	el->held -= k->held;
 	k->held = 0;
 	return h;
 }
@@ -44,11 +45,12 @@ int errlimit_note(struct errlimit *el, int err, int64_t now, struct errlimit_hel
 
 	if (k->err == err && now - k->reported_at < el->interval) {
 		k->held++;
+		el->held++;
 		held->err = err;
 		held->count = 0;
 		return 0;
 	}
-	*held = take_held(k);   /* ERR's own count, or the count of the error it replaces */
+	*held = take_held(el, k);   /* ERR's own count, or the count of the error it replaces */
 	k->err = err;
 	k->reported_at = now;
 	return 1;
@@ -58,6 +60,8 @@ int64_t errlimit_due_at(const struct errlimit *el)
 {
 	int64_t due = -1;
 
+	if (!errlimit_holding(el))
+		return -1;
 	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
 		const struct errlimit_kind *k = &el->kinds[i];
 
@@ -71,12 +75,12 @@ struct errlimit_held errlimit_due(struct errlimit *el, int64_t now)
 {
 	struct errlimit_held none = {0, 0};
 
-	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
+	for (int i = 0; errlimit_holding(el) && i < ERRLIMIT_KINDS; i++) {
 		struct errlimit_kind *k = &el->kinds[i];
 
 		if (k->held && now - k->reported_at >= el->interval) {
 			k->reported_at = now;
-			return take_held(k);
+			return take_held(el, k);
 		}
 	}
 	return none;
@@ -88,6 +92,6 @@ struct errlimit_held errlimit_flush(struct errlimit *el)
 
 	for (int i = 0; i < ERRLIMIT_KINDS; i++)
 		if (el->kinds[i].held)
-			return take_held(&el->kinds[i]);
+			return take_held(el, &el->kinds[i]);
 	return none;
 }

@@ -9,13 +9,15 @@
 
 #include <stdint.h>
 
-/* Distinct errors limited at once; a new one beyond them takes the place of
- * the one reported longest ago, whose count is then reported. */
-#define ERRLIMIT_KINDS 4
+/* Distinct errors limited at once: more than accept(2) has. A new one
+ * beyond them takes the place of the one reported longest ago, whose
+ * count is then reported. */
+#define ERRLIMIT_KINDS 16
 
-/* Times are in any one unit of a monotonic clock, the caller's choice. */
+/* Times are >= 0, in any one unit of a monotonic clock, the caller's choice. */
 struct errlimit {
 	int64_t interval;            /* each error is reported at most this often */
+	unsigned long held;          /* the sum of the kinds' counts */
 	struct errlimit_kind {
 		int err;             /* 0: a free slot */
 		int64_t reported_at; /* when ERR was last reported */
@@ -30,6 +32,12 @@ struct errlimit_held {
 };
 
 void errlimit_init(struct errlimit *el, int64_t interval);
+
+/* Whether any count is held back: a check cheap enough for every success. */
+static inline int errlimit_holding(const struct errlimit *el)
+{
+	return el->held != 0;
+}
 
 /* One more occurrence of ERR (non-zero) at NOW. Returns 1 when ERR is to be
  * reported now, 0 when it is held back. *HELD is what to report before

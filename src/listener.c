@@ -48,8 +48,11 @@ static void log_held(pe_server *srv, struct errlimit_held held, const char *then
 static void log_due(pe_server *srv, struct errlimit *el, int at_end, const char *then)
 {
 	struct errlimit_held held;
-	int64_t now = now_ms();
+	int64_t now;
 
+	if (!errlimit_holding(el))
+		return;
+	now = now_ms();
 	while ((held = at_end ? errlimit_flush(el) : errlimit_due(el, now)).count)
 		log_held(srv, held, then);
 }
@@ -175,6 +178,7 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 				 * clients wait, and this would spin. */
 				if (wait_for(srv, 0, BACKOFF_MS))
 					return 0;
+				log_due(srv, el, 0, "");   /* other errors' counts too */
 				continue;
 			case EBADF:
 			case EINVAL:
@@ -192,8 +196,7 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 			}
 		}
 		pe_counter_add(&srv->listener.accepted, 1);
-		if (errlimit_due_at(el) >= 0)   /* a count is held back */
-			log_due(srv, el, 0, "; accepting again");
+		log_due(srv, el, 0, "; accepting again");
 		/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
 		if (!srv->options_inherited)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

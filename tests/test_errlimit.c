@@ -77,19 +77,51 @@ Test(errlimit, alternating_errors_are_each_limited_and_counted)
 }
 
 /* Beyond ERRLIMIT_KINDS distinct errors, a new one takes the place of the
- * one reported longest ago, whose count is reported with its own errno. */
+ * one reported longest ago, whose count is reported with its own errno.
+ * (Errors here are plain numbers 1..ERRLIMIT_KINDS + 1: the module does
+ * not care which.) */
 Test(errlimit, a_new_kind_beyond_the_table_reports_the_count_it_replaces)
 {
-	static const int errs[ERRLIMIT_KINDS] = {EMFILE, ENFILE, ENOBUFS, ENOMEM};
-
-	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
-		expect_note(errs[i], 100 + i, 1, 0, 0);
-		expect_note(errs[i], 100 + i, 0, 0, 0);
+	for (int e = 1; e <= ERRLIMIT_KINDS; e++) {
+		expect_note(e, 100 + e, 1, 0, 0);
+		expect_note(e, 100 + e, 0, 0, 0);
 	}
-	expect_note(ENETDOWN, 105, 1, EMFILE, 1);
-	/* EMFILE is new again; it replaces ENFILE, the oldest report now. */
-	expect_note(EMFILE, 106, 1, ENFILE, 1);
-	expect_note(ENETDOWN, 107, 0, 0, 0);
+	expect_note(ERRLIMIT_KINDS + 1, 200, 1, 1, 1);
+	/* 1 is new again; it replaces 2, the oldest report now. */
+	expect_note(1, 201, 1, 2, 1);
+	expect_note(ERRLIMIT_KINDS + 1, 202, 0, 0, 0);
+}
+
+/* As many distinct errors as the table holds, coming round again and
+ * again, are each still logged once per interval. */
+Test(errlimit, a_full_table_of_recurring_errors_stays_limited)
+{
+	unsigned reported = 0;
+
+	for (int round = 0; round < 100; round++)
+		for (int e = 1; e <= ERRLIMIT_KINDS; e++) {
+			struct errlimit_held h;
+
+			reported += (unsigned)errlimit_note(&el, e, 100 + round / 20, &h);
+		}
+	cr_expect_eq(reported, ERRLIMIT_KINDS, "%u reports of %d errors within one interval",
+	             reported, ERRLIMIT_KINDS);
+}
+
+/* The listener sleeps until the earliest count is due, not a later one. */
+Test(errlimit, the_earliest_count_is_due_first)
+{
+	struct errlimit_held h;
+
+	expect_note(EMFILE, 105, 1, 0, 0);
+	expect_note(ENOBUFS, 100, 1, 0, 0);
+	expect_note(EMFILE, 106, 0, 0, 0);
+	expect_note(ENOBUFS, 106, 0, 0, 0);
+	cr_expect_eq(errlimit_due_at(&el), 110, "due at %lld", (long long)errlimit_due_at(&el));
+	h = errlimit_due(&el, 110);
+	cr_expect_eq(h.err, ENOBUFS);
+	cr_expect_eq(h.count, 1);
+	cr_expect_eq(errlimit_due_at(&el), 115, "due at %lld", (long long)errlimit_due_at(&el));
 }
 
 Test(errlimit, a_held_count_is_due_once_per_interval)
@@ -128,6 +160,7 @@ Test(errlimit, nothing_is_due_while_nothing_is_held)
 Test(errlimit, flush_reports_what_is_left_once)
 {
 	struct errlimit_held h;
+	int first = 0;
 
 	expect_note(ENFILE, 50, 1, 0, 0);
 	expect_note(ENFILE, 51, 0, 0, 0);
@@ -138,6 +171,8 @@ Test(errlimit, flush_reports_what_is_left_once)
 		h = errlimit_flush(&el);
 		cr_expect(h.err == ENFILE ? h.count == 1 : h.err == ENOBUFS && h.count == 2,
 		          "flush %d: %lu of errno %d", i, h.count, h.err);
+		cr_expect_neq(h.err, first, "errno %d flushed twice", h.err);
+		first = h.err;
 	}
 	h = errlimit_flush(&el);
 	cr_expect_eq(h.count, 0, "a count reported twice");
