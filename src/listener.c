@@ -77,10 +77,10 @@ static void log_accept_error(pe_server *srv, struct errlimit *el, int err)
 	pe_counter_add(&srv->listener.accept_errors, 1);
 	if (!errlimit_note(el, err, now_ms(), &held))
 		return;
-	if (held.count && held.err == err)
+	if (held.count && held.err == err) {
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (and %lu more since the last report)",
 		               strerror(err), held.count);
-	else {
+	} else {
 		log_held(srv, held, "");
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s", strerror(err));
 	}
