@@ -520,7 +520,7 @@ Test(pipe, closed_stdout_is_an_error_with_its_reason, .timeout = 60)
 
 enum bad_kind {
 	BAD_FLIP,   /* echoes everything but flips the byte at stream offset AT */
-	BAD_EARLY,  /* reads AT bytes, echoes 10 of them and closes */
+	BAD_EARLY,  /* reads AT bytes, echoes 10 of them and closes: one segment */
 	BAD_SILENT, /* reads and never answers */
 	BAD_SLOW    /* echoes everything, each read AT milliseconds late */
 };
@@ -562,7 +562,12 @@ static void bad_serve(struct bad_server *b, int fd)
 			    pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
-			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10, NULL);
+			/* MSG_MORE holds the bytes back until the close, so they
+			 * and the FIN reach the client in one segment. */
+			size_t part = n < 10 ? (size_t)n : 10;
+
+			if (send(fd, buf, part, MSG_MORE | MSG_NOSIGNAL) != (ssize_t)part)
+				fprintf(stderr, "bad server: send: %s\n", strerror(errno));
 			return;
 		}
 		off += (size_t)n;
@@ -693,6 +698,24 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "mismatches"), 1);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "3 whole messages before byte 3210");
 	cr_expect_not_null(strstr(r.err, "offset 3210"), "no offset in:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+/* The last bytes and the end arrive together: the client must still read
+ * on to the end, since no further readiness will come (edge-triggered). */
+Test(wrong_server, load_mode_sees_a_close_that_comes_with_the_last_bytes, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", "10", "-s", "1000", "--timeout=5", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_EARLY, 100);
+	run_load_json(&r, &b, args, 1);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "stderr:\n%s", r.err);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
+	cr_expect_not_null(strstr(r.err, "after 10 of 1000 bytes"), "no byte counts in:\n%s", r.err);
 	run_free(&r);
 	bad_stop(&b);
 }
