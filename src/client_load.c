@@ -261,7 +261,7 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
 {
 	struct load *L = t->L;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
 	                         .data.ptr = c};
 	int one = 1, fd;
 
@@ -455,13 +455,14 @@ static void conn_eof(struct lthread *t, struct conn *c, int64_t now)
 }
 
 /* Edge-triggered: read until the socket is drained. A read shorter than
- * the buffer has drained it, and data arriving later reports a new edge,
- * so the recv(2) that would only say EAGAIN is skipped: a third of a
- * ping-pong's system calls. An end or error already in EVENTS brings no
- * new edge, so then the reading goes on until recv(2) reports it. */
+ * the buffer took all that was queued, and data arriving during or after
+ * it reports a new edge, so the recv(2) that would only say EAGAIN is
+ * skipped: a third of a ping-pong's system calls. An end, an error or an
+ * urgent mark (where recv(2) stops short) already in EVENTS brings no new
+ * edge, so then the reading goes on until recv(2) says EAGAIN or the end. */
 static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_t now)
 {
-	const bool ending = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+	const bool ending = events & (EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR);
 
 	for (;;) {
 		ssize_t n = recv(c->fd, t->rbuf, RECV_BUF, 0);
@@ -502,7 +503,7 @@ static void conn_event(struct lthread *t, struct conn *c, uint32_t events, int64
 	if (c->state != CONN_ACTIVE && c->state != CONN_DRAINING)
 		return;
 	/* Read what came, then send what the echo made due. */
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR))
 		conn_read(t, c, events, now);
 	conn_pump(t, c, now);
 }

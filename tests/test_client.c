@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -520,7 +521,10 @@ Test(pipe, closed_stdout_is_an_error_with_its_reason, .timeout = 60)
 
 enum bad_kind {
 	BAD_FLIP,   /* echoes everything but flips the byte at stream offset AT */
-	BAD_EARLY,  /* reads AT bytes, echoes 10 of them and closes: one segment */
+	BAD_EARLY,  /* reads AT bytes, echoes 10 of them and closes */
+	BAD_CUT,    /* reads AT bytes, then sends 10 of them and its FIN in one segment */
+	BAD_URGENT, /* echoes the first AT bytes with the last of them marked urgent,
+	             * the rest after it, in one segment; holds the connection */
 	BAD_SILENT, /* reads and never answers */
 	BAD_SLOW    /* echoes everything, each read AT milliseconds late */
 };
@@ -542,12 +546,38 @@ static bool bad_wait(struct bad_server *b, int fd)
 	return poll(pfd, 2, 20000) > 0 && !pfd[1].revents && pfd[0].revents;
 }
 
+/* Gather more than AT bytes, then echo them in one corked segment: the
+ * first AT sent as urgent data, which marks the last of them. */
+static void bad_urgent(struct bad_server *b, int fd)
+{
+	unsigned char buf[4096];
+	size_t have = 0;
+	ssize_t n;
+	int on = 1, zero = 0;
+
+	while (have <= b->at && bad_wait(b, fd) &&
+	       (n = read(fd, buf + have, sizeof buf - have)) > 0)
+		have += (size_t)n;
+	if (have <= b->at)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0 ||
+	    send(fd, buf, b->at, MSG_OOB | MSG_NOSIGNAL) != (ssize_t)b->at ||
+	    pe_net_write_all(fd, buf + b->at, have - b->at, NULL) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero) < 0)
+		fprintf(stderr, "bad server: urgent echo: %s\n", strerror(errno));
+	bad_wait(b, -1);
+}
+
 static void bad_serve(struct bad_server *b, int fd)
 {
 	unsigned char buf[4096];
 	size_t off = 0;
 	ssize_t n;
 
+	if (b->kind == BAD_URGENT) {
+		bad_urgent(b, fd);
+		return;
+	}
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
 		if (b->kind == BAD_FLIP) {
 			if (b->at >= off && b->at < off + (size_t)n)
@@ -562,6 +592,9 @@ static void bad_serve(struct bad_server *b, int fd)
 			    pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
+			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10, NULL);
+			return;
+		} else if (b->kind == BAD_CUT && off + (size_t)n >= b->at) {
 			/* MSG_MORE holds the bytes back until the close, so they
 			 * and the FIN reach the client in one segment. */
 			size_t part = n < 10 ? (size_t)n : 10;
@@ -711,11 +744,29 @@ Test(wrong_server, load_mode_sees_a_close_that_comes_with_the_last_bytes, .timeo
 	                      "127.0.0.1", NULL, NULL};
 	struct run r;
 
-	bad_start(&b, BAD_EARLY, 100);
+	bad_start(&b, BAD_CUT, 1000);
 	run_load_json(&r, &b, args, 1);
 	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "stderr:\n%s", r.err);
 	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
 	cr_expect_not_null(strstr(r.err, "after 10 of 1000 bytes"), "no byte counts in:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
+/* recv(2) stops short at an urgent mark: the client must read on past it
+ * (and find the byte missing from the echo) rather than wait for an edge
+ * that never comes. */
+Test(wrong_server, load_mode_reads_past_an_urgent_mark, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", "1", "-s", "1000", "--timeout=5", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_URGENT, 500);
+	run_load_json(&r, &b, args, 1);
+	cr_expect_eq(json_u64(r.out, "mismatches"), 1, "stderr:\n%s", r.err);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
 	run_free(&r);
 	bad_stop(&b);
 }
