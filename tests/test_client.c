@@ -735,22 +735,33 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 	bad_stop(&b);
 }
 
+/* Load mode sends N messages of 1000 bytes on one connection to a server
+ * of KIND: it must fail at once with KEY counted once, no timeout, and
+ * TEXT (when not NULL) in its error. The 5 s timeout is what a client
+ * that misses the server's last segment would hit. */
+static void expect_prompt_load_failure(enum bad_kind kind, size_t at, const char *n,
+                                       const char *key, const char *text)
+{
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", n, "-s", "1000", "--timeout=5", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, kind, at);
+	run_load_json(&r, &b, args, 1);
+	cr_expect_eq(json_u64(r.out, key), 1, "%s, stderr:\n%s", key, r.err);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
+	if (text)
+		cr_expect_not_null(strstr(r.err, text), "no '%s' in:\n%s", text, r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
 /* The last bytes and the end arrive together: the client must still read
  * on to the end, since no further readiness will come (edge-triggered). */
 Test(wrong_server, load_mode_sees_a_close_that_comes_with_the_last_bytes, .timeout = 60)
 {
-	struct bad_server b;
-	const char *args[] = {"-c", "1", "-n", "10", "-s", "1000", "--timeout=5", "--json",
-	                      "127.0.0.1", NULL, NULL};
-	struct run r;
-
-	bad_start(&b, BAD_CUT, 1000);
-	run_load_json(&r, &b, args, 1);
-	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "stderr:\n%s", r.err);
-	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
-	cr_expect_not_null(strstr(r.err, "after 10 of 1000 bytes"), "no byte counts in:\n%s", r.err);
-	run_free(&r);
-	bad_stop(&b);
+	expect_prompt_load_failure(BAD_CUT, 1000, "10", "early_closes", "after 10 of 1000 bytes");
 }
 
 /* recv(2) stops short at an urgent mark: the client must read on past it
@@ -758,17 +769,7 @@ Test(wrong_server, load_mode_sees_a_close_that_comes_with_the_last_bytes, .timeo
  * that never comes. */
 Test(wrong_server, load_mode_reads_past_an_urgent_mark, .timeout = 60)
 {
-	struct bad_server b;
-	const char *args[] = {"-c", "1", "-n", "1", "-s", "1000", "--timeout=5", "--json",
-	                      "127.0.0.1", NULL, NULL};
-	struct run r;
-
-	bad_start(&b, BAD_URGENT, 500);
-	run_load_json(&r, &b, args, 1);
-	cr_expect_eq(json_u64(r.out, "mismatches"), 1, "stderr:\n%s", r.err);
-	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
-	run_free(&r);
-	bad_stop(&b);
+	expect_prompt_load_failure(BAD_URGENT, 500, "1", "mismatches", NULL);
 }
 
 Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
