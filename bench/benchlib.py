@@ -339,9 +339,12 @@ def cmd_record(args):
     fig = "-" if value is None else human(value, line["unit"])
     rss = "-" if line["peak_rss_kib"] is None else "%.1f MiB" % (line["peak_rss_kib"] / 1024)
     procs = line["peak_procs"] or 0
-    print("  rep %d %-9s %-7s %14s  rss %s%s  %s" % (
+    # How busy the load was: near 100% the rate may be the client's limit.
+    busiest = (client or {}).get("client_busiest")
+    print("  rep %d %-9s %-7s %14s  rss %s%s%s  %s" % (
         line["rep"], line["server"], workload, fig, rss,
         " (%d procs)" % procs if procs > 1 else "",
+        "  client %.0f%% busy" % (busiest * 100) if busiest is not None else "",
         "ok" if not problems else "BAD: " + "; ".join(problems)))
     sys.stdout.flush()
 

@@ -94,6 +94,7 @@ struct lthread {
 	/* Read by the main thread for the progress line; written only here. */
 	_Atomic uint64_t a_opened, a_echoed, a_bytes_echoed, a_errors;
 	uint64_t failed, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
+	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
 };
 
@@ -579,12 +580,22 @@ static void thread_ramp(struct lthread *t, int64_t now)
 	}
 }
 
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *thread_main(void *arg)
 {
 	struct lthread *t = arg;
 	struct load *L = t->L;
 	struct epoll_event evs[MAX_EVENTS];
 	int64_t now = now_us(), next_scan = now + TICK_US;
+	const int64_t began_us = now;
+	const double began_cpu_s = thread_cpu_s();
 	uint64_t one = 1;
 
 	while (t->live > 0) {
@@ -637,6 +648,9 @@ static void *thread_main(void *arg)
 	/* Whatever is left (only after an epoll failure) goes down with us. */
 	for (unsigned k = 0; k < t->nconns; k++)
 		conn_close(t, &t->conns[k]);
+	/* The CPU time is read within the run time's bounds: never the larger. */
+	t->cpu_s = thread_cpu_s() - began_cpu_s;
+	t->run_s = (double)(now_us() - began_us) / 1e6;
 	if (write(L->done_fd, &one, sizeof one) < 0) {
 		/* An eventfd write of 1 cannot fail short of a bug; the join still happens. */
 	}
@@ -862,6 +876,9 @@ static void collect(struct load *L, struct load_result *res)
 		res->timeouts += t->timeouts;
 		res->other_errors += t->other;
 		histogram_merge(&res->latency, &t->hist);
+		res->cpu_s += t->cpu_s;
+		if (t->run_s > 0 && t->cpu_s / t->run_s > res->busiest)
+			res->busiest = t->cpu_s / t->run_s;
 		if (res->first_error[0] == '\0' && t->first_error[0] != '\0')
 			snprintf(res->first_error, sizeof res->first_error, "%s", t->first_error);
 	}

@@ -42,6 +42,8 @@ struct load_result {
 	uint64_t other_errors;    /* socket errors, descriptor shortage */
 	uint64_t errors;          /* the sum of the five above */
 	bool interrupted;         /* stopped by SIGINT/SIGTERM */
+	double cpu_s;             /* CPU time the load threads used, all together */
+	double busiest;           /* the busiest load thread's CPU time over its run time */
 	char first_error[512];    /* the first failure seen, with its cause */
 	struct histogram latency; /* microseconds; churn: connect() to the whole echo */
 };

@@ -24,6 +24,11 @@ static double per_second(uint64_t n, double secs)
 	return secs > 0 ? (double)n / secs : 0.0;
 }
 
+bool client_report_saturated(const struct load_result *r)
+{
+	return r->busiest >= CLIENT_SATURATED;
+}
+
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r)
 {
 	const struct histogram *h = &r->latency;
@@ -58,6 +63,12 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	} else {
 		fprintf(out, "latency us:  no message completed\n");
 	}
+	fprintf(out, "client CPU:  %.2f s in %u thread%s, the busiest %.0f%% busy\n", r->cpu_s,
+	        r->threads, r->threads == 1 ? "" : "s", r->busiest * 100.0);
+	if (client_report_saturated(r))
+		fprintf(out, "warning:     a client thread was busy %.0f%% of its time: these figures "
+		        "may be the client's limit, not the server's (give the client more CPUs, "
+		        "and -t threads to use them)\n", r->busiest * 100.0);
 	fprintf(out, "errors:      %llu (mismatches %llu, early closes %llu, timeouts %llu, "
 	        "connect failures %llu, other %llu)\n", (unsigned long long)r->errors,
 	        (unsigned long long)r->mismatches, (unsigned long long)r->early_closes,
@@ -120,6 +131,8 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 		        (unsigned long long)histogram_percentile(h, percentiles[i]));
 	fprintf(out, "\"max\":%llu,\"mean\":%.3f,\"relative_error\":%.6f},",
 	        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR);
+	fprintf(out, "\"client_cpu_s\":%.6f,\"client_busiest\":%.6f,\"client_saturated\":%s,",
+	        r->cpu_s, r->busiest, client_report_saturated(r) ? "true" : "false");
 	JU("errors", r->errors);
 	JU("mismatches", r->mismatches);
 	JU("early_closes", r->early_closes);

@@ -11,6 +11,12 @@
 #include "client_cli.h"
 #include "client_load.h"
 
+/* A load thread that was on a CPU this share of its run time or more had
+ * no time to wait for the server: the rate it measured may be its own. */
+#define CLIENT_SATURATED 0.90
+
+bool client_report_saturated(const struct load_result *r);
+
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r);
 void client_report_json(FILE *out, const struct client_config *cfg, const struct load_result *r);
 

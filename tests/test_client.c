@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "client_load.h"
+#include "client_report.h"
 #include "helpers.h"
 #include "net.h"
 #include "server_fixture.h"
@@ -969,6 +970,33 @@ Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 	run_free(&r);
 }
 
+Test(load, reports_the_cpu_time_of_its_threads, .timeout = 60)
+{
+	const char *json_args[] = {"-c", "4", "-t", "2", "-d", "0.5", "--json", "127.0.0.1",
+	                           port_str, NULL};
+	const char *text_args[] = {"-c", "1", "-n", "100", "127.0.0.1", port_str, NULL};
+	struct run r;
+	double cpu, busiest;
+
+	run_client(&r, "", 0, json_args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cpu = json_double(r.out, "client_cpu_s");
+	busiest = json_double(r.out, "client_busiest");
+	cr_expect(cpu > 0 && cpu <= 2 * json_double(r.out, "duration_s") + 0.5,
+	          "client_cpu_s %f for 2 threads in a 0.5 s run", cpu);
+	cr_expect(busiest > 0 && busiest <= 1.0, "client_busiest %f", busiest);
+	cr_expect_not_null(strstr(r.out, busiest >= CLIENT_SATURATED ?
+	                          "\"client_saturated\":true" : "\"client_saturated\":false"),
+	                   "busiest %f in:\n%s", busiest, r.out);
+	run_free(&r);
+
+	run_client(&r, "", 0, text_args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "client CPU:  "), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, " in 1 thread, the busiest "), "report:\n%s", r.out);
+	run_free(&r);
+}
+
 Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 {
 	const char *args[] = {"-c", "4", "-d", "0.5", "--json", "127.0.0.1", port_str, NULL};
@@ -1100,6 +1128,56 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%s", r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
+}
+
+/* The report itself, from made-up results: a saturated load thread is
+ * warned of in the text and flagged in the JSON; one with time to spare
+ * is neither. */
+static char *report_of(const struct load_result *r, bool json)
+{
+	struct client_config cfg = {.mode = CLIENT_PINGPONG, .connections = 1, .size = 64,
+	                            .pipeline = 1};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	cr_assert_not_null(out);
+	if (json)
+		client_report_json(out, &cfg, r);
+	else
+		client_report_text(out, &cfg, r);
+	cr_assert_eq(fclose(out), 0);
+	return text;
+}
+
+Test(report, a_saturated_client_thread_is_warned_of, .timeout = 10)
+{
+	struct load_result r;
+	char *text;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	r.threads = 2;
+	r.cpu_s = 3.5;
+	r.busiest = 0.95;
+	text = report_of(&r, false);
+	cr_expect_not_null(strstr(text, "client CPU:  3.50 s in 2 threads, the busiest 95% busy\n"),
+	                   "%s", text);
+	cr_expect_not_null(strstr(text, "warning:     a client thread was busy 95% of its time"),
+	                   "%s", text);
+	free(text);
+	text = report_of(&r, true);
+	cr_expect_not_null(strstr(text, "\"client_busiest\":0.950000,\"client_saturated\":true"),
+	                   "%s", text);
+	free(text);
+
+	r.busiest = 0.5;
+	text = report_of(&r, false);
+	cr_expect_null(strstr(text, "client thread was busy"), "%s", text);
+	free(text);
+	text = report_of(&r, true);
+	cr_expect_not_null(strstr(text, "\"client_saturated\":false"), "%s", text);
+	free(text);
 }
 
 Test(cli, help_lists_every_option, .timeout = 30)
