@@ -1012,7 +1012,8 @@ Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 	run_client(&r, "", 0, text);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "peak 4 open at once"), "report:\n%s", r.out);
-	cr_expect_null(strstr(r.out, "warning:"), "report:\n%s", r.out);
+	/* (A busy client thread may be warned of; that is another warning.) */
+	cr_expect_null(strstr(r.out, "warning:     at most"), "report:\n%s", r.out);
 	run_free(&r);
 }
 
