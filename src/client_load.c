@@ -582,7 +582,7 @@ static void thread_ramp(struct lthread *t, int64_t now)
 
 static double thread_cpu_s(void)
 {
-	struct timespec ts;
+	struct timespec ts = {0, 0};
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -858,6 +858,17 @@ static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 	}
 }
 
+
+/* PART over WHOLE, at most 1: the two clocks are read apart, and the
+ * monotonic one may be slewed, so a thread busy all the time could come
+ * out a hair over. */
+static double share(double part, double whole)
+{
+	if (whole <= 0)
+		return 0;
+	return part >= whole ? 1.0 : part / whole;
+}
+
 static void collect(struct load *L, struct load_result *res)
 {
 	unsigned i;
@@ -877,13 +888,18 @@ static void collect(struct load *L, struct load_result *res)
 		res->other_errors += t->other;
 		histogram_merge(&res->latency, &t->hist);
 		res->cpu_s += t->cpu_s;
-		if (t->run_s > 0 && t->cpu_s / t->run_s > res->busiest)
-			res->busiest = t->cpu_s / t->run_s;
+		if (t->run_s > res->run_s)
+			res->run_s = t->run_s;
+		if (share(t->cpu_s, t->run_s) > res->busiest)
+			res->busiest = share(t->cpu_s, t->run_s);
 		if (res->first_error[0] == '\0' && t->first_error[0] != '\0')
 			snprintf(res->first_error, sizeof res->first_error, "%s", t->first_error);
 	}
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
+	/* The CPUs the threads could use: default_threads() counts those allowed. */
+	res->cpus = L->nthreads < default_threads() ? L->nthreads : default_threads();
+	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
 	res->interrupted = atomic_load(&L->stop);
 	res->peak_open = atomic_load(&L->peak_open);
 }

@@ -43,7 +43,10 @@ struct load_result {
 	uint64_t errors;          /* the sum of the five above */
 	bool interrupted;         /* stopped by SIGINT/SIGTERM */
 	double cpu_s;             /* CPU time the load threads used, all together */
-	double busiest;           /* the busiest load thread's CPU time over its run time */
+	unsigned cpus;            /* CPUs they could use: min(threads, CPUs allowed) */
+	double cpu_share;         /* cpu_s over cpus times the longest thread's run time */
+	double busiest;           /* the busiest thread's CPU time over its run time */
+	double run_s;             /* the longest thread's run time, ramp-up to last close */
 	char first_error[512];    /* the first failure seen, with its cause */
 	struct histogram latency; /* microseconds; churn: connect() to the whole echo */
 };

@@ -26,7 +26,15 @@ static double per_second(uint64_t n, double secs)
 
 bool client_report_saturated(const struct load_result *r)
 {
-	return r->busiest >= CLIENT_SATURATED;
+	return r->run_s >= CLIENT_SATURATED_MIN_S &&
+	       (r->busiest >= CLIENT_SATURATED || r->cpu_share >= CLIENT_SATURATED);
+}
+
+/* Whole percent, rounded down, so that 89.9% never shows as the 90% that
+ * a warning starts at. */
+static int percent(double share)
+{
+	return (int)(share * 100.0);
 }
 
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r)
@@ -63,12 +71,16 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	} else {
 		fprintf(out, "latency us:  no message completed\n");
 	}
-	fprintf(out, "client CPU:  %.2f s in %u thread%s, the busiest %.0f%% busy\n", r->cpu_s,
-	        r->threads, r->threads == 1 ? "" : "s", r->busiest * 100.0);
+	fprintf(out, "client CPU:  %.3f s, %d%% of the %u CPU%s its %u thread%s could use; the "
+	        "busiest thread %d%% busy\n", r->cpu_s, percent(r->cpu_share), r->cpus,
+	        r->cpus == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s",
+	        percent(r->busiest));
 	if (client_report_saturated(r))
-		fprintf(out, "warning:     a client thread was busy %.0f%% of its time: these figures "
-		        "may be the client's limit, not the server's (give the client more CPUs, "
-		        "and -t threads to use them)\n", r->busiest * 100.0);
+		fprintf(out, "warning:     the client was busy %d%% of its time: these figures may be "
+		        "its limit, not the server's (%s)\n",
+		        percent(r->busiest > r->cpu_share ? r->busiest : r->cpu_share),
+		        r->threads < cfg->connections ? "give it more CPUs, and -t threads to use them" :
+		        "it has a thread per connection already: give it faster or less busy CPUs");
 	fprintf(out, "errors:      %llu (mismatches %llu, early closes %llu, timeouts %llu, "
 	        "connect failures %llu, other %llu)\n", (unsigned long long)r->errors,
 	        (unsigned long long)r->mismatches, (unsigned long long)r->early_closes,
@@ -131,8 +143,9 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 		        (unsigned long long)histogram_percentile(h, percentiles[i]));
 	fprintf(out, "\"max\":%llu,\"mean\":%.3f,\"relative_error\":%.6f},",
 	        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR);
-	fprintf(out, "\"client_cpu_s\":%.6f,\"client_busiest\":%.6f,\"client_saturated\":%s,",
-	        r->cpu_s, r->busiest, client_report_saturated(r) ? "true" : "false");
+	fprintf(out, "\"client_cpu_s\":%.6f,\"client_cpus\":%u,\"client_cpu_share\":%.6f,"
+	        "\"client_busiest\":%.6f,\"client_saturated\":%s,", r->cpu_s, r->cpus,
+	        r->cpu_share, r->busiest, client_report_saturated(r) ? "true" : "false");
 	JU("errors", r->errors);
 	JU("mismatches", r->mismatches);
 	JU("early_closes", r->early_closes);

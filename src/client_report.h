@@ -11,9 +11,12 @@
 #include "client_cli.h"
 #include "client_load.h"
 
-/* A load thread that was on a CPU this share of its run time or more had
- * no time to wait for the server: the rate it measured may be its own. */
+/* A load thread on a CPU this share of its run time or more, or threads
+ * using this share of the CPUs they could use, had no time to wait for the
+ * server: the rate measured may be the client's own. Runs shorter than
+ * CLIENT_SATURATED_MIN_S say too little to warn of. */
 #define CLIENT_SATURATED 0.90
+#define CLIENT_SATURATED_MIN_S 0.2
 
 bool client_report_saturated(const struct load_result *r);
 
