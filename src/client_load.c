@@ -858,7 +858,6 @@ static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 	}
 }
 
-
 /* PART over WHOLE, at most 1: the two clocks are read apart, and the
  * monotonic one may be slewed, so a thread busy all the time could come
  * out a hair over. */

@@ -80,7 +80,7 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 		        "its limit, not the server's (%s)\n",
 		        percent(r->busiest > r->cpu_share ? r->busiest : r->cpu_share),
 		        r->threads < cfg->connections ? "give it more CPUs, and -t threads to use them" :
-		        "it has a thread per connection already: give it faster or less busy CPUs");
+		        "it has a thread per connection already: give it more, faster or less busy CPUs");
 	fprintf(out, "errors:      %llu (mismatches %llu, early closes %llu, timeouts %llu, "
 	        "connect failures %llu, other %llu)\n", (unsigned long long)r->errors,
 	        (unsigned long long)r->mismatches, (unsigned long long)r->early_closes,
