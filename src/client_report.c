@@ -75,12 +75,16 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	        "busiest thread %d%% busy\n", r->cpu_s, percent(r->cpu_share), r->cpus,
 	        r->cpus == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s",
 	        percent(r->busiest));
-	if (client_report_saturated(r))
+	if (client_report_saturated(r)) {
+		/* -t cannot go past one thread per connection. */
+		const char *advice = r->threads < cfg->connections ?
+			"give it more CPUs, and -t threads to use them" :
+			"it has a thread per connection already: give it more, faster or less busy CPUs";
+
 		fprintf(out, "warning:     the client was busy %d%% of its time: these figures may be "
 		        "its limit, not the server's (%s)\n",
-		        percent(r->busiest > r->cpu_share ? r->busiest : r->cpu_share),
-		        r->threads < cfg->connections ? "give it more CPUs, and -t threads to use them" :
-		        "it has a thread per connection already: give it more, faster or less busy CPUs");
+		        percent(r->busiest > r->cpu_share ? r->busiest : r->cpu_share), advice);
+	}
 	fprintf(out, "errors:      %llu (mismatches %llu, early closes %llu, timeouts %llu, "
 	        "connect failures %llu, other %llu)\n", (unsigned long long)r->errors,
 	        (unsigned long long)r->mismatches, (unsigned long long)r->early_closes,
