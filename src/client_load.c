@@ -870,7 +870,8 @@ static double share(double part, double whole)
 
 static void collect(struct load *L, struct load_result *res)
 {
-	unsigned i;
+	unsigned i, allowed;
+	double busy;
 
 	for (i = 0; i < L->nthreads; i++) {
 		struct lthread *t = &L->threads[i];
@@ -886,18 +887,20 @@ static void collect(struct load *L, struct load_result *res)
 		res->timeouts += t->timeouts;
 		res->other_errors += t->other;
 		histogram_merge(&res->latency, &t->hist);
+		busy = share(t->cpu_s, t->run_s);
 		res->cpu_s += t->cpu_s;
 		if (t->run_s > res->run_s)
 			res->run_s = t->run_s;
-		if (share(t->cpu_s, t->run_s) > res->busiest)
-			res->busiest = share(t->cpu_s, t->run_s);
+		if (busy > res->busiest)
+			res->busiest = busy;
 		if (res->first_error[0] == '\0' && t->first_error[0] != '\0')
 			snprintf(res->first_error, sizeof res->first_error, "%s", t->first_error);
 	}
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
 	/* The CPUs the threads could use: default_threads() counts those allowed. */
-	res->cpus = L->nthreads < default_threads() ? L->nthreads : default_threads();
+	allowed = default_threads();
+	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
 	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
 	res->interrupted = atomic_load(&L->stop);
 	res->peak_open = atomic_load(&L->peak_open);
