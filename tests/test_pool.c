@@ -1,13 +1,16 @@
 /*
  * test_pool.c -- the worker pool: W workers really run at once (a barrier
  * only W concurrent handlers can pass), joining waits for the queue to
- * close, every queued item is handled exactly once, bad configs fail.
+ * close, every queued item is handled exactly once, batch-scheduled workers
+ * run as SCHED_BATCH and leave their creator's policy alone, bad configs
+ * fail.
  */
 #include <config.h>
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,7 @@ struct record {
 	atomic_int barrier_timeouts;
 	atomic_int bad_worker_index;
 	atomic_uint worker_mask;     /* which worker indexes handled something */
+	atomic_int not_batch;        /* handler calls on a thread not SCHED_BATCH */
 	atomic_uchar *seen;          /* per item value, when counting items */
 	int items;
 };
@@ -77,6 +81,18 @@ static void barrier_handler(void *ctx, unsigned worker, void *item)
 		atomic_fetch_add(&r->barrier_timeouts, 1);
 	atomic_fetch_sub(&r->running, 1);
 }
+
+#ifdef SCHED_BATCH
+/* barrier_handler that also asks the kernel which policy its thread runs. */
+static void policy_handler(void *ctx, unsigned worker, void *item)
+{
+	struct record *r = ctx;
+
+	if (sched_getscheduler(0) != SCHED_BATCH)
+		atomic_fetch_add(&r->not_batch, 1);
+	barrier_handler(ctx, worker, item);
+}
+#endif
 
 static void count_handler(void *ctx, unsigned worker, void *item)
 {
@@ -258,6 +274,67 @@ Test(pool, tiny_stack_size_is_raised_to_the_minimum)
 	record_free(&r);
 	TH_ASSERT_NO_LEAKS();
 }
+
+#ifdef SCHED_BATCH
+/* Every worker must run as SCHED_BATCH when asked; the pool gets there by
+ * switching the creating thread for the while, so that thread must come
+ * back to the policy it had. POLICY is the creator's before the start. */
+static void check_batch_workers_and_creator(int policy)
+{
+	enum { W = 4 };
+	struct sched_param sp = {.sched_priority = 0};
+	struct pe_pool_config cfg = {.workers = W, .batch_scheduling = 1, .handler = policy_handler};
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool = NULL;
+	struct joiner j;
+
+	cr_assert_eq(sched_setscheduler(0, policy, &sp), 0, "sched_setscheduler: %s", strerror(errno));
+	record_init(&r, W, 0);
+	cr_assert_eq(pe_queue_create(&queue, W, sizeof(int)), 0);
+	cfg.queue = queue;
+	cfg.ctx = &r;
+	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
+	cr_expect_eq(sched_getscheduler(0), policy, "the creating thread's policy changed: %d, was %d",
+	             sched_getscheduler(0), policy);
+	for (int i = 0; i < W; i++)
+		cr_assert_eq(pe_queue_push(queue, &i), 0);
+	/* The barrier makes each of the W workers take one item. */
+	cr_assert_eq(th_event_wait(&r.arrived, W, 3 * WAIT_MS), 0, "not every item was handled");
+	pe_queue_close(queue);
+	join_start(&j, pool);
+	join_finish(&j);
+	cr_expect_eq(atomic_load(&r.barrier_timeouts), 0, "the workers did not all take part");
+	cr_expect_eq(atomic_load(&r.not_batch), 0, "%d of %d workers did not run as SCHED_BATCH",
+	             atomic_load(&r.not_batch), W);
+	pe_queue_destroy(queue);
+	record_free(&r);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(pool, batch_workers_started_from_sched_other_leave_the_creator_as_it_was)
+{
+	check_batch_workers_and_creator(SCHED_OTHER);
+}
+
+Test(pool, batch_workers_started_from_sched_batch_leave_the_creator_as_it_was)
+{
+	check_batch_workers_and_creator(SCHED_BATCH);
+}
+
+/* A creator the pool does not switch (it could not switch back): each
+ * worker inherits SCHED_IDLE and must leave it for SCHED_BATCH itself. */
+Test(pool, batch_workers_started_from_sched_idle_switch_themselves)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	/* Leaving SCHED_IDLE takes CAP_SYS_NICE or RLIMIT_NICE >= 20. */
+	cr_assert_eq(sched_setscheduler(0, SCHED_IDLE, &sp), 0, "sched_setscheduler: %s", strerror(errno));
+	if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+		cr_skip_test("this process may not leave SCHED_IDLE (%s), as the workers must", strerror(errno));
+	check_batch_workers_and_creator(SCHED_IDLE);
+}
+#endif
 
 Test(pool, bad_config_is_einval)
 {
