@@ -41,18 +41,18 @@ static void set_batch_scheduling(void)
 }
 
 /* New threads inherit their creator's policy, so a creator running as
- * SCHED_BATCH spares every worker its own sched_setscheduler(2): 9% of
- * the start of 10,000 workers (bench/startup). Only from SCHED_OTHER,
- * which the creator may always return to; returns whether it switched. */
+ * SCHED_BATCH spares every worker its own sched_setscheduler(2)
+ * (bench/RESULTS.md, "Starting and stopping 10,000 workers"). Only from
+ * plain SCHED_OTHER, which the creator may always return to; returns
+ * whether it switched. The kernel is asked, not glibc, whose copy of the
+ * policy goes stale when something else changes it. */
 static int creator_enter_batch(void)
 {
 #ifdef SCHED_BATCH
-	struct sched_param sp;
-	int policy;
+	struct sched_param sp = {.sched_priority = 0};
 
-	if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0 || policy != SCHED_OTHER)
+	if (sched_getscheduler(0) != SCHED_OTHER) /* also if SCHED_RESET_ON_FORK is set */
 		return 0;
-	sp.sched_priority = 0;
 	return pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) == 0;
 #else
 	return 0;

@@ -33,7 +33,8 @@ struct record {
 	atomic_int barrier_timeouts;
 	atomic_int bad_worker_index;
 	atomic_uint worker_mask;     /* which worker indexes handled something */
-	atomic_int not_batch;        /* handler calls on a thread not SCHED_BATCH */
+	int want_policy;             /* what policy_handler expects */
+	atomic_int wrong_policy;     /* handler calls on a thread with another policy */
 	atomic_uchar *seen;          /* per item value, when counting items */
 	int items;
 };
@@ -88,8 +89,8 @@ static void policy_handler(void *ctx, unsigned worker, void *item)
 {
 	struct record *r = ctx;
 
-	if (sched_getscheduler(0) != SCHED_BATCH)
-		atomic_fetch_add(&r->not_batch, 1);
+	if (sched_getscheduler(0) != r->want_policy)
+		atomic_fetch_add(&r->wrong_policy, 1);
 	barrier_handler(ctx, worker, item);
 }
 #endif
@@ -276,14 +277,15 @@ Test(pool, tiny_stack_size_is_raised_to_the_minimum)
 }
 
 #ifdef SCHED_BATCH
-/* Every worker must run as SCHED_BATCH when asked; the pool gets there by
- * switching the creating thread for the while, so that thread must come
- * back to the policy it had. POLICY is the creator's before the start. */
-static void check_batch_workers_and_creator(int policy)
+/* Workers must run as SCHED_BATCH when asked, and keep their creator's
+ * policy when not. The pool gets there by switching a SCHED_OTHER creator
+ * for the while, so the creator must come back to the policy it had.
+ * POLICY is the creator's before the start. */
+static void check_worker_and_creator_policy(int policy, int batch, int want_worker)
 {
 	enum { W = 4 };
 	struct sched_param sp = {.sched_priority = 0};
-	struct pe_pool_config cfg = {.workers = W, .batch_scheduling = 1, .handler = policy_handler};
+	struct pe_pool_config cfg = {.workers = W, .batch_scheduling = batch, .handler = policy_handler};
 	struct record r;
 	pe_queue *queue;
 	pe_pool *pool = NULL;
@@ -291,12 +293,13 @@ static void check_batch_workers_and_creator(int policy)
 
 	cr_assert_eq(sched_setscheduler(0, policy, &sp), 0, "sched_setscheduler: %s", strerror(errno));
 	record_init(&r, W, 0);
+	r.want_policy = want_worker;
 	cr_assert_eq(pe_queue_create(&queue, W, sizeof(int)), 0);
 	cfg.queue = queue;
 	cfg.ctx = &r;
 	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
-	cr_expect_eq(sched_getscheduler(0), policy, "the creating thread's policy changed: %d, was %d",
-	             sched_getscheduler(0), policy);
+	cr_expect_eq(sched_getscheduler(0), policy, "the creating thread's policy changed: %#x, was %#x",
+	             (unsigned)sched_getscheduler(0), (unsigned)policy);
 	for (int i = 0; i < W; i++)
 		cr_assert_eq(pe_queue_push(queue, &i), 0);
 	/* The barrier makes each of the W workers take one item. */
@@ -305,25 +308,34 @@ static void check_batch_workers_and_creator(int policy)
 	join_start(&j, pool);
 	join_finish(&j);
 	cr_expect_eq(atomic_load(&r.barrier_timeouts), 0, "the workers did not all take part");
-	cr_expect_eq(atomic_load(&r.not_batch), 0, "%d of %d workers did not run as SCHED_BATCH",
-	             atomic_load(&r.not_batch), W);
+	cr_expect_eq(atomic_load(&r.wrong_policy), 0, "%d of %d workers did not run with policy %d",
+	             atomic_load(&r.wrong_policy), W, want_worker);
 	pe_queue_destroy(queue);
 	record_free(&r);
+	sched_setscheduler(0, SCHED_OTHER, &sp); /* for a run with --no-fork */
 	TH_ASSERT_NO_LEAKS();
 }
 
 Test(pool, batch_workers_started_from_sched_other_leave_the_creator_as_it_was)
 {
-	check_batch_workers_and_creator(SCHED_OTHER);
+	check_worker_and_creator_policy(SCHED_OTHER, 1, SCHED_BATCH);
 }
 
 Test(pool, batch_workers_started_from_sched_batch_leave_the_creator_as_it_was)
 {
-	check_batch_workers_and_creator(SCHED_BATCH);
+	check_worker_and_creator_policy(SCHED_BATCH, 1, SCHED_BATCH);
 }
 
-/* A creator the pool does not switch (it could not switch back): each
- * worker inherits SCHED_IDLE and must leave it for SCHED_BATCH itself. */
+/* A creator the pool does not switch: threads it creates start as plain
+ * SCHED_OTHER, so each worker must switch itself. Any process may set
+ * this flag, unlike the SCHED_IDLE case below. */
+Test(pool, batch_workers_started_from_sched_reset_on_fork_switch_themselves)
+{
+	check_worker_and_creator_policy(SCHED_OTHER | SCHED_RESET_ON_FORK, 1, SCHED_BATCH);
+}
+
+/* Another creator the pool does not switch (it could not switch back):
+ * each worker inherits SCHED_IDLE and must leave it for SCHED_BATCH. */
 Test(pool, batch_workers_started_from_sched_idle_switch_themselves)
 {
 	struct sched_param sp = {.sched_priority = 0};
@@ -332,7 +344,20 @@ Test(pool, batch_workers_started_from_sched_idle_switch_themselves)
 	cr_assert_eq(sched_setscheduler(0, SCHED_IDLE, &sp), 0, "sched_setscheduler: %s", strerror(errno));
 	if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
 		cr_skip_test("this process may not leave SCHED_IDLE (%s), as the workers must", strerror(errno));
-	check_batch_workers_and_creator(SCHED_IDLE);
+	check_worker_and_creator_policy(SCHED_IDLE, 1, SCHED_BATCH);
+}
+
+/* glibc keeps its own copy of a thread's policy, set by the first pool's
+ * switches; sched_setscheduler(2) then changes the policy behind it. */
+Test(pool, a_creator_whose_policy_changed_since_an_earlier_pool_keeps_it)
+{
+	check_worker_and_creator_policy(SCHED_OTHER, 1, SCHED_BATCH);
+	check_worker_and_creator_policy(SCHED_OTHER | SCHED_RESET_ON_FORK, 1, SCHED_BATCH);
+}
+
+Test(pool, workers_not_asked_for_batch_keep_the_creators_policy)
+{
+	check_worker_and_creator_policy(SCHED_OTHER, 0, SCHED_OTHER);
 }
 #endif
 
