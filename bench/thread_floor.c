@@ -4,7 +4,9 @@
  * condition variable (as an idle worker waits on the queue), and nothing
  * else. bench/startup times it the same way as poolechod.
  *
- * Usage: thread_floor N STACK_BYTES
+ * Usage: thread_floor N STACK_BYTES [batch]
+ * With "batch" the threads are created SCHED_BATCH, as poolechod creates
+ * its workers: the creating thread switches to it and they inherit it.
  * Prints "ready" once pthread_create(3) has returned for every thread (the
  * point where poolechod logs "listening on"); on SIGTERM wakes and joins
  * them all, then exits 0.
@@ -12,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,16 +36,25 @@ static void *idle_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-	unsigned long n = argc == 3 ? strtoul(argv[1], NULL, 10) : 0;
-	unsigned long stack = argc == 3 ? strtoul(argv[2], NULL, 10) : 0;
+	int args_ok = argc == 3 || (argc == 4 && strcmp(argv[3], "batch") == 0);
+	unsigned long n = args_ok ? strtoul(argv[1], NULL, 10) : 0;
+	unsigned long stack = args_ok ? strtoul(argv[2], NULL, 10) : 0;
 	pthread_attr_t attr;
 	pthread_t *threads;
 	sigset_t term;
 	int sig, rc;
 
 	if (n == 0 || stack == 0) {
-		fprintf(stderr, "usage: thread_floor N STACK_BYTES\n");
+		fprintf(stderr, "usage: thread_floor N STACK_BYTES [batch]\n");
 		return 2;
+	}
+	if (argc == 4) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0) {
+			fprintf(stderr, "thread_floor: SCHED_BATCH: %s\n", strerror(errno));
+			return 1;
+		}
 	}
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
