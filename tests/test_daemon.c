@@ -1,18 +1,20 @@
 /*
  * test_daemon.c -- poolechod as a process ($POOLECHOD): the readiness
- * line, usage errors, --help and --version, port in use, signals, and a
- * hostile-client stress it must survive. Built without sanitizers so it
+ * line, usage errors, --help and --version, port in use, signals, the
+ * workers' scheduling policy, and a hostile-client stress it must survive. Built without sanitizers so it
  * can drive a daemon built with any of them, and fail on their reports.
  */
 #include <config.h>
 
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -300,6 +302,72 @@ Test(daemon, sigint_exits_0)
 	start_daemon(NULL);
 	stop_daemon(SIGINT);
 }
+
+#ifdef __linux__
+/* How many of the daemon's threads run with POLICY (from field 41 of
+ * /proc/PID/task/TID/stat), and the main thread's policy. */
+static int count_policy(int policy, int *main_policy)
+{
+	char dir[64], path[128], line[1024];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)proc.pid);
+	d = opendir(dir);
+	cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+	while ((e = readdir(d))) {
+		FILE *f;
+		char *p, *save = NULL;
+		int field = 3, value = -1;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue; /* a thread that just ended */
+		p = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+		fclose(f);
+		for (char *tok = p ? strtok_r(p + 1, " ", &save) : NULL; tok;
+		     tok = strtok_r(NULL, " ", &save), field++) {
+			if (field == 41) {
+				value = atoi(tok);
+				break;
+			}
+		}
+		n += value == policy;
+		if (atoi(e->d_name) == (int)proc.pid)
+			*main_policy = value;
+	}
+	closedir(d);
+	return n;
+}
+
+Test(daemon, workers_run_as_sched_batch_and_the_main_thread_as_started)
+{
+	const char *const args[] = {"-w", "3", NULL};
+	int own = sched_getscheduler(0), batch = 0, main_policy = -1;
+	int64_t deadline;
+
+	/* The daemon starts with this process's policy (plain SCHED_OTHER if
+	 * SCHED_RESET_ON_FORK is set). */
+	own = own & SCHED_RESET_ON_FORK ? SCHED_OTHER : own;
+	if (own != SCHED_OTHER && own != SCHED_BATCH)
+		cr_skip_test("this test runs with scheduling policy %d, which workers may not be "
+		             "allowed to leave", own);
+	start_daemon(args);
+	deadline = th_now_ms() + START_MS;
+	while ((batch = count_policy(SCHED_BATCH, &main_policy)) < 3 && th_now_ms() < deadline)
+		poll(NULL, 0, 10);
+	if (own == SCHED_OTHER)
+		cr_expect_eq(batch, 3, "%d threads run as SCHED_BATCH, not the 3 workers", batch);
+	else /* every thread inherited it */
+		cr_expect_geq(batch, 4, "only %d threads run as SCHED_BATCH", batch);
+	cr_expect_eq(main_policy, own, "the main thread's policy is %d, not %d as started",
+	             main_policy, own);
+	stop_daemon(SIGTERM);
+}
+#endif
 
 Test(daemon, sigusr1_logs_a_stats_line)
 {
