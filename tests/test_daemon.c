@@ -308,7 +308,7 @@ Test(daemon, sigint_exits_0)
  * /proc/PID/task/TID/stat), and the main thread's policy. */
 static int count_policy(int policy, int *main_policy)
 {
-	char dir[64], path[128], line[1024];
+	char dir[64], path[64 + 256 + 8], line[1024]; /* 256: d_name */
 	DIR *d;
 	struct dirent *e;
 	int n = 0;
