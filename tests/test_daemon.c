@@ -359,10 +359,9 @@ Test(daemon, workers_run_as_sched_batch_and_the_main_thread_as_started)
 	deadline = th_now_ms() + START_MS;
 	while ((batch = count_policy(SCHED_BATCH, &main_policy)) < 3 && th_now_ms() < deadline)
 		poll(NULL, 0, 10);
-	if (own == SCHED_OTHER)
-		cr_expect_eq(batch, 3, "%d threads run as SCHED_BATCH, not the 3 workers", batch);
-	else /* every thread inherited it */
-		cr_expect_geq(batch, 4, "only %d threads run as SCHED_BATCH", batch);
+	/* At least: a sanitizer's helper thread born while the workers were
+	 * being created has their policy too. */
+	cr_expect_geq(batch, 3, "only %d threads run as SCHED_BATCH, not the 3 workers", batch);
 	cr_expect_eq(main_policy, own, "the main thread's policy is %d, not %d as started",
 	             main_policy, own);
 	stop_daemon(SIGTERM);
