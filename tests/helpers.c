@@ -353,6 +353,25 @@ long th_resident_kib(void)
 	return kib;
 }
 
+int th_task_stat_field(pid_t pid, pid_t tid, int field, char *out, size_t len)
+{
+	char path[64], line[1024], *p, *tok, *save = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	/* The command name (field 2) may hold spaces: count from its ')'. */
+	p = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	for (tok = p ? strtok_r(p + 1, " \n", &save) : NULL; tok && field > 3; field--)
+		tok = strtok_r(NULL, " \n", &save);
+	if (!tok || field != 3)
+		return -1;
+	snprintf(out, len, "%s", tok);
+	return 0;
+}
+
 pid_t th_gettid(void)
 {
 #ifdef SYS_gettid

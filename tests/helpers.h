@@ -89,6 +89,10 @@ long th_resident_kib(void);
 /* The calling thread's kernel ID (Linux), for /proc/self/task/ID; 0 elsewhere. */
 pid_t th_gettid(void);
 
+/* Field FIELD (numbered as in proc(5), 3 and up) of /proc/PID/task/TID/stat,
+ * copied into OUT; 0, or -1 if the thread is gone or the field missing. */
+int th_task_stat_field(pid_t pid, pid_t tid, int field, char *out, size_t len);
+
 /* ---- sanitizers ----------------------------------------------------------- */
 
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero

@@ -1,8 +1,9 @@
 /*
  * test_daemon.c -- poolechod as a process ($POOLECHOD): the readiness
  * line, usage errors, --help and --version, port in use, signals, the
- * workers' scheduling policy, and a hostile-client stress it must survive. Built without sanitizers so it
- * can drive a daemon built with any of them, and fail on their reports.
+ * workers' scheduling policy, and a hostile-client stress it must survive.
+ * Built without sanitizers so it can drive a daemon built with any of
+ * them, and fail on their reports.
  */
 #include <config.h>
 
@@ -304,11 +305,11 @@ Test(daemon, sigint_exits_0)
 }
 
 #ifdef __linux__
-/* How many of the daemon's threads run with POLICY (from field 41 of
- * /proc/PID/task/TID/stat), and the main thread's policy. */
+/* How many of the daemon's threads run with POLICY (field 41 of their
+ * /proc stat), and the main thread's policy. */
 static int count_policy(int policy, int *main_policy)
 {
-	char dir[64], path[64 + 256 + 8], line[1024]; /* 256: d_name */
+	char dir[64], value[16];
 	DIR *d;
 	struct dirent *e;
 	int n = 0;
@@ -317,27 +318,13 @@ static int count_policy(int policy, int *main_policy)
 	d = opendir(dir);
 	cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
 	while ((e = readdir(d))) {
-		FILE *f;
-		char *p, *save = NULL;
-		int field = 3, value = -1;
+		pid_t tid = (pid_t)atoi(e->d_name);
 
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue; /* a thread that just ended */
-		p = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
-		fclose(f);
-		for (char *tok = p ? strtok_r(p + 1, " ", &save) : NULL; tok;
-		     tok = strtok_r(NULL, " ", &save), field++) {
-			if (field == 41) {
-				value = atoi(tok);
-				break;
-			}
-		}
-		n += value == policy;
-		if (atoi(e->d_name) == (int)proc.pid)
-			*main_policy = value;
+		if (tid <= 0 || th_task_stat_field(proc.pid, tid, 41, value, sizeof value) != 0)
+			continue; /* ".", "..", or a thread that just ended */
+		n += atoi(value) == policy;
+		if (tid == proc.pid)
+			*main_policy = atoi(value);
 	}
 	closedir(d);
 	return n;

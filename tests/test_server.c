@@ -246,15 +246,9 @@ static long thread_cpu_ms(pthread_t thread)
 /* The scheduler state of thread TID of this process ('R', 'S', ...), or 0. */
 static char thread_state(pid_t tid)
 {
-	char path[64], line[256], *end;
-	FILE *f;
+	char state[8];
 
-	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	end = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
-	fclose(f);
-	return end && end[1] == ' ' ? end[2] : 0;
+	return th_task_stat_field(getpid(), tid, 3, state, sizeof state) == 0 ? state[0] : 0;
 }
 
 /* Wait up to IO_MS for thread TID to sleep; return its last state ('S' if it did). */
