@@ -15,6 +15,7 @@ Usage: benchlib.py freeport
        benchlib.py table RESULTS.jsonl [--markdown]
 """
 
+import gzip
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ WORKLOADS = {
 RATIO_WORKLOADS = ["pp1", "pp32", "pp256", "pp1000", "bulk1", "bulk8", "churn8"]
 MEMORY_WORKLOADS = ["c1000", "c10k"]
 REFERENCE = "ref_epoll"
+FLOOR = "blocking_floor"
 
 
 def die(msg, code=1):
@@ -370,7 +372,8 @@ def cmd_table(args):
     if not args:
         die("table: which results file?", 2)
     runs = []
-    with open(args[0]) as f:
+    opener = gzip.open if args[0].endswith(".gz") else open  # the results kept in git
+    with opener(args[0], "rt") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if line:
@@ -480,6 +483,7 @@ def cmd_table(args):
         out.append("(One repetition: no noise estimate.)")
     else:
         noise_table(out, servers, workloads, spread)
+    floor_table(out, cells, ratio_cols)
     busy_note(out, runs)
     problem_list(out, runs)
     print("\n".join(out))
@@ -499,6 +503,29 @@ def noise_table(out, servers, workloads, spread):
             sp = spread(s, w)
             row.append("-" if sp is None else "±%.0f%%" % (sp * 100))
         out.append("| " + " | ".join(row) + " |")
+
+
+def floor_table(out, cells, workloads):
+    """poolechod over the blocking floor, paired within each repetition: both
+    ran minutes apart at most, so the pair shares the machine's spell."""
+    def by_rep(s, w):
+        return {r["rep"]: r["value"] for r in cells.get((s, w), [])
+                if r["ok"] and r["value"]}
+    rows = []
+    for w in workloads:
+        pd, fl = by_rep("poolechod", w), by_rep(FLOOR, w)
+        ratios = sorted(pd[k] / fl[k] for k in pd if k in fl)
+        if ratios:
+            rows.append("| %s | %.2f | %.2f-%.2f | %d |" % (
+                w, statistics.median(ratios), ratios[0], ratios[-1], len(ratios)))
+    if rows:
+        out.append("")
+        out.append("poolechod / %s, paired within each repetition (what poolechod adds to "
+                   "the cost of a blocking thread per connection; 1.00: nothing):" % FLOOR)
+        out.append("")
+        out.append("| workload | median | range | pairs |")
+        out.append("|---|---|---|---|")
+        out.extend(rows)
 
 
 def busy_note(out, runs):
