@@ -506,8 +506,8 @@ def noise_table(out, servers, workloads, spread):
 
 
 def floor_table(out, cells, workloads):
-    """poolechod over the blocking floor, paired within each repetition: both
-    ran minutes apart at most, so the pair shares the machine's spell."""
+    """poolechod over the blocking floor, paired within each repetition: the
+    two ran seconds apart, so the pair shares the machine's spell."""
     def by_rep(s, w):
         return {r["rep"]: r["value"] for r in cells.get((s, w), [])
                 if r["ok"] and r["value"]}
