@@ -22,6 +22,10 @@ enum pe_echo_end {
  * one fills it; then to the worker's own buffer. */
 #define PE_ECHO_FIRST_READ 1024
 
+/* A read this big (or of the whole buffer, when that is smaller) tells that
+ * the client is streaming. */
+#define PE_ECHO_STREAM_READ (64 * 1024)
+
 /* What a worker keeps from one connection to the next. */
 struct pe_echo_worker {
 	char *buf;

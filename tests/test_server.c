@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -133,7 +134,7 @@ Test(server, echoes_every_byte_value_including_nul)
 
 struct writer {
 	int fd;
-	size_t len;
+	size_t from, len;  /* write the pattern's bytes FROM..LEN */
 	unsigned seed;
 	int rc;
 	int shut;  /* shutdown(SHUT_WR) after the last byte */
@@ -147,7 +148,7 @@ static void *writer_main(void *arg)
 	unsigned char *buf = malloc(CHUNK);
 
 	w->rc = buf ? 0 : -ENOMEM;
-	for (size_t off = 0; off < w->len && w->rc == 0; off += CHUNK) {
+	for (size_t off = w->from; off < w->len && w->rc == 0; off += CHUNK) {
 		size_t n = w->len - off < CHUNK ? w->len - off : CHUNK;
 		th_fill_pattern(buf, n, off, w->seed);
 		w->rc = th_write_all(w->fd, buf, n, IO_MS);
@@ -229,6 +230,8 @@ struct serve_run {
 	_Atomic pid_t tid;              /* the serving thread, once it runs */
 	long sleeps;                    /* its voluntary context switches while serving */
 	int spliced;                    /* it ended holding a splice pipe */
+	size_t buffer;                  /* the worker's buffer; 4 KiB when 0 */
+	const struct writer *queued;    /* its first ->from bytes wait before the worker starts */
 };
 
 #ifdef __linux__
@@ -297,9 +300,32 @@ static int loopback_pair(int *server_fd)
 	return cfd;
 }
 
-/* Start pe_echo_serve on a thread with a 4 KiB buffer and a 2-CPU policy
- * that spins BUSY_POLL_US, counts *OPEN_NOW connections and splices as
- * SPLICE says; return the client's socket. */
+#ifdef __linux__
+/* Send W's first W->from pattern bytes from CFD and wait until all of them
+ * are queued at SERVER_FD, so that the worker's reads find them at once. */
+static void queue_before_serving(int cfd, int server_fd, const struct writer *w)
+{
+	int room = (int)(4 * w->from), queued = 0;
+	int64_t deadline = th_now_ms() + IO_MS;
+	unsigned char *buf = malloc(w->from);
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &room, sizeof room), 0);
+	cr_assert_eq(setsockopt(server_fd, SOL_SOCKET, SO_RCVBUF, &room, sizeof room), 0);
+	th_fill_pattern(buf, w->from, 0, w->seed);
+	cr_assert_eq(th_write_all(cfd, buf, w->from, IO_MS), 0, "%zu bytes did not fit", w->from);
+	while (ioctl(server_fd, FIONREAD, &queued) == 0 && (size_t)queued < w->from &&
+	       th_ms_left(deadline) > 0)
+		sched_yield();
+	cr_assert_eq((size_t)queued, w->from, "only %d of %zu bytes reached the server's socket",
+	             queued, w->from);
+	free(buf);
+}
+#endif
+
+/* Start pe_echo_serve on a thread with a 4 KiB buffer (or R->buffer) and a
+ * 2-CPU policy that spins BUSY_POLL_US, counts *OPEN_NOW connections and
+ * splices as SPLICE says; return the client's socket. */
 static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
                        atomic_uint *open_now, unsigned busy_poll_us, enum pe_splice splice)
 {
@@ -308,10 +334,14 @@ static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
 	r->policy = (struct pe_echo_policy){.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
 	                                    .active = open_now, .splice = splice};
 	pe_echo_worker_init(&r->w, counters);
-	r->w.size = 4096;
+	r->w.size = r->buffer ? r->buffer : 4096;
 	r->w.buf = malloc(r->w.size);
 	cr_assert_not_null(r->w.buf);
 	cfd = loopback_pair(&r->fd);
+#ifdef __linux__
+	if (r->queued)
+		queue_before_serving(cfd, r->fd, r->queued);
+#endif
 	cr_assert_eq(pthread_create(&r->thread, NULL, serve_main, r), 0);
 	return cfd;
 }
@@ -348,6 +378,34 @@ static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
 	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
 	serve_finish(&r, w.fd);
 	return r.spliced;
+}
+
+/* A buffer larger than a client keeps in flight is never filled by a read,
+ * yet the stream is one: a read of PE_ECHO_STREAM_READ bytes shows it. Here
+ * 192 KiB wait before the worker starts, so its second read (after the
+ * first KiB, read to the stack) brings more than that, and never 4 MiB. */
+Test(server, a_stream_is_spliced_though_no_read_fills_a_larger_buffer)
+{
+#if defined(__linux__) && defined(HAVE_SPLICE)
+	enum { LEN = 1024 * 1024, QUEUED = 3 * PE_ECHO_STREAM_READ };
+	static atomic_uint open_now = 1;
+	struct pe_worker_counters counters = {0};
+	struct writer w = {.from = QUEUED, .len = LEN, .seed = 6, .shut = 1};
+	struct serve_run r = {.buffer = 4u << 20, .queued = &w};
+
+	w.fd = serve_start(&r, &counters, &open_now, 0, PE_SPLICE_ALWAYS);
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	serve_finish(&r, w.fd);
+	cr_expect(r.spliced, "a %d-byte stream through a %zu-byte buffer was copied, not spliced",
+	          LEN, r.buffer);
+	cr_expect_eq(pe_counter_get(&counters.bytes_in), LEN);
+	cr_expect_eq(pe_counter_get(&counters.bytes_out), LEN);
+#else
+	cr_skip_test("splices (Linux only)");
+#endif
 }
 
 Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
