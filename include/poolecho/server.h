@@ -76,7 +76,7 @@ struct pe_server_config {
 #define PE_DEFAULT_BACKLOG 4096   /* Linux caps it at net.core.somaxconn */
 #define PE_DEFAULT_IDLE_TIMEOUT_MS 60000u
 #define PE_DEFAULT_GRACE_MS 5000u
-#define PE_DEFAULT_BUFFER_SIZE (64u * 1024u)
+#define PE_DEFAULT_BUFFER_SIZE (128u * 1024u)
 #define PE_DEFAULT_STACK_SIZE (128u * 1024u)
 #define PE_DEFAULT_BUSY_POLL_US 100u
 
