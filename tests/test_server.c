@@ -1178,6 +1178,16 @@ Test(server, stop_before_run_with_a_client_connected)
 
 /* ---- creation --------------------------------------------------------------------------- */
 
+/* A bulk client keeping 128 KiB in flight (bench/run's bulk loads) is read
+ * in one call by default: with 64 KiB it took two (bench/RESULTS.md). */
+Test(server, the_default_buffer_holds_128_kib)
+{
+	struct pe_server_config cfg;
+
+	pe_server_config_init(&cfg);
+	cr_expect_eq(cfg.buffer_size, 128u * 1024u, "default buffer %zu bytes", cfg.buffer_size);
+}
+
 /* ---- out of descriptors ---------------------------------------------------- */
 
 enum { MAX_FILLERS = 4096 };
