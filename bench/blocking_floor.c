@@ -30,8 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BUFFER_SIZE (64 * 1024)
-#define STACK_SIZE (128 * 1024)  /* poolechod's default */
+#define BUFFER_SIZE (128 * 1024) /* poolechod's defaults */
+#define STACK_SIZE (128 * 1024)
 
 static int listener;
 

@@ -203,7 +203,6 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 	}
 }
 
-/* Bulk stream: move to splice if a pipe can be had (else keep copying). */
 /* Whether a read of N bytes shows a stream. Not "fills the buffer": with a
  * buffer larger than what a client keeps in flight, no read would. */
 static int streaming(const struct pe_echo_worker *w, size_t n)
@@ -211,6 +210,7 @@ static int streaming(const struct pe_echo_worker *w, size_t n)
 	return n >= (w->size < PE_ECHO_STREAM_READ ? w->size : PE_ECHO_STREAM_READ);
 }
 
+/* Bulk stream: move to splice if a pipe can be had (else keep copying). */
 static int splice_ready(struct pe_echo_worker *w)
 {
 	if (w->pipe[0] >= 0)

@@ -30,8 +30,9 @@ enum pe_overflow {
 	PE_OVERFLOW_REJECT  /* accept and close at once, counting a rejection */
 };
 
-/* When a worker echoes a bulk stream (a read filled its whole buffer) with
- * splice(2) through a pipe instead of copying it (Linux only). */
+/* When a worker echoes a bulk stream (a read of 64 KiB, or of a whole
+ * smaller buffer) with splice(2) through a pipe instead of copying it
+ * (Linux only). */
 enum pe_splice {
 	PE_SPLICE_NEVER,   /* always copy */
 	PE_SPLICE_ALWAYS,  /* splice every bulk stream */
