@@ -16,11 +16,10 @@
  *   smaller buffer) the client is streaming, and on Linux the stream moves
  *   through a pipe with splice(2), never copied through user space. It
  *   busy-polls as the copying loop does (on a peek: splice cannot be told
- *   not to sleep on a socket). One 16 KiB
- *   stream ran 13% faster spliced, but eight on one CPU, where nobody
- *   spins, ran up to 14% slower; so by default (PE_SPLICE_AUTO) a stream
- *   is spliced only while busy polling is allowed (few connections), and
- *   copied otherwise.
+ *   not to sleep on a socket). One 16 KiB stream ran 13% faster spliced,
+ *   but eight on one CPU, where nobody spins, ran up to 14% slower; so by
+ *   default (PE_SPLICE_AUTO) a stream is spliced only while busy polling
+ *   is allowed (few connections), and copied otherwise.
  */
 #include <config.h>
 

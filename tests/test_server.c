@@ -305,19 +305,19 @@ static int loopback_pair(int *server_fd, int rcvbuf)
 	return cfd;
 }
 
-#ifdef __linux__
-/* Room for what queue_before_serving() sends, on both sides. */
-static int queue_room(const struct serve_run *r)
+/* Socket buffers with room for the first W->from bytes of W (0 for none). */
+static int queue_room(const struct writer *w)
 {
-	return r->queued ? (int)(4 * r->queued->from) : 0;
+	return w ? (int)(4 * w->from) : 0;
 }
 
+#ifdef __linux__
 /* Send W's first W->from pattern bytes from CFD and wait until all of them
  * are queued at SERVER_FD (whose receive buffer queue_room() sized), so
  * that the worker's reads find them at once. */
 static void queue_before_serving(int cfd, int server_fd, const struct writer *w)
 {
-	int room = (int)(4 * w->from), queued = 0;
+	int room = queue_room(w), queued = 0;
 	int64_t deadline = th_now_ms() + IO_MS;
 	unsigned char *buf = malloc(w->from);
 
@@ -348,7 +348,7 @@ static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
 	r->w.size = r->buffer ? r->buffer : 4096;
 	r->w.buf = malloc(r->w.size);
 	cr_assert_not_null(r->w.buf);
-	cfd = loopback_pair(&r->fd, queue_room(r));
+	cfd = loopback_pair(&r->fd, queue_room(r->queued));
 #ifdef __linux__
 	if (r->queued)
 		queue_before_serving(cfd, r->fd, r->queued);
