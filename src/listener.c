@@ -142,6 +142,18 @@ static int hand_off(pe_server *srv, int fd)
 	return 1; /* -ESHUTDOWN */
 }
 
+/* Wait policy: accept nothing we could not queue, so waiting clients stay
+ * in the kernel's backlog, not in our hands. Counts of accept errors held
+ * back fall due meanwhile, and are logged on time. 0, or -ESHUTDOWN. */
+static int wait_for_space(pe_server *srv, struct errlimit *el)
+{
+	int rc;
+
+	while ((rc = pe_queue_wait_space_for(srv->queue, held_timeout_ms(el))) == -ETIMEDOUT)
+		log_due(srv, el, 0, "");
+	return rc;
+}
+
 static int accept_loop(pe_server *srv, struct errlimit *el)
 {
 	const int one = 1;
@@ -149,9 +161,7 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 	while (!atomic_load(&srv->stop_requested)) {
 		int fd;
 
-		/* Wait policy: accept nothing we could not queue, so waiting
-		 * clients stay in the kernel's backlog, not in our hands. */
-		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && pe_queue_wait_space(srv->queue) < 0)
+		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && wait_for_space(srv, el) < 0)
 			break;
 
 		fd = accept_one(srv->listen_fd);

@@ -11,8 +11,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <poolecho/queue.h>
+
+#include "monotonic.h"
 
 struct pe_queue {
 	pthread_mutex_t lock;
@@ -28,6 +31,7 @@ struct pe_queue {
 int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size)
 {
 	pe_queue *q;
+	int rc;
 
 	*out = NULL;
 	if (capacity == 0 || item_size == 0 || capacity > SIZE_MAX / item_size)
@@ -44,7 +48,13 @@ int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size)
 	q->item_size = item_size;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->not_empty, NULL);
-	pthread_cond_init(&q->not_full, NULL);
+	if ((rc = pe_cond_init_monotonic(&q->not_full)) != 0) {
+		pthread_cond_destroy(&q->not_empty);
+		pthread_mutex_destroy(&q->lock);
+		free(q->items);
+		free(q);
+		return -rc;
+	}
 	*out = q;
 	return 0;
 }
@@ -80,15 +90,23 @@ static void take_locked(pe_queue *q, void *item)
 		pthread_cond_signal(&q->not_full);
 }
 
-/* Wait while full and open; the lock is held. */
-static int wait_not_full_locked(pe_queue *q)
+/* Wait while full and open, until DEADLINE on CLOCK_MONOTONIC (NULL: no
+ * limit); the lock is held. 0, -ETIMEDOUT or -ESHUTDOWN. */
+static int wait_not_full_locked(pe_queue *q, const struct timespec *deadline)
 {
-	while (!q->closed && q->length == q->capacity) {
+	int timed_out = 0;
+
+	while (!q->closed && q->length == q->capacity && !timed_out) {
 		q->waiting_push++;
-		pthread_cond_wait(&q->not_full, &q->lock);
+		if (deadline)
+			timed_out = pthread_cond_timedwait(&q->not_full, &q->lock, deadline) != 0;
+		else
+			pthread_cond_wait(&q->not_full, &q->lock);
 		q->waiting_push--;
 	}
-	return q->closed ? -ESHUTDOWN : 0;
+	if (q->closed)
+		return -ESHUTDOWN;
+	return q->length == q->capacity ? -ETIMEDOUT : 0;
 }
 
 int pe_queue_push(pe_queue *q, const void *item)
@@ -96,7 +114,7 @@ int pe_queue_push(pe_queue *q, const void *item)
 	int rc;
 
 	pthread_mutex_lock(&q->lock);
-	rc = wait_not_full_locked(q);
+	rc = wait_not_full_locked(q, NULL);
 	if (rc == 0)
 		put_locked(q, item);
 	pthread_mutex_unlock(&q->lock);
@@ -120,10 +138,20 @@ int pe_queue_try_push(pe_queue *q, const void *item)
 
 int pe_queue_wait_space(pe_queue *q)
 {
+	return pe_queue_wait_space_for(q, -1);
+}
+
+int pe_queue_wait_space_for(pe_queue *q, int timeout_ms)
+{
+	struct timespec deadline;
 	int rc;
 
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		pe_timespec_add_ms(&deadline, (unsigned long)timeout_ms);
+	}
 	pthread_mutex_lock(&q->lock);
-	rc = wait_not_full_locked(q);
+	rc = wait_not_full_locked(q, timeout_ms >= 0 ? &deadline : NULL);
 	/* Several waiters may share one freed slot; pass the wake-up on so a
 	 * waiting pusher is not left behind by a wait_space caller. */
 	if (rc == 0 && q->waiting_push && q->length < q->capacity)

@@ -27,6 +27,7 @@
 
 #include "echo.h"
 #include "listener.h"
+#include "monotonic.h"
 #include "net.h"
 #include "server_internal.h"
 
@@ -282,7 +283,6 @@ static int start_workers(pe_server *srv, const struct pe_pool_config *pc)
 int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 {
 	struct pe_pool_config pc = {0};
-	pthread_condattr_t ca;
 	pe_server *srv;
 	int rc;
 
@@ -296,12 +296,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	/* The grace deadline is on CLOCK_MONOTONIC: a clock step must not move it. */
-	pthread_condattr_init(&ca);
-	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (rc == 0)
-		rc = pthread_cond_init(&srv->drained, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0) {
+	if ((rc = pe_cond_init_monotonic(&srv->drained)) != 0) {
 		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return -rc;
@@ -418,12 +413,7 @@ static void wait_for_drain(pe_server *srv)
 
 	pthread_mutex_lock(&srv->lock);
 	deadline = srv->stop_time;
-	deadline.tv_sec += srv->cfg.grace_ms / 1000;
-	deadline.tv_nsec += (long)(srv->cfg.grace_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	pe_timespec_add_ms(&deadline, srv->cfg.grace_ms);
 	/* drained waits on CLOCK_MONOTONIC: a clock step cannot cut the grace short. */
 	while (srv->outstanding && !srv->stop_now &&
 	       pthread_cond_timedwait(&srv->drained, &srv->lock, &deadline) != ETIMEDOUT)

@@ -42,6 +42,13 @@ static void push_int(pe_queue *queue, int v)
 	cr_assert_eq(pe_queue_try_push(queue, &v), 0, "try_push(%d) failed", v);
 }
 
+/* Fill the suite's queue with 0, 1, 2, 3. */
+static void fill_suite_queue(void)
+{
+	for (int i = 0; i < 4; i++)
+		push_int(q, i);
+}
+
 static int pop_int(pe_queue *queue)
 {
 	int v = -1, rc = pe_queue_try_pop(queue, &v);
@@ -52,12 +59,12 @@ static int pop_int(pe_queue *queue)
 
 /* ---- a queue call run on its own thread, so a test can see it block --- */
 
-enum op_kind { OP_PUSH, OP_POP, OP_WAIT_SPACE };
+enum op_kind { OP_PUSH, OP_POP, OP_WAIT_SPACE, OP_WAIT_SPACE_FOR };
 
 struct op {
 	pe_queue *queue;
 	enum op_kind kind;
-	int value;             /* pushed, or popped */
+	int value;             /* pushed, popped, or the wait's limit in ms */
 	int rc;
 	struct th_event started, done;
 	pthread_t thread;
@@ -77,6 +84,9 @@ static void *op_main(void *arg)
 		break;
 	case OP_WAIT_SPACE:
 		op->rc = pe_queue_wait_space(op->queue);
+		break;
+	case OP_WAIT_SPACE_FOR:
+		op->rc = pe_queue_wait_space_for(op->queue, op->value);
 		break;
 	}
 	th_event_add(&op->done, 1);
@@ -201,8 +211,7 @@ Test(queue, full_queue_blocks_push_until_a_pop)
 {
 	struct op push;
 
-	for (int i = 0; i < 4; i++)
-		push_int(q, i);
+	fill_suite_queue();
 	op_start(&push, q, OP_PUSH, 100);
 	op_assert_blocked(&push, "push on a full queue");
 	cr_assert_eq(pe_queue_length(q), 4);
@@ -232,8 +241,7 @@ Test(queue, close_wakes_every_blocked_pusher)
 	enum { N = 4 };
 	struct op push[N];
 
-	for (int i = 0; i < 4; i++)
-		push_int(q, i);
+	fill_suite_queue();
 	for (int i = 0; i < N; i++)
 		op_start(&push[i], q, OP_PUSH, 10 + i);
 	for (int i = 0; i < N; i++)
@@ -297,8 +305,7 @@ Test(queue, wait_space_blocks_while_full_then_a_push_fits)
 	struct op wait;
 	int v = 9;
 
-	for (int i = 0; i < 4; i++)
-		push_int(q, i);
+	fill_suite_queue();
 	op_start(&wait, q, OP_WAIT_SPACE, 0);
 	op_assert_blocked(&wait, "wait_space on a full queue");
 	cr_assert_eq(pop_int(q), 0);
@@ -311,12 +318,62 @@ Test(queue, close_wakes_wait_space)
 {
 	struct op wait;
 
-	for (int i = 0; i < 4; i++)
-		push_int(q, i);
+	fill_suite_queue();
 	op_start(&wait, q, OP_WAIT_SPACE, 0);
 	op_assert_blocked(&wait, "wait_space on a full queue");
 	pe_queue_close(q);
 	cr_assert_eq(op_finish(&wait, "wait_space after close"), -ESHUTDOWN);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- wait_space_for: the same, with a limit ------------------------------- */
+
+Test(queue, wait_space_for_returns_at_once_when_not_full)
+{
+	push_int(q, 1);
+	cr_assert_eq(pe_queue_wait_space_for(q, 0), 0);
+	cr_assert_eq(pe_queue_wait_space_for(q, 60000), 0);
+	cr_assert_eq(pe_queue_length(q), 1, "wait_space_for must not reserve or push");
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* It must wait the whole limit: the deadline is on the clock the condition
+ * variable waits on. */
+Test(queue, wait_space_for_times_out_while_full)
+{
+	int64_t t0, waited;
+
+	fill_suite_queue();
+	cr_assert_eq(pe_queue_wait_space_for(q, 0), -ETIMEDOUT);
+	t0 = th_now_ms();
+	cr_assert_eq(pe_queue_wait_space_for(q, 200), -ETIMEDOUT);
+	waited = th_now_ms() - t0;
+	cr_expect_geq(waited, 199, "a wait of 200 ms returned after %lld ms", (long long)waited);
+	cr_assert_eq(pe_queue_length(q), 4);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, wait_space_for_wakes_when_a_slot_frees)
+{
+	struct op wait;
+
+	fill_suite_queue();
+	op_start(&wait, q, OP_WAIT_SPACE_FOR, 60000);
+	op_assert_blocked(&wait, "wait_space_for on a full queue");
+	cr_assert_eq(pop_int(q), 0);
+	cr_assert_eq(op_finish(&wait, "wait_space_for"), 0);
+	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, wait_space_for_without_a_limit_blocks)
+{
+	struct op wait;
+
+	fill_suite_queue();
+	op_start(&wait, q, OP_WAIT_SPACE_FOR, -1);
+	op_assert_blocked(&wait, "wait_space_for(-1) on a full queue");
+	pe_queue_close(q);
+	cr_assert_eq(op_finish(&wait, "wait_space_for after close"), -ESHUTDOWN);
 	TH_ASSERT_NO_LEAKS();
 }
 

@@ -1306,14 +1306,37 @@ static void log_accepts(void *ctx, enum pe_log_level level, const char *message)
 	pthread_mutex_unlock(&al->lock);
 }
 
+/* Fill every free number below the highest open descriptor with copies of
+ * LIKE, then allow exactly one more: the server can accept one connection,
+ * no second. Returns how many FILLERS were opened, the highest last; the
+ * old limit goes to *SAVED. */
+static int leave_one_descriptor(int like, int fillers[MAX_FILLERS], struct rlimit *saved)
+{
+	struct rlimit tight;
+	int nfillers = 0, top = 0, fd;
+
+	for (fd = 0; fd < MAX_FILLERS; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			top = fd;
+	while (nfillers < MAX_FILLERS && (fd = dup(like)) >= 0 && fd < top)
+		fillers[nfillers++] = fd;
+	cr_assert(fd > top, "could not fill the descriptor table below %d", top);
+	fillers[nfillers++] = fd; /* now the highest; the next number is the server's */
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
+	tight = *saved;
+	tight.rlim_cur = (rlim_t)fd + 2;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0, "setrlimit: %s", strerror(errno));
+	return nfillers;
+}
+
 /* EMFILE on accept(2) must not become a busy loop, and the server must
  * serve the clients left in the backlog once descriptors free up. */
 Test(server, out_of_descriptors_pauses_accept_then_recovers)
 {
 	enum { CLIENTS = 3 };
 	struct pe_server_config cfg;
-	struct rlimit saved, tight;
-	int sock[CLIENTS], fillers[MAX_FILLERS], nfillers = 0, top = 0, fd;
+	struct rlimit saved;
+	int sock[CLIENTS], fillers[MAX_FILLERS], nfillers;
 	uint64_t errors;
 	int64_t t0, elapsed;
 
@@ -1329,19 +1352,7 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_geq(sock[i], 0, "socket: %s", strerror(errno));
 	}
-	/* Fill every free number below the highest open descriptor, then allow
-	 * exactly one more: the server can accept one connection, no second. */
-	for (fd = 0; fd < MAX_FILLERS; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
-			top = fd;
-	while (nfillers < MAX_FILLERS && (fd = dup(sock[0])) >= 0 && fd < top)
-		fillers[nfillers++] = fd;
-	cr_assert(fd > top, "could not fill the descriptor table below %d", top);
-	fillers[nfillers++] = fd; /* now the highest; the next number is the server's */
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
-	tight = saved;
-	tight.rlim_cur = (rlim_t)fd + 2;
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0, "setrlimit: %s", strerror(errno));
+	nfillers = leave_one_descriptor(sock[0], fillers, &saved);
 
 	for (int i = 0; i < CLIENTS; i++)
 		connect_socket(sock[i]); /* the kernel completes them into the backlog */
@@ -1378,6 +1389,62 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	             (unsigned long long)errors, logged, (long long)(th_now_ms() - t0));
 	stop_server_and_check(0);   /* joins the listener: nothing logs any more */
 	cr_expect_geq(al.reported, 1, "EMFILE was never logged");
+	cr_expect_eq(al.other, 0, "%lu accept lines name something else", al.other);
+}
+
+/* Under --overflow=wait with the queue full, the accept loop waits for a
+ * slot. A count of accept errors held back must still be logged when it
+ * falls due, not only once a slot frees. */
+Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
+{
+	struct pe_server_config cfg;
+	struct rlimit saved;
+	int sock[2], fillers[MAX_FILLERS], nfillers;
+	uint64_t errors;
+	unsigned long logged;
+	int64_t t0;
+
+	static struct accept_log al = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	                               .changed = PTHREAD_COND_INITIALIZER};
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_WAIT;
+	cfg.idle_timeout_ms = 0; /* the first client holds the only worker throughout */
+	cfg.log = log_accepts;
+	cfg.log_ctx = &al;
+	start_server(&cfg);
+	for (int i = 0; i < 2; i++) {
+		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(sock[i], 0, "socket: %s", strerror(errno));
+	}
+	nfillers = leave_one_descriptor(sock[0], fillers, &saved);
+	connect_socket(sock[0]);
+	round_trip(sock[0], 100, 1); /* accepted, and the worker busy with it */
+	connect_socket(sock[1]);
+	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 3, IO_MS), 0, "accept never ran out");
+
+	/* A descriptor frees: the second client is accepted into the queue's
+	 * one slot, and the accept loop waits for space with counts held. */
+	close(fillers[--nfillers]);
+	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0, "the second client was not queued");
+	errors = tf_stats(&ts).accept_errors;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+	/* The ten seconds of the rate limit, plus slack, with the queue full. */
+	t0 = th_now_ms();
+	logged = accept_log_wait(&al, (unsigned long)errors, 15000);
+	cr_expect_eq(logged, errors, "%llu accept errors, %lu logged or counted after %lld ms "
+	             "with the queue full", (unsigned long long)errors, logged,
+	             (long long)(th_now_ms() - t0));
+	cr_expect_eq(tf_stats(&ts).queued, 1, "the queue did not stay full");
+
+	finish_client(sock[0]);
+	round_trip(sock[1], 100, 2);
+	finish_client(sock[1]);
+	wait_stat_served(2);
+	for (int i = 0; i < nfillers; i++)
+		close(fillers[i]);
+	stop_server_and_check(0);
 	cr_expect_eq(al.other, 0, "%lu accept lines name something else", al.other);
 }
 

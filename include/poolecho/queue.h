@@ -48,6 +48,11 @@ PE_API int pe_queue_try_pop(pe_queue *q, void *item);
  * stays in the kernel's listen backlog instead of in a held socket. */
 PE_API int pe_queue_wait_space(pe_queue *q);
 
+/* pe_queue_wait_space for at most TIMEOUT_MS (< 0: no limit): 0,
+ * -ETIMEDOUT while still full, or -ESHUTDOWN once closed. The accept loop
+ * waits this way so that it can log what falls due meanwhile. */
+PE_API int pe_queue_wait_space_for(pe_queue *q, int timeout_ms);
+
 /* Close the queue and wake every waiter. Idempotent. */
 PE_API void pe_queue_close(pe_queue *q);
 
