@@ -21,6 +21,9 @@
 #define STILL_BLOCKED_MS 150
 /* How long a woken call may take to return: generous, it is an upper bound. */
 #define WAKE_MS 5000
+/* A limit for timed waits that must end sooner, by a wake-up; below the
+ * suite's timeout, so that a broken wake-up fails an assertion. */
+#define LONG_WAIT_MS (3 * WAKE_MS)
 
 static pe_queue *q; /* the suite's queue: 4 ints */
 
@@ -332,7 +335,7 @@ Test(queue, wait_space_for_returns_at_once_when_not_full)
 {
 	push_int(q, 1);
 	cr_assert_eq(pe_queue_wait_space_for(q, 0), 0);
-	cr_assert_eq(pe_queue_wait_space_for(q, 60000), 0);
+	cr_assert_eq(pe_queue_wait_space_for(q, LONG_WAIT_MS), 0);
 	cr_assert_eq(pe_queue_length(q), 1, "wait_space_for must not reserve or push");
 	TH_ASSERT_NO_LEAKS();
 }
@@ -358,7 +361,7 @@ Test(queue, wait_space_for_wakes_when_a_slot_frees)
 	struct op wait;
 
 	fill_suite_queue();
-	op_start(&wait, q, OP_WAIT_SPACE_FOR, 60000);
+	op_start(&wait, q, OP_WAIT_SPACE_FOR, LONG_WAIT_MS);
 	op_assert_blocked(&wait, "wait_space_for on a full queue");
 	cr_assert_eq(pop_int(q), 0);
 	cr_assert_eq(op_finish(&wait, "wait_space_for"), 0);
@@ -377,16 +380,33 @@ Test(queue, wait_space_for_without_a_limit_blocks)
 	TH_ASSERT_NO_LEAKS();
 }
 
-/* A slot freed while both a wait_space caller and a pusher wait must not
- * leave the pusher asleep (a single signal could go to the wrong one). */
-Test(queue, wait_space_does_not_swallow_a_pushers_wakeup)
+/* Closed outranks full: a caller must learn to stop, not to retry. */
+Test(queue, wait_space_for_on_a_closed_queue_says_shutdown)
+{
+	pe_queue *empty;
+
+	cr_assert_eq(pe_queue_create(&empty, 1, sizeof(int)), 0);
+	pe_queue_close(empty);
+	cr_expect_eq(pe_queue_wait_space_for(empty, 0), -ESHUTDOWN, "closed with room");
+	pe_queue_destroy(empty);
+	fill_suite_queue();
+	pe_queue_close(q);
+	cr_expect_eq(pe_queue_wait_space_for(q, 0), -ESHUTDOWN, "closed and full, no wait");
+	cr_expect_eq(pe_queue_wait_space_for(q, 200), -ESHUTDOWN, "closed and full, a wait");
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* A slot freed while both a wait_space caller (KIND, with LIMIT_MS for a
+ * timed one) and a pusher wait must not leave the pusher asleep (a single
+ * signal could go to the wrong one). */
+static void check_pushers_wakeup_is_passed_on(enum op_kind kind, int limit_ms)
 {
 	struct op wait, push;
 	pe_queue *one;
 
 	cr_assert_eq(pe_queue_create(&one, 1, sizeof(int)), 0);
 	push_int(one, 1);
-	op_start(&wait, one, OP_WAIT_SPACE, 0);
+	op_start(&wait, one, kind, limit_ms);
 	op_start(&push, one, OP_PUSH, 2);
 	op_assert_blocked(&wait, "wait_space on a full queue");
 	op_assert_blocked(&push, "push on a full queue");
@@ -396,6 +416,16 @@ Test(queue, wait_space_does_not_swallow_a_pushers_wakeup)
 	cr_assert_eq(op_finish(&wait, "wait_space after two slots freed"), 0);
 	pe_queue_destroy(one);
 	TH_ASSERT_NO_LEAKS();
+}
+
+Test(queue, wait_space_does_not_swallow_a_pushers_wakeup)
+{
+	check_pushers_wakeup_is_passed_on(OP_WAIT_SPACE, 0);
+}
+
+Test(queue, wait_space_for_does_not_swallow_a_pushers_wakeup)
+{
+	check_pushers_wakeup_is_passed_on(OP_WAIT_SPACE_FOR, LONG_WAIT_MS);
 }
 
 /* ---- many producers and consumers ------------------------------------------- */

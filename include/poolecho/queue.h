@@ -21,7 +21,8 @@ extern "C" {
 typedef struct pe_queue pe_queue;
 
 /* Make a queue of CAPACITY (>= 1) items of ITEM_SIZE (>= 1) bytes each.
- * -EINVAL for a zero size, -ENOMEM. */
+ * -EINVAL for a zero size, -ENOMEM, or the negative errno of a condition
+ * variable that could not be made. */
 PE_API int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size);
 
 /* Free the queue. Nobody may be waiting on it any more; items still queued
@@ -48,9 +49,10 @@ PE_API int pe_queue_try_pop(pe_queue *q, void *item);
  * stays in the kernel's listen backlog instead of in a held socket. */
 PE_API int pe_queue_wait_space(pe_queue *q);
 
-/* pe_queue_wait_space for at most TIMEOUT_MS (< 0: no limit): 0,
- * -ETIMEDOUT while still full, or -ESHUTDOWN once closed. The accept loop
- * waits this way so that it can log what falls due meanwhile. */
+/* pe_queue_wait_space for at most TIMEOUT_MS (< 0: no limit), measured on
+ * CLOCK_MONOTONIC: 0, -ETIMEDOUT while still full, or -ESHUTDOWN once
+ * closed (closed outranks full). The accept loop waits this way so that it
+ * can log what falls due meanwhile. */
 PE_API int pe_queue_wait_space_for(pe_queue *q, int timeout_ms);
 
 /* Close the queue and wake every waiter. Idempotent. */
