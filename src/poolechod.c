@@ -130,6 +130,27 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur);
 }
 
+/* Linux caps listen(2)'s backlog at net.core.somaxconn without a word: a
+ * burst beyond the cap loses SYNs, whose clients wait a second or more for
+ * the retry. An operator who asked for more must hear that it was cut. */
+static void warn_if_backlog_capped(int backlog)
+{
+#ifdef __linux__
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	long cap;
+
+	if (!f)
+		return;
+	if (fscanf(f, "%ld", &cap) == 1 && cap >= 0 && backlog > cap)
+		pe_log(PE_LOG_WARN, "--backlog=%d is capped at %ld by net.core.somaxconn: a burst of "
+		       "more connects loses SYNs, retried a second later (raise both, e.g. "
+		       "sysctl -w net.core.somaxconn=%d)", backlog, cap, backlog);
+	fclose(f);
+#else
+	(void)backlog;
+#endif
+}
+
 static void log_listening(pe_server *srv, const struct daemon_options *opt)
 {
 	const struct pe_server_config *c = &opt->server;
@@ -187,6 +208,7 @@ int main(int argc, char **argv)
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;
 	}
+	warn_if_backlog_capped(opt.server.backlog);
 	log_listening(srv, &opt);
 
 	st.server = srv;
