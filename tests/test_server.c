@@ -31,6 +31,7 @@
 
 #include "echo.h"
 #include "helpers.h"
+#include "monotonic.h"
 #include "net.h"
 #include "server_fixture.h"
 #include "server_internal.h"
@@ -1246,6 +1247,13 @@ struct accept_log {
 	unsigned long other;         /* accept lines naming anything else */
 };
 
+static void accept_log_init(struct accept_log *al)
+{
+	memset(al, 0, sizeof *al);
+	pthread_mutex_init(&al->lock, NULL);
+	cr_assert_eq(pe_cond_init_monotonic(&al->changed), 0); /* a clock step must not end a wait */
+}
+
 /* Wait up to MS for the errors logged or counted in AL to reach WANT;
  * returns how many there are. */
 static unsigned long accept_log_wait(struct accept_log *al, unsigned long want, int ms)
@@ -1253,13 +1261,8 @@ static unsigned long accept_log_wait(struct accept_log *al, unsigned long want, 
 	struct timespec deadline;
 	unsigned long n;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += ms / 1000;
-	deadline.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	pe_timespec_add_ms(&deadline, (unsigned long)ms);
 	pthread_mutex_lock(&al->lock);
 	while (al->reported + al->counted != want &&
 	       pthread_cond_timedwait(&al->changed, &al->lock, &deadline) == 0)
@@ -1340,11 +1343,11 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	uint64_t errors;
 	int64_t t0, elapsed;
 
-	static struct accept_log al = {.lock = PTHREAD_MUTEX_INITIALIZER,
-	                               .changed = PTHREAD_COND_INITIALIZER};
+	static struct accept_log al;
 	unsigned long logged;
 
 	tf_config(&cfg, 2, 4);
+	accept_log_init(&al);
 	cfg.log = log_accepts;
 	cfg.log_ctx = &al;
 	start_server(&cfg);
@@ -1404,12 +1407,12 @@ Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 	unsigned long logged;
 	int64_t t0;
 
-	static struct accept_log al = {.lock = PTHREAD_MUTEX_INITIALIZER,
-	                               .changed = PTHREAD_COND_INITIALIZER};
+	static struct accept_log al;
 
 	tf_config(&cfg, 1, 1);
 	cfg.overflow = PE_OVERFLOW_WAIT;
 	cfg.idle_timeout_ms = 0; /* the first client holds the only worker throughout */
+	accept_log_init(&al);
 	cfg.log = log_accepts;
 	cfg.log_ctx = &al;
 	start_server(&cfg);
