@@ -142,9 +142,10 @@ static void warn_if_backlog_capped(int backlog)
 	if (!f)
 		return;
 	if (fscanf(f, "%ld", &cap) == 1 && cap >= 0 && backlog > cap)
-		pe_log(PE_LOG_WARN, "--backlog=%d is capped at %ld by net.core.somaxconn: a burst of "
-		       "more connects loses SYNs, retried a second later (raise both, e.g. "
-		       "sysctl -w net.core.somaxconn=%d)", backlog, cap, backlog);
+		pe_log(PE_LOG_WARN, "listen backlog %d (--backlog) is capped at %ld by "
+		       "net.core.somaxconn: a burst of more connects loses SYNs, retried a second "
+		       "later (sysctl -w net.core.somaxconn=%d, then restart; or lower --backlog)",
+		       backlog, cap, backlog);
 	fclose(f);
 #else
 	(void)backlog;
