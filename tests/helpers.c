@@ -764,3 +764,20 @@ int th_doc_lists_options(const char *help, const char *relpath, char *missing, s
 	free(doc);
 	return rc;
 }
+
+size_t th_widest_line(const char *text, const char **line)
+{
+	size_t widest = 0;
+
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+
+		if (len > widest) {
+			widest = len;
+			if (line)
+				*line = text;
+		}
+		text += len + (text[len] == '\n');
+	}
+	return widest;
+}

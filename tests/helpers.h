@@ -164,4 +164,8 @@ void th_proc_cleanup(struct th_proc *p);
  * when the file cannot be read. */
 int th_doc_lists_options(const char *help, const char *relpath, char *missing, size_t size);
 
+/* The length of TEXT's longest line, and in *LINE (when not NULL) where it
+ * starts: --help must fit an 80-column terminal. */
+size_t th_widest_line(const char *text, const char **line);
+
 #endif /* POOLECHO_TESTS_HELPERS_H */

@@ -1237,6 +1237,20 @@ Test(cli, help_lists_every_option, .timeout = 30)
 	run_free(&r);
 }
 
+Test(cli, help_fits_in_80_columns, .timeout = 30)
+{
+	const char *args[] = {"--help", NULL};
+	const char *line = "";
+	struct run r;
+	size_t widest;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	widest = th_widest_line(r.out, &line);
+	cr_expect_leq(widest, 80, "a --help line of %zu columns: %.*s", widest, (int)widest, line);
+	run_free(&r);
+}
+
 Test(cli, man_page_and_readme_document_every_option, .timeout = 30)
 {
 	static const char *const docs[] = {"man/poolecho.1", "README"};

@@ -222,6 +222,18 @@ Test(daemon, help_exits_0_and_lists_every_option)
 	assert_no_sanitizer_report();
 }
 
+Test(daemon, help_fits_in_80_columns)
+{
+	const char *argv[] = {daemon_path(), "--help", NULL};
+	const char *line = "";
+	size_t widest;
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	cr_assert_not_null(proc.out.data);
+	widest = th_widest_line(proc.out.data, &line);
+	cr_expect_leq(widest, 80, "a --help line of %zu columns: %.*s", widest, (int)widest, line);
+}
+
 Test(daemon, man_page_and_readme_document_every_option)
 {
 	static const char *const docs[] = {"man/poolechod.8", "README"};
