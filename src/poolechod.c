@@ -21,6 +21,8 @@
 #include "daemon_cli.h"
 #include "log.h"
 #include "net.h"
+#include "sysfile.h"
+#include "thread_limits.h"
 
 /* Descriptors beyond one per worker and per queued connection: the
  * listener, the stop pipe, stdio, and room for a few in transit. */
@@ -136,17 +138,13 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 static void warn_if_backlog_capped(int backlog)
 {
 #ifdef __linux__
-	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
-	long cap;
+	long cap = pe_sysfile_number("/proc/sys/net/core/somaxconn");
 
-	if (!f)
-		return;
-	if (fscanf(f, "%ld", &cap) == 1 && cap >= 0 && backlog > cap)
+	if (cap >= 0 && backlog > cap)
 		pe_log(PE_LOG_WARN, "listen backlog %d (--backlog) is capped at %ld by "
 		       "net.core.somaxconn: a burst of more connects loses SYNs, retried a second "
 		       "later (sysctl -w net.core.somaxconn=%d, then restart; or lower --backlog)",
 		       backlog, cap, backlog);
-	fclose(f);
 #else
 	(void)backlog;
 #endif
@@ -196,11 +194,14 @@ int main(int argc, char **argv)
 	raise_fd_limit(&opt.server);
 	rc = pe_server_create(&srv, &opt.server);
 	if (rc < 0) {
-		if (rc == -EAGAIN)
-			pe_log(PE_LOG_ERROR, "cannot start: not enough threads for %u workers "
-			       "(see 'ulimit -u', /proc/sys/kernel/threads-max and vm.max_map_count)",
-			       opt.server.workers);
-		else if (rc == -ENOMEM)
+		if (rc == -EAGAIN) {
+			char limits[512];
+
+			thread_limits_describe(limits, sizeof limits);
+			pe_log(PE_LOG_ERROR, "cannot start: the system refused a thread before all "
+			       "%u workers ran; lower -w/--workers or raise the limit that binds: %s",
+			       opt.server.workers, *limits ? limits : "see 'ulimit -u'");
+		} else if (rc == -ENOMEM)
 			pe_log(PE_LOG_ERROR, "cannot start: out of memory for %u workers with "
 			       "%zu-byte buffers (lower -w/--workers or --buffer-size, or raise "
 			       "'ulimit -v')",

@@ -23,10 +23,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
 #include "net.h"
+#include "sysfile.h"
 
 #define START_MS 10000   /* to the readiness line (slow under sanitizers) */
 #define EXIT_MS 15000    /* to exit after a signal */
@@ -302,6 +304,60 @@ Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
 
 /* ---- signals ------------------------------------------------------------------ */
 
+/* Where a cgroup's pids controller can be written: v1's own hierarchy, or
+ * the v2 tree when it delegates pids. NULL when neither. */
+static const char *pids_cgroup_root(void)
+{
+	char controls[256] = "";
+	FILE *f;
+
+	if (access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) == 0)
+		return "/sys/fs/cgroup/pids";
+	f = fopen("/sys/fs/cgroup/cgroup.subtree_control", "r");
+	if (f) {
+		if (!fgets(controls, sizeof controls, f))
+			controls[0] = '\0';
+		fclose(f);
+	}
+	return strstr(controls, "pids") ? "/sys/fs/cgroup" : NULL;
+}
+
+/* A service's cgroup pids.max (systemd's TasksMax=) is the thread limit a
+ * daemon with many workers meets first: it must be named, with its value. */
+Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
+{
+	const char *root = pids_cgroup_root();
+	char dir[128], max[160], join[512];
+	const char *argv[] = {"/bin/sh", "-c", join, daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                      "-w", "200", NULL};
+	FILE *f;
+	int code, removed = -1;
+
+	if (!root)
+		cr_skip_test("no writable cgroup pids controller (v1 or v2) to run the daemon in");
+	snprintf(dir, sizeof dir, "%s/poolecho-test-%ld", root, (long)getpid());
+	if (mkdir(dir, 0755) < 0)
+		cr_skip_test("cannot make a cgroup at %s: %s", dir, strerror(errno));
+	snprintf(max, sizeof max, "%s/pids.max", dir);
+	f = fopen(max, "w");
+	if (!f || fputs("40\n", f) < 0 || fclose(f) != 0) {
+		rmdir(dir);
+		cr_skip_test("cannot set %s: %s", max, strerror(errno));
+	}
+	snprintf(join, sizeof join, "echo $$ > %s/cgroup.procs && exec \"$0\" \"$@\"", dir);
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	/* The last thread may leave the cgroup a moment after the exit is seen. */
+	for (int i = 0; i < 100 && (removed = rmdir(dir)) < 0 && errno == EBUSY; i++)
+		usleep(10000);
+	cr_expect_eq(removed, 0, "cannot remove %s: %s", dir, strerror(errno));
+	cr_assert_eq(code, 1, "200 workers under pids.max 40: exit %d, expected 1; stderr:\n%s",
+	             code, proc.err.data);
+	cr_expect(proc.err.data && strstr(proc.err.data, "cgroup pids.max 40 (systemd TasksMax=)"),
+	          "stderr does not name the cgroup's pids.max:\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "-w/--workers") != NULL, "stderr:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 Test(daemon, sigterm_exits_0)
 {
 	unsigned port = start_daemon(NULL);
@@ -480,19 +536,6 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 
 enum { BURST = 1500 }; /* more than the old default backlog of 1024 */
 
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
 /* With every worker busy and the queue full (--overflow=wait), a burst of
  * clients waits in the kernel's backlog: the default must hold one larger
  * than a thousand, or its SYNs are dropped and retried a second later. */
@@ -501,7 +544,7 @@ Test(daemon, default_backlog_holds_a_burst_of_waiting_clients, .timeout = 90)
 	const char *const extra[] = {"-w", "1", "-q", "1", "--grace=0.2", NULL};
 	static int fds[BURST];
 	static struct pollfd pfd[BURST];
-	long somaxconn = read_long("/proc/sys/net/core/somaxconn");
+	long somaxconn = pe_sysfile_number("/proc/sys/net/core/somaxconn");
 	struct rlimit rl;
 	unsigned port;
 	int done = 0;
@@ -575,7 +618,7 @@ static int backlog_cap_warned(long backlog, long somaxconn)
  * must say so, and only then. */
 Test(daemon, a_backlog_above_somaxconn_is_reported)
 {
-	long somaxconn = read_long("/proc/sys/net/core/somaxconn");
+	long somaxconn = pe_sysfile_number("/proc/sys/net/core/somaxconn");
 
 	if (somaxconn < 0)
 		cr_skip_test("cannot read /proc/sys/net/core/somaxconn");
@@ -588,7 +631,7 @@ Test(daemon, a_backlog_above_somaxconn_is_reported)
 
 Test(daemon, a_backlog_within_somaxconn_is_not_reported)
 {
-	long somaxconn = read_long("/proc/sys/net/core/somaxconn");
+	long somaxconn = pe_sysfile_number("/proc/sys/net/core/somaxconn");
 	long backlog = somaxconn > 65535 ? 65535 : somaxconn;
 
 	if (somaxconn < 0)
