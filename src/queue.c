@@ -2,7 +2,8 @@
  * queue.c -- the bounded FIFO between the accept loop and the workers: a
  * ring of fixed-size items, one mutex, and a condition variable for each
  * side. Signals go out only when someone waits, so the common hand-off to
- * an already-running worker costs a lock and a memcpy, no futex wake.
+ * an already-running worker costs a lock and a memcpy, no futex wake; and
+ * they go out after the unlock, so the lock is never held across one.
  */
 #include <config.h>
 
@@ -70,24 +71,35 @@ void pe_queue_destroy(pe_queue *q)
 	free(q);
 }
 
-/* Both take and leave the lock held. */
-static void put_locked(pe_queue *q, const void *item)
+/* Both run with the lock held, and return the condition variable to signal
+ * once it is released (NULL: nobody waits). */
+static pthread_cond_t *put_locked(pe_queue *q, const void *item)
 {
 	size_t tail = (q->head + q->length) % q->capacity;
 
 	memcpy(q->items + tail * q->item_size, item, q->item_size);
 	q->length++;
-	if (q->waiting_pop)
-		pthread_cond_signal(&q->not_empty);
+	return q->waiting_pop ? &q->not_empty : NULL;
 }
 
-static void take_locked(pe_queue *q, void *item)
+static pthread_cond_t *take_locked(pe_queue *q, void *item)
 {
 	memcpy(item, q->items + q->head * q->item_size, q->item_size);
 	q->head = (q->head + 1) % q->capacity;
 	q->length--;
-	if (q->waiting_push)
-		pthread_cond_signal(&q->not_full);
+	return q->waiting_push ? &q->not_full : NULL;
+}
+
+/* Signal after the unlock: a signal is a system call, and a waiter woken
+ * while the lock is still held would only block again on the mutex.
+ * A waiter counted under the lock is already inside its wait, so it
+ * cannot miss the signal; one woken for an item another thread took
+ * first finds the queue empty and waits again. */
+static void unlock_then_signal(pe_queue *q, pthread_cond_t *waiter)
+{
+	pthread_mutex_unlock(&q->lock);
+	if (waiter)
+		pthread_cond_signal(waiter);
 }
 
 /* Wait while full and open, until DEADLINE on CLOCK_MONOTONIC (NULL: no
@@ -111,18 +123,20 @@ static int wait_not_full_locked(pe_queue *q, const struct timespec *deadline)
 
 int pe_queue_push(pe_queue *q, const void *item)
 {
+	pthread_cond_t *waiter = NULL;
 	int rc;
 
 	pthread_mutex_lock(&q->lock);
 	rc = wait_not_full_locked(q, NULL);
 	if (rc == 0)
-		put_locked(q, item);
-	pthread_mutex_unlock(&q->lock);
+		waiter = put_locked(q, item);
+	unlock_then_signal(q, waiter);
 	return rc;
 }
 
 int pe_queue_try_push(pe_queue *q, const void *item)
 {
+	pthread_cond_t *waiter = NULL;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -131,8 +145,8 @@ int pe_queue_try_push(pe_queue *q, const void *item)
 	else if (q->length == q->capacity)
 		rc = -EAGAIN;
 	else
-		put_locked(q, item);
-	pthread_mutex_unlock(&q->lock);
+		waiter = put_locked(q, item);
+	unlock_then_signal(q, waiter);
 	return rc;
 }
 
@@ -154,14 +168,14 @@ int pe_queue_wait_space_for(pe_queue *q, int timeout_ms)
 	rc = wait_not_full_locked(q, timeout_ms >= 0 ? &deadline : NULL);
 	/* Several waiters may share one freed slot; pass the wake-up on so a
 	 * waiting pusher is not left behind by a wait_space caller. */
-	if (rc == 0 && q->waiting_push && q->length < q->capacity)
-		pthread_cond_signal(&q->not_full);
-	pthread_mutex_unlock(&q->lock);
+	unlock_then_signal(q, rc == 0 && q->waiting_push && q->length < q->capacity ?
+	                              &q->not_full : NULL);
 	return rc;
 }
 
 int pe_queue_pop(pe_queue *q, void *item)
 {
+	pthread_cond_t *waiter = NULL;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -171,23 +185,24 @@ int pe_queue_pop(pe_queue *q, void *item)
 		q->waiting_pop--;
 	}
 	if (q->length > 0)
-		take_locked(q, item);
+		waiter = take_locked(q, item);
 	else
 		rc = -ESHUTDOWN;
-	pthread_mutex_unlock(&q->lock);
+	unlock_then_signal(q, waiter);
 	return rc;
 }
 
 int pe_queue_try_pop(pe_queue *q, void *item)
 {
+	pthread_cond_t *waiter = NULL;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->length > 0)
-		take_locked(q, item);
+		waiter = take_locked(q, item);
 	else
 		rc = q->closed ? -ESHUTDOWN : -EAGAIN;
-	pthread_mutex_unlock(&q->lock);
+	unlock_then_signal(q, waiter);
 	return rc;
 }
 

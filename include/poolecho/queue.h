@@ -25,9 +25,11 @@ typedef struct pe_queue pe_queue;
  * variable that could not be made. */
 PE_API int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size);
 
-/* Free the queue. Nobody may be waiting on it any more; items still queued
- * are dropped (drain them first with pe_queue_try_pop when they own
- * resources). NULL is allowed. */
+/* Free the queue. No call on it may still be running, not even one about to
+ * return: a push or pop signals a waiter after it releases the lock, so
+ * join the threads that use the queue first. Items still queued are
+ * dropped (drain them first with pe_queue_try_pop when they own resources).
+ * NULL is allowed. */
 PE_API void pe_queue_destroy(pe_queue *q);
 
 /* Copy ITEM in, blocking while the queue is full. 0, or -ESHUTDOWN once closed. */
