@@ -3,7 +3,7 @@
  * ring of fixed-size items, one mutex, and a condition variable for each
  * side. Signals go out only when someone waits, so the common hand-off to
  * an already-running worker costs a lock and a memcpy, no futex wake; and
- * they go out after the unlock, so the lock is never held across one.
+ * they go out after the unlock, so no hand-off holds the lock across one.
  */
 #include <config.h>
 
