@@ -126,7 +126,10 @@ PE_API void pe_server_stats(pe_server *srv, struct pe_server_stats *out);
 /* Format S as one line ("accepted=... rejected=..."): the form poolechod logs. */
 PE_API void pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size);
 
-/* Free everything. Call after pe_server_run() returned, or instead of it. NULL is allowed. */
+/* Free everything. Call after pe_server_run() returned (or instead of it),
+ * and after every pe_server_stop()/pe_server_stop_now() call made on another
+ * thread has returned too: a stop touches the server until it returns.
+ * NULL is allowed. */
 PE_API void pe_server_destroy(pe_server *srv);
 
 #ifdef __cplusplus
