@@ -64,6 +64,23 @@ struct cgroup_where {
 	char path[PATH_LEN];  /* this process's cgroup in that hierarchy */
 };
 
+/* Undo mountinfo's escapes in place: a space, tab, newline or backslash in
+ * a path is written as three octal digits after a backslash ("\\040"). */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++)
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	*out = '\0';
+}
+
 /* A /proc/self/mountinfo line of the hierarchy W looks for:
  * "ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER". */
 static int match_mount(char *line, void *ctx)
@@ -86,6 +103,8 @@ static int match_mount(char *line, void *ctx)
 		field[n++] = t;
 	if (n < 5 || strlen(field[3]) >= PATH_LEN || strlen(field[4]) >= PATH_LEN)
 		return 0;
+	unescape_octal(field[3]);
+	unescape_octal(field[4]);
 	strcpy(w->root, field[3]);
 	strcpy(w->mount, field[4]);
 	return 1;
@@ -120,19 +139,16 @@ static int match_cgroup(char *line, void *ctx)
 }
 
 /* Fill W for v1's pids controller if mounted, else for cgroup2. */
-static int find_pids_cgroup(struct cgroup_where *w)
+static int find_pids_cgroup(struct cgroup_where *w, const char *mountinfo, const char *cgroup)
 {
 	for (w->v2 = 0; w->v2 <= 1; w->v2++)
-		if (find_line("/proc/self/mountinfo", match_mount, w) == 0 &&
-		    find_line("/proc/self/cgroup", match_cgroup, w) == 0)
+		if (find_line(mountinfo, match_mount, w) == 0 &&
+		    find_line(cgroup, match_cgroup, w) == 0)
 			return 0;
 	return -1;
 }
 
-/* The lowest pids.max from this process's cgroup up to the top of what is
- * mounted, in the v1 pids hierarchy if there is one, else in v2: -1 when
- * none is set (every level "max", or no pids controller). */
-static long cgroup_pids_max(void)
+long thread_limits_cgroup_pids_max(const char *mountinfo, const char *cgroup)
 {
 	static struct cgroup_where w; /* 12 KiB: off the stack */
 	char dir[2 * PATH_LEN + 16];
@@ -140,15 +156,18 @@ static long cgroup_pids_max(void)
 	size_t mount_len, root_len;
 	long lowest = -1;
 
-	if (find_pids_cgroup(&w) < 0)
+	if (find_pids_cgroup(&w, mountinfo, cgroup) < 0)
 		return -1;
 	/* A mount that shows a cgroup below the root (a container's own)
 	 * holds the part of the path below it. */
 	root_len = strcmp(w.root, "/") == 0 ? 0 : strlen(w.root);
 	rel = w.path;
-	if (root_len && strncmp(w.path, w.root, root_len) == 0 &&
-	    (w.path[root_len] == '\0' || w.path[root_len] == '/'))
+	if (root_len) {
+		if (strncmp(w.path, w.root, root_len) != 0 ||
+		    (w.path[root_len] != '\0' && w.path[root_len] != '/'))
+			return -1; /* our cgroup is not in what is mounted */
 		rel = w.path + root_len;
+	}
 	snprintf(dir, sizeof dir, "%s%s", w.mount, strcmp(rel, "/") == 0 ? "" : rel);
 	mount_len = strlen(w.mount);
 	for (;;) {
@@ -192,7 +211,8 @@ void thread_limits_describe(char *buf, size_t size)
 		long threads_max = pe_sysfile_number("/proc/sys/kernel/threads-max");
 		long pid_max = pe_sysfile_number("/proc/sys/kernel/pid_max");
 		long map_count = pe_sysfile_number("/proc/sys/vm/max_map_count");
-		long pids_max = cgroup_pids_max();
+		long pids_max = thread_limits_cgroup_pids_max("/proc/self/mountinfo",
+		                                              "/proc/self/cgroup");
 
 		if (threads_max >= 0)
 			add(buf, size, "kernel.threads-max %ld", threads_max);

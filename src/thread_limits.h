@@ -14,4 +14,13 @@
  * read, or that do not bind this process, are left out; "" when none can. */
 void thread_limits_describe(char *buf, size_t size);
 
+#ifdef __linux__
+/* The lowest pids.max from a process's cgroup up to the top of what is
+ * mounted, in v1's pids hierarchy if one is mounted, else in cgroup2: -1
+ * when none is set (every level "max", or no pids controller). MOUNTINFO
+ * and CGROUP are that process's /proc/PID/mountinfo and /proc/PID/cgroup.
+ * Not thread-safe. */
+long thread_limits_cgroup_pids_max(const char *mountinfo, const char *cgroup);
+#endif
+
 #endif
