@@ -10,6 +10,7 @@ Usage: benchlib.py freeport
        benchlib.py waitlisten PORT SECS [PID]
        benchlib.py echocheck PORT SECS
        benchlib.py quiet SECS LIMIT_PERCENT
+       benchlib.py netcount                          (TCP counters, JSON)
        benchlib.py sample PID OUTFILE [--tree]      (until SIGTERM)
        benchlib.py record OPTIONS...                 (appends one JSON line)
        benchlib.py table RESULTS.jsonl [--markdown]
@@ -139,6 +140,33 @@ def cmd_quiet(args):
         if busy < limit or time.monotonic() >= deadline:
             print("%.0f" % busy)
             return
+
+
+# ---------------------------------------------------------------- TCP counters
+
+# Counters of /proc/net/netstat's TcpExt that a run's figure depends on: a
+# SYN the listen queue had no room for is dropped, and its client sends it
+# again about a second later, which a 3 s run cannot hide.
+NET_COUNTERS = {"ListenOverflows": "listen_overflows", "TCPSynRetrans": "syn_retrans"}
+
+
+def net_counts():
+    """The NET_COUNTERS of this network namespace, or {} where unreadable."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    for names, values in zip(lines, lines[1:]):
+        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:]))
+            return {k: int(row[k]) for k in NET_COUNTERS if k in row}
+    return {}
+
+
+def cmd_netcount(args):
+    """Print the TCP counters now, for record's --net-before."""
+    print(json.dumps(net_counts()))
 
 
 # ---------------------------------------------------------------- memory
@@ -314,6 +342,11 @@ def cmd_record(args):
                 value = client.get("connections_opened", 0) / dur
             else:
                 value = client.get("messages_echoed", 0) / dur
+    # What the kernel counted since just before the client started: on
+    # loopback, the server's listen queue and the client's SYNs.
+    before, after = load_json(opt.get("net-before", "")) or {}, net_counts()
+    net = {NET_COUNTERS[k]: after[k] - before[k] for k in NET_COUNTERS
+           if k in before and k in after}
     if sampled and not sampled.get("server_alive", True):
         problems.append("server died during the run (%s)" % tail(opt.get("server-log", "")))
     line = {
@@ -335,6 +368,8 @@ def cmd_record(args):
         "client_command": opt.get("command", ""),
         "server_command": opt.get("server-cmd", ""),
         "client": client,
+        "listen_overflows": net.get("listen_overflows"),
+        "syn_retrans": net.get("syn_retrans"),
     }
     with open(opt["out"], "a") as f:
         f.write(json.dumps(line, sort_keys=True) + "\n")
@@ -343,10 +378,11 @@ def cmd_record(args):
     procs = line["peak_procs"] or 0
     # How busy the load was: near 100% the rate may be the client's limit.
     busiest = (client or {}).get("client_busiest")
-    print("  rep %d %-9s %-7s %14s  rss %s%s%s  %s" % (
+    print("  rep %d %-9s %-7s %14s  rss %s%s%s%s  %s" % (
         line["rep"], line["server"], workload, fig, rss,
         " (%d procs)" % procs if procs > 1 else "",
         "  client %.0f%% busy" % (busiest * 100) if busiest is not None else "",
+        "  " + net_text(line) if net_text(line) else "",
         "ok" if not problems else "BAD: " + "; ".join(problems)))
     sys.stdout.flush()
 
@@ -485,6 +521,7 @@ def cmd_table(args):
         noise_table(out, servers, workloads, spread)
     floor_table(out, cells, ratio_cols)
     busy_note(out, runs)
+    net_note(out, runs)
     problem_list(out, runs)
     print("\n".join(out))
 
@@ -528,6 +565,27 @@ def floor_table(out, cells, workloads):
         out.extend(rows)
 
 
+def net_text(r):
+    """'N listen overflows, M SYN retransmits' when either is not 0, else ''."""
+    if not r.get("listen_overflows") and not r.get("syn_retrans"):
+        return ""
+    return "%d listen overflows, %d SYN retransmits" % (r.get("listen_overflows") or 0,
+                                                        r.get("syn_retrans") or 0)
+
+
+def net_note(out, runs):
+    hit = [r for r in runs if net_text(r)]
+    counted = [r for r in runs if r.get("listen_overflows") is not None]
+    if hit:
+        out.append("")
+        out.append("Runs whose SYNs were dropped or sent again (%d of %d counted; a listen "
+                   "overflow drops a SYN, and its client waits about a second to send it "
+                   "again, so the run's figure is low):" % (len(hit), len(counted)))
+        out.append("")
+        for r in hit:
+            out.append("- rep %d %s %s: %s" % (r["rep"], r["server"], r["workload"], net_text(r)))
+
+
 def busy_note(out, runs):
     busy = [r for r in runs if (r.get("busy_before_pct") or 0) >= 25]
     if busy:
@@ -550,9 +608,11 @@ def problem_list(out, runs):
 
 def main():
     if len(sys.argv) < 2:
-        die("usage: benchlib.py freeport|waitlisten|echocheck|sample|record|table ...", 2)
+        die("usage: benchlib.py freeport|waitlisten|echocheck|quiet|netcount|sample|record|"
+            "table ...", 2)
     cmds = {"freeport": cmd_freeport, "waitlisten": cmd_waitlisten,
-            "echocheck": cmd_echocheck, "quiet": cmd_quiet, "sample": cmd_sample,
+            "echocheck": cmd_echocheck, "quiet": cmd_quiet, "netcount": cmd_netcount,
+            "sample": cmd_sample,
             "record": cmd_record, "table": cmd_table}
     fn = cmds.get(sys.argv[1])
     if fn is None:
