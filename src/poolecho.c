@@ -15,6 +15,7 @@
 #include "client_load.h"
 #include "client_pipe.h"
 #include "client_report.h"
+#include "stdfds.h"
 
 #define EXIT_USAGE 2
 
@@ -65,6 +66,10 @@ int main(int argc, char **argv)
 	struct client_config cfg;
 	char err[512];
 
+	if (pe_stdfds_guard() < 0) {
+		perror("poolecho: cannot open /dev/null for a closed standard descriptor");
+		return EXIT_FAILURE;
+	}
 	/* A closed standard output (poolecho < f | head -c 10) must be an error
 	 * with its reason, not a silent death; sockets use MSG_NOSIGNAL anyway. */
 	signal(SIGPIPE, SIG_IGN);

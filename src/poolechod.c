@@ -21,6 +21,7 @@
 #include "daemon_cli.h"
 #include "log.h"
 #include "net.h"
+#include "stdfds.h"
 #include "sysfile.h"
 #include "thread_limits.h"
 
@@ -172,6 +173,12 @@ int main(int argc, char **argv)
 	pe_server *srv;
 	int rc;
 
+	/* Started with stderr closed, the stop pipe made below would take its
+	 * number, and the first log line would stop the daemon. */
+	if (pe_stdfds_guard() < 0) {
+		perror("poolechod: cannot open /dev/null for a closed standard descriptor");
+		return 1;
+	}
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc >= 0)
 		return rc;

@@ -138,6 +138,9 @@ static int wait_child(pid_t pid, unsigned timeout_ms, double *cpu_s)
 	return WEXITSTATUS(status);
 }
 
+/* For run_client_fds: start the client with this standard descriptor closed. */
+#define CLOSED_FD (-2)
+
 /* Run $POOLECHO ARGS... with INFD as standard input and OUTFD (or, when
  * it is -1, a file read back into R->out) as standard output, waiting at
  * most WAIT_MS for it to exit. Closes INFD and OUTFD. */
@@ -162,15 +165,22 @@ static void run_client_fds(struct run *r, int infd, int outfd, const char *const
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		dup2(infd, STDIN_FILENO);
-		dup2(outfd < 0 ? outfile : outfd, STDOUT_FILENO);
+		if (infd == CLOSED_FD)
+			close(STDIN_FILENO);
+		else
+			dup2(infd, STDIN_FILENO);
+		if (outfd == CLOSED_FD)
+			close(STDOUT_FILENO);
+		else
+			dup2(outfd < 0 ? outfile : outfd, STDOUT_FILENO);
 		dup2(errfd, STDERR_FILENO);
 		execv(argv[0], argv);
 		_exit(127);
 	}
 	for (i = 0; i < n; i++)
 		free(argv[i]);
-	close(infd);
+	if (infd >= 0)
+		close(infd);
 	if (outfd >= 0)
 		close(outfd);
 	r->code = wait_child(pid, wait_ms, &r->cpu_s);
@@ -521,6 +531,36 @@ Test(pipe, closed_stdout_is_an_error_with_its_reason, .timeout = 60)
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "cannot write standard output"), "stderr:\n%s", r.err);
 	cr_expect_not_null(strstr(r.err, strerror(EPIPE)), "no errno text in:\n%s", r.err);
+	run_free(&r);
+}
+
+/* Started with standard input or output closed, the client used to take
+ * that number for its socket: it read its own socket as its input and
+ * waited for ever, or wrote the echo into it and blamed the server for
+ * the bytes that came back. Using a closed descriptor is an error with
+ * its reason, as it would be without the socket. */
+Test(pipe, closed_stdin_is_an_error_with_its_reason, .timeout = 60)
+{
+	const char *args[] = {"--timeout=5", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client_fds(&r, CLOSED_FD, -1, args, 15000);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot read standard input"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(EBADF)), "no errno text in:\n%s", r.err);
+	run_free(&r);
+}
+
+Test(pipe, closed_stdout_descriptor_is_an_error_with_its_reason, .timeout = 60)
+{
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client_fds(&r, input_file("hello\n", 6), CLOSED_FD, args, CLIENT_TIMEOUT_MS);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot write standard output"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(EBADF)), "no errno text in:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "sent back more"), "the server was blamed:\n%s", r.err);
 	run_free(&r);
 }
 

@@ -384,6 +384,98 @@ Test(daemon, sigint_exits_0)
 }
 
 #ifdef __linux__
+/* The port a process listens on, found through /proc: for a daemon whose
+ * log goes nowhere. 0 while it has no listening TCP socket. */
+static unsigned listening_port_of(pid_t pid)
+{
+	unsigned long inodes[64];
+	size_t ninodes = 0;
+	char path[64], line[512];
+	const char *tables[] = {"tcp", "tcp6"};
+	struct dirent *e;
+	DIR *d;
+	unsigned port = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d)) && ninodes < 64) {
+		char link[64], target[64];
+		ssize_t n;
+
+		snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+		n = readlink(link, target, sizeof target - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			if (sscanf(target, "socket:[%lu]", &inodes[ninodes]) == 1)
+				ninodes++;
+		}
+	}
+	closedir(d);
+	for (size_t t = 0; t < 2 && !port; t++) {
+		FILE *f;
+
+		snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, tables[t]);
+		if (!(f = fopen(path, "r")))
+			continue;
+		while (!port && fgets(line, sizeof line, f)) {
+			unsigned local, state;
+			unsigned long inode;
+
+			/* "sl local rem st tx:rx tr:when retrnsmt uid timeout inode" */
+			if (sscanf(line, " %*s %*[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", &local,
+			           &state, &inode) != 3 || state != 0x0A) /* TCP_LISTEN */
+				continue;
+			for (size_t i = 0; i < ninodes; i++)
+				if (inodes[i] == inode)
+					port = local;
+		}
+		fclose(f);
+	}
+	return port;
+}
+
+/* Started with standard descriptors closed, as some supervisors and
+ * scripts start daemons: the daemon used to put its stop pipe on them, and
+ * its first log line, written into that pipe, stopped it with exit 0. */
+struct redirect {
+	char text[24]; /* an array: see struct bad_usage */
+};
+
+ParameterizedTestParameters(daemon, closed_standard_descriptors_do_not_stop_it)
+{
+	static struct redirect redirects[] = {{"1>&- 2>&-"}, {"0<&- 2>&-"}, {"0<&- 1>&- 2>&-"}};
+
+	return cr_make_param_array(struct redirect, redirects, 3);
+}
+
+ParameterizedTest(struct redirect *r, daemon, closed_standard_descriptors_do_not_stop_it)
+{
+	const char *redirect = r->text;
+	char script[64];
+	const char *argv[] = {"/bin/sh", "-c", script, daemon_path(), "-b", "127.0.0.1",
+	                      "-p", "0", "-w", "2", NULL};
+	int64_t deadline = th_now_ms() + START_MS;
+	unsigned port = 0;
+	int rc;
+
+	snprintf(script, sizeof script, "exec \"$0\" \"$@\" %s", redirect);
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	/* Its stderr is closed: watch /proc for the listener, or for the exit. */
+	while (!(port = listening_port_of(proc.pid)) && th_ms_left(deadline) > 0)
+		cr_assert_neq(th_proc_wait_exit(&proc, 10), 0,
+		              "with %s, poolechod exited (code %d) before it listened", redirect,
+		              th_proc_exit_code(&proc));
+	cr_assert_gt(port, 0, "with %s, poolechod did not listen within %d ms", redirect,
+	             START_MS);
+	echo_once(port, 1000, 3);
+	assert_alive();
+	stop_daemon(SIGTERM);
+}
+#endif
+
+#ifdef __linux__
 /* How many of the daemon's threads run with POLICY (field 41 of their
  * /proc stat), and the main thread's policy. */
 static int count_policy(int policy, int *main_policy)
