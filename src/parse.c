@@ -87,32 +87,68 @@ int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned 
 	return 0;
 }
 
+/* The long option NAME (LEN bytes) means, as getopt_long(3) reads it: the
+ * one of that name, else the only one it begins; NULL when none, or when
+ * it begins several (*AMBIGUOUS then set). */
+static const struct option *long_option_named(const struct option *longopts, const char *name,
+                                              size_t len, int *ambiguous)
+{
+	const struct option *found = NULL;
+
+	*ambiguous = 0;
+	for (const struct option *o = longopts; o->name; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len)
+			return o;
+		if (found)
+			*ambiguous = 1;
+		found = o;
+	}
+	return *ambiguous ? NULL : found;
+}
+
 void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
                            char *msg, size_t size)
 {
-	const char *word = argv[optind - 1];
-	size_t len;
+	/* The word getopt last finished. A short option inside a cluster
+	 * ("-xv") fails before optind moves past it, so the word can be the
+	 * one before: a long option's word is taken only when what failed is
+	 * that option (glibc puts its table value in optopt, or 0 when the
+	 * word names none), else the failure is optopt's letter. */
+	const char *word = optind > 1 ? argv[optind - 1] : "";
+	const struct option *o = NULL;
+	size_t len = strcspn(word, "=");
+	int ambiguous = 0, is_long = 0;
 
-	/* For a long option glibc puts its table value in optopt, not a letter:
-	 * the word itself is the only reliable name. */
-	if (strncmp(word, "--", 2) != 0) {
+	if (strncmp(word, "--", 2) == 0 && len > 2) {
+		o = long_option_named(longopts, word + 2, len - 2, &ambiguous);
+		is_long = optopt == 0 || (o && o->val == optopt);
+	}
+	if (!is_long) {
 		if (ch == ':')
 			snprintf(msg, size, "option -%c needs a value", optopt);
 		else
 			snprintf(msg, size, "unknown option -%c", optopt);
 		return;
 	}
-	len = strcspn(word, "=");
-	if (ch == ':') {
-		snprintf(msg, size, "option %.*s needs a value", (int)len, word);
+	if (ambiguous) {
+		int n = snprintf(msg, size, "ambiguous option '%.*s': could be", (int)len, word);
+		const char *sep = " ";
+
+		for (const struct option *c = longopts; c->name && n >= 0 && (size_t)n < size; c++)
+			if (strncmp(c->name, word + 2, len - 2) == 0) {
+				n += snprintf(msg + n, size - (size_t)n, "%s--%s", sep, c->name);
+				sep = ", ";
+			}
 		return;
 	}
-	if (word[len] == '=')
-		for (const struct option *o = longopts; o->name; o++)
-			if (strlen(o->name) == len - 2 && strncmp(o->name, word + 2, len - 2) == 0) {
-				snprintf(msg, size, "option --%s takes no value (got '%s')", o->name,
-				         word + len + 1);
-				return;
-			}
-	snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
+	if (!o)
+		snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
+	else if (ch == ':')
+		snprintf(msg, size, "option --%s needs a value", o->name);
+	else if (word[len] == '=')
+		snprintf(msg, size, "option --%s takes no value (got '%s')", o->name, word + len + 1);
+	else
+		snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
 }

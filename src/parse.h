@@ -23,7 +23,9 @@ struct option;
 /* Word what getopt_long(3) just complained about -- it returned CH, ':'
  * (a value is missing) or '?' -- naming the option as the user typed it:
  * "option --backlog needs a value", "option --verbose takes no value",
- * "unknown option -x". Reads optind and optopt, so call it at once. */
+ * "unknown option -x", "ambiguous option '--ver': could be --verbose,
+ * --version"; an abbreviated long option is named in full. Reads optind
+ * and optopt, so call it at once. */
 void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
                            char *msg, size_t size);
 

@@ -1157,6 +1157,9 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"-c"}, "-c"},
 		{{"localhost", "70000"}, "PORT"},
 		{{"a", "1", "extra"}, "extra"},
+		{{"--connections=4", "-xq"}, "unknown option -x"},
+		{{"--js=1"}, "--json takes no value"},
+		{{"--t=1"}, "--threads, --timeout"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);

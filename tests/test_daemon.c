@@ -229,6 +229,11 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--splice=yes"}, "--splice", "yes"},
 		{{"-p"}, "-p", "-p"},
 		{{"stray"}, "stray", "stray"},
+		/* A short option failing inside a cluster is named, not the word
+		 * before it; an abbreviation by its full name. */
+		{{"--grace=1", "-xv"}, "unknown option -x", "-x"},
+		{{"--verb=1"}, "--verbose", "no value (got '1')"},
+		{{"--ver"}, "ambiguous option", "--verbose, --version"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
@@ -400,7 +405,7 @@ static unsigned listening_port_of(pid_t pid)
 	if (!(d = opendir(path)))
 		return 0;
 	while ((e = readdir(d)) && ninodes < 64) {
-		char link[64], target[64];
+		char link[64 + sizeof e->d_name], target[64];
 		ssize_t n;
 
 		snprintf(link, sizeof link, "%s/%s", path, e->d_name);
