@@ -84,8 +84,9 @@ static void usage(void)
 	       "  -V, --version              show the version and exit\n"
 	       "\n"
 	       "SECS may have up to three decimals (0.5). Signals: SIGINT/SIGTERM stop\n"
-	       "gracefully (a second one stops at once), SIGUSR1 logs a stats line. Logs go\n"
-	       "to standard error.\n",
+	       "gracefully (a second one stops at once), SIGUSR1 logs an extra stats line\n"
+	       "marked \"stats (SIGUSR1):\" that does not move the --stats-interval ones.\n"
+	       "Logs go to standard error.\n",
 	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
 	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
 	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024, PE_DEFAULT_BUSY_POLL_US);

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,17 @@ struct signal_thread {
 	sigset_t set;
 	pe_server *server;
 	const struct daemon_options *opt;
+	int64_t stats_due_ns;       /* CLOCK_MONOTONIC: when the next interval line is due */
 	atomic_int done;            /* set by main before it wakes us with SIGUSR2 */
 };
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void log_stats(pe_server *srv, const char *prefix)
 {
@@ -47,22 +57,34 @@ static void log_stats(pe_server *srv, const char *prefix)
 	pe_log(PE_LOG_INFO, "%s%s", prefix, line);
 }
 
+/* The next signal, or 0 when an interval line is due. Its due time is
+ * fixed on CLOCK_MONOTONIC, start + k * interval, so a signal, which ends
+ * sigtimedwait early, cannot push it back. */
 static int next_signal(struct signal_thread *st)
 {
+	int64_t interval_ns = (int64_t)st->opt->stats_interval_ms * 1000000;
+	int64_t now, left;
 	struct timespec ts;
 	int sig;
 
-	if (!st->opt->stats_interval_ms) {
+	if (!interval_ns) {
 		if (sigwait(&st->set, &sig) != 0)
 			return -1;
 		return sig;
 	}
-	ts.tv_sec = (time_t)(st->opt->stats_interval_ms / 1000);
-	ts.tv_nsec = (long)(st->opt->stats_interval_ms % 1000) * 1000000L;
-	sig = sigtimedwait(&st->set, NULL, &ts);
-	if (sig < 0 && errno == EAGAIN)
-		return 0; /* the interval passed */
-	return sig;
+	now = now_ns();
+	if (now >= st->stats_due_ns) {
+		/* After a stall of more than an interval (SIGSTOP), the next due
+		 * time after now: one line, not a burst of stale ones. */
+		st->stats_due_ns += ((now - st->stats_due_ns) / interval_ns + 1) * interval_ns;
+		return 0;
+	}
+	left = st->stats_due_ns - now;
+	ts.tv_sec = (time_t)(left / 1000000000);
+	ts.tv_nsec = (long)(left % 1000000000);
+	/* A timeout (EAGAIN) returns nothing: the clock, checked on the next
+	 * call, decides whether the line is due. */
+	return sigtimedwait(&st->set, NULL, &ts);
 }
 
 static void *signal_main(void *arg)
@@ -78,7 +100,9 @@ static void *signal_main(void *arg)
 			log_stats(st->server, "stats: ");
 			break;
 		case SIGUSR1:
-			log_stats(st->server, "stats: ");
+			/* Marked, so the interval series stays regular for whoever
+			 * reads rates from it. */
+			log_stats(st->server, "stats (SIGUSR1): ");
 			break;
 		case SIGINT:
 		case SIGTERM:
@@ -94,7 +118,7 @@ static void *signal_main(void *arg)
 			}
 			break;
 		default:
-			break; /* SIGUSR2 from main, or EINTR */
+			break; /* SIGUSR2 from main, a timeout, or EINTR */
 		}
 	}
 	return NULL;
@@ -222,6 +246,7 @@ int main(int argc, char **argv)
 
 	st.server = srv;
 	st.opt = &opt;
+	st.stats_due_ns = now_ns() + (int64_t)opt.stats_interval_ms * 1000000;
 	atomic_init(&st.done, 0);
 	rc = pthread_create(&st.thread, NULL, signal_main, &st);
 	if (rc != 0) {

@@ -554,6 +554,47 @@ Test(daemon, sigusr1_logs_a_stats_line)
 	stop_daemon(SIGTERM);
 }
 
+/* How many times NEEDLE occurs in the daemon's stderr from byte FROM on. */
+static int count_in_stderr(size_t from, const char *needle)
+{
+	int n = 0;
+
+	for (const char *s = proc.err.data + from; (s = strstr(s, needle)); s += strlen(needle))
+		n++;
+	return n;
+}
+
+enum { USR1_PERIOD_MS = 400, USR1_MAX = 20 };
+
+/* Each signal used to restart the interval's timeout, so signals coming
+ * faster than the interval held its lines back for good. */
+Test(daemon, sigusr1_more_often_than_the_interval_does_not_delay_it)
+{
+	const char *const extra[] = {"--stats-interval=1", NULL};
+	int sent = 0, interval_lines = 0;
+	size_t from;
+
+	start_daemon(extra);
+	from = proc.err.len;
+	while (interval_lines < 2 && sent < USR1_MAX) {
+		int64_t next = th_now_ms() + USR1_PERIOD_MS;
+
+		cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0, "the daemon died; stderr:\n%s",
+		             proc.err.data);
+		sent++;
+		while (th_ms_left(next) > 0 && th_proc_pump(&proc, (unsigned)th_ms_left(next)) != -EPIPE)
+			;
+		interval_lines = count_in_stderr(from, "info: stats: ");
+	}
+	cr_expect_geq(interval_lines, 2, "%d interval lines in %d ms of SIGUSR1 every %d ms with "
+	              "--stats-interval=1; stderr:\n%s", interval_lines, sent * USR1_PERIOD_MS,
+	              USR1_PERIOD_MS, proc.err.data);
+	cr_expect_geq(count_in_stderr(from, "info: stats (SIGUSR1): "), sent - 1,
+	              "%d SIGUSR1 sent, not each logged as such; stderr:\n%s", sent, proc.err.data);
+	assert_alive();
+	stop_daemon(SIGTERM);
+}
+
 /* Connect until refused: the listener is closed. 0, or -ETIMEDOUT. */
 static int wait_refused(unsigned port, unsigned timeout_ms)
 {
