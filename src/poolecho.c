@@ -77,10 +77,10 @@ int main(int argc, char **argv)
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:
 		client_cli_usage(stdout, program);
-		return EXIT_SUCCESS;
+		return pe_stdout_flush_checked(program);
 	case CLIENT_CLI_VERSION:
 		printf("%s %s\n", program, PACKAGE_VERSION);
-		return EXIT_SUCCESS;
+		return pe_stdout_flush_checked(program);
 	case CLIENT_CLI_USAGE:
 		fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n",
 		        program, err, program);

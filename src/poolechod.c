@@ -204,7 +204,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc = daemon_cli_parse(argc, argv, &opt);
-	if (rc >= 0)
+	if (rc == 0) /* --help or --version */
+		return pe_stdout_flush_checked("poolechod");
+	if (rc > 0)
 		return rc;
 	pe_log_set_program("poolechod");
 	pe_log_set_level(opt.log_level);

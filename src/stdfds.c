@@ -1,10 +1,13 @@
 /*
- * stdfds.c -- open /dev/null on the standard descriptors a caller closed.
+ * stdfds.c -- open /dev/null on the standard descriptors a caller closed,
+ * and report a standard output that failed.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "stdfds.h"
@@ -19,4 +22,16 @@ int pe_stdfds_guard(void)
 			return -errno;
 	}
 	return 0;
+}
+
+int pe_stdout_flush_checked(const char *program)
+{
+	int err;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	err = errno ? errno : EIO; /* an error of an earlier write left no errno */
+	fprintf(stderr, "%s: write error: %s\n", program, strerror(err));
+	return 1;
 }

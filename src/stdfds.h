@@ -1,5 +1,5 @@
 /*
- * stdfds.h -- standard descriptors that a caller left closed.
+ * stdfds.h -- standard descriptors: closed by the caller, or failing.
  */
 #ifndef POOLECHO_STDFDS_H
 #define POOLECHO_STDFDS_H
@@ -12,5 +12,10 @@
  * 0, or a negative errno when /dev/null cannot be opened. Call it first,
  * before any thread or descriptor is made. */
 int pe_stdfds_guard(void);
+
+/* Flush standard output after --help or --version: 0, or 1 (the exit
+ * status) after saying "PROGRAM: write error: REASON" on standard error,
+ * as a full disk or a closed pipe must not pass for success. */
+int pe_stdout_flush_checked(const char *program);
 
 #endif

@@ -1311,6 +1311,24 @@ Test(cli, man_page_and_readme_document_every_option, .timeout = 30)
 	run_free(&r);
 }
 
+Test(cli, help_and_version_that_cannot_be_written_exit_1, .timeout = 30)
+{
+	const char *options[][2] = {{"--help", NULL}, {"--version", NULL}};
+
+	for (int i = 0; i < 2; i++) {
+		struct run r;
+		int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+
+		cr_assert_geq(full, 0, "/dev/full: %s", strerror(errno));
+		run_client_fds(&r, input_file("", 0), full, options[i], CLIENT_TIMEOUT_MS);
+		cr_expect_eq(r.code, 1, "%s into /dev/full: exit %d, stderr:\n%s", options[i][0],
+		             r.code, r.err);
+		cr_expect(strstr(r.err, "poolecho: write error: ") && strstr(r.err, strerror(ENOSPC)),
+		          "%s into /dev/full: stderr:\n%s", options[i][0], r.err);
+		run_free(&r);
+	}
+}
+
 Test(cli, version_prints_package_version, .timeout = 30)
 {
 	const char *args[] = {"-V", NULL};

@@ -294,6 +294,26 @@ Test(daemon, help_exits_0_and_lists_every_option)
 	assert_no_sanitizer_report();
 }
 
+/* Help that could not be written is no success: a full disk, a pipe
+ * closed early. */
+Test(daemon, help_and_version_that_cannot_be_written_exit_1)
+{
+	const char *options[] = {"--help", "--version"};
+
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >/dev/full", daemon_path(),
+		                      options[i], NULL};
+		int code = th_proc_run(&proc, argv, EXIT_MS);
+
+		cr_expect_eq(code, 1, "%s into /dev/full: exit %d; stderr:\n%s", options[i], code,
+		             proc.err.data);
+		cr_expect(strstr(proc.err.data, "poolechod: write error: ") &&
+		          strstr(proc.err.data, strerror(ENOSPC)),
+		          "%s into /dev/full: stderr:\n%s", options[i], proc.err.data);
+		th_proc_cleanup(&proc);
+	}
+}
+
 Test(daemon, help_fits_in_80_columns)
 {
 	const char *argv[] = {daemon_path(), "--help", NULL};
