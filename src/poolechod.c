@@ -160,34 +160,50 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 /* Linux caps listen(2)'s backlog at net.core.somaxconn without a word: a
  * burst beyond the cap loses SYNs, whose clients wait a second or more for
  * the retry. An operator who asked for more must hear that it was cut. */
-static void warn_if_backlog_capped(int backlog)
+/* The backlog listen(2) gets: Linux caps it at net.core.somaxconn without
+ * a word, so say so when it does. */
+static int backlog_in_effect(int backlog)
 {
 #ifdef __linux__
 	long cap = pe_sysfile_number("/proc/sys/net/core/somaxconn");
 
-	if (cap >= 0 && backlog > cap)
+	if (cap >= 0 && backlog > cap) {
 		pe_log(PE_LOG_WARN, "listen backlog %d (--backlog) is capped at %ld by "
 		       "net.core.somaxconn: a burst of more connects loses SYNs, retried a second "
 		       "later (sysctl -w net.core.somaxconn=%d, then restart; or lower --backlog)",
 		       backlog, cap, backlog);
-#else
-	(void)backlog;
+		return (int)cap;
+	}
 #endif
+	return backlog;
 }
 
-static void log_listening(pe_server *srv, const struct daemon_options *opt)
+static void log_listening(pe_server *srv, const struct daemon_options *opt, int backlog)
 {
 	const struct pe_server_config *c = &opt->server;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char where[PE_NET_ADDRLEN];
+	char where[PE_NET_ADDRLEN], capped[48] = "";
 
 	pe_server_address(srv, &ss, &len);
 	pe_net_format((struct sockaddr *)&ss, len, where);
+	if (backlog != c->backlog)
+		snprintf(capped, sizeof capped, " (--backlog %d capped)", c->backlog);
 	pe_log(PE_LOG_INFO, "listening on %s (workers=%u queue=%zu overflow=%s idle-timeout=%u.%03us "
-	       "grace=%u.%03us backlog=%d)", where, c->workers, c->queue_capacity,
+	       "grace=%u.%03us backlog=%d%s)", where, c->workers, c->queue_capacity,
 	       c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", c->idle_timeout_ms / 1000,
-	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, c->backlog);
+	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
+}
+
+/* The library's log, counting its errors: a failure it has explained needs
+ * no second, vaguer line from main. */
+static atomic_uint server_errors_logged;
+
+static void server_log(void *ctx, enum pe_log_level level, const char *message)
+{
+	if (level == PE_LOG_ERROR)
+		atomic_fetch_add(&server_errors_logged, 1);
+	pe_log_sink(ctx, level, message);
 }
 
 int main(int argc, char **argv)
@@ -210,7 +226,7 @@ int main(int argc, char **argv)
 		return rc;
 	pe_log_set_program("poolechod");
 	pe_log_set_level(opt.log_level);
-	opt.server.log = pe_log_sink;
+	opt.server.log = server_log;
 	opt.server.log_level = opt.log_level;
 
 	/* A client that resets while we write must cost an EPIPE, not the process. */
@@ -239,12 +255,11 @@ int main(int argc, char **argv)
 			       "%zu-byte buffers (lower -w/--workers or --buffer-size, or raise "
 			       "'ulimit -v')",
 			       opt.server.workers, opt.server.buffer_size);
-		else
+		else if (!atomic_load(&server_errors_logged))
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;
 	}
-	warn_if_backlog_capped(opt.server.backlog);
-	log_listening(srv, &opt);
+	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
 
 	st.server = srv;
 	st.opt = &opt;

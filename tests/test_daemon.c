@@ -366,6 +366,10 @@ Test(daemon, port_in_use_exits_1_saying_so)
 	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
 	cr_expect(proc.err.data && strstr(proc.err.data, "Address already in use"),
 	          "stderr does not say 'Address already in use':\n%s", proc.err.data);
+	/* Said once, where it happened: no second, vaguer "cannot start" line. */
+	cr_expect(proc.err.data && !strstr(strstr(proc.err.data, "Address already in use") + 1,
+	                                    "Address already in use"),
+	          "the error is reported twice:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
 }
 
@@ -767,7 +771,7 @@ Test(daemon, default_backlog_holds_a_burst_of_waiting_clients, .timeout = 90)
  * log warns of net.core.somaxconn's cap, which must then name both numbers. */
 static int backlog_cap_warned(long backlog, long somaxconn)
 {
-	char opt[32], want[128];
+	char opt[32], want[128], listening[96];
 	const char *const extra[] = {opt, NULL};
 	int warned;
 
@@ -776,6 +780,14 @@ static int backlog_cap_warned(long backlog, long somaxconn)
 	         "net.core.somaxconn", backlog, somaxconn);
 	start_daemon(extra);
 	warned = strstr(proc.err.data, "somaxconn") != NULL;
+	/* The readiness line gives the backlog in effect. */
+	if (backlog > somaxconn)
+		snprintf(listening, sizeof listening, " backlog=%ld (--backlog %ld capped))", somaxconn,
+		         backlog);
+	else
+		snprintf(listening, sizeof listening, " backlog=%ld)", backlog);
+	cr_expect(strstr(proc.err.data, listening) != NULL, "expected '%s' in:\n%s", listening,
+	          proc.err.data);
 	if (warned)
 		cr_expect(strstr(proc.err.data, want) != NULL, "expected '%s' in:\n%s", want,
 		          proc.err.data);
