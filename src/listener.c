@@ -20,6 +20,7 @@
 
 #include "errlimit.h"
 #include "listener.h"
+#include "net.h"
 
 /* How long to stay away from accept(2) after running out of descriptors or
  * memory: the kernel backlog keeps clients waiting meanwhile, and a worker
@@ -132,12 +133,19 @@ static int hand_off(pe_server *srv, int fd)
 	if (rc == 0)
 		return 0;
 	pe_server_hand_off_cancel(srv);
-	close(fd);
 	if (rc == -EAGAIN) {
 		/* Only PE_OVERFLOW_REJECT gets here: WAIT made room before accepting. */
+		if (pe_server_logs(srv, PE_LOG_DEBUG)) {
+			char peer[PE_NET_ADDRLEN];
+
+			pe_net_peer_name(fd, peer);
+			pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
+		}
+		close(fd);
 		pe_counter_add(&srv->listener.rejected, 1);
 		return 0;
 	}
+	close(fd);
 	pe_counter_add(&srv->listener.dropped, 1);
 	return 1; /* -ESHUTDOWN */
 }

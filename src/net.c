@@ -49,6 +49,17 @@ void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADD
 		snprintf(out, PE_NET_ADDRLEN, "%s:%s", host, serv);
 }
 
+void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		pe_net_format((struct sockaddr *)&ss, len, out);
+	else
+		snprintf(out, PE_NET_ADDRLEN, "(unknown peer: %s)", strerror(errno));
+}
+
 static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int dual_stack)
 {
 	int one = 1, zero = 0;

@@ -36,6 +36,10 @@ int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *
 /* "1.2.3.4:80" or "[::1]:80". */
 void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN]);
 
+/* The peer of connected socket FD, formatted as pe_net_format does, or
+ * "(unknown peer: REASON)". Take it early: after a reset there is none. */
+void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN]);
+
 /* Write all LEN bytes, looping over short writes and EINTR, without
  * SIGPIPE. 0, or a negative errno (-EAGAIN after SO_SNDTIMEO expired).
  * *SENT (if not NULL) is set to the bytes written, all or part. */

@@ -106,18 +106,6 @@ static void log_close(pe_server *srv, const char *peer, enum pe_echo_end end, in
 		               err ? strerror(err) : "unknown");
 }
 
-/* Taken at connect time: after a reset getpeername() has no peer to give. */
-static void peer_name(int fd, char peer[PE_NET_ADDRLEN])
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		pe_net_format((struct sockaddr *)&ss, len, peer);
-	else
-		snprintf(peer, PE_NET_ADDRLEN, "(unknown peer: %s)", strerror(errno));
-}
-
 /* The pool's handler: echo one accepted socket until it ends. */
 static void serve_connection(void *ctx, unsigned worker, void *item)
 {
@@ -136,7 +124,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 
 	if (!unserved) {
 		if (logs_connections) {
-			peer_name(fd, peer);
+			pe_net_peer_name(fd, peer); /* now: after a reset there is none */
 			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
 		}
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)

@@ -707,6 +707,31 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	close(fd);
 }
 
+/* -v logs every connection and how it ended: one rejected for a full
+ * queue too. */
+Test(daemon, verbose_log_names_a_rejected_peer)
+{
+	const char *const extra[] = {"-v", "-w", "1", "-q", "1", "--overflow=reject", NULL};
+	unsigned port = start_daemon(extra);
+	int held = th_connect(port, IO_MS), queued, rejected;
+	char want[128];
+
+	cr_assert_geq(held, 0);
+	cr_assert_eq(th_echo_check(held, 10, 1, IO_MS), 0); /* the one worker is busy with it */
+	queued = th_connect(port, IO_MS);                   /* accepted first: the queue's slot */
+	cr_assert_geq(queued, 0);
+	rejected = th_connect(port, IO_MS);
+	cr_assert_geq(rejected, 0);
+	cr_expect_eq(th_wait_closed(rejected, IO_MS), 0, "the third client was not closed");
+	snprintf(want, sizeof want, "rejected 127.0.0.1:%u: the queue is full", local_port(rejected));
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "no '%s' in the log:\n%s", want,
+	             proc.err.data);
+	close(rejected);
+	close(queued);
+	close(held);
+	stop_daemon(SIGTERM);
+}
+
 enum { BURST = 1500 }; /* more than the old default backlog of 1024 */
 
 /* With every worker busy and the queue full (--overflow=wait), a burst of
