@@ -289,6 +289,15 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
 		conn_connect_failed(t, c, errno);
 }
 
+/* Churn: the rate paces connects, so every one of them, the first and
+ * those after a rate wait included, must take its turn from rate_allows();
+ * one that may not go yet is started by thread_scan() when it is due. */
+static void churn_connect(struct lthread *t, struct conn *c, int64_t now)
+{
+	if (rate_allows(t, c, now))
+		conn_connect(t, c, now);
+}
+
 static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
 {
 	int soerr = 0;
@@ -451,8 +460,8 @@ static void conn_eof(struct lthread *t, struct conn *c, int64_t now)
 	c->start = (uint32_t)((c->start + 104729u) % PATTERN_LEN);
 	if (!wants_more(t, c))
 		conn_done(t, c);
-	else if (rate_allows(t, c, now))
-		conn_connect(t, c, now);
+	else
+		churn_connect(t, c, now);
 }
 
 /* Edge-triggered: read until the socket is drained. A read shorter than
@@ -553,7 +562,7 @@ static void thread_scan(struct lthread *t, int64_t now)
 		} else if (c->rate_wait) {
 			c->rate_wait = false;
 			if (c->state == CONN_IDLE)
-				conn_connect(t, c, now);
+				churn_connect(t, c, now);
 			else
 				conn_pump(t, c, now);
 		}
@@ -575,8 +584,13 @@ static void thread_ramp(struct lthread *t, int64_t now)
 	while (!t->stopping && t->next_start < t->nconns && t->connecting < MAX_CONNECTING) {
 		struct conn *c = &t->conns[t->next_start++];
 
+		/* Spread over one period: each connection's first message, or in
+		 * churn its first connect, comes at its own offset. */
 		c->due_us = now + (t->L->period_us * c->index) / (int64_t)t->L->cfg->connections;
-		conn_connect(t, c, now);
+		if (t->L->cfg->mode == CLIENT_CHURN)
+			churn_connect(t, c, now);
+		else
+			conn_connect(t, c, now);
 	}
 }
 

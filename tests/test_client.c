@@ -1124,6 +1124,25 @@ Test(load, rate_limits_the_pace, .timeout = 60)
 	run_free(&r);
 }
 
+Test(load, rate_limits_the_pace_of_churn_connects, .timeout = 60)
+{
+	/* 4 connects at 2/s cannot take less than 3 periods (1500 ms): the
+	 * rate paces every connect, the first and those after a wait too. A
+	 * long period, because a busy machine's slow cycles (over 300 ms seen
+	 * under make check) would hide the doubled pace of a short one. */
+	const char *args[] = {"--mode=churn", "-c", "1", "-n", "4", "--rate=2", "--json",
+	                      "127.0.0.1", port_str, NULL};
+	struct run r;
+	int64_t t0 = th_now_ms();
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_geq(th_now_ms() - t0, 1500);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 4);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 4);
+	run_free(&r);
+}
+
 /* ---- the command line ------------------------------------------------------ */
 
 /* Arrays, not pointers: Criterion copies parameters into the test process,
