@@ -971,6 +971,21 @@ Test(wrong_server, peak_below_connections_is_warned, .timeout = 60)
 
 /* ---- load mode ------------------------------------------------------------- */
 
+/* In churn with a rate, each connection lives for one message, far
+ * shorter than the period: that few overlap is what was asked for. */
+Test(load, paced_churn_is_not_warned_of_a_low_peak, .timeout = 60)
+{
+	const char *args[] = {"-m", "churn", "-c", "4", "-n", "2", "--rate=4", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "connections: 8 opened"), "report:\n%s", r.out);
+	cr_expect_null(strstr(r.out, "warning:     at most"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* A server that hands one connection's echo to another must be caught,
  * even where both are at the same point of their streams: so no two
  * connections may start their streams at the same pattern offset. */
