@@ -84,9 +84,19 @@ fail:;
 
 int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_ERRLEN])
 {
+	return pe_net_listen_counted(host, port, backlog, err, NULL);
+}
+
+int pe_net_listen_counted(const char *host, unsigned port, int backlog,
+                          char err[PE_NET_ERRLEN], unsigned *unused)
+{
 	char portstr[16], where[PE_NET_ADDRLEN];
 	struct addrinfo hints, *res, *ai;
 	int fd = -EADDRNOTAVAIL, rc;
+	unsigned addresses = 0;
+
+	if (unused)
+		*unused = 0;
 
 	if (port > 65535) {
 		set_err(err, "port %u: out of range, expected 0 to 65535", port);
@@ -124,6 +134,10 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
 		set_err(err, "cannot listen on %s: %s", where, strerror(-fd));
 	}
+	for (ai = res; ai; ai = ai->ai_next)
+		addresses++;
+	if (unused && fd >= 0)
+		*unused = addresses - 1;
 	freeaddrinfo(res);
 	return fd;
 }

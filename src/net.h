@@ -19,6 +19,11 @@
  * (close-on-exec, SO_REUSEADDR) or a negative errno; ERR says which address failed. */
 int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_ERRLEN]);
 
+/* The same, and *UNUSED (when not NULL) is how many other addresses HOST
+ * resolved to, which are not listened on: one socket listens on one. */
+int pe_net_listen_counted(const char *host, unsigned port, int backlog,
+                          char err[PE_NET_ERRLEN], unsigned *unused);
+
 /* Connect a TCP socket to HOST:PORT (any address family the resolver
  * gives, tried in order). Returns the descriptor or a negative errno. */
 int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);

@@ -227,7 +227,9 @@ static int reserve_buffers(pe_server *srv)
 static int open_listener(pe_server *srv)
 {
 	char err[PE_NET_ERRLEN] = "";
-	int fd = pe_net_listen(srv->bind_address, srv->cfg.port, srv->cfg.backlog, err);
+	unsigned unused;
+	int fd = pe_net_listen_counted(srv->bind_address, srv->cfg.port, srv->cfg.backlog, err,
+	                               &unused);
 
 	if (fd < 0) {
 		pe_server_logf(srv, PE_LOG_ERROR, "%s", err);
@@ -249,6 +251,16 @@ static int open_listener(pe_server *srv)
 	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0 ||
 	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
 		return -errno;
+	/* "localhost" is often 127.0.0.1 and ::1: a client of the other one
+	 * would be refused, so say which one is served. */
+	if (unused) {
+		char where[PE_NET_ADDRLEN];
+
+		pe_net_format((struct sockaddr *)&srv->addr, srv->addr_len, where);
+		pe_server_logf(srv, PE_LOG_WARN, "'%s' has %u more address%s, not listened on: "
+		               "listening on %s only", srv->bind_address, unused,
+		               unused == 1 ? "" : "es", where);
+	}
 	return 0;
 }
 

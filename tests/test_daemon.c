@@ -707,6 +707,42 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	close(fd);
 }
 
+/* -b takes one address: a name with several (Debian's localhost is
+ * 127.0.0.1 and ::1) is served on the first that listens, and a client of
+ * the other would be refused without a word, so the daemon names it. A
+ * name with two addresses without DNS needs a hosts file of our own, bind-
+ * mounted in a private mount namespace. */
+Test(daemon, a_bind_name_with_several_addresses_is_warned_of)
+{
+	char hosts[] = "/tmp/poolecho-hosts-XXXXXX";
+	const char *script = "mount --bind \"$0\" /etc/hosts || exit 125; exec \"$@\"";
+	const char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, hosts,
+	                      daemon_path(), "-b", "localhost", "-p", "0", "-w", "2", NULL};
+	int fd = mkstemp(hosts), port, rc;
+
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert(write(fd, "127.0.0.1 localhost\n::1 localhost\n", 34) == 34);
+	close(fd);
+	if (access(argv[0], X_OK) != 0) {
+		unlink(hosts);
+		cr_skip_test("no %s to make a private mount namespace", argv[0]);
+	}
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	if (port < 0 && th_proc_wait_exit(&proc, EXIT_MS) == 0 &&
+	    (th_proc_exit_code(&proc) == 125 || strstr(proc.err.data, "unshare:"))) {
+		unlink(hosts);
+		cr_skip_test("cannot bind-mount a hosts file in a private mount namespace "
+		             "(needs root): %s", proc.err.data);
+	}
+	unlink(hosts);
+	cr_assert_gt(port, 0, "no readiness line; stderr:\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "warning: 'localhost' has 1 more address, not listened "
+	                 "on: listening on ") != NULL, "no warning in:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
 /* -v logs every connection and how it ended: one rejected for a full
  * queue too. */
 Test(daemon, verbose_log_names_a_rejected_peer)
