@@ -259,6 +259,9 @@ int main(int argc, char **argv)
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;
 	}
+	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
+		pe_log(PE_LOG_WARN, "--stats-interval lines are logged at level info, which "
+		       "--log-level=%s hides", opt.log_level == PE_LOG_ERROR ? "error" : "warning");
 	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
 
 	st.server = srv;

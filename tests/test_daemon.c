@@ -743,6 +743,22 @@ Test(daemon, a_bind_name_with_several_addresses_is_warned_of)
 	stop_daemon(SIGTERM);
 }
 
+/* Stats lines are at level info: asked for with a level that hides them,
+ * the daemon says so rather than log nothing. */
+Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "--log-level=warning",
+	                      "--stats-interval=0.2", NULL};
+	const char *want = "warning: --stats-interval lines are logged at level info, which "
+	                   "--log-level=warning hides";
+	int rc = th_proc_spawn(&proc, argv);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, START_MS), 0, "no '%s' in:\n%s", want,
+	             proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
 /* -v logs every connection and how it ended: one rejected for a full
  * queue too. */
 Test(daemon, verbose_log_names_a_rejected_peer)
