@@ -180,6 +180,13 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 	case 'b':
 		if (arg[0] == '\0')
 			return bad_value("-b/--bind", arg, "an address or host name");
+		/* "[::1]" and "host:port" are URL habits that getaddrinfo would
+		 * only fail to resolve (after asking DNS). */
+		if (arg[0] == '[')
+			return bad_value("-b/--bind", arg, "an IPv6 address without brackets, e.g. ::1");
+		if (strchr(arg, ':') && !strchr(strchr(arg, ':') + 1, ':'))
+			return bad_value("-b/--bind", arg,
+			                 "an address or host name without a port (give it with -p)");
 		s->bind_address = arg;
 		break;
 	case 'p':

@@ -234,6 +234,8 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--grace=1", "-xv"}, "unknown option -x", "-x"},
 		{{"--verb=1"}, "--verbose", "no value (got '1')"},
 		{{"--ver"}, "ambiguous option", "--verbose, --version"},
+		{{"-b", "[::1]"}, "-b/--bind", "without brackets"},
+		{{"--bind=127.0.0.1:80"}, "127.0.0.1:80", "without a port"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
