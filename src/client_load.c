@@ -85,6 +85,7 @@ struct lthread {
 	unsigned nconns;
 	unsigned next_start;  /* ramp-up: the next connection to start */
 	unsigned connecting;
+	bool connects_held;   /* due churn connects wait for fewer in flight */
 	unsigned live;        /* connections not yet DONE or FAILED */
 	bool stopping;
 	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
@@ -150,6 +151,14 @@ static unsigned char *pattern_create(void)
 
 /* ---- failures ------------------------------------------------------------ */
 
+/* A connect completed or was given up: one more may start. */
+static void connect_ended(struct lthread *t)
+{
+	t->connecting--;
+	if (t->connects_held)
+		t->min_due_us = 0; /* scan now: a held churn connect is due */
+}
+
 static void conn_close(struct lthread *t, struct conn *c)
 {
 	if (c->fd >= 0) {
@@ -159,7 +168,7 @@ static void conn_close(struct lthread *t, struct conn *c)
 			atomic_fetch_sub_explicit(&t->L->open_now, 1, memory_order_relaxed);
 	}
 	if (c->state == CONN_CONNECTING)
-		t->connecting--;
+		connect_ended(t);
 }
 
 static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, const char *fmt, ...)
@@ -244,7 +253,7 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	                                                             memory_order_relaxed)) {
 		/* PEAK now holds the current value: try again while ours is higher. */
 	}
-	t->connecting--;
+	connect_ended(t);
 	c->state = CONN_ACTIVE;
 	c->progress_us = now;
 	atomic_fetch_add_explicit(&t->a_opened, 1, memory_order_relaxed);
@@ -553,12 +562,18 @@ static void thread_scan(struct lthread *t, int64_t now)
 	unsigned i;
 
 	t->min_due_us = INT64_MAX;
+	t->connects_held = false;
 	for (i = 0; i < t->next_start; i++) {
 		struct conn *c = &t->conns[i];
 
 		if (c->rate_wait && c->due_us > now) {
 			if (c->due_us < t->min_due_us)
 				t->min_due_us = c->due_us;
+		} else if (c->rate_wait && c->state == CONN_IDLE && t->connecting >= MAX_CONNECTING) {
+			/* A churn connect is due, but as many are in flight as
+			 * a listen backlog should take: the next to end brings
+			 * this scan back (connect_ended). */
+			t->connects_held = true;
 		} else if (c->rate_wait) {
 			c->rate_wait = false;
 			if (c->state == CONN_IDLE)

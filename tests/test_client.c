@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -948,6 +949,78 @@ Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
 		run_free(&r);
 	}
 	close(filler);
+	close(lfd);
+}
+
+/* Counts, until STOP, the most TCP connects to PORT in progress at once
+ * (SYN_SENT in /proc/net/tcp). */
+struct syn_watch {
+	unsigned port;
+	atomic_bool stop;
+	unsigned most;
+};
+
+static unsigned syns_sent_to(unsigned port)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[256];
+	unsigned n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		unsigned rport, state;
+
+		/* "sl local_address rem_address st ..." */
+		if (sscanf(line, " %*s %*s %*[0-9A-Fa-f]:%x %x", &rport, &state) == 2 &&
+		    rport == port && state == 0x02) /* TCP_SYN_SENT */
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static void *syn_watch_main(void *arg)
+{
+	struct syn_watch *w = arg;
+
+	while (!atomic_load(&w->stop)) {
+		unsigned n = syns_sent_to(w->port);
+
+		if (n > w->most)
+			w->most = n;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/* A paced churn run must keep to the client's limit of connects in flight
+ * (64 per thread), like any other: its connects due at once used to start
+ * all together, and overflowed the server's listen queue. Against a
+ * listener that takes no connection, every connect stays in flight. */
+Test(wrong_server, paced_churn_keeps_to_the_limit_of_connects_in_flight, .timeout = 60)
+{
+	char port[16];
+	const char *args[] = {"-m", "churn", "-c", "300", "-n", "1", "-t", "1", "--rate=1000",
+	                      "--timeout=1", "127.0.0.1", port, NULL};
+	struct syn_watch w = {.most = 0};
+	int lfd = stuck_listener(port);
+	pthread_t watcher;
+	struct run r;
+
+	if (access("/proc/net/tcp", R_OK) != 0)
+		cr_skip_test("no /proc/net/tcp to count connects in flight");
+	w.port = (unsigned)atoi(port);
+	atomic_init(&w.stop, false);
+	cr_assert_eq(pthread_create(&watcher, NULL, syn_watch_main, &w), 0);
+	run_client_fds(&r, input_file("", 0), -1, args, 20000);
+	atomic_store(&w.stop, true);
+	pthread_join(watcher, NULL);
+	cr_expect_eq(r.code, 1, "exit %d against a listener that accepts nothing:\n%s", r.code,
+	             r.err);
+	cr_expect_gt(w.most, 0, "no connect was ever seen in flight");
+	cr_expect_leq(w.most, 64, "%u connects in flight at once, the limit is 64", w.most);
+	run_free(&r);
 	close(lfd);
 }
 
