@@ -183,7 +183,9 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 		/* "[::1]" and "host:port" are URL habits that getaddrinfo would
 		 * only fail to resolve (after asking DNS). */
 		if (arg[0] == '[')
-			return bad_value("-b/--bind", arg, "an IPv6 address without brackets, e.g. ::1");
+			return bad_value("-b/--bind", arg, strstr(arg, "]:")
+			                 ? "an IPv6 address without brackets, the port given with -p"
+			                 : "an IPv6 address without brackets, e.g. ::1");
 		if (strchr(arg, ':') && !strchr(strchr(arg, ':') + 1, ':'))
 			return bad_value("-b/--bind", arg,
 			                 "an address or host name without a port (give it with -p)");

@@ -99,8 +99,10 @@ static const struct option *long_option_named(const struct option *longopts, con
 	for (const struct option *o = longopts; o->name; o++) {
 		if (strncmp(o->name, name, len) != 0)
 			continue;
-		if (strlen(o->name) == len)
+		if (strlen(o->name) == len) {
+			*ambiguous = 0; /* an exact name is never ambiguous */
 			return o;
+		}
 		if (found)
 			*ambiguous = 1;
 		found = o;

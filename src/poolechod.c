@@ -157,11 +157,10 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur);
 }
 
-/* Linux caps listen(2)'s backlog at net.core.somaxconn without a word: a
- * burst beyond the cap loses SYNs, whose clients wait a second or more for
- * the retry. An operator who asked for more must hear that it was cut. */
-/* The backlog listen(2) gets: Linux caps it at net.core.somaxconn without
- * a word, so say so when it does. */
+/* The backlog listen(2) gets. Linux caps it at net.core.somaxconn without
+ * a word, and a burst beyond the cap loses SYNs, whose clients wait a
+ * second or more for the retry: an operator who asked for more must hear
+ * that it was cut. */
 static int backlog_in_effect(int backlog)
 {
 #ifdef __linux__
@@ -259,8 +258,9 @@ int main(int argc, char **argv)
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;
 	}
+	/* At --log-level=error only an error line is seen. */
 	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
-		pe_log(PE_LOG_WARN, "--stats-interval lines are logged at level info, which "
+		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "
 		       "--log-level=%s hides", opt.log_level == PE_LOG_ERROR ? "error" : "warning");
 	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
 

@@ -257,9 +257,10 @@ static int open_listener(pe_server *srv)
 		char where[PE_NET_ADDRLEN];
 
 		pe_net_format((struct sockaddr *)&srv->addr, srv->addr_len, where);
+		/* ERR holds why an address before it could not be bound. */
 		pe_server_logf(srv, PE_LOG_WARN, "'%s' has %u more address%s, not listened on: "
-		               "listening on %s only", srv->bind_address, unused,
-		               unused == 1 ? "" : "es", where);
+		               "listening on %s only%s%s%s", srv->bind_address, unused,
+		               unused == 1 ? "" : "es", where, *err ? " (" : "", err, *err ? ")" : "");
 	}
 	return 0;
 }

@@ -28,10 +28,11 @@ int pe_stdout_flush_checked(const char *program)
 {
 	int err;
 
-	errno = 0;
+	/* Not cleared first: on a line-buffered or unbuffered stdout the write
+	 * that failed was inside printf, and errno still says why. */
 	if (fflush(stdout) == 0 && !ferror(stdout))
 		return 0;
-	err = errno ? errno : EIO; /* an error of an earlier write left no errno */
+	err = errno ? errno : EIO;
 	fprintf(stderr, "%s: write error: %s\n", program, strerror(err));
 	return 1;
 }

@@ -81,6 +81,17 @@ static void unescape_octal(char *s)
 	*out = '\0';
 }
 
+/* Whether comma-separated OPTIONS holds NAME as a whole word. */
+static int has_option(const char *options, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = options; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* A /proc/self/mountinfo line of the hierarchy W looks for:
  * "ID PARENT MAJ:MIN ROOT MOUNT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER". */
 static int match_mount(char *line, void *ctx)
@@ -97,7 +108,7 @@ static int match_mount(char *line, void *ctx)
 	super = strtok_r(NULL, " \n", &save);
 	if (!fstype || strcmp(fstype, w->v2 ? "cgroup2" : "cgroup") != 0)
 		return 0;
-	if (!w->v2 && (!super || !strstr(super, "pids")))
+	if (!w->v2 && !has_option(super, "pids"))
 		return 0;
 	for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
 		field[n++] = t;

@@ -234,13 +234,17 @@ Test(thread_limits, no_pids_controller_means_no_limit)
 	cr_expect_eq(pids_max(), -1);
 }
 
-/* A v1 controller line named like pids is not pids. */
+/* A v1 controller line named like pids is not pids, nor a named
+ * hierarchy mounted with a name like it. */
 Test(thread_limits, cgroup_v1_controller_names_match_whole)
 {
-	put_mountinfo("35 22 0:31 / %1$s/pids rw - cgroup cgroup rw,pids\n", top_escaped);
+	put_mountinfo("34 22 0:30 / %1$s/wrong rw - cgroup cgroup rw,name=pidsx\n"
+	              "35 22 0:31 / %1$s/pids rw - cgroup cgroup rw,pids\n",
+	              top_escaped);
 	put("cgroup", "9:name=pidsx:/wrong\n"
 	              "12:pids:/right\n");
 	put("pids/wrong/pids.max", "1\n");
+	put("wrong/right/pids.max", "1\n");
 	put("pids/right/pids.max", "2\n");
 	cr_expect_eq(pids_max(), 2);
 }
