@@ -69,7 +69,12 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
 		goto fail;
-	/* An explicit IPv6 address means IPv6 only; "all addresses" means both. */
+	/* An explicit IPv6 address means IPv6 only; "all addresses" means both,
+	 * and so does an IPv4-mapped address (::ffff:a.b.c.d), which only a
+	 * dual-stack socket can bind. */
+	if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))
+		dual_stack = 1;
 	if (sa->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one) < 0)
 		goto fail;

@@ -773,6 +773,27 @@ Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
 	}
 }
 
+/* An IPv4-mapped IPv6 address can only be bound by a dual-stack socket:
+ * the daemon made every explicit IPv6 address IPv6-only, and bind(2) then
+ * failed with EINVAL. Served, it is reached over IPv4. */
+Test(daemon, an_ipv4_mapped_bind_address_is_served_over_ipv4)
+{
+	const char *argv[] = {daemon_path(), "-b", "::ffff:127.0.0.1", "-p", "0", "-w", "2", NULL};
+	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), port, rc;
+
+	if (probe < 0)
+		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
+	close(probe);
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+	cr_expect(strstr(proc.err.data, "listening on [::ffff:127.0.0.1]:") != NULL, "stderr:\n%s",
+	          proc.err.data);
+	echo_once((unsigned)port, 100, 4);
+	stop_daemon(SIGTERM);
+}
+
 /* -v logs every connection and how it ended: one rejected for a full
  * queue too. */
 Test(daemon, verbose_log_names_a_rejected_peer)
