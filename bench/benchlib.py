@@ -378,11 +378,12 @@ def cmd_record(args):
     procs = line["peak_procs"] or 0
     # How busy the load was: near 100% the rate may be the client's limit.
     busiest = (client or {}).get("client_busiest")
+    net_counted = net_text(line)
     print("  rep %d %-9s %-7s %14s  rss %s%s%s%s  %s" % (
         line["rep"], line["server"], workload, fig, rss,
         " (%d procs)" % procs if procs > 1 else "",
         "  client %.0f%% busy" % (busiest * 100) if busiest is not None else "",
-        "  " + net_text(line) if net_text(line) else "",
+        "  " + net_counted if net_counted else "",
         "ok" if not problems else "BAD: " + "; ".join(problems)))
     sys.stdout.flush()
 

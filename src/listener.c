@@ -133,19 +133,19 @@ static int hand_off(pe_server *srv, int fd)
 	if (rc == 0)
 		return 0;
 	pe_server_hand_off_cancel(srv);
-	if (rc == -EAGAIN) {
-		/* Only PE_OVERFLOW_REJECT gets here: WAIT made room before accepting. */
-		if (pe_server_logs(srv, PE_LOG_DEBUG)) {
-			char peer[PE_NET_ADDRLEN];
+	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting.
+	 * The peer's name is taken before the close. */
+	if (rc == -EAGAIN && pe_server_logs(srv, PE_LOG_DEBUG)) {
+		char peer[PE_NET_ADDRLEN];
 
-			pe_net_peer_name(fd, peer);
-			pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
-		}
-		close(fd);
+		pe_net_peer_name(fd, peer);
+		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
+	}
+	close(fd);
+	if (rc == -EAGAIN) {
 		pe_counter_add(&srv->listener.rejected, 1);
 		return 0;
 	}
-	close(fd);
 	pe_counter_add(&srv->listener.dropped, 1);
 	return 1; /* -ESHUTDOWN */
 }

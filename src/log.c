@@ -20,7 +20,7 @@ void pe_log_set_program(const char *name) { program = name; }
 void pe_log_set_level(enum pe_log_level level) { threshold = level; }
 enum pe_log_level pe_log_get_level(void) { return threshold; }
 
-static const char *level_name(enum pe_log_level level)
+const char *pe_log_level_name(enum pe_log_level level)
 {
 	switch (level) {
 	case PE_LOG_ERROR: return "error";
@@ -43,7 +43,7 @@ static void emit(enum pe_log_level level, const char *msg)
 	n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: %s\n",
 	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	             tm.tm_sec, ts.tv_nsec / 1000000L, program, (long)getpid(),
-	             level_name(level), msg);
+	             pe_log_level_name(level), msg);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof line) {

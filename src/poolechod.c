@@ -261,7 +261,7 @@ int main(int argc, char **argv)
 	/* At --log-level=error only an error line is seen. */
 	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
 		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "
-		       "--log-level=%s hides", opt.log_level == PE_LOG_ERROR ? "error" : "warning");
+		       "--log-level=%s hides", pe_log_level_name(opt.log_level));
 	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
 
 	st.server = srv;
