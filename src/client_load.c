@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -62,6 +63,7 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	bool rate_wait;      /* waiting for due_us before the next message or connect */
+	bool timer_held;     /* the wait was for the slot alone, not for the server */
 	unsigned index;      /* across the whole run, for messages */
 	uint32_t start;      /* this stream's offset into the pattern */
 	uint64_t snt, rcv;   /* stream bytes sent, received and verified */
@@ -69,9 +71,11 @@ struct conn {
 	uint64_t echoed;     /* messages whose echo is complete */
 	uint64_t cycles;     /* churn: connections completed */
 	int64_t progress_us; /* last time the connection moved */
-	int64_t due_us;      /* rate limit: the next message (or connect) not before */
-	int64_t connect_us;  /* churn: when the connect began */
-	int64_t *issue_us;   /* pipeline ring: when each message in flight was issued */
+	int64_t due_us;      /* rate: the slot waited for */
+	int64_t sched_us;    /* rate: slot 0 of this connection's schedule */
+	uint64_t slots;      /* rate: slots taken, messages (churn: connects) */
+	int64_t connect_us;  /* churn: when the connect began, or its slot */
+	int64_t *issue_us;   /* pipeline ring: each message in flight's latency origin */
 };
 
 struct load;
@@ -95,6 +99,7 @@ struct lthread {
 	/* Read by the main thread for the progress line; written only here. */
 	_Atomic uint64_t a_opened, a_echoed, a_bytes_echoed, a_errors;
 	uint64_t failed, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
+	uint64_t slots_late, slots_unused; /* rate: see load_result */
 	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
 };
@@ -111,7 +116,8 @@ struct load {
 	/* Established connections open now, and the most ever at once: shared,
 	 * but touched once per connect and close, never per message. */
 	atomic_uint open_now, peak_open;
-	int64_t start_us, deadline_us, period_us;
+	int64_t start_us, deadline_us;
+	int64_t stop_us;  /* when a signal stopped the run, 0 if none did */
 	struct lthread *threads;
 	unsigned nthreads;
 };
@@ -219,24 +225,58 @@ static bool wants_more(const struct lthread *t, const struct conn *c)
 	return !t->stopping && (cfg->messages == 0 || count < cfg->messages);
 }
 
-/* True when the rate limit lets the next message (or churn connect) go now;
- * otherwise the connection waits for its due time. */
-static bool rate_allows(struct lthread *t, struct conn *c, int64_t now)
+/* With --rate, message (or churn connect) K of a connection owns slot K of
+ * a fixed schedule, 1/rate apart. */
+static int64_t slot_us(const struct lthread *t, const struct conn *c, uint64_t k)
 {
-	int64_t period = t->L->period_us;
+	return c->sched_us + (int64_t)(k * 1000000u / t->L->cfg->rate);
+}
 
-	if (period == 0)
+/* Slots due by NOW that a stopped run never used: what a stalled server
+ * held back at the end, as the late ones count what it held back before. */
+static uint64_t slots_unused(const struct lthread *t, const struct conn *c, int64_t now)
+{
+	const struct client_config *cfg = t->L->cfg;
+	uint64_t due;
+
+	if (!cfg->rate || now < c->sched_us)
+		return 0;
+	due = (uint64_t)(now - c->sched_us) * cfg->rate / 1000000u + 1;
+	if (cfg->messages && due > cfg->messages)
+		due = cfg->messages;
+	return due > c->slots ? due - c->slots : 0;
+}
+
+/* True when the next message (or churn connect) may go now; ORIGIN gets
+ * where its latency starts. Unpaced, that is now. Paced, it goes at its
+ * slot: a slot missed because the server held the connection up (echoes
+ * still due, the previous churn connection not ended) is used as soon as
+ * possible and its latency counts from the slot, so a stall shows in every
+ * message it delayed, not only in the one in flight. The client's own
+ * lateness in waking for a slot is not the server's, so a message that
+ * only waited for its slot counts from when it went. */
+static bool rate_allows(struct lthread *t, struct conn *c, int64_t now, int64_t *origin)
+{
+	int64_t slot;
+
+	*origin = now;
+	if (!t->L->cfg->rate)
 		return true;
-	if (now < c->due_us) {
+	slot = slot_us(t, c, c->slots);
+	if (now < slot) {
 		c->rate_wait = true;
-		if (c->due_us < t->min_due_us)
-			t->min_due_us = c->due_us;
+		c->timer_held = true;
+		c->due_us = slot;
+		if (slot < t->min_due_us)
+			t->min_due_us = slot;
 		return false;
 	}
-	/* Fall behind by at most one period: no burst to catch up. */
-	c->due_us += period;
-	if (c->due_us < now - period)
-		c->due_us = now - period;
+	if (now >= slot_us(t, c, c->slots + 1))
+		t->slots_late++;
+	if (!c->timer_held)
+		*origin = slot;
+	c->timer_held = false;
+	c->slots++;
 	return true;
 }
 
@@ -256,6 +296,10 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	connect_ended(t);
 	c->state = CONN_ACTIVE;
 	c->progress_us = now;
+	/* Ping-pong's schedule starts once the connection is up: the connect
+	 * is not a message's latency. */
+	if (t->L->cfg->mode != CLIENT_CHURN && c->sched_us < now)
+		c->sched_us = now;
 	atomic_fetch_add_explicit(&t->a_opened, 1, memory_order_relaxed);
 	conn_pump(t, c, now);
 }
@@ -303,8 +347,12 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
  * one that may not go yet is started by thread_scan() when it is due. */
 static void churn_connect(struct lthread *t, struct conn *c, int64_t now)
 {
-	if (rate_allows(t, c, now))
+	int64_t origin;
+
+	if (rate_allows(t, c, now, &origin)) {
 		conn_connect(t, c, now);
+		c->connect_us = origin;
+	}
 }
 
 static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
@@ -328,14 +376,16 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 	bool churn = cfg->mode == CLIENT_CHURN;
 
 	while (c->issued < c->echoed + cfg->pipeline && (churn ? c->issued == 0 : wants_more(t, c))) {
+		int64_t origin = c->connect_us;
+
 		/* In churn the rate was applied to the connect itself. */
-		if (!churn && !rate_allows(t, c, now))
+		if (!churn && !rate_allows(t, c, now, &origin))
 			break;
 		/* Nothing was due until now (a rate wait, an idle connection): the
 		 * server's time to answer starts here, not at the last echo. */
 		if (c->issued == c->echoed)
 			c->progress_us = now;
-		c->issue_us[c->issued % cfg->pipeline] = churn ? c->connect_us : now;
+		c->issue_us[c->issued % cfg->pipeline] = origin;
 		c->issued++;
 	}
 }
@@ -529,6 +579,18 @@ static void conn_event(struct lthread *t, struct conn *c, uint32_t events, int64
 
 /* ---- the thread's loop --------------------------------------------------- */
 
+/* Paced: the connection's next slot waits on the server (an echo or the
+ * previous churn connection still due), not only on the clock. */
+static bool held_by_server(const struct lthread *t, const struct conn *c)
+{
+	if (c->rate_wait && c->timer_held)
+		return false;
+	if (t->L->cfg->mode == CLIENT_CHURN)
+		return c->state == CONN_CONNECTING || c->state == CONN_ACTIVE ||
+		       c->state == CONN_DRAINING || (c->state == CONN_IDLE && c->rate_wait);
+	return c->state == CONN_ACTIVE;
+}
+
 static void thread_stop(struct lthread *t, int64_t now)
 {
 	unsigned i;
@@ -537,6 +599,8 @@ static void thread_stop(struct lthread *t, int64_t now)
 	for (i = 0; i < t->nconns; i++) {
 		struct conn *c = &t->conns[i];
 
+		if (i < t->next_start && held_by_server(t, c))
+			t->slots_unused += slots_unused(t, c, now);
 		c->rate_wait = false;
 		switch (c->state) {
 		case CONN_IDLE:
@@ -572,8 +636,10 @@ static void thread_scan(struct lthread *t, int64_t now)
 		} else if (c->rate_wait && c->state == CONN_IDLE && t->connecting >= MAX_CONNECTING) {
 			/* A churn connect is due, but as many are in flight as
 			 * a listen backlog should take: the next to end brings
-			 * this scan back (connect_ended). */
+			 * this scan back (connect_ended). Held by the server's
+			 * slow handshakes, not by our timer. */
 			t->connects_held = true;
+			c->timer_held = false;
 		} else if (c->rate_wait) {
 			c->rate_wait = false;
 			if (c->state == CONN_IDLE)
@@ -596,13 +662,17 @@ static void thread_scan(struct lthread *t, int64_t now)
 
 static void thread_ramp(struct lthread *t, int64_t now)
 {
+	const struct client_config *cfg = t->L->cfg;
+
 	while (!t->stopping && t->next_start < t->nconns && t->connecting < MAX_CONNECTING) {
 		struct conn *c = &t->conns[t->next_start++];
 
 		/* Spread over one period: each connection's first message, or in
 		 * churn its first connect, comes at its own offset. */
-		c->due_us = now + (t->L->period_us * c->index) / (int64_t)t->L->cfg->connections;
-		if (t->L->cfg->mode == CLIENT_CHURN)
+		if (cfg->rate)
+			c->sched_us = now + (int64_t)((uint64_t)c->index * 1000000u /
+			                              ((uint64_t)cfg->connections * cfg->rate));
+		if (cfg->mode == CLIENT_CHURN)
 			churn_connect(t, c, now);
 		else
 			conn_connect(t, c, now);
@@ -617,6 +687,27 @@ static double thread_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* epoll_wait(2) in microseconds where the system can (epoll_pwait2, Linux
+ * 5.11): with milliseconds, rounded up so as not to spin, every paced slot
+ * was up to a millisecond late, and a rate over 1,000/s fell far short. */
+static int wait_events(struct lthread *t, struct epoll_event *evs, int64_t wait_us)
+{
+#ifdef HAVE_EPOLL_PWAIT2
+	static atomic_bool no_pwait2;
+
+	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = {.tv_sec = wait_us / 1000000,
+		                      .tv_nsec = (long)(wait_us % 1000000) * 1000};
+		int n = epoll_pwait2(t->epfd, evs, MAX_EVENTS, &ts, NULL);
+
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+	}
+#endif
+	return epoll_wait(t->epfd, evs, MAX_EVENTS, (int)((wait_us + 999) / 1000));
+}
+
 static void *thread_main(void *arg)
 {
 	struct lthread *t = arg;
@@ -626,6 +717,13 @@ static void *thread_main(void *arg)
 	const int64_t began_us = now;
 	const double began_cpu_s = thread_cpu_s();
 	uint64_t one = 1;
+
+#ifdef PR_SET_TIMERSLACK
+	/* Paced slots are microseconds apart; the default 50 us slack on every
+	 * wake would make each one late. */
+	if (L->cfg->rate)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#endif
 
 	while (t->live > 0) {
 		int64_t wait_us;
@@ -641,8 +739,7 @@ static void *thread_main(void *arg)
 			wait_us = L->deadline_us - now;
 		if (wait_us < 0)
 			wait_us = 0;
-		/* Round up: waking a little late is fine, spinning on 0 ms is not. */
-		n = epoll_wait(t->epfd, evs, MAX_EVENTS, (int)((wait_us + 999) / 1000));
+		n = wait_events(t, evs, wait_us);
 		if (n < 0 && errno != EINTR) {
 			/* A connection's failure may have come first: keep it. */
 			if (t->first_error[0] == '\0')
@@ -870,6 +967,7 @@ static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			if (read(sigfd, &si, sizeof si) < 0) {
 				/* Nothing to learn: stop all the same. */
 			}
+			L->stop_us = now_us();
 			request_stop(L);
 			sigemptyset(&set);
 			sigaddset(&set, SIGINT);
@@ -915,6 +1013,8 @@ static void collect(struct load *L, struct load_result *res)
 		res->early_closes += t->early;
 		res->timeouts += t->timeouts;
 		res->other_errors += t->other;
+		res->slots_late += t->slots_late;
+		res->slots_unused += t->slots_unused;
 		histogram_merge(&res->latency, &t->hist);
 		busy = share(t->cpu_s, t->run_s);
 		res->cpu_s += t->cpu_s;
@@ -935,6 +1035,28 @@ static void collect(struct load *L, struct load_result *res)
 	res->peak_open = atomic_load(&L->peak_open);
 }
 
+/* The end of the measured period. A run stops at its deadline, at a
+ * signal, or when every connection has done its -n messages; the messages
+ * in flight then are awaited and counted (so that sent = echoed), so the
+ * period runs to the last echo when that came after the stop. The wait for
+ * the server's closes that follows is not part of it. */
+static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
+{
+	int64_t stop = L->deadline_us, last_echo = 0;
+	unsigned i;
+
+	if (L->stop_us && (!stop || L->stop_us < stop))
+		stop = L->stop_us;
+	for (i = 0; i < started; i++)
+		if (L->threads[i].last_echo_us > last_echo)
+			last_echo = L->threads[i].last_echo_us;
+	if (stop && end > stop)
+		end = stop > last_echo ? stop : last_echo;
+	else if (last_echo)
+		end = last_echo; /* all -n messages done: the last echo ended the work */
+	return end;
+}
+
 int client_load_run(const struct client_config *cfg, load_progress_fn *progress, void *ctx,
                     struct load_result *res, char *err, size_t errlen)
 {
@@ -949,9 +1071,6 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	L.nthreads = cfg->threads ? (unsigned)cfg->threads : default_threads();
 	if (L.nthreads > cfg->connections)
 		L.nthreads = (unsigned)cfg->connections;
-	L.period_us = cfg->rate ? (int64_t)(1000000 / cfg->rate) : 0;
-	if (L.period_us == 0 && cfg->rate)
-		L.period_us = 1;
 
 	rc = raise_fd_limit(cfg->connections, cfg->connections + 2 * L.nthreads + FD_SPARE,
 	                    err, errlen);
@@ -995,17 +1114,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		wait_threads(&L, sigfd, progress, ctx);
 	for (i = 0; i < started; i++)
 		pthread_join(L.threads[i].tid, NULL);
-	end = now_us();
-	/* The messages in flight at the deadline are awaited and counted (so
-	 * that sent = echoed), so the measured period runs to the last echo
-	 * when that came after the deadline; the wait for the closes is not
-	 * part of it. */
-	if (L.deadline_us && end > L.deadline_us) {
-		end = L.deadline_us;
-		for (i = 0; i < started; i++)
-			if (L.threads[i].last_echo_us > end)
-				end = L.threads[i].last_echo_us;
-	}
+	end = measured_end(&L, started, now_us());
 	res->elapsed_s = (double)(end - L.start_us) / 1e6;
 	if (sigfd >= 0)
 		close(sigfd);

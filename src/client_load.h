@@ -41,6 +41,10 @@ struct load_result {
 	uint64_t timeouts;        /* --timeout ran out on a connection */
 	uint64_t other_errors;    /* socket errors, descriptor shortage */
 	uint64_t errors;          /* the sum of the five above */
+	/* --rate: messages (churn: connects) that went out a period or more
+	 * after their slot, and slots that came due but were never used
+	 * because the run stopped while the server held their connection up. */
+	uint64_t slots_late, slots_unused;
 	bool interrupted;         /* stopped by SIGINT/SIGTERM */
 	double cpu_s;             /* CPU time the load threads used, all together */
 	unsigned cpus;            /* CPUs they could use: min(threads, CPUs allowed) */
@@ -48,7 +52,7 @@ struct load_result {
 	double busiest;           /* the busiest thread's CPU time over its run time */
 	double run_s;             /* the longest thread's run time, ramp-up to last close */
 	char first_error[512];    /* the first failure seen, with its cause */
-	struct histogram latency; /* microseconds; churn: connect() to the whole echo */
+	struct histogram latency; /* microseconds, issue (churn: connect()) or slot to the whole echo */
 };
 
 /* The pattern every stream is cut from: a prime number of bytes, so

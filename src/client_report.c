@@ -40,12 +40,15 @@ static int percent(double share)
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r)
 {
 	const struct histogram *h = &r->latency;
+	const char *unit = cfg->mode == CLIENT_CHURN ? "connects" : "messages";
 	unsigned i;
 
-	fprintf(out, "target:      %s, %s, %lu connection%s, %lu-byte messages, pipeline %lu, "
-	        "%u thread%s\n", r->target, mode_name(cfg->mode), cfg->connections,
-	        cfg->connections == 1 ? "" : "s", cfg->size, cfg->pipeline, r->threads,
-	        r->threads == 1 ? "" : "s");
+	fprintf(out, "target:      %s, %s, %lu connection%s, %lu-byte messages, pipeline %lu, ",
+	        r->target, mode_name(cfg->mode), cfg->connections, cfg->connections == 1 ? "" : "s",
+	        cfg->size, cfg->pipeline);
+	if (cfg->rate)
+		fprintf(out, "rate %lu/s each, ", cfg->rate);
+	fprintf(out, "%u thread%s\n", r->threads, r->threads == 1 ? "" : "s");
 	fprintf(out, "duration:    %.3f s%s\n", r->elapsed_s,
 	        r->interrupted ? " (interrupted)" : "");
 	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed, peak %llu open at once\n",
@@ -62,12 +65,16 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	fprintf(out, "bytes:       %llu sent, %llu echoed, %.2f MB/s\n",
 	        (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_echoed,
 	        per_second(r->bytes_echoed, r->elapsed_s) / 1e6);
+	if (cfg->rate)
+		fprintf(out, "schedule:    %llu %s went out a period or more after their slot; %llu "
+		        "slots came due but were unused at the stop\n",
+		        (unsigned long long)r->slots_late, unit, (unsigned long long)r->slots_unused);
 	if (h->count) {
 		fprintf(out, "latency us:  min %llu", (unsigned long long)h->min);
 		for (i = 0; i < NPERCENTILES; i++)
 			fprintf(out, "  p%g %llu", percentiles[i],
 			        (unsigned long long)histogram_percentile(h, percentiles[i]));
-		fprintf(out, "  max %llu  mean %.1f  (percentiles within %.2f%%)\n",
+		fprintf(out, "  max %llu  mean %.1f  (percentiles within %.3f%%)\n",
 		        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR * 100.0);
 	} else {
 		fprintf(out, "latency us:  no message completed\n");
@@ -141,13 +148,24 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	        per_second(r->conns_opened, r->elapsed_s),
 	        per_second(r->messages_echoed, r->elapsed_s),
 	        per_second(r->bytes_echoed, r->elapsed_s) / 1e6);
-	fprintf(out, "\"latency_us\":{\"count\":%llu,\"min\":%llu,", (unsigned long long)h->count,
-	        (unsigned long long)(h->count ? h->min : 0));
-	for (i = 0; i < NPERCENTILES; i++)
-		fprintf(out, "\"%s\":%llu,", percentile_keys[i],
-		        (unsigned long long)histogram_percentile(h, percentiles[i]));
-	fprintf(out, "\"max\":%llu,\"mean\":%.3f,\"relative_error\":%.6f},",
-	        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR);
+	JU("slots_late", r->slots_late);
+	JU("slots_unused", r->slots_unused);
+	fprintf(out, "\"latency_us\":{\"count\":%llu,", (unsigned long long)h->count);
+	if (h->count) {
+		fprintf(out, "\"min\":%llu,", (unsigned long long)h->min);
+		for (i = 0; i < NPERCENTILES; i++)
+			fprintf(out, "\"%s\":%llu,", percentile_keys[i],
+			        (unsigned long long)histogram_percentile(h, percentiles[i]));
+		fprintf(out, "\"max\":%llu,\"mean\":%.3f,", (unsigned long long)h->max,
+		        histogram_mean(h));
+	} else {
+		/* No sample: null, not a latency of 0 us. */
+		fputs("\"min\":null,", out);
+		for (i = 0; i < NPERCENTILES; i++)
+			fprintf(out, "\"%s\":null,", percentile_keys[i]);
+		fputs("\"max\":null,\"mean\":null,", out);
+	}
+	fprintf(out, "\"relative_error\":%.6f},", HISTOGRAM_REL_ERROR);
 	fprintf(out, "\"client_cpu_s\":%.6f,\"client_cpus\":%u,\"client_cpu_share\":%.6f,"
 	        "\"client_busiest\":%.6f,\"client_saturated\":%s,", r->cpu_s, r->cpus,
 	        r->cpu_share, r->busiest, client_report_saturated(r) ? "true" : "false");

@@ -574,7 +574,8 @@ enum bad_kind {
 	BAD_URGENT, /* echoes the first AT bytes with the last of them marked urgent,
 	             * the rest after it, in one segment; holds the connection */
 	BAD_SILENT, /* reads and never answers */
-	BAD_SLOW    /* echoes everything, each read AT milliseconds late */
+	BAD_SLOW,   /* echoes everything, each read AT milliseconds late */
+	BAD_LINGER  /* echoes everything at once, but closes AT milliseconds after the client */
 };
 
 struct bad_server {
@@ -632,6 +633,9 @@ static void bad_serve(struct bad_server *b, int fd)
 				buf[b->at - off] ^= 0x5a;
 			if (pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
 				return;
+		} else if (b->kind == BAD_LINGER) {
+			if (pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
+				return;
 		} else if (b->kind == BAD_SLOW) {
 			/* The delay is the server's behaviour under test; a stop cuts it short. */
 			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
@@ -656,6 +660,12 @@ static void bad_serve(struct bad_server *b, int fd)
 	/* Silent to the end: hold the connection open until told to stop. */
 	if (b->kind == BAD_SILENT)
 		bad_wait(b, -1);
+	/* Not for load mode's probe, which sends nothing: the next connection waits. */
+	if (b->kind == BAD_LINGER && off > 0) {
+		struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
+
+		poll(&stop, 1, (int)b->at);
+	}
 }
 
 static void *bad_thread(void *arg)
@@ -855,6 +865,65 @@ Test(wrong_server, rates_include_the_drain_after_the_deadline, .timeout = 60)
 	bad_stop(&b);
 }
 
+/* Run load mode with ARGS (exit 0 expected) against a wrong server of
+ * KIND and AT, stopped again before the report in R is looked at. */
+static void load_json_against(struct run *r, enum bad_kind kind, size_t at, const char *args[])
+{
+	struct bad_server b;
+
+	bad_start(&b, kind, at);
+	run_load_json(r, &b, args, 0);
+	bad_stop(&b);
+}
+
+/* Coordinated omission: at 10/s against echoes that take 0.3 s, messages
+ * 1-3 are held up by the echo before them and go out 0.2, 0.4 and 0.6 s
+ * after their slots. Their latency counts from the slot (0.5, 0.7, 0.9 s),
+ * not from the late send (0.3 s each), or the server's slowness would
+ * hide in the schedule it broke. */
+Test(wrong_server, paced_latency_counts_from_the_slot_the_server_held_up, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "4", "--rate=10", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_SLOW, 300, args);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 4);
+	cr_expect_geq(json_u64(r.out, "max"), 800000, "report:\n%s", r.out);
+	cr_expect_geq(json_u64(r.out, "p50"), 450000, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "slots_late"), 3, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "slots_unused"), 0, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A run that stops while the server holds its connection up has slots it
+ * never used: the report counts them, as the latency cannot. */
+Test(wrong_server, paced_slots_a_stalled_server_left_unused_are_counted, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-d", "0.5", "--rate=10", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_SLOW, 1500, args);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1);
+	/* Slots at 0.1 .. 0.5 s came while the first echo was due. */
+	cr_expect_geq(json_u64(r.out, "slots_unused"), 4, "report:\n%s", r.out);
+	cr_expect_leq(json_u64(r.out, "slots_unused"), 5, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* The measured period ends with the last echo of a -n run: the server's
+ * close, 2 s after ours here, is not part of it. */
+Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "3", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_LINGER, 2000, args);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
+	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 {
 	/* One message every 0.5 s into a deep pipeline: the connection is
@@ -872,6 +941,9 @@ Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 	cr_expect_lt(th_now_ms() - t0, 5000, "the timeout came after %lld ms",
 	             (long long)(th_now_ms() - t0));
 	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
+	/* No echo, no latency: null, not 0 us. */
+	cr_expect_not_null(strstr(r.out, "\"count\":0,\"min\":null,\"p50\":null,"),
+	                   "report:\n%s", r.out);
 	run_free(&r);
 	bad_stop(&b);
 }
@@ -1077,6 +1149,7 @@ Test(load, paced_churn_is_not_warned_of_a_low_peak, .timeout = 60)
 	run_client(&r, "", 0, args);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "connections: 8 opened"), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "rate 4/s each"), "report:\n%s", r.out);
 	cr_expect_null(strstr(r.out, "warning:     at most"), "report:\n%s", r.out);
 	run_free(&r);
 }
