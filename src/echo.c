@@ -2,7 +2,9 @@
  * echo.c -- the blocking echo loop. Bytes are bytes: whatever recv(2)
  * returns is written back in full, looping over short writes and EINTR.
  * The timeouts come from SO_RCVTIMEO/SO_SNDTIMEO, so an idle or stuck
- * client costs no extra system call per message.
+ * client costs no extra system call per message. SO_SNDTIMEO is a slice
+ * of the idle timeout, so that a blocked write can tell a client that
+ * reads slowly from one that stopped (write_stalled).
  *
  * Two refinements, both measured (see bench/RESULTS.md):
  * - busy polling: while few connections are open, a worker whose socket
@@ -125,6 +127,53 @@ static void wait_ends(const struct pe_echo_policy *p, long long began, ssize_t n
 		*spin = 1;
 }
 
+/* A write to the client said EAGAIN: its SO_SNDTIMEO slice ran out with
+ * nothing moved. True once nothing has moved for the whole idle timeout.
+ * *LAST is when bytes last moved, or 0 when none have since the write
+ * began: then they last moved just before the call that waited. */
+static int write_stalled(const struct pe_echo_policy *p, long long *last)
+{
+	long long now = now_us();
+
+	if (!*last)
+		*last = now - pe_echo_send_slice_us(p->idle_us);
+	return now - *last >= p->idle_us;
+}
+
+/* Send all LEN bytes, or time out once the client has read nothing for
+ * the idle timeout: 0, -EAGAIN, or another negative errno. *SENT gets the
+ * bytes sent. The clock is read only when a send(2) came back short. */
+static int send_all(int fd, const char *buf, size_t len, size_t *sent,
+                    const struct pe_echo_policy *p)
+{
+	long long last = 0;
+	size_t done = 0;
+	int rc = 0;
+
+	while (done < len) {
+		ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			done += (size_t)n;
+			if (done < len)
+				last = now_us();   /* it moved bytes, then waited a slice */
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!write_stalled(p, &last))
+				continue;
+			rc = -EAGAIN;
+		} else {
+			rc = n < 0 ? -errno : -EIO;
+		}
+		break;
+	}
+	*sent = done;
+	return rc;
+}
+
 #ifdef HAVE_SPLICE
 /* splice(2) has no MSG_NOSIGNAL: a peer that closed raises SIGPIPE, which
  * the server keeps blocked in its workers. Take it off the pending set so
@@ -152,6 +201,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
                        int *spin, enum pe_echo_end *end, int *err)
 {
 	size_t in_pipe = 0;
+	long long last;   /* as in send_all */
 
 	for (;;) {
 		int spin_tried = *spin;
@@ -180,12 +230,15 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
 		in_pipe = (size_t)n;
+		last = 0;
 		while (in_pipe > 0) {
 			ssize_t m = splice(w->pipe[0], NULL, fd, NULL, in_pipe, SPLICE_F_MOVE);
 			if (m < 0) {
 				int e = errno;   /* discarding SIGPIPE sets errno */
 
 				if (e == EINTR)
+					continue;
+				if (e == EAGAIN && !write_stalled(p, &last))
 					continue;
 				if (e == EPIPE)
 					discard_sigpipe();
@@ -198,6 +251,8 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			}
 			in_pipe -= (size_t)m;
 			pe_counter_add(&w->counters->bytes_out, (uint64_t)m);
+			if (in_pipe > 0)
+				last = now_us();   /* as in send_all */
 		}
 	}
 }
@@ -257,7 +312,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			return PE_ECHO_ERROR;
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
-		rc = pe_net_write_all(fd, buf, (size_t)n, &sent);
+		rc = send_all(fd, buf, (size_t)n, &sent, p);
 		pe_counter_add(&w->counters->bytes_out, (uint64_t)sent);
 		if (rc == -EAGAIN)
 			return PE_ECHO_TIMEOUT;

@@ -40,13 +40,26 @@ struct pe_echo_policy {
 	unsigned busy_poll_max;   /* ... but only while at most this many connections are open */
 	atomic_uint *active;      /* connections open now */
 	enum pe_splice splice;    /* when to echo bulk streams with splice(2), where the system has it */
+	long long idle_us;        /* the idle timeout; 0 = never */
 };
+
+/* The idle timeout's SO_SNDTIMEO: a blocked write wakes this often to see
+ * whether its client has read anything for the whole timeout. A write
+ * that moved a few bytes before it blocked would otherwise get a fresh
+ * timeout for each call, and a client that stopped reading would keep its
+ * worker for twice the timeout (three times when spliced). */
+#define PE_ECHO_SEND_SLICES 16
+static inline long long pe_echo_send_slice_us(long long idle_us)
+{
+	return idle_us / PE_ECHO_SEND_SLICES > 0 ? idle_us / PE_ECHO_SEND_SLICES : 1;
+}
 
 void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *counters);
 void pe_echo_worker_free(struct pe_echo_worker *w);
 
-/* Echo FD until it ends. FD must be blocking; its SO_RCVTIMEO/SO_SNDTIMEO
- * are the idle timeout. W->buf must hold W->size bytes. */
+/* Echo FD until it ends. FD must be blocking, its SO_RCVTIMEO the idle
+ * timeout and its SO_SNDTIMEO pe_echo_send_slice_us() of it. W->buf must
+ * hold W->size bytes. */
 enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
                                int *err);
 

@@ -31,6 +31,13 @@ const char *pe_log_level_name(enum pe_log_level level)
 	return "?";
 }
 
+void pe_log_one_line(char *msg)
+{
+	for (; *msg; msg++)
+		if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+			*msg = '?';
+}
+
 static void emit(enum pe_log_level level, const char *msg)
 {
 	char line[1024];
@@ -46,10 +53,11 @@ static void emit(enum pe_log_level level, const char *msg)
 	             pe_log_level_name(level), msg);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof line) {
+	if ((size_t)n >= sizeof line)
 		n = (int)sizeof line - 1;
-		line[n - 1] = '\n';
-	}
+	line[n - 1] = '\0';
+	pe_log_one_line(line);
+	line[n - 1] = '\n';
 	/* Nothing useful can be done if stderr is gone. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;

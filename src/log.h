@@ -18,6 +18,10 @@ const char *pe_log_level_name(enum pe_log_level level);
 void pe_log(enum pe_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Make MSG one line: control characters (a newline in a -b value, say)
+ * become '?', so no text can forge a line of its own. */
+void pe_log_one_line(char *msg);
+
 /* A pe_log_fn for pe_server_config.log: CTX is unused. */
 void pe_log_sink(void *ctx, enum pe_log_level level, const char *message);
 

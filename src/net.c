@@ -293,12 +293,20 @@ ssize_t pe_net_read_full(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
-int pe_net_set_timeouts(int fd, unsigned ms)
+int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval rtv = {.tv_sec = (time_t)(recv_us / 1000000),
+	                      .tv_usec = (suseconds_t)(recv_us % 1000000)};
+	struct timeval stv = {.tv_sec = (time_t)(send_us / 1000000),
+	                      .tv_usec = (suseconds_t)(send_us % 1000000)};
 
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof stv) < 0)
 		return -errno;
 	return 0;
+}
+
+int pe_net_set_timeouts(int fd, unsigned ms)
+{
+	return pe_net_set_timeouts_us(fd, ms * 1000ULL, ms * 1000ULL);
 }

@@ -57,4 +57,7 @@ ssize_t pe_net_read_full(int fd, void *buf, size_t len);
 /* SO_RCVTIMEO and SO_SNDTIMEO to MS milliseconds (0 = none). */
 int pe_net_set_timeouts(int fd, unsigned ms);
 
+/* SO_RCVTIMEO to RECV_US and SO_SNDTIMEO to SEND_US microseconds (0 = none). */
+int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us);
+
 #endif /* POOLECHO_NET_H */

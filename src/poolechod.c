@@ -258,6 +258,10 @@ int main(int argc, char **argv)
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;
 	}
+	if (pe_server_busy_poll_us(&opt.server) != opt.server.busy_poll_us)
+		pe_log(PE_LOG_WARN, "--busy-poll %u us is cut to %u us, a sixteenth of "
+		       "--idle-timeout, so that a spin cannot hold a silent client past it",
+		       opt.server.busy_poll_us, pe_server_busy_poll_us(&opt.server));
 	/* At --log-level=error only an error line is seen. */
 	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
 		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "

@@ -27,6 +27,7 @@
 
 #include "echo.h"
 #include "listener.h"
+#include "log.h"
 #include "monotonic.h"
 #include "net.h"
 #include "server_internal.h"
@@ -63,6 +64,7 @@ void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	pe_log_one_line(msg); /* the callback is promised one line */
 	srv->cfg.log(srv->cfg.log_ctx, level, msg);
 }
 
@@ -107,6 +109,24 @@ static void log_close(pe_server *srv, const char *peer, enum pe_echo_end end, in
 }
 
 /* The pool's handler: echo one accepted socket until it ends. */
+/* The idle timeout on FD: whole for reads, a slice for writes (echo.h). */
+static int set_idle_timeout(const pe_server *srv, int fd)
+{
+	long long idle_us = srv->echo_policy.idle_us;
+
+	return pe_net_set_timeouts_us(fd, (unsigned long long)idle_us,
+	                              (unsigned long long)pe_echo_send_slice_us(idle_us));
+}
+
+unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg)
+{
+	long long slice = pe_echo_send_slice_us(cfg->idle_timeout_ms * 1000LL);
+
+	if (cfg->idle_timeout_ms && cfg->busy_poll_us > slice)
+		return (unsigned)slice;
+	return cfg->busy_poll_us;
+}
+
 static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
@@ -128,7 +148,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
 		}
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
-			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms);
+			set_idle_timeout(srv, fd);
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);
 		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
@@ -243,7 +263,7 @@ static int open_listener(pe_server *srv)
 	{
 		const int one = 1;
 		srv->options_inherited =
-			pe_net_set_timeouts(fd, srv->cfg.idle_timeout_ms) == 0 &&
+			set_idle_timeout(srv, fd) == 0 &&
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
 	}
 #endif
@@ -326,7 +346,8 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		goto fail;
 	}
 	atomic_init(&srv->active, 0);
-	srv->echo_policy.busy_poll_us = cfg->busy_poll_us;
+	srv->echo_policy.idle_us = cfg->idle_timeout_ms * 1000LL;
+	srv->echo_policy.busy_poll_us = pe_server_busy_poll_us(cfg);
 	srv->echo_policy.busy_poll_max = usable_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;

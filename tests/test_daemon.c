@@ -378,6 +378,22 @@ Test(daemon, port_in_use_exits_1_saying_so)
 	assert_no_sanitizer_report();
 }
 
+/* A log line is one line whatever text it quotes: a newline in a -b value
+ * must not start a forged line of its own. */
+Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
+{
+	const char *argv[] = {daemon_path(), "-b", "no-such-host.invalid\nforged line", "-p", "0",
+	                      NULL};
+	int code = th_proc_run(&proc, argv, EXIT_MS);
+
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert_not_null(proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "'no-such-host.invalid?forged line'"),
+	                   "stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "\nforged line"), "stderr:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* All the workers' buffers are reserved at start: if they cannot be, the
  * daemon must say so and which settings to lower, not start and then drop
  * every client. */
@@ -771,6 +787,22 @@ Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
 		stop_daemon(SIGTERM);
 		th_proc_cleanup(&proc);
 	}
+}
+
+/* A spin longer than the idle timeout would hold a silent client past it:
+ * the server cuts it, and the daemon says so. */
+Test(daemon, busy_poll_longer_than_the_idle_timeout_is_cut_with_a_warning)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-t", "0.2",
+	                      "--busy-poll=1000000", NULL};
+	const char *want = "warning: --busy-poll 1000000 us is cut to 12500 us, a sixteenth of "
+	                   "--idle-timeout";
+	int rc = th_proc_spawn(&proc, argv);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, START_MS), 0, "no '%s' in:\n%s", want,
+	             proc.err.data);
+	stop_daemon(SIGTERM);
 }
 
 /* An IPv4-mapped IPv6 address can only be bound by a dual-stack socket:

@@ -1049,6 +1049,86 @@ Test(server, idle_timeout_closes_a_client_that_never_reads)
 	stop_server_and_check(0);
 }
 
+/* A client that stops reading is closed once it has read nothing for the
+ * idle timeout (at most an eighth more), not two (copied) or three
+ * (spliced) timeouts later: each send(2) or splice(2) that moved a few
+ * bytes before it blocked used to get a timeout of its own. Timed from
+ * the client's last write that went through, after which the server's
+ * writes made no progress either. */
+static void expect_non_reader_closed_in_time(enum pe_splice splice)
+{
+	enum { IDLE_MS = 2000, FULL_MS = 300, MAX = 256 * 1024 * 1024 };
+	static unsigned char buf[64 * 1024];
+	struct pe_server_config cfg;
+	struct pollfd pfd = {.events = 0};
+	size_t sent = 0;
+	int64_t last_sent, waited;
+	int fd;
+
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = IDLE_MS;
+	cfg.splice = splice;
+	start_server(&cfg);
+	fd = client();
+	pfd.fd = fd;
+	last_sent = th_now_ms();
+	/* Write without reading until nothing has gone through for FULL_MS. */
+	while (th_now_ms() - last_sent < FULL_MS) {
+		ssize_t n = send(fd, buf, sizeof buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			sent += (size_t)n;
+			last_sent = th_now_ms();
+			cr_assert_lt(sent, (size_t)MAX, "the server kept reading a client that never reads");
+		} else {
+			cr_assert(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s",
+			          strerror(errno));
+			poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 10);
+		}
+	}
+	/* The server's close of a socket we filled comes as a reset. */
+	while (poll(&pfd, 1, 10 * IDLE_MS) == 1 && !(pfd.revents & (POLLHUP | POLLERR)))
+		;
+	waited = th_now_ms() - last_sent;
+	cr_assert(pfd.revents & (POLLHUP | POLLERR), "not closed within %d ms", 10 * IDLE_MS);
+	cr_expect_lt(waited, IDLE_MS * 3 / 2, "closed %lld ms after the client's last write "
+	             "went through, with --idle-timeout %d ms", (long long)waited, IDLE_MS);
+	cr_expect_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0, "no timeout counted");
+	close(fd);
+	stop_server_and_check(0);
+}
+
+Test(server, idle_timeout_closes_a_non_reader_in_time_copying)
+{
+	expect_non_reader_closed_in_time(PE_SPLICE_NEVER);
+}
+
+Test(server, idle_timeout_closes_a_non_reader_in_time_splicing)
+{
+	expect_non_reader_closed_in_time(PE_SPLICE_ALWAYS);
+}
+
+/* A busy-poll spin before the idle timeout's wait must not hold a silent
+ * client past the timeout: it is cut to a sixteenth of it. */
+Test(server, busy_poll_cannot_stretch_the_idle_timeout)
+{
+	struct pe_server_config cfg;
+	int fd;
+
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = 400;
+	cfg.busy_poll_us = 3000000;
+	cr_expect_eq(pe_server_busy_poll_us(&cfg), 25000);
+	start_server(&cfg);
+	fd = client();
+	round_trip(fd, 10, 1); /* then silent */
+	cr_expect_eq(th_wait_closed(fd, 1500), 0,
+	             "a silent client was not closed within 1.5 s of a 0.4 s idle timeout");
+	close(fd);
+	cr_expect_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0, "no timeout counted");
+	stop_server_and_check(0);
+}
+
 /* ---- stopping ------------------------------------------------------------------------ */
 
 Test(server, graceful_stop_lets_clients_in_progress_and_queued_finish)

@@ -35,9 +35,10 @@ struct pe_pool_config {
 	void *ctx;               /* passed to the handler */
 };
 
-/* Start every worker. On failure (-EINVAL, -ENOMEM, -EAGAIN when the system
- * refuses more threads) the workers already started are stopped again:
- * this closes the queue. */
+/* Start every worker. 0, -EINVAL (no workers, queue or handler) or -ENOMEM,
+ * which leave the queue as it was, or -EAGAIN when the system refuses a
+ * thread: then the workers already started are stopped again, which closes
+ * the queue. */
 PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
 
 /* Wait for every worker to return; they return once the queue is closed and

@@ -54,7 +54,8 @@ struct pe_server_config {
 	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1 */
 	int backlog;               /* listen(2) backlog, >= 1 */
 	enum pe_overflow overflow;
-	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long; 0 = never */
+	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
+	                              an eighth longer); 0 = never */
 	unsigned grace_ms;         /* on stop, let open connections go on this long */
 	size_t buffer_size;        /* per-worker echo buffer, bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
@@ -62,7 +63,8 @@ struct pe_server_config {
 	unsigned busy_poll_us;     /* while no more connections are open than there are CPUs the
 	                              server may use, spin this long on an empty socket before
 	                              sleeping (not again for a client that let a spin run out,
-	                              until it hurries); 0 = never spin */
+	                              until it hurries); 0 = never spin. At most a sixteenth of
+	                              the idle timeout: see pe_server_busy_poll_us() */
 	enum pe_splice splice;     /* default PE_SPLICE_AUTO */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
@@ -89,6 +91,11 @@ PE_API void pe_server_config_init(struct pe_server_config *cfg);
  * started. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
+/* The busy-poll time a server made from CFG uses: CFG->busy_poll_us, but
+ * no more than a sixteenth of a nonzero idle timeout, so that a spin cannot
+ * hold a silent client past it. */
+PE_API unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg);
+
 /* The bound address and port (the real port after port 0). */
 PE_API int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len);
 PE_API unsigned pe_server_port(const pe_server *srv);
@@ -110,7 +117,7 @@ struct pe_server_stats {
 	uint64_t accepted;   /* connections accepted */
 	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT */
 	uint64_t served;     /* connections a worker echoed until they ended */
-	uint64_t dropped;    /* accepted but closed unserved by a stop (or for want of memory);
+	uint64_t dropped;    /* accepted but closed unserved by a stop;
 	                        once idle, accepted = rejected + served + dropped */
 	uint64_t active;     /* connections being echoed now */
 	uint64_t queued;     /* accepted, waiting for a worker */
