@@ -63,7 +63,7 @@ struct conn {
 	int fd;
 	enum conn_state state;
 	bool rate_wait;      /* waiting for due_us before the next message or connect */
-	bool timer_held;     /* the wait was for the slot alone, not for the server */
+	bool timer_held;     /* rate: waiting for the next slot alone, not for the server */
 	unsigned index;      /* across the whole run, for messages */
 	uint32_t start;      /* this stream's offset into the pattern */
 	uint64_t snt, rcv;   /* stream bytes sent, received and verified */
@@ -275,7 +275,6 @@ static bool rate_allows(struct lthread *t, struct conn *c, int64_t now, int64_t 
 		t->slots_late++;
 	if (!c->timer_held)
 		*origin = slot;
-	c->timer_held = false;
 	c->slots++;
 	return true;
 }
@@ -352,6 +351,7 @@ static void churn_connect(struct lthread *t, struct conn *c, int64_t now)
 	if (rate_allows(t, c, now, &origin)) {
 		conn_connect(t, c, now);
 		c->connect_us = origin;
+		c->timer_held = false; /* the next slot waits for this cycle to end */
 	}
 }
 
@@ -388,6 +388,9 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 		c->issue_us[c->issued % cfg->pipeline] = origin;
 		c->issued++;
 	}
+	/* A full pipeline: the next slot waits for an echo, not for the clock. */
+	if (!churn && c->issued == c->echoed + cfg->pipeline)
+		c->timer_held = false;
 }
 
 /* Send what has been issued; 0, or -1 when the connection failed. */
