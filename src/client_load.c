@@ -94,6 +94,7 @@ struct lthread {
 	bool stopping;
 	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
 	int64_t last_echo_us; /* when verified echo bytes last arrived, 0 if never */
+	int64_t last_fail_us; /* when a connection last failed, 0 if none did */
 	unsigned char *rbuf;
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
@@ -193,6 +194,7 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 	case FAIL_OTHER: t->other++; break;
 	}
 	atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
+	t->last_fail_us = now_us();
 	if (t->first_error[0] == '\0') {
 		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
 		                 c->index, t->L->target);
@@ -312,7 +314,8 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 	          "net.ipv4.ip_local_port_range, or lower --rate or -c)" : "");
 }
 
-static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
+/* Connect; ORIGIN is where a churn cycle's latency starts (now, or its slot). */
+static void conn_connect(struct lthread *t, struct conn *c, int64_t now, int64_t origin)
 {
 	struct load *L = t->L;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
@@ -330,7 +333,8 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now)
 	c->fd = fd;
 	c->state = CONN_CONNECTING;
 	t->connecting++;
-	c->connect_us = c->progress_us = now;
+	c->connect_us = origin;
+	c->progress_us = now;
 	c->snt = c->rcv = c->issued = c->echoed = 0;
 	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		conn_fail(t, c, FAIL_OTHER, "epoll_ctl: %s", strerror(errno));
@@ -350,9 +354,8 @@ static void churn_connect(struct lthread *t, struct conn *c, int64_t now)
 	int64_t origin;
 
 	if (rate_allows(t, c, now, &origin)) {
-		conn_connect(t, c, now);
-		c->connect_us = origin;
 		c->timer_held = false; /* the next slot waits for this cycle to end */
+		conn_connect(t, c, now, origin);
 	}
 }
 
@@ -597,6 +600,9 @@ static bool held_by_server(const struct lthread *t, const struct conn *c)
 
 static void thread_stop(struct lthread *t, int64_t now)
 {
+	/* Slots count up to the deadline, not to a late wake after it. */
+	const int64_t deadline = t->L->deadline_us;
+	const int64_t cut = deadline && deadline < now ? deadline : now;
 	unsigned i;
 
 	t->stopping = true;
@@ -604,7 +610,7 @@ static void thread_stop(struct lthread *t, int64_t now)
 		struct conn *c = &t->conns[i];
 
 		if (i < t->next_start && held_by_server(t, c))
-			t->slots_unused += slots_unused(t, c, now);
+			t->slots_unused += slots_unused(t, c, cut);
 		c->rate_wait = false;
 		switch (c->state) {
 		case CONN_IDLE:
@@ -679,7 +685,7 @@ static void thread_ramp(struct lthread *t, int64_t now)
 		if (cfg->mode == CLIENT_CHURN)
 			churn_connect(t, c, now);
 		else
-			conn_connect(t, c, now);
+			conn_connect(t, c, now, now);
 	}
 }
 
@@ -717,7 +723,8 @@ static int wait_events(struct lthread *t, struct epoll_event *evs, int64_t wait_
 		                      .tv_nsec = (long)(wait_us % 1000000) * 1000};
 		int n = epoll_pwait2(t->epfd, evs, MAX_EVENTS, &ts, NULL);
 
-		if (n >= 0 || errno != ENOSYS)
+		/* Missing, or refused by a seccomp filter that knows it not. */
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
 			return n;
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
 	}
@@ -1053,10 +1060,11 @@ static void collect(struct load *L, struct load_result *res)
 }
 
 /* The end of the measured period. A run stops at its deadline, at a
- * signal, or when every connection has done its -n messages; the messages
- * in flight then are awaited and counted (so that sent = echoed), so the
- * period runs to the last echo when that came after the stop. The wait for
- * the server's closes that follows is not part of it. */
+ * signal, or when every connection has done its -n messages (or failed);
+ * the messages in flight then are awaited and counted (so that sent =
+ * echoed), so the period runs to the last echo (or failure) when that came
+ * after the stop. The wait for the server's closes that follows is not
+ * part of it. */
 static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
 {
 	int64_t stop = L->deadline_us, last_echo = 0;
@@ -1064,9 +1072,13 @@ static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
 
 	if (L->stop_us && (!stop || L->stop_us < stop))
 		stop = L->stop_us;
-	for (i = 0; i < started; i++)
+	/* A connection that failed (a timeout, say) ended its work then. */
+	for (i = 0; i < started; i++) {
 		if (L->threads[i].last_echo_us > last_echo)
 			last_echo = L->threads[i].last_echo_us;
+		if (L->threads[i].last_fail_us > last_echo)
+			last_echo = L->threads[i].last_fail_us;
+	}
 	if (stop && end > stop)
 		end = stop > last_echo ? stop : last_echo;
 	else if (last_echo)

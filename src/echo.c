@@ -135,6 +135,8 @@ static int write_stalled(const struct pe_echo_policy *p, long long *last)
 {
 	long long now = now_us();
 
+	if (!p->idle_us)
+		return 0; /* no timeout: EAGAIN cannot mean one (a stray SO_SNDTIMEO) */
 	if (!*last)
 		*last = now - pe_echo_send_slice_us(p->idle_us);
 	return now - *last >= p->idle_us;

@@ -51,6 +51,8 @@ struct pe_echo_policy {
 #define PE_ECHO_SEND_SLICES 16
 static inline long long pe_echo_send_slice_us(long long idle_us)
 {
+	if (idle_us <= 0)
+		return 0; /* no timeout: writes block as long as they must */
 	return idle_us / PE_ECHO_SEND_SLICES > 0 ? idle_us / PE_ECHO_SEND_SLICES : 1;
 }
 

@@ -108,7 +108,6 @@ static void log_close(pe_server *srv, const char *peer, enum pe_echo_end end, in
 		               err ? strerror(err) : "unknown");
 }
 
-/* The pool's handler: echo one accepted socket until it ends. */
 /* The idle timeout on FD: whole for reads, a slice for writes (echo.h). */
 static int set_idle_timeout(const pe_server *srv, int fd)
 {
@@ -127,6 +126,7 @@ unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg)
 	return cfg->busy_poll_us;
 }
 
+/* The pool's handler: echo one accepted socket until it ends. */
 static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;

@@ -575,7 +575,8 @@ enum bad_kind {
 	             * the rest after it, in one segment; holds the connection */
 	BAD_SILENT, /* reads and never answers */
 	BAD_SLOW,   /* echoes everything, each read AT milliseconds late */
-	BAD_LINGER  /* echoes everything at once, but closes AT milliseconds after the client */
+	BAD_LINGER, /* echoes everything at once, but closes AT milliseconds after the client */
+	BAD_STALL   /* echoes the first AT bytes, then reads and never answers */
 };
 
 struct bad_server {
@@ -635,6 +636,11 @@ static void bad_serve(struct bad_server *b, int fd)
 				return;
 		} else if (b->kind == BAD_LINGER) {
 			if (pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
+				return;
+		} else if (b->kind == BAD_STALL && off < b->at) {
+			size_t part = b->at - off < (size_t)n ? b->at - off : (size_t)n;
+
+			if (pe_net_write_all(fd, buf, part, NULL) < 0)
 				return;
 		} else if (b->kind == BAD_SLOW) {
 			/* The delay is the server's behaviour under test; a stop cuts it short. */
@@ -865,14 +871,15 @@ Test(wrong_server, rates_include_the_drain_after_the_deadline, .timeout = 60)
 	bad_stop(&b);
 }
 
-/* Run load mode with ARGS (exit 0 expected) against a wrong server of
+/* Run load mode with ARGS (exit CODE expected) against a wrong server of
  * KIND and AT, stopped again before the report in R is looked at. */
-static void load_json_against(struct run *r, enum bad_kind kind, size_t at, const char *args[])
+static void load_json_against(struct run *r, enum bad_kind kind, size_t at, const char *args[],
+                              int code)
 {
 	struct bad_server b;
 
 	bad_start(&b, kind, at);
-	run_load_json(r, &b, args, 0);
+	run_load_json(r, &b, args, code);
 	bad_stop(&b);
 }
 
@@ -886,7 +893,7 @@ Test(wrong_server, paced_latency_counts_from_the_slot_the_server_held_up, .timeo
 	const char *args[] = {"-c", "1", "-n", "4", "--rate=10", "--json", "127.0.0.1", NULL, NULL};
 	struct run r;
 
-	load_json_against(&r, BAD_SLOW, 300, args);
+	load_json_against(&r, BAD_SLOW, 300, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 4);
 	cr_expect_geq(json_u64(r.out, "max"), 800000, "report:\n%s", r.out);
 	cr_expect_geq(json_u64(r.out, "p50"), 450000, "report:\n%s", r.out);
@@ -903,7 +910,7 @@ Test(wrong_server, paced_slots_a_stalled_server_left_unused_are_counted, .timeou
 	                      NULL};
 	struct run r;
 
-	load_json_against(&r, BAD_SLOW, 1500, args);
+	load_json_against(&r, BAD_SLOW, 1500, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1);
 	/* Slots at 0.1 .. 0.5 s came while the first echo was due. */
 	cr_expect_geq(json_u64(r.out, "slots_unused"), 4, "report:\n%s", r.out);
@@ -918,9 +925,25 @@ Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 	const char *args[] = {"-c", "1", "-n", "3", "--json", "127.0.0.1", NULL, NULL};
 	struct run r;
 
-	load_json_against(&r, BAD_LINGER, 2000, args);
+	load_json_against(&r, BAD_LINGER, 2000, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
 	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* ... but a connection that timed out ended its work at the timeout: the
+ * period runs to it, not to the last echo 1 s before, which would make a
+ * stalled server's rate look hundreds of times higher. */
+Test(wrong_server, rates_count_the_wait_for_a_timeout, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "20", "--timeout=1", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_STALL, 640, args, 1);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 10);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
+	cr_expect_geq(json_double(r.out, "duration_s"), 0.9, "report:\n%s", r.out);
 	run_free(&r);
 }
 

@@ -219,6 +219,45 @@ Test(server, echoes_an_8mib_stream_with_splice_auto)
 	echo_8mib_stream(PE_SPLICE_AUTO);
 }
 
+/* With no idle timeout (0), a client that lets the echo back up before it
+ * reads must still get all of it: the server's writes block as long as
+ * they must. (Once, a timeout of 0 gave writes a one-jiffy SO_SNDTIMEO,
+ * and such a client was reset after some 100 KiB.) */
+static void pause_before_reading(enum pe_splice splice)
+{
+	enum { LEN = 8 * 1024 * 1024, PAUSE_MS = 500 };
+	struct pe_server_config cfg;
+	struct writer w = {.len = LEN, .seed = 9, .shut = 1};
+	int small = 64 * 1024;
+
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = 0;
+	cfg.splice = splice;
+	start_server(&cfg);
+	w.fd = client();
+	/* A small receive buffer, so the echo backs up into the server at once. */
+	cr_assert_eq(setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	nanosleep(&(struct timespec){0, PAUSE_MS * 1000000L}, NULL); /* the scenario: not reading */
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	close(w.fd);
+	wait_stat_served(1);
+	cr_expect_eq(tf_stats(&ts).timeouts, 0);
+	stop_server_and_check(0);
+}
+
+Test(server, no_idle_timeout_lets_a_client_pause_before_reading_copied)
+{
+	pause_before_reading(PE_SPLICE_NEVER);
+}
+
+Test(server, no_idle_timeout_lets_a_client_pause_before_reading_spliced)
+{
+	pause_before_reading(PE_SPLICE_ALWAYS);
+}
+
 /* ---- when the echo loop splices ------------------------------------------------ */
 
 struct serve_run {
@@ -233,6 +272,7 @@ struct serve_run {
 	int spliced;                    /* it ended holding a splice pipe */
 	size_t buffer;                  /* the worker's buffer; 4 KiB when 0 */
 	const struct writer *queued;    /* its first ->from bytes wait before the worker starts */
+	long long idle_us;              /* the policy's idle timeout; the test sets the socket's */
 };
 
 #ifdef __linux__
@@ -344,7 +384,8 @@ static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
 	int cfd;
 
 	r->policy = (struct pe_echo_policy){.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
-	                                    .active = open_now, .splice = splice};
+	                                    .active = open_now, .splice = splice,
+	                                    .idle_us = r->idle_us};
 	pe_echo_worker_init(&r->w, counters);
 	r->w.size = r->buffer ? r->buffer : 4096;
 	r->w.buf = malloc(r->w.size);
@@ -521,9 +562,10 @@ Test(server, bytes_out_counts_a_partly_written_echo_that_timed_out)
 {
 	static atomic_uint open_now;
 	struct pe_worker_counters counters = {0};
-	struct serve_run r = {0};
+	struct serve_run r = {.idle_us = 200000};
 	static char chunk[16 * 1024];
-	struct timeval send_timeout = {.tv_sec = 0, .tv_usec = 200000};
+	/* As the server sets it: a sixteenth of the idle timeout. */
+	struct timeval send_timeout = {.tv_sec = 0, .tv_usec = 200000 / PE_ECHO_SEND_SLICES};
 	struct timeval recv_timeout = {.tv_sec = 2};
 	uint64_t received = 0;
 	int64_t deadline;
