@@ -53,11 +53,10 @@ static void emit(enum pe_log_level level, const char *msg)
 	             pe_log_level_name(level), msg);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof line)
+	if ((size_t)n >= sizeof line) {
 		n = (int)sizeof line - 1;
-	line[n - 1] = '\0';
-	pe_log_one_line(line);
-	line[n - 1] = '\n';
+		line[n - 1] = '\n';
+	}
 	/* Nothing useful can be done if stderr is gone. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
@@ -73,6 +72,7 @@ void pe_log(enum pe_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	pe_log_one_line(msg);
 	emit(level, msg);
 }
 

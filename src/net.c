@@ -253,27 +253,6 @@ int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
 	return pe_net_connect_timeout(host, port, 0, err);
 }
 
-int pe_net_write_all(int fd, const void *buf, size_t len, size_t *sent)
-{
-	const char *p = buf;
-	size_t done = 0;
-	int rc = 0;
-
-	while (done < len) {
-		ssize_t n = send(fd, p + done, len - done, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = errno == EWOULDBLOCK ? -EAGAIN : -errno;
-			break;
-		}
-		done += (size_t)n;
-	}
-	if (sent)
-		*sent = done;
-	return rc;
-}
-
 ssize_t pe_net_read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;
@@ -293,20 +272,18 @@ ssize_t pe_net_read_full(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
+static struct timeval timeval_us(unsigned long long us)
+{
+	return (struct timeval){.tv_sec = (time_t)(us / 1000000),
+	                        .tv_usec = (suseconds_t)(us % 1000000)};
+}
+
 int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us)
 {
-	struct timeval rtv = {.tv_sec = (time_t)(recv_us / 1000000),
-	                      .tv_usec = (suseconds_t)(recv_us % 1000000)};
-	struct timeval stv = {.tv_sec = (time_t)(send_us / 1000000),
-	                      .tv_usec = (suseconds_t)(send_us % 1000000)};
+	struct timeval rtv = timeval_us(recv_us), stv = timeval_us(send_us);
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof stv) < 0)
 		return -errno;
 	return 0;
-}
-
-int pe_net_set_timeouts(int fd, unsigned ms)
-{
-	return pe_net_set_timeouts_us(fd, ms * 1000ULL, ms * 1000ULL);
 }

@@ -45,17 +45,9 @@ void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADD
  * "(unknown peer: REASON)". Take it early: after a reset there is none. */
 void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN]);
 
-/* Write all LEN bytes, looping over short writes and EINTR, without
- * SIGPIPE. 0, or a negative errno (-EAGAIN after SO_SNDTIMEO expired).
- * *SENT (if not NULL) is set to the bytes written, all or part. */
-int pe_net_write_all(int fd, const void *buf, size_t len, size_t *sent);
-
 /* Read exactly LEN bytes unless the peer closes first. Returns bytes read
  * (< LEN only at end of stream) or a negative errno. */
 ssize_t pe_net_read_full(int fd, void *buf, size_t len);
-
-/* SO_RCVTIMEO and SO_SNDTIMEO to MS milliseconds (0 = none). */
-int pe_net_set_timeouts(int fd, unsigned ms);
 
 /* SO_RCVTIMEO to RECV_US and SO_SNDTIMEO to SEND_US microseconds (0 = none). */
 int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us);

@@ -210,6 +210,7 @@ int main(int argc, char **argv)
 	struct daemon_options opt;
 	struct signal_thread st;
 	pe_server *srv;
+	unsigned busy_poll_us;
 	int rc;
 
 	/* Started with stderr closed, the stop pipe made below would take its
@@ -258,10 +259,11 @@ int main(int argc, char **argv)
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;
 	}
-	if (pe_server_busy_poll_us(&opt.server) != opt.server.busy_poll_us)
+	busy_poll_us = pe_server_busy_poll_us(&opt.server);
+	if (busy_poll_us != opt.server.busy_poll_us)
 		pe_log(PE_LOG_WARN, "--busy-poll %u us is cut to %u us, a sixteenth of "
 		       "--idle-timeout, so that a spin cannot hold a silent client past it",
-		       opt.server.busy_poll_us, pe_server_busy_poll_us(&opt.server));
+		       opt.server.busy_poll_us, busy_poll_us);
 	/* At --log-level=error only an error line is seen. */
 	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
 		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "

@@ -188,7 +188,7 @@ int th_connect(unsigned port, unsigned timeout_ms)
 		rc = -errno;
 		goto fail;
 	}
-	rc = pe_net_set_timeouts(fd, timeout_ms);
+	rc = pe_net_set_timeouts_us(fd, timeout_ms * 1000ULL, timeout_ms * 1000ULL);
 	if (rc < 0)
 		goto fail;
 	return fd;

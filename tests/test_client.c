@@ -579,6 +579,9 @@ enum bad_kind {
 	BAD_STALL   /* echoes the first AT bytes, then reads and never answers */
 };
 
+/* How long a wrong server's write may wait for the client to read. */
+#define BAD_IO_MS 20000
+
 struct bad_server {
 	enum bad_kind kind;
 	size_t at;
@@ -612,7 +615,7 @@ static void bad_urgent(struct bad_server *b, int fd)
 		return;
 	if (setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) < 0 ||
 	    send(fd, buf, b->at, MSG_OOB | MSG_NOSIGNAL) != (ssize_t)b->at ||
-	    pe_net_write_all(fd, buf + b->at, have - b->at, NULL) < 0 ||
+	    th_write_all(fd, buf + b->at, have - b->at, BAD_IO_MS) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero) < 0)
 		fprintf(stderr, "bad server: urgent echo: %s\n", strerror(errno));
 	bad_wait(b, -1);
@@ -632,25 +635,25 @@ static void bad_serve(struct bad_server *b, int fd)
 		if (b->kind == BAD_FLIP) {
 			if (b->at >= off && b->at < off + (size_t)n)
 				buf[b->at - off] ^= 0x5a;
-			if (pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
+			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_LINGER) {
-			if (pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
+			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_STALL && off < b->at) {
 			size_t part = b->at - off < (size_t)n ? b->at - off : (size_t)n;
 
-			if (pe_net_write_all(fd, buf, part, NULL) < 0)
+			if (th_write_all(fd, buf, part, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_SLOW) {
 			/* The delay is the server's behaviour under test; a stop cuts it short. */
 			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
 
 			if (poll(&stop, 1, (int)b->at) != 0 ||
-			    pe_net_write_all(fd, buf, (size_t)n, NULL) < 0)
+			    th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
-			pe_net_write_all(fd, buf, n < 10 ? (size_t)n : 10, NULL);
+			th_write_all(fd, buf, n < 10 ? (size_t)n : 10, BAD_IO_MS);
 			return;
 		} else if (b->kind == BAD_CUT && off + (size_t)n >= b->at) {
 			/* MSG_MORE holds the bytes back until the close, so they
