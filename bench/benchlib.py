@@ -12,16 +12,19 @@ Usage: benchlib.py freeport
        benchlib.py quiet SECS LIMIT_PERCENT
        benchlib.py netcount                          (TCP counters, JSON)
        benchlib.py sample PID OUTFILE [--tree]      (until SIGTERM)
+       benchlib.py builds PROGRAM...                 (what was measured, JSON)
        benchlib.py record OPTIONS...                 (appends one JSON line)
        benchlib.py table RESULTS.jsonl [--markdown]
 """
 
 import gzip
+import hashlib
 import json
 import os
 import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 
@@ -291,6 +294,38 @@ def tail(path, n=3):
     return " | ".join(lines[-n:])[-400:]
 
 
+def build_of(path):
+    """A program's checksum, version line and, when it was built in an
+    Autotools tree (PATH is DIR/src/PROG), the CFLAGS configure recorded."""
+    info = {"path": path}
+    try:
+        with open(path, "rb") as f:
+            info["sha256"] = hashlib.sha256(f.read()).hexdigest()
+    except OSError as e:
+        die("cannot read %s: %s" % (path, e.strerror))
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+        info["version"] = out.splitlines()[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        info["version"] = None
+    config_log = os.path.join(os.path.dirname(os.path.dirname(path)), "config.log")
+    try:
+        with open(config_log) as f:
+            for line in f:
+                if line.startswith(("CFLAGS=", "SAN_CFLAGS=")):
+                    key, _, val = line.rstrip("\n").partition("=")
+                    info[key.lower()] = val.strip("'")
+    except OSError:
+        pass
+    return info
+
+
+def cmd_builds(args):
+    """builds PROGRAM...: one JSON object, each program by its base name."""
+    print(json.dumps({os.path.basename(p): build_of(p) for p in args}, sort_keys=True))
+
+
 def cmd_record(args):
     """record --out F --server S --workload W --rep N --rc RC --client-json F
        --client-err F --sampler F --conns N --messages N --command CMD
@@ -328,6 +363,7 @@ def cmd_record(args):
         if workload != "churn8" and client.get("connections_opened", 0) < conns:
             problems.append("connections opened %d/%d" %
                             (client.get("connections_opened", 0), conns))
+        problems.extend(concurrency_problems(workload, client))
         if want_msgs and client.get("messages_echoed", 0) != want_msgs:
             problems.append("messages echoed %d/%d" %
                             (client.get("messages_echoed", 0), want_msgs))
@@ -366,6 +402,7 @@ def cmd_record(args):
         "busy_before_pct": float(opt["busy"]) if opt.get("busy") else None,
         "client_rc": rc,
         "client_command": opt.get("command", ""),
+        "builds": json.loads(opt["builds"]) if opt.get("builds") else None,
         "server_command": opt.get("server-cmd", ""),
         "client": client,
         "listen_overflows": net.get("listen_overflows"),
@@ -388,7 +425,39 @@ def cmd_record(args):
     sys.stdout.flush()
 
 
+def concurrency_problems(workload, client):
+    """A workload named for N connections must have had N open at once:
+    opened one after another (a burst's late SYNs waiting out a lost one
+    while the first connections finish) they measure something smaller.
+    Churn opens them one by one on purpose."""
+    if workload == "churn8" or not client:
+        return []
+    want, peak = client.get("connections", 0), client.get("peak_open")
+    # fewer opened at all is reported as such
+    if peak is None or peak >= want or client.get("connections_opened", 0) < want:
+        return []
+    return ["connections open at once %d/%d" % (peak, want)]
+
+
 # ---------------------------------------------------------------- table
+
+def recheck(r):
+    """Apply to a stored run the checks added after it was recorded."""
+    for p in concurrency_problems(r["workload"], r.get("client")):
+        if p not in r["problems"]:
+            r["problems"].append(p)
+            r["ok"] = False
+
+
+def paired_ratios(cells, server, base, w):
+    """server's rate over base's in each repetition where both ran cleanly:
+    the two ran seconds apart, so each pair shares the machine's spell."""
+    def by_rep(s):
+        return {r["rep"]: r["value"] for r in cells.get((s, w), [])
+                if r["ok"] and r["value"]}
+    mine, theirs = by_rep(server), by_rep(base)
+    return sorted(mine[k] / theirs[k] for k in mine if k in theirs)
+
 
 def human(v, unit):
     if unit == "MB/s":
@@ -418,6 +487,8 @@ def cmd_table(args):
                     runs.append(json.loads(line))
                 except ValueError:
                     sys.stderr.write("benchlib: %s:%d: not JSON, skipped\n" % (args[0], n))
+                    continue
+                recheck(runs[-1])
     if not runs:
         die("table: %s holds no runs" % args[0])
 
@@ -470,31 +541,35 @@ def cmd_table(args):
     ratio_cols = [w for w in RATIO_WORKLOADS if w in workloads]
     mem_cols = [w for w in MEMORY_WORKLOADS if w in workloads]
     out = []
-    out.append("Medians of %d interleaved repetition%s%s. Ratio to %s from the same run "
-               "(higher is faster);" % (reps, "" if reps == 1 else "s",
-                                        " (commit %s)" % ", ".join(commits) if commits else "",
-                                        REFERENCE))
-    out.append("the %s row gives its absolute median in parentheses. '!k/n': k of n runs had "
-               "errors or mismatches and are left out of the median; FAIL: no clean run." %
-               REFERENCE)
+    out.append("%d interleaved repetition%s%s. Each figure is the median over the "
+               "repetitions of the server's rate" % (reps, "" if reps == 1 else "s",
+                                                    " (commit %s)" % ", ".join(commits)
+                                                    if commits else ""))
+    out.append("over %s's in the same repetition (higher is faster), with the lowest and "
+               "highest of those ratios in brackets;" % REFERENCE)
+    out.append("the %s row gives its absolute median. '!k/n': k of n runs had errors, "
+               "mismatches or too few connections open and are left out; FAIL: no clean run;"
+               % REFERENCE)
+    out.append("'k pairs': only k repetitions where both servers ran cleanly.")
     out.append("")
     head = ["server"] + ratio_cols + ["peak RSS %s" % w for w in mem_cols]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
+    def ratio_cell(s, w):
+        v, mark = median_value(s, w), bad_mark(s, w)
+        if v is None:
+            return "FAIL" + mark if cells.get((s, w)) else "-"
+        if s == REFERENCE:
+            return "1.00 (%s)%s" % (human(v, WORKLOADS[w]), mark)
+        ratios = paired_ratios(cells, s, REFERENCE, w)
+        if not ratios:
+            return "(%s)%s" % (human(v, WORKLOADS[w]), mark)
+        pairs = "" if len(ratios) == len(good(s, w)) == reps else ", %d pairs" % len(ratios)
+        return "%.2f [%.2f-%.2f%s]%s" % (statistics.median(ratios), ratios[0], ratios[-1],
+                                         pairs, mark)
+
     for s in servers:
-        row = [s]
-        for w in ratio_cols:
-            v = median_value(s, w)
-            ref = median_value(REFERENCE, w)
-            mark = bad_mark(s, w)
-            if v is None:
-                row.append("FAIL" + mark if cells.get((s, w)) else "-")
-            elif s == REFERENCE:
-                row.append("1.00 (%s)%s" % (human(v, WORKLOADS[w]), mark))
-            elif ref:
-                row.append("%.2f%s" % (v / ref, mark))
-            else:
-                row.append("(%s)%s" % (human(v, WORKLOADS[w]), mark))
+        row = [s] + [ratio_cell(s, w) for w in ratio_cols]
         for w in mem_cols:
             if not cells.get((s, w)):
                 row.append("-")
@@ -520,7 +595,9 @@ def cmd_table(args):
         out.append("(One repetition: no noise estimate.)")
     else:
         noise_table(out, servers, workloads, spread)
+        medians_table(out, servers, ratio_cols, median_value)
     floor_table(out, cells, ratio_cols)
+    missing_note(out, cells, servers, workloads, reps)
     busy_note(out, runs)
     net_note(out, runs)
     problem_list(out, runs)
@@ -543,16 +620,31 @@ def noise_table(out, servers, workloads, spread):
         out.append("| " + " | ".join(row) + " |")
 
 
+def medians_table(out, servers, workloads, median_value):
+    """The statistic the tables gave before the paired one: it divides medians
+    that may come from different repetitions, so one server's fast spell can
+    meet the other's slow one. Kept to compare with figures quoted earlier."""
+    out.append("")
+    out.append("For comparison with tables printed before 2026-12-02 (stop 15): the "
+               "server's median over %s's median, which pairs no repetitions:" % REFERENCE)
+    out.append("")
+    out.append("| " + " | ".join(["server"] + workloads) + " |")
+    out.append("|" + "---|" * (len(workloads) + 1))
+    for s in servers:
+        if s == REFERENCE:
+            continue
+        row = [s]
+        for w in workloads:
+            v, ref = median_value(s, w), median_value(REFERENCE, w)
+            row.append("%.2f" % (v / ref) if v is not None and ref else "-")
+        out.append("| " + " | ".join(row) + " |")
+
+
 def floor_table(out, cells, workloads):
-    """poolechod over the blocking floor, paired within each repetition: the
-    two ran seconds apart, so the pair shares the machine's spell."""
-    def by_rep(s, w):
-        return {r["rep"]: r["value"] for r in cells.get((s, w), [])
-                if r["ok"] and r["value"]}
+    """poolechod over the blocking floor, paired within each repetition."""
     rows = []
     for w in workloads:
-        pd, fl = by_rep("poolechod", w), by_rep(FLOOR, w)
-        ratios = sorted(pd[k] / fl[k] for k in pd if k in fl)
+        ratios = paired_ratios(cells, "poolechod", FLOOR, w)
         if ratios:
             rows.append("| %s | %.2f | %.2f-%.2f | %d |" % (
                 w, statistics.median(ratios), ratios[0], ratios[-1], len(ratios)))
@@ -587,6 +679,19 @@ def net_note(out, runs):
             out.append("- rep %d %s %s: %s" % (r["rep"], r["server"], r["workload"], net_text(r)))
 
 
+def missing_note(out, cells, servers, workloads, reps):
+    """Repetitions a server never ran (a run cut short by --max-time)."""
+    missing = []
+    for s in servers:
+        for w in workloads:
+            ran = {r["rep"] for r in cells.get((s, w), [])}
+            if cells.get((s, w)) and len(ran) < reps:
+                missing.append("%s %s: %d of %d" % (s, w, len(ran), reps))
+    if missing:
+        out.append("")
+        out.append("Repetitions not run (the run was cut short): " + "; ".join(missing))
+
+
 def busy_note(out, runs):
     busy = [r for r in runs if (r.get("busy_before_pct") or 0) >= 25]
     if busy:
@@ -609,11 +714,11 @@ def problem_list(out, runs):
 
 def main():
     if len(sys.argv) < 2:
-        die("usage: benchlib.py freeport|waitlisten|echocheck|quiet|netcount|sample|record|"
-            "table ...", 2)
+        die("usage: benchlib.py freeport|waitlisten|echocheck|quiet|netcount|sample|builds|"
+            "record|table ...", 2)
     cmds = {"freeport": cmd_freeport, "waitlisten": cmd_waitlisten,
             "echocheck": cmd_echocheck, "quiet": cmd_quiet, "netcount": cmd_netcount,
-            "sample": cmd_sample,
+            "sample": cmd_sample, "builds": cmd_builds,
             "record": cmd_record, "table": cmd_table}
     fn = cmds.get(sys.argv[1])
     if fn is None:

@@ -1,0 +1,49 @@
+#!/bin/sh
+# bench/run's tables are what bench/RESULTS.md quotes: check on made-up
+# results that a ratio pairs each repetition with ref_epoll's, and that a run
+# with fewer connections open at once than its workload names is left out.
+top=${TOP_SRCDIR:-$(dirname "$0")/..}
+command -v python3 > /dev/null 2>&1 ||
+	{ echo "SKIP: python3 is not installed (bench/ is written in it)"; exit 77; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench_table.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+python3 - "$tmp/results.jsonl" << 'EOF' || exit 1
+import json, sys
+runs = []
+def run(rep, server, workload, value, rss, conns, peak):
+    runs.append({"rep": rep, "server": server, "workload": workload, "value": value,
+                 "unit": "msg/s", "ok": True, "problems": [], "peak_rss_kib": rss,
+                 "peak_procs": 1, "commit": "test",
+                 "client": {"connections": conns, "connections_opened": conns,
+                            "peak_open": peak}})
+# ref_epoll jumps to 200k in repetition 2; poolechod does not.
+for rep, ref, pd in ((1, 100e3, 90e3), (2, 200e3, 100e3), (3, 100e3, 80e3)):
+    run(rep, "ref_epoll", "pp32", ref, 1600, 32, 32)
+    run(rep, "poolechod", "pp32", pd, 2900, 32, 32)
+# repetition 2 of c10k had only 6,000 of its 10,000 connections open at once
+for rep, rss, peak in ((1, 80000, 10000), (2, 200000, 6000), (3, 100000, 10000)):
+    run(rep, "ref_epoll", "c10k", 9000, 2000, 10000, 10000)
+    run(rep, "poolechod", "c10k", 9000, rss, 10000, peak)
+with open(sys.argv[1], "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in runs)
+EOF
+
+python3 "$top/bench/benchlib.py" table "$tmp/results.jsonl" > "$tmp/table" 2>&1 ||
+	{ cat "$tmp/table"; echo "FAIL: benchlib.py table exited $?"; exit 1; }
+row=$(grep '^| poolechod |' "$tmp/table" | head -n 1)
+fail=0
+# paired: 0.90, 0.50, 0.80; the medians' ratio would be 0.90
+case $row in
+*"| 0.80 [0.50-0.90] |"*) ;;
+*) echo "FAIL: pp32 is not the median of the paired ratios, 0.80 [0.50-0.90]: $row"; fail=1 ;;
+esac
+# c10k: repetition 2 left out, the RSS is the median of 80000 and 100000 KiB
+case $row in
+*"| 87.9 MiB !1/3 |") ;;
+*) echo "FAIL: c10k's peak RSS is not 87.9 MiB with 1 of 3 runs left out: $row"; fail=1 ;;
+esac
+grep -q 'connections open at once 6000/10000' "$tmp/table" ||
+	{ echo "FAIL: the run left out does not say why"; fail=1; }
+[ "$fail" = 0 ] || { echo "--- the table:"; cat "$tmp/table"; exit 1; }
+echo "PASS: paired ratios and the concurrency check"
