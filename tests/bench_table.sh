@@ -29,8 +29,9 @@ with open(sys.argv[1], "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in runs)
 EOF
 
-python3 "$top/bench/benchlib.py" table "$tmp/results.jsonl" > "$tmp/table" 2>&1 ||
-	{ cat "$tmp/table"; echo "FAIL: benchlib.py table exited $?"; exit 1; }
+python3 "$top/bench/benchlib.py" table "$tmp/results.jsonl" > "$tmp/table" 2>&1
+rc=$?
+[ "$rc" = 0 ] || { cat "$tmp/table"; echo "FAIL: benchlib.py table exited $rc"; exit 1; }
 row=$(grep '^| poolechod |' "$tmp/table" | head -n 1)
 fail=0
 # paired: 0.90, 0.50, 0.80; the medians' ratio would be 0.90

@@ -11,12 +11,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -25,8 +26,6 @@
 
 #include "helpers.h"
 #include "net.h"
-
-extern char **environ;
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -110,7 +109,10 @@ int th_join(pthread_t thread, unsigned timeout_ms)
 	struct timespec until;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np's clock */
+	/* pthread_timedjoin_np's clock. (pthread_clockjoin_np would take the
+	 * monotonic one, but ThreadSanitizer does not see it join: it then
+	 * reports every joined thread as leaked and racing.) */
+	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += timeout_ms / 1000;
 	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (until.tv_nsec >= 1000000000L) {
@@ -372,6 +374,23 @@ int th_task_stat_field(pid_t pid, pid_t tid, int field, char *out, size_t len)
 	return 0;
 }
 
+char th_thread_state(pid_t tid)
+{
+	char state[8];
+
+	return th_task_stat_field(getpid(), tid, 3, state, sizeof state) == 0 ? state[0] : 0;
+}
+
+char th_wait_asleep(pid_t tid, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	char state;
+
+	while ((state = th_thread_state(tid)) != 'S' && th_ms_left(deadline) > 0)
+		sched_yield();
+	return state;
+}
+
 pid_t th_gettid(void)
 {
 #ifdef SYS_gettid
@@ -449,33 +468,62 @@ static int buf_drain(struct th_buf *b)
 	return moved;
 }
 
+int th_die_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return -1;
+	return getppid() == parent ? 0 : -1;
+}
+
 int th_proc_spawn(struct th_proc *p, const char *const argv[])
 {
-	posix_spawn_file_actions_t fa;
-	int out[2] = {-1, -1}, err[2] = {-1, -1};
-	int rc;
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
+	pid_t parent = getpid();
+	int rc, child_errno;
+	ssize_t n;
 
 	p->pid = 0;
 	p->pidfd = -1;
 	p->status = 0;
 	buf_init(&p->out);
 	buf_init(&p->err);
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+	    pipe2(report, O_CLOEXEC) < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	/* argv is not modified by posix_spawn; its prototype predates const. */
-	rc = posix_spawn(&p->pid, argv[0], &fa, NULL, (char *const *)(uintptr_t)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
+	/* fork, not posix_spawn: only the child can ask to die with us. Between
+	 * fork and exec it calls only async-signal-safe functions. */
+	p->pid = fork();
+	if (p->pid < 0) {
+		rc = -errno;
 		p->pid = 0;
-		rc = -rc;
 		goto fail;
 	}
+	if (p->pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		errno = 0;
+		if (th_die_with_parent(parent) == 0 && null >= 0 && dup2(null, 0) == 0 &&
+		    (null == 0 || close(null) == 0) && dup2(out[1], 1) == 1 && dup2(err[1], 2) == 2)
+			/* argv is not modified; execv's prototype predates const. */
+			execv(argv[0], (char *const *)(uintptr_t)argv);
+		child_errno = errno ? errno : ECHILD;
+		n = write(report[1], &child_errno, sizeof child_errno);
+		_exit(n == (ssize_t)sizeof child_errno ? 127 : 126);
+	}
+	close(report[1]);
+	report[1] = -1;
+	/* The report pipe closes at exec; an errno on it means there was none. */
+	while ((n = read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof child_errno) {
+		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+		rc = -child_errno;
+		goto fail;
+	}
+	close(report[0]);
 	close(out[1]);
 	close(err[1]);
 	p->out.fd = out[0];
@@ -490,6 +538,8 @@ fail:
 			close(out[i]);
 		if (err[i] >= 0)
 			close(err[i]);
+		if (report[i] >= 0)
+			close(report[i]);
 	}
 	return rc;
 }

@@ -93,6 +93,12 @@ pid_t th_gettid(void);
  * copied into OUT; 0, or -1 if the thread is gone or the field missing. */
 int th_task_stat_field(pid_t pid, pid_t tid, int field, char *out, size_t len);
 
+/* The scheduler state of thread TID of this process ('R', 'S', ...), or 0. */
+char th_thread_state(pid_t tid);
+
+/* Wait up to TIMEOUT_MS for thread TID to sleep; its last state ('S' if it did). */
+char th_wait_asleep(pid_t tid, unsigned timeout_ms);
+
 /* ---- sanitizers ----------------------------------------------------------- */
 
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero
@@ -119,8 +125,14 @@ struct th_proc {
 	struct th_buf out, err;
 };
 
+/* In a child just forked from PARENT: be killed when the thread that
+ * forked it ends. A test killed by its timeout, or crashing, runs no fini,
+ * and a daemon it started would run on. 0, or -1 if PARENT is gone. */
+int th_die_with_parent(pid_t parent);
+
 /* Start ARGV[0] (a path) with ARGV, stdin from /dev/null, stdout and
- * stderr into pipes. 0 or a negative errno. */
+ * stderr into pipes; the program is killed if the calling thread ends
+ * first. 0 or a negative errno. */
 int th_proc_spawn(struct th_proc *p, const char *const argv[]);
 
 /* Read whatever the program wrote, waiting at most TIMEOUT_MS for

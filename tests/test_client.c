@@ -63,9 +63,9 @@ struct run {
 static int temp_file(void)
 {
 	char path[] = "/tmp/poolecho-test-XXXXXX";
-	int fd = mkstemp(path);
+	int fd = mkostemp(path, O_CLOEXEC);
 
-	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert_geq(fd, 0, "mkostemp: %s", strerror(errno));
 	unlink(path);
 	return fd;
 }
@@ -152,7 +152,7 @@ static void run_client_fds(struct run *r, int infd, int outfd, const char *const
 	char *argv[32];
 	int outfile = outfd < 0 ? temp_file() : -1, errfd = temp_file();
 	size_t n = 0, i;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
 	/* Copies made before fork: the child of a threaded process may not malloc. */
@@ -166,6 +166,8 @@ static void run_client_fds(struct run *r, int infd, int outfd, const char *const
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
+		if (th_die_with_parent(parent) < 0)
+			_exit(127);
 		if (infd == CLOSED_FD)
 			close(STDIN_FILENO);
 		else
@@ -705,7 +707,7 @@ static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
 	cr_assert_gt(th_local_port(b->lfd), 0);
 	b->port = (unsigned)th_local_port(b->lfd);
 	snprintf(b->port_str, sizeof b->port_str, "%u", b->port);
-	cr_assert_eq(pipe(b->stop), 0);
+	cr_assert_eq(pipe2(b->stop, O_CLOEXEC), 0);
 	cr_assert_eq(pthread_create(&b->thread, NULL, bad_thread, b), 0);
 }
 
@@ -976,16 +978,18 @@ Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 
 Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 {
-	char err[PE_NET_ERRLEN], port[16], where[64];
+	char port[16], where[64];
 	const char *args[] = {"127.0.0.1", port, NULL};
-	int fd = pe_net_listen("127.0.0.1", 0, 1, err);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct run r;
 
-	/* A port that was just free and is closed again: nobody listens there. */
-	cr_assert_geq(fd, 0, "%s", err);
+	/* Bound but not listening, and held until the end: a connect there is
+	 * refused, and no other socket can take the port meanwhile. */
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
 	cr_assert_gt(th_local_port(fd), 0);
 	snprintf(port, sizeof port, "%d", th_local_port(fd));
-	close(fd);
 	snprintf(where, sizeof where, "127.0.0.1:%s", port);
 
 	run_client(&r, "x", 1, args);
@@ -1005,6 +1009,7 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 		                   r.err);
 		run_free(&r);
 	}
+	close(fd);
 }
 
 /* A listener that never accepts, with backlog 0: its accept queue holds

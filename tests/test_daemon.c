@@ -187,9 +187,11 @@ Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 		th_proc_signal(&proc, SIGKILL);
 		th_proc_wait_exit(&proc, EXIT_MS);
 	}
-	/* The last thread may leave the cgroup a moment after the exit is seen. */
-	for (int i = 0; i < 100 && (removed = rmdir(dir)) < 0 && errno == EBUSY; i++)
-		nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+	/* The last thread may leave the cgroup a moment after the exit is seen:
+	 * retry while it is busy, up to 10 s. */
+	for (int64_t deadline = th_now_ms() + 10000;
+	     (removed = rmdir(dir)) < 0 && errno == EBUSY && th_ms_left(deadline) > 0;)
+		poll(NULL, 0, 10);
 	cr_expect_eq(removed, 0, "cannot remove %s: %s", dir, strerror(errno));
 	if (code == 125)
 		cr_skip_test("cannot move a process into %s: %s", dir,
@@ -1065,6 +1067,7 @@ Test(daemon, survives_hostile_clients_and_exits_0, .timeout = 120)
 	struct hostile h = {.port = start_daemon(extra)};
 	struct hostile_thread t[HOSTILE_THREADS];
 	int idle[2], err;
+	int64_t deadline;
 
 	/* Two idle clients hold workers until the timeout or the stop. */
 	for (int i = 0; i < 2; i++) {
@@ -1075,9 +1078,10 @@ Test(daemon, survives_hostile_clients_and_exits_0, .timeout = 120)
 		t[i] = (struct hostile_thread){.h = &h, .index = i};
 		cr_assert_eq(pthread_create(&t[i].thread, NULL, hostile_main, &t[i]), 0);
 	}
+	/* One deadline for all: within the test's own timeout. */
+	deadline = th_now_ms() + 90000;
 	for (unsigned i = 0; i < HOSTILE_THREADS; i++) {
 		/* Keep reading the daemon's output so its stderr pipe never fills. */
-		int64_t deadline = th_now_ms() + 90000;
 		while (th_join(t[i].thread, 100) == -ETIMEDOUT) {
 			cr_assert_gt(th_ms_left(deadline), 0, "client thread %u stuck", i);
 			th_proc_pump(&proc, 0);

@@ -124,12 +124,14 @@ struct joiner {
 	pe_pool *pool;
 	struct th_event done;
 	pthread_t thread;
+	_Atomic pid_t tid;
 };
 
 static void *joiner_main(void *arg)
 {
 	struct joiner *j = arg;
 
+	atomic_store(&j->tid, th_gettid());
 	pe_pool_join(j->pool);
 	th_event_add(&j->done, 1);
 	return NULL;
@@ -138,6 +140,7 @@ static void *joiner_main(void *arg)
 static void join_start(struct joiner *j, pe_pool *pool)
 {
 	j->pool = pool;
+	atomic_store(&j->tid, 0);
 	th_event_init(&j->done);
 	cr_assert_eq(pthread_create(&j->thread, NULL, joiner_main, j), 0);
 }
@@ -191,6 +194,17 @@ Test(pool, join_waits_for_the_queue_to_close_and_joins_every_worker)
 	join_start(&j, pool);
 	cr_assert_eq(th_event_wait(&j.done, 1, STILL_BLOCKED_MS), -ETIMEDOUT,
 	             "pe_pool_join returned while the queue was open");
+#ifdef __linux__
+	/* Not returned could also be not yet run: see it asleep in the join. */
+	for (int64_t deadline = th_now_ms() + WAIT_MS; !atomic_load(&j.tid);) {
+		cr_assert_gt(th_ms_left(deadline), 0, "the joining thread never ran");
+		sched_yield();
+	}
+	cr_assert_eq(th_wait_asleep(atomic_load(&j.tid), WAIT_MS), 'S',
+	             "the joining thread never went to sleep");
+	cr_assert_eq(th_event_wait(&j.done, 1, 0), -ETIMEDOUT,
+	             "pe_pool_join returned while the queue was open");
+#endif
 	/* The workers are still there: an item pushed now is handled. */
 	cr_assert_eq(pe_queue_push(queue, &v), 0);
 	cr_assert_eq(th_event_wait(&r.arrived, 1, WAIT_MS), 0, "no worker took the item");
@@ -380,14 +394,17 @@ Test(pool, bad_config_is_einval)
 
 	bad = good;
 	bad.queue = NULL;
+	pool = (pe_pool *)&pool; /* each failure must set it to NULL */
 	cr_expect_eq(pe_pool_start(&pool, &bad), -EINVAL, "no queue");
 	cr_expect_null(pool);
 
 	bad = good;
 	bad.handler = NULL;
+	pool = (pe_pool *)&pool;
 	cr_expect_eq(pe_pool_start(&pool, &bad), -EINVAL, "no handler");
 	cr_expect_null(pool);
 
+	pool = (pe_pool *)&pool;
 	cr_expect_eq(pe_pool_start(&pool, NULL), -EINVAL, "no config");
 	cr_expect_null(pool);
 

@@ -71,12 +71,14 @@ struct op {
 	int rc;
 	struct th_event started, done;
 	pthread_t thread;
+	_Atomic pid_t tid;
 };
 
 static void *op_main(void *arg)
 {
 	struct op *op = arg;
 
+	atomic_store(&op->tid, th_gettid());
 	th_event_add(&op->started, 1);
 	switch (op->kind) {
 	case OP_PUSH:
@@ -113,6 +115,14 @@ static void op_assert_blocked(struct op *op, const char *what)
 {
 	cr_assert_eq(th_event_wait(&op->done, 1, STILL_BLOCKED_MS), -ETIMEDOUT,
 	             "%s returned (rc %d) instead of blocking", what, op->rc);
+#ifdef __linux__
+	/* Not returned could also be not yet run: see the thread asleep in the
+	 * call, and still not returned. */
+	cr_assert_eq(th_wait_asleep(atomic_load(&op->tid), WAKE_MS), 'S',
+	             "%s: its thread never went to sleep", what);
+	cr_assert_eq(th_event_wait(&op->done, 1, 0), -ETIMEDOUT,
+	             "%s returned (rc %d) instead of blocking", what, op->rc);
+#endif
 }
 
 /* Wait for the call to return and join its thread; returns its rc. */
@@ -488,6 +498,7 @@ Test(queue, many_producers_and_consumers_move_every_item_exactly_once)
 	struct mpmc *m = calloc(1, sizeof *m);
 	struct mpmc_thread prod[PRODUCERS], cons[CONSUMERS];
 	int missing = 0, doubled = 0;
+	int64_t deadline;
 
 	cr_assert_not_null(m);
 	cr_assert_eq(pe_queue_create(&m->queue, 8, sizeof(int)), 0);
@@ -499,11 +510,15 @@ Test(queue, many_producers_and_consumers_move_every_item_exactly_once)
 		prod[i] = (struct mpmc_thread){.m = m, .index = i};
 		cr_assert_eq(pthread_create(&prod[i].thread, NULL, producer_main, &prod[i]), 0);
 	}
+	/* One deadline for all: within the test's own timeout. */
+	deadline = th_now_ms() + 20000;
 	for (int i = 0; i < PRODUCERS; i++)
-		cr_assert_eq(th_join(prod[i].thread, 20000), 0, "producer %d stuck", i);
+		cr_assert_eq(th_join(prod[i].thread, (unsigned)th_ms_left(deadline)), 0,
+		             "producer %d stuck", i);
 	pe_queue_close(m->queue);
 	for (int i = 0; i < CONSUMERS; i++)
-		cr_assert_eq(th_join(cons[i].thread, 20000), 0, "consumer %d stuck", i);
+		cr_assert_eq(th_join(cons[i].thread, (unsigned)th_ms_left(deadline)), 0,
+		             "consumer %d stuck", i);
 	for (int i = 0; i < ITEMS; i++) {
 		unsigned n = atomic_load(&m->seen[i]);
 		missing += n == 0;
