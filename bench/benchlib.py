@@ -12,7 +12,7 @@ Usage: benchlib.py freeport
        benchlib.py quiet SECS LIMIT_PERCENT
        benchlib.py netcount                          (TCP counters, JSON)
        benchlib.py sample PID OUTFILE [--tree]      (until SIGTERM)
-       benchlib.py builds PROGRAM...                 (what was measured, JSON)
+       benchlib.py builds [--tree DIR] PROGRAM...    (what was measured, JSON)
        benchlib.py record OPTIONS...                 (appends one JSON line)
        benchlib.py table RESULTS.jsonl [--markdown]
 """
@@ -296,24 +296,34 @@ def tail(path, n=3):
 
 def build_of(path):
     """A program's checksum, version line and, when it was built in an
-    Autotools tree (PATH is DIR/src/PROG), the CFLAGS configure recorded."""
+    Autotools tree (PATH is BUILDDIR/src/PROG), the CFLAGS configure
+    recorded and the source tree configure ran from."""
+    path = os.path.abspath(path)
     info = {"path": path}
     try:
         with open(path, "rb") as f:
             info["sha256"] = hashlib.sha256(f.read()).hexdigest()
     except OSError as e:
-        die("cannot read %s: %s" % (path, e.strerror))
+        info["error"] = e.strerror
+        return info
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True,
                              timeout=10).stdout
         info["version"] = out.splitlines()[0] if out else None
     except (OSError, subprocess.SubprocessError):
         info["version"] = None
-    config_log = os.path.join(os.path.dirname(os.path.dirname(path)), "config.log")
+    src = os.path.dirname(path)
+    if os.path.basename(src) != "src":
+        return info
+    builddir = os.path.dirname(src)
     try:
-        with open(config_log) as f:
+        with open(os.path.join(builddir, "config.log")) as f:
             for line in f:
-                if line.startswith(("CFLAGS=", "SAN_CFLAGS=")):
+                if line.startswith("  $ ") and "configure" in line and "srcdir" not in info:
+                    configure = line[4:].split()[0]
+                    info["srcdir"] = os.path.realpath(
+                        os.path.join(builddir, os.path.dirname(configure)))
+                elif line.startswith(("CFLAGS=", "SAN_CFLAGS=")):
                     key, _, val = line.rstrip("\n").partition("=")
                     info[key.lower()] = val.strip("'")
     except OSError:
@@ -322,8 +332,21 @@ def build_of(path):
 
 
 def cmd_builds(args):
-    """builds PROGRAM...: one JSON object, each program by its base name."""
-    print(json.dumps({os.path.basename(p): build_of(p) for p in args}, sort_keys=True))
+    """builds --tree DIR PROGRAM...: one JSON object, each program by its
+    base name; on stderr, a note for each not built from DIR's sources."""
+    tree = None
+    if args[:1] == ["--tree"]:
+        tree, args = os.path.realpath(args[1]), args[2:]
+    builds = {os.path.basename(p): build_of(p) for p in args}
+    for b in builds.values():
+        if "error" in b:
+            sys.stderr.write("bench/run: note: cannot read %s: %s\n" % (b["path"], b["error"]))
+        elif tree and b.get("srcdir") != tree:
+            sys.stderr.write("bench/run: note: %s was not built from this tree's sources "
+                             "(%s): the results record its checksum, version and CFLAGS, "
+                             "but their commit is the scripts' only\n"
+                             % (b["path"], b.get("srcdir") or "no config.log beside it"))
+    print(json.dumps(builds, sort_keys=True))
 
 
 def cmd_record(args):
