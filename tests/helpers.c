@@ -468,6 +468,15 @@ static int buf_drain(struct th_buf *b)
 	return moved;
 }
 
+/* dup2 FROM onto TO in a child about to exec; when they are already the
+ * same descriptor, dup2 would leave its close-on-exec flag set. */
+static int child_dup2(int from, int to)
+{
+	if (from == to)
+		return fcntl(to, F_SETFD, 0);
+	return dup2(from, to) == to ? 0 : -1;
+}
+
 int th_die_with_parent(pid_t parent)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -504,8 +513,9 @@ int th_proc_spawn(struct th_proc *p, const char *const argv[])
 		int null = open("/dev/null", O_RDONLY);
 
 		errno = 0;
-		if (th_die_with_parent(parent) == 0 && null >= 0 && dup2(null, 0) == 0 &&
-		    (null == 0 || close(null) == 0) && dup2(out[1], 1) == 1 && dup2(err[1], 2) == 2)
+		if (th_die_with_parent(parent) == 0 && null >= 0 && child_dup2(null, 0) == 0 &&
+		    (null == 0 || close(null) == 0) && child_dup2(out[1], 1) == 0 &&
+		    child_dup2(err[1], 2) == 0)
 			/* argv is not modified; execv's prototype predates const. */
 			execv(argv[0], (char *const *)(uintptr_t)argv);
 		child_errno = errno ? errno : ECHILD;
@@ -518,7 +528,8 @@ int th_proc_spawn(struct th_proc *p, const char *const argv[])
 	while ((n = read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR)
 		;
 	if (n == (ssize_t)sizeof child_errno) {
-		waitpid(p->pid, NULL, 0);
+		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		p->pid = 0;
 		rc = -child_errno;
 		goto fail;

@@ -685,7 +685,7 @@ static void *bad_thread(void *arg)
 
 	/* One connection at a time (load mode's probe connection comes first). */
 	while (bad_wait(b, b->lfd)) {
-		int fd = accept(b->lfd, NULL, NULL);
+		int fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC);
 
 		if (fd < 0)
 			continue;
