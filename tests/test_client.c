@@ -121,8 +121,11 @@ static int wait_child(pid_t pid, unsigned timeout_ms, double *cpu_s)
 
 	if (pidfd >= 0) {
 		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-		int rc = poll(&pfd, 1, (int)timeout_ms);
+		int64_t deadline = th_now_ms() + timeout_ms;
+		int rc;
 
+		while ((rc = poll(&pfd, 1, th_ms_left(deadline))) < 0 && errno == EINTR)
+			;
 		close(pidfd);
 		if (rc == 0) {
 			kill(pid, SIGKILL);
