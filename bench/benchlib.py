@@ -648,8 +648,8 @@ def medians_table(out, servers, workloads, median_value):
     that may come from different repetitions, so one server's fast spell can
     meet the other's slow one. Kept to compare with figures quoted earlier."""
     out.append("")
-    out.append("For comparison with tables printed before 2026-12-02 (stop 15): the "
-               "server's median over %s's median, which pairs no repetitions:" % REFERENCE)
+    out.append("For comparison with tables printed before commit debd3c0: the server's "
+               "median over %s's median, which pairs no repetitions:" % REFERENCE)
     out.append("")
     out.append("| " + " | ".join(["server"] + workloads) + " |")
     out.append("|" + "---|" * (len(workloads) + 1))
