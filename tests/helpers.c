@@ -391,6 +391,44 @@ char th_wait_asleep(pid_t tid, unsigned timeout_ms)
 	return state;
 }
 
+/* The thread of this process asleep in system call NR, or 0. A thread shows
+ * its call in /proc only while off the CPU; 'S' tells blocked from preempted. */
+static pid_t thread_asleep_in_syscall(long nr)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	pid_t found = 0;
+
+	while (dir && !found && (de = readdir(dir))) {
+		char path[80];
+		long call;
+		pid_t tid = (pid_t)atoi(de->d_name);
+		FILE *f;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fscanf(f, "%ld", &call) == 1 && call == nr && th_thread_state(tid) == 'S')
+			found = tid;
+		fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	pid_t tid;
+
+	while (!(tid = thread_asleep_in_syscall(nr)) && th_ms_left(deadline) > 0)
+		sched_yield();
+	return tid;
+}
+
 pid_t th_gettid(void)
 {
 #ifdef SYS_gettid

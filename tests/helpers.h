@@ -99,6 +99,11 @@ char th_thread_state(pid_t tid);
 /* Wait up to TIMEOUT_MS for thread TID to sleep; its last state ('S' if it did). */
 char th_wait_asleep(pid_t tid, unsigned timeout_ms);
 
+/* Wait up to TIMEOUT_MS for a thread of this process to sleep inside system
+ * call NR (a SYS_ number, from /proc/self/task/ID/syscall): its ID, or 0 if
+ * none did. For tests that need a worker blocked in one particular call. */
+pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms);
+
 /* ---- sanitizers ----------------------------------------------------------- */
 
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero

@@ -152,6 +152,19 @@ static void join_finish(struct joiner *j)
 	th_event_destroy(&j->done);
 }
 
+/* Push ITEM, waiting for room until DEADLINE (th_now_ms) at most: a pool
+ * that stops taking items fails the test here, not at the suite's timeout. */
+static void push_by(pe_queue *queue, const int *item, int64_t deadline)
+{
+	int rc;
+
+	while ((rc = pe_queue_try_push(queue, item)) == -EAGAIN) {
+		rc = pe_queue_wait_space_for(queue, th_ms_left(deadline));
+		cr_assert_eq(rc, 0, "item %d: no room in the queue: %s", *item, strerror(-rc));
+	}
+	cr_assert_eq(rc, 0, "item %d: %s", *item, strerror(-rc));
+}
+
 Test(pool, workers_really_run_in_parallel)
 {
 	enum { W = 4, ITEMS = 3 * W };
@@ -224,12 +237,14 @@ Test(pool, no_item_lost_at_stop)
 	pe_pool *pool;
 	struct joiner j;
 	int missing = 0, doubled = 0;
+	int64_t deadline;
 
 	record_init(&r, W, ITEMS);
 	cr_assert_eq(pe_queue_create(&queue, 64, sizeof(int)), 0);
 	pool = start_pool(queue, W, count_handler, &r);
+	deadline = th_now_ms() + WAIT_MS;
 	for (int i = 0; i < ITEMS; i++)
-		cr_assert_eq(pe_queue_push(queue, &i), 0);
+		push_by(queue, &i, deadline);
 	/* Close with items still queued: the workers must drain them. */
 	pe_queue_close(queue);
 	join_start(&j, pool);

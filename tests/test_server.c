@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h> /* SYS_splice */
 #include <time.h>
 #include <unistd.h>
 
@@ -1331,6 +1332,11 @@ Test(server, hard_stop_during_a_spliced_stream_raises_no_sigpipe)
 		sent += CHUNK;
 	} while (rc == 0 && sent < MAX);
 	cr_assert_eq(rc, -ETIMEDOUT, "write: %s", strerror(-rc));
+#if defined(__linux__) && defined(SYS_splice)
+	/* A stall could also be a worker merely descheduled: see it asleep. */
+	cr_assert_neq(th_wait_asleep_in_syscall(SYS_splice, IO_MS), 0,
+	              "no worker is asleep in splice(2)");
+#endif
 	tf_request_stop(&ts, 1);
 	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "run did not return after a hard stop");
 	close(fd);
