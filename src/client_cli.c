@@ -166,7 +166,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 			load = true;
 			break;
 		case 'n':
-			if (number(opt, optarg, 1, 1000000000000ul, &cfg->messages, err, errlen))
+			if (number(opt, optarg, 1, CLIENT_MAX_MESSAGES, &cfg->messages, err, errlen))
 				return CLIENT_CLI_USAGE;
 			load = true;
 			break;

@@ -6,6 +6,7 @@
 #ifndef POOLECHO_CLIENT_CLI_H
 #define POOLECHO_CLIENT_CLI_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +21,12 @@
 #define CLIENT_MAX_SIZE (64ul * 1024 * 1024)
 #define CLIENT_MAX_PIPELINE 4096ul
 #define CLIENT_MAX_THREADS 256ul
+/* -n: 10^12, or what an unsigned long holds where it is 32 bits. */
+#if ULONG_MAX / 1000000ul > 1000000ul
+#define CLIENT_MAX_MESSAGES 1000000000000ul
+#else
+#define CLIENT_MAX_MESSAGES ULONG_MAX
+#endif
 
 enum client_mode {
 	CLIENT_PIPE,      /* stdin to the server, the echo to stdout */
