@@ -42,7 +42,8 @@ void client_cli_usage(FILE *out, const char *program)
 	fprintf(out,
 "Usage: %s [OPTION]... [HOST [PORT]]\n"
 "Check an echo server (RFC 862) byte for byte, or measure it under load.\n"
-"HOST defaults to %s, PORT to %s.\n"
+"HOST defaults to %s, PORT to %s; an IPv6 address goes without brackets\n"
+"(::1), and PORT is an argument of its own.\n"
 "\n"
 "Pipe mode (no load option): standard input goes to the server and the echo\n"
 "to standard output; the exit status says whether every byte came back.\n"
@@ -66,8 +67,8 @@ void client_cli_usage(FILE *out, const char *program)
 "                        churn: connect, send one message, read its echo,\n"
 "                        close, repeat\n"
 "  -t, --threads=N       event threads, each with its own epoll set\n"
-"                        (default: one per online CPU, at most one per\n"
-"                        connection)\n"
+"                        (default: one per CPU it may run on, at most one\n"
+"                        per connection)\n"
 "      --json            print the report as one JSON object\n"
 "  -q, --quiet           no progress line on stderr\n"
 "\n"
@@ -236,6 +237,15 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		           argv[optind]);
 	if (cfg->host[0] == '\0')
 		return bad(err, errlen, "empty HOST");
+	/* "[::1]" and "host:port" are URL habits that getaddrinfo would only
+	 * fail to resolve (after asking DNS), as poolechod's --bind says too. */
+	if (cfg->host[0] == '[')
+		return bad(err, errlen, "invalid HOST '%s': expected an IPv6 address without "
+		           "brackets, e.g. ::1%s", cfg->host,
+		           strstr(cfg->host, "]:") ? ", and PORT as an argument of its own" : "");
+	if (strchr(cfg->host, ':') && !strchr(strchr(cfg->host, ':') + 1, ':'))
+		return bad(err, errlen, "invalid HOST '%s': expected an address or host name "
+		           "without a port (give PORT as an argument of its own)", cfg->host);
 	if (pe_parse_ulong(cfg->port, 1, 65535, &port) != 0)
 		return bad(err, errlen, "invalid PORT '%s': expected a number from 1 to 65535",
 		           cfg->port);

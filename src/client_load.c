@@ -94,7 +94,7 @@ struct lthread {
 	bool stopping;
 	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
 	int64_t last_echo_us; /* when verified echo bytes last arrived, 0 if never */
-	int64_t last_fail_us; /* when a connection last failed, 0 if none did */
+	int64_t last_fail_us; /* when work last ended in a failure, 0 if it never did */
 	unsigned char *rbuf;
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
@@ -194,7 +194,9 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 	case FAIL_OTHER: t->other++; break;
 	}
 	atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
-	t->last_fail_us = now_us();
+	/* Work that failed ended then; a close that never came ended nothing. */
+	if (!(c->state == CONN_DRAINING && c->rcv == c->snt))
+		t->last_fail_us = now_us();
 	if (t->first_error[0] == '\0') {
 		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
 		                 c->index, t->L->target);
@@ -416,7 +418,7 @@ static int conn_send(struct lthread *t, struct conn *c)
 				return 0; /* EPOLLOUT will come */
 			if (errno == EPIPE || errno == ECONNRESET)
 				conn_fail(t, c, FAIL_EARLY, "early close: the server %s after %llu of %llu "
-				          "bytes were echoed", errno == EPIPE ? "closed the connection" :
+				          "bytes sent were echoed", errno == EPIPE ? "closed the connection" :
 				          "reset the connection", (unsigned long long)c->rcv,
 				          (unsigned long long)c->snt);
 			else
@@ -447,7 +449,12 @@ static void conn_pump(struct lthread *t, struct conn *c, int64_t now)
 	if (t->L->cfg->mode == CLIENT_CHURN ? c->snt == t->L->cfg->size :
 	    c->echoed == c->issued && c->snt == c->rcv && !c->rate_wait && !wants_more(t, c)) {
 		if (shutdown(c->fd, SHUT_WR) < 0) {
-			conn_fail(t, c, FAIL_EARLY, "shutdown: %s", strerror(errno));
+			/* ENOTCONN: a reset came in (a server that rejects does that). */
+			conn_fail(t, c, FAIL_EARLY, "early close: the server %s after %llu of %llu "
+			          "bytes sent were echoed (shutdown: %s)", errno == ENOTCONN ?
+			          "reset the connection" : "closed the connection",
+			          (unsigned long long)c->rcv, (unsigned long long)c->snt,
+			          strerror(errno));
 			return;
 		}
 		c->state = CONN_DRAINING;
@@ -847,15 +854,36 @@ static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, si
 	return 0;
 }
 
-/* Connect once, within --timeout, to learn which address answers (localhost may be
- * ::1 or 127.0.0.1) and to fail early with a clear message. */
-static int probe_server(struct load *L, char *err, size_t errlen)
+/* Connect once, to learn which address answers (localhost may be ::1 or
+ * 127.0.0.1) and to fail early with a clear message. Within --timeout, and
+ * within -d, as the run would be over by then; a signal on SIGFD (SIGINT,
+ * SIGTERM) gives it up. */
+static int probe_server(struct load *L, int sigfd, char *err, size_t errlen)
 {
+	const struct client_config *cfg = L->cfg;
+	unsigned long limit_ms = cfg->timeout_ms;
+	bool by_duration = false;
 	char nerr[PE_NET_ERRLEN];
-	int fd = pe_net_connect_timeout(L->cfg->host, L->cfg->port, L->cfg->timeout_ms, nerr);
+	int fd;
 
+	if (cfg->duration_ms && (!limit_ms || cfg->duration_ms < limit_ms)) {
+		limit_ms = cfg->duration_ms;
+		by_duration = true;
+	}
+	fd = pe_net_connect_cancellable(cfg->host, cfg->port, limit_ms, sigfd, nerr);
+	if (fd == -ECANCELED) {
+		struct signalfd_siginfo si = {0};
+
+		if (read(sigfd, &si, sizeof si) < 0) {
+			/* The signal's name only: the run is given up all the same. */
+		}
+		snprintf(err, errlen, "interrupted by %s: %s before the run began",
+		         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", nerr);
+		return fd;
+	}
 	if (fd < 0) {
-		snprintf(err, errlen, "%s", nerr);
+		snprintf(err, errlen, "%s%s", nerr,
+		         fd == -ETIMEDOUT && by_duration ? " (all of -d/--duration)" : "");
 		return fd;
 	}
 	L->addrlen = sizeof L->addr;
@@ -1106,9 +1134,16 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	                    err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = probe_server(&L, err, errlen);
+	/* Signals go to our signalfd only, from the first connect on: the
+	 * threads never see them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	rc = probe_server(&L, sigfd, err, errlen);
 	if (rc < 0)
-		return rc;
+		goto out;
 	L.pattern = pattern_create();
 	L.stop_fd = eventfd(0, EFD_CLOEXEC);
 	L.done_fd = eventfd(0, EFD_CLOEXEC);
@@ -1120,13 +1155,6 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	rc = threads_setup(&L, err, errlen);
 	if (rc < 0)
 		goto out;
-
-	/* Signals go to our signalfd only: the threads never see them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
-	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
 
 	L.start_us = now_us();
 	L.deadline_us = cfg->duration_ms ? L.start_us + (int64_t)cfg->duration_ms * 1000 : 0;
@@ -1146,9 +1174,6 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		pthread_join(L.threads[i].tid, NULL);
 	end = measured_end(&L, started, now_us());
 	res->elapsed_s = (double)(end - L.start_us) / 1e6;
-	if (sigfd >= 0)
-		close(sigfd);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started == L.nthreads) {
 		rc = 0;
 		res->threads = L.nthreads;
@@ -1156,6 +1181,9 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		collect(&L, res);
 	}
 out:
+	if (sigfd >= 0)
+		close(sigfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	threads_free(&L);
 	if (L.stop_fd >= 0)
 		close(L.stop_fd);

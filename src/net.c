@@ -170,16 +170,16 @@ int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *
 }
 
 /* Connect FD to SA within TIMEOUT_MS (0 = as long as the kernel tries):
- * 0, -ETIME when our own time ran out, or the connect errno. FD is left
- * blocking. */
+ * 0, -ETIME when our own time ran out, -ECANCELED as soon as CANCEL_FD
+ * (when >= 0) is readable, or the connect errno. FD is left blocking. */
 static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
-                          unsigned long timeout_ms)
+                          unsigned long timeout_ms, int cancel_fd)
 {
 	struct timespec start, now;
 	int flags, soerr = 0, rc;
 	socklen_t errlen = sizeof soerr;
 
-	if (timeout_ms == 0)
+	if (timeout_ms == 0 && cancel_fd < 0)
 		return connect(fd, sa, len) == 0 ? 0 : -errno;
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
@@ -187,19 +187,25 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	rc = connect(fd, sa, len) == 0 ? 0 : -errno;
 	while (rc == -EINPROGRESS || rc == -EINTR) {
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		long long left;
+		struct pollfd pfd[2] = {{.fd = fd, .events = POLLOUT},
+		                        {.fd = cancel_fd, .events = POLLIN}};
+		long long left = -1;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = (long long)timeout_ms - ((long long)(now.tv_sec - start.tv_sec) * 1000 +
-		                                (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (left <= 0)
-			return -ETIME;
-		rc = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (timeout_ms) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left = (long long)timeout_ms -
+			       ((long long)(now.tv_sec - start.tv_sec) * 1000 +
+			        (now.tv_nsec - start.tv_nsec) / 1000000);
+			if (left <= 0)
+				return -ETIME;
+		}
+		rc = poll(pfd, cancel_fd >= 0 ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (rc < 0)
 			rc = errno == EINTR ? -EINTR : -errno;
 		else if (rc == 0)
 			rc = -EINPROGRESS;
+		else if (cancel_fd >= 0 && pfd[1].revents)
+			return -ECANCELED;
 		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &errlen) < 0)
 			rc = -errno;
 		else
@@ -210,8 +216,8 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 	return rc;
 }
 
-int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
-                           char err[PE_NET_ERRLEN])
+int pe_net_connect_cancellable(const char *host, const char *port, unsigned long timeout_ms,
+                               int cancel_fd, char err[PE_NET_ERRLEN])
 {
 	struct addrinfo hints, *res, *ai;
 	char where[PE_NET_ADDRLEN];
@@ -229,23 +235,34 @@ int pe_net_connect_timeout(const char *host, const char *port, unsigned long tim
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		rc = fd < 0 ? -errno : connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms);
+		rc = fd < 0 ? -errno :
+		     connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, cancel_fd);
 		if (rc == 0)
 			break;
 		if (fd >= 0)
 			close(fd);
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
+		fd = rc;
+		if (rc == -ECANCELED) {
+			set_err(err, "connect to %s given up", where);
+			break;
+		}
 		if (rc == -ETIME) {
-			rc = -ETIMEDOUT;
+			fd = -ETIMEDOUT;
 			set_err(err, "cannot connect to %s: timed out after %.3f s", where,
 			        (double)timeout_ms / 1000.0);
 		} else {
 			set_err(err, "cannot connect to %s: %s", where, strerror(-rc));
 		}
-		fd = rc;
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
+                           char err[PE_NET_ERRLEN])
+{
+	return pe_net_connect_cancellable(host, port, timeout_ms, -1, err);
 }
 
 int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])

@@ -33,6 +33,11 @@ int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);
 int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
                            char err[PE_NET_ERRLEN]);
 
+/* Like pe_net_connect_timeout, but give up at once with -ECANCELED when
+ * CANCEL_FD (if >= 0: a signalfd, say) becomes readable. */
+int pe_net_connect_cancellable(const char *host, const char *port, unsigned long timeout_ms,
+                               int cancel_fd, char err[PE_NET_ERRLEN]);
+
 /* Resolve HOST:PORT to its first address (for clients that connect many
  * times). 0 or a negative errno (-EINVAL for a resolver failure, with ERR). */
 int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *addr,

@@ -145,19 +145,25 @@ static int wait_child(pid_t pid, unsigned timeout_ms, double *cpu_s)
 /* For run_client_fds: start the client with this standard descriptor closed. */
 #define CLOSED_FD (-2)
 
-/* Run $POOLECHO ARGS... with INFD as standard input and OUTFD (or, when
- * it is -1, a file read back into R->out) as standard output, waiting at
- * most WAIT_MS for it to exit. Closes INFD and OUTFD. */
-static void run_client_fds(struct run *r, int infd, int outfd, const char *const args[],
-                           unsigned wait_ms)
+/* A client started by client_spawn, to be waited for by client_finish. */
+struct child {
+	pid_t pid;
+	int outfile, errfd; /* temporary files for its stdout (or -1) and stderr */
+};
+
+/* Start $POOLECHO ARGS... with INFD as standard input and OUTFD (or, when
+ * it is -1, a file client_finish reads back) as standard output. Closes
+ * INFD and OUTFD. */
+static void client_spawn(struct child *ch, int infd, int outfd, const char *const args[])
 {
 	const char *prog = getenv("POOLECHO");
 	char *argv[32];
-	int outfile = outfd < 0 ? temp_file() : -1, errfd = temp_file();
 	size_t n = 0, i;
-	pid_t pid, parent = getpid();
+	pid_t parent = getpid();
 
 	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
+	ch->outfile = outfd < 0 ? temp_file() : -1;
+	ch->errfd = temp_file();
 	/* Copies made before fork: the child of a threaded process may not malloc. */
 	argv[n++] = strdup(prog);
 	for (; args[n - 1]; n++) {
@@ -166,9 +172,9 @@ static void run_client_fds(struct run *r, int infd, int outfd, const char *const
 	}
 	argv[n] = NULL;
 
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
+	ch->pid = fork();
+	cr_assert_geq(ch->pid, 0, "fork: %s", strerror(errno));
+	if (ch->pid == 0) {
 		if (th_die_with_parent(parent) < 0)
 			_exit(127);
 		if (infd == CLOSED_FD)
@@ -178,8 +184,8 @@ static void run_client_fds(struct run *r, int infd, int outfd, const char *const
 		if (outfd == CLOSED_FD)
 			close(STDOUT_FILENO);
 		else
-			dup2(outfd < 0 ? outfile : outfd, STDOUT_FILENO);
-		dup2(errfd, STDERR_FILENO);
+			dup2(outfd < 0 ? ch->outfile : outfd, STDOUT_FILENO);
+		dup2(ch->errfd, STDERR_FILENO);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -189,16 +195,31 @@ static void run_client_fds(struct run *r, int infd, int outfd, const char *const
 		close(infd);
 	if (outfd >= 0)
 		close(outfd);
-	r->code = wait_child(pid, wait_ms, &r->cpu_s);
-	if (outfile >= 0) {
-		r->out = slurp(outfile, &r->outlen);
+}
+
+/* Wait at most WAIT_MS for the client CH to exit, and gather what it said. */
+static void client_finish(struct run *r, struct child *ch, unsigned wait_ms)
+{
+	r->code = wait_child(ch->pid, wait_ms, &r->cpu_s);
+	if (ch->outfile >= 0) {
+		r->out = slurp(ch->outfile, &r->outlen);
 	} else {
 		r->out = strdup("");
 		r->outlen = 0;
 	}
-	r->err = slurp(errfd, &r->errlen);
+	r->err = slurp(ch->errfd, &r->errlen);
 	cr_expect_null(strstr(r->err, "Sanitizer"), "sanitizer report:\n%s", r->err);
 	cr_expect_null(strstr(r->err, "runtime error"), "UBSan report:\n%s", r->err);
+}
+
+/* Run $POOLECHO ARGS... as client_spawn does, waiting at most WAIT_MS. */
+static void run_client_fds(struct run *r, int infd, int outfd, const char *const args[],
+                           unsigned wait_ms)
+{
+	struct child ch;
+
+	client_spawn(&ch, infd, outfd, args);
+	client_finish(r, &ch, wait_ms);
 }
 
 /* Run $POOLECHO ARGS... with IN (LEN bytes) as standard input. */
@@ -927,16 +948,28 @@ Test(wrong_server, paced_slots_a_stalled_server_left_unused_are_counted, .timeou
 }
 
 /* The measured period ends with the last echo of a -n run: the server's
- * close, 2 s after ours here, is not part of it. */
+ * close, 2 s after ours, is not part of it; nor is a close that never
+ * comes, where the run fails with a timeout but its rates are over the echo. */
 Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 {
-	const char *args[] = {"-c", "1", "-n", "3", "--json", "127.0.0.1", NULL, NULL};
-	struct run r;
+	const struct {
+		size_t close_after_ms;
+		int code;
+		unsigned long long timeouts;
+	} cases[] = {{2000, 0, 0}, {30000, 1, 1}};
 
-	load_json_against(&r, BAD_LINGER, 2000, args, 0);
-	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
-	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
-	run_free(&r);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[] = {"-c", "1", "-n", "3", "--timeout=3", "--json", "127.0.0.1",
+		                      NULL, NULL};
+		struct run r;
+
+		load_json_against(&r, BAD_LINGER, cases[i].close_after_ms, args, cases[i].code);
+		cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
+		cr_expect_eq(json_u64(r.out, "timeouts"), cases[i].timeouts, "report:\n%s", r.out);
+		cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "close after %zu ms: report:\n%s",
+		             cases[i].close_after_ms, r.out);
+		run_free(&r);
+	}
 }
 
 /* ... but a connection that timed out ended its work at the timeout: the
@@ -1114,6 +1147,62 @@ static void *syn_watch_main(void *arg)
 		usleep(1000);
 	}
 	return NULL;
+}
+
+/* SIGINT or SIGTERM while the first connect hangs gives the run up with
+ * exit status 1 and the signal named: it used to kill the client before it
+ * had set up its signal handling, with nothing said. */
+Test(wrong_server, a_signal_during_the_first_connect_gives_the_run_up, .timeout = 60)
+{
+	char port[16], want[128];
+	const char *args[] = {"-c", "1", "-d", "30", "--timeout=0", "127.0.0.1", port, NULL};
+	const int sigs[] = {SIGINT, SIGTERM};
+	const char *names[] = {"SIGINT", "SIGTERM"};
+	int lfd = stuck_listener(port), filler;
+
+	filler = th_connect((unsigned)atoi(port), 5000);
+	cr_assert_geq(filler, 0, "the filler connection failed: %s", strerror(-filler));
+	for (size_t i = 0; i < 2; i++) {
+		int64_t deadline = th_now_ms() + 10000;
+		struct child ch;
+		struct run r;
+
+		client_spawn(&ch, input_file("", 0), -1, args);
+		while (syns_sent_to((unsigned)atoi(port)) == 0) {
+			cr_assert_gt(th_ms_left(deadline), 0, "the client's connect never started");
+			usleep(1000);
+		}
+		cr_assert_eq(kill(ch.pid, sigs[i]), 0, "kill: %s", strerror(errno));
+		client_finish(&r, &ch, 10000);
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", names[i], r.code, r.err);
+		snprintf(want, sizeof want, "interrupted by %s: connect to 127.0.0.1:%s given up",
+		         names[i], port);
+		cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
+		run_free(&r);
+	}
+	close(filler);
+	close(lfd);
+}
+
+/* A first connect that hangs ends with the run's -d, before --timeout:
+ * the run would be over by then. */
+Test(wrong_server, the_first_connect_ends_with_the_duration, .timeout = 60)
+{
+	char port[16], want[128];
+	const char *args[] = {"-c", "1", "-d", "0.5", "--timeout=20", "127.0.0.1", port, NULL};
+	int lfd = stuck_listener(port), filler;
+	struct run r;
+
+	filler = th_connect((unsigned)atoi(port), 5000);
+	cr_assert_geq(filler, 0, "the filler connection failed: %s", strerror(-filler));
+	run_client_fds(&r, input_file("", 0), -1, args, 15000);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	snprintf(want, sizeof want, "connect to 127.0.0.1:%s: timed out after 0.500 s "
+	         "(all of -d/--duration)", port);
+	cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
+	run_free(&r);
+	close(filler);
+	close(lfd);
 }
 
 /* A paced churn run must keep to the client's limit of connects in flight
@@ -1311,6 +1400,34 @@ Test(load, churn_opens_one_connection_per_message, .timeout = 60)
 	run_free(&r);
 }
 
+/* The first SIGINT or SIGTERM ends a run as its deadline would: what was
+ * in flight is awaited and verified, and the report says it was cut short. */
+Test(load, a_signal_ends_the_run_with_its_report, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-d", "60", "--json", "-q", "127.0.0.1", port_str, NULL};
+	const int sigs[] = {SIGINT, SIGTERM};
+
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t echoed = tf_stats(&server).bytes_out;
+		struct child ch;
+		struct run r;
+
+		client_spawn(&ch, input_file("", 0), -1, args);
+		/* Running: the server has echoed some of this run's messages. */
+		cr_assert_eq(tf_wait_stat(&server, bytes_out, echoed + 64 * 100, 10000), 0,
+		             "the run never got going");
+		cr_assert_eq(kill(ch.pid, sigs[i]), 0, "kill: %s", strerror(errno));
+		client_finish(&r, &ch, 20000);
+		cr_expect_eq(r.code, 0, "signal %d: exit %d, stderr:\n%s", sigs[i], r.code, r.err);
+		cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+		cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "report:\n%s", r.out);
+		cr_expect_gt(json_u64(r.out, "messages_echoed"), 0);
+		cr_expect_eq(json_u64(r.out, "messages_sent"), json_u64(r.out, "messages_echoed"));
+		cr_expect_lt(json_double(r.out, "duration_s"), 30.0, "report:\n%s", r.out);
+		run_free(&r);
+	}
+}
+
 Test(load, duration_run_prints_a_text_report, .timeout = 60)
 {
 	const char *args[] = {"-c", "3", "-d", "0.5", "127.0.0.1", port_str, NULL};
@@ -1396,6 +1513,9 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"-Z"}, "-Z"},
 		{{"-c"}, "-c"},
 		{{"localhost", "70000"}, "PORT"},
+		{{"[::1]", "9999"}, "HOST '[::1]'"},
+		{{"[::1]:9999"}, "PORT as an argument"},
+		{{"127.0.0.1:9999"}, "HOST '127.0.0.1:9999'"},
 		{{"a", "1", "extra"}, "extra"},
 		{{"--connections=4", "-xq"}, "unknown option -x"},
 		{{"--js=1"}, "--json takes no value"},
