@@ -5,11 +5,14 @@
  *
  * One ring buffer holds input bytes from the moment they are read until
  * their echo has been verified and written out: the echo is the same bytes,
- * so the output is written from the ring, not from what came back.
+ * so the output is written from the ring, not from what came back. On a
+ * failure the verified bytes still in the ring are written out before
+ * returning, so the output is always the whole verified prefix.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,6 +37,7 @@ struct pipe {
 	/* Stream offsets: written out <= verified <= sent <= read from input. */
 	uint64_t rd, snt, ver, outd;
 	bool in_open, shut, sock_eof;
+	bool out_failed; /* writing the output failed: no flush after a failure */
 	char peer[PE_NET_ADDRLEN];
 	struct pipe_result *res;
 };
@@ -96,6 +100,31 @@ static int input_read(struct pipe *p)
 	return 0;
 }
 
+static int verify(struct pipe *p, const unsigned char *got, size_t n);
+
+/* The connection is gone, found on the sending side (a reset, a close):
+ * what the server echoed before is still in the receive queue. Verify it,
+ * so that the output and the message count it. -1 when it differs. */
+static int sock_drain(struct pipe *p)
+{
+	for (;;) {
+		ssize_t n = recv(p->sock, p->chunk, RECV_CHUNK, MSG_DONTWAIT);
+
+		if (n > 0 && verify(p, p->chunk, (size_t)n) < 0)
+			return -1;
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			return 0;
+	}
+}
+
+/* HOW the server ended the connection, as sock_send or shutdown found it. */
+static int send_side_close(struct pipe *p, const char *how)
+{
+	if (sock_drain(p) < 0)
+		return -1;
+	return early_close(p, how);
+}
+
 static int sock_send(struct pipe *p)
 {
 	ssize_t n = send(p->sock, p->ring + (p->snt & RING_MASK), ring_span(p->snt, p->rd),
@@ -108,23 +137,21 @@ static int sock_send(struct pipe *p)
 	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 		return 0;
 	if (errno == EPIPE || errno == ECONNRESET)
-		return early_close(p, errno == EPIPE ? "closed the connection" : "reset the connection");
+		return send_side_close(p, errno == EPIPE ? "closed the connection"
+		                                         : "reset the connection");
 	return fail(p, PIPE_IO, "cannot send to %s: %s", p->peer, strerror(errno));
 }
 
-/* Compare N received bytes with the ring from p->ver on. */
+/* Compare N received bytes with the ring from p->ver on. Those up to what
+ * was sent are compared even when more came, so that the verified prefix
+ * does not depend on how the echo was split into reads. */
 static int verify(struct pipe *p, const unsigned char *got, size_t n)
 {
-	size_t done = 0;
+	uint64_t received = p->ver + n;
+	size_t done = 0, due = n > p->snt - p->ver ? (size_t)(p->snt - p->ver) : n;
 
-	if (n > p->snt - p->ver) {
-		p->res->mismatch_offset = p->snt;
-		return fail(p, PIPE_MISMATCH, "%s sent back more bytes than it was sent: "
-		            "%llu bytes sent, at least %llu received", p->peer,
-		            (unsigned long long)p->snt, (unsigned long long)(p->ver + n));
-	}
-	while (done < n) {
-		size_t span = ring_span(p->ver, p->ver + (n - done));
+	while (done < due) {
+		size_t span = ring_span(p->ver, p->ver + (due - done));
 		const unsigned char *want = p->ring + (p->ver & RING_MASK);
 
 		if (memcmp(want, got + done, span) != 0) {
@@ -140,6 +167,12 @@ static int verify(struct pipe *p, const unsigned char *got, size_t n)
 		}
 		p->ver += span;
 		done += span;
+	}
+	if (due < n) {
+		p->res->mismatch_offset = p->snt;
+		return fail(p, PIPE_MISMATCH, "%s sent back more bytes than it was sent: "
+		            "%llu bytes sent, at least %llu received", p->peer,
+		            (unsigned long long)p->snt, (unsigned long long)received);
 	}
 	return 0;
 }
@@ -169,10 +202,72 @@ static int output_write(struct pipe *p)
 {
 	ssize_t n = write(p->out, p->ring + (p->outd & RING_MASK), ring_span(p->outd, p->ver));
 
-	if (n >= 0)
+	if (n >= 0) {
 		p->outd += (uint64_t)n;
-	else if (errno != EINTR && errno != EAGAIN)
+	} else if (errno != EINTR && errno != EAGAIN) {
+		p->out_failed = true;
 		return fail(p, PIPE_IO, "cannot write standard output: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int flush_failed(struct pipe *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int flush_failed(struct pipe *p, const char *fmt, ...)
+{
+	size_t len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->res->output_error, sizeof p->res->output_error, fmt, ap);
+	va_end(ap);
+	len = strlen(p->res->output_error);
+	snprintf(p->res->output_error + len, sizeof p->res->output_error - len,
+	         " (%llu of %llu verified bytes written)", (unsigned long long)p->outd,
+	         (unsigned long long)p->ver);
+	return -1;
+}
+
+/* After a failure, write out the verified bytes still in the ring. The
+ * output gets --timeout to take each part, as the server gets it to send
+ * one: nobody may be reading it any more. A blocking pipe or terminal is
+ * given at most PIPE_BUF bytes once poll(2) says it has room, which a pipe
+ * takes without blocking, so write(2) does not hold us past the deadline. */
+static int output_flush(struct pipe *p, unsigned long timeout_ms)
+{
+	int64_t progress = now_ms();
+
+	while (p->outd < p->ver) {
+		struct pollfd pfd = {.fd = p->out, .events = POLLOUT};
+		size_t span = ring_span(p->outd, p->ver);
+		int64_t timeout = -1;
+		ssize_t n;
+		int rc;
+
+		if (timeout_ms) {
+			timeout = progress + (int64_t)timeout_ms - now_ms();
+			if (timeout <= 0)
+				return flush_failed(p, "cannot write standard output: blocked for "
+				                    "%.3f s", (double)timeout_ms / 1000.0);
+		}
+		rc = poll(&pfd, 1, (int)timeout);
+		if (rc < 0 && errno != EINTR)
+			return flush_failed(p, "cannot write standard output: poll: %s",
+			                    strerror(errno));
+		if (rc <= 0)
+			continue;
+		/* POLLERR, POLLHUP and POLLNVAL too: the write says why. */
+		if (span > PIPE_BUF)
+			span = PIPE_BUF;
+		n = write(p->out, p->ring + (p->outd & RING_MASK), span);
+		if (n > 0) {
+			p->outd += (uint64_t)n;
+			progress = now_ms();
+		} else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+			return flush_failed(p, "cannot write standard output: %s", strerror(errno));
+		}
+	}
 	return 0;
 }
 
@@ -196,7 +291,7 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		if (!p->in_open && p->snt == p->rd && !p->shut) {
 			/* Half-close: an RFC 862 server echoes the rest, then closes. */
 			if (shutdown(p->sock, SHUT_WR) < 0)
-				return early_close(p, "dropped the connection");
+				return send_side_close(p, "dropped the connection");
 			p->shut = true;
 			progress = now_ms();
 		}
@@ -279,9 +374,13 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 		rc = fail(&p, PIPE_IO, "cannot allocate buffers: %s", strerror(ENOMEM));
 	else
 		rc = pipe_loop(&p, cfg->timeout_ms);
+	/* The server has had its say; it need not wait for our output. */
+	close(p.sock);
+	if (rc < 0 && !p.out_failed)
+		(void)output_flush(&p, cfg->timeout_ms); /* RES says how it went */
 	res->sent = p.snt;
 	res->echoed = p.ver;
-	close(p.sock);
+	res->written = p.outd;
 	free(p.ring);
 	free(p.chunk);
 	return rc;

@@ -23,12 +23,18 @@ struct pipe_result {
 	enum pipe_failure failure;
 	uint64_t sent;            /* bytes sent to the server */
 	uint64_t echoed;          /* bytes received and found identical */
+	uint64_t written;         /* bytes written to the output: all those echoed,
+	                           * unless output_error says why not */
 	uint64_t mismatch_offset; /* valid for PIPE_MISMATCH */
 	char message[512];        /* what went wrong, with the address and errno text */
+	char output_error[256];   /* after a failure, why not every verified byte
+	                           * could be written out; empty when they were */
 };
 
 /* Run pipe mode for CFG, reading IN_FD and writing the echo to OUT_FD.
- * 0 when every byte came back intact, -1 otherwise (RES says why). */
+ * 0 when every byte came back intact, -1 otherwise (RES says why). Either
+ * way, every byte verified has been written to OUT_FD, and none other,
+ * unless writing it failed or stayed blocked for CFG's timeout. */
 int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
                     struct pipe_result *res);
 

@@ -28,6 +28,8 @@ static int run_pipe(const struct client_config *cfg)
 	if (client_pipe_run(cfg, STDIN_FILENO, STDOUT_FILENO, &res) == 0)
 		return EXIT_SUCCESS;
 	fprintf(stderr, "%s: %s\n", program, res.message);
+	if (res.output_error[0])
+		fprintf(stderr, "%s: %s\n", program, res.output_error);
 	return EXIT_FAILURE;
 }
 

@@ -772,8 +772,8 @@ Test(wrong_server, flipped_byte_is_reported_with_its_offset, .timeout = 60)
 	run_client(&r, in, len, args);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "offset 40000"), "no mismatch offset in:\n%s", r.err);
-	/* What reached stdout is the verified prefix, never the bad byte. */
-	cr_expect_leq(r.outlen, 40000);
+	/* What reached stdout is the verified prefix, all of it, never the bad byte. */
+	cr_expect_eq(r.outlen, 40000);
 	cr_expect(memcmp(r.out, in, r.outlen) == 0);
 	run_free(&r);
 	free(in);
@@ -811,6 +811,144 @@ Test(wrong_server, silent_server_times_out, .timeout = 60)
 	cr_expect_not_null(strstr(r.err, "timed out"), "no timeout in:\n%s", r.err);
 	run_free(&r);
 	bad_stop(&b);
+}
+
+/* ---- pipe mode after a failure: the verified prefix on stdout --------------- */
+
+/* Run pipe mode with IN (LEN bytes) against B, with EXTRA options before
+ * the address, and expect exit status 1, a stderr that says WHY, and
+ * exactly the first WANT bytes of IN on stdout: every byte verified before
+ * the failure, nothing after it. */
+static void expect_prefix_after(struct bad_server *b, const unsigned char *in, size_t len,
+                                const char *extra, const char *why, size_t want)
+{
+	const char *args[4];
+	struct run r;
+	size_t i = 0;
+
+	if (extra)
+		args[i++] = extra;
+	args[i++] = "127.0.0.1";
+	args[i++] = b->port_str;
+	args[i] = NULL;
+	run_client(&r, in, len, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, why), "no '%s' in:\n%s", why, r.err);
+	cr_expect_eq(r.outlen, want, "stdout holds %zu bytes, %zu were verified; stderr:\n%s",
+	             r.outlen, want, r.err);
+	cr_expect(memcmp(r.out, in, r.outlen < want ? r.outlen : want) == 0,
+	          "stdout is not the input's prefix");
+	run_free(&r);
+}
+
+/* The reviewer's case: 3 MB in, byte 2,000,000 corrupted; stdout used to
+ * stop at whatever the loop had written (1,952,741 bytes there). */
+Test(pipe, corrupted_byte_leaves_the_verified_prefix_on_stdout, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 3u << 20;
+	unsigned char *in = binary_input(len, 11);
+
+	bad_start(&b, BAD_FLIP, 2000000);
+	expect_prefix_after(&b, in, len, NULL, "offset 2000000", 2000000);
+	bad_stop(&b);
+	free(in);
+}
+
+/* A server that echoes the first 10 bytes and closes with input unread, a
+ * reset: the 10 bytes are on stdout (nothing at all used to be written).
+ * The reset may be found by send(2) or shutdown(2) before they are read. */
+Test(pipe, early_close_leaves_the_echoed_part_on_stdout, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 10000;
+	unsigned char *in = binary_input(len, 12);
+
+	bad_start(&b, BAD_EARLY, 100);
+	expect_prefix_after(&b, in, len, NULL, "early close", 10);
+	bad_stop(&b);
+	free(in);
+}
+
+/* The last bytes and the FIN in one segment: the loop saw the close before
+ * it could write them, and they were lost. (The server must read the whole
+ * input, or its close is a reset that discards the bytes.) */
+Test(pipe, bytes_that_come_with_the_close_reach_stdout, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 100;
+	unsigned char *in = binary_input(len, 16);
+
+	bad_start(&b, BAD_CUT, 100);
+	expect_prefix_after(&b, in, len, NULL, "early close", 10);
+	bad_stop(&b);
+	free(in);
+}
+
+/* Echoes 2,500,000 bytes of 3 MiB, reads the rest and closes. */
+Test(pipe, close_mid_stream_leaves_the_echoed_part_on_stdout, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 3u << 20;
+	unsigned char *in = binary_input(len, 13);
+
+	bad_start(&b, BAD_STALL, 2500000);
+	expect_prefix_after(&b, in, len, NULL, "after echoing 2500000 of", 2500000);
+	bad_stop(&b);
+	free(in);
+}
+
+/* Echoes 1,000,000 bytes of 3 MiB and falls silent: the client, its ring
+ * full, cannot send the rest, and times out. (The loop, idle meanwhile,
+ * writes the prefix before the timeout anyway; this keeps it so.) */
+Test(pipe, timeout_leaves_the_echoed_part_on_stdout, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 3u << 20;
+	unsigned char *in = binary_input(len, 14);
+
+	bad_start(&b, BAD_STALL, 1000000);
+	expect_prefix_after(&b, in, len, "--timeout=0.5", "timed out", 1000000);
+	bad_stop(&b);
+	free(in);
+}
+
+/* Standard output a non-blocking pipe that nobody reads: after the
+ * mismatch the verified bytes cannot all be written, and the client must
+ * say so and exit within --timeout, not wait for a reader for ever. */
+Test(pipe, blocked_stdout_after_a_failure_is_reported_within_timeout, .timeout = 60)
+{
+	struct bad_server b;
+	const size_t len = 3u << 20;
+	unsigned char *in = binary_input(len, 15), *got = malloc(len);
+	const char *args[] = {"--timeout=0.5", "127.0.0.1", NULL, NULL};
+	struct run r;
+	int fds[2];
+	size_t n = 0;
+	ssize_t k;
+
+	cr_assert_not_null(got);
+	cr_assert_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0, "pipe2: %s", strerror(errno));
+	cr_assert_lt(fcntl(fds[0], F_GETPIPE_SZ), 500000, "the pipe would hold the whole prefix");
+	bad_start(&b, BAD_FLIP, 500000);
+	args[2] = b.port_str;
+	run_client_fds(&r, input_file(in, len), fds[1], args, 15000);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "offset 500000"), "no mismatch in:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "cannot write standard output: blocked for 0.500 s"),
+	                   "the unwritten prefix is not reported:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "of 500000 verified bytes written"), "stderr:\n%s", r.err);
+	/* The client has exited: the pipe holds all it ever will, then EOF. */
+	while (n < len && (k = read(fds[0], got + n, len - n)) > 0)
+		n += (size_t)k;
+	cr_expect_gt(n, 0);
+	cr_expect_lt(n, 500000);
+	cr_expect(memcmp(got, in, n) == 0, "the pipe does not hold the input's prefix");
+	close(fds[0]);
+	free(got);
+	run_free(&r);
+	bad_stop(&b);
+	free(in);
 }
 
 Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
