@@ -62,8 +62,8 @@ static void usage(void)
 	       "                               not read its echo for SECS (at most an\n"
 	       "                               eighth more); 0 = never\n"
 	       "                               (default %u)\n"
-	       "      --grace=SECS           on SIGINT/SIGTERM, let open connections go on\n"
-	       "                               this long, then close them (default %u)\n"
+	       "      --grace=SECS           on SIGINT/SIGTERM/SIGHUP, let open connections\n"
+	       "                               go on this long, then close them (default %u)\n"
 	       "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
 	       "      --buffer-size=BYTES    echo buffer per worker, k/m suffixes, all\n"
 	       "                               reserved at start, resident only as used\n"
@@ -85,10 +85,13 @@ static void usage(void)
 	       "  -h, --help                 show this help and exit\n"
 	       "  -V, --version              show the version and exit\n"
 	       "\n"
-	       "SECS may have up to three decimals (0.5). Signals: SIGINT/SIGTERM stop\n"
-	       "gracefully (a second one stops at once), SIGUSR1 logs an extra stats line\n"
-	       "marked \"stats (SIGUSR1):\" that does not move the --stats-interval ones.\n"
-	       "Logs go to standard error.\n",
+	       "SECS may have up to three decimals (0.5). Logs go to standard error.\n"
+	       "\n"
+	       "Signals: SIGINT, SIGTERM and SIGHUP stop gracefully (a second one stops at\n"
+	       "once); with no configuration to reload, SIGHUP is a stop like SIGTERM\n"
+	       "(unless started with it ignored, as by nohup). SIGUSR1 logs an extra stats\n"
+	       "line marked \"stats (SIGUSR1):\" that does not move the --stats-interval\n"
+	       "ones.\n",
 	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
 	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
 	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024, PE_DEFAULT_BUSY_POLL_US);

@@ -87,6 +87,22 @@ static int next_signal(struct signal_thread *st)
 	return sigtimedwait(&st->set, NULL, &ts);
 }
 
+/* The signals that stop the daemon gracefully. SIGHUP is one of them:
+ * with no configuration file to reload, a hangup (the terminal closed, a
+ * supervisor's SIGHUP) can only sensibly mean "stop", and its default
+ * action would end the process without the grace or the last stats line. */
+static const char *stop_signal_name(int sig)
+{
+	switch (sig) {
+	case SIGINT:
+		return "SIGINT";
+	case SIGHUP:
+		return "SIGHUP";
+	default:
+		return "SIGTERM";
+	}
+}
+
 static void *signal_main(void *arg)
 {
 	struct signal_thread *st = arg;
@@ -106,14 +122,15 @@ static void *signal_main(void *arg)
 			break;
 		case SIGINT:
 		case SIGTERM:
+		case SIGHUP:
 			if (stops++ == 0) {
 				pe_log(PE_LOG_INFO, "%s received: stopping (grace %u.%03us; "
-				       "send it again to stop at once)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+				       "send it again to stop at once)", stop_signal_name(sig),
 				       st->opt->server.grace_ms / 1000, st->opt->server.grace_ms % 1000);
 				pe_server_stop(st->server);
 			} else {
 				pe_log(PE_LOG_INFO, "%s received again: closing every connection now",
-				       sig == SIGINT ? "SIGINT" : "SIGTERM");
+				       stop_signal_name(sig));
 				pe_server_stop_now(st->server);
 			}
 			break;
@@ -194,6 +211,13 @@ static void log_listening(pe_server *srv, const struct daemon_options *opt, int 
 	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
 }
 
+static int hangup_ignored(void)
+{
+	struct sigaction sa;
+
+	return sigaction(SIGHUP, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
 /* The library's log, counting its errors: a failure it has explained needs
  * no second, vaguer line from main. */
 static atomic_uint server_errors_logged;
@@ -236,6 +260,10 @@ int main(int argc, char **argv)
 	sigemptyset(&st.set);
 	sigaddset(&st.set, SIGINT);
 	sigaddset(&st.set, SIGTERM);
+	/* Started with SIGHUP ignored (nohup, or a supervisor that means it),
+	 * the daemon is meant to outlive a hangup: leave it ignored. */
+	if (!hangup_ignored())
+		sigaddset(&st.set, SIGHUP);
 	sigaddset(&st.set, SIGUSR1);
 	sigaddset(&st.set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &st.set, NULL);

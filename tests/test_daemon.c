@@ -424,13 +424,27 @@ Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
 
 /* ---- signals ------------------------------------------------------------------ */
 
+/* SIG, called NAME in the log, stops the daemon gracefully: it says so,
+ * exits 0 and logs its final "stopped:" stats line. */
+static void stop_daemon_gracefully(int sig, const char *name)
+{
+	char said[64];
+
+	stop_daemon(sig);
+	snprintf(said, sizeof said, "info: %s received: stopping (grace ", name);
+	cr_expect_not_null(strstr(proc.err.data, said), "no '%s' line; stderr:\n%s", said,
+	                   proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "info: stopped: accepted="),
+	                   "no 'stopped:' line; stderr:\n%s", proc.err.data);
+}
+
 /* The one start with the defaults throughout, 128 workers included. */
 Test(daemon, sigterm_exits_0)
 {
 	unsigned port = start_daemon(NULL);
 
 	echo_once(port, 10, 1);
-	stop_daemon(SIGTERM);
+	stop_daemon_gracefully(SIGTERM, "SIGTERM");
 }
 
 Test(daemon, sigint_exits_0)
@@ -438,7 +452,41 @@ Test(daemon, sigint_exits_0)
 	const char *const extra[] = {"-w", "2", NULL};
 
 	start_daemon(extra);
-	stop_daemon(SIGINT);
+	stop_daemon_gracefully(SIGINT, "SIGINT");
+}
+
+/* A hangup (the terminal closed, or a supervisor's SIGHUP) used to kill
+ * the daemon with exit 129, no grace and no "stopped:" line. */
+Test(daemon, sighup_stops_gracefully_like_sigterm)
+{
+	const char *const extra[] = {"-w", "2", NULL};
+
+	/* Run under nohup(1), the test would hand its daemon an ignored
+	 * SIGHUP, which the daemon keeps ignoring. */
+	signal(SIGHUP, SIG_DFL);
+	start_daemon(extra);
+	stop_daemon_gracefully(SIGHUP, "SIGHUP");
+}
+
+/* Started as nohup(1) starts it, the daemon must outlive a hangup. */
+Test(daemon, sighup_ignored_at_start_stays_ignored)
+{
+	const char *const extra[] = {"-w", "2", NULL};
+	size_t from;
+
+	signal(SIGHUP, SIG_IGN); /* inherited across fork and exec */
+	start_daemon(extra);
+	from = proc.err.len;
+	cr_assert_eq(th_proc_signal(&proc, SIGHUP), 0);
+	/* An ignored signal is dropped when sent; once the SIGUSR1 sent after
+	 * it is answered, a SIGHUP that was taken would have been logged. */
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0, "the daemon died; stderr:\n%s",
+	             proc.err.data);
+	cr_assert_eq(th_proc_wait_stderr(&proc, from, "stats (SIGUSR1): ", IO_MS), 0,
+	             "no stats line after SIGHUP and SIGUSR1; stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data + from, "SIGHUP"), "stderr:\n%s", proc.err.data);
+	assert_alive();
+	stop_daemon_gracefully(SIGTERM, "SIGTERM");
 }
 
 #ifdef __linux__
