@@ -91,7 +91,12 @@ static void usage(void)
 	       "once); with no configuration to reload, SIGHUP is a stop like SIGTERM\n"
 	       "(unless started with it ignored, as by nohup). SIGUSR1 logs an extra stats\n"
 	       "line marked \"stats (SIGUSR1):\" that does not move the --stats-interval\n"
-	       "ones.\n",
+	       "ones.\n"
+	       "\n"
+	       "Exit status: 0 when stopped by a signal (or after --help or --version);\n"
+	       "1 on a runtime failure: the address cannot be bound, the workers' threads\n"
+	       "or buffers cannot be had, accepting fails for good, or --help or --version\n"
+	       "cannot be written; 2 on bad usage.\n",
 	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
 	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
 	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024, PE_DEFAULT_BUSY_POLL_US);

@@ -302,6 +302,21 @@ Test(daemon, help_exits_0_and_lists_every_option)
 	assert_no_sanitizer_report();
 }
 
+/* As poolecho's --help does, and as the man page's EXIT STATUS. */
+Test(daemon, help_gives_the_exit_statuses)
+{
+	static const char *const statuses[] = {
+		"Exit status: 0 when stopped by a signal", "1 on a runtime failure", "2 on bad usage",
+	};
+	const char *argv[] = {daemon_path(), "--help", NULL};
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	cr_assert_not_null(proc.out.data);
+	for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+		cr_expect_not_null(strstr(proc.out.data, statuses[i]), "--help lacks '%s':\n%s",
+		                   statuses[i], proc.out.data);
+}
+
 /* Help that could not be written is no success: a full disk, a pipe
  * closed early. */
 Test(daemon, help_and_version_that_cannot_be_written_exit_1)
