@@ -16,6 +16,15 @@
 
 #define PROGRAM "poolechod"
 #define MAX_SECONDS_MS (86400UL * 1000UL) /* a day: longer is surely a typo */
+/* The ranges --help states and the parser enforces (man/poolechod.8 and
+ * the README state them too). */
+#define MAX_QUEUE 1000000UL
+#define MAX_BACKLOG 65535UL
+#define MIN_BUFFER (1UL << 10)
+#define MAX_BUFFER (16UL << 20)
+#define MIN_STACK (64UL << 10)
+#define MAX_STACK (64UL << 20)
+#define MAX_BUSY_POLL_US 1000000UL
 
 enum { OPT_BACKLOG = 256, OPT_OVERFLOW, OPT_GRACE, OPT_STATS_INTERVAL, OPT_LOG_LEVEL,
        OPT_BUFFER_SIZE, OPT_STACK_SIZE, OPT_BUSY_POLL, OPT_SPLICE };
@@ -49,13 +58,15 @@ static void usage(void)
 	       "  -b, --bind=ADDR            listen address or host name, one address\n"
 	       "                               (default: all addresses, IPv6 dual-stack\n"
 	       "                               where available, else 0.0.0.0)\n"
-	       "  -p, --port=PORT            TCP port, 0 picks a free one (default %u)\n"
-	       "  -w, --workers=N            worker threads, one connection each\n"
-	       "                               (default %u, max %u)\n"
-	       "  -q, --queue=N              accepted connections waiting for a worker, >= 1\n"
+	       "  -p, --port=PORT            TCP port, 0 to 65535; 0 picks a free one\n"
 	       "                               (default %u)\n"
-	       "      --backlog=N            listen(2) backlog (default %d), capped by\n"
-	       "                               net.core.somaxconn (a warning at start says so)\n"
+	       "  -w, --workers=N            worker threads, one connection each, 1 to %u\n"
+	       "                               (default %u)\n"
+	       "  -q, --queue=N              accepted connections waiting for a worker,\n"
+	       "                               1 to %lu (default %u)\n"
+	       "      --backlog=N            listen(2) backlog, 1 to %lu (default %d),\n"
+	       "                               capped by net.core.somaxconn (a warning at\n"
+	       "                               start says so)\n"
 	       "      --overflow=wait|reject when the queue is full: stop accepting until a slot\n"
 	       "                               frees, or accept and close at once (default wait)\n"
 	       "  -t, --idle-timeout=SECS    close a connection that sends nothing or does\n"
@@ -65,17 +76,17 @@ static void usage(void)
 	       "      --grace=SECS           on SIGINT/SIGTERM/SIGHUP, let open connections\n"
 	       "                               go on this long, then close them (default %u)\n"
 	       "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
-	       "      --buffer-size=BYTES    echo buffer per worker, k/m suffixes, all\n"
-	       "                               reserved at start, resident only as used\n"
-	       "                               (default %uk)\n"
-	       "      --stack-size=BYTES     stack per worker thread, k/m suffixes\n"
-	       "                               (default %uk)\n"
+	       "      --buffer-size=BYTES    echo buffer per worker, %luk to %lum, k/m\n"
+	       "                               suffixes; all reserved at start, resident\n"
+	       "                               only as used (default %uk)\n"
+	       "      --stack-size=BYTES     stack per worker thread, %luk to %lum, k/m\n"
+	       "                               suffixes (default %uk)\n"
 	       "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
 	       "                               this long for a client's next message before\n"
 	       "                               sleeping, but not again for a client that let a\n"
 	       "                               spin run out until it hurries; 0 = never;\n"
-	       "                               at most a sixteenth of --idle-timeout\n"
-	       "                               (default %u)\n"
+	       "                               0 to %lu, and at most a sixteenth of\n"
+	       "                               --idle-timeout (default %u)\n"
 	       "      --splice=WHEN          echo bulk streams through a pipe with splice(2)\n"
 	       "                               (Linux): auto (while busy polling is on and no\n"
 	       "                               more clients than CPUs are connected), always or\n"
@@ -85,7 +96,8 @@ static void usage(void)
 	       "  -h, --help                 show this help and exit\n"
 	       "  -V, --version              show the version and exit\n"
 	       "\n"
-	       "SECS may have up to three decimals (0.5). Logs go to standard error.\n"
+	       "SECS are 0 to %lu (a day) with up to three decimals (0.5). Logs go to\n"
+	       "standard error.\n"
 	       "\n"
 	       "Signals: SIGINT, SIGTERM and SIGHUP stop gracefully (a second one stops at\n"
 	       "once); with no configuration to reload, SIGHUP is a stop like SIGTERM\n"
@@ -97,9 +109,12 @@ static void usage(void)
 	       "1 on a runtime failure: the address cannot be bound, the workers' threads\n"
 	       "or buffers cannot be had, accepting fails for good, or --help or --version\n"
 	       "cannot be written; 2 on bad usage.\n",
-	       PE_DEFAULT_PORT, PE_DEFAULT_WORKERS, PE_MAX_WORKERS, PE_DEFAULT_QUEUE,
-	       PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000, PE_DEFAULT_GRACE_MS / 1000,
-	       PE_DEFAULT_BUFFER_SIZE / 1024, PE_DEFAULT_STACK_SIZE / 1024, PE_DEFAULT_BUSY_POLL_US);
+	       PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
+	       MAX_BACKLOG, PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
+	       PE_DEFAULT_GRACE_MS / 1000, MIN_BUFFER >> 10, MAX_BUFFER >> 20,
+	       PE_DEFAULT_BUFFER_SIZE / 1024, MIN_STACK >> 10, MAX_STACK >> 20,
+	       PE_DEFAULT_STACK_SIZE / 1024, MAX_BUSY_POLL_US, PE_DEFAULT_BUSY_POLL_US,
+	       MAX_SECONDS_MS / 1000);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -210,11 +225,11 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 			s->workers = (unsigned)v;
 		break;
 	case 'q':
-		if (!(rc = number("-q/--queue", arg, 1, 1000000, &v)))
+		if (!(rc = number("-q/--queue", arg, 1, MAX_QUEUE, &v)))
 			s->queue_capacity = v;
 		break;
 	case OPT_BACKLOG:
-		if (!(rc = number("--backlog", arg, 1, 65535, &v)))
+		if (!(rc = number("--backlog", arg, 1, MAX_BACKLOG, &v)))
 			s->backlog = (int)v;
 		break;
 	case OPT_OVERFLOW:
@@ -238,15 +253,15 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 			opt->stats_interval_ms = v;
 		break;
 	case OPT_BUFFER_SIZE:
-		if (!(rc = size("--buffer-size", arg, 1024, 16UL << 20, &v)))
+		if (!(rc = size("--buffer-size", arg, MIN_BUFFER, MAX_BUFFER, &v)))
 			s->buffer_size = v;
 		break;
 	case OPT_STACK_SIZE:
-		if (!(rc = size("--stack-size", arg, 64UL << 10, 64UL << 20, &v)))
+		if (!(rc = size("--stack-size", arg, MIN_STACK, MAX_STACK, &v)))
 			s->stack_size = v;
 		break;
 	case OPT_BUSY_POLL:
-		if (!(rc = number("--busy-poll", arg, 0, 1000000, &v)))
+		if (!(rc = number("--busy-poll", arg, 0, MAX_BUSY_POLL_US, &v)))
 			s->busy_poll_us = (unsigned)v;
 		break;
 	case OPT_SPLICE:

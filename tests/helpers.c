@@ -864,6 +864,18 @@ int th_doc_lists_options(const char *help, const char *relpath, char *missing, s
 	return rc;
 }
 
+int th_doc_mentions(const char *relpath, const char *text)
+{
+	char *doc = read_doc_plain(relpath);
+	int found;
+
+	if (!doc)
+		return -errno;
+	found = strstr(doc, text) != NULL;
+	free(doc);
+	return found;
+}
+
 size_t th_widest_line(const char *text, const char **line)
 {
 	size_t widest = 0;

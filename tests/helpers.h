@@ -181,6 +181,10 @@ void th_proc_cleanup(struct th_proc *p);
  * when the file cannot be read. */
 int th_doc_lists_options(const char *help, const char *relpath, char *missing, size_t size);
 
+/* 1 when $TOP_SRCDIR/RELPATH, read as th_doc_lists_options reads it,
+ * contains TEXT; 0 when not; a negative errno when it cannot be read. */
+int th_doc_mentions(const char *relpath, const char *text);
+
 /* The length of TEXT's longest line, and in *LINE (when not NULL) where it
  * starts: --help must fit an 80-column terminal. */
 size_t th_widest_line(const char *text, const char **line);

@@ -223,6 +223,13 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--workers=65537"}, "workers", "65537"},
 		{{"-p", "70000"}, "-p", "70000"},
 		{{"-q", "0"}, "-q", "0"},
+		/* The ranges --help, the man page and the README state. */
+		{{"-q", "1000001"}, "-q", "from 1 to 1000000"},
+		{{"--backlog=65536"}, "--backlog", "from 1 to 65535"},
+		{{"--busy-poll=1000001"}, "--busy-poll", "from 0 to 1000000"},
+		{{"--buffer-size=16385k"}, "--buffer-size", "from 1024 to 16777216"},
+		{{"--stack-size=63k"}, "--stack-size", "from 65536 to 67108864"},
+		{{"--grace=86400.001"}, "--grace", "from 0 to 86400"},
 		{{"--overflow=foo"}, "--overflow", "foo"},
 		{{"-t", "-1"}, "-t", "-1"},
 		{{"--grace=x"}, "--grace", "x"},
@@ -362,6 +369,36 @@ Test(daemon, man_page_and_readme_document_every_option)
 		int rc = th_doc_lists_options(proc.out.data, docs[i], missing, sizeof missing);
 		cr_expect_eq(rc, 0, "%s does not mention %s, which --help lists", docs[i],
 		             rc == -ENOENT ? missing : strerror(-rc));
+	}
+}
+
+/* Each range the parser enforces (the bad-usage cases prove them) is
+ * stated alike in --help, the man page and the README. */
+Test(daemon, help_man_page_and_readme_state_the_same_ranges)
+{
+	static const char *const ranges[] = {
+		"0 to 65535",     /* -p */
+		"1 to 65536",     /* -w */
+		"1 to 1000000",   /* -q */
+		"1 to 65535",     /* --backlog */
+		"1k to 16m",      /* --buffer-size */
+		"64k to 64m",     /* --stack-size */
+		"0 to 1000000",   /* --busy-poll */
+		"0 to 86400",     /* SECS */
+	};
+	static const char *const docs[] = {"man/poolechod.8", "README"};
+	const char *argv[] = {daemon_path(), "--help", NULL};
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	cr_assert_not_null(proc.out.data);
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+		cr_expect_not_null(strstr(proc.out.data, ranges[i]), "--help lacks '%s'", ranges[i]);
+		for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+			int rc = th_doc_mentions(docs[d], ranges[i]);
+
+			cr_expect_eq(rc, 1, "%s lacks '%s'%s%s", docs[d], ranges[i], rc < 0 ? ": " : "",
+			             rc < 0 ? strerror(-rc) : "");
+		}
 	}
 }
 
