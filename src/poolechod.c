@@ -274,10 +274,11 @@ int main(int argc, char **argv)
 		if (rc == -EAGAIN) {
 			char limits[512];
 
+			/* One line: the library leaves this failure to us. */
 			thread_limits_describe(limits, sizeof limits);
-			pe_log(PE_LOG_ERROR, "cannot start: the system refused a thread before all "
-			       "%u workers ran; lower -w/--workers or raise the limit that binds: %s",
-			       opt.server.workers, *limits ? limits : "see 'ulimit -u'");
+			pe_log(PE_LOG_ERROR, "cannot start %u worker threads: %s (the system refused "
+			       "one); lower -w/--workers or raise the limit that binds: %s",
+			       opt.server.workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'");
 		} else if (rc == -ENOMEM)
 			pe_log(PE_LOG_ERROR, "cannot start: out of memory for %u workers with "
 			       "%zu-byte buffers (lower -w/--workers or --buffer-size, or raise "

@@ -370,8 +370,12 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	pc.handler = serve_connection;
 	pc.ctx = srv;
 	if ((rc = start_workers(srv, &pc)) < 0) {
-		pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s", cfg->workers,
-		               strerror(-rc));
+		/* The system refusing a thread is the caller's to report, in one
+		 * line with the limits that bind and the setting to lower, which
+		 * only it can name. */
+		if (rc != -EAGAIN)
+			pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s",
+			               cfg->workers, strerror(-rc));
 		goto fail;
 	}
 	*out = srv;

@@ -107,6 +107,33 @@ static void assert_alive(void)
 	             th_proc_exit_code(&proc), proc.err.data);
 }
 
+/* How many times NEEDLE occurs in the daemon's stderr from byte FROM on. */
+static int count_in_stderr(size_t from, const char *needle)
+{
+	int n = 0;
+
+	for (const char *s = proc.err.data + from; (s = strstr(s, needle)); s += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The line of the daemon's stderr that holds NEEDLE, copied into LINE;
+ * "" when none does. */
+static const char *stderr_line_with(const char *needle, char *line, size_t size)
+{
+	const char *at = proc.err.data ? strstr(proc.err.data, needle) : NULL;
+	const char *start, *end;
+
+	line[0] = '\0';
+	if (!at)
+		return line;
+	for (start = at; start > proc.err.data && start[-1] != '\n'; start--)
+		;
+	end = at + strcspn(at, "\n");
+	snprintf(line, size, "%.*s", (int)(end - start), start);
+	return line;
+}
+
 static void echo_once(unsigned port, size_t len, unsigned seed)
 {
 	int fd = th_connect(port, IO_MS), rc;
@@ -162,7 +189,7 @@ static const char *pids_cgroup_root(void)
 Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 {
 	const char *root = pids_cgroup_root();
-	char dir[128], max[160], join[512];
+	char dir[128], max[160], join[512], line[1024];
 	const char *argv[] = {"/bin/sh", "-c", join, daemon_path(), "-b", "127.0.0.1", "-p", "0",
 	                      "-w", "200", NULL};
 	FILE *f;
@@ -199,9 +226,15 @@ Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 	cr_assert_eq(code, 1, "200 workers under pids.max 40: exit %d, expected 1; stderr:\n%s",
 	             code, proc.err.data);
 	cr_assert_not_null(proc.err.data);
-	cr_expect(strstr(proc.err.data, "cgroup pids.max 40 (systemd TasksMax=)") != NULL,
-	          "stderr does not name the cgroup's pids.max:\n%s", proc.err.data);
-	cr_expect(strstr(proc.err.data, "-w/--workers") != NULL, "stderr:\n%s", proc.err.data);
+	/* One error, in one line: what failed, the system's reason, the option
+	 * to lower and the limits with their values. */
+	cr_expect_eq(count_in_stderr(0, " error: "), 1, "not one error line:\n%s", proc.err.data);
+	stderr_line_with(" error: ", line, sizeof line);
+	cr_expect(strstr(line, "cannot start 200 worker threads: ") &&
+	          strstr(line, strerror(EAGAIN)) && strstr(line, "-w/--workers") &&
+	          strstr(line, "cgroup pids.max 40 (systemd TasksMax=)"),
+	          "the error line lacks the failure, its reason, the option or the cgroup's "
+	          "pids.max:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
 }
 
@@ -706,16 +739,6 @@ Test(daemon, sigusr1_logs_a_stats_line)
 	cr_expect(strstr(line, "bytes_in=123") != NULL, "bytes_in: %s", line);
 	assert_alive();
 	stop_daemon(SIGTERM);
-}
-
-/* How many times NEEDLE occurs in the daemon's stderr from byte FROM on. */
-static int count_in_stderr(size_t from, const char *needle)
-{
-	int n = 0;
-
-	for (const char *s = proc.err.data + from; (s = strstr(s, needle)); s += strlen(needle))
-		n++;
-	return n;
 }
 
 enum { USR1_PERIOD_MS = 400, USR1_MAX = 20 };
