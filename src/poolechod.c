@@ -280,10 +280,9 @@ int main(int argc, char **argv)
 			       "one); lower -w/--workers or raise the limit that binds: %s",
 			       opt.server.workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'");
 		} else if (rc == -ENOMEM)
-			pe_log(PE_LOG_ERROR, "cannot start: out of memory for %u workers with "
-			       "%zu-byte buffers (lower -w/--workers or --buffer-size, or raise "
-			       "'ulimit -v')",
-			       opt.server.workers, opt.server.buffer_size);
+			pe_log(PE_LOG_ERROR, "cannot start %u workers with %zu-byte buffers: %s; "
+			       "lower -w/--workers or --buffer-size, or raise 'ulimit -v'",
+			       opt.server.workers, opt.server.buffer_size, strerror(ENOMEM));
 		else if (!atomic_load(&server_errors_logged))
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;

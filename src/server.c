@@ -340,11 +340,9 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		srv->slots[i].fd = -1;
 		pe_echo_worker_init(&srv->slots[i].echo, &srv->slots[i].counters);
 	}
-	if ((rc = reserve_buffers(srv)) < 0) {
-		pe_server_logf(srv, PE_LOG_ERROR, "cannot reserve %u buffers of %zu bytes: %s",
-		               cfg->workers, cfg->buffer_size, strerror(-rc));
+	/* -ENOMEM is left to the caller, which names the settings to lower. */
+	if ((rc = reserve_buffers(srv)) < 0)
 		goto fail;
-	}
 	atomic_init(&srv->active, 0);
 	srv->echo_policy.idle_us = cfg->idle_timeout_ms * 1000LL;
 	srv->echo_policy.busy_poll_us = pe_server_busy_poll_us(cfg);
@@ -370,10 +368,10 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	pc.handler = serve_connection;
 	pc.ctx = srv;
 	if ((rc = start_workers(srv, &pc)) < 0) {
-		/* The system refusing a thread is the caller's to report, in one
-		 * line with the limits that bind and the setting to lower, which
-		 * only it can name. */
-		if (rc != -EAGAIN)
+		/* The system refusing a thread (or memory) is the caller's to
+		 * report, in one line with the limits that bind and the setting
+		 * to lower, which only it can name. */
+		if (rc != -EAGAIN && rc != -ENOMEM)
 			pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s",
 			               cfg->workers, strerror(-rc));
 		goto fail;

@@ -493,6 +493,7 @@ Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
 	const char *version[] = {"/bin/sh", "-c", limited, daemon_path(), "--version", NULL};
 	const char *argv[] = {"/bin/sh", "-c", limited, daemon_path(), "-b", "127.0.0.1", "-p", "0",
 	                      "-w", "64", "--buffer-size=16m", NULL};
+	char line[512];
 	int code = th_proc_run(&proc, version, EXIT_MS);
 
 	if (code != 0)
@@ -505,6 +506,11 @@ Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
 	cr_expect(proc.err.data && strstr(proc.err.data, "--workers") &&
 	          strstr(proc.err.data, "--buffer-size"),
 	          "stderr does not name --workers and --buffer-size:\n%s", proc.err.data);
+	/* Said once: the reason and the settings in one error line. */
+	cr_expect_eq(count_in_stderr(0, " error: "), 1, "not one error line:\n%s", proc.err.data);
+	cr_expect_not_null(strstr(stderr_line_with("--buffer-size", line, sizeof line),
+	                          strerror(ENOMEM)),
+	                   "the line naming --buffer-size lacks the reason:\n%s", proc.err.data);
 }
 
 /* ---- signals ------------------------------------------------------------------ */
