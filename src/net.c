@@ -34,6 +34,25 @@ static void set_err(char *err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Record that address WHERE failed for REASON. The first failure makes ERR
+ * "LEAD WHERE: REASON"; later ones add "; WHERE: REASON", so that a name
+ * with several addresses has each one named, not only the last. */
+static void add_failure(char *err, unsigned *failures, const char *lead, const char *where,
+                        const char *reason)
+{
+	size_t len;
+
+	if (!err)
+		return;
+	if ((*failures)++ == 0) {
+		set_err(err, "%s %s: %s", lead, where, reason);
+		return;
+	}
+	len = strlen(err);
+	if (len < PE_NET_ERRLEN - 1)
+		snprintf(err + len, PE_NET_ERRLEN - len, "; %s: %s", where, reason);
+}
+
 void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
 {
 	char host[64], serv[8];
@@ -98,7 +117,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	char portstr[16], where[PE_NET_ADDRLEN];
 	struct addrinfo hints, *res, *ai;
 	int fd = -EADDRNOTAVAIL, rc;
-	unsigned addresses = 0;
+	unsigned addresses = 0, failures = 0;
 
 	if (unused)
 		*unused = 0;
@@ -137,7 +156,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		if (fd >= 0)
 			break;
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
-		set_err(err, "cannot listen on %s: %s", where, strerror(-fd));
+		add_failure(err, &failures, "cannot listen on", where, strerror(-fd));
 	}
 	for (ai = res; ai; ai = ai->ai_next)
 		addresses++;
@@ -220,8 +239,9 @@ int pe_net_connect_cancellable(const char *host, const char *port, unsigned long
                                int cancel_fd, char err[PE_NET_ERRLEN])
 {
 	struct addrinfo hints, *res, *ai;
-	char where[PE_NET_ADDRLEN];
+	char where[PE_NET_ADDRLEN], reason[64];
 	int fd = -ECONNREFUSED, rc;
+	unsigned failures = 0;
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
@@ -249,11 +269,12 @@ int pe_net_connect_cancellable(const char *host, const char *port, unsigned long
 		}
 		if (rc == -ETIME) {
 			fd = -ETIMEDOUT;
-			set_err(err, "cannot connect to %s: timed out after %.3f s", where,
-			        (double)timeout_ms / 1000.0);
+			snprintf(reason, sizeof reason, "timed out after %.3f s",
+			         (double)timeout_ms / 1000.0);
 		} else {
-			set_err(err, "cannot connect to %s: %s", where, strerror(-rc));
+			snprintf(reason, sizeof reason, "%s", strerror(-rc));
 		}
+		add_failure(err, &failures, "cannot connect to", where, reason);
 	}
 	freeaddrinfo(res);
 	return fd;

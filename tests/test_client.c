@@ -16,12 +16,14 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -1183,6 +1185,61 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 		                   r.err);
 		run_free(&r);
 	}
+	close(fd);
+}
+
+/* Give this test's process (and the clients it starts) a hosts file of
+ * TEXT, in a mount namespace of its own: "" when done (undo it with
+ * umount2("/etc/hosts", 0)), else why the system would not. */
+static const char *private_hosts(const char *text)
+{
+	char path[] = "/tmp/poolecho-hosts-XXXXXX";
+	int fd;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return "unshare(CLONE_NEWNS) is not permitted";
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return "cannot make the mounts private";
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert_eq(fd_write_all(fd, text, strlen(text)), 0, "write: %s", strerror(errno));
+	close(fd);
+	if (mount(path, "/etc/hosts", NULL, MS_BIND, NULL) < 0) {
+		unlink(path);
+		return "cannot bind-mount over /etc/hosts";
+	}
+	unlink(path); /* the mount keeps it */
+	return "";
+}
+
+/* A name whose every address refuses: each address is named with its
+ * reason, not only the last one tried. */
+Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
+{
+	char port[16], want[64];
+	const char *args[] = {"pe-two-addresses", port, NULL};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+	const char *why;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct run r;
+
+	/* Bound on every address but not listening, and held: connects to
+	 * 127.0.0.2 and 127.0.0.3 are refused. */
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
+	snprintf(port, sizeof port, "%d", th_local_port(fd));
+	why = private_hosts("127.0.0.2 pe-two-addresses\n127.0.0.3 pe-two-addresses\n");
+	if (*why)
+		cr_skip_test("needs its own /etc/hosts: %s", why);
+
+	run_client(&r, "x", 1, args);
+	umount2("/etc/hosts", 0);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	for (int i = 2; i <= 3; i++) {
+		snprintf(want, sizeof want, "127.0.0.%d:%s: %s", i, port, strerror(ECONNREFUSED));
+		cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
+	}
+	run_free(&r);
 	close(fd);
 }
 
