@@ -854,11 +854,12 @@ static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, si
 	return 0;
 }
 
-/* Connect once, to learn which address answers (localhost may be ::1 or
- * 127.0.0.1) and to fail early with a clear message. Within --timeout, and
- * within -d, as the run would be over by then; a signal on SIGFD (SIGINT,
- * SIGTERM) gives it up. */
-static int probe_server(struct load *L, int sigfd, char *err, size_t errlen)
+/* Connect once to an address of LIST, to learn which one answers (localhost
+ * may be ::1 or 127.0.0.1) and to fail early with a clear message. Within
+ * --timeout, and within -d, as the run would be over by then; a signal on
+ * SIGFD (SIGINT, SIGTERM) gives it up. */
+static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, char *err,
+                        size_t errlen)
 {
 	const struct client_config *cfg = L->cfg;
 	unsigned long limit_ms = cfg->timeout_ms;
@@ -870,7 +871,7 @@ static int probe_server(struct load *L, int sigfd, char *err, size_t errlen)
 		limit_ms = cfg->duration_ms;
 		by_duration = true;
 	}
-	fd = pe_net_connect_cancellable(cfg->host, cfg->port, limit_ms, sigfd, nerr);
+	fd = pe_net_connect_list(list, limit_ms, sigfd, nerr);
 	if (fd == -ECANCELED) {
 		struct signalfd_siginfo si = {0};
 
@@ -1118,6 +1119,8 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
                     struct load_result *res, char *err, size_t errlen)
 {
 	struct load L = {.cfg = cfg, .stop_fd = -1, .done_fd = -1};
+	struct addrinfo *list;
+	char nerr[PE_NET_ERRLEN];
 	sigset_t set, old;
 	unsigned started = 0, i;
 	int sigfd = -1, rc;
@@ -1134,14 +1137,24 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	                    err, errlen);
 	if (rc < 0)
 		return rc;
+	/* The lookup first: a signal meanwhile ends us as by default, where a
+	 * blocked one would wait for a resolver that may take 30 s. */
+	rc = pe_net_lookup(cfg->host, cfg->port, &list, nerr);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", nerr);
+		return rc;
+	}
 	/* Signals go to our signalfd only, from the first connect on: the
-	 * threads never see them. */
+	 * threads never see them. Without a signalfd they act as by default. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
-	rc = probe_server(&L, sigfd, err, errlen);
+	if (sigfd < 0)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	rc = probe_server(&L, list, sigfd, err, errlen);
+	freeaddrinfo(list);
 	if (rc < 0)
 		goto out;
 	L.pattern = pattern_create();

@@ -235,25 +235,34 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 	return rc;
 }
 
-int pe_net_connect_cancellable(const char *host, const char *port, unsigned long timeout_ms,
-                               int cancel_fd, char err[PE_NET_ERRLEN])
+int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
+                  char err[PE_NET_ERRLEN])
 {
-	struct addrinfo hints, *res, *ai;
-	char where[PE_NET_ADDRLEN], reason[64];
-	int fd = -ECONNREFUSED, rc;
-	unsigned failures = 0;
+	struct addrinfo hints;
+	int rc;
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
+	rc = getaddrinfo(host, port, &hints, list);
 	if (rc != 0) {
 		set_err(err, "cannot resolve %s port %s: %s", host, port,
 		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}
-	for (ai = res; ai; ai = ai->ai_next) {
+	return 0;
+}
+
+int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
+                        char err[PE_NET_ERRLEN])
+{
+	const struct addrinfo *ai;
+	char where[PE_NET_ADDRLEN], reason[64];
+	int fd = -ECONNREFUSED, rc;
+	unsigned failures = 0;
+
+	for (ai = list; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		rc = fd < 0 ? -errno :
 		     connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, cancel_fd);
@@ -276,14 +285,20 @@ int pe_net_connect_cancellable(const char *host, const char *port, unsigned long
 		}
 		add_failure(err, &failures, "cannot connect to", where, reason);
 	}
-	freeaddrinfo(res);
 	return fd;
 }
 
 int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
                            char err[PE_NET_ERRLEN])
 {
-	return pe_net_connect_cancellable(host, port, timeout_ms, -1, err);
+	struct addrinfo *list;
+	int fd = pe_net_lookup(host, port, &list, err);
+
+	if (fd < 0)
+		return fd;
+	fd = pe_net_connect_list(list, timeout_ms, -1, err);
+	freeaddrinfo(list);
+	return fd;
 }
 
 int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])

@@ -8,6 +8,7 @@
 #define POOLECHO_NET_H
 
 #include <stddef.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -33,10 +34,17 @@ int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);
 int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
                            char err[PE_NET_ERRLEN]);
 
-/* Like pe_net_connect_timeout, but give up at once with -ECANCELED when
- * CANCEL_FD (if >= 0: a signalfd, say) becomes readable. */
-int pe_net_connect_cancellable(const char *host, const char *port, unsigned long timeout_ms,
-                               int cancel_fd, char err[PE_NET_ERRLEN]);
+/* HOST:PORT's addresses, for pe_net_connect_list (free them with
+ * freeaddrinfo): 0, or -EINVAL with ERR saying why. */
+int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
+                  char err[PE_NET_ERRLEN]);
+
+/* Connect to the addresses of LIST in turn, as pe_net_connect_timeout
+ * does; give up at once with -ECANCELED when CANCEL_FD (if >= 0: a
+ * signalfd, say) becomes readable. Kept apart from the lookup, which
+ * nothing can interrupt but a signal's default action. */
+int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
+                        char err[PE_NET_ERRLEN]);
 
 /* Resolve HOST:PORT to its first address (for clients that connect many
  * times). 0 or a negative errno (-EINVAL for a resolver failure, with ERR). */

@@ -211,11 +211,11 @@ static void log_listening(pe_server *srv, const struct daemon_options *opt, int 
 	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
 }
 
-static int hangup_ignored(void)
+static int ignored_at_start(int sig)
 {
 	struct sigaction sa;
 
-	return sigaction(SIGHUP, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+	return sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
 }
 
 /* The library's log, counting its errors: a failure it has explained needs
@@ -258,11 +258,13 @@ int main(int argc, char **argv)
 	/* Block before any thread starts, so all of them inherit the mask and
 	 * only the signal thread ever takes these. */
 	sigemptyset(&st.set);
-	sigaddset(&st.set, SIGINT);
+	/* Started with SIGINT or SIGHUP ignored (a background job of a shell
+	 * without job control, nohup), the daemon is meant to outlive the
+	 * terminal's Ctrl-C or hangup: leave them ignored. SIGTERM always stops. */
+	if (!ignored_at_start(SIGINT))
+		sigaddset(&st.set, SIGINT);
 	sigaddset(&st.set, SIGTERM);
-	/* Started with SIGHUP ignored (nohup, or a supervisor that means it),
-	 * the daemon is meant to outlive a hangup: leave it ignored. */
-	if (!hangup_ignored())
+	if (!ignored_at_start(SIGHUP))
 		sigaddset(&st.set, SIGHUP);
 	sigaddset(&st.set, SIGUSR1);
 	sigaddset(&st.set, SIGUSR2);
@@ -280,9 +282,12 @@ int main(int argc, char **argv)
 			       "one); lower -w/--workers or raise the limit that binds: %s",
 			       opt.server.workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'");
 		} else if (rc == -ENOMEM)
-			pe_log(PE_LOG_ERROR, "cannot start %u workers with %zu-byte buffers: %s; "
-			       "lower -w/--workers or --buffer-size, or raise 'ulimit -v'",
-			       opt.server.workers, opt.server.buffer_size, strerror(ENOMEM));
+			/* The buffers are most of it, but the queue and the pool's
+			 * tables come from the same memory. */
+			pe_log(PE_LOG_ERROR, "cannot start %u workers with %zu-byte buffers and a "
+			       "queue of %zu: %s; lower -w/--workers, --buffer-size or -q/--queue, "
+			       "or raise 'ulimit -v'", opt.server.workers, opt.server.buffer_size,
+			       opt.server.queue_capacity, strerror(ENOMEM));
 		else if (!atomic_load(&server_errors_logged))
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 		return 1;

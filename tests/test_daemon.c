@@ -542,6 +542,10 @@ Test(daemon, sigint_exits_0)
 {
 	const char *const extra[] = {"-w", "2", NULL};
 
+	/* Run as a background job of a shell without job control (make check
+	 * started with '&' in a script), the test would hand its daemon an
+	 * ignored SIGINT, which the daemon keeps ignoring. */
+	signal(SIGINT, SIG_DFL);
 	start_daemon(extra);
 	stop_daemon_gracefully(SIGINT, "SIGINT");
 }
@@ -559,25 +563,38 @@ Test(daemon, sighup_stops_gracefully_like_sigterm)
 	stop_daemon_gracefully(SIGHUP, "SIGHUP");
 }
 
-/* Started as nohup(1) starts it, the daemon must outlive a hangup. */
-Test(daemon, sighup_ignored_at_start_stays_ignored)
+/* SIG (NAME) ignored when the daemon starts stays ignored: nohup(1) starts
+ * it so with SIGHUP, and a shell without job control starts a background
+ * job so with SIGINT, so that a hangup or the terminal's Ctrl-C spares it. */
+static void ignored_at_start_stays_ignored(int sig, const char *name)
 {
 	const char *const extra[] = {"-w", "2", NULL};
 	size_t from;
 
-	signal(SIGHUP, SIG_IGN); /* inherited across fork and exec */
+	signal(sig, SIG_IGN); /* inherited across fork and exec */
 	start_daemon(extra);
+	signal(sig, SIG_DFL);
 	from = proc.err.len;
-	cr_assert_eq(th_proc_signal(&proc, SIGHUP), 0);
+	cr_assert_eq(th_proc_signal(&proc, sig), 0);
 	/* An ignored signal is dropped when sent; once the SIGUSR1 sent after
-	 * it is answered, a SIGHUP that was taken would have been logged. */
+	 * it is answered, one that was taken would have been logged. */
 	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0, "the daemon died; stderr:\n%s",
 	             proc.err.data);
 	cr_assert_eq(th_proc_wait_stderr(&proc, from, "stats (SIGUSR1): ", IO_MS), 0,
-	             "no stats line after SIGHUP and SIGUSR1; stderr:\n%s", proc.err.data);
-	cr_expect_null(strstr(proc.err.data + from, "SIGHUP"), "stderr:\n%s", proc.err.data);
+	             "no stats line after %s and SIGUSR1; stderr:\n%s", name, proc.err.data);
+	cr_expect_null(strstr(proc.err.data + from, name), "stderr:\n%s", proc.err.data);
 	assert_alive();
 	stop_daemon_gracefully(SIGTERM, "SIGTERM");
+}
+
+Test(daemon, sighup_ignored_at_start_stays_ignored)
+{
+	ignored_at_start_stays_ignored(SIGHUP, "SIGHUP");
+}
+
+Test(daemon, sigint_ignored_at_start_stays_ignored)
+{
+	ignored_at_start_stays_ignored(SIGINT, "SIGINT");
 }
 
 #ifdef __linux__
