@@ -238,6 +238,70 @@ static void run_free(struct run *r)
 	free(r->err);
 }
 
+/* ---- namespaces: a test's own files and network ------------------------------- */
+
+/* Criterion runs each test in a process of its own, so a test may change
+ * what that process (and the clients it starts) sees. Each returns "" when
+ * done, else why the system would not, for cr_skip_test. */
+
+/* TARGET (an existing file) shows TEXT instead, until umount2(TARGET, 0). */
+static const char *private_file(const char *target, const char *text)
+{
+	static char why[128];
+	char path[] = "/tmp/poolecho-file-XXXXXX";
+	int fd;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return "unshare(CLONE_NEWNS) is not permitted";
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return "cannot make the mounts private";
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert_eq(fd_write_all(fd, text, strlen(text)), 0, "write: %s", strerror(errno));
+	close(fd);
+	if (mount(path, target, NULL, MS_BIND, NULL) < 0) {
+		snprintf(why, sizeof why, "cannot bind-mount over %s: %s", target, strerror(errno));
+		unlink(path);
+		return why;
+	}
+	unlink(path); /* the mount keeps it */
+	return "";
+}
+
+/* A network namespace of our own, with its loopback up. */
+static const char *own_network(void)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING};
+	int fd, rc;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return "unshare(CLONE_NEWNET) is not permitted";
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	close(fd);
+	return rc < 0 ? "cannot bring up the namespace's loopback" : "";
+}
+
+/* Our own network, with send buffers of at most 16 KiB. */
+static const char *small_send_buffers(void)
+{
+	const char *wmem = "4096 8192 16384\n", *why = own_network();
+	int fd;
+
+	if (*why)
+		return why;
+	fd = open("/proc/sys/net/ipv4/tcp_wmem", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || fd_write_all(fd, wmem, strlen(wmem)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return "cannot set net.ipv4.tcp_wmem in the namespace";
+	}
+	close(fd);
+	return "";
+}
+
 /* ---- a small JSON checker, and the numbers in the report ------------------ */
 
 static const char *json_value(const char *p, int depth);
@@ -912,35 +976,6 @@ static char process_state(pid_t pid, bool *in_poll)
 	return th_task_stat_field(pid, pid, 3, state, sizeof state) == 0 ? state[0] : 0;
 }
 
-/* This test's process in a network namespace of its own, loopback up and
- * send buffers of at most 16 KiB: "" when done, else why not. The client
- * it starts inherits the namespace. */
-static const char *small_send_buffers(void)
-{
-	struct ifreq ifr = {.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING};
-	const char *wmem = "4096 8192 16384\n";
-	int fd;
-
-	if (unshare(CLONE_NEWNET) < 0)
-		return "unshare(CLONE_NEWNET) is not permitted";
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) {
-		close(fd);
-		return "cannot bring up the namespace's loopback";
-	}
-	close(fd);
-	fd = open("/proc/sys/net/ipv4/tcp_wmem", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || fd_write_all(fd, wmem, strlen(wmem)) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return "cannot set net.ipv4.tcp_wmem in the namespace";
-	}
-	close(fd);
-	return "";
-}
-
 /* A reset found by send(2) while echoed bytes wait unread: those bytes are
  * verified and written out, and counted in the message. Whether the client
  * meets the reset sending or reading depends on the stack and on timing;
@@ -1313,30 +1348,6 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 	close(fd);
 }
 
-/* Give this test's process (and the clients it starts) a hosts file of
- * TEXT, in a mount namespace of its own: "" when done (undo it with
- * umount2("/etc/hosts", 0)), else why the system would not. */
-static const char *private_hosts(const char *text)
-{
-	char path[] = "/tmp/poolecho-hosts-XXXXXX";
-	int fd;
-
-	if (unshare(CLONE_NEWNS) < 0)
-		return "unshare(CLONE_NEWNS) is not permitted";
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return "cannot make the mounts private";
-	fd = mkstemp(path);
-	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
-	cr_assert_eq(fd_write_all(fd, text, strlen(text)), 0, "write: %s", strerror(errno));
-	close(fd);
-	if (mount(path, "/etc/hosts", NULL, MS_BIND, NULL) < 0) {
-		unlink(path);
-		return "cannot bind-mount over /etc/hosts";
-	}
-	unlink(path); /* the mount keeps it */
-	return "";
-}
-
 /* A name whose every address refuses: each address is named with its
  * reason, not only the last one tried. */
 Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
@@ -1353,7 +1364,8 @@ Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
 	snprintf(port, sizeof port, "%d", th_local_port(fd));
-	why = private_hosts("127.0.0.2 pe-two-addresses\n127.0.0.3 pe-two-addresses\n");
+	why = private_file("/etc/hosts", "127.0.0.2 pe-two-addresses\n"
+	                   "127.0.0.3 pe-two-addresses\n");
 	if (*why)
 		cr_skip_test("needs its own /etc/hosts: %s", why);
 
@@ -1364,6 +1376,45 @@ Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 		snprintf(want, sizeof want, "127.0.0.%d:%s: %s", i, port, strerror(ECONNREFUSED));
 		cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
 	}
+	run_free(&r);
+	close(fd);
+}
+
+/* A signal during the name lookup ends the client as by default, at once:
+ * it used to be held (blocked for the signalfd) until the resolver gave
+ * up, 5 s here and up to 30 s with glibc's defaults. The resolver is a
+ * socket of ours that never answers, in the test's own network. */
+Test(wrong_server, a_signal_during_the_name_lookup_ends_the_client_at_once, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "1", "pe-slow-lookup.invalid", "9999", NULL};
+	struct sockaddr_in dns = {.sin_family = AF_INET, .sin_port = htons(53)};
+	const char *why = own_network();
+	struct pollfd pfd;
+	struct child ch;
+	struct run r;
+	int64_t t0;
+	int fd;
+
+	if (!*why)
+		why = private_file("/etc/resolv.conf", "nameserver 127.0.0.1\n"
+		                   "options timeout:5 attempts:1\n");
+	if (*why)
+		cr_skip_test("needs its own network and resolv.conf: %s", why);
+	dns.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&dns, sizeof dns), 0, "bind port 53: %s",
+	             strerror(errno));
+	client_spawn(&ch, input_file("", 0), -1, args);
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 10000), 1, "the client asked no name server");
+	t0 = th_now_ms();
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 20000);
+	umount2("/etc/resolv.conf", 0);
+	cr_expect_eq(r.code, 128 + SIGTERM, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_lt(th_now_ms() - t0, 2500, "the signal waited %lld ms for the resolver",
+	             (long long)(th_now_ms() - t0));
 	run_free(&r);
 	close(fd);
 }
