@@ -153,6 +153,8 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
                                         char *err, size_t errlen)
 {
 	bool load = false, churn = false, pipeline_set = false, duration_set = false;
+	const char *expected;
+	char hint[128];
 	unsigned long port;
 	int opt;
 
@@ -237,15 +239,9 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		           argv[optind]);
 	if (cfg->host[0] == '\0')
 		return bad(err, errlen, "empty HOST");
-	/* "[::1]" and "host:port" are URL habits that getaddrinfo would only
-	 * fail to resolve (after asking DNS), as poolechod's --bind says too. */
-	if (cfg->host[0] == '[')
-		return bad(err, errlen, "invalid HOST '%s': expected an IPv6 address without "
-		           "brackets, e.g. ::1%s", cfg->host,
-		           strstr(cfg->host, "]:") ? ", and PORT as an argument of its own" : "");
-	if (strchr(cfg->host, ':') && !strchr(strchr(cfg->host, ':') + 1, ':'))
-		return bad(err, errlen, "invalid HOST '%s': expected an address or host name "
-		           "without a port (give PORT as an argument of its own)", cfg->host);
+	if ((expected = pe_parse_host_misform(cfg->host, "as PORT, an argument of its own", hint,
+	                                      sizeof hint)))
+		return bad(err, errlen, "invalid HOST '%s': expected %s", cfg->host, expected);
 	if (pe_parse_ulong(cfg->port, 1, 65535, &port) != 0)
 		return bad(err, errlen, "invalid PORT '%s': expected a number from 1 to 65535",
 		           cfg->port);

@@ -150,10 +150,14 @@ static int number(const char *name, const char *value, unsigned long min, unsign
 
 static int seconds(const char *name, const char *value, unsigned long *ms)
 {
+	char expected[80];
+
 	if (pe_parse_seconds_ms(value, MAX_SECONDS_MS, ms) == 0)
 		return 0;
-	return bad_value(name, value,
-	                 "seconds from 0 to 86400 with up to three decimals, e.g. 30 or 0.5");
+	snprintf(expected, sizeof expected,
+	         "seconds from 0 to %lu with up to three decimals, e.g. 30 or 0.5",
+	         MAX_SECONDS_MS / 1000);
+	return bad_value(name, value, expected);
 }
 
 static int size(const char *name, const char *value, unsigned long min, unsigned long max,
@@ -198,6 +202,8 @@ static int log_level(const char *value, enum pe_log_level *out)
 static int apply(int ch, const char *arg, struct daemon_options *opt)
 {
 	struct pe_server_config *s = &opt->server;
+	const char *expected;
+	char hint[128];
 	unsigned long v;
 	int rc = 0;
 
@@ -205,15 +211,8 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 	case 'b':
 		if (arg[0] == '\0')
 			return bad_value("-b/--bind", arg, "an address or host name");
-		/* "[::1]" and "host:port" are URL habits that getaddrinfo would
-		 * only fail to resolve (after asking DNS). */
-		if (arg[0] == '[')
-			return bad_value("-b/--bind", arg, strstr(arg, "]:")
-			                 ? "an IPv6 address without brackets, the port given with -p"
-			                 : "an IPv6 address without brackets, e.g. ::1");
-		if (strchr(arg, ':') && !strchr(strchr(arg, ':') + 1, ':'))
-			return bad_value("-b/--bind", arg,
-			                 "an address or host name without a port (give it with -p)");
+		if ((expected = pe_parse_host_misform(arg, "with -p", hint, sizeof hint)))
+			return bad_value("-b/--bind", arg, expected);
 		s->bind_address = arg;
 		break;
 	case 'p':

@@ -154,3 +154,19 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	else
 		snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
 }
+
+const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,
+                                  size_t size)
+{
+	const char *colon = strchr(host, ':');
+
+	if (host[0] == '[')
+		snprintf(buf, size, "an IPv6 address without brackets, e.g. ::1%s%s",
+		         strstr(host, "]:") ? ", and the port given " : "",
+		         strstr(host, "]:") ? port_how : "");
+	else if (colon && !strchr(colon + 1, ':'))
+		snprintf(buf, size, "an address or host name without a port (give it %s)", port_how);
+	else
+		return NULL;
+	return buf;
+}

@@ -18,6 +18,13 @@ int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_
 /* A size with an optional binary suffix: k/K (KiB), m/M (MiB), g/G (GiB). */
 int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
+/* HOST written as in a URL ("[::1]", "host:port"), which getaddrinfo would
+ * only fail to resolve, after asking DNS: what was expected instead, in BUF,
+ * with PORT_HOW saying how to give the port ("with -p"); NULL when HOST is
+ * a plain name or address. */
+const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,
+                                  size_t size);
+
 struct option;
 
 /* Word what getopt_long(3) just complained about -- it returned CH, ':'

@@ -1885,7 +1885,7 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"-c"}, "-c"},
 		{{"localhost", "70000"}, "PORT"},
 		{{"[::1]", "9999"}, "HOST '[::1]'"},
-		{{"[::1]:9999"}, "PORT as an argument"},
+		{{"[::1]:9999"}, "port given as PORT"},
 		{{"127.0.0.1:9999"}, "HOST '127.0.0.1:9999'"},
 		{{"a", "1", "extra"}, "extra"},
 		{{"--connections=4", "-xq"}, "unknown option -x"},
