@@ -1102,6 +1102,10 @@ Test(server, idle_timeout_closes_a_client_that_never_reads)
 	stop_server_and_check(0);
 }
 
+#ifndef POLLRDHUP
+#define POLLRDHUP 0 /* Linux's; elsewhere the reset or the server's count tells */
+#endif
+
 /* A client that stops reading is closed once it has read nothing for the
  * idle timeout (at most an eighth more), not two (copied) or three
  * (spliced) timeouts later: each send(2) or splice(2) that moved a few
@@ -1140,12 +1144,18 @@ static void expect_non_reader_closed_in_time(enum pe_splice splice)
 			poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 10);
 		}
 	}
-	/* The server's close of a socket we filled comes as a reset. */
+	/* The server's close of a socket we filled comes as a reset. But a
+	 * worker kept off its CPU past FULL_MS (a loaded machine) may yet read
+	 * all we sent and queue the echo: its close is then a FIN, held behind
+	 * that echo or seen only as POLLRDHUP. The server's count of the
+	 * timeout says it closed all the same. */
+	pfd.events = POLLRDHUP;
 	last_moved = last_sent;
 	/* Bounded also for a server that never stops trickling. */
 	while (th_now_ms() - last_moved < 10 * IDLE_MS &&
 	       th_now_ms() - last_sent < 20 * IDLE_MS &&
-	       !(poll(&pfd, 1, 5) == 1 && (pfd.revents & (POLLHUP | POLLERR)))) {
+	       !(poll(&pfd, 1, 5) == 1 && (pfd.revents & (POLLHUP | POLLERR | POLLRDHUP))) &&
+	       tf_stats(&ts).timeouts == 0) {
 		int in = 0, out = 0;
 
 #ifdef SIOCOUTQ /* elsewhere, timed from the client's last write */
@@ -1159,9 +1169,9 @@ static void expect_non_reader_closed_in_time(enum pe_splice splice)
 		}
 	}
 	waited = th_now_ms() - last_moved;
-	cr_assert(pfd.revents & (POLLHUP | POLLERR), "not closed within %d ms of the server's "
-	          "last progress, or %d ms of the client's last write", 10 * IDLE_MS,
-	          20 * IDLE_MS);
+	cr_assert((pfd.revents & (POLLHUP | POLLERR | POLLRDHUP)) || tf_stats(&ts).timeouts,
+	          "not closed within %d ms of the server's last progress, or %d ms of the "
+	          "client's last write", 10 * IDLE_MS, 20 * IDLE_MS);
 	cr_expect_lt(waited, IDLE_MS * 3 / 2, "closed %lld ms after the server's last progress "
 	             "(%lld ms after the client's last write went through), with "
 	             "--idle-timeout %d ms", (long long)waited,
