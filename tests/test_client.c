@@ -1371,6 +1371,8 @@ Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 
 	run_client(&r, "x", 1, args);
 	umount2("/etc/hosts", 0);
+	if (strstr(r.err, "cannot resolve"))
+		cr_skip_test("lookups here bypass /etc/hosts (nscd?); the client said: %s", r.err);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	for (int i = 2; i <= 3; i++) {
 		snprintf(want, sizeof want, "127.0.0.%d:%s: %s", i, port, strerror(ECONNREFUSED));
@@ -1389,7 +1391,7 @@ Test(wrong_server, a_signal_during_the_name_lookup_ends_the_client_at_once, .tim
 	const char *args[] = {"-c", "1", "-n", "1", "pe-slow-lookup.invalid", "9999", NULL};
 	struct sockaddr_in dns = {.sin_family = AF_INET, .sin_port = htons(53)};
 	const char *why = own_network();
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	struct child ch;
 	struct run r;
 	int64_t t0;
@@ -1406,8 +1408,16 @@ Test(wrong_server, a_signal_during_the_name_lookup_ends_the_client_at_once, .tim
 	cr_assert_eq(bind(fd, (struct sockaddr *)&dns, sizeof dns), 0, "bind port 53: %s",
 	             strerror(errno));
 	client_spawn(&ch, input_file("", 0), -1, args);
-	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
-	cr_assert_eq(poll(&pfd, 1, 10000), 1, "the client asked no name server");
+	pfd[0] = (struct pollfd){.fd = fd, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = (int)syscall(SYS_pidfd_open, ch.pid, 0), .events = POLLIN};
+	cr_assert_geq(poll(pfd, 2, 10000), 1, "the client asked no name server");
+	if (!pfd[0].revents) {
+		/* It ended without asking ours: nscd, or an NSS service other
+		 * than dns, answers lookups on this machine. */
+		client_finish(&r, &ch, 10000);
+		cr_skip_test("lookups here bypass resolv.conf (nscd?); the client said: %s", r.err);
+	}
+	close(pfd[1].fd);
 	t0 = th_now_ms();
 	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
 	client_finish(&r, &ch, 20000);
