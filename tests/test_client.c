@@ -883,23 +883,27 @@ Test(wrong_server, silent_server_times_out, .timeout = 60)
 
 /* ---- pipe mode after a failure: the verified prefix on stdout --------------- */
 
-/* Run pipe mode with IN (LEN bytes) against B, with EXTRA options before
- * the address, and expect exit status 1, a stderr that says WHY, and
- * exactly the first WANT bytes of IN on stdout: every byte verified before
- * the failure, nothing after it. */
-static void expect_prefix_after(struct bad_server *b, const unsigned char *in, size_t len,
+/* A wrong server of KIND and AT against pipe mode, with LEN bytes of input
+ * (pattern SEED) and EXTRA options before the address: expect exit status
+ * 1, a stderr that says WHY, and exactly the first WANT bytes of the input
+ * on stdout: every byte verified before the failure, nothing after it. */
+static void expect_prefix_after(enum bad_kind kind, size_t at, size_t len, unsigned seed,
                                 const char *extra, const char *why, size_t want)
 {
+	unsigned char *in = binary_input(len, seed);
+	struct bad_server b;
 	const char *args[4];
 	struct run r;
 	size_t i = 0;
 
+	bad_start(&b, kind, at);
 	if (extra)
 		args[i++] = extra;
 	args[i++] = "127.0.0.1";
-	args[i++] = b->port_str;
+	args[i++] = b.port_str;
 	args[i] = NULL;
 	run_client(&r, in, len, args);
+	bad_stop(&b);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, why), "no '%s' in:\n%s", why, r.err);
 	cr_expect_eq(r.outlen, want, "stdout holds %zu bytes, %zu were verified; stderr:\n%s",
@@ -907,20 +911,14 @@ static void expect_prefix_after(struct bad_server *b, const unsigned char *in, s
 	cr_expect(memcmp(r.out, in, r.outlen < want ? r.outlen : want) == 0,
 	          "stdout is not the input's prefix");
 	run_free(&r);
+	free(in);
 }
 
 /* The reviewer's case: 3 MB in, byte 2,000,000 corrupted; stdout used to
  * stop at whatever the loop had written (1,952,741 bytes there). */
 Test(pipe, corrupted_byte_leaves_the_verified_prefix_on_stdout, .timeout = 60)
 {
-	struct bad_server b;
-	const size_t len = 3u << 20;
-	unsigned char *in = binary_input(len, 11);
-
-	bad_start(&b, BAD_FLIP, 2000000);
-	expect_prefix_after(&b, in, len, NULL, "offset 2000000", 2000000);
-	bad_stop(&b);
-	free(in);
+	expect_prefix_after(BAD_FLIP, 2000000, 3u << 20, 11, NULL, "offset 2000000", 2000000);
 }
 
 /* A server that echoes the first 10 bytes and closes with input unread, a
@@ -928,14 +926,7 @@ Test(pipe, corrupted_byte_leaves_the_verified_prefix_on_stdout, .timeout = 60)
  * The reset may be found by send(2) or shutdown(2) before they are read. */
 Test(pipe, early_close_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
-	struct bad_server b;
-	const size_t len = 10000;
-	unsigned char *in = binary_input(len, 12);
-
-	bad_start(&b, BAD_EARLY, 100);
-	expect_prefix_after(&b, in, len, NULL, "early close", 10);
-	bad_stop(&b);
-	free(in);
+	expect_prefix_after(BAD_EARLY, 100, 10000, 12, NULL, "early close", 10);
 }
 
 /* The last bytes and the FIN in one segment: the loop saw the close before
@@ -943,14 +934,7 @@ Test(pipe, early_close_leaves_the_echoed_part_on_stdout, .timeout = 60)
  * input, or its close is a reset that discards the bytes.) */
 Test(pipe, bytes_that_come_with_the_close_reach_stdout, .timeout = 60)
 {
-	struct bad_server b;
-	const size_t len = 100;
-	unsigned char *in = binary_input(len, 16);
-
-	bad_start(&b, BAD_CUT, 100);
-	expect_prefix_after(&b, in, len, NULL, "early close", 10);
-	bad_stop(&b);
-	free(in);
+	expect_prefix_after(BAD_CUT, 100, 100, 16, NULL, "early close", 10);
 }
 
 /* PID's state letter ('S', 'T', ...) and whether it sleeps in poll(2). */
@@ -1050,14 +1034,8 @@ Test(pipe, echo_before_a_reset_found_by_send_reaches_stdout, .timeout = 60)
  * (2,455,552 bytes written) and passed in others. */
 Test(pipe, close_mid_stream_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
-	struct bad_server b;
-	const size_t len = 3u << 20;
-	unsigned char *in = binary_input(len, 13);
-
-	bad_start(&b, BAD_STALL, 2500000);
-	expect_prefix_after(&b, in, len, NULL, "after echoing 2500000 of", 2500000);
-	bad_stop(&b);
-	free(in);
+	expect_prefix_after(BAD_STALL, 2500000, 3u << 20, 13, NULL, "after echoing 2500000 of",
+	                    2500000);
 }
 
 /* Echoes 1,000,000 bytes of 3 MiB and falls silent: the client, its ring
@@ -1065,14 +1043,8 @@ Test(pipe, close_mid_stream_leaves_the_echoed_part_on_stdout, .timeout = 60)
  * writes the prefix before the timeout anyway; this keeps it so.) */
 Test(pipe, timeout_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
-	struct bad_server b;
-	const size_t len = 3u << 20;
-	unsigned char *in = binary_input(len, 14);
-
-	bad_start(&b, BAD_STALL, 1000000);
-	expect_prefix_after(&b, in, len, "--timeout=0.5", "timed out", 1000000);
-	bad_stop(&b);
-	free(in);
+	expect_prefix_after(BAD_STALL, 1000000, 3u << 20, 14, "--timeout=0.5", "timed out",
+	                    1000000);
 }
 
 /* Standard output a non-blocking pipe that nobody reads: after the
