@@ -169,19 +169,11 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *addr,
                    socklen_t *len, char err[PE_NET_ERRLEN])
 {
-	struct addrinfo hints, *res;
-	int rc;
+	struct addrinfo *res;
+	int rc = pe_net_lookup(host, port, &res, err);
 
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		set_err(err, "cannot resolve %s port %s: %s", host, port,
-		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return -EINVAL;
-	}
+	if (rc < 0)
+		return rc;
 	memcpy(addr, res->ai_addr, res->ai_addrlen);
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);
