@@ -79,8 +79,9 @@ void client_cli_usage(FILE *out, const char *program)
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
 "\n"
-"Exit status: 0 when every byte was echoed intact, 1 on a mismatch, an early\n"
-"close, a connect failure, a timeout or any other error, 2 on bad usage.\n",
+"Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
+"message), 1 on a mismatch, an early close, a connect failure, a timeout, a\n"
+"load run that echoed nothing, or any other error, 2 on bad usage.\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_DEFAULT_CONNECTIONS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE,
 		CLIENT_DEFAULT_TIMEOUT_MS / 1000);

@@ -99,7 +99,7 @@ struct lthread {
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
 	_Atomic uint64_t a_opened, a_echoed, a_bytes_echoed, a_errors;
-	uint64_t failed, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
+	uint64_t failed, pending, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
 	uint64_t slots_late, slots_unused; /* rate: see load_result */
 	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
@@ -620,8 +620,13 @@ static void thread_stop(struct lthread *t, int64_t now)
 			t->slots_unused += slots_unused(t, c, cut);
 		c->rate_wait = false;
 		switch (c->state) {
-		case CONN_IDLE:
 		case CONN_CONNECTING:
+			/* The server had not completed it: not an error of its
+			 * own, but the report says so (see load_result). */
+			t->pending++;
+			conn_done(t, c);
+			break;
+		case CONN_IDLE:
 			/* Never got going: not an error, just not needed any more. */
 			conn_done(t, c);
 			break;
@@ -1058,6 +1063,7 @@ static void collect(struct load *L, struct load_result *res)
 
 		res->conns_opened += atomic_load(&t->a_opened);
 		res->conns_failed += t->failed;
+		res->conns_pending += t->pending;
 		res->messages_sent += t->msgs_sent;
 		res->messages_echoed += atomic_load(&t->a_echoed);
 		res->bytes_sent += t->bytes_sent;

@@ -30,6 +30,11 @@ bool client_report_saturated(const struct load_result *r)
 	       (r->busiest >= CLIENT_SATURATED || r->cpu_share >= CLIENT_SATURATED);
 }
 
+bool client_report_ok(const struct load_result *r)
+{
+	return r->errors == 0 && r->messages_echoed > 0;
+}
+
 /* Whole percent, rounded down, so that 89.9% never shows as the 90% that
  * a warning starts at. */
 static int percent(double share)
@@ -51,14 +56,23 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	fprintf(out, "%u thread%s\n", r->threads, r->threads == 1 ? "" : "s");
 	fprintf(out, "duration:    %.3f s%s\n", r->elapsed_s,
 	        r->interrupted ? " (interrupted)" : "");
-	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed, peak %llu open at once\n",
+	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed, ",
 	        (unsigned long long)r->conns_opened, per_second(r->conns_opened, r->elapsed_s),
-	        (unsigned long long)r->conns_failed, (unsigned long long)r->peak_open);
+	        (unsigned long long)r->conns_failed);
+	if (r->conns_pending)
+		fprintf(out, "%llu still connecting at the stop, ",
+		        (unsigned long long)r->conns_pending);
+	fprintf(out, "peak %llu open at once\n", (unsigned long long)r->peak_open);
 	/* Paced churn connections are short and seldom overlap, by design. */
-	if (r->peak_open < cfg->connections && !(cfg->mode == CLIENT_CHURN && cfg->rate))
+	if (r->peak_open < cfg->connections && !(cfg->mode == CLIENT_CHURN && cfg->rate)) {
 		fprintf(out, "warning:     at most %llu of the %lu connections asked for were open at "
-		        "once; the figures are for that many\n", (unsigned long long)r->peak_open,
-		        cfg->connections);
+		        "once", (unsigned long long)r->peak_open, cfg->connections);
+		/* The usual cause: a listen queue that overflows drops SYNs. */
+		if (r->conns_pending)
+			fprintf(out, ", with %llu connect%s unanswered at the stop",
+			        (unsigned long long)r->conns_pending, r->conns_pending == 1 ? "" : "s");
+		fputs("; the figures are for that many\n", out);
+	}
 	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
 	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
 	        per_second(r->messages_echoed, r->elapsed_s));
@@ -100,7 +114,8 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	        (unsigned long long)r->other_errors);
 	if (r->first_error[0])
 		fprintf(out, "first error: %s\n", r->first_error);
-	fprintf(out, "result:      %s\n", r->errors ? "FAILED" : "OK, every echoed byte verified");
+	fprintf(out, "result:      %s\n", r->errors ? "FAILED" : !client_report_ok(r) ?
+	        "FAILED, no message was echoed" : "OK, every echoed byte verified");
 }
 
 /* A JSON string: our messages are text, but escape anything that is not. */
@@ -139,6 +154,7 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	        r->interrupted ? "true" : "false");
 	JU("connections_opened", r->conns_opened);
 	JU("connections_failed", r->conns_failed);
+	JU("connections_pending", r->conns_pending);
 	JU("peak_open", r->peak_open);
 	JU("messages_sent", r->messages_sent);
 	JU("messages_echoed", r->messages_echoed);
@@ -180,7 +196,7 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 		json_string(out, r->first_error);
 	else
 		fputs("null", out);
-	fprintf(out, ",\"ok\":%s}\n", r->errors ? "false" : "true");
+	fprintf(out, ",\"ok\":%s}\n", client_report_ok(r) ? "true" : "false");
 }
 
 bool client_report_progress_wanted(const struct client_config *cfg, FILE *out)

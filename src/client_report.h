@@ -20,6 +20,11 @@
 
 bool client_report_saturated(const struct load_result *r);
 
+/* A run passes when nothing failed and it echoed at least one message: one
+ * that verified no byte at all (every connect still in progress at the
+ * deadline, say) has proved nothing about the server. */
+bool client_report_ok(const struct load_result *r);
+
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r);
 void client_report_json(FILE *out, const struct client_config *cfg, const struct load_result *r);
 

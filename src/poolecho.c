@@ -60,6 +60,15 @@ static int run_load(const struct client_config *cfg)
 		        (unsigned long long)res.errors, res.errors == 1 ? "" : "s", res.first_error);
 		return EXIT_FAILURE;
 	}
+	if (!client_report_ok(&res)) {
+		if (res.conns_pending)
+			fprintf(stderr, "%s: no message was echoed: %llu connect%s still in progress "
+			        "when the run stopped\n", program, (unsigned long long)res.conns_pending,
+			        res.conns_pending == 1 ? " was" : "s were");
+		else
+			fprintf(stderr, "%s: no message was echoed before the run stopped\n", program);
+		return EXIT_FAILURE;
+	}
 	return EXIT_SUCCESS;
 }
 

@@ -1612,6 +1612,45 @@ Test(wrong_server, peak_below_connections_is_warned, .timeout = 60)
 	close(lfd);
 }
 
+/* Connects the server never answered before -d ran out are neither failed
+ * nor opened: the report counts them, and a run that echoed nothing at all
+ * proved nothing, so it fails. */
+Test(wrong_server, a_run_that_echoed_nothing_fails_naming_its_unanswered_connects,
+     .timeout = 60)
+{
+	char port[16];
+	const char *text[] = {"-c", "3", "-d", "0.5", "127.0.0.1", port, NULL};
+	const char *json[] = {"-c", "3", "-d", "0.5", "--json", "127.0.0.1", port, NULL};
+	const char *const *runs[] = {text, json};
+
+	for (size_t i = 0; i < 2; i++) {
+		/* A listener of its own each time: a run's probe keeps the one slot. */
+		int lfd = stuck_listener(port);
+		struct run r;
+
+		run_client(&r, "", 0, runs[i]);
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, "no message was echoed: 3 connects were still in "
+		                          "progress when the run stopped"), "stderr:\n%s", r.err);
+		if (runs[i] == text) {
+			cr_expect_not_null(strstr(r.out, ", 0 failed, 3 still connecting at the stop, "
+			                          "peak 0 open at once\n"), "report:\n%s", r.out);
+			cr_expect_not_null(strstr(r.out, "at most 0 of the 3 connections asked for "
+			                          "were open at once, with 3 connects unanswered "
+			                          "at the stop;"), "report:\n%s", r.out);
+			cr_expect_not_null(strstr(r.out, "\nresult:      FAILED, no message was "
+			                          "echoed\n"), "report:\n%s", r.out);
+		} else {
+			cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+			cr_expect_eq(json_u64(r.out, "connections_pending"), 3, "%s", r.out);
+			cr_expect_eq(json_u64(r.out, "errors"), 0, "%s", r.out);
+			cr_expect_not_null(strstr(r.out, "\"ok\":false"), "%s", r.out);
+		}
+		run_free(&r);
+		close(lfd);
+	}
+}
+
 /* ---- load mode ------------------------------------------------------------- */
 
 /* In churn with a rate, each connection lives for one message, far
@@ -1671,6 +1710,7 @@ Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 64000);
 	cr_expect_eq(json_u64(r.out, "count"), 1000, "one latency sample per message");
 	cr_expect_eq(json_u64(r.out, "errors"), 0);
+	cr_expect_eq(json_u64(r.out, "connections_pending"), 0);
 	cr_expect_not_null(strstr(r.out, "\"ok\":true"));
 	run_free(&r);
 }
