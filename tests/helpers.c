@@ -876,6 +876,74 @@ int th_doc_mentions(const char *relpath, const char *text)
 	return found;
 }
 
+/* Whether LINE (up to its newline) heads an option's entry: in --help and
+ * README's copy, an option at the left margin (continuation lines are
+ * indented further, and may start with an option they refer to); in a man
+ * page, the line after ".TP". */
+static int heads_entry(const char *line, const char *prev)
+{
+	size_t blanks = strspn(line, " ");
+
+	if (prev && strncmp(prev, ".TP\n", 4) == 0)
+		return 1;
+	return blanks <= 6 && line[blanks] == '-' &&
+	       ((line[blanks + 1] >= 'a' && line[blanks + 1] <= 'z') || line[blanks + 1] == '-');
+}
+
+static int ends_entry(const char *line)
+{
+	return line[0] == '\n' || line[0] == '\0' || strncmp(line, ".TP", 3) == 0 ||
+	       strncmp(line, ".SH", 3) == 0 || strncmp(line, ".SS", 3) == 0;
+}
+
+static const char *next_line(const char *line)
+{
+	line += strcspn(line, "\n");
+	return *line ? line + 1 : line;
+}
+
+int th_entry_mentions(const char *text, const char *option, const char *what)
+{
+	const char *line, *prev = NULL, *head = NULL;
+	size_t optlen = strlen(option), span;
+	char *entry;
+	int found;
+
+	for (line = text; *line; prev = line, line = next_line(line)) {
+		if (head && (ends_entry(line) || heads_entry(line, prev)))
+			break;
+		if (!head && heads_entry(line, prev)) {
+			char first[512];
+
+			snprintf(first, sizeof first, "%.*s", (int)strcspn(line, "\n"), line);
+			if (mentions_option(first, option, optlen))
+				head = line;
+		}
+	}
+	if (!head)
+		return -ENOENT;
+	span = (size_t)(line - head);
+	if (!(entry = malloc(span + 1)))
+		return -ENOMEM;
+	memcpy(entry, head, span);
+	entry[span] = '\0';
+	found = strstr(entry, what) != NULL;
+	free(entry);
+	return found;
+}
+
+int th_doc_entry_mentions(const char *relpath, const char *option, const char *what)
+{
+	char *doc = read_doc_plain(relpath);
+	int rc;
+
+	if (!doc)
+		return -errno;
+	rc = th_entry_mentions(doc, option, what);
+	free(doc);
+	return rc;
+}
+
 size_t th_widest_line(const char *text, const char **line)
 {
 	size_t widest = 0;

@@ -406,32 +406,46 @@ Test(daemon, man_page_and_readme_document_every_option)
 }
 
 /* Each range the parser enforces (the bad-usage cases prove them) is
- * stated alike in --help, the man page and the README. */
+ * stated alike in --help, the man page and the README, each in its own
+ * option's entry. */
 Test(daemon, help_man_page_and_readme_state_the_same_ranges)
 {
-	static const char *const ranges[] = {
-		"0 to 65535",     /* -p */
-		"1 to 65536",     /* -w */
-		"1 to 1000000",   /* -q */
-		"1 to 65535",     /* --backlog */
-		"1k to 16m",      /* --buffer-size */
-		"64k to 64m",     /* --stack-size */
-		"0 to 1000000",   /* --busy-poll */
-		"0 to 86400",     /* SECS */
+	static const struct {
+		const char *option, *range;
+	} ranges[] = {
+		{"--port", "0 to 65535"},
+		{"--workers", "1 to 65536"},
+		{"--queue", "1 to 1000000"},
+		{"--backlog", "1 to 65535"},
+		{"--buffer-size", "1k to 16m"},
+		{"--stack-size", "64k to 64m"},
+		{"--busy-poll", "0 to 1000000"},
 	};
+	/* SECS, shared by four options, is stated once after them. */
+	static const char *const secs = "0 to 86400 (a day)";
 	static const char *const docs[] = {"man/poolechod.8", "README"};
 	const char *argv[] = {daemon_path(), "--help", NULL};
 
 	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
 	cr_assert_not_null(proc.out.data);
 	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
-		cr_expect_not_null(strstr(proc.out.data, ranges[i]), "--help lacks '%s'", ranges[i]);
-		for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
-			int rc = th_doc_mentions(docs[d], ranges[i]);
+		int rc = th_entry_mentions(proc.out.data, ranges[i].option, ranges[i].range);
 
-			cr_expect_eq(rc, 1, "%s lacks '%s'%s%s", docs[d], ranges[i], rc < 0 ? ": " : "",
+		cr_expect_eq(rc, 1, "--help's entry for %s lacks '%s'%s", ranges[i].option,
+		             ranges[i].range, rc == -ENOENT ? " (no entry found)" : "");
+		for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+			rc = th_doc_entry_mentions(docs[d], ranges[i].option, ranges[i].range);
+			cr_expect_eq(rc, 1, "%s's entry for %s lacks '%s'%s%s", docs[d],
+			             ranges[i].option, ranges[i].range, rc < 0 ? ": " : "",
 			             rc < 0 ? strerror(-rc) : "");
 		}
+	}
+	cr_expect_not_null(strstr(proc.out.data, secs), "--help lacks '%s'", secs);
+	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+		int rc = th_doc_mentions(docs[d], secs);
+
+		cr_expect_eq(rc, 1, "%s lacks '%s'%s%s", docs[d], secs, rc < 0 ? ": " : "",
+		             rc < 0 ? strerror(-rc) : "");
 	}
 }
 
