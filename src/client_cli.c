@@ -53,20 +53,23 @@ void client_cli_usage(FILE *out, const char *program)
 "or more (the rate may then be the client's limit, not the server's).\n"
 "\n"
 "Load options:\n"
-"  -c, --connections=N   concurrent connections (default %lu)\n"
-"  -n, --messages=N      messages per connection, then stop (default: no limit)\n"
-"  -d, --duration=SECS   stop after SECS seconds, e.g. 2.5\n"
+"  -c, --connections=N   concurrent connections, 1 to %lu (default %lu)\n"
+"  -n, --messages=N      messages per connection, then stop, 1 to %lu\n"
+"                        (default: no limit)\n"
+"  -d, --duration=SECS   stop after SECS seconds, 0.001 to %lu (e.g. 2.5)\n"
 "                        (default %lu without -n)\n"
-"  -s, --size=BYTES      message size, suffix k or M allowed (default %lu)\n"
-"      --pipeline=K      up to K messages in flight per connection (default 1)\n"
+"  -s, --size=BYTES      message size, 1 to 64M, suffix k or M allowed\n"
+"                        (default %lu)\n"
+"      --pipeline=K      up to K messages in flight per connection, 1 to %lu\n"
+"                        (default 1)\n"
 "  -r, --rate=N          N messages (churn: connections) per second per\n"
-"                        connection, on a fixed schedule: one the server\n"
-"                        held up goes as soon as it can, its latency from\n"
-"                        its slot (default: no limit)\n"
+"                        connection, 1 to %lu, on a fixed schedule: one the\n"
+"                        server held up goes as soon as it can, its latency\n"
+"                        from its slot (default: no limit)\n"
 "  -m, --mode=MODE       pingpong: keep connections open (default);\n"
 "                        churn: connect, send one message, read its echo,\n"
 "                        close, repeat\n"
-"  -t, --threads=N       event threads, each with its own epoll set\n"
+"  -t, --threads=N       event threads, each with its own epoll set, 1 to %lu\n"
 "                        (default: one per CPU it may run on, at most one\n"
 "                        per connection)\n"
 "      --json            print the report as one JSON object\n"
@@ -75,15 +78,17 @@ void client_cli_usage(FILE *out, const char *program)
 "Common options:\n"
 "      --timeout=SECS    fail when the server sends nothing for SECS seconds\n"
 "                        while an echo is due, or a connect takes longer;\n"
-"                        0 = wait forever (default %lu)\n"
+"                        0 to %lu, 0 = wait forever (default %lu)\n"
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
 "\n"
 "Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
 "message), 1 on a mismatch, an early close, a connect failure, a timeout, a\n"
 "load run that echoed nothing, or any other error, 2 on bad usage.\n",
-		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_DEFAULT_CONNECTIONS,
-		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE,
+		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
+		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
+		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,
+		CLIENT_MAX_RATE, CLIENT_MAX_THREADS, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_TIMEOUT_MS / 1000);
 }
 
@@ -130,11 +135,11 @@ static int number(int opt, const char *arg, unsigned long min, unsigned long max
 static int seconds(int opt, const char *arg, unsigned long min_ms, unsigned long *out_ms,
                    char *err, size_t errlen)
 {
-	/* A day is far beyond any sensible run, and keeps arithmetic in range. */
-	if (pe_parse_seconds_ms(arg, 86400000ul, out_ms) == 0 && *out_ms >= min_ms)
+	if (pe_parse_seconds_ms(arg, CLIENT_MAX_SECONDS * 1000ul, out_ms) == 0 && *out_ms >= min_ms)
 		return 0;
-	bad(err, errlen, "invalid value '%s' for %s: expected seconds from %s to 86400, "
-	    "with up to three decimals", arg, option_name(opt), min_ms ? "0.001" : "0");
+	bad(err, errlen, "invalid value '%s' for %s: expected seconds from %s to %lu, "
+	    "with up to three decimals", arg, option_name(opt), min_ms ? "0.001" : "0",
+	    CLIENT_MAX_SECONDS);
 	return -EINVAL;
 }
 
@@ -191,7 +196,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 			load = pipeline_set = true;
 			break;
 		case 'r':
-			if (number(opt, optarg, 1, 1000000, &cfg->rate, err, errlen))
+			if (number(opt, optarg, 1, CLIENT_MAX_RATE, &cfg->rate, err, errlen))
 				return CLIENT_CLI_USAGE;
 			load = true;
 			break;

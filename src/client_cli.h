@@ -21,6 +21,10 @@
 #define CLIENT_MAX_SIZE (64ul * 1024 * 1024)
 #define CLIENT_MAX_PIPELINE 4096ul
 #define CLIENT_MAX_THREADS 256ul
+#define CLIENT_MAX_RATE 1000000ul
+/* -d and --timeout: a day is far beyond any sensible run, and keeps the
+ * arithmetic in range. */
+#define CLIENT_MAX_SECONDS 86400ul
 /* -n: 10^12, or what an unsigned long holds where it is 32 bits. */
 #if ULONG_MAX / 1000000ul > 1000000ul
 #define CLIENT_MAX_MESSAGES 1000000000000ul

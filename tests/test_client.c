@@ -1879,8 +1879,8 @@ Test(load, rate_limits_the_pace_of_churn_connects, .timeout = 60)
 /* Arrays, not pointers: Criterion copies parameters into the test process,
  * where the addresses of string literals may differ. */
 struct bad_usage {
-	char args[3][24];
-	char names[24]; /* the message must name this */
+	char args[3][32];
+	char names[32]; /* the message must name this */
 };
 
 ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
@@ -1913,6 +1913,26 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--connections=4", "-xq"}, "unknown option -x"},
 		{{"--js=1"}, "--json takes no value"},
 		{{"--t=1"}, "--threads, --timeout"},
+		/* Each range's top: one past it is refused, stating the range; the
+		 * top itself is taken, so the bad PORT after it is what is named. */
+		{{"--connections=1000001"}, "from 1 to 1000000"},
+		{{"--connections=1000000", "localhost", "70000"}, "PORT"},
+#if CLIENT_MAX_MESSAGES == 1000000000000ul
+		{{"--messages=1000000000001"}, "from 1 to 1000000000000"},
+		{{"--messages=1000000000000", "localhost", "70000"}, "PORT"},
+#endif
+		{{"--duration=86400.001"}, "from 0.001 to 86400"},
+		{{"--duration=86400", "localhost", "70000"}, "PORT"},
+		{{"--size=67108865"}, "from 1 to 64M"},
+		{{"--size=64M", "localhost", "70000"}, "PORT"},
+		{{"--pipeline=4097"}, "from 1 to 4096"},
+		{{"--pipeline=4096", "localhost", "70000"}, "PORT"},
+		{{"--rate=1000001"}, "from 1 to 1000000"},
+		{{"--rate=1000000", "localhost", "70000"}, "PORT"},
+		{{"--threads=257"}, "from 1 to 256"},
+		{{"--threads=256", "localhost", "70000"}, "PORT"},
+		{{"--timeout=86400.001"}, "from 0 to 86400"},
+		{{"--timeout=86400", "localhost", "70000"}, "PORT"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
@@ -2060,6 +2080,46 @@ Test(cli, man_page_and_readme_document_every_option, .timeout = 30)
 		int rc = th_doc_lists_options(r.out, docs[i], missing, sizeof missing);
 		cr_expect_eq(rc, 0, "%s does not mention %s, which --help lists", docs[i],
 		             rc == -ENOENT ? missing : strerror(-rc));
+	}
+	run_free(&r);
+}
+
+/* Each range the parser enforces (the bad-usage cases prove them) is
+ * stated alike in --help, the man page and the README, each in its own
+ * option's entry. */
+Test(cli, help_man_page_and_readme_state_the_same_ranges, .timeout = 30)
+{
+	static const struct {
+		const char *option, *range;
+	} ranges[] = {
+		{"--connections", "1 to 1000000"},
+#if CLIENT_MAX_MESSAGES == 1000000000000ul
+		{"--messages", "1 to 1000000000000"},
+#endif
+		{"--duration", "0.001 to 86400"},
+		{"--size", "1 to 64M"},
+		{"--pipeline", "1 to 4096"},
+		{"--rate", "1 to 1000000"},
+		{"--threads", "1 to 256"},
+		{"--timeout", "0 to 86400"},
+	};
+	static const char *const docs[] = {"man/poolecho.1", "README"};
+	const char *args[] = {"--help", NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+		int rc = th_entry_mentions(r.out, ranges[i].option, ranges[i].range);
+
+		cr_expect_eq(rc, 1, "--help's entry for %s lacks '%s'%s", ranges[i].option,
+		             ranges[i].range, rc == -ENOENT ? " (no entry found)" : "");
+		for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+			rc = th_doc_entry_mentions(docs[d], ranges[i].option, ranges[i].range);
+			cr_expect_eq(rc, 1, "%s's entry for %s lacks '%s'%s%s", docs[d],
+			             ranges[i].option, ranges[i].range, rc < 0 ? ": " : "",
+			             rc < 0 ? strerror(-rc) : "");
+		}
 	}
 	run_free(&r);
 }
