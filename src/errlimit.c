@@ -8,15 +8,15 @@
 
 #include "errlimit.h"
 
-void errlimit_init(struct errlimit *el, int64_t interval)
+void pe_errlimit_init(struct pe_errlimit *el, int64_t interval)
 {
 	memset(el, 0, sizeof *el);
 	el->interval = interval;
 }
 
-static struct errlimit_held take_held(struct errlimit *el, struct errlimit_kind *k)
+static struct pe_errlimit_held take_held(struct pe_errlimit *el, struct pe_errlimit_kind *k)
 {
-	struct errlimit_held h = {.err = k->err, .count = k->held};
+	struct pe_errlimit_held h = {.err = k->err, .count = k->held};
 
 	el->held -= k->held;
 	k->held = 0;
@@ -24,12 +24,12 @@ static struct errlimit_held take_held(struct errlimit *el, struct errlimit_kind 
 }
 
 /* ERR's slot; else a free one, or the one reported longest ago. */
-static struct errlimit_kind *slot_for(struct errlimit *el, int err)
+static struct pe_errlimit_kind *slot_for(struct pe_errlimit *el, int err)
 {
-	struct errlimit_kind *oldest = &el->kinds[0];
+	struct pe_errlimit_kind *oldest = &el->kinds[0];
 
 	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
-		struct errlimit_kind *k = &el->kinds[i];
+		struct pe_errlimit_kind *k = &el->kinds[i];
 
 		if (k->err == err)
 			return k;
@@ -39,9 +39,9 @@ static struct errlimit_kind *slot_for(struct errlimit *el, int err)
 	return oldest;
 }
 
-int errlimit_note(struct errlimit *el, int err, int64_t now, struct errlimit_held *held)
+int pe_errlimit_note(struct pe_errlimit *el, int err, int64_t now, struct pe_errlimit_held *held)
 {
-	struct errlimit_kind *k = slot_for(el, err);
+	struct pe_errlimit_kind *k = slot_for(el, err);
 
 	if (k->err == err && now - k->reported_at < el->interval) {
 		k->held++;
@@ -56,14 +56,14 @@ int errlimit_note(struct errlimit *el, int err, int64_t now, struct errlimit_hel
 	return 1;
 }
 
-int64_t errlimit_due_at(const struct errlimit *el)
+int64_t pe_errlimit_due_at(const struct pe_errlimit *el)
 {
 	int64_t due = -1;
 
-	if (!errlimit_holding(el))
+	if (!pe_errlimit_holding(el))
 		return -1;
 	for (int i = 0; i < ERRLIMIT_KINDS; i++) {
-		const struct errlimit_kind *k = &el->kinds[i];
+		const struct pe_errlimit_kind *k = &el->kinds[i];
 
 		if (k->held && (due < 0 || k->reported_at + el->interval < due))
 			due = k->reported_at + el->interval;
@@ -71,12 +71,12 @@ int64_t errlimit_due_at(const struct errlimit *el)
 	return due;
 }
 
-struct errlimit_held errlimit_due(struct errlimit *el, int64_t now)
+struct pe_errlimit_held pe_errlimit_due(struct pe_errlimit *el, int64_t now)
 {
-	struct errlimit_held none = {0, 0};
+	struct pe_errlimit_held none = {0, 0};
 
-	for (int i = 0; errlimit_holding(el) && i < ERRLIMIT_KINDS; i++) {
-		struct errlimit_kind *k = &el->kinds[i];
+	for (int i = 0; pe_errlimit_holding(el) && i < ERRLIMIT_KINDS; i++) {
+		struct pe_errlimit_kind *k = &el->kinds[i];
 
 		if (k->held && now - k->reported_at >= el->interval) {
 			k->reported_at = now;
@@ -86,9 +86,9 @@ struct errlimit_held errlimit_due(struct errlimit *el, int64_t now)
 	return none;
 }
 
-struct errlimit_held errlimit_flush(struct errlimit *el)
+struct pe_errlimit_held pe_errlimit_flush(struct pe_errlimit *el)
 {
-	struct errlimit_held none = {0, 0};
+	struct pe_errlimit_held none = {0, 0};
 
 	for (int i = 0; i < ERRLIMIT_KINDS; i++)
 		if (el->kinds[i].held)

@@ -15,10 +15,10 @@
 #define ERRLIMIT_KINDS 16
 
 /* Times are >= 0, in any one unit of a monotonic clock, the caller's choice. */
-struct errlimit {
+struct pe_errlimit {
 	int64_t interval;            /* each error is reported at most this often */
 	unsigned long held;          /* the sum of the kinds' counts */
-	struct errlimit_kind {
+	struct pe_errlimit_kind {
 		int err;             /* 0: a free slot */
 		int64_t reported_at; /* when ERR was last reported */
 		unsigned long held;  /* occurrences of ERR since then, not reported */
@@ -26,15 +26,15 @@ struct errlimit {
 };
 
 /* Held-back occurrences of one error, to be reported as a count. */
-struct errlimit_held {
+struct pe_errlimit_held {
 	int err;
 	unsigned long count; /* 0: nothing to report */
 };
 
-void errlimit_init(struct errlimit *el, int64_t interval);
+void pe_errlimit_init(struct pe_errlimit *el, int64_t interval);
 
 /* Whether any count is held back: a check cheap enough for every success. */
-static inline int errlimit_holding(const struct errlimit *el)
+static inline int pe_errlimit_holding(const struct pe_errlimit *el)
 {
 	return el->held != 0;
 }
@@ -43,19 +43,19 @@ static inline int errlimit_holding(const struct errlimit *el)
  * reported now, 0 when it is held back. *HELD is what to report before
  * it: earlier occurrences of ERR itself when its interval is over, or of
  * the error whose place it takes. */
-int errlimit_note(struct errlimit *el, int err, int64_t now, struct errlimit_held *held);
+int pe_errlimit_note(struct pe_errlimit *el, int err, int64_t now, struct pe_errlimit_held *held);
 
 /* When the next count held back is due to be reported (one interval after
  * its error's last report), or -1 when nothing is held back. */
-int64_t errlimit_due_at(const struct errlimit *el);
+int64_t pe_errlimit_due_at(const struct pe_errlimit *el);
 
 /* One count held back that is due at NOW, or a count of 0 when none is;
  * call it until it returns 0. Call it when the failing call succeeds and at
- * errlimit_due_at(): each error's count comes at most once per interval, so
+ * pe_errlimit_due_at(): each error's count comes at most once per interval, so
  * an error that comes and goes cannot flood the log. */
-struct errlimit_held errlimit_due(struct errlimit *el, int64_t now);
+struct pe_errlimit_held pe_errlimit_due(struct pe_errlimit *el, int64_t now);
 
 /* One count still held back, at the end; call it until it returns 0. */
-struct errlimit_held errlimit_flush(struct errlimit *el);
+struct pe_errlimit_held pe_errlimit_flush(struct pe_errlimit *el);
 
 #endif

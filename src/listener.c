@@ -38,7 +38,7 @@ static int64_t now_ms(void)
 }
 
 /* How many accept errors were not logged, named by their own error. */
-static void log_held(pe_server *srv, struct errlimit_held held, const char *then)
+static void log_held(pe_server *srv, struct pe_errlimit_held held, const char *then)
 {
 	if (held.count)
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s: %lu more since the last report%s",
@@ -46,23 +46,23 @@ static void log_held(pe_server *srv, struct errlimit_held held, const char *then
 }
 
 /* Every count that is due (or, at the end, every count left). */
-static void log_due(pe_server *srv, struct errlimit *el, int at_end, const char *then)
+static void log_due(pe_server *srv, struct pe_errlimit *el, int at_end, const char *then)
 {
-	struct errlimit_held held;
+	struct pe_errlimit_held held;
 	int64_t now;
 
-	if (!errlimit_holding(el))
+	if (!pe_errlimit_holding(el))
 		return;
 	now = now_ms();
-	while ((held = at_end ? errlimit_flush(el) : errlimit_due(el, now)).count)
+	while ((held = at_end ? pe_errlimit_flush(el) : pe_errlimit_due(el, now)).count)
 		log_held(srv, held, then);
 }
 
 /* How long the accept loop may sleep before a held count is due: -1 (for
  * ever) when nothing is held back. */
-static int held_timeout_ms(const struct errlimit *el)
+static int held_timeout_ms(const struct pe_errlimit *el)
 {
-	int64_t due = errlimit_due_at(el), left;
+	int64_t due = pe_errlimit_due_at(el), left;
 
 	if (due < 0)
 		return -1;
@@ -71,12 +71,12 @@ static int held_timeout_ms(const struct errlimit *el)
 }
 
 /* Log an accept error, but the same error at most every ERROR_LOG_INTERVAL_MS. */
-static void log_accept_error(pe_server *srv, struct errlimit *el, int err)
+static void log_accept_error(pe_server *srv, struct pe_errlimit *el, int err)
 {
-	struct errlimit_held held;
+	struct pe_errlimit_held held;
 
 	pe_counter_add(&srv->listener.accept_errors, 1);
-	if (!errlimit_note(el, err, now_ms(), &held))
+	if (!pe_errlimit_note(el, err, now_ms(), &held))
 		return;
 	if (held.count && held.err == err) {
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (and %lu more since the last report)",
@@ -153,7 +153,7 @@ static int hand_off(pe_server *srv, int fd)
 /* Wait policy: accept nothing we could not queue, so waiting clients stay
  * in the kernel's backlog, not in our hands. Counts of accept errors held
  * back fall due meanwhile, and are logged on time. 0, or -ESHUTDOWN. */
-static int wait_for_space(pe_server *srv, struct errlimit *el)
+static int wait_for_space(pe_server *srv, struct pe_errlimit *el)
 {
 	int rc;
 
@@ -162,7 +162,7 @@ static int wait_for_space(pe_server *srv, struct errlimit *el)
 	return rc;
 }
 
-static int accept_loop(pe_server *srv, struct errlimit *el)
+static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 {
 	const int one = 1;
 
@@ -226,10 +226,10 @@ static int accept_loop(pe_server *srv, struct errlimit *el)
 
 int pe_listener_run(pe_server *srv)
 {
-	struct errlimit el;
+	struct pe_errlimit el;
 	int rc;
 
-	errlimit_init(&el, ERROR_LOG_INTERVAL_MS);
+	pe_errlimit_init(&el, ERROR_LOG_INTERVAL_MS);
 	rc = accept_loop(srv, &el);
 	log_due(srv, &el, 1, "");
 	return rc;

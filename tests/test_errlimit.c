@@ -12,11 +12,11 @@
 
 #define INTERVAL 10
 
-static struct errlimit el;
+static struct pe_errlimit el;
 
 static void fresh(void)
 {
-	errlimit_init(&el, INTERVAL);
+	pe_errlimit_init(&el, INTERVAL);
 }
 
 TestSuite(errlimit, .init = fresh, .timeout = 10);
@@ -24,9 +24,9 @@ TestSuite(errlimit, .init = fresh, .timeout = 10);
 /* Note ERR at NOW; check whether it is reported and what count comes first. */
 static void expect_note(int err, int64_t now, int reported, int held_err, unsigned long held)
 {
-	struct errlimit_held h = {.err = -1, .count = 12345};
+	struct pe_errlimit_held h = {.err = -1, .count = 12345};
 
-	cr_expect_eq(errlimit_note(&el, err, now, &h), reported, "errno %d at %lld s: reported?",
+	cr_expect_eq(pe_errlimit_note(&el, err, now, &h), reported, "errno %d at %lld s: reported?",
 	             err, (long long)now);
 	cr_expect_eq(h.count, held, "errno %d at %lld s: count %lu, want %lu", err,
 	             (long long)now, h.count, held);
@@ -57,7 +57,7 @@ Test(errlimit, the_first_error_is_reported_even_at_time_zero)
  * error was remembered), and neither's count is reported as the other's. */
 Test(errlimit, alternating_errors_are_each_limited_and_counted)
 {
-	struct errlimit_held h;
+	struct pe_errlimit_held h;
 
 	expect_note(EMFILE, 100, 1, 0, 0);
 	expect_note(ENOBUFS, 100, 1, 0, 0);
@@ -65,14 +65,14 @@ Test(errlimit, alternating_errors_are_each_limited_and_counted)
 		expect_note(EMFILE, t, 0, 0, 0);
 		expect_note(ENOBUFS, t, 0, 0, 0);
 	}
-	cr_expect_eq(errlimit_due_at(&el), 110);
-	h = errlimit_due(&el, 109);
+	cr_expect_eq(pe_errlimit_due_at(&el), 110);
+	h = pe_errlimit_due(&el, 109);
 	cr_expect_eq(h.count, 0, "a count due before its interval is over");
 	expect_note(ENOBUFS, 110, 1, ENOBUFS, 9);
-	h = errlimit_due(&el, 110);
+	h = pe_errlimit_due(&el, 110);
 	cr_expect_eq(h.err, EMFILE);
 	cr_expect_eq(h.count, 9);
-	h = errlimit_due(&el, 110);
+	h = pe_errlimit_due(&el, 110);
 	cr_expect_eq(h.count, 0, "%lu more reported for errno %d", h.count, h.err);
 }
 
@@ -100,9 +100,9 @@ Test(errlimit, a_full_table_of_recurring_errors_stays_limited)
 
 	for (int round = 0; round < 100; round++)
 		for (int e = 1; e <= ERRLIMIT_KINDS; e++) {
-			struct errlimit_held h;
+			struct pe_errlimit_held h;
 
-			reported += (unsigned)errlimit_note(&el, e, 100 + round / 20, &h);
+			reported += (unsigned)pe_errlimit_note(&el, e, 100 + round / 20, &h);
 		}
 	cr_expect_eq(reported, ERRLIMIT_KINDS, "%u reports of %d errors within one interval",
 	             reported, ERRLIMIT_KINDS);
@@ -111,55 +111,55 @@ Test(errlimit, a_full_table_of_recurring_errors_stays_limited)
 /* The listener sleeps until the earliest count is due, not a later one. */
 Test(errlimit, the_earliest_count_is_due_first)
 {
-	struct errlimit_held h;
+	struct pe_errlimit_held h;
 
 	expect_note(EMFILE, 105, 1, 0, 0);
 	expect_note(ENOBUFS, 100, 1, 0, 0);
 	expect_note(EMFILE, 106, 0, 0, 0);
 	expect_note(ENOBUFS, 106, 0, 0, 0);
-	cr_expect_eq(errlimit_due_at(&el), 110, "due at %lld", (long long)errlimit_due_at(&el));
-	h = errlimit_due(&el, 110);
+	cr_expect_eq(pe_errlimit_due_at(&el), 110, "due at %lld", (long long)pe_errlimit_due_at(&el));
+	h = pe_errlimit_due(&el, 110);
 	cr_expect_eq(h.err, ENOBUFS);
 	cr_expect_eq(h.count, 1);
-	cr_expect_eq(errlimit_due_at(&el), 115, "due at %lld", (long long)errlimit_due_at(&el));
+	cr_expect_eq(pe_errlimit_due_at(&el), 115, "due at %lld", (long long)pe_errlimit_due_at(&el));
 }
 
 Test(errlimit, a_held_count_is_due_once_per_interval)
 {
-	struct errlimit_held h;
+	struct pe_errlimit_held h;
 
 	expect_note(EMFILE, 100, 1, 0, 0);
 	expect_note(EMFILE, 101, 0, 0, 0);
-	cr_expect_eq(errlimit_due_at(&el), 100 + INTERVAL);
-	h = errlimit_due(&el, 102);
+	cr_expect_eq(pe_errlimit_due_at(&el), 100 + INTERVAL);
+	h = pe_errlimit_due(&el, 102);
 	cr_expect_eq(h.count, 0, "reported %lu within the interval", h.count);
 	expect_note(EMFILE, 103, 0, 0, 0);
-	h = errlimit_due(&el, 110);
+	h = pe_errlimit_due(&el, 110);
 	cr_expect_eq(h.count, 2);
 	cr_expect_eq(h.err, EMFILE);
-	cr_expect_eq(errlimit_due_at(&el), -1, "due again once reported");
+	cr_expect_eq(pe_errlimit_due_at(&el), -1, "due again once reported");
 	/* Reported at 110: an error that comes and goes stays held until 120. */
 	expect_note(EMFILE, 111, 0, 0, 0);
-	cr_expect_eq(errlimit_due_at(&el), 120);
-	h = errlimit_due(&el, 112);
+	cr_expect_eq(pe_errlimit_due_at(&el), 120);
+	h = pe_errlimit_due(&el, 112);
 	cr_expect_eq(h.count, 0);
 	expect_note(EMFILE, 120, 1, EMFILE, 1);
 }
 
 Test(errlimit, nothing_is_due_while_nothing_is_held)
 {
-	struct errlimit_held h = errlimit_due(&el, 1000);
+	struct pe_errlimit_held h = pe_errlimit_due(&el, 1000);
 
 	cr_expect_eq(h.count, 0);
 	expect_note(EMFILE, 1001, 1, 0, 0);
-	cr_expect_eq(errlimit_due_at(&el), -1, "due with nothing held back");
-	h = errlimit_due(&el, 2000);
+	cr_expect_eq(pe_errlimit_due_at(&el), -1, "due with nothing held back");
+	h = pe_errlimit_due(&el, 2000);
 	cr_expect_eq(h.count, 0, "nothing was held back, yet %lu reported", h.count);
 }
 
 Test(errlimit, flush_reports_what_is_left_once)
 {
-	struct errlimit_held h;
+	struct pe_errlimit_held h;
 	int first = 0;
 
 	expect_note(ENFILE, 50, 1, 0, 0);
@@ -168,12 +168,12 @@ Test(errlimit, flush_reports_what_is_left_once)
 	expect_note(ENOBUFS, 52, 0, 0, 0);
 	expect_note(ENOBUFS, 53, 0, 0, 0);
 	for (int i = 0; i < 2; i++) {
-		h = errlimit_flush(&el);
+		h = pe_errlimit_flush(&el);
 		cr_expect(h.err == ENFILE ? h.count == 1 : h.err == ENOBUFS && h.count == 2,
 		          "flush %d: %lu of errno %d", i, h.count, h.err);
 		cr_expect_neq(h.err, first, "errno %d flushed twice", h.err);
 		first = h.err;
 	}
-	h = errlimit_flush(&el);
+	h = pe_errlimit_flush(&el);
 	cr_expect_eq(h.count, 0, "a count reported twice");
 }
