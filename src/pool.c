@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <poolecho/pool.h>
@@ -96,6 +97,7 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 {
 	struct pe_pool *pool;
 	pthread_attr_t attr;
+	sigset_t all, caller_mask;
 	int rc = 0;
 
 	*out = NULL;
@@ -119,6 +121,12 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 		rc = -pthread_attr_setstacksize(&attr, size);
 	}
 	pool->batch_inherited = rc == 0 && cfg->batch_scheduling && creator_enter_batch();
+	/* Workers inherit a full signal mask: process signals go to the
+	 * application's threads, never into a handler, and splice(2) into a
+	 * socket the peer closed raises SIGPIPE, which a program embedding the
+	 * pool may not ignore. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &caller_mask);
 	for (unsigned i = 0; rc == 0 && i < cfg->workers; i++) {
 		struct worker *w = &pool->workers[i];
 		w->pool = pool;
@@ -127,6 +135,7 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 		if (rc == 0)
 			pool->started++;
 	}
+	pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
 	pthread_attr_destroy(&attr);
 	if (pool->batch_inherited)
 		creator_leave_batch();

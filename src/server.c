@@ -16,7 +16,6 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +50,7 @@ void pe_server_config_init(struct pe_server_config *cfg)
 	cfg->stack_size = PE_DEFAULT_STACK_SIZE;
 	cfg->busy_poll_us = PE_DEFAULT_BUSY_POLL_US;
 	cfg->splice = PE_SPLICE_AUTO;
+	cfg->batch_scheduling = 1;
 	cfg->log_level = PE_LOG_INFO;
 }
 
@@ -285,20 +285,19 @@ static int open_listener(pe_server *srv)
 	return 0;
 }
 
-/* Start the pool with SIGPIPE blocked, so every worker inherits the mask:
- * send(2) has MSG_NOSIGNAL, but splice(2) into a socket the peer closed
- * raises SIGPIPE, and a program embedding the library may not ignore it. */
-static int start_workers(pe_server *srv, const struct pe_pool_config *pc)
+/* Close-on-exec from the start where the system allows: another thread of
+ * the embedding program may fork and exec between pipe(2) and fcntl(2). */
+static int wake_pipe(int fds[2])
 {
-	sigset_t pipe_set, old;
-	int rc;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	rc = pe_pool_start(&srv->pool, pc);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc;
+#ifdef HAVE_PIPE2
+	return pipe2(fds, O_CLOEXEC);
+#else
+	if (pipe(fds) < 0)
+		return -1;
+	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	return 0;
+#endif
 }
 
 int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
@@ -349,12 +348,10 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->echo_policy.busy_poll_max = usable_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;
-	if (pipe(srv->wake) < 0) {
+	if (wake_pipe(srv->wake) < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	fcntl(srv->wake[0], F_SETFD, FD_CLOEXEC);
-	fcntl(srv->wake[1], F_SETFD, FD_CLOEXEC);
 	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);
 	if ((rc = open_listener(srv)) < 0)
 		goto fail;
@@ -363,11 +360,11 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 
 	pc.workers = cfg->workers;
 	pc.stack_size = cfg->stack_size;
-	pc.batch_scheduling = 1;
+	pc.batch_scheduling = cfg->batch_scheduling;
 	pc.queue = srv->queue;
 	pc.handler = serve_connection;
 	pc.ctx = srv;
-	if ((rc = start_workers(srv, &pc)) < 0) {
+	if ((rc = pe_pool_start(&srv->pool, &pc)) < 0) {
 		/* The system refusing a thread (or memory) is the caller's to
 		 * report, in one line with the limits that bind and the setting
 		 * to lower, which only it can name. */

@@ -32,12 +32,14 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 	*out = s;
 }
 
-void pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size)
+size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size)
 {
-	snprintf(buf, size,
+	int n = snprintf(buf, size,
 	         "accepted=%" PRIu64 " rejected=%" PRIu64 " served=%" PRIu64 " dropped=%" PRIu64
 	         " active=%" PRIu64 " queued=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64
 	         " timeouts=%" PRIu64 " accept_errors=%" PRIu64,
 	         s->accepted, s->rejected, s->served, s->dropped, s->active, s->queued, s->bytes_in,
 	         s->bytes_out, s->timeouts, s->accept_errors);
+
+	return n < 0 ? 0 : (size_t)n;
 }

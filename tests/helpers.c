@@ -419,6 +419,24 @@ static pid_t thread_asleep_in_syscall(long nr)
 	return found;
 }
 
+int th_count_threads_with_policy(int policy)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid > 0 && sched_getscheduler(tid) == policy)
+			n++;
+	}
+	closedir(dir);
+	return n;
+}
+
 pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms)
 {
 	int64_t deadline = th_now_ms() + timeout_ms;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct record {
 	atomic_uint worker_mask;     /* which worker indexes handled something */
 	int want_policy;             /* what policy_handler expects */
 	atomic_int wrong_policy;     /* handler calls on a thread with another policy */
+	atomic_int signals_open;     /* handler calls on a thread that takes a signal */
 	atomic_uchar *seen;          /* per item value, when counting items */
 	int items;
 };
@@ -81,6 +83,22 @@ static void barrier_handler(void *ctx, unsigned worker, void *item)
 	if (th_event_wait(&r->arrived, r->workers, WAIT_MS) < 0)
 		atomic_fetch_add(&r->barrier_timeouts, 1);
 	atomic_fetch_sub(&r->running, 1);
+}
+
+/* barrier_handler that also checks that its thread blocks the signals a
+ * process is sent (and SIGPIPE, which splice(2) raises in a worker). */
+static void mask_handler(void *ctx, unsigned worker, void *item)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+	                           SIGPIPE, SIGCHLD, SIGALRM};
+	struct record *r = ctx;
+	sigset_t mask;
+
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		if (!sigismember(&mask, sigs[i]))
+			atomic_fetch_add(&r->signals_open, 1);
+	barrier_handler(ctx, worker, item);
 }
 
 #ifdef SCHED_BATCH
@@ -305,6 +323,63 @@ Test(pool, tiny_stack_size_is_raised_to_the_minimum)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* A pool of W workers each handling one item through a barrier handler
+ * (barrier_handler, or one that checks something and calls it). */
+struct barrier_pool {
+	struct record r;
+	pe_queue *queue;
+	pe_pool *pool;
+	int workers;
+};
+
+static void barrier_pool_start(struct barrier_pool *bp, struct pe_pool_config *cfg)
+{
+	bp->workers = (int)cfg->workers;
+	record_init(&bp->r, cfg->workers, 0);
+	cr_assert_eq(pe_queue_create(&bp->queue, cfg->workers, sizeof(int)), 0);
+	cfg->queue = bp->queue;
+	cfg->ctx = &bp->r;
+	cr_assert_eq(pe_pool_start(&bp->pool, cfg), 0);
+}
+
+/* One item per worker (the barrier makes each of them take one), then
+ * close, join and free. The record's counts stay readable in BP->r. */
+static void barrier_pool_finish(struct barrier_pool *bp)
+{
+	struct joiner j;
+
+	for (int i = 0; i < bp->workers; i++)
+		cr_assert_eq(pe_queue_push(bp->queue, &i), 0);
+	cr_assert_eq(th_event_wait(&bp->r.arrived, (unsigned)bp->workers, 3 * WAIT_MS), 0,
+	             "not every item was handled");
+	pe_queue_close(bp->queue);
+	join_start(&j, bp->pool);
+	join_finish(&j);
+	cr_expect_eq(atomic_load(&bp->r.barrier_timeouts), 0, "the workers did not all take part");
+	pe_queue_destroy(bp->queue);
+	record_free(&bp->r);
+}
+
+/* Workers block every signal even when their creator blocks none, and
+ * the creator's own mask is left as it was. */
+Test(pool, workers_block_every_signal_and_the_creator_keeps_its_mask)
+{
+	struct pe_pool_config cfg = {.workers = 3, .handler = mask_handler};
+	struct barrier_pool bp;
+	sigset_t none, after;
+
+	sigemptyset(&none);
+	cr_assert_eq(pthread_sigmask(SIG_SETMASK, &none, NULL), 0);
+	barrier_pool_start(&bp, &cfg);
+	pthread_sigmask(SIG_BLOCK, NULL, &after);
+	cr_expect_eq(sigismember(&after, SIGTERM) + sigismember(&after, SIGPIPE), 0,
+	             "the creator's mask changed");
+	barrier_pool_finish(&bp);
+	cr_expect_eq(atomic_load(&bp.r.signals_open), 0, "%d signals not blocked, summed over %d "
+	             "workers", atomic_load(&bp.r.signals_open), bp.workers);
+	TH_ASSERT_NO_LEAKS();
+}
+
 #ifdef SCHED_BATCH
 /* Workers must run as SCHED_BATCH when asked, and keep their creator's
  * policy when not. The pool gets there by switching a SCHED_OTHER creator
@@ -312,35 +387,18 @@ Test(pool, tiny_stack_size_is_raised_to_the_minimum)
  * POLICY is the creator's before the start. */
 static void check_worker_and_creator_policy(int policy, int batch, int want_worker)
 {
-	enum { W = 4 };
 	struct sched_param sp = {.sched_priority = 0};
-	struct pe_pool_config cfg = {.workers = W, .batch_scheduling = batch, .handler = policy_handler};
-	struct record r;
-	pe_queue *queue;
-	pe_pool *pool = NULL;
-	struct joiner j;
+	struct pe_pool_config cfg = {.workers = 4, .batch_scheduling = batch, .handler = policy_handler};
+	struct barrier_pool bp;
 
 	cr_assert_eq(sched_setscheduler(0, policy, &sp), 0, "sched_setscheduler: %s", strerror(errno));
-	record_init(&r, W, 0);
-	r.want_policy = want_worker;
-	cr_assert_eq(pe_queue_create(&queue, W, sizeof(int)), 0);
-	cfg.queue = queue;
-	cfg.ctx = &r;
-	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
+	barrier_pool_start(&bp, &cfg);
+	bp.r.want_policy = want_worker;
 	cr_expect_eq(sched_getscheduler(0), policy, "the creating thread's policy changed: %#x, was %#x",
 	             (unsigned)sched_getscheduler(0), (unsigned)policy);
-	for (int i = 0; i < W; i++)
-		cr_assert_eq(pe_queue_push(queue, &i), 0);
-	/* The barrier makes each of the W workers take one item. */
-	cr_assert_eq(th_event_wait(&r.arrived, W, 3 * WAIT_MS), 0, "not every item was handled");
-	pe_queue_close(queue);
-	join_start(&j, pool);
-	join_finish(&j);
-	cr_expect_eq(atomic_load(&r.barrier_timeouts), 0, "the workers did not all take part");
-	cr_expect_eq(atomic_load(&r.wrong_policy), 0, "%d of %d workers did not run with policy %d",
-	             atomic_load(&r.wrong_policy), W, want_worker);
-	pe_queue_destroy(queue);
-	record_free(&r);
+	barrier_pool_finish(&bp);
+	cr_expect_eq(atomic_load(&bp.r.wrong_policy), 0, "%d of %d workers did not run with policy %d",
+	             atomic_load(&bp.r.wrong_policy), bp.workers, want_worker);
 	sched_setscheduler(0, SCHED_OTHER, &sp); /* for a run with --no-fork */
 	TH_ASSERT_NO_LEAKS();
 }

@@ -757,6 +757,95 @@ Test(server, busy_polling_counts_only_the_cpus_the_server_may_use)
 #endif
 }
 
+/* The stats line says, as snprintf does, how long it needed to be, and
+ * PE_STATS_LINE_MAX holds the longest there can be. */
+Test(server, the_stats_line_returns_its_length_and_fits_pe_stats_line_max)
+{
+	struct pe_server_stats s;
+	char line[PE_STATS_LINE_MAX], small[16];
+	size_t need;
+
+	memset(&s, 0xff, sizeof s); /* every counter at UINT64_MAX: the longest line */
+	need = pe_server_stats_format(&s, line, sizeof line);
+	cr_expect_eq(need, strlen(line), "returned %zu for a line of %zu", need, strlen(line));
+	cr_expect_lt(need, sizeof line, "the longest line needs %zu bytes", need + 1);
+	cr_expect_not_null(strstr(line, "accept_errors=18446744073709551615"), "%s", line);
+	cr_expect_eq(pe_server_stats_format(&s, small, sizeof small), need,
+	             "a short buffer must not change what is returned");
+	cr_expect_eq(strlen(small), sizeof small - 1, "cut line: '%s'", small);
+	cr_expect_eq(strncmp(small, line, sizeof small - 1), 0, "cut line: '%s'", small);
+}
+
+/* A log callback that calls back into the server, as server.h allows: the
+ * stats on a new connection, a stop when the client closes. */
+static atomic_int reentrant_stats, reentrant_stops;
+
+static void reentrant_log(void *ctx, enum pe_log_level level, const char *message)
+{
+	struct tf_server *t = ctx;
+	struct pe_server_stats s;
+
+	(void)level;
+	if (strstr(message, "connection from")) {
+		pe_server_stats(t->srv, &s);
+		if (s.accepted >= 1)
+			atomic_fetch_add(&reentrant_stats, 1);
+	} else if (strstr(message, "closed by client")) {
+		pe_server_stop(t->srv);
+		atomic_fetch_add(&reentrant_stops, 1);
+	}
+}
+
+Test(server, the_log_callback_may_read_the_stats_and_stop_the_server)
+{
+	struct pe_server_config cfg;
+	int fd;
+
+	tf_config(&cfg, 2, 2);
+	cfg.log = reentrant_log;
+	cfg.log_ctx = &ts;
+	cfg.log_level = PE_LOG_DEBUG;
+	start_server(&cfg);
+	fd = client();
+	round_trip(fd, 100, 7);
+	finish_client(fd);
+	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "pe_server_run did not return after the callback's stop");
+	cr_expect_eq(atomic_load(&reentrant_stats), 1);
+	cr_expect_eq(atomic_load(&reentrant_stops), 1);
+	stop_server_and_check(0);
+}
+
+/* Workers run as SCHED_BATCH by default; an embedding program that sets
+ * batch_scheduling to 0 gets threads whose policy nobody touched. */
+Test(server, batch_scheduling_0_leaves_every_thread_s_policy_alone)
+{
+#ifdef SCHED_BATCH
+	struct pe_server_config cfg;
+	int64_t deadline;
+	int batch;
+
+	cr_assert_eq(th_count_threads_with_policy(SCHED_BATCH), 0, "a thread ran SCHED_BATCH before");
+	tf_config(&cfg, 3, 4);
+	cr_expect_eq(cfg.batch_scheduling, 1, "SCHED_BATCH is not the default");
+	start_server(&cfg);
+	/* A worker that could not inherit the policy switches itself first thing. */
+	deadline = th_now_ms() + IO_MS;
+	while ((batch = th_count_threads_with_policy(SCHED_BATCH)) < 3 && th_now_ms() < deadline)
+		sched_yield();
+	cr_expect_eq(batch, 3, "%d threads run as SCHED_BATCH, not the 3 workers", batch);
+	stop_server_and_check(0);
+
+	tf_config(&cfg, 3, 4);
+	cfg.batch_scheduling = 0;
+	start_server(&cfg);
+	cr_expect_eq(th_count_threads_with_policy(SCHED_BATCH), 0,
+	             "batch_scheduling 0, yet a thread runs as SCHED_BATCH");
+	stop_server_and_check(0);
+#else
+	cr_skip_test("this system has no SCHED_BATCH");
+#endif
+}
+
 /* A spinning worker gives the CPU up as soon as more clients connect than
  * there are CPUs: it must not spin out its time while their workers wait. */
 Test(server, a_spinning_worker_sleeps_once_more_clients_connect)

@@ -38,7 +38,7 @@ enum pe_splice {
 	PE_SPLICE_ALWAYS,  /* splice every bulk stream */
 	PE_SPLICE_AUTO     /* splice while busy polling is on and no more connections are
 	                      open than there are CPUs the server may use, copy otherwise:
-	                      the faster of the two in bench/RESULTS.md */
+	                      the faster of the two in poolecho's benchmarks */
 };
 
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
@@ -48,7 +48,9 @@ enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 typedef void pe_log_fn(void *ctx, enum pe_log_level level, const char *message);
 
 struct pe_server_config {
-	const char *bind_address;  /* numeric address or host name; NULL = all (:: dual-stack, else 0.0.0.0) */
+	const char *bind_address;  /* numeric address or host name; NULL = all (:: dual-stack, else
+	                              0.0.0.0): reachable from other hosts, so a test wants
+	                              "127.0.0.1" or "::1", with port 0 */
 	unsigned port;             /* 0 = any free port; see pe_server_port() */
 	unsigned workers;          /* worker threads, >= 1 */
 	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1 */
@@ -66,6 +68,12 @@ struct pe_server_config {
 	                              until it hurries); 0 = never spin. At most a sixteenth of
 	                              the idle timeout: see pe_server_busy_poll_us() */
 	enum pe_splice splice;     /* default PE_SPLICE_AUTO */
+	int batch_scheduling;      /* Linux: workers run as SCHED_BATCH, so a woken worker does
+	                              not preempt a running one (a context switch saved per
+	                              message); default 1. A SCHED_OTHER caller of
+	                              pe_server_create() runs as SCHED_BATCH while it creates
+	                              them, then as before (see pe_pool_config); 0 leaves every
+	                              thread's policy alone */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
 	enum pe_log_level log_level; /* events above this level are not even formatted */
@@ -85,7 +93,8 @@ struct pe_server_config {
 
 PE_API void pe_server_config_init(struct pe_server_config *cfg);
 
-/* Bind, listen and start the workers. -EINVAL for a bad setting, the
+/* Bind, listen and start the workers. -EINVAL for a bad setting (a
+ * bind_address that does not resolve included: the log says why), the
  * errno of socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM when the
  * workers' buffers cannot be reserved, -EAGAIN when the system refused a
  * worker thread; these last two are not logged, as the caller knows which
@@ -97,18 +106,24 @@ PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
  * hold a silent client past it. */
 PE_API unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg);
 
-/* The bound address and port (the real port after port 0). */
+/* The bound address and port (the real port after port 0). ADDR receives
+ * the address and *LEN its length; always returns 0. */
 PE_API int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len);
 PE_API unsigned pe_server_port(const pe_server *srv);
 
 /* Accept until stopped, then wait up to grace_ms for open and queued
  * connections to finish, close the rest and join every worker. Returns 0,
- * or a negative errno if accepting failed for good. Call once. */
+ * or a negative errno if accepting failed for good. Call once; after a stop
+ * made before it, it returns at once. It runs on the calling thread, which
+ * should block the signals the program handles elsewhere (the workers block
+ * every signal: see pe_pool_start()). */
 PE_API int pe_server_run(pe_server *srv);
 
 /* Ask pe_server_run() to stop accepting and begin the grace period.
- * Thread-safe, idempotent; not async-signal-safe (call it from a sigwait
- * thread, not a signal handler). */
+ * Thread-safe (the log callback may call it), idempotent; not
+ * async-signal-safe: block the stop signals in every thread before
+ * pe_server_create() and take them with sigwait(3) or a signalfd on a
+ * thread of your own that then calls this, as poolechod does. */
 PE_API void pe_server_stop(pe_server *srv);
 
 /* Like pe_server_stop() but with no grace: open connections are closed now. */
@@ -117,7 +132,9 @@ PE_API void pe_server_stop_now(pe_server *srv);
 struct pe_server_stats {
 	uint64_t accepted;   /* connections accepted */
 	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT */
-	uint64_t served;     /* connections a worker echoed until they ended */
+	uint64_t served;     /* connections a worker took and echoed until they ended,
+	                        or until pe_server_stop_now() or the end of the grace
+	                        period closed them */
 	uint64_t dropped;    /* accepted but closed unserved by a stop;
 	                        once idle, accepted = rejected + served + dropped */
 	uint64_t active;     /* connections being echoed now */
@@ -128,11 +145,18 @@ struct pe_server_stats {
 	uint64_t accept_errors;
 };
 
-/* Counters are per worker and summed here, so the echo path takes no shared lock. */
+/* Counters are per worker and summed here, so the echo path takes no shared
+ * lock. Safe while the server runs, from any thread (the log callback too);
+ * each counter is read on its own, so a snapshot taken while connections
+ * come and go need not add up as the identity above says. */
 PE_API void pe_server_stats(pe_server *srv, struct pe_server_stats *out);
 
-/* Format S as one line ("accepted=... rejected=..."): the form poolechod logs. */
-PE_API void pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size);
+/* Format S as one line ("accepted=... rejected=..."): the form poolechod
+ * logs. Like snprintf(3): at most SIZE bytes with the NUL, and the length
+ * the whole line needs is returned, so a result >= SIZE means it was cut.
+ * PE_STATS_LINE_MAX bytes always hold it. */
+#define PE_STATS_LINE_MAX 300
+PE_API size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size);
 
 /* Free everything. Call after pe_server_run() returned (or instead of it),
  * and after every pe_server_stop()/pe_server_stop_now() call made on another
