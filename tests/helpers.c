@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -894,16 +895,17 @@ int th_doc_mentions(const char *relpath, const char *text)
 	return found;
 }
 
-/* Whether LINE (up to its newline) heads an option's entry: in --help and
- * README's copy, an option at the left margin (continuation lines are
- * indented further, and may start with an option they refer to); in a man
- * page, the line after ".TP". */
-static int heads_entry(const char *line, const char *prev)
+/* Whether LINE (up to its newline) heads an option's entry: in a man page
+ * only the line after ".TP" (a text line may start with an option once
+ * its font escapes are gone); elsewhere an option at the left margin
+ * (continuation lines are indented further, and may start with an option
+ * they refer to). */
+static int heads_entry(const char *line, const char *prev, int man)
 {
 	size_t blanks = strspn(line, " ");
 
-	if (prev && strncmp(prev, ".TP\n", 4) == 0)
-		return 1;
+	if (man)
+		return prev && strncmp(prev, ".TP\n", 4) == 0;
 	return blanks <= 6 && line[blanks] == '-' &&
 	       ((line[blanks + 1] >= 'a' && line[blanks + 1] <= 'z') || line[blanks + 1] == '-');
 }
@@ -920,17 +922,33 @@ static const char *next_line(const char *line)
 	return *line ? line + 1 : line;
 }
 
+/* Whether TEXT holds WHAT as a whole: "1 to 256" is not in "1 to 2560" nor
+ * "11 to 256", nor "0 to 9" in "0.0 to 9". */
+static int holds_whole(const char *text, const char *what)
+{
+	size_t len = strlen(what);
+
+	for (const char *p = text; (p = strstr(p, what)); p++) {
+		char before = p > text ? p[-1] : ' ', after = p[len];
+
+		if (!isdigit((unsigned char)before) && before != '.' && !isalnum((unsigned char)after))
+			return 1;
+	}
+	return 0;
+}
+
 int th_entry_mentions(const char *text, const char *option, const char *what)
 {
+	int man = strncmp(text, ".TH ", 4) == 0 || strstr(text, "\n.TH ") != NULL;
 	const char *line, *prev = NULL, *head = NULL;
 	size_t optlen = strlen(option), span;
 	char *entry;
 	int found;
 
 	for (line = text; *line; prev = line, line = next_line(line)) {
-		if (head && (ends_entry(line) || heads_entry(line, prev)))
+		if (head && (ends_entry(line) || heads_entry(line, prev, man)))
 			break;
-		if (!head && heads_entry(line, prev)) {
+		if (!head && heads_entry(line, prev, man)) {
 			char first[512];
 
 			snprintf(first, sizeof first, "%.*s", (int)strcspn(line, "\n"), line);
@@ -945,7 +963,7 @@ int th_entry_mentions(const char *text, const char *option, const char *what)
 		return -ENOMEM;
 	memcpy(entry, head, span);
 	entry[span] = '\0';
-	found = strstr(entry, what) != NULL;
+	found = holds_whole(entry, what);
 	free(entry);
 	return found;
 }

@@ -189,11 +189,12 @@ int th_doc_lists_options(const char *help, const char *relpath, char *missing, s
  * contains TEXT; 0 when not; a negative errno when it cannot be read. */
 int th_doc_mentions(const char *relpath, const char *text);
 
-/* 1 when the entry documenting OPTION ("--workers") in TEXT contains WHAT;
- * 0 when not; -ENOENT when no entry names OPTION. An entry runs from the
- * line that names the option at the left margin (--help, README's copy of
- * it) or after ".TP" (a man page, as read by th_doc_lists_options) to the
- * next such line, a blank line, or a ".TP", ".SH" or ".SS". */
+/* 1 when the entry documenting OPTION ("--workers") in TEXT contains WHAT
+ * as a whole (no digit or '.' before it, no letter or digit after); 0 when
+ * not; -ENOENT when no entry names OPTION. An entry runs from the line that
+ * names the option at the left margin (--help, README's copy of it), or in
+ * a man page (as read by th_doc_lists_options) the line after ".TP", to
+ * the next such line, a blank line, or a ".TP", ".SH" or ".SS". */
 int th_entry_mentions(const char *text, const char *option, const char *what);
 
 /* th_entry_mentions over the file $TOP_SRCDIR/RELPATH, or a negative errno
