@@ -31,7 +31,7 @@ struct load_result {
 	double elapsed_s;
 	uint64_t conns_opened;    /* connections established */
 	uint64_t conns_failed;    /* connect() failures */
-	uint64_t conns_pending;   /* connects still in progress when the run stopped */
+	uint64_t conns_pending;   /* connections whose first connect was unanswered at the stop */
 	uint64_t peak_open;       /* the most connections established at once */
 	uint64_t messages_sent;   /* messages written out whole */
 	uint64_t messages_echoed; /* messages whose whole echo came back intact */

@@ -67,10 +67,9 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	if (r->peak_open < cfg->connections && !(cfg->mode == CLIENT_CHURN && cfg->rate)) {
 		fprintf(out, "warning:     at most %llu of the %lu connections asked for were open at "
 		        "once", (unsigned long long)r->peak_open, cfg->connections);
-		/* The usual cause: a listen queue that overflows drops SYNs. */
 		if (r->conns_pending)
-			fprintf(out, ", with %llu connect%s unanswered at the stop",
-			        (unsigned long long)r->conns_pending, r->conns_pending == 1 ? "" : "s");
+			fprintf(out, ", and %llu %s still connecting at the stop",
+			        (unsigned long long)r->conns_pending, r->conns_pending == 1 ? "was" : "were");
 		fputs("; the figures are for that many\n", out);
 	}
 	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
