@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <poolecho/server.h>
+#include <poolecho/version.h>
 
 #include "echo.h"
 #include "helpers.h"
@@ -755,6 +756,18 @@ Test(server, busy_polling_counts_only_the_cpus_the_server_may_use)
 #else
 	cr_skip_test("this system has no sched_getaffinity(2)");
 #endif
+}
+
+/* The header, the library and configure.ac name one version. */
+Test(server, the_version_macros_and_pe_version_agree_with_the_package)
+{
+	char parts[32];
+
+	cr_expect_str_eq(pe_version(), PACKAGE_VERSION);
+	cr_expect_str_eq(PE_VERSION_STRING, PACKAGE_VERSION);
+	snprintf(parts, sizeof parts, "%d.%d.%d", PE_VERSION_MAJOR, PE_VERSION_MINOR,
+	         PE_VERSION_PATCH);
+	cr_expect_str_eq(parts, PACKAGE_VERSION);
 }
 
 /* The stats line says, as snprintf does, how long it needed to be, and
