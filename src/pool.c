@@ -67,6 +67,9 @@ static void creator_leave_batch(void)
 	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
 }
 
+/* Raised by the thread's own fault, for that thread alone. */
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -124,8 +127,12 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 	/* Workers inherit a full signal mask: process signals go to the
 	 * application's threads, never into a handler, and splice(2) into a
 	 * socket the peer closed raises SIGPIPE, which a program embedding the
-	 * pool may not ignore. */
+	 * pool may not ignore. A fault stays open: blocked, the kernel would
+	 * kill the process with it, past the program's crash handler and a
+	 * sanitizer's report. */
 	sigfillset(&all);
+	for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
+		sigdelset(&all, fault_signals[i]);
 	pthread_sigmask(SIG_SETMASK, &all, &caller_mask);
 	for (unsigned i = 0; rc == 0 && i < cfg->workers; i++) {
 		struct worker *w = &pool->workers[i];

@@ -396,8 +396,11 @@ unsigned pe_server_port(const pe_server *srv)
 
 static void request_stop(pe_server *srv, int now)
 {
+	int first;
+
 	pthread_mutex_lock(&srv->lock);
-	if (!srv->stopping) {
+	first = !srv->stopping;
+	if (first) {
 		srv->stopping = 1;
 		clock_gettime(CLOCK_MONOTONIC, &srv->stop_time);
 	}
@@ -406,8 +409,10 @@ static void request_stop(pe_server *srv, int now)
 	pthread_cond_broadcast(&srv->drained);
 	pthread_mutex_unlock(&srv->lock);
 	atomic_store(&srv->stop_requested, 1);
-	/* The pipe wakes a poll(2); closing the queue wakes a wait for space. */
-	if (write(srv->wake[1], "", 1) < 0 && errno != EAGAIN)
+	/* The pipe wakes a poll(2); closing the queue wakes a wait for space.
+	 * Said once: a log callback that stops the server on this line must
+	 * not recurse. */
+	if (write(srv->wake[1], "", 1) < 0 && errno != EAGAIN && first)
 		pe_server_logf(srv, PE_LOG_WARN, "stop: cannot wake the accept loop: %s",
 		               strerror(errno));
 	pe_queue_close(srv->queue);

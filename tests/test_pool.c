@@ -37,6 +37,7 @@ struct record {
 	int want_policy;             /* what policy_handler expects */
 	atomic_int wrong_policy;     /* handler calls on a thread with another policy */
 	atomic_int signals_open;     /* handler calls on a thread that takes a signal */
+	atomic_int faults_blocked;   /* ... or that blocks a fault's signal */
 	atomic_uchar *seen;          /* per item value, when counting items */
 	int items;
 };
@@ -86,11 +87,13 @@ static void barrier_handler(void *ctx, unsigned worker, void *item)
 }
 
 /* barrier_handler that also checks that its thread blocks the signals a
- * process is sent (and SIGPIPE, which splice(2) raises in a worker). */
+ * process is sent (and SIGPIPE, which splice(2) raises in a worker), but
+ * not those of a fault, which must reach a crash handler. */
 static void mask_handler(void *ctx, unsigned worker, void *item)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
 	                           SIGPIPE, SIGCHLD, SIGALRM};
+	static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
 	struct record *r = ctx;
 	sigset_t mask;
 
@@ -98,6 +101,9 @@ static void mask_handler(void *ctx, unsigned worker, void *item)
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		if (!sigismember(&mask, sigs[i]))
 			atomic_fetch_add(&r->signals_open, 1);
+	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+		if (sigismember(&mask, faults[i]))
+			atomic_fetch_add(&r->faults_blocked, 1);
 	barrier_handler(ctx, worker, item);
 }
 
@@ -360,9 +366,9 @@ static void barrier_pool_finish(struct barrier_pool *bp)
 	record_free(&bp->r);
 }
 
-/* Workers block every signal even when their creator blocks none, and
- * the creator's own mask is left as it was. */
-Test(pool, workers_block_every_signal_and_the_creator_keeps_its_mask)
+/* Workers block every signal but a fault's even when their creator blocks
+ * none, and the creator's own mask is left as it was. */
+Test(pool, workers_block_every_signal_but_a_fault_s_and_the_creator_keeps_its_mask)
 {
 	struct pe_pool_config cfg = {.workers = 3, .handler = mask_handler};
 	struct barrier_pool bp;
@@ -377,6 +383,8 @@ Test(pool, workers_block_every_signal_and_the_creator_keeps_its_mask)
 	barrier_pool_finish(&bp);
 	cr_expect_eq(atomic_load(&bp.r.signals_open), 0, "%d signals not blocked, summed over %d "
 	             "workers", atomic_load(&bp.r.signals_open), bp.workers);
+	cr_expect_eq(atomic_load(&bp.r.faults_blocked), 0, "%d fault signals blocked, summed over "
+	             "%d workers", atomic_load(&bp.r.faults_blocked), bp.workers);
 	TH_ASSERT_NO_LEAKS();
 }
 

@@ -35,9 +35,11 @@ struct pe_pool_config {
 	void *ctx;               /* passed to the handler */
 };
 
-/* Start every worker. Workers run with every signal blocked, whatever the
+/* Start every worker. Workers run with every signal blocked but those of a
+ * fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), whatever the
  * caller's mask: a process-directed signal goes to one of the application's
- * own threads, and SIGPIPE raised in a worker is never delivered. 0, -EINVAL (no workers, queue or handler) or -ENOMEM,
+ * own threads, SIGPIPE raised in a worker is never delivered, and a crash
+ * in a handler still reaches the program's crash handler. 0, -EINVAL (no workers, queue or handler) or -ENOMEM,
  * which leave the queue as it was, or -EAGAIN when the system refuses a
  * thread: then the workers already started are stopped again, which closes
  * the queue. */
