@@ -13,7 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <pthread.h> /* pthread_sigmask */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,15 +22,6 @@
 
 #include <poolecho/server.h>
 #include <poolecho/version.h>
-
-static void *serve(void *srv)
-{
-	int rc = pe_server_run(srv);
-
-	if (rc < 0)
-		fprintf(stderr, "pe_server_run: %s\n", strerror(-rc));
-	return NULL;
-}
 
 /* Send MSG to the server on PORT and check that it comes back whole. */
 static int echo_once(unsigned port, const char *msg)
@@ -68,7 +59,6 @@ int main(void)
 	struct pe_server_stats stats;
 	char line[PE_STATS_LINE_MAX];
 	pe_server *srv;
-	pthread_t thread;
 	sigset_t stop_signals;
 	int rc, ok;
 
@@ -87,14 +77,17 @@ int main(void)
 		fprintf(stderr, "embed_example: pe_server_create: %s\n", strerror(-rc));
 		return 1;
 	}
-	if ((rc = pthread_create(&thread, NULL, serve, srv)) != 0) {
-		fprintf(stderr, "embed_example: pthread_create: %s\n", strerror(rc));
+	if ((rc = pe_server_start(srv)) < 0) {
+		fprintf(stderr, "embed_example: pe_server_start: %s\n", strerror(-rc));
 		pe_server_destroy(srv);
 		return 1;
 	}
 	ok = echo_once(pe_server_port(srv), "hello, echo\n") == 0;
 	pe_server_stop(srv);
-	pthread_join(thread, NULL);
+	if ((rc = pe_server_wait(srv)) < 0) {
+		fprintf(stderr, "embed_example: the run failed: %s\n", strerror(-rc));
+		ok = 0;
+	}
 	pe_server_stats(srv, &stats);
 	pe_server_stats_format(&stats, line, sizeof line);
 	printf("libpoolecho %s (built against %s), port %u: %s\n%s\n", pe_version(),

@@ -9,10 +9,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 
 #include <poolecho/pool.h>
+
+#include "quiet_thread.h"
 
 struct worker {
 	pthread_t thread;
@@ -67,9 +68,6 @@ static void creator_leave_batch(void)
 	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
 }
 
-/* Raised by the thread's own fault, for that thread alone. */
-static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -100,7 +98,7 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 {
 	struct pe_pool *pool;
 	pthread_attr_t attr;
-	sigset_t all, caller_mask;
+	sigset_t caller_mask;
 	int rc = 0;
 
 	*out = NULL;
@@ -124,16 +122,11 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 		rc = -pthread_attr_setstacksize(&attr, size);
 	}
 	pool->batch_inherited = rc == 0 && cfg->batch_scheduling && creator_enter_batch();
-	/* Workers inherit a full signal mask: process signals go to the
-	 * application's threads, never into a handler, and splice(2) into a
-	 * socket the peer closed raises SIGPIPE, which a program embedding the
-	 * pool may not ignore. A fault stays open: blocked, the kernel would
-	 * kill the process with it, past the program's crash handler and a
-	 * sanitizer's report. */
-	sigfillset(&all);
-	for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
-		sigdelset(&all, fault_signals[i]);
-	pthread_sigmask(SIG_SETMASK, &all, &caller_mask);
+	/* Workers inherit the mask: process signals go to the application's
+	 * threads, never into a handler, and splice(2) into a socket the peer
+	 * closed raises SIGPIPE, which a program embedding the pool may not
+	 * ignore. */
+	pe_quiet_signals(&caller_mask);
 	for (unsigned i = 0; rc == 0 && i < cfg->workers; i++) {
 		struct worker *w = &pool->workers[i];
 		w->pool = pool;

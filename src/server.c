@@ -29,6 +29,7 @@
 #include "log.h"
 #include "monotonic.h"
 #include "net.h"
+#include "quiet_thread.h"
 #include "server_internal.h"
 
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
@@ -491,10 +492,48 @@ int pe_server_run(pe_server *srv)
 	return rc;
 }
 
+static void *run_main(void *arg)
+{
+	pe_server *srv = arg;
+
+	srv->run_rc = pe_server_run(srv);
+	return NULL;
+}
+
+int pe_server_start(pe_server *srv)
+{
+	sigset_t old;
+	int rc;
+
+	if (srv->run_started)
+		return -EALREADY;
+	pe_quiet_signals(&old);
+	rc = pthread_create(&srv->run_thread, NULL, run_main, srv);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return -rc;
+	srv->run_started = 1;
+	return 0;
+}
+
+int pe_server_wait(pe_server *srv)
+{
+	if (!srv->run_started)
+		return -EINVAL;
+	pthread_join(srv->run_thread, NULL);
+	srv->run_started = 0;
+	return srv->run_rc;
+}
+
 void pe_server_destroy(pe_server *srv)
 {
 	if (!srv)
 		return;
+	if (srv->run_started) {
+		/* Started and never waited for: end the run as a hard stop would. */
+		request_stop(srv, 1);
+		pe_server_wait(srv);
+	}
 	if (srv->pool) {
 		request_stop(srv, 1);
 		shut_down(srv);

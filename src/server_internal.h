@@ -49,6 +49,9 @@ struct pe_server {
 	int stopping, stop_now, hard_stop;
 	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
 	atomic_int stop_requested;           /* read by the accept loop without the lock */
+
+	pthread_t run_thread;                /* pe_server_start()'s, while run_started */
+	int run_started, run_rc;
 };
 
 void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ...)

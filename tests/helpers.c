@@ -420,7 +420,8 @@ static pid_t thread_asleep_in_syscall(long nr)
 	return found;
 }
 
-int th_count_threads_with_policy(int policy)
+/* How many of this process's threads MATCH says yes to, or a negative errno. */
+static int count_threads(int (*match)(pid_t tid, int arg), int arg)
 {
 	DIR *dir = opendir("/proc/self/task");
 	struct dirent *de;
@@ -431,11 +432,43 @@ int th_count_threads_with_policy(int policy)
 	while ((de = readdir(dir))) {
 		pid_t tid = (pid_t)atoi(de->d_name);
 
-		if (tid > 0 && sched_getscheduler(tid) == policy)
+		if (tid > 0 && match(tid, arg))
 			n++;
 	}
 	closedir(dir);
 	return n;
+}
+
+static int runs_with_policy(pid_t tid, int policy)
+{
+	return sched_getscheduler(tid) == policy;
+}
+
+static int blocks_signal(pid_t tid, int sig)
+{
+	char path[80], line[128];
+	unsigned long long mask;
+	int blocked = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+			blocked = mask >> (sig - 1) & 1;
+	fclose(f);
+	return blocked;
+}
+
+int th_count_threads_with_policy(int policy)
+{
+	return count_threads(runs_with_policy, policy);
+}
+
+int th_count_threads_blocking(int sig)
+{
+	return count_threads(blocks_signal, sig);
 }
 
 pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms)

@@ -108,6 +108,10 @@ pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms);
  * (sched_getscheduler(2) of each in /proc/self/task), or a negative errno. */
 int th_count_threads_with_policy(int policy);
 
+/* How many of this process's threads block signal SIG (SigBlk in
+ * /proc/self/task/N/status), or a negative errno. */
+int th_count_threads_blocking(int sig);
+
 /* ---- sanitizers ----------------------------------------------------------- */
 
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero

@@ -760,6 +760,58 @@ Test(server, busy_polling_counts_only_the_cpus_the_server_may_use)
 #endif
 }
 
+/* pe_server_start runs the accept loop on a thread of the library's own,
+ * which takes no process signal; pe_server_wait returns the run's result. */
+Test(server, start_runs_the_server_and_wait_returns_its_result)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int fd, blocking, fds = th_count_fds();
+
+	tf_config(&cfg, 2, 2);
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	cr_expect_eq(pe_server_wait(srv), -EINVAL, "waited for a server never started");
+	blocking = th_count_threads_blocking(SIGTERM);
+	cr_assert_eq(pe_server_start(srv), 0);
+	cr_expect_eq(pe_server_start(srv), -EALREADY);
+	cr_expect_eq(th_count_threads_blocking(SIGTERM), blocking + 1,
+	             "the run thread takes SIGTERM (%d threads blocked it before the start)",
+	             blocking);
+	fd = th_connect(pe_server_port(srv), IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	round_trip(fd, 1000, 3);
+	finish_client(fd);
+	pe_server_stop(srv);
+	cr_expect_eq(pe_server_wait(srv), 0);
+	cr_expect_eq(pe_server_wait(srv), -EINVAL, "waited twice");
+	pe_server_destroy(srv);
+	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
+	             th_count_fds());
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* A started server destroyed without a stop or a wait ends its run first,
+ * with a client still connected. */
+Test(server, destroy_ends_a_started_server_that_was_never_waited_for)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int fd, fds = th_count_fds();
+
+	tf_config(&cfg, 2, 2);
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	cr_assert_eq(pe_server_start(srv), 0);
+	fd = th_connect(pe_server_port(srv), IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	round_trip(fd, 100, 4);
+	pe_server_destroy(srv);
+	cr_expect_eq(th_wait_eof(fd, IO_MS), 0, "the client was not closed");
+	close(fd);
+	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
+	             th_count_fds());
+	TH_ASSERT_NO_LEAKS();
+}
+
 /* The header, the library and configure.ac name one version. */
 Test(server, the_version_macros_and_pe_version_agree_with_the_package)
 {

@@ -5,7 +5,8 @@
  *
  * Typical use: pe_server_config_init(), set what differs, pe_server_create()
  * (binds and listens, starts the workers), pe_server_run() on some thread
- * until another thread calls pe_server_stop(), then pe_server_destroy().
+ * (or pe_server_start()) until another thread calls pe_server_stop(), then
+ * (pe_server_wait() and) pe_server_destroy().
  * Nothing here prints or exits: errors are negative errno values and events
  * go to the optional log callback.
  */
@@ -119,6 +120,16 @@ PE_API unsigned pe_server_port(const pe_server *srv);
  * every signal: see pe_pool_start()). */
 PE_API int pe_server_run(pe_server *srv);
 
+/* Or let the library run it: pe_server_start() calls pe_server_run() on a
+ * thread of its own (which, as the workers, takes no process signal), and
+ * pe_server_wait() waits for it to return, after a stop, and returns what
+ * it returned. Start returns 0, -EALREADY when already started, or the
+ * error of pthread_create(3) as a negative errno; wait returns -EINVAL
+ * when not started. A server started and not waited for is stopped at
+ * once and waited for by pe_server_destroy(). */
+PE_API int pe_server_start(pe_server *srv);
+PE_API int pe_server_wait(pe_server *srv);
+
 /* Ask pe_server_run() to stop accepting and begin the grace period.
  * Thread-safe (the log callback may call it), idempotent; not
  * async-signal-safe: block the stop signals in every thread before
@@ -158,7 +169,8 @@ PE_API void pe_server_stats(pe_server *srv, struct pe_server_stats *out);
 #define PE_STATS_LINE_MAX 300
 PE_API size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size);
 
-/* Free everything. Call after pe_server_run() returned (or instead of it),
+/* Free everything. Call after pe_server_run() returned (or instead of it,
+ * or with pe_server_start() as said there),
  * and after every pe_server_stop()/pe_server_stop_now() call made on another
  * thread has returned too: a stop touches the server until it returns.
  * NULL is allowed. */
