@@ -452,11 +452,17 @@ static void wait_for_drain(pe_server *srv)
 static void shut_down(pe_server *srv)
 {
 	unsigned long closed = 0;
+	pe_pool *pool;
 	int fd;
 
-	if (!srv->pool)
-		return;
+	/* Taken under the lock: only one caller joins the pool. */
 	pthread_mutex_lock(&srv->lock);
+	pool = srv->pool;
+	srv->pool = NULL;
+	if (!pool) {
+		pthread_mutex_unlock(&srv->lock);
+		return;
+	}
 	srv->hard_stop = 1;
 	for (unsigned i = 0; i < srv->cfg.workers; i++)
 		if (srv->slots[i].fd >= 0) {
@@ -473,11 +479,23 @@ static void shut_down(pe_server *srv)
 	}
 	if (closed)
 		pe_server_logf(srv, PE_LOG_INFO, "stopping: closed %lu connection(s) still open", closed);
-	pe_pool_join(srv->pool);
-	srv->pool = NULL;
+	pe_pool_join(pool);
 }
 
-int pe_server_run(pe_server *srv)
+/* Whether this is the server's first run: a second one, or one beside a
+ * started run, would close and join what the first is using. */
+static int claim_run(pe_server *srv)
+{
+	int first;
+
+	pthread_mutex_lock(&srv->lock);
+	first = !srv->run_claimed;
+	srv->run_claimed = 1;
+	pthread_mutex_unlock(&srv->lock);
+	return first;
+}
+
+static int run_claimed(pe_server *srv)
 {
 	int rc = pe_listener_run(srv);
 
@@ -492,11 +510,16 @@ int pe_server_run(pe_server *srv)
 	return rc;
 }
 
+int pe_server_run(pe_server *srv)
+{
+	return claim_run(srv) ? run_claimed(srv) : -EALREADY;
+}
+
 static void *run_main(void *arg)
 {
 	pe_server *srv = arg;
 
-	srv->run_rc = pe_server_run(srv);
+	srv->run_rc = run_claimed(srv);
 	return NULL;
 }
 
@@ -505,13 +528,17 @@ int pe_server_start(pe_server *srv)
 	sigset_t old;
 	int rc;
 
-	if (srv->run_started)
+	if (!claim_run(srv))
 		return -EALREADY;
 	pe_quiet_signals(&old);
 	rc = pthread_create(&srv->run_thread, NULL, run_main, srv);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
+	if (rc != 0) {
+		pthread_mutex_lock(&srv->lock);
+		srv->run_claimed = 0; /* nothing ran: a later start or run may */
+		pthread_mutex_unlock(&srv->lock);
 		return -rc;
+	}
 	srv->run_started = 1;
 	return 0;
 }

@@ -50,8 +50,9 @@ struct pe_server {
 	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
 	atomic_int stop_requested;           /* read by the accept loop without the lock */
 
-	pthread_t run_thread;                /* pe_server_start()'s, while run_started */
-	int run_started, run_rc;
+	int run_claimed;                     /* a run began or was started: guarded by lock */
+	pthread_t run_thread;                /* pe_server_start()'s, until waited for */
+	int run_started, run_rc;             /* the caller's: pe_server_start/wait/destroy */
 };
 
 void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ...)

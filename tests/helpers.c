@@ -461,6 +461,18 @@ static int blocks_signal(pid_t tid, int sig)
 	return blocked;
 }
 
+static int any_thread(pid_t tid, int unused)
+{
+	(void)tid;
+	(void)unused;
+	return 1;
+}
+
+int th_count_threads(void)
+{
+	return count_threads(any_thread, 0);
+}
+
 int th_count_threads_with_policy(int policy)
 {
 	return count_threads(runs_with_policy, policy);

@@ -104,6 +104,9 @@ char th_wait_asleep(pid_t tid, unsigned timeout_ms);
  * none did. For tests that need a worker blocked in one particular call. */
 pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms);
 
+/* How many threads this process has (/proc/self/task), or a negative errno. */
+int th_count_threads(void);
+
 /* How many of this process's threads the kernel runs with POLICY
  * (sched_getscheduler(2) of each in /proc/self/task), or a negative errno. */
 int th_count_threads_with_policy(int policy);

@@ -781,34 +781,64 @@ Test(server, start_runs_the_server_and_wait_returns_its_result)
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	round_trip(fd, 1000, 3);
 	finish_client(fd);
+	cr_expect_eq(pe_server_run(srv), -EALREADY, "a second run beside the started one");
 	pe_server_stop(srv);
 	cr_expect_eq(pe_server_wait(srv), 0);
 	cr_expect_eq(pe_server_wait(srv), -EINVAL, "waited twice");
+	cr_expect_eq(pe_server_start(srv), -EALREADY, "started again after its run");
 	pe_server_destroy(srv);
 	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
 	             th_count_fds());
 	TH_ASSERT_NO_LEAKS();
 }
 
-/* A started server destroyed without a stop or a wait ends its run first,
- * with a client still connected. */
+/* Holds the run thread in its "stopping: ... waiting" line until the test
+ * lets it go, or for a second. */
+static struct th_event run_held, run_released;
+
+static void holding_log(void *ctx, enum pe_log_level level, const char *message)
+{
+	(void)ctx;
+	(void)level;
+	if (strstr(message, "connection(s) open, waiting up to")) {
+		th_event_add(&run_held, 1);
+		th_event_wait(&run_released, 1, 1000);
+	}
+}
+
+/* A started server destroyed without a wait ends its run first, with a
+ * client still connected, and leaves no thread behind. The run thread is
+ * held inside its graceful stop when destroy is called, so a destroy that
+ * did not wait for it would return with it still there. */
 Test(server, destroy_ends_a_started_server_that_was_never_waited_for)
 {
 	struct pe_server_config cfg;
 	pe_server *srv;
-	int fd, fds = th_count_fds();
+	int fd, fds = th_count_fds(), threads = th_count_threads(), after;
 
+	cr_assert_gt(threads, 0);
+	th_event_init(&run_held);
+	th_event_init(&run_released);
 	tf_config(&cfg, 2, 2);
+	cfg.log = holding_log;
+	cfg.log_level = PE_LOG_INFO;
 	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
 	cr_assert_eq(pe_server_start(srv), 0);
 	fd = th_connect(pe_server_port(srv), IO_MS);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
 	round_trip(fd, 100, 4);
+	pe_server_stop(srv);
+	cr_assert_eq(th_event_wait(&run_held, 1, IO_MS), 0, "the graceful stop never began");
 	pe_server_destroy(srv);
+	after = th_count_threads();
+	th_event_add(&run_released, 1);
+	cr_expect_eq(after, threads, "%d threads before the server, %d after", threads, after);
 	cr_expect_eq(th_wait_eof(fd, IO_MS), 0, "the client was not closed");
 	close(fd);
 	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
 	             th_count_fds());
+	th_event_destroy(&run_held);
+	th_event_destroy(&run_released);
 	TH_ASSERT_NO_LEAKS();
 }
 

@@ -114,19 +114,23 @@ PE_API unsigned pe_server_port(const pe_server *srv);
 
 /* Accept until stopped, then wait up to grace_ms for open and queued
  * connections to finish, close the rest and join every worker. Returns 0,
- * or a negative errno if accepting failed for good. Call once; after a stop
- * made before it, it returns at once. It runs on the calling thread, which
+ * or a negative errno if accepting failed for good. A server runs once:
+ * -EALREADY, at once, for a second run or a run after pe_server_start().
+ * After a stop made before it, it returns at once. It runs on the calling thread, which
  * should block the signals the program handles elsewhere (the workers block
  * every signal: see pe_pool_start()). */
 PE_API int pe_server_run(pe_server *srv);
 
 /* Or let the library run it: pe_server_start() calls pe_server_run() on a
  * thread of its own (which, as the workers, takes no process signal), and
- * pe_server_wait() waits for it to return, after a stop, and returns what
- * it returned. Start returns 0, -EALREADY when already started, or the
- * error of pthread_create(3) as a negative errno; wait returns -EINVAL
- * when not started. A server started and not waited for is stopped at
- * once and waited for by pe_server_destroy(). */
+ * pe_server_wait() blocks until that run has returned, which takes a
+ * pe_server_stop() from somewhere, and returns what it returned. Start
+ * returns 0, -EALREADY when the server has run or been started before, or
+ * the error of pthread_create(3) as a negative errno. Wait returns -EINVAL
+ * when not started or already waited for. Call start, wait and destroy from
+ * one thread (or with your own locking): wait and destroy both join the run
+ * thread. A server started and not waited for is stopped at once and waited
+ * for by pe_server_destroy(). */
 PE_API int pe_server_start(pe_server *srv);
 PE_API int pe_server_wait(pe_server *srv);
 
