@@ -842,6 +842,39 @@ Test(server, destroy_ends_a_started_server_that_was_never_waited_for)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* libpoolecho(3) names every function the headers export, in its synopsis
+ * as "name(". */
+Test(server, the_man_page_names_every_exported_function)
+{
+	static const char *const headers[] = {"queue.h", "pool.h", "server.h", "version.h"};
+	const char *top = getenv("TOP_SRCDIR");
+	unsigned functions = 0;
+
+	for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+		char path[4096], line[512];
+		FILE *f;
+
+		snprintf(path, sizeof path, "%s/include/poolecho/%s", top && *top ? top : ".",
+		         headers[i]);
+		f = fopen(path, "r");
+		cr_assert_not_null(f, "%s: %s (is TOP_SRCDIR set?)", path, strerror(errno));
+		while (fgets(line, sizeof line, f)) {
+			char name[64], call[80];
+			const char *p = strstr(line, "pe_");
+
+			if (strncmp(line, "PE_API ", 7) != 0 || !p ||
+			    sscanf(p, "%63[a-z0-9_]", name) != 1)
+				continue;
+			functions++;
+			snprintf(call, sizeof call, "%s(", name);
+			cr_expect_eq(th_doc_mentions("man/libpoolecho.3", call), 1,
+			             "libpoolecho.3 does not name %s, which %s exports", name, headers[i]);
+		}
+		fclose(f);
+	}
+	cr_expect_geq(functions, 30, "only %u exported functions found in the headers", functions);
+}
+
 /* The header, the library and configure.ac name one version. */
 Test(server, the_version_macros_and_pe_version_agree_with_the_package)
 {
