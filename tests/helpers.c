@@ -1025,6 +1025,27 @@ int th_doc_entry_mentions(const char *relpath, const char *option, const char *w
 	return rc;
 }
 
+int th_range_documented(const char *help, const char *option, const char *range,
+                        const char *const *docs, size_t ndocs, char *why, size_t size)
+{
+	int rc = th_entry_mentions(help, option, range);
+
+	if (rc != 1) {
+		snprintf(why, size, "--help's entry for %s lacks '%s'%s", option, range,
+		         rc == -ENOENT ? " (no entry found)" : "");
+		return -1;
+	}
+	for (size_t d = 0; d < ndocs; d++) {
+		rc = th_doc_entry_mentions(docs[d], option, range);
+		if (rc != 1) {
+			snprintf(why, size, "%s's entry for %s lacks '%s'%s%s", docs[d], option, range,
+			         rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 size_t th_widest_line(const char *text, const char **line)
 {
 	size_t widest = 0;

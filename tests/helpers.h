@@ -208,6 +208,12 @@ int th_entry_mentions(const char *text, const char *option, const char *what);
  * when it cannot be read. */
 int th_doc_entry_mentions(const char *relpath, const char *option, const char *what);
 
+/* 0 when RANGE stands in OPTION's entry in HELP (--help's text) and in
+ * each of the NDOCS files DOCS (th_entry_mentions); otherwise -1, with the
+ * first place that lacks it in WHY. */
+int th_range_documented(const char *help, const char *option, const char *range,
+                        const char *const *docs, size_t ndocs, char *why, size_t size);
+
 /* The length of TEXT's longest line, and in *LINE (when not NULL) where it
  * starts: --help must fit an 80-column terminal. */
 size_t th_widest_line(const char *text, const char **line);
