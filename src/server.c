@@ -495,7 +495,8 @@ static int claim_run(pe_server *srv)
 	return first;
 }
 
-static int run_claimed(pe_server *srv)
+/* pe_server_run's work, once claim_run let it begin. */
+static int serve_until_stopped(pe_server *srv)
 {
 	int rc = pe_listener_run(srv);
 
@@ -512,14 +513,14 @@ static int run_claimed(pe_server *srv)
 
 int pe_server_run(pe_server *srv)
 {
-	return claim_run(srv) ? run_claimed(srv) : -EALREADY;
+	return claim_run(srv) ? serve_until_stopped(srv) : -EALREADY;
 }
 
 static void *run_main(void *arg)
 {
 	pe_server *srv = arg;
 
-	srv->run_rc = run_claimed(srv);
+	srv->run_rc = serve_until_stopped(srv);
 	return NULL;
 }
 

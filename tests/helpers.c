@@ -967,14 +967,14 @@ static const char *next_line(const char *line)
 	return *line ? line + 1 : line;
 }
 
-/* Whether TEXT holds WHAT as a whole: "1 to 256" is not in "1 to 2560" nor
- * "11 to 256", nor "0 to 9" in "0.0 to 9". */
-static int holds_whole(const char *text, const char *what)
+/* Whether the text from FROM up to TO holds WHAT as a whole: "1 to 256" is
+ * not in "1 to 2560" nor "11 to 256", nor "0 to 9" in "0.0 to 9". */
+static int holds_whole(const char *from, const char *to, const char *what)
 {
 	size_t len = strlen(what);
 
-	for (const char *p = text; (p = strstr(p, what)); p++) {
-		char before = p > text ? p[-1] : ' ', after = p[len];
+	for (const char *p = from; (p = strstr(p, what)) && p + len <= to; p++) {
+		char before = p > from ? p[-1] : ' ', after = p[len];
 
 		if (!isdigit((unsigned char)before) && before != '.' && !isalnum((unsigned char)after))
 			return 1;
@@ -986,9 +986,7 @@ int th_entry_mentions(const char *text, const char *option, const char *what)
 {
 	int man = strncmp(text, ".TH ", 4) == 0 || strstr(text, "\n.TH ") != NULL;
 	const char *line, *prev = NULL, *head = NULL;
-	size_t optlen = strlen(option), span;
-	char *entry;
-	int found;
+	size_t optlen = strlen(option);
 
 	for (line = text; *line; prev = line, line = next_line(line)) {
 		if (head && (ends_entry(line) || heads_entry(line, prev, man)))
@@ -1001,16 +999,7 @@ int th_entry_mentions(const char *text, const char *option, const char *what)
 				head = line;
 		}
 	}
-	if (!head)
-		return -ENOENT;
-	span = (size_t)(line - head);
-	if (!(entry = malloc(span + 1)))
-		return -ENOMEM;
-	memcpy(entry, head, span);
-	entry[span] = '\0';
-	found = holds_whole(entry, what);
-	free(entry);
-	return found;
+	return head ? holds_whole(head, line, what) : -ENOENT;
 }
 
 int th_doc_entry_mentions(const char *relpath, const char *option, const char *what)
