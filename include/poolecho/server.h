@@ -80,7 +80,10 @@ struct pe_server_config {
 	enum pe_log_level log_level; /* events above this level are not even formatted */
 };
 
-/* Defaults: see PE_DEFAULT_* below. */
+/* pe_server_config_init() sets the defaults. The PE_DEFAULT_* macros are
+ * those of the headers a program was built with: start from
+ * pe_server_config_init(), not from the macros, to get the running
+ * library's. */
 #define PE_DEFAULT_PORT 9999u
 #define PE_DEFAULT_WORKERS 128u
 #define PE_MAX_WORKERS 65536u
