@@ -197,8 +197,8 @@ static int splice_wanted(const struct pe_echo_policy *p)
 }
 
 /* Echo the stream through the worker's pipe until the connection ends
- * (returns 0, *END set) or splicing is no longer wanted (returns 1, with
- * the pipe empty: go back to copying). */
+ * (returns 0, *END set), or splicing is no longer wanted or finds nothing
+ * to move (returns 1, with the pipe empty: go back to copying). */
 static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
                        int *spin, enum pe_echo_end *end, int *err)
 {
@@ -220,8 +220,9 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
 		wait_ends(p, began, n, spin);
 		if (n == 0) {
-			*end = PE_ECHO_EOF;
-			return 0;
+			/* End of stream, or an urgent byte next: splice stops at the
+			 * urgent mark. recv(2) reads it (SO_OOBINLINE) or sees the end. */
+			return 1;
 		}
 		if (n < 0) {
 			if (errno == EINTR)

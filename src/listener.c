@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -164,8 +163,6 @@ static int wait_for_space(pe_server *srv, struct pe_errlimit *el)
 
 static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 {
-	const int one = 1;
-
 	while (!atomic_load(&srv->stop_requested)) {
 		int fd;
 
@@ -215,9 +212,8 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 		}
 		pe_counter_add(&srv->listener.accepted, 1);
 		log_due(srv, el, 0, "; accepting again");
-		/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
 		if (!srv->options_inherited)
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			pe_net_set_echo_options(fd);
 		if (hand_off(srv, fd))
 			break;
 	}

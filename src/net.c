@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -329,6 +330,19 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof rtv) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof stv) < 0)
+		return -errno;
+	return 0;
+}
+
+int pe_net_set_echo_options(int fd)
+{
+	const int one = 1;
+
+	/* Echo is latency-bound ping-pong: never let Nagle hold a reply back. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
+	    /* Otherwise recv(2) skips an urgent byte (telnet's Synch sends one)
+	     * and it is lost without a trace. */
+	    setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) < 0)
 		return -errno;
 	return 0;
 }

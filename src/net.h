@@ -65,4 +65,8 @@ ssize_t pe_net_read_full(int fd, void *buf, size_t len);
 /* SO_RCVTIMEO to RECV_US and SO_SNDTIMEO to SEND_US microseconds (0 = none). */
 int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us);
 
+/* What every echoed connection needs: TCP_NODELAY, and SO_OOBINLINE so that
+ * a byte sent as urgent data stays in the stream to be echoed. 0 or -errno. */
+int pe_net_set_echo_options(int fd);
+
 #endif /* POOLECHO_NET_H */

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -259,14 +258,10 @@ static int open_listener(pe_server *srv)
 	srv->listen_fd = fd;
 #ifdef __linux__
 	/* Linux copies socket options to the sockets accept(2) returns: set the
-	 * idle timeout and TCP_NODELAY once here, not three system calls on
-	 * every connection. (Checked by the idle-timeout tests.) */
-	{
-		const int one = 1;
-		srv->options_inherited =
-			set_idle_timeout(srv, fd) == 0 &&
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
-	}
+	 * idle timeout, TCP_NODELAY and SO_OOBINLINE once here, not four system
+	 * calls on every connection. (Checked by the idle-timeout and
+	 * urgent-data tests.) */
+	srv->options_inherited = set_idle_timeout(srv, fd) == 0 && pe_net_set_echo_options(fd) == 0;
 #endif
 	srv->addr_len = sizeof srv->addr;
 	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0 ||

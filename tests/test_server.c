@@ -614,6 +614,82 @@ Test(server, bytes_out_counts_a_partly_written_echo_that_timed_out)
 	close(cfd);
 }
 
+/* ---- urgent data ------------------------------------------------------------------ */
+
+/* Send a byte as TCP urgent data, then three plain ones: the echo must hold
+ * all four, in order (telnet's Synch sends such a byte). */
+static void expect_urgent_byte_echoed(int fd)
+{
+	char got[4] = "";
+	ssize_t n;
+
+	cr_assert_eq(send(fd, "X", 1, MSG_OOB | MSG_NOSIGNAL), 1, "send(MSG_OOB): %s",
+	             strerror(errno));
+	cr_assert_eq(th_write_all(fd, "def", 3, IO_MS), 0);
+	n = th_read_exact(fd, got, sizeof got, IO_MS);
+	cr_assert_geq(n, 0, "reading the echo: %s", strerror((int)-n));
+	cr_assert_eq(n, (ssize_t)sizeof got, "the echo ended after %zd of 4 bytes (\"%.*s\")", n,
+	             (int)n, got);
+	cr_expect_eq(memcmp(got, "Xdef", 4), 0, "echoed \"%.4s\", not \"Xdef\"", got);
+}
+
+/* After 64 KiB through a 4 KiB buffer, which a full read marks a stream. */
+static void urgent_byte_after_a_stream(enum pe_splice splice)
+{
+	enum { PREFIX = 64 * 1024 };
+	struct pe_server_config cfg;
+	struct pe_server_stats s;
+	int fd;
+
+	tf_config(&cfg, 1, 4);
+	cfg.splice = splice;
+	cfg.buffer_size = 4096;
+	start_server(&cfg);
+	fd = client();
+	cr_assert_eq(th_echo_check(fd, PREFIX, 9, IO_MS), 0);
+	expect_urgent_byte_echoed(fd);
+	close(fd);
+	wait_stat_served(1);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.bytes_in, PREFIX + 4);
+	cr_expect_eq(s.bytes_out, PREFIX + 4);
+	stop_server_and_check(0);
+}
+
+Test(server, an_urgent_byte_is_echoed_in_its_place)
+{
+	urgent_byte_after_a_stream(PE_SPLICE_NEVER);
+}
+
+Test(server, an_urgent_byte_is_echoed_in_its_place_when_splicing)
+{
+	urgent_byte_after_a_stream(PE_SPLICE_ALWAYS);
+}
+
+/* splice(2) stops at an urgent byte and returns 0, as at the end of the
+ * stream: the echo loop must read on, not close the connection. */
+Test(server, a_spliced_stream_goes_on_past_an_urgent_byte)
+{
+#if defined(__linux__) && defined(HAVE_SPLICE)
+	enum { PREFIX = 64 * 1024 };
+	static atomic_uint open_now = 1;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	int cfd = serve_start(&r, &counters, &open_now, 0, PE_SPLICE_ALWAYS);
+
+	/* SO_OOBINLINE, as accepted sockets get it from the server's listener. */
+	cr_assert_eq(pe_net_set_echo_options(r.fd), 0, "%s", strerror(errno));
+	cr_assert_eq(th_echo_check(cfd, PREFIX, 10, IO_MS), 0);
+	expect_urgent_byte_echoed(cfd);
+	serve_finish(&r, cfd);
+	cr_expect(r.spliced, "the stream before the urgent byte was copied, not spliced");
+	cr_expect_eq(pe_counter_get(&counters.bytes_in), PREFIX + 4);
+	cr_expect_eq(pe_counter_get(&counters.bytes_out), PREFIX + 4);
+#else
+	cr_skip_test("splices (Linux only)");
+#endif
+}
+
 /* ---- when the echo loop busy-polls ----------------------------------------------- */
 
 #ifdef __linux__
