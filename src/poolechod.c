@@ -243,6 +243,9 @@ int main(int argc, char **argv)
 		perror("poolechod: cannot open /dev/null for a closed standard descriptor");
 		return 1;
 	}
+	/* A client that resets while we write must cost an EPIPE, not the
+	 * process; so must `poolechod --help | true`. */
+	signal(SIGPIPE, SIG_IGN);
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc == 0) /* --help or --version */
 		return pe_stdout_flush_checked("poolechod");
@@ -253,8 +256,6 @@ int main(int argc, char **argv)
 	opt.server.log = server_log;
 	opt.server.log_level = opt.log_level;
 
-	/* A client that resets while we write must cost an EPIPE, not the process. */
-	signal(SIGPIPE, SIG_IGN);
 	/* Block before any thread starts, so all of them inherit the mask and
 	 * only the signal thread ever takes these. */
 	sigemptyset(&st.set);

@@ -549,6 +549,7 @@ static int buf_drain(struct th_buf *b)
 				return -ENOMEM;
 			b->data = d;
 			b->cap = cap;
+			b->data[b->len] = '\0';   /* stays a string if nothing comes */
 		}
 		ssize_t n = read(b->fd, b->data + b->len, b->cap - b->len - 1);
 		if (n > 0) {

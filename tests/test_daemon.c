@@ -379,6 +379,41 @@ Test(daemon, help_and_version_that_cannot_be_written_exit_1)
 	}
 }
 
+/* ... nor is help into a pipe whose reader has gone (`poolechod --help |
+ * true`): it must not die of SIGPIPE, which the man page says is ignored. The
+ * shell stops itself before it becomes the daemon, so that the pipe is
+ * closed before anything is written. */
+Test(daemon, help_and_version_into_a_closed_pipe_exit_1)
+{
+	const char *options[] = {"--help", "--version"};
+
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
+		                      daemon_path(), options[i], NULL};
+		int64_t deadline = th_now_ms() + EXIT_MS;
+		char state[8] = "";
+		const char *err;
+		int code;
+
+		cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+		while ((th_task_stat_field(proc.pid, proc.pid, 3, state, sizeof state) != 0 ||
+		        state[0] != 'T') && th_ms_left(deadline) > 0)
+			sched_yield();
+		cr_assert_eq(state[0], 'T', "the shell did not stop (state '%s')", state);
+		close(proc.out.fd);
+		proc.out.fd = -1;
+		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "%s", strerror(errno));
+		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "%s did not exit", options[i]);
+		code = th_proc_exit_code(&proc);
+		err = proc.err.data ? proc.err.data : "";   /* NULL when nothing came */
+		cr_expect_eq(code, 1, "%s into a closed pipe: exit %d; stderr:\n%s", options[i], code,
+		             err);
+		cr_expect(strstr(err, "poolechod: write error: ") && strstr(err, strerror(EPIPE)),
+		          "%s into a closed pipe: stderr:\n%s", options[i], err);
+		th_proc_cleanup(&proc);
+	}
+}
+
 Test(daemon, help_fits_in_80_columns)
 {
 	const char *argv[] = {daemon_path(), "--help", NULL};
