@@ -103,6 +103,7 @@ struct lthread {
 	uint64_t slots_late, slots_unused; /* rate: see load_result */
 	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
+	int64_t first_error_us; /* when it came: the report names the earliest of all threads */
 };
 
 struct load {
@@ -200,6 +201,8 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 	if (t->first_error[0] == '\0') {
 		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
 		                 c->index, t->L->target);
+
+		t->first_error_us = now_us();
 
 		va_start(ap, fmt);
 		if (n > 0 && (size_t)n < sizeof t->first_error)
@@ -789,9 +792,11 @@ static void *thread_main(void *arg)
 		n = wait_events(t, evs, wait_us);
 		if (n < 0 && errno != EINTR) {
 			/* A connection's failure may have come first: keep it. */
-			if (t->first_error[0] == '\0')
+			if (t->first_error[0] == '\0') {
 				snprintf(t->first_error, sizeof t->first_error, "epoll_wait: %s",
 				         strerror(errno));
+				t->first_error_us = now_us();
+			}
 			t->other++;
 			atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
 			break;
@@ -1066,6 +1071,7 @@ static double share(double part, double whole)
 
 static void collect(struct load *L, struct load_result *res)
 {
+	const struct lthread *first = NULL;   /* the thread whose first error came first */
 	unsigned i, allowed;
 	double busy;
 
@@ -1092,9 +1098,11 @@ static void collect(struct load *L, struct load_result *res)
 			res->run_s = t->run_s;
 		if (busy > res->busiest)
 			res->busiest = busy;
-		if (res->first_error[0] == '\0' && t->first_error[0] != '\0')
-			snprintf(res->first_error, sizeof res->first_error, "%s", t->first_error);
+		if (t->first_error[0] != '\0' && (!first || t->first_error_us < first->first_error_us))
+			first = t;
 	}
+	if (first)
+		snprintf(res->first_error, sizeof res->first_error, "%s", first->first_error);
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
 	/* The CPUs the threads could use: default_threads() counts those allowed. */
@@ -1106,30 +1114,32 @@ static void collect(struct load *L, struct load_result *res)
 }
 
 /* The end of the measured period. A run stops at its deadline, at a
- * signal, or when every connection has done its -n messages (or failed);
- * the messages in flight then are awaited and counted (so that sent =
- * echoed), so the period runs to the last echo (or failure) when that came
- * after the stop. The wait for the server's closes that follows is not
- * part of it. */
+ * signal, or when every connection has done its -n messages (or failed).
+ * In the last case the period runs to the last echo, or to a later failure:
+ * a connection that timed out ended its work then, and a stalled server's
+ * rate must not be taken over its echoes alone. After a deadline or a
+ * signal, the messages in flight are awaited and counted (so that sent =
+ * echoed), so the period runs on to the last of their echoes; one that
+ * fails instead adds nothing, since its wait was not work. The wait for the
+ * server's closes that follows is never part of it. */
 static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
 {
-	int64_t stop = L->deadline_us, last_echo = 0;
+	int64_t stop = L->deadline_us, last_echo = 0, last_fail = 0;
 	unsigned i;
 
 	if (L->stop_us && (!stop || L->stop_us < stop))
 		stop = L->stop_us;
-	/* A connection that failed (a timeout, say) ended its work then. */
 	for (i = 0; i < started; i++) {
 		if (L->threads[i].last_echo_us > last_echo)
 			last_echo = L->threads[i].last_echo_us;
-		if (L->threads[i].last_fail_us > last_echo)
-			last_echo = L->threads[i].last_fail_us;
+		if (L->threads[i].last_fail_us > last_fail)
+			last_fail = L->threads[i].last_fail_us;
 	}
 	if (stop && end > stop)
-		end = stop > last_echo ? stop : last_echo;
-	else if (last_echo)
-		end = last_echo; /* all -n messages done: the last echo ended the work */
-	return end;
+		return stop > last_echo ? stop : last_echo;
+	if (last_fail > last_echo)
+		return last_fail;
+	return last_echo ? last_echo : end; /* all -n messages done: the last echo ended the work */
 }
 
 int client_load_run(const struct client_config *cfg, load_progress_fn *progress, void *ctx,

@@ -1260,6 +1260,118 @@ Test(wrong_server, rates_count_the_wait_for_a_timeout, .timeout = 60)
 	run_free(&r);
 }
 
+/* ... while with -d the deadline already holds the stall: a message in
+ * flight then that times out later adds its wait to nothing. The period
+ * ran on to the timeout, 2 s after the deadline, diluting every rate. */
+Test(wrong_server, a_timeout_after_the_deadline_does_not_stretch_the_period, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-d", "0.5", "--timeout=2", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_STALL, 640, args, 1);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 10);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
+	cr_expect_lt(json_double(r.out, "duration_s"), 1.5, "report:\n%s", r.out);
+	cr_expect_geq(json_double(r.out, "duration_s"), 0.5, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A server whose failures come in a known order: it echoes the first
+ * connection that sends for ORDER_LATE_MS, then closes it, and closes every
+ * other one at its first message. Connections are served side by side. */
+enum { ORDER_MAX = 8, ORDER_LATE_MS = 1000 };
+
+struct order_server {
+	int lfd, stop[2];
+	char port_str[16];
+	pthread_t thread;
+};
+
+static void *order_thread(void *arg)
+{
+	struct order_server *o = arg;
+	struct pollfd pfd[2 + ORDER_MAX] = {{.fd = o->stop[0], .events = POLLIN},
+	                                    {.fd = o->lfd, .events = POLLIN}};
+	nfds_t n = 2, late = 0;   /* late: the connection kept, once one is */
+	int64_t end = th_now_ms() + 20000, close_late_at = 0;
+
+	while (th_ms_left(end) > 0) {
+		int keeping = late && pfd[late].fd >= 0;
+
+		if (poll(pfd, n, th_ms_left(keeping ? close_late_at : end)) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		if (keeping && th_ms_left(close_late_at) == 0) {
+			close(pfd[late].fd);
+			pfd[late].fd = -1;   /* poll(2) skips it */
+		}
+		if ((pfd[1].revents & POLLIN) && n < 2 + ORDER_MAX) {
+			int fd = accept4(o->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0)
+				pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+		}
+		for (nfds_t i = 2; i < n; i++) {
+			unsigned char buf[4096];
+			ssize_t got;
+
+			if (pfd[i].fd < 0 || !pfd[i].revents)
+				continue;
+			got = read(pfd[i].fd, buf, sizeof buf);
+			if (got > 0 && !late) {
+				late = i;
+				close_late_at = th_now_ms() + ORDER_LATE_MS;
+			}
+			if (got > 0 && i == late &&
+			    th_write_all(pfd[i].fd, buf, (size_t)got, BAD_IO_MS) == 0)
+				continue;
+			close(pfd[i].fd);   /* load mode's probe, which sends nothing, too */
+			pfd[i].fd = -1;
+		}
+	}
+	for (nfds_t i = 2; i < n; i++)
+		if (pfd[i].fd >= 0)
+			close(pfd[i].fd);
+	return NULL;
+}
+
+/* With several threads, the report's first error is the one that came
+ * first, not the first thread's. --rate spreads the first messages over a
+ * period: connection 0 (thread 0) sends first and is kept for a second,
+ * connection 1 (thread 1) is closed 0.25 s in. */
+Test(wrong_server, the_first_error_reported_is_the_earliest_of_all_threads, .timeout = 60)
+{
+	struct order_server o;
+	char err[PE_NET_ERRLEN];
+	const char *args[] = {"-c", "2", "-t", "2", "--rate=2", "-d", "3", "--json", "127.0.0.1",
+	                      o.port_str, NULL};
+	const char *first;
+	struct run r;
+
+	o.lfd = pe_net_listen("127.0.0.1", 0, 16, err);
+	cr_assert_geq(o.lfd, 0, "%s", err);
+	snprintf(o.port_str, sizeof o.port_str, "%d", th_local_port(o.lfd));
+	cr_assert_eq(pipe2(o.stop, O_CLOEXEC), 0);
+	cr_assert_eq(pthread_create(&o.thread, NULL, order_thread, &o), 0);
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 2, "report:\n%s", r.out);
+	first = strstr(r.out, "\"first_error\":");
+	cr_assert_not_null(first, "report:\n%s", r.out);
+	cr_expect(strstr(first, "connection 1 ") && strstr(first, "after 0 of 64 bytes"),
+	          "not connection 1's close at its first message:\n%s", first);
+	cr_expect(strstr(r.err, "after 0 of 64 bytes"), "stderr:\n%s", r.err);
+	run_free(&r);
+	cr_assert_eq(write(o.stop[1], "x", 1), 1);
+	cr_assert_eq(th_join(o.thread, 10000), 0, "the server's thread did not end");
+	close(o.lfd);
+	close(o.stop[0]);
+	close(o.stop[1]);
+}
+
 Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 {
 	/* One message every 0.5 s into a deep pipeline: the connection is
