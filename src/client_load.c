@@ -75,6 +75,7 @@ struct conn {
 	int64_t sched_us;    /* rate: slot 0 of this connection's schedule */
 	uint64_t slots;      /* rate: slots taken, messages (churn: connects) */
 	int64_t connect_us;  /* churn: when the connect began, or its slot */
+	int64_t first_issue_us, first_echo_us; /* the first message's origin and echo */
 	int64_t *issue_us;   /* pipeline ring: each message in flight's latency origin */
 };
 
@@ -99,7 +100,7 @@ struct lthread {
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
 	_Atomic uint64_t a_opened, a_echoed, a_bytes_echoed, a_errors;
-	uint64_t failed, pending, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
+	uint64_t failed, pending, unserved, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
 	uint64_t slots_late, slots_unused; /* rate: see load_result */
 	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
@@ -395,6 +396,8 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 		if (c->issued == c->echoed)
 			c->progress_us = now;
 		c->issue_us[c->issued % cfg->pipeline] = origin;
+		if (c->issued == 0)
+			c->first_issue_us = origin;
 		c->issued++;
 	}
 	/* A full pipeline: the next slot waits for an echo, not for the clock. */
@@ -512,6 +515,8 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 		int64_t lat = now - c->issue_us[c->echoed % cfg->pipeline];
 
 		histogram_record(&t->hist, lat > 0 ? (uint64_t)lat : 0);
+		if (c->echoed == 0)
+			c->first_echo_us = now;
 		c->echoed++;
 		atomic_fetch_add_explicit(&t->a_echoed, 1, memory_order_relaxed);
 	}
@@ -617,6 +622,19 @@ static bool connect_unanswered(const struct conn *c)
 	return poll(&p, 1, 0) == 0;
 }
 
+/* An open connection the server has left waiting: its first message went
+ * out in the first half of the run and was not echoed by CUT, the stop (as
+ * when a server has fewer workers than there are connections, and queues
+ * the rest). Its echo may have come since: another thread's stop may have
+ * freed a worker. A churn connection is this new each cycle: never counted. */
+static bool unserved(const struct lthread *t, const struct conn *c, int64_t cut)
+{
+	const int64_t half = t->L->start_us + (cut - t->L->start_us) / 2;
+
+	return t->L->cfg->mode != CLIENT_CHURN && c->issued > 0 && c->first_issue_us <= half &&
+	       (c->echoed == 0 || c->first_echo_us > cut);
+}
+
 static void thread_stop(struct lthread *t, int64_t now)
 {
 	/* Slots count up to the deadline, not to a late wake after it. */
@@ -645,6 +663,8 @@ static void thread_stop(struct lthread *t, int64_t now)
 			conn_done(t, c);
 			break;
 		case CONN_ACTIVE:
+			if (unserved(t, c, cut))
+				t->unserved++;
 			conn_pump(t, c, now); /* half-closes once the echo is all back */
 			break;
 		default:
@@ -1081,6 +1101,7 @@ static void collect(struct load *L, struct load_result *res)
 		res->conns_opened += atomic_load(&t->a_opened);
 		res->conns_failed += t->failed;
 		res->conns_pending += t->pending;
+		res->conns_unserved += t->unserved;
 		res->messages_sent += t->msgs_sent;
 		res->messages_echoed += atomic_load(&t->a_echoed);
 		res->bytes_sent += t->bytes_sent;

@@ -32,6 +32,8 @@ struct load_result {
 	uint64_t conns_opened;    /* connections established */
 	uint64_t conns_failed;    /* connect() failures */
 	uint64_t conns_pending;   /* connections whose first connect was unanswered at the stop */
+	uint64_t conns_unserved;  /* open, first message out in the run's first half, and still
+	                             no echo at the stop: the server left them waiting */
 	uint64_t peak_open;       /* the most connections established at once */
 	uint64_t messages_sent;   /* messages written out whole */
 	uint64_t messages_echoed; /* messages whose whole echo came back intact */

@@ -72,6 +72,12 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 			        (unsigned long long)r->conns_pending, r->conns_pending == 1 ? "was" : "were");
 		fputs("; the figures are for that many\n", out);
 	}
+	if (r->conns_unserved)
+		fprintf(out, "warning:     %llu connection%s got no echo by the stop, though %s first "
+		        "message went out in the first half of the run: the server left %s waiting "
+		        "(fewer workers than connections?); the figures are for the others\n",
+		        (unsigned long long)r->conns_unserved, r->conns_unserved == 1 ? "" : "s",
+		        r->conns_unserved == 1 ? "its" : "their", r->conns_unserved == 1 ? "it" : "them");
 	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
 	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
 	        per_second(r->messages_echoed, r->elapsed_s));
@@ -154,6 +160,7 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("connections_opened", r->conns_opened);
 	JU("connections_failed", r->conns_failed);
 	JU("connections_pending", r->conns_pending);
+	JU("connections_unserved", r->conns_unserved);
 	JU("peak_open", r->peak_open);
 	JU("messages_sent", r->messages_sent);
 	JU("messages_echoed", r->messages_echoed);

@@ -1865,6 +1865,7 @@ Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "peak_open"), 4);
 	cr_expect_eq(json_u64(r.out, "connections_pending"), 0, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_unserved"), 0, "%s", r.out);
 	run_free(&r);
 
 	run_client(&r, "", 0, text);
@@ -1872,7 +1873,38 @@ Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 	cr_expect_not_null(strstr(r.out, "peak 4 open at once"), "report:\n%s", r.out);
 	/* (A busy client thread may be warned of; that is another warning.) */
 	cr_expect_null(strstr(r.out, "warning:     at most"), "report:\n%s", r.out);
+	cr_expect_null(strstr(r.out, "got no echo"), "report:\n%s", r.out);
 	run_free(&r);
+}
+
+/* Open is not served: against 2 workers, 2 of 4 connections wait in the
+ * server's queue until the stop frees the workers. The report must say so,
+ * not present the figures as those of 4 connections. */
+Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
+{
+	struct tf_server two;
+	struct pe_server_config cfg;
+	char port[16];
+	const char *json[] = {"-c", "4", "-d", "0.5", "--json", "127.0.0.1", port, NULL};
+	const char *text[] = {"-c", "4", "-d", "0.5", "127.0.0.1", port, NULL};
+	struct run r;
+
+	tf_config(&cfg, 2, 8);
+	cr_assert_eq(tf_start(&two, &cfg), 0, "cannot start a 2-worker server");
+	snprintf(port, sizeof port, "%u", two.port);
+
+	run_client(&r, "", 0, json);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "peak_open"), 4, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_unserved"), 2, "%s", r.out);
+	run_free(&r);
+
+	run_client(&r, "", 0, text);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "warning:     2 connections got no echo by the stop"),
+	                   "report:\n%s", r.out);
+	run_free(&r);
+	cr_assert_eq(tf_stop(&two, 0, 10000), 0, "the 2-worker server did not stop");
 }
 
 /* Unpaced churn reconnects the moment a cycle ends, so connects are in
