@@ -670,7 +670,8 @@ enum bad_kind {
 	BAD_SILENT, /* reads and never answers */
 	BAD_SLOW,   /* echoes everything, each read AT milliseconds late */
 	BAD_LINGER, /* echoes everything at once, but closes AT milliseconds after the client */
-	BAD_STALL   /* echoes the first AT bytes, then reads and never answers */
+	BAD_STALL,  /* echoes the first AT bytes, then reads and never answers */
+	BAD_EXTRA   /* echoes everything, and a byte more with the read that reaches AT */
 };
 
 /* How long a wrong server's write may wait for the client to read. */
@@ -733,6 +734,16 @@ static void bad_serve(struct bad_server *b, int fd)
 				return;
 		} else if (b->kind == BAD_LINGER) {
 			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
+				return;
+		} else if (b->kind == BAD_EXTRA) {
+			/* One write: the extra byte comes in the same segment. */
+			unsigned char out[sizeof buf + 1];
+			size_t len = (size_t)n;
+
+			memcpy(out, buf, len);
+			if (off < b->at && off + len >= b->at)
+				out[len++] = 'x';
+			if (th_write_all(fd, out, len, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_STALL && off < b->at) {
 			size_t part = b->at - off < (size_t)n ? b->at - off : (size_t)n;
@@ -1182,6 +1193,24 @@ static void load_json_against(struct run *r, enum bad_kind kind, size_t at, cons
 	bad_start(&b, kind, at);
 	run_load_json(r, &b, args, code);
 	bad_stop(&b);
+}
+
+/* An echo with a byte too many: the message before it came back intact and
+ * counts as echoed, and the extra byte is the error. Load mode checked the
+ * length first and counted none of the 64 bytes. */
+Test(wrong_server, an_extra_byte_fails_after_the_intact_echo_it_follows, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-s", "64", "-n", "3", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_EXTRA, 64, args, 1);
+	cr_expect_eq(json_u64(r.out, "mismatches"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 64, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "more than it was sent: 64 bytes sent, at least 65 "
+	                                 "received"), "report:\n%s", r.out);
+	run_free(&r);
 }
 
 /* Coordinated omission: at 10/s against echoes that take 0.3 s, messages
