@@ -75,7 +75,7 @@ struct conn {
 	int64_t sched_us;    /* rate: slot 0 of this connection's schedule */
 	uint64_t slots;      /* rate: slots taken, messages (churn: connects) */
 	int64_t connect_us;  /* churn: when the connect began, or its slot */
-	int64_t first_issue_us, first_echo_us; /* the first message's origin and echo */
+	int64_t first_issue_us, first_echo_us; /* the first message's origin, its first echo byte */
 	int64_t *issue_us;   /* pipeline ring: each message in flight's latency origin */
 };
 
@@ -500,6 +500,8 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 	const struct client_config *cfg = t->L->cfg;
 	uint64_t done_msgs;
 
+	if (c->rcv == 0)
+		c->first_echo_us = now;
 	c->rcv += n;
 	c->progress_us = now;
 	t->last_echo_us = now;
@@ -509,8 +511,6 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 		int64_t lat = now - c->issue_us[c->echoed % cfg->pipeline];
 
 		histogram_record(&t->hist, lat > 0 ? (uint64_t)lat : 0);
-		if (c->echoed == 0)
-			c->first_echo_us = now;
 		c->echoed++;
 		atomic_fetch_add_explicit(&t->a_echoed, 1, memory_order_relaxed);
 	}
@@ -629,16 +629,17 @@ static bool connect_unanswered(const struct conn *c)
 }
 
 /* An open connection the server has left waiting: its first message went
- * out in the first half of the run and was not echoed by CUT, the stop (as
- * when a server has fewer workers than there are connections, and queues
- * the rest). Its echo may have come since: another thread's stop may have
- * freed a worker. A churn connection is this new each cycle: never counted. */
+ * out in the first half of the run and not a byte of it came back by CUT,
+ * the stop (as when a server has fewer workers than there are connections
+ * and queues the rest). A slow echo is not this: it has begun. The echo may
+ * have come since: another thread's stop may have freed a worker. A churn
+ * connection is this new each cycle: never counted. */
 static bool unserved(const struct lthread *t, const struct conn *c, int64_t cut)
 {
 	const int64_t half = t->L->start_us + (cut - t->L->start_us) / 2;
 
 	return t->L->cfg->mode != CLIENT_CHURN && c->issued > 0 && c->first_issue_us <= half &&
-	       (c->echoed == 0 || c->first_echo_us > cut);
+	       (c->rcv == 0 || c->first_echo_us > cut);
 }
 
 static void thread_stop(struct lthread *t, int64_t now)

@@ -75,9 +75,10 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	if (r->conns_unserved)
 		fprintf(out, "warning:     %llu connection%s got no echo by the stop, though %s first "
 		        "message went out in the first half of the run: the server left %s waiting "
-		        "(fewer workers than connections?); the figures are for the others\n",
+		        "(fewer workers than connections?)%s\n",
 		        (unsigned long long)r->conns_unserved, r->conns_unserved == 1 ? "" : "s",
-		        r->conns_unserved == 1 ? "its" : "their", r->conns_unserved == 1 ? "it" : "them");
+		        r->conns_unserved == 1 ? "its" : "their", r->conns_unserved == 1 ? "it" : "them",
+		        r->conns_unserved < r->conns_opened ? "; the figures are for the others" : "");
 	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
 	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
 	        per_second(r->messages_echoed, r->elapsed_s));

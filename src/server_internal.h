@@ -30,7 +30,8 @@ struct pe_server {
 	struct pe_server_config cfg;
 	char *bind_address;                  /* our copy of cfg.bind_address */
 	int listen_fd;
-	int options_inherited;               /* accepted sockets get timeouts and TCP_NODELAY from listen_fd */
+	int options_inherited;               /* accepted sockets get timeouts, TCP_NODELAY and
+	                                        SO_OOBINLINE from listen_fd */
 	int wake[2];                         /* pipe: pe_server_stop wakes the accept loop's poll */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;

@@ -1213,6 +1213,19 @@ Test(wrong_server, an_extra_byte_fails_after_the_intact_echo_it_follows, .timeou
 	run_free(&r);
 }
 
+/* A slow echo is no wait for a worker: 1 MiB coming back 4 KiB every 5 ms
+ * is not whole by the stop, 1 s in, but its first bytes came at once. */
+Test(wrong_server, a_slow_echo_is_not_a_connection_left_waiting, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-s", "1m", "-d", "1", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_SLOW, 5, args, 0);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_unserved"), 0, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* Coordinated omission: at 10/s against echoes that take 0.3 s, messages
  * 1-3 are held up by the echo before them and go out 0.2, 0.4 and 0.6 s
  * after their slots. Their latency counts from the slot (0.5, 0.7, 0.9 s),
@@ -1309,7 +1322,7 @@ Test(wrong_server, a_timeout_after_the_deadline_does_not_stretch_the_period, .ti
 /* A server whose failures come in a known order: it echoes the first
  * connection that sends for ORDER_LATE_MS, then closes it, and closes every
  * other one at its first message. Connections are served side by side. */
-enum { ORDER_MAX = 8, ORDER_LATE_MS = 1000 };
+enum { ORDER_MAX = 8, ORDER_LATE_MS = 2000 };
 
 struct order_server {
 	int lfd, stop[2];
@@ -1368,13 +1381,15 @@ static void *order_thread(void *arg)
 
 /* With several threads, the report's first error is the one that came
  * first, not the first thread's. --rate spreads the first messages over a
- * period: connection 0 (thread 0) sends first and is kept for a second,
- * connection 1 (thread 1) is closed 0.25 s in. */
+ * period: connection 0 (thread 0) sends first and is kept for 2 s,
+ * connection 1 (thread 1) is closed 0.5 s in. (Were thread 0 late by more
+ * than that, the roles would swap, and the earliest error would still be
+ * the one at a first message.) */
 Test(wrong_server, the_first_error_reported_is_the_earliest_of_all_threads, .timeout = 60)
 {
 	struct order_server o;
 	char err[PE_NET_ERRLEN];
-	const char *args[] = {"-c", "2", "-t", "2", "--rate=2", "-d", "3", "--json", "127.0.0.1",
+	const char *args[] = {"-c", "2", "-t", "2", "--rate=1", "-d", "4", "--json", "127.0.0.1",
 	                      o.port_str, NULL};
 	const char *first;
 	struct run r;
@@ -1390,8 +1405,8 @@ Test(wrong_server, the_first_error_reported_is_the_earliest_of_all_threads, .tim
 	cr_expect_eq(json_u64(r.out, "early_closes"), 2, "report:\n%s", r.out);
 	first = strstr(r.out, "\"first_error\":");
 	cr_assert_not_null(first, "report:\n%s", r.out);
-	cr_expect(strstr(first, "connection 1 ") && strstr(first, "after 0 of 64 bytes"),
-	          "not connection 1's close at its first message:\n%s", first);
+	cr_expect_not_null(strstr(first, "after 0 of 64 bytes"),
+	                   "not the close at a first message, 0.5 s in:\n%s", first);
 	cr_expect(strstr(r.err, "after 0 of 64 bytes"), "stderr:\n%s", r.err);
 	run_free(&r);
 	cr_assert_eq(write(o.stop[1], "x", 1), 1);
@@ -1894,7 +1909,6 @@ Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "peak_open"), 4);
 	cr_expect_eq(json_u64(r.out, "connections_pending"), 0, "%s", r.out);
-	cr_expect_eq(json_u64(r.out, "connections_unserved"), 0, "%s", r.out);
 	run_free(&r);
 
 	run_client(&r, "", 0, text);
@@ -1902,21 +1916,28 @@ Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 	cr_expect_not_null(strstr(r.out, "peak 4 open at once"), "report:\n%s", r.out);
 	/* (A busy client thread may be warned of; that is another warning.) */
 	cr_expect_null(strstr(r.out, "warning:     at most"), "report:\n%s", r.out);
-	cr_expect_null(strstr(r.out, "got no echo"), "report:\n%s", r.out);
 	run_free(&r);
 }
 
 /* Open is not served: against 2 workers, 2 of 4 connections wait in the
  * server's queue until the stop frees the workers. The report must say so,
- * not present the figures as those of 4 connections. */
+ * not present the figures as those of 4 connections; against 16 workers it
+ * has nothing to say. The runs are long enough (the first half is 1 s) for
+ * a client thread scheduled late not to look like a server's wait. */
 Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 {
 	struct tf_server two;
 	struct pe_server_config cfg;
 	char port[16];
-	const char *json[] = {"-c", "4", "-d", "0.5", "--json", "127.0.0.1", port, NULL};
-	const char *text[] = {"-c", "4", "-d", "0.5", "127.0.0.1", port, NULL};
+	const char *json[] = {"-c", "4", "-d", "2", "--json", "127.0.0.1", port, NULL};
+	const char *text[] = {"-c", "4", "-d", "2", "127.0.0.1", port, NULL};
+	const char *enough[] = {"-c", "4", "-d", "2", "--json", "127.0.0.1", port_str, NULL};
 	struct run r;
+
+	run_client(&r, "", 0, enough);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "connections_unserved"), 0, "%s", r.out);
+	run_free(&r);
 
 	tf_config(&cfg, 2, 8);
 	cr_assert_eq(tf_start(&two, &cfg), 0, "cannot start a 2-worker server");
@@ -1932,6 +1953,7 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "warning:     2 connections got no echo by the stop"),
 	                   "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "the figures are for the others"), "report:\n%s", r.out);
 	run_free(&r);
 	cr_assert_eq(tf_stop(&two, 0, 10000), 0, "the 2-worker server did not stop");
 }
