@@ -38,6 +38,7 @@ struct pipe {
 	uint64_t rd, snt, ver, outd;
 	bool in_open, shut, sock_eof;
 	bool out_failed; /* writing the output failed: no flush after a failure */
+	int64_t block_ms, block_end_ms; /* the last write(2) to the output that blocked long */
 	char peer[PE_NET_ADDRLEN];
 	struct pipe_result *res;
 };
@@ -64,12 +65,25 @@ static int fail(struct pipe *p, enum pipe_failure why, const char *fmt, ...)
 	return -1;
 }
 
+/* A client blocked writing a slow standard output neither sends nor reads
+ * meanwhile; a server's idle timeout (such as poolechod's -t) may then
+ * close it. When the close shows up right after such a write, the message
+ * says so. */
+#define OUTPUT_HINT_MS 1000
+
 static int early_close(struct pipe *p, const char *how)
 {
+	const bool unsent = p->in_open || p->snt < p->rd;
+	char hint[200] = "";
+
+	if (p->block_ms && now_ms() - p->block_end_ms <= OUTPUT_HINT_MS)
+		snprintf(hint, sizeof hint, "; the client had just been held up %.3f s writing a "
+		         "slow standard output, and an idle timeout of the server's may have "
+		         "closed it", (double)p->block_ms / 1000.0);
 	return fail(p, PIPE_EARLY_CLOSE,
-	            "early close: %s %s after echoing %llu of %llu bytes sent%s", p->peer, how,
+	            "early close: %s %s after echoing %llu of %llu bytes sent%s%s", p->peer, how,
 	            (unsigned long long)p->ver, (unsigned long long)p->snt,
-	            p->in_open || p->snt < p->rd ? " (input not yet all sent)" : "");
+	            unsent ? " (input not yet all sent)" : "", hint);
 }
 
 /* The contiguous part of [from, to) inside the ring. */
@@ -339,11 +353,16 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		 * write(2); the server could not be heard meanwhile, so that time
 		 * does not count against it. */
 		if (fds[2].revents) {
-			int64_t t0 = now_ms();
+			int64_t t0 = now_ms(), t1;
 
 			if (output_write(p) < 0)
 				return -1;
-			progress += now_ms() - t0;
+			t1 = now_ms();
+			progress += t1 - t0;
+			if (t1 - t0 >= OUTPUT_HINT_MS) {
+				p->block_ms = t1 - t0;
+				p->block_end_ms = t1;
+			}
 		}
 		if (p->snt != before)
 			progress = now_ms();

@@ -613,6 +613,65 @@ Test(pipe, blocked_output_is_not_server_silence, .timeout = 60)
 	free(in);
 }
 
+/* Standard output's reader: a consumer that stalls for its first 4 s,
+ * then reads everything until the end. */
+struct slow_reader {
+	int fd;
+	size_t got;
+	pthread_t thread;
+};
+
+static void *slow_reader_main(void *arg)
+{
+	struct slow_reader *s = arg;
+	int64_t end = th_now_ms() + 30000;
+	unsigned char buf[65536];
+	ssize_t n;
+
+	poll(NULL, 0, 4000); /* the stall under test, not a wait for a condition */
+	while (th_ms_left(end) > 0 && (n = read(s->fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0)
+			s->got += (size_t)n;
+	}
+	close(s->fd);
+	return NULL;
+}
+
+/* Blocked in write(2) to a stalled standard output, the client neither
+ * sends nor reads; a server with a 1 s idle timeout closes it. The message
+ * must say the client was held up, not only that the server closed. */
+Test(pipe, a_client_held_up_by_its_output_is_told_why_the_server_closed, .timeout = 90)
+{
+	const size_t len = 8u << 20;
+	unsigned char *in = binary_input(len, 12);
+	struct tf_server idle1;
+	struct pe_server_config cfg;
+	struct slow_reader s = {0};
+	char port[16];
+	const char *args[] = {"127.0.0.1", port, NULL};
+	struct run r;
+	int fds[2];
+
+	tf_config(&cfg, 2, 4);
+	cfg.idle_timeout_ms = 1000;
+	cr_assert_eq(tf_start(&idle1, &cfg), 0, "cannot start a server with a 1 s idle timeout");
+	snprintf(port, sizeof port, "%u", idle1.port);
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	s.fd = fds[0];
+	cr_assert_eq(pthread_create(&s.thread, NULL, slow_reader_main, &s), 0);
+	run_client_fds(&r, input_file(in, len), fds[1], args, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(th_join(s.thread, 30000), 0, "the reader did not end");
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "early close"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "writing a slow standard output"), "stderr:\n%s", r.err);
+	cr_expect_lt(s.got, len, "all %zu bytes came through", len);
+	run_free(&r);
+	free(in);
+	cr_assert_eq(tf_stop(&idle1, 0, 10000), 0, "the server did not stop");
+}
+
 Test(pipe, closed_stdout_is_an_error_with_its_reason, .timeout = 60)
 {
 	/* Like poolecho < f | head -c 0: nobody reads the echo. */
