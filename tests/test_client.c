@@ -12,6 +12,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -155,6 +159,42 @@ struct child {
 	int outfile, errfd; /* temporary files for its stdout (or -1) and stderr */
 };
 
+/* When not 0, client_spawn's child gets this errno from every shutdown(2):
+ * how a test makes the rare reset that meets a half-close certain. */
+static int spawn_shutdown_errno;
+
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* In a child about to exec: a seccomp filter that fails shutdown(2) with
+ * ERR. 0, or -1 with errno set (no seccomp, or an unknown architecture). */
+static int refuse_shutdown(int err)
+{
+#ifdef NATIVE_AUDIT_ARCH
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_shutdown, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -1 : 0;
+#else
+	(void)err;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 /* Start $POOLECHO ARGS... with INFD as standard input and OUTFD (or, when
  * it is -1, a file client_finish reads back) as standard output. Closes
  * INFD and OUTFD. */
@@ -190,6 +230,10 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		else
 			dup2(outfd < 0 ? ch->outfile : outfd, STDOUT_FILENO);
 		dup2(ch->errfd, STDERR_FILENO);
+		if (spawn_shutdown_errno && refuse_shutdown(spawn_shutdown_errno) < 0) {
+			dprintf(STDERR_FILENO, "no seccomp filter: %s\n", strerror(errno));
+			_exit(126);
+		}
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -2012,6 +2056,29 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	cr_expect_not_null(strstr(r.out, "the figures are for the others"), "report:\n%s", r.out);
 	run_free(&r);
 	cr_assert_eq(tf_stop(&two, 0, 10000), 0, "the 2-worker server did not stop");
+}
+
+/* A churn connection half-closes once its message is out; a server that
+ * reset it meanwhile makes shutdown(2) fail with ENOTCONN. That race is
+ * microseconds wide, so a seccomp filter makes every shutdown fail so. */
+Test(load, churn_names_a_reset_that_meets_its_half_close, .timeout = 60)
+{
+	const char *args[] = {"-m", "churn", "-c", "2", "-d", "0.3", "--json", "127.0.0.1",
+	                      port_str, NULL};
+	char want[128];
+	struct run r;
+
+	spawn_shutdown_errno = ENOTCONN;
+	run_client(&r, "", 0, args);
+	spawn_shutdown_errno = 0;
+	if (r.code == 126 && strstr(r.err, "no seccomp filter"))
+		cr_skip_test("cannot inject the error: %s", r.err);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_geq(json_u64(r.out, "early_closes"), 1, "report:\n%s", r.out);
+	snprintf(want, sizeof want, "the server reset the connection after 0 of 64 bytes sent were "
+	         "echoed (shutdown: %s)", strerror(ENOTCONN));
+	cr_expect_not_null(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);
+	run_free(&r);
 }
 
 /* Unpaced churn reconnects the moment a cycle ends, so connects are in
