@@ -6,8 +6,8 @@
  * (pe_server_config, pe_server_stats, pe_pool_config) comes with a new
  * soname (libpoolecho.so.N), so that a program built against one library
  * is not run with another whose structs differ. src/version.c holds
- * their sizes on x86-64 and i386, so that a build fails on a change made
- * without one.
+ * their sizes and every member's offset on x86-64 and i386, so that a build
+ * fails on a change made without one.
  */
 #ifndef POOLECHO_VERSION_H
 #define POOLECHO_VERSION_H
