@@ -39,6 +39,7 @@ struct pipe {
 	bool in_open, shut, sock_eof;
 	bool out_failed; /* writing the output failed: no flush after a failure */
 	int64_t block_ms, block_end_ms; /* the last write(2) to the output that blocked long */
+	int64_t out_taken_ms; /* when the output last took bytes, or was last owed none */
 	char peer[PE_NET_ADDRLEN];
 	struct pipe_result *res;
 };
@@ -65,21 +66,26 @@ static int fail(struct pipe *p, enum pipe_failure why, const char *fmt, ...)
 	return -1;
 }
 
-/* A client blocked writing a slow standard output neither sends nor reads
- * meanwhile; a server's idle timeout (such as poolechod's -t) may then
- * close it. When the close shows up right after such a write, the message
- * says so. */
-#define OUTPUT_HINT_MS 1000
+/* A slow standard output holds the client up: blocked in write(2) it
+ * neither sends nor reads, and with its ring full of bytes the output has
+ * not taken it reads no more input, so it sends nothing. A server's idle
+ * timeout (such as poolechod's -t) may then close it. When the close shows
+ * up during such a hold, or right after, the message says so. */
+#define OUTPUT_HINT_MS 500
 
 static int early_close(struct pipe *p, const char *how)
 {
 	const bool unsent = p->in_open || p->snt < p->rd;
+	const int64_t now = now_ms();
+	int64_t held = p->outd < p->ver ? now - p->out_taken_ms : 0;
 	char hint[200] = "";
 
-	if (p->block_ms && now_ms() - p->block_end_ms <= OUTPUT_HINT_MS)
-		snprintf(hint, sizeof hint, "; the client had just been held up %.3f s writing a "
-		         "slow standard output, and an idle timeout of the server's may have "
-		         "closed it", (double)p->block_ms / 1000.0);
+	if (p->block_ms > held && now - p->block_end_ms <= OUTPUT_HINT_MS)
+		held = p->block_ms;
+	if (held >= OUTPUT_HINT_MS)
+		snprintf(hint, sizeof hint, "; a slow standard output had held the client up for "
+		         "%.3f s, and an idle timeout of the server's may have closed it",
+		         (double)held / 1000.0);
 	return fail(p, PIPE_EARLY_CLOSE,
 	            "early close: %s %s after echoing %llu of %llu bytes sent%s%s", p->peer, how,
 	            (unsigned long long)p->ver, (unsigned long long)p->snt,
@@ -164,6 +170,8 @@ static int verify(struct pipe *p, const unsigned char *got, size_t n)
 	uint64_t received = p->ver + n;
 	size_t done = 0, due = n > p->snt - p->ver ? (size_t)(p->snt - p->ver) : n;
 
+	if (p->outd == p->ver)
+		p->out_taken_ms = now_ms(); /* the output was owed nothing until now */
 	while (done < due) {
 		size_t span = ring_span(p->ver, p->ver + (due - done));
 		const unsigned char *want = p->ring + (p->ver & RING_MASK);
@@ -216,8 +224,9 @@ static int output_write(struct pipe *p)
 {
 	ssize_t n = write(p->out, p->ring + (p->outd & RING_MASK), ring_span(p->outd, p->ver));
 
-	if (n >= 0) {
+	if (n > 0) {
 		p->outd += (uint64_t)n;
+		p->out_taken_ms = now_ms();
 	} else if (errno != EINTR && errno != EAGAIN) {
 		p->out_failed = true;
 		return fail(p, PIPE_IO, "cannot write standard output: %s", strerror(errno));

@@ -683,35 +683,44 @@ static void *slow_reader_main(void *arg)
 	return NULL;
 }
 
-/* Blocked in write(2) to a stalled standard output, the client neither
- * sends nor reads; a server with a 1 s idle timeout closes it. The message
- * must say the client was held up, not only that the server closed. */
+/* Held up by a stalled standard output, the client sends nothing: blocked
+ * in write(2) (a blocking pipe), or waiting for the output to take what
+ * fills its ring (a non-blocking one). A server with a 1 s idle timeout
+ * closes it, and the message must say the client was held up, not only
+ * that the server closed. */
 Test(pipe, a_client_held_up_by_its_output_is_told_why_the_server_closed, .timeout = 90)
 {
 	const size_t len = 8u << 20;
 	unsigned char *in = binary_input(len, 12);
 	struct tf_server idle1;
 	struct pe_server_config cfg;
-	struct slow_reader s = {0};
 	char port[16];
 	const char *args[] = {"127.0.0.1", port, NULL};
-	struct run r;
-	int fds[2];
 
 	tf_config(&cfg, 2, 4);
 	cfg.idle_timeout_ms = 1000;
 	cr_assert_eq(tf_start(&idle1, &cfg), 0, "cannot start a server with a 1 s idle timeout");
 	snprintf(port, sizeof port, "%u", idle1.port);
-	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
-	s.fd = fds[0];
-	cr_assert_eq(pthread_create(&s.thread, NULL, slow_reader_main, &s), 0);
-	run_client_fds(&r, input_file(in, len), fds[1], args, CLIENT_TIMEOUT_MS);
-	cr_assert_eq(th_join(s.thread, 30000), 0, "the reader did not end");
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "early close"), "stderr:\n%s", r.err);
-	cr_expect_not_null(strstr(r.err, "writing a slow standard output"), "stderr:\n%s", r.err);
-	cr_expect_lt(s.got, len, "all %zu bytes came through", len);
-	run_free(&r);
+	for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+		struct slow_reader s = {0};
+		struct run r;
+		int fds[2];
+
+		cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+		if (nonblocking)
+			cr_assert_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
+		s.fd = fds[0];
+		cr_assert_eq(pthread_create(&s.thread, NULL, slow_reader_main, &s), 0);
+		run_client_fds(&r, input_file(in, len), fds[1], args, CLIENT_TIMEOUT_MS);
+		cr_assert_eq(th_join(s.thread, 30000), 0, "the reader did not end");
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, "early close"), "stderr:\n%s", r.err);
+		cr_expect_not_null(strstr(r.err, "a slow standard output had held the client up"),
+		                   "%s output: stderr:\n%s", nonblocking ? "non-blocking" : "blocking",
+		                   r.err);
+		cr_expect_lt(s.got, len, "all %zu bytes came through", len);
+		run_free(&r);
+	}
 	free(in);
 	cr_assert_eq(tf_stop(&idle1, 0, 10000), 0, "the server did not stop");
 }
