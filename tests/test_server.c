@@ -1414,10 +1414,12 @@ Test(server, idle_timeout_closes_a_client_that_never_reads)
  * bytes before it blocked used to get a timeout of its own. Timed from
  * the server's last progress as the client sees it: the last change of
  * its socket's queues (what the server wrote to it, what it has yet to
- * read from it). */
-static void expect_non_reader_closed_in_time(enum pe_splice splice)
+ * read from it). Returns how long after it the close came, in ms. */
+enum { NON_READER_IDLE_MS = 2000 };
+
+static int64_t non_reader_close_delay(enum pe_splice splice)
 {
-	enum { IDLE_MS = 2000, FULL_MS = 300, MAX = 256 * 1024 * 1024 };
+	enum { IDLE_MS = NON_READER_IDLE_MS, FULL_MS = 300, MAX = 256 * 1024 * 1024 };
 	static unsigned char buf[64 * 1024];
 	struct pe_server_config cfg;
 	struct pollfd pfd = {.events = 0};
@@ -1474,13 +1476,31 @@ static void expect_non_reader_closed_in_time(enum pe_splice splice)
 	cr_assert((pfd.revents & (POLLHUP | POLLERR | POLLRDHUP)) || tf_stats(&ts).timeouts,
 	          "not closed within %d ms of the server's last progress, or %d ms of the "
 	          "client's last write", 10 * IDLE_MS, 20 * IDLE_MS);
-	cr_expect_lt(waited, IDLE_MS * 3 / 2, "closed %lld ms after the server's last progress "
-	             "(%lld ms after the client's last write went through), with "
-	             "--idle-timeout %d ms", (long long)waited,
-	             (long long)(th_now_ms() - last_sent), IDLE_MS);
+	cr_log_info("closed %lld ms after the server's last progress (%lld ms after the "
+	            "client's last write went through), with --idle-timeout %d ms",
+	            (long long)waited, (long long)(th_now_ms() - last_sent), IDLE_MS);
 	cr_expect_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0, "no timeout counted");
 	close(fd);
 	stop_server_and_check(0);
+	return waited;
+}
+
+/* A loaded machine (the sanitizers, a parallel make check) may keep the
+ * worker off its CPU past the bound once: of three tries one must meet it.
+ * The old behaviour, two or three timeouts, misses it every time. */
+static void expect_non_reader_closed_in_time(enum pe_splice splice)
+{
+	enum { TRIES = 3 };
+	int64_t waited[TRIES];
+
+	for (int i = 0; i < TRIES; i++) {
+		waited[i] = non_reader_close_delay(splice);
+		if (waited[i] < NON_READER_IDLE_MS * 3 / 2)
+			return;
+	}
+	cr_assert_fail("closed %lld, %lld and %lld ms after the server's last progress, with "
+	               "--idle-timeout %d ms", (long long)waited[0], (long long)waited[1],
+	               (long long)waited[2], NON_READER_IDLE_MS);
 }
 
 Test(server, idle_timeout_closes_a_non_reader_in_time_copying)
