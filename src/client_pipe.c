@@ -226,7 +226,6 @@ static int output_write(struct pipe *p)
 
 	if (n > 0) {
 		p->outd += (uint64_t)n;
-		p->out_taken_ms = now_ms();
 	} else if (errno != EINTR && errno != EAGAIN) {
 		p->out_failed = true;
 		return fail(p, PIPE_IO, "cannot write standard output: %s", strerror(errno));
@@ -363,11 +362,14 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		 * does not count against it. */
 		if (fds[2].revents) {
 			int64_t t0 = now_ms(), t1;
+			uint64_t outd = p->outd;
 
 			if (output_write(p) < 0)
 				return -1;
 			t1 = now_ms();
 			progress += t1 - t0;
+			if (p->outd != outd)
+				p->out_taken_ms = t1;
 			if (t1 - t0 >= OUTPUT_HINT_MS) {
 				p->block_ms = t1 - t0;
 				p->block_end_ms = t1;
