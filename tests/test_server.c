@@ -410,6 +410,7 @@ static void serve_finish(struct serve_run *r, int cfd)
 	close(cfd);
 }
 
+#ifdef HAVE_SPLICE
 /* Echo a 1 MiB stream through pe_echo_serve with MODE and ACTIVE open
  * connections (on a 2-CPU policy); return whether the worker spliced,
  * which leaves it holding its pipe. Every byte is checked either way. */
@@ -431,6 +432,7 @@ static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
 	serve_finish(&r, w.fd);
 	return r.spliced;
 }
+#endif
 
 /* A buffer larger than a client keeps in flight is never filled by a read,
  * yet the stream is one: a read of PE_ECHO_STREAM_READ bytes shows it. Here
@@ -1643,6 +1645,7 @@ Test(server, stop_now_closes_every_connection_at_once)
  * embedding the library (this test, with SIGPIPE at its default) must live. */
 Test(server, hard_stop_during_a_spliced_stream_raises_no_sigpipe)
 {
+#ifdef HAVE_SPLICE
 	enum { CHUNK = 64 * 1024, MAX = 64 * 1024 * 1024 };
 	struct pe_server_config cfg;
 	unsigned char *buf = calloc(1, CHUNK);
@@ -1674,6 +1677,9 @@ Test(server, hard_stop_during_a_spliced_stream_raises_no_sigpipe)
 	close(fd);
 	free(buf);
 	stop_server_and_check(1);
+#else
+	cr_skip_test("this system has no splice(2)");
+#endif
 }
 
 Test(server, stop_before_run_with_a_client_connected)
