@@ -147,7 +147,11 @@ static void *signal_main(void *arg)
 static void raise_fd_limit(const struct pe_server_config *cfg)
 {
 	rlim_t need = (rlim_t)cfg->workers + cfg->queue_capacity + SPARE_FDS;
+#ifdef HAVE_SPLICE
 	rlim_t want = need + (cfg->splice != PE_SPLICE_NEVER ? 2 * (rlim_t)cfg->workers : 0);
+#else
+	rlim_t want = need;
+#endif
 	struct rlimit rl;
 	rlim_t old;
 
@@ -298,6 +302,11 @@ int main(int argc, char **argv)
 		pe_log(PE_LOG_WARN, "--busy-poll %u us is cut to %u us, a sixteenth of "
 		       "--idle-timeout, so that a spin cannot hold a silent client past it",
 		       opt.server.busy_poll_us, busy_poll_us);
+#ifndef HAVE_SPLICE
+	if (opt.server.splice == PE_SPLICE_ALWAYS)
+		pe_log(PE_LOG_WARN, "--splice=always: this system has no splice(2), so streams "
+		       "are echoed by copying");
+#endif
 	/* At --log-level=error only an error line is seen. */
 	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
 		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "

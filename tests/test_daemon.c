@@ -1004,6 +1004,29 @@ Test(daemon, busy_poll_longer_than_the_idle_timeout_is_cut_with_a_warning)
 	stop_daemon(SIGTERM);
 }
 
+/* Where splice(2) is missing, asking for it always gets a word at start
+ * (and streams are copied); where it is there, no word. */
+Test(daemon, splice_always_is_warned_of_only_where_the_system_has_no_splice)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-w", "2",
+	                      "--splice=always", NULL};
+	int rc = th_proc_spawn(&proc, argv), port;
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+#ifdef HAVE_SPLICE
+	cr_expect(strstr(proc.err.data, "warning:") == NULL, "stderr:\n%s", proc.err.data);
+#else
+	const char *want = "warning: --splice=always: this system has no splice(2), so streams "
+	                   "are echoed by copying";
+
+	cr_expect(strstr(proc.err.data, want) != NULL, "no '%s' in:\n%s", want, proc.err.data);
+#endif
+	echo_once((unsigned)port, 100, 4);
+	stop_daemon(SIGTERM);
+}
+
 /* An IPv4-mapped IPv6 address can only be bound by a dual-stack socket:
  * the daemon made every explicit IPv6 address IPv6-only, and bind(2) then
  * failed with EINVAL. Served, it is reached over IPv4. */
