@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "client_load.h"
+#include "sigstate.h"
 
 #define PATTERN_LEN LOAD_PATTERN_LEN
 _Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN && LOAD_STREAM_STRIDE % PATTERN_LEN != 0,
@@ -1041,7 +1042,7 @@ static void request_stop(struct load *L)
 
 /* Wait for every thread to end, printing progress once a second. SIGINT
  * and SIGTERM arrive on SIGFD (blocked everywhere): the first one stops the
- * run gracefully, a second one kills as usual. */
+ * run gracefully, a second one kills. */
 static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, void *ctx)
 {
 	unsigned done = 0;
@@ -1070,6 +1071,9 @@ static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			}
 			L->stop_us = now_us();
 			request_stop(L);
+			/* SIGTERM may have been ignored at start: the second one
+			 * kills all the same. SIGINT is taken only when it was not. */
+			signal(SIGTERM, SIG_DFL);
 			sigemptyset(&set);
 			sigaddset(&set, SIGINT);
 			sigaddset(&set, SIGTERM);
@@ -1200,9 +1204,12 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		return rc;
 	}
 	/* Signals go to our signalfd only, from the first connect on: the
-	 * threads never see them. Without a signalfd they act as by default. */
+	 * threads never see them. Without a signalfd they act as by default.
+	 * A SIGINT ignored at start (a background job) stays ignored, as in
+	 * poolechod. */
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
+	if (!pe_signal_ignored(SIGINT))
+		sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	sigfd = signalfd(-1, &set, SFD_CLOEXEC);

@@ -22,6 +22,7 @@
 #include "daemon_cli.h"
 #include "log.h"
 #include "net.h"
+#include "sigstate.h"
 #include "stdfds.h"
 #include "sysfile.h"
 #include "thread_limits.h"
@@ -215,13 +216,6 @@ static void log_listening(pe_server *srv, const struct daemon_options *opt, int 
 	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
 }
 
-static int ignored_at_start(int sig)
-{
-	struct sigaction sa;
-
-	return sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
-}
-
 /* The library's log, counting its errors: a failure it has explained needs
  * no second, vaguer line from main. */
 static atomic_uint server_errors_logged;
@@ -266,10 +260,10 @@ int main(int argc, char **argv)
 	/* Started with SIGINT or SIGHUP ignored (a background job of a shell
 	 * without job control, nohup), the daemon is meant to outlive the
 	 * terminal's Ctrl-C or hangup: leave them ignored. SIGTERM always stops. */
-	if (!ignored_at_start(SIGINT))
+	if (!pe_signal_ignored(SIGINT))
 		sigaddset(&st.set, SIGINT);
 	sigaddset(&st.set, SIGTERM);
-	if (!ignored_at_start(SIGHUP))
+	if (!pe_signal_ignored(SIGHUP))
 		sigaddset(&st.set, SIGHUP);
 	sigaddset(&st.set, SIGUSR1);
 	sigaddset(&st.set, SIGUSR2);

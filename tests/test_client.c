@@ -159,6 +159,10 @@ struct child {
 	int outfile, errfd; /* temporary files for its stdout (or -1) and stderr */
 };
 
+/* When not 0, client_spawn's child starts with this signal ignored, as a
+ * shell without job control starts a background job with SIGINT. */
+static int spawn_ignored_signal;
+
 /* When not 0, client_spawn's child gets this errno from every shutdown(2):
  * how a test makes the rare reset that meets a half-close certain. */
 static int spawn_shutdown_errno;
@@ -230,6 +234,8 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		else
 			dup2(outfd < 0 ? ch->outfile : outfd, STDOUT_FILENO);
 		dup2(ch->errfd, STDERR_FILENO);
+		if (spawn_ignored_signal)
+			signal(spawn_ignored_signal, SIG_IGN);
 		if (spawn_shutdown_errno && refuse_shutdown(spawn_shutdown_errno) < 0) {
 			dprintf(STDERR_FILENO, "no seccomp filter: %s\n", strerror(errno));
 			_exit(126);
@@ -535,18 +541,25 @@ static unsigned char *binary_input(size_t len, unsigned seed)
 
 TestSuite(pipe, .init = server_up, .fini = server_down);
 
+/* Also with -q: a common option, which alone does not choose load mode. */
 Test(pipe, short_input_comes_back_and_exits_0, .timeout = 60)
 {
 	static const char msg[] = "hello, echo\n";
-	const char *args[] = {"127.0.0.1", port_str, NULL};
-	struct run r;
+	const char *plain[] = {"127.0.0.1", port_str, NULL};
+	const char *quiet[] = {"-q", "127.0.0.1", port_str, NULL};
+	const char *const *args[] = {plain, quiet};
 
-	run_client(&r, msg, sizeof msg - 1, args);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_eq(r.outlen, sizeof msg - 1);
-	cr_expect_arr_eq(r.out, msg, sizeof msg - 1);
-	cr_expect_eq(r.errlen, 0, "unexpected stderr:\n%s", r.err);
-	run_free(&r);
+	for (size_t i = 0; i < 2; i++) {
+		struct run r;
+
+		run_client(&r, msg, sizeof msg - 1, args[i]);
+		cr_expect_eq(r.code, 0, "%s: exit %d, stderr:\n%s", args[i][0], r.code, r.err);
+		cr_expect_eq(r.outlen, sizeof msg - 1, "%s: %zu bytes out:\n%s", args[i][0],
+		             r.outlen, r.out);
+		cr_expect_arr_eq(r.out, msg, r.outlen < sizeof msg - 1 ? r.outlen : sizeof msg - 1);
+		cr_expect_eq(r.errlen, 0, "unexpected stderr:\n%s", r.err);
+		run_free(&r);
+	}
 }
 
 Test(pipe, four_mib_of_binary_comes_back_identical, .timeout = 60)
@@ -2168,6 +2181,116 @@ Test(load, a_signal_ends_the_run_with_its_report, .timeout = 60)
 		cr_expect_lt(json_double(r.out, "duration_s"), 30.0, "report:\n%s", r.out);
 		run_free(&r);
 	}
+}
+
+/* A field of the client's /proc/PID/status (its main thread's, for the
+ * per-thread ones), read as hex or decimal; -1 when it cannot be read. */
+static long long client_status(pid_t pid, const char *key, int hex)
+{
+	char path[64], line[256];
+	long long v = -1;
+	size_t klen = strlen(key);
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			v = strtoll(line + klen + 1, NULL, hex ? 16 : 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Wait until the client's KEY field satisfies TEST(value, ARG): 0, or -1
+ * after TIMEOUT_MS. */
+static int client_status_wait(pid_t pid, const char *key, int hex,
+                              bool (*test)(long long, long long), long long arg,
+                              unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	do {
+		long long v = client_status(pid, key, hex);
+
+		if (v >= 0 && test(v, arg))
+			return 0;
+		poll(NULL, 0, 5);
+	} while (th_ms_left(deadline) > 0);
+	return -1;
+}
+
+static bool at_least(long long v, long long n) { return v >= n; }
+static bool has_signal(long long mask, long long sig) { return (mask >> (sig - 1)) & 1; }
+static bool lacks_signal(long long mask, long long sig) { return !has_signal(mask, sig); }
+
+/* A run started with SIGINT ignored (a background job) leaves it ignored,
+ * as poolechod does: it took the first one and stopped. SIGTERM still
+ * stops it. */
+Test(load, a_sigint_ignored_at_start_stays_ignored, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-d", "60", "--json", "-q", "127.0.0.1", port_str, NULL};
+	uint64_t echoed = tf_stats(&server).bytes_out;
+	struct pollfd pfd = {.events = POLLIN};
+	struct child ch;
+	struct run r;
+
+	spawn_ignored_signal = SIGINT;
+	client_spawn(&ch, input_file("", 0), -1, args);
+	spawn_ignored_signal = 0;
+	cr_assert_eq(tf_wait_stat(&server, bytes_out, echoed + 64 * 100, 10000), 0,
+	             "the run never got going");
+	pfd.fd = (int)syscall(SYS_pidfd_open, ch.pid, 0);
+	cr_assert_geq(pfd.fd, 0, "pidfd_open: %s", strerror(errno));
+	cr_assert_eq(kill(ch.pid, SIGINT), 0, "kill: %s", strerror(errno));
+	/* Taken, it ends the run at once; a second shows it was not. */
+	cr_expect_eq(poll(&pfd, 1, 1000), 0, "the client, started with SIGINT ignored, ended on one");
+	close(pfd.fd);
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 20000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* After the first signal the run waits for what is in flight, which a
+ * silent server never echoes: the second signal kills at once, even a
+ * SIGTERM the client was started with ignored (it waited for --timeout). */
+Test(wrong_server, a_second_signal_ends_the_run_at_once, .timeout = 90)
+{
+	static const struct {
+		int sig, ignored;
+	} cases[] = {{SIGINT, 0}, {SIGTERM, 0}, {SIGTERM, SIGTERM}};
+	struct bad_server b;
+
+	bad_start(&b, BAD_SILENT, 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[] = {"-c", "1", "-d", "60", "--timeout=60", "--json", "-q",
+		                      "127.0.0.1", b.port_str, NULL};
+		int sig = cases[i].sig;
+		struct child ch;
+		struct run r;
+
+		spawn_ignored_signal = cases[i].ignored;
+		client_spawn(&ch, input_file("", 0), -1, args);
+		spawn_ignored_signal = 0;
+		/* Its event thread runs once the first connect is made: a signal
+		 * before then gives the run up instead. */
+		cr_assert_eq(client_status_wait(ch.pid, "Threads", 0, at_least, 2, 10000), 0,
+		             "case %zu: the run never got going", i);
+		cr_assert_eq(kill(ch.pid, sig), 0, "kill: %s", strerror(errno));
+		/* Taken: the main thread unblocks it for the second. */
+		cr_assert_eq(client_status_wait(ch.pid, "SigBlk", 1, lacks_signal, sig, 10000), 0,
+		             "case %zu: the first signal %d was not taken", i, sig);
+		cr_assert_eq(kill(ch.pid, sig), 0, "kill: %s", strerror(errno));
+		client_finish(&r, &ch, 10000);
+		cr_expect_eq(r.code, 128 + sig, "case %zu: exit %d, stderr:\n%s", i, r.code, r.err);
+		run_free(&r);
+	}
+	bad_stop(&b);
 }
 
 Test(load, duration_run_prints_a_text_report, .timeout = 60)
