@@ -1042,9 +1042,11 @@ static void request_stop(struct load *L)
 
 /* Wait for every thread to end, printing progress once a second. SIGINT
  * and SIGTERM arrive on SIGFD (blocked everywhere): the first one stops the
- * run gracefully, a second one kills. */
-static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, void *ctx)
+ * run gracefully, a second one kills. Whether one came. */
+static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, void *ctx)
 {
+	bool signalled = false;
+
 	unsigned done = 0;
 	int64_t next_tick = L->start_us + 1000000;
 
@@ -1071,9 +1073,7 @@ static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			}
 			L->stop_us = now_us();
 			request_stop(L);
-			/* SIGTERM may have been ignored at start: the second one
-			 * kills all the same. SIGINT is taken only when it was not. */
-			signal(SIGTERM, SIG_DFL);
+			signalled = true;
 			sigemptyset(&set);
 			sigaddset(&set, SIGINT);
 			sigaddset(&set, SIGTERM);
@@ -1088,6 +1088,32 @@ static void wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			next_tick += 1000000;
 		}
 	}
+	return signalled;
+}
+
+static void take_one_signal(int sig)
+{
+	(void)sig;
+}
+
+/* Give SIGINT and SIGTERM (those of SET) back to their defaults after a run
+ * that read them from a signalfd. If none was taken yet, the next must not
+ * kill the client before its report is out (one already pending, or one
+ * that comes while a slow output holds the report up): a handler takes it
+ * once (SA_RESETHAND), so that only a second kills, as during the run. */
+static void give_signals_back(const sigset_t *set, bool taken, const sigset_t *old)
+{
+	if (!taken) {
+		struct sigaction sa = {.sa_handler = take_one_signal,
+		                       .sa_flags = SA_RESETHAND | SA_RESTART};
+		const int sigs[] = {SIGINT, SIGTERM};
+
+		sigemptyset(&sa.sa_mask);
+		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+			if (sigismember(set, sigs[i]) == 1)
+				sigaction(sigs[i], &sa, NULL);
+	}
+	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 /* PART over WHOLE, at most 1: the two clocks are read apart, and the
@@ -1183,6 +1209,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	sigset_t set, old;
 	unsigned started = 0, i;
 	int sigfd = -1, rc;
+	bool signalled = false;
 	int64_t end;
 
 	memset(res, 0, sizeof *res);
@@ -1217,6 +1244,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	rc = probe_server(&L, list, sigfd, err, errlen);
 	freeaddrinfo(list);
+	signalled = rc == -ECANCELED;
 	if (rc < 0)
 		goto out;
 	L.pattern = pattern_create();
@@ -1244,7 +1272,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		started++;
 	}
 	if (started == L.nthreads)
-		wait_threads(&L, sigfd, progress, ctx);
+		signalled = wait_threads(&L, sigfd, progress, ctx);
 	for (i = 0; i < started; i++)
 		pthread_join(L.threads[i].tid, NULL);
 	end = measured_end(&L, started, now_us());
@@ -1256,9 +1284,10 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		collect(&L, res);
 	}
 out:
-	if (sigfd >= 0)
+	if (sigfd >= 0) {
 		close(sigfd);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+		give_signals_back(&set, signalled, &old);
+	}
 	threads_free(&L);
 	if (L.stop_fd >= 0)
 		close(L.stop_fd);

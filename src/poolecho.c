@@ -84,6 +84,9 @@ int main(int argc, char **argv)
 	/* A closed standard output (poolecho < f | head -c 10) must be an error
 	 * with its reason, not a silent death; sockets use MSG_NOSIGNAL anyway. */
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGTERM always ends the client, as it always stops poolechod, even
+	 * one started with it ignored. */
+	signal(SIGTERM, SIG_DFL);
 
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:

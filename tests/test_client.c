@@ -562,6 +562,31 @@ Test(pipe, short_input_comes_back_and_exits_0, .timeout = 60)
 	}
 }
 
+/* SIGTERM always ends the client, even one started with it ignored: in
+ * pipe mode it acts as by default. */
+Test(pipe, sigterm_ends_a_client_started_with_it_ignored, .timeout = 60)
+{
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	uint64_t accepted = tf_stats(&server).accepted;
+	struct child ch;
+	struct run r;
+	int in[2];
+
+	/* Standard input held open: the client waits for more. */
+	cr_assert_eq(pipe2(in, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	spawn_ignored_signal = SIGTERM;
+	client_spawn(&ch, in[0], -1, args);
+	spawn_ignored_signal = 0;
+	close(in[0]);
+	cr_assert_eq(tf_wait_stat(&server, accepted, accepted + 1, 10000), 0,
+	             "the client never connected");
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 10000);
+	close(in[1]);
+	cr_expect_eq(r.code, 128 + SIGTERM, "exit %d, stderr:\n%s", r.code, r.err);
+	run_free(&r);
+}
+
 Test(pipe, four_mib_of_binary_comes_back_identical, .timeout = 60)
 {
 	const size_t len = 4u << 20;
@@ -809,6 +834,7 @@ struct bad_server {
 	unsigned port;
 	char port_str[16];
 	pthread_t thread;
+	atomic_size_t bytes_read;   /* from every client, for a test to wait on */
 };
 
 /* Wait for FD or the stop pipe: true when FD is ready. */
@@ -852,6 +878,7 @@ static void bad_serve(struct bad_server *b, int fd)
 		return;
 	}
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
+		atomic_fetch_add(&b->bytes_read, (size_t)n);
 		if (b->kind == BAD_FLIP) {
 			if (b->at >= off && b->at < off + (size_t)n)
 				buf[b->at - off] ^= 0x5a;
@@ -928,6 +955,7 @@ static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
 	char err[PE_NET_ERRLEN];
 
 	memset(b, 0, sizeof *b);
+	atomic_init(&b->bytes_read, 0);
 	b->kind = kind;
 	b->at = at;
 	b->lfd = pe_net_listen("127.0.0.1", 0, 16, err);
@@ -937,6 +965,19 @@ static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
 	snprintf(b->port_str, sizeof b->port_str, "%u", b->port);
 	cr_assert_eq(pipe2(b->stop, O_CLOEXEC), 0);
 	cr_assert_eq(pthread_create(&b->thread, NULL, bad_thread, b), 0);
+}
+
+/* Wait until B has read more than SEEN bytes: 0, or -1 after TIMEOUT_MS. */
+static int bad_wait_read(struct bad_server *b, size_t seen, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	while (atomic_load(&b->bytes_read) <= seen) {
+		if (th_ms_left(deadline) <= 0)
+			return -1;
+		poll(NULL, 0, 5);
+	}
+	return 0;
 }
 
 static void bad_stop(struct bad_server *b)
@@ -2223,7 +2264,6 @@ static int client_status_wait(pid_t pid, const char *key, int hex,
 	return -1;
 }
 
-static bool at_least(long long v, long long n) { return v >= n; }
 static bool has_signal(long long mask, long long sig) { return (mask >> (sig - 1)) & 1; }
 static bool lacks_signal(long long mask, long long sig) { return !has_signal(mask, sig); }
 
@@ -2256,31 +2296,101 @@ Test(load, a_sigint_ignored_at_start_stays_ignored, .timeout = 60)
 	run_free(&r);
 }
 
-/* After the first signal the run waits for what is in flight, which a
- * silent server never echoes: the second signal kills at once, even a
+/* Wait until the client's main thread is in system call NR (from
+ * /proc/PID/syscall): 0, or -1 after TIMEOUT_MS. */
+static int client_wait_in_syscall(pid_t pid, long nr, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	char path[64], want[32], line[256];
+
+	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+	snprintf(want, sizeof want, "%ld ", nr);
+	do {
+		FILE *f = fopen(path, "re");
+		bool in = f && fgets(line, sizeof line, f) && strncmp(line, want, strlen(want)) == 0;
+
+		if (f)
+			fclose(f);
+		if (in)
+			return 0;
+		poll(NULL, 0, 5);
+	} while (th_ms_left(deadline) > 0);
+	return -1;
+}
+
+/* A signal after the run, while a full output holds the report up, is the
+ * first the client takes: the report still comes out whole, where the
+ * signal killed the client. */
+Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
+	static char out[1 << 20];
+	size_t filled = 0, got = 0;
+	int64_t deadline;
+	struct child ch;
+	struct run r;
+	int fds[2];
+	ssize_t n;
+
+	/* A pipe already full, so that the report's write blocks. */
+	cr_assert_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0, "pipe2: %s", strerror(errno));
+	while ((n = write(fds[1], out, sizeof out)) > 0)
+		filled += (size_t)n;
+	cr_assert_eq(errno, EAGAIN, "filling the pipe: %s", strerror(errno));
+	cr_assert_eq(fcntl(fds[1], F_SETFL, 0), 0, "%s", strerror(errno));
+	client_spawn(&ch, input_file("", 0), fds[1], args);
+	close(fds[1]);
+	cr_assert_eq(client_wait_in_syscall(ch.pid, SYS_write, 10000), 0,
+	             "the client never blocked writing its report");
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	cr_assert_eq(fcntl(fds[0], F_SETFL, 0), 0, "%s", strerror(errno));
+	deadline = th_now_ms() + 10000;
+	while (th_ms_left(deadline) > 0) {
+		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+
+		if (poll(&pfd, 1, th_ms_left(deadline)) <= 0)
+			break;
+		n = read(fds[0], out + got, sizeof out - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fds[0]);
+	out[got] = '\0';
+	client_finish(&r, &ch, 10000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got, filled);
+	cr_expect(json_is_one_object(out + filled), "not one JSON object after the filler:\n%s",
+	          out + filled);
+	run_free(&r);
+}
+
+/* After the first signal the run waits for what is in flight, which this
+ * server holds for a minute: the second signal kills at once, even a
  * SIGTERM the client was started with ignored (it waited for --timeout). */
 Test(wrong_server, a_second_signal_ends_the_run_at_once, .timeout = 90)
 {
 	static const struct {
 		int sig, ignored;
 	} cases[] = {{SIGINT, 0}, {SIGTERM, 0}, {SIGTERM, SIGTERM}};
-	struct bad_server b;
 
-	bad_start(&b, BAD_SILENT, 0);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct bad_server b;
 		const char *args[] = {"-c", "1", "-d", "60", "--timeout=60", "--json", "-q",
-		                      "127.0.0.1", b.port_str, NULL};
+		                      "127.0.0.1", NULL, NULL};
 		int sig = cases[i].sig;
 		struct child ch;
 		struct run r;
 
+		/* One connection at a time: a server of its own for each case. */
+		bad_start(&b, BAD_SLOW, 60000);
+		args[8] = b.port_str;
 		spawn_ignored_signal = cases[i].ignored;
 		client_spawn(&ch, input_file("", 0), -1, args);
 		spawn_ignored_signal = 0;
-		/* Its event thread runs once the first connect is made: a signal
-		 * before then gives the run up instead. */
-		cr_assert_eq(client_status_wait(ch.pid, "Threads", 0, at_least, 2, 10000), 0,
-		             "case %zu: the run never got going", i);
+		/* A message in flight (the probe connection sends none), which the
+		 * first signal waits for. */
+		cr_assert_eq(bad_wait_read(&b, 0, 10000), 0, "case %zu: the run never got going", i);
 		cr_assert_eq(kill(ch.pid, sig), 0, "kill: %s", strerror(errno));
 		/* Taken: the main thread unblocks it for the second. */
 		cr_assert_eq(client_status_wait(ch.pid, "SigBlk", 1, lacks_signal, sig, 10000), 0,
@@ -2289,8 +2399,8 @@ Test(wrong_server, a_second_signal_ends_the_run_at_once, .timeout = 90)
 		client_finish(&r, &ch, 10000);
 		cr_expect_eq(r.code, 128 + sig, "case %zu: exit %d, stderr:\n%s", i, r.code, r.err);
 		run_free(&r);
+		bad_stop(&b);
 	}
-	bad_stop(&b);
 }
 
 Test(load, duration_run_prints_a_text_report, .timeout = 60)
