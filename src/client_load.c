@@ -1045,10 +1045,9 @@ static void request_stop(struct load *L)
  * run gracefully, a second one kills. Whether one came. */
 static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, void *ctx)
 {
-	bool signalled = false;
-
 	unsigned done = 0;
 	int64_t next_tick = L->start_us + 1000000;
+	bool signalled = false;
 
 	while (done < L->nthreads) {
 		struct pollfd fds[2] = {{.fd = L->done_fd, .events = POLLIN},
@@ -1096,8 +1095,8 @@ static void take_one_signal(int sig)
 	(void)sig;
 }
 
-/* Give SIGINT and SIGTERM (those of SET) back to their defaults after a run
- * that read them from a signalfd. If none was taken yet, the next must not
+/* Unblock SIGINT and SIGTERM (those of SET) after a run that read them from
+ * a signalfd: restore the mask OLD. If none was taken yet, the next must not
  * kill the client before its report is out (one already pending, or one
  * that comes while a slow output holds the report up): a handler takes it
  * once (SA_RESETHAND), so that only a second kills, as during the run. */
