@@ -1090,26 +1090,44 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 	return signalled;
 }
 
+/* Which of SIGINT and SIGTERM take_one_signal sets back to their default:
+ * those the run took from its signalfd (a SIGINT ignored at start stays
+ * ignored). */
+static volatile sig_atomic_t signals_to_reset[2];
+
 static void take_one_signal(int sig)
 {
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+
 	(void)sig;
+	sigemptyset(&dfl.sa_mask);
+	if (signals_to_reset[0])
+		sigaction(SIGINT, &dfl, NULL);
+	if (signals_to_reset[1])
+		sigaction(SIGTERM, &dfl, NULL);
 }
 
 /* Unblock SIGINT and SIGTERM (those of SET) after a run that read them from
  * a signalfd: restore the mask OLD. If none was taken yet, the next must not
  * kill the client before its report is out (one already pending, or one
  * that comes while a slow output holds the report up): a handler takes it
- * once (SA_RESETHAND), so that only a second kills, as during the run. */
+ * and sets both back to their default, so that a second kills, whichever
+ * it is, as during the run. Both stay blocked while it runs, so that the
+ * other one, pending or arriving meanwhile, finds the default. */
 static void give_signals_back(const sigset_t *set, bool taken, const sigset_t *old)
 {
 	if (!taken) {
-		struct sigaction sa = {.sa_handler = take_one_signal,
-		                       .sa_flags = SA_RESETHAND | SA_RESTART};
+		struct sigaction sa = {.sa_handler = take_one_signal, .sa_flags = SA_RESTART};
 		const int sigs[] = {SIGINT, SIGTERM};
 
 		sigemptyset(&sa.sa_mask);
+		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+			signals_to_reset[i] = sigismember(set, sigs[i]) == 1;
+			if (signals_to_reset[i])
+				sigaddset(&sa.sa_mask, sigs[i]);
+		}
 		for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-			if (sigismember(set, sigs[i]) == 1)
+			if (signals_to_reset[i])
 				sigaction(sigs[i], &sa, NULL);
 	}
 	pthread_sigmask(SIG_SETMASK, old, NULL);

@@ -2320,6 +2320,47 @@ static int client_wait_in_syscall(pid_t pid, long nr, unsigned timeout_ms)
 	return -1;
 }
 
+/* A pipe into FDS, already full, its write end blocking, so that a client
+ * writing its report there blocks until the read end is drained. Returns how
+ * many bytes of filler it holds. */
+static size_t full_pipe(int fds[2])
+{
+	static char filler[1 << 16];
+	size_t filled = 0;
+	ssize_t n;
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0, "pipe2: %s", strerror(errno));
+	while ((n = write(fds[1], filler, sizeof filler)) > 0)
+		filled += (size_t)n;
+	cr_assert_eq(errno, EAGAIN, "filling the pipe: %s", strerror(errno));
+	cr_assert_eq(fcntl(fds[1], F_SETFL, 0), 0, "%s", strerror(errno));
+	return filled;
+}
+
+/* Read FD to its end, or for TIMEOUT_MS, into OUT (CAP bytes, NUL-ended);
+ * close it. Returns the count. */
+static size_t drain_pipe(int fd, char *out, size_t cap, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	size_t got = 0;
+	ssize_t n;
+
+	cr_assert_eq(fcntl(fd, F_SETFL, 0), 0, "%s", strerror(errno));
+	while (th_ms_left(deadline) > 0 && got < cap - 1) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+		if (poll(&pfd, 1, th_ms_left(deadline)) <= 0)
+			break;
+		n = read(fd, out + got, cap - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	out[got] = '\0';
+	return got;
+}
+
 /* A signal after the run, while a full output holds the report up, is the
  * first the client takes: the report still comes out whole, where the
  * signal killed the client. */
@@ -2327,44 +2368,56 @@ Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout
 {
 	const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
 	static char out[1 << 20];
-	size_t filled = 0, got = 0;
-	int64_t deadline;
+	size_t filled, got;
 	struct child ch;
 	struct run r;
 	int fds[2];
-	ssize_t n;
 
-	/* A pipe already full, so that the report's write blocks. */
-	cr_assert_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0, "pipe2: %s", strerror(errno));
-	while ((n = write(fds[1], out, sizeof out)) > 0)
-		filled += (size_t)n;
-	cr_assert_eq(errno, EAGAIN, "filling the pipe: %s", strerror(errno));
-	cr_assert_eq(fcntl(fds[1], F_SETFL, 0), 0, "%s", strerror(errno));
+	filled = full_pipe(fds);
 	client_spawn(&ch, input_file("", 0), fds[1], args);
 	close(fds[1]);
 	cr_assert_eq(client_wait_in_syscall(ch.pid, SYS_write, 10000), 0,
 	             "the client never blocked writing its report");
 	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
-	cr_assert_eq(fcntl(fds[0], F_SETFL, 0), 0, "%s", strerror(errno));
-	deadline = th_now_ms() + 10000;
-	while (th_ms_left(deadline) > 0) {
-		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-
-		if (poll(&pfd, 1, th_ms_left(deadline)) <= 0)
-			break;
-		n = read(fds[0], out + got, sizeof out - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fds[0]);
-	out[got] = '\0';
+	got = drain_pipe(fds[0], out, sizeof out, 10000);
 	client_finish(&r, &ch, 10000);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got, filled);
 	cr_expect(json_is_one_object(out + filled), "not one JSON object after the filler:\n%s",
 	          out + filled);
 	run_free(&r);
+}
+
+/* Two signals while the report waits: the second kills, be it the same as
+ * the first or the other one of SIGINT and SIGTERM. */
+Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
+{
+	static const int pairs[][2] = {{SIGINT, SIGTERM}, {SIGTERM, SIGINT}, {SIGTERM, SIGTERM}};
+	static char out[1 << 20];
+
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+		const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
+		int first = pairs[i][0], second = pairs[i][1];
+		struct child ch;
+		struct run r;
+		int fds[2];
+
+		full_pipe(fds);
+		client_spawn(&ch, input_file("", 0), fds[1], args);
+		close(fds[1]);
+		cr_assert_eq(client_wait_in_syscall(ch.pid, SYS_write, 10000), 0,
+		             "case %zu: the client never blocked writing its report", i);
+		cr_assert_eq(kill(ch.pid, first), 0, "kill: %s", strerror(errno));
+		/* Taken: its handler is gone. */
+		cr_assert_eq(client_status_wait(ch.pid, "SigCgt", 1, lacks_signal, first, 10000), 0,
+		             "case %zu: the first signal %d was not taken", i, first);
+		cr_assert_eq(kill(ch.pid, second), 0, "kill: %s", strerror(errno));
+		drain_pipe(fds[0], out, sizeof out, 10000);
+		client_finish(&r, &ch, 10000);
+		cr_expect_eq(r.code, 128 + second, "case %zu: signals %d then %d: exit %d, stderr:\n%s",
+		             i, first, second, r.code, r.err);
+		run_free(&r);
+	}
 }
 
 /* After the first signal the run waits for what is in flight, which this
