@@ -208,12 +208,17 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 			left = (long long)timeout_ms -
 			       ((long long)(now.tv_sec - start.tv_sec) * 1000 +
 			        (now.tv_nsec - start.tv_nsec) / 1000000);
-			if (left <= 0)
-				return -ETIME;
+			/* Time is up: one last look all the same, as a client not
+			 * scheduled for a while may come back to a connect that
+			 * was answered meanwhile. */
+			if (left < 0)
+				left = 0;
 		}
 		rc = poll(pfd, cancel_fd >= 0 ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (rc < 0)
 			rc = errno == EINTR ? -EINTR : -errno;
+		else if (rc == 0 && left == 0)
+			return -ETIME;
 		else if (rc == 0)
 			rc = -EINPROGRESS;
 		else if (cancel_fd >= 0 && pfd[1].revents)

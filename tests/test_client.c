@@ -162,6 +162,10 @@ struct child {
 /* When not 0, client_spawn's child starts with this signal ignored, as a
  * shell without job control starts a background job with SIGINT. */
 static int spawn_ignored_signal;
+/* When set, the client runs under this command line (strace's), which is
+ * looked up in PATH; its ASan leak check is off, as LeakSanitizer cannot
+ * attach to threads another tracer holds. */
+static const char *const *spawn_under;
 
 /* When not 0, client_spawn's child gets this errno from every shutdown(2):
  * how a test makes the rare reset that meets a half-close certain. */
@@ -213,10 +217,14 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 	ch->outfile = outfd < 0 ? temp_file() : -1;
 	ch->errfd = temp_file();
 	/* Copies made before fork: the child of a threaded process may not malloc. */
+	for (i = 0; spawn_under && spawn_under[i]; i++) {
+		cr_assert_lt(n, 16);
+		argv[n++] = strdup(spawn_under[i]);
+	}
 	argv[n++] = strdup(prog);
-	for (; args[n - 1]; n++) {
+	for (i = 0; args[i]; i++) {
 		cr_assert_lt(n, 31);
-		argv[n] = strdup(args[n - 1]);
+		argv[n++] = strdup(args[i]);
 	}
 	argv[n] = NULL;
 
@@ -240,7 +248,12 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 			dprintf(STDERR_FILENO, "no seccomp filter: %s\n", strerror(errno));
 			_exit(126);
 		}
-		execv(argv[0], argv);
+		if (spawn_under) {
+			setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+			execvp(argv[0], argv);
+		} else {
+			execv(argv[0], argv);
+		}
 		_exit(127);
 	}
 	for (i = 0; i < n; i++)
@@ -2456,6 +2469,61 @@ Test(wrong_server, a_second_signal_ends_the_run_at_once, .timeout = 90)
 		run_free(&r);
 		bad_stop(&b);
 	}
+}
+
+/* A client not scheduled for longer than its time to connect comes back
+ * to a connect answered meanwhile: that is no timeout. strace holds the
+ * first connect(2) (the probe) for 0.6 s after the kernel answered it, with
+ * -d 0.3 (load mode, whose probe -d bounds) or --timeout=0.3 (pipe mode):
+ * the answer, an accepted connection or a refusal, is what the client
+ * reports. */
+Test(load, a_connect_answered_while_the_client_waited_is_no_timeout, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-o", "/dev/null", "-e", "trace=connect", "-e",
+	                                    "inject=connect:delay_exit=600000:when=1", NULL};
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	char refusing[16], want[64];
+	const struct {
+		const char *args[10];
+		int code;
+		const char *out, *err;
+	} cases[] = {
+		{{"-c", "1", "-d", "0.3", "--json", "-q", "127.0.0.1", port_str, NULL}, 0, NULL, NULL},
+		{{"--timeout=0.3", "127.0.0.1", port_str, NULL}, 0, "held", NULL},
+		{{"-c", "1", "-d", "0.3", "-q", "127.0.0.1", refusing, NULL}, 1, NULL, want},
+		{{"--timeout=0.3", "127.0.0.1", refusing, NULL}, 1, NULL, want},
+	};
+	int unbound, rc;
+
+	rc = system("strace -o /dev/null true >/dev/null 2>&1");
+	if (rc != 0)
+		cr_skip_test("strace cannot run here (not installed, or ptrace(2) is not allowed): "
+		             "the held connect cannot be staged");
+	/* Bound, not listening: connects to its port are refused. */
+	unbound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(unbound, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(unbound, (struct sockaddr *)&sin, sizeof sin), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(getsockname(unbound, (struct sockaddr *)&sin, &len), 0, "%s", strerror(errno));
+	snprintf(refusing, sizeof refusing, "%u", ntohs(sin.sin_port));
+	snprintf(want, sizeof want, "127.0.0.1:%s: Connection refused", refusing);
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct run r;
+
+		spawn_under = under;
+		run_client(&r, "held", 4, cases[i].args);
+		spawn_under = NULL;
+		cr_expect_eq(r.code, cases[i].code, "case %zu: exit %d, stderr:\n%s", i, r.code, r.err);
+		if (cases[i].out)
+			cr_expect_str_eq(r.out, cases[i].out, "case %zu", i);
+		if (cases[i].err)
+			cr_expect_not_null(strstr(r.err, cases[i].err), "case %zu: '%s' not in:\n%s", i,
+			                   cases[i].err, r.err);
+		cr_expect_null(strstr(r.err, "timed out"), "case %zu:\n%s", i, r.err);
+		run_free(&r);
+	}
+	close(unbound);
 }
 
 Test(load, duration_run_prints_a_text_report, .timeout = 60)
