@@ -682,6 +682,17 @@ static void thread_stop(struct lthread *t, int64_t now)
 	t->next_start = t->nconns;
 }
 
+/* Whether what C waits for has come (its connect answered, an echo, the
+ * server's close), and only waits for epoll to say so: a thread not
+ * scheduled for a while may come back to it past its --timeout, which is
+ * then no timeout. */
+static bool conn_answered(const struct conn *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = c->state == CONN_CONNECTING ? POLLOUT : POLLIN};
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
 /* Timeouts, due rate waits, and the ramp-up of new connections. */
 static void thread_scan(struct lthread *t, int64_t now)
 {
@@ -714,7 +725,7 @@ static void thread_scan(struct lthread *t, int64_t now)
 		/* Waiting on the rate or not, a connection may owe echoes (pipeline). */
 		if (limit && (c->state == CONN_CONNECTING || c->state == CONN_DRAINING ||
 		              (c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed))) &&
-		    now - c->progress_us > limit)
+		    now - c->progress_us > limit && !conn_answered(c))
 			conn_fail(t, c, FAIL_TIMEOUT, "timed out: %s for %.3f s (%llu of %llu bytes "
 			          "sent were echoed)",
 			          c->state == CONN_CONNECTING ? "connect did not complete" :

@@ -293,6 +293,16 @@ static int output_flush(struct pipe *p, unsigned long timeout_ms)
 	return 0;
 }
 
+/* A poll(2) timeout from LEFT, the milliseconds left of a deadline: once
+ * it has passed, 0, for one last look before a timeout is declared, as a
+ * client not scheduled for a while may come back to what came meanwhile. */
+static int64_t last_look(int64_t left)
+{
+	if (left < 0)
+		return 0;
+	return left > INT_MAX ? INT_MAX : left;
+}
+
 /* The server owes us something: an echo, or its close after our half-close. */
 static bool server_owes(const struct pipe *p)
 {
@@ -334,22 +344,21 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		if (owes && !owed)
 			progress = now_ms();
 		owed = owes;
-		if (timeout_ms && owed) {
-			timeout = progress + (int64_t)timeout_ms - now_ms();
-			if (timeout <= 0)
-				return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
-				            "(%llu of %llu bytes sent were echoed)", p->peer,
-				            (double)timeout_ms / 1000.0, (unsigned long long)p->ver,
-				            (unsigned long long)p->snt);
-		}
+		if (timeout_ms && owed)
+			timeout = last_look(progress + (int64_t)timeout_ms - now_ms());
 		rc = poll(fds, 3, (int)timeout);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
 			return fail(p, PIPE_IO, "poll: %s", strerror(errno));
 		}
+		if (rc == 0 && timeout == 0)
+			return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
+			            "(%llu of %llu bytes sent were echoed)", p->peer,
+			            (double)timeout_ms / 1000.0, (unsigned long long)p->ver,
+			            (unsigned long long)p->snt);
 		if (rc == 0)
-			continue; /* the timeout check above reports it */
+			continue;
 
 		if (fds[0].revents && input_read(p) < 0)
 			return -1;

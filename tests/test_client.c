@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,6 +167,15 @@ static int spawn_ignored_signal;
  * looked up in PATH; its ASan leak check is off, as LeakSanitizer cannot
  * attach to threads another tracer holds. */
 static const char *const *spawn_under;
+
+/* strace stages a client held in a system call, as a loaded machine may
+ * hold it: skip the test where it cannot run. */
+static void skip_without_strace(void)
+{
+	if (system("strace -o /dev/null true >/dev/null 2>&1") != 0)
+		cr_skip_test("strace cannot run here (not installed, or ptrace(2) is not allowed): "
+		             "the held client cannot be staged");
+}
 
 /* When not 0, client_spawn's child gets this errno from every shutdown(2):
  * how a test makes the rare reset that meets a half-close certain. */
@@ -1869,6 +1879,50 @@ Test(wrong_server, a_signal_during_the_first_connect_gives_the_run_up, .timeout 
 	close(lfd);
 }
 
+/* Pipe mode, held as a loaded machine may hold it, comes back to an echo
+ * that came meanwhile: that is no timeout. The server echoes each read
+ * 0.2 s late; strace holds the client's second read of its input (a FIFO)
+ * for 1.5 s, with --timeout=1, while the first part's echo comes. */
+Test(wrong_server, an_echo_that_came_while_the_pipe_client_was_held_is_no_timeout,
+     .timeout = 60)
+{
+	char dir[] = "/tmp/poolecho-test-XXXXXX", fifo[64];
+	const char *under[] = {"strace", "-o", "/dev/null", "-P", fifo, "-e", "trace=read",
+	                       "-e", "inject=read:delay_exit=1500000:when=2", NULL};
+	const char *args[] = {"--timeout=1", "127.0.0.1", NULL, NULL};
+	struct bad_server b;
+	struct child ch;
+	struct run r;
+	int in, feed;
+
+	skip_without_strace();
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(fifo, sizeof fifo, "%s/input", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+	in = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	cr_assert_geq(in, 0, "open %s: %s", fifo, strerror(errno));
+	feed = open(fifo, O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(feed, 0, "open %s: %s", fifo, strerror(errno));
+	cr_assert_eq(fcntl(in, F_SETFL, 0), 0, "%s", strerror(errno));
+
+	bad_start(&b, BAD_SLOW, 200);
+	args[2] = b.port_str;
+	spawn_under = (const char *const *)under;
+	client_spawn(&ch, in, -1, args);
+	spawn_under = NULL;
+	cr_assert_eq(write(feed, "aaaa", 4), 4, "%s", strerror(errno));
+	cr_assert_eq(bad_wait_read(&b, 0, 10000), 0, "the first part never reached the server");
+	cr_assert_eq(write(feed, "bbbb", 4), 4, "%s", strerror(errno));
+	close(feed);
+	client_finish(&r, &ch, 20000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_str_eq(r.out, "aaaabbbb");
+	run_free(&r);
+	bad_stop(&b);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 /* A first connect that hangs ends with the run's -d, before --timeout:
  * the run would be over by then. */
 Test(wrong_server, the_first_connect_ends_with_the_duration, .timeout = 60)
@@ -2494,12 +2548,9 @@ Test(load, a_connect_answered_while_the_client_waited_is_no_timeout, .timeout = 
 		{{"-c", "1", "-d", "0.3", "-q", "127.0.0.1", refusing, NULL}, 1, NULL, want},
 		{{"--timeout=0.3", "127.0.0.1", refusing, NULL}, 1, NULL, want},
 	};
-	int unbound, rc;
+	int unbound;
 
-	rc = system("strace -o /dev/null true >/dev/null 2>&1");
-	if (rc != 0)
-		cr_skip_test("strace cannot run here (not installed, or ptrace(2) is not allowed): "
-		             "the held connect cannot be staged");
+	skip_without_strace();
 	/* Bound, not listening: connects to its port are refused. */
 	unbound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(unbound, 0, "socket: %s", strerror(errno));
@@ -2524,6 +2575,26 @@ Test(load, a_connect_answered_while_the_client_waited_is_no_timeout, .timeout = 
 		run_free(&r);
 	}
 	close(unbound);
+}
+
+/* The same for an echo: strace holds the load thread's first send(2) for
+ * 1.5 s, with --timeout=1, while the server echoes at once. */
+Test(load, an_echo_that_came_while_the_client_was_held_is_no_timeout, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=sendto",
+	                                    "-e", "inject=sendto:delay_exit=1500000:when=1", NULL};
+	const char *args[] = {"-c", "1", "-n", "5", "--timeout=1", "--json", "-q", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+
+	skip_without_strace();
+	spawn_under = under;
+	run_client(&r, "", 0, args);
+	spawn_under = NULL;
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "\"timeouts\":0"), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"messages_echoed\":5"), "report:\n%s", r.out);
+	run_free(&r);
 }
 
 Test(load, duration_run_prints_a_text_report, .timeout = 60)
