@@ -163,18 +163,17 @@ struct child {
 /* When not 0, client_spawn's child starts with this signal ignored, as a
  * shell without job control starts a background job with SIGINT. */
 static int spawn_ignored_signal;
-/* When set, the client runs under this command line (strace's), which is
- * looked up in PATH; its ASan leak check is off, as LeakSanitizer cannot
- * attach to threads another tracer holds. */
+/* When set, the client runs under this strace command line, which is
+ * looked up in PATH. */
 static const char *const *spawn_under;
 
 /* strace stages a client held in a system call, as a loaded machine may
  * hold it: skip the test where it cannot run. */
 static void skip_without_strace(void)
 {
-	if (system("strace -o /dev/null true >/dev/null 2>&1") != 0)
-		cr_skip_test("strace cannot run here (not installed, or ptrace(2) is not allowed): "
-		             "the held client cannot be staged");
+	if (system("strace -o /dev/null -e inject=read:delay_exit=1 true >/dev/null 2>&1") != 0)
+		cr_skip_test("strace cannot run here (not installed, older than 4.22, or ptrace(2) "
+		             "is not allowed): the held client cannot be staged");
 }
 
 /* When not 0, client_spawn's child gets this errno from every shutdown(2):
@@ -231,6 +230,16 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		cr_assert_lt(n, 16);
 		argv[n++] = strdup(spawn_under[i]);
 	}
+	if (spawn_under) {
+		/* LeakSanitizer cannot work under ptrace: off for the traced client. */
+		const char *asan = getenv("ASAN_OPTIONS");
+		char env[256];
+
+		snprintf(env, sizeof env, "ASAN_OPTIONS=%s%sdetect_leaks=0", asan ? asan : "",
+		         asan && *asan ? ":" : "");
+		argv[n++] = strdup("-E");
+		argv[n++] = strdup(env);
+	}
 	argv[n++] = strdup(prog);
 	for (i = 0; args[i]; i++) {
 		cr_assert_lt(n, 31);
@@ -258,12 +267,10 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 			dprintf(STDERR_FILENO, "no seccomp filter: %s\n", strerror(errno));
 			_exit(126);
 		}
-		if (spawn_under) {
-			setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+		if (spawn_under)
 			execvp(argv[0], argv);
-		} else {
+		else
 			execv(argv[0], argv);
-		}
 		_exit(127);
 	}
 	for (i = 0; i < n; i++)
