@@ -352,7 +352,9 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 				continue;
 			return fail(p, PIPE_IO, "poll: %s", strerror(errno));
 		}
-		if (rc == 0 && timeout == 0)
+		/* Time is up: only the server's answer (an echo, its close, an
+		 * error) saves it; input, or room to send more, is none. */
+		if (timeout == 0 && !(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
 			            "(%llu of %llu bytes sent were echoed)", p->peer,
 			            (double)timeout_ms / 1000.0, (unsigned long long)p->ver,

@@ -235,8 +235,9 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		const char *asan = getenv("ASAN_OPTIONS");
 		char env[256];
 
-		snprintf(env, sizeof env, "ASAN_OPTIONS=%s%sdetect_leaks=0", asan ? asan : "",
-		         asan && *asan ? ":" : "");
+		cr_assert_lt(snprintf(env, sizeof env, "ASAN_OPTIONS=%s%sdetect_leaks=0",
+		                      asan ? asan : "", asan && *asan ? ":" : ""),
+		             (int)sizeof env, "ASAN_OPTIONS is too long to extend: %s", asan);
 		argv[n++] = strdup("-E");
 		argv[n++] = strdup(env);
 	}
@@ -1928,6 +1929,39 @@ Test(wrong_server, an_echo_that_came_while_the_pipe_client_was_held_is_no_timeou
 	bad_stop(&b);
 	unlink(fifo);
 	rmdir(dir);
+}
+
+/* The last look is for the server's answer only: new input, or room to
+ * send it, found there does not start the clock again. Against a server
+ * that never echoes, the client is stopped in its wait for the echo of
+ * "a" until its --timeout is up, with "b" written meanwhile: it fails as
+ * it comes back, with 1 byte sent, instead of sending "b" and waiting
+ * another second. */
+Test(wrong_server, input_found_at_the_last_look_does_not_restart_the_timeout, .timeout = 60)
+{
+	const char *args[] = {"--timeout=1", "127.0.0.1", NULL, NULL};
+	struct bad_server b;
+	struct child ch;
+	struct run r;
+	int fds[2];
+
+	bad_start(&b, BAD_SILENT, 0);
+	args[2] = b.port_str;
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	client_spawn(&ch, fds[0], -1, args);
+	cr_assert_eq(write(fds[1], "a", 1), 1, "%s", strerror(errno));
+	cr_assert_eq(bad_wait_read(&b, 0, 10000), 0, "the input never reached the server");
+	cr_assert_eq(kill(ch.pid, SIGSTOP), 0, "kill: %s", strerror(errno));
+	cr_assert_eq(write(fds[1], "b", 1), 1, "%s", strerror(errno));
+	/* Past the client's --timeout, on the clock it reads. */
+	poll(NULL, 0, 1500);
+	cr_assert_eq(kill(ch.pid, SIGCONT), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 20000);
+	close(fds[1]);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "(0 of 1 bytes sent were echoed)"), "stderr:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
 }
 
 /* A first connect that hangs ends with the run's -d, before --timeout:
