@@ -620,13 +620,21 @@ static bool held_by_server(const struct lthread *t, const struct conn *c)
 	return c->state == CONN_ACTIVE;
 }
 
+/* Whether what C waits for has come (its connect answered, an echo, the
+ * server's close), whether or not this thread's epoll loop has got to it:
+ * poll(2)'s count, 1 if so. */
+static int conn_answered_now(const struct conn *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = c->state == CONN_CONNECTING ? POLLOUT : POLLIN};
+
+	return poll(&pfd, 1, 0);
+}
+
 /* A connect the server has not answered yet, as opposed to one whose
  * answer this thread's epoll loop has not got to. */
 static bool connect_unanswered(const struct conn *c)
 {
-	struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-
-	return poll(&p, 1, 0) == 0;
+	return conn_answered_now(c) == 0;
 }
 
 /* An open connection the server has left waiting: its first message went
@@ -682,17 +690,6 @@ static void thread_stop(struct lthread *t, int64_t now)
 	t->next_start = t->nconns;
 }
 
-/* Whether what C waits for has come (its connect answered, an echo, the
- * server's close), and only waits for epoll to say so: a thread not
- * scheduled for a while may come back to it past its --timeout, which is
- * then no timeout. */
-static bool conn_answered(const struct conn *c)
-{
-	struct pollfd pfd = {.fd = c->fd, .events = c->state == CONN_CONNECTING ? POLLOUT : POLLIN};
-
-	return poll(&pfd, 1, 0) > 0;
-}
-
 /* Timeouts, due rate waits, and the ramp-up of new connections. */
 static void thread_scan(struct lthread *t, int64_t now)
 {
@@ -722,10 +719,12 @@ static void thread_scan(struct lthread *t, int64_t now)
 			else
 				conn_pump(t, c, now);
 		}
-		/* Waiting on the rate or not, a connection may owe echoes (pipeline). */
+		/* Waiting on the rate or not, a connection may owe echoes (pipeline).
+		 * A thread not scheduled for a while may come back past the limit
+		 * to an answer epoll has yet to report: that is no timeout. */
 		if (limit && (c->state == CONN_CONNECTING || c->state == CONN_DRAINING ||
 		              (c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed))) &&
-		    now - c->progress_us > limit && !conn_answered(c))
+		    now - c->progress_us > limit && conn_answered_now(c) <= 0)
 			conn_fail(t, c, FAIL_TIMEOUT, "timed out: %s for %.3f s (%llu of %llu bytes "
 			          "sent were echoed)",
 			          c->state == CONN_CONNECTING ? "connect did not complete" :
