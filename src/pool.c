@@ -101,6 +101,8 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 	sigset_t caller_mask;
 	int rc = 0;
 
+	if (!out)
+		return -EINVAL;
 	*out = NULL;
 	if (!cfg || cfg->workers == 0 || !cfg->queue || !cfg->handler)
 		return -EINVAL;
@@ -120,8 +122,13 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 		size_t min = (size_t)PTHREAD_STACK_MIN;
 		size_t size = cfg->stack_size < min ? min : cfg->stack_size;
 		rc = -pthread_attr_setstacksize(&attr, size);
+		if (rc != 0) {
+			pthread_attr_destroy(&attr);
+			pool_free(pool);
+			return rc;
+		}
 	}
-	pool->batch_inherited = rc == 0 && cfg->batch_scheduling && creator_enter_batch();
+	pool->batch_inherited = cfg->batch_scheduling && creator_enter_batch();
 	/* Workers inherit the mask: process signals go to the application's
 	 * threads, never into a handler, and splice(2) into a socket the peer
 	 * closed raises SIGPIPE, which a program embedding the pool may not
@@ -140,7 +147,10 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 	if (pool->batch_inherited)
 		creator_leave_batch();
 	if (rc != 0) {
-		pe_queue_close(cfg->queue);
+		/* Workers already started leave their pop only when the queue
+		 * closes; with none started, the caller's queue stays open. */
+		if (pool->started > 0)
+			pe_queue_close(cfg->queue);
 		join_started(pool);
 		pool_free(pool);
 		return rc;

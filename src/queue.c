@@ -34,6 +34,8 @@ int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size)
 	pe_queue *q;
 	int rc;
 
+	if (!out)
+		return -EINVAL;
 	*out = NULL;
 	if (capacity == 0 || item_size == 0 || capacity > SIZE_MAX / item_size)
 		return -EINVAL;

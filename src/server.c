@@ -183,6 +183,8 @@ static unsigned usable_cpus(void)
 
 static int check_config(const struct pe_server_config *cfg)
 {
+	if (!cfg)
+		return -EINVAL;
 	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS || cfg->queue_capacity < 1 ||
 	    cfg->backlog < 1 || cfg->port > 65535 || cfg->buffer_size < 1 ||
 	    (cfg->overflow != PE_OVERFLOW_WAIT && cfg->overflow != PE_OVERFLOW_REJECT) ||
@@ -302,6 +304,8 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	pe_server *srv;
 	int rc;
 
+	if (!out)
+		return -EINVAL;
 	*out = NULL;
 	if ((rc = check_config(cfg)) < 0)
 		return rc;

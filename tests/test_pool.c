@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -462,6 +463,7 @@ Test(pool, bad_config_is_einval)
 	pe_queue *queue;
 	pe_pool *pool;
 	struct pe_pool_config good, bad;
+	int rc;
 
 	record_init(&r, 1, 0);
 	cr_assert_eq(pe_queue_create(&queue, 2, sizeof(int)), 0);
@@ -488,6 +490,19 @@ Test(pool, bad_config_is_einval)
 	pool = (pe_pool *)&pool;
 	cr_expect_eq(pe_pool_start(&pool, NULL), -EINVAL, "no config");
 	cr_expect_null(pool);
+	cr_expect_eq(pe_pool_start(NULL, &good), -EINVAL, "no place for the pool");
+
+	/* A stack no system can give: no worker starts, and the caller's
+	 * queue stays open for another try. glibc refuses it in
+	 * pthread_create (EAGAIN, or EINVAL where the size overflows), musl
+	 * in pthread_attr_setstacksize (EINVAL). */
+	bad = good;
+	bad.stack_size = SIZE_MAX - 4096;
+	pool = (pe_pool *)&pool;
+	rc = pe_pool_start(&pool, &bad);
+	cr_expect(rc == -EAGAIN || rc == -EINVAL, "a stack of SIZE_MAX - 4096 bytes: %d, not -EAGAIN or -EINVAL", rc);
+	cr_expect_null(pool);
+	cr_expect_not(pe_queue_is_closed(queue), "a pool that never started closed the queue");
 
 	pe_pool_join(NULL);
 	pe_queue_destroy(queue);

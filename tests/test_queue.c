@@ -146,6 +146,7 @@ Test(queue, create_rejects_zero_sizes)
 	bad = (pe_queue *)&bad;
 	cr_expect_eq(pe_queue_create(&bad, 4, 0), -EINVAL);
 	cr_expect_null(bad);
+	cr_expect_eq(pe_queue_create(NULL, 4, sizeof(int)), -EINVAL, "no place for the queue");
 	pe_queue_destroy(NULL);
 	TH_ASSERT_NO_LEAKS();
 }

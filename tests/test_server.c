@@ -1988,6 +1988,10 @@ Test(server, bad_config_is_einval_and_leaves_nothing_open)
 	bad = good;
 	bad.splice = (enum pe_splice)7;
 	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "splice 7");
+	srv = (pe_server *)&srv;
+	cr_expect_eq(pe_server_create(&srv, NULL), -EINVAL, "no config");
+	cr_expect_null(srv);
+	cr_expect_eq(pe_server_create(NULL, &good), -EINVAL, "no place for the server");
 	cr_expect_eq(th_count_fds(), before);
 	pe_server_destroy(NULL);
 	TH_ASSERT_NO_LEAKS();

@@ -39,10 +39,12 @@ struct pe_pool_config {
  * fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), whatever the
  * caller's mask: a process-directed signal goes to one of the application's
  * own threads, SIGPIPE raised in a worker is never delivered, and a crash
- * in a handler still reaches the program's crash handler. 0, -EINVAL (no workers, queue or handler) or -ENOMEM,
- * which leave the queue as it was, or -EAGAIN when the system refuses a
- * thread: then the workers already started are stopped again, which closes
- * the queue. */
+ * in a handler still reaches the program's crash handler.
+ * 0, -EINVAL (a NULL argument, no workers, queue or handler, or a stack size
+ * the system rejects) or -ENOMEM, or the error of pthread_create(3) as a
+ * negative errno (-EAGAIN when the system refuses a thread). If workers had
+ * started when a thread was refused, they are stopped again, which closes
+ * the queue; on any other failure the queue is left as it was. */
 PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
 
 /* Wait for every worker to return; they return once the queue is closed and

@@ -97,12 +97,12 @@ struct pe_server_config {
 
 PE_API void pe_server_config_init(struct pe_server_config *cfg);
 
-/* Bind, listen and start the workers. -EINVAL for a bad setting (a
- * bind_address that does not resolve included: the log says why), the
- * errno of socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM when the
- * workers' buffers cannot be reserved, -EAGAIN when the system refused a
- * worker thread; these last two are not logged, as the caller knows which
- * setting to lower. On failure nothing is left open. */
+/* Bind, listen and start the workers. -EINVAL for a NULL argument or a
+ * bad setting (a bind_address that does not resolve included: the log
+ * says why), the errno of socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM
+ * when the workers' buffers cannot be reserved, -EAGAIN when the system
+ * refused a worker thread; these last two are not logged, as the caller
+ * knows which setting to lower. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
 /* The busy-poll time a server made from CFG uses: CFG->busy_poll_us, but
