@@ -83,6 +83,9 @@ void client_cli_usage(FILE *out, const char *program)
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
 "\n"
+"In load mode SIGINT or SIGTERM ends the run and prints the report; echoes in\n"
+"flight are awaited for a second at most. A second signal kills at once.\n"
+"\n"
 "Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
 "message), 1 on a mismatch, an early close, a connect failure, a timeout, a\n"
 "load run that echoed nothing, or any other error, 2 on bad usage.\n",

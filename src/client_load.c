@@ -47,6 +47,9 @@ _Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN && LOAD_STREAM_STRIDE % PATT
  * and cost SYN retransmits of a whole second. */
 #define MAX_CONNECTING 64u
 #define TICK_US 100000 /* timeout checks; epoll_wait never sleeps longer */
+/* After a signal, how long the echoes in flight are still awaited: a signal
+ * means the user wants the report now, whatever --timeout allows. */
+#define INTERRUPT_GRACE_US 1000000
 #define FD_SPARE 32u   /* descriptors beyond the connections: epoll, stdio, ... */
 
 enum conn_state {
@@ -94,6 +97,7 @@ struct lthread {
 	bool connects_held;   /* due churn connects wait for fewer in flight */
 	unsigned live;        /* connections not yet DONE or FAILED */
 	bool stopping;
+	int64_t interrupt_us; /* when this thread saw the stop eventfd, 0 if it did not */
 	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
 	int64_t last_echo_us; /* when verified echo bytes last arrived, 0 if never */
 	int64_t last_fail_us; /* when work last ended in a failure, 0 if it never did */
@@ -101,7 +105,7 @@ struct lthread {
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
 	_Atomic uint64_t a_opened, a_echoed, a_bytes_echoed, a_errors;
-	uint64_t failed, pending, unserved, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
+	uint64_t failed, pending, unserved, abandoned, msgs_sent, bytes_sent, mismatches, early, timeouts, other;
 	uint64_t slots_late, slots_unused; /* rate: see load_result */
 	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
@@ -651,6 +655,22 @@ static bool unserved(const struct lthread *t, const struct conn *c, int64_t cut)
 	       (c->rcv == 0 || c->first_echo_us > cut);
 }
 
+/* Echo bytes sent and not yet back, or messages issued and not yet whole. */
+static bool conn_owes(const struct conn *c)
+{
+	return c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed);
+}
+
+/* The grace after a signal ran out: the user asked for the report, and the
+ * server has not broken --timeout, so this is no error; the report says how
+ * many connections still owed echoes. A close not yet come owes nothing. */
+static void conn_give_up(struct lthread *t, struct conn *c)
+{
+	if (conn_owes(c))
+		t->abandoned++;
+	conn_done(t, c);
+}
+
 static void thread_stop(struct lthread *t, int64_t now)
 {
 	/* Slots count up to the deadline, not to a late wake after it. */
@@ -694,7 +714,8 @@ static void thread_stop(struct lthread *t, int64_t now)
 static void thread_scan(struct lthread *t, int64_t now)
 {
 	const struct client_config *cfg = t->L->cfg;
-	int64_t limit = (int64_t)cfg->timeout_ms * 1000;
+	const int64_t limit = (int64_t)cfg->timeout_ms * 1000;
+	const bool grace_over = t->interrupt_us && now - t->interrupt_us >= INTERRUPT_GRACE_US;
 	unsigned i;
 
 	t->min_due_us = INT64_MAX;
@@ -721,10 +742,13 @@ static void thread_scan(struct lthread *t, int64_t now)
 		}
 		/* Waiting on the rate or not, a connection may owe echoes (pipeline).
 		 * A thread not scheduled for a while may come back past the limit
-		 * to an answer epoll has yet to report: that is no timeout. */
-		if (limit && (c->state == CONN_CONNECTING || c->state == CONN_DRAINING ||
-		              (c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed))) &&
-		    now - c->progress_us > limit && conn_answered_now(c) <= 0)
+		 * to an answer epoll has yet to report: that is no timeout. A
+		 * trickle of answers does not hold off the end of the grace. */
+		if (!(c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c)))
+			continue;
+		if (grace_over)
+			conn_give_up(t, c);
+		else if (limit && now - c->progress_us > limit && conn_answered_now(c) <= 0)
 			conn_fail(t, c, FAIL_TIMEOUT, "timed out: %s for %.3f s (%llu of %llu bytes "
 			          "sent were echoed)",
 			          c->state == CONN_CONNECTING ? "connect did not complete" :
@@ -846,6 +870,7 @@ static void *thread_main(void *arg)
 			if (evs[i].data.ptr == NULL) {
 				/* The stop eventfd stays readable: take it out of this set. */
 				epoll_ctl(t->epfd, EPOLL_CTL_DEL, L->stop_fd, NULL);
+				t->interrupt_us = now;
 				if (!t->stopping)
 					thread_stop(t, now);
 				continue;
@@ -1166,6 +1191,7 @@ static void collect(struct load *L, struct load_result *res)
 		res->conns_failed += t->failed;
 		res->conns_pending += t->pending;
 		res->conns_unserved += t->unserved;
+		res->conns_abandoned += t->abandoned;
 		res->messages_sent += t->msgs_sent;
 		res->messages_echoed += atomic_load(&t->a_echoed);
 		res->bytes_sent += t->bytes_sent;
@@ -1194,7 +1220,8 @@ static void collect(struct load *L, struct load_result *res)
 	allowed = default_threads();
 	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
 	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
-	res->interrupted = atomic_load(&L->stop);
+	/* A signal after the deadline cut only the wait for the last echoes. */
+	res->interrupted = L->stop_us && (!L->deadline_us || L->stop_us < L->deadline_us);
 	res->peak_open = atomic_load(&L->peak_open);
 }
 

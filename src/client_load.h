@@ -34,6 +34,7 @@ struct load_result {
 	uint64_t conns_pending;   /* connections whose first connect was unanswered at the stop */
 	uint64_t conns_unserved;  /* open, first message out in the run's first half, and still
 	                             no echo at the stop: the server left them waiting */
+	uint64_t conns_abandoned; /* still owed echoes when the grace after a signal ran out */
 	uint64_t peak_open;       /* the most connections established at once */
 	uint64_t messages_sent;   /* messages written out whole */
 	uint64_t messages_echoed; /* messages whose whole echo came back intact */
@@ -48,7 +49,7 @@ struct load_result {
 	 * after their slot, and slots that came due but were never used
 	 * because the run stopped while the server held their connection up. */
 	uint64_t slots_late, slots_unused;
-	bool interrupted;         /* stopped by SIGINT/SIGTERM */
+	bool interrupted;         /* stopped by SIGINT/SIGTERM before the deadline */
 	double cpu_s;             /* CPU time the load threads used, all together */
 	unsigned cpus;            /* CPUs they could use: min(threads, CPUs allowed) */
 	double cpu_share;         /* cpu_s over cpus times the longest thread's run time */

@@ -79,6 +79,11 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 		        (unsigned long long)r->conns_unserved, r->conns_unserved == 1 ? "" : "s",
 		        r->conns_unserved == 1 ? "its" : "their", r->conns_unserved == 1 ? "it" : "them",
 		        r->conns_unserved < r->conns_opened ? "; the figures are for the others" : "");
+	if (r->conns_abandoned)
+		fprintf(out, "warning:     %llu connection%s still owed echoes a second after the "
+		        "signal and %s given up: not counted as errors, as --timeout had not run "
+		        "out\n", (unsigned long long)r->conns_abandoned,
+		        r->conns_abandoned == 1 ? "" : "s", r->conns_abandoned == 1 ? "was" : "were");
 	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
 	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
 	        per_second(r->messages_echoed, r->elapsed_s));
@@ -162,6 +167,7 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("connections_failed", r->conns_failed);
 	JU("connections_pending", r->conns_pending);
 	JU("connections_unserved", r->conns_unserved);
+	JU("connections_abandoned", r->conns_abandoned);
 	JU("peak_open", r->peak_open);
 	JU("messages_sent", r->messages_sent);
 	JU("messages_echoed", r->messages_echoed);

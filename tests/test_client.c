@@ -2536,9 +2536,10 @@ Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
 	}
 }
 
-/* After the first signal the run waits for what is in flight, which this
- * server holds for a minute: the second signal kills at once, even a
- * SIGTERM the client was started with ignored (it waited for --timeout). */
+/* After the first signal the run waits a second for what is in flight,
+ * which this server holds for a minute: the second signal, sent as soon as
+ * the first is taken, kills at once, even a SIGTERM the client was started
+ * with ignored (it waited for --timeout). */
 Test(wrong_server, a_second_signal_ends_the_run_at_once, .timeout = 90)
 {
 	static const struct {
@@ -2572,6 +2573,70 @@ Test(wrong_server, a_second_signal_ends_the_run_at_once, .timeout = 90)
 		run_free(&r);
 		bad_stop(&b);
 	}
+}
+
+/* A signal means "the report, now": the echo in flight is awaited for a
+ * second, then given up, and the report says so, not counting it as an
+ * error. BAD_STALL echoes ten messages and then holds the eleventh. Before,
+ * with --timeout=0 the signal ended nothing (a second one killed, so no
+ * report), and one after the deadline waited out --timeout. After the
+ * deadline the run was not interrupted: its period ended at the deadline. */
+Test(wrong_server, a_signal_gives_up_an_echo_still_owed_a_second_later, .timeout = 90)
+{
+	static const struct {
+		const char *duration, *timeout;
+		bool after_deadline;
+	} cases[] = {{"-d60", "--timeout=0", false}, {"-d0.05", "--timeout=600", true}};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct bad_server b;
+		const char *args[] = {"-c", "1", cases[i].duration, cases[i].timeout, "--json", "-q",
+		                      "127.0.0.1", NULL, NULL};
+		struct child ch;
+		struct run r;
+
+		bad_start(&b, BAD_STALL, 640);
+		args[7] = b.port_str;
+		client_spawn(&ch, input_file("", 0), -1, args);
+		cr_assert_eq(bad_wait_read(&b, 640, 10000), 0, "case %zu: no eleventh message", i);
+		/* The deadline is the client's own clock: nothing shows it has
+		 * passed, but the run began before the first message came. */
+		if (cases[i].after_deadline)
+			poll(NULL, 0, 500);
+		cr_assert_eq(kill(ch.pid, SIGINT), 0, "kill: %s", strerror(errno));
+		client_finish(&r, &ch, 20000);
+		cr_expect_eq(r.code, 0, "case %zu: exit %d, stderr:\n%s", i, r.code, r.err);
+		cr_assert(json_is_one_object(r.out), "case %zu: not one JSON object:\n%s", i, r.out);
+		cr_expect_eq(json_u64(r.out, "connections_abandoned"), 1, "case %zu:\n%s", i, r.out);
+		cr_expect_eq(json_u64(r.out, "messages_echoed"), 10, "case %zu:\n%s", i, r.out);
+		cr_expect_eq(json_u64(r.out, "errors"), 0, "case %zu:\n%s", i, r.out);
+		cr_expect_not_null(strstr(r.out, cases[i].after_deadline ? "\"interrupted\":false" :
+		                                 "\"interrupted\":true"), "case %zu:\n%s", i, r.out);
+		run_free(&r);
+		bad_stop(&b);
+	}
+}
+
+/* The text report says why the run ended with an echo still owed. */
+Test(wrong_server, a_given_up_echo_is_warned_of_in_the_text_report, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-d", "60", "-q", "127.0.0.1", NULL, NULL};
+	struct child ch;
+	struct run r;
+
+	bad_start(&b, BAD_STALL, 640);
+	args[6] = b.port_str;
+	client_spawn(&ch, input_file("", 0), -1, args);
+	cr_assert_eq(bad_wait_read(&b, 640, 10000), 0, "no eleventh message");
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 20000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "warning:     1 connection still owed echoes a second "
+	                                 "after the signal and was given up"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "(interrupted)"), "%s", r.out);
+	run_free(&r);
+	bad_stop(&b);
 }
 
 /* A client not scheduled for longer than its time to connect comes back
