@@ -748,13 +748,19 @@ static void thread_scan(struct lthread *t, int64_t now)
 			continue;
 		if (grace_over)
 			conn_give_up(t, c);
-		else if (limit && now - c->progress_us > limit && conn_answered_now(c) <= 0)
+		else if (!limit || now - c->progress_us <= limit || conn_answered_now(c) > 0)
+			continue;
+		else if (c->state == CONN_CONNECTING)
+			/* A connection that never opened: a connect failure, as
+			 * the report's opened and failed counts must add up. */
+			conn_fail(t, c, FAIL_CONNECT, "connect timed out after %.3f s",
+			          (double)cfg->timeout_ms / 1000.0);
+		else
 			conn_fail(t, c, FAIL_TIMEOUT, "timed out: %s for %.3f s (%llu of %llu bytes "
 			          "sent were echoed)",
-			          c->state == CONN_CONNECTING ? "connect did not complete" :
-			          c->state == CONN_DRAINING ? "no close from the server" :
-			          "no echo", (double)cfg->timeout_ms / 1000.0,
-			          (unsigned long long)c->rcv, (unsigned long long)c->snt);
+			          c->state == CONN_DRAINING ? "no close from the server" : "no echo",
+			          (double)cfg->timeout_ms / 1000.0, (unsigned long long)c->rcv,
+			          (unsigned long long)c->snt);
 	}
 }
 

@@ -1802,6 +1802,29 @@ Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
 	close(lfd);
 }
 
+/* In a load run, after the probe took the stuck listener's one place, a
+ * connect that hangs is a connect failure, not a timeout of an echo: the
+ * report said "0 opened, 0 failed" and counted two timeouts "(0 of 0 bytes
+ * sent were echoed)". */
+Test(wrong_server, a_connect_that_hangs_in_a_load_run_is_a_connect_failure, .timeout = 60)
+{
+	char port[16];
+	const char *args[] = {"-c", "2", "-n", "1", "--timeout=0.5", "--json", "127.0.0.1", port,
+	                      NULL};
+	int lfd = stuck_listener(port);
+	struct run r;
+
+	run_client_fds(&r, input_file("", 0), -1, args, 20000);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connect_failures"), 2, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 0, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 0, "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "connect timed out after 0.500 s"), "%s", r.out);
+	run_free(&r);
+	close(lfd);
+}
+
 /* Counts the most TCP connects to PORT in progress at once (SYN_SENT in
  * /proc/net/tcp) over WINDOW_MS from the first one seen, or until STOP.
  * Sockets closed while the table is read can be counted beside their
