@@ -523,6 +523,17 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 
 static void conn_eof(struct lthread *t, struct conn *c, int64_t now)
 {
+	/* The close came with the last echo, before our half-close: nothing
+	 * was owed, and if nothing more was wanted, the work is done. */
+	const bool all_back = c->rcv == c->snt && c->echoed == c->issued;
+
+	if (c->state == CONN_ACTIVE && all_back && !wants_more(t, c))
+		c->state = CONN_DRAINING;
+	if (c->state == CONN_ACTIVE && all_back) {
+		conn_fail(t, c, FAIL_EARLY, "early close: the server closed the connection after "
+		          "echoing all %llu bytes sent, with more to send", (unsigned long long)c->snt);
+		return;
+	}
 	if (c->state != CONN_DRAINING || c->rcv != c->snt) {
 		conn_fail(t, c, FAIL_EARLY, "early close: the server closed the connection after "
 		          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,

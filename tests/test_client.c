@@ -852,7 +852,8 @@ enum bad_kind {
 	BAD_SLOW,   /* echoes everything, each read AT milliseconds late */
 	BAD_LINGER, /* echoes everything at once, but closes AT milliseconds after the client */
 	BAD_STALL,  /* echoes the first AT bytes, then reads and never answers */
-	BAD_EXTRA   /* echoes everything, and a byte more with the read that reaches AT */
+	BAD_EXTRA,  /* echoes everything, and a byte more with the read that reaches AT */
+	BAD_DONE    /* echoes everything; the echo that reaches AT comes with its FIN */
 };
 
 /* How long a wrong server's write may wait for the client to read. */
@@ -915,7 +916,7 @@ static void bad_serve(struct bad_server *b, int fd)
 				buf[b->at - off] ^= 0x5a;
 			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
-		} else if (b->kind == BAD_LINGER) {
+		} else if (b->kind == BAD_LINGER || (b->kind == BAD_DONE && off + (size_t)n < b->at)) {
 			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_EXTRA) {
@@ -942,6 +943,10 @@ static void bad_serve(struct bad_server *b, int fd)
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
 			th_write_all(fd, buf, n < 10 ? (size_t)n : 10, BAD_IO_MS);
+			return;
+		} else if (b->kind == BAD_DONE && off + (size_t)n >= b->at) {
+			if (send(fd, buf, (size_t)n, MSG_MORE | MSG_NOSIGNAL) != n)
+				fprintf(stderr, "bad server: send: %s\n", strerror(errno));
 			return;
 		} else if (b->kind == BAD_CUT && off + (size_t)n >= b->at) {
 			/* MSG_MORE holds the bytes back until the close, so they
@@ -2635,6 +2640,39 @@ Test(wrong_server, a_signal_gives_up_an_echo_still_owed_a_second_later, .timeout
 		cr_expect_eq(json_u64(r.out, "errors"), 0, "case %zu:\n%s", i, r.out);
 		cr_expect_not_null(strstr(r.out, cases[i].after_deadline ? "\"interrupted\":false" :
 		                                 "\"interrupted\":true"), "case %zu:\n%s", i, r.out);
+		run_free(&r);
+		bad_stop(&b);
+	}
+}
+
+/* A server that closes with the last echo a run wanted, before the
+ * client's half-close, owed nothing: that is no early close (it was one,
+ * "after 640 of 640 bytes sent were echoed"). With messages still to send,
+ * it is one, and says that everything sent had come back. */
+Test(wrong_server, a_close_with_the_last_echo_wanted_is_no_early_close, .timeout = 60)
+{
+	static const struct {
+		const char *messages;
+		int code;
+		unsigned long long early;
+	} cases[] = {{"10", 0, 0}, {"20", 1, 1}};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct bad_server b;
+		const char *args[] = {"-c", "1", "-n", cases[i].messages, "--json", "-q", "127.0.0.1",
+		                      NULL, NULL};
+		struct run r;
+
+		bad_start(&b, BAD_DONE, 640);
+		args[7] = b.port_str;
+		run_client_fds(&r, input_file("", 0), -1, args, 20000);
+		cr_expect_eq(r.code, cases[i].code, "-n %s: exit %d, stderr:\n%s", cases[i].messages,
+		             r.code, r.err);
+		cr_expect_eq(json_u64(r.out, "early_closes"), cases[i].early, "%s", r.out);
+		cr_expect_eq(json_u64(r.out, "messages_echoed"), 10, "%s", r.out);
+		if (cases[i].early)
+			cr_expect_not_null(strstr(r.out, "closed the connection after echoing all 640 "
+			                                 "bytes sent, with more to send"), "%s", r.out);
 		run_free(&r);
 		bad_stop(&b);
 	}
