@@ -5,16 +5,31 @@
  */
 #include <config.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 
+/* Longest a log line may take to go out whole to a socket that took part
+ * of it: a bound, so that no reader can hold a worker for long. */
+#define SOCKET_LINE_MS 1000
+
 static const char *program = "poolecho";
 static enum pe_log_level threshold = PE_LOG_INFO;
+/* Where lines go: stderr, or our own non-blocking description of it. */
+static int log_fd = STDERR_FILENO;
+static bool log_to_socket;
+static atomic_ulong lines_dropped;
 
 void pe_log_set_program(const char *name) { program = name; }
 void pe_log_set_level(enum pe_log_level level) { threshold = level; }
@@ -38,28 +53,112 @@ void pe_log_one_line(char *msg)
 			*msg = '?';
 }
 
-static void emit(enum pe_log_level level, const char *msg)
+int pe_log_never_block(void)
 {
-	char line[1024];
+	struct stat st;
+	int fd;
+
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return -errno;
+	if (S_ISSOCK(st.st_mode)) {
+		/* A socket cannot be opened again: each send says MSG_DONTWAIT. */
+		log_to_socket = true;
+		return 0;
+	}
+	if (!S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+		return 0; /* a file: its writes do not wait on a reader */
+	/* A description of our own, so O_NONBLOCK does not reach the shell's
+	 * or the supervisor's, which share stderr's. */
+	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	log_fd = fd;
+	return 0;
+}
+
+/* Send LINE to the socket on stderr: dropped whole when the socket takes
+ * none of it; once part went, the rest gets up to SOCKET_LINE_MS, so that
+ * the next line does not begin in the middle of this one. Whether it all
+ * went. */
+static bool send_line(const char *line, size_t len)
+{
+	const size_t whole = len;
+	int waited_ms = 0;
+
+	while (len > 0) {
+		ssize_t n = send(STDERR_FILENO, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+
+		if (n > 0) {
+			line += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || len == whole ||
+		    waited_ms >= SOCKET_LINE_MS || poll(&pfd, 1, 10) < 0)
+			return false;
+		waited_ms += 10;
+	}
+	return true;
+}
+
+/* Write LINE, never waiting for a reader where pe_log_never_block set
+ * that up; whether it went out. Lines up to PIPE_BUF go into a pipe whole
+ * or not at all. */
+static bool write_line(const char *line, size_t len)
+{
+	if (log_to_socket)
+		return send_line(line, len);
+	return write(log_fd, line, len) == (ssize_t)len;
+}
+
+/* One line: timestamp, program, PID, level, MSG; its length. */
+static size_t format_line(char *line, size_t size, enum pe_log_level level, const char *msg)
+{
 	struct timespec ts;
 	struct tm tm;
 	int n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: %s\n",
+	n = snprintf(line, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: %s\n",
 	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	             tm.tm_sec, ts.tv_nsec / 1000000L, program, (long)getpid(),
 	             pe_log_level_name(level), msg);
 	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof line) {
-		n = (int)sizeof line - 1;
+		return 0;
+	if ((size_t)n >= size) {
+		n = (int)size - 1;
 		line[n - 1] = '\n';
 	}
-	/* Nothing useful can be done if stderr is gone. */
-	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+	return (size_t)n;
+}
+
+static void emit(enum pe_log_level level, const char *msg)
+{
+	char line[1024];
+	size_t len = format_line(line, sizeof line, level, msg);
+	unsigned long lost = atomic_exchange(&lines_dropped, 0);
+
+	if (len == 0)
 		return;
+	if (lost > 0) {
+		char note[128], notice[256];
+		size_t nlen;
+
+		snprintf(note, sizeof note, "%lu log line%s dropped: standard error was not "
+		         "taking them", lost, lost == 1 ? "" : "s");
+		nlen = format_line(notice, sizeof notice, PE_LOG_WARN, note);
+		if (!write_line(notice, nlen)) {
+			atomic_fetch_add(&lines_dropped, lost + 1);
+			return;
+		}
+	}
+	/* Nothing useful can be done if stderr is gone, but count it. */
+	if (!write_line(line, len))
+		atomic_fetch_add(&lines_dropped, 1);
 }
 
 void pe_log(enum pe_log_level level, const char *fmt, ...)

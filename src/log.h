@@ -15,6 +15,13 @@ enum pe_log_level pe_log_get_level(void);
 /* "error", "warning", "info" or "debug": as --log-level spells it. */
 const char *pe_log_level_name(enum pe_log_level level);
 
+/* From now on never wait for stderr's reader (poolechod's workers log):
+ * where stderr is a pipe, terminal or socket, a line it cannot take at once
+ * is dropped, and the next one that goes out is preceded by a warning that
+ * counts those dropped. 0, or -errno when stderr cannot be opened again
+ * (lines then wait, as before). */
+int pe_log_never_block(void);
+
 void pe_log(enum pe_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -927,6 +927,29 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	close(fd);
 }
 
+/* A log reader that stops reading must not hold the server up: with -v a
+ * pipe on stderr that nobody read filled after about 370 connections (two
+ * lines of some 90 bytes each), the workers blocked in write(2), and the
+ * next client got no echo. Lines that cannot go out are dropped, and the
+ * next line that does says how many. */
+Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+{
+	const char *const extra[] = {"-v", "-w", "2", NULL};
+	unsigned port = start_daemon(extra);
+	size_t from;
+
+	/* 1,000 connections: nearly three times the pipe's 64 KiB of lines. */
+	for (unsigned i = 0; i < 1000; i++)
+		echo_once(port, 16, i);
+	th_proc_pump(&proc, 0);
+	from = proc.err.len;
+	echo_once(port, 16, 0);
+	cr_expect_eq(th_proc_wait_stderr(&proc, from, "log lines dropped: standard error was not "
+	                                 "taking them", IO_MS), 0, "no count of dropped lines in:\n%s",
+	             proc.err.data + from);
+	stop_daemon(SIGTERM);
+}
+
 /* -b takes one address: a name with several (Debian's localhost is
  * 127.0.0.1 and ::1) is served on the first that listens, and a client of
  * the other would be refused without a word, so the daemon names it. A
