@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -163,11 +164,26 @@ static int wait_for_space(pe_server *srv, struct pe_errlimit *el)
 
 static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 {
+	/* Linux's accept(2) fails with EMFILE before it looks for a client: after
+	 * a back-off, try again only once one is waiting, or every back-off
+	 * with nobody there would count one more accept error. */
+	bool backed_off = false;
+
 	while (!atomic_load(&srv->stop_requested)) {
 		int fd;
 
 		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && wait_for_space(srv, el) < 0)
 			break;
+		if (backed_off) {
+			struct pollfd pfd = {.fd = srv->listen_fd, .events = POLLIN};
+
+			if (poll(&pfd, 1, 0) == 0) {
+				if (wait_for(srv, 1, held_timeout_ms(el)))
+					return 0;
+				log_due(srv, el, 0, "");
+				continue;
+			}
+		}
 
 		fd = accept_one(srv->listen_fd);
 		if (fd < 0) {
@@ -189,6 +205,7 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 			case ENOBUFS:
 			case ENOMEM:
 				log_accept_error(srv, el, errno);
+				backed_off = true;
 				/* Not the listener: it stays readable while
 				 * clients wait, and this would spin. */
 				if (wait_for(srv, 0, BACKOFF_MS))
@@ -210,6 +227,7 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 				continue;
 			}
 		}
+		backed_off = false;
 		pe_counter_add(&srv->listener.accepted, 1);
 		log_due(srv, el, 0, "; accepting again");
 		if (!srv->options_inherited)

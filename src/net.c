@@ -80,13 +80,18 @@ void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN])
 		snprintf(out, PE_NET_ADDRLEN, "(unknown peer: %s)", strerror(errno));
 }
 
-static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int dual_stack)
+/* A listening socket on SA, or -errno with *CALL naming the call that
+ * failed: "bind" says more than the errno text alone. */
+static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int dual_stack,
+                     const char **call)
 {
 	int one = 1, zero = 0;
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+	*call = "socket";
 	if (fd < 0)
 		return -errno;
+	*call = "setsockopt SO_REUSEADDR";
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
 		goto fail;
 	/* An explicit IPv6 address means IPv6 only; "all addresses" means both,
@@ -95,10 +100,15 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
 	if (sa->sa_family == AF_INET6 &&
 	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))
 		dual_stack = 1;
+	*call = "setsockopt IPV6_V6ONLY";
 	if (sa->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one) < 0)
 		goto fail;
-	if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
+	*call = "bind";
+	if (bind(fd, sa, len) < 0)
+		goto fail;
+	*call = "listen";
+	if (listen(fd, backlog) < 0)
 		goto fail;
 	return fd;
 fail:;
@@ -115,7 +125,8 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
 int pe_net_listen_counted(const char *host, unsigned port, int backlog,
                           char err[PE_NET_ERRLEN], unsigned *unused)
 {
-	char portstr[16], where[PE_NET_ADDRLEN];
+	char portstr[16], where[PE_NET_ADDRLEN], why[160];
+	const char *call = "socket";
 	struct addrinfo hints, *res, *ai;
 	int fd = -EADDRNOTAVAIL, rc;
 	unsigned addresses = 0, failures = 0;
@@ -134,11 +145,12 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		                          .sin6_addr = IN6ADDR_ANY_INIT};
 		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 		                         .sin_addr.s_addr = htonl(INADDR_ANY)};
-		fd = listen_on((struct sockaddr *)&s6, sizeof s6, backlog, 1);
+		fd = listen_on((struct sockaddr *)&s6, sizeof s6, backlog, 1, &call);
 		if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
-			fd = listen_on((struct sockaddr *)&s4, sizeof s4, backlog, 0);
+			fd = listen_on((struct sockaddr *)&s4, sizeof s4, backlog, 0, &call);
 		if (fd < 0)
-			set_err(err, "cannot listen on all addresses port %s: %s", portstr, strerror(-fd));
+			set_err(err, "cannot listen on all addresses port %s: %s: %s", portstr, call,
+			        strerror(-fd));
 		return fd;
 	}
 
@@ -153,11 +165,12 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, 0);
+		fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, 0, &call);
 		if (fd >= 0)
 			break;
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
-		add_failure(err, &failures, "cannot listen on", where, strerror(-fd));
+		snprintf(why, sizeof why, "%s: %s", call, strerror(-fd));
+		add_failure(err, &failures, "cannot listen on", where, why);
 	}
 	for (ai = res; ai; ai = ai->ai_next)
 		addresses++;

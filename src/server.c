@@ -246,6 +246,16 @@ static int reserve_buffers(pe_server *srv)
 	return 0;
 }
 
+/* Log that CALL failed on the listening socket; -errno. */
+static int listener_failed(pe_server *srv, const char *call)
+{
+	int e = errno;
+
+	pe_server_logf(srv, PE_LOG_ERROR, "cannot set up the listening socket: %s: %s", call,
+	               strerror(e));
+	return -e;
+}
+
 static int open_listener(pe_server *srv)
 {
 	char err[PE_NET_ERRLEN] = "";
@@ -266,9 +276,10 @@ static int open_listener(pe_server *srv)
 	srv->options_inherited = set_idle_timeout(srv, fd) == 0 && pe_net_set_echo_options(fd) == 0;
 #endif
 	srv->addr_len = sizeof srv->addr;
-	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
-		return -errno;
+	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0)
+		return listener_failed(srv, "getsockname");
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return listener_failed(srv, "fcntl O_NONBLOCK");
 	/* "localhost" is often 127.0.0.1 and ::1: a client of the other one
 	 * would be refused, so say which one is served. */
 	if (unused) {
@@ -350,6 +361,8 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->echo_policy.splice = cfg->splice;
 	if (wake_pipe(srv->wake) < 0) {
 		rc = -errno;
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the stop pipe (pipe2): %s",
+		               strerror(-rc));
 		goto fail;
 	}
 	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);
