@@ -108,12 +108,18 @@ static int wait_for(pe_server *srv, int watch_listener, int timeout_ms)
 	return pfd[0].revents != 0 || atomic_load(&srv->stop_requested);
 }
 
-static int accept_one(int listen_fd)
+/* Accept into ACC, with the peer's address when ACC has room for it. */
+static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 {
+	const int want_peer = item_size == sizeof *acc;
+	struct sockaddr *peer = want_peer ? (struct sockaddr *)&acc->peer : NULL;
+	socklen_t *peer_len = want_peer ? &acc->peer_len : NULL;
+
+	acc->peer_len = want_peer ? sizeof acc->peer : 0;
 #ifdef HAVE_ACCEPT4
-	return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	return acc->fd = accept4(listen_fd, peer, peer_len, SOCK_CLOEXEC);
 #else
-	int fd = accept(listen_fd, NULL, NULL);
+	int fd = acc->fd = accept(listen_fd, peer, peer_len);
 	if (fd >= 0) {
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		/* BSDs let accepted sockets inherit O_NONBLOCK; workers need blocking ones. */
@@ -123,22 +129,21 @@ static int accept_one(int listen_fd)
 #endif
 }
 
-/* Hand FD to the workers, or apply the overflow policy. 1 to stop, else 0. */
-static int hand_off(pe_server *srv, int fd)
+/* Hand ACC to the workers, or apply the overflow policy. 1 to stop, else 0. */
+static int hand_off(pe_server *srv, const struct pe_accepted *acc)
 {
-	int rc;
+	int fd = acc->fd, rc;
 
 	pe_server_hand_off_begin(srv);
-	rc = pe_queue_try_push(srv->queue, &fd);
+	rc = pe_queue_try_push(srv->queue, acc);
 	if (rc == 0)
 		return 0;
 	pe_server_hand_off_cancel(srv);
-	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting.
-	 * The peer's name is taken before the close. */
+	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting. */
 	if (rc == -EAGAIN && pe_server_logs(srv, PE_LOG_DEBUG)) {
 		char peer[PE_NET_ADDRLEN];
 
-		pe_net_peer_name(fd, peer);
+		pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
 		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
 	}
 	close(fd);
@@ -170,6 +175,7 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 	bool backed_off = false;
 
 	while (!atomic_load(&srv->stop_requested)) {
+		struct pe_accepted acc;
 		int fd;
 
 		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && wait_for_space(srv, el) < 0)
@@ -185,7 +191,7 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 			}
 		}
 
-		fd = accept_one(srv->listen_fd);
+		fd = accept_one(srv->listen_fd, &acc, srv->item_size);
 		if (fd < 0) {
 			switch (errno) {
 			case EAGAIN:
@@ -232,7 +238,7 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 		log_due(srv, el, 0, "; accepting again");
 		if (!srv->options_inherited)
 			pe_net_set_echo_options(fd);
-		if (hand_off(srv, fd))
+		if (hand_off(srv, &acc))
 			break;
 	}
 	return 0;

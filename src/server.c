@@ -131,7 +131,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
 	struct pe_worker_slot *slot = &srv->slots[worker];
-	int fd = *(int *)item, err = 0, unserved; /* by a hard stop */
+	const struct pe_accepted *acc = item;
+	int fd = acc->fd, err = 0, unserved; /* by a hard stop */
 	enum pe_echo_end end = PE_ECHO_ERROR;
 	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
 	char peer[PE_NET_ADDRLEN];
@@ -144,7 +145,10 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 
 	if (!unserved) {
 		if (logs_connections) {
-			pe_net_peer_name(fd, peer); /* now: after a reset there is none */
+			if (srv->item_size == sizeof *acc && acc->peer_len > 0)
+				pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
+			else
+				pe_net_peer_name(fd, peer);
 			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
 		}
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
@@ -368,7 +372,8 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);
 	if ((rc = open_listener(srv)) < 0)
 		goto fail;
-	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, sizeof(int))) < 0)
+	srv->item_size = pe_server_logs(srv, PE_LOG_DEBUG) ? sizeof(struct pe_accepted) : sizeof(int);
+	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, srv->item_size)) < 0)
 		goto fail;
 
 	pc.workers = cfg->workers;
@@ -465,7 +470,7 @@ static void shut_down(pe_server *srv)
 {
 	unsigned long closed = 0;
 	pe_pool *pool;
-	int fd;
+	struct pe_accepted acc;
 
 	/* Taken under the lock: only one caller joins the pool. */
 	pthread_mutex_lock(&srv->lock);
@@ -483,8 +488,8 @@ static void shut_down(pe_server *srv)
 		}
 	pthread_mutex_unlock(&srv->lock);
 	pe_queue_close(srv->queue);
-	while (pe_queue_try_pop(srv->queue, &fd) == 0) {
-		close(fd);
+	while (pe_queue_try_pop(srv->queue, &acc) == 0) {
+		close(acc.fd);
 		pe_counter_add(&srv->listener.dropped, 1);
 		pe_server_hand_off_cancel(srv);
 		closed++;

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <poolecho/pool.h>
@@ -18,6 +19,16 @@
 
 #include "echo.h"
 #include "stats.h"
+
+/* A queue item: the accepted socket, and, only when connections are
+ * logged, the peer's address as accept(2) gave it: a client that resets
+ * while queued has none left for getpeername(2). The queue copies
+ * pe_server_item_size() bytes, so without the log an item is the int. */
+struct pe_accepted {
+	int fd;
+	socklen_t peer_len;  /* 0: not taken */
+	struct sockaddr_storage peer;
+};
 
 /* One per worker, on its own cache lines so counters do not false-share. */
 struct pe_worker_slot {
@@ -35,7 +46,8 @@ struct pe_server {
 	int wake[2];                         /* pipe: pe_server_stop wakes the accept loop's poll */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	pe_queue *queue;                     /* of int: accepted sockets */
+	pe_queue *queue;                     /* of struct pe_accepted, item_size bytes each */
+	size_t item_size;                    /* sizeof(int), or the whole item with a peer */
 	pe_pool *pool;
 	struct pe_worker_slot *slots;
 	char *buffers;                       /* every worker's buffer, one mapping */

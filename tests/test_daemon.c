@@ -1008,6 +1008,47 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	close(fd);
 }
 
+/* The "queued=" count of a SIGUSR1 stats line; -1 when none came. */
+static long queued_now(void)
+{
+	size_t from = proc.err.len;
+
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0);
+	if (th_proc_wait_stderr(&proc, from, "queued=", IO_MS) != 0)
+		return -1;
+	return strtol(strstr(proc.err.data + from, "queued=") + strlen("queued="), NULL, 10);
+}
+
+/* A client that resets while it waits in the queue has no peer left for
+ * getpeername(2) when a worker takes it: the log said "(unknown peer:
+ * Transport endpoint is not connected)". With -v the address is taken at
+ * accept(2). */
+Test(daemon, verbose_log_names_a_client_that_reset_while_queued)
+{
+	const char *const extra[] = {"-v", "-w", "1", NULL};
+	unsigned port = start_daemon(extra);
+	char want[96];
+	int busy, queued;
+	long n = 0;
+
+	busy = th_connect(port, IO_MS);
+	cr_assert_geq(busy, 0);
+	cr_assert_eq(th_echo_check(busy, 10, 1, IO_MS), 0, "the only worker is not serving");
+	queued = th_connect(port, IO_MS);
+	cr_assert_geq(queued, 0);
+	snprintf(want, sizeof want, "connection from 127.0.0.1:%u", local_port(queued));
+	/* Accepted and queued, not left in the kernel's backlog. */
+	for (int i = 0; i < 100 && (n = queued_now()) == 0; i++)
+		poll(NULL, 0, 20);
+	cr_assert_eq(n, 1, "the second client was not queued; stderr:\n%s", proc.err.data);
+	th_close_reset(queued);
+	close(busy);
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "no '%s' in:\n%s", want,
+	             proc.err.data);
+	cr_expect(strstr(proc.err.data, "unknown peer") == NULL, "stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
 /* A log reader that stops reading must not hold the server up: with -v a
  * pipe on stderr that nobody read filled after about 370 connections (two
  * lines of some 90 bytes each), the workers blocked in write(2), and the
