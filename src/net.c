@@ -35,6 +35,19 @@ static void set_err(char *err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* NAME as an error message shows it: a long one cut, so that the reason
+ * after it still fits in PE_NET_ERRLEN. */
+#define NAME_SHOWN 64
+static const char *shown_name(const char *name, char out[NAME_SHOWN + 48])
+{
+	size_t len = strlen(name);
+
+	if (len <= NAME_SHOWN)
+		return name;
+	snprintf(out, NAME_SHOWN + 48, "%.*s... (%zu characters)", NAME_SHOWN - 4, name, len);
+	return out;
+}
+
 /* Record that address WHERE failed for REASON. The first failure makes ERR
  * "LEAD WHERE: REASON"; later ones add "; WHERE: REASON", so that a name
  * with several addresses has each one named, not only the last. */
@@ -160,7 +173,9 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0) {
-		set_err(err, "cannot resolve listen address '%s': %s", host,
+		char name[NAME_SHOWN + 48];
+
+		set_err(err, "cannot resolve listen address '%s': %s", shown_name(host, name),
 		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}
@@ -258,7 +273,9 @@ int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
 	hints.ai_flags = AI_NUMERICSERV;
 	rc = getaddrinfo(host, port, &hints, list);
 	if (rc != 0) {
-		set_err(err, "cannot resolve %s port %s: %s", host, port,
+		char name[NAME_SHOWN + 48];
+
+		set_err(err, "cannot resolve %s port %s: %s", shown_name(host, name), port,
 		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}

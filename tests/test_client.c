@@ -1685,6 +1685,28 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 
 /* A name whose every address refuses: each address is named with its
  * reason, not only the last one tried. */
+/* A long host name is cut in the message, so that the reason still fits:
+ * a 300-character one filled the message and the reason was lost. A label
+ * of 300 characters is refused before any query goes out. */
+Test(wrong_server, a_long_host_name_is_cut_and_the_reason_kept, .timeout = 60)
+{
+	char host[301];
+	const char *args[] = {host, "9", NULL};
+	const char *at;
+	struct run r;
+
+	memset(host, 'a', 300);
+	host[300] = '\0';
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	at = strstr(r.err, "... (300 characters) port 9: ");
+	cr_assert_not_null(at, "the name is not cut in:\n%s", r.err);
+	at += strlen("... (300 characters) port 9: ");
+	cr_expect(strlen(at) > 1 && at[strlen(at) - 1] == '\n', "no reason after the name:\n%s",
+	          r.err);
+	run_free(&r);
+}
+
 Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 {
 	char port[16], want[64];

@@ -513,6 +513,25 @@ Test(daemon, port_in_use_exits_1_saying_so)
 	assert_no_sanitizer_report();
 }
 
+/* A long -b name is cut in the message, so that the reason still fits. */
+Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
+{
+	char host[301];
+	const char *argv[] = {daemon_path(), "-b", host, "-p", "0", NULL};
+	const char *at;
+	int code;
+
+	memset(host, 'c', 300);
+	host[300] = '\0';
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	at = proc.err.data ? strstr(proc.err.data, "... (300 characters)': ") : NULL;
+	cr_assert_not_null(at, "the name is not cut in:\n%s", proc.err.data);
+	at += strlen("... (300 characters)': ");
+	cr_expect(strchr(at, '\n') > at, "no reason after the name:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* A log line is one line whatever text it quotes: a newline in a -b value
  * must not start a forged line of its own. */
 Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
