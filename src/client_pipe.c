@@ -354,6 +354,11 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		}
 		/* Time is up: only the server's answer (an echo, its close, an
 		 * error) saves it; input, or room to send more, is none. */
+		if (timeout == 0 && !(fds[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    p->shut && p->ver == p->snt)
+			return fail(p, PIPE_TIMEOUT, "timed out: %s echoed all %llu bytes but did not "
+			            "close the connection within %.3f s of the end of the input", p->peer,
+			            (unsigned long long)p->snt, (double)timeout_ms / 1000.0);
 		if (timeout == 0 && !(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
 			            "(%llu of %llu bytes sent were echoed)", p->peer,

@@ -1094,6 +1094,26 @@ Test(wrong_server, silent_server_times_out, .timeout = 60)
 	bad_stop(&b);
 }
 
+/* A server that echoes everything but never closes after the client's
+ * half-close: the message said it "was silent ... (5 of 5 bytes sent were
+ * echoed)", which did not say what was still awaited. */
+Test(wrong_server, pipe_mode_names_a_close_that_never_came, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"--timeout=0.3", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_LINGER, 20000);
+	args[2] = b.port_str;
+	run_client(&r, "ping\n", 5, args);
+	bad_stop(&b);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "echoed all 5 bytes but did not close the connection "
+	                                 "within 0.300 s of the end of the input"), "%s", r.err);
+	cr_expect_eq(r.outlen, 5, "the echo is not on stdout");
+	run_free(&r);
+}
+
 /* ---- pipe mode after a failure: the verified prefix on stdout --------------- */
 
 /* A wrong server of KIND and AT against pipe mode, with LEN bytes of input
