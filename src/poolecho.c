@@ -39,7 +39,7 @@ static int run_load(const struct client_config *cfg)
 	static struct load_result res;
 	struct report_progress rp = {.cfg = cfg, .out = stderr};
 	char err[512];
-	bool progress = client_report_progress_wanted(cfg, stderr);
+	bool progress = client_report_progress_wanted(cfg, stderr), report_lost;
 
 	if (client_load_run(cfg, progress ? client_report_progress : NULL, &rp, &res,
 	                    err, sizeof err) < 0) {
@@ -51,10 +51,10 @@ static int run_load(const struct client_config *cfg)
 		client_report_json(stdout, cfg, &res);
 	else
 		client_report_text(stdout, cfg, &res);
-	if (fflush(stdout) != 0) {
+	/* The run's own failure is still said: it is why the report mattered. */
+	report_lost = fflush(stdout) != 0;
+	if (report_lost)
 		perror("poolecho: cannot write the report");
-		return EXIT_FAILURE;
-	}
 	if (res.errors) {
 		fprintf(stderr, "%s: %llu error%s; first: %s\n", program,
 		        (unsigned long long)res.errors, res.errors == 1 ? "" : "s", res.first_error);
@@ -69,7 +69,7 @@ static int run_load(const struct client_config *cfg)
 			fprintf(stderr, "%s: no message was echoed before the run stopped\n", program);
 		return EXIT_FAILURE;
 	}
-	return EXIT_SUCCESS;
+	return report_lost ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv)

@@ -1333,6 +1333,29 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 	bad_stop(&b);
 }
 
+/* A report that cannot be written does not hide the run's own failure:
+ * the first error went unsaid when the report was lost. */
+Test(wrong_server, a_lost_report_still_names_the_first_error, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"-c", "1", "-n", "10", "-s", "1000", "127.0.0.1", NULL, NULL};
+	struct run r;
+	int full;
+
+	if (access("/dev/full", W_OK) != 0)
+		cr_skip_test("no /dev/full to write into: %s", strerror(errno));
+	full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	cr_assert_geq(full, 0, "/dev/full: %s", strerror(errno));
+	bad_start(&b, BAD_FLIP, 3210);
+	args[7] = b.port_str;
+	run_client_fds(&r, input_file("", 0), full, args, CLIENT_TIMEOUT_MS);
+	bad_stop(&b);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot write the report"), "%s", r.err);
+	cr_expect_not_null(strstr(r.err, "offset 3210"), "the first error is not named:\n%s", r.err);
+	run_free(&r);
+}
+
 /* Load mode sends N messages of 1000 bytes on one connection to a server
  * of KIND: it must fail at once with KEY counted once, no timeout, and
  * TEXT (when not NULL) in its error. The 5 s timeout is what a client
