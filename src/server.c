@@ -131,12 +131,16 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
 	struct pe_worker_slot *slot = &srv->slots[worker];
-	const struct pe_accepted *acc = item;
-	int fd = acc->fd, err = 0, unserved; /* by a hard stop */
+	/* Copied out: the pool's item buffers are item_size apart, so an int
+	 * item is aligned only as an int. */
+	struct pe_accepted acc;
+	int fd, err = 0, unserved; /* by a hard stop */
 	enum pe_echo_end end = PE_ECHO_ERROR;
 	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
 	char peer[PE_NET_ADDRLEN];
 
+	memcpy(&acc, item, srv->item_size);
+	fd = acc.fd;
 	pthread_mutex_lock(&srv->lock);
 	unserved = srv->hard_stop;
 	if (!unserved)
@@ -145,8 +149,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 
 	if (!unserved) {
 		if (logs_connections) {
-			if (srv->item_size == sizeof *acc && acc->peer_len > 0)
-				pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
+			if (srv->item_size == sizeof acc && acc.peer_len > 0)
+				pe_net_format((const struct sockaddr *)&acc.peer, acc.peer_len, peer);
 			else
 				pe_net_peer_name(fd, peer);
 			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
