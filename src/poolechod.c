@@ -7,15 +7,18 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <poolecho/server.h>
 
@@ -179,6 +182,26 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur);
 }
 
+/* Whether a descriptor is left for a connection once the server is set up:
+ * with none, it would listen and never serve a client (Linux's accept(2)
+ * fails with EMFILE), so it must not claim to be ready. */
+static bool descriptor_left(void)
+{
+	int spare = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
+	struct rlimit rl;
+
+	if (spare >= 0) {
+		close(spare);
+		return true;
+	}
+	if (errno != EMFILE)
+		return true; /* not a shortage of ours: accept(2) will say */
+	getrlimit(RLIMIT_NOFILE, &rl);
+	pe_log(PE_LOG_ERROR, "no descriptor is left for a client: the server's own use all %llu "
+	       "the limit allows (raise 'ulimit -n')", (unsigned long long)rl.rlim_cur);
+	return false;
+}
+
 /* The backlog listen(2) gets. Linux caps it at net.core.somaxconn without
  * a word, and a burst beyond the cap loses SYNs, whose clients wait a
  * second or more for the retry: an operator who asked for more must hear
@@ -293,6 +316,10 @@ int main(int argc, char **argv)
 			       opt.server.queue_capacity, strerror(ENOMEM));
 		else if (!atomic_load(&server_errors_logged))
 			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
+		return 1;
+	}
+	if (!descriptor_left()) {
+		pe_server_destroy(srv);
 		return 1;
 	}
 	busy_poll_us = pe_server_busy_poll_us(&opt.server);

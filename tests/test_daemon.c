@@ -1027,6 +1027,39 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	close(fd);
 }
 
+/* If it says it listens, it can serve: under a descriptor limit that its
+ * own descriptors use up, it listened and then failed every accept(2) with
+ * EMFILE. From the tightest limit up, each start ends with exit status 1
+ * and an error, or serves a client. */
+Test(daemon, a_daemon_that_says_it_listens_can_serve_under_any_descriptor_limit,
+     .timeout = 120)
+{
+	char limit[32];
+	const char *argv[] = {"/usr/bin/prlimit", limit, daemon_path(), "-b", "127.0.0.1", "-p",
+	                      "0", "-w", "1", NULL};
+	int port = -1;
+
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to set the limit with: %s", argv[0], strerror(errno));
+	for (unsigned n = 4; n <= 64; n++) {
+		snprintf(limit, sizeof limit, "--nofile=%u:%u", n, n);
+		cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+		port = th_proc_wait_ready(&proc, START_MS);
+		if (port > 0)
+			break;
+		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0,
+		             "limit %u: neither ready nor ended; stderr:\n%s", n, proc.err.data);
+		cr_expect_eq(th_proc_exit_code(&proc), 1, "limit %u: exit %d; stderr:\n%s", n,
+		             th_proc_exit_code(&proc), proc.err.data);
+		cr_expect(proc.err.data && strstr(proc.err.data, "error: "),
+		          "limit %u: no error said; stderr:\n%s", n, proc.err.data);
+		th_proc_cleanup(&proc);
+	}
+	cr_assert_gt(port, 0, "no limit up to 64 let it start");
+	echo_once((unsigned)port, 100, 1);
+	stop_daemon(SIGTERM);
+}
+
 /* The "queued=" count of a SIGUSR1 stats line; -1 when none came. */
 static long queued_now(void)
 {
