@@ -666,10 +666,12 @@ static bool unserved(const struct lthread *t, const struct conn *c, int64_t cut)
 	       (c->rcv == 0 || c->first_echo_us > cut);
 }
 
-/* Echo bytes sent and not yet back, or messages issued and not yet whole. */
+/* Echo bytes sent and not yet back, or messages issued and not yet whole.
+ * A churn connection half-closes before its echo, so draining may owe too. */
 static bool conn_owes(const struct conn *c)
 {
-	return c->state == CONN_ACTIVE && (c->snt > c->rcv || c->issued > c->echoed);
+	return (c->state == CONN_ACTIVE || c->state == CONN_DRAINING) &&
+	       (c->snt > c->rcv || c->issued > c->echoed);
 }
 
 /* The grace after a signal ran out: the user asked for the report, and the

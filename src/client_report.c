@@ -75,10 +75,10 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	if (r->conns_unserved)
 		fprintf(out, "warning:     %llu connection%s got no echo by the stop, though %s first "
 		        "message went out in the first half of the run: the server left %s waiting "
-		        "(fewer workers than connections?)%s\n",
+		        "(fewer workers than connections?); an echo that came after the stop counts, "
+		        "its wait in the latency\n",
 		        (unsigned long long)r->conns_unserved, r->conns_unserved == 1 ? "" : "s",
-		        r->conns_unserved == 1 ? "its" : "their", r->conns_unserved == 1 ? "it" : "them",
-		        r->conns_unserved < r->conns_opened ? "; the figures are for the others" : "");
+		        r->conns_unserved == 1 ? "its" : "their", r->conns_unserved == 1 ? "it" : "them");
 	if (r->conns_abandoned)
 		fprintf(out, "warning:     %llu connection%s still owed echoes a second after the "
 		        "signal and %s given up: not counted as errors, as --timeout had not run "
