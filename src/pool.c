@@ -32,13 +32,16 @@ struct pe_pool {
 
 /* Short, blocking handlers gain nothing from preempting each other when
  * one is woken: SCHED_BATCH lets each run until it blocks again, which
- * saves an involuntary context switch per wake-up. Best effort. */
+ * saves an involuntary context switch per wake-up. Best effort, and only
+ * from plain SCHED_OTHER: a program started as SCHED_IDLE or with a
+ * real-time policy chose that for all its threads. */
 static void set_batch_scheduling(void)
 {
 #ifdef SCHED_BATCH
 	struct sched_param sp = {.sched_priority = 0};
 
-	pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+	if (sched_getscheduler(0) == SCHED_OTHER)
+		pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 #endif
 }
 

@@ -396,7 +396,7 @@ Test(pool, workers_block_every_signal_but_a_fault_s_and_the_creator_keeps_its_ma
  * POLICY is the creator's before the start. */
 static void check_worker_and_creator_policy(int policy, int batch, int want_worker)
 {
-	struct sched_param sp = {.sched_priority = 0};
+	struct sched_param sp = {.sched_priority = policy == SCHED_FIFO ? 1 : 0};
 	struct pe_pool_config cfg = {.workers = 4, .batch_scheduling = batch, .handler = policy_handler};
 	struct barrier_pool bp;
 
@@ -408,6 +408,7 @@ static void check_worker_and_creator_policy(int policy, int batch, int want_work
 	barrier_pool_finish(&bp);
 	cr_expect_eq(atomic_load(&bp.r.wrong_policy), 0, "%d of %d workers did not run with policy %d",
 	             atomic_load(&bp.r.wrong_policy), bp.workers, want_worker);
+	sp.sched_priority = 0;
 	sched_setscheduler(0, SCHED_OTHER, &sp); /* for a run with --no-fork */
 	TH_ASSERT_NO_LEAKS();
 }
@@ -430,17 +431,22 @@ Test(pool, batch_workers_started_from_sched_reset_on_fork_switch_themselves)
 	check_worker_and_creator_policy(SCHED_OTHER | SCHED_RESET_ON_FORK, 1, SCHED_BATCH);
 }
 
-/* Another creator the pool does not switch (it could not switch back):
- * each worker inherits SCHED_IDLE and must leave it for SCHED_BATCH. */
-Test(pool, batch_workers_started_from_sched_idle_switch_themselves)
+/* A creator the pool does not switch because its policy was chosen for
+ * every thread: workers keep it. They used to leave SCHED_IDLE (and a
+ * real-time policy) for SCHED_BATCH where allowed, as root may. */
+Test(pool, batch_workers_started_from_sched_idle_stay_idle)
 {
-	struct sched_param sp = {.sched_priority = 0};
+	check_worker_and_creator_policy(SCHED_IDLE, 1, SCHED_IDLE);
+}
 
-	/* Leaving SCHED_IDLE takes CAP_SYS_NICE or RLIMIT_NICE >= 20. */
-	cr_assert_eq(sched_setscheduler(0, SCHED_IDLE, &sp), 0, "sched_setscheduler: %s", strerror(errno));
-	if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
-		cr_skip_test("this process may not leave SCHED_IDLE (%s), as the workers must", strerror(errno));
-	check_worker_and_creator_policy(SCHED_IDLE, 1, SCHED_BATCH);
+Test(pool, batch_workers_started_from_sched_fifo_stay_fifo)
+{
+	struct sched_param sp = {.sched_priority = 1};
+
+	/* Setting a real-time policy takes CAP_SYS_NICE or RLIMIT_RTPRIO. */
+	if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+		cr_skip_test("this process may not run as SCHED_FIFO (%s)", strerror(errno));
+	check_worker_and_creator_policy(SCHED_FIFO, 1, SCHED_FIFO);
 }
 
 /* glibc keeps its own copy of a thread's policy, set by the first pool's

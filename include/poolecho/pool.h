@@ -26,10 +26,12 @@ typedef void pe_pool_handler(void *ctx, unsigned worker, void *item);
 struct pe_pool_config {
 	unsigned workers;        /* >= 1 */
 	size_t stack_size;       /* bytes per worker stack; 0 = the system default */
-	int batch_scheduling;    /* Linux: run workers as SCHED_BATCH (no wake-up preemption).
-	                          * A plain SCHED_OTHER caller of pe_pool_start runs as
-	                          * SCHED_BATCH while it creates them (they inherit it), then
-	                          * SCHED_OTHER again; any other caller is left alone. */
+	int batch_scheduling;    /* Linux: run workers as SCHED_BATCH (no wake-up preemption)
+	                          * when they would run as SCHED_OTHER. A plain SCHED_OTHER
+	                          * caller of pe_pool_start runs as SCHED_BATCH while it
+	                          * creates them (they inherit it), then SCHED_OTHER again;
+	                          * a caller with another policy (SCHED_IDLE, SCHED_FIFO) is
+	                          * left alone, and so are its workers, which inherit it. */
 	pe_queue *queue;         /* items come from here; the pool does not own it */
 	pe_pool_handler *handler;
 	void *ctx;               /* passed to the handler */

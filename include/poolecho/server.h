@@ -71,10 +71,11 @@ struct pe_server_config {
 	enum pe_splice splice;     /* default PE_SPLICE_AUTO */
 	int batch_scheduling;      /* Linux: workers run as SCHED_BATCH, so a woken worker does
 	                              not preempt a running one (a context switch saved per
-	                              message); default 1. A SCHED_OTHER caller of
-	                              pe_server_create() runs as SCHED_BATCH while it creates
-	                              them, then as before (see pe_pool_config); 0 leaves every
-	                              thread's policy alone */
+	                              message); default 1. Only from SCHED_OTHER: a caller of
+	                              pe_server_create() with another policy gives it to the
+	                              workers. A SCHED_OTHER caller runs as SCHED_BATCH while
+	                              it creates them, then as before (see pe_pool_config); 0
+	                              leaves every thread's policy alone */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
 	enum pe_log_level log_level; /* events above this level are not even formatted */
