@@ -1,13 +1,14 @@
 /*
  * log.c -- timestamped, levelled lines on stderr for both programs. Each
- * line is formatted into one buffer and written with one write(2), which
- * keeps lines from many worker threads whole.
+ * line is formatted into one buffer and written under a lock, which keeps
+ * lines from many worker threads whole.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,9 +21,9 @@
 
 #include "log.h"
 
-/* Longest a log line may take to go out whole to a socket that took part
- * of it: a bound, so that no reader can hold a worker for long. */
-#define SOCKET_LINE_MS 1000
+/* Longest a log line may take to go out whole once standard error took
+ * part of it: a bound, so that no reader can hold a worker for long. */
+#define PARTIAL_LINE_MS 1000
 
 static const char *program = "poolecho";
 static enum pe_log_level threshold = PE_LOG_INFO;
@@ -30,6 +31,8 @@ static enum pe_log_level threshold = PE_LOG_INFO;
 static int log_fd = STDERR_FILENO;
 static bool log_to_socket;
 static atomic_ulong lines_dropped;
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool line_cut; /* the last line written stopped short of its newline */
 
 void pe_log_set_program(const char *name) { program = name; }
 void pe_log_set_level(enum pe_log_level level) { threshold = level; }
@@ -76,42 +79,59 @@ int pe_log_never_block(void)
 	return 0;
 }
 
-/* Send LINE to the socket on stderr: dropped whole when the socket takes
- * none of it; once part went, the rest gets up to SOCKET_LINE_MS, so that
- * the next line does not begin in the middle of this one. Whether it all
- * went. */
-static bool send_line(const char *line, size_t len)
+/* One try at writing N bytes of P, never waiting where pe_log_never_block
+ * set that up. */
+static ssize_t put(const char *p, size_t n)
 {
-	const size_t whole = len;
+	if (log_to_socket)
+		return send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(log_fd, p, n);
+}
+
+/* Write LINE: dropped whole when standard error takes none of it; once
+ * part went (a socket or a terminal may take part; a pipe takes a line
+ * this short whole or not at all), the rest gets up to PARTIAL_LINE_MS,
+ * so that the next line does not begin in the middle of this one. How
+ * many bytes went. */
+static size_t write_whole(const char *line, size_t len)
+{
+	size_t done = 0;
 	int waited_ms = 0;
 
-	while (len > 0) {
-		ssize_t n = send(STDERR_FILENO, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+	while (done < len) {
+		ssize_t n = put(line + done, len - done);
+		struct pollfd pfd = {.fd = log_to_socket ? STDERR_FILENO : log_fd, .events = POLLOUT};
 
 		if (n > 0) {
-			line += n;
-			len -= (size_t)n;
+			done += (size_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || len == whole ||
-		    waited_ms >= SOCKET_LINE_MS || poll(&pfd, 1, 10) < 0)
-			return false;
+		if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || done == 0 ||
+		    waited_ms >= PARTIAL_LINE_MS || poll(&pfd, 1, 10) < 0)
+			break;
 		waited_ms += 10;
 	}
-	return true;
+	return done;
 }
 
-/* Write LINE, never waiting for a reader where pe_log_never_block set
- * that up; whether it went out. Lines up to PIPE_BUF go into a pipe whole
- * or not at all. */
+/* Whether LINE went out whole. A line left cut even so is ended by a
+ * newline before the next, and the lock keeps other threads' lines out of
+ * the gap. */
 static bool write_line(const char *line, size_t len)
 {
-	if (log_to_socket)
-		return send_line(line, len);
-	return write(log_fd, line, len) == (ssize_t)len;
+	size_t done = 0;
+
+	pthread_mutex_lock(&write_lock);
+	if (line_cut && write_whole("\n", 1) == 1)
+		line_cut = false;
+	if (!line_cut) {
+		done = write_whole(line, len);
+		line_cut = done > 0 && done < len;
+	}
+	pthread_mutex_unlock(&write_lock);
+	return done == len;
 }
 
 /* One line: timestamp, program, PID, level, MSG; its length. */

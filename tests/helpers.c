@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -564,6 +566,11 @@ static int buf_drain(struct th_buf *b)
 			continue;
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			break;
+		} else if (errno == EIO && isatty(b->fd)) {
+			/* A pseudo-terminal's end of stream: its slave closed. */
+			close(b->fd);
+			b->fd = -1;
+			moved = 1;
 		} else {
 			return -errno;
 		}
@@ -587,7 +594,26 @@ int th_die_with_parent(pid_t parent)
 	return getppid() == parent ? 0 : -1;
 }
 
-int th_proc_spawn(struct th_proc *p, const char *const argv[])
+/* A pseudo-terminal in raw mode (no \r added): FDS[0] its master, FDS[1]
+ * its slave, both close-on-exec. 0 or -1 with errno set. */
+static int open_raw_pty(int fds[2])
+{
+	char name[64];
+	struct termios t;
+
+	fds[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fds[0] < 0)
+		return -1;
+	if (grantpt(fds[0]) < 0 || unlockpt(fds[0]) < 0 || ptsname_r(fds[0], name, sizeof name) != 0)
+		return -1;
+	fds[1] = open(name, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fds[1] < 0 || tcgetattr(fds[1], &t) < 0)
+		return -1;
+	cfmakeraw(&t);
+	return tcsetattr(fds[1], TCSANOW, &t);
+}
+
+static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
 	pid_t parent = getpid();
@@ -599,7 +625,7 @@ int th_proc_spawn(struct th_proc *p, const char *const argv[])
 	p->status = 0;
 	buf_init(&p->out);
 	buf_init(&p->err);
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+	if (pipe2(out, O_CLOEXEC) < 0 || (err_tty ? open_raw_pty(err) : pipe2(err, O_CLOEXEC)) < 0 ||
 	    pipe2(report, O_CLOEXEC) < 0) {
 		rc = -errno;
 		goto fail;
@@ -656,6 +682,16 @@ fail:
 			close(report[i]);
 	}
 	return rc;
+}
+
+int th_proc_spawn(struct th_proc *p, const char *const argv[])
+{
+	return proc_spawn(p, argv, false);
+}
+
+int th_proc_spawn_tty(struct th_proc *p, const char *const argv[])
+{
+	return proc_spawn(p, argv, true);
 }
 
 /* Wait up to TIMEOUT_MS for output (and for the exit when WITH_EXIT), then

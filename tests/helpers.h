@@ -151,6 +151,10 @@ int th_die_with_parent(pid_t parent);
  * first. 0 or a negative errno. */
 int th_proc_spawn(struct th_proc *p, const char *const argv[]);
 
+/* The same with stderr on a pseudo-terminal in raw mode, read from its
+ * master as from the pipe. */
+int th_proc_spawn_tty(struct th_proc *p, const char *const argv[]);
+
 /* Read whatever the program wrote, waiting at most TIMEOUT_MS for
  * something: 0, -ETIMEDOUT, or -EPIPE when both pipes are at end. */
 int th_proc_pump(struct th_proc *p, unsigned timeout_ms);

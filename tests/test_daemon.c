@@ -1124,6 +1124,48 @@ Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
 	stop_daemon(SIGTERM);
 }
 
+/* A terminal may take part of a line when its buffer fills (a stopped
+ * or slow terminal), and poolechod writes to it without blocking: the rest
+ * of the line was dropped and the next line that went out began where the
+ * cut one stopped, two lines glued into one. A cut line now waits a
+ * moment for room, and if none comes is ended by a newline before the
+ * next. Nothing reads the terminal while 1,000 connections each log two
+ * lines of some 90 bytes, which fills its buffer many times over. */
+Test(daemon, a_terminal_that_takes_part_of_a_line_gets_no_lines_glued, .timeout = 120)
+{
+	const char *const argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v", "-w", "2",
+	                            NULL};
+	const char *line, *next;
+	int port, rc, glued = 0;
+	size_t from;
+
+	rc = th_proc_spawn_tty(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
+	             proc.err.data ? proc.err.data : "");
+	for (unsigned i = 0; i < 1000; i++)
+		echo_once((unsigned)port, 16, i);
+	th_proc_pump(&proc, 0);
+	from = proc.err.len;
+	echo_once((unsigned)port, 16, 0);
+	cr_expect_eq(th_proc_wait_stderr(&proc, from, "log lines dropped: standard error was not "
+	                                 "taking them", IO_MS), 0, "no count of dropped lines in:\n%s",
+	             proc.err.data + from);
+	for (line = proc.err.data; *line; line = next + 1) {
+		const char *first = strstr(line, " poolechod[");
+
+		next = strchr(line, '\n');
+		if (!next)
+			break;
+		if (first && first < next && (first = strstr(first + 1, " poolechod[")) && first < next)
+			glued++;
+	}
+	cr_expect_eq(glued, 0, "%d lines hold two log lines; the terminal showed:\n%s", glued,
+	             proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
 /* -b takes one address: a name with several (Debian's localhost is
  * 127.0.0.1 and ::1) is served on the first that listens, and a client of
  * the other would be refused without a word, so the daemon names it. A
