@@ -596,7 +596,11 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
-		if (errno == ECONNRESET)
+		if (errno == ECONNRESET && c->state == CONN_DRAINING && c->rcv == c->snt)
+			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection "
+			          "instead of closing it, after all %llu bytes sent were echoed",
+			          (unsigned long long)c->snt);
+		else if (errno == ECONNRESET)
 			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection after "
 			          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,
 			          (unsigned long long)c->snt);

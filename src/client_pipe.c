@@ -216,7 +216,9 @@ static int sock_recv(struct pipe *p, int64_t *progress)
 	if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 		return 0;
 	if (errno == ECONNRESET)
-		return early_close(p, "reset the connection");
+		return early_close(p, p->shut && p->ver == p->snt ?
+		                   "reset the connection instead of closing it" :
+		                   "reset the connection");
 	return fail(p, PIPE_IO, "cannot receive from %s: %s", p->peer, strerror(errno));
 }
 

@@ -853,7 +853,8 @@ enum bad_kind {
 	BAD_LINGER, /* echoes everything at once, but closes AT milliseconds after the client */
 	BAD_STALL,  /* echoes the first AT bytes, then reads and never answers */
 	BAD_EXTRA,  /* echoes everything, and a byte more with the read that reaches AT */
-	BAD_DONE    /* echoes everything; the echo that reaches AT comes with its FIN */
+	BAD_DONE,   /* echoes everything; the echo that reaches AT comes with its FIN */
+	BAD_RESET   /* echoes everything, and resets the connection after the client's FIN */
 };
 
 /* How long a wrong server's write may wait for the client to read. */
@@ -916,7 +917,8 @@ static void bad_serve(struct bad_server *b, int fd)
 				buf[b->at - off] ^= 0x5a;
 			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
-		} else if (b->kind == BAD_LINGER || (b->kind == BAD_DONE && off + (size_t)n < b->at)) {
+		} else if (b->kind == BAD_LINGER || b->kind == BAD_RESET ||
+		           (b->kind == BAD_DONE && off + (size_t)n < b->at)) {
 			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_EXTRA) {
@@ -963,6 +965,12 @@ static void bad_serve(struct bad_server *b, int fd)
 	 * Not for load mode's probe, which sends nothing: the next connection waits. */
 	if (b->kind == BAD_SILENT && off > 0)
 		bad_wait(b, -1);
+	if (b->kind == BAD_RESET) {
+		struct linger now = {.l_onoff = 1, .l_linger = 0};
+
+		if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now) < 0)
+			fprintf(stderr, "bad server: SO_LINGER: %s\n", strerror(errno));
+	}
 	/* Not for load mode's probe, which sends nothing: the next connection waits. */
 	if (b->kind == BAD_LINGER && off > 0) {
 		struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
@@ -2729,6 +2737,34 @@ Test(wrong_server, a_signal_gives_up_an_echo_still_owed_a_second_later, .timeout
 		run_free(&r);
 		bad_stop(&b);
 	}
+}
+
+/* A server that echoes everything and resets the connection instead of
+ * closing it after the client's half-close fails the check, but it was
+ * named as if an echo had been due: "reset the connection after 320 of
+ * 320 bytes sent were echoed". */
+Test(wrong_server, a_reset_in_place_of_the_last_close_is_named_so, .timeout = 60)
+{
+	struct bad_server b;
+	const char *pipe_args[] = {"127.0.0.1", NULL, NULL};
+	const char *load_args[] = {"-c", "1", "-n", "5", "--json", "-q", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_RESET, 0);
+	pipe_args[1] = b.port_str;
+	run_client(&r, "ping\n", 5, pipe_args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "reset the connection instead of closing it after echoing "
+	                          "5 of 5 bytes sent"), "stderr:\n%s", r.err);
+	run_free(&r);
+
+	run_load_json(&r, &b, load_args, 1);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 5, "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "reset the connection instead of closing it, after all 320 "
+	                          "bytes sent were echoed"), "%s", r.out);
+	run_free(&r);
+	bad_stop(&b);
 }
 
 /* A server that closes with the last echo a run wanted, before the
