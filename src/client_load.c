@@ -475,29 +475,31 @@ static void conn_pump(struct lthread *t, struct conn *c, int64_t now)
 
 /* ---- receiving ----------------------------------------------------------- */
 
-/* Check N received bytes against the stream from c->rcv on. */
-static int conn_verify(struct lthread *t, struct conn *c, const unsigned char *got, size_t n)
+/* Check N received bytes against the stream from c->rcv on: how many of
+ * them match before the first that differs (N if none does), and in *BAD
+ * whether one differs. */
+static size_t conn_verify(const struct lthread *t, const struct conn *c, const unsigned char *got,
+                          size_t n, bool *bad)
 {
 	const unsigned char *pattern = t->L->pattern;
 	size_t done = 0;
 
+	*bad = false;
 	while (done < n) {
 		size_t pos = (size_t)((c->start + c->rcv + done) % PATTERN_LEN);
 		size_t span = n - done < PATTERN_LEN - pos ? n - done : PATTERN_LEN - pos;
 
 		if (memcmp(pattern + pos, got + done, span) != 0) {
-			size_t i = 0;
-
-			while (pattern[pos + i] == got[done + i])
-				i++;
-			conn_fail(t, c, FAIL_MISMATCH, "echo differs at byte offset %llu: sent 0x%02x, "
-			          "received 0x%02x", (unsigned long long)(c->rcv + done + i),
-			          pattern[pos + i], got[done + i]);
-			return -1;
+			while (pattern[pos] == got[done]) {
+				pos++;
+				done++;
+			}
+			*bad = true;
+			return done;
 		}
 		done += span;
 	}
-	return 0;
+	return done;
 }
 
 static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t now)
@@ -573,10 +575,19 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			 * leaves that echo counted, and a wrong one its offset. */
 			size_t due = c->snt - c->rcv < (uint64_t)n ? (size_t)(c->snt - c->rcv) : (size_t)n;
 
-			if (conn_verify(t, c, t->rbuf, due) < 0)
+			bool bad;
+			size_t good = conn_verify(t, c, t->rbuf, due, &bad);
+
+			/* The bytes before a wrong one came back intact: counted,
+			 * so that bytes_echoed is the mismatch's offset. */
+			if (good > 0)
+				conn_received(t, c, good, now);
+			if (bad) {
+				conn_fail(t, c, FAIL_MISMATCH, "echo differs at byte offset %llu: sent "
+				          "0x%02x, received 0x%02x", (unsigned long long)c->rcv,
+				          t->L->pattern[(c->start + c->rcv) % PATTERN_LEN], t->rbuf[good]);
 				return;
-			if (due > 0)
-				conn_received(t, c, due, now);
+			}
 			if (due < (size_t)n) {
 				conn_fail(t, c, FAIL_MISMATCH, "the server sent back more than it was "
 				          "sent: %llu bytes sent, at least %llu received",

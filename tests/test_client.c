@@ -1467,6 +1467,31 @@ Test(wrong_server, an_extra_byte_fails_after_the_intact_echo_it_follows, .timeou
 	run_free(&r);
 }
 
+/* The bytes of a read before the wrong one came back intact and count as
+ * echoed, in both reports: bytes_echoed is the mismatch's offset. They were
+ * left out, so the report said 3000 bytes echoed for a mismatch at 3210. */
+Test(wrong_server, a_mismatch_counts_the_bytes_verified_before_it, .timeout = 60)
+{
+	const char *json[] = {"-c", "1", "-n", "10", "-s", "1000", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	const char *text[] = {"-c", "1", "-n", "10", "-s", "1000", "127.0.0.1", NULL, NULL};
+	struct bad_server b;
+	struct run r;
+
+	load_json_against(&r, BAD_FLIP, 3210, json, 1);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 3210, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "offset 3210"), "no offset in:\n%s", r.err);
+	run_free(&r);
+
+	bad_start(&b, BAD_FLIP, 3210);
+	text[7] = b.port_str;
+	run_client(&r, "", 0, text);
+	bad_stop(&b);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, ", 3210 echoed,"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* A slow echo is no wait for a worker: 1 MiB coming back 4 KiB every 5 ms
  * is not whole by the stop, 1 s in, but its first bytes came at once. */
 Test(wrong_server, a_slow_echo_is_not_a_connection_left_waiting, .timeout = 60)
