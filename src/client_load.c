@@ -8,7 +8,8 @@
  * (with zero bytes in it) at an offset no other connection starts at
  * (load_stream_start); message i is bytes [i*size, (i+1)*size) of that
  * stream, so an echoed byte is checked by its stream offset alone, whatever
- * the chunking.
+ * the chunking. When the size is a multiple of the pattern's length, each
+ * message starts one byte further on in it (stream_pos).
  */
 #include <config.h>
 
@@ -127,6 +128,7 @@ struct load {
 	int64_t start_us, deadline_us;
 	int64_t stop_us;  /* when a signal stopped the run, 0 if none did */
 	int64_t wake_grain_us; /* waits are rounded up to this (see wake_grain) */
+	bool shift_messages;   /* the size is a multiple of PATTERN_LEN: see stream_pos */
 	struct lthread *threads;
 	unsigned nthreads;
 };
@@ -162,6 +164,27 @@ static unsigned char *pattern_create(void)
 		p[i] = i % PATTERN_ZERO_EVERY == 0 ? 0 : (unsigned char)(r >> (8 * (i % 8)));
 	}
 	return p;
+}
+
+/* Where stream byte X of C is in the pattern, and in *SPAN how many bytes
+ * from there, at most LEFT, follow on in it. A size that is a multiple of
+ * the pattern's length would make every message the same, and a server
+ * that echoed an earlier message again would pass: then message i starts i
+ * bytes further on, so no two of fewer than PATTERN_LEN messages apart
+ * match. Other sizes keep the plain stream: a shift would make sizes one
+ * short of a multiple repeat instead. */
+static size_t stream_pos(const struct lthread *t, const struct conn *c, uint64_t x,
+                         uint64_t left, size_t *span)
+{
+	const uint64_t size = t->L->cfg->size;
+	const uint64_t shift = t->L->shift_messages ? x / size : 0;
+	const size_t pos = (size_t)((c->start + x + shift) % PATTERN_LEN);
+	uint64_t n = PATTERN_LEN - pos;
+
+	if (t->L->shift_messages && n > size - x % size)
+		n = size - x % size; /* the next message jumps on */
+	*span = (size_t)(n < left ? n : left);
+	return pos;
 }
 
 /* ---- failures ------------------------------------------------------------ */
@@ -417,9 +440,7 @@ static int conn_send(struct lthread *t, struct conn *c)
 	uint64_t goal = c->issued * cfg->size;
 
 	while (c->snt < goal) {
-		size_t pos = (size_t)((c->start + c->snt) % PATTERN_LEN);
-		uint64_t left = goal - c->snt;
-		size_t span = left < PATTERN_LEN - pos ? (size_t)left : PATTERN_LEN - pos;
+		size_t span, pos = stream_pos(t, c, c->snt, goal - c->snt, &span);
 		ssize_t n = send(c->fd, t->L->pattern + pos, span, MSG_NOSIGNAL);
 
 		if (n < 0) {
@@ -486,8 +507,7 @@ static size_t conn_verify(const struct lthread *t, const struct conn *c, const u
 
 	*bad = false;
 	while (done < n) {
-		size_t pos = (size_t)((c->start + c->rcv + done) % PATTERN_LEN);
-		size_t span = n - done < PATTERN_LEN - pos ? n - done : PATTERN_LEN - pos;
+		size_t span, pos = stream_pos(t, c, c->rcv + done, n - done, &span);
 
 		if (memcmp(pattern + pos, got + done, span) != 0) {
 			while (pattern[pos] == got[done]) {
@@ -576,7 +596,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			size_t due = c->snt - c->rcv < (uint64_t)n ? (size_t)(c->snt - c->rcv) : (size_t)n;
 
 			bool bad;
-			size_t good = conn_verify(t, c, t->rbuf, due, &bad);
+			size_t span, good = conn_verify(t, c, t->rbuf, due, &bad);
 
 			/* The bytes before a wrong one came back intact: counted,
 			 * so that bytes_echoed is the mismatch's offset. */
@@ -585,7 +605,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			if (bad) {
 				conn_fail(t, c, FAIL_MISMATCH, "echo differs at byte offset %llu: sent "
 				          "0x%02x, received 0x%02x", (unsigned long long)c->rcv,
-				          t->L->pattern[(c->start + c->rcv) % PATTERN_LEN], t->rbuf[good]);
+				          t->L->pattern[stream_pos(t, c, c->rcv, 1, &span)], t->rbuf[good]);
 				return;
 			}
 			if (due < (size_t)n) {
@@ -1303,6 +1323,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	memset(res, 0, sizeof *res);
 	histogram_init(&res->latency);
 	L.wake_grain_us = wake_grain(cfg);
+	L.shift_messages = cfg->size % PATTERN_LEN == 0;
 	L.nthreads = cfg->threads ? (unsigned)cfg->threads : default_threads();
 	if (L.nthreads > cfg->connections)
 		L.nthreads = (unsigned)cfg->connections;

@@ -854,7 +854,8 @@ enum bad_kind {
 	BAD_STALL,  /* echoes the first AT bytes, then reads and never answers */
 	BAD_EXTRA,  /* echoes everything, and a byte more with the read that reaches AT */
 	BAD_DONE,   /* echoes everything; the echo that reaches AT comes with its FIN */
-	BAD_RESET   /* echoes everything, and resets the connection after the client's FIN */
+	BAD_RESET,  /* echoes everything, and resets the connection after the client's FIN */
+	BAD_REPLAY  /* echoes the first AT bytes, then those again and again for the rest */
 };
 
 /* How long a wrong server's write may wait for the client to read. */
@@ -900,6 +901,28 @@ static void bad_urgent(struct bad_server *b, int fd)
 	bad_wait(b, -1);
 }
 
+/* Echo the first AT bytes, and then, for each byte read, the byte read AT
+ * bytes before in place of it: a server that replays an earlier echo. */
+static void bad_replay(struct bad_server *b, int fd)
+{
+	unsigned char buf[4096], *first = malloc(b->at);
+	size_t off = 0;
+	ssize_t n;
+
+	cr_assert_not_null(first);
+	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
+		for (size_t i = 0; i < (size_t)n; i++, off++) {
+			if (off < b->at)
+				first[off] = buf[i];
+			else
+				buf[i] = first[off % b->at];
+		}
+		if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
+			break;
+	}
+	free(first);
+}
+
 static void bad_serve(struct bad_server *b, int fd)
 {
 	unsigned char buf[4096];
@@ -908,6 +931,10 @@ static void bad_serve(struct bad_server *b, int fd)
 
 	if (b->kind == BAD_URGENT) {
 		bad_urgent(b, fd);
+		return;
+	}
+	if (b->kind == BAD_REPLAY) {
+		bad_replay(b, fd);
 		return;
 	}
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
@@ -1489,6 +1516,23 @@ Test(wrong_server, a_mismatch_counts_the_bytes_verified_before_it, .timeout = 60
 	bad_stop(&b);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, ", 3210 echoed,"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A message size that is a multiple of the pattern's length made every
+ * message the same, so a server that echoed the first message in place of
+ * each later one passed. Now each message starts further on in the pattern. */
+Test(wrong_server, a_replayed_echo_is_caught_at_a_multiple_of_the_pattern, .timeout = 60)
+{
+	char size[32];
+	const char *args[] = {"-c", "1", "-n", "3", "-s", size, "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	snprintf(size, sizeof size, "%u", LOAD_PATTERN_LEN);
+	load_json_against(&r, BAD_REPLAY, LOAD_PATTERN_LEN, args, 1);
+	cr_expect_eq(json_u64(r.out, "mismatches"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
 	run_free(&r);
 }
 
@@ -2429,6 +2473,22 @@ Test(load, pipelined_large_messages_add_up, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 200);
 	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 200ull * 20480);
 	cr_expect_eq(json_u64(r.out, "pipeline"), 8);
+	run_free(&r);
+}
+
+/* Messages of a multiple of the pattern's length start further on in it
+ * each time: the client's sending and checking must agree on where. */
+Test(load, messages_of_a_multiple_of_the_pattern_verify, .timeout = 60)
+{
+	char size[32];
+	const char *args[] = {"-c", "2", "-n", "3", "--pipeline=2", "-s", size, "--json",
+	                      "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	snprintf(size, sizeof size, "%u", 2 * LOAD_PATTERN_LEN);
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 6, "report:\n%s", r.out);
 	run_free(&r);
 }
 
