@@ -58,8 +58,8 @@ void client_cli_usage(FILE *out, const char *program)
 "                        (default: no limit)\n"
 "  -d, --duration=SECS   stop after SECS seconds, 0.001 to %lu (e.g. 2.5)\n"
 "                        (default %lu without -n)\n"
-"  -s, --size=BYTES      message size, 1 to 64M, suffix k or M allowed\n"
-"                        (default %lu)\n"
+"  -s, --size=BYTES      message size, 1 to 64M, suffix k/K = KiB,\n"
+"                        m/M = MiB (default %lu)\n"
 "      --pipeline=K      up to K messages in flight per connection, 1 to %lu\n"
 "                        (default 1)\n"
 "  -r, --rate=N          N messages (churn: connections) per second per\n"
@@ -191,7 +191,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		case 's':
 			if (pe_parse_size(optarg, 1, CLIENT_MAX_SIZE, &cfg->size) != 0)
 				return bad(err, errlen, "invalid value '%s' for -s/--size: expected "
-				           "bytes from 1 to 64M (suffix k or M allowed)", optarg);
+				           "bytes from 1 to 64M, " PE_PARSE_SIZE_SUFFIXES, optarg);
 			load = true;
 			break;
 		case OPT_PIPELINE:

@@ -76,11 +76,11 @@ static void usage(void)
 	       "      --grace=SECS           on SIGINT/SIGTERM/SIGHUP, let open connections\n"
 	       "                               go on this long, then close them (default %u)\n"
 	       "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
-	       "      --buffer-size=BYTES    echo buffer per worker, %luk to %lum, k/m\n"
-	       "                               suffixes; all reserved at start, resident\n"
-	       "                               only as used (default %uk)\n"
-	       "      --stack-size=BYTES     stack per worker thread, %luk to %lum, k/m\n"
-	       "                               suffixes (default %uk)\n"
+	       "      --buffer-size=BYTES    echo buffer per worker, %luk to %lum, suffix\n"
+	       "                               k/K = KiB, m/M = MiB; all reserved at start,\n"
+	       "                               resident only as used (default %uk)\n"
+	       "      --stack-size=BYTES     stack per worker thread, %luk to %lum, suffix\n"
+	       "                               k/K = KiB, m/M = MiB (default %uk)\n"
 	       "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
 	       "                               this long for a client's next message before\n"
 	       "                               sleeping, but not again for a client that let a\n"
@@ -168,7 +168,7 @@ static int size(const char *name, const char *value, unsigned long min, unsigned
 
 	if (pe_parse_size(value, min, max, out) == 0)
 		return 0;
-	snprintf(expected, sizeof expected, "a size in bytes from %lu to %lu (k and m suffixes allowed)",
+	snprintf(expected, sizeof expected, "a size in bytes from %lu to %lu, " PE_PARSE_SIZE_SUFFIXES,
 	         min, max);
 	return bad_value(name, value, expected);
 }

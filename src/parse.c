@@ -76,7 +76,6 @@ int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned 
 	case '\0': break;
 	case 'k': case 'K': mult = 1024UL; end++; break;
 	case 'm': case 'M': mult = 1024UL * 1024; end++; break;
-	case 'g': case 'G': mult = 1024UL * 1024 * 1024; end++; break;
 	default: return -EINVAL;
 	}
 	if (*end != '\0')

@@ -15,7 +15,9 @@ int pe_parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned
  * ("1.5"), stored in milliseconds. */
 int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_ms);
 
-/* A size with an optional binary suffix: k/K (KiB), m/M (MiB), g/G (GiB). */
+/* A size with an optional binary suffix, either case: k/K (KiB), m/M
+ * (MiB), and no other. PE_PARSE_SIZE_SUFFIXES says so in error messages. */
+#define PE_PARSE_SIZE_SUFFIXES "with an optional suffix k or K (KiB), m or M (MiB)"
 int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
 /* HOST written as in a URL ("[::1]", "host:port"), which getaddrinfo would

@@ -2461,6 +2461,28 @@ Test(load, churn_connects_in_flight_at_the_stop_are_not_counted_pending, .timeou
 	run_free(&r);
 }
 
+/* -s's suffixes are binary and either case: the size the report states. */
+Test(load, size_suffixes_are_kib_and_mib_in_either_case, .timeout = 60)
+{
+	static const struct {
+		const char *arg;
+		unsigned long long bytes;
+	} sizes[] = {{"3", 3}, {"1k", 1024}, {"2K", 2048}, {"1m", 1048576}, {"1M", 1048576},
+	             {"64M", 64ull << 20}};
+
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		const char *args[] = {"-c", "1", "-n", "1", "-s", sizes[i].arg, "--json",
+		                      "127.0.0.1", port_str, NULL};
+		struct run r;
+
+		run_client(&r, "", 0, args);
+		cr_expect_eq(r.code, 0, "-s %s: exit %d, stderr:\n%s", sizes[i].arg, r.code, r.err);
+		cr_expect_eq(json_u64(r.out, "size"), sizes[i].bytes, "-s %s: report:\n%s",
+		             sizes[i].arg, r.out);
+		run_free(&r);
+	}
+}
+
 Test(load, pipelined_large_messages_add_up, .timeout = 60)
 {
 	const char *args[] = {"-c", "2", "-n", "100", "--pipeline=8", "-s", "20k", "--threads=2",
@@ -3103,6 +3125,29 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%s", r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
+}
+
+/* -s takes bytes, or KiB and MiB with a suffix k or m in either case, and
+ * nothing else; a refused form is named with what is accepted. The message
+ * said "suffix k or M allowed", and --help the same, though K, m and G
+ * were taken too (G never in range). */
+Test(cli, size_refuses_all_but_k_and_m_naming_them, .timeout = 30)
+{
+	static const char *const refused[] = {"1g", "1G", "1kB", "1KiB", "1.5k", "k", "1 k",
+	                                      "2kk", "1e3", "65M"};
+
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		const char *args[] = {"-s", refused[i], NULL};
+		char want[160];
+		struct run r;
+
+		snprintf(want, sizeof want, "invalid value '%s' for -s/--size: expected bytes from 1 "
+		         "to 64M, with an optional suffix k or K (KiB), m or M (MiB)", refused[i]);
+		run_client(&r, "", 0, args);
+		cr_expect_eq(r.code, 2, "-s '%s': exit %d, stderr:\n%s", refused[i], r.code, r.err);
+		cr_expect_not_null(strstr(r.err, want), "stderr:\n%s", r.err);
+		run_free(&r);
+	}
 }
 
 /* The report itself, from made-up results: a saturated load thread is

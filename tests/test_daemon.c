@@ -262,6 +262,9 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--busy-poll=1000001"}, "--busy-poll", "from 0 to 1000000"},
 		{{"--buffer-size=16385k"}, "--buffer-size", "from 1024 to 16777216"},
 		{{"--stack-size=63k"}, "--stack-size", "from 65536 to 67108864"},
+		/* Only k/K and m/M, which the message names. */
+		{{"--buffer-size=1g"}, "--buffer-size", "k or K (KiB), m or M"},
+		{{"--stack-size=128kB"}, "--stack-size", "k or K (KiB), m or M"},
 		{{"--grace=86400.001"}, "--grace", "from 0 to 86400"},
 		{{"--overflow=foo"}, "--overflow", "foo"},
 		{{"-t", "-1"}, "-t", "-1"},
