@@ -359,7 +359,8 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		if (timeout == 0 && !(fds[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    p->shut && p->ver == p->snt)
 			return fail(p, PIPE_TIMEOUT, "timed out: %s echoed all %llu bytes but did not "
-			            "close the connection within %.3f s of the end of the input", p->peer,
+			            "close the connection within %.3f s of the client's half-close or "
+			            "of the last echo, whichever came later", p->peer,
 			            (unsigned long long)p->snt, (double)timeout_ms / 1000.0);
 		if (timeout == 0 && !(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			return fail(p, PIPE_TIMEOUT, "timed out: %s was silent for %.3f s "
