@@ -108,6 +108,30 @@ static void log_close(pe_server *srv, const char *peer, enum pe_echo_end end, in
 		               err ? strerror(err) : "unknown");
 }
 
+/* The peer of ACC for the -v log: as accept(2) gave it (a client that
+ * reset while queued has none left for getpeername), else asked of ACC's fd. */
+static void accepted_peer(const pe_server *srv, const struct pe_accepted *acc,
+                          char peer[PE_NET_ADDRLEN])
+{
+	if (srv->item_size == sizeof *acc && acc->peer_len > 0)
+		pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
+	else
+		pe_net_peer_name(acc->fd, peer);
+}
+
+/* A connection the stop closes before any worker took it up: said at -v
+ * like every other close, and counted as "dropped" in the stats. Call it
+ * while ACC's fd is still open. */
+static void log_dropped(pe_server *srv, const struct pe_accepted *acc)
+{
+	char peer[PE_NET_ADDRLEN];
+
+	if (!pe_server_logs(srv, PE_LOG_DEBUG))
+		return;
+	accepted_peer(srv, acc, peer);
+	pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: dropped unserved, the server stopped", peer);
+}
+
 /* The idle timeout on FD: whole for reads, a slice for writes (echo.h). */
 static int set_idle_timeout(const pe_server *srv, int fd)
 {
@@ -149,10 +173,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 
 	if (!unserved) {
 		if (logs_connections) {
-			if (srv->item_size == sizeof acc && acc.peer_len > 0)
-				pe_net_format((const struct sockaddr *)&acc.peer, acc.peer_len, peer);
-			else
-				pe_net_peer_name(fd, peer);
+			accepted_peer(srv, &acc, peer);
 			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
 		}
 		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
@@ -164,6 +185,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 			pe_counter_add(&slot->counters.timeouts, 1);
 		if (logs_connections)
 			log_close(srv, peer, end, err);
+	} else {
+		log_dropped(srv, &acc);
 	}
 	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
 
@@ -493,6 +516,7 @@ static void shut_down(pe_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	pe_queue_close(srv->queue);
 	while (pe_queue_try_pop(srv->queue, &acc) == 0) {
+		log_dropped(srv, &acc);
 		close(acc.fd);
 		pe_counter_add(&srv->listener.dropped, 1);
 		pe_server_hand_off_cancel(srv);

@@ -1074,6 +1074,25 @@ static long queued_now(void)
 	return strtol(strstr(proc.err.data + from, "queued=") + strlen("queued="), NULL, 10);
 }
 
+/* With one worker (-w 1): a client the worker serves, into *BUSY, and a
+ * second one accepted and waiting in the queue (not left in the kernel's
+ * backlog), returned. */
+static int queue_behind_a_busy_client(unsigned port, int *busy)
+{
+	int queued;
+	long n = 0;
+
+	*busy = th_connect(port, IO_MS);
+	cr_assert_geq(*busy, 0);
+	cr_assert_eq(th_echo_check(*busy, 10, 1, IO_MS), 0, "the only worker is not serving");
+	queued = th_connect(port, IO_MS);
+	cr_assert_geq(queued, 0);
+	for (int i = 0; i < 100 && (n = queued_now()) == 0; i++)
+		poll(NULL, 0, 20);
+	cr_assert_eq(n, 1, "the second client was not queued; stderr:\n%s", proc.err.data);
+	return queued;
+}
+
 /* A client that resets while it waits in the queue has no peer left for
  * getpeername(2) when a worker takes it: the log said "(unknown peer:
  * Transport endpoint is not connected)". With -v the address is taken at
@@ -1083,25 +1102,38 @@ Test(daemon, verbose_log_names_a_client_that_reset_while_queued)
 	const char *const extra[] = {"-v", "-w", "1", NULL};
 	unsigned port = start_daemon(extra);
 	char want[96];
-	int busy, queued;
-	long n = 0;
+	int busy, queued = queue_behind_a_busy_client(port, &busy);
 
-	busy = th_connect(port, IO_MS);
-	cr_assert_geq(busy, 0);
-	cr_assert_eq(th_echo_check(busy, 10, 1, IO_MS), 0, "the only worker is not serving");
-	queued = th_connect(port, IO_MS);
-	cr_assert_geq(queued, 0);
 	snprintf(want, sizeof want, "connection from 127.0.0.1:%u", local_port(queued));
-	/* Accepted and queued, not left in the kernel's backlog. */
-	for (int i = 0; i < 100 && (n = queued_now()) == 0; i++)
-		poll(NULL, 0, 20);
-	cr_assert_eq(n, 1, "the second client was not queued; stderr:\n%s", proc.err.data);
 	th_close_reset(queued);
 	close(busy);
 	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "no '%s' in:\n%s", want,
 	             proc.err.data);
 	cr_expect(strstr(proc.err.data, "unknown peer") == NULL, "stderr:\n%s", proc.err.data);
 	stop_daemon(SIGTERM);
+}
+
+/* A client still waiting in the queue when the grace ends is closed unserved
+ * (stats: "dropped="); with -v that close was the only one not logged. */
+Test(daemon, verbose_log_names_a_queued_client_dropped_by_the_stop, .timeout = 60)
+{
+	const char *const extra[] = {"-v", "-w", "1", "--grace=0.3", NULL};
+	unsigned port = start_daemon(extra);
+	char want[128];
+	int busy, queued = queue_behind_a_busy_client(port, &busy);
+
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: dropped unserved, the server stopped",
+	         local_port(queued));
+	/* busy stays open: the worker holds it past the grace, so queued is
+	 * never taken up. */
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, want) != NULL, "no '%s' in the log:\n%s", want,
+	          proc.err.data);
+	cr_expect(strstr(proc.err.data, "dropped=1 ") != NULL, "not counted as dropped:\n%s",
+	          proc.err.data);
+	cr_expect_eq(th_wait_closed(queued, IO_MS), 0);
+	close(queued);
+	close(busy);
 }
 
 /* A log reader that stops reading must not hold the server up: with -v a
