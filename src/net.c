@@ -93,12 +93,23 @@ void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN])
 		snprintf(out, PE_NET_ADDRLEN, "(unknown peer: %s)", strerror(errno));
 }
 
-/* A listening socket on SA, or -errno with *CALL naming the call that
- * failed: "bind" says more than the errno text alone. */
-static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int dual_stack,
+int pe_net_dual_stack(const char *host, const struct sockaddr *sa)
+{
+	/* An explicit IPv6 address means IPv6 only; "all addresses" means both,
+	 * and so does an IPv4-mapped address (::ffff:a.b.c.d), which only a
+	 * dual-stack socket can bind. */
+	return sa->sa_family == AF_INET6 &&
+	       (!host ||
+	        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr));
+}
+
+/* A listening socket on SA, resolved from HOST (NULL: all addresses), or
+ * -errno with *CALL naming the call that failed: "bind" says more than
+ * the errno text alone. */
+static int listen_on(const char *host, const struct sockaddr *sa, socklen_t len, int backlog,
                      const char **call)
 {
-	int one = 1, zero = 0;
+	int one = 1, zero = 0, dual_stack = pe_net_dual_stack(host, sa);
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	*call = "socket";
@@ -107,12 +118,6 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
 	*call = "setsockopt SO_REUSEADDR";
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
 		goto fail;
-	/* An explicit IPv6 address means IPv6 only; "all addresses" means both,
-	 * and so does an IPv4-mapped address (::ffff:a.b.c.d), which only a
-	 * dual-stack socket can bind. */
-	if (sa->sa_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))
-		dual_stack = 1;
 	*call = "setsockopt IPV6_V6ONLY";
 	if (sa->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one) < 0)
@@ -158,9 +163,9 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		                          .sin6_addr = IN6ADDR_ANY_INIT};
 		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 		                         .sin_addr.s_addr = htonl(INADDR_ANY)};
-		fd = listen_on((struct sockaddr *)&s6, sizeof s6, backlog, 1, &call);
+		fd = listen_on(NULL, (struct sockaddr *)&s6, sizeof s6, backlog, &call);
 		if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
-			fd = listen_on((struct sockaddr *)&s4, sizeof s4, backlog, 0, &call);
+			fd = listen_on(NULL, (struct sockaddr *)&s4, sizeof s4, backlog, &call);
 		if (fd < 0)
 			set_err(err, "cannot listen on all addresses port %s: %s: %s", portstr, call,
 			        strerror(-fd));
@@ -180,7 +185,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
-		fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, 0, &call);
+		fd = listen_on(host, ai->ai_addr, ai->ai_addrlen, backlog, &call);
 		if (fd >= 0)
 			break;
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);

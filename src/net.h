@@ -25,6 +25,12 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
 int pe_net_listen_counted(const char *host, unsigned port, int backlog,
                           char err[PE_NET_ERRLEN], unsigned *unused);
 
+/* Whether pe_net_listen makes its socket on SA, resolved from HOST (NULL:
+ * all addresses), take IPv4 clients too (IPV6_V6ONLY off): 1 for all
+ * addresses and for an IPv4-mapped address; 0 for any other IPv6 address,
+ * "::" given by name included, and for an IPv4 one. */
+int pe_net_dual_stack(const char *host, const struct sockaddr *sa);
+
 /* Connect a TCP socket to HOST:PORT (any address family the resolver
  * gives, tried in order). Returns the descriptor or a negative errno. */
 int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);
