@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -228,13 +229,21 @@ static void log_listening(pe_server *srv, const struct daemon_options *opt, int 
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char where[PE_NET_ADDRLEN], capped[48] = "";
+	const char *family = "";
 
 	pe_server_address(srv, &ss, &len);
 	pe_net_format((struct sockaddr *)&ss, len, where);
+	/* "[::]" is the default's dual-stack socket or an IPv6-only one (-b ::):
+	 * a client of 127.0.0.1 is served by one and refused by the other. */
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr))
+		family = pe_net_dual_stack(c->bind_address, (struct sockaddr *)&ss) ?
+		         " for IPv6 and IPv4" : " for IPv6 only";
 	if (backlog != c->backlog)
 		snprintf(capped, sizeof capped, " (--backlog %d capped)", c->backlog);
-	pe_log(PE_LOG_INFO, "listening on %s (workers=%u queue=%zu overflow=%s idle-timeout=%u.%03us "
-	       "grace=%u.%03us backlog=%d%s)", where, c->workers, c->queue_capacity,
+	pe_log(PE_LOG_INFO, "listening on %s%s (workers=%u queue=%zu overflow=%s "
+	       "idle-timeout=%u.%03us grace=%u.%03us backlog=%d%s)", where, family, c->workers,
+	       c->queue_capacity,
 	       c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", c->idle_timeout_ms / 1000,
 	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
 }

@@ -1322,6 +1322,77 @@ Test(daemon, an_ipv4_mapped_bind_address_is_served_over_ipv4)
 	stop_daemon(SIGTERM);
 }
 
+/* Skip the test unless ::1 can be bound here. */
+static void require_ipv6_loopback(void)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = fd < 0 ? -errno : 0;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		cr_skip_test("no IPv6 loopback (::1) to test with: %s", strerror(-rc));
+}
+
+/* Start poolechod on every address (-b BIND, or the default when NULL),
+ * port 0; the port, once its readiness line says "[::]:PORT" and WHICH. */
+static unsigned start_on_ipv6_any(const char *bind, const char *which)
+{
+	const char *argv[] = {daemon_path(), "-p", "0", "-w", "1", bind ? "-b" : NULL, bind, NULL};
+	char want[96];
+	int port, rc;
+
+	require_ipv6_loopback();
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+	snprintf(want, sizeof want, "listening on [::]:%d %s (", port, which);
+	cr_expect(strstr(proc.err.data, want) != NULL, "no '%s' in:\n%s", want, proc.err.data);
+	return (unsigned)port;
+}
+
+/* Echo once over ::1 to PORT. */
+static void echo_once_ipv6(unsigned port)
+{
+	char portstr[16], err[PE_NET_ERRLEN] = "";
+	int fd;
+
+	snprintf(portstr, sizeof portstr, "%u", port);
+	fd = pe_net_connect_timeout("::1", portstr, IO_MS, err);
+	cr_assert_geq(fd, 0, "%s", err);
+	cr_expect_eq(th_echo_check(fd, 100, 5, IO_MS), 0, "no echo over ::1");
+	close(fd);
+}
+
+/* "[::]" was logged alike for the default's dual-stack socket and for
+ * -b ::, which is IPv6 only: its readiness line must say which, since a
+ * client of 127.0.0.1 is refused. (These two listen on every address, as
+ * the behaviour under test requires; clients use loopback only.) */
+Test(daemon, bind_to_ipv6_any_says_ipv6_only, .timeout = 60)
+{
+	unsigned port = start_on_ipv6_any("::", "for IPv6 only");
+	int fd;
+
+	echo_once_ipv6(port);
+	fd = th_connect(port, IO_MS);
+	if (fd >= 0)
+		close(fd);
+	cr_expect_eq(fd, -ECONNREFUSED, "an IPv4 client was not refused");
+	stop_daemon(SIGTERM);
+}
+
+Test(daemon, default_bind_says_ipv6_and_ipv4, .timeout = 60)
+{
+	unsigned port = start_on_ipv6_any(NULL, "for IPv6 and IPv4");
+
+	echo_once_ipv6(port);
+	echo_once(port, 100, 6);
+	stop_daemon(SIGTERM);
+}
+
 /* -v logs every connection and how it ended: one rejected for a full
  * queue too. */
 Test(daemon, verbose_log_names_a_rejected_peer)
