@@ -54,18 +54,26 @@ void pe_server_config_init(struct pe_server_config *cfg)
 	cfg->log_level = PE_LOG_INFO;
 }
 
-void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ...)
+/* Format one event for CFG's log callback, if it takes LEVEL. */
+static void config_vlogf(const struct pe_server_config *cfg, enum pe_log_level level,
+                         const char *fmt, va_list ap)
 {
 	char msg[512];
+
+	if (!cfg->log || level > cfg->log_level)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	pe_log_one_line(msg); /* the callback is promised one line */
+	cfg->log(cfg->log_ctx, level, msg);
+}
+
+void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ...)
+{
 	va_list ap;
 
-	if (!pe_server_logs(srv, level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	config_vlogf(&srv->cfg, level, fmt, ap);
 	va_end(ap);
-	pe_log_one_line(msg); /* the callback is promised one line */
-	srv->cfg.log(srv->cfg.log_ctx, level, msg);
 }
 
 void pe_server_hand_off_begin(pe_server *srv)
@@ -212,16 +220,46 @@ static unsigned usable_cpus(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/* Log which setting of CFG is bad, its value and what it may be; -EINVAL.
+ * -EINVAL alone would leave the caller to guess which of a dozen fields. */
+static int bad_setting(const struct pe_server_config *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int bad_setting(const struct pe_server_config *cfg, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_vlogf(cfg, PE_LOG_ERROR, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
 static int check_config(const struct pe_server_config *cfg)
 {
 	if (!cfg)
 		return -EINVAL;
-	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS || cfg->queue_capacity < 1 ||
-	    cfg->backlog < 1 || cfg->port > 65535 || cfg->buffer_size < 1 ||
-	    (cfg->overflow != PE_OVERFLOW_WAIT && cfg->overflow != PE_OVERFLOW_REJECT) ||
-	    (cfg->splice != PE_SPLICE_NEVER && cfg->splice != PE_SPLICE_ALWAYS &&
-	     cfg->splice != PE_SPLICE_AUTO))
-		return -EINVAL;
+	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS)
+		return bad_setting(cfg, "pe_server_config.workers is %u: expected 1 to %u",
+		                   cfg->workers, PE_MAX_WORKERS);
+	if (cfg->queue_capacity < 1)
+		return bad_setting(cfg, "pe_server_config.queue_capacity is 0: expected 1 or more");
+	if (cfg->backlog < 1)
+		return bad_setting(cfg, "pe_server_config.backlog is %d: expected 1 or more",
+		                   cfg->backlog);
+	if (cfg->port > 65535)
+		return bad_setting(cfg, "pe_server_config.port is %u: expected 0 to 65535",
+		                   cfg->port);
+	if (cfg->buffer_size < 1)
+		return bad_setting(cfg, "pe_server_config.buffer_size is 0: expected 1 or more");
+	if (cfg->overflow != PE_OVERFLOW_WAIT && cfg->overflow != PE_OVERFLOW_REJECT)
+		return bad_setting(cfg, "pe_server_config.overflow is %d: expected "
+		                   "PE_OVERFLOW_WAIT or PE_OVERFLOW_REJECT", (int)cfg->overflow);
+	if (cfg->splice != PE_SPLICE_NEVER && cfg->splice != PE_SPLICE_ALWAYS &&
+	    cfg->splice != PE_SPLICE_AUTO)
+		return bad_setting(cfg, "pe_server_config.splice is %d: expected "
+		                   "PE_SPLICE_NEVER, PE_SPLICE_ALWAYS or PE_SPLICE_AUTO",
+		                   (int)cfg->splice);
 	return 0;
 }
 
@@ -413,7 +451,10 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		/* The system refusing a thread (or memory) is the caller's to
 		 * report, in one line with the limits that bind and the setting
 		 * to lower, which only it can name. */
-		if (rc != -EAGAIN && rc != -ENOMEM)
+		if (rc == -EINVAL) /* pe_pool_start's only EINVAL left: the stack */
+			pe_server_logf(srv, PE_LOG_ERROR, "pe_server_config.stack_size is %zu: "
+			               "the system takes no thread stack of that size", cfg->stack_size);
+		else if (rc != -EAGAIN && rc != -ENOMEM)
 			pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s",
 			               cfg->workers, strerror(-rc));
 		goto fail;

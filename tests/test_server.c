@@ -1997,6 +1997,73 @@ Test(server, bad_config_is_einval_and_leaves_nothing_open)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* The last line a create logged: pe_server_create() runs its checks on the
+ * caller's thread, so no lock is needed. */
+static char last_logged[512];
+
+static void keep_last_line(void *ctx, enum pe_log_level level, const char *message)
+{
+	(void)ctx;
+	(void)level;
+	snprintf(last_logged, sizeof last_logged, "%s", message);
+}
+
+/* -EINVAL alone does not say which field of the config is wrong: the log
+ * names it, with its value and what it may be. */
+Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
+{
+	static const struct {
+		const char *field, *want;
+	} cases[] = {
+		{"workers", "pe_server_config.workers is 0: expected 1 to 65536"},
+		{"workers max", "pe_server_config.workers is 65537: expected 1 to 65536"},
+		{"queue_capacity", "pe_server_config.queue_capacity is 0: expected 1 or more"},
+		{"backlog", "pe_server_config.backlog is -1: expected 1 or more"},
+		{"port", "pe_server_config.port is 70000: expected 0 to 65535"},
+		{"buffer_size", "pe_server_config.buffer_size is 0: expected 1 or more"},
+		{"overflow", "pe_server_config.overflow is 5: expected PE_OVERFLOW_WAIT or "
+		             "PE_OVERFLOW_REJECT"},
+		{"splice", "pe_server_config.splice is 7: expected PE_SPLICE_NEVER, "
+		           "PE_SPLICE_ALWAYS or PE_SPLICE_AUTO"},
+		{"stack_size", "pe_server_config.stack_size is 18446744073709551615: the system "
+		               "takes no thread stack of that size"},
+	};
+	struct pe_server_config good, bad;
+	pe_server *srv;
+
+	tf_config(&good, 1, 1);
+	good.log = keep_last_line;
+	good.log_level = PE_LOG_ERROR;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *f = cases[i].field;
+
+		bad = good;
+		if (strcmp(f, "workers") == 0)
+			bad.workers = 0;
+		else if (strcmp(f, "workers max") == 0)
+			bad.workers = PE_MAX_WORKERS + 1;
+		else if (strcmp(f, "queue_capacity") == 0)
+			bad.queue_capacity = 0;
+		else if (strcmp(f, "backlog") == 0)
+			bad.backlog = -1;
+		else if (strcmp(f, "port") == 0)
+			bad.port = 70000;
+		else if (strcmp(f, "buffer_size") == 0)
+			bad.buffer_size = 0;
+		else if (strcmp(f, "overflow") == 0)
+			bad.overflow = (enum pe_overflow)5;
+		else if (strcmp(f, "splice") == 0)
+			bad.splice = (enum pe_splice)7;
+		else if (SIZE_MAX != UINT64_MAX)
+			continue; /* the stack size in the message is 64-bit */
+		else
+			bad.stack_size = SIZE_MAX; /* glibc: the stack and its guard overflow */
+		last_logged[0] = '\0';
+		cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "%s", f);
+		cr_expect_str_eq(last_logged, cases[i].want, "%s", f);
+	}
+}
+
 Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
 {
 	struct pe_server_config cfg;

@@ -53,7 +53,7 @@ struct pe_server_config {
 	                              0.0.0.0): reachable from other hosts, so a test wants
 	                              "127.0.0.1" or "::1", with port 0 */
 	unsigned port;             /* 0 = any free port; see pe_server_port() */
-	unsigned workers;          /* worker threads, >= 1 */
+	unsigned workers;          /* worker threads, 1 to PE_MAX_WORKERS */
 	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1 */
 	int backlog;               /* listen(2) backlog, >= 1 */
 	enum pe_overflow overflow;
@@ -99,8 +99,10 @@ struct pe_server_config {
 PE_API void pe_server_config_init(struct pe_server_config *cfg);
 
 /* Bind, listen and start the workers. -EINVAL for a NULL argument or a
- * bad setting (a bind_address that does not resolve included: the log
- * says why), the errno of socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM
+ * bad setting: the log (at PE_LOG_ERROR) names the field, its value and
+ * what it may be, or why a bind_address does not resolve, or that the
+ * system takes no thread stack of stack_size. The errno of
+ * socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM
  * when the workers' buffers cannot be reserved, -EAGAIN when the system
  * refused a worker thread; these last two are not logged, as the caller
  * knows which setting to lower. On failure nothing is left open. */
