@@ -263,7 +263,9 @@ static int check_config(const struct pe_server_config *cfg)
 	return 0;
 }
 
-static void server_free(pe_server *srv)
+/* Close the server's descriptors and free its memory, all but the queue,
+ * the lock, the condition variable and SRV itself. */
+static void release_resources(pe_server *srv)
 {
 	if (srv->slots)
 		for (unsigned i = 0; i < srv->cfg.workers; i++)
@@ -271,16 +273,21 @@ static void server_free(pe_server *srv)
 	free(srv->slots);
 	if (srv->buffers)
 		munmap(srv->buffers, srv->buffers_len);
-	pe_queue_destroy(srv->queue);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	if (srv->wake[0] >= 0)
 		close(srv->wake[0]);
 	if (srv->wake[1] >= 0)
 		close(srv->wake[1]);
+	free(srv->bind_address);
+}
+
+static void server_free(pe_server *srv)
+{
+	release_resources(srv);
+	pe_queue_destroy(srv->queue);
 	pthread_cond_destroy(&srv->drained);
 	pthread_mutex_destroy(&srv->lock);
-	free(srv->bind_address);
 	free(srv);
 }
 
@@ -393,6 +400,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	if (!srv)
 		return -ENOMEM;
 	srv->cfg = *cfg;
+	srv->owner = getpid();
 	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	/* The grace deadline is on CLOCK_MONOTONIC: a clock step must not move it. */
@@ -480,10 +488,21 @@ unsigned pe_server_port(const pe_server *srv)
 	return ntohs(((const struct sockaddr_in *)&srv->addr)->sin_port);
 }
 
+/* Whether this is a child's copy of the server, made by fork(2): the
+ * threads are the parent's alone, and the stop pipe and the sockets are
+ * shared with it, so a byte written or a shutdown(2) made here would stop
+ * the parent's server or end its connections. */
+static int forked_copy(const pe_server *srv)
+{
+	return getpid() != srv->owner;
+}
+
 static void request_stop(pe_server *srv, int now)
 {
 	int first;
 
+	if (forked_copy(srv))
+		return;
 	pthread_mutex_lock(&srv->lock);
 	first = !srv->stopping;
 	if (first) {
@@ -639,10 +658,28 @@ int pe_server_wait(pe_server *srv)
 	return srv->run_rc;
 }
 
+/* A forked child's copy: close its descriptors, so that the child holds
+ * neither the port nor a connection the parent closes, and free its
+ * memory. Not its queue, lock or condition variable: the parent's threads
+ * may have held or waited on them at the fork, and destroying a condition
+ * variable waits for its waiters, who are not here. */
+static void forked_copy_free(pe_server *srv)
+{
+	for (unsigned i = 0; i < srv->cfg.workers; i++)
+		if (srv->slots[i].fd >= 0)
+			close(srv->slots[i].fd);
+	release_resources(srv);
+	free(srv);
+}
+
 void pe_server_destroy(pe_server *srv)
 {
 	if (!srv)
 		return;
+	if (forked_copy(srv)) {
+		forked_copy_free(srv);
+		return;
+	}
 	if (srv->run_started) {
 		/* Started and never waited for: end the run as a hard stop would. */
 		request_stop(srv, 1);

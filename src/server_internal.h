@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <poolecho/pool.h>
@@ -63,6 +64,7 @@ struct pe_server {
 	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
 	atomic_int stop_requested;           /* read by the accept loop without the lock */
 
+	pid_t owner;                         /* the process that created it (see forked_copy) */
 	int run_claimed;                     /* a run began or was started: guarded by lock */
 	pthread_t run_thread;                /* pe_server_start()'s, until waited for */
 	int run_started, run_rc;             /* the caller's: pe_server_start/wait/destroy */

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h> /* SYS_splice */
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1699,6 +1700,61 @@ Test(server, stop_before_run_with_a_client_connected)
 	close(fd);
 	cr_expect_eq(th_count_fds(), before);
 	TH_ASSERT_NO_LEAKS();
+}
+
+/* In a child of fork(2), stop and destroy the child's copy of the server,
+ * whose threads stayed in the parent: 0 when the child's copies of the
+ * listening socket and of the connection being echoed are closed. */
+static int stop_and_destroy_forked_copy(pe_server *srv)
+{
+	int listen_fd = srv->listen_fd, conn_fd = -1;
+
+	for (unsigned i = 0; i < srv->cfg.workers; i++)
+		if (srv->slots[i].fd >= 0)
+			conn_fd = srv->slots[i].fd;
+	if (conn_fd < 0)
+		return 3;
+	pe_server_stop_now(srv);
+	pe_server_destroy(srv);
+	if (fcntl(listen_fd, F_GETFD) != -1)
+		return 1; /* the child would hold the port after the parent stops */
+	if (fcntl(conn_fd, F_GETFD) != -1)
+		return 2; /* the parent's close would not end the client's connection */
+	return 0;
+}
+
+/* A server is its creator's: a forked child that stops and destroys its
+ * copy (from an atexit handler, say) must not stop the parent's accept loop
+ * through the shared stop pipe, nor shut down the parent's connections, nor
+ * wait for threads it does not have. */
+Test(server, a_forked_child_s_stop_and_destroy_leave_the_parent_serving)
+{
+	struct pe_server_config cfg;
+	int fd, fd2, status;
+	pid_t child;
+
+	tf_config(&cfg, 2, 2);
+	start_server(&cfg);
+	fd = client();
+	round_trip(fd, 100, 11);       /* a worker now echoes fd */
+	child = fork();
+	cr_assert_geq(child, 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		alarm(IO_MS / 1000); /* a child left waiting for the workers ends here */
+		_exit(stop_and_destroy_forked_copy(ts.srv));
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_expect(WIFEXITED(status), "the child was killed by signal %d (hung in destroy?)",
+	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_expect_eq(WIFEXITED(status) ? WEXITSTATUS(status) : 0, 0,
+	             "the child still held a copy of the server's sockets (%d)",
+	             WEXITSTATUS(status));
+	round_trip(fd, 100, 12);       /* the connection the child saw goes on */
+	fd2 = client();                /* and the parent still accepts */
+	round_trip(fd2, 100, 13);
+	finish_client(fd2);
+	finish_client(fd);
+	stop_server_and_check(0);
 }
 
 /* ---- creation --------------------------------------------------------------------------- */

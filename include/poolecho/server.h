@@ -183,7 +183,16 @@ PE_API size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf,
  * or with pe_server_start() as said there),
  * and after every pe_server_stop()/pe_server_stop_now() call made on another
  * thread has returned too: a stop touches the server until it returns.
- * NULL is allowed. */
+ * NULL is allowed.
+ *
+ * After fork(2) the server is the parent's: its threads are not in the
+ * child. In the child, pe_server_stop() and pe_server_stop_now() do nothing
+ * and pe_server_destroy() only closes the child's copies of the listening
+ * socket, the stop pipe and the connections being echoed, and frees the
+ * memory (not the queue, whose lock a parent's thread may have held); call
+ * nothing else on it there. A connection still queued at the fork stays
+ * open in the child until it exits or execs. Every descriptor the server
+ * opens is close-on-exec. */
 PE_API void pe_server_destroy(pe_server *srv);
 
 #ifdef __cplusplus
