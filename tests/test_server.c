@@ -1794,6 +1794,7 @@ struct accept_log {
 	unsigned long reported;      /* "accept: <EMFILE text>" lines: one error each */
 	unsigned long counted;       /* the sum of "N more since the last report" */
 	unsigned long other;         /* accept lines naming anything else */
+	char advice[256];            /* the "out of file descriptors" line */
 };
 
 static void accept_log_init(struct accept_log *al)
@@ -1839,6 +1840,11 @@ static void log_accepts(void *ctx, enum pe_log_level level, const char *message)
 	unsigned long n;
 
 	fprintf(stderr, "[test server] level %d: %s\n", (int)level, message);
+	if (strncmp(message, "out of file descriptors", 23) == 0) {
+		pthread_mutex_lock(&al->lock);
+		snprintf(al->advice, sizeof al->advice, "%s", message);
+		pthread_mutex_unlock(&al->lock);
+	}
 	if (strncmp(message, "accept: ", 8) != 0)
 		return;
 	pthread_mutex_lock(&al->lock);
@@ -1942,6 +1948,11 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	stop_server_and_check(0);   /* joins the listener: nothing logs any more */
 	cr_expect_geq(al.reported, 1, "EMFILE was never logged");
 	cr_expect_eq(al.other, 0, "%lu accept lines name something else", al.other);
+	/* The library's advice is for any program that embeds it, which has
+	 * no --workers or --queue option. */
+	cr_expect_not_null(strstr(al.advice, "ulimit -n"), "advice: '%s'", al.advice);
+	cr_expect_null(strstr(al.advice, "--"), "advice names poolechod's options: '%s'",
+	               al.advice);
 }
 
 /* Under --overflow=wait with the queue full, the accept loop waits for a
