@@ -52,7 +52,9 @@ struct pe_pool_config {
 PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
 
 /* Wait for every worker to return; they return once the queue is closed and
- * drained. Then free the pool. NULL is allowed. */
+ * drained. Then free the pool. NULL is allowed. Not from a handler: a
+ * worker cannot wait for itself (a handler stops the pool by closing the
+ * queue, and another thread joins it). */
 PE_API void pe_pool_join(pe_pool *pool);
 
 PE_API unsigned pe_pool_size(const pe_pool *pool);
