@@ -28,6 +28,7 @@
 #include "log.h"
 #include "monotonic.h"
 #include "net.h"
+#include "parse.h"
 #include "quiet_thread.h"
 #include "server_internal.h"
 
@@ -237,8 +238,16 @@ static int bad_setting(const struct pe_server_config *cfg, const char *fmt, ...)
 
 static int check_config(const struct pe_server_config *cfg)
 {
+	char hint[160];
+	const char *expected;
+
 	if (!cfg)
 		return -EINVAL;
+	/* "[::1]" or "host:port" would only fail to resolve, after asking DNS. */
+	if (cfg->bind_address && (expected = pe_parse_host_misform(cfg->bind_address,
+	                                      "in pe_server_config.port", hint, sizeof hint)))
+		return bad_setting(cfg, "pe_server_config.bind_address is '%s': expected %s",
+		                   cfg->bind_address, expected);
 	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS)
 		return bad_setting(cfg, "pe_server_config.workers is %u: expected 1 to %u",
 		                   cfg->workers, PE_MAX_WORKERS);

@@ -2094,6 +2094,12 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 		           "PE_SPLICE_ALWAYS or PE_SPLICE_AUTO"},
 		{"stack_size", "pe_server_config.stack_size is 18446744073709551615: the system "
 		               "takes no thread stack of that size"},
+		{"[::1]:80", "pe_server_config.bind_address is '[::1]:80': expected an IPv6 "
+		             "address without brackets, e.g. ::1, and the port given in "
+		             "pe_server_config.port"},
+		{"127.0.0.1:8080", "pe_server_config.bind_address is '127.0.0.1:8080': expected an "
+		                   "address or host name without a port (give it in "
+		                   "pe_server_config.port)"},
 	};
 	struct pe_server_config good, bad;
 	pe_server *srv;
@@ -2121,6 +2127,8 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 			bad.overflow = (enum pe_overflow)5;
 		else if (strcmp(f, "splice") == 0)
 			bad.splice = (enum pe_splice)7;
+		else if (strchr(f, ':'))
+			bad.bind_address = f; /* written as in a URL */
 		else if (SIZE_MAX != UINT64_MAX)
 			continue; /* the stack size in the message is 64-bit */
 		else

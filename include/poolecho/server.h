@@ -49,8 +49,9 @@ enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 typedef void pe_log_fn(void *ctx, enum pe_log_level level, const char *message);
 
 struct pe_server_config {
-	const char *bind_address;  /* numeric address or host name; NULL = all (:: dual-stack, else
-	                              0.0.0.0): reachable from other hosts, so a test wants
+	const char *bind_address;  /* numeric address or host name, without brackets or a port
+	                              ("::1", not "[::1]:80": -EINVAL); NULL = all (:: dual-stack,
+	                              else 0.0.0.0): reachable from other hosts, so a test wants
 	                              "127.0.0.1" or "::1", with port 0 */
 	unsigned port;             /* 0 = any free port; see pe_server_port() */
 	unsigned workers;          /* worker threads, 1 to PE_MAX_WORKERS */
