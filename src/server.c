@@ -36,6 +36,10 @@
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
+/* The server whose worker or run thread this is, if any: a wait called
+ * there (from the log callback) would wait for its own thread. */
+static _Thread_local const pe_server *own_thread_of;
+
 void pe_server_config_init(struct pe_server_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
@@ -172,6 +176,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
 	char peer[PE_NET_ADDRLEN];
 
+	own_thread_of = srv;
 	memcpy(&acc, item, srv->item_size);
 	fd = acc.fd;
 	pthread_mutex_lock(&srv->lock);
@@ -612,7 +617,10 @@ static int claim_run(pe_server *srv)
 /* pe_server_run's work, once claim_run let it begin. */
 static int serve_until_stopped(pe_server *srv)
 {
-	int rc = pe_listener_run(srv);
+	int rc;
+
+	own_thread_of = srv;
+	rc = pe_listener_run(srv);
 
 	/* Stop accepting at once: clients still in the backlog are refused
 	 * rather than left waiting for a server that is leaving. */
@@ -622,6 +630,7 @@ static int serve_until_stopped(pe_server *srv)
 		request_stop(srv, 1);
 	wait_for_drain(srv);
 	shut_down(srv);
+	own_thread_of = NULL; /* pe_server_run's caller goes on with other things */
 	return rc;
 }
 
@@ -660,6 +669,8 @@ int pe_server_start(pe_server *srv)
 
 int pe_server_wait(pe_server *srv)
 {
+	if (own_thread_of == srv)
+		return -EDEADLK; /* the run would wait for this thread, or this is it */
 	if (!srv->run_started)
 		return -EINVAL;
 	pthread_join(srv->run_thread, NULL);

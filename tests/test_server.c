@@ -921,6 +921,46 @@ Test(server, destroy_ends_a_started_server_that_was_never_waited_for)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* What pe_server_wait() returned when the log callback called it on the
+ * run thread, in its graceful stop. */
+static atomic_int wait_in_callback = 1;
+
+static void waiting_log(void *ctx, enum pe_log_level level, const char *message)
+{
+	(void)level;
+	if (strstr(message, "connection(s) open, waiting up to"))
+		atomic_store(&wait_in_callback, pe_server_wait(*(pe_server **)ctx));
+}
+
+/* A wait from one of the server's own threads would join itself, or wait
+ * for the run that waits for it: it is refused with -EDEADLK, and the
+ * program's own wait still joins the run and returns its result. */
+Test(server, a_wait_from_the_log_callback_is_edeadlk_and_the_real_wait_still_works)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int fd, fds = th_count_fds(), threads = th_count_threads();
+
+	tf_config(&cfg, 2, 2);
+	cfg.log = waiting_log;
+	cfg.log_ctx = &srv;
+	cfg.log_level = PE_LOG_INFO;
+	cfg.grace_ms = 100;
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	cr_assert_eq(pe_server_start(srv), 0);
+	fd = th_connect(pe_server_port(srv), IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	round_trip(fd, 100, 5);         /* open through the stop: the run logs it */
+	pe_server_stop(srv);
+	cr_expect_eq(pe_server_wait(srv), 0, "the program's own wait");
+	cr_expect_eq(atomic_load(&wait_in_callback), -EDEADLK, "the wait in the log callback");
+	pe_server_destroy(srv);
+	cr_expect_eq(th_count_threads(), threads);
+	close(fd);
+	cr_expect_eq(th_count_fds(), fds);
+	TH_ASSERT_NO_LEAKS();
+}
+
 /* libpoolecho(3) names every function the headers export, in its synopsis
  * as "name(". */
 Test(server, the_man_page_names_every_exported_function)
