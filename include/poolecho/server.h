@@ -63,7 +63,8 @@ struct pe_server_config {
 	unsigned grace_ms;         /* on stop, let open connections go on this long */
 	size_t buffer_size;        /* per-worker echo buffer, bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
-	size_t stack_size;         /* per-worker stack, bytes; 0 = the system default */
+	size_t stack_size;         /* per-worker stack, bytes, raised to PTHREAD_STACK_MIN; 0 = the
+	                              system default. The log callback runs on it */
 	unsigned busy_poll_us;     /* while no more connections are open than there are CPUs the
 	                              server may use, spin this long on an empty socket before
 	                              sleeping (not again for a client that let a spin run out,
