@@ -977,6 +977,32 @@ int th_doc_mentions(const char *relpath, const char *text)
 	return found;
 }
 
+char *th_doc_entry(const char *relpath, const char *head)
+{
+	char *doc = read_doc_plain(relpath), *start, *end, *entry;
+	char want[128];
+
+	if (!doc)
+		return NULL;
+	snprintf(want, sizeof want, ".TP\n.B %s\n", head);
+	if (!(start = strstr(doc, want))) {
+		free(doc);
+		errno = ENOENT;
+		return NULL;
+	}
+	start += strlen(want);
+	for (end = start; *end; end++)
+		if (end[0] == '\n' && (strncmp(end + 1, ".TP", 3) == 0 ||
+		                        strncmp(end + 1, ".PP", 3) == 0 ||
+		                        strncmp(end + 1, ".SS", 3) == 0))
+			break;
+	entry = strndup(start, (size_t)(end - start));
+	free(doc);
+	if (!entry)
+		errno = ENOMEM;
+	return entry;
+}
+
 /* Whether LINE (up to its newline) heads an option's entry: in a man page
  * only the line after ".TP" (a text line may start with an option once
  * its font escapes are gone); elsewhere an option at the left margin

@@ -200,6 +200,11 @@ int th_doc_lists_options(const char *help, const char *relpath, char *missing, s
  * contains TEXT; 0 when not; a negative errno when it cannot be read. */
 int th_doc_mentions(const char *relpath, const char *text);
 
+/* The text of the man page entry ".TP" / ".B HEAD" in $TOP_SRCDIR/RELPATH,
+ * up to the next .TP, .PP or .SS, escapes dropped: malloc'd, or NULL with
+ * errno set (ENOENT: no such entry). */
+char *th_doc_entry(const char *relpath, const char *head);
+
 /* 1 when the entry documenting OPTION ("--workers") in TEXT contains WHAT
  * as a whole (no digit or '.' before it, no letter or digit after); 0 when
  * not; -ENOENT when no entry names OPTION. An entry runs from the line that

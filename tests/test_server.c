@@ -994,6 +994,140 @@ Test(server, the_man_page_names_every_exported_function)
 	cr_expect_geq(functions, 30, "only %u exported functions found in the headers", functions);
 }
 
+/* The members of struct NAME in include/poolecho/HEADER, as its member
+ * lines declare them (a tab, then the type: comment lines go on after
+ * spaces). Returns how many, at most MAX. */
+static size_t struct_members(const char *header, const char *name, char members[][32],
+                             size_t max)
+{
+	const char *top = getenv("TOP_SRCDIR");
+	char path[4096], line[512], opening[64];
+	size_t n = 0;
+	int inside = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/include/poolecho/%s", top && *top ? top : ".", header);
+	snprintf(opening, sizeof opening, "struct %s {", name);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s (is TOP_SRCDIR set?)", path, strerror(errno));
+	while (fgets(line, sizeof line, f) && n < max) {
+		char *semi = strchr(line, ';'), *id;
+
+		if (!inside) {
+			inside = strncmp(line, opening, strlen(opening)) == 0;
+			continue;
+		}
+		if (strncmp(line, "};", 2) == 0)
+			break;
+		if (line[0] != '\t' || !((line[1] >= 'a' && line[1] <= 'z') || line[1] == '_') ||
+		    !semi)
+			continue;
+		for (id = semi; id > line && (id[-1] == '_' || (id[-1] >= 'a' && id[-1] <= 'z') ||
+		                              (id[-1] >= '0' && id[-1] <= '9'));
+		     id--)
+			;
+		snprintf(members[n++], 32, "%.*s", (int)(semi - id), id);
+	}
+	fclose(f);
+	return n;
+}
+
+/* How libpoolecho(3) gives the default of FIELD, C being the defaults:
+ * 0, or -1 for a field this test does not know yet. */
+static int default_text(const struct pe_server_config *c, const char *field, char *buf,
+                        size_t size)
+{
+#define NUMBER(f, kind) {#f, offsetof(struct pe_server_config, f), kind}
+	static const struct {
+		const char *name;
+		size_t offset;
+		char kind; /* 'u' unsigned, 'z' size_t, 'd' int */
+	} numbers[] = {
+		NUMBER(port, 'u'),        NUMBER(workers, 'u'),         NUMBER(queue_capacity, 'z'),
+		NUMBER(backlog, 'd'),     NUMBER(idle_timeout_ms, 'u'), NUMBER(grace_ms, 'u'),
+		NUMBER(buffer_size, 'z'), NUMBER(stack_size, 'z'),      NUMBER(busy_poll_us, 'u'),
+		NUMBER(batch_scheduling, 'd'),
+	};
+#undef NUMBER
+	static const char *const levels[] = {"PE_LOG_ERROR", "PE_LOG_WARN", "PE_LOG_INFO",
+	                                     "PE_LOG_DEBUG"};
+	static const char *const splices[] = {"PE_SPLICE_NEVER", "PE_SPLICE_ALWAYS",
+	                                      "PE_SPLICE_AUTO"};
+	const char *word = NULL;
+
+	for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+		const char *at = (const char *)c + numbers[i].offset;
+
+		if (strcmp(field, numbers[i].name) != 0)
+			continue;
+		if (numbers[i].kind == 'z')
+			snprintf(buf, size, "default %zu", *(const size_t *)at);
+		else if (numbers[i].kind == 'u')
+			snprintf(buf, size, "default %u", *(const unsigned *)at);
+		else
+			snprintf(buf, size, "default %d", *(const int *)at);
+		return 0;
+	}
+	if (strcmp(field, "bind_address") == 0)
+		word = c->bind_address ? c->bind_address : "NULL";
+	else if (strcmp(field, "overflow") == 0)
+		word = c->overflow == PE_OVERFLOW_WAIT ? "PE_OVERFLOW_WAIT" : "PE_OVERFLOW_REJECT";
+	else if (strcmp(field, "splice") == 0)
+		word = splices[c->splice];
+	else if (strcmp(field, "log") == 0)
+		word = c->log ? "set" : "NULL";
+	else if (strcmp(field, "log_ctx") == 0)
+		word = c->log_ctx ? "set" : "NULL";
+	else if (strcmp(field, "log_level") == 0)
+		word = levels[c->log_level];
+	if (!word)
+		return -1;
+	snprintf(buf, size, "default %s", word);
+	return 0;
+}
+
+/* Whether libpoolecho(3) has an entry for each member of struct NAME
+ * (HEADER), and, for the server's config, the default that
+ * pe_server_config_init() gives it. */
+static void expect_man_entries(const char *header, const char *name,
+                               const struct pe_server_config *defaults)
+{
+	char members[40][32], want[128];
+	size_t n = struct_members(header, name, members, 40);
+
+	cr_assert_geq(n, 6, "only %zu members of struct %s found in %s", n, name, header);
+	for (size_t i = 0; i < n; i++) {
+		char *entry = th_doc_entry("man/libpoolecho.3", members[i]);
+
+		cr_expect_not_null(entry, "libpoolecho.3 has no entry for %s.%s", name, members[i]);
+		if (!entry)
+			continue;
+		for (char *p = entry; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		if (defaults) {
+			cr_expect_eq(default_text(defaults, members[i], want, sizeof want), 0,
+			             "no default known for %s.%s: say it in libpoolecho.3 and here",
+			             name, members[i]);
+			cr_expect_not_null(strstr(entry, want), "libpoolecho.3 on %s.%s does not say "
+			                   "'%s': %s", name, members[i], want, entry);
+		}
+		free(entry);
+	}
+}
+
+/* libpoolecho(3) gives every field of the structs a caller fills or reads,
+ * and the configuration's defaults as pe_server_config_init() sets them. */
+Test(server, the_man_page_gives_every_struct_member_and_each_config_default)
+{
+	struct pe_server_config defaults;
+
+	pe_server_config_init(&defaults);
+	expect_man_entries("server.h", "pe_server_config", &defaults);
+	expect_man_entries("server.h", "pe_server_stats", NULL);
+	expect_man_entries("pool.h", "pe_pool_config", NULL);
+}
+
 /* The header, the library and configure.ac name one version. */
 Test(server, the_version_macros_and_pe_version_agree_with_the_package)
 {
