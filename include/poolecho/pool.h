@@ -55,7 +55,8 @@ PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
 /* Wait for every worker to return; they return once the queue is closed and
  * drained. Then free the pool. NULL is allowed. Not from a handler: a
  * worker cannot wait for itself (a handler stops the pool by closing the
- * queue, and another thread joins it). */
+ * queue, and another thread joins it). Nor in a child of fork(2): the
+ * workers are the parent's. */
 PE_API void pe_pool_join(pe_pool *pool);
 
 PE_API unsigned pe_pool_size(const pe_pool *pool);
