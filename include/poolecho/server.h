@@ -45,7 +45,10 @@ enum pe_splice {
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 
 /* Receives one complete line of text (no newline) per event. Called from
- * any of the server's threads, so it must be thread-safe. */
+ * any of the server's threads, so it must be thread-safe, and on the
+ * caller's thread in pe_server_create(), whose errors it explains before
+ * there is a server (a callback that asks for the stats must not take one
+ * for granted), and in pe_server_stop() and pe_server_destroy(). */
 typedef void pe_log_fn(void *ctx, enum pe_log_level level, const char *message);
 
 struct pe_server_config {
