@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "sysfile.h"
 
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -135,6 +136,26 @@ fail:;
 	return -e;
 }
 
+/* bind(2) refuses a port below net.ipv4.ip_unprivileged_port_start with
+ * only "Permission denied": when that is why FD (a -errno from CALL) failed,
+ * add to ERR what the port needs. */
+static void privileged_port_hint(char *err, unsigned port, int fd, const char *call)
+{
+	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+	size_t len;
+
+	if (first < 0)
+		first = 1024; /* the kernel's default, and the rule elsewhere */
+	if (!err || fd != -EACCES || strcmp(call, "bind") != 0 || port == 0 ||
+	    port >= (unsigned long)first)
+		return;
+	len = strlen(err);
+	if (len < PE_NET_ERRLEN - 1)
+		snprintf(err + len, PE_NET_ERRLEN - len, "; ports below %ld "
+		         "(net.ipv4.ip_unprivileged_port_start) need root or CAP_NET_BIND_SERVICE",
+		         first);
+}
+
 int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_ERRLEN])
 {
 	return pe_net_listen_counted(host, port, backlog, err, NULL);
@@ -166,9 +187,11 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		fd = listen_on(NULL, (struct sockaddr *)&s6, sizeof s6, backlog, &call);
 		if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
 			fd = listen_on(NULL, (struct sockaddr *)&s4, sizeof s4, backlog, &call);
-		if (fd < 0)
+		if (fd < 0) {
 			set_err(err, "cannot listen on all addresses port %s: %s: %s", portstr, call,
 			        strerror(-fd));
+			privileged_port_hint(err, port, fd, call);
+		}
 		return fd;
 	}
 
@@ -192,6 +215,8 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		snprintf(why, sizeof why, "%s: %s", call, strerror(-fd));
 		add_failure(err, &failures, "cannot listen on", where, why);
 	}
+	if (fd < 0)
+		privileged_port_hint(err, port, fd, call);
 	for (ai = res; ai; ai = ai->ai_next)
 		addresses++;
 	if (unused && fd >= 0)

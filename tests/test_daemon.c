@@ -516,6 +516,57 @@ Test(daemon, port_in_use_exits_1_saying_so)
 	assert_no_sanitizer_report();
 }
 
+/* Whether this process may bind a port below 1024 (CAP_NET_BIND_SERVICE
+ * in CapEff of /proc/self/status); -1 when that cannot be read. */
+static int may_bind_privileged_ports(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long caps;
+	int found = -1;
+
+	if (!f)
+		return -1;
+	while (found < 0 && fgets(line, sizeof line, f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			found = (caps >> 10) & 1; /* CAP_NET_BIND_SERVICE is 10 */
+	fclose(f);
+	return found;
+}
+
+/* bind(2)'s "Permission denied" alone sends an operator looking at file
+ * modes: the error says that the port is privileged and what it needs. As
+ * root the daemon runs as nobody (setpriv), which the kernel refuses
+ * before it looks at the port, so no fixed port is ever bound. */
+Test(daemon, a_privileged_port_refused_says_what_it_needs)
+{
+	const char *as_nobody[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+	                           "--clear-groups", "--inh-caps=-all", daemon_path(), "-b",
+	                           "127.0.0.1", "-p", "1", "-w", "2", NULL};
+	const char *const *argv = as_nobody;
+	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+	int code;
+
+	if (first < 2)
+		cr_skip_test("net.ipv4.ip_unprivileged_port_start is %ld: port 1 is not privileged",
+		             first);
+	if (geteuid() != 0) {
+		if (may_bind_privileged_ports() != 0)
+			cr_skip_test("this test may bind port 1 (CAP_NET_BIND_SERVICE), or cannot tell");
+		argv = as_nobody + 5;
+	} else if (access(as_nobody[0], X_OK) != 0) {
+		cr_skip_test("no %s to run the daemon as nobody: %s", as_nobody[0], strerror(errno));
+	}
+	code = th_proc_run(&proc, argv, START_MS);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, "bind: Permission denied"),
+	          "stderr does not say 'bind: Permission denied':\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "CAP_NET_BIND_SERVICE") &&
+	          strstr(proc.err.data, "net.ipv4.ip_unprivileged_port_start"),
+	          "the error does not say what a privileged port needs:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* A long -b name is cut in the message, so that the reason still fits. */
 Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
 {
