@@ -494,6 +494,104 @@ Test(daemon, version_exits_0)
 	assert_no_sanitizer_report();
 }
 
+/* ---- contrib/poolechod.service: what it asks of the daemon ------------- */
+
+#define UNIT "contrib/poolechod.service"
+
+/* The value of the last "KEY=" line of $TOP_SRCDIR/UNIT in OUT: 1, 0 when
+ * no line sets KEY, or a negative errno when the unit cannot be read. */
+static int unit_value(const char *key, char *out, size_t size)
+{
+	const char *top = getenv("TOP_SRCDIR");
+	char path[4096], line[1024];
+	size_t klen = strlen(key);
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", top && *top ? top : ".", UNIT);
+	if (!(f = fopen(path, "r")))
+		return -errno;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, key, klen) != 0 || line[klen] != '=')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(out, size, "%s", line + klen + 1);
+		found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The unit's ExecStart options exist and start the daemon, and its
+ * KillSignal= is a graceful stop (exit 0) within TimeoutStopSec=. Served
+ * on 127.0.0.1 port 0 instead: a repeated option takes the last value. */
+Test(daemon, the_units_options_start_it_and_its_kill_signal_stops_it, .timeout = 90)
+{
+	char exec[1024], kill_signal[32] = "SIGTERM", stop_sec[32];
+	const char *argv[32] = {daemon_path()};
+	int argc = 1, sig;
+	char *save = NULL, *word;
+
+	cr_assert_eq(unit_value("ExecStart", exec, sizeof exec), 1, "no ExecStart= in " UNIT);
+	strtok_r(exec, " ", &save); /* the installed path: ours is POOLECHOD */
+	while ((word = strtok_r(NULL, " ", &save)) && argc < 26)
+		argv[argc++] = word;
+	argv[argc++] = "-b";
+	argv[argc++] = "127.0.0.1";
+	argv[argc++] = "-p";
+	argv[argc++] = "0";
+	argv[argc] = NULL;
+	cr_assert_geq(unit_value("KillSignal", kill_signal, sizeof kill_signal), 0);
+	sig = strcmp(kill_signal, "SIGTERM") == 0 ? SIGTERM :
+	      strcmp(kill_signal, "SIGINT") == 0  ? SIGINT  :
+	      strcmp(kill_signal, "SIGHUP") == 0  ? SIGHUP  : 0;
+	cr_assert_neq(sig, 0, UNIT "'s KillSignal=%s is no signal poolechod stops on",
+	              kill_signal);
+	/* The default --grace (5 s) must end before systemd's SIGKILL. */
+	cr_assert_eq(unit_value("TimeoutStopSec", stop_sec, sizeof stop_sec), 1);
+	cr_expect_gt(atoi(stop_sec), 5, "TimeoutStopSec=%s does not cover the grace", stop_sec);
+
+	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+	cr_assert_gt(th_proc_wait_ready(&proc, START_MS), 0,
+	             "the unit's options do not start the daemon; stderr:\n%s", proc.err.data);
+	cr_assert_eq(th_proc_signal(&proc, sig), 0);
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "%s did not stop it", kill_signal);
+	cr_expect_eq(th_proc_exit_code(&proc), 0, "%s: exit %d; stderr:\n%s", kill_signal,
+	             th_proc_exit_code(&proc), proc.err.data);
+	assert_no_sanitizer_report();
+}
+
+/* Bad usage in ExecStart is not mended by a restart: Restart=on-failure
+ * must not loop on it until systemd's start limit. */
+Test(daemon, the_unit_does_not_restart_after_bad_usage)
+{
+	const char *argv[] = {daemon_path(), "--no-such-option", NULL};
+	char prevent[256], code_text[16];
+	int code = th_proc_run(&proc, argv, EXIT_MS);
+	char *save = NULL, *word;
+	int listed = 0;
+
+	cr_assert_eq(code, 2, "bad usage: exit %d", code);
+	snprintf(code_text, sizeof code_text, "%d", code);
+	cr_assert_eq(unit_value("RestartPreventExitStatus", prevent, sizeof prevent), 1,
+	             UNIT " has no RestartPreventExitStatus=: a bad ExecStart restarts in a loop");
+	for (word = strtok_r(prevent, " ", &save); word; word = strtok_r(NULL, " ", &save))
+		listed |= strcmp(word, code_text) == 0;
+	cr_expect(listed, UNIT "'s RestartPreventExitStatus= lacks the usage exit status %d",
+	          code);
+}
+
+/* With ExecReload= set, "systemctl reload-or-restart" reloads instead of
+ * restarting, and after an upgrade the old binary would run on; poolechod
+ * has nothing to reload, so the unit must declare no reload. */
+Test(daemon, the_unit_declares_no_reload_that_would_keep_an_old_binary)
+{
+	char reload[256];
+
+	cr_assert_eq(unit_value("ExecReload", reload, sizeof reload), 0,
+	             UNIT " has ExecReload=%s, but poolechod reloads nothing", reload);
+}
+
 Test(daemon, port_in_use_exits_1_saying_so)
 {
 	char err[PE_NET_ERRLEN], port[16];
