@@ -87,8 +87,10 @@ void client_cli_usage(FILE *out, const char *program)
 "flight are awaited for a second at most. A second signal kills at once.\n"
 "\n"
 "Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
-"message), 1 on a mismatch, an early close, a connect failure, a timeout, a\n"
-"load run that echoed nothing, or any other error, 2 on bad usage.\n",
+"message); 1 on a mismatch, an early close, a load run that echoed nothing,\n"
+"errors of more than one kind, or any other error; 2 on bad usage; 3 when the\n"
+"server could not be reached (the name did not resolve, or every connect\n"
+"failed); 4 when it went silent for --timeout while an echo was due.\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,

@@ -129,6 +129,7 @@ struct load {
 	int64_t stop_us;  /* when a signal stopped the run, 0 if none did */
 	int64_t wake_grain_us; /* waits are rounded up to this (see wake_grain) */
 	bool shift_messages;   /* the size is a multiple of PATTERN_LEN: see stream_pos */
+	bool unreachable;      /* the first connect failed (see probe_server) */
 	struct lthread *threads;
 	unsigned nthreads;
 };
@@ -1023,6 +1024,7 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 	if (fd < 0) {
 		snprintf(err, errlen, "%s%s", nerr,
 		         fd == -ETIMEDOUT && by_duration ? " (all of -d/--duration)" : "");
+		L->unreachable = true;
 		return fd;
 	}
 	L->addrlen = sizeof L->addr;
@@ -1337,6 +1339,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	rc = pe_net_lookup(cfg->host, cfg->port, &list, nerr);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", nerr);
+		res->unreachable = true;
 		return rc;
 	}
 	/* Signals go to our signalfd only, from the first connect on: the
@@ -1354,6 +1357,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	rc = probe_server(&L, list, sigfd, err, errlen);
 	freeaddrinfo(list);
 	signalled = rc == -ECANCELED;
+	res->unreachable = L.unreachable;
 	if (rc < 0)
 		goto out;
 	L.pattern = pattern_create();

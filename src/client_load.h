@@ -50,6 +50,8 @@ struct load_result {
 	 * because the run stopped while the server held their connection up. */
 	uint64_t slots_late, slots_unused;
 	bool interrupted;         /* stopped by SIGINT/SIGTERM before the deadline */
+	bool unreachable;         /* the run could not start: the name did not resolve
+	                             or the first connect failed */
 	double cpu_s;             /* CPU time the load threads used, all together */
 	unsigned cpus;            /* CPUs they could use: min(threads, CPUs allowed) */
 	double cpu_share;         /* cpu_s over cpus times the longest thread's run time */

@@ -17,7 +17,11 @@
 #include "client_report.h"
 #include "stdfds.h"
 
+/* Distinct failures, so that a health check can tell a server that is
+ * down from one that is hung or echoes wrong (EXIT_FAILURE). */
 #define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3 /* the name did not resolve, or no connect succeeded */
+#define EXIT_TIMEOUT 4     /* connected, but the server sent nothing for --timeout */
 
 static const char *program = "poolecho";
 
@@ -30,6 +34,23 @@ static int run_pipe(const struct client_config *cfg)
 	fprintf(stderr, "%s: %s\n", program, res.message);
 	if (res.output_error[0])
 		fprintf(stderr, "%s: %s\n", program, res.output_error);
+	switch (res.failure) {
+	case PIPE_CONNECT:
+		return EXIT_UNREACHABLE;
+	case PIPE_TIMEOUT:
+		return EXIT_TIMEOUT;
+	default:
+		return EXIT_FAILURE;
+	}
+}
+
+/* A run's errors all of one kind that has its own exit status get it. */
+static int load_errors_status(const struct load_result *res)
+{
+	if (res->errors == res->conns_failed)
+		return EXIT_UNREACHABLE;
+	if (res->errors == res->timeouts)
+		return EXIT_TIMEOUT;
 	return EXIT_FAILURE;
 }
 
@@ -44,7 +65,7 @@ static int run_load(const struct client_config *cfg)
 	if (client_load_run(cfg, progress ? client_report_progress : NULL, &rp, &res,
 	                    err, sizeof err) < 0) {
 		fprintf(stderr, "%s: %s\n", program, err);
-		return EXIT_FAILURE;
+		return res.unreachable ? EXIT_UNREACHABLE : EXIT_FAILURE;
 	}
 	client_report_progress_end(&rp);
 	if (cfg->json)
@@ -58,7 +79,7 @@ static int run_load(const struct client_config *cfg)
 	if (res.errors) {
 		fprintf(stderr, "%s: %llu error%s; first: %s\n", program,
 		        (unsigned long long)res.errors, res.errors == 1 ? "" : "s", res.first_error);
-		return EXIT_FAILURE;
+		return load_errors_status(&res);
 	}
 	if (!client_report_ok(&res)) {
 		if (res.conns_pending)

@@ -44,6 +44,9 @@
 #include "server_fixture.h"
 
 #define CLIENT_TIMEOUT_MS 30000u
+/* poolecho's exit statuses beside 0, 1 and 2 (usage), as documented. */
+#define EXIT_UNREACHABLE 3 /* the name did not resolve, or no connect succeeded */
+#define EXIT_TIMEOUT 4     /* connected, but the server sent nothing for --timeout */
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Criterion 2.4.1's runner now and then leaks one 48-byte request of its
@@ -1124,7 +1127,7 @@ Test(wrong_server, silent_server_times_out, .timeout = 60)
 	bad_start(&b, BAD_SILENT, 0);
 	args[2] = b.port_str;
 	run_client(&r, "ping\n", 5, args);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_TIMEOUT, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "timed out"), "no timeout in:\n%s", r.err);
 	run_free(&r);
 	bad_stop(&b);
@@ -1145,7 +1148,7 @@ Test(wrong_server, pipe_mode_names_a_close_that_never_came, .timeout = 60)
 	args[2] = b.port_str;
 	run_client(&r, "ping\n", 5, args);
 	bad_stop(&b);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_TIMEOUT, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "echoed all 5 bytes but did not close the connection "
 	                                 "within 0.300 s of the client's half-close or of the "
 	                                 "last echo, whichever came later"), "%s", r.err);
@@ -1157,10 +1160,10 @@ Test(wrong_server, pipe_mode_names_a_close_that_never_came, .timeout = 60)
 
 /* A wrong server of KIND and AT against pipe mode, with LEN bytes of input
  * (pattern SEED) and EXTRA options before the address: expect exit status
- * 1, a stderr that says WHY, and exactly the first WANT bytes of the input
+ * CODE, a stderr that says WHY, and exactly the first WANT bytes of the input
  * on stdout: every byte verified before the failure, nothing after it. */
 static void expect_prefix_after(enum bad_kind kind, size_t at, size_t len, unsigned seed,
-                                const char *extra, const char *why, size_t want)
+                                const char *extra, const char *why, size_t want, int code)
 {
 	unsigned char *in = binary_input(len, seed);
 	struct bad_server b;
@@ -1176,7 +1179,7 @@ static void expect_prefix_after(enum bad_kind kind, size_t at, size_t len, unsig
 	args[i] = NULL;
 	run_client(&r, in, len, args);
 	bad_stop(&b);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, code, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, why), "no '%s' in:\n%s", why, r.err);
 	cr_expect_eq(r.outlen, want, "stdout holds %zu bytes, %zu were verified; stderr:\n%s",
 	             r.outlen, want, r.err);
@@ -1190,7 +1193,7 @@ static void expect_prefix_after(enum bad_kind kind, size_t at, size_t len, unsig
  * stop at whatever the loop had written (1,952,741 bytes there). */
 Test(pipe, corrupted_byte_leaves_the_verified_prefix_on_stdout, .timeout = 60)
 {
-	expect_prefix_after(BAD_FLIP, 2000000, 3u << 20, 11, NULL, "offset 2000000", 2000000);
+	expect_prefix_after(BAD_FLIP, 2000000, 3u << 20, 11, NULL, "offset 2000000", 2000000, 1);
 }
 
 /* A server that echoes the first 10 bytes and closes with input unread, a
@@ -1198,7 +1201,7 @@ Test(pipe, corrupted_byte_leaves_the_verified_prefix_on_stdout, .timeout = 60)
  * The reset may be found by send(2) or shutdown(2) before they are read. */
 Test(pipe, early_close_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
-	expect_prefix_after(BAD_EARLY, 100, 10000, 12, NULL, "early close", 10);
+	expect_prefix_after(BAD_EARLY, 100, 10000, 12, NULL, "early close", 10, 1);
 }
 
 /* The last bytes and the FIN in one segment: the loop saw the close before
@@ -1206,7 +1209,7 @@ Test(pipe, early_close_leaves_the_echoed_part_on_stdout, .timeout = 60)
  * input, or its close is a reset that discards the bytes.) */
 Test(pipe, bytes_that_come_with_the_close_reach_stdout, .timeout = 60)
 {
-	expect_prefix_after(BAD_CUT, 100, 100, 16, NULL, "early close", 10);
+	expect_prefix_after(BAD_CUT, 100, 100, 16, NULL, "early close", 10, 1);
 }
 
 /* PID's state letter ('S', 'T', ...) and whether it sleeps in poll(2). */
@@ -1307,7 +1310,7 @@ Test(pipe, echo_before_a_reset_found_by_send_reaches_stdout, .timeout = 60)
 Test(pipe, close_mid_stream_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
 	expect_prefix_after(BAD_STALL, 2500000, 3u << 20, 13, NULL, "after echoing 2500000 of",
-	                    2500000);
+	                    2500000, 1);
 }
 
 /* Echoes 1,000,000 bytes of 3 MiB and falls silent: the client, its ring
@@ -1316,7 +1319,7 @@ Test(pipe, close_mid_stream_leaves_the_echoed_part_on_stdout, .timeout = 60)
 Test(pipe, timeout_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
 	expect_prefix_after(BAD_STALL, 1000000, 3u << 20, 14, "--timeout=0.5", "timed out",
-	                    1000000);
+	                    1000000, EXIT_TIMEOUT);
 }
 
 /* Standard output a non-blocking pipe that nobody reads: after the
@@ -1596,7 +1599,7 @@ Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 		size_t close_after_ms;
 		int code;
 		unsigned long long timeouts;
-	} cases[] = {{2000, 0, 0}, {30000, 1, 1}};
+	} cases[] = {{2000, 0, 0}, {30000, EXIT_TIMEOUT, 1}};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const char *args[] = {"-c", "1", "-n", "3", "--timeout=3", "--json", "127.0.0.1",
@@ -1631,7 +1634,7 @@ Test(wrong_server, a_timeout_ends_the_period_unless_a_deadline_came_first, .time
 		struct run r;
 		double period;
 
-		load_json_against(&r, BAD_STALL, 640, args, 1);
+		load_json_against(&r, BAD_STALL, 640, args, EXIT_TIMEOUT);
 		cr_expect_eq(json_u64(r.out, "messages_echoed"), 10);
 		cr_expect_eq(json_u64(r.out, "timeouts"), 1);
 		period = json_double(r.out, "duration_s");
@@ -1752,7 +1755,7 @@ Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 
 	bad_start(&b, BAD_SILENT, 0);
 	t0 = th_now_ms();
-	run_load_json(&r, &b, args, 1);
+	run_load_json(&r, &b, args, EXIT_TIMEOUT);
 	cr_expect_lt(th_now_ms() - t0, 5000, "the timeout came after %lld ms",
 	             (long long)(th_now_ms() - t0));
 	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
@@ -1778,6 +1781,38 @@ static int refusing_port(char port[16])
 	return fd;
 }
 
+/* As a health check, one line of pipe mode tells the four states of a
+ * server apart by the exit status alone: healthy (0), echoing wrong (1),
+ * down (3: refused) and hung (4: accepts, never answers). */
+Test(pipe, a_health_check_tells_healthy_wrong_down_and_hung_apart, .timeout = 60)
+{
+	struct bad_server wrong, hung;
+	char down[16];
+	int unbound = refusing_port(down);
+	const struct {
+		const char *name, *port;
+		int code;
+	} cases[] = {{"healthy", port_str, 0},
+	             {"wrong", wrong.port_str, 1},
+	             {"down", down, EXIT_UNREACHABLE},
+	             {"hung", hung.port_str, EXIT_TIMEOUT}};
+
+	bad_start(&wrong, BAD_FLIP, 2);
+	bad_start(&hung, BAD_SILENT, 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[] = {"--timeout=0.5", "127.0.0.1", cases[i].port, NULL};
+		struct run r;
+
+		run_client(&r, "ping\n", 5, args);
+		cr_expect_eq(r.code, cases[i].code, "%s server: exit %d, expected %d; stderr:\n%s",
+		             cases[i].name, r.code, cases[i].code, r.err);
+		run_free(&r);
+	}
+	bad_stop(&hung);
+	bad_stop(&wrong);
+	close(unbound);
+}
+
 Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 {
 	char port[16], where[64];
@@ -1788,7 +1823,7 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 	snprintf(where, sizeof where, "127.0.0.1:%s", port);
 
 	run_client(&r, "x", 1, args);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, where), "no address in:\n%s", r.err);
 	cr_expect_not_null(strstr(r.err, strerror(ECONNREFUSED)), "no errno text in:\n%s", r.err);
 	run_free(&r);
@@ -1798,7 +1833,7 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 		const char *load[] = {"-c", "2", "-n", "1", "127.0.0.1", port, NULL};
 
 		run_client(&r, "", 0, load);
-		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 		cr_expect_not_null(strstr(r.err, where), "no address in:\n%s", r.err);
 		cr_expect_not_null(strstr(r.err, strerror(ECONNREFUSED)), "no errno text in:\n%s",
 		                   r.err);
@@ -1822,7 +1857,7 @@ Test(wrong_server, a_long_host_name_is_cut_and_the_reason_kept, .timeout = 60)
 	memset(host, 'a', 300);
 	host[300] = '\0';
 	run_client(&r, "", 0, args);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 	at = strstr(r.err, "... (300 characters) port 9: ");
 	cr_assert_not_null(at, "the name is not cut in:\n%s", r.err);
 	at += strlen("... (300 characters) port 9: ");
@@ -1854,7 +1889,7 @@ Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 	umount2("/etc/hosts", 0);
 	if (strstr(r.err, "cannot resolve"))
 		cr_skip_test("lookups here bypass /etc/hosts (nscd?); the client said: %s", r.err);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 	for (int i = 2; i <= 3; i++) {
 		snprintf(want, sizeof want, "127.0.0.%d:%s: %s", i, port, strerror(ECONNREFUSED));
 		cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
@@ -1945,7 +1980,7 @@ Test(wrong_server, connect_that_hangs_times_out, .timeout = 60)
 		run_client_fds(&r, input_file("x", 1), -1, modes[i], 10000);
 		cr_expect_lt(th_now_ms() - t0, 3000, "%s mode: the connect took %lld ms",
 		             i ? "load" : "pipe", (long long)(th_now_ms() - t0));
-		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 		cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
 		run_free(&r);
 	}
@@ -1966,7 +2001,7 @@ Test(wrong_server, a_connect_that_hangs_in_a_load_run_is_a_connect_failure, .tim
 	struct run r;
 
 	run_client_fds(&r, input_file("", 0), -1, args, 20000);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "connect_failures"), 2, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "timeouts"), 0, "%s", r.out);
@@ -2140,7 +2175,7 @@ Test(wrong_server, input_found_at_the_last_look_does_not_restart_the_timeout, .t
 	cr_assert_eq(kill(ch.pid, SIGCONT), 0, "kill: %s", strerror(errno));
 	client_finish(&r, &ch, 20000);
 	close(fds[1]);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_TIMEOUT, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "(0 of 1 bytes sent were echoed)"), "stderr:\n%s", r.err);
 	run_free(&r);
 	bad_stop(&b);
@@ -2158,7 +2193,7 @@ Test(wrong_server, the_first_connect_ends_with_the_duration, .timeout = 60)
 	filler = th_connect((unsigned)atoi(port), 5000);
 	cr_assert_geq(filler, 0, "the filler connection failed: %s", strerror(-filler));
 	run_client_fds(&r, input_file("", 0), -1, args, 15000);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 	snprintf(want, sizeof want, "connect to 127.0.0.1:%s: timed out after 0.500 s "
 	         "(all of -d/--duration)", port);
 	cr_expect_not_null(strstr(r.err, want), "'%s' not in:\n%s", want, r.err);
@@ -2195,7 +2230,7 @@ Test(wrong_server, paced_churn_keeps_to_the_limit_of_connects_in_flight, .timeou
 	run_client_fds(&r, input_file("", 0), -1, args, 20000);
 	atomic_store(&w.stop, true);
 	pthread_join(watcher, NULL);
-	cr_expect_eq(r.code, 1, "exit %d against a listener that accepts nothing:\n%s", r.code,
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d against a listener that accepts nothing:\n%s", r.code,
 	             r.err);
 	cr_expect_gt(w.most, 0, "no connect was ever seen in flight");
 	cr_expect_leq(w.most, 64, "%u connects in flight at once, the limit is 64", w.most);
@@ -2213,7 +2248,7 @@ Test(wrong_server, peak_below_connections_is_warned, .timeout = 60)
 	struct run r;
 
 	run_client(&r, "", 0, args);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "peak 0 open at once"), "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "warning:     at most 0 of the 2 connections"),
 	                   "report:\n%s", r.out);
@@ -2950,8 +2985,8 @@ Test(load, a_connect_answered_while_the_client_waited_is_no_timeout, .timeout = 
 	} cases[] = {
 		{{"-c", "1", "-d", "0.3", "--json", "-q", "127.0.0.1", port_str, NULL}, 0, NULL, NULL},
 		{{"--timeout=0.3", "127.0.0.1", port_str, NULL}, 0, "held", NULL},
-		{{"-c", "1", "-d", "0.3", "-q", "127.0.0.1", refusing, NULL}, 1, NULL, want},
-		{{"--timeout=0.3", "127.0.0.1", refusing, NULL}, 1, NULL, want},
+		{{"-c", "1", "-d", "0.3", "-q", "127.0.0.1", refusing, NULL}, EXIT_UNREACHABLE, NULL, want},
+		{{"--timeout=0.3", "127.0.0.1", refusing, NULL}, EXIT_UNREACHABLE, NULL, want},
 	};
 	int unbound;
 
