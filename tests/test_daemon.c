@@ -980,6 +980,50 @@ Test(daemon, sigusr1_logs_a_stats_line)
 	stop_daemon(SIGTERM);
 }
 
+/* Whether SIG is pending for the whole daemon (ShdPnd of /proc/PID/status):
+ * 1, 0, or -1 when that cannot be read. */
+static int signal_pending(int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask;
+	int pending = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)proc.pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (pending < 0 && fgets(line, sizeof line, f))
+		if (sscanf(line, "ShdPnd: %llx", &mask) == 1)
+			pending = (int)((mask >> (sig - 1)) & 1);
+	fclose(f);
+	return pending;
+}
+
+/* SIGUSR2 wakes the daemon's signal thread at exit; sent from outside, it
+ * is taken and ignored, as documented: no line, no stop. */
+Test(daemon, sigusr2_is_ignored)
+{
+	const char *const extra[] = {"-w", "2", NULL};
+	unsigned port = start_daemon(extra);
+	size_t from = proc.err.len;
+	int64_t deadline = th_now_ms() + IO_MS;
+	const char *line;
+
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR2), 0);
+	while (signal_pending(SIGUSR2) == 1 && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 5);
+	cr_assert_eq(signal_pending(SIGUSR2), 0, "SIGUSR2 was never taken");
+	assert_alive();
+	echo_once(port, 100, 2);
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0);
+	cr_assert_eq(th_proc_wait_stderr(&proc, from, "stats (SIGUSR1)", IO_MS), 0,
+	             "no stats line; stderr:\n%s", proc.err.data);
+	line = proc.err.data + from;
+	cr_expect_eq(strchr(line, '\n'), line + strlen(line) - 1,
+	             "SIGUSR2 logged something; stderr since it:\n%s", line);
+	stop_daemon(SIGTERM);
+}
+
 /* The daemon's open descriptors: how many, and the highest; -1 on error. */
 static int open_fds(pid_t pid, int *highest)
 {
