@@ -30,6 +30,7 @@ static enum pe_log_level threshold = PE_LOG_INFO;
 /* Where lines go: stderr, or our own non-blocking description of it. */
 static int log_fd = STDERR_FILENO;
 static bool log_to_socket;
+static bool log_poll_first; /* stderr could not be opened again: poll before each write */
 static atomic_ulong lines_dropped;
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool line_cut; /* the last line written stopped short of its newline */
@@ -73,8 +74,15 @@ int pe_log_never_block(void)
 	/* A description of our own, so O_NONBLOCK does not reach the shell's
 	 * or the supervisor's, which share stderr's. */
 	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		/* A pipe or terminal of another user, kept across a change of
+		 * user (runit's chpst, setpriv, su): EACCES. Look before each
+		 * write instead: a pipe that polls writable has a page free, and
+		 * a line (under PIPE_BUF) goes into it whole without waiting,
+		 * unless another process fills it between the two calls. */
+		log_poll_first = true;
+		return 0;
+	}
 	log_fd = fd;
 	return 0;
 }
@@ -83,8 +91,14 @@ int pe_log_never_block(void)
  * set that up. */
 static ssize_t put(const char *p, size_t n)
 {
+	struct pollfd pfd = {.fd = log_fd, .events = POLLOUT};
+
 	if (log_to_socket)
 		return send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (log_poll_first && (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))) {
+		errno = EAGAIN;
+		return -1;
+	}
 	return write(log_fd, p, n);
 }
 

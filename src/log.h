@@ -18,8 +18,9 @@ const char *pe_log_level_name(enum pe_log_level level);
 /* From now on never wait for stderr's reader (poolechod's workers log):
  * where stderr is a pipe, terminal or socket, a line it cannot take at once
  * is dropped, and the next one that goes out is preceded by a warning that
- * counts those dropped. 0, or -errno when stderr cannot be opened again
- * (lines then wait, as before). */
+ * counts those dropped. stderr is opened again without blocking, or where
+ * that is refused (another user's pipe), polled before each line. 0, or
+ * -errno when stderr cannot be examined (lines then wait, as before). */
 int pe_log_never_block(void);
 
 void pe_log(enum pe_log_level level, const char *fmt, ...)

@@ -285,8 +285,8 @@ int main(int argc, char **argv)
 	pe_log_set_level(opt.log_level);
 	rc = pe_log_never_block();
 	if (rc < 0)
-		pe_log(PE_LOG_WARN, "cannot open standard error again without blocking (%s): a "
-		       "reader that stops reading will hold the server up", strerror(-rc));
+		pe_log(PE_LOG_WARN, "cannot examine standard error (fstat: %s): a reader "
+		       "that stops reading will hold the server up", strerror(-rc));
 	opt.server.log = server_log;
 	opt.server.log_level = opt.log_level;
 

@@ -1334,10 +1334,8 @@ Test(daemon, verbose_log_names_a_queued_client_dropped_by_the_stop, .timeout = 6
  * lines of some 90 bytes each), the workers blocked in write(2), and the
  * next client got no echo. Lines that cannot go out are dropped, and the
  * next line that does says how many. */
-Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+static void expect_unread_stderr_not_to_hold_up(unsigned port)
 {
-	const char *const extra[] = {"-v", "-w", "2", NULL};
-	unsigned port = start_daemon(extra);
 	size_t from;
 
 	/* 1,000 connections: nearly three times the pipe's 64 KiB of lines. */
@@ -1349,7 +1347,36 @@ Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
 	cr_expect_eq(th_proc_wait_stderr(&proc, from, "log lines dropped: standard error was not "
 	                                 "taking them", IO_MS), 0, "no count of dropped lines in:\n%s",
 	             proc.err.data + from);
+	cr_expect_null(strstr(proc.err.data, "hold the server up"), "stderr:\n%s", proc.err.data);
 	stop_daemon(SIGTERM);
+}
+
+Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+{
+	const char *const extra[] = {"-v", "-w", "2", NULL};
+
+	expect_unread_stderr_not_to_hold_up(start_daemon(extra));
+}
+
+/* The same with the daemon run as another user than the pipe's, as runit's
+ * "chpst -u" or setpriv run it under a supervisor that made the log pipe:
+ * stderr cannot be opened again (EACCES), and the daemon had warned that
+ * a reader that stops reading would hold it up, and then blocked. */
+Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+{
+	const char *const argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+	                            "--clear-groups", daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                            "-v", "-w", "2", NULL};
+	int port;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root can run the daemon as another user (nobody)");
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to run the daemon as nobody: %s", argv[0], strerror(errno));
+	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "not ready; stderr:\n%s", proc.err.data);
+	expect_unread_stderr_not_to_hold_up((unsigned)port);
 }
 
 /* A terminal may take part of a line when its buffer fills (a stopped
