@@ -26,6 +26,7 @@
 #include "daemon_cli.h"
 #include "log.h"
 #include "net.h"
+#include "sdnotify.h"
 #include "sigstate.h"
 #include "stdfds.h"
 #include "sysfile.h"
@@ -129,6 +130,9 @@ static void *signal_main(void *arg)
 		case SIGTERM:
 		case SIGHUP:
 			if (stops++ == 0) {
+				/* systemd's Type=notify: the stop has begun. Nothing to
+				 * do if it cannot be told; it waits for the exit anyway. */
+				(void)pe_sd_notify("STOPPING=1");
 				pe_log(PE_LOG_INFO, "%s received: stopping (grace %u.%03us; "
 				       "send it again to stop at once)", stop_signal_name(sig),
 				       st->opt->server.grace_ms / 1000, st->opt->server.grace_ms % 1000);
@@ -346,6 +350,15 @@ int main(int argc, char **argv)
 		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "
 		       "--log-level=%s hides", pe_log_level_name(opt.log_level));
 	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
+
+	/* Under systemd's Type=notify the start job ends here, and the units
+	 * ordered after ours start now: the socket listens, and only a start
+	 * that got this far succeeded. Before the signal thread starts, so that
+	 * STOPPING=1, for a stop signal already pending, comes after it. */
+	rc = pe_sd_notify("READY=1");
+	if (rc < 0)
+		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready "
+		       "(NOTIFY_SOCKET=%s): %s", getenv("NOTIFY_SOCKET"), strerror(-rc));
 
 	st.server = srv;
 	st.opt = &opt;

@@ -18,12 +18,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -978,6 +980,54 @@ Test(daemon, sigusr1_logs_a_stats_line)
 	cr_expect(strstr(line, "bytes_in=123") != NULL, "bytes_in: %s", line);
 	assert_alive();
 	stop_daemon(SIGTERM);
+}
+
+/* Under systemd's Type=notify a unit is started once the daemon says
+ * READY=1 on $NOTIFY_SOCKET: without it, "systemctl start" reported
+ * success before the port was bound (and a daemon that then failed to
+ * bind had "started"), and units ordered after it could not wait for the
+ * socket. Both forms of the address: a path, and '@' for Linux's
+ * abstract namespace. */
+Test(daemon, a_service_manager_is_told_ready_and_stopping)
+{
+	char dir[] = "/tmp/poolecho-notify.XXXXXX", path[64], abstract[64];
+	const char *const extra[] = {"-w", "2", NULL};
+
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(path, sizeof path, "%s/notify", dir);
+	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-%d", (int)getpid());
+	for (int i = 0; i < 2; i++) {
+		const char *where = i ? abstract : path;
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		struct timeval tv = {.tv_sec = IO_MS / 1000};
+		int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		char got[64];
+		ssize_t n;
+
+		cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+		memcpy(sa.sun_path, where, strlen(where));
+		if (i)
+			sa.sun_path[0] = '\0';
+		cr_assert_eq(bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un,
+		             sun_path) + strlen(where))), 0, "bind %s: %s", where, strerror(errno));
+		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+		cr_assert_eq(setenv("NOTIFY_SOCKET", where, 1), 0);
+		start_daemon(extra);
+		n = recv(fd, got, sizeof got - 1, 0);
+		cr_assert_gt(n, 0, "%s: nothing came: %s", where, n < 0 ? strerror(errno) : "");
+		got[n] = '\0';
+		cr_expect_str_eq(got, "READY=1", "%s", where);
+		stop_daemon(SIGTERM);
+		n = recv(fd, got, sizeof got - 1, MSG_DONTWAIT);
+		cr_assert_gt(n, 0, "%s: no message at the stop", where);
+		got[n] = '\0';
+		cr_expect_str_eq(got, "STOPPING=1", "%s", where);
+		th_proc_cleanup(&proc);
+		close(fd);
+	}
+	unsetenv("NOTIFY_SOCKET");
+	unlink(path);
+	rmdir(dir);
 }
 
 /* Whether SIG is pending for the whole daemon (ShdPnd of /proc/PID/status):
