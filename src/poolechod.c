@@ -379,7 +379,10 @@ int main(int argc, char **argv)
 	log_stats(srv, "stopped: ");
 	pe_server_destroy(srv);
 	if (rc < 0) {
-		pe_log(PE_LOG_ERROR, "accepting failed: %s", strerror(-rc));
+		/* The listener said why, as it gave up: the "stopped:" line stays
+		 * the last, as for any stop. */
+		if (!atomic_load(&server_errors_logged))
+			pe_log(PE_LOG_ERROR, "accepting failed: %s", strerror(-rc));
 		return 1;
 	}
 	return 0;

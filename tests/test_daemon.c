@@ -667,6 +667,33 @@ Test(daemon, a_privileged_port_refused_says_what_it_needs)
 	assert_no_sanitizer_report();
 }
 
+/* Exit status 1 for "accepting fails for good": accept(2) made to fail
+ * with EINVAL (strace). The listener's error said it and main said it
+ * again, after the "stopped:" line that the docs call the last. */
+Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
+{
+	const char *inject = "exec strace -o /dev/null -e trace=accept,accept4 "
+	                     "-e inject=accept,accept4:error=EINVAL:when=1 \"$0\" \"$@\"";
+	const char *argv[] = {"/bin/sh", "-c", inject, daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                      "-w", "2", NULL};
+	const char *last;
+	int code;
+
+	if (system("strace -o /dev/null -e inject=read:delay_exit=1 true >/dev/null 2>&1") != 0)
+		cr_skip_test("strace cannot run here (not installed, older than 4.22, or ptrace(2) "
+		             "is not allowed)");
+	code = th_proc_run(&proc, argv, START_MS);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, "error: accept: Invalid argument: giving up"),
+	          "stderr:\n%s", proc.err.data);
+	cr_expect_eq(count_in_stderr(0, "Invalid argument"), 1, "said more than once:\n%s",
+	             proc.err.data);
+	last = strstr(proc.err.data, "info: stopped: ");
+	cr_expect(last && !strchr(strchr(last, '\n') + 1, '\n'),
+	          "the stopped: line is not the last:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* A long -b name is cut in the message, so that the reason still fits. */
 Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
 {
