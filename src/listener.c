@@ -88,8 +88,8 @@ static void log_accept_error(pe_server *srv, struct pe_errlimit *el, int err)
 	if (err == EMFILE || err == ENFILE)
 		pe_server_logf(srv, PE_LOG_WARN,
 		               "out of file descriptors: pausing accept for %d ms at a time "
-		               "(raise the descriptor limit, 'ulimit -n', or use fewer workers "
-		               "or a shorter queue)", BACKOFF_MS);
+		               "(raise the descriptor limit: 'ulimit -n', or LimitNOFILE= under "
+		               "systemd; or use fewer workers or a shorter queue)", BACKOFF_MS);
 }
 
 /* Wait until a connection is pending (if WATCH_LISTENER), a stop is

@@ -179,7 +179,8 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 	}
 	if (rl.rlim_cur < need)
 		pe_log(PE_LOG_WARN, "descriptor limit is %llu (hard limit %llu); %u workers and a queue "
-		       "of %zu need %llu: accepting will pause when they run out (raise 'ulimit -n')",
+		       "of %zu need %llu: accepting will pause when they run out (raise 'ulimit -n', "
+		       "or LimitNOFILE= under systemd)",
 		       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, cfg->workers,
 		       cfg->queue_capacity, (unsigned long long)need);
 	else if (rl.rlim_cur > old)
@@ -203,7 +204,8 @@ static bool descriptor_left(void)
 		return true; /* not a shortage of ours: accept(2) will say */
 	getrlimit(RLIMIT_NOFILE, &rl);
 	pe_log(PE_LOG_ERROR, "no descriptor is left for a client: the server's own use all %llu "
-	       "the limit allows (raise 'ulimit -n')", (unsigned long long)rl.rlim_cur);
+	       "the limit allows (raise 'ulimit -n', or LimitNOFILE= under systemd)",
+	       (unsigned long long)rl.rlim_cur);
 	return false;
 }
 
