@@ -634,15 +634,35 @@ static int may_bind_privileged_ports(void)
 	return found;
 }
 
+#define SETPRIV "/usr/bin/setpriv"
+#define AS_NOBODY SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"
+#define AS_NOBODY_WORDS (sizeof (const char *[]){AS_NOBODY} / sizeof (const char *))
+
+/* For a test run as root that runs the daemon as nobody (AS_NOBODY before
+ * its argv): skip unless setpriv is there and nobody may run the daemon (a
+ * build tree under a private home directory would refuse it). */
+static void skip_unless_nobody_can_run_it(void)
+{
+	const char *const argv[] = {AS_NOBODY, daemon_path(), "--version", NULL};
+	int code;
+
+	if (access(SETPRIV, X_OK) != 0)
+		cr_skip_test("no %s to run the daemon as nobody: %s", SETPRIV, strerror(errno));
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	if (code != 0)
+		cr_skip_test("nobody cannot run %s (exit %d): %s", daemon_path(), code,
+		             proc.err.data ? proc.err.data : "");
+	th_proc_cleanup(&proc);
+}
+
 /* bind(2)'s "Permission denied" alone sends an operator looking at file
  * modes: the error says that the port is privileged and what it needs. As
  * root the daemon runs as nobody (setpriv), which the kernel refuses
  * before it looks at the port, so no fixed port is ever bound. */
 Test(daemon, a_privileged_port_refused_says_what_it_needs)
 {
-	const char *as_nobody[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
-	                           "--clear-groups", "--inh-caps=-all", daemon_path(), "-b",
-	                           "127.0.0.1", "-p", "1", "-w", "2", NULL};
+	const char *as_nobody[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "1", "-w",
+	                           "2", NULL};
 	const char *const *argv = as_nobody;
 	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
 	int code;
@@ -653,9 +673,9 @@ Test(daemon, a_privileged_port_refused_says_what_it_needs)
 	if (geteuid() != 0) {
 		if (may_bind_privileged_ports() != 0)
 			cr_skip_test("this test may bind port 1 (CAP_NET_BIND_SERVICE), or cannot tell");
-		argv = as_nobody + 5;
-	} else if (access(as_nobody[0], X_OK) != 0) {
-		cr_skip_test("no %s to run the daemon as nobody: %s", as_nobody[0], strerror(errno));
+		argv = as_nobody + AS_NOBODY_WORDS;
+	} else {
+		skip_unless_nobody_can_run_it();
 	}
 	code = th_proc_run(&proc, argv, START_MS);
 	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
@@ -1448,15 +1468,13 @@ Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
  * a reader that stops reading would hold it up, and then blocked. */
 Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
 {
-	const char *const argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
-	                            "--clear-groups", daemon_path(), "-b", "127.0.0.1", "-p", "0",
-	                            "-v", "-w", "2", NULL};
+	const char *const argv[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v",
+	                            "-w", "2", NULL};
 	int port;
 
 	if (geteuid() != 0)
 		cr_skip_test("only root can run the daemon as another user (nobody)");
-	if (access(argv[0], X_OK) != 0)
-		cr_skip_test("no %s to run the daemon as nobody: %s", argv[0], strerror(errno));
+	skip_unless_nobody_can_run_it();
 	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
 	port = th_proc_wait_ready(&proc, START_MS);
 	cr_assert_gt(port, 0, "not ready; stderr:\n%s", proc.err.data);
