@@ -147,13 +147,16 @@ static int hand_off(pe_server *srv, const struct pe_accepted *acc)
 		pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
 		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
 	}
-	close(fd);
 	if (rc == -EAGAIN) {
+		close(fd);
 		pe_counter_add(&srv->listener.rejected, 1);
 		return 0;
 	}
+	/* -ESHUTDOWN: a stop closed the queue after this client was accepted. */
+	pe_server_log_dropped(srv, acc);
+	close(fd);
 	pe_counter_add(&srv->listener.dropped, 1);
-	return 1; /* -ESHUTDOWN */
+	return 1;
 }
 
 /* Wait policy: accept nothing we could not queue, so waiting clients stay

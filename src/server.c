@@ -135,7 +135,7 @@ static void accepted_peer(const pe_server *srv, const struct pe_accepted *acc,
 /* A connection the stop closes before any worker took it up: said at -v
  * like every other close, and counted as "dropped" in the stats. Call it
  * while ACC's fd is still open. */
-static void log_dropped(pe_server *srv, const struct pe_accepted *acc)
+void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc)
 {
 	char peer[PE_NET_ADDRLEN];
 
@@ -200,7 +200,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		if (logs_connections)
 			log_close(srv, peer, end, err);
 	} else {
-		log_dropped(srv, &acc);
+		pe_server_log_dropped(srv, &acc);
 	}
 	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
 
@@ -590,7 +590,7 @@ static void shut_down(pe_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	pe_queue_close(srv->queue);
 	while (pe_queue_try_pop(srv->queue, &acc) == 0) {
-		log_dropped(srv, &acc);
+		pe_server_log_dropped(srv, &acc);
 		close(acc.fd);
 		pe_counter_add(&srv->listener.dropped, 1);
 		pe_server_hand_off_cancel(srv);

@@ -82,5 +82,7 @@ static inline int pe_server_logs(const pe_server *srv, enum pe_log_level level)
  * is queued, and undo that if it could not be. */
 void pe_server_hand_off_begin(pe_server *srv);
 void pe_server_hand_off_cancel(pe_server *srv);
+/* At -v, "closed ADDR: dropped unserved, the server stopped" for ACC. */
+void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc);
 
 #endif /* POOLECHO_SERVER_INTERNAL_H */

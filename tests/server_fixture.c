@@ -38,6 +38,26 @@ void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue)
 	cfg->log_level = debug && *debug == '1' ? PE_LOG_DEBUG : PE_LOG_WARN;
 }
 
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static char kept[8192];
+
+void tf_log_keep(void *ctx, enum pe_log_level level, const char *message)
+{
+	size_t used;
+
+	(void)ctx;
+	(void)level;
+	pthread_mutex_lock(&kept_lock);
+	used = strlen(kept);
+	snprintf(kept + used, sizeof kept - used, "%s\n", message);
+	pthread_mutex_unlock(&kept_lock);
+}
+
+const char *tf_log_text(void)
+{
+	return kept;
+}
+
 static void *run_thread(void *arg)
 {
 	struct tf_server *ts = arg;

@@ -28,6 +28,11 @@ struct tf_server {
  * to stderr (set TF_LOG_DEBUG=1 in the environment to see every event). */
 void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue);
 
+/* A log callback that keeps every line, for a test to read with
+ * tf_log_text() once nothing logs any more (the server joined). */
+void tf_log_keep(void *ctx, enum pe_log_level level, const char *message);
+const char *tf_log_text(void);
+
 /* Create the server and start pe_server_run on a thread: 0 or the
  * negative errno of pe_server_create / pthread_create. */
 int tf_start(struct tf_server *ts, const struct pe_server_config *cfg);

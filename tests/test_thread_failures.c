@@ -143,21 +143,6 @@ Test(thread_failures, a_pool_whose_first_worker_is_refused_leaves_the_queue_open
 
 /* ---- the server ---------------------------------------------------------- */
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[4096];
-
-static void capture_log(void *ctx, enum pe_log_level level, const char *message)
-{
-	size_t used;
-
-	(void)ctx;
-	(void)level;
-	pthread_mutex_lock(&log_lock);
-	used = strlen(log_text);
-	snprintf(log_text + used, sizeof log_text - used, "%s\n", message);
-	pthread_mutex_unlock(&log_lock);
-}
-
 /* pe_server_create with the second worker refused ERR: its result, having
  * checked that it left no descriptor and no thread behind. */
 static int create_with_a_worker_refused(int err)
@@ -169,7 +154,7 @@ static int create_with_a_worker_refused(int err)
 	cr_assert_geq(fds, 0);
 	cr_assert_gt(threads, 0);
 	tf_config(&cfg, 4, 4);
-	cfg.log = capture_log;
+	cfg.log = tf_log_keep;
 	fail_create(2, err);
 	rc = pe_server_create(&srv, &cfg);
 	stop_failing();
@@ -188,7 +173,8 @@ Test(thread_failures, a_server_whose_second_worker_is_refused_fails_create_clean
 	int rc = create_with_a_worker_refused(EAGAIN);
 
 	cr_expect_eq(rc, -EAGAIN, "pe_server_create: %d, not -EAGAIN", rc);
-	cr_expect_null(strstr(log_text, "worker"), "logged what the caller reports: %s", log_text);
+	cr_expect_null(strstr(tf_log_text(), "worker"), "logged what the caller reports: %s",
+	               tf_log_text());
 	TH_ASSERT_NO_LEAKS();
 }
 
@@ -198,8 +184,8 @@ Test(thread_failures, a_worker_refused_for_another_reason_is_logged_with_it)
 	int rc = create_with_a_worker_refused(EPERM);
 
 	cr_expect_eq(rc, -EPERM, "pe_server_create: %d, not -EPERM", rc);
-	cr_expect_not_null(strstr(log_text, "cannot start 4 worker threads: Operation not permitted"),
-	                   "the log said: %s", log_text);
+	cr_expect_not_null(strstr(tf_log_text(), "cannot start 4 worker threads: Operation not permitted"),
+	                   "the log said: %s", tf_log_text());
 	TH_ASSERT_NO_LEAKS();
 }
 

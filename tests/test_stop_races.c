@@ -1,0 +1,81 @@
+/*
+ * test_stop_races.c -- a stop that lands between two steps of the server,
+ * made to land there every time: pe_queue_try_push is wrapped at link time
+ * (-Wl,--wrap=pe_queue_try_push), so the accept loop can be stopped after
+ * it accepted a client and before it queues it.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <poolecho/queue.h>
+#include <poolecho/server.h>
+
+#include "helpers.h"
+#include "server_fixture.h"
+
+#define IO_MS 10000
+
+TestSuite(stop_races, .timeout = 30);
+
+/* ---- the wrapped pe_queue_try_push --------------------------------------- */
+
+int __real_pe_queue_try_push(pe_queue *q, const void *item);
+int __wrap_pe_queue_try_push(pe_queue *q, const void *item);
+
+/* When set, the next push first stops this server, as a signal arriving
+ * just after accept(2) returned would. */
+static _Atomic(pe_server *) stop_before_push;
+
+int __wrap_pe_queue_try_push(pe_queue *q, const void *item)
+{
+	pe_server *srv = atomic_exchange(&stop_before_push, NULL);
+
+	if (srv)
+		pe_server_stop(srv);
+	return __real_pe_queue_try_push(q, item);
+}
+
+/* ---- the tests ----------------------------------------------------------- */
+
+/* The accept loop took the client, then found the queue closed by the
+ * stop: the client is closed, counted as dropped, and said at -v as every
+ * other connection a stop closes unserved is. */
+Test(stop_races, a_client_accepted_as_the_queue_closes_is_logged_as_dropped)
+{
+	struct pe_server_config cfg;
+	struct pe_server_stats st;
+	struct tf_server ts;
+	char want[96];
+	int fds = th_count_fds(), fd, rc;
+
+	tf_config(&cfg, 1, 1);
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_DEBUG;
+	cr_assert_eq(tf_start(&ts, &cfg), 0);
+	atomic_store(&stop_before_push, ts.srv);
+	fd = th_connect(ts.port, IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	snprintf(want, sizeof want, "closed 127.0.0.1:%d: dropped unserved, the server stopped",
+	         th_local_port(fd));
+
+	/* The stop ends the run without the grace: nothing was queued. */
+	cr_assert_eq(tf_join(&ts, IO_MS), 0, "the server did not stop");
+	cr_expect_null(atomic_load(&stop_before_push), "the accept loop never queued the client");
+	rc = th_wait_closed(fd, IO_MS);
+	cr_expect_eq(rc, 0, "the client was not closed: %s", strerror(-rc));
+	close(fd);
+	st = tf_stats(&ts);
+	cr_expect_eq(st.accepted, 1);
+	cr_expect_eq(st.dropped, 1, "dropped=%llu", (unsigned long long)st.dropped);
+	cr_expect_eq(st.served, 0);
+	cr_expect(strstr(tf_log_text(), want), "no '%s' in the log:\n%s", want, tf_log_text());
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
+	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
+	             th_count_fds());
+}
