@@ -596,9 +596,13 @@ static void shut_down(pe_server *srv)
 		pe_server_hand_off_cancel(srv);
 		closed++;
 	}
+	pe_pool_join(pool);
+	/* A worker freed by a shutdown above may have taken a queued
+	 * connection before this loop did, and closed it unserved. */
+	for (unsigned i = 0; i < srv->cfg.workers; i++)
+		closed += pe_counter_get(&srv->slots[i].counters.dropped);
 	if (closed)
 		pe_server_logf(srv, PE_LOG_INFO, "stopping: closed %lu connection(s) still open", closed);
-	pe_pool_join(pool);
 }
 
 /* Whether this is the server's first run: a second one, or one beside a

@@ -2,7 +2,9 @@
  * test_stop_races.c -- a stop that lands between two steps of the server,
  * made to land there every time: pe_queue_try_push is wrapped at link time
  * (-Wl,--wrap=pe_queue_try_push), so the accept loop can be stopped after
- * it accepted a client and before it queues it.
+ * it accepted a client and before it queues it; and pe_queue_close, so the
+ * end of the grace can let a worker take a queued client before the stop
+ * empties the queue itself.
  */
 #include <config.h>
 
@@ -39,6 +41,26 @@ int __wrap_pe_queue_try_push(pe_queue *q, const void *item)
 	if (srv)
 		pe_server_stop(srv);
 	return __real_pe_queue_try_push(q, item);
+}
+
+/* ---- the wrapped pe_queue_close ------------------------------------------ */
+
+void __real_pe_queue_close(pe_queue *q);
+void __wrap_pe_queue_close(pe_queue *q);
+
+/* Calls to let through before the one that first waits, up to IO_MS, for
+ * the workers to empty the queue; -1: none waits. */
+static atomic_int closes_before_drain = -1;
+
+void __wrap_pe_queue_close(pe_queue *q)
+{
+	if (atomic_fetch_sub(&closes_before_drain, 1) == 0) {
+		int64_t deadline = th_now_ms() + IO_MS;
+
+		while (pe_queue_length(q) > 0 && th_ms_left(deadline) > 0)
+			usleep(1000);
+	}
+	__real_pe_queue_close(q);
 }
 
 /* ---- the tests ----------------------------------------------------------- */
@@ -78,4 +100,39 @@ Test(stop_races, a_client_accepted_as_the_queue_closes_is_logged_as_dropped)
 	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
 	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
 	             th_count_fds());
+}
+
+/* At the end of the grace the stop shuts down the connections being
+ * served; a worker so freed may take a queued client and close it
+ * unserved before the stop empties the queue. The count the stop logs
+ * must still take in every connection it closed. */
+Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
+{
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	int fd[2], rc; /* the client served, the client queued */
+
+	tf_config(&cfg, 1, 1);
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_INFO;
+	cr_assert_eq(tf_start(&ts, &cfg), 0);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = th_connect(ts.port, IO_MS);
+		cr_assert_geq(fd[i], 0, "connect: %s", strerror(-fd[i]));
+	}
+	cr_assert_eq(th_echo_check(fd[0], 100, 1, IO_MS), 0, "the first client was not served");
+	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0, "the second client was not queued");
+
+	/* The first close is the stop's own; the second, after the shutdowns,
+	 * is where the stop goes on to empty the queue. */
+	atomic_store(&closes_before_drain, 1);
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0, "the server did not stop");
+	cr_expect_lt(atomic_load(&closes_before_drain), 0, "the stop closed the queue only once");
+	cr_expect(strstr(tf_log_text(), "stopping: closed 2 connection(s) still open"),
+	          "the stop closed 2 connections; the log said:\n%s", tf_log_text());
+	for (int i = 0; i < 2; i++) {
+		rc = th_wait_closed(fd[i], IO_MS);
+		cr_expect_eq(rc, 0, "client %d was not closed: %s", i, strerror(-rc));
+		close(fd[i]);
+	}
 }
