@@ -245,7 +245,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 					continue;
 				if (e == EPIPE)
 					discard_sigpipe();
-				*end = e == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
+				*end = e == EAGAIN ? PE_ECHO_UNREAD : PE_ECHO_ERROR;
 				*err = *end == PE_ECHO_ERROR ? e : 0;
 				/* Bytes left in the pipe belong to this client alone:
 				 * never let the next connection echo them. */
@@ -318,7 +318,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		rc = send_all(fd, buf, (size_t)n, &sent, p);
 		pe_counter_add(&w->counters->bytes_out, (uint64_t)sent);
 		if (rc == -EAGAIN)
-			return PE_ECHO_TIMEOUT;
+			return PE_ECHO_UNREAD;
 		if (rc < 0) {
 			*err = -rc;
 			return PE_ECHO_ERROR;

@@ -14,8 +14,9 @@
 
 enum pe_echo_end {
 	PE_ECHO_EOF,      /* the client closed (or half-closed) and got everything back */
-	PE_ECHO_TIMEOUT,  /* nothing arrived, or the echo could not be written, for the idle timeout */
-	PE_ECHO_ERROR     /* reset, or another socket error: *ERR holds the errno */
+	PE_ECHO_TIMEOUT,  /* nothing arrived for the idle timeout */
+	PE_ECHO_ERROR,    /* reset, or another socket error: *ERR holds the errno */
+	PE_ECHO_UNREAD    /* the echo could not be written for the idle timeout */
 };
 
 /* A connection's reads go to a buffer this big on the worker's stack until

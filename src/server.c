@@ -115,7 +115,9 @@ static void log_close(pe_server *srv, const char *peer, enum pe_echo_end end, in
 	else if (end == PE_ECHO_EOF)
 		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: closed by client", peer);
 	else if (end == PE_ECHO_TIMEOUT)
-		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: idle timeout", peer);
+		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: idle timeout: nothing received", peer);
+	else if (end == PE_ECHO_UNREAD)   /* however much the client was sending */
+		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: idle timeout: echo not read", peer);
 	else
 		pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: error: %s", peer,
 		               err ? strerror(err) : "unknown");
@@ -195,7 +197,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);
 		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
-		if (end == PE_ECHO_TIMEOUT)
+		if (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD)
 			pe_counter_add(&slot->counters.timeouts, 1);
 		if (logs_connections)
 			log_close(srv, peer, end, err);

@@ -1323,6 +1323,51 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
 	close(fd);
 }
 
+/* The idle timeout ends a client that sends nothing and one that sends
+ * without reading its echo: the log must tell the silent one from the one
+ * that was sending all along. Both are counted as timeouts. */
+static void idle_timeout_is_logged_as(const char *splice)
+{
+	const char *const extra[] = {"-v", "-w", "2", "-t", "0.5", splice, NULL};
+	unsigned port = start_daemon(extra);
+	static char chunk[1 << 20];
+	const int small = 4096;
+	char want[128];
+	int silent, flood, rc = 0;
+
+	silent = th_connect(port, IO_MS);
+	cr_assert_geq(silent, 0);
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: idle timeout: nothing received",
+	         local_port(silent));
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "no '%s' in the log:\n%s",
+	             want, proc.err.data);
+	close(silent);
+
+	flood = th_connect(port, IO_MS);
+	cr_assert_geq(flood, 0);
+	cr_assert_eq(setsockopt(flood, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: idle timeout: echo not read",
+	         local_port(flood));
+	/* 64 MiB is more than every buffer between us holds: the worker's
+	 * write of its echo blocks, and the timeout resets us mid-send. */
+	for (int i = 0; i < 64 && rc == 0; i++)
+		rc = th_write_all(flood, chunk, sizeof chunk, IO_MS);
+	cr_expect(rc == -ECONNRESET || rc == -EPIPE, "the sending client was not reset: %s",
+	          rc ? strerror(-rc) : "all sent");
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "no '%s' in the log:\n%s",
+	             want, proc.err.data);
+	close(flood);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "timeouts=2 "), "not 2 timeouts:\n%s", proc.err.data);
+}
+
+Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeout = 60)
+{
+	idle_timeout_is_logged_as("--splice=never");
+	th_proc_cleanup(&proc);
+	idle_timeout_is_logged_as("--splice=always");
+}
+
 /* If it says it listens, it can serve: under a descriptor limit that its
  * own descriptors use up, it listened and then failed every accept(2) with
  * EMFILE. From the tightest limit up, each start ends with exit status 1
