@@ -1132,10 +1132,10 @@ static int open_fds(pid_t pid, int *highest)
 	DIR *d;
 	int n = 0;
 
+	*highest = -1;
 	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
 	if (!(d = opendir(path)))
 		return -1;
-	*highest = -1;
 	while ((e = readdir(d)))
 		if (e->d_name[0] != '.') {
 			int fd = atoi(e->d_name);
