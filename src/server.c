@@ -243,6 +243,13 @@ static int bad_setting(const struct pe_server_config *cfg, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* The bytes each queued connection takes in the queue: its socket, and at
+ * the -v log level also the peer's address (struct pe_accepted). */
+static size_t queue_item_size(const struct pe_server_config *cfg)
+{
+	return cfg->log && cfg->log_level >= PE_LOG_DEBUG ? sizeof(struct pe_accepted) : sizeof(int);
+}
+
 static int check_config(const struct pe_server_config *cfg)
 {
 	char hint[160];
@@ -260,6 +267,10 @@ static int check_config(const struct pe_server_config *cfg)
 		                   cfg->workers, PE_MAX_WORKERS);
 	if (cfg->queue_capacity < 1)
 		return bad_setting(cfg, "pe_server_config.queue_capacity is 0: expected 1 or more");
+	/* A queue of more bytes than a size_t holds cannot be made at all. */
+	if (cfg->queue_capacity > SIZE_MAX / queue_item_size(cfg))
+		return bad_setting(cfg, "pe_server_config.queue_capacity is %zu: expected 1 to %zu",
+		                   cfg->queue_capacity, SIZE_MAX / queue_item_size(cfg));
 	if (cfg->backlog < 1)
 		return bad_setting(cfg, "pe_server_config.backlog is %d: expected 1 or more",
 		                   cfg->backlog);
@@ -461,7 +472,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);
 	if ((rc = open_listener(srv)) < 0)
 		goto fail;
-	srv->item_size = pe_server_logs(srv, PE_LOG_DEBUG) ? sizeof(struct pe_accepted) : sizeof(int);
+	srv->item_size = queue_item_size(cfg);
 	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, srv->item_size)) < 0)
 		goto fail;
 

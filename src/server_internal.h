@@ -24,7 +24,7 @@
 /* A queue item: the accepted socket, and, only when connections are
  * logged, the peer's address as accept(2) gave it: a client that resets
  * while queued has none left for getpeername(2). The queue copies
- * pe_server_item_size() bytes, so without the log an item is the int. */
+ * item_size bytes, so without the log an item is the int. */
 struct pe_accepted {
 	int fd;
 	socklen_t peer_len;  /* 0: not taken */

@@ -2313,6 +2313,39 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 	}
 }
 
+/* A queue_capacity whose queue would take more bytes than a size_t holds
+ * is a bad setting like the others: refused with its value and the largest
+ * that may be asked at that log level (a queued client takes its peer's
+ * address too at PE_LOG_DEBUG). It used to come back as a bare -EINVAL,
+ * with nothing logged, and only after the port had been bound. */
+Test(server, a_queue_capacity_too_large_to_make_is_named_in_the_log)
+{
+	static const struct {
+		enum pe_log_level level;
+		size_t capacity, most;
+	} cases[] = {
+		{PE_LOG_ERROR, SIZE_MAX, SIZE_MAX / sizeof(int)},
+		{PE_LOG_DEBUG, SIZE_MAX / sizeof(int), SIZE_MAX / sizeof(struct pe_accepted)},
+	};
+	struct pe_server_config cfg;
+	pe_server *srv;
+	char want[160];
+	int fds = th_count_fds();
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		tf_config(&cfg, 1, cases[i].capacity);
+		cfg.log = keep_last_line;
+		cfg.log_level = cases[i].level;
+		last_logged[0] = '\0';
+		snprintf(want, sizeof want, "pe_server_config.queue_capacity is %zu: expected 1 to %zu",
+		         cases[i].capacity, cases[i].most);
+		cr_expect_eq(pe_server_create(&srv, &cfg), -EINVAL, "level %d", (int)cases[i].level);
+		cr_expect_str_eq(last_logged, want, "level %d", (int)cases[i].level);
+	}
+	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,
+	             th_count_fds());
+}
+
 Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
 {
 	struct pe_server_config cfg;

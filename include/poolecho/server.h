@@ -58,7 +58,8 @@ struct pe_server_config {
 	                              "127.0.0.1" or "::1", with port 0 */
 	unsigned port;             /* 0 = any free port; see pe_server_port() */
 	unsigned workers;          /* worker threads, 1 to PE_MAX_WORKERS */
-	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1 */
+	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1, and few enough
+	                              that the queue's size in bytes fits a size_t */
 	int backlog;               /* listen(2) backlog, >= 1 */
 	enum pe_overflow overflow;
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
