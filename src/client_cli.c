@@ -89,8 +89,10 @@ void client_cli_usage(FILE *out, const char *program)
 "Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
 "message); 1 on a mismatch, an early close, a load run that echoed nothing,\n"
 "errors of more than one kind, or any other error; 2 on bad usage; 3 when the\n"
-"server could not be reached (the name did not resolve, or every connect\n"
-"failed); 4 when it went silent for --timeout while an echo was due.\n",
+"server could not be reached: the name did not resolve or the connect failed\n"
+"(in load mode, the first one, or failed connects were the run's only errors);\n"
+"4 when it went silent for --timeout while an echo was due (in load mode,\n"
+"timeouts were the run's only errors).\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,

@@ -20,8 +20,8 @@
 /* Distinct failures, so that a health check can tell a server that is
  * down from one that is hung or echoes wrong (EXIT_FAILURE). */
 #define EXIT_USAGE 2
-#define EXIT_UNREACHABLE 3 /* the name did not resolve, or no connect succeeded */
-#define EXIT_TIMEOUT 4     /* connected, but the server sent nothing for --timeout */
+#define EXIT_UNREACHABLE 3 /* the name did not resolve, or connects alone failed */
+#define EXIT_TIMEOUT 4     /* the server sent nothing for --timeout (timeouts alone) */
 
 static const char *program = "poolecho";
 

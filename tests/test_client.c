@@ -45,8 +45,8 @@
 
 #define CLIENT_TIMEOUT_MS 30000u
 /* poolecho's exit statuses beside 0, 1 and 2 (usage), as documented. */
-#define EXIT_UNREACHABLE 3 /* the name did not resolve, or no connect succeeded */
-#define EXIT_TIMEOUT 4     /* connected, but the server sent nothing for --timeout */
+#define EXIT_UNREACHABLE 3 /* the name did not resolve, or connects alone failed */
+#define EXIT_TIMEOUT 4     /* the server sent nothing for --timeout (timeouts alone) */
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Criterion 2.4.1's runner now and then leaks one 48-byte request of its
@@ -3350,6 +3350,30 @@ Test(cli, help_man_page_and_readme_state_the_same_ranges, .timeout = 30)
 		                                 sizeof docs / sizeof docs[0], why, sizeof why), 0,
 		             "%s", why);
 	}
+	run_free(&r);
+}
+
+/* In load mode exit statuses 3 and 4 are for a run whose errors were all
+ * failed connects, or all timeouts, however many connections were served
+ * (load_errors_status): --help said 3 meant that every connect failed,
+ * where poolecho(1) and the README give the rule as it is. */
+Test(cli, help_man_page_and_readme_give_load_modes_exit_3_and_4_alike, .timeout = 30)
+{
+	static const char *const docs[] = {"man/poolecho.1", "README"};
+	static const char rule[] = "the run's only errors";
+	const char *args[] = {"--help", NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	cr_expect_null(strstr(r.out, "every connect"), "--help:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "failed connects were the run's only errors"),
+	                   "--help:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "timeouts were the run's only errors"), "--help:\n%s",
+	                   r.out);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+		cr_expect_eq(th_doc_mentions(docs[i], rule), 1, "%s does not say '%s'", docs[i],
+		             rule);
 	run_free(&r);
 }
 
