@@ -1038,6 +1038,26 @@ Test(daemon, sigusr1_logs_a_stats_line)
  * bind had "started"), and units ordered after it could not wait for the
  * socket. Both forms of the address: a path, and '@' for Linux's
  * abstract namespace. */
+/* A service manager's notify socket at WHERE, a path or, after '@', an
+ * abstract name, with a receive timeout; $NOTIFY_SOCKET names it. */
+static int notify_socket(const char *where)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = IO_MS / 1000};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_lt(strlen(where), sizeof sa.sun_path);
+	memcpy(sa.sun_path, where, strlen(where));
+	if (where[0] == '@')
+		sa.sun_path[0] = '\0';
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un,
+	             sun_path) + strlen(where))), 0, "bind %s: %s", where, strerror(errno));
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	cr_assert_eq(setenv("NOTIFY_SOCKET", where, 1), 0);
+	return fd;
+}
+
 Test(daemon, a_service_manager_is_told_ready_and_stopping)
 {
 	char dir[] = "/tmp/poolecho-notify.XXXXXX", path[64], abstract[64];
@@ -1048,20 +1068,10 @@ Test(daemon, a_service_manager_is_told_ready_and_stopping)
 	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-%d", (int)getpid());
 	for (int i = 0; i < 2; i++) {
 		const char *where = i ? abstract : path;
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		struct timeval tv = {.tv_sec = IO_MS / 1000};
-		int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		int fd = notify_socket(where);
 		char got[64];
 		ssize_t n;
 
-		cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-		memcpy(sa.sun_path, where, strlen(where));
-		if (i)
-			sa.sun_path[0] = '\0';
-		cr_assert_eq(bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un,
-		             sun_path) + strlen(where))), 0, "bind %s: %s", where, strerror(errno));
-		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-		cr_assert_eq(setenv("NOTIFY_SOCKET", where, 1), 0);
 		start_daemon(extra);
 		n = recv(fd, got, sizeof got - 1, 0);
 		cr_assert_gt(n, 0, "%s: nothing came: %s", where, n < 0 ? strerror(errno) : "");
@@ -1078,6 +1088,30 @@ Test(daemon, a_service_manager_is_told_ready_and_stopping)
 	unsetenv("NOTIFY_SOCKET");
 	unlink(path);
 	rmdir(dir);
+}
+
+/* READY=1 tells the manager that the port listens: a start that cannot
+ * bind it must fail without it, so that "systemctl start" fails too and
+ * no unit ordered after poolechod starts. Only the exit says it. */
+Test(daemon, a_start_that_cannot_bind_never_says_ready)
+{
+	char err[PE_NET_ERRLEN], port[16], abstract[64], got[64];
+	int taken = pe_net_listen("127.0.0.1", 0, 4, err), fd, code;
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", port, NULL};
+	ssize_t n;
+
+	cr_assert_geq(taken, 0, "%s", err);
+	snprintf(port, sizeof port, "%d", th_local_port(taken));
+	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-unbound-%d", (int)getpid());
+	fd = notify_socket(abstract);
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	unsetenv("NOTIFY_SOCKET");
+	close(taken);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	n = recv(fd, got, sizeof got - 1, MSG_DONTWAIT); /* it has exited: all is here */
+	cr_expect_lt(n, 0, "a daemon that could not bind told the manager '%.*s'",
+	             (int)(n > 0 ? n : 0), got);
+	close(fd);
 }
 
 /* Whether SIG is pending for the whole daemon (ShdPnd of /proc/PID/status):
