@@ -921,14 +921,15 @@ Test(server, destroy_ends_a_started_server_that_was_never_waited_for)
 	TH_ASSERT_NO_LEAKS();
 }
 
-/* What pe_server_wait() returned when the log callback called it on the
- * run thread, in its graceful stop. */
+/* What pe_server_wait() returned when the log callback called it, on the
+ * first line holding wait_trigger; 1 until then. */
+static const char *wait_trigger;
 static atomic_int wait_in_callback = 1;
 
 static void waiting_log(void *ctx, enum pe_log_level level, const char *message)
 {
 	(void)level;
-	if (strstr(message, "connection(s) open, waiting up to"))
+	if (strstr(message, wait_trigger) && atomic_load(&wait_in_callback) == 1)
 		atomic_store(&wait_in_callback, pe_server_wait(*(pe_server **)ctx));
 }
 
@@ -946,6 +947,7 @@ Test(server, a_wait_from_the_log_callback_is_edeadlk_and_the_real_wait_still_wor
 	cfg.log_ctx = &srv;
 	cfg.log_level = PE_LOG_INFO;
 	cfg.grace_ms = 100;
+	wait_trigger = "connection(s) open, waiting up to"; /* on the run thread */
 	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
 	cr_assert_eq(pe_server_start(srv), 0);
 	fd = th_connect(pe_server_port(srv), IO_MS);
@@ -957,6 +959,41 @@ Test(server, a_wait_from_the_log_callback_is_edeadlk_and_the_real_wait_still_wor
 	pe_server_destroy(srv);
 	cr_expect_eq(th_count_threads(), threads);
 	close(fd);
+	cr_expect_eq(th_count_fds(), fds);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* The same on a worker, which logs each close at PE_LOG_DEBUG: its wait
+ * would join the run, which joins the workers, this one included. */
+Test(server, a_wait_from_a_worker_s_log_callback_is_edeadlk)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int fd, fds = th_count_fds(), threads = th_count_threads();
+	int64_t deadline;
+
+	tf_config(&cfg, 2, 2);
+	cfg.log = waiting_log;
+	cfg.log_ctx = &srv;
+	cfg.log_level = PE_LOG_DEBUG;
+	wait_trigger = ": closed by client";
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	cr_assert_eq(pe_server_start(srv), 0);
+	fd = th_connect(pe_server_port(srv), IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	round_trip(fd, 100, 6);
+	close(fd);                      /* the worker logs the close */
+	deadline = th_now_ms() + IO_MS;
+	while (atomic_load(&wait_in_callback) == 1 && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 5);
+	/* A worker stuck in that wait would hold the run forever: fail, not hang. */
+	cr_assert_eq(atomic_load(&wait_in_callback), -EDEADLK,
+	             "the wait in the worker's log callback: %d (1: it never returned)",
+	             atomic_load(&wait_in_callback));
+	pe_server_stop(srv);
+	cr_expect_eq(pe_server_wait(srv), 0, "the program's own wait");
+	pe_server_destroy(srv);
+	cr_expect_eq(th_count_threads(), threads);
 	cr_expect_eq(th_count_fds(), fds);
 	TH_ASSERT_NO_LEAKS();
 }
