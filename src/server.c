@@ -634,15 +634,19 @@ static int claim_run(pe_server *srv)
 /* pe_server_run's work, once claim_run let it begin. */
 static int serve_until_stopped(pe_server *srv)
 {
-	int rc;
+	int rc, listen_fd;
 
 	own_thread_of = srv;
 	rc = pe_listener_run(srv);
 
 	/* Stop accepting at once: clients still in the backlog are refused
-	 * rather than left waiting for a server that is leaving. */
-	close(srv->listen_fd);
+	 * rather than left waiting for a server that is leaving. The field is
+	 * cleared first: a child forked between the two steps must not close,
+	 * in its pe_server_destroy(), a descriptor of its own that took the
+	 * number. */
+	listen_fd = srv->listen_fd;
 	srv->listen_fd = -1;
+	close(listen_fd);
 	if (rc < 0)
 		request_stop(srv, 1);
 	wait_for_drain(srv);
