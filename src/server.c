@@ -61,6 +61,9 @@ void pe_server_config_init(struct pe_server_config *cfg)
 
 /* Format one event for CFG's log callback, if it takes LEVEL. */
 static void config_vlogf(const struct pe_server_config *cfg, enum pe_log_level level,
+                         const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void config_vlogf(const struct pe_server_config *cfg, enum pe_log_level level,
                          const char *fmt, va_list ap)
 {
 	char msg[512];
