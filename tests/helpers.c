@@ -506,14 +506,6 @@ pid_t th_gettid(void)
 
 /* ---- sanitizers ------------------------------------------------------------ */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TH_HAVE_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
-#define TH_HAVE_LSAN 1
-#endif
-#endif
-
 #ifdef TH_HAVE_LSAN
 #include <sanitizer/lsan_interface.h>
 

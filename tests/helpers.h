@@ -117,6 +117,16 @@ int th_count_threads_blocking(int sig);
 
 /* ---- sanitizers ----------------------------------------------------------- */
 
+/* TH_HAVE_LSAN: built with LeakSanitizer (ASan's, or LSan alone). gcc says
+ * so with __SANITIZE_ADDRESS__; clang only with __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TH_HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define TH_HAVE_LSAN 1
+#endif
+#endif
+
 /* Under ASan/LSan: run a leak check now and return its verdict (non-zero
  * means leaks were reported on stderr). Without LSan: 0. */
 int th_leak_check(void);

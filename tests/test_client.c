@@ -48,7 +48,7 @@
 #define EXIT_UNREACHABLE 3 /* the name did not resolve, or connects alone failed */
 #define EXIT_TIMEOUT 4     /* the server sent nothing for --timeout (timeouts alone) */
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef TH_HAVE_LSAN
 /* Criterion 2.4.1's runner now and then leaks one 48-byte request of its
  * timeout watchdog (BoxFort's bxfi_push_timeout) when tests with .timeout
  * end at the same time, and LeakSanitizer's check at the runner's exit then
