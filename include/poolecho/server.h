@@ -198,10 +198,11 @@ PE_API size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf,
  * child. In the child, pe_server_stop() and pe_server_stop_now() do nothing
  * and pe_server_destroy() only closes the child's copies of the listening
  * socket, the stop pipe and the connections being echoed, and frees the
- * memory (not the queue, whose lock a parent's thread may have held); call
- * nothing else on it there. A connection still queued at the fork stays
- * open in the child until it exits or execs. Every descriptor the server
- * opens is close-on-exec. */
+ * memory but the queue's and the pool's (a few hundred bytes and the
+ * queue's slots, left because a parent's thread may have held their
+ * locks); call nothing else on it there. A connection still queued at the
+ * fork stays open in the child until it exits or execs. Every descriptor
+ * the server opens is close-on-exec. */
 PE_API void pe_server_destroy(pe_server *srv);
 
 #ifdef __cplusplus
