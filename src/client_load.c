@@ -57,7 +57,7 @@ enum conn_state {
 	CONN_IDLE,       /* not started yet (ramp-up), or churn between cycles */
 	CONN_CONNECTING,
 	CONN_ACTIVE,
-	CONN_DRAINING,   /* everything echoed, write side shut, waiting for the close */
+	CONN_DRAINING,   /* write side shut, waiting for the close (churn: and the echo) */
 	CONN_DONE,
 	CONN_FAILED
 };
@@ -807,7 +807,10 @@ static void thread_scan(struct lthread *t, int64_t now)
 		else
 			conn_fail(t, c, FAIL_TIMEOUT, "timed out: %s for %.3f s (%llu of %llu bytes "
 			          "sent were echoed)",
-			          c->state == CONN_DRAINING ? "no close from the server" : "no echo",
+			          /* Churn half-closes once its message is sent, so a
+			           * draining connection may still owe its echo. */
+			          c->state == CONN_DRAINING && c->rcv == c->snt ?
+			          "no close from the server" : "no echo",
 			          (double)cfg->timeout_ms / 1000.0, (unsigned long long)c->rcv,
 			          (unsigned long long)c->snt);
 	}

@@ -1766,6 +1766,27 @@ Test(wrong_server, silent_server_times_out_during_rate_wait, .timeout = 60)
 	bad_stop(&b);
 }
 
+/* Churn half-closes as soon as its message is sent, so a silent server
+ * found the connection draining: the message said "no close from the
+ * server" though no byte of the echo had come, where the manual promises
+ * "no echo" until everything was echoed. */
+Test(wrong_server, a_churn_echo_that_never_came_is_named_no_echo, .timeout = 60)
+{
+	struct bad_server b;
+	const char *args[] = {"-m", "churn", "-c", "1", "-n", "1", "--timeout=0.5", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	bad_start(&b, BAD_SILENT, 0);
+	run_load_json(&r, &b, args, EXIT_TIMEOUT);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 1);
+	cr_expect_not_null(strstr(r.err, "timed out: no echo for 0.500 s (0 of 64 bytes"),
+	                   "stderr:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "no close"), "stderr:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
 /* A socket on 127.0.0.1 bound but not listening, its port in PORT: a
  * connect there is refused, and while the caller holds it (until it closes
  * the descriptor returned) no other socket can take the port. */
