@@ -78,8 +78,9 @@ void client_cli_usage(FILE *out, const char *program)
 "  -q, --quiet           no progress line on stderr (load mode has one; -q\n"
 "                        alone does not choose it)\n"
 "      --timeout=SECS    fail when the server sends nothing for SECS seconds\n"
-"                        while an echo is due, or a connect takes longer;\n"
-"                        0 to %lu, 0 = wait forever (default %lu)\n"
+"                        while an echo (or its close) is due, or a connect\n"
+"                        takes longer; 0 to %lu, 0 = wait forever\n"
+"                        (default %lu)\n"
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
 "\n"
@@ -91,8 +92,8 @@ void client_cli_usage(FILE *out, const char *program)
 "errors of more than one kind, or any other error; 2 on bad usage; 3 when the\n"
 "server could not be reached: the name did not resolve or the connect failed\n"
 "(in load mode, the first one, or failed connects were the run's only errors);\n"
-"4 when it went silent for --timeout while an echo was due (in load mode,\n"
-"timeouts were the run's only errors).\n",
+"4 when it went silent for --timeout while an echo was due, or did not close\n"
+"once all was echoed (in load mode, timeouts were the run's only errors).\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,

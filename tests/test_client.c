@@ -3398,6 +3398,30 @@ Test(cli, help_man_page_and_readme_give_load_modes_exit_3_and_4_alike, .timeout 
 	run_free(&r);
 }
 
+/* A server that echoes everything but never closes times out with exit 4
+ * in load mode as in pipe mode (rates_leave_out_the_wait_for_the_close):
+ * --help and the README gave 4 only for an echo that was due, and
+ * poolecho(1) gave the close to pipe mode alone. */
+Test(cli, help_man_page_and_readme_give_exit_4_for_a_close_that_never_came, .timeout = 30)
+{
+	static const char rule[] = "once all was echoed";
+	const char *args[] = {"--help", NULL};
+	char *entry = th_doc_entry("man/poolecho.1", "4");
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	cr_expect_not_null(strstr(r.out, rule), "--help:\n%s", r.out);
+	cr_expect_eq(th_doc_mentions("README", rule), 1, "README does not say '%s'", rule);
+	cr_assert_not_null(entry, "poolecho(1) has no entry for exit status 4: %s",
+	                   strerror(errno));
+	cr_expect_not_null(strstr(entry, rule), "poolecho(1), exit status 4:\n%s", entry);
+	cr_expect_null(strstr(entry, "pipe mode also"), "poolecho(1), exit status 4:\n%s",
+	               entry);
+	free(entry);
+	run_free(&r);
+}
+
 Test(cli, help_and_version_that_cannot_be_written_exit_1, .timeout = 30)
 {
 	const char *options[][2] = {{"--help", NULL}, {"--version", NULL}};
