@@ -693,6 +693,8 @@ int pe_server_start(pe_server *srv)
 
 int pe_server_wait(pe_server *srv)
 {
+	if (!srv)
+		return -EINVAL; /* not -EDEADLK: NULL is also what own_thread_of is here */
 	if (own_thread_of == srv)
 		return -EDEADLK; /* the run would wait for this thread, or this is it */
 	if (!srv->run_started)

@@ -139,12 +139,12 @@ PE_API int pe_server_run(pe_server *srv);
  * pe_server_stop() from somewhere, and returns what it returned. Start
  * returns 0, -EALREADY when the server has run or been started before, or
  * the error of pthread_create(3) as a negative errno. Wait returns -EINVAL
- * when not started or already waited for, and -EDEADLK, waiting for
- * nothing, when called on one of the server's own threads (from the log
- * callback), which the run would have to end first. Call start, wait and
- * destroy from one thread (or with your own locking), never from the log
- * callback: wait and destroy both join the run thread. A server started
- * and not waited for is stopped at once and waited for by
+ * for NULL, or when not started or already waited for, and -EDEADLK,
+ * waiting for nothing, when called on one of the server's own threads (from
+ * the log callback), which the run would have to end first. Call start,
+ * wait and destroy from one thread (or with your own locking), never from
+ * the log callback: wait and destroy both join the run thread. A server
+ * started and not waited for is stopped at once and waited for by
  * pe_server_destroy(). */
 PE_API int pe_server_start(pe_server *srv);
 PE_API int pe_server_wait(pe_server *srv);
