@@ -27,7 +27,9 @@ int pe_sd_notify(const char *state)
 	if (!path || !*path)
 		return 0;
 	len = strlen(path);
-	if ((path[0] != '/' && path[0] != '@') || len >= sizeof sa.sun_path)
+	/* A path needs room for its NUL; an abstract name has none, so it may
+	 * fill sun_path, as libsystemd allows. */
+	if ((path[0] != '/' && path[0] != '@') || len > sizeof sa.sun_path - (path[0] == '/'))
 		return -EINVAL;
 	memcpy(sa.sun_path, path, len);
 	if (path[0] == '@')

@@ -1037,7 +1037,8 @@ Test(daemon, sigusr1_logs_a_stats_line)
  * success before the port was bound (and a daemon that then failed to
  * bind had "started"), and units ordered after it could not wait for the
  * socket. Both forms of the address: a path, and '@' for Linux's
- * abstract namespace. */
+ * abstract namespace, also at its longest, a name that fills sun_path
+ * with no NUL (once refused). */
 /* A service manager's notify socket at WHERE, a path or, after '@', an
  * abstract name, with a receive timeout; $NOTIFY_SOCKET names it. */
 static int notify_socket(const char *where)
@@ -1047,7 +1048,7 @@ static int notify_socket(const char *where)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	cr_assert_lt(strlen(where), sizeof sa.sun_path);
+	cr_assert_leq(strlen(where), sizeof sa.sun_path - (where[0] != '@'));
 	memcpy(sa.sun_path, where, strlen(where));
 	if (where[0] == '@')
 		sa.sun_path[0] = '\0';
@@ -1061,13 +1062,18 @@ static int notify_socket(const char *where)
 Test(daemon, a_service_manager_is_told_ready_and_stopping)
 {
 	char dir[] = "/tmp/poolecho-notify.XXXXXX", path[64], abstract[64];
+	char longest[sizeof ((struct sockaddr_un *)0)->sun_path + 1];
 	const char *const extra[] = {"-w", "2", NULL};
+	const char *const places[] = {path, abstract, longest};
 
 	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 	snprintf(path, sizeof path, "%s/notify", dir);
 	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-%d", (int)getpid());
-	for (int i = 0; i < 2; i++) {
-		const char *where = i ? abstract : path;
+	memset(longest, 'x', sizeof longest - 1);
+	longest[sizeof longest - 1] = '\0';
+	memcpy(longest, abstract, strlen(abstract));
+	for (size_t i = 0; i < sizeof places / sizeof *places; i++) {
+		const char *where = places[i];
 		int fd = notify_socket(where);
 		char got[64];
 		ssize_t n;
