@@ -531,7 +531,7 @@ static void request_stop(pe_server *srv, int now)
 {
 	int first;
 
-	if (forked_copy(srv))
+	if (!srv || forked_copy(srv))
 		return;
 	pthread_mutex_lock(&srv->lock);
 	first = !srv->stopping;

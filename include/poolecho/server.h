@@ -150,7 +150,8 @@ PE_API int pe_server_start(pe_server *srv);
 PE_API int pe_server_wait(pe_server *srv);
 
 /* Ask pe_server_run() to stop accepting and begin the grace period.
- * Thread-safe (the log callback may call it), idempotent; not
+ * Thread-safe (the log callback may call it), idempotent, does nothing
+ * for NULL (a server not yet made, as for destroy); not
  * async-signal-safe: block the stop signals in every thread before
  * pe_server_create() and take them with sigwait(3) or a signalfd on a
  * thread of your own that then calls this, as poolechod does. */
