@@ -583,8 +583,11 @@ static void conn_eof(struct lthread *t, struct conn *c, int64_t now)
  * it reports a new edge, so the recv(2) that would only say EAGAIN is
  * skipped: a third of a ping-pong's system calls. An end, an error or an
  * urgent mark (where recv(2) stops short) already in EVENTS brings no new
- * edge, so then the reading goes on until recv(2) says EAGAIN or the end. */
-static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_t now)
+ * edge, so then the reading goes on until recv(2) says EAGAIN or the end.
+ * *NOW becomes the time each read returned: bytes read on in the same pass
+ * may have come long after the event (a client held up, a big echo), and
+ * an echo ends no sooner than its last byte was read. */
+static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_t *now)
 {
 	const bool ending = events & (EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR);
 
@@ -592,6 +595,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 		ssize_t n = recv(c->fd, t->rbuf, RECV_BUF, 0);
 
 		if (n > 0) {
+			*now = now_us();
 			/* What was due first: an extra byte after an intact echo
 			 * leaves that echo counted, and a wrong one its offset. */
 			size_t due = c->snt - c->rcv < (uint64_t)n ? (size_t)(c->snt - c->rcv) : (size_t)n;
@@ -602,7 +606,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			/* The bytes before a wrong one came back intact: counted,
 			 * so that bytes_echoed is the mismatch's offset. */
 			if (good > 0)
-				conn_received(t, c, good, now);
+				conn_received(t, c, good, *now);
 			if (bad) {
 				conn_fail(t, c, FAIL_MISMATCH, "echo differs at byte offset %llu: sent "
 				          "0x%02x, received 0x%02x", (unsigned long long)c->rcv,
@@ -621,7 +625,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			continue;
 		}
 		if (n == 0) {
-			conn_eof(t, c, now);
+			conn_eof(t, c, *now);
 			return;
 		}
 		if (errno == EINTR)
@@ -653,7 +657,7 @@ static void conn_event(struct lthread *t, struct conn *c, uint32_t events, int64
 		return;
 	/* Read what came, then send what the echo made due. */
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR))
-		conn_read(t, c, events, now);
+		conn_read(t, c, events, &now);
 	conn_pump(t, c, now);
 }
 

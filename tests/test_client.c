@@ -368,22 +368,39 @@ static const char *own_network(void)
 	return rc < 0 ? "cannot bring up the namespace's loopback" : "";
 }
 
-/* Our own network, with send buffers of at most 16 KiB. */
-static const char *small_send_buffers(void)
+/* Our own network, with net.ipv4.NAME (tcp_wmem, tcp_rmem) set to VALUE. */
+static const char *own_network_with(const char *name, const char *value)
 {
-	const char *wmem = "4096 8192 16384\n", *why = own_network();
+	static char why[96];
+	char path[64];
+	const char *own = own_network();
 	int fd;
 
-	if (*why)
-		return why;
-	fd = open("/proc/sys/net/ipv4/tcp_wmem", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || fd_write_all(fd, wmem, strlen(wmem)) < 0) {
+	if (*own)
+		return own;
+	snprintf(path, sizeof path, "/proc/sys/net/ipv4/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || fd_write_all(fd, value, strlen(value)) < 0) {
 		if (fd >= 0)
 			close(fd);
-		return "cannot set net.ipv4.tcp_wmem in the namespace";
+		snprintf(why, sizeof why, "cannot set net.ipv4.%s in the namespace", name);
+		return why;
 	}
 	close(fd);
 	return "";
+}
+
+/* Our own network, with send buffers of at most 16 KiB. */
+static const char *small_send_buffers(void)
+{
+	return own_network_with("tcp_wmem", "4096 8192 16384\n");
+}
+
+/* Our own network, where a connection's receive buffer holds 4 MiB from
+ * the start, not only once autotuning has grown it. */
+static const char *big_receive_buffers(void)
+{
+	return own_network_with("tcp_rmem", "4096 4194304 8388608\n");
 }
 
 /* ---- a small JSON checker, and the numbers in the report ------------------ */
@@ -858,8 +875,11 @@ enum bad_kind {
 	BAD_EXTRA,  /* echoes everything, and a byte more with the read that reaches AT */
 	BAD_DONE,   /* echoes everything; the echo that reaches AT comes with its FIN */
 	BAD_RESET,  /* echoes everything, and resets the connection after the client's FIN */
-	BAD_REPLAY  /* echoes the first AT bytes, then those again and again for the rest */
+	BAD_REPLAY, /* echoes the first AT bytes, then those again and again for the rest */
+	BAD_PAUSE   /* echoes the first AT bytes at once, the rest BAD_PAUSE_MS later */
 };
+
+#define BAD_PAUSE_MS 200
 
 /* How long a wrong server's write may wait for the client to read. */
 #define BAD_IO_MS 20000
@@ -972,6 +992,17 @@ static void bad_serve(struct bad_server *b, int fd)
 
 			if (poll(&stop, 1, (int)b->at) != 0 ||
 			    th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
+				return;
+		} else if (b->kind == BAD_PAUSE) {
+			/* The pause is the server's behaviour under test; a stop cuts it short. */
+			size_t part = off <= b->at && b->at < off + (size_t)n ? b->at - off : (size_t)n;
+			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
+
+			if (th_write_all(fd, buf, part, BAD_IO_MS) < 0)
+				return;
+			if (part < (size_t)n && (poll(&stop, 1, BAD_PAUSE_MS) != 0 ||
+			                         th_write_all(fd, buf + part, (size_t)n - part,
+			                                      BAD_IO_MS) < 0))
 				return;
 		} else if (b->kind == BAD_EARLY && off + (size_t)n >= b->at) {
 			th_write_all(fd, buf, n < 10 ? (size_t)n : 10, BAD_IO_MS);
@@ -1572,6 +1603,37 @@ Test(wrong_server, paced_latency_counts_from_the_slot_the_server_held_up, .timeo
 	cr_expect_eq(json_u64(r.out, "slots_late"), 3, "report:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "slots_unused"), 0, "report:\n%s", r.out);
 	run_free(&r);
+}
+
+/* A message's latency ends when its last byte was read, never before it
+ * came. Here the first 384 KiB of a 512 KiB echo come at once and the rest
+ * 0.2 s later; strace holds the client's first recv(2) for 1.5 s, so that
+ * it finds the whole echo waiting (the receive buffer holds it from the
+ * start) and reads on to its end in the same pass. The end came 0.2 s or
+ * more after the message went out: the latency must say so, not stop at
+ * when the pass began, a few milliseconds in. */
+Test(wrong_server, latency_ends_when_the_last_byte_was_read, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e",
+	                                    "trace=recvfrom", "-e",
+	                                    "inject=recvfrom:delay_enter=1500000:when=1", NULL};
+	const char *args[] = {"-c", "1", "-n", "1", "-s", "512k", "--json", "127.0.0.1", NULL, NULL};
+	const char *why;
+	struct bad_server b;
+	struct run r;
+
+	skip_without_strace();
+	why = big_receive_buffers();
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	bad_start(&b, BAD_PAUSE, 384u * 1024);
+	spawn_under = under;
+	run_load_json(&r, &b, args, 0);
+	spawn_under = NULL;
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
+	cr_expect_geq(json_u64(r.out, "min"), BAD_PAUSE_MS * 1000u, "report:\n%s", r.out);
+	run_free(&r);
+	bad_stop(&b);
 }
 
 /* A run that stops while the server holds its connection up has slots it
