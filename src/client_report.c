@@ -24,6 +24,21 @@ static double per_second(uint64_t n, double secs)
 	return secs > 0 ? (double)n / secs : 0.0;
 }
 
+/* Print rate V with LEAST decimals, more while that shows fewer than three
+ * significant digits: 784 B/s is 0.000784 MB/s, not 0.00, and a message
+ * in 3 s 0.333/s, not 0.3. */
+static void print_rate(FILE *out, double v, int least)
+{
+	int decimals = least;
+	double shown = v;
+
+	for (int i = 0; i < least; i++)
+		shown *= 10.0;
+	for (; shown > 0 && shown < 100.0 && decimals < 12; shown *= 10.0)
+		decimals++;
+	fprintf(out, "%.*f", decimals, v);
+}
+
 bool client_report_saturated(const struct load_result *r)
 {
 	return r->run_s >= CLIENT_SATURATED_MIN_S &&
@@ -56,9 +71,9 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	fprintf(out, "%u thread%s\n", r->threads, r->threads == 1 ? "" : "s");
 	fprintf(out, "duration:    %.3f s%s\n", r->elapsed_s,
 	        r->interrupted ? " (interrupted)" : "");
-	fprintf(out, "connections: %llu opened (%.1f/s), %llu failed, ",
-	        (unsigned long long)r->conns_opened, per_second(r->conns_opened, r->elapsed_s),
-	        (unsigned long long)r->conns_failed);
+	fprintf(out, "connections: %llu opened (", (unsigned long long)r->conns_opened);
+	print_rate(out, per_second(r->conns_opened, r->elapsed_s), 1);
+	fprintf(out, "/s), %llu failed, ", (unsigned long long)r->conns_failed);
 	if (r->conns_pending)
 		fprintf(out, "%llu still connecting at the stop, ",
 		        (unsigned long long)r->conns_pending);
@@ -84,12 +99,13 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 		        "signal and %s given up: not counted as errors, as --timeout had not run "
 		        "out\n", (unsigned long long)r->conns_abandoned,
 		        r->conns_abandoned == 1 ? "" : "s", r->conns_abandoned == 1 ? "was" : "were");
-	fprintf(out, "messages:    %llu sent, %llu echoed, %.1f msg/s\n",
-	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed,
-	        per_second(r->messages_echoed, r->elapsed_s));
-	fprintf(out, "bytes:       %llu sent, %llu echoed, %.2f MB/s\n",
-	        (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_echoed,
-	        per_second(r->bytes_echoed, r->elapsed_s) / 1e6);
+	fprintf(out, "messages:    %llu sent, %llu echoed, ",
+	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed);
+	print_rate(out, per_second(r->messages_echoed, r->elapsed_s), 1);
+	fprintf(out, " msg/s\nbytes:       %llu sent, %llu echoed, ",
+	        (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_echoed);
+	print_rate(out, per_second(r->bytes_echoed, r->elapsed_s) / 1e6, 2);
+	fputs(" MB/s\n", out);
 	if (cfg->rate)
 		fprintf(out, "schedule:    %llu %s went out a period or more after their slot; %llu "
 		        "slots came due but were unused at the stop\n",
@@ -173,10 +189,13 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("messages_echoed", r->messages_echoed);
 	JU("bytes_sent", r->bytes_sent);
 	JU("bytes_echoed", r->bytes_echoed);
-	fprintf(out, "\"connections_per_s\":%.3f,\"messages_per_s\":%.3f,\"mb_per_s\":%.6f,",
-	        per_second(r->conns_opened, r->elapsed_s),
-	        per_second(r->messages_echoed, r->elapsed_s),
-	        per_second(r->bytes_echoed, r->elapsed_s) / 1e6);
+	fputs("\"connections_per_s\":", out);
+	print_rate(out, per_second(r->conns_opened, r->elapsed_s), 3);
+	fputs(",\"messages_per_s\":", out);
+	print_rate(out, per_second(r->messages_echoed, r->elapsed_s), 3);
+	fputs(",\"mb_per_s\":", out);
+	print_rate(out, per_second(r->bytes_echoed, r->elapsed_s) / 1e6, 6);
+	putc(',', out);
 	JU("slots_late", r->slots_late);
 	JU("slots_unused", r->slots_unused);
 	fprintf(out, "\"latency_us\":{\"count\":%llu,", (unsigned long long)h->count);

@@ -3305,6 +3305,47 @@ static bool warns(const struct load_result *r, const char *advice)
 	return warned;
 }
 
+/* Rates keep three significant digits however small, in text and JSON
+ * alike: one message of one byte in 3 s is 0.333 msg/s and 0.000000333
+ * MB/s, not 0.3 and 0.00; larger ones keep their usual decimals. */
+Test(report, small_rates_keep_three_significant_digits, .timeout = 10)
+{
+	static const char *const text_want[] = {"1 opened (0.333/s)", "1 echoed, 0.333 msg/s",
+	                                        "1 echoed, 0.000000333 MB/s"};
+	static const char *const json_want[] = {"\"connections_per_s\":0.333,",
+	                                        "\"messages_per_s\":0.333,",
+	                                        "\"mb_per_s\":0.000000333,"};
+	struct load_result r;
+	char *text, *json;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	r.threads = r.cpus = 1;
+	r.elapsed_s = 3.0;
+	r.conns_opened = r.messages_sent = r.messages_echoed = r.bytes_sent = r.bytes_echoed = 1;
+	text = report_of(&r, false);
+	json = report_of(&r, true);
+	for (size_t i = 0; i < sizeof text_want / sizeof text_want[0]; i++) {
+		cr_expect_not_null(strstr(text, text_want[i]), "no '%s' in:\n%s", text_want[i], text);
+		cr_expect_not_null(strstr(json, json_want[i]), "no '%s' in:\n%s", json_want[i], json);
+	}
+	free(text);
+	free(json);
+
+	/* 454 messages of 64 bytes in a second. */
+	r.elapsed_s = 1.0;
+	r.messages_sent = r.messages_echoed = 454;
+	r.bytes_sent = r.bytes_echoed = 454 * 64;
+	text = report_of(&r, false);
+	json = report_of(&r, true);
+	cr_expect_not_null(strstr(text, "454 echoed, 454.0 msg/s"), "%s", text);
+	cr_expect_not_null(strstr(text, "29056 echoed, 0.0291 MB/s"), "%s", text);
+	cr_expect_not_null(strstr(json, "\"messages_per_s\":454.000,\"mb_per_s\":0.029056,"), "%s",
+	                   json);
+	free(text);
+	free(json);
+}
+
 Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 {
 	struct load_result r;
