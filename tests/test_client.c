@@ -3425,6 +3425,23 @@ Test(cli, help_fits_in_80_columns, .timeout = 30)
 	run_free(&r);
 }
 
+/* A percentile quoted must say what it is: the man page and README name
+ * the definition the report uses (nearest rank, see histogram.h) and the
+ * histogram's error bound as the code has it. */
+Test(cli, man_page_and_readme_define_the_percentiles, .timeout = 30)
+{
+	static const char *const docs[] = {"man/poolecho.1", "README"};
+	char bound[32];
+
+	snprintf(bound, sizeof bound, "within 1/%.0f", 1.0 / HISTOGRAM_REL_ERROR);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		cr_expect_eq(th_doc_mentions(docs[i], "nearest rank"), 1,
+		             "%s does not say that percentiles are the nearest rank", docs[i]);
+		cr_expect_eq(th_doc_mentions(docs[i], bound), 1, "%s does not say '%s'", docs[i],
+		             bound);
+	}
+}
+
 Test(cli, man_page_and_readme_document_every_option, .timeout = 30)
 {
 	static const char *const docs[] = {"man/poolecho.1", "README"};
