@@ -24,10 +24,10 @@ static double per_second(uint64_t n, double secs)
 	return secs > 0 ? (double)n / secs : 0.0;
 }
 
-/* Print rate V with LEAST decimals, more while that shows fewer than three
- * significant digits: 784 B/s is 0.000784 MB/s, not 0.00, and a message
- * in 3 s 0.333/s, not 0.3. */
-static void print_rate(FILE *out, double v, int least)
+/* Print V (a rate, a period) with LEAST decimals, more while that shows
+ * fewer than three significant digits: 784 B/s is 0.000784 MB/s, not 0.00,
+ * a message in 3 s 0.333/s, not 0.3, and a run of 345 us 0.000345 s. */
+static void print_figure(FILE *out, double v, int least)
 {
 	int decimals = least;
 	double shown = v;
@@ -69,10 +69,11 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	if (cfg->rate)
 		fprintf(out, "rate %lu/s each, ", cfg->rate);
 	fprintf(out, "%u thread%s\n", r->threads, r->threads == 1 ? "" : "s");
-	fprintf(out, "duration:    %.3f s%s\n", r->elapsed_s,
-	        r->interrupted ? " (interrupted)" : "");
+	fputs("duration:    ", out);
+	print_figure(out, r->elapsed_s, 3);
+	fprintf(out, " s%s\n", r->interrupted ? " (interrupted)" : "");
 	fprintf(out, "connections: %llu opened (", (unsigned long long)r->conns_opened);
-	print_rate(out, per_second(r->conns_opened, r->elapsed_s), 1);
+	print_figure(out, per_second(r->conns_opened, r->elapsed_s), 1);
 	fprintf(out, "/s), %llu failed, ", (unsigned long long)r->conns_failed);
 	if (r->conns_pending)
 		fprintf(out, "%llu still connecting at the stop, ",
@@ -101,10 +102,10 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 		        r->conns_abandoned == 1 ? "" : "s", r->conns_abandoned == 1 ? "was" : "were");
 	fprintf(out, "messages:    %llu sent, %llu echoed, ",
 	        (unsigned long long)r->messages_sent, (unsigned long long)r->messages_echoed);
-	print_rate(out, per_second(r->messages_echoed, r->elapsed_s), 1);
+	print_figure(out, per_second(r->messages_echoed, r->elapsed_s), 1);
 	fprintf(out, " msg/s\nbytes:       %llu sent, %llu echoed, ",
 	        (unsigned long long)r->bytes_sent, (unsigned long long)r->bytes_echoed);
-	print_rate(out, per_second(r->bytes_echoed, r->elapsed_s) / 1e6, 2);
+	print_figure(out, per_second(r->bytes_echoed, r->elapsed_s) / 1e6, 2);
 	fputs(" MB/s\n", out);
 	if (cfg->rate)
 		fprintf(out, "schedule:    %llu %s went out a period or more after their slot; %llu "
@@ -190,11 +191,11 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("bytes_sent", r->bytes_sent);
 	JU("bytes_echoed", r->bytes_echoed);
 	fputs("\"connections_per_s\":", out);
-	print_rate(out, per_second(r->conns_opened, r->elapsed_s), 3);
+	print_figure(out, per_second(r->conns_opened, r->elapsed_s), 3);
 	fputs(",\"messages_per_s\":", out);
-	print_rate(out, per_second(r->messages_echoed, r->elapsed_s), 3);
+	print_figure(out, per_second(r->messages_echoed, r->elapsed_s), 3);
 	fputs(",\"mb_per_s\":", out);
-	print_rate(out, per_second(r->bytes_echoed, r->elapsed_s) / 1e6, 6);
+	print_figure(out, per_second(r->bytes_echoed, r->elapsed_s) / 1e6, 6);
 	putc(',', out);
 	JU("slots_late", r->slots_late);
 	JU("slots_unused", r->slots_unused);

@@ -3308,7 +3308,7 @@ static bool warns(const struct load_result *r, const char *advice)
 /* Rates keep three significant digits however small, in text and JSON
  * alike: one message of one byte in 3 s is 0.333 msg/s and 0.000000333
  * MB/s, not 0.3 and 0.00; larger ones keep their usual decimals. */
-Test(report, small_rates_keep_three_significant_digits, .timeout = 10)
+Test(report, small_figures_keep_three_significant_digits, .timeout = 10)
 {
 	static const char *const text_want[] = {"1 opened (0.333/s)", "1 echoed, 0.333 msg/s",
 	                                        "1 echoed, 0.000000333 MB/s"};
@@ -3344,6 +3344,12 @@ Test(report, small_rates_keep_three_significant_digits, .timeout = 10)
 	                   json);
 	free(text);
 	free(json);
+
+	/* The period they are over, too: one message in 345 us is not 0.000 s. */
+	r.elapsed_s = 0.000345;
+	text = report_of(&r, false);
+	cr_expect_not_null(strstr(text, "duration:    0.000345 s\n"), "%s", text);
+	free(text);
 }
 
 Test(report, a_saturated_client_is_warned_of, .timeout = 10)
