@@ -214,7 +214,9 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 			fprintf(out, "\"%s\":null,", percentile_keys[i]);
 		fputs("\"max\":null,\"mean\":null,", out);
 	}
-	fprintf(out, "\"relative_error\":%.6f},", HISTOGRAM_REL_ERROR);
+	/* Exact (1/256 is 0.00390625): rounded down, the bound would not
+	 * cover a value at a bucket's edge. */
+	fprintf(out, "\"relative_error\":%.17g},", HISTOGRAM_REL_ERROR);
 	fprintf(out, "\"client_cpu_s\":%.6f,\"client_cpus\":%u,\"client_cpu_share\":%.6f,"
 	        "\"client_busiest\":%.6f,\"client_saturated\":%s,", r->cpu_s, r->cpus,
 	        r->cpu_share, r->busiest, client_report_saturated(r) ? "true" : "false");

@@ -3352,6 +3352,27 @@ Test(report, small_figures_keep_three_significant_digits, .timeout = 10)
 	free(text);
 }
 
+/* The error bound the JSON states covers its own percentiles, even at a
+ * bucket's edge: a p50 of 256 us is reported as 257, off by exactly 1/256,
+ * which a bound rounded to 0.003906 would not allow. */
+Test(report, the_stated_relative_error_covers_a_bucket_edge, .timeout = 10)
+{
+	struct load_result r;
+	char *json;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	histogram_record(&r.latency, 100);
+	histogram_record(&r.latency, 256);
+	histogram_record(&r.latency, 1000000);
+	r.threads = r.cpus = 1;
+	r.elapsed_s = 1.0;
+	json = report_of(&r, true);
+	cr_assert_eq(json_u64(json, "p50"), 257, "%s", json);
+	cr_expect_geq(256.0 * json_double(json, "relative_error"), 1.0, "%s", json);
+	free(json);
+}
+
 Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 {
 	struct load_result r;
