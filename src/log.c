@@ -37,7 +37,6 @@ static bool line_cut; /* the last line written stopped short of its newline */
 
 void pe_log_set_program(const char *name) { program = name; }
 void pe_log_set_level(enum pe_log_level level) { threshold = level; }
-enum pe_log_level pe_log_get_level(void) { return threshold; }
 
 const char *pe_log_level_name(enum pe_log_level level)
 {

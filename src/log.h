@@ -10,7 +10,6 @@
 
 void pe_log_set_program(const char *name);
 void pe_log_set_level(enum pe_log_level level);
-enum pe_log_level pe_log_get_level(void);
 
 /* "error", "warning", "info" or "debug": as --log-level spells it. */
 const char *pe_log_level_name(enum pe_log_level level);

@@ -1,6 +1,6 @@
 /*
- * net.c -- socket helpers: listen, connect, resolve, format an address,
- * and the full-length read and write loops every echo path needs.
+ * net.c -- socket helpers: listen, connect (within a time limit), resolve,
+ * format an address, and set the options an echoed socket needs.
  */
 #include <config.h>
 
@@ -357,30 +357,6 @@ int pe_net_connect_timeout(const char *host, const char *port, unsigned long tim
 	fd = pe_net_connect_list(list, timeout_ms, -1, err);
 	freeaddrinfo(list);
 	return fd;
-}
-
-int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN])
-{
-	return pe_net_connect_timeout(host, port, 0, err);
-}
-
-ssize_t pe_net_read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, p + got, len - got);
-		if (n == 0)
-			break;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
 }
 
 static struct timeval timeval_us(unsigned long long us)

@@ -32,11 +32,9 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 int pe_net_dual_stack(const char *host, const struct sockaddr *sa);
 
 /* Connect a TCP socket to HOST:PORT (any address family the resolver
- * gives, tried in order). Returns the descriptor or a negative errno. */
-int pe_net_connect(const char *host, const char *port, char err[PE_NET_ERRLEN]);
-
-/* Like pe_net_connect, but give up on each address after TIMEOUT_MS (0 =
- * as long as the kernel tries); -ETIMEDOUT when the last one timed out. */
+ * gives, tried in order), giving up on each address after TIMEOUT_MS (0 =
+ * as long as the kernel tries). Returns the descriptor or a negative errno:
+ * -ETIMEDOUT when the last one timed out. */
 int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
                            char err[PE_NET_ERRLEN]);
 
@@ -63,10 +61,6 @@ void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADD
 /* The peer of connected socket FD, formatted as pe_net_format does, or
  * "(unknown peer: REASON)". Take it early: after a reset there is none. */
 void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN]);
-
-/* Read exactly LEN bytes unless the peer closes first. Returns bytes read
- * (< LEN only at end of stream) or a negative errno. */
-ssize_t pe_net_read_full(int fd, void *buf, size_t len);
 
 /* SO_RCVTIMEO to RECV_US and SO_SNDTIMEO to SEND_US microseconds (0 = none). */
 int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us);
