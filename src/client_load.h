@@ -44,7 +44,7 @@ struct load_result {
 	uint64_t early_closes;    /* the server closed or reset while an echo was due */
 	uint64_t timeouts;        /* --timeout ran out on a connection */
 	uint64_t other_errors;    /* socket errors, descriptor shortage */
-	uint64_t errors;          /* the sum of the five above */
+	uint64_t errors;          /* conns_failed and the four above, summed */
 	/* --rate: messages (churn: connects) that went out a period or more
 	 * after their slot, and slots that came due but were never used
 	 * because the run stopped while the server held their connection up. */

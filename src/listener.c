@@ -1,7 +1,8 @@
 /*
- * listener.c -- the accept loop. It owns the listening socket, hands each
- * accepted socket to the queue, and applies the overflow policy when the
- * queue is full. The listening socket is non-blocking: under load accept4()
+ * listener.c -- the accept loop. It accepts on the listening socket (which
+ * server.c opens, and closes once this loop returns), hands each accepted
+ * socket to the queue, and applies the overflow policy when the queue is
+ * full. The listening socket is non-blocking: under load accept4()
  * succeeds straight away, and poll(2) is only entered when there is nothing
  * to accept, watching the stop pipe too.
  */

@@ -1,6 +1,7 @@
 /*
- * parse.c -- strict parsing of the numbers our command lines take.
- * strtoul alone accepts "-1" (as a huge value), " 5" and "5x"; these do not.
+ * parse.c -- strict parsing of what a user typed: the numbers our command
+ * lines take (strtoul alone accepts "-1" as a huge value, " 5" and "5x";
+ * these do not), a host written as in a URL, and getopt_long's errors.
  */
 #include <config.h>
 

@@ -1,6 +1,8 @@
 /*
- * parse.h -- strict number parsing for the command lines: the whole string
- * must be a decimal number within range; no sign tricks, no trailing junk.
+ * parse.h -- checking what a user typed: strict numbers for the command
+ * lines (the whole string a decimal number within range; no sign tricks,
+ * no trailing junk), a host written as in a URL (the command lines and
+ * pe_server_create's bind_address), and getopt_long's complaints worded.
  */
 #ifndef POOLECHO_PARSE_H
 #define POOLECHO_PARSE_H

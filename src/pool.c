@@ -133,9 +133,10 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 	}
 	pool->batch_inherited = cfg->batch_scheduling && creator_enter_batch();
 	/* Workers inherit the mask: process signals go to the application's
-	 * threads, never into a handler, and splice(2) into a socket the peer
-	 * closed raises SIGPIPE, which a program embedding the pool may not
-	 * ignore. */
+	 * threads, never into a handler, and a handler's write into a pipe or
+	 * socket whose reader is gone (poolechod's splice(2), which has no
+	 * MSG_NOSIGNAL) raises SIGPIPE, which a program embedding the pool
+	 * may not ignore. */
 	pe_quiet_signals(&caller_mask);
 	for (unsigned i = 0; rc == 0 && i < cfg->workers; i++) {
 		struct worker *w = &pool->workers[i];

@@ -1,7 +1,7 @@
 /*
  * poolechod.c -- the echo daemon: parse the command line, raise the
  * descriptor limit, start the server, and turn signals into stops and
- * stats lines. Signals are taken by sigwait(2) on a thread of their own,
+ * stats lines. Signals are taken by sigwait(3) on a thread of their own,
  * so no handler ever runs inside the server's code.
  */
 #include <config.h>

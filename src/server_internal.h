@@ -2,8 +2,9 @@
  * server_internal.h -- the server's shared state, seen by server.c (life
  * cycle and workers), listener.c (the accept loop) and stats.c.
  *
- * Lock order: srv->lock before the queue's lock; nothing takes srv->lock
- * while holding the queue's.
+ * Locks: srv->lock and the queue's own never nest. Every pe_queue_* call
+ * is made without srv->lock, and the queue cannot call back; a change
+ * that must hold both takes srv->lock first.
  */
 #ifndef POOLECHO_SERVER_INTERNAL_H
 #define POOLECHO_SERVER_INTERNAL_H
@@ -78,8 +79,9 @@ static inline int pe_server_logs(const pe_server *srv, enum pe_log_level level)
 	return srv->cfg.log && level <= srv->cfg.log_level;
 }
 
-/* Called by the accept loop: count a connection as outstanding before it
- * is queued, and undo that if it could not be. */
+/* Count a connection as outstanding before the accept loop queues it;
+ * cancel undoes that when it could not be queued, or when the stop takes
+ * it off the queue unserved. */
 void pe_server_hand_off_begin(pe_server *srv);
 void pe_server_hand_off_cancel(pe_server *srv);
 /* At -v, "closed ADDR: dropped unserved, the server stopped" for ACC. */

@@ -29,7 +29,8 @@ struct pe_worker_counters {
 };
 
 /* What the accept loop counts, and after it the stop that drains the
- * queue on the same thread (or on pe_server_destroy's, once run is over). */
+ * queue on the same thread (or on pe_server_destroy's, for a server that
+ * never ran): one writer at a time. */
 struct pe_listener_counters {
 	pe_counter accepted, rejected, accept_errors, dropped;
 };
