@@ -59,6 +59,7 @@ PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
  * workers are the parent's. */
 PE_API void pe_pool_join(pe_pool *pool);
 
+/* The number of workers, cfg->workers: fixed, so from any thread. */
 PE_API unsigned pe_pool_size(const pe_pool *pool);
 
 #ifdef __cplusplus

@@ -6,6 +6,9 @@
  * Errors are negative errno values. Closing the queue is how shutdown is
  * told: it wakes every waiter, pushes fail with -ESHUTDOWN, and pops keep
  * returning queued items until the queue is empty, then -ESHUTDOWN.
+ *
+ * Threads: every call but pe_queue_create and pe_queue_destroy may run on
+ * any number of threads at once. Q is never NULL but for pe_queue_destroy.
  */
 #ifndef POOLECHO_QUEUE_H
 #define POOLECHO_QUEUE_H
@@ -61,7 +64,8 @@ PE_API int pe_queue_wait_space_for(pe_queue *q, int timeout_ms);
 /* Close the queue and wake every waiter. Idempotent. */
 PE_API void pe_queue_close(pe_queue *q);
 
-/* Snapshots, for stats and tests. */
+/* Snapshots, for stats and tests: the length and the closed state may have
+ * changed by the time they return; capacity and item size never change. */
 PE_API size_t pe_queue_length(pe_queue *q);
 PE_API size_t pe_queue_capacity(const pe_queue *q);
 PE_API size_t pe_queue_item_size(const pe_queue *q);

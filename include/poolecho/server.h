@@ -107,11 +107,12 @@ PE_API void pe_server_config_init(struct pe_server_config *cfg);
 /* Bind, listen and start the workers. -EINVAL for a NULL argument or a
  * bad setting: the log (at PE_LOG_ERROR) names the field, its value and
  * what it may be, or why a bind_address does not resolve, or that the
- * system takes no thread stack of stack_size. The errno of
- * socket/bind/listen (e.g. -EADDRINUSE), -ENOMEM
- * when the workers' buffers cannot be reserved, -EAGAIN when the system
- * refused a worker thread; these last two are not logged, as the caller
- * knows which setting to lower. On failure nothing is left open. */
+ * system takes no thread stack of stack_size. The errno of a system call
+ * that failed, logged with the call: socket, bind or listen
+ * (e.g. -EADDRINUSE), or the stop pipe's (e.g. -EMFILE). -ENOMEM
+ * when the workers' buffers (or other memory) cannot be had, -EAGAIN when
+ * the system refused a worker thread; these last two are not logged, as
+ * the caller knows which setting to lower. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
 /* The busy-poll time a server made from CFG uses: CFG->busy_poll_us, but
@@ -120,7 +121,9 @@ PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 PE_API unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg);
 
 /* The bound address and port (the real port after port 0). ADDR receives
- * the address and *LEN its length; always returns 0. */
+ * the address and *LEN its length; always returns 0. Both are fixed at
+ * pe_server_create(), so they may be asked from any thread until
+ * pe_server_destroy(), even after the run has closed the socket. */
 PE_API int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len);
 PE_API unsigned pe_server_port(const pe_server *srv);
 
