@@ -127,13 +127,14 @@ PE_API unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg);
 PE_API int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len);
 PE_API unsigned pe_server_port(const pe_server *srv);
 
-/* Accept until stopped, then wait up to grace_ms for open and queued
- * connections to finish, close the rest and join every worker. Returns 0,
- * or a negative errno if accepting failed for good. A server runs once:
- * -EALREADY, at once, for a second run or a run after pe_server_start().
- * After a stop made before it, it returns at once. It runs on the calling thread, which
- * should block the signals the program handles elsewhere (the workers block
- * every signal: see pe_pool_start()). */
+/* Accept until stopped, then close the listening socket (clients still in
+ * its backlog are refused, and the port is free again), wait up to grace_ms
+ * for open and queued connections to finish, close the rest and join every
+ * worker. Returns 0, or a negative errno if accepting failed for good. A
+ * server runs once: -EALREADY, at once, for a second run or a run after
+ * pe_server_start(). After a stop made before it, it returns at once. It
+ * runs on the calling thread, which should block the signals the program
+ * handles elsewhere (the workers block every signal: see pe_pool_start()). */
 PE_API int pe_server_run(pe_server *srv);
 
 /* Or let the library run it: pe_server_start() calls pe_server_run() on a
