@@ -48,7 +48,7 @@ struct client_config {
 	unsigned long size;        /* bytes per message */
 	unsigned long pipeline;    /* messages in flight per connection */
 	unsigned long rate;        /* messages (churn: connections) per second per connection; 0 = no limit */
-	unsigned long threads;     /* 0 = one per online CPU */
+	unsigned long threads;     /* 0 = one per CPU it may run on (sched_getaffinity) */
 	unsigned long timeout_ms;  /* give up on a silent server after this long; 0 = never */
 	bool json;
 	bool quiet;                /* no progress line */

@@ -121,7 +121,6 @@ struct load {
 	unsigned char *pattern;
 	int stop_fd;   /* eventfd in every epoll set: readable means stop */
 	int done_fd;   /* eventfd: each thread adds 1 when it ends */
-	atomic_bool stop;
 	/* Established connections open now, and the most ever at once: shared,
 	 * but touched once per connect and close, never per message. */
 	atomic_uint open_now, peak_open;
@@ -1132,7 +1131,6 @@ static void request_stop(struct load *L)
 {
 	uint64_t one = 1;
 
-	atomic_store(&L->stop, true);
 	if (write(L->stop_fd, &one, sizeof one) < 0) {
 		/* The threads still stop at the deadline or when their work is done. */
 	}
