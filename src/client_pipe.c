@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,7 +183,6 @@ static int verify(struct pipe *p, const unsigned char *got, size_t n)
 			while (want[i] == got[done + i])
 				i++;
 			p->ver += i;
-			p->res->mismatch_offset = p->ver;
 			return fail(p, PIPE_MISMATCH, "echo from %s differs at byte offset %llu: "
 			            "sent 0x%02x, received 0x%02x", p->peer,
 			            (unsigned long long)p->ver, want[i], got[done + i]);
@@ -190,12 +190,10 @@ static int verify(struct pipe *p, const unsigned char *got, size_t n)
 		p->ver += span;
 		done += span;
 	}
-	if (due < n) {
-		p->res->mismatch_offset = p->snt;
+	if (due < n)
 		return fail(p, PIPE_MISMATCH, "%s sent back more bytes than it was sent: "
 		            "%llu bytes sent, at least %llu received", p->peer,
 		            (unsigned long long)p->snt, (unsigned long long)received);
-	}
 	return 0;
 }
 
@@ -427,9 +425,6 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	close(p.sock);
 	if (rc < 0 && !p.out_failed)
 		(void)output_flush(&p, cfg->timeout_ms); /* RES says how it went */
-	res->sent = p.snt;
-	res->echoed = p.ver;
-	res->written = p.outd;
 	free(p.ring);
 	free(p.chunk);
 	return rc;

@@ -6,8 +6,6 @@
 #ifndef POOLECHO_CLIENT_PIPE_H
 #define POOLECHO_CLIENT_PIPE_H
 
-#include <stdint.h>
-
 #include "client_cli.h"
 
 enum pipe_failure {
@@ -21,11 +19,6 @@ enum pipe_failure {
 
 struct pipe_result {
 	enum pipe_failure failure;
-	uint64_t sent;            /* bytes sent to the server */
-	uint64_t echoed;          /* bytes received and found identical */
-	uint64_t written;         /* bytes written to the output: all those echoed,
-	                           * unless output_error says why not */
-	uint64_t mismatch_offset; /* valid for PIPE_MISMATCH */
 	char message[512];        /* what went wrong, with the address and errno text */
 	char output_error[256];   /* after a failure, why not every verified byte
 	                           * could be written out; empty when they were */
