@@ -265,12 +265,54 @@ static void server_log(void *ctx, enum pe_log_level level, const char *message)
 	pe_log_sink(ctx, level, message);
 }
 
+/* Why pe_server_create() failed, in one line. The library explains a bad
+ * setting or a socket's failure itself; a refused thread or a lack of
+ * memory it leaves to us, who can name the limits and the options. */
+static void log_create_failure(const struct pe_server_config *cfg, int rc)
+{
+	if (rc == -EAGAIN) {
+		char limits[512];
+
+		thread_limits_describe(limits, sizeof limits);
+		pe_log(PE_LOG_ERROR, "cannot start %u worker threads: %s (the system refused "
+		       "one); lower -w/--workers or raise the limit that binds: %s",
+		       cfg->workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'");
+	} else if (rc == -ENOMEM)
+		/* The buffers are most of it, but the queue and the pool's
+		 * tables come from the same memory. */
+		pe_log(PE_LOG_ERROR, "cannot start %u workers with %zu-byte buffers and a "
+		       "queue of %zu: %s; lower -w/--workers, --buffer-size or -q/--queue, "
+		       "or raise 'ulimit -v'", cfg->workers, cfg->buffer_size,
+		       cfg->queue_capacity, strerror(ENOMEM));
+	else if (!atomic_load(&server_errors_logged))
+		pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
+}
+
+/* Options that are accepted but cannot act as given: say so at start. */
+static void warn_options_overruled(const struct daemon_options *opt)
+{
+	unsigned busy_poll_us = pe_server_busy_poll_us(&opt->server);
+
+	if (busy_poll_us != opt->server.busy_poll_us)
+		pe_log(PE_LOG_WARN, "--busy-poll %u us is cut to %u us, a sixteenth of "
+		       "--idle-timeout, so that a spin cannot hold a silent client past it",
+		       opt->server.busy_poll_us, busy_poll_us);
+#ifndef HAVE_SPLICE
+	if (opt->server.splice == PE_SPLICE_ALWAYS)
+		pe_log(PE_LOG_WARN, "--splice=always: this system has no splice(2), so streams "
+		       "are echoed by copying");
+#endif
+	/* At --log-level=error only an error line is seen. */
+	if (opt->stats_interval_ms && opt->log_level < PE_LOG_INFO)
+		pe_log(opt->log_level, "--stats-interval lines are logged at level info, which "
+		       "--log-level=%s hides", pe_log_level_name(opt->log_level));
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_options opt;
 	struct signal_thread st;
 	pe_server *srv;
-	unsigned busy_poll_us;
 	int rc;
 
 	/* Started with stderr closed, the stop pipe made below would take its
@@ -314,43 +356,14 @@ int main(int argc, char **argv)
 	raise_fd_limit(&opt.server);
 	rc = pe_server_create(&srv, &opt.server);
 	if (rc < 0) {
-		if (rc == -EAGAIN) {
-			char limits[512];
-
-			/* One line: the library leaves this failure to us. */
-			thread_limits_describe(limits, sizeof limits);
-			pe_log(PE_LOG_ERROR, "cannot start %u worker threads: %s (the system refused "
-			       "one); lower -w/--workers or raise the limit that binds: %s",
-			       opt.server.workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'");
-		} else if (rc == -ENOMEM)
-			/* The buffers are most of it, but the queue and the pool's
-			 * tables come from the same memory. */
-			pe_log(PE_LOG_ERROR, "cannot start %u workers with %zu-byte buffers and a "
-			       "queue of %zu: %s; lower -w/--workers, --buffer-size or -q/--queue, "
-			       "or raise 'ulimit -v'", opt.server.workers, opt.server.buffer_size,
-			       opt.server.queue_capacity, strerror(ENOMEM));
-		else if (!atomic_load(&server_errors_logged))
-			pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
+		log_create_failure(&opt.server, rc);
 		return 1;
 	}
 	if (!descriptor_left()) {
 		pe_server_destroy(srv);
 		return 1;
 	}
-	busy_poll_us = pe_server_busy_poll_us(&opt.server);
-	if (busy_poll_us != opt.server.busy_poll_us)
-		pe_log(PE_LOG_WARN, "--busy-poll %u us is cut to %u us, a sixteenth of "
-		       "--idle-timeout, so that a spin cannot hold a silent client past it",
-		       opt.server.busy_poll_us, busy_poll_us);
-#ifndef HAVE_SPLICE
-	if (opt.server.splice == PE_SPLICE_ALWAYS)
-		pe_log(PE_LOG_WARN, "--splice=always: this system has no splice(2), so streams "
-		       "are echoed by copying");
-#endif
-	/* At --log-level=error only an error line is seen. */
-	if (opt.stats_interval_ms && opt.log_level < PE_LOG_INFO)
-		pe_log(opt.log_level, "--stats-interval lines are logged at level info, which "
-		       "--log-level=%s hides", pe_log_level_name(opt.log_level));
+	warn_options_overruled(&opt);
 	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
 
 	/* Under systemd's Type=notify the start job ends here, and the units
