@@ -1,7 +1,8 @@
 /*
  * log.h -- the programs' log: one line per event on stderr, with an
- * ISO 8601 UTC timestamp and a level, written with a single write(2) so
- * lines from different threads never interleave.
+ * ISO 8601 UTC timestamp and a level. Each line is written under a lock,
+ * in one write(2) unless standard error takes only part of it, so lines
+ * from different threads never interleave.
  */
 #ifndef POOLECHO_LOG_H
 #define POOLECHO_LOG_H
