@@ -64,7 +64,8 @@ struct pe_server_config {
 	enum pe_overflow overflow;
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
 	                              an eighth longer); 0 = never */
-	unsigned grace_ms;         /* on stop, let open connections go on this long */
+	unsigned grace_ms;         /* on pe_server_stop(), let open and queued connections go
+	                              on this long, then close them */
 	size_t buffer_size;        /* per-worker echo buffer, bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
 	size_t stack_size;         /* per-worker stack, bytes, raised to PTHREAD_STACK_MIN; 0 = the
