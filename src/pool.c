@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include <poolecho/pool.h>
@@ -25,8 +26,8 @@ struct pe_pool {
 	struct pe_pool_config cfg;
 	unsigned started;
 	struct worker *workers;
-	unsigned char *item;   /* one item buffer per worker, item_size each */
-	size_t item_size;
+	unsigned char *item;   /* one item buffer per worker, item_stride apart */
+	size_t item_stride;    /* the queue's item size, rounded up so each is max-aligned */
 	int batch_inherited;   /* workers were created SCHED_BATCH */
 };
 
@@ -75,7 +76,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct pe_pool *pool = w->pool;
-	void *item = pool->item + (size_t)w->index * pool->item_size;
+	void *item = pool->item + (size_t)w->index * pool->item_stride;
 
 	if (pool->cfg.batch_scheduling && !pool->batch_inherited)
 		set_batch_scheduling();
@@ -99,9 +100,11 @@ static void pool_free(struct pe_pool *pool)
 
 int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 {
+	const size_t align = _Alignof(max_align_t);
 	struct pe_pool *pool;
 	pthread_attr_t attr;
 	sigset_t caller_mask;
+	size_t item_size;
 	int rc = 0;
 
 	if (!out)
@@ -109,13 +112,17 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 	*out = NULL;
 	if (!cfg || cfg->workers == 0 || !cfg->queue || !cfg->handler)
 		return -EINVAL;
+	item_size = pe_queue_item_size(cfg->queue);
 	pool = calloc(1, sizeof *pool);
 	if (!pool)
 		return -ENOMEM;
 	pool->cfg = *cfg;
-	pool->item_size = pe_queue_item_size(cfg->queue);
+	/* A handler may read its item in place as its own struct: give each
+	 * worker's copy the alignment calloc gives the first. (No overflow:
+	 * the queue has already allocated an item of this size.) */
+	pool->item_stride = (item_size + align - 1) / align * align;
 	pool->workers = calloc(cfg->workers, sizeof *pool->workers);
-	pool->item = calloc(cfg->workers, pool->item_size);
+	pool->item = calloc(cfg->workers, pool->item_stride);
 	if (!pool->workers || !pool->item) {
 		pool_free(pool);
 		return -ENOMEM;

@@ -173,8 +173,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
 	struct pe_worker_slot *slot = &srv->slots[worker];
-	/* Copied out: the pool's item buffers are item_size apart, so an int
-	 * item is aligned only as an int. */
+	/* Copied out: without the connection log an item is only the int
+	 * (queue_item_size), shorter than ACC. */
 	struct pe_accepted acc;
 	int fd, err = 0, unserved; /* by a hard stop */
 	enum pe_echo_end end = PE_ECHO_ERROR;

@@ -1,9 +1,9 @@
 /*
  * test_pool.c -- the worker pool: W workers really run at once (a barrier
  * only W concurrent handlers can pass), joining waits for the queue to
- * close, every queued item is handled exactly once, batch-scheduled workers
- * run as SCHED_BATCH and leave their creator's policy alone, bad configs
- * fail.
+ * close, every queued item is handled exactly once and aligned for any
+ * type, batch-scheduled workers run as SCHED_BATCH and leave their
+ * creator's policy alone, bad configs fail.
  */
 #include <config.h>
 
@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct record {
 	atomic_int wrong_policy;     /* handler calls on a thread with another policy */
 	atomic_int signals_open;     /* handler calls on a thread that takes a signal */
 	atomic_int faults_blocked;   /* ... or that blocks a fault's signal */
+	atomic_int misaligned;       /* handler calls given an item not aligned for any type */
 	atomic_uchar *seen;          /* per item value, when counting items */
 	int items;
 };
@@ -105,6 +107,17 @@ static void mask_handler(void *ctx, unsigned worker, void *item)
 	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
 		if (sigismember(&mask, faults[i]))
 			atomic_fetch_add(&r->faults_blocked, 1);
+	barrier_handler(ctx, worker, item);
+}
+
+/* barrier_handler that also checks that ITEM may be read in place as any
+ * type: aligned as malloc(3)'s memory is. */
+static void align_handler(void *ctx, unsigned worker, void *item)
+{
+	struct record *r = ctx;
+
+	if ((uintptr_t)item % _Alignof(max_align_t) != 0)
+		atomic_fetch_add(&r->misaligned, 1);
 	barrier_handler(ctx, worker, item);
 }
 
@@ -386,6 +399,21 @@ Test(pool, workers_block_every_signal_but_a_fault_s_and_the_creator_keeps_its_ma
 	             "workers", atomic_load(&bp.r.signals_open), bp.workers);
 	cr_expect_eq(atomic_load(&bp.r.faults_blocked), 0, "%d fault signals blocked, summed over "
 	             "%d workers", atomic_load(&bp.r.faults_blocked), bp.workers);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* Items of an int each: every worker's copy is aligned for any type all
+ * the same, so a handler may cast ITEM to its own struct. */
+Test(pool, each_worker_s_item_is_aligned_for_any_type)
+{
+	struct pe_pool_config cfg = {.workers = 4, .handler = align_handler};
+	struct barrier_pool bp;
+
+	barrier_pool_start(&bp, &cfg);
+	barrier_pool_finish(&bp);
+	cr_expect_eq(atomic_load(&bp.r.misaligned), 0, "%d of %d workers got an item aligned "
+	             "to less than %zu bytes", atomic_load(&bp.r.misaligned), bp.workers,
+	             _Alignof(max_align_t));
 	TH_ASSERT_NO_LEAKS();
 }
 

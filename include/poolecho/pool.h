@@ -20,7 +20,8 @@ extern "C" {
 typedef struct pe_pool pe_pool;
 
 /* Called on worker WORKER (0 .. size-1) for every item it pops. ITEM points
- * to a copy owned by the worker for the duration of the call. */
+ * to a copy owned by the worker for the duration of the call, aligned for
+ * any type (as malloc(3)'s memory is), so it may be read in place. */
 typedef void pe_pool_handler(void *ctx, unsigned worker, void *item);
 
 struct pe_pool_config {
