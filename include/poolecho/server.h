@@ -162,7 +162,8 @@ PE_API int pe_server_wait(pe_server *srv);
  * thread of your own that then calls this, as poolechod does. */
 PE_API void pe_server_stop(pe_server *srv);
 
-/* Like pe_server_stop() but with no grace: open connections are closed now. */
+/* Like pe_server_stop() but with no grace: open and queued connections are
+ * closed now. */
 PE_API void pe_server_stop_now(pe_server *srv);
 
 struct pe_server_stats {
