@@ -56,7 +56,7 @@ static int64_t now_ns(void)
 static void log_stats(pe_server *srv, const char *prefix)
 {
 	struct pe_server_stats s;
-	char line[512];
+	char line[PE_STATS_LINE_MAX];
 
 	pe_server_stats(srv, &s);
 	pe_server_stats_format(&s, line, sizeof line);
