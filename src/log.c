@@ -1,7 +1,8 @@
 /*
- * log.c -- timestamped, levelled lines on stderr for both programs. Each
- * line is formatted into one buffer and written under a lock, which keeps
- * lines from many worker threads whole.
+ * log.c -- timestamped, levelled lines on stderr for both programs, or
+ * lines in sd-daemon(3)'s form when stderr is systemd's journal. Each line
+ * is formatted into one buffer and written under a lock, which keeps lines
+ * from many worker threads whole.
  */
 #include <config.h>
 
@@ -13,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +36,8 @@ static bool log_poll_first; /* stderr could not be opened again: poll before eac
 static atomic_ulong lines_dropped;
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool line_cut; /* the last line written stopped short of its newline */
+/* stderr is the journal: "<N>message", the journal records the rest. */
+static bool journal_format;
 
 void pe_log_set_program(const char *name) { program = name; }
 void pe_log_set_level(enum pe_log_level level) { threshold = level; }
@@ -54,6 +58,47 @@ void pe_log_one_line(char *msg)
 	for (; *msg; msg++)
 		if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
 			*msg = '?';
+}
+
+/* The syslog priority sd-daemon(3)'s "<N>" prefix gives LEVEL. */
+static int journal_priority(enum pe_log_level level)
+{
+	switch (level) {
+	case PE_LOG_ERROR: return 3;
+	case PE_LOG_WARN: return 4;
+	case PE_LOG_INFO: return 6;
+	case PE_LOG_DEBUG: return 7;
+	}
+	return 6;
+}
+
+/* VALUE, all decimal digits, into *OUT: false when it is not that. */
+static bool parse_decimal(const char *value, const char *end, unsigned long long *out)
+{
+	char *stop;
+
+	if (value == end || *value < '0' || *value > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(value, &stop, 10);
+	return errno == 0 && stop == end;
+}
+
+bool pe_log_detect_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	const char *colon = env ? strchr(env, ':') : NULL;
+	unsigned long long dev, ino;
+	struct stat st;
+
+	/* systemd sets it for a unit whose stdout or stderr is the journal, and
+	 * a child inherits it with its stderr redirected: only when it names
+	 * fd 2 itself do lines go to the journal. */
+	journal_format = colon && parse_decimal(env, colon, &dev) &&
+	                 parse_decimal(colon + 1, colon + strlen(colon), &ino) &&
+	                 fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	                 (unsigned long long)st.st_ino == ino;
+	return journal_format;
 }
 
 int pe_log_never_block(void)
@@ -147,19 +192,24 @@ static bool write_line(const char *line, size_t len)
 	return done == len;
 }
 
-/* One line: timestamp, program, PID, level, MSG; its length. */
+/* One line: timestamp, program, PID, level, MSG; for the journal, the
+ * level's priority prefix and MSG. Its length. */
 static size_t format_line(char *line, size_t size, enum pe_log_level level, const char *msg)
 {
 	struct timespec ts;
 	struct tm tm;
 	int n;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: %s\n",
-	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	             tm.tm_sec, ts.tv_nsec / 1000000L, program, (long)getpid(),
-	             pe_log_level_name(level), msg);
+	if (journal_format) {
+		n = snprintf(line, size, "<%d>%s\n", journal_priority(level), msg);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s: %s\n",
+		             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		             tm.tm_sec, ts.tv_nsec / 1000000L, program, (long)getpid(),
+		             pe_log_level_name(level), msg);
+	}
 	if (n < 0)
 		return 0;
 	if ((size_t)n >= size) {

@@ -1,16 +1,25 @@
 /*
  * log.h -- the programs' log: one line per event on stderr, with an
- * ISO 8601 UTC timestamp and a level. Each line is written under a lock,
- * in one write(2) unless standard error takes only part of it, so lines
- * from different threads never interleave.
+ * ISO 8601 UTC timestamp and a level (into systemd's journal, a "<N>"
+ * priority instead: see pe_log_detect_journal). Each line is written under
+ * a lock, in one write(2) unless standard error takes only part of it, so
+ * lines from different threads never interleave.
  */
 #ifndef POOLECHO_LOG_H
 #define POOLECHO_LOG_H
+
+#include <stdbool.h>
 
 #include <poolecho/server.h>
 
 void pe_log_set_program(const char *name);
 void pe_log_set_level(enum pe_log_level level);
+
+/* Whether stderr is systemd's journal: $JOURNAL_STREAM ("DEV:INO") names
+ * the device and inode of fd 2. From then on each line is sd-daemon(3)'s
+ * "<N>MESSAGE" (<3> error, <4> warning, <6> info, <7> debug), without the
+ * timestamp, program and PID the journal records itself. */
+bool pe_log_detect_journal(void);
 
 /* "error", "warning", "info" or "debug": as --log-level spells it. */
 const char *pe_log_level_name(enum pe_log_level level);

@@ -330,6 +330,7 @@ int main(int argc, char **argv)
 	if (rc > 0)
 		return rc;
 	pe_log_set_program("poolechod");
+	pe_log_detect_journal();
 	pe_log_set_level(opt.log_level);
 	rc = pe_log_never_block();
 	if (rc < 0)

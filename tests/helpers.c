@@ -21,6 +21,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -605,10 +606,38 @@ static int open_raw_pty(int fds[2])
 	return tcsetattr(fds[1], TCSANOW, &t);
 }
 
-static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty)
+extern char **environ;
+
+/* A copy of the environment with JOURNAL_STREAM naming FD ("DEV:INO"), as
+ * systemd sets it for a unit whose stderr is the journal; malloc'd, made
+ * before fork (the child may not allocate), or NULL with errno set. */
+static char **env_with_journal_stream(int fd, char *entry, size_t size)
+{
+	struct stat st;
+	size_t n = 0, k = 0;
+	char **env;
+
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	snprintf(entry, size, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof *env);
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "JOURNAL_STREAM=", 15) != 0)
+			env[k++] = environ[i];
+	env[k] = entry;
+	return env;
+}
+
+static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty, bool journal)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
 	pid_t parent = getpid();
+	char journal_entry[80], **env = NULL;
 	int rc, child_errno;
 	ssize_t n;
 
@@ -618,7 +647,9 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty)
 	buf_init(&p->out);
 	buf_init(&p->err);
 	if (pipe2(out, O_CLOEXEC) < 0 || (err_tty ? open_raw_pty(err) : pipe2(err, O_CLOEXEC)) < 0 ||
-	    pipe2(report, O_CLOEXEC) < 0) {
+	    pipe2(report, O_CLOEXEC) < 0 ||
+	    (journal && !(env = env_with_journal_stream(err[1], journal_entry,
+	                                                 sizeof journal_entry)))) {
 		rc = -errno;
 		goto fail;
 	}
@@ -638,11 +669,13 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty)
 		    (null == 0 || close(null) == 0) && child_dup2(out[1], 1) == 0 &&
 		    child_dup2(err[1], 2) == 0)
 			/* argv is not modified; execv's prototype predates const. */
-			execv(argv[0], (char *const *)(uintptr_t)argv);
+			execve(argv[0], (char *const *)(uintptr_t)argv, env ? env : environ);
 		child_errno = errno ? errno : ECHILD;
 		n = write(report[1], &child_errno, sizeof child_errno);
 		_exit(n == (ssize_t)sizeof child_errno ? 127 : 126);
 	}
+	free(env);
+	env = NULL;
 	close(report[1]);
 	report[1] = -1;
 	/* The report pipe closes at exec; an errno on it means there was none. */
@@ -665,6 +698,7 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty)
 	p->pidfd = pidfd_open(p->pid, 0);
 	return 0;
 fail:
+	free(env);
 	for (int i = 0; i < 2; i++) {
 		if (out[i] >= 0)
 			close(out[i]);
@@ -678,12 +712,17 @@ fail:
 
 int th_proc_spawn(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, false);
+	return proc_spawn(p, argv, false, false);
 }
 
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, true);
+	return proc_spawn(p, argv, true, false);
+}
+
+int th_proc_spawn_journal(struct th_proc *p, const char *const argv[])
+{
+	return proc_spawn(p, argv, false, true);
 }
 
 /* Wait up to TIMEOUT_MS for output (and for the exit when WITH_EXIT), then

@@ -165,6 +165,10 @@ int th_proc_spawn(struct th_proc *p, const char *const argv[]);
  * master as from the pipe. */
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[]);
 
+/* The same as th_proc_spawn with $JOURNAL_STREAM naming the stderr pipe's
+ * device and inode, as systemd sets it when stderr is the journal. */
+int th_proc_spawn_journal(struct th_proc *p, const char *const argv[]);
+
 /* Read whatever the program wrote, waiting at most TIMEOUT_MS for
  * something: 0, -ETIMEDOUT, or -EPIPE when both pipes are at end. */
 int th_proc_pump(struct th_proc *p, unsigned timeout_ms);

@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1670,6 +1671,105 @@ Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
 		stop_daemon(SIGTERM);
 		th_proc_cleanup(&proc);
 	}
+}
+
+/* Whether every line of the daemon's stderr starts with a "<N>" priority
+ * prefix (sd-daemon(3)); the first line that does not, copied into BAD. */
+static bool every_line_has_a_priority(char *bad, size_t size)
+{
+	for (const char *s = proc.err.data; s && *s;) {
+		size_t len = strcspn(s, "\n");
+
+		if (s[0] != '<' || s[1] < '0' || s[1] > '7' || s[2] != '>') {
+			snprintf(bad, size, "%.*s", (int)len, s);
+			return false;
+		}
+		s += len + (s[len] == '\n');
+	}
+	return true;
+}
+
+/* Under systemd, stderr into the journal: $JOURNAL_STREAM names its device
+ * and inode, and each line carries its priority ("<6>" info, "<4>"
+ * warning) instead of what the journal records itself (time, program, PID),
+ * so that journalctl -p warning selects the warnings. */
+Test(daemon, journal_stream_on_stderr_gets_priority_prefixes)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-w", "2", "-t", "0.2",
+	                      "--busy-poll=1000000", NULL};
+	char bad[256], line[512];
+	int rc = th_proc_spawn_journal(&proc, argv);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_assert_gt(th_proc_wait_ready(&proc, START_MS), 0, "no readiness line; stderr:\n%s",
+	             proc.err.data);
+	stderr_line_with("listening on ", line, sizeof line);
+	cr_expect(strncmp(line, "<6>listening on 127.0.0.1:", 26) == 0,
+	          "the readiness line is '%s', not '<6>listening on 127.0.0.1:...'", line);
+	stderr_line_with("--busy-poll 1000000 us is cut", line, sizeof line);
+	cr_expect(strncmp(line, "<4>--busy-poll 1000000 us is cut to 12500 us", 44) == 0,
+	          "the --busy-poll warning is '%s', not '<4>--busy-poll 1000000 us is cut to "
+	          "12500 us...'", line);
+	cr_expect(every_line_has_a_priority(bad, sizeof bad), "a line without '<N>': '%s' in:\n%s",
+	          bad, proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "poolechod["),
+	               "the program and PID are still there:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
+/* An error, for the journal, is priority 3: journalctl -p err shows why a
+ * start failed. */
+Test(daemon, journal_stream_on_stderr_gives_errors_priority_3)
+{
+	char err[PE_NET_ERRLEN], port[16], line[512];
+	int fd = pe_net_listen("127.0.0.1", 0, 4, err), rc;
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", port, "-w", "2", NULL};
+
+	cr_assert_geq(fd, 0, "%s", err);
+	snprintf(port, sizeof port, "%d", th_local_port(fd));
+	rc = th_proc_spawn_journal(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	rc = th_proc_wait_exit(&proc, EXIT_MS);
+	close(fd);
+	cr_assert_eq(rc, 0, "poolechod did not exit with its port in use");
+	cr_expect_eq(th_proc_exit_code(&proc), 1, "exit %d; stderr:\n%s", th_proc_exit_code(&proc),
+	             proc.err.data);
+	stderr_line_with("bind: Address already in use", line, sizeof line);
+	cr_expect(strncmp(line, "<3>", 3) == 0 && strstr(line, "bind: Address already in use"),
+	          "the error line is '%s', not '<3>...bind: Address already in use'; stderr:\n%s",
+	          line, proc.err.data);
+	assert_no_sanitizer_report();
+}
+
+/* A JOURNAL_STREAM inherited by a daemon whose stderr goes elsewhere (a
+ * shell in a unit, redirecting it) names another file: the lines keep
+ * their timestamp, program, PID and level. */
+Test(daemon, journal_stream_of_another_file_keeps_the_classic_format)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-w", "2", NULL};
+	int other[2];
+	struct stat st;
+	char value[64];
+	int rc;
+
+	/* On the same device as the daemon's stderr pipe, another inode. */
+	cr_assert_eq(pipe(other), 0);
+	cr_assert_eq(fstat(other[0], &st), 0);
+	snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	cr_assert_eq(setenv("JOURNAL_STREAM", value, 1), 0);
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_assert_gt(th_proc_wait_ready(&proc, START_MS), 0, "no readiness line; stderr:\n%s",
+	             proc.err.data);
+	cr_expect(strstr(proc.err.data, "Z poolechod[") &&
+	          strstr(proc.err.data, "] info: listening on "),
+	          "JOURNAL_STREAM=%s (not stderr) changed the format:\n%s", value, proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "<6>"), "a journal prefix with JOURNAL_STREAM=%s:\n%s",
+	               value, proc.err.data);
+	stop_daemon(SIGTERM);
+	close(other[0]);
+	close(other[1]);
 }
 
 /* A spin longer than the idle timeout would hold a silent client past it:
