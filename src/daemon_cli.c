@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon_cli.h"
+#include "log.h"
 #include "parse.h"
 
 #define PROGRAM "poolechod"
@@ -126,11 +127,13 @@ static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, PROGRAM ": ");
+	/* Under systemd, journalctl -p err shows why the unit failed. */
+	fprintf(stderr, "%s" PROGRAM ": ", pe_log_prefix(PE_LOG_ERROR));
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '" PROGRAM " --help' for more information.\n");
+	fprintf(stderr, "\n%sTry '" PROGRAM " --help' for more information.\n",
+	        pe_log_prefix(PE_LOG_ERROR));
 	return 2;
 }
 

@@ -60,18 +60,6 @@ void pe_log_one_line(char *msg)
 			*msg = '?';
 }
 
-/* The syslog priority sd-daemon(3)'s "<N>" prefix gives LEVEL. */
-static int journal_priority(enum pe_log_level level)
-{
-	switch (level) {
-	case PE_LOG_ERROR: return 3;
-	case PE_LOG_WARN: return 4;
-	case PE_LOG_INFO: return 6;
-	case PE_LOG_DEBUG: return 7;
-	}
-	return 6;
-}
-
 /* VALUE, all decimal digits, into *OUT: false when it is not that. */
 static bool parse_decimal(const char *value, const char *end, unsigned long long *out)
 {
@@ -99,6 +87,16 @@ bool pe_log_detect_journal(void)
 	                 fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
 	                 (unsigned long long)st.st_ino == ino;
 	return journal_format;
+}
+
+const char *pe_log_prefix(enum pe_log_level level)
+{
+	/* syslog's LOG_ERR, LOG_WARNING, LOG_INFO and LOG_DEBUG */
+	static const char *const prefix[] = {"<3>", "<4>", "<6>", "<7>"};
+
+	if (!journal_format || (unsigned)level >= sizeof prefix / sizeof prefix[0])
+		return "";
+	return prefix[level];
 }
 
 int pe_log_never_block(void)
@@ -201,7 +199,7 @@ static size_t format_line(char *line, size_t size, enum pe_log_level level, cons
 	int n;
 
 	if (journal_format) {
-		n = snprintf(line, size, "<%d>%s\n", journal_priority(level), msg);
+		n = snprintf(line, size, "%s%s\n", pe_log_prefix(level), msg);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);

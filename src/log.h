@@ -21,6 +21,10 @@ void pe_log_set_level(enum pe_log_level level);
  * timestamp, program and PID the journal records itself. */
 bool pe_log_detect_journal(void);
 
+/* For the journal, LEVEL's "<N>" prefix; otherwise "". For what is written
+ * to stderr other than through pe_log (poolechod's usage errors). */
+const char *pe_log_prefix(enum pe_log_level level);
+
 /* "error", "warning", "info" or "debug": as --log-level spells it. */
 const char *pe_log_level_name(enum pe_log_level level);
 

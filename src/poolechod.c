@@ -324,13 +324,14 @@ int main(int argc, char **argv)
 	/* A client that resets while we write must cost an EPIPE, not the
 	 * process; so must `poolechod --help | true`. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Before the command line, so that its errors get a priority too. */
+	pe_log_detect_journal();
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc == 0) /* --help or --version */
 		return pe_stdout_flush_checked("poolechod");
 	if (rc > 0)
 		return rc;
 	pe_log_set_program("poolechod");
-	pe_log_detect_journal();
 	pe_log_set_level(opt.log_level);
 	rc = pe_log_never_block();
 	if (rc < 0)

@@ -1741,6 +1741,26 @@ Test(daemon, journal_stream_on_stderr_gives_errors_priority_3)
 	assert_no_sanitizer_report();
 }
 
+/* Bad usage in ExecStart fails the unit (exit 2): the reason, too, is an
+ * error for the journal, so journalctl -p err shows it. */
+Test(daemon, journal_stream_on_stderr_gives_usage_errors_priority_3)
+{
+	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-w", "0", NULL};
+	char bad[256];
+	int rc = th_proc_spawn_journal(&proc, argv);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "poolechod did not exit on -w 0");
+	cr_assert_eq(th_proc_exit_code(&proc), 2, "exit %d; stderr:\n%s",
+	             th_proc_exit_code(&proc), proc.err.data);
+	cr_expect(strncmp(proc.err.data, "<3>poolechod: ", 14) == 0 &&
+	          strstr(proc.err.data, "-w/--workers"),
+	          "the usage error does not start '<3>poolechod: ':\n%s", proc.err.data);
+	cr_expect(every_line_has_a_priority(bad, sizeof bad), "a line without '<N>': '%s' in:\n%s",
+	          bad, proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* A JOURNAL_STREAM inherited by a daemon whose stderr goes elsewhere (a
  * shell in a unit, redirecting it) names another file: the lines keep
  * their timestamp, program, PID and level. */
