@@ -22,7 +22,7 @@ void pe_log_set_level(enum pe_log_level level);
 bool pe_log_detect_journal(void);
 
 /* For the journal, LEVEL's "<N>" prefix; otherwise "". For what is written
- * to stderr other than through pe_log (poolechod's usage errors). */
+ * to stderr other than through pe_log (usage errors, the client's errors). */
 const char *pe_log_prefix(enum pe_log_level level);
 
 /* "error", "warning", "info" or "debug": as --log-level spells it. */

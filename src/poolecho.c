@@ -6,15 +6,19 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "client_cli.h"
 #include "client_load.h"
 #include "client_pipe.h"
 #include "client_report.h"
+#include "log.h"
 #include "stdfds.h"
 
 /* Distinct failures, so that a health check can tell a server that is
@@ -25,15 +29,30 @@
 
 static const char *program = "poolecho";
 
+static void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "poolecho: MESSAGE" on stderr; in systemd's journal (a health check run
+ * by a unit) with the error priority, which journalctl -p err selects. */
+static void say_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s%s: ", pe_log_prefix(PE_LOG_ERROR), program);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 static int run_pipe(const struct client_config *cfg)
 {
 	struct pipe_result res;
 
 	if (client_pipe_run(cfg, STDIN_FILENO, STDOUT_FILENO, &res) == 0)
 		return EXIT_SUCCESS;
-	fprintf(stderr, "%s: %s\n", program, res.message);
+	say_error("%s", res.message);
 	if (res.output_error[0])
-		fprintf(stderr, "%s: %s\n", program, res.output_error);
+		say_error("%s", res.output_error);
 	switch (res.failure) {
 	case PIPE_CONNECT:
 		return EXIT_UNREACHABLE;
@@ -64,7 +83,7 @@ static int run_load(const struct client_config *cfg)
 
 	if (client_load_run(cfg, progress ? client_report_progress : NULL, &rp, &res,
 	                    err, sizeof err) < 0) {
-		fprintf(stderr, "%s: %s\n", program, err);
+		say_error("%s", err);
 		return res.unreachable ? EXIT_UNREACHABLE : EXIT_FAILURE;
 	}
 	client_report_progress_end(&rp);
@@ -75,19 +94,19 @@ static int run_load(const struct client_config *cfg)
 	/* The run's own failure is still said: it is why the report mattered. */
 	report_lost = fflush(stdout) != 0;
 	if (report_lost)
-		perror("poolecho: cannot write the report");
+		say_error("cannot write the report: %s", strerror(errno));
 	if (res.errors) {
-		fprintf(stderr, "%s: %llu error%s; first: %s\n", program,
-		        (unsigned long long)res.errors, res.errors == 1 ? "" : "s", res.first_error);
+		say_error("%llu error%s; first: %s", (unsigned long long)res.errors,
+		          res.errors == 1 ? "" : "s", res.first_error);
 		return load_errors_status(&res);
 	}
 	if (!client_report_ok(&res)) {
 		if (res.conns_pending)
-			fprintf(stderr, "%s: no message was echoed: %llu connect%s still in progress "
-			        "when the run stopped\n", program, (unsigned long long)res.conns_pending,
-			        res.conns_pending == 1 ? " was" : "s were");
+			say_error("no message was echoed: %llu connect%s still in progress when the "
+			          "run stopped", (unsigned long long)res.conns_pending,
+			          res.conns_pending == 1 ? " was" : "s were");
 		else
-			fprintf(stderr, "%s: no message was echoed before the run stopped\n", program);
+			say_error("no message was echoed before the run stopped");
 		return EXIT_FAILURE;
 	}
 	return report_lost ? EXIT_FAILURE : EXIT_SUCCESS;
@@ -108,6 +127,7 @@ int main(int argc, char **argv)
 	/* SIGTERM always ends the client, as it always stops poolechod, even
 	 * one started with it ignored. */
 	signal(SIGTERM, SIG_DFL);
+	pe_log_detect_journal();
 
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:
@@ -117,8 +137,9 @@ int main(int argc, char **argv)
 		printf("%s %s\n", program, PACKAGE_VERSION);
 		return pe_stdout_flush_checked(program);
 	case CLIENT_CLI_USAGE:
-		fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n",
-		        program, err, program);
+		say_error("%s", err);
+		fprintf(stderr, "%sTry '%s --help' for more information.\n",
+		        pe_log_prefix(PE_LOG_ERROR), program);
 		return EXIT_USAGE;
 	case CLIENT_CLI_RUN:
 		break;

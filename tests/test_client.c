@@ -179,6 +179,10 @@ static void skip_without_strace(void)
 		             "is not allowed): the held client cannot be staged");
 }
 
+/* When set, client_spawn names the client's stderr in $JOURNAL_STREAM, as
+ * systemd does for a unit whose stderr is the journal. */
+static bool spawn_journal_stream;
+
 /* When not 0, client_spawn's child gets this errno from every shutdown(2):
  * how a test makes the rare reset that meets a half-close certain. */
 static int spawn_shutdown_errno;
@@ -228,6 +232,15 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
 	ch->outfile = outfd < 0 ? temp_file() : -1;
 	ch->errfd = temp_file();
+	if (spawn_journal_stream) {
+		struct stat st;
+		char stream[64];
+
+		cr_assert_eq(fstat(ch->errfd, &st), 0, "fstat: %s", strerror(errno));
+		snprintf(stream, sizeof stream, "%llu:%llu", (unsigned long long)st.st_dev,
+		         (unsigned long long)st.st_ino);
+		cr_assert_eq(setenv("JOURNAL_STREAM", stream, 1), 0);
+	}
 	/* Copies made before fork: the child of a threaded process may not malloc. */
 	for (i = 0; spawn_under && spawn_under[i]; i++) {
 		cr_assert_lt(n, 16);
@@ -1922,6 +1935,53 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 		                   r.err);
 		run_free(&r);
 	}
+	close(fd);
+}
+
+/* Whether every line of TEXT starts with PREFIX; the first that does not
+ * in BAD. */
+static bool every_line_starts_with(const char *text, const char *prefix, char *bad, size_t size)
+{
+	for (const char *s = text; *s;) {
+		size_t len = strcspn(s, "\n");
+
+		if (strncmp(s, prefix, strlen(prefix)) != 0) {
+			snprintf(bad, size, "%.*s", (int)len, s);
+			return false;
+		}
+		s += len + (s[len] == '\n');
+	}
+	return true;
+}
+
+/* Run by a systemd unit (a health check) with stderr into the journal,
+ * the client's errors carry the error priority "<3>" (sd-daemon(3)), so
+ * that journalctl -p err shows them: bad usage, a refused connect in pipe
+ * mode and in load mode. */
+Test(wrong_server, errors_into_the_journal_carry_the_error_priority, .timeout = 60)
+{
+	char port[16], bad[256] = "";
+	int fd = refusing_port(port);
+	const char *usage[] = {"--timeout=soon", "127.0.0.1", port, NULL};
+	const char *pipe_mode[] = {"127.0.0.1", port, NULL};
+	const char *load_mode[] = {"-c", "2", "-n", "1", "127.0.0.1", port, NULL};
+	const struct {
+		const char *const *args;
+		int code;
+	} cases[] = {{usage, 2}, {pipe_mode, EXIT_UNREACHABLE}, {load_mode, EXIT_UNREACHABLE}};
+
+	spawn_journal_stream = true;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct run r;
+
+		run_client(&r, "x", 1, cases[i].args);
+		cr_expect_eq(r.code, cases[i].code, "%s: exit %d, stderr:\n%s", cases[i].args[0],
+		             r.code, r.err);
+		cr_expect(r.err[0] && every_line_starts_with(r.err, "<3>", bad, sizeof bad),
+		          "%s: a line without '<3>': '%s' in:\n%s", cases[i].args[0], bad, r.err);
+		run_free(&r);
+	}
+	spawn_journal_stream = false;
 	close(fd);
 }
 
