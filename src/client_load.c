@@ -18,7 +18,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -35,6 +34,8 @@
 #include <unistd.h>
 
 #include "client_load.h"
+#include "cpus.h"
+#include "monotonic.h"
 #include "sigstate.h"
 
 #define PATTERN_LEN LOAD_PATTERN_LEN
@@ -133,14 +134,6 @@ struct load {
 	unsigned nthreads;
 };
 
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static uint64_t splitmix64(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
@@ -226,12 +219,12 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 	atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
 	/* Work that failed ended then; a close that never came ended nothing. */
 	if (!(c->state == CONN_DRAINING && c->rcv == c->snt))
-		t->last_fail_us = now_us();
+		t->last_fail_us = pe_now_us();
 	if (t->first_error[0] == '\0') {
 		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
 		                 c->index, t->L->target);
 
-		t->first_error_us = now_us();
+		t->first_error_us = pe_now_us();
 
 		va_start(ap, fmt);
 		if (n > 0 && (size_t)n < sizeof t->first_error)
@@ -594,7 +587,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 		ssize_t n = recv(c->fd, t->rbuf, RECV_BUF, 0);
 
 		if (n > 0) {
-			*now = now_us();
+			*now = pe_now_us();
 			/* What was due first: an extra byte after an intact echo
 			 * leaves that echo counted, and a wrong one its offset. */
 			size_t due = c->snt - c->rcv < (uint64_t)n ? (size_t)(c->snt - c->rcv) : (size_t)n;
@@ -886,7 +879,7 @@ static void *thread_main(void *arg)
 	struct lthread *t = arg;
 	struct load *L = t->L;
 	struct epoll_event evs[MAX_EVENTS];
-	int64_t now = now_us(), next_scan = now + TICK_US;
+	int64_t now = pe_now_us(), next_scan = now + TICK_US;
 	const int64_t began_us = now;
 	const double began_cpu_s = thread_cpu_s();
 	uint64_t one = 1;
@@ -918,7 +911,7 @@ static void *thread_main(void *arg)
 			if (t->first_error[0] == '\0') {
 				snprintf(t->first_error, sizeof t->first_error, "epoll_wait: %s",
 				         strerror(errno));
-				t->first_error_us = now_us();
+				t->first_error_us = pe_now_us();
 			}
 			t->other++;
 			atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
@@ -927,7 +920,7 @@ static void *thread_main(void *arg)
 		for (i = 0; i < n; i++) {
 			/* Per event, not per batch: handling the events before this one
 			 * took time that is not this echo's latency. */
-			now = now_us();
+			now = pe_now_us();
 			if (evs[i].data.ptr == NULL) {
 				/* The stop eventfd stays readable: take it out of this set. */
 				epoll_ctl(t->epfd, EPOLL_CTL_DEL, L->stop_fd, NULL);
@@ -938,7 +931,7 @@ static void *thread_main(void *arg)
 			}
 			conn_event(t, evs[i].data.ptr, evs[i].events, now);
 		}
-		now = now_us();
+		now = pe_now_us();
 		if (!t->stopping && L->deadline_us && now >= L->deadline_us)
 			thread_stop(t, now);
 		if (now >= next_scan || now >= t->min_due_us) {
@@ -952,7 +945,7 @@ static void *thread_main(void *arg)
 		conn_close(t, &t->conns[k]);
 	/* The CPU time is read within the run time's bounds: never the larger. */
 	t->cpu_s = thread_cpu_s() - began_cpu_s;
-	t->run_s = (double)(now_us() - began_us) / 1e6;
+	t->run_s = (double)(pe_now_us() - began_us) / 1e6;
 	if (write(L->done_fd, &one, sizeof one) < 0) {
 		/* An eventfd write of 1 cannot fail short of a bug; the join still happens. */
 	}
@@ -960,18 +953,6 @@ static void *thread_main(void *arg)
 }
 
 /* ---- setup --------------------------------------------------------------- */
-
-static unsigned default_threads(void)
-{
-	cpu_set_t set;
-	long n;
-
-	/* Under taskset, the CPUs we may run on, not all the machine has. */
-	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-		return (unsigned)CPU_COUNT(&set);
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
-}
 
 static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, size_t errlen)
 {
@@ -1148,7 +1129,7 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 	while (done < L->nthreads) {
 		struct pollfd fds[2] = {{.fd = L->done_fd, .events = POLLIN},
 		                        {.fd = sigfd, .events = POLLIN}};
-		int64_t wait_ms = progress ? (next_tick - now_us() + 999) / 1000 : -1;
+		int64_t wait_ms = progress ? (next_tick - pe_now_us() + 999) / 1000 : -1;
 		int rc = poll(fds, sigfd >= 0 ? 2 : 1, wait_ms < 0 && progress ? 0 : (int)wait_ms);
 
 		if (rc < 0 && errno != EINTR)
@@ -1166,7 +1147,7 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			if (read(sigfd, &si, sizeof si) < 0) {
 				/* Nothing to learn: stop all the same. */
 			}
-			L->stop_us = now_us();
+			L->stop_us = pe_now_us();
 			request_stop(L);
 			signalled = true;
 			sigemptyset(&set);
@@ -1175,10 +1156,10 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 			sigfd = -1;
 		}
-		if (progress && now_us() >= next_tick) {
+		if (progress && pe_now_us() >= next_tick) {
 			struct load_progress p;
 
-			progress_snapshot(L, &p, now_us());
+			progress_snapshot(L, &p, pe_now_us());
 			progress(ctx, &p);
 			next_tick += 1000000;
 		}
@@ -1277,8 +1258,8 @@ static void collect(struct load *L, struct load_result *res)
 		snprintf(res->first_error, sizeof res->first_error, "%s", first->first_error);
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
-	/* The CPUs the threads could use: default_threads() counts those allowed. */
-	allowed = default_threads();
+	/* The CPUs the threads could use: pe_usable_cpus() counts those allowed. */
+	allowed = pe_usable_cpus();
 	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
 	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
 	/* A signal after the deadline cut only the wait for the last echoes. */
@@ -1331,7 +1312,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	histogram_init(&res->latency);
 	L.wake_grain_us = wake_grain(cfg);
 	L.shift_messages = cfg->size % PATTERN_LEN == 0;
-	L.nthreads = cfg->threads ? (unsigned)cfg->threads : default_threads();
+	L.nthreads = cfg->threads ? (unsigned)cfg->threads : pe_usable_cpus();
 	if (L.nthreads > cfg->connections)
 		L.nthreads = (unsigned)cfg->connections;
 
@@ -1377,7 +1358,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	if (rc < 0)
 		goto out;
 
-	L.start_us = now_us();
+	L.start_us = pe_now_us();
 	L.deadline_us = cfg->duration_ms ? L.start_us + (int64_t)cfg->duration_ms * 1000 : 0;
 	for (i = 0; i < L.nthreads; i++) {
 		rc = -pthread_create(&L.threads[i].tid, NULL, thread_main, &L.threads[i]);
@@ -1393,7 +1374,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		signalled = wait_threads(&L, sigfd, progress, ctx);
 	for (i = 0; i < started; i++)
 		pthread_join(L.threads[i].tid, NULL);
-	end = measured_end(&L, started, now_us());
+	end = measured_end(&L, started, pe_now_us());
 	res->elapsed_s = (double)(end - L.start_us) / 1e6;
 	if (started == L.nthreads) {
 		rc = 0;

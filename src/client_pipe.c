@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "client_pipe.h"
+#include "monotonic.h"
 #include "net.h"
 
 #define RING_SIZE (1u << 20) /* bytes read but not yet echoed and written out */
@@ -44,14 +45,6 @@ struct pipe {
 	char peer[PE_NET_ADDRLEN];
 	struct pipe_result *res;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int fail(struct pipe *p, enum pipe_failure why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -77,7 +70,7 @@ static int fail(struct pipe *p, enum pipe_failure why, const char *fmt, ...)
 static int early_close(struct pipe *p, const char *how)
 {
 	const bool unsent = p->in_open || p->snt < p->rd;
-	const int64_t now = now_ms();
+	const int64_t now = pe_now_ms();
 	int64_t held = p->outd < p->ver ? now - p->out_taken_ms : 0;
 	char hint[200] = "";
 
@@ -172,7 +165,7 @@ static int verify(struct pipe *p, const unsigned char *got, size_t n)
 	size_t done = 0, due = n > p->snt - p->ver ? (size_t)(p->snt - p->ver) : n;
 
 	if (p->outd == p->ver)
-		p->out_taken_ms = now_ms(); /* the output was owed nothing until now */
+		p->out_taken_ms = pe_now_ms(); /* the output was owed nothing until now */
 	while (done < due) {
 		size_t span = ring_span(p->ver, p->ver + (due - done));
 		const unsigned char *want = p->ring + (p->ver & RING_MASK);
@@ -202,7 +195,7 @@ static int sock_recv(struct pipe *p, int64_t *progress)
 	ssize_t n = recv(p->sock, p->chunk, RECV_CHUNK, MSG_DONTWAIT);
 
 	if (n > 0) {
-		*progress = now_ms();
+		*progress = pe_now_ms();
 		return verify(p, p->chunk, (size_t)n);
 	}
 	if (n == 0) {
@@ -258,7 +251,7 @@ static int flush_failed(struct pipe *p, const char *fmt, ...)
  * takes without blocking, so write(2) does not hold us past the deadline. */
 static int output_flush(struct pipe *p, unsigned long timeout_ms)
 {
-	int64_t progress = now_ms();
+	int64_t progress = pe_now_ms();
 
 	while (p->outd < p->ver) {
 		struct pollfd pfd = {.fd = p->out, .events = POLLOUT};
@@ -268,7 +261,7 @@ static int output_flush(struct pipe *p, unsigned long timeout_ms)
 		int rc;
 
 		if (timeout_ms) {
-			timeout = progress + (int64_t)timeout_ms - now_ms();
+			timeout = progress + (int64_t)timeout_ms - pe_now_ms();
 			if (timeout <= 0)
 				return flush_failed(p, "cannot write standard output: blocked for "
 				                    "%.3f s", (double)timeout_ms / 1000.0);
@@ -285,7 +278,7 @@ static int output_flush(struct pipe *p, unsigned long timeout_ms)
 		n = write(p->out, p->ring + (p->outd & RING_MASK), span);
 		if (n > 0) {
 			p->outd += (uint64_t)n;
-			progress = now_ms();
+			progress = pe_now_ms();
 		} else if (n < 0 && errno != EINTR && errno != EAGAIN) {
 			return flush_failed(p, "cannot write standard output: %s", strerror(errno));
 		}
@@ -311,7 +304,7 @@ static bool server_owes(const struct pipe *p)
 
 static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 {
-	int64_t progress = now_ms();
+	int64_t progress = pe_now_ms();
 	bool owed = false, owes;
 
 	for (;;) {
@@ -325,7 +318,7 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 			if (shutdown(p->sock, SHUT_WR) < 0)
 				return send_side_close(p, "dropped the connection");
 			p->shut = true;
-			progress = now_ms();
+			progress = pe_now_ms();
 		}
 		if (p->sock_eof && p->outd == p->ver)
 			return 0;
@@ -342,10 +335,10 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		 * producer) is nobody's fault. */
 		owes = server_owes(p);
 		if (owes && !owed)
-			progress = now_ms();
+			progress = pe_now_ms();
 		owed = owes;
 		if (timeout_ms && owed)
-			timeout = last_look(progress + (int64_t)timeout_ms - now_ms());
+			timeout = last_look(progress + (int64_t)timeout_ms - pe_now_ms());
 		rc = poll(fds, 3, (int)timeout);
 		if (rc < 0) {
 			if (errno == EINTR)
@@ -378,12 +371,12 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		 * write(2); the server could not be heard meanwhile, so that time
 		 * does not count against it. */
 		if (fds[2].revents) {
-			int64_t t0 = now_ms(), t1;
+			int64_t t0 = pe_now_ms(), t1;
 			uint64_t outd = p->outd;
 
 			if (output_write(p) < 0)
 				return -1;
-			t1 = now_ms();
+			t1 = pe_now_ms();
 			progress += t1 - t0;
 			if (p->outd != outd)
 				p->out_taken_ms = t1;
@@ -393,7 +386,7 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 			}
 		}
 		if (p->snt != before)
-			progress = now_ms();
+			progress = pe_now_ms();
 	}
 }
 

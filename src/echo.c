@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "echo.h"
+#include "monotonic.h"
 #include "net.h"
 
 void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *counters)
@@ -56,14 +57,6 @@ static void close_pipe(struct pe_echo_worker *w)
 void pe_echo_worker_free(struct pe_echo_worker *w)
 {
 	close_pipe(w);
-}
-
-static long long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
 /* With more open connections than CPUs, the CPU has better things to do
@@ -94,7 +87,7 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
 		errno = EAGAIN;
 		return -1;
 	}
-	deadline = now_us() + p->busy_poll_us;
+	deadline = pe_now_us() + p->busy_poll_us;
 	for (;;) {
 		n = recv(fd, buf, size, MSG_DONTWAIT | flags);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
@@ -106,7 +99,7 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
 		sched_yield();
 		if (!may_spin(p))
 			break;   /* more clients came: their workers need the CPU */
-		last = now_us() >= deadline;   /* one more look for what came meanwhile */
+		last = pe_now_us() >= deadline;   /* one more look for what came meanwhile */
 	}
 	errno = EAGAIN;
 	return -1;
@@ -116,14 +109,14 @@ static ssize_t recv_polling(int fd, char *buf, size_t size, const struct pe_echo
  * worker spun first (SPIN_TRIED) or may not spin at all. */
 static long long wait_begins(const struct pe_echo_policy *p, int spin_tried)
 {
-	return !spin_tried && may_spin(p) ? now_us() : 0;
+	return !spin_tried && may_spin(p) ? pe_now_us() : 0;
 }
 
 /* After it, N bytes having come: a client back within the busy-poll time
  * is worth spinning for again. Leaves errno alone when N < 1. */
 static void wait_ends(const struct pe_echo_policy *p, long long began, ssize_t n, int *spin)
 {
-	if (began && n > 0 && now_us() - began <= (long long)p->busy_poll_us)
+	if (began && n > 0 && pe_now_us() - began <= (long long)p->busy_poll_us)
 		*spin = 1;
 }
 
@@ -133,7 +126,7 @@ static void wait_ends(const struct pe_echo_policy *p, long long began, ssize_t n
  * began: then they last moved just before the call that waited. */
 static int write_stalled(const struct pe_echo_policy *p, long long *last)
 {
-	long long now = now_us();
+	long long now = pe_now_us();
 
 	if (!p->idle_us)
 		return 0; /* no timeout: EAGAIN cannot mean one (a stray SO_SNDTIMEO) */
@@ -158,7 +151,7 @@ static int send_all(int fd, const char *buf, size_t len, size_t *sent,
 		if (n > 0) {
 			done += (size_t)n;
 			if (done < len)
-				last = now_us();   /* it moved bytes, then waited a slice */
+				last = pe_now_us();   /* it moved bytes, then waited a slice */
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -255,7 +248,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			in_pipe -= (size_t)m;
 			pe_counter_add(&w->counters->bytes_out, (uint64_t)m);
 			if (in_pipe > 0)
-				last = now_us();   /* as in send_all */
+				last = pe_now_us();   /* as in send_all */
 		}
 	}
 }

@@ -21,6 +21,7 @@
 
 #include "errlimit.h"
 #include "listener.h"
+#include "monotonic.h"
 #include "net.h"
 
 /* How long to stay away from accept(2) after running out of descriptors or
@@ -29,14 +30,6 @@
 #define BACKOFF_MS 100
 /* A recurring accept error is logged at most this often. */
 #define ERROR_LOG_INTERVAL_MS 10000
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* How many accept errors were not logged, named by their own error. */
 static void log_held(pe_server *srv, struct pe_errlimit_held held, const char *then)
@@ -54,7 +47,7 @@ static void log_due(pe_server *srv, struct pe_errlimit *el, int at_end, const ch
 
 	if (!pe_errlimit_holding(el))
 		return;
-	now = now_ms();
+	now = pe_now_ms();
 	while ((held = at_end ? pe_errlimit_flush(el) : pe_errlimit_due(el, now)).count)
 		log_held(srv, held, then);
 }
@@ -67,7 +60,7 @@ static int held_timeout_ms(const struct pe_errlimit *el)
 
 	if (due < 0)
 		return -1;
-	left = due - now_ms();
+	left = due - pe_now_ms();
 	return left < 0 ? 0 : (int)left;
 }
 
@@ -77,7 +70,7 @@ static void log_accept_error(pe_server *srv, struct pe_errlimit *el, int err)
 	struct pe_errlimit_held held;
 
 	pe_counter_add(&srv->listener.accept_errors, 1);
-	if (!pe_errlimit_note(el, err, now_ms(), &held))
+	if (!pe_errlimit_note(el, err, pe_now_ms(), &held))
 		return;
 	if (held.count && held.err == err) {
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (and %lu more since the last report)",

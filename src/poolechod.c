@@ -25,6 +25,7 @@
 
 #include "daemon_cli.h"
 #include "log.h"
+#include "monotonic.h"
 #include "net.h"
 #include "sdnotify.h"
 #include "sigstate.h"
@@ -44,14 +45,6 @@ struct signal_thread {
 	int64_t stats_due_ns;       /* CLOCK_MONOTONIC: when the next interval line is due */
 	atomic_int done;            /* set by main before it wakes us with SIGUSR2 */
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void log_stats(pe_server *srv, const char *prefix)
 {
@@ -78,7 +71,7 @@ static int next_signal(struct signal_thread *st)
 			return -1;
 		return sig;
 	}
-	now = now_ns();
+	now = pe_now_ns();
 	if (now >= st->stats_due_ns) {
 		/* After a stall of more than an interval (SIGSTOP), the next due
 		 * time after now: one line, not a burst of stale ones. */
@@ -379,7 +372,7 @@ int main(int argc, char **argv)
 
 	st.server = srv;
 	st.opt = &opt;
-	st.stats_due_ns = now_ns() + (int64_t)opt.stats_interval_ms * 1000000;
+	st.stats_due_ns = pe_now_ns() + (int64_t)opt.stats_interval_ms * 1000000;
 	atomic_init(&st.done, 0);
 	rc = pthread_create(&st.thread, NULL, signal_main, &st);
 	if (rc != 0) {

@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "echo.h"
 #include "listener.h"
 #include "log.h"
@@ -214,21 +214,6 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	finish_locked(srv);
 	pthread_mutex_unlock(&srv->lock);
 	close(fd);
-}
-
-/* The CPUs the creating thread may run on (taskset, cpusets), which the
- * workers inherit; else all online ones. */
-static unsigned usable_cpus(void)
-{
-	long n;
-#ifdef HAVE_SCHED_GETAFFINITY
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-		return (unsigned)CPU_COUNT(&set);
-#endif
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
 }
 
 /* Log which setting of CFG is bad, its value and what it may be; -EINVAL.
@@ -463,7 +448,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	atomic_init(&srv->active, 0);
 	srv->echo_policy.idle_us = cfg->idle_timeout_ms * 1000LL;
 	srv->echo_policy.busy_poll_us = pe_server_busy_poll_us(cfg);
-	srv->echo_policy.busy_poll_max = usable_cpus();
+	srv->echo_policy.busy_poll_max = pe_usable_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;
 	if (wake_pipe(srv->wake) < 0) {
