@@ -39,7 +39,14 @@ static void print_figure(FILE *out, double v, int least)
 	fprintf(out, "%.*f", decimals, v);
 }
 
-bool client_report_saturated(const struct load_result *r)
+/* A load thread on a CPU this share of its run time or more, or threads
+ * using this share of the CPUs they could use, had no time to wait for the
+ * server: the rate measured may be the client's own. Runs shorter than
+ * CLIENT_SATURATED_MIN_S say too little to warn of. */
+#define CLIENT_SATURATED 0.90
+#define CLIENT_SATURATED_MIN_S 0.2
+
+static bool client_report_saturated(const struct load_result *r)
 {
 	return r->run_s >= CLIENT_SATURATED_MIN_S &&
 	       (r->busiest >= CLIENT_SATURATED || r->cpu_share >= CLIENT_SATURATED);

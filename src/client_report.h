@@ -11,15 +11,6 @@
 #include "client_cli.h"
 #include "client_load.h"
 
-/* A load thread on a CPU this share of its run time or more, or threads
- * using this share of the CPUs they could use, had no time to wait for the
- * server: the rate measured may be the client's own. Runs shorter than
- * CLIENT_SATURATED_MIN_S say too little to warn of. */
-#define CLIENT_SATURATED 0.90
-#define CLIENT_SATURATED_MIN_S 0.2
-
-bool client_report_saturated(const struct load_result *r);
-
 /* A run passes when nothing failed and it echoed at least one message: one
  * that verified no byte at all (every connect still in progress at the
  * deadline, say) has proved nothing about the server. */
