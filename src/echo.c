@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloexec_pipe.h"
 #include "echo.h"
 #include "monotonic.h"
 #include "net.h"
@@ -265,7 +266,7 @@ static int splice_ready(struct pe_echo_worker *w)
 {
 	if (w->pipe[0] >= 0)
 		return 1;
-	if (pipe2(w->pipe, O_CLOEXEC) < 0) {
+	if (pe_cloexec_pipe(w->pipe) < 0) {
 		w->pipe[0] = w->pipe[1] = -1;
 		return 0;
 	}

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cloexec_pipe.h"
 #include "cpus.h"
 #include "echo.h"
 #include "listener.h"
@@ -385,21 +386,6 @@ static int open_listener(pe_server *srv)
 	return 0;
 }
 
-/* Close-on-exec from the start where the system allows: another thread of
- * the embedding program may fork and exec between pipe(2) and fcntl(2). */
-static int wake_pipe(int fds[2])
-{
-#ifdef HAVE_PIPE2
-	return pipe2(fds, O_CLOEXEC);
-#else
-	if (pipe(fds) < 0)
-		return -1;
-	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	return 0;
-#endif
-}
-
 int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 {
 	struct pe_pool_config pc = {0};
@@ -451,7 +437,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->echo_policy.busy_poll_max = pe_usable_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;
-	if (wake_pipe(srv->wake) < 0) {
+	if (pe_cloexec_pipe(srv->wake) < 0) {
 		rc = -errno;
 		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the stop pipe (pipe2): %s",
 		               strerror(-rc));

@@ -1,0 +1,28 @@
+/*
+ * cloexec_pipe.h -- pipe(2) with both ends close-on-exec, by pipe2(2)
+ * where the system has it: the server's wake pipe and the echo's splice
+ * pipes, so that a build without pipe2 takes the same fallback for both.
+ */
+#ifndef POOLECHO_CLOEXEC_PIPE_H
+#define POOLECHO_CLOEXEC_PIPE_H
+
+#include <fcntl.h>
+#include <unistd.h>
+
+/* 0, or -1 with errno set. Close-on-exec from the start where the system
+ * allows: another thread of the embedding program may fork and exec
+ * between pipe(2) and fcntl(2). */
+static inline int pe_cloexec_pipe(int fds[2])
+{
+#ifdef HAVE_PIPE2
+	return pipe2(fds, O_CLOEXEC);
+#else
+	if (pipe(fds) < 0)
+		return -1;
+	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	return 0;
+#endif
+}
+
+#endif
