@@ -2355,6 +2355,30 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 	}
 }
 
+/* A line longer than the server formats (511 bytes) is cut, and says so:
+ * a reader must not take the cut for the end of the value. */
+Test(server, a_log_line_cut_to_fit_ends_in_an_ellipsis, .timeout = 10)
+{
+	static const char head[] = "pe_server_config.bind_address is '127.0.0.1:";
+	char addr[700];
+	struct pe_server_config cfg;
+	pe_server *srv;
+	size_t len;
+
+	/* A host and port whose digits outrun the line: refused before any DNS. */
+	snprintf(addr, sizeof addr, "127.0.0.1:%0600d", 80);
+	tf_config(&cfg, 1, 1);
+	cfg.log = keep_last_line;
+	cfg.log_level = PE_LOG_ERROR;
+	cfg.bind_address = addr;
+	last_logged[0] = '\0';
+	cr_assert_eq(pe_server_create(&srv, &cfg), -EINVAL);
+	len = strlen(last_logged);
+	cr_assert_eq(len, 511, "logged %zu bytes: %s", len, last_logged);
+	cr_expect_eq(strncmp(last_logged, head, sizeof head - 1), 0, "%s", last_logged);
+	cr_expect_str_eq(last_logged + len - 3, "...", "%s", last_logged);
+}
+
 /* A queue_capacity whose queue would take more bytes than a size_t holds
  * is a bad setting like the others: refused with its value and the largest
  * that may be asked at that log level (a queued client takes its peer's
