@@ -539,15 +539,24 @@ static void wait_for_drain(pe_server *srv)
 	pthread_mutex_lock(&srv->lock);
 	open_now = srv->outstanding;
 	stop_now = srv->stop_now;
+	deadline = srv->stop_time;
 	pthread_mutex_unlock(&srv->lock);
-	/* Logged outside the lock: a log callback may ask for stats. */
-	if (open_now && !stop_now)
-		pe_server_logf(srv, PE_LOG_INFO, "stopping: %lu connection(s) open, waiting up to %u.%03us",
-		               open_now, srv->cfg.grace_ms / 1000, srv->cfg.grace_ms % 1000);
+	pe_timespec_add_ms(&deadline, srv->cfg.grace_ms);
+	/* Logged outside the lock: a log callback may ask for stats. The grace
+	 * began at the stop request, so what is left of it is said. */
+	if (open_now && !stop_now) {
+		int64_t left = (int64_t)deadline.tv_sec * 1000 + deadline.tv_nsec / 1000000 -
+		               pe_now_ms();
+
+		if (left < 0)
+			left = 0;
+		pe_server_logf(srv, PE_LOG_INFO, "stopping: %lu connection(s) open, waiting up to "
+		               "%u.%03us, the rest of the %u.%03us grace", open_now,
+		               (unsigned)(left / 1000), (unsigned)(left % 1000),
+		               srv->cfg.grace_ms / 1000, srv->cfg.grace_ms % 1000);
+	}
 
 	pthread_mutex_lock(&srv->lock);
-	deadline = srv->stop_time;
-	pe_timespec_add_ms(&deadline, srv->cfg.grace_ms);
 	/* drained waits on CLOCK_MONOTONIC: a clock step cannot cut the grace short. */
 	while (srv->outstanding && !srv->stop_now &&
 	       pthread_cond_timedwait(&srv->drained, &srv->lock, &deadline) != ETIMEDOUT)

@@ -922,6 +922,82 @@ Test(server, destroy_ends_a_started_server_that_was_never_waited_for)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* The run thread, held in its first "rejected" line until the test lets
+ * it go, and the "waiting up to" line it logs once the stop is its. */
+static struct th_event reject_held, reject_released;
+static atomic_int rejects_seen, drain_logged;
+static char drain_line[512];
+
+static void hold_first_reject(void *ctx, enum pe_log_level level, const char *message)
+{
+	(void)ctx;
+	(void)level;
+	if (strstr(message, ": the queue is full") && atomic_fetch_add(&rejects_seen, 1) == 0) {
+		th_event_add(&reject_held, 1);
+		th_event_wait(&reject_released, 1, IO_MS);
+	}
+	if (strstr(message, "connection(s) open, waiting up to")) {
+		snprintf(drain_line, sizeof drain_line, "%s", message);
+		atomic_store(&drain_logged, 1);
+	}
+}
+
+/* The grace counts from the stop request, so the stop's "waiting up to"
+ * says what is left of it: the run thread reaches that line late here,
+ * held in a log line when the stop comes. */
+Test(server, the_stop_s_waiting_line_gives_the_grace_left_since_the_stop, .timeout = 30)
+{
+	enum { GRACE_MS = 60000, HELD_MS = 10 };
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int busy, queued, extra;
+	unsigned sec, msec;
+	int64_t stopped, deadline;
+	const char *at;
+
+	th_event_init(&reject_held);
+	th_event_init(&reject_released);
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.grace_ms = GRACE_MS;
+	cfg.log = hold_first_reject;
+	cfg.log_level = PE_LOG_DEBUG;
+	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
+	cr_assert_eq(pe_server_start(srv), 0);
+	ts.port = pe_server_port(srv);          /* for client() */
+	busy = client();
+	round_trip(busy, 10, 7);                /* the one worker holds it */
+	queued = client();
+	extra = client();                       /* the queue is full: rejected */
+	cr_assert_eq(th_event_wait(&reject_held, 1, IO_MS), 0, "no client was rejected");
+
+	pe_server_stop(srv);
+	stopped = th_now_ms();
+	/* The grace's clock runs while the run thread is held. */
+	while (th_now_ms() < stopped + HELD_MS)
+		poll(NULL, 0, 1);
+	th_event_add(&reject_released, 1);
+	deadline = th_now_ms() + IO_MS;
+	while (!atomic_load(&drain_logged) && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 5);
+	pe_server_stop_now(srv);
+	cr_expect_eq(pe_server_wait(srv), 0);
+	pe_server_destroy(srv);
+	close(busy);
+	close(queued);
+	close(extra);
+	th_event_destroy(&reject_held);
+	th_event_destroy(&reject_released);
+
+	cr_assert(atomic_load(&drain_logged), "no \"waiting up to\" line");
+	at = strstr(drain_line, "waiting up to ");
+	cr_assert_eq(sscanf(at, "waiting up to %u.%3us", &sec, &msec), 2, "%s", drain_line);
+	/* At least HELD_MS passed since the stop (give 2 ms to rounding). */
+	cr_expect_leq(sec * 1000u + msec, GRACE_MS - HELD_MS + 2, "%s", drain_line);
+	cr_expect(strstr(drain_line, "the rest of the 60.000s grace") != NULL, "%s", drain_line);
+	TH_ASSERT_NO_LEAKS();
+}
+
 /* What pe_server_wait() returned when the log callback called it, on the
  * first line holding wait_trigger; 1 until then. */
 static const char *wait_trigger;
