@@ -93,7 +93,8 @@ static void usage(void)
 	       "                               (Linux): auto (while busy polling is on and no\n"
 	       "                               more clients than CPUs are connected), always or\n"
 	       "                               never (default auto)\n"
-	       "      --log-level=LEVEL      error, warning, info or debug (default info)\n"
+	       "      --log-level=LEVEL      error, warning (or warn), info or debug\n"
+	       "                               (default info)\n"
 	       "  -v, --verbose              log every connection (same as --log-level=debug)\n"
 	       "  -h, --help                 show this help and exit\n"
 	       "  -V, --version              show the version and exit\n"
@@ -201,7 +202,7 @@ static int log_level(const char *value, enum pe_log_level *out)
 			*out = (enum pe_log_level)i;
 			return 0;
 		}
-	return bad_value("--log-level", value, "error, warning, info or debug");
+	return bad_value("--log-level", value, "error, warning (or warn), info or debug");
 }
 
 /* One option; returns 0, or 2 after reporting a usage error. */

@@ -278,6 +278,7 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--backlog"}, "--backlog", "needs a value"},
 		{{"--verbose=1"}, "--verbose", "takes no value"},
 		{{"--splice=yes"}, "--splice", "yes"},
+		{{"--log-level=warnings"}, "--log-level", "warning (or warn)"},
 		{{"-p"}, "-p", "-p"},
 		{{"stray"}, "stray", "stray"},
 		/* A short option failing inside a cluster is named, not the word
@@ -483,6 +484,21 @@ Test(daemon, help_man_page_and_readme_state_the_same_ranges)
 		cr_expect_eq(rc, 1, "%s lacks '%s'%s%s", docs[d], secs, rc < 0 ? ": " : "",
 		             rc < 0 ? strerror(-rc) : "");
 	}
+}
+
+/* syslog users type "warn": it is taken for warning, and where the levels
+ * are listed (--help, the man page, the README) it is named too. */
+Test(daemon, help_man_page_and_readme_name_warn_beside_warning)
+{
+	static const char *const docs[] = {"man/poolechod.8", "README"};
+	const char *argv[] = {daemon_path(), "--help", NULL};
+	char why[256];
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	cr_assert_not_null(proc.out.data);
+	cr_expect_eq(th_range_documented(proc.out.data, "--log-level", "warning (or warn", docs,
+	                                 sizeof docs / sizeof docs[0], why, sizeof why), 0,
+	             "%s", why);
 }
 
 Test(daemon, version_exits_0)
@@ -1670,9 +1686,11 @@ Test(daemon, a_bind_name_with_several_addresses_is_warned_of)
  * the daemon says so rather than log nothing. */
 Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
 {
-	static const char *levels[][2] = {{"warning", "warning"}, {"error", "error"}};
+	/* As given, and as the daemon names it: warn is warning. */
+	static const char *levels[][2] = {{"warning", "warning"}, {"warn", "warning"},
+	                                  {"error", "error"}};
 
-	for (int i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
 		char level[32], want[160];
 		const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-w", "2", level,
 		                      "--stats-interval=0.2", NULL};
@@ -1681,7 +1699,7 @@ Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
 		snprintf(level, sizeof level, "--log-level=%s", levels[i][0]);
 		/* At error, only an error line would be seen. */
 		snprintf(want, sizeof want, "%s: --stats-interval lines are logged at level info, "
-		         "which --log-level=%s hides", levels[i][1], levels[i][0]);
+		         "which --log-level=%s hides", levels[i][1], levels[i][1]);
 		rc = th_proc_spawn(&proc, argv);
 		cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
 		cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, START_MS), 0, "no '%s' in:\n%s",
