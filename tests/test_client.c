@@ -48,21 +48,6 @@
 #define EXIT_UNREACHABLE 3 /* the name did not resolve, or connects alone failed */
 #define EXIT_TIMEOUT 4     /* the server sent nothing for --timeout (timeouts alone) */
 
-#ifdef TH_HAVE_LSAN
-/* Criterion 2.4.1's runner now and then leaks one 48-byte request of its
- * timeout watchdog (BoxFort's bxfi_push_timeout) when tests with .timeout
- * end at the same time, and LeakSanitizer's check at the runner's exit then
- * fails the suite although every test passed. Suppressing leaks allocated
- * from libcriterion costs nothing here: a test process's own leak report
- * never changes its verdict, and the client's leaks are caught in its
- * stderr (run_client_fds). */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:libcriterion.so\n";
-}
-#endif
-
 /* ---- running the client with a given standard input ----------------------- */
 
 struct run {
