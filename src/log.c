@@ -250,7 +250,8 @@ void pe_log(enum pe_log_level level, const char *fmt, ...)
 	if (level > threshold)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (vsnprintf(msg, sizeof msg, fmt, ap) >= (int)sizeof msg)
+		memcpy(msg + sizeof msg - 4, "...", 4); /* cut to fit: say so */
 	va_end(ap);
 	pe_log_one_line(msg);
 	emit(level, msg);

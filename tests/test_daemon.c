@@ -1137,6 +1137,30 @@ Test(daemon, a_start_that_cannot_bind_never_says_ready)
 	close(fd);
 }
 
+/* A log line too long for its buffer is cut to fit, and says so: a
+ * $NOTIFY_SOCKET far beyond sun_path is refused with a warning that quotes
+ * it, and that warning ended in the middle of the value, as if it were
+ * the whole of it. */
+Test(daemon, a_log_line_cut_to_fit_ends_in_an_ellipsis)
+{
+	static char where[1500];
+	char line[1200];
+	const char *const extra[] = {"-w", "1", NULL};
+	size_t len;
+
+	memset(where, 'x', sizeof where - 1);
+	where[0] = '/';
+	cr_assert_eq(setenv("NOTIFY_SOCKET", where, 1), 0);
+	start_daemon(extra);
+	unsetenv("NOTIFY_SOCKET");
+	stop_daemon(SIGTERM);
+	stderr_line_with("cannot tell the service manager", line, sizeof line);
+	len = strlen(line);
+	cr_assert_gt(len, 3, "no warning about NOTIFY_SOCKET; stderr:\n%.600s", proc.err.data);
+	cr_expect_lt(len, sizeof line - 1, "the line was not cut: %zu bytes", len);
+	cr_expect_str_eq(line + len - 3, "...", "a cut line ends in '%s'", line + len - 3);
+}
+
 /* Whether SIG is pending for the whole daemon (ShdPnd of /proc/PID/status):
  * 1, 0, or -1 when that cannot be read. */
 static int signal_pending(int sig)
