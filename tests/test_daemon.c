@@ -673,13 +673,14 @@ static void skip_unless_nobody_can_run_it(void)
 }
 
 /* bind(2)'s "Permission denied" alone sends an operator looking at file
- * modes: the error says that the port is privileged and what it needs. As
+ * modes: the error says that the port is privileged and what it needs,
+ * on one address (-b ADDR) as on all of them (no -b: another path). As
  * root the daemon runs as nobody (setpriv), which the kernel refuses
  * before it looks at the port, so no fixed port is ever bound. */
-Test(daemon, a_privileged_port_refused_says_what_it_needs)
+static void check_privileged_port_refused(const char *bind_address)
 {
-	const char *as_nobody[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "1", "-w",
-	                           "2", NULL};
+	const char *as_nobody[] = {AS_NOBODY, daemon_path(), "-p", "1", "-w", "2",
+	                           bind_address ? "-b" : NULL, bind_address, NULL};
 	const char *const *argv = as_nobody;
 	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
 	int code;
@@ -702,6 +703,16 @@ Test(daemon, a_privileged_port_refused_says_what_it_needs)
 	          strstr(proc.err.data, "net.ipv4.ip_unprivileged_port_start"),
 	          "the error does not say what a privileged port needs:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
+}
+
+Test(daemon, a_privileged_port_refused_says_what_it_needs)
+{
+	check_privileged_port_refused("127.0.0.1");
+}
+
+Test(daemon, a_privileged_port_refused_on_all_addresses_says_what_it_needs)
+{
+	check_privileged_port_refused(NULL);
 }
 
 /* Exit status 1 for "accepting fails for good": accept(2) made to fail
