@@ -48,10 +48,14 @@ _Static_assert(CLIENT_MAX_CONNECTIONS < PATTERN_LEN && LOAD_STREAM_STRIDE % PATT
 /* Connects in progress per thread: more would overflow a listen backlog
  * and cost SYN retransmits of a whole second. */
 #define MAX_CONNECTING 64u
-#define TICK_US 100000 /* timeout checks; epoll_wait never sleeps longer */
+/* Times are CLOCK_MONOTONIC in nanoseconds, latencies to the nanosecond. */
+#define NS_PER_US 1000
+#define NS_PER_MS 1000000
+#define NS_PER_S 1000000000
+#define TICK_NS (100 * NS_PER_MS) /* timeout checks; epoll_wait never sleeps longer */
 /* After a signal, how long the echoes in flight are still awaited: a signal
  * means the user wants the report now, whatever --timeout allows. */
-#define INTERRUPT_GRACE_US 1000000
+#define INTERRUPT_GRACE_NS NS_PER_S
 #define FD_SPARE 32u   /* descriptors beyond the connections: epoll, stdio, ... */
 
 enum conn_state {
@@ -68,7 +72,7 @@ enum fail_kind { FAIL_CONNECT, FAIL_MISMATCH, FAIL_EARLY, FAIL_TIMEOUT, FAIL_OTH
 struct conn {
 	int fd;
 	enum conn_state state;
-	bool rate_wait;      /* waiting for due_us before the next message or connect */
+	bool rate_wait;      /* waiting for due_ns before the next message or connect */
 	bool timer_held;     /* rate: waiting for the next slot alone, not for the server */
 	unsigned index;      /* across the whole run, for messages */
 	uint32_t start;      /* this stream's offset into the pattern */
@@ -76,13 +80,13 @@ struct conn {
 	uint64_t issued;     /* messages allowed out so far (this cycle, in churn) */
 	uint64_t echoed;     /* messages whose echo is complete */
 	uint64_t cycles;     /* churn: connections completed */
-	int64_t progress_us; /* last time the connection moved */
-	int64_t due_us;      /* rate: the slot waited for */
-	int64_t sched_us;    /* rate: slot 0 of this connection's schedule */
+	int64_t progress_ns; /* last time the connection moved */
+	int64_t due_ns;      /* rate: the slot waited for */
+	int64_t sched_ns;    /* rate: slot 0 of this connection's schedule */
 	uint64_t slots;      /* rate: slots taken, messages (churn: connects) */
-	int64_t connect_us;  /* churn: when the connect began, or its slot */
-	int64_t first_issue_us, first_echo_us; /* the first message's origin, its first echo byte */
-	int64_t *issue_us;   /* pipeline ring: each message in flight's latency origin */
+	int64_t connect_ns;  /* churn: when the connect began, or its slot */
+	int64_t first_issue_ns, first_echo_ns; /* the first message's origin, its first echo byte */
+	int64_t *issue_ns;   /* pipeline ring: each message in flight's latency origin */
 };
 
 struct load;
@@ -99,10 +103,10 @@ struct lthread {
 	bool connects_held;   /* due churn connects wait for fewer in flight */
 	unsigned live;        /* connections not yet DONE or FAILED */
 	bool stopping;
-	int64_t interrupt_us; /* when this thread saw the stop eventfd, 0 if it did not */
-	int64_t min_due_us;   /* earliest rate_wait, INT64_MAX if none */
-	int64_t last_echo_us; /* when verified echo bytes last arrived, 0 if never */
-	int64_t last_fail_us; /* when work last ended in a failure, 0 if it never did */
+	int64_t interrupt_ns; /* when this thread saw the stop eventfd, 0 if it did not */
+	int64_t min_due_ns;   /* earliest rate_wait, INT64_MAX if none */
+	int64_t last_echo_ns; /* when verified echo bytes last arrived, 0 if never */
+	int64_t last_fail_ns; /* when work last ended in a failure, 0 if it never did */
 	unsigned char *rbuf;
 	struct histogram hist;
 	/* Read by the main thread for the progress line; written only here. */
@@ -111,7 +115,7 @@ struct lthread {
 	uint64_t slots_late, slots_unused; /* rate: see load_result */
 	double cpu_s, run_s;  /* this thread's CPU time and run time */
 	char first_error[512];
-	int64_t first_error_us; /* when it came: the report names the earliest of all threads */
+	int64_t first_error_ns; /* when it came: the report names the earliest of all threads */
 };
 
 struct load {
@@ -125,9 +129,10 @@ struct load {
 	/* Established connections open now, and the most ever at once: shared,
 	 * but touched once per connect and close, never per message. */
 	atomic_uint open_now, peak_open;
-	int64_t start_us, deadline_us;
-	int64_t stop_us;  /* when a signal stopped the run, 0 if none did */
-	int64_t wake_grain_us; /* waits are rounded up to this (see wake_grain) */
+	int64_t start_ns, deadline_ns;
+	int64_t stop_ns;  /* when a signal stopped the run, 0 if none did */
+	int64_t wake_grain_ns; /* waits are rounded up to this (see wake_grain) */
+	struct load_schedule schedule; /* --rate's, when there is one */
 	bool shift_messages;   /* the size is a multiple of PATTERN_LEN: see stream_pos */
 	bool unreachable;      /* the first connect failed (see probe_server) */
 	struct lthread *threads;
@@ -187,7 +192,7 @@ static void connect_ended(struct lthread *t)
 {
 	t->connecting--;
 	if (t->connects_held)
-		t->min_due_us = 0; /* scan now: a held churn connect is due */
+		t->min_due_ns = 0; /* scan now: a held churn connect is due */
 }
 
 static void conn_close(struct lthread *t, struct conn *c)
@@ -219,12 +224,12 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 	atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
 	/* Work that failed ended then; a close that never came ended nothing. */
 	if (!(c->state == CONN_DRAINING && c->rcv == c->snt))
-		t->last_fail_us = pe_now_us();
+		t->last_fail_ns = pe_now_ns();
 	if (t->first_error[0] == '\0') {
 		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
 		                 c->index, t->L->target);
 
-		t->first_error_us = pe_now_us();
+		t->first_error_ns = pe_now_ns();
 
 		va_start(ap, fmt);
 		if (n > 0 && (size_t)n < sizeof t->first_error)
@@ -257,9 +262,9 @@ static bool wants_more(const struct lthread *t, const struct conn *c)
 
 /* With --rate, message (or churn connect) K of a connection owns slot K of
  * a fixed schedule, 1/rate apart. */
-static int64_t slot_us(const struct lthread *t, const struct conn *c, uint64_t k)
+static int64_t slot_ns(const struct lthread *t, const struct conn *c, uint64_t k)
 {
-	return c->sched_us + (int64_t)(k * 1000000u / t->L->cfg->rate);
+	return c->sched_ns + (int64_t)load_slot_ns(&t->L->schedule, k);
 }
 
 /* Slots due by NOW that a stopped run never used: what a stalled server
@@ -269,9 +274,9 @@ static uint64_t slots_unused(const struct lthread *t, const struct conn *c, int6
 	const struct client_config *cfg = t->L->cfg;
 	uint64_t due;
 
-	if (!cfg->rate || now < c->sched_us)
+	if (!cfg->rate || now < c->sched_ns)
 		return 0;
-	due = (uint64_t)(now - c->sched_us) * cfg->rate / 1000000u + 1;
+	due = load_slots_due(&t->L->schedule, (uint64_t)(now - c->sched_ns));
 	if (cfg->messages && due > cfg->messages)
 		due = cfg->messages;
 	return due > c->slots ? due - c->slots : 0;
@@ -292,16 +297,16 @@ static bool rate_allows(struct lthread *t, struct conn *c, int64_t now, int64_t 
 	*origin = now;
 	if (!t->L->cfg->rate)
 		return true;
-	slot = slot_us(t, c, c->slots);
+	slot = slot_ns(t, c, c->slots);
 	if (now < slot) {
 		c->rate_wait = true;
 		c->timer_held = true;
-		c->due_us = slot;
-		if (slot < t->min_due_us)
-			t->min_due_us = slot;
+		c->due_ns = slot;
+		if (slot < t->min_due_ns)
+			t->min_due_ns = slot;
 		return false;
 	}
-	if (now >= slot_us(t, c, c->slots + 1))
+	if (now >= slot_ns(t, c, c->slots + 1))
 		t->slots_late++;
 	if (!c->timer_held)
 		*origin = slot;
@@ -324,11 +329,11 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	}
 	connect_ended(t);
 	c->state = CONN_ACTIVE;
-	c->progress_us = now;
+	c->progress_ns = now;
 	/* Ping-pong's schedule starts once the connection is up: the connect
 	 * is not a message's latency. */
-	if (t->L->cfg->mode != CLIENT_CHURN && c->sched_us < now)
-		c->sched_us = now;
+	if (t->L->cfg->mode != CLIENT_CHURN && c->sched_ns < now)
+		c->sched_ns = now;
 	atomic_fetch_add_explicit(&t->a_opened, 1, memory_order_relaxed);
 	conn_pump(t, c, now);
 }
@@ -360,8 +365,8 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now, int64_t
 	c->fd = fd;
 	c->state = CONN_CONNECTING;
 	t->connecting++;
-	c->connect_us = origin;
-	c->progress_us = now;
+	c->connect_ns = origin;
+	c->progress_ns = now;
 	c->snt = c->rcv = c->issued = c->echoed = 0;
 	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		conn_fail(t, c, FAIL_OTHER, "epoll_ctl: %s", strerror(errno));
@@ -407,7 +412,7 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 	bool churn = cfg->mode == CLIENT_CHURN;
 
 	while (c->issued < c->echoed + cfg->pipeline && (churn ? c->issued == 0 : wants_more(t, c))) {
-		int64_t origin = c->connect_us;
+		int64_t origin = c->connect_ns;
 
 		/* In churn the rate was applied to the connect itself. */
 		if (!churn && !rate_allows(t, c, now, &origin))
@@ -415,10 +420,10 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 		/* Nothing was due until now (a rate wait, an idle connection): the
 		 * server's time to answer starts here, not at the last echo. */
 		if (c->issued == c->echoed)
-			c->progress_us = now;
-		c->issue_us[c->issued % cfg->pipeline] = origin;
+			c->progress_ns = now;
+		c->issue_ns[c->issued % cfg->pipeline] = origin;
 		if (c->issued == 0)
-			c->first_issue_us = origin;
+			c->first_issue_ns = origin;
 		c->issued++;
 	}
 	/* A full pipeline: the next slot waits for an echo, not for the clock. */
@@ -483,7 +488,7 @@ static void conn_pump(struct lthread *t, struct conn *c, int64_t now)
 			return;
 		}
 		c->state = CONN_DRAINING;
-		c->progress_us = now;
+		c->progress_ns = now;
 	}
 }
 
@@ -521,14 +526,14 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 	uint64_t done_msgs;
 
 	if (c->rcv == 0)
-		c->first_echo_us = now;
+		c->first_echo_ns = now;
 	c->rcv += n;
-	c->progress_us = now;
-	t->last_echo_us = now;
+	c->progress_ns = now;
+	t->last_echo_ns = now;
 	atomic_fetch_add_explicit(&t->a_bytes_echoed, n, memory_order_relaxed);
 	done_msgs = c->rcv / cfg->size;
 	while (c->echoed < done_msgs) {
-		int64_t lat = now - c->issue_us[c->echoed % cfg->pipeline];
+		int64_t lat = now - c->issue_ns[c->echoed % cfg->pipeline];
 
 		histogram_record(&t->hist, lat > 0 ? (uint64_t)lat : 0);
 		c->echoed++;
@@ -587,7 +592,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 		ssize_t n = recv(c->fd, t->rbuf, RECV_BUF, 0);
 
 		if (n > 0) {
-			*now = pe_now_us();
+			*now = pe_now_ns();
 			/* What was due first: an extra byte after an intact echo
 			 * leaves that echo counted, and a wrong one its offset. */
 			size_t due = c->snt - c->rcv < (uint64_t)n ? (size_t)(c->snt - c->rcv) : (size_t)n;
@@ -692,10 +697,10 @@ static bool connect_unanswered(const struct conn *c)
  * connection is this new each cycle: never counted. */
 static bool unserved(const struct lthread *t, const struct conn *c, int64_t cut)
 {
-	const int64_t half = t->L->start_us + (cut - t->L->start_us) / 2;
+	const int64_t half = t->L->start_ns + (cut - t->L->start_ns) / 2;
 
-	return t->L->cfg->mode != CLIENT_CHURN && c->issued > 0 && c->first_issue_us <= half &&
-	       (c->rcv == 0 || c->first_echo_us > cut);
+	return t->L->cfg->mode != CLIENT_CHURN && c->issued > 0 && c->first_issue_ns <= half &&
+	       (c->rcv == 0 || c->first_echo_ns > cut);
 }
 
 /* Echo bytes sent and not yet back, or messages issued and not yet whole.
@@ -719,7 +724,7 @@ static void conn_give_up(struct lthread *t, struct conn *c)
 static void thread_stop(struct lthread *t, int64_t now)
 {
 	/* Slots count up to the deadline, not to a late wake after it. */
-	const int64_t deadline = t->L->deadline_us;
+	const int64_t deadline = t->L->deadline_ns;
 	const int64_t cut = deadline && deadline < now ? deadline : now;
 	unsigned i;
 
@@ -759,18 +764,18 @@ static void thread_stop(struct lthread *t, int64_t now)
 static void thread_scan(struct lthread *t, int64_t now)
 {
 	const struct client_config *cfg = t->L->cfg;
-	const int64_t limit = (int64_t)cfg->timeout_ms * 1000;
-	const bool grace_over = t->interrupt_us && now - t->interrupt_us >= INTERRUPT_GRACE_US;
+	const int64_t limit = (int64_t)cfg->timeout_ms * NS_PER_MS;
+	const bool grace_over = t->interrupt_ns && now - t->interrupt_ns >= INTERRUPT_GRACE_NS;
 	unsigned i;
 
-	t->min_due_us = INT64_MAX;
+	t->min_due_ns = INT64_MAX;
 	t->connects_held = false;
 	for (i = 0; i < t->next_start; i++) {
 		struct conn *c = &t->conns[i];
 
-		if (c->rate_wait && c->due_us > now) {
-			if (c->due_us < t->min_due_us)
-				t->min_due_us = c->due_us;
+		if (c->rate_wait && c->due_ns > now) {
+			if (c->due_ns < t->min_due_ns)
+				t->min_due_ns = c->due_ns;
 		} else if (c->rate_wait && c->state == CONN_IDLE && t->connecting >= MAX_CONNECTING) {
 			/* A churn connect is due, but as many are in flight as
 			 * a listen backlog should take: the next to end brings
@@ -793,7 +798,7 @@ static void thread_scan(struct lthread *t, int64_t now)
 			continue;
 		if (grace_over)
 			conn_give_up(t, c);
-		else if (!limit || now - c->progress_us <= limit || conn_answered_now(c) > 0)
+		else if (!limit || now - c->progress_ns <= limit || conn_answered_now(c) > 0)
 			continue;
 		else if (c->state == CONN_CONNECTING)
 			/* A connection that never opened: a connect failure, as
@@ -822,7 +827,7 @@ static void thread_ramp(struct lthread *t, int64_t now)
 		/* Spread over one period: each connection's first message, or in
 		 * churn its first connect, comes at its own offset. */
 		if (cfg->rate)
-			c->sched_us = now + (int64_t)((uint64_t)c->index * 1000000u /
+			c->sched_ns = now + (int64_t)((uint64_t)c->index * NS_PER_S /
 			                              ((uint64_t)cfg->connections * cfg->rate));
 		if (cfg->mode == CLIENT_CHURN)
 			churn_connect(t, c, now);
@@ -844,25 +849,25 @@ static double thread_cpu_s(void)
  * Every wake costs the client CPU and, as each message goes on its own,
  * the server a wake-up; at 1 ms (what milliseconds gave before), 10,000
  * connections at 1/s take a wake per millisecond per thread, not one per
- * slot. */
+ * slot. A microsecond at least, as when waits were timed in microseconds. */
 static int64_t wake_grain(const struct client_config *cfg)
 {
-	int64_t grain = cfg->rate ? (int64_t)(1000000u / cfg->rate) / 16 : 1000;
+	int64_t grain = cfg->rate ? (int64_t)(NS_PER_S / cfg->rate) / 16 : NS_PER_MS;
 
-	return grain < 1 ? 1 : grain > 1000 ? 1000 : grain;
+	return grain < NS_PER_US ? NS_PER_US : grain > NS_PER_MS ? NS_PER_MS : grain;
 }
 
-/* epoll_wait(2) in microseconds where the system can (epoll_pwait2, Linux
+/* epoll_wait(2) to the nanosecond where the system can (epoll_pwait2, Linux
  * 5.11): with milliseconds, rounded up so as not to spin, every paced slot
  * was up to a millisecond late, and a rate over 1,000/s fell far short. */
-static int wait_events(struct lthread *t, struct epoll_event *evs, int64_t wait_us)
+static int wait_events(struct lthread *t, struct epoll_event *evs, int64_t wait_ns)
 {
 #ifdef HAVE_EPOLL_PWAIT2
 	static atomic_bool no_pwait2;
 
 	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-		struct timespec ts = {.tv_sec = wait_us / 1000000,
-		                      .tv_nsec = (long)(wait_us % 1000000) * 1000};
+		struct timespec ts = {.tv_sec = wait_ns / NS_PER_S,
+		                      .tv_nsec = (long)(wait_ns % NS_PER_S)};
 		int n = epoll_pwait2(t->epfd, evs, MAX_EVENTS, &ts, NULL);
 
 		/* Missing, or refused by a seccomp filter that knows it not. */
@@ -871,7 +876,7 @@ static int wait_events(struct lthread *t, struct epoll_event *evs, int64_t wait_
 		atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
 	}
 #endif
-	return epoll_wait(t->epfd, evs, MAX_EVENTS, (int)((wait_us + 999) / 1000));
+	return epoll_wait(t->epfd, evs, MAX_EVENTS, (int)((wait_ns + NS_PER_MS - 1) / NS_PER_MS));
 }
 
 static void *thread_main(void *arg)
@@ -879,39 +884,39 @@ static void *thread_main(void *arg)
 	struct lthread *t = arg;
 	struct load *L = t->L;
 	struct epoll_event evs[MAX_EVENTS];
-	int64_t now = pe_now_us(), next_scan = now + TICK_US;
-	const int64_t began_us = now;
+	int64_t now = pe_now_ns(), next_scan = now + TICK_NS;
+	const int64_t began_ns = now;
 	const double began_cpu_s = thread_cpu_s();
 	uint64_t one = 1;
 
 #ifdef PR_SET_TIMERSLACK
 	/* The default slack, 50 us, may be more than a fine grain allows. */
-	if (L->wake_grain_us < 200)
-		prctl(PR_SET_TIMERSLACK, (unsigned long)L->wake_grain_us * 250, 0UL, 0UL, 0UL);
+	if (L->wake_grain_ns < 200 * NS_PER_US)
+		prctl(PR_SET_TIMERSLACK, (unsigned long)L->wake_grain_ns / 4, 0UL, 0UL, 0UL);
 #endif
 
 	while (t->live > 0) {
-		int64_t wait_us;
+		int64_t wait_ns;
 		int n, i;
 
 		thread_ramp(t, now);
 		if (t->live == 0)
 			break;
-		wait_us = next_scan - now;
-		if (t->min_due_us - now < wait_us)
-			wait_us = t->min_due_us - now;
-		if (!t->stopping && L->deadline_us && L->deadline_us - now < wait_us)
-			wait_us = L->deadline_us - now;
-		if (wait_us < 0)
-			wait_us = 0;
-		wait_us = (wait_us + L->wake_grain_us - 1) / L->wake_grain_us * L->wake_grain_us;
-		n = wait_events(t, evs, wait_us);
+		wait_ns = next_scan - now;
+		if (t->min_due_ns - now < wait_ns)
+			wait_ns = t->min_due_ns - now;
+		if (!t->stopping && L->deadline_ns && L->deadline_ns - now < wait_ns)
+			wait_ns = L->deadline_ns - now;
+		if (wait_ns < 0)
+			wait_ns = 0;
+		wait_ns = (wait_ns + L->wake_grain_ns - 1) / L->wake_grain_ns * L->wake_grain_ns;
+		n = wait_events(t, evs, wait_ns);
 		if (n < 0 && errno != EINTR) {
 			/* A connection's failure may have come first: keep it. */
 			if (t->first_error[0] == '\0') {
 				snprintf(t->first_error, sizeof t->first_error, "epoll_wait: %s",
 				         strerror(errno));
-				t->first_error_us = pe_now_us();
+				t->first_error_ns = pe_now_ns();
 			}
 			t->other++;
 			atomic_fetch_add_explicit(&t->a_errors, 1, memory_order_relaxed);
@@ -920,24 +925,24 @@ static void *thread_main(void *arg)
 		for (i = 0; i < n; i++) {
 			/* Per event, not per batch: handling the events before this one
 			 * took time that is not this echo's latency. */
-			now = pe_now_us();
+			now = pe_now_ns();
 			if (evs[i].data.ptr == NULL) {
 				/* The stop eventfd stays readable: take it out of this set. */
 				epoll_ctl(t->epfd, EPOLL_CTL_DEL, L->stop_fd, NULL);
-				t->interrupt_us = now;
+				t->interrupt_ns = now;
 				if (!t->stopping)
 					thread_stop(t, now);
 				continue;
 			}
 			conn_event(t, evs[i].data.ptr, evs[i].events, now);
 		}
-		now = pe_now_us();
-		if (!t->stopping && L->deadline_us && now >= L->deadline_us)
+		now = pe_now_ns();
+		if (!t->stopping && L->deadline_ns && now >= L->deadline_ns)
 			thread_stop(t, now);
-		if (now >= next_scan || now >= t->min_due_us) {
+		if (now >= next_scan || now >= t->min_due_ns) {
 			thread_scan(t, now);
 			if (now >= next_scan)
-				next_scan = now + TICK_US;
+				next_scan = now + TICK_NS;
 		}
 	}
 	/* Whatever is left (only after an epoll failure) goes down with us. */
@@ -945,7 +950,7 @@ static void *thread_main(void *arg)
 		conn_close(t, &t->conns[k]);
 	/* The CPU time is read within the run time's bounds: never the larger. */
 	t->cpu_s = thread_cpu_s() - began_cpu_s;
-	t->run_s = (double)(pe_now_us() - began_us) / 1e6;
+	t->run_s = (double)(pe_now_ns() - began_ns) / 1e9;
 	if (write(L->done_fd, &one, sizeof one) < 0) {
 		/* An eventfd write of 1 cannot fail short of a bug; the join still happens. */
 	}
@@ -1047,7 +1052,7 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 
 		t->L = L;
 		t->nconns = t->live = (unsigned)n;
-		t->min_due_us = INT64_MAX;
+		t->min_due_ns = INT64_MAX;
 		histogram_init(&t->hist);
 		t->conns = calloc(n, sizeof *t->conns);
 		t->issue_ring = calloc(n * cfg->pipeline, sizeof *t->issue_ring);
@@ -1060,7 +1065,7 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 			c->fd = -1;
 			c->index = (unsigned)(base + k);
 			c->start = load_stream_start(base + k);
-			c->issue_us = t->issue_ring + k * cfg->pipeline;
+			c->issue_ns = t->issue_ring + k * cfg->pipeline;
 		}
 		base += n;
 		t->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1097,7 +1102,7 @@ static void progress_snapshot(const struct load *L, struct load_progress *p, int
 	unsigned i;
 
 	memset(p, 0, sizeof *p);
-	p->elapsed_s = (double)(now - L->start_us) / 1e6;
+	p->elapsed_s = (double)(now - L->start_ns) / 1e9;
 	for (i = 0; i < L->nthreads; i++) {
 		const struct lthread *t = &L->threads[i];
 
@@ -1123,13 +1128,14 @@ static void request_stop(struct load *L)
 static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, void *ctx)
 {
 	unsigned done = 0;
-	int64_t next_tick = L->start_us + 1000000;
+	int64_t next_tick = L->start_ns + NS_PER_S;
 	bool signalled = false;
 
 	while (done < L->nthreads) {
 		struct pollfd fds[2] = {{.fd = L->done_fd, .events = POLLIN},
 		                        {.fd = sigfd, .events = POLLIN}};
-		int64_t wait_ms = progress ? (next_tick - pe_now_us() + 999) / 1000 : -1;
+		int64_t wait_ms = progress ? (next_tick - pe_now_ns() + NS_PER_MS - 1) / NS_PER_MS :
+		                  -1;
 		int rc = poll(fds, sigfd >= 0 ? 2 : 1, wait_ms < 0 && progress ? 0 : (int)wait_ms);
 
 		if (rc < 0 && errno != EINTR)
@@ -1147,7 +1153,7 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			if (read(sigfd, &si, sizeof si) < 0) {
 				/* Nothing to learn: stop all the same. */
 			}
-			L->stop_us = pe_now_us();
+			L->stop_ns = pe_now_ns();
 			request_stop(L);
 			signalled = true;
 			sigemptyset(&set);
@@ -1156,12 +1162,12 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 			sigfd = -1;
 		}
-		if (progress && pe_now_us() >= next_tick) {
+		if (progress && pe_now_ns() >= next_tick) {
 			struct load_progress p;
 
-			progress_snapshot(L, &p, pe_now_us());
+			progress_snapshot(L, &p, pe_now_ns());
 			progress(ctx, &p);
-			next_tick += 1000000;
+			next_tick += NS_PER_S;
 		}
 	}
 	return signalled;
@@ -1251,7 +1257,7 @@ static void collect(struct load *L, struct load_result *res)
 			res->run_s = t->run_s;
 		if (busy > res->busiest)
 			res->busiest = busy;
-		if (t->first_error[0] != '\0' && (!first || t->first_error_us < first->first_error_us))
+		if (t->first_error[0] != '\0' && (!first || t->first_error_ns < first->first_error_ns))
 			first = t;
 	}
 	if (first)
@@ -1263,7 +1269,7 @@ static void collect(struct load *L, struct load_result *res)
 	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
 	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
 	/* A signal after the deadline cut only the wait for the last echoes. */
-	res->interrupted = L->stop_us && (!L->deadline_us || L->stop_us < L->deadline_us);
+	res->interrupted = L->stop_ns && (!L->deadline_ns || L->stop_ns < L->deadline_ns);
 	res->peak_open = atomic_load(&L->peak_open);
 }
 
@@ -1278,16 +1284,16 @@ static void collect(struct load *L, struct load_result *res)
  * server's closes that follows is never part of it. */
 static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
 {
-	int64_t stop = L->deadline_us, last_echo = 0, last_fail = 0;
+	int64_t stop = L->deadline_ns, last_echo = 0, last_fail = 0;
 	unsigned i;
 
-	if (L->stop_us && (!stop || L->stop_us < stop))
-		stop = L->stop_us;
+	if (L->stop_ns && (!stop || L->stop_ns < stop))
+		stop = L->stop_ns;
 	for (i = 0; i < started; i++) {
-		if (L->threads[i].last_echo_us > last_echo)
-			last_echo = L->threads[i].last_echo_us;
-		if (L->threads[i].last_fail_us > last_fail)
-			last_fail = L->threads[i].last_fail_us;
+		if (L->threads[i].last_echo_ns > last_echo)
+			last_echo = L->threads[i].last_echo_ns;
+		if (L->threads[i].last_fail_ns > last_fail)
+			last_fail = L->threads[i].last_fail_ns;
 	}
 	if (stop && end > stop)
 		return stop > last_echo ? stop : last_echo;
@@ -1310,7 +1316,9 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 
 	memset(res, 0, sizeof *res);
 	histogram_init(&res->latency);
-	L.wake_grain_us = wake_grain(cfg);
+	L.wake_grain_ns = wake_grain(cfg);
+	if (cfg->rate)
+		load_schedule_init(&L.schedule, cfg->rate);
 	L.shift_messages = cfg->size % PATTERN_LEN == 0;
 	L.nthreads = cfg->threads ? (unsigned)cfg->threads : pe_usable_cpus();
 	if (L.nthreads > cfg->connections)
@@ -1358,8 +1366,8 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	if (rc < 0)
 		goto out;
 
-	L.start_us = pe_now_us();
-	L.deadline_us = cfg->duration_ms ? L.start_us + (int64_t)cfg->duration_ms * 1000 : 0;
+	L.start_ns = pe_now_ns();
+	L.deadline_ns = cfg->duration_ms ? L.start_ns + (int64_t)cfg->duration_ms * NS_PER_MS : 0;
 	for (i = 0; i < L.nthreads; i++) {
 		rc = -pthread_create(&L.threads[i].tid, NULL, thread_main, &L.threads[i]);
 		if (rc < 0) {
@@ -1374,8 +1382,8 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		signalled = wait_threads(&L, sigfd, progress, ctx);
 	for (i = 0; i < started; i++)
 		pthread_join(L.threads[i].tid, NULL);
-	end = measured_end(&L, started, pe_now_us());
-	res->elapsed_s = (double)(end - L.start_us) / 1e6;
+	end = measured_end(&L, started, pe_now_ns());
+	res->elapsed_s = (double)(end - L.start_ns) / 1e9;
 	if (started == L.nthreads) {
 		rc = 0;
 		res->threads = L.nthreads;

@@ -58,7 +58,8 @@ struct load_result {
 	double busiest;           /* the busiest thread's CPU time over its run time */
 	double run_s;             /* the longest thread's run time, ramp-up to last close */
 	char first_error[512];    /* the first failure seen, with its cause */
-	struct histogram latency; /* microseconds, issue (churn: connect()) or slot to the whole echo */
+	struct histogram latency; /* nanoseconds, issue (churn: connect()) or slot to the whole
+	                             echo */
 };
 
 /* The pattern every stream is cut from: a prime number of bytes, so
@@ -77,6 +78,46 @@ static inline uint32_t load_stream_start(unsigned long index)
 {
 	return (uint32_t)((uint64_t)(index % LOAD_PATTERN_LEN) * LOAD_STREAM_STRIDE %
 	                  LOAD_PATTERN_LEN);
+}
+
+/* --rate's schedule on a clock in nanoseconds: a connection's message (or
+ * churn connect) K owns slot K, floor(K * 10^9 / rate) ns after its slot 0.
+ * K * 10^9 would overflow 64 bits from K = 1.8 * 10^10, five hours at the
+ * highest rate, so the period is split once into whole nanoseconds and a
+ * remainder: K * rem < K * rate stays below 2^64 for every K a run reaches
+ * (at most CLIENT_MAX_MESSAGES, or a day of -d at CLIENT_MAX_RATE), and a
+ * slot costs one division, as it did in microseconds. */
+struct load_schedule {
+	uint64_t rate;      /* slots a second */
+	uint64_t period_ns; /* 10^9 / rate */
+	uint64_t rem;       /* 10^9 % rate */
+};
+
+_Static_assert((uint64_t)CLIENT_MAX_MESSAGES + 1 <= UINT64_MAX / CLIENT_MAX_RATE &&
+               (uint64_t)CLIENT_MAX_SECONDS * CLIENT_MAX_RATE + 1 <=
+               UINT64_MAX / CLIENT_MAX_RATE, "a slot's K * rem may overflow");
+
+static inline void load_schedule_init(struct load_schedule *s, uint64_t rate)
+{
+	s->rate = rate;
+	s->period_ns = 1000000000u / rate;
+	s->rem = 1000000000u % rate;
+}
+
+/* Slot K's offset from slot 0, in nanoseconds. */
+static inline uint64_t load_slot_ns(const struct load_schedule *s, uint64_t k)
+{
+	return k * s->period_ns + k * s->rem / s->rate;
+}
+
+/* How many slots are due ELAPSED ns after slot 0: those at or before it,
+ * ceil((ELAPSED + 1) * rate / 10^9), with the product split as above. */
+static inline uint64_t load_slots_due(const struct load_schedule *s, uint64_t elapsed_ns)
+{
+	const uint64_t after = elapsed_ns + 1;
+
+	return after / 1000000000u * s->rate + (after % 1000000000u * s->rate + 999999999u) /
+	       1000000000u;
 }
 
 /* Run load mode as CFG says, calling PROGRESS (if not NULL) about once a

@@ -1,7 +1,8 @@
 /*
  * client_report.c -- load mode's report: the same figures as text for
  * people or as one JSON object for scripts, and the live progress line.
- * MB means 10^6 bytes; latencies are microseconds from the histogram.
+ * MB means 10^6 bytes; latencies are microseconds to the nanosecond the
+ * histogram holds them in.
  */
 #include <config.h>
 
@@ -11,8 +12,15 @@
 #include "client_report.h"
 
 static const double percentiles[] = {50.0, 90.0, 99.0, 99.9};
-static const char *const percentile_keys[] = {"p50", "p90", "p99", "p99_9"};
 #define NPERCENTILES (sizeof percentiles / sizeof percentiles[0])
+/* The latency figures by name: the minimum, the percentiles, the maximum
+ * and the mean. */
+static const char *const text_figures[] = {"min", "p50", "p90", "p99", "p99.9", "max", "mean"};
+static const char *const json_figures[] = {"min", "p50", "p90", "p99", "p99_9", "max", "mean"};
+#define NFIGURES (NPERCENTILES + 3)
+_Static_assert(sizeof text_figures / sizeof text_figures[0] == NFIGURES &&
+               sizeof json_figures / sizeof json_figures[0] == NFIGURES,
+               "a latency figure without its name");
 
 static const char *mode_name(enum client_mode mode)
 {
@@ -37,6 +45,32 @@ static void print_figure(FILE *out, double v, int least)
 	for (; shown > 0 && shown < 100.0 && decimals < 12; shown *= 10.0)
 		decimals++;
 	fprintf(out, "%.*f", decimals, v);
+}
+
+/* NS nanoseconds as microseconds with three decimals, exact: in integers,
+ * as a double would round a latency of a day and 1 ns. */
+static void print_us(FILE *out, uint64_t ns)
+{
+	fprintf(out, "%llu.%03u", (unsigned long long)(ns / 1000), (unsigned)(ns % 1000));
+}
+
+/* H's figures in microseconds, each NAMES[i] between OPEN and CLOSE before
+ * it, SEP between two: one list for text and JSON, so that they agree. */
+static void print_latencies(FILE *out, const struct histogram *h, const char *const names[],
+                            const char *open, const char *close, const char *sep)
+{
+	uint64_t ns[NFIGURES - 1];
+	unsigned i;
+
+	ns[0] = h->min;
+	for (i = 0; i < NPERCENTILES; i++)
+		ns[i + 1] = histogram_percentile(h, percentiles[i]);
+	ns[NPERCENTILES + 1] = h->max;
+	for (i = 0; i < NFIGURES - 1; i++) {
+		fprintf(out, "%s%s%s%s", i ? sep : "", open, names[i], close);
+		print_us(out, ns[i]);
+	}
+	fprintf(out, "%s%s%s%s%.3f", sep, open, names[i], close, histogram_mean(h) / 1000.0);
 }
 
 /* A load thread on a CPU this share of its run time or more, or threads
@@ -68,7 +102,6 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 {
 	const struct histogram *h = &r->latency;
 	const char *unit = cfg->mode == CLIENT_CHURN ? "connects" : "messages";
-	unsigned i;
 
 	fprintf(out, "target:      %s, %s, %lu connection%s, %lu-byte messages, pipeline %lu, ",
 	        r->target, mode_name(cfg->mode), cfg->connections, cfg->connections == 1 ? "" : "s",
@@ -119,12 +152,9 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 		        "slots came due but were unused at the stop\n",
 		        (unsigned long long)r->slots_late, unit, (unsigned long long)r->slots_unused);
 	if (h->count) {
-		fprintf(out, "latency us:  min %llu", (unsigned long long)h->min);
-		for (i = 0; i < NPERCENTILES; i++)
-			fprintf(out, "  p%g %llu", percentiles[i],
-			        (unsigned long long)histogram_percentile(h, percentiles[i]));
-		fprintf(out, "  max %llu  mean %.1f  (percentiles within %.3f%%)\n",
-		        (unsigned long long)h->max, histogram_mean(h), HISTOGRAM_REL_ERROR * 100.0);
+		fputs("latency us:  ", out);
+		print_latencies(out, h, text_figures, "", " ", "  ");
+		fprintf(out, "  (percentiles within %.3f%%)\n", HISTOGRAM_REL_ERROR * 100.0);
 	} else {
 		fprintf(out, "latency us:  no message completed\n");
 	}
@@ -208,18 +238,12 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("slots_unused", r->slots_unused);
 	fprintf(out, "\"latency_us\":{\"count\":%llu,", (unsigned long long)h->count);
 	if (h->count) {
-		fprintf(out, "\"min\":%llu,", (unsigned long long)h->min);
-		for (i = 0; i < NPERCENTILES; i++)
-			fprintf(out, "\"%s\":%llu,", percentile_keys[i],
-			        (unsigned long long)histogram_percentile(h, percentiles[i]));
-		fprintf(out, "\"max\":%llu,\"mean\":%.3f,", (unsigned long long)h->max,
-		        histogram_mean(h));
+		print_latencies(out, h, json_figures, "\"", "\":", ",");
+		putc(',', out);
 	} else {
 		/* No sample: null, not a latency of 0 us. */
-		fputs("\"min\":null,", out);
-		for (i = 0; i < NPERCENTILES; i++)
-			fprintf(out, "\"%s\":null,", percentile_keys[i]);
-		fputs("\"max\":null,\"mean\":null,", out);
+		for (i = 0; i < NFIGURES; i++)
+			fprintf(out, "\"%s\":null,", json_figures[i]);
 	}
 	/* Exact (1/256 is 0.00390625): rounded down, the bound would not
 	 * cover a value at a bucket's edge. */

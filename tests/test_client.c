@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client_load.h"
@@ -1596,8 +1597,8 @@ Test(wrong_server, paced_latency_counts_from_the_slot_the_server_held_up, .timeo
 
 	load_json_against(&r, BAD_SLOW, 300, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 4);
-	cr_expect_geq(json_u64(r.out, "max"), 800000, "report:\n%s", r.out);
-	cr_expect_geq(json_u64(r.out, "p50"), 450000, "report:\n%s", r.out);
+	cr_expect_geq(json_double(r.out, "max"), 800000.0, "report:\n%s", r.out);
+	cr_expect_geq(json_double(r.out, "p50"), 450000.0, "report:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "slots_late"), 3, "report:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "slots_unused"), 0, "report:\n%s", r.out);
 	run_free(&r);
@@ -1629,7 +1630,7 @@ Test(wrong_server, latency_ends_when_the_last_byte_was_read, .timeout = 60)
 	run_load_json(&r, &b, args, 0);
 	spawn_under = NULL;
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
-	cr_expect_geq(json_u64(r.out, "min"), BAD_PAUSE_MS * 1000u, "report:\n%s", r.out);
+	cr_expect_geq(json_double(r.out, "min"), BAD_PAUSE_MS * 1000.0, "report:\n%s", r.out);
 	run_free(&r);
 	bad_stop(&b);
 }
@@ -2465,6 +2466,44 @@ Test(streams, no_two_connections_start_at_the_same_offset, .timeout = 60)
 	             twice, CLIENT_MAX_CONNECTIONS, first_twice);
 }
 
+/* --rate's slots, in nanoseconds, against 128-bit arithmetic: exact at
+ * every rate however long the run, where K * 10^9 in 64 bits overflows
+ * from K = 1.8 * 10^10 (five hours at a million a second, well within
+ * a day of -d, or -n 10^12); and the slots due at a time are exactly those
+ * at or before it, so that a slot is due from its own nanosecond on. */
+Test(schedule, slots_stay_exact_at_high_rates_over_long_runs, .timeout = 10)
+{
+	static const uint64_t rates[] = {1, 3, 7, 1000, 999983, CLIENT_MAX_RATE};
+
+	for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+		const unsigned long long rate = rates[i];
+		const uint64_t ks[] = {0, 1, rate - 1, rate, rate + 1, 18446744074ull,
+		                       (uint64_t)CLIENT_MAX_SECONDS * rate + 1,
+		                       CLIENT_MAX_MESSAGES};
+		struct load_schedule s;
+
+		load_schedule_init(&s, rate);
+		for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+			const unsigned long long k = ks[j];
+			const unsigned __int128 exact = (unsigned __int128)k * 1000000000u / rate;
+			unsigned long long want, at, due_at, due_before;
+
+			if (exact > INT64_MAX)
+				continue; /* past 292 years: the clock itself would overflow */
+			want = (unsigned long long)exact;
+			at = load_slot_ns(&s, k);
+			due_at = load_slots_due(&s, want);
+			due_before = k > 0 ? load_slots_due(&s, want - 1) : 0;
+			cr_expect_eq(at, want, "rate %llu: slot %llu at %llu ns, not %llu", rate, k,
+			             at, want);
+			cr_expect_eq(due_at, k + 1, "rate %llu: %llu slots due at slot %llu", rate,
+			             due_at, k);
+			cr_expect_eq(due_before, k, "rate %llu: %llu slots due 1 ns before slot %llu",
+			             rate, due_before, k);
+		}
+	}
+}
+
 TestSuite(load, .init = server_up, .fini = server_down);
 
 Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
@@ -2568,7 +2607,7 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "connections_unserved"), 2, "%s", r.out);
 	/* Their first echoes came after the stop, and count with their wait:
 	 * more than the run's first half, 1 s. */
-	cr_expect_geq(json_u64(r.out, "max"), 1000000, "%s", r.out);
+	cr_expect_geq(json_double(r.out, "max"), 1000000.0, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "connections_abandoned"), 0, "%s", r.out);
 	run_free(&r);
 
@@ -3160,6 +3199,37 @@ Test(load, an_echo_that_came_while_the_client_was_held_is_no_timeout, .timeout =
 	run_free(&r);
 }
 
+/* The clock is read in nanoseconds. The minimum and maximum of a run are
+ * latencies as measured, and a measured latency is a whole number of
+ * microseconds only when its last three digits in nanoseconds are 000:
+ * about one chance in 1,000 on loopback, where latencies spread over
+ * thousands of nanoseconds, and one in a million for both (more figures
+ * only make it rarer). A clock read in whole microseconds makes every
+ * figure whole. So one figure at least has nanoseconds, unless the clock
+ * itself is coarser than a microsecond, which clock_getres(2) would say. */
+Test(load, latencies_are_timed_to_the_nanosecond, .timeout = 60)
+{
+	static const char *const keys[] = {"min", "p50", "p90", "p99", "p99_9", "max"};
+	const char *args[] = {"-c", "1", "-n", "2000", "--json", "127.0.0.1", port_str, NULL};
+	struct timespec res;
+	struct run r;
+	int fractional = 0;
+
+	cr_assert_eq(clock_getres(CLOCK_MONOTONIC, &res), 0);
+	if (res.tv_sec > 0 || res.tv_nsec >= 1000)
+		cr_skip_test("CLOCK_MONOTONIC ticks every %ld ns here", res.tv_nsec);
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		double us = json_double(r.out, keys[i]);
+
+		if (us > (double)(unsigned long long)us)
+			fractional++;
+	}
+	cr_expect_gt(fractional, 0, "every latency a whole microsecond:\n%s", r.out);
+	run_free(&r);
+}
+
 Test(load, duration_run_prints_a_text_report, .timeout = 60)
 {
 	const char *args[] = {"-c", "3", "-d", "0.5", "127.0.0.1", port_str, NULL};
@@ -3397,24 +3467,58 @@ Test(report, small_figures_keep_three_significant_digits, .timeout = 10)
 	free(text);
 }
 
+/* A second's run whose N messages took NS[i] nanoseconds each. */
+static void latencies_of(struct load_result *r, const uint64_t ns[], size_t n)
+{
+	memset(r, 0, sizeof *r);
+	histogram_init(&r->latency);
+	for (size_t i = 0; i < n; i++)
+		histogram_record(&r->latency, ns[i]);
+	r->threads = r->cpus = 1;
+	r->elapsed_s = 1.0;
+}
+
 /* The error bound the JSON states covers its own percentiles, even at a
- * bucket's edge: a p50 of 256 us is reported as 257, off by exactly 1/256,
- * which a bound rounded to 0.003906 would not allow. */
+ * bucket's edge: a p50 of 256 ns is reported as 257 ns (0.257 us), off by
+ * exactly 1/256, which a bound rounded to 0.003906 would not allow. */
 Test(report, the_stated_relative_error_covers_a_bucket_edge, .timeout = 10)
 {
+	static const uint64_t ns[] = {100, 256, 1000000};
 	struct load_result r;
 	char *json;
 
-	memset(&r, 0, sizeof r);
-	histogram_init(&r.latency);
-	histogram_record(&r.latency, 100);
-	histogram_record(&r.latency, 256);
-	histogram_record(&r.latency, 1000000);
-	r.threads = r.cpus = 1;
-	r.elapsed_s = 1.0;
+	latencies_of(&r, ns, sizeof ns / sizeof ns[0]);
 	json = report_of(&r, true);
-	cr_assert_eq(json_u64(json, "p50"), 257, "%s", json);
+	cr_assert_not_null(strstr(json, "\"p50\":0.257,"), "%s", json);
 	cr_expect_geq(256.0 * json_double(json, "relative_error"), 1.0, "%s", json);
+	free(json);
+}
+
+/* The histogram holds nanoseconds; the report shows microseconds to the
+ * nanosecond, in text and JSON alike: the minimum and maximum exact, a
+ * latency below 0.256 us (where every nanosecond has its own bucket) too,
+ * a percentile as the middle of its bucket (9871 ns lies in [9856, 9920)),
+ * and the mean in the same unit. */
+Test(report, latencies_show_in_microseconds_to_the_nanosecond, .timeout = 10)
+{
+	static const char *const text_want[] = {"latency us:  min 0.255  p50 9.888  "
+	                                        "p90 1000000.007  p99 1000000.007  "
+	                                        "p99.9 1000000.007  max 1000000.007  "
+	                                        "mean 250005.359  (percentiles within 0.391%)\n"};
+	static const char *const json_want[] = {"\"latency_us\":{\"count\":4,\"min\":0.255,"
+	                                        "\"p50\":9.888,\"p90\":1000000.007,"
+	                                        "\"p99\":1000000.007,\"p99_9\":1000000.007,"
+	                                        "\"max\":1000000.007,\"mean\":250005.359,"};
+	static const uint64_t ns[] = {255, 9871, 11302, 1000000007};
+	struct load_result r;
+	char *text, *json;
+
+	latencies_of(&r, ns, sizeof ns / sizeof ns[0]);
+	text = report_of(&r, false);
+	json = report_of(&r, true);
+	cr_expect_not_null(strstr(text, text_want[0]), "no '%s' in:\n%s", text_want[0], text);
+	cr_expect_not_null(strstr(json, json_want[0]), "no '%s' in:\n%s", json_want[0], json);
+	free(text);
 	free(json);
 }
 
