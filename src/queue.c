@@ -49,17 +49,24 @@ int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size)
 	}
 	q->capacity = capacity;
 	q->item_size = item_size;
-	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->not_empty, NULL);
-	if ((rc = pe_cond_init_monotonic(&q->not_full)) != 0) {
-		pthread_cond_destroy(&q->not_empty);
-		pthread_mutex_destroy(&q->lock);
-		free(q->items);
-		free(q);
-		return -rc;
-	}
+	/* POSIX lets each of these fail (EAGAIN, ENOMEM); only what was made
+	 * is destroyed. */
+	if ((rc = pthread_mutex_init(&q->lock, NULL)) != 0)
+		goto no_lock;
+	if ((rc = pthread_cond_init(&q->not_empty, NULL)) != 0)
+		goto no_not_empty;
+	if ((rc = pe_cond_init_monotonic(&q->not_full)) != 0)
+		goto no_not_full;
 	*out = q;
 	return 0;
+no_not_full:
+	pthread_cond_destroy(&q->not_empty);
+no_not_empty:
+	pthread_mutex_destroy(&q->lock);
+no_lock:
+	free(q->items);
+	free(q);
+	return -rc;
 }
 
 void pe_queue_destroy(pe_queue *q)

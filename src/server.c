@@ -405,7 +405,10 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->cfg = *cfg;
 	srv->owner = getpid();
 	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
-	pthread_mutex_init(&srv->lock, NULL);
+	if ((rc = pthread_mutex_init(&srv->lock, NULL)) != 0) {
+		free(srv);
+		return -rc;
+	}
 	/* The grace deadline is on CLOCK_MONOTONIC: a clock step must not move it. */
 	if ((rc = pe_cond_init_monotonic(&srv->drained)) != 0) {
 		pthread_mutex_destroy(&srv->lock);

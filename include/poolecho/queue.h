@@ -25,8 +25,8 @@ typedef struct pe_queue pe_queue;
 
 /* Make a queue of CAPACITY (>= 1) items of ITEM_SIZE (>= 1) bytes each.
  * -EINVAL for a zero size, a CAPACITY x ITEM_SIZE beyond SIZE_MAX or a NULL
- * OUT, -ENOMEM, or the negative errno of a condition variable that could
- * not be made. */
+ * OUT, -ENOMEM, or the negative errno of a mutex or condition variable
+ * that could not be made (-EAGAIN, -ENOMEM). */
 PE_API int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size);
 
 /* Free the queue. No call on it may still be running, not even one about to

@@ -1,0 +1,198 @@
+/*
+ * test_init_failures.c -- what the queue and the server do when the system
+ * cannot make a mutex or a condition variable (POSIX allows EAGAIN and
+ * ENOMEM; glibc never fails): the error comes back, nothing is left open
+ * or allocated, and only what was made is destroyed. All of it fails
+ * before the workers start.
+ *
+ * pthread_mutex_init, pthread_cond_init and their destroys are wrapped at
+ * link time (-Wl,--wrap=...), in this program alone, so the library's own
+ * calls can be made to fail on demand and counted.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <poolecho/queue.h>
+#include <poolecho/server.h>
+
+#include "helpers.h"
+#include "server_fixture.h"
+
+TestSuite(init_failures, .timeout = 30);
+
+/* ---- the wrapped calls ---------------------------------------------------- */
+
+enum kind { MUTEX, COND, KINDS };
+static const char *const kind_name[KINDS] = {"pthread_mutex_init", "pthread_cond_init"};
+
+static atomic_bool counting;        /* only the library call under test counts */
+static atomic_int inits[KINDS];     /* calls seen since counting began */
+static atomic_int made, destroyed;  /* inits that succeeded, and destroys */
+static atomic_int failing_kind = -1, failing_nth, failure_error;
+
+int __real_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a);
+int __wrap_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a);
+int __real_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a);
+int __wrap_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a);
+int __real_pthread_mutex_destroy(pthread_mutex_t *m);
+int __wrap_pthread_mutex_destroy(pthread_mutex_t *m);
+int __real_pthread_cond_destroy(pthread_cond_t *c);
+int __wrap_pthread_cond_destroy(pthread_cond_t *c);
+
+/* Whether this init of KIND is the one to fail; counts it. */
+static bool fails_now(enum kind k)
+{
+	if (!atomic_load(&counting))
+		return false;
+	return atomic_fetch_add(&inits[k], 1) + 1 == atomic_load(&failing_nth) &&
+	       atomic_load(&failing_kind) == (int)k;
+}
+
+static int made_if(int rc)
+{
+	if (rc == 0 && atomic_load(&counting))
+		atomic_fetch_add(&made, 1);
+	return rc;
+}
+
+int __wrap_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a)
+{
+	return fails_now(MUTEX) ? atomic_load(&failure_error)
+	                        : made_if(__real_pthread_mutex_init(m, a));
+}
+
+int __wrap_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a)
+{
+	return fails_now(COND) ? atomic_load(&failure_error) : made_if(__real_pthread_cond_init(c, a));
+}
+
+int __wrap_pthread_mutex_destroy(pthread_mutex_t *m)
+{
+	if (atomic_load(&counting))
+		atomic_fetch_add(&destroyed, 1);
+	return __real_pthread_mutex_destroy(m);
+}
+
+int __wrap_pthread_cond_destroy(pthread_cond_t *c)
+{
+	if (atomic_load(&counting))
+		atomic_fetch_add(&destroyed, 1);
+	return __real_pthread_cond_destroy(c);
+}
+
+/* Count from now on; the NTH init of KIND fails with ERR (NTH 0: none). */
+static void arm(enum kind k, int nth, int err)
+{
+	for (int i = 0; i < KINDS; i++)
+		atomic_store(&inits[i], 0);
+	atomic_store(&made, 0);
+	atomic_store(&destroyed, 0);
+	atomic_store(&failing_kind, (int)k);
+	atomic_store(&failing_nth, nth);
+	atomic_store(&failure_error, err);
+	atomic_store(&counting, true);
+}
+
+static void disarm(void)
+{
+	atomic_store(&counting, false);
+	atomic_store(&failing_nth, 0);
+}
+
+/* EAGAIN and ENOMEM in turn: both are POSIX's. */
+static int error_for(int nth)
+{
+	return nth % 2 ? EAGAIN : ENOMEM;
+}
+
+/* ---- failing each in turn ---------------------------------------------- */
+
+/* A create, made to fail or not: its result, having destroyed what it made
+ * and checked that a failure left *OUT NULL. */
+typedef int create_fn(void *ctx);
+
+/* Count the inits CREATE makes into SEEN, then fail each in turn: its error
+ * comes back, what was made is destroyed (and nothing else), and no
+ * descriptor is left open. */
+static void fail_each_init(const char *what, create_fn *create, void *ctx, int seen[KINDS])
+{
+	int fds = th_count_fds();
+
+	cr_assert_geq(fds, 0);
+	arm(MUTEX, 0, 0);
+	cr_assert_eq(create(ctx), 0, "%s failed with nothing made to fail", what);
+	disarm();
+	for (int k = 0; k < KINDS; k++)
+		seen[k] = atomic_load(&inits[k]);
+
+	for (int k = 0; k < KINDS; k++)
+		for (int nth = 1; nth <= seen[k]; nth++) {
+			int err = error_for(nth), rc;
+
+			arm((enum kind)k, nth, err);
+			rc = create(ctx);
+			disarm();
+			cr_expect_eq(rc, -err, "%s #%d failed with %s: %s returned %d (%s)", kind_name[k],
+			             nth, strerror(err), what, rc, strerror(rc < 0 ? -rc : 0));
+			cr_expect_eq(atomic_load(&destroyed), atomic_load(&made),
+			             "%s #%d failed: %d made, %d destroyed", kind_name[k], nth,
+			             atomic_load(&made), atomic_load(&destroyed));
+			cr_expect_eq(th_count_fds(), fds, "%s #%d failed: %d descriptors open before, "
+			             "%d after", kind_name[k], nth, fds, th_count_fds());
+		}
+}
+
+/* ---- the queue and the server --------------------------------------------- */
+
+static int create_queue(void *ctx)
+{
+	pe_queue *q;
+	int rc = pe_queue_create(&q, 4, sizeof(int));
+
+	(void)ctx;
+	if (rc == 0)
+		pe_queue_destroy(q);
+	else
+		cr_expect_null(q);
+	return rc;
+}
+
+Test(init_failures, a_queue_whose_lock_or_condition_cannot_be_made_fails_create_cleanly)
+{
+	int seen[KINDS];
+
+	fail_each_init("pe_queue_create", create_queue, NULL, seen);
+	cr_expect_eq(seen[MUTEX], 1, "the queue made %d mutexes", seen[MUTEX]);
+	cr_expect_eq(seen[COND], 2, "the queue made %d condition variables", seen[COND]);
+	TH_ASSERT_NO_LEAKS();
+}
+
+static int create_server(void *ctx)
+{
+	pe_server *srv;
+	int rc = pe_server_create(&srv, ctx);
+
+	if (rc == 0)
+		pe_server_destroy(srv);
+	else
+		cr_expect_null(srv);
+	return rc;
+}
+
+Test(init_failures, a_server_whose_lock_or_condition_cannot_be_made_fails_create_cleanly)
+{
+	struct pe_server_config cfg;
+	int seen[KINDS];
+
+	tf_config(&cfg, 2, 2);
+	fail_each_init("pe_server_create", create_server, &cfg, seen);
+	/* the server's own lock and condition, and the queue's */
+	cr_expect_geq(seen[MUTEX], 2, "the server made %d mutexes", seen[MUTEX]);
+	cr_expect_geq(seen[COND], 3, "the server made %d condition variables", seen[COND]);
+	TH_ASSERT_NO_LEAKS();
+}
