@@ -117,17 +117,16 @@ int main(int argc, char **argv)
 	struct client_config cfg;
 	char err[512];
 
-	if (pe_stdfds_guard() < 0) {
-		perror("poolecho: cannot open /dev/null for a closed standard descriptor");
+	/* First, so that every error gets a priority: it only looks at fd 2. */
+	pe_log_detect_journal();
+	if (pe_stdfds_guard(program) != 0)
 		return EXIT_FAILURE;
-	}
 	/* A closed standard output (poolecho < f | head -c 10) must be an error
 	 * with its reason, not a silent death; sockets use MSG_NOSIGNAL anyway. */
 	signal(SIGPIPE, SIG_IGN);
 	/* SIGTERM always ends the client, as it always stops poolechod, even
 	 * one started with it ignored. */
 	signal(SIGTERM, SIG_DFL);
-	pe_log_detect_journal();
 
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:

@@ -308,17 +308,16 @@ int main(int argc, char **argv)
 	pe_server *srv;
 	int rc;
 
+	/* First, so that every error, the command line's too, gets a priority:
+	 * it only looks at fd 2 (fstat), and a closed one is no journal. */
+	pe_log_detect_journal();
 	/* Started with stderr closed, the stop pipe made below would take its
 	 * number, and the first log line would stop the daemon. */
-	if (pe_stdfds_guard() < 0) {
-		perror("poolechod: cannot open /dev/null for a closed standard descriptor");
+	if (pe_stdfds_guard("poolechod") != 0)
 		return 1;
-	}
 	/* A client that resets while we write must cost an EPIPE, not the
 	 * process; so must `poolechod --help | true`. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Before the command line, so that its errors get a priority too. */
-	pe_log_detect_journal();
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc == 0) /* --help or --version */
 		return pe_stdout_flush_checked("poolechod");

@@ -9,13 +9,16 @@
  * into it, and a read of standard input would read it. Standard input gets
  * /dev/null for writing and the other two for reading, so that using a
  * descriptor the caller closed still fails with EBADF, as it would have.
- * 0, or a negative errno when /dev/null cannot be opened. Call it first,
- * before any thread or descriptor is made. */
-int pe_stdfds_guard(void);
+ * 0, or 1 (the exit status) after saying "PROGRAM: cannot open /dev/null
+ * ..." on standard error. Call it first, before any thread or descriptor
+ * is made; only pe_log_detect_journal may come before it (it makes none),
+ * so that the error gets the journal's priority. */
+int pe_stdfds_guard(const char *program);
 
 /* Flush standard output after --help or --version: 0, or 1 (the exit
  * status) after saying "PROGRAM: write error: REASON" on standard error,
- * as a full disk or a closed pipe must not pass for success. */
+ * as a full disk or a closed pipe must not pass for success. Both errors
+ * start with pe_log_prefix's "<3>" when stderr is the journal. */
 int pe_stdout_flush_checked(const char *program);
 
 #endif

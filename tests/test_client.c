@@ -1971,6 +1971,45 @@ Test(wrong_server, errors_into_the_journal_carry_the_error_priority, .timeout = 
 	close(fd);
 }
 
+/* The errors said before anything else is set up carry it too: --help
+ * that cannot be written (into /dev/full), and no /dev/null for a closed
+ * standard input (strace fails its open(2)). Without the journal, none. */
+Test(cli, early_errors_into_the_journal_carry_the_error_priority, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-o", "/dev/null", "-e", "trace=open,openat",
+	                                    "-e", "inject=open,openat:error=EACCES", "-P",
+	                                    "/dev/null", NULL};
+	const char *help[] = {"--help", NULL};
+	char want[160];
+
+	if (access("/dev/full", W_OK) != 0)
+		cr_skip_test("no /dev/full to write into: %s", strerror(errno));
+	skip_without_strace();
+	for (int journal = 0; journal < 2; journal++) {
+		const char *prefix = journal ? "<3>" : "";
+		int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+		struct run r;
+
+		cr_assert_geq(full, 0, "/dev/full: %s", strerror(errno));
+		spawn_journal_stream = journal;
+		run_client_fds(&r, input_file("", 0), full, help, CLIENT_TIMEOUT_MS);
+		snprintf(want, sizeof want, "%spoolecho: write error: %s\n", prefix, strerror(ENOSPC));
+		cr_expect(r.code == 1 && strcmp(r.err, want) == 0,
+		          "--help into /dev/full: exit %d, stderr is not '%s':\n%s", r.code, want, r.err);
+		run_free(&r);
+
+		spawn_under = under;
+		run_client_fds(&r, CLOSED_FD, -1, help, CLIENT_TIMEOUT_MS);
+		spawn_under = NULL;
+		spawn_journal_stream = false;
+		snprintf(want, sizeof want, "%spoolecho: cannot open /dev/null for a closed standard "
+		         "descriptor: %s\n", prefix, strerror(EACCES));
+		cr_expect(r.code == 1 && strcmp(r.err, want) == 0,
+		          "no /dev/null: exit %d, stderr is not '%s':\n%s", r.code, want, r.err);
+		run_free(&r);
+	}
+}
+
 /* A name whose every address refuses: each address is named with its
  * reason, not only the last one tried. */
 /* A long host name is cut in the message, so that the reason still fits:

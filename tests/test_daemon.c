@@ -1832,6 +1832,61 @@ Test(daemon, journal_stream_on_stderr_gives_usage_errors_priority_3)
 	assert_no_sanitizer_report();
 }
 
+/* Run ARGV (with $JOURNAL_STREAM naming its stderr when JOURNAL) to its
+ * exit 1, and expect stderr to be the one line PREFIX "poolechod: " WHAT. */
+static void expect_one_error_line(const char *const argv[], bool journal, const char *what)
+{
+	const char *prefix = journal ? "<3>" : "", *nl;
+	char want[256];
+	int rc = journal ? th_proc_spawn_journal(&proc, argv) : th_proc_spawn(&proc, argv);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "%s did not exit", argv[0]);
+	snprintf(want, sizeof want, "%spoolechod: %s", prefix, what);
+	cr_expect_eq(th_proc_exit_code(&proc), 1, "exit %d; stderr:\n%s", th_proc_exit_code(&proc),
+	             proc.err.data);
+	nl = proc.err.data ? strchr(proc.err.data, '\n') : NULL;
+	cr_expect(strncmp(proc.err.data, want, strlen(want)) == 0 && nl && !nl[1],
+	          "%s: stderr is not the one line '%s...':\n%s",
+	          journal ? "into the journal" : "off the journal", want, proc.err.data);
+	th_proc_cleanup(&proc);
+}
+
+/* --help or --version that cannot be written fails (exit 1) with an error:
+ * for the journal, priority 3, as every other error. */
+Test(daemon, help_that_cannot_be_written_says_so_with_the_journal_s_error_priority)
+{
+	const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >/dev/full", daemon_path(),
+	                      "--help", NULL};
+
+	if (access("/dev/full", W_OK) != 0)
+		cr_skip_test("no /dev/full to write into: %s", strerror(errno));
+	for (int journal = 0; journal < 2; journal++)
+		expect_one_error_line(argv, journal, "write error: No space left on device");
+}
+
+/* Started with a standard descriptor closed and no /dev/null to put on it
+ * (strace fails its open(2)), the daemon exits 1 saying so: for the
+ * journal, priority 3, though this comes before anything else is set up. */
+Test(daemon, no_dev_null_for_a_closed_descriptor_says_so_with_the_journal_s_error_priority)
+{
+	/* LeakSanitizer cannot work under ptrace: off for the traced daemon.
+	 * The shell closes stdin under strace, so strace's own output file
+	 * cannot take that number. */
+	const char *script = "exec strace -o /dev/null "
+	                     "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+	                     "-e trace=open,openat -e inject=open,openat:error=EACCES -P /dev/null "
+	                     "/bin/sh -c 'exec \"$0\" \"$@\" <&-' \"$0\" \"$@\"";
+	const char *argv[] = {"/bin/sh", "-c", script, daemon_path(), "--version", NULL};
+
+	if (system("strace -o /dev/null -e inject=read:delay_exit=1 true >/dev/null 2>&1") != 0)
+		cr_skip_test("strace cannot run here (not installed, older than 4.22, or ptrace(2) "
+		             "is not allowed)");
+	for (int journal = 0; journal < 2; journal++)
+		expect_one_error_line(argv, journal, "cannot open /dev/null for a closed standard "
+		                      "descriptor: Permission denied");
+}
+
 /* A JOURNAL_STREAM inherited by a daemon whose stderr goes elsewhere (a
  * shell in a unit, redirecting it) names another file: the lines keep
  * their timestamp, program, PID and level. */
