@@ -53,8 +53,20 @@ const char *pe_log_level_name(enum pe_log_level level)
 	return "?";
 }
 
-void pe_log_one_line(char *msg)
+void pe_log_vformat(char *msg, size_t size, const char *fmt, va_list ap)
 {
+	if (vsnprintf(msg, size, fmt, ap) >= (int)size) {
+		/* Cut to fit: say so. Before a character cut in two (bytes
+		 * 10xxxxxx go on the one before), whose lone bytes would make the
+		 * line invalid UTF-8, which the journal keeps as binary. */
+		size_t end = size - sizeof "...";
+
+		for (int back = 0; back < 3 && end > 0 && ((unsigned char)msg[end] & 0xC0) == 0x80;
+		     back++)
+			end--;
+		memcpy(msg + end, "...", sizeof "...");
+	}
+	/* One line: a newline in a -b value cannot forge a line of its own. */
 	for (; *msg; msg++)
 		if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
 			*msg = '?';
@@ -250,10 +262,8 @@ void pe_log(enum pe_log_level level, const char *fmt, ...)
 	if (level > threshold)
 		return;
 	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof msg, fmt, ap) >= (int)sizeof msg)
-		memcpy(msg + sizeof msg - 4, "...", 4); /* cut to fit: say so */
+	pe_log_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	pe_log_one_line(msg);
 	emit(level, msg);
 }
 

@@ -8,7 +8,9 @@
 #ifndef POOLECHO_LOG_H
 #define POOLECHO_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <poolecho/server.h>
 
@@ -39,9 +41,12 @@ int pe_log_never_block(void);
 void pe_log(enum pe_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Make MSG one line: control characters (a newline in a -b value, say)
- * become '?', so no text can forge a line of its own. */
-void pe_log_one_line(char *msg);
+/* Format FMT into MSG (SIZE bytes, 4 or more) as one line: control
+ * characters (a newline in a -b value, say) become '?', so no text can
+ * forge a line of its own, and a message cut to fit ends in "..." after
+ * its last whole UTF-8 character. */
+void pe_log_vformat(char *msg, size_t size, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* A pe_log_fn for pe_server_config.log: CTX is unused. */
 void pe_log_sink(void *ctx, enum pe_log_level level, const char *message);

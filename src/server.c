@@ -71,10 +71,9 @@ static void config_vlogf(const struct pe_server_config *cfg, enum pe_log_level l
 
 	if (!cfg->log || level > cfg->log_level)
 		return;
-	/* A cut line says so: its end is not taken for the end of a value. */
-	if (vsnprintf(msg, sizeof msg, fmt, ap) >= (int)sizeof msg)
-		memcpy(msg + sizeof msg - sizeof "...", "...", sizeof "...");
-	pe_log_one_line(msg); /* the callback is promised one line */
+	/* The callback is promised one line, and a cut one says so: its end
+	 * is not taken for the end of a value. */
+	pe_log_vformat(msg, sizeof msg, fmt, ap);
 	cfg->log(cfg->log_ctx, level, msg);
 }
 

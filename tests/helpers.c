@@ -1145,3 +1145,20 @@ size_t th_widest_line(const char *text, const char **line)
 	}
 	return widest;
 }
+
+bool th_utf8_whole(const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	while (*p) {
+		int more = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+		         : (*p & 0xF8) == 0xF0 ? 3 : -1;
+
+		if (more < 0)
+			return false; /* a continuation byte alone, or no UTF-8 lead */
+		for (p++; more > 0; more--, p++)
+			if ((*p & 0xC0) != 0x80)
+				return false;
+	}
+	return true;
+}

@@ -11,6 +11,7 @@
 #define POOLECHO_TESTS_HELPERS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -200,6 +201,14 @@ const char *th_proc_sanitizer_report(const struct th_proc *p);
 /* Kill (SIGKILL, only this PID) a program still running, reap it, close the
  * pipes and free the buffers. Safe to call twice. */
 void th_proc_cleanup(struct th_proc *p);
+
+/* ---- text ------------------------------------------------------------------ */
+
+/* Whether TEXT is whole UTF-8: every lead byte has its continuation bytes
+ * and none stands alone, so no character was cut (systemd's journalctl
+ * shows a message that is not as "[blob data]"). Overlong forms are not
+ * looked for. */
+bool th_utf8_whole(const char *text);
 
 /* ---- documentation ------------------------------------------------------- */
 

@@ -68,9 +68,10 @@ static void assert_no_sanitizer_report(void)
 	               proc.err.data);
 }
 
-/* Start poolechod on 127.0.0.1 port 0 with EXTRA options (NULL-terminated);
- * returns the port from its readiness line. */
-static unsigned start_daemon(const char *const extra[])
+/* Start poolechod on 127.0.0.1 port 0 with EXTRA options (NULL-terminated),
+ * its stderr named by $JOURNAL_STREAM when JOURNAL; returns the port from
+ * its readiness line. */
+static unsigned start_daemon_journal(const char *const extra[], bool journal)
 {
 	const char *argv[32] = {daemon_path(), "-b", "127.0.0.1", "-p", "0"};
 	int argc = 5, port, rc;
@@ -80,12 +81,17 @@ static unsigned start_daemon(const char *const extra[])
 		argv[argc++] = extra[i];
 	}
 	argv[argc] = NULL;
-	rc = th_proc_spawn(&proc, argv);
+	rc = journal ? th_proc_spawn_journal(&proc, argv) : th_proc_spawn(&proc, argv);
 	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
 	port = th_proc_wait_ready(&proc, START_MS);
 	cr_assert_gt(port, 0, "no readiness line 'listening on 127.0.0.1:PORT' (%s); stderr:\n%s",
 	             strerror(-port), proc.err.data ? proc.err.data : "");
 	return (unsigned)port;
+}
+
+static unsigned start_daemon(const char *const extra[])
+{
+	return start_daemon_journal(extra, false);
 }
 
 /* Send SIG and expect exit code 0 within EXIT_MS, with no sanitizer report. */
@@ -1170,6 +1176,37 @@ Test(daemon, a_log_line_cut_to_fit_ends_in_an_ellipsis)
 	cr_assert_gt(len, 3, "no warning about NOTIFY_SOCKET; stderr:\n%.600s", proc.err.data);
 	cr_expect_lt(len, sizeof line - 1, "the line was not cut: %zu bytes", len);
 	cr_expect_str_eq(line + len - 3, "...", "a cut line ends in '%s'", line + len - 3);
+}
+
+/* The same with a value in UTF-8: the cut falls between characters, as a
+ * lone byte of a cut one would make the journal store the line as binary.
+ * Each of the three places the cut can fall in a three-byte character is
+ * tried, in the journal's form (the prefix is not part of the message). */
+Test(daemon, a_log_line_cut_to_fit_keeps_its_characters_whole)
+{
+	const char *const extra[] = {"-w", "1", NULL};
+
+	for (int pad = 0; pad < 3; pad++) {
+		static char where[1500];
+		char line[1200];
+		size_t len;
+
+		snprintf(where, sizeof where, "/%.*s", pad, "xx");
+		while (strlen(where) + 3 < sizeof where)
+			strcat(where, "\u20ac"); /* the euro sign: three bytes */
+		cr_assert_eq(setenv("NOTIFY_SOCKET", where, 1), 0);
+		start_daemon_journal(extra, pad % 2);
+		unsetenv("NOTIFY_SOCKET");
+		stop_daemon(SIGTERM);
+		stderr_line_with("cannot tell the service manager", line, sizeof line);
+		len = strlen(line);
+		cr_assert_gt(len, 3, "no warning about NOTIFY_SOCKET; stderr:\n%.600s", proc.err.data);
+		cr_expect_str_eq(line + len - 3, "...", "a cut line ends in '%s'", line + len - 3);
+		cr_expect(th_utf8_whole(line), "pad %d: a character cut before the '...': "
+		          "%02x %02x %02x", pad, (unsigned char)line[len - 6],
+		          (unsigned char)line[len - 5], (unsigned char)line[len - 4]);
+		th_proc_cleanup(&proc);
+	}
 }
 
 /* Whether SIG is pending for the whole daemon (ShdPnd of /proc/PID/status):

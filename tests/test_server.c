@@ -2431,28 +2431,58 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 	}
 }
 
-/* A line longer than the server formats (511 bytes) is cut, and says so:
- * a reader must not take the cut for the end of the value. */
-Test(server, a_log_line_cut_to_fit_ends_in_an_ellipsis, .timeout = 10)
+/* pe_server_create refusing ADDR, a host:port without brackets, before any
+ * DNS: the length of the error it logged, into last_logged. */
+static size_t log_of_a_refused_bind_address(const char *addr)
 {
-	static const char head[] = "pe_server_config.bind_address is '127.0.0.1:";
-	char addr[700];
 	struct pe_server_config cfg;
 	pe_server *srv;
-	size_t len;
 
-	/* A host and port whose digits outrun the line: refused before any DNS. */
-	snprintf(addr, sizeof addr, "127.0.0.1:%0600d", 80);
 	tf_config(&cfg, 1, 1);
 	cfg.log = keep_last_line;
 	cfg.log_level = PE_LOG_ERROR;
 	cfg.bind_address = addr;
 	last_logged[0] = '\0';
 	cr_assert_eq(pe_server_create(&srv, &cfg), -EINVAL);
-	len = strlen(last_logged);
+	return strlen(last_logged);
+}
+
+/* A line longer than the server formats (511 bytes) is cut, and says so:
+ * a reader must not take the cut for the end of the value. */
+Test(server, a_log_line_cut_to_fit_ends_in_an_ellipsis, .timeout = 10)
+{
+	static const char head[] = "pe_server_config.bind_address is '127.0.0.1:";
+	char addr[700];
+	size_t len;
+
+	/* A host and port whose digits outrun the line. */
+	snprintf(addr, sizeof addr, "127.0.0.1:%0600d", 80);
+	len = log_of_a_refused_bind_address(addr);
 	cr_assert_eq(len, 511, "logged %zu bytes: %s", len, last_logged);
 	cr_expect_eq(strncmp(last_logged, head, sizeof head - 1), 0, "%s", last_logged);
 	cr_expect_str_eq(last_logged + len - 3, "...", "%s", last_logged);
+}
+
+/* A value in UTF-8 (a name in another script) cut to fit is cut between
+ * characters: a lone byte of a cut one would make the line invalid UTF-8,
+ * which the journal stores, and journalctl shows, as binary. Each of the
+ * three places the cut can fall in a three-byte character is tried. */
+Test(server, a_log_line_cut_to_fit_keeps_its_characters_whole, .timeout = 10)
+{
+	for (int pad = 0; pad < 3; pad++) {
+		char addr[700];
+		size_t len;
+
+		snprintf(addr, sizeof addr, "127.0.0.1:%.*s", pad, "xx");
+		while (strlen(addr) + 3 < sizeof addr)
+			strcat(addr, "\u20ac"); /* the euro sign: three bytes */
+		len = log_of_a_refused_bind_address(addr);
+		cr_assert_gt(len, 3, "nothing logged");
+		cr_expect_str_eq(last_logged + len - 3, "...", "%s", last_logged);
+		cr_expect(th_utf8_whole(last_logged), "pad %d: a character cut before the '...': "
+		          "%02x %02x %02x", pad, (unsigned char)last_logged[len - 6],
+		          (unsigned char)last_logged[len - 5], (unsigned char)last_logged[len - 4]);
+	}
 }
 
 /* A queue_capacity whose queue would take more bytes than a size_t holds
