@@ -28,7 +28,9 @@ int pe_sd_notify(const char *state)
 		return 0;
 	len = strlen(path);
 	/* A path needs room for its NUL; an abstract name has none, so it may
-	 * fill sun_path, as libsystemd allows. */
+	 * fill sun_path, as the kernel allows (libsystemd's sd_notify now
+	 * insists on a NUL after it too and refuses a name this long, but a
+	 * manager other than systemd may use one). */
 	if ((path[0] != '/' && path[0] != '@') || len > sizeof sa.sun_path - (path[0] == '/'))
 		return -EINVAL;
 	memcpy(sa.sun_path, path, len);
