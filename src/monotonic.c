@@ -10,7 +10,9 @@ int pe_cond_init_monotonic(pthread_cond_t *cond)
 	pthread_condattr_t ca;
 	int rc;
 
-	pthread_condattr_init(&ca);
+	/* POSIX lets it fail (ENOMEM); an attribute never made is not used or destroyed. */
+	if ((rc = pthread_condattr_init(&ca)) != 0)
+		return rc;
 	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	if (rc == 0)
 		rc = pthread_cond_init(cond, &ca);

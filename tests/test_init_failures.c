@@ -1,13 +1,14 @@
 /*
  * test_init_failures.c -- what the queue and the server do when the system
- * cannot make a mutex or a condition variable (POSIX allows EAGAIN and
- * ENOMEM; glibc never fails): the error comes back, nothing is left open
- * or allocated, and only what was made is destroyed. All of it fails
- * before the workers start.
+ * cannot make a mutex, a condition variable or a condition's attributes
+ * (POSIX allows EAGAIN and ENOMEM; glibc never fails): the error comes
+ * back, nothing is left open or allocated, and only what was made is
+ * destroyed. All of it fails before the workers start.
  *
- * pthread_mutex_init, pthread_cond_init and their destroys are wrapped at
- * link time (-Wl,--wrap=...), in this program alone, so the library's own
- * calls can be made to fail on demand and counted.
+ * pthread_mutex_init, pthread_cond_init, pthread_condattr_init and the
+ * mutex and condition destroys are wrapped at link time (-Wl,--wrap=...),
+ * in this program alone, so the library's own calls can be made to fail
+ * on demand and counted.
  */
 #include <config.h>
 
@@ -27,8 +28,9 @@ TestSuite(init_failures, .timeout = 30);
 
 /* ---- the wrapped calls ---------------------------------------------------- */
 
-enum kind { MUTEX, COND, KINDS };
-static const char *const kind_name[KINDS] = {"pthread_mutex_init", "pthread_cond_init"};
+enum kind { MUTEX, COND, CONDATTR, KINDS };
+static const char *const kind_name[KINDS] = {"pthread_mutex_init", "pthread_cond_init",
+                                             "pthread_condattr_init"};
 
 static atomic_bool counting;        /* only the library call under test counts */
 static atomic_int inits[KINDS];     /* calls seen since counting began */
@@ -39,6 +41,8 @@ int __real_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a);
 int __wrap_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a);
 int __real_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a);
 int __wrap_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a);
+int __real_pthread_condattr_init(pthread_condattr_t *a);
+int __wrap_pthread_condattr_init(pthread_condattr_t *a);
 int __real_pthread_mutex_destroy(pthread_mutex_t *m);
 int __wrap_pthread_mutex_destroy(pthread_mutex_t *m);
 int __real_pthread_cond_destroy(pthread_cond_t *c);
@@ -69,6 +73,12 @@ int __wrap_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *a)
 int __wrap_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *a)
 {
 	return fails_now(COND) ? atomic_load(&failure_error) : made_if(__real_pthread_cond_init(c, a));
+}
+
+/* An attribute is not a lock: it is not counted among those made. */
+int __wrap_pthread_condattr_init(pthread_condattr_t *a)
+{
+	return fails_now(CONDATTR) ? atomic_load(&failure_error) : __real_pthread_condattr_init(a);
 }
 
 int __wrap_pthread_mutex_destroy(pthread_mutex_t *m)
@@ -169,6 +179,7 @@ Test(init_failures, a_queue_whose_lock_or_condition_cannot_be_made_fails_create_
 	fail_each_init("pe_queue_create", create_queue, NULL, seen);
 	cr_expect_eq(seen[MUTEX], 1, "the queue made %d mutexes", seen[MUTEX]);
 	cr_expect_eq(seen[COND], 2, "the queue made %d condition variables", seen[COND]);
+	cr_expect_eq(seen[CONDATTR], 1, "the queue made %d condition attributes", seen[CONDATTR]);
 	TH_ASSERT_NO_LEAKS();
 }
 
@@ -194,5 +205,6 @@ Test(init_failures, a_server_whose_lock_or_condition_cannot_be_made_fails_create
 	/* the server's own lock and condition, and the queue's */
 	cr_expect_geq(seen[MUTEX], 2, "the server made %d mutexes", seen[MUTEX]);
 	cr_expect_geq(seen[COND], 3, "the server made %d condition variables", seen[COND]);
+	cr_expect_geq(seen[CONDATTR], 2, "the server made %d condition attributes", seen[CONDATTR]);
 	TH_ASSERT_NO_LEAKS();
 }
