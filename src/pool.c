@@ -127,7 +127,11 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 		pool_free(pool);
 		return -ENOMEM;
 	}
-	pthread_attr_init(&attr);
+	/* POSIX lets it fail (ENOMEM): no worker is tried without attributes. */
+	if ((rc = -pthread_attr_init(&attr)) != 0) {
+		pool_free(pool);
+		return rc;
+	}
 	if (cfg->stack_size) {
 		size_t min = (size_t)PTHREAD_STACK_MIN;
 		size_t size = cfg->stack_size < min ? min : cfg->stack_size;

@@ -2,10 +2,12 @@
  * test_thread_failures.c -- what the pool and the server do when the
  * system refuses a thread part-way: the workers that started are stopped
  * and joined, nothing is left open, the right error comes back, and a
- * server whose run thread was refused can be started again.
+ * server whose run thread was refused can be started again. Also a pool
+ * whose thread attributes cannot be made.
  *
- * pthread_create is wrapped at link time (-Wl,--wrap=pthread_create), so
- * the library's own calls can be made to fail on demand; a cgroup's
+ * pthread_create and pthread_attr_init are wrapped at link time
+ * (-Wl,--wrap=...), so the library's own calls can be made to fail on
+ * demand; a cgroup's
  * pids.max or RLIMIT_NPROC could do it only where the test may set them,
  * and never for root in the second case.
  */
@@ -50,6 +52,23 @@ int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 	if (nth > 0 && atomic_fetch_add(&creates_seen, 1) + 1 == nth)
 		return atomic_load(&failure_error);
 	return __real_pthread_create(thread, attr, start, arg);
+}
+
+int __real_pthread_attr_init(pthread_attr_t *attr);
+int __wrap_pthread_attr_init(pthread_attr_t *attr);
+
+static atomic_int attr_init_error; /* the next pthread_attr_init fails with it; 0 = none */
+
+/* A failed init leaves the attribute unmade: zeroed here, so that a caller
+ * that went on with it would not crash but start its threads regardless. */
+int __wrap_pthread_attr_init(pthread_attr_t *attr)
+{
+	int err = atomic_exchange(&attr_init_error, 0);
+
+	if (err == 0)
+		return __real_pthread_attr_init(attr);
+	memset(attr, 0, sizeof *attr);
+	return err;
 }
 
 /* The NTH pthread_create from now on fails with ERR; the others succeed. */
@@ -118,25 +137,60 @@ Test(thread_failures, a_pool_whose_third_worker_is_refused_joins_the_two_that_st
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* pe_pool_start of three workers on a new queue (*QUEUE) with the NTH
+ * pthread_create refused CREATE_ERR and pthread_attr_init failing ATTR_ERR
+ * (0: neither): its result, having checked that the queue was left open. */
+static int start_three_refused(pe_queue **queue, pe_pool **pool, int nth, int create_err,
+                               int attr_err)
+{
+	struct pe_pool_config cfg = { .workers = 3, .handler = count_handler };
+	int rc;
+
+	cr_assert_eq(pe_queue_create(queue, 4, sizeof(int)), 0);
+	cfg.queue = *queue;
+	*pool = NULL;
+	fail_create(nth, create_err);
+	atomic_store(&attr_init_error, attr_err);
+	rc = pe_pool_start(pool, &cfg);
+	atomic_store(&attr_init_error, 0);
+	stop_failing();
+	cr_expect_not(pe_queue_is_closed(*queue), "a pool that never started closed the queue");
+	return rc;
+}
+
 Test(thread_failures, a_pool_whose_first_worker_is_refused_leaves_the_queue_open)
 {
 	struct pe_pool_config cfg = { .workers = 3, .handler = count_handler };
 	pe_queue *queue;
-	pe_pool *pool = NULL;
-	int rc;
+	pe_pool *pool;
 
-	cr_assert_eq(pe_queue_create(&queue, 4, sizeof(int)), 0);
-	cfg.queue = queue;
-	fail_create(1, EAGAIN);
-	rc = pe_pool_start(&pool, &cfg);
-	stop_failing();
-	cr_expect_eq(rc, -EAGAIN);
+	cr_expect_eq(start_three_refused(&queue, &pool, 1, EAGAIN, 0), -EAGAIN);
 	cr_expect_null(pool);
-	cr_expect_not(pe_queue_is_closed(queue), "a pool that never started closed the queue");
 	/* and the caller may try again with the same queue */
+	cfg.queue = queue;
 	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
 	pe_queue_close(queue);
 	pe_pool_join(pool);
+	pe_queue_destroy(queue);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* POSIX lets pthread_attr_init fail (ENOMEM): no worker is tried, and the
+ * queue is left open for another try. */
+Test(thread_failures, a_pool_whose_thread_attributes_cannot_be_made_starts_no_worker)
+{
+	pe_queue *queue;
+	pe_pool *pool;
+	/* The creates are only counted: the 1000th is never reached. */
+	int rc = start_three_refused(&queue, &pool, 1000, EAGAIN, ENOMEM);
+
+	cr_expect_eq(rc, -ENOMEM, "pe_pool_start: %d, not -ENOMEM", rc);
+	cr_expect_eq(atomic_load(&creates_seen), 0, "tried %d threads without attributes",
+	             atomic_load(&creates_seen));
+	if (rc == 0) {
+		pe_queue_close(queue);
+		pe_pool_join(pool);
+	}
 	pe_queue_destroy(queue);
 	TH_ASSERT_NO_LEAKS();
 }
