@@ -9,6 +9,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+/* The call that makes it, for error messages. */
+#ifdef HAVE_PIPE2
+#define PE_CLOEXEC_PIPE_CALL "pipe2"
+#else
+#define PE_CLOEXEC_PIPE_CALL "pipe"
+#endif
+
 /* 0, or -1 with errno set. Close-on-exec from the start where the system
  * allows: another thread of the embedding program may fork and exec
  * between pipe(2) and fcntl(2). */

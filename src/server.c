@@ -443,8 +443,8 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->echo_policy.splice = cfg->splice;
 	if (pe_cloexec_pipe(srv->wake) < 0) {
 		rc = -errno;
-		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the stop pipe (pipe2): %s",
-		               strerror(-rc));
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the stop pipe (%s): %s",
+		               PE_CLOEXEC_PIPE_CALL, strerror(-rc));
 		goto fail;
 	}
 	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);

@@ -37,6 +37,14 @@
 #include <poolecho/server.h>
 #include <poolecho/version.h>
 
+/* How a stop pipe that cannot be made is logged: by the call this build
+ * makes, as configure found the system. */
+#ifdef HAVE_PIPE2
+#define STOP_PIPE_FAILURE "cannot make the stop pipe (pipe2)"
+#else
+#define STOP_PIPE_FAILURE "cannot make the stop pipe (pipe)"
+#endif
+
 #include "echo.h"
 #include "helpers.h"
 #include "monotonic.h"
@@ -2173,6 +2181,35 @@ static int leave_one_descriptor(int like, int fillers[MAX_FILLERS], struct rlimi
 	tight.rlim_cur = (rlim_t)fd + 2;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0, "setrlimit: %s", strerror(errno));
 	return nfillers;
+}
+
+/* Out of descriptors at creation, the stop pipe is the first thing that
+ * fails: the error comes back, nothing is left open, and the log names the
+ * call this build makes (pipe(2) where the system has no pipe2(2)). */
+Test(server, a_stop_pipe_that_cannot_be_made_is_named_by_its_call)
+{
+	const char *want = STOP_PIPE_FAILURE ": Too many open files";
+	struct pe_server_config cfg;
+	struct rlimit saved;
+	pe_server *srv = NULL;
+	int fillers[MAX_FILLERS], nfillers, like, rc;
+
+	like = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(like, 0, "/dev/null: %s", strerror(errno));
+	tf_config(&cfg, 2, 4);
+	cfg.log = tf_log_keep;
+	nfillers = leave_one_descriptor(like, fillers, &saved); /* a pipe takes two */
+	rc = pe_server_create(&srv, &cfg);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	cr_expect_eq(fcntl(fillers[nfillers - 1] + 1, F_GETFD), -1,
+	             "a descriptor was left open after the failed create");
+	for (int i = 0; i < nfillers; i++)
+		close(fillers[i]);
+	close(like);
+	cr_assert_eq(rc, -EMFILE, "pe_server_create: %d (%s), expected -EMFILE", rc,
+	             strerror(rc < 0 ? -rc : 0));
+	cr_expect_null(srv);
+	cr_expect(strstr(tf_log_text(), want), "no '%s' in the log:\n%s", want, tf_log_text());
 }
 
 /* EMFILE on accept(2) must not become a busy loop, and the server must
