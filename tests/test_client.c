@@ -2963,6 +2963,31 @@ Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout
 	run_free(&r);
 }
 
+/* Whether $POOLECHO was built with ThreadSanitizer (its runtime's entry
+ * point is in the binary): -1 when the file cannot be read. */
+static int client_built_with_tsan(void)
+{
+	static const char mark[] = "__tsan_init";
+	const char *prog = getenv("POOLECHO");
+	char buf[1 << 16];
+	size_t keep = 0, got;
+	int found = 0;
+	FILE *f = prog ? fopen(prog, "rb") : NULL;
+
+	if (!f)
+		return -1;
+	while (!found && (got = fread(buf + keep, 1, sizeof buf - keep, f)) > 0) {
+		size_t len = keep + got;
+
+		found = memmem(buf, len, mark, sizeof mark - 1) != NULL;
+		/* Carry the tail over: the mark may straddle two reads. */
+		keep = sizeof mark - 1 < len ? sizeof mark - 1 : len;
+		memmove(buf, buf + len - keep, keep);
+	}
+	fclose(f);
+	return found;
+}
+
 /* Two signals while the report waits: the second kills, be it the same as
  * the first or the other one of SIGINT and SIGTERM. */
 Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
@@ -2970,6 +2995,12 @@ Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
 	static const int pairs[][2] = {{SIGINT, SIGTERM}, {SIGTERM, SIGINT}, {SIGTERM, SIGTERM}};
 	static char out[1 << 20];
 
+	/* The test sees the first signal taken by its handler leaving SigCgt.
+	 * Under ThreadSanitizer, which runs handlers itself, it never leaves
+	 * while the report's write(2) is held up. */
+	if (client_built_with_tsan() == 1)
+		cr_skip_test("the client is built with ThreadSanitizer: the first signal is never "
+		             "seen taken (SigCgt) while its report's write is held up");
 	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
 		const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
 		int first = pairs[i][0], second = pairs[i][1];
