@@ -2160,27 +2160,112 @@ static void log_accepts(void *ctx, enum pe_log_level level, const char *message)
 	pthread_mutex_unlock(&al->lock);
 }
 
-/* Fill every free number below the highest open descriptor with copies of
- * LIKE, then allow exactly one more: the server can accept one connection,
- * no second. Returns how many FILLERS were opened, the highest last; the
- * old limit goes to *SAVED. */
-static int leave_one_descriptor(int like, int fillers[MAX_FILLERS], struct rlimit *saved)
+/* The process's descriptor table squeezed to one free number: the server
+ * can accept one connection, no second. */
+struct fd_squeeze {
+	int like;                  /* what the fillers are copies of */
+	int fillers[MAX_FILLERS];
+	int nfillers;
+	int spare;                 /* the number left free */
+	struct rlimit saved;       /* the limit before the squeeze */
+};
+
+/* Fill every free number under the limit with a copy of SQ->like, until
+ * dup(2) says EMFILE. Returns how many it filled. */
+static int fill_free_descriptors(struct fd_squeeze *sq)
+{
+	int filled = 0, fd;
+
+	while (sq->nfillers < MAX_FILLERS && (fd = dup(sq->like)) >= 0) {
+		sq->fillers[sq->nfillers++] = fd;
+		filled++;
+	}
+	cr_assert_lt(sq->nfillers, MAX_FILLERS, "over %d descriptors free under a tight limit",
+	             MAX_FILLERS);
+	cr_assert_eq(errno, EMFILE, "dup: %s, expected EMFILE", strerror(errno));
+	return filled;
+}
+
+/* Lower RLIMIT_NOFILE to just above the highest open descriptor, fill every
+ * number under it, then free the highest; at least one filler stays, for a
+ * test to free. Filling until EMFILE, rather than
+ * the holes a scan saw, leaves exactly one free however the table changed
+ * between the scan and the fill. */
+static void squeeze_descriptors(struct fd_squeeze *sq, int like)
 {
 	struct rlimit tight;
-	int nfillers = 0, top = 0, fd;
+	int top = 0;
 
-	for (fd = 0; fd < MAX_FILLERS; fd++)
+	for (int fd = 0; fd < MAX_FILLERS; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)
 			top = fd;
-	while (nfillers < MAX_FILLERS && (fd = dup(like)) >= 0 && fd < top)
-		fillers[nfillers++] = fd;
-	cr_assert(fd > top, "could not fill the descriptor table below %d", top);
-	fillers[nfillers++] = fd; /* now the highest; the next number is the server's */
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
-	tight = *saved;
-	tight.rlim_cur = (rlim_t)fd + 2;
+	sq->like = like;
+	sq->nfillers = 0;
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &sq->saved), 0);
+	tight = sq->saved;
+	tight.rlim_cur = (rlim_t)top + 3; /* a filler to free later, and the spare */
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0, "setrlimit: %s", strerror(errno));
-	return nfillers;
+	cr_assert_geq(fill_free_descriptors(sq), 2, "under two free below a limit of %d", top + 3);
+	sq->spare = sq->fillers[--sq->nfillers];
+	close(sq->spare);
+}
+
+/* Once the server holds the spare: fill any number freed since the squeeze
+ * by something else in the test process (a thread of Criterion's), so that
+ * none is left for a second client. Returns how many it filled, and says so. */
+static int squeeze_again(struct fd_squeeze *sq)
+{
+	int filled = fill_free_descriptors(sq);
+
+	if (filled)
+		cr_log_warn("%d descriptor(s) freed after the squeeze were filled", filled);
+	return filled;
+}
+
+/* Ranges of open descriptors and what they are, for a failure message:
+ * readlink(2) needs no descriptor, so this works under the squeeze. */
+static void describe_descriptors(char *out, size_t size)
+{
+	char prev[128] = "", target[128], path[64];
+	int first = -1, last = -1;
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int fd = 0; fd <= MAX_FILLERS; fd++) {
+		ssize_t n = -1;
+
+		if (fd < MAX_FILLERS) {
+			snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+			n = readlink(path, target, sizeof target - 1);
+		}
+		if (n >= 0)
+			target[n] = '\0';
+		if (n >= 0 && first >= 0 && fd == last + 1 && strcmp(target, prev) == 0) {
+			last = fd;
+			continue;
+		}
+		if (first >= 0 && used < size) {
+			if (first == last)
+				used += (size_t)snprintf(out + used, size - used, " %d:%s", first, prev);
+			else
+				used += (size_t)snprintf(out + used, size - used, " %d-%d:%s", first, last,
+				                         prev);
+		}
+		first = last = -1;
+		if (n >= 0) {
+			first = last = fd;
+			snprintf(prev, sizeof prev, "%s", target);
+		}
+	}
+}
+
+/* Undo the squeeze: the old limit back, every filler closed. */
+static void release_descriptors(struct fd_squeeze *sq)
+{
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &sq->saved), 0);
+	for (int i = 0; i < sq->nfillers; i++)
+		close(sq->fillers[i]);
+	sq->nfillers = 0;
 }
 
 /* Out of descriptors at creation, the stop pipe is the first thing that
@@ -2190,21 +2275,18 @@ Test(server, a_stop_pipe_that_cannot_be_made_is_named_by_its_call)
 {
 	const char *want = STOP_PIPE_FAILURE ": Too many open files";
 	struct pe_server_config cfg;
-	struct rlimit saved;
+	static struct fd_squeeze sq;
 	pe_server *srv = NULL;
-	int fillers[MAX_FILLERS], nfillers, like, rc;
+	int like, rc;
 
 	like = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	cr_assert_geq(like, 0, "/dev/null: %s", strerror(errno));
 	tf_config(&cfg, 2, 4);
 	cfg.log = tf_log_keep;
-	nfillers = leave_one_descriptor(like, fillers, &saved); /* a pipe takes two */
+	squeeze_descriptors(&sq, like); /* a pipe takes two */
 	rc = pe_server_create(&srv, &cfg);
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
-	cr_expect_eq(fcntl(fillers[nfillers - 1] + 1, F_GETFD), -1,
-	             "a descriptor was left open after the failed create");
-	for (int i = 0; i < nfillers; i++)
-		close(fillers[i]);
+	cr_expect_eq(fcntl(sq.spare, F_GETFD), -1, "a descriptor was left open after the failed create");
+	release_descriptors(&sq);
 	close(like);
 	cr_assert_eq(rc, -EMFILE, "pe_server_create: %d (%s), expected -EMFILE", rc,
 	             strerror(rc < 0 ? -rc : 0));
@@ -2218,11 +2300,12 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 {
 	enum { CLIENTS = 3 };
 	struct pe_server_config cfg;
-	struct rlimit saved;
-	int sock[CLIENTS], fillers[MAX_FILLERS], nfillers;
+	int sock[CLIENTS];
 	uint64_t errors;
 	int64_t t0, elapsed;
+	char held[1024];
 
+	static struct fd_squeeze sq;
 	static struct accept_log al;
 	unsigned long logged;
 
@@ -2235,11 +2318,17 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_geq(sock[i], 0, "socket: %s", strerror(errno));
 	}
-	nfillers = leave_one_descriptor(sock[0], fillers, &saved);
-
-	for (int i = 0; i < CLIENTS; i++)
+	squeeze_descriptors(&sq, sock[0]);
+	connect_socket(sock[0]);
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 1, IO_MS), 0, "the first client was not accepted");
+	squeeze_again(&sq);
+	for (int i = 1; i < CLIENTS; i++)
 		connect_socket(sock[i]); /* the kernel completes them into the backlog */
-	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 1, IO_MS), 0, "accept never ran out");
+	if (tf_wait_stat(&ts, accept_errors, 1, IO_MS) != 0) {
+		describe_descriptors(held, sizeof held);
+		cr_assert_fail("accept never ran out: %llu accepted; open:%s",
+		               (unsigned long long)tf_stats(&ts).accepted, held);
+	}
 	t0 = th_now_ms();
 	round_trip(sock[0], 100, 1); /* the one accepted is served meanwhile */
 	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 3, IO_MS), 0, "accept was not retried");
@@ -2259,9 +2348,7 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	}
 	wait_stat_served(CLIENTS);
 	errors = tf_stats(&ts).accept_errors;
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
-	for (int i = 0; i < nfillers; i++)
-		close(fillers[i]);
+	release_descriptors(&sq);
 
 	/* Within the ten seconds of the rate limit (plus slack), every error is
 	 * in the log, reported or counted beside its own text, while the
@@ -2286,12 +2373,13 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 {
 	struct pe_server_config cfg;
-	struct rlimit saved;
-	int sock[2], fillers[MAX_FILLERS], nfillers;
+	int sock[2];
 	uint64_t errors;
 	unsigned long logged;
 	int64_t t0;
+	char held[1024];
 
+	static struct fd_squeeze sq;
 	static struct accept_log al;
 
 	tf_config(&cfg, 1, 1);
@@ -2305,18 +2393,24 @@ Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_geq(sock[i], 0, "socket: %s", strerror(errno));
 	}
-	nfillers = leave_one_descriptor(sock[0], fillers, &saved);
+	squeeze_descriptors(&sq, sock[0]);
 	connect_socket(sock[0]);
 	round_trip(sock[0], 100, 1); /* accepted, and the worker busy with it */
+	squeeze_again(&sq);
 	connect_socket(sock[1]);
-	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 3, IO_MS), 0, "accept never ran out");
+	if (tf_wait_stat(&ts, accept_errors, 3, IO_MS) != 0) {
+		describe_descriptors(held, sizeof held);
+		cr_assert_fail("accept never ran out: %llu accept errors, %llu accepted; open:%s",
+		               (unsigned long long)tf_stats(&ts).accept_errors,
+		               (unsigned long long)tf_stats(&ts).accepted, held);
+	}
 
 	/* A descriptor frees: the second client is accepted into the queue's
 	 * one slot, and the accept loop waits for space with counts held. */
-	close(fillers[--nfillers]);
+	close(sq.fillers[--sq.nfillers]);
 	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0, "the second client was not queued");
 	errors = tf_stats(&ts).accept_errors;
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	release_descriptors(&sq);
 
 	/* The ten seconds of the rate limit, plus slack, with the queue full. */
 	t0 = th_now_ms();
@@ -2330,8 +2424,6 @@ Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 	round_trip(sock[1], 100, 2);
 	finish_client(sock[1]);
 	wait_stat_served(2);
-	for (int i = 0; i < nfillers; i++)
-		close(fillers[i]);
 	stop_server_and_check(0);
 	cr_expect_eq(al.other, 0, "%lu accept lines name something else", al.other);
 }
