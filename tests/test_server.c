@@ -2210,9 +2210,9 @@ static void squeeze_descriptors(struct fd_squeeze *sq, int like)
 	close(sq->spare);
 }
 
-/* Once the server holds the spare: fill any number freed since the squeeze
- * by something else in the test process (a thread of Criterion's), so that
- * none is left for a second client. Returns how many it filled, and says so. */
+/* Once the server holds the spare: fill any number another thread of the
+ * test process freed since the squeeze, so that none is left for a second
+ * client. Returns how many it filled, and says so. */
 static int squeeze_again(struct fd_squeeze *sq)
 {
 	int filled = fill_free_descriptors(sq);
