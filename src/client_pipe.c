@@ -397,12 +397,20 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	char err[PE_NET_ERRLEN];
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
+	const int one = 1;
 	int rc;
 
 	memset(res, 0, sizeof *res);
 	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
 	if (p.sock < 0)
 		return fail(&p, PIPE_CONNECT, "%s", err);
+	/* A byte the server sends as urgent data is read in its place and
+	 * checked: recv(2) would otherwise skip it, and pass an extra one. */
+	if (setsockopt(p.sock, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) < 0) {
+		rc = fail(&p, PIPE_IO, "setsockopt SO_OOBINLINE: %s", strerror(errno));
+		close(p.sock);
+		return rc;
+	}
 	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0)
 		pe_net_format((struct sockaddr *)&ss, sslen, p.peer);
 	else
