@@ -260,9 +260,13 @@ static void server_log(void *ctx, enum pe_log_level level, const char *message)
 
 /* Why pe_server_create() failed, in one line. The library explains a bad
  * setting or a socket's failure itself; a refused thread or a lack of
- * memory it leaves to us, who can name the limits and the options. */
+ * memory it leaves to us, who can name the limits and the options. An
+ * error it logged is the whole story, whatever its errno: a socket(2)
+ * without memory is not a matter of -w or --buffer-size. */
 static void log_create_failure(const struct pe_server_config *cfg, int rc)
 {
+	if (atomic_load(&server_errors_logged))
+		return;
 	if (rc == -EAGAIN) {
 		char limits[512];
 
@@ -277,7 +281,7 @@ static void log_create_failure(const struct pe_server_config *cfg, int rc)
 		       "queue of %zu: %s; lower -w/--workers, --buffer-size or -q/--queue, "
 		       "or raise 'ulimit -v'", cfg->workers, cfg->buffer_size,
 		       cfg->queue_capacity, strerror(ENOMEM));
-	else if (!atomic_load(&server_errors_logged))
+	else
 		pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 }
 

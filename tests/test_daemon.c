@@ -721,6 +721,14 @@ Test(daemon, a_privileged_port_refused_on_all_addresses_says_what_it_needs)
 	check_privileged_port_refused(NULL);
 }
 
+/* strace stages the system's refusals (a failed call, a held one). */
+static void skip_without_strace(void)
+{
+	if (system("strace -o /dev/null -e inject=read:delay_exit=1 true >/dev/null 2>&1") != 0)
+		cr_skip_test("strace cannot run here (not installed, older than 4.22, or ptrace(2) "
+		             "is not allowed)");
+}
+
 /* Exit status 1 for "accepting fails for good": accept(2) made to fail
  * with EINVAL (strace). The listener's error said it and main said it
  * again, after the "stopped:" line that the docs call the last. */
@@ -736,9 +744,7 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 	const char *last;
 	int code;
 
-	if (system("strace -o /dev/null -e inject=read:delay_exit=1 true >/dev/null 2>&1") != 0)
-		cr_skip_test("strace cannot run here (not installed, older than 4.22, or ptrace(2) "
-		             "is not allowed)");
+	skip_without_strace();
 	code = th_proc_run(&proc, argv, START_MS);
 	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
 	cr_assert(proc.err.data && strstr(proc.err.data, "error: accept: Invalid argument: giving up"),
@@ -748,6 +754,31 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 	last = strstr(proc.err.data, "info: stopped: ");
 	cr_expect(last && !strchr(strchr(last, '\n') + 1, '\n'),
 	          "the stopped: line is not the last:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
+/* A socket(2) refused for lack of memory is said once, with the call:
+ * main used to add its advice for the workers' memory (lower -w,
+ * --buffer-size or -q), which has nothing to do with it. */
+Test(daemon, a_socket_without_memory_is_said_once_without_the_workers_advice)
+{
+	/* LeakSanitizer cannot work under ptrace: off for the traced daemon. */
+	const char *inject = "exec strace -o /dev/null "
+	                     "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+	                     "-e trace=socket -e inject=socket:error=ENOMEM \"$0\" \"$@\"";
+	const char *argv[] = {"/bin/sh", "-c", inject, daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                      "-w", "2", NULL};
+	int code;
+
+	skip_without_strace();
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, "error: cannot listen on 127.0.0.1:0: "
+	                                  "socket: Cannot allocate memory"),
+	          "stderr:\n%s", proc.err.data);
+	cr_expect_eq(count_in_stderr(0, " error: "), 1, "not one error line:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "--workers"), "advice about the workers:\n%s",
+	               proc.err.data);
 	assert_no_sanitizer_report();
 }
 
@@ -1916,9 +1947,7 @@ Test(daemon, no_dev_null_for_a_closed_descriptor_says_so_with_the_journal_s_erro
 	                     "/bin/sh -c 'exec \"$0\" \"$@\" <&-' \"$0\" \"$@\"";
 	const char *argv[] = {"/bin/sh", "-c", script, daemon_path(), "--version", NULL};
 
-	if (system("strace -o /dev/null -e inject=read:delay_exit=1 true >/dev/null 2>&1") != 0)
-		cr_skip_test("strace cannot run here (not installed, older than 4.22, or ptrace(2) "
-		             "is not allowed)");
+	skip_without_strace();
 	for (int journal = 0; journal < 2; journal++)
 		expect_one_error_line(argv, journal, "cannot open /dev/null for a closed standard "
 		                      "descriptor: Permission denied");
