@@ -404,12 +404,17 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->cfg = *cfg;
 	srv->owner = getpid();
 	srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
+	/* A lock the system cannot make is logged here: unlogged, an EAGAIN
+	 * would read to the caller as a refused worker thread. */
 	if ((rc = pthread_mutex_init(&srv->lock, NULL)) != 0) {
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the server's lock: %s", strerror(rc));
 		free(srv);
 		return -rc;
 	}
 	/* The grace deadline is on CLOCK_MONOTONIC: a clock step must not move it. */
 	if ((rc = pe_cond_init_monotonic(&srv->drained)) != 0) {
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the server's condition variable: %s",
+		               strerror(rc));
 		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return -rc;
@@ -451,8 +456,14 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	if ((rc = open_listener(srv)) < 0)
 		goto fail;
 	srv->item_size = queue_item_size(cfg);
-	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, srv->item_size)) < 0)
+	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, srv->item_size)) < 0) {
+		/* Only its lock or conditions give EAGAIN; its memory (-ENOMEM)
+		 * is the caller's to report, with -q to lower. */
+		if (rc == -EAGAIN)
+			pe_server_logf(srv, PE_LOG_ERROR, "cannot make the queue's lock or condition "
+			               "variables: %s", strerror(-rc));
 		goto fail;
+	}
 
 	pc.workers = cfg->workers;
 	pc.stack_size = cfg->stack_size;

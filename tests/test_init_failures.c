@@ -183,15 +183,33 @@ Test(init_failures, a_queue_whose_lock_or_condition_cannot_be_made_fails_create_
 	TH_ASSERT_NO_LEAKS();
 }
 
+static atomic_int errors_logged;
+
+static void count_errors(void *ctx, enum pe_log_level level, const char *message)
+{
+	(void)ctx;
+	if (level == PE_LOG_ERROR) {
+		atomic_fetch_add(&errors_logged, 1);
+		cr_log_info("logged: %s", message);
+	}
+}
+
+/* An EAGAIN from a lock must be logged: unlogged, EAGAIN is the refused
+ * worker thread that poolechod reports with the thread limits. */
 static int create_server(void *ctx)
 {
 	pe_server *srv;
-	int rc = pe_server_create(&srv, ctx);
+	int rc;
 
+	atomic_store(&errors_logged, 0);
+	rc = pe_server_create(&srv, ctx);
 	if (rc == 0)
 		pe_server_destroy(srv);
 	else
 		cr_expect_null(srv);
+	if (rc == -EAGAIN)
+		cr_expect_eq(atomic_load(&errors_logged), 1, "an EAGAIN of a lock was logged %d "
+		             "times, not once", atomic_load(&errors_logged));
 	return rc;
 }
 
@@ -201,6 +219,7 @@ Test(init_failures, a_server_whose_lock_or_condition_cannot_be_made_fails_create
 	int seen[KINDS];
 
 	tf_config(&cfg, 2, 2);
+	cfg.log = count_errors;
 	fail_each_init("pe_server_create", create_server, &cfg, seen);
 	/* the server's own lock and condition, and the queue's */
 	cr_expect_geq(seen[MUTEX], 2, "the server made %d mutexes", seen[MUTEX]);
