@@ -2044,6 +2044,24 @@ Test(daemon, an_ipv4_mapped_bind_address_is_served_over_ipv4)
 	stop_daemon(SIGTERM);
 }
 
+/* That exception to "an IPv6 address is IPv6 only" is stated wherever the
+ * rule is. */
+Test(daemon, help_man_page_and_readme_name_the_ipv4_mapped_exception)
+{
+	static const char *const docs[] = {"man/poolechod.8", "README"};
+	static const char *const example = "::ffff:127.0.0.1";
+	const char *argv[] = {daemon_path(), "--help", NULL};
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	cr_expect(proc.out.data && strstr(proc.out.data, example), "--help lacks '%s'", example);
+	for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+		int rc = th_doc_mentions(docs[d], example);
+
+		cr_expect_eq(rc, 1, "%s lacks '%s'%s%s", docs[d], example, rc < 0 ? ": " : "",
+		             rc < 0 ? strerror(-rc) : "");
+	}
+}
+
 /* Skip the test unless ::1 can be bound here. */
 static void require_ipv6_loopback(void)
 {
