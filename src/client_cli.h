@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define CLIENT_DEFAULT_HOST "localhost"
 #define CLIENT_DEFAULT_PORT "9999"
@@ -22,6 +23,7 @@
 #define CLIENT_MAX_PIPELINE 4096ul
 #define CLIENT_MAX_THREADS 256ul
 #define CLIENT_MAX_RATE 1000000ul
+#define CLIENT_MAX_SOURCES 64u
 /* -d and --timeout: a day is far beyond any sensible run, and keeps the
  * arithmetic in range. */
 #define CLIENT_MAX_SECONDS 86400ul
@@ -52,6 +54,11 @@ struct client_config {
 	unsigned long timeout_ms;  /* give up on a silent server after this long; 0 = never */
 	bool json;
 	bool quiet;                /* no progress line */
+	/* --source-ip: connection I binds to source I % nsources before it
+	 * connects; all of one family. */
+	unsigned nsources;
+	struct sockaddr_storage sources[CLIENT_MAX_SOURCES];
+	socklen_t source_lens[CLIENT_MAX_SOURCES];
 };
 
 enum client_cli_result {

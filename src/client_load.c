@@ -373,6 +373,19 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now, int64_t
 		conn_fail(t, c, FAIL_OTHER, "setsockopt: %s", strerror(-rc));
 		return;
 	}
+	/* From one source, churn waits for its own ports to leave TIME_WAIT;
+	 * each source has a port range of its own. */
+	if (L->cfg->nsources) {
+		unsigned k = c->index % L->cfg->nsources;
+
+		rc = pe_net_bind_source(fd, (const struct sockaddr *)&L->cfg->sources[k],
+		                        L->cfg->source_lens[k]);
+		if (rc < 0) {
+			conn_fail(t, c, FAIL_CONNECT, "cannot bind to --source-ip #%u: %s", k + 1,
+			          strerror(-rc));
+			return;
+		}
+	}
 	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		conn_fail(t, c, FAIL_OTHER, "epoll_ctl: %s", strerror(errno));
 		return;
@@ -990,6 +1003,31 @@ static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, si
 	return 0;
 }
 
+/* Each --source-ip must be an address of this host's: say which is not
+ * before the run, rather than fail every connection that uses it. */
+static int check_sources(const struct client_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < cfg->nsources; i++) {
+		int fd = socket(cfg->sources[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+		char shown[NI_MAXHOST];
+
+		rc = fd < 0 ? -errno :
+		     pe_net_bind_source(fd, (const struct sockaddr *)&cfg->sources[i],
+		                        cfg->source_lens[i]);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0)
+			continue;
+		if (getnameinfo((const struct sockaddr *)&cfg->sources[i], cfg->source_lens[i], shown,
+		                sizeof shown, NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(shown, sizeof shown, "#%u", i + 1);
+		snprintf(err, errlen, "cannot use --source-ip %s: %s%s", shown, strerror(-rc),
+		         rc == -EADDRNOTAVAIL ? " (not an address of this host)" : "");
+		return rc;
+	}
+	return 0;
+}
+
 /* Connect once to an address of LIST, to learn which one answers (localhost
  * may be ::1 or 127.0.0.1) and to fail early with a clear message. Within
  * --timeout, and within -d, as the run would be over by then; a signal on
@@ -998,6 +1036,7 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
                         size_t errlen)
 {
 	const struct client_config *cfg = L->cfg;
+	const struct sockaddr *first_source;
 	unsigned long limit_ms = cfg->timeout_ms;
 	bool by_duration = false;
 	char nerr[PE_NET_ERRLEN];
@@ -1007,7 +1046,8 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		limit_ms = cfg->duration_ms;
 		by_duration = true;
 	}
-	fd = pe_net_connect_list(list, limit_ms, sigfd, nerr);
+	first_source = cfg->nsources ? (const struct sockaddr *)&cfg->sources[0] : NULL;
+	fd = pe_net_connect_list_from(list, first_source, cfg->source_lens[0], limit_ms, sigfd, nerr);
 	if (fd == -ECANCELED) {
 		struct signalfd_siginfo si = {0};
 
@@ -1335,9 +1375,12 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		return rc;
 	/* The lookup first: a signal meanwhile ends us as by default, where a
 	 * blocked one would wait for a resolver that may take 30 s. */
-	rc = pe_net_lookup(cfg->host, cfg->port, &list, nerr);
+	if ((rc = check_sources(cfg, err, errlen)) < 0)
+		return rc;
+	rc = pe_net_lookup_family(cfg->host, cfg->port,
+	                          cfg->nsources ? cfg->sources[0].ss_family : AF_UNSPEC, &list, nerr);
 	if (rc < 0) {
-		snprintf(err, errlen, "%s", nerr);
+		snprintf(err, errlen, "%s%s", nerr, cfg->nsources ? " (the family of --source-ip)" : "");
 		res->unreachable = true;
 		return rc;
 	}

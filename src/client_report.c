@@ -103,9 +103,12 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	const struct histogram *h = &r->latency;
 	const char *unit = cfg->mode == CLIENT_CHURN ? "connects" : "messages";
 
-	fprintf(out, "target:      %s, %s, %lu connection%s, %lu-byte messages, pipeline %lu, ",
-	        r->target, mode_name(cfg->mode), cfg->connections, cfg->connections == 1 ? "" : "s",
-	        cfg->size, cfg->pipeline);
+	fprintf(out, "target:      %s, ", r->target);
+	if (cfg->nsources)
+		fprintf(out, "from %u source address%s, ", cfg->nsources,
+		        cfg->nsources == 1 ? "" : "es");
+	fprintf(out, "%s, %lu connection%s, %lu-byte messages, pipeline %lu, ", mode_name(cfg->mode),
+	        cfg->connections, cfg->connections == 1 ? "" : "s", cfg->size, cfg->pipeline);
 	if (cfg->rate)
 		fprintf(out, "rate %lu/s each, ", cfg->rate);
 	fprintf(out, "%u thread%s\n", r->threads, r->threads == 1 ? "" : "s");
@@ -215,6 +218,7 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("pipeline", cfg->pipeline);
 	JU("rate", cfg->rate);
 	JU("threads", r->threads);
+	JU("source_addresses", cfg->nsources);
 	fprintf(out, "\"duration_s\":%.6f,\"interrupted\":%s,", r->elapsed_s,
 	        r->interrupted ? "true" : "false");
 	JU("connections_opened", r->conns_opened);

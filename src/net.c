@@ -23,6 +23,12 @@
 #include "net.h"
 #include "sysfile.h"
 
+/* Linux's since 4.2; Debian 12's glibc headers lack it (<linux/in.h>
+ * has it, but clashes with <netinet/in.h>). The value is kernel ABI. */
+#if defined(__linux__) && !defined(IP_BIND_ADDRESS_NO_PORT)
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
 static void set_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void set_err(char *err, const char *fmt, ...)
@@ -294,36 +300,75 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
                   char err[PE_NET_ERRLEN])
 {
+	return pe_net_lookup_family(host, port, AF_UNSPEC, list, err);
+}
+
+int pe_net_lookup_family(const char *host, const char *port, int family, struct addrinfo **list,
+                         char err[PE_NET_ERRLEN])
+{
 	struct addrinfo hints;
 	int rc;
 
 	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
+	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
 	rc = getaddrinfo(host, port, &hints, list);
 	if (rc != 0) {
 		char name[NAME_SHOWN + 48];
 
-		set_err(err, "cannot resolve %s port %s: %s", shown_name(host, name), port,
+		set_err(err, "cannot resolve %s port %s%s: %s", shown_name(host, name), port,
+		        family == AF_INET ? " to an IPv4 address" :
+		        family == AF_INET6 ? " to an IPv6 address" : "",
 		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}
 	return 0;
 }
 
+int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
+{
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	int one = 1;
+
+	/* The port is then chosen at connect(2), for the whole four-tuple, so
+	 * that one port serves connections to different servers; without it
+	 * (before Linux 4.2, or elsewhere) bind(2) takes a port of its own,
+	 * which works too. */
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+	return bind(fd, sa, len) == 0 ? 0 : -errno;
+}
+
 int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
                         char err[PE_NET_ERRLEN])
 {
+	return pe_net_connect_list_from(list, NULL, 0, timeout_ms, cancel_fd, err);
+}
+
+int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr *source,
+                             socklen_t source_len, unsigned long timeout_ms, int cancel_fd,
+                             char err[PE_NET_ERRLEN])
+{
 	const struct addrinfo *ai;
-	char where[PE_NET_ADDRLEN], reason[64];
+	char where[PE_NET_ADDRLEN], reason[64], lead[NI_MAXHOST + 32] = "cannot connect to";
 	int fd = -ECONNREFUSED, rc;
 	unsigned failures = 0;
 
+	if (source) {
+		char from[NI_MAXHOST];
+
+		if (getnameinfo(source, source_len, from, sizeof from, NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(from, sizeof from, "?");
+		snprintf(lead, sizeof lead, "cannot connect from %s to", from);
+	}
 	for (ai = list; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		rc = fd < 0 ? -errno :
-		     connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, cancel_fd);
+		rc = fd < 0 ? -errno : 0;
+		if (rc == 0 && source)
+			rc = pe_net_bind_source(fd, source, source_len);
+		if (rc == 0)
+			rc = connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, cancel_fd);
 		if (rc == 0)
 			break;
 		if (fd >= 0)
@@ -341,7 +386,7 @@ int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, i
 		} else {
 			snprintf(reason, sizeof reason, "%s", strerror(-rc));
 		}
-		add_failure(err, &failures, "cannot connect to", where, reason);
+		add_failure(err, &failures, lead, where, reason);
 	}
 	return fd;
 }

@@ -43,12 +43,24 @@ int pe_net_connect_timeout(const char *host, const char *port, unsigned long tim
 int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
                   char err[PE_NET_ERRLEN]);
 
+/* The same, of FAMILY only (AF_INET, AF_INET6 or AF_UNSPEC for any). */
+int pe_net_lookup_family(const char *host, const char *port, int family, struct addrinfo **list,
+                         char err[PE_NET_ERRLEN]);
+
+/* Bind FD, before its connect(2), to the source address SA, leaving the
+ * port to the connect. 0 or a negative errno. */
+int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len);
+
 /* Connect to the addresses of LIST in turn, as pe_net_connect_timeout
  * does; give up at once with -ECANCELED when CANCEL_FD (if >= 0: a
  * signalfd, say) becomes readable. Kept apart from the lookup, which
  * nothing can interrupt but a signal's default action. */
 int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
                         char err[PE_NET_ERRLEN]);
+/* The same from SOURCE (bound with pe_net_bind_source), unless it is NULL. */
+int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr *source,
+                             socklen_t source_len, unsigned long timeout_ms, int cancel_fd,
+                             char err[PE_NET_ERRLEN]);
 
 /* Resolve HOST:PORT to its first address (for clients that connect many
  * times). 0 or a negative errno (-EINVAL for a resolver failure, with ERR). */

@@ -211,7 +211,7 @@ static int refuse_shutdown(int err)
 static void client_spawn(struct child *ch, int infd, int outfd, const char *const args[])
 {
 	const char *prog = getenv("POOLECHO");
-	char *argv[32];
+	char *argv[96]; /* room for a strace prefix and 66 --source-ip */
 	size_t n = 0, i;
 	pid_t parent = getpid();
 
@@ -245,7 +245,7 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 	}
 	argv[n++] = strdup(prog);
 	for (i = 0; args[i]; i++) {
-		cr_assert_lt(n, 31);
+		cr_assert_lt(n, sizeof argv / sizeof argv[0] - 1);
 		argv[n++] = strdup(args[i]);
 	}
 	argv[n] = NULL;
@@ -2610,6 +2610,65 @@ Test(schedule, slots_stay_exact_at_high_rates_over_long_runs, .timeout = 10)
 
 TestSuite(load, .init = server_up, .fini = server_down);
 
+/* The connections come from the --source-ip addresses in turn, the probe
+ * from the first, and from no other address; the report counts them. */
+Test(load, connections_come_from_each_source_ip_in_turn, .timeout = 60)
+{
+	const char *args[] = {"--mode=churn", "-c", "2", "-n", "3", "--json", "--source-ip=127.0.0.2",
+	                      "--source-ip=127.0.0.3", "127.0.0.1", NULL, NULL};
+	struct pe_server_config cfg;
+	struct tf_server logged;
+	char port[16];
+	const char *log;
+	struct run r;
+	int from2 = 0, from3 = 0;
+
+	tf_config(&cfg, 4, 8);
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_DEBUG; /* "connection from ADDR:PORT" for each */
+	cr_assert_eq(tf_start(&logged, &cfg), 0, "cannot start a server that logs connections");
+	snprintf(port, sizeof port, "%u", logged.port);
+	args[9] = port;
+	run_client(&r, "", 0, args);
+	cr_assert_eq(tf_stop(&logged, 0, 10000), 0, "the server did not stop");
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "source_addresses"), 2, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 6, "%s", r.out);
+	log = tf_log_text();
+	for (const char *p = log; (p = strstr(p, "connection from ")); p++) {
+		p += strlen("connection from ");
+		if (strncmp(p, "127.0.0.2:", 10) == 0)
+			from2++;
+		else if (strncmp(p, "127.0.0.3:", 10) == 0)
+			from3++;
+		else
+			cr_expect_fail("a connection from another address: %.30s", p);
+	}
+	/* 6 connections and the probe, from the first address. */
+	cr_expect_eq(from2, 4, "%d connections from 127.0.0.2, not 4:\n%s", from2, log);
+	cr_expect_eq(from3, 3, "%d connections from 127.0.0.3, not 3:\n%s", from3, log);
+	run_free(&r);
+}
+
+/* A source address that is not this host's stops the run before it
+ * starts, naming it: exit 1, no report. */
+Test(load, a_source_ip_of_another_host_is_named_before_the_run, .timeout = 60)
+{
+	/* 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never a host's own. */
+	const char *args[] = {"-n", "1", "--source-ip=127.0.0.2", "--source-ip=192.0.2.1",
+	                      "127.0.0.1", port_str, NULL};
+	uint64_t accepted = tf_stats(&server).accepted;
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot use --source-ip 192.0.2.1: Cannot assign requested "
+	                           "address (not an address of this host)"), "stderr:\n%s", r.err);
+	cr_expect_eq(r.outlen, 0, "a report:\n%s", r.out);
+	cr_expect_eq(tf_stats(&server).accepted, accepted, "the run began");
+	run_free(&r);
+}
+
 Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 {
 	const char *args[] = {"-c", "4", "-n", "250", "--json", "127.0.0.1", port_str, NULL};
@@ -3477,6 +3536,10 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--threads=256", "localhost", "70000"}, "PORT"},
 		{{"--timeout=86400.001"}, "from 0 to 86400"},
 		{{"--timeout=86400", "localhost", "70000"}, "PORT"},
+		{{"--source-ip=localhost"}, "'localhost' for --source-ip"},
+		{{"--source-ip=127.0.0.1:80"}, "numeric IPv4 or IPv6 address"},
+		{{"--source-ip=127.0.0.1", "--source-ip=::1"}, "expected an IPv4 address"},
+		{{"--source-ip=::1", "--source-ip=127.0.0.1"}, "expected an IPv6 address"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
@@ -3495,6 +3558,29 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	cr_expect_not_null(strstr(r.err, u->names), "'%s' not named in:\n%s", u->names, r.err);
 	cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%s", r.err);
 	cr_expect_eq(r.outlen, 0);
+	run_free(&r);
+}
+
+/* Up to 64 --source-ip (with --help after them, the parse ends in the help),
+ * and the 65th is refused saying so. */
+Test(cli, a_65th_source_ip_is_refused, .timeout = 30)
+{
+	char addrs[65][32];
+	const char *args[67] = {NULL};
+	struct run r;
+
+	for (int i = 0; i < 65; i++) {
+		snprintf(addrs[i], sizeof addrs[i], "--source-ip=127.0.0.%d", i + 1);
+		args[i] = addrs[i];
+	}
+	args[64] = "--help";
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "64 taken: exit %d, stderr:\n%s", r.code, r.err);
+	run_free(&r);
+	args[64] = addrs[64];
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 2, "65: exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "too many --source-ip: at most 64"), "stderr:\n%s", r.err);
 	run_free(&r);
 }
 
