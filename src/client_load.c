@@ -810,14 +810,19 @@ static void thread_scan(struct lthread *t, int64_t now)
 		}
 		/* Waiting on the rate or not, a connection may owe echoes (pipeline).
 		 * A thread not scheduled for a while may come back past the limit
-		 * to an answer epoll has yet to report: that is no timeout. A
+		 * to an answer epoll has yet to report: that is no timeout, and it
+		 * is taken now. Left to epoll, an answer whose edge was missed
+		 * (a recv(2) that said EAGAIN with bytes waiting) would be
+		 * waited for by this scan for ever, --timeout and -d with it. A
 		 * trickle of answers does not hold off the end of the grace. */
 		if (!(c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c)))
 			continue;
 		if (grace_over)
 			conn_give_up(t, c);
-		else if (!limit || now - c->progress_ns <= limit || conn_answered_now(c) > 0)
+		else if (!limit || now - c->progress_ns <= limit)
 			continue;
+		else if (conn_answered_now(c) > 0)
+			conn_event(t, c, c->state == CONN_CONNECTING ? EPOLLOUT : EPOLLIN, now);
 		else if (c->state == CONN_CONNECTING)
 			/* A connection that never opened: a connect failure, as
 			 * the report's opened and failed counts must add up. */

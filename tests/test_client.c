@@ -3393,6 +3393,30 @@ Test(load, an_echo_that_came_while_the_client_was_held_is_no_timeout, .timeout =
 	run_free(&r);
 }
 
+/* An echo whose epoll edge was missed is read once --timeout has passed,
+ * not waited for until a signal: strace makes the load thread's second
+ * recv(2) say EAGAIN with the echo waiting, so no new edge comes (the
+ * client's safety net used to stop at seeing the echo there, and the run
+ * never ended). Pipeline 1: the next message waits for that echo. */
+Test(load, an_echo_whose_edge_was_missed_is_read_after_the_timeout, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e",
+	                                    "trace=recvfrom", "-e",
+	                                    "inject=recvfrom:error=EAGAIN:when=2", NULL};
+	const char *args[] = {"-c", "1", "-t", "1", "-n", "4", "--timeout=1", "--json", "-q",
+	                      "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	skip_without_strace();
+	spawn_under = under;
+	run_client_fds(&r, input_file("", 0), -1, args, 10000);
+	spawn_under = NULL;
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "\"messages_echoed\":4"), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"errors\":0"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* The clock is read in nanoseconds. The minimum and maximum of a run are
  * latencies as measured, and a measured latency is a whole number of
  * microseconds only when its last three digits in nanoseconds are 000:
