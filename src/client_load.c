@@ -1073,7 +1073,8 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 	if (getpeername(fd, (struct sockaddr *)&L->addr, &L->addrlen) < 0) {
 		int e = errno;
 
-		snprintf(err, errlen, "getpeername: %s", strerror(e));
+		snprintf(err, errlen, "cannot learn which address of %s port %s answered "
+		         "(getpeername): %s", cfg->host, cfg->port, strerror(e));
 		close(fd);
 		return -e;
 	}

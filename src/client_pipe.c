@@ -315,8 +315,13 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 
 		if (!p->in_open && p->snt == p->rd && !p->shut) {
 			/* Half-close: an RFC 862 server echoes the rest, then closes. */
-			if (shutdown(p->sock, SHUT_WR) < 0)
-				return send_side_close(p, "dropped the connection");
+			if (shutdown(p->sock, SHUT_WR) < 0) {
+				/* ENOTCONN: a reset came in. */
+				if (errno == ENOTCONN)
+					return send_side_close(p, "dropped the connection");
+				return fail(p, PIPE_IO, "cannot half-close the connection to %s "
+				            "(shutdown): %s", p->peer, strerror(errno));
+			}
 			p->shut = true;
 			progress = pe_now_ms();
 		}
@@ -343,7 +348,8 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			return fail(p, PIPE_IO, "poll: %s", strerror(errno));
+			return fail(p, PIPE_IO, "cannot wait for %s or the input (poll): %s", p->peer,
+			            strerror(errno));
 		}
 		/* Time is up: only the server's answer (an echo, its close, an
 		 * error) saves it; input, or room to send more, is none. */
@@ -404,17 +410,18 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
 	if (p.sock < 0)
 		return fail(&p, PIPE_CONNECT, "%s", err);
-	/* A byte the server sends as urgent data is read in its place and
-	 * checked: recv(2) would otherwise skip it, and pass an extra one. */
-	if (setsockopt(p.sock, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) < 0) {
-		rc = fail(&p, PIPE_IO, "setsockopt SO_OOBINLINE: %s", strerror(errno));
-		close(p.sock);
-		return rc;
-	}
 	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0)
 		pe_net_format((struct sockaddr *)&ss, sslen, p.peer);
 	else
 		snprintf(p.peer, sizeof p.peer, "%s:%s", cfg->host, cfg->port);
+	/* A byte the server sends as urgent data is read in its place and
+	 * checked: recv(2) would otherwise skip it, and pass an extra one. */
+	if (setsockopt(p.sock, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) < 0) {
+		rc = fail(&p, PIPE_IO, "cannot set SO_OOBINLINE on the connection to %s: %s",
+		          p.peer, strerror(errno));
+		close(p.sock);
+		return rc;
+	}
 
 	p.ring = malloc(RING_SIZE);
 	p.chunk = malloc(RECV_CHUNK);

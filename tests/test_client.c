@@ -1359,6 +1359,48 @@ Test(pipe, close_mid_stream_leaves_the_echoed_part_on_stdout, .timeout = 60)
 /* Echoes 1,000,000 bytes of 3 MiB and falls silent: the client, its ring
  * full, cannot send the rest, and times out. (The loop, idle meanwhile,
  * writes the prefix before the timeout anyway; this keeps it so.) */
+/* A system call that fails says which connection and why (strace fails
+ * it): a failed half-close said "dropped the connection" with no errno,
+ * and poll, SO_OOBINLINE and load mode's getpeername named no address. */
+Test(pipe, a_failed_system_call_names_the_connection_and_its_errno, .timeout = 60)
+{
+	/* The message is BEFORE, the port, AFTER and the errno's text; OPTION
+	 * comes before HOST (-n1: load mode). */
+	static const struct {
+		const char *inject, *option, *before, *after;
+		int err;
+	} cases[] = {
+		{"inject=shutdown:error=ENOBUFS", NULL, "cannot half-close the connection to 127.0.0.1:",
+		 " (shutdown): ", ENOBUFS},
+		/* --timeout=0: the connect waits in connect(2), not in poll(2). */
+		{"inject=poll:error=ENOMEM", "--timeout=0", "cannot wait for 127.0.0.1:",
+		 " or the input (poll): ", ENOMEM},
+		{"inject=setsockopt:error=ENOMEM", NULL,
+		 "cannot set SO_OOBINLINE on the connection to 127.0.0.1:", ": ", ENOMEM},
+		{"inject=getpeername:error=ENOTCONN", "-n1", "cannot learn which address of 127.0.0.1 "
+		 "port ", " answered (getpeername): ", ENOTCONN},
+	};
+
+	skip_without_strace();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *under[] = {"strace", "-o", "/dev/null", "-e", cases[i].inject, NULL};
+		const char *pipe_args[] = {"127.0.0.1", port_str, NULL};
+		const char *option_args[] = {cases[i].option, "127.0.0.1", port_str, NULL};
+		char want[200];
+		struct run r;
+
+		snprintf(want, sizeof want, "%s%s%s%s", cases[i].before, port_str, cases[i].after,
+		         strerror(cases[i].err));
+		spawn_under = under;
+		run_client(&r, "hello\n", 6, cases[i].option ? option_args : pipe_args);
+		spawn_under = NULL;
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code, r.err);
+		cr_expect(strstr(r.err, want) != NULL, "%s: no '%s' in:\n%s", cases[i].inject, want,
+		          r.err);
+		run_free(&r);
+	}
+}
+
 Test(pipe, timeout_leaves_the_echoed_part_on_stdout, .timeout = 60)
 {
 	expect_prefix_after(BAD_STALL, 1000000, 3u << 20, 14, "--timeout=0.5", "timed out",
