@@ -192,7 +192,8 @@ static int splice_wanted(const struct pe_echo_policy *p)
 
 /* Echo the stream through the worker's pipe until the connection ends
  * (returns 0, *END set), or splicing is no longer wanted or finds nothing
- * to move (returns 1, with the pipe empty: go back to copying). */
+ * to move (returns 1, with the pipe empty: go back to copying), or the
+ * system cannot splice from this socket (returns 2: copy from now on). */
 static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
                        int *spin, enum pe_echo_end *end, int *err)
 {
@@ -221,6 +222,11 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/* Nothing moved: the bytes wait in the socket, and copying
+			 * echoes them as well. ENOMEM: no pipe pages to be had now;
+			 * EINVAL: a socket splice(2) does not take. */
+			if (errno == ENOMEM || errno == EINVAL)
+				return 2;
 			*end = errno == EAGAIN ? PE_ECHO_TIMEOUT : PE_ECHO_ERROR;
 			*err = *end == PE_ECHO_ERROR ? errno : 0;
 			return 0;
@@ -284,6 +290,9 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 	char *buf = w->size > sizeof first ? first : w->buf;
 	size_t size = w->size > sizeof first ? sizeof first : w->size;
 	int spin = 1;   /* this client's messages come soon enough to spin for */
+#ifdef HAVE_SPLICE
+	int may_splice = 1;
+#endif
 
 	*err = 0;
 	for (;;) {
@@ -323,11 +332,13 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			continue;
 		}
 #ifdef HAVE_SPLICE
-		if (streaming(w, (size_t)n) && splice_wanted(p) && splice_ready(w)) {
+		if (may_splice && streaming(w, (size_t)n) && splice_wanted(p) && splice_ready(w)) {
 			enum pe_echo_end end;
 
-			if (!echo_splice(fd, w, p, &spin, &end, err))
+			rc = echo_splice(fd, w, p, &spin, &end, err);
+			if (rc == 0)
 				return end;
+			may_splice = rc == 1;
 		}
 #endif
 	}

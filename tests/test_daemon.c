@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2022,6 +2023,70 @@ Test(daemon, splice_always_is_warned_of_only_where_the_system_has_no_splice)
 	echo_once((unsigned)port, 100, 4);
 	stop_daemon(SIGTERM);
 }
+
+#ifdef HAVE_SPLICE
+/* Stream LEN bytes to PORT in one write from a child process while this
+ * one reads the echo: reads of a stream are what make a worker splice. */
+static void stream_echo(unsigned port, size_t len, unsigned seed)
+{
+	unsigned char *out = malloc(len), *in = malloc(len);
+	int fd = th_connect(port, IO_MS), status;
+	ssize_t got;
+	pid_t writer;
+
+	cr_assert(out && in);
+	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
+	th_fill_pattern(out, len, 0, seed);
+	writer = fork(); /* the buffer is made before: a child may not malloc */
+	cr_assert_geq(writer, 0, "fork: %s", strerror(errno));
+	if (writer == 0)
+		_exit(th_write_all(fd, out, len, IO_MS) == 0 && shutdown(fd, SHUT_WR) == 0 ? 0 : 1);
+	got = th_read_exact(fd, in, len, IO_MS);
+	cr_assert_eq(waitpid(writer, &status, 0), writer);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer failed");
+	cr_assert_eq(got, (ssize_t)len, "%zd of %zu bytes echoed: %s", got, len,
+	             got < 0 ? strerror((int)-got) : "early end");
+	cr_assert_eq(memcmp(in, out, len), 0, "the echo differs");
+	cr_assert_eq(th_wait_eof(fd, IO_MS), 0, "no end of stream after the echo");
+	close(fd);
+	free(out);
+	free(in);
+}
+
+/* A splice(2) from the socket that the system refuses (ENOMEM: strace
+ * fails the first) leaves the bytes where they were: the stream is copied
+ * instead, whole. The connection used to end with a reset. */
+Test(daemon, a_refused_splice_falls_back_to_copying_the_stream)
+{
+	/* LeakSanitizer cannot work under ptrace: off for the traced daemon. */
+	const char *inject = "exec strace -f -o /dev/null "
+	                     "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+	                     "-e trace=splice -e inject=splice:error=ENOMEM:when=1 \"$0\" \"$@\"";
+	const char *argv[] = {"/bin/sh", "-c", inject, daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                      "-w", "2", "--splice=always", NULL};
+	const char *tag;
+	int rc, port;
+	long daemon_pid;
+
+	skip_without_strace();
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+	stream_echo((unsigned)port, 1024 * 1024, 7);
+	stream_echo((unsigned)port, 1024 * 1024, 8); /* and the next connection */
+	/* The signal for the daemon, not for strace, which would detach. */
+	tag = strstr(proc.err.data, "poolechod[");
+	daemon_pid = tag ? strtol(tag + strlen("poolechod["), NULL, 10) : 0;
+	cr_assert_gt(daemon_pid, 1, "no PID in:\n%s", proc.err.data);
+	cr_assert_eq(kill((pid_t)daemon_pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "no exit after SIGTERM");
+	cr_expect_eq(th_proc_exit_code(&proc), 0, "stderr:\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "bytes_in=2097152 bytes_out=2097152"), "stderr:\n%s",
+	          proc.err.data);
+	assert_no_sanitizer_report();
+}
+#endif
 
 /* An IPv4-mapped IPv6 address can only be bound by a dual-stack socket:
  * the daemon made every explicit IPv6 address IPv6-only, and bind(2) then
