@@ -342,7 +342,8 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 	conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s%s", strerror(err),
 	          err == EADDRNOTAVAIL ? " (the local ephemeral ports are exhausted, most "
 	          "likely held in TIME_WAIT by connections this client closed: see "
-	          "net.ipv4.ip_local_port_range, or lower --rate or -c)" : "");
+	          "net.ipv4.ip_local_port_range, add --source-ip addresses, or lower --rate "
+	          "or -c)" : "");
 }
 
 /* Connect; ORIGIN is where a churn cycle's latency starts (now, or its slot). */

@@ -2692,6 +2692,34 @@ Test(load, connections_come_from_each_source_ip_in_turn, .timeout = 60)
 	run_free(&r);
 }
 
+/* Run the client with no input under strace's command line UNDER (the
+ * test is skipped where strace cannot run). */
+static void run_client_under(struct run *r, const char *const under[], const char *const args[])
+{
+	skip_without_strace();
+	spawn_under = under;
+	run_client(r, "", 0, args);
+	spawn_under = NULL;
+}
+
+/* Ports run out (strace fails the load thread's second connect with
+ * EADDRNOTAVAIL): the message says so, and names the remedies, more
+ * source addresses among them. */
+Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
+	                                    "-e", "inject=connect:error=EADDRNOTAVAIL:when=2", NULL};
+	const char *args[] = {"-c", "2", "-t", "1", "-n", "1", "-q", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client_under(&r, under, args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "the local ephemeral ports are exhausted"), "stderr:\n%s",
+	                   r.err);
+	cr_expect_not_null(strstr(r.err, "add --source-ip addresses"), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 /* A source address that is not this host's stops the run before it
  * starts, naming it: exit 1, no report. */
 Test(load, a_source_ip_of_another_host_is_named_before_the_run, .timeout = 60)
@@ -3425,10 +3453,7 @@ Test(load, an_echo_that_came_while_the_client_was_held_is_no_timeout, .timeout =
 	                      port_str, NULL};
 	struct run r;
 
-	skip_without_strace();
-	spawn_under = under;
-	run_client(&r, "", 0, args);
-	spawn_under = NULL;
+	run_client_under(&r, under, args);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "\"timeouts\":0"), "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\"messages_echoed\":5"), "report:\n%s", r.out);
