@@ -91,8 +91,10 @@ static int run_load(const struct client_config *cfg)
 		client_report_json(stdout, cfg, &res);
 	else
 		client_report_text(stdout, cfg, &res);
-	/* The run's own failure is still said: it is why the report mattered. */
-	report_lost = fflush(stdout) != 0;
+	/* The run's own failure is still said: it is why the report mattered.
+	 * The error flag too: on a terminal each line went out inside printf,
+	 * and a write that failed there leaves fflush nothing to fail on. */
+	report_lost = fflush(stdout) != 0 || ferror(stdout);
 	if (report_lost)
 		say_error("cannot write the report: %s", strerror(errno));
 	if (res.errors) {

@@ -2758,6 +2758,48 @@ Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 	run_free(&r);
 }
 
+/* The slave side of a pseudo-terminal whose master is gone: a terminal
+ * that hung up, where every write fails with EIO. Skips the test when the
+ * system gives no such terminal. */
+static int hung_up_terminal(void)
+{
+	char name[64];
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), slave;
+
+	if (master < 0)
+		cr_skip_test("no pseudo-terminal: %s", strerror(errno));
+	cr_assert(grantpt(master) == 0 && unlockpt(master) == 0 &&
+	          ptsname_r(master, name, sizeof name) == 0, "pseudo-terminal: %s", strerror(errno));
+	slave = open(name, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(slave, 0, "%s: %s", name, strerror(errno));
+	close(master);
+	cr_assert(write(slave, "x", 1) < 0 && errno == EIO,
+	          "a write to a hung-up terminal did not fail with EIO: %s", strerror(errno));
+	return slave;
+}
+
+/* On a terminal the report goes out a line at a time, each write inside
+ * printf: when those fail, the final fflush has nothing left to fail on,
+ * and only the stream's error flag says the report was lost. */
+Test(load, a_report_lost_line_by_line_is_an_error, .timeout = 60)
+{
+	const char *text[] = {"-c", "1", "-n", "10", "127.0.0.1", port_str, NULL};
+	const char *json[] = {"-c", "1", "-n", "10", "--json", "127.0.0.1", port_str, NULL};
+	const char *const *args[] = {text, json};
+
+	for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+		struct run r;
+
+		run_client_fds(&r, input_file("", 0), hung_up_terminal(), args[i],
+		               CLIENT_TIMEOUT_MS);
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", i ? "--json" : "text", r.code,
+		             r.err);
+		cr_expect_not_null(strstr(r.err, "cannot write the report"), "%s: stderr:\n%s",
+		                   i ? "--json" : "text", r.err);
+		run_free(&r);
+	}
+}
+
 /* A count, not -d: -d 0.5 also bounds the first connect, which a loaded
  * CI machine once let take longer. */
 Test(load, reports_the_cpu_time_of_its_threads, .timeout = 60)
