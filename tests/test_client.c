@@ -1752,8 +1752,10 @@ Test(wrong_server, paced_slots_a_stalled_server_left_unused_are_counted, .timeou
 
 	load_json_against(&r, BAD_SLOW, 1500, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1);
-	/* Slots at 0.1 .. 0.5 s came while the first echo was due. */
-	cr_expect_geq(json_u64(r.out, "slots_unused"), 4, "report:\n%s", r.out);
+	/* Slots at 0.1 .. 0.5 s came while the first echo was due: 4 or 5,
+	 * counted from the connect, which a loaded machine may hold up by a
+	 * slot or two (3 once came in CI, with two CI runs on its two CPUs). */
+	cr_expect_geq(json_u64(r.out, "slots_unused"), 2, "report:\n%s", r.out);
 	cr_expect_leq(json_u64(r.out, "slots_unused"), 5, "report:\n%s", r.out);
 	run_free(&r);
 }
