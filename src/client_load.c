@@ -1024,11 +1024,10 @@ static int check_sources(const struct client_config *cfg, char *err, size_t errl
 			close(fd);
 		if (rc == 0)
 			continue;
-		if (getnameinfo((const struct sockaddr *)&cfg->sources[i], cfg->source_lens[i], shown,
-		                sizeof shown, NULL, 0, NI_NUMERICHOST) != 0)
-			snprintf(shown, sizeof shown, "#%u", i + 1);
-		snprintf(err, errlen, "cannot use --source-ip %s: %s%s", shown, strerror(-rc),
-		         rc == -EADDRNOTAVAIL ? " (not an address of this host)" : "");
+		snprintf(err, errlen, "cannot use --source-ip %s: %s%s",
+		         pe_net_format_host((const struct sockaddr *)&cfg->sources[i],
+		                            cfg->source_lens[i], shown),
+		         strerror(-rc), rc == -EADDRNOTAVAIL ? " (not an address of this host)" : "");
 		return rc;
 	}
 	return 0;

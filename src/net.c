@@ -326,6 +326,13 @@ int pe_net_lookup_family(const char *host, const char *port, int family, struct 
 	return 0;
 }
 
+const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char out[NI_MAXHOST])
+{
+	if (getnameinfo(sa, len, out, NI_MAXHOST, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(out, NI_MAXHOST, "?");
+	return out;
+}
+
 int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
 {
 #ifdef IP_BIND_ADDRESS_NO_PORT
@@ -358,9 +365,8 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 	if (source) {
 		char from[NI_MAXHOST];
 
-		if (getnameinfo(source, source_len, from, sizeof from, NULL, 0, NI_NUMERICHOST) != 0)
-			snprintf(from, sizeof from, "?");
-		snprintf(lead, sizeof lead, "cannot connect from %s to", from);
+		snprintf(lead, sizeof lead, "cannot connect from %s to",
+		         pe_net_format_host(source, source_len, from));
 	}
 	for (ai = list; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -47,6 +47,10 @@ int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
 int pe_net_lookup_family(const char *host, const char *port, int family, struct addrinfo **list,
                          char err[PE_NET_ERRLEN]);
 
+/* SA's address alone, numeric ("127.0.0.2", "::1"), in OUT; "?" if it
+ * cannot be shown. Returns OUT. */
+const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char out[NI_MAXHOST]);
+
 /* Bind FD, before its connect(2), to the source address SA, leaving the
  * port to the connect. 0 or a negative errno. */
 int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len);
