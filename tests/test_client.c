@@ -2434,9 +2434,11 @@ Test(wrong_server, an_echo_that_came_while_the_pipe_client_was_held_is_no_timeou
 Test(wrong_server, input_found_at_the_last_look_does_not_restart_the_timeout, .timeout = 60)
 {
 	const char *args[] = {"--timeout=1", "127.0.0.1", NULL, NULL};
+	int64_t deadline = th_now_ms() + 10000;
 	struct bad_server b;
 	struct child ch;
 	struct run r;
+	bool in_poll;
 	int fds[2];
 
 	bad_start(&b, BAD_SILENT, 0);
@@ -2445,6 +2447,11 @@ Test(wrong_server, input_found_at_the_last_look_does_not_restart_the_timeout, .t
 	client_spawn(&ch, fds[0], -1, args);
 	cr_assert_eq(write(fds[1], "a", 1), 1, "%s", strerror(errno));
 	cr_assert_eq(bad_wait_read(&b, 0, 10000), 0, "the input never reached the server");
+	/* Stopped anywhere else, it might take its clock after SIGCONT. */
+	while (!(process_state(ch.pid, &in_poll) == 'S' && in_poll)) {
+		cr_assert_gt(th_ms_left(deadline), 0, "the client never slept waiting for the echo");
+		usleep(1000);
+	}
 	cr_assert_eq(kill(ch.pid, SIGSTOP), 0, "kill: %s", strerror(errno));
 	cr_assert_eq(write(fds[1], "b", 1), 1, "%s", strerror(errno));
 	/* Past the client's --timeout, on the clock it reads. */
