@@ -111,6 +111,7 @@ static void usage(void)
 	       "SIGHUP or SIGINT ignored at start (nohup, a background job) stays ignored.\n"
 	       "SIGUSR1 logs an extra stats line marked \"stats (SIGUSR1):\" that does not\n"
 	       "move the --stats-interval ones. SIGUSR2 is ignored; SIGQUIT ends it at once.\n"
+	       "A signal sent during start-up waits until poolechod listens, then acts.\n"
 	       "\n"
 	       "Exit status: 0 when stopped by a signal (or after --help or --version);\n"
 	       "1 on a runtime failure: the address cannot be bound, the workers' threads\n"

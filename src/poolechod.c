@@ -305,6 +305,35 @@ static void warn_options_overruled(const struct daemon_options *opt)
 		       "--log-level=%s hides", pe_log_level_name(opt->log_level));
 }
 
+/* Block the signals that the signal thread takes into SET, before anything
+ * else: until then a SIGUSR1 or a stop would find its default action, the
+ * end of the process, and it would be too late once a thread has started
+ * (each inherits the mask). Started with SIGINT or SIGHUP ignored (a
+ * background job of a shell without job control, nohup), the daemon is
+ * meant to outlive the terminal's Ctrl-C or hangup: those stay ignored,
+ * and unblocked, as found. SIGTERM always stops. */
+static void block_signals(sigset_t *set)
+{
+	static const int leave_if_ignored[] = {SIGINT, SIGHUP};
+	sigset_t ignored;
+
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	sigemptyset(&ignored);
+	for (size_t i = 0; i < sizeof leave_if_ignored / sizeof leave_if_ignored[0]; i++) {
+		if (pe_signal_ignored(leave_if_ignored[i])) {
+			sigaddset(&ignored, leave_if_ignored[i]);
+			sigdelset(set, leave_if_ignored[i]);
+		}
+	}
+	pthread_sigmask(SIG_UNBLOCK, &ignored, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_options opt;
@@ -312,7 +341,8 @@ int main(int argc, char **argv)
 	pe_server *srv;
 	int rc;
 
-	/* First, so that every error, the command line's too, gets a priority:
+	block_signals(&st.set);
+	/* So that every error, the command line's too, gets a priority:
 	 * it only looks at fd 2 (fstat), and a closed one is no journal. */
 	pe_log_detect_journal();
 	/* Started with stderr closed, the stop pipe made below would take its
@@ -335,21 +365,6 @@ int main(int argc, char **argv)
 		       "that stops reading will hold the server up", strerror(-rc));
 	opt.server.log = server_log;
 	opt.server.log_level = opt.log_level;
-
-	/* Block before any thread starts, so all of them inherit the mask and
-	 * only the signal thread ever takes these. */
-	sigemptyset(&st.set);
-	/* Started with SIGINT or SIGHUP ignored (a background job of a shell
-	 * without job control, nohup), the daemon is meant to outlive the
-	 * terminal's Ctrl-C or hangup: leave them ignored. SIGTERM always stops. */
-	if (!pe_signal_ignored(SIGINT))
-		sigaddset(&st.set, SIGINT);
-	sigaddset(&st.set, SIGTERM);
-	if (!pe_signal_ignored(SIGHUP))
-		sigaddset(&st.set, SIGHUP);
-	sigaddset(&st.set, SIGUSR1);
-	sigaddset(&st.set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &st.set, NULL);
 
 	raise_fd_limit(&opt.server);
 	rc = pe_server_create(&srv, &opt.server);

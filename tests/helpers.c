@@ -496,6 +496,38 @@ pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms)
 	return tid;
 }
 
+int th_wait_in_syscall(pid_t pid, const char *comm, long nr, long arg0, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	char path[64], cpath[64], want[48], line[256];
+
+	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+	snprintf(cpath, sizeof cpath, "/proc/%d/comm", (int)pid);
+	if (arg0 < 0)
+		snprintf(want, sizeof want, "%ld ", nr);
+	else
+		snprintf(want, sizeof want, "%ld 0x%lx ", nr, (unsigned long)arg0);
+	do {
+		FILE *f = fopen(path, "re");
+		bool in = f && fgets(line, sizeof line, f) && strncmp(line, want, strlen(want)) == 0;
+
+		if (f)
+			fclose(f);
+		/* Asked after the call: an exec between the two shows as another call. */
+		if (in && comm) {
+			f = fopen(cpath, "re");
+			in = f && fgets(line, sizeof line, f) &&
+			     strncmp(line, comm, strlen(comm)) == 0 && line[strlen(comm)] == '\n';
+			if (f)
+				fclose(f);
+		}
+		if (in)
+			return 0;
+		poll(NULL, 0, 5);
+	} while (th_ms_left(deadline) > 0);
+	return -1;
+}
+
 pid_t th_gettid(void)
 {
 #ifdef SYS_gettid

@@ -105,6 +105,12 @@ char th_wait_asleep(pid_t tid, unsigned timeout_ms);
  * none did. For tests that need a worker blocked in one particular call. */
 pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms);
 
+/* Wait until the main thread of process PID is in system call NR (from
+ * /proc/PID/syscall) with ARG0 as its first argument (any when negative),
+ * and, unless COMM is NULL, runs the program named COMM (/proc/PID/comm):
+ * 0, or -1 after TIMEOUT_MS. */
+int th_wait_in_syscall(pid_t pid, const char *comm, long nr, long arg0, unsigned timeout_ms);
+
 /* How many threads this process has (/proc/self/task), or a negative errno. */
 int th_count_threads(void);
 

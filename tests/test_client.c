@@ -3118,28 +3118,6 @@ Test(load, a_sigint_ignored_at_start_stays_ignored, .timeout = 60)
 	run_free(&r);
 }
 
-/* Wait until the client's main thread is in system call NR (from
- * /proc/PID/syscall): 0, or -1 after TIMEOUT_MS. */
-static int client_wait_in_syscall(pid_t pid, long nr, unsigned timeout_ms)
-{
-	int64_t deadline = th_now_ms() + timeout_ms;
-	char path[64], want[32], line[256];
-
-	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-	snprintf(want, sizeof want, "%ld ", nr);
-	do {
-		FILE *f = fopen(path, "re");
-		bool in = f && fgets(line, sizeof line, f) && strncmp(line, want, strlen(want)) == 0;
-
-		if (f)
-			fclose(f);
-		if (in)
-			return 0;
-		poll(NULL, 0, 5);
-	} while (th_ms_left(deadline) > 0);
-	return -1;
-}
-
 /* A pipe into FDS, already full, its write end blocking, so that a client
  * writing its report there blocks until the read end is drained. Returns how
  * many bytes of filler it holds. */
@@ -3196,7 +3174,7 @@ Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout
 	filled = full_pipe(fds);
 	client_spawn(&ch, input_file("", 0), fds[1], args);
 	close(fds[1]);
-	cr_assert_eq(client_wait_in_syscall(ch.pid, SYS_write, 10000), 0,
+	cr_assert_eq(th_wait_in_syscall(ch.pid, NULL, SYS_write, -1, 10000), 0,
 	             "the client never blocked writing its report");
 	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
 	got = drain_pipe(fds[0], out, sizeof out, 10000);
@@ -3256,7 +3234,7 @@ Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
 		full_pipe(fds);
 		client_spawn(&ch, input_file("", 0), fds[1], args);
 		close(fds[1]);
-		cr_assert_eq(client_wait_in_syscall(ch.pid, SYS_write, 10000), 0,
+		cr_assert_eq(th_wait_in_syscall(ch.pid, NULL, SYS_write, -1, 10000), 0,
 		             "case %zu: the client never blocked writing its report", i);
 		cr_assert_eq(kill(ch.pid, first), 0, "kill: %s", strerror(errno));
 		/* Taken: its handler is gone. */

@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -730,18 +731,41 @@ static void skip_without_strace(void)
 		             "is not allowed)");
 }
 
+/* The command line that runs the daemon on 127.0.0.1, port 0, with two
+ * workers and EXTRA (NULL-terminated, or NULL), under strace with OPTIONS
+ * (its -e filters and injections). -D: the tracer runs apart and the
+ * daemon keeps the PID spawned, so that signals, and the kill of a failed
+ * test, reach it, not strace (which would detach and leave it running);
+ * -f: its threads too. LeakSanitizer cannot work under ptrace: off. */
+static const char *const *daemon_under_strace(const char *options, const char *const extra[])
+{
+	static char script[512];
+	static const char *argv[24] = {"/bin/sh", "-c", script};
+	static const char *const common[] = {"-b", "127.0.0.1", "-p", "0", "-w", "2"};
+	size_t n = 3;
+
+	snprintf(script, sizeof script, "exec strace -D -f -o /dev/null "
+	         "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+	         "%s \"$0\" \"$@\"", options);
+	argv[n++] = daemon_path();
+	for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+		argv[n++] = common[i];
+	for (size_t i = 0; extra && extra[i]; i++) {
+		cr_assert_lt(n, sizeof argv / sizeof argv[0] - 1, "too many arguments");
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
+	return argv;
+}
+
 /* Exit status 1 for "accepting fails for good": accept(2) made to fail
  * with EINVAL (strace). The listener's error said it and main said it
  * again, after the "stopped:" line that the docs call the last. */
 Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 {
-	/* LeakSanitizer cannot work under ptrace: off for the traced daemon. */
-	const char *inject = "exec strace -o /dev/null "
-	                     "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
-	                     "-e trace=accept,accept4 "
-	                     "-e inject=accept,accept4:error=EINVAL:when=1 \"$0\" \"$@\"";
-	const char *argv[] = {"/bin/sh", "-c", inject, daemon_path(), "-b", "127.0.0.1", "-p", "0",
-	                      "-w", "2", NULL};
+	const char *const *argv = daemon_under_strace("-e trace=accept,accept4 "
+	                                              "-e inject=accept,accept4:error=EINVAL:when=1",
+	                                              NULL);
 	const char *last;
 	int code;
 
@@ -763,12 +787,8 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
  * --buffer-size or -q), which has nothing to do with it. */
 Test(daemon, a_socket_without_memory_is_said_once_without_the_workers_advice)
 {
-	/* LeakSanitizer cannot work under ptrace: off for the traced daemon. */
-	const char *inject = "exec strace -o /dev/null "
-	                     "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
-	                     "-e trace=socket -e inject=socket:error=ENOMEM \"$0\" \"$@\"";
-	const char *argv[] = {"/bin/sh", "-c", inject, daemon_path(), "-b", "127.0.0.1", "-p", "0",
-	                      "-w", "2", NULL};
+	const char *const *argv = daemon_under_strace("-e trace=socket "
+	                                              "-e inject=socket:error=ENOMEM", NULL);
 	int code;
 
 	skip_without_strace();
@@ -1097,6 +1117,34 @@ Test(daemon, sigusr1_logs_a_stats_line)
 	assert_alive();
 	stop_daemon(SIGTERM);
 }
+
+#if defined __linux__ && defined SYS_rt_sigaction
+/* A signal that comes as the daemon starts, before it set anything up, is
+ * held for the signal thread: SIGUSR1 used to find its default action
+ * there, and end the daemon. strace holds each sigaction(2) for a second
+ * (a sanitizer's runtime makes some before main), and SIGUSR1 is sent
+ * while the one that ignores SIGPIPE, early in main, is held. */
+Test(daemon, a_signal_in_the_first_moments_is_held_for_the_signal_thread)
+{
+	const char *const *argv = daemon_under_strace("-e trace=rt_sigaction "
+	                                              "-e inject=rt_sigaction:delay_exit=1000000:when=1+",
+	                                              NULL);
+	int rc, port;
+
+	skip_without_strace();
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_assert_eq(th_wait_in_syscall(proc.pid, "poolechod", SYS_rt_sigaction, SIGPIPE, START_MS),
+	             0, "the daemon was never seen held in sigaction(2) for SIGPIPE");
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0);
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "the daemon did not start after an early SIGUSR1 (%s); stderr:\n%s",
+	             strerror(-port), proc.err.data);
+	cr_assert_eq(th_proc_wait_stderr(&proc, 0, "stats (SIGUSR1): ", IO_MS), 0,
+	             "no stats line for the early SIGUSR1; stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+#endif
 
 /* Under systemd's Type=notify a unit is started once the daemon says
  * READY=1 on $NOTIFY_SOCKET: without it, "systemctl start" reported
@@ -2058,15 +2106,9 @@ static void stream_echo(unsigned port, size_t len, unsigned seed)
  * instead, whole. The connection used to end with a reset. */
 Test(daemon, a_refused_splice_falls_back_to_copying_the_stream)
 {
-	/* LeakSanitizer cannot work under ptrace: off for the traced daemon.
-	 * -D: the tracer runs apart and the daemon keeps this PID, so that
-	 * the signals, and the kill of a failed test, reach it, not strace
-	 * (which would detach and leave it running). */
-	const char *inject = "exec strace -D -f -o /dev/null "
-	                     "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
-	                     "-e trace=splice -e inject=splice:error=ENOMEM:when=1 \"$0\" \"$@\"";
-	const char *argv[] = {"/bin/sh", "-c", inject, daemon_path(), "-b", "127.0.0.1", "-p", "0",
-	                      "-w", "2", "--splice=always", NULL};
+	const char *const extra[] = {"--splice=always", NULL};
+	const char *const *argv = daemon_under_strace("-e trace=splice "
+	                                              "-e inject=splice:error=ENOMEM:when=1", extra);
 	int rc, port;
 
 	skip_without_strace();
