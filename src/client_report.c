@@ -283,10 +283,11 @@ void client_report_progress(void *ctx, const struct load_progress *p)
 	if ((rp->cfg->duration_ms && rp->cfg->duration_ms <= 2000) ||
 	    (!rp->cfg->duration_ms && p->elapsed_s < 2.0) || dt <= 0)
 		goto remember;
-	fprintf(rp->out, "\r%7.1f s  %10.0f msg/s  %8.2f MB/s  %llu connections  %llu errors\033[K",
+	fprintf(rp->out, "\r%7.1f s  %10.0f msg/s  %8.2f MB/s  %llu connection%s  %llu error%s\033[K",
 	        p->elapsed_s, (double)(p->messages_echoed - rp->last_echoed) / dt,
 	        (double)(p->bytes_echoed - rp->last_bytes) / dt / 1e6,
-	        (unsigned long long)p->conns_opened, (unsigned long long)p->errors);
+	        (unsigned long long)p->conns_opened, p->conns_opened == 1 ? "" : "s",
+	        (unsigned long long)p->errors, p->errors == 1 ? "" : "s");
 	fflush(rp->out);
 	rp->shown = true;
 remember:

@@ -3559,6 +3559,38 @@ Test(load, duration_run_prints_a_text_report, .timeout = 60)
 	run_free(&r);
 }
 
+/* A run of more than 2 s shows a progress line on a terminal, worded as
+ * the report words its counts (1 connection, not 1 connections), and
+ * -q takes it away. */
+Test(load, a_terminal_shows_a_progress_line_unless_quiet, .timeout = 60)
+{
+	const char *prog = getenv("POOLECHO");
+	const char *const shown[] = {prog, "-c", "1", "-d", "2.2", "--rate=100", "127.0.0.1",
+	                             port_str, NULL};
+	const char *const quiet[] = {prog, "-q", "-c", "1", "-d", "2.2", "--rate=100", "127.0.0.1",
+	                             port_str, NULL};
+	struct th_proc p;
+	int rc;
+
+	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
+	rc = th_proc_spawn_tty(&p, shown);
+	cr_assert_eq(rc, 0, "cannot start the client on a terminal: %s", strerror(-rc));
+	cr_expect_eq(th_proc_wait_stderr(&p, 0, " 1 connection  0 errors", 10000), 0,
+	             "no progress line for 1 connection and 0 errors; the terminal showed:\n%s",
+	             p.err.data ? p.err.data : "");
+	cr_assert_eq(th_proc_wait_exit(&p, 10000), 0, "the client did not exit");
+	cr_expect_eq(th_proc_exit_code(&p), 0, "exit %d, stderr:\n%s", th_proc_exit_code(&p),
+	             p.err.data ? p.err.data : "");
+	th_proc_cleanup(&p);
+
+	rc = th_proc_spawn_tty(&p, quiet);
+	cr_assert_eq(rc, 0, "cannot start the client on a terminal: %s", strerror(-rc));
+	cr_assert_eq(th_proc_wait_exit(&p, 10000), 0, "the client did not exit");
+	cr_expect_eq(th_proc_exit_code(&p), 0);
+	cr_expect(p.err.len == 0, "-q, and the terminal showed:\n%s", p.err.data);
+	th_proc_cleanup(&p);
+}
+
 /* Run ARGS (with --json) and check it took at least MIN_MS, the periods
  * the rate implies, and echoed COUNT messages: a lower bound holds for any
  * rate limiter that works, an upper bound would be a timing assertion. */
