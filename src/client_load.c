@@ -375,9 +375,11 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now, int64_t
 		return;
 	}
 	/* From one source, churn waits for its own ports to leave TIME_WAIT;
-	 * each source has a port range of its own. */
+	 * each source has a port range of its own. A churn connection moves
+	 * on to the next source with every cycle, so that all of them serve
+	 * even when -c is below their number. */
 	if (L->cfg->nsources) {
-		unsigned k = c->index % L->cfg->nsources;
+		unsigned k = (unsigned)((c->index + c->cycles) % L->cfg->nsources);
 
 		rc = pe_net_bind_source(fd, (const struct sockaddr *)&L->cfg->sources[k],
 		                        L->cfg->source_lens[k]);

@@ -2661,12 +2661,16 @@ Test(schedule, slots_stay_exact_at_high_rates_over_long_runs, .timeout = 10)
 
 TestSuite(load, .init = server_up, .fini = server_down);
 
-/* The connections come from the --source-ip addresses in turn, the probe
- * from the first, and from no other address; the report counts them. */
-Test(load, connections_come_from_each_source_ip_in_turn, .timeout = 60)
+/* Run churn with CONNS connections of MESSAGES cycles each from
+ * 127.0.0.2 and 127.0.0.3, against a server that logs where each
+ * connection came from: all came from those two, WANT2 and WANT3 of them
+ * (the probe, from the first, included), and the report counts them. */
+static void expect_churn_from_two_sources(const char *conns, const char *messages, int want2,
+                                          int want3)
 {
-	const char *args[] = {"--mode=churn", "-c", "2", "-n", "3", "--json", "--source-ip=127.0.0.2",
-	                      "--source-ip=127.0.0.3", "127.0.0.1", NULL, NULL};
+	const char *args[] = {"--mode=churn", "-c", conns, "-n", messages, "--json",
+	                      "--source-ip=127.0.0.2", "--source-ip=127.0.0.3", "127.0.0.1", NULL,
+	                      NULL};
 	struct pe_server_config cfg;
 	struct tf_server logged;
 	char port[16];
@@ -2684,7 +2688,8 @@ Test(load, connections_come_from_each_source_ip_in_turn, .timeout = 60)
 	cr_assert_eq(tf_stop(&logged, 0, 10000), 0, "the server did not stop");
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "source_addresses"), 2, "%s", r.out);
-	cr_expect_eq(json_u64(r.out, "connections_opened"), 6, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), (uint64_t)(want2 + want3 - 1), "%s",
+	             r.out);
 	log = tf_log_text();
 	for (const char *p = log; (p = strstr(p, "connection from ")); p++) {
 		p += strlen("connection from ");
@@ -2695,10 +2700,26 @@ Test(load, connections_come_from_each_source_ip_in_turn, .timeout = 60)
 		else
 			cr_expect_fail("a connection from another address: %.30s", p);
 	}
-	/* 6 connections and the probe, from the first address. */
-	cr_expect_eq(from2, 4, "%d connections from 127.0.0.2, not 4:\n%s", from2, log);
-	cr_expect_eq(from3, 3, "%d connections from 127.0.0.3, not 3:\n%s", from3, log);
+	cr_expect_eq(from2, want2, "%d connections from 127.0.0.2, not %d:\n%s", from2, want2, log);
+	cr_expect_eq(from3, want3, "%d connections from 127.0.0.3, not %d:\n%s", from3, want3, log);
 	run_free(&r);
+}
+
+/* The connections come from the --source-ip addresses in turn, the probe
+ * from the first, and from no other address; the report counts them. */
+Test(load, connections_come_from_each_source_ip_in_turn, .timeout = 60)
+{
+	/* 6 connections and the probe, from the first address. */
+	expect_churn_from_two_sources("2", "3", 4, 3);
+}
+
+/* In churn each new connection takes the next address: one connection
+ * slot does not keep to the first address, leaving the others unused
+ * while the report counts them. */
+Test(load, one_churn_slot_takes_every_source_ip_in_turn, .timeout = 60)
+{
+	/* 4 connections and the probe, from the first address. */
+	expect_churn_from_two_sources("1", "4", 3, 2);
 }
 
 /* Run the client with no input under strace's command line UNDER (the
