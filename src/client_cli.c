@@ -65,7 +65,7 @@ void client_cli_usage(FILE *out, const char *program)
 "  -s, --size=BYTES      message size, 1 to 64M, suffix k/K = KiB,\n"
 "                        m/M = MiB (default %lu)\n"
 "      --pipeline=K      up to K messages in flight per connection, 1 to %lu\n"
-"                        (default 1)\n"
+"                        (churn: 1 only; default 1)\n"
 "  -r, --rate=N          N messages (churn: connections) per second per\n"
 "                        connection, 1 to %lu, on a fixed schedule: one the\n"
 "                        server held up goes as soon as it can, its latency\n"
