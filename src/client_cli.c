@@ -80,9 +80,10 @@ void client_cli_usage(FILE *out, const char *program)
 "      --source-ip=ADDR  connect from this local address (numeric); again\n"
 "                        for more, up to %u, taken in turn by the connections,\n"
 "                        all IPv4 or all IPv6 (HOST is looked up in that\n"
-"                        family); churn's ports are each address's own: one\n"
-"                        gives some 14k connections/s to loopback, 470/s\n"
-"                        elsewhere (default: the system's choice)\n"
+"                        family, a numeric HOST of the other is bad usage);\n"
+"                        churn's ports are each address's own: one gives\n"
+"                        some 14k connections/s to loopback, 470/s elsewhere\n"
+"                        (default: the system's choice)\n"
 "\n"
 "Common options:\n"
 "  -q, --quiet           no progress line on stderr (load mode has one; -q\n"
@@ -162,6 +163,24 @@ static int seconds(int opt, const char *arg, unsigned long min_ms, unsigned long
 	return -EINVAL;
 }
 
+static const char *family_name(int family)
+{
+	return family == AF_INET ? "IPv4" : "IPv6";
+}
+
+/* The family of NAME if it is a numeric address, else 0. */
+static int numeric_family(const char *name)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *ai;
+	int family;
+
+	if (getaddrinfo(name, NULL, &hints, &ai) != 0)
+		return 0;
+	family = ai->ai_family;
+	freeaddrinfo(ai);
+	return family;
+}
+
 /* One --source-ip: a numeric address of this host's, not yet checked. */
 static enum client_cli_result add_source(struct client_config *cfg, const char *arg, char *err,
                                          size_t errlen)
@@ -179,7 +198,7 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 		freeaddrinfo(ai);
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected an %s "
 		           "address, as the first one is (one family for all)", arg,
-		           cfg->sources[0].ss_family == AF_INET ? "IPv4" : "IPv6");
+		           family_name(cfg->sources[0].ss_family));
 	}
 	memcpy(&cfg->sources[cfg->nsources], ai->ai_addr, ai->ai_addrlen);
 	cfg->source_lens[cfg->nsources++] = ai->ai_addrlen;
@@ -206,7 +225,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 	const char *expected;
 	char hint[128];
 	unsigned long port;
-	int opt;
+	int opt, family;
 
 	config_defaults(cfg);
 	opterr = 0; /* we word the messages ourselves */
@@ -300,6 +319,11 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 	if (pe_parse_ulong(cfg->port, 1, 65535, &port) != 0)
 		return bad(err, errlen, "invalid PORT '%s': expected a number from 1 to 65535",
 		           cfg->port);
+	if (cfg->nsources && (family = numeric_family(cfg->host)) &&
+	    family != cfg->sources[0].ss_family)
+		return bad(err, errlen, "HOST '%s' is an %s address, --source-ip an %s one: "
+		           "expected one family for both", cfg->host, family_name(family),
+		           family_name(cfg->sources[0].ss_family));
 
 	if (!load)
 		return CLIENT_CLI_RUN;

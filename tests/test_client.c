@@ -3713,6 +3713,8 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--source-ip=127.0.0.1:80"}, "numeric IPv4 or IPv6 address"},
 		{{"--source-ip=127.0.0.1", "--source-ip=::1"}, "expected an IPv4 address"},
 		{{"--source-ip=::1", "--source-ip=127.0.0.1"}, "expected an IPv6 address"},
+		{{"--source-ip=127.0.0.1", "::1"}, "'::1' is an IPv6 address"},
+		{{"--source-ip=::1", "127.0.0.1"}, "'127.0.0.1' is an IPv4 address"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
