@@ -156,6 +156,7 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 #endif
 	struct rlimit rl;
 	rlim_t old;
+	char limit[96];
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
 		pe_log(PE_LOG_WARN, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
@@ -170,13 +171,20 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur, strerror(errno));
 		rl.rlim_cur = old;
 	}
-	if (rl.rlim_cur < need)
-		pe_log(PE_LOG_WARN, "descriptor limit is %llu (hard limit %llu); %u workers and a queue "
-		       "of %zu need %llu: accepting will pause when they run out (raise 'ulimit -n', "
-		       "or LimitNOFILE= under systemd)",
-		       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, cfg->workers,
-		       cfg->queue_capacity, (unsigned long long)need);
-	else if (rl.rlim_cur > old)
+	if (rl.rlim_cur < need) {
+		/* Short of NEED, a raise went as far as the hard limit: say it was
+		 * raised, or the limit seen is not the one that was set. */
+		if (rl.rlim_cur > old)
+			snprintf(limit, sizeof limit, "raised from %llu to the hard limit, %llu",
+			         (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+		else
+			snprintf(limit, sizeof limit, "is %llu (hard limit %llu)",
+			         (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+		pe_log(PE_LOG_WARN, "descriptor limit %s; %u workers and a queue of %zu need %llu: "
+		       "accepting will pause when they run out (raise 'ulimit -n', or LimitNOFILE= "
+		       "under systemd)", limit, cfg->workers, cfg->queue_capacity,
+		       (unsigned long long)need);
+	} else if (rl.rlim_cur > old)
 		pe_log(PE_LOG_INFO, "descriptor limit raised from %llu to %llu",
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur);
 }

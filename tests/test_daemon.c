@@ -1617,6 +1617,29 @@ Test(daemon, a_daemon_that_says_it_listens_can_serve_under_any_descriptor_limit,
 	stop_daemon(SIGTERM);
 }
 
+/* A soft limit it can raise only part of the way, to the hard limit, is
+ * still raised, and the warning that it falls short says so: "is 100"
+ * alone left the operator who had set 64 wondering where 100 came from. */
+Test(daemon, a_descriptor_limit_raised_short_of_the_need_says_it_was_raised)
+{
+	const char *argv[] = {"/usr/bin/prlimit", "--nofile=64:100", daemon_path(), "-b",
+	                      "127.0.0.1", "-p", "0", "-w", "100", "-q", "50", NULL};
+	char line[512];
+	int port;
+
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to set the limit with: %s", argv[0], strerror(errno));
+	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "not ready; stderr:\n%s", proc.err.data);
+	stderr_line_with("descriptor limit", line, sizeof line);
+	cr_expect(strstr(line, "warning: descriptor limit raised from 64 to the hard limit, 100;") &&
+	          strstr(line, "100 workers and a queue of 50 need 182"),
+	          "the limit's line: '%s'", line);
+	echo_once((unsigned)port, 100, 1);
+	stop_daemon(SIGTERM);
+}
+
 /* The "queued=" count of a SIGUSR1 stats line; -1 when none came. */
 static long queued_now(void)
 {
