@@ -105,7 +105,7 @@ static const char *stop_signal_name(int sig)
 static void *signal_main(void *arg)
 {
 	struct signal_thread *st = arg;
-	int stops = 0;
+	int stops = 0, first_stop = 0;
 
 	while (!atomic_load(&st->done)) {
 		int sig = next_signal(st);
@@ -123,6 +123,7 @@ static void *signal_main(void *arg)
 		case SIGTERM:
 		case SIGHUP:
 			if (stops++ == 0) {
+				first_stop = sig;
 				/* systemd's Type=notify: the stop has begun. Nothing to
 				 * do if it cannot be told; it waits for the exit anyway. */
 				(void)pe_sd_notify("STOPPING=1");
@@ -131,8 +132,13 @@ static void *signal_main(void *arg)
 				       st->opt->server.grace_ms / 1000, st->opt->server.grace_ms % 1000);
 				pe_server_stop(st->server);
 			} else {
-				pe_log(PE_LOG_INFO, "%s received again: closing every connection now",
-				       stop_signal_name(sig));
+				char after[24] = " again";
+
+				if (sig != first_stop)
+					snprintf(after, sizeof after, " after %s",
+					         stop_signal_name(first_stop));
+				pe_log(PE_LOG_INFO, "%s received%s: closing every connection now",
+				       stop_signal_name(sig), after);
 				pe_server_stop_now(st->server);
 			}
 			break;

@@ -1481,6 +1481,29 @@ Test(daemon, second_sigterm_during_grace_stops_at_once)
 	close(fd);
 }
 
+/* Any second stop signal ends the grace, and the log names the two: a
+ * SIGTERM after a SIGINT (Ctrl-C, then a supervisor's stop) is no SIGTERM
+ * "received again". */
+Test(daemon, a_second_stop_signal_of_another_kind_is_named_after_the_first)
+{
+	const char *const extra[] = {"-w", "2", "--grace=60", NULL};
+	unsigned port;
+	int fd;
+
+	signal(SIGINT, SIG_DFL); /* as in sigint_exits_0 */
+	port = start_daemon(extra);
+	fd = th_connect(port, IO_MS);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(th_echo_check(fd, 100, 1, IO_MS), 0);
+	cr_assert_eq(th_proc_signal(&proc, SIGINT), 0);
+	cr_assert_eq(th_proc_wait_stderr(&proc, 0, "SIGINT received: stopping", IO_MS), 0,
+	             "stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+	cr_expect_not_null(strstr(proc.err.data, "SIGTERM received after SIGINT: closing every "
+	                          "connection now"), "stderr:\n%s", proc.err.data);
+	close(fd);
+}
+
 Test(daemon, grace_ends_by_closing_idle_clients)
 {
 	const char *const extra[] = {"-w", "2", "--grace=0.3", NULL};
