@@ -73,22 +73,30 @@ static void assert_no_sanitizer_report(void)
 /* Start poolechod on 127.0.0.1 port 0 with EXTRA options (NULL-terminated),
  * its stderr named by $JOURNAL_STREAM when JOURNAL; returns the port from
  * its readiness line. */
+/* Run ARGV (stderr a journal's stream if JOURNAL) until its readiness line:
+ * the port it listens on. */
+static unsigned spawn_ready(const char *const argv[], bool journal)
+{
+	int rc = journal ? th_proc_spawn_journal(&proc, argv) : th_proc_spawn(&proc, argv), port;
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line 'listening on HOST:PORT' (%s); stderr:\n%s",
+	             strerror(-port), proc.err.data ? proc.err.data : "");
+	return (unsigned)port;
+}
+
 static unsigned start_daemon_journal(const char *const extra[], bool journal)
 {
 	const char *argv[32] = {daemon_path(), "-b", "127.0.0.1", "-p", "0"};
-	int argc = 5, port, rc;
+	int argc = 5;
 
 	for (int i = 0; extra && extra[i]; i++) {
 		cr_assert_lt(argc, 30);
 		argv[argc++] = extra[i];
 	}
 	argv[argc] = NULL;
-	rc = journal ? th_proc_spawn_journal(&proc, argv) : th_proc_spawn(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line 'listening on 127.0.0.1:PORT' (%s); stderr:\n%s",
-	             strerror(-port), proc.err.data ? proc.err.data : "");
-	return (unsigned)port;
+	return spawn_ready(argv, journal);
 }
 
 static unsigned start_daemon(const char *const extra[])
@@ -1652,9 +1660,7 @@ Test(daemon, a_descriptor_limit_raised_short_of_the_need_says_it_was_raised)
 
 	if (access(argv[0], X_OK) != 0)
 		cr_skip_test("no %s to set the limit with: %s", argv[0], strerror(errno));
-	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "not ready; stderr:\n%s", proc.err.data);
+	port = (int)spawn_ready(argv, false);
 	stderr_line_with("descriptor limit", line, sizeof line);
 	cr_expect(strstr(line, "warning: descriptor limit raised from 64 to the hard limit, 100;") &&
 	          strstr(line, "100 workers and a queue of 50 need 182"),
@@ -1796,9 +1802,7 @@ Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .tim
 	if (geteuid() != 0)
 		cr_skip_test("only root can run the daemon as another user (nobody)");
 	skip_unless_nobody_can_run_it();
-	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "not ready; stderr:\n%s", proc.err.data);
+	port = (int)spawn_ready(argv, false);
 	expect_unread_stderr_not_to_hold_up((unsigned)port);
 }
 
@@ -2057,7 +2061,6 @@ Test(daemon, journal_stream_of_another_file_keeps_the_classic_format)
 	int other[2];
 	struct stat st;
 	char value[64];
-	int rc;
 
 	/* On the same device as the daemon's stderr pipe, another inode. */
 	cr_assert_eq(pipe(other), 0);
@@ -2065,10 +2068,7 @@ Test(daemon, journal_stream_of_another_file_keeps_the_classic_format)
 	snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev,
 	         (unsigned long long)st.st_ino);
 	cr_assert_eq(setenv("JOURNAL_STREAM", value, 1), 0);
-	rc = th_proc_spawn(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
-	cr_assert_gt(th_proc_wait_ready(&proc, START_MS), 0, "no readiness line; stderr:\n%s",
-	             proc.err.data);
+	spawn_ready(argv, false);
 	cr_expect(strstr(proc.err.data, "Z poolechod[") &&
 	          strstr(proc.err.data, "] info: listening on "),
 	          "JOURNAL_STREAM=%s (not stderr) changed the format:\n%s", value, proc.err.data);
@@ -2101,11 +2101,8 @@ Test(daemon, splice_always_is_warned_of_only_where_the_system_has_no_splice)
 {
 	const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-w", "2",
 	                      "--splice=always", NULL};
-	int rc = th_proc_spawn(&proc, argv), port;
+	int port = (int)spawn_ready(argv, false);
 
-	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
 #ifdef HAVE_SPLICE
 	cr_expect(strstr(proc.err.data, "warning:") == NULL, "stderr:\n%s", proc.err.data);
 #else
@@ -2155,13 +2152,10 @@ Test(daemon, a_refused_splice_falls_back_to_copying_the_stream)
 	const char *const extra[] = {"--splice=always", NULL};
 	const char *const *argv = daemon_under_strace("-e trace=splice "
 	                                              "-e inject=splice:error=ENOMEM:when=1", extra);
-	int rc, port;
+	int port;
 
 	skip_without_strace();
-	rc = th_proc_spawn(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+	port = (int)spawn_ready(argv, false);
 	stream_echo((unsigned)port, 1024 * 1024, 7);
 	stream_echo((unsigned)port, 1024 * 1024, 8); /* and the next connection */
 	stop_daemon(SIGTERM);
@@ -2176,15 +2170,12 @@ Test(daemon, a_refused_splice_falls_back_to_copying_the_stream)
 Test(daemon, an_ipv4_mapped_bind_address_is_served_over_ipv4)
 {
 	const char *argv[] = {daemon_path(), "-b", "::ffff:127.0.0.1", "-p", "0", "-w", "2", NULL};
-	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), port, rc;
+	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
 
 	if (probe < 0)
 		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
 	close(probe);
-	rc = th_proc_spawn(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+	port = (int)spawn_ready(argv, false);
 	cr_expect(strstr(proc.err.data, "listening on [::ffff:127.0.0.1]:") != NULL, "stderr:\n%s",
 	          proc.err.data);
 	echo_once((unsigned)port, 100, 4);
@@ -2229,13 +2220,10 @@ static unsigned start_on_ipv6_any(const char *bind, const char *which)
 {
 	const char *argv[] = {daemon_path(), "-p", "0", "-w", "1", bind ? "-b" : NULL, bind, NULL};
 	char want[96];
-	int port, rc;
+	int port;
 
 	require_ipv6_loopback();
-	rc = th_proc_spawn(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port), proc.err.data);
+	port = (int)spawn_ready(argv, false);
 	snprintf(want, sizeof want, "listening on [::]:%d %s (", port, which);
 	cr_expect(strstr(proc.err.data, want) != NULL, "no '%s' in:\n%s", want, proc.err.data);
 	return (unsigned)port;
