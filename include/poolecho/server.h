@@ -57,7 +57,11 @@ struct pe_server_config {
 	const char *bind_address;  /* numeric address or host name, without brackets or a port
 	                              ("::1", not "[::1]:80": -EINVAL); NULL = all (:: dual-stack,
 	                              else 0.0.0.0): reachable from other hosts, so a test wants
-	                              "127.0.0.1" or "::1", with port 0 */
+	                              "127.0.0.1" or "::1", with port 0. One address is listened
+	                              on: an IPv6 one (:: too, but not ::ffff:127.0.0.1) takes
+	                              IPv6 clients only, and a host name with several (localhost
+	                              may be 127.0.0.1 and ::1) is served on the first that
+	                              binds, with a warning in the log */
 	unsigned port;             /* 0 = any free port; see pe_server_port() */
 	unsigned workers;          /* worker threads, 1 to PE_MAX_WORKERS */
 	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1, and few enough
@@ -107,18 +111,19 @@ struct pe_server_config {
 
 PE_API void pe_server_config_init(struct pe_server_config *cfg);
 
-/* Bind, listen and start the workers. -EINVAL for a NULL argument or a
- * bad setting: the log (at PE_LOG_ERROR) names the field, its value and
- * what it may be, or why a bind_address does not resolve, or that the
- * system takes no thread stack of stack_size. The errno of a system call
- * that failed, logged with the call: socket, bind or listen
- * (e.g. -EADDRINUSE), or the stop pipe's (e.g. -EMFILE). -ENOMEM
- * when the workers' buffers (or other memory) cannot be had, -EAGAIN when
- * the system refused a worker thread; these last two are not logged, as
- * the caller knows which setting to lower. A mutex or condition variable
- * the system could not make (POSIX allows it; glibc's never fail) gives
- * its errno, logged, but for a queue's without memory: -ENOMEM, unlogged.
- * On failure nothing is left open. */
+/* Bind, listen and start the workers. CFG is copied, bind_address too: neither
+ * need outlive the call; the log callback and log_ctx are used until
+ * pe_server_destroy(). -EINVAL for a NULL argument or a bad setting: the
+ * log (at PE_LOG_ERROR) names the field, its value and what it may be, or
+ * why a bind_address does not resolve, or that the system takes no thread
+ * stack of stack_size. The errno of a system call that failed, logged with
+ * the call: socket, bind or listen (e.g. -EADDRINUSE), or the stop pipe's
+ * (e.g. -EMFILE). -ENOMEM when the workers' buffers (or other memory)
+ * cannot be had, -EAGAIN when the system refused a worker thread; these
+ * last two are not logged, as the caller knows which setting to lower. A
+ * mutex or condition variable the system could not make (POSIX allows it;
+ * glibc's never fail) gives its errno, logged, but for a queue's without
+ * memory: -ENOMEM, unlogged. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
 /* The busy-poll time a server made from CFG uses: CFG->busy_poll_us, but
