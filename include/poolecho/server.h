@@ -141,11 +141,13 @@ PE_API unsigned pe_server_port(const pe_server *srv);
 /* Accept until stopped, then close the listening socket (clients still in
  * its backlog are refused, and the port is free again), wait up to grace_ms
  * for open and queued connections to finish, close the rest and join every
- * worker. Returns 0, or a negative errno if accepting failed for good. A
- * server runs once: -EALREADY, at once, for a second run or a run after
- * pe_server_start(). After a stop made before it, it returns at once. It
- * runs on the calling thread, which should block the signals the program
- * handles elsewhere (the workers block every signal: see pe_pool_start()). */
+ * worker. Returns 0, or the negative errno of an accept(2) that cannot be
+ * retried (-ENOTSOCK, -EBADF: logged), which ends the run as
+ * pe_server_stop_now() would, with no grace. A server runs once:
+ * -EALREADY, at once, for a second run or a run after pe_server_start().
+ * After a stop made before it, it returns at once. It runs on the calling
+ * thread, which should block the signals the program handles elsewhere
+ * (the workers block every signal: see pe_pool_start()). */
 PE_API int pe_server_run(pe_server *srv);
 
 /* Or let the library run it: pe_server_start() calls pe_server_run() on a
@@ -189,7 +191,9 @@ struct pe_server_stats {
 	uint64_t bytes_in;   /* read from clients */
 	uint64_t bytes_out;  /* written back, including part of an echo whose write failed */
 	uint64_t timeouts;   /* closed by the idle timeout */
-	uint64_t accept_errors;
+	uint64_t accept_errors; /* accept(2) failures the loop went on after: not an
+	                           interruption, a client gone before it was taken, nor
+	                           the failure that ends a run (pe_server_run() returns it) */
 };
 
 /* Counters are per worker and summed here, so the echo path takes no shared
