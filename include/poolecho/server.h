@@ -178,6 +178,8 @@ PE_API void pe_server_stop(pe_server *srv);
  * closed now. */
 PE_API void pe_server_stop_now(pe_server *srv);
 
+/* pe_server_stats() has the struct's name, so C++ too must write
+ * "struct pe_server_stats" (a plain "pe_server_stats st;" names the function). */
 struct pe_server_stats {
 	uint64_t accepted;   /* connections accepted */
 	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT */
