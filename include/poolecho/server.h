@@ -62,7 +62,7 @@ struct pe_server_config {
 	                              IPv6 clients only, and a host name with several (localhost
 	                              may be 127.0.0.1 and ::1) is served on the first that
 	                              binds, with a warning in the log */
-	unsigned port;             /* 0 = any free port; see pe_server_port() */
+	unsigned port;             /* 0 to 65535, 0 = any free one: see pe_server_port() */
 	unsigned workers;          /* worker threads, 1 to PE_MAX_WORKERS */
 	size_t queue_capacity;     /* accepted sockets waiting for a worker, >= 1, and few enough
 	                              that the queue's size in bytes fits a size_t */
@@ -72,7 +72,7 @@ struct pe_server_config {
 	                              an eighth longer); 0 = never */
 	unsigned grace_ms;         /* on pe_server_stop(), let open and queued connections go
 	                              on this long, then close them */
-	size_t buffer_size;        /* per-worker echo buffer, bytes: all reserved at create as
+	size_t buffer_size;        /* per-worker echo buffer, >= 1 bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
 	size_t stack_size;         /* per-worker stack, bytes, raised to PTHREAD_STACK_MIN; 0 = the
 	                              system default. The log callback runs on it */
