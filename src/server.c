@@ -247,6 +247,15 @@ static int check_config(const struct pe_server_config *cfg)
 
 	if (!cfg)
 		return -EINVAL;
+	/* First, and said whatever the bad level would filter: every later
+	 * check's error goes through it. */
+	if ((unsigned)cfg->log_level > PE_LOG_DEBUG) {
+		struct pe_server_config said = *cfg;
+
+		said.log_level = PE_LOG_ERROR;
+		return bad_setting(&said, "pe_server_config.log_level is %d: expected PE_LOG_ERROR, "
+		                   "PE_LOG_WARN, PE_LOG_INFO or PE_LOG_DEBUG", (int)cfg->log_level);
+	}
 	/* "[::1]" or "host:port" would only fail to resolve, after asking DNS. */
 	if (cfg->bind_address && (expected = pe_parse_host_misform(cfg->bind_address,
 	                                      "in pe_server_config.port", hint, sizeof hint)))

@@ -2560,6 +2560,32 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 	}
 }
 
+/* log_level is an enum as overflow and splice are: a value outside it is a
+ * bad setting, not "everything" or "nothing", and its error is logged
+ * whatever the value would let through. */
+Test(server, a_log_level_out_of_range_is_a_bad_setting, .timeout = 10)
+{
+	static const int levels[] = {PE_LOG_DEBUG + 1, -1};
+	struct pe_server_config cfg;
+	pe_server *srv;
+	char want[160];
+
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		tf_config(&cfg, 1, 1);
+		cfg.log = keep_last_line;
+		cfg.log_level = (enum pe_log_level)levels[i];
+		snprintf(want, sizeof want, "pe_server_config.log_level is %d: expected "
+		         "PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO or PE_LOG_DEBUG", levels[i]);
+		last_logged[0] = '\0';
+		srv = (pe_server *)&srv;
+		cr_expect_eq(pe_server_create(&srv, &cfg), -EINVAL, "log_level %d", levels[i]);
+		cr_expect_str_eq(last_logged, want, "log_level %d", levels[i]);
+		if (srv != NULL && srv != (pe_server *)&srv)
+			pe_server_destroy(srv); /* made, wrongly: leave no thread behind */
+	}
+	TH_ASSERT_NO_LEAKS();
+}
+
 /* pe_server_create refusing ADDR, a host:port without brackets, before any
  * DNS: the length of the error it logged, into last_logged. */
 static size_t log_of_a_refused_bind_address(const char *addr)

@@ -91,7 +91,8 @@ struct pe_server_config {
 	                              leaves every thread's policy alone */
 	pe_log_fn *log;            /* NULL = silent */
 	void *log_ctx;
-	enum pe_log_level log_level; /* events above this level are not even formatted */
+	enum pe_log_level log_level; /* PE_LOG_ERROR to PE_LOG_DEBUG: events above it are not
+	                                even formatted */
 };
 
 /* pe_server_config_init() sets the defaults. The PE_DEFAULT_* macros are
