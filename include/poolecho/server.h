@@ -25,7 +25,9 @@ extern "C" {
 
 typedef struct pe_server pe_server;
 
-/* What the accept loop does when every worker is busy and the queue is full. */
+/* What the accept loop does when the queue is full: every worker is busy,
+ * or not yet awake to take what was queued (a burst of clients can fill a
+ * short queue before an idle worker takes the first). */
 enum pe_overflow {
 	PE_OVERFLOW_WAIT,   /* stop accepting until a slot frees: the kernel backlog holds clients */
 	PE_OVERFLOW_REJECT  /* accept and close at once, counting a rejection */
