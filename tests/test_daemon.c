@@ -811,6 +811,43 @@ Test(daemon, a_socket_without_memory_is_said_once_without_the_workers_advice)
 	assert_no_sanitizer_report();
 }
 
+/* Every descriptor the library opens is close-on-exec, even one held for a
+ * moment: another thread of a program embedding it may fork and exec
+ * meanwhile. A failed bind makes it read net.ipv4.ip_unprivileged_port_start
+ * (for its advice on privileged ports); strace shows how it was opened. */
+Test(daemon, the_file_read_after_a_failed_bind_is_opened_close_on_exec)
+{
+	static const char file[] = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+	char trace[] = "/tmp/poolecho-strace-XXXXXX", options[160], text[16384];
+	const char *const *argv;
+	char *line;
+	size_t len = 0;
+	ssize_t n;
+	int fd, code;
+
+	skip_without_strace();
+	if (access(file, R_OK) != 0)
+		cr_skip_test("%s: %s", file, strerror(errno));
+	fd = mkstemp(trace);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	/* This -o comes after the helper's "-o /dev/null", and wins. */
+	snprintf(options, sizeof options, "-o %s -e trace=bind,openat "
+	         "-e inject=bind:error=EADDRINUSE", trace);
+	argv = daemon_under_strace(options, NULL);
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
+		len += (size_t)n;
+	text[len] = '\0';
+	close(fd);
+	unlink(trace);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	line = strstr(text, file);
+	cr_assert_not_null(line, "%s was not opened; strace saw:\n%s", file, text);
+	line[strcspn(line, "\n")] = '\0';
+	cr_expect_not_null(strstr(line, "O_CLOEXEC"), "opened without O_CLOEXEC: %s", line);
+	assert_no_sanitizer_report();
+}
+
 /* A long -b name is cut in the message, so that the reason still fits. */
 Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
 {
