@@ -238,8 +238,11 @@ Test(server, echoes_an_8mib_stream_with_splice_auto)
 /* With no idle timeout (0), a client that lets the echo back up before it
  * reads must still get all of it: the server's writes block as long as
  * they must. (Once, a timeout of 0 gave writes a one-jiffy SO_SNDTIMEO,
- * and such a client was reset after some 100 KiB.) */
-static void pause_before_reading(enum pe_splice splice)
+ * and such a client was reset after some 100 KiB.) With an idle timeout
+ * of IDLE_MS, longer than the pause, the same holds: each write's SO_SNDTIMEO
+ * slice runs out during the pause, often after part of its bytes went, and
+ * the rest must still be written. */
+static void pause_before_reading(enum pe_splice splice, unsigned idle_ms)
 {
 	enum { LEN = 8 * 1024 * 1024, PAUSE_MS = 500 };
 	struct pe_server_config cfg;
@@ -247,7 +250,7 @@ static void pause_before_reading(enum pe_splice splice)
 	int small = 64 * 1024;
 
 	tf_config(&cfg, 1, 2);
-	cfg.idle_timeout_ms = 0;
+	cfg.idle_timeout_ms = idle_ms;
 	cfg.splice = splice;
 	start_server(&cfg);
 	w.fd = client();
@@ -276,12 +279,19 @@ static void pause_before_reading(enum pe_splice splice)
 
 Test(server, no_idle_timeout_lets_a_client_pause_before_reading_copied)
 {
-	pause_before_reading(PE_SPLICE_NEVER);
+	pause_before_reading(PE_SPLICE_NEVER, 0);
 }
 
 Test(server, no_idle_timeout_lets_a_client_pause_before_reading_spliced)
 {
-	pause_before_reading(PE_SPLICE_ALWAYS);
+	pause_before_reading(PE_SPLICE_ALWAYS, 0);
+}
+
+/* 4 s: a write slice of 250 ms, two of which pass in the pause. Copied:
+ * send(2) returns what it wrote when its slice runs out. */
+Test(server, a_pause_longer_than_a_write_slice_loses_no_echo_copied)
+{
+	pause_before_reading(PE_SPLICE_NEVER, 4000);
 }
 
 /* ---- when the echo loop splices ------------------------------------------------ */
