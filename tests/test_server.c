@@ -194,6 +194,19 @@ static void read_pattern(int fd, size_t len, unsigned seed)
 	free(want);
 }
 
+/* A new client writes W's stream (and half-closes) while this thread reads
+ * and checks the echo, then its end; the client is closed. */
+static void echo_stream(struct writer *w)
+{
+	w->fd = client();
+	cr_assert_eq(pthread_create(&w->thread, NULL, writer_main, w), 0);
+	read_pattern(w->fd, w->len, w->seed);
+	cr_assert_eq(th_join(w->thread, IO_MS), 0);
+	cr_assert_eq(w->rc, 0, "writer: %s", strerror(-w->rc));
+	cr_assert_eq(th_wait_eof(w->fd, IO_MS), 0, "no end of stream after the echo");
+	close(w->fd);
+}
+
 /* Stream 8 MiB while reading the echo, through a server whose echo loop
  * copies or, once a read shows a stream, splices, as SPLICE says. */
 static void echo_8mib_stream(enum pe_splice splice)
@@ -206,13 +219,7 @@ static void echo_8mib_stream(enum pe_splice splice)
 	tf_config(&cfg, 2, 4);
 	cfg.splice = splice;
 	start_server(&cfg);
-	w.fd = client();
-	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
-	read_pattern(w.fd, LEN, w.seed);
-	cr_assert_eq(th_join(w.thread, IO_MS), 0);
-	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
-	cr_assert_eq(th_wait_eof(w.fd, IO_MS), 0, "no end of stream after the echo");
-	close(w.fd);
+	echo_stream(&w);
 	wait_stat_served(1);
 	s = tf_stats(&ts);
 	cr_expect_eq(s.bytes_in, LEN);
@@ -1820,6 +1827,46 @@ Test(server, idle_timeout_closes_a_non_reader_in_time_copying)
 Test(server, idle_timeout_closes_a_non_reader_in_time_splicing)
 {
 	expect_non_reader_closed_in_time(PE_SPLICE_ALWAYS);
+}
+
+/* A spliced echo that a client stops reading leaves bytes in the worker's
+ * pipe when the idle timeout closes it. They are that client's alone: the
+ * next connection the worker splices for must get its own bytes only. */
+Test(server, a_non_readers_bytes_left_in_the_splice_pipe_never_reach_the_next_client)
+{
+	enum { IDLE_MS = 400, LEN = 1024 * 1024, MAX = 256 * 1024 * 1024 };
+	static unsigned char buf[64 * 1024];
+	struct pe_server_config cfg;
+	struct writer w = {.len = LEN, .seed = 12, .shut = 1};
+	int64_t deadline;
+	size_t sent = 0;
+	int fd;
+
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = IDLE_MS;
+	cfg.splice = PE_SPLICE_ALWAYS;
+	start_server(&cfg);
+	fd = client();
+	/* Write without reading until the server gives up on us. */
+	deadline = th_now_ms() + IO_MS;
+	while (tf_stats(&ts).timeouts == 0 && th_ms_left(deadline) > 0) {
+		ssize_t n = send(fd, buf, sizeof buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			sent += (size_t)n;
+			cr_assert_lt(sent, (size_t)MAX, "the server kept reading a client that never reads");
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			poll(&(struct pollfd){.fd = fd, .events = POLLOUT}, 1, 10);
+		} else {
+			break; /* closed by the server: its count follows */
+		}
+	}
+	cr_assert_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0, "the non-reader was not timed out");
+	close(fd);
+	/* The same (only) worker splices the next stream. */
+	echo_stream(&w);
+	wait_stat_served(2);
+	stop_server_and_check(0);
 }
 
 /* A busy-poll spin before the idle timeout's wait must not hold a silent
