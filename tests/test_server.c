@@ -1607,6 +1607,41 @@ Test(server, reject_policy_closes_extra_clients_and_counts_them)
 	stop_server_and_check(0);
 }
 
+/* A rejected client was never outstanding: once every served one has gone,
+ * a graceful stop has nothing to wait for and returns at once, not at the
+ * end of its grace. */
+Test(server, rejected_clients_do_not_hold_a_graceful_stop_for_its_grace)
+{
+	enum { GRACE_MS = 30000, PROMPT_MS = 5000 };
+	struct pe_server_config cfg;
+	int busy, queued, extra;
+	int64_t t0;
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.grace_ms = GRACE_MS;
+	start_server(&cfg);
+	busy = client();
+	round_trip(busy, 10, 1);
+	queued = client();
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0, "the queued client was not accepted");
+	extra = client();
+	cr_assert_eq(th_wait_closed(extra, IO_MS), 0, "the extra client was not closed");
+	close(extra);
+	cr_assert_eq(tf_wait_stat(&ts, rejected, 1, IO_MS), 0);
+	finish_client(busy);
+	round_trip(queued, 10, 2);
+	finish_client(queued);
+	wait_stat_served(2);
+	t0 = th_now_ms();
+	tf_request_stop(&ts, 0);
+	cr_assert_eq(tf_join(&ts, PROMPT_MS), 0,
+	             "a graceful stop with no client left still waited for its %d ms grace",
+	             GRACE_MS);
+	cr_expect_lt(th_now_ms() - t0, PROMPT_MS);
+	stop_server_and_check(0);
+}
+
 /* ---- half-close, resets -------------------------------------------------------- */
 
 Test(server, half_close_still_gets_the_full_echo_then_eof)
