@@ -2618,6 +2618,7 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 		{"queue_capacity", "pe_server_config.queue_capacity is 0: expected 1 or more"},
 		{"backlog", "pe_server_config.backlog is -1: expected 1 or more"},
 		{"port", "pe_server_config.port is 70000: expected 0 to 65535"},
+		{"port max", "pe_server_config.port is 65536: expected 0 to 65535"},
 		{"buffer_size", "pe_server_config.buffer_size is 0: expected 1 or more"},
 		{"overflow", "pe_server_config.overflow is 5: expected PE_OVERFLOW_WAIT or "
 		             "PE_OVERFLOW_REJECT"},
@@ -2652,6 +2653,8 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 			bad.backlog = -1;
 		else if (strcmp(f, "port") == 0)
 			bad.port = 70000;
+		else if (strcmp(f, "port max") == 0)
+			bad.port = 65536; /* the first past the range */
 		else if (strcmp(f, "buffer_size") == 0)
 			bad.buffer_size = 0;
 		else if (strcmp(f, "overflow") == 0)
