@@ -274,6 +274,7 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"-w", "abc"}, "-w", "abc"},
 		{{"--workers=65537"}, "workers", "65537"},
 		{{"-p", "70000"}, "-p", "70000"},
+		{{"--port=65536"}, "--port", "from 0 to 65535"},
 		{{"-q", "0"}, "-q", "0"},
 		/* The ranges --help, the man page and the README state. */
 		{{"-q", "1000001"}, "-q", "from 1 to 1000000"},
