@@ -1354,6 +1354,76 @@ static int signal_pending(int sig)
 	return pending;
 }
 
+/* A thread of process PID asleep in system call NR (as in /proc/PID/task/
+ * TID/syscall, shown while it is off the CPU), within TIMEOUT_MS: its ID,
+ * or 0 if none was. */
+static pid_t task_asleep_in_syscall(pid_t pid, long nr, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	char dir[64];
+
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	do {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		pid_t found = 0;
+
+		if (!d)
+			return 0;
+		while (!found && (e = readdir(d))) {
+			char path[128], state[8];
+			long call = -1;
+			FILE *f;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof path, "%.63s/%.32s/syscall", dir, e->d_name);
+			if (!(f = fopen(path, "r")))
+				continue;
+			if (fscanf(f, "%ld", &call) == 1 && call == nr &&
+			    th_task_stat_field(pid, atoi(e->d_name), 3, state, sizeof state) == 0 &&
+			    state[0] == 'S')
+				found = atoi(e->d_name);
+			fclose(f);
+		}
+		closedir(d);
+		if (found)
+			return found;
+		poll(NULL, 0, 5);
+	} while (th_ms_left(deadline) > 0);
+	return 0;
+}
+
+/* Stopped (SIGSTOP, a shell's Ctrl-Z) and continued, the daemon keeps its
+ * clients. A recv(2) on a socket with SO_RCVTIMEO fails with EINTR across
+ * a stop even with every signal blocked (signal(7)): a worker asleep in
+ * one must read again, not close the connection as broken. */
+Test(daemon, stopped_and_continued_keeps_its_connections)
+{
+	const char *const extra[] = {"-w", "2", "--busy-poll=0", NULL};
+	unsigned port = start_daemon(extra);
+	int64_t deadline = th_now_ms() + IO_MS;
+	int fd = th_connect(port, IO_MS), rc;
+	char state[8] = "";
+	pid_t worker;
+
+	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
+	cr_assert_eq(th_echo_check(fd, 100, 1, IO_MS), 0);
+	worker = task_asleep_in_syscall(proc.pid, SYS_recvfrom, IO_MS);
+	cr_assert_gt(worker, 0, "no worker asleep in recv(2)");
+	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
+	/* Stopped once the worker itself is: its recv(2) has then returned. */
+	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
+	        state[0] != 'T') && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 1);
+	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+	cr_assert_eq(state[0], 'T', "the worker did not stop (state '%s')", state);
+	rc = th_echo_check(fd, 100, 2, IO_MS);
+	cr_expect_eq(rc, 0, "echo after SIGSTOP and SIGCONT: %s", strerror(-rc));
+	close(fd);
+	stop_daemon(SIGTERM);
+}
+
 /* SIGUSR2 wakes the daemon's signal thread at exit; sent from outside, it
  * is taken and ignored, as documented: no line, no stop. */
 Test(daemon, sigusr2_is_ignored)
