@@ -1620,15 +1620,24 @@ Test(daemon, a_second_stop_signal_of_another_kind_is_named_after_the_first)
 	close(fd);
 }
 
+/* The grace is --grace's, not the default 5 s: the stop says it, and the
+ * exit comes well before a default grace could have ended. */
 Test(daemon, grace_ends_by_closing_idle_clients)
 {
+	enum { SOON_MS = 2500 };
 	const char *const extra[] = {"-w", "2", "--grace=0.3", NULL};
 	unsigned port = start_daemon(extra);
 	int fd = th_connect(port, IO_MS);
+	int64_t t0;
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(th_echo_check(fd, 10, 1, IO_MS), 0);
+	t0 = th_now_ms();
 	stop_daemon(SIGTERM); /* exits only once the idle client is closed */
+	cr_expect_lt(th_now_ms() - t0, SOON_MS, "--grace=0.3 took %lld ms to stop",
+	             (long long)(th_now_ms() - t0));
+	cr_expect(strstr(proc.err.data, "stopping (grace 0.300s;") != NULL, "stderr:\n%s",
+	          proc.err.data);
 	cr_expect_eq(th_wait_closed(fd, IO_MS), 0);
 	close(fd);
 }
