@@ -1123,8 +1123,12 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 		base += n;
 		t->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (t->epfd < 0 || epoll_ctl(t->epfd, EPOLL_CTL_ADD, L->stop_fd, &ev) < 0) {
-			snprintf(err, errlen, "cannot create an epoll set: %s", strerror(errno));
-			return -errno;
+			int e = errno; /* snprintf may change errno */
+
+			snprintf(err, errlen, "cannot %s: %s",
+			         t->epfd < 0 ? "create an epoll set" : "add the stop event to an epoll set",
+			         strerror(e));
+			return -e;
 		}
 	}
 	return 0;

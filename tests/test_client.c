@@ -2750,6 +2750,32 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 	run_free(&r);
 }
 
+/* An epoll set that cannot be made, or that refuses the stop event, stops
+ * the run before it starts: exit 1, the failing step and its errno named
+ * (a failed epoll_ctl was once reported as a failed creation). */
+Test(load, an_epoll_set_that_fails_names_the_step_and_its_errno, .timeout = 60)
+{
+	static const struct {
+		const char *inject, *want;
+	} cases[] = {
+		{"inject=epoll_create1:error=EMFILE", "cannot create an epoll set: Too many open files"},
+		{"inject=epoll_ctl:error=ENOMEM:when=1",
+		 "cannot add the stop event to an epoll set: Cannot allocate memory"},
+	};
+	const char *args[] = {"-n", "1", "-q", "127.0.0.1", port_str, NULL};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", cases[i].inject, NULL};
+		struct run r;
+
+		run_client_under(&r, under, args);
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code, r.err);
+		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
+		                   cases[i].inject, cases[i].want, r.err);
+		run_free(&r);
+	}
+}
+
 /* A source address that is not this host's stops the run before it
  * starts, naming it: exit 1, no report. */
 Test(load, a_source_ip_of_another_host_is_named_before_the_run, .timeout = 60)
