@@ -1424,6 +1424,69 @@ Test(daemon, stopped_and_continued_keeps_its_connections)
 	stop_daemon(SIGTERM);
 }
 
+struct stream_writer {
+	int fd;
+	const unsigned char *buf;
+	size_t len;
+	int rc;
+};
+
+static void *stream_writer_main(void *arg)
+{
+	struct stream_writer *w = arg;
+
+	w->rc = th_write_all(w->fd, w->buf, w->len, 3 * IO_MS);
+	return NULL;
+}
+
+/* The same across a send(2): a worker asleep on a client that reads
+ * nothing, its send buffer full, is stopped and continued. Its send(2),
+ * under SO_SNDTIMEO, fails with EINTR when it had sent nothing yet: it
+ * must send again, and the client, reading at last, gets every byte. */
+Test(daemon, stopped_and_continued_while_sending_loses_no_byte)
+{
+	enum { LEN = 8 << 20 };
+	const char *const extra[] = {"-w", "2", "--busy-poll=0", "--splice=never", "-t", "2", NULL};
+	unsigned port = start_daemon(extra);
+	unsigned char *sent = malloc(LEN), *got = malloc(LEN);
+	struct stream_writer w = {.buf = sent, .len = LEN};
+	int64_t deadline;
+	char state[8] = "";
+	pthread_t writer;
+	pid_t worker;
+	ssize_t n;
+
+	cr_assert(sent && got);
+	w.fd = th_connect(port, IO_MS);
+	cr_assert_geq(w.fd, 0, "connect to port %u: %s", port, strerror(-w.fd));
+	th_fill_pattern(sent, LEN, 0, 7);
+	cr_assert_eq(pthread_create(&writer, NULL, stream_writer_main, &w), 0);
+	worker = task_asleep_in_syscall(proc.pid, SYS_sendto, IO_MS);
+	cr_assert_gt(worker, 0, "no worker asleep in send(2)");
+	/* Past the first send's slice (2 s / 16), so the call asleep now is
+	 * one that found the buffer full: it has sent nothing. */
+	poll(NULL, 0, 300);
+	cr_assert_eq(task_asleep_in_syscall(proc.pid, SYS_sendto, IO_MS), worker,
+	             "the worker left send(2)");
+	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
+	deadline = th_now_ms() + IO_MS;
+	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
+	        state[0] != 'T') && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 1);
+	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+	cr_assert_eq(state[0], 'T', "the worker did not stop (state '%s')", state);
+	n = th_read_exact(w.fd, got, LEN, 3 * IO_MS);
+	cr_assert_eq(th_join(writer, IO_MS), 0, "the writer did not finish");
+	cr_expect_eq(w.rc, 0, "write: %s", strerror(-w.rc));
+	cr_expect_eq(n, (ssize_t)LEN, "echoed %zd of %d bytes after SIGSTOP and SIGCONT (%s)", n,
+	             LEN, n < 0 ? strerror((int)-n) : "then end of file");
+	cr_expect(n == (ssize_t)LEN && memcmp(sent, got, LEN) == 0, "the echo differs");
+	close(w.fd);
+	free(sent);
+	free(got);
+	stop_daemon(SIGTERM);
+}
+
 /* SIGUSR2 wakes the daemon's signal thread at exit; sent from outside, it
  * is taken and ignored, as documented: no line, no stop. */
 Test(daemon, sigusr2_is_ignored)
