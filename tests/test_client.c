@@ -152,6 +152,9 @@ struct child {
 /* When not 0, client_spawn's child starts with this signal ignored, as a
  * shell without job control starts a background job with SIGINT. */
 static int spawn_ignored_signal;
+/* When set, client_spawn's child starts with this RLIMIT_NOFILE, as a
+ * shell's ulimit -n would start it. */
+static const struct rlimit *spawn_nofile;
 /* When set, the client runs under this strace command line, which is
  * looked up in PATH. */
 static const char *const *spawn_under;
@@ -266,6 +269,10 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		dup2(ch->errfd, STDERR_FILENO);
 		if (spawn_ignored_signal)
 			signal(spawn_ignored_signal, SIG_IGN);
+		if (spawn_nofile && setrlimit(RLIMIT_NOFILE, spawn_nofile) < 0) {
+			dprintf(STDERR_FILENO, "setrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+			_exit(126);
+		}
 		if (spawn_shutdown_errno && refuse_shutdown(spawn_shutdown_errno) < 0) {
 			dprintf(STDERR_FILENO, "no seccomp filter: %s\n", strerror(errno));
 			_exit(126);
@@ -2774,6 +2781,46 @@ Test(load, an_epoll_set_that_fails_names_the_step_and_its_errno, .timeout = 60)
 		                   cases[i].inject, cases[i].want, r.err);
 		run_free(&r);
 	}
+}
+
+/* A soft descriptor limit below what the connections need is raised, as
+ * far as the hard limit allows: 100 connections under ulimit -Sn 64. */
+Test(load, a_low_soft_descriptor_limit_is_raised_for_the_connections, .timeout = 60)
+{
+	static const struct rlimit nofile = {.rlim_cur = 64, .rlim_max = 4096};
+	const char *args[] = {"-c", "100", "-t", "1", "-n", "2", "--json", "127.0.0.1", port_str,
+	                      NULL};
+	struct run r;
+
+	spawn_nofile = &nofile;
+	run_client(&r, "", 0, args);
+	spawn_nofile = NULL;
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 100, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 200, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A hard limit too low for the connections stops the run before it
+ * starts, with the figures and the remedies: exit 1, no report. */
+Test(load, a_hard_descriptor_limit_too_low_is_named_before_the_run, .timeout = 60)
+{
+	static const struct rlimit nofile = {.rlim_cur = 64, .rlim_max = 100};
+	const char *args[] = {"-c", "200", "-t", "1", "-n", "1", "127.0.0.1", port_str, NULL};
+	uint64_t accepted = tf_stats(&server).accepted;
+	struct run r;
+
+	spawn_nofile = &nofile;
+	run_client(&r, "", 0, args);
+	spawn_nofile = NULL;
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	/* 200 connections, 2 per load thread, and 32 spare. */
+	cr_expect_not_null(strstr(r.err, "200 connections need about 234 open files, but the hard "
+	                           "limit (RLIMIT_NOFILE) is 100: raise it (ulimit -Hn"),
+	                   "stderr:\n%s", r.err);
+	cr_expect_eq(r.outlen, 0, "a report:\n%s", r.out);
+	cr_expect_eq(tf_stats(&server).accepted, accepted, "the run began");
+	run_free(&r);
 }
 
 /* A source address that is not this host's stops the run before it
