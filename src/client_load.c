@@ -990,15 +990,19 @@ static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, si
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(e));
+		return -e;
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			int e = errno;
+
 			snprintf(err, errlen, "cannot raise the open files limit (RLIMIT_NOFILE) to %llu: %s",
-			         (unsigned long long)rl.rlim_max, strerror(errno));
-			return -errno;
+			         (unsigned long long)rl.rlim_max, strerror(e));
+			return -e;
 		}
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
