@@ -4139,6 +4139,24 @@ Test(cli, help_man_page_and_readme_state_the_same_ranges, .timeout = 30)
 	run_free(&r);
 }
 
+/* The client raises its soft descriptor limit for -c (load/a_low_soft_
+ * descriptor_limit_is_raised_for_the_connections): each document says so. */
+Test(cli, help_man_page_and_readme_say_a_low_descriptor_limit_is_raised, .timeout = 30)
+{
+	static const char *const docs[] = {"man/poolecho.1", "README"};
+	const char *args[] = {"--help", NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	cr_expect_not_null(strstr(r.out, "raises the soft open files limit (ulimit -n)"),
+	                   "--help:\n%s", r.out);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+		cr_expect_eq(th_doc_mentions(docs[i], "to the hard limit; when the hard limit is below"),
+		             1, "%s does not say the soft limit is raised", docs[i]);
+	run_free(&r);
+}
+
 /* In load mode exit statuses 3 and 4 are for a run whose errors were all
  * failed connects, or all timeouts, however many connections were served
  * (load_errors_status): --help said 3 meant that every connect failed,
