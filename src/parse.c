@@ -35,13 +35,17 @@ int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_
 {
 	unsigned long whole = 0, frac = 0, scale = 100;
 	const char *p = s;
+	int too_big = 0;
 
 	if (!s || !isdigit((unsigned char)*p))
 		return -EINVAL;
+	/* Past the range, only the syntax is still checked: junk is -EINVAL
+	 * however large the number before it. */
 	for (; isdigit((unsigned char)*p); p++) {
 		if (whole > max_ms / 10)
-			return -ERANGE;
-		whole = whole * 10 + (unsigned long)(*p - '0');
+			too_big = 1;
+		else
+			whole = whole * 10 + (unsigned long)(*p - '0');
 	}
 	if (*p == '.') {
 		p++;
@@ -56,7 +60,7 @@ int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_
 	}
 	if (*p != '\0')
 		return -EINVAL;
-	if (whole > max_ms / 1000 || whole * 1000 + frac > max_ms)
+	if (too_big || whole > max_ms / 1000 || whole * 1000 + frac > max_ms)
 		return -ERANGE;
 	*out_ms = whole * 1000 + frac;
 	return 0;
@@ -71,8 +75,6 @@ int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned 
 		return -EINVAL;
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
 	switch (*end) {
 	case '\0': break;
 	case 'k': case 'K': mult = 1024UL; end++; break;
@@ -81,7 +83,7 @@ int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned 
 	}
 	if (*end != '\0')
 		return -EINVAL;
-	if (v > max / mult || v * mult < min || v * mult > max)
+	if (errno == ERANGE || v > max / mult || v * mult < min || v * mult > max)
 		return -ERANGE;
 	*out = v * mult;
 	return 0;
