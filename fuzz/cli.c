@@ -1,0 +1,100 @@
+/*
+ * fuzz/cli.c -- libFuzzer harness for both command lines: the input,
+ * split at NUL bytes, is an argument vector for poolecho (first byte odd)
+ * or poolechod (even). Whatever it is, parsing must not crash, and what it
+ * accepts must lie within the ranges --help and the man pages give: those
+ * figures are written here as the documents state them, not taken from
+ * the code under test.
+ */
+#include <config.h>
+
+#include <assert.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "client_cli.h"
+#include "daemon_cli.h"
+
+#define DAY_MS 86400000ul
+
+/* Split DATA at NUL bytes into ARGV[1..], at most MAX - 1 words. */
+static int split_args(const uint8_t *data, size_t size, char **argv, int max, char *buf)
+{
+	int argc = 1;
+	size_t start = 0;
+
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	for (size_t i = 0; i <= size && argc < max; i++)
+		if (i == size || buf[i] == '\0') {
+			buf[i] = '\0';
+			argv[argc++] = buf + start;
+			start = i + 1;
+		}
+	argv[argc] = NULL;
+	return argc;
+}
+
+static void check_client(int argc, char **argv)
+{
+	struct client_config cfg;
+	char err[512] = "";
+	enum client_cli_result r = client_cli_parse(argc, argv, &cfg, err, sizeof err);
+
+	if (r == CLIENT_CLI_USAGE)
+		assert(err[0] != '\0'); /* a refusal always says why */
+	if (r != CLIENT_CLI_RUN)
+		return;
+	assert(cfg.host && cfg.port);
+	assert(cfg.connections >= 1 && cfg.connections <= 1000000);
+	assert(cfg.size >= 1 && cfg.size <= 64ul << 20);
+	assert(cfg.pipeline >= 1 && cfg.pipeline <= 4096);
+	assert(cfg.rate <= 1000000);
+	assert(cfg.threads <= 256);
+	assert(cfg.timeout_ms <= DAY_MS && cfg.duration_ms <= DAY_MS);
+	assert(cfg.messages <= CLIENT_MAX_MESSAGES);
+	assert(cfg.nsources <= 64);
+	assert(cfg.mode != CLIENT_CHURN || cfg.pipeline == 1);
+	assert(cfg.mode == CLIENT_PIPE || cfg.messages || cfg.duration_ms);
+}
+
+static void check_daemon(int argc, char **argv)
+{
+	struct daemon_options opt;
+	int rc = daemon_cli_parse(argc, argv, &opt);
+
+	assert(rc == -1 || rc == 0 || rc == 2);
+	if (rc != -1)
+		return;
+	assert(opt.server.port <= 65535);
+	assert(opt.server.workers >= 1 && opt.server.workers <= 65536);
+	assert(opt.server.queue_capacity >= 1 && opt.server.queue_capacity <= 1000000);
+	assert(opt.server.backlog >= 1 && opt.server.backlog <= 65535);
+	assert(opt.server.buffer_size >= 1024 && opt.server.buffer_size <= 16ul << 20);
+	assert(opt.server.stack_size == 0 ||
+	       (opt.server.stack_size >= 64ul << 10 && opt.server.stack_size <= 64ul << 20));
+	assert(opt.server.busy_poll_us <= 1000000);
+	assert(opt.server.idle_timeout_ms <= DAY_MS && opt.server.grace_ms <= DAY_MS);
+	assert(opt.stats_interval_ms <= DAY_MS);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char buf[4096];
+	char *argv[34];
+	int argc;
+
+	if (size < 1 || size >= sizeof buf)
+		return 0;
+	argv[0] = data[0] & 1 ? "poolecho" : "poolechod";
+	argc = split_args(data + 1, size - 1, argv, 33, buf);
+	optind = 0; /* glibc: start getopt afresh, as for a new process */
+	if (data[0] & 1)
+		check_client(argc, argv);
+	else
+		check_daemon(argc, argv);
+	return 0;
+}
