@@ -128,6 +128,10 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	if (strncmp(word, "--", 2) == 0 && len > 2) {
 		o = long_option_named(longopts, word + 2, len - 2, &ambiguous);
 		is_long = optopt == 0 || (o && o->val == optopt);
+	} else if (strncmp(word, "--=", 3) == 0 && optopt == 0) {
+		/* No name at all: getopt took it for a long option none matched. */
+		snprintf(msg, size, "unknown option '%s'", word);
+		return;
 	}
 	if (!is_long) {
 		if (ch == ':')

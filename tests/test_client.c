@@ -3750,6 +3750,7 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--mode=churn", "--pipeline=4"}, "--pipeline"},
 		{{"--bogus"}, "--bogus"},
 		{{"--bogus=2"}, "--bogus"},
+		{{"--=2"}, "unknown option '--=2'"},
 		{{"--json=1"}, "--json takes no value"},
 		{{"--size"}, "--size needs a value"},
 		{{"-Z"}, "-Z"},

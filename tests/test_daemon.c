@@ -292,6 +292,8 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--backlog=0"}, "--backlog", "0"},
 		{{"--stats-interval=soon"}, "--stats-interval", "soon"},
 		{{"--bogus"}, "--bogus", "--bogus"},
+		/* A long option without a name: a fuzzer's "unknown option -". */
+		{{"--=5"}, "unknown option '--=5'", "--=5"},
 		{{"--backlog"}, "--backlog", "needs a value"},
 		{{"--verbose=1"}, "--verbose", "takes no value"},
 		{{"--splice=yes"}, "--splice", "yes"},
