@@ -112,6 +112,42 @@ static const struct option *long_option_named(const struct option *longopts, con
 	return *ambiguous ? NULL : found;
 }
 
+/* The first LEN bytes of S as a message shows them: control characters
+ * as \xNN, so that none is invisible or moves the cursor; the rest as
+ * typed, UTF-8 included. Cut to fit BUF. */
+enum { PE_PARSE_SHOWN_MAX = 1024 };
+
+static const char *shown(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && s[i] && n + 5 < size; i++)
+		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", (unsigned char)s[i]);
+		else
+			buf[n++] = s[i];
+	buf[n] = '\0';
+	return buf;
+}
+
+/* An unknown short option that is no printable ASCII letter: one byte of
+ * a UTF-8 character ("-é"), a control character, or a '-' inside a
+ * cluster ("-q-x", which "unknown option --" would muddle). Printed alone
+ * it would be half a character, invisible or misread, so the word
+ * holding it is named whole: argv[optind] while getopt is inside it,
+ * else the word before, when the byte ended that word. */
+static void unknown_byte_in_cluster(char *const argv[], char *msg, size_t size)
+{
+	const char *word = argv[optind];
+	char buf[PE_PARSE_SHOWN_MAX];
+
+	if (!word || word[0] != '-' || word[1] == '-' || !strchr(word + 1, optopt))
+		word = optind > 1 ? argv[optind - 1] : "";
+	snprintf(msg, size, "unknown option %s'%s'",
+	         (unsigned char)word[1] == (unsigned char)optopt ? "" : "in ",
+	         shown(word, strlen(word), buf, sizeof buf));
+}
+
 void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
                            char *msg, size_t size)
 {
@@ -124,24 +160,28 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	const struct option *o = NULL;
 	size_t len = strcspn(word, "=");
 	int ambiguous = 0, is_long = 0;
+	char buf[PE_PARSE_SHOWN_MAX];
 
 	if (strncmp(word, "--", 2) == 0 && len > 2) {
 		o = long_option_named(longopts, word + 2, len - 2, &ambiguous);
 		is_long = optopt == 0 || (o && o->val == optopt);
 	} else if (strncmp(word, "--=", 3) == 0 && optopt == 0) {
 		/* No name at all: getopt took it for a long option none matched. */
-		snprintf(msg, size, "unknown option '%s'", word);
+		snprintf(msg, size, "unknown option '%s'", shown(word, strlen(word), buf, sizeof buf));
 		return;
 	}
 	if (!is_long) {
 		if (ch == ':')
 			snprintf(msg, size, "option -%c needs a value", optopt);
-		else
+		else if (optopt > ' ' && optopt < 0x7f && optopt != '-')
 			snprintf(msg, size, "unknown option -%c", optopt);
+		else
+			unknown_byte_in_cluster(argv, msg, size);
 		return;
 	}
 	if (ambiguous) {
-		int n = snprintf(msg, size, "ambiguous option '%.*s': could be", (int)len, word);
+		int n = snprintf(msg, size, "ambiguous option '%s': could be",
+		                 shown(word, len, buf, sizeof buf));
 		const char *sep = " ";
 
 		for (const struct option *c = longopts; c->name && n >= 0 && (size_t)n < size; c++)
@@ -152,13 +192,14 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		return;
 	}
 	if (!o)
-		snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
+		snprintf(msg, size, "unknown option '%s'", shown(word, len, buf, sizeof buf));
 	else if (ch == ':')
 		snprintf(msg, size, "option --%s needs a value", o->name);
 	else if (word[len] == '=')
-		snprintf(msg, size, "option --%s takes no value (got '%s')", o->name, word + len + 1);
+		snprintf(msg, size, "option --%s takes no value (got '%s')", o->name,
+		         shown(word + len + 1, strlen(word + len + 1), buf, sizeof buf));
 	else
-		snprintf(msg, size, "unknown option '%.*s'", (int)len, word);
+		snprintf(msg, size, "unknown option '%s'", shown(word, len, buf, sizeof buf));
 }
 
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,

@@ -35,8 +35,10 @@ struct option;
  * (a value is missing) or '?' -- naming the option as the user typed it:
  * "option --backlog needs a value", "option --verbose takes no value",
  * "unknown option -x", "ambiguous option '--ver': could be --verbose,
- * --version"; an abbreviated long option is named in full. Reads optind
- * and optopt, so call it at once. */
+ * --version"; an abbreviated long option is named in full. What the user
+ * typed is shown with control characters as \xNN, and a byte that is no
+ * ASCII letter ("-é") with its whole word. Reads optind and optopt, so
+ * call it at once. */
 void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
                            char *msg, size_t size);
 

@@ -3761,6 +3761,15 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"127.0.0.1:9999"}, "HOST '127.0.0.1:9999'"},
 		{{"a", "1", "extra"}, "extra"},
 		{{"--connections=4", "-xq"}, "unknown option -x"},
+		/* A byte that is no ASCII letter is named with its word: alone it
+		 * would be half a UTF-8 character, or invisible. */
+		{{"-\xc3\xa9"}, "unknown option '-\xc3\xa9'"},
+		{{"-q\xc3\xa9"}, "unknown option in '-q\xc3\xa9'"},
+		{{"-\x01"}, "unknown option '-\\x01'"},
+		{{"-q-x"}, "unknown option in '-q-x'"},
+		/* Control characters as \xNN: none invisible, none moving the cursor. */
+		{{"--a\x1b[2Jb"}, "unknown option '--a\\x1b[2Jb'"},
+		{{"--json=\r"}, "takes no value (got '\\x0d')"},
 		{{"--js=1"}, "--json takes no value"},
 		{{"--t=1"}, "--threads, --timeout"},
 		/* Each range's top: one past it is refused, stating the range; the

@@ -303,6 +303,12 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		/* A short option failing inside a cluster is named, not the word
 		 * before it; an abbreviation by its full name. */
 		{{"--grace=1", "-xv"}, "unknown option -x", "-x"},
+		/* A byte that is no ASCII letter: named with its word. */
+		{{"-v\xc3\xa9"}, "unknown option in", "in '-v\xc3\xa9'"},
+		{{"-\xc3\xa9", "-v"}, "unknown option", "option '-\xc3\xa9'"},
+		{{"-v\x7f"}, "unknown option in", "in '-v\\x7f'"},
+		{{"-v-"}, "unknown option in", "in '-v-'"},
+		{{"--\x1b[2J"}, "unknown option", "'--\\x1b[2J'"},
 		{{"--verb=1"}, "--verbose", "no value (got '1')"},
 		{{"--ver"}, "ambiguous option", "--verbose, --version"},
 		{{"-b", "[::1]"}, "-b/--bind", "without brackets"},
