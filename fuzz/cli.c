@@ -4,13 +4,15 @@
  * or poolechod (even). Whatever it is, parsing must not crash, and what it
  * accepts must lie within the ranges --help and the man pages give: those
  * figures are written here as the documents state them, not taken from
- * the code under test.
+ * the code under test. A refusal must say why, and may show a byte that
+ * is no printable ASCII only as part of what the user typed.
  */
 #include <config.h>
 
 #include <assert.h>
 #include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "client_cli.h"
@@ -36,14 +38,75 @@ static int split_args(const uint8_t *data, size_t size, char **argv, int max, ch
 	return argc;
 }
 
+/* Mark in COVERED where MSG holds the first N bytes of S. */
+static void cover(const char *msg, const char *s, size_t n, char *covered)
+{
+	for (const char *at = msg; n && (at = strstr(at, s)); at++)
+		if (strncmp(at, s, n) == 0)
+			memset(covered + (at - msg), 1, n);
+}
+
+/* Mark in COVERED where MSG holds a tail of WORD (a value, as in -cVALUE
+ * or --opt=VALUE, or the whole word) or what comes before its '=' (an
+ * option's name). */
+static void cover_tails(const char *msg, const char *word, char *covered)
+{
+	char head[4 * 512 + 1];
+	size_t n = strcspn(word, "=");
+
+	for (const char *tail = word; *tail; tail++)
+		cover(msg, tail, strlen(tail), covered);
+	if (n < sizeof head) {
+		memcpy(head, word, n);
+		head[n] = '\0';
+		cover(msg, head, n, covered);
+	}
+}
+
+/* Whether every byte of MSG that is not printable ASCII lies inside a
+ * copy of what the user typed, as typed or with its control characters
+ * shown as \xNN: a byte on its own would be half a UTF-8 character or an
+ * invisible control character. */
+static int odd_bytes_are_quoted(const char *msg, char **argv)
+{
+	size_t len = strlen(msg);
+	char covered[512] = {0}, shown[4 * 512 + 1];
+
+	for (char **w = argv + 1; *w; w++) {
+		size_t n = 0;
+
+		cover_tails(msg, *w, covered);
+		for (const char *c = *w; *c; c++)
+			if ((unsigned char)*c < ' ' || *c == 0x7f)
+				n += (size_t)snprintf(shown + n, sizeof shown - n, "\\x%02x",
+				                      (unsigned char)*c);
+			else
+				shown[n++] = *c;
+		shown[n] = '\0';
+		cover_tails(msg, shown, covered);
+	}
+	for (size_t i = 0; i < len && i < sizeof covered; i++)
+		if (((unsigned char)msg[i] < ' ' || (unsigned char)msg[i] >= 0x7f) && !covered[i])
+			return 0;
+	return 1;
+}
+
 static void check_client(int argc, char **argv)
 {
 	struct client_config cfg;
 	char err[512] = "";
 	enum client_cli_result r = client_cli_parse(argc, argv, &cfg, err, sizeof err);
 
-	if (r == CLIENT_CLI_USAGE)
-		assert(err[0] != '\0'); /* a refusal always says why */
+	if (r == CLIENT_CLI_USAGE) {
+		size_t len = strlen(err);
+
+		assert(len > 0); /* a refusal always says why */
+		/* Not an option letter left out (unless the message was cut). */
+		if (len < sizeof err - 1) {
+			assert(err[len - 1] != '-');
+			assert(odd_bytes_are_quoted(err, argv));
+		}
+	}
 	if (r != CLIENT_CLI_RUN)
 		return;
 	assert(cfg.host && cfg.port);

@@ -231,7 +231,6 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 
 	config_defaults(cfg);
 	opterr = 0; /* we word the messages ourselves */
-	optind = 1;
 	while ((opt = getopt_long(argc, argv, ":c:n:d:s:r:m:t:qhV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
