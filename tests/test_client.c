@@ -3723,6 +3723,38 @@ Test(load, rate_limits_the_pace_of_churn_connects, .timeout = 60)
 	expect_paced(args, 1500, 4);
 }
 
+/* A paced churn connection spends most of its time idle between two
+ * connects; a stop (the end of -d, or a signal) must end it there too,
+ * where it once could wait for ever. */
+Test(load, paced_churn_ends_at_its_duration_and_at_a_signal, .timeout = 60)
+{
+	const char *timed[] = {"-m", "churn", "-c", "1", "--rate=2", "-d", "1.2", "--json", "-q",
+	                       "127.0.0.1", port_str, NULL};
+	const char *endless[] = {"-m", "churn", "-c", "1", "--rate=2", "-d", "60", "--json", "-q",
+	                         "127.0.0.1", port_str, NULL};
+	uint64_t echoed;
+	struct child ch;
+	struct run r;
+
+	run_client(&r, "", 0, timed);
+	cr_expect_eq(r.code, 0, "-d 1.2: exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
+	cr_expect_geq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
+	cr_expect_lt(json_double(r.out, "duration_s"), 10.0, "report:\n%s", r.out);
+	run_free(&r);
+
+	echoed = tf_stats(&server).bytes_out;
+	client_spawn(&ch, input_file("", 0), -1, endless);
+	cr_assert_eq(tf_wait_stat(&server, bytes_out, echoed + 64, 10000), 0,
+	             "the run never got going");
+	cr_assert_eq(kill(ch.pid, SIGINT), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 20000);
+	cr_expect_eq(r.code, 0, "SIGINT: exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "report:\n%s", r.out);
+	cr_expect_lt(json_double(r.out, "duration_s"), 30.0, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* ---- the command line ------------------------------------------------------ */
 
 /* Arrays, not pointers: Criterion copies parameters into the test process,
