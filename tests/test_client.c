@@ -2150,6 +2150,29 @@ Test(wrong_server, a_long_host_name_is_cut_and_the_reason_kept, .timeout = 60)
 	run_free(&r);
 }
 
+/* In load mode too a name that does not resolve is exit 3, unreachable;
+ * with --source-ip the lookup is in that address's family, and the
+ * message says so. The name is refused without asking a resolver. */
+Test(wrong_server, a_name_that_does_not_resolve_in_load_mode_is_unreachable, .timeout = 60)
+{
+	char host[301];
+	const char *plain[] = {"-n", "1", "-q", host, "9", NULL};
+	const char *sourced[] = {"-n", "1", "-q", "--source-ip=127.0.0.1", host, "9", NULL};
+	struct run r;
+
+	memset(host, 'a', 300);
+	host[300] = '\0';
+	run_client(&r, "", 0, plain);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "(300 characters) port 9: "), "stderr:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "the family of --source-ip"), "stderr:\n%s", r.err);
+	run_free(&r);
+	run_client(&r, "", 0, sourced);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, " (the family of --source-ip)"), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 {
 	char port[16], want[64];
@@ -2779,6 +2802,27 @@ Test(load, an_epoll_set_that_fails_names_the_step_and_its_errno, .timeout = 60)
 		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code, r.err);
 		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
 		                   cases[i].inject, cases[i].want, r.err);
+		run_free(&r);
+	}
+}
+
+/* Without epoll_pwait2 (Linux before 5.11), or with a seccomp filter that
+ * refuses it, the load threads wait with epoll_wait instead: the run
+ * goes on, every echo verified. */
+Test(load, a_refused_epoll_pwait2_falls_back_to_epoll_wait, .timeout = 60)
+{
+	static const char *const injects[] = {"inject=epoll_pwait2:error=ENOSYS",
+	                                      "inject=epoll_pwait2:error=EPERM"};
+	const char *args[] = {"-c", "2", "-n", "20", "--json", "-q", "127.0.0.1", port_str, NULL};
+
+	for (size_t i = 0; i < sizeof injects / sizeof injects[0]; i++) {
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", injects[i], NULL};
+		struct run r;
+
+		run_client_under(&r, under, args);
+		cr_expect_eq(r.code, 0, "%s: exit %d, stderr:\n%s", injects[i], r.code, r.err);
+		cr_expect_eq(json_u64(r.out, "messages_echoed"), 40, "%s: report:\n%s", injects[i],
+		             r.out);
 		run_free(&r);
 	}
 }
