@@ -185,6 +185,18 @@ Test(daemon, readiness_line_has_the_real_port_and_the_settings)
 	stop_daemon(SIGTERM);
 }
 
+/* The last --overflow given wins, wait as well as reject. */
+Test(daemon, the_last_overflow_given_is_the_one_used)
+{
+	const char *const extra[] = {"--overflow=reject", "--overflow=wait", NULL};
+	unsigned port = start_daemon(extra);
+
+	cr_expect(strstr(proc.err.data, "overflow=wait") != NULL, "no overflow=wait in:\n%s",
+	          proc.err.data);
+	echo_once(port, 100, 2);
+	stop_daemon(SIGTERM);
+}
+
 /* Where a cgroup's pids controller can be written: v1's own hierarchy, or
  * the v2 tree when it delegates pids. NULL when neither. */
 static const char *pids_cgroup_root(void)
@@ -797,6 +809,43 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 	cr_expect(last && !strchr(strchr(last, '\n') + 1, '\n'),
 	          "the stopped: line is not the last:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
+}
+
+/* accept(2) failing with ERR (strace) is retried, not given up: the
+ * next client is echoed and a signal stops the daemon with exit 0. SAID
+ * is the warning it logs, or NULL for an error it passes over in silence. */
+static void accept_error_is_retried(const char *err, const char *said)
+{
+	char options[128];
+	const char *const *argv;
+	unsigned port;
+
+	skip_without_strace();
+	snprintf(options, sizeof options,
+	         "-e trace=accept,accept4 -e inject=accept,accept4:error=%s:when=1", err);
+	argv = daemon_under_strace(options, NULL);
+	port = spawn_ready(argv, false);
+	echo_once(port, 100, 5);
+	stop_daemon(SIGTERM);
+	if (said)
+		cr_expect_eq(count_in_stderr(0, said), 1, "'%s' not said once:\n%s", said,
+		             proc.err.data);
+	else
+		cr_expect_null(strstr(proc.err.data, "accept:"), "%s was logged:\n%s", err,
+		               proc.err.data);
+}
+
+/* A client gone before it was taken (ECONNABORTED, EPROTO): nothing to say. */
+Test(daemon, a_client_gone_before_accept_is_passed_over)
+{
+	accept_error_is_retried("ECONNABORTED", NULL);
+}
+
+/* A network error Linux passes on through accept(2): said, then retried,
+ * as accept(2) asks. */
+Test(daemon, a_network_error_from_accept_is_said_and_retried)
+{
+	accept_error_is_retried("ENETDOWN", "warning: accept: Network is down");
 }
 
 /* A socket(2) refused for lack of memory is said once, with the call:
