@@ -665,7 +665,32 @@ static char **env_with_journal_stream(int fd, char *entry, size_t size)
 	return env;
 }
 
-static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty, bool journal)
+/* What the program's stderr is: a pipe, a pseudo-terminal, or a stream
+ * socket (what systemd gives a unit whose output goes to the journal). */
+enum err_kind { ERR_PIPE, ERR_TTY, ERR_SOCKET };
+
+/* A connected pair of stream sockets in ERR, the program's end (ERR[1])
+ * with a small send buffer, so that a few kilobytes nobody reads fill it. */
+static int small_socketpair(int err[2])
+{
+	int small = 4096;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, err) < 0)
+		return -1;
+	return setsockopt(err[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+}
+
+static int open_err(enum err_kind kind, int err[2])
+{
+	switch (kind) {
+	case ERR_TTY: return open_raw_pty(err);
+	case ERR_SOCKET: return small_socketpair(err);
+	default: return pipe2(err, O_CLOEXEC);
+	}
+}
+
+static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind err_kind,
+                      bool journal)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
 	pid_t parent = getpid();
@@ -678,7 +703,7 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], bool err_tty,
 	p->status = 0;
 	buf_init(&p->out);
 	buf_init(&p->err);
-	if (pipe2(out, O_CLOEXEC) < 0 || (err_tty ? open_raw_pty(err) : pipe2(err, O_CLOEXEC)) < 0 ||
+	if (pipe2(out, O_CLOEXEC) < 0 || open_err(err_kind, err) < 0 ||
 	    pipe2(report, O_CLOEXEC) < 0 ||
 	    (journal && !(env = env_with_journal_stream(err[1], journal_entry,
 	                                                 sizeof journal_entry)))) {
@@ -744,17 +769,22 @@ fail:
 
 int th_proc_spawn(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, false, false);
+	return proc_spawn(p, argv, ERR_PIPE, false);
 }
 
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, true, false);
+	return proc_spawn(p, argv, ERR_TTY, false);
 }
 
 int th_proc_spawn_journal(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, false, true);
+	return proc_spawn(p, argv, ERR_PIPE, true);
+}
+
+int th_proc_spawn_journal_socket(struct th_proc *p, const char *const argv[])
+{
+	return proc_spawn(p, argv, ERR_SOCKET, true);
 }
 
 /* Wait up to TIMEOUT_MS for output (and for the exit when WITH_EXIT), then

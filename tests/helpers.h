@@ -176,6 +176,10 @@ int th_proc_spawn_tty(struct th_proc *p, const char *const argv[]);
  * device and inode, as systemd sets it when stderr is the journal. */
 int th_proc_spawn_journal(struct th_proc *p, const char *const argv[]);
 
+/* The same with stderr a stream socket, as systemd's journal gives it,
+ * with a send buffer of a few kilobytes. */
+int th_proc_spawn_journal_socket(struct th_proc *p, const char *const argv[]);
+
 /* Read whatever the program wrote, waiting at most TIMEOUT_MS for
  * something: 0, -ETIMEDOUT, or -EPIPE when both pipes are at end. */
 int th_proc_pump(struct th_proc *p, unsigned timeout_ms);

@@ -2008,22 +2008,36 @@ Test(daemon, a_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
 	expect_unread_stderr_not_to_hold_up(start_daemon(extra));
 }
 
-/* The same in the journal's form: the lines still never wait, and the count
- * of those dropped is a warning ("<4>"). */
-Test(daemon, journal_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+/* The same in the journal's form, stderr started by SPAWN: the lines
+ * still never wait, and the count of those dropped is a warning ("<4>"). */
+static void journal_nobody_reads(int (*spawn)(struct th_proc *, const char *const[]))
 {
 	const char *const argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v", "-w", "2",
 	                            NULL};
 	char line[256];
 	int port;
 
-	cr_assert_eq(th_proc_spawn_journal(&proc, argv), 0);
+	cr_assert_eq(spawn(&proc, argv), 0);
 	port = th_proc_wait_ready(&proc, START_MS);
 	cr_assert_gt(port, 0, "not ready; stderr:\n%s", proc.err.data);
 	expect_unread_stderr_not_to_hold_up((unsigned)port);
 	stderr_line_with("log lines dropped", line, sizeof line);
 	cr_expect(strncmp(line, "<4>", 3) == 0,
 	          "the count of dropped lines is '%s', not a '<4>' warning", line);
+}
+
+Test(daemon, journal_stderr_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+{
+	journal_nobody_reads(th_proc_spawn_journal);
+}
+
+/* The same with stderr a stream socket, as systemd gives a unit whose
+ * output goes to the journal: a socket cannot be opened again without
+ * O_NONBLOCK's reaching journald's end, so each line is sent with
+ * MSG_DONTWAIT; a blocking write there held the workers up. */
+Test(daemon, journal_socket_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+{
+	journal_nobody_reads(th_proc_spawn_journal_socket);
 }
 
 /* The same with the daemon run as another user than the pipe's, as runit's
