@@ -941,23 +941,32 @@ Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
 	assert_no_sanitizer_report();
 }
 
-/* All the workers' buffers are reserved at start: if they cannot be, the
- * daemon must say so and which settings to lower, not start and then drop
- * every client. */
-Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
+/* Run the daemon on 127.0.0.1 with -w WORKERS and OPTION under 'ulimit -v
+ * 400000' (390 MiB of address space): its exit status. Skips where the
+ * daemon cannot run under that limit at all. */
+static int run_under_400000_kib(const char *workers, const char *option)
 {
 	const char *limited = "ulimit -v 400000 && exec \"$0\" \"$@\"";
 	const char *version[] = {"/bin/sh", "-c", limited, daemon_path(), "--version", NULL};
 	const char *argv[] = {"/bin/sh", "-c", limited, daemon_path(), "-b", "127.0.0.1", "-p", "0",
-	                      "-w", "64", "--buffer-size=16m", NULL};
-	char line[512];
+	                      "-w", workers, option, NULL};
 	int code = th_proc_run(&proc, version, EXIT_MS);
 
 	if (code != 0)
 		cr_skip_test("this poolechod cannot run at all under 'ulimit -v 400000' (exit %d): "
 		             "sanitizer builds reserve terabytes of address space", code);
 	th_proc_cleanup(&proc);
-	code = th_proc_run(&proc, argv, EXIT_MS);
+	return th_proc_run(&proc, argv, EXIT_MS);
+}
+
+/* All the workers' buffers are reserved at start: if they cannot be, the
+ * daemon must say so and which settings to lower, not start and then drop
+ * every client. */
+Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
+{
+	char line[512];
+	int code = run_under_400000_kib("64", "--buffer-size=16m");
+
 	cr_assert_eq(code, 1, "64 x 16 MiB buffers under a 390 MiB limit: exit %d, expected 1; "
 	             "stderr:\n%s", code, proc.err.data);
 	cr_expect(proc.err.data && strstr(proc.err.data, "--workers") &&
@@ -968,6 +977,20 @@ Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
 	cr_expect_not_null(strstr(stderr_line_with("--buffer-size", line, sizeof line),
 	                          strerror(ENOMEM)),
 	                   "the line naming --buffer-size lacks the reason:\n%s", proc.err.data);
+}
+
+/* --stack-size is what each worker maps: 16 stacks of 64 MiB do not fit
+ * in 390 MiB of address space, and the error names the limit that binds,
+ * "ulimit -v", with the option that asked for the stacks. */
+Test(daemon, stacks_beyond_the_address_space_limit_name_ulimit_v_and_the_option)
+{
+	int code = run_under_400000_kib("16", "--stack-size=64m");
+
+	cr_assert_eq(code, 1, "16 x 64 MiB stacks under a 390 MiB limit: exit %d, expected 1; "
+	             "stderr:\n%s", code, proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "ulimit -v 400000 (each worker maps a --stack-size "
+	                          "stack)"), "stderr:\n%s", proc.err.data);
+	cr_expect_eq(count_in_stderr(0, " error: "), 1, "not one error line:\n%s", proc.err.data);
 }
 
 /* ---- signals ------------------------------------------------------------------ */
@@ -1904,6 +1927,45 @@ Test(daemon, a_descriptor_limit_raised_short_of_the_need_says_it_was_raised)
 	          "the limit's line: '%s'", line);
 	echo_once((unsigned)port, 100, 1);
 	stop_daemon(SIGTERM);
+}
+
+/* The limit a daemon with -w 4 -q 100 (and EXTRA) raised a soft
+ * descriptor limit of 64 to, as its info line says; the limit is not
+ * short, so no warning. 0 when it said nothing. */
+static unsigned long raised_nofile(const char *extra)
+{
+	const char *argv[] = {"/usr/bin/prlimit", "--nofile=64:4096", daemon_path(), "-b",
+	                      "127.0.0.1", "-p", "0", "-w", "4", "-q", "100", extra, NULL};
+	const char *said = "info: descriptor limit raised from 64 to ";
+	char line[512];
+	unsigned long to = 0;
+	unsigned port;
+
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to set the limit with: %s", argv[0], strerror(errno));
+	port = spawn_ready(argv, false);
+	if (strstr(stderr_line_with(said, line, sizeof line), said))
+		to = strtoul(strstr(line, said) + strlen(said), NULL, 10);
+	cr_expect_null(strstr(proc.err.data, "warning: descriptor limit"), "stderr:\n%s",
+	               proc.err.data);
+	echo_once(port, 100, 1);
+	stop_daemon(SIGTERM);
+	th_proc_cleanup(&proc);
+	return to;
+}
+
+/* A soft limit the hard one lets it raise far enough is raised, and the
+ * daemon says so: one descriptor per worker and queue slot, and with
+ * splicing on the two ends of each worker's pipe as well (poolechod(8),
+ * RESOURCES). */
+Test(daemon, a_descriptor_limit_raised_in_full_says_from_and_to)
+{
+	unsigned long copying = raised_nofile("--splice=never");
+	unsigned long splicing = raised_nofile("--splice=auto");
+
+	cr_expect_gt(copying, 4 + 100, "raised to %lu, not above 4 workers and 100 slots", copying);
+	cr_expect_eq(splicing, copying + 2 * 4, "raised to %lu with splicing, %lu without", splicing,
+	             copying);
 }
 
 /* The "queued=" count of a SIGUSR1 stats line; -1 when none came. */
