@@ -2827,6 +2827,26 @@ Test(load, a_refused_epoll_pwait2_falls_back_to_epoll_wait, .timeout = 60)
 	}
 }
 
+/* A connection that cannot have a socket (EMFILE, strace) is an error of
+ * the client's own, "other": exit 1, not 3, which says the server could
+ * not be reached. */
+Test(load, a_socket_refused_for_want_of_descriptors_is_an_other_error, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e",
+	                                    "inject=socket:error=EMFILE:when=2", NULL};
+	const char *args[] = {"-c", "2", "-t", "1", "-n", "1", "--json", "-q", "127.0.0.1", port_str,
+	                      NULL};
+	struct run r;
+
+	run_client_under(&r, under, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "other_errors"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connect_failures"), 0, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "cannot create a socket: Too many open files"),
+	                   "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 /* A soft descriptor limit below what the connections need is raised, as
  * far as the hard limit allows: 100 connections under ulimit -Sn 64. */
 Test(load, a_low_soft_descriptor_limit_is_raised_for_the_connections, .timeout = 60)
@@ -3893,6 +3913,25 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%s", r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
+}
+
+/* An empty HOST (a shell variable left unset: poolecho "$HOST") is bad
+ * usage, said as such, in both modes: not a name the resolver fails on.
+ * The table above ends its arguments at the first empty one. */
+Test(cli, an_empty_host_is_bad_usage, .timeout = 30)
+{
+	const char *pipe_args[] = {"", NULL};
+	const char *load_args[] = {"-n", "1", "", "9999", NULL};
+	const char *const *cases[] = {pipe_args, load_args};
+
+	for (size_t i = 0; i < 2; i++) {
+		struct run r;
+
+		run_client(&r, "", 0, cases[i]);
+		cr_expect_eq(r.code, 2, "case %zu: exit %d, stderr:\n%s", i, r.code, r.err);
+		cr_expect_not_null(strstr(r.err, "poolecho: empty HOST\n"), "stderr:\n%s", r.err);
+		run_free(&r);
+	}
 }
 
 /* Up to 64 --source-ip (with --help after them, the parse ends in the help),
