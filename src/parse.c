@@ -112,11 +112,12 @@ static const struct option *long_option_named(const struct option *longopts, con
 	return *ambiguous ? NULL : found;
 }
 
+/* Room for a word of the command line as shown(): longer ones are cut. */
+enum { PE_PARSE_SHOWN_MAX = 1024 };
+
 /* The first LEN bytes of S as a message shows them: control characters
  * as \xNN, so that none is invisible or moves the cursor; the rest as
  * typed, UTF-8 included. Cut to fit BUF. */
-enum { PE_PARSE_SHOWN_MAX = 1024 };
-
 static const char *shown(const char *s, size_t len, char *buf, size_t size)
 {
 	size_t n = 0;
