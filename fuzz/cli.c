@@ -4,8 +4,9 @@
  * or poolechod (even). Whatever it is, parsing must not crash, and what it
  * accepts must lie within the ranges --help and the man pages give: those
  * figures are written here as the documents state them, not taken from
- * the code under test. A refusal must say why, and may show a byte that
- * is no printable ASCII only as part of what the user typed.
+ * the code under test. A refusal must say why, shows no control
+ * character, and may show a byte past ASCII only as part of what the
+ * user typed.
  */
 #include <config.h>
 
@@ -63,10 +64,25 @@ static void cover_tails(const char *msg, const char *word, char *covered)
 	}
 }
 
-/* Whether every byte of MSG that is not printable ASCII lies inside a
- * copy of what the user typed, as typed or with its control characters
- * shown as \xNN: a byte on its own would be half a UTF-8 character or an
- * invisible control character. */
+/* Mark in COVERED where MSG holds part of SHOWN cut short: a word too
+ * long for a message ends in "..." before its closing quote, and may be
+ * the value in a word (-sVALUE), so any piece of SHOWN counts. */
+static void cover_cut(const char *msg, const char *shown, char *covered)
+{
+	size_t slen = strlen(shown);
+
+	for (const char *dots = msg; (dots = strstr(dots, "...'")); dots++) {
+		size_t k = 0;
+
+		while (k < (size_t)(dots - msg) && memmem(shown, slen, dots - k - 1, k + 1))
+			k++;
+		memset(covered + (dots - msg - k), 1, k);
+	}
+}
+
+/* Whether MSG holds no control character, even one the user typed (it
+ * is shown as \xNN), and every byte past ASCII lies inside a copy of what
+ * the user typed: a byte on its own would be half a UTF-8 character. */
 static int odd_bytes_are_quoted(const char *msg, char **argv)
 {
 	size_t len = strlen(msg);
@@ -84,9 +100,11 @@ static int odd_bytes_are_quoted(const char *msg, char **argv)
 				shown[n++] = *c;
 		shown[n] = '\0';
 		cover_tails(msg, shown, covered);
+		cover_cut(msg, shown, covered);
 	}
 	for (size_t i = 0; i < len && i < sizeof covered; i++)
-		if (((unsigned char)msg[i] < ' ' || (unsigned char)msg[i] >= 0x7f) && !covered[i])
+		if ((unsigned char)msg[i] < ' ' || msg[i] == 0x7f ||
+		    ((unsigned char)msg[i] > 0x7f && !covered[i]))
 			return 0;
 	return 1;
 }

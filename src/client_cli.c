@@ -127,6 +127,14 @@ static enum client_cli_result bad(char *err, size_t errlen, const char *fmt, ...
 	return CLIENT_CLI_USAGE;
 }
 
+/* What the user typed, as a message shows it: room is left in a message
+ * of 512 bytes for what is said around it. */
+#define TYPED_MAX 200
+static const char *typed(const char *s, char buf[TYPED_MAX])
+{
+	return pe_parse_shown(s, strlen(s), buf, TYPED_MAX);
+}
+
 /* "-c/--connections" for messages. */
 static const char *option_name(int opt)
 {
@@ -147,20 +155,24 @@ static const char *option_name(int opt)
 static int number(int opt, const char *arg, unsigned long min, unsigned long max,
                   unsigned long *out, char *err, size_t errlen)
 {
+	char shown[TYPED_MAX];
+
 	if (pe_parse_ulong(arg, min, max, out) == 0)
 		return 0;
 	bad(err, errlen, "invalid value '%s' for %s: expected a whole number from %lu to %lu",
-	    arg, option_name(opt), min, max);
+	    typed(arg, shown), option_name(opt), min, max);
 	return -EINVAL;
 }
 
 static int seconds(int opt, const char *arg, unsigned long min_ms, unsigned long *out_ms,
                    char *err, size_t errlen)
 {
+	char shown[TYPED_MAX];
+
 	if (pe_parse_seconds_ms(arg, CLIENT_MAX_SECONDS * 1000ul, out_ms) == 0 && *out_ms >= min_ms)
 		return 0;
 	bad(err, errlen, "invalid value '%s' for %s: expected seconds from %s to %lu, "
-	    "with up to three decimals", arg, option_name(opt), min_ms ? "0.001" : "0",
+	    "with up to three decimals", typed(arg, shown), option_name(opt), min_ms ? "0.001" : "0",
 	    CLIENT_MAX_SECONDS);
 	return -EINVAL;
 }
@@ -188,6 +200,7 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
                                          size_t errlen)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *ai;
+	char shown[TYPED_MAX];
 	int rc;
 
 	if (cfg->nsources == CLIENT_MAX_SOURCES)
@@ -195,11 +208,11 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 	rc = getaddrinfo(arg, NULL, &hints, &ai);
 	if (rc != 0)
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected a numeric "
-		           "IPv4 or IPv6 address (%s)", arg, gai_strerror(rc));
+		           "IPv4 or IPv6 address (%s)", typed(arg, shown), gai_strerror(rc));
 	if (cfg->nsources && ai->ai_family != cfg->sources[0].ss_family) {
 		freeaddrinfo(ai);
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected an %s "
-		           "address, as the first one is (one family for all)", arg,
+		           "address, as the first one is (one family for all)", typed(arg, shown),
 		           family_name(cfg->sources[0].ss_family));
 	}
 	memcpy(&cfg->sources[cfg->nsources], ai->ai_addr, ai->ai_addrlen);
@@ -225,7 +238,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 {
 	bool load = false, churn = false, pipeline_set = false, duration_set = false;
 	const char *expected;
-	char hint[128];
+	char hint[128], shown[TYPED_MAX];
 	unsigned long port;
 	int opt, family;
 
@@ -251,7 +264,8 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		case 's':
 			if (pe_parse_size(optarg, 1, CLIENT_MAX_SIZE, &cfg->size) != 0)
 				return bad(err, errlen, "invalid value '%s' for -s/--size: expected "
-				           "bytes from 1 to 64M, " PE_PARSE_SIZE_SUFFIXES, optarg);
+				           "bytes from 1 to 64M, " PE_PARSE_SIZE_SUFFIXES,
+				           typed(optarg, shown));
 			load = true;
 			break;
 		case OPT_PIPELINE:
@@ -271,7 +285,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 				churn = false;
 			else
 				return bad(err, errlen, "invalid value '%s' for -m/--mode: "
-				           "expected pingpong or churn", optarg);
+				           "expected pingpong or churn", typed(optarg, shown));
 			load = true;
 			break;
 		case 't':
@@ -311,15 +325,16 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		cfg->port = argv[optind++];
 	if (optind < argc)
 		return bad(err, errlen, "unexpected argument '%s' (expected at most HOST and PORT)",
-		           argv[optind]);
+		           typed(argv[optind], shown));
 	if (cfg->host[0] == '\0')
 		return bad(err, errlen, "empty HOST");
 	if ((expected = pe_parse_host_misform(cfg->host, "as PORT, an argument of its own", hint,
 	                                      sizeof hint)))
-		return bad(err, errlen, "invalid HOST '%s': expected %s", cfg->host, expected);
+		return bad(err, errlen, "invalid HOST '%s': expected %s", typed(cfg->host, shown),
+		           expected);
 	if (pe_parse_ulong(cfg->port, 1, 65535, &port) != 0)
 		return bad(err, errlen, "invalid PORT '%s': expected a number from 1 to 65535",
-		           cfg->port);
+		           typed(cfg->port, shown));
 	if (cfg->nsources && (family = numeric_family(cfg->host)) &&
 	    family != cfg->sources[0].ss_family)
 		return bad(err, errlen, "HOST '%s' is an %s address, --source-ip an %s one: "

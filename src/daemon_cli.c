@@ -146,7 +146,10 @@ static int usage_error(const char *fmt, ...)
 /* Report a bad number: NAME is the option as documented ("-w/--workers"). */
 static int bad_value(const char *name, const char *value, const char *expected)
 {
-	return usage_error("invalid value '%s' for %s: expected %s", value, name, expected);
+	char shown[PE_PARSE_SHOWN_MAX];
+
+	return usage_error("invalid value '%s' for %s: expected %s",
+	                   pe_parse_shown(value, strlen(value), shown, sizeof shown), name, expected);
 }
 
 static int number(const char *name, const char *value, unsigned long min, unsigned long max,
@@ -315,8 +318,12 @@ int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
 				return 2;
 		}
 	}
-	if (optind < argc)
+	if (optind < argc) {
+		char shown[PE_PARSE_SHOWN_MAX];
+
 		return usage_error("unexpected argument '%s' (" PROGRAM " takes only options)",
-		                   argv[optind]);
+		                   pe_parse_shown(argv[optind], strlen(argv[optind]), shown,
+		                                  sizeof shown));
+	}
 	return -1;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "parse.h"
 #include "sysfile.h"
 
 /* Linux's since 4.2; Debian 12's glibc headers lack it (<linux/in.h>
@@ -42,16 +43,19 @@ static void set_err(char *err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* NAME as an error message shows it: a long one cut, so that the reason
- * after it still fits in PE_NET_ERRLEN. */
+/* NAME as an error message shows it: control characters as \xNN
+ * (pe_parse_shown), and a long name cut, so that the reason after it
+ * still fits in PE_NET_ERRLEN. */
 #define NAME_SHOWN 64
-static const char *shown_name(const char *name, char out[NAME_SHOWN + 48])
+#define NAME_SHOWN_SIZE (NAME_SHOWN * 4 + 48)
+static const char *shown_name(const char *name, char out[NAME_SHOWN_SIZE])
 {
-	size_t len = strlen(name);
+	size_t len = strlen(name), n;
 
-	if (len <= NAME_SHOWN)
-		return name;
-	snprintf(out, NAME_SHOWN + 48, "%.*s... (%zu characters)", NAME_SHOWN - 4, name, len);
+	pe_parse_shown(name, len <= NAME_SHOWN ? len : NAME_SHOWN - 4, out, NAME_SHOWN_SIZE);
+	n = strlen(out);
+	if (len > NAME_SHOWN)
+		snprintf(out + n, NAME_SHOWN_SIZE - n, "... (%zu characters)", len);
 	return out;
 }
 
@@ -207,7 +211,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0) {
-		char name[NAME_SHOWN + 48];
+		char name[NAME_SHOWN_SIZE];
 
 		set_err(err, "cannot resolve listen address '%s': %s", shown_name(host, name),
 		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
@@ -315,7 +319,7 @@ int pe_net_lookup_family(const char *host, const char *port, int family, struct 
 	hints.ai_flags = AI_NUMERICSERV;
 	rc = getaddrinfo(host, port, &hints, list);
 	if (rc != 0) {
-		char name[NAME_SHOWN + 48];
+		char name[NAME_SHOWN_SIZE];
 
 		set_err(err, "cannot resolve %s port %s%s: %s", shown_name(host, name), port,
 		        family == AF_INET ? " to an IPv4 address" :

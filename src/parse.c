@@ -112,22 +112,39 @@ static const struct option *long_option_named(const struct option *longopts, con
 	return *ambiguous ? NULL : found;
 }
 
-/* Room for a word of the command line as shown(): longer ones are cut. */
-enum { PE_PARSE_SHOWN_MAX = 1024 };
-
-/* The first LEN bytes of S as a message shows them: control characters
- * as \xNN, so that none is invisible or moves the cursor; the rest as
- * typed, UTF-8 included. Cut to fit BUF. */
-static const char *shown(const char *s, size_t len, char *buf, size_t size)
+/* The length of the first N bytes of BUF without a UTF-8 character cut
+ * short at their end. */
+static size_t utf8_whole(const char *buf, size_t n)
 {
-	size_t n = 0;
+	size_t lead = n, need;
+	unsigned char c;
 
-	for (size_t i = 0; i < len && s[i] && n + 5 < size; i++)
+	while (lead > 0 && n - lead < 4 && ((unsigned char)buf[lead - 1] & 0xc0) == 0x80)
+		lead--;
+	if (lead == 0)
+		return n;
+	c = (unsigned char)buf[lead - 1];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	return n - (lead - 1) < need ? lead - 1 : n;
+}
+
+const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t n = 0, i;
+
+	/* Room is kept for "\\xNN", then "..." and the NUL. */
+	for (i = 0; i < len && s[i] && n + 8 < size; i++)
 		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
 			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", (unsigned char)s[i]);
 		else
 			buf[n++] = s[i];
-	buf[n] = '\0';
+	if (i < len && s[i] && size >= 4) {
+		n = utf8_whole(buf, n);
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	if (size > 0)
+		buf[n] = '\0';
 	return buf;
 }
 
@@ -146,7 +163,7 @@ static void unknown_byte_in_cluster(char *const argv[], char *msg, size_t size)
 		word = optind > 1 ? argv[optind - 1] : "";
 	snprintf(msg, size, "unknown option %s'%s'",
 	         (unsigned char)word[1] == (unsigned char)optopt ? "" : "in ",
-	         shown(word, strlen(word), buf, sizeof buf));
+	         pe_parse_shown(word, strlen(word), buf, sizeof buf));
 }
 
 void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
@@ -168,7 +185,8 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		is_long = optopt == 0 || (o && o->val == optopt);
 	} else if (strncmp(word, "--=", 3) == 0 && optopt == 0) {
 		/* No name at all: getopt took it for a long option none matched. */
-		snprintf(msg, size, "unknown option '%s'", shown(word, strlen(word), buf, sizeof buf));
+		snprintf(msg, size, "unknown option '%s'",
+		         pe_parse_shown(word, strlen(word), buf, sizeof buf));
 		return;
 	}
 	if (!is_long) {
@@ -182,7 +200,7 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	}
 	if (ambiguous) {
 		int n = snprintf(msg, size, "ambiguous option '%s': could be",
-		                 shown(word, len, buf, sizeof buf));
+		                 pe_parse_shown(word, len, buf, sizeof buf));
 		const char *sep = " ";
 
 		for (const struct option *c = longopts; c->name && n >= 0 && (size_t)n < size; c++)
@@ -193,14 +211,14 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		return;
 	}
 	if (!o)
-		snprintf(msg, size, "unknown option '%s'", shown(word, len, buf, sizeof buf));
+		snprintf(msg, size, "unknown option '%s'", pe_parse_shown(word, len, buf, sizeof buf));
 	else if (ch == ':')
 		snprintf(msg, size, "option --%s needs a value", o->name);
 	else if (word[len] == '=')
 		snprintf(msg, size, "option --%s takes no value (got '%s')", o->name,
-		         shown(word + len + 1, strlen(word + len + 1), buf, sizeof buf));
+		         pe_parse_shown(word + len + 1, strlen(word + len + 1), buf, sizeof buf));
 	else
-		snprintf(msg, size, "unknown option '%s'", shown(word, len, buf, sizeof buf));
+		snprintf(msg, size, "unknown option '%s'", pe_parse_shown(word, len, buf, sizeof buf));
 }
 
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,

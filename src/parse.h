@@ -29,6 +29,16 @@ int pe_parse_size(const char *s, unsigned long min, unsigned long max, unsigned 
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,
                                   size_t size);
 
+/* Room for a word of the command line as pe_parse_shown shows it. */
+enum { PE_PARSE_SHOWN_MAX = 1024 };
+
+/* The first LEN bytes of S (fewer at a NUL) as a message shows what a
+ * user typed: control characters as \xNN, so that none is invisible or
+ * moves the cursor, and the rest as typed, UTF-8 included. Cut to fit BUF
+ * of SIZE bytes, ending in "..." then, never inside a UTF-8 character.
+ * Returns BUF. */
+const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size);
+
 struct option;
 
 /* Word what getopt_long(3) just complained about -- it returned CH, ':'

@@ -2150,6 +2150,20 @@ Test(wrong_server, a_long_host_name_is_cut_and_the_reason_kept, .timeout = 60)
 	run_free(&r);
 }
 
+/* A control character in HOST is shown as \xNN where the name is quoted,
+ * not sent to the terminal. glibc refuses such a name without a query. */
+Test(wrong_server, a_control_character_in_the_host_is_shown_escaped, .timeout = 60)
+{
+	const char *args[] = {"no\x1b[2Jhost", "9", NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "resolve no\\x1b[2Jhost port 9: "), "stderr:\n%s", r.err);
+	cr_expect_null(strchr(r.err, '\x1b'), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 /* In load mode too a name that does not resolve is exit 3, unreachable;
  * with --source-ip the lookup is in that address's family, and the
  * message says so. The name is refused without asking a resolver. */
@@ -3866,6 +3880,16 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		/* Control characters as \xNN: none invisible, none moving the cursor. */
 		{{"--a\x1b[2Jb"}, "unknown option '--a\\x1b[2Jb'"},
 		{{"--json=\r"}, "takes no value (got '\\x0d')"},
+		/* Values too, and every word the user typed. */
+		{{"-c", "1\x1b[2J"}, "'1\\x1b[2J' for -c/--connections"},
+		{{"--duration=\b5"}, "'\\x085' for -d/--duration"},
+		{{"-s", "\x07"}, "'\\x07' for -s/--size"},
+		{{"--mode=\r"}, "'\\x0d' for -m/--mode"},
+		{{"--source-ip=\x1b"}, "'\\x1b' for --source-ip"},
+		{{"--source-ip=::1", "--source-ip=1\t"}, "'1\\x09' for --source-ip"},
+		{{"[\x1b]", "9"}, "HOST '[\\x1b]'"},
+		{{"localhost", "\x7f"}, "PORT '\\x7f'"},
+		{{"a", "1", "\x01"}, "argument '\\x01'"},
 		{{"--js=1"}, "--json takes no value"},
 		{{"--t=1"}, "--threads, --timeout"},
 		/* Each range's top: one past it is refused, stating the range; the
@@ -3911,6 +3935,9 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	cr_expect_eq(r.code, 2, "%s: exit %d, stderr:\n%s", u->args[0], r.code, r.err);
 	cr_expect_not_null(strstr(r.err, u->names), "'%s' not named in:\n%s", u->names, r.err);
 	cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%s", r.err);
+	for (const char *c = r.err; *c; c++)
+		cr_expect(((unsigned char)*c >= ' ' && *c != 0x7f) || *c == '\n',
+		          "control character 0x%02x in:\n%s", (unsigned char)*c, r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
 }

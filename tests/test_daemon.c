@@ -321,6 +321,11 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"-v\x7f"}, "unknown option in", "in '-v\\x7f'"},
 		{{"-v-"}, "unknown option in", "in '-v-'"},
 		{{"--\x1b[2J"}, "unknown option", "'--\\x1b[2J'"},
+		/* Values too, and a stray argument. */
+		{{"-w", "\x1b[31m"}, "-w/--workers", "'\\x1b[31m'"},
+		{{"--splice=\r"}, "--splice", "'\\x0d'"},
+		{{"--grace=1\t"}, "--grace", "'1\\x09'"},
+		{{"x\x7fy"}, "unexpected argument", "'x\\x7fy'"},
 		{{"--verb=1"}, "--verbose", "no value (got '1')"},
 		{{"--ver"}, "ambiguous option", "--verbose, --version"},
 		{{"-b", "[::1]"}, "-b/--bind", "without brackets"},
@@ -349,6 +354,9 @@ ParameterizedTest(struct bad_usage *bad, daemon, bad_usage_exits_2_naming_option
 	          bad->value, proc.err.data);
 	cr_expect(strstr(proc.err.data, "Try 'poolechod --help'") != NULL,
 	          "no \"Try 'poolechod --help'\" in:\n%s", proc.err.data);
+	for (const char *c = proc.err.data; *c; c++)
+		cr_expect(((unsigned char)*c >= ' ' && *c != 0x7f) || *c == '\n',
+		          "control character 0x%02x in:\n%s", (unsigned char)*c, proc.err.data);
 	cr_expect_null(strstr(proc.err.data, "listening on"), "it started listening anyway");
 	assert_no_sanitizer_report();
 }
@@ -926,7 +934,7 @@ Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
 }
 
 /* A log line is one line whatever text it quotes: a newline in a -b value
- * must not start a forged line of its own. */
+ * must not start a forged line of its own, and is shown as what it is. */
 Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
 {
 	const char *argv[] = {daemon_path(), "-b", "no-such-host.invalid\nforged line", "-p", "0",
@@ -935,7 +943,7 @@ Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
 
 	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
 	cr_assert_not_null(proc.err.data);
-	cr_expect_not_null(strstr(proc.err.data, "'no-such-host.invalid?forged line'"),
+	cr_expect_not_null(strstr(proc.err.data, "'no-such-host.invalid\\x0aforged line'"),
 	                   "stderr:\n%s", proc.err.data);
 	cr_expect_null(strstr(proc.err.data, "\nforged line"), "stderr:\n%s", proc.err.data);
 	assert_no_sanitizer_report();

@@ -93,3 +93,40 @@ Test(parse, seconds_to_the_millisecond, .timeout = 10)
 	check_cases("pe_parse_seconds_ms", seconds_ms, 0, 86400000, cases,
 	            sizeof cases / sizeof cases[0]);
 }
+
+/* What a user typed, as a message shows it: every control character as
+ * \xNN, UTF-8 as typed, and a cut that says so and never splits a
+ * character. */
+Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
+{
+	static const struct {
+		const char *typed;
+		size_t len, size;
+		const char *shown;
+	} cases[] = {
+		{"plain", 5, 64, "plain"},
+		{"a\x1b[2Jb", 6, 64, "a\\x1b[2Jb"},
+		{"\t\r\n\x7f", 4, 64, "\\x09\\x0d\\x0a\\x7f"},
+		{"caf\xc3\xa9", 5, 64, "caf\xc3\xa9"},
+		{"name=value", 4, 64, "name"},     /* LEN ends it */
+		{"ab\0cd", 5, 64, "ab"},           /* so does a NUL */
+		/* Cut to fit, saying so; room is kept for an escape and the "...". */
+		{"abcdefghijklmnop", 16, 12, "abcd..."},
+		{"\x01\x02\x03\x04", 4, 12, "\\x01..."}, /* never half an escape */
+		{"abc\xc3\xa9", 5, 12, "abc..."},            /* never half a character */
+		{"ab\xc3\xa9\xc3\xa9", 6, 12, "ab\xc3\xa9..."},
+		{"abc\xe2\x82\xac\xe2\x82\xac", 9, 13, "abc..."},
+		{"abc\xe2\x82\xac\xe2\x82\xac", 9, 14, "abc\xe2\x82\xac..."},
+		{"abc", 3, 2, ""}, /* too small for anything: still a string */
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char buf[64];
+
+		memset(buf, '#', sizeof buf);
+		pe_parse_shown(cases[i].typed, cases[i].len, buf, cases[i].size);
+		cr_expect_str_eq(buf, cases[i].shown, "case %zu", i);
+		cr_expect_lt(strlen(buf), cases[i].size, "case %zu overflows its %zu bytes", i,
+		             cases[i].size);
+	}
+}
