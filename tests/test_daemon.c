@@ -2488,6 +2488,41 @@ Test(daemon, a_refused_splice_falls_back_to_copying_the_stream)
 	cr_expect(strstr(proc.err.data, "bytes_in=2097152 bytes_out=2097152"), "stderr:\n%s",
 	          proc.err.data);
 }
+
+/* The lowest descriptor number PID has free, or -1. */
+static int lowest_free_fd(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	for (int fd = 0; fd < 65536; fd++) {
+		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+		if (lstat(path, &st) != 0) /* the link itself: a socket's leads nowhere */
+			return errno == ENOENT ? fd : -1;
+	}
+	return -1;
+}
+
+/* A worker refused the pipe it splices through (the descriptor limit,
+ * set on the running daemon, leaves room for the client's socket alone)
+ * copies the stream instead, whole, and asks again at the next one. */
+Test(daemon, a_refused_splice_pipe_falls_back_to_copying_the_stream)
+{
+	const char *const extra[] = {"--splice=always", "-w", "1", NULL};
+	unsigned port = start_daemon(extra);
+	struct rlimit lim;
+	int free_fd = lowest_free_fd(proc.pid);
+
+	cr_assert_geq(free_fd, 0, "cannot read /proc/%d/fd", (int)proc.pid);
+	lim.rlim_cur = lim.rlim_max = (rlim_t)free_fd + 1;
+	cr_assert_eq(prlimit(proc.pid, RLIMIT_NOFILE, &lim, NULL), 0, "prlimit: %s",
+	             strerror(errno));
+	stream_echo(port, 1024 * 1024, 9);
+	stream_echo(port, 1024 * 1024, 10);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "bytes_in=2097152 bytes_out=2097152"), "stderr:\n%s",
+	          proc.err.data);
+}
 #endif
 
 /* An IPv4-mapped IPv6 address can only be bound by a dual-stack socket:
