@@ -2705,6 +2705,39 @@ Test(schedule, slots_stay_exact_at_high_rates_over_long_runs, .timeout = 10)
 
 TestSuite(load, .init = server_up, .fini = server_down);
 
+/* The text report's target line says how many source addresses the run
+ * had, as the JSON's source_addresses does, and nothing without them. */
+Test(load, the_text_report_counts_the_source_addresses, .timeout = 60)
+{
+	static const struct {
+		const char *sources[2], *want;
+	} cases[] = {
+		{{NULL, NULL}, NULL},
+		{{"--source-ip=127.0.0.2", NULL}, ", from 1 source address, pingpong, "},
+		{{"--source-ip=127.0.0.2", "--source-ip=127.0.0.3"},
+		 ", from 2 source addresses, pingpong, "},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[8] = {"-c", "2", "-n", "4"};
+		size_t n = 4;
+		struct run r;
+
+		for (size_t k = 0; k < 2 && cases[i].sources[k]; k++)
+			args[n++] = cases[i].sources[k];
+		args[n++] = "127.0.0.1";
+		args[n++] = port_str;
+		run_client(&r, "", 0, args);
+		cr_expect_eq(r.code, 0, "case %zu: exit %d, stderr:\n%s", i, r.code, r.err);
+		if (cases[i].want)
+			cr_expect_not_null(strstr(r.out, cases[i].want), "case %zu: no '%s' in:\n%s", i,
+			                   cases[i].want, r.out);
+		else
+			cr_expect_null(strstr(r.out, "source address"), "case %zu:\n%s", i, r.out);
+		run_free(&r);
+	}
+}
+
 /* Run churn with CONNS connections of MESSAGES cycles each from
  * 127.0.0.2 and 127.0.0.3, against a server that logs where each
  * connection came from: all came from those two, WANT2 and WANT3 of them
