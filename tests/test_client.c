@@ -2827,6 +2827,40 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 	run_free(&r);
 }
 
+/* A send(2) that fails (strace fails a load thread's third) ends that
+ * connection: EPIPE and ECONNRESET as an early close, saying which and
+ * how much was echoed, any other errno as an "other" error naming it. */
+Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60)
+{
+	static const struct {
+		const char *inject, *want;
+		const char *counter;
+	} cases[] = {
+		{"inject=sendto:error=EPIPE:when=3",
+		 "early close: the server closed the connection after 128 of 128 bytes sent were "
+		 "echoed", "early_closes"},
+		{"inject=sendto:error=ECONNRESET:when=3",
+		 "early close: the server reset the connection after 128 of 128 bytes", "early_closes"},
+		{"inject=sendto:error=ENOBUFS:when=3", "send: No buffer space available",
+		 "other_errors"},
+	};
+	const char *args[] = {"-c", "1", "-t", "1", "-n", "10", "--json", "-q", "127.0.0.1",
+	                      port_str, NULL};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", cases[i].inject, NULL};
+		struct run r;
+
+		run_client_under(&r, under, args);
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code, r.err);
+		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
+		                   cases[i].inject, cases[i].want, r.err);
+		cr_expect_eq(json_u64(r.out, cases[i].counter), 1, "%s: %s", cases[i].inject, r.out);
+		cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
+		run_free(&r);
+	}
+}
+
 /* An epoll set that cannot be made, or that refuses the stop event, stops
  * the run before it starts: exit 1, the failing step and its errno named
  * (a failed epoll_ctl was once reported as a failed creation). */
