@@ -2827,6 +2827,18 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 	run_free(&r);
 }
 
+/* Run the client with ARGS under strace's INJECT: it must exit 1 with
+ * WANT on stderr. R is left for more checks, and for run_free. */
+static void expect_injected_failure(struct run *r, const char *inject, const char *const args[],
+                                    const char *want)
+{
+	const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", inject, NULL};
+
+	run_client_under(r, under, args);
+	cr_expect_eq(r->code, 1, "%s: exit %d, stderr:\n%s", inject, r->code, r->err);
+	cr_expect_not_null(strstr(r->err, want), "%s: no '%s' in:\n%s", inject, want, r->err);
+}
+
 /* A send(2) that fails (strace fails a load thread's third) ends that
  * connection: EPIPE and ECONNRESET as an early close, saying which and
  * how much was echoed, any other errno as an "other" error naming it. */
@@ -2848,13 +2860,9 @@ Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60
 	                      port_str, NULL};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", cases[i].inject, NULL};
 		struct run r;
 
-		run_client_under(&r, under, args);
-		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code, r.err);
-		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
-		                   cases[i].inject, cases[i].want, r.err);
+		expect_injected_failure(&r, cases[i].inject, args, cases[i].want);
 		cr_expect_eq(json_u64(r.out, cases[i].counter), 1, "%s: %s", cases[i].inject, r.out);
 		cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
 		run_free(&r);
@@ -2876,13 +2884,9 @@ Test(load, an_epoll_set_that_fails_names_the_step_and_its_errno, .timeout = 60)
 	const char *args[] = {"-n", "1", "-q", "127.0.0.1", port_str, NULL};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", cases[i].inject, NULL};
 		struct run r;
 
-		run_client_under(&r, under, args);
-		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code, r.err);
-		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
-		                   cases[i].inject, cases[i].want, r.err);
+		expect_injected_failure(&r, cases[i].inject, args, cases[i].want);
 		run_free(&r);
 	}
 }
