@@ -2827,21 +2827,22 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 	run_free(&r);
 }
 
-/* Run the client with ARGS under strace's INJECT: it must exit 1 with
- * WANT on stderr. R is left for more checks, and for run_free. */
+/* Run the client with ARGS under strace's INJECT: it must exit with CODE
+ * and WANT on stderr. R is left for more checks, and for run_free. */
 static void expect_injected_failure(struct run *r, const char *inject, const char *const args[],
-                                    const char *want)
+                                    int code, const char *want)
 {
 	const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", inject, NULL};
 
 	run_client_under(r, under, args);
-	cr_expect_eq(r->code, 1, "%s: exit %d, stderr:\n%s", inject, r->code, r->err);
+	cr_expect_eq(r->code, code, "%s: exit %d, stderr:\n%s", inject, r->code, r->err);
 	cr_expect_not_null(strstr(r->err, want), "%s: no '%s' in:\n%s", inject, want, r->err);
 }
 
 /* A send(2) that fails (strace fails a load thread's third) ends that
  * connection: EPIPE and ECONNRESET as an early close, saying which and
- * how much was echoed, any other errno as an "other" error naming it. */
+ * how much was echoed, any other errno as an "other" error naming it, as
+ * a recv(2) failing with one does. */
 Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60)
 {
 	static const struct {
@@ -2855,6 +2856,7 @@ Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60
 		 "early close: the server reset the connection after 128 of 128 bytes", "early_closes"},
 		{"inject=sendto:error=ENOBUFS:when=3", "send: No buffer space available",
 		 "other_errors"},
+		{"inject=recvfrom:error=ENOMEM:when=2", "recv: Cannot allocate memory", "other_errors"},
 	};
 	const char *args[] = {"-c", "1", "-t", "1", "-n", "10", "--json", "-q", "127.0.0.1",
 	                      port_str, NULL};
@@ -2862,11 +2864,32 @@ Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct run r;
 
-		expect_injected_failure(&r, cases[i].inject, args, cases[i].want);
+		expect_injected_failure(&r, cases[i].inject, args, 1, cases[i].want);
 		cr_expect_eq(json_u64(r.out, cases[i].counter), 1, "%s: %s", cases[i].inject, r.out);
 		cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
 		run_free(&r);
 	}
+}
+
+/* A connection whose --source-ip cannot be bound is a connect failure
+ * naming the address by its place: exit 3, as failed connects alone make
+ * it. strace counts calls per thread: the main thread binds twice (the
+ * check and the probe), the load thread once a connection, so only
+ * connection 2's bind(2) fails. */
+Test(load, a_source_address_that_cannot_be_bound_is_a_connect_failure, .timeout = 60)
+{
+	const char *args[] = {"-c", "3", "-t", "1", "-n", "10", "--json", "-q",
+	                      "--source-ip=127.0.0.1", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	expect_injected_failure(&r, "inject=bind:error=EADDRINUSE:when=3", args, 3,
+	                        "connection 2 to 127.0.0.1:");
+	cr_expect_not_null(strstr(r.err, ": cannot bind to --source-ip #1: Address already in use"),
+	                   "stderr:\n%s", r.err);
+	cr_expect_eq(json_u64(r.out, "connect_failures"), 1, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "errors"), 1, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 20, "%s", r.out);
+	run_free(&r);
 }
 
 /* An epoll set that cannot be made, or that refuses the stop event, stops
@@ -2886,7 +2909,7 @@ Test(load, an_epoll_set_that_fails_names_the_step_and_its_errno, .timeout = 60)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct run r;
 
-		expect_injected_failure(&r, cases[i].inject, args, cases[i].want);
+		expect_injected_failure(&r, cases[i].inject, args, 1, cases[i].want);
 		run_free(&r);
 	}
 }
