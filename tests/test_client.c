@@ -1386,6 +1386,9 @@ Test(pipe, a_failed_system_call_names_the_connection_and_its_errno, .timeout = 6
 		 "cannot set SO_OOBINLINE on the connection to 127.0.0.1:", ": ", ENOMEM},
 		{"inject=getpeername:error=ENOTCONN", "-n1", "cannot learn which address of 127.0.0.1 "
 		 "port ", " answered (getpeername): ", ENOTCONN},
+		/* Not a close or a reset: the errno is the reason. */
+		{"inject=sendto:error=ENOBUFS", NULL, "cannot send to 127.0.0.1:", ": ", ENOBUFS},
+		{"inject=recvfrom:error=ENOMEM", NULL, "cannot receive from 127.0.0.1:", ": ", ENOMEM},
 	};
 
 	skip_without_strace();
