@@ -44,18 +44,22 @@ static void set_err(char *err, const char *fmt, ...)
 }
 
 /* NAME as an error message shows it: control characters as \xNN
- * (pe_parse_shown), and a long name cut, so that the reason after it
- * still fits in PE_NET_ERRLEN. */
+ * (pe_parse_shown), and a long name cut to NAME_SHOWN bytes with its
+ * length in characters, so that the reason after it still fits in
+ * PE_NET_ERRLEN. */
 #define NAME_SHOWN 64
-#define NAME_SHOWN_SIZE (NAME_SHOWN * 4 + 48)
+#define NAME_SHOWN_SIZE (NAME_SHOWN + 48)
 static const char *shown_name(const char *name, char out[NAME_SHOWN_SIZE])
 {
-	size_t len = strlen(name), n;
+	size_t len = strlen(name), chars = 0, n;
 
-	pe_parse_shown(name, len <= NAME_SHOWN ? len : NAME_SHOWN - 4, out, NAME_SHOWN_SIZE);
+	pe_parse_shown(name, len, out, NAME_SHOWN + 1);
+	if (pe_parse_shown_len(name, len) <= NAME_SHOWN)
+		return out;
 	n = strlen(out);
-	if (len > NAME_SHOWN)
-		snprintf(out + n, NAME_SHOWN_SIZE - n, "... (%zu characters)", len);
+	for (const char *c = name; *c; c++)
+		chars += ((unsigned char)*c & 0xc0) != 0x80;
+	snprintf(out + n, NAME_SHOWN_SIZE - n, " (%zu characters)", chars);
 	return out;
 }
 

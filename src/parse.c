@@ -128,24 +128,49 @@ static size_t utf8_whole(const char *buf, size_t n)
 	return n - (lead - 1) < need ? lead - 1 : n;
 }
 
+/* The bytes C takes as shown: 4 for a control character (\xNN). */
+static size_t shown_width(char c)
+{
+	return (unsigned char)c < ' ' || c == 0x7f ? 4 : 1;
+}
+
+size_t pe_parse_shown_len(const char *s, size_t len)
+{
+	size_t need = 0;
+
+	for (size_t i = 0; i < len && s[i]; i++)
+		need += shown_width(s[i]);
+	return need;
+}
+
 const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size)
 {
-	size_t n = 0, i;
+	size_t need = pe_parse_shown_len(s, len), room, n = 0, i;
 
-	/* Room is kept for "\\xNN", then "..." and the NUL. */
-	for (i = 0; i < len && s[i] && n + 8 < size; i++)
-		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+	if (size == 0)
+		return buf;
+	/* Whole if it fits; else cut where "..." and the NUL still fit. */
+	room = need < size ? size - 1 : size >= 4 ? size - 4 : 0;
+	for (i = 0; i < len && s[i] && n + shown_width(s[i]) <= room; i++)
+		if (shown_width(s[i]) == 4)
 			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", (unsigned char)s[i]);
 		else
 			buf[n++] = s[i];
-	if (i < len && s[i] && size >= 4) {
+	if (need >= size && size >= 4) {
 		n = utf8_whole(buf, n);
 		memcpy(buf + n, "...", 3);
 		n += 3;
 	}
-	if (size > 0)
-		buf[n] = '\0';
+	buf[n] = '\0';
 	return buf;
+}
+
+/* Room for the word a message of SIZE bytes quotes: half of it, so that
+ * what is said around the word still fits, and it is cut with "..." by
+ * pe_parse_shown, not mid-character by snprintf. */
+static size_t word_room(size_t size)
+{
+	return size / 2 < PE_PARSE_SHOWN_MAX ? size / 2 : PE_PARSE_SHOWN_MAX;
 }
 
 /* An unknown short option that is no printable ASCII letter: one byte of
@@ -163,7 +188,7 @@ static void unknown_byte_in_cluster(char *const argv[], char *msg, size_t size)
 		word = optind > 1 ? argv[optind - 1] : "";
 	snprintf(msg, size, "unknown option %s'%s'",
 	         (unsigned char)word[1] == (unsigned char)optopt ? "" : "in ",
-	         pe_parse_shown(word, strlen(word), buf, sizeof buf));
+	         pe_parse_shown(word, strlen(word), buf, word_room(size)));
 }
 
 void pe_parse_getopt_error(int ch, char *const argv[], const struct option *longopts,
@@ -186,7 +211,7 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	} else if (strncmp(word, "--=", 3) == 0 && optopt == 0) {
 		/* No name at all: getopt took it for a long option none matched. */
 		snprintf(msg, size, "unknown option '%s'",
-		         pe_parse_shown(word, strlen(word), buf, sizeof buf));
+		         pe_parse_shown(word, strlen(word), buf, word_room(size)));
 		return;
 	}
 	if (!is_long) {
@@ -200,7 +225,7 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	}
 	if (ambiguous) {
 		int n = snprintf(msg, size, "ambiguous option '%s': could be",
-		                 pe_parse_shown(word, len, buf, sizeof buf));
+		                 pe_parse_shown(word, len, buf, word_room(size)));
 		const char *sep = " ";
 
 		for (const struct option *c = longopts; c->name && n >= 0 && (size_t)n < size; c++)
@@ -211,14 +236,17 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		return;
 	}
 	if (!o)
-		snprintf(msg, size, "unknown option '%s'", pe_parse_shown(word, len, buf, sizeof buf));
+		snprintf(msg, size, "unknown option '%s'",
+		         pe_parse_shown(word, len, buf, word_room(size)));
 	else if (ch == ':')
 		snprintf(msg, size, "option --%s needs a value", o->name);
 	else if (word[len] == '=')
 		snprintf(msg, size, "option --%s takes no value (got '%s')", o->name,
-		         pe_parse_shown(word + len + 1, strlen(word + len + 1), buf, sizeof buf));
+		         pe_parse_shown(word + len + 1, strlen(word + len + 1), buf,
+		                        word_room(size)));
 	else
-		snprintf(msg, size, "unknown option '%s'", pe_parse_shown(word, len, buf, sizeof buf));
+		snprintf(msg, size, "unknown option '%s'",
+		         pe_parse_shown(word, len, buf, word_room(size)));
 }
 
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,

@@ -34,10 +34,13 @@ enum { PE_PARSE_SHOWN_MAX = 1024 };
 
 /* The first LEN bytes of S (fewer at a NUL) as a message shows what a
  * user typed: control characters as \xNN, so that none is invisible or
- * moves the cursor, and the rest as typed, UTF-8 included. Cut to fit BUF
- * of SIZE bytes, ending in "..." then, never inside a UTF-8 character.
- * Returns BUF. */
+ * moves the cursor, and the rest as typed, UTF-8 included. Whole when it
+ * fits BUF of SIZE bytes; else cut, ending in "...", never inside a UTF-8
+ * character or an escape. Returns BUF. */
 const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size);
+
+/* The length of pe_parse_shown's string when nothing is cut. */
+size_t pe_parse_shown_len(const char *s, size_t len);
 
 struct option;
 

@@ -242,7 +242,7 @@ static size_t queue_item_size(const struct pe_server_config *cfg)
 
 static int check_config(const struct pe_server_config *cfg)
 {
-	char hint[160];
+	char hint[160], shown[PE_PARSE_SHOWN_MAX];
 	const char *expected;
 
 	if (!cfg)
@@ -260,7 +260,8 @@ static int check_config(const struct pe_server_config *cfg)
 	if (cfg->bind_address && (expected = pe_parse_host_misform(cfg->bind_address,
 	                                      "in pe_server_config.port", hint, sizeof hint)))
 		return bad_setting(cfg, "pe_server_config.bind_address is '%s': expected %s",
-		                   cfg->bind_address, expected);
+		                   pe_parse_shown(cfg->bind_address, strlen(cfg->bind_address), shown,
+		                                  sizeof shown), expected);
 	if (cfg->workers < 1 || cfg->workers > PE_MAX_WORKERS)
 		return bad_setting(cfg, "pe_server_config.workers is %u: expected 1 to %u",
 		                   cfg->workers, PE_MAX_WORKERS);

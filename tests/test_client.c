@@ -2153,6 +2153,23 @@ Test(wrong_server, a_long_host_name_is_cut_and_the_reason_kept, .timeout = 60)
 	run_free(&r);
 }
 
+/* A long name in UTF-8 is cut between characters, and its length given
+ * in characters, not bytes. */
+Test(wrong_server, a_long_host_name_in_utf8_is_cut_between_characters, .timeout = 60)
+{
+	char host[128] = "ab"; /* the 64 bytes shown end inside a character */
+	const char *args[] = {host, "9", NULL};
+	struct run r;
+
+	for (int i = 0; i < 40; i++)
+		strcat(host, "\u00e9"); /* e acute: two bytes */
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "... (42 characters) port 9: "), "stderr:\n%s", r.err);
+	cr_expect(th_utf8_whole(r.err), "a character cut:\n%s", r.err);
+	run_free(&r);
+}
+
 /* A control character in HOST is shown as \xNN where the name is quoted,
  * not sent to the terminal. glibc refuses such a name without a query. */
 Test(wrong_server, a_control_character_in_the_host_is_shown_escaped, .timeout = 60)
@@ -2722,7 +2739,7 @@ Test(load, the_text_report_counts_the_source_addresses, .timeout = 60)
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		const char *args[8] = {"-c", "2", "-n", "4"};
+		const char *args[10] = {"-c", "2", "-n", "4"};
 		size_t n = 4;
 		struct run r;
 
@@ -4037,6 +4054,36 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 		          "control character 0x%02x in:\n%s", (unsigned char)*c, r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
+}
+
+/* A word too long for its usage message is cut with "..." before its
+ * closing quote, never inside a character: each of the three places the
+ * cut can fall in a three-byte character is tried, for an unknown option,
+ * a bad value and a stray argument. */
+Test(cli, a_long_word_in_a_usage_message_is_cut_between_characters, .timeout = 30)
+{
+	static char word[3][700];
+
+	for (int pad = 0; pad < 3; pad++)
+		for (int k = 0; k < 3; k++) {
+			const char *unknown[] = {word[0], NULL}, *value[] = {"-c", word[1], NULL};
+			const char *stray[] = {"localhost", "9", word[2], NULL};
+			const char *const *args[] = {unknown, value, stray};
+			struct run r;
+
+			snprintf(word[k], sizeof word[k], "%s%.*s", k == 0 ? "--a" : "", pad, "xx");
+			while (strlen(word[k]) + 3 < sizeof word[k])
+				strcat(word[k], "\u20ac"); /* the euro sign: three bytes */
+			run_client(&r, "", 0, args[k]);
+			cr_expect_eq(r.code, 2, "pad %d word %d: exit %d", pad, k, r.code);
+			cr_expect_not_null(strstr(r.err, "...'"), "pad %d word %d: not cut:\n%.300s", pad,
+			                   k, r.err);
+			cr_expect(th_utf8_whole(r.err), "pad %d word %d: a character cut:\n%.300s", pad, k,
+			          r.err);
+			cr_expect_not_null(strstr(r.err, "Try 'poolecho --help'"), "stderr:\n%.300s",
+			                   r.err);
+			run_free(&r);
+		}
 }
 
 /* An empty HOST (a shell variable left unset: poolecho "$HOST") is bad

@@ -361,6 +361,43 @@ ParameterizedTest(struct bad_usage *bad, daemon, bad_usage_exits_2_naming_option
 	assert_no_sanitizer_report();
 }
 
+/* A word too long for its usage message is cut with "..." before its
+ * closing quote, never inside a character: each of the three places the
+ * cut can fall in a three-byte character is tried, for an unknown option,
+ * a bad value and a stray argument. The option's word was cut by
+ * snprintf, mid-character and without its quote. */
+Test(daemon, a_long_word_in_a_usage_message_is_cut_between_characters)
+{
+	static char word[3][1400];
+
+	for (int pad = 0; pad < 3; pad++) {
+		const char *argv[] = {daemon_path(), "-b", "127.0.0.1", "-p", "0", NULL, NULL, NULL};
+
+		snprintf(word[0], sizeof word[0], "--a%.*s", pad, "xx");
+		snprintf(word[1], sizeof word[1], "%.*s", pad, "xx");
+		snprintf(word[2], sizeof word[2], "%.*s", pad, "xx");
+		for (int k = 0; k < 3; k++)
+			while (strlen(word[k]) + 3 < (k == 0 ? 300 : sizeof word[k]))
+				strcat(word[k], "\u20ac"); /* the euro sign: three bytes */
+		for (int k = 0; k < 3; k++) {
+			int code;
+
+			argv[5] = k == 1 ? "-w" : word[k];
+			argv[6] = k == 1 ? word[1] : NULL;
+			code = th_proc_run(&proc, argv, EXIT_MS);
+			cr_expect_eq(code, 2, "pad %d word %d: exit %d", pad, k, code);
+			cr_assert_not_null(proc.err.data);
+			cr_expect(strstr(proc.err.data, "...'") != NULL, "pad %d word %d: not cut:\n%.300s",
+			          pad, k, proc.err.data);
+			cr_expect(th_utf8_whole(proc.err.data), "pad %d word %d: a character cut:\n%.300s",
+			          pad, k, proc.err.data);
+			cr_expect(strstr(proc.err.data, "Try 'poolechod --help'") != NULL, "stderr:\n%.300s",
+			          proc.err.data);
+			th_proc_cleanup(&proc);
+		}
+	}
+}
+
 /* Seconds are kept in milliseconds: a finer value is refused, and the
  * message says what the limit is, not only the range. */
 Test(daemon, seconds_finer_than_a_millisecond_are_refused_naming_the_limit)

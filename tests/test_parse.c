@@ -110,13 +110,17 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"caf\xc3\xa9", 5, 64, "caf\xc3\xa9"},
 		{"name=value", 4, 64, "name"},     /* LEN ends it */
 		{"ab\0cd", 5, 64, "ab"},           /* so does a NUL */
-		/* Cut to fit, saying so; room is kept for an escape and the "...". */
-		{"abcdefghijklmnop", 16, 12, "abcd..."},
-		{"\x01\x02\x03\x04", 4, 12, "\\x01..."}, /* never half an escape */
-		{"abc\xc3\xa9", 5, 12, "abc..."},            /* never half a character */
-		{"ab\xc3\xa9\xc3\xa9", 6, 12, "ab\xc3\xa9..."},
-		{"abc\xe2\x82\xac\xe2\x82\xac", 9, 13, "abc..."},
-		{"abc\xe2\x82\xac\xe2\x82\xac", 9, 14, "abc\xe2\x82\xac..."},
+		{"ab", 2, 3, "ab"}, /* what fits is never cut */
+		{"a\x01", 2, 6, "a\\x01"},
+		/* Else cut where "..." still fits, saying so. */
+		{"abcdefghijklmnop", 16, 12, "abcdefgh..."},
+		{"a\x01", 2, 5, "a..."},                     /* never half an escape */
+		{"\x01\x02\x03\x04", 4, 12, "\\x01\\x02..."},
+		{"abcde\xc3\xa9xyz", 10, 10, "abcde..."},    /* never half a character */
+		{"abc\xe2\x82\xac\xe2\x82\xac", 9, 9, "abc..."},
+		{"abc\xe2\x82\xac\xe2\x82\xacx", 10, 10, "abc\xe2\x82\xac..."},
+		{"ab\xf0\x9f\x98\x80" "cdef", 10, 9, "ab..."},
+		{"ab\xf0\x9f\x98\x80" "cdef", 10, 10, "ab\xf0\x9f\x98\x80..."},
 		{"abc", 3, 2, ""}, /* too small for anything: still a string */
 	};
 
@@ -126,6 +130,10 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		memset(buf, '#', sizeof buf);
 		pe_parse_shown(cases[i].typed, cases[i].len, buf, cases[i].size);
 		cr_expect_str_eq(buf, cases[i].shown, "case %zu", i);
+		if (cases[i].size >= 4)
+			cr_expect_eq(pe_parse_shown_len(cases[i].typed, cases[i].len) < cases[i].size,
+			             strcmp(buf + (strlen(buf) > 3 ? strlen(buf) - 3 : 0), "...") != 0,
+			             "case %zu: cut, or not, against pe_parse_shown_len", i);
 		cr_expect_lt(strlen(buf), cases[i].size, "case %zu overflows its %zu bytes", i,
 		             cases[i].size);
 	}

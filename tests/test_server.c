@@ -2657,6 +2657,10 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 		{"[::1]:80", "pe_server_config.bind_address is '[::1]:80': expected an IPv6 "
 		             "address without brackets, e.g. ::1, and the port given in "
 		             "pe_server_config.port"},
+		/* A control character is shown as \xNN, not sent to the log. */
+		{"[\x1b]:80", "pe_server_config.bind_address is '[\\x1b]:80': expected an IPv6 "
+		               "address without brackets, e.g. ::1, and the port given in "
+		               "pe_server_config.port"},
 		{"127.0.0.1:8080", "pe_server_config.bind_address is '127.0.0.1:8080': expected an "
 		                   "address or host name without a port (give it in "
 		                   "pe_server_config.port)"},
