@@ -18,6 +18,7 @@
 
 #include "client_cli.h"
 #include "daemon_cli.h"
+#include "helpers.h"
 
 #define DAY_MS 86400000ul
 
@@ -109,6 +110,15 @@ static int odd_bytes_are_quoted(const char *msg, char **argv)
 	return 1;
 }
 
+/* Whether every word of ARGV is whole UTF-8: then so must a message be. */
+static int words_utf8(char **argv)
+{
+	for (char **w = argv + 1; *w; w++)
+		if (!th_utf8_whole(*w))
+			return 0;
+	return 1;
+}
+
 static void check_client(int argc, char **argv)
 {
 	struct client_config cfg;
@@ -119,11 +129,12 @@ static void check_client(int argc, char **argv)
 		size_t len = strlen(err);
 
 		assert(len > 0); /* a refusal always says why */
-		/* Not an option letter left out (unless the message was cut). */
-		if (len < sizeof err - 1) {
-			assert(err[len - 1] != '-');
-			assert(odd_bytes_are_quoted(err, argv));
-		}
+		/* A word too long is cut by the message, with "...", between
+		 * characters: never the message itself by its buffer. */
+		assert(len < sizeof err - 1);
+		assert(!words_utf8(argv) || th_utf8_whole(err));
+		assert(err[len - 1] != '-'); /* not an option letter left out */
+		assert(odd_bytes_are_quoted(err, argv));
 	}
 	if (r != CLIENT_CLI_RUN)
 		return;
