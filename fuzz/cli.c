@@ -4,9 +4,10 @@
  * or poolechod (even). Whatever it is, parsing must not crash, and what it
  * accepts must lie within the ranges --help and the man pages give: those
  * figures are written here as the documents state them, not taken from
- * the code under test. A refusal must say why, shows no control
- * character, and may show a byte past ASCII only as part of what the
- * user typed.
+ * the code under test. A refusal (poolechod's, as it writes it to
+ * standard error) must say why, shows no control character, may show a
+ * byte past ASCII only as part of what the user typed, and is whole UTF-8
+ * when every argument is.
  */
 #include <config.h>
 
@@ -15,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "client_cli.h"
 #include "daemon_cli.h"
@@ -87,8 +90,9 @@ static void cover_cut(const char *msg, const char *shown, char *covered)
 static int odd_bytes_are_quoted(const char *msg, char **argv)
 {
 	size_t len = strlen(msg);
-	char covered[512] = {0}, shown[4 * 512 + 1];
+	char covered[4096] = {0}, shown[4 * 512 + 1];
 
+	assert(len < sizeof covered);
 	for (char **w = argv + 1; *w; w++) {
 		size_t n = 0;
 
@@ -151,12 +155,48 @@ static void check_client(int argc, char **argv)
 	assert(cfg.mode == CLIENT_PIPE || cfg.messages || cfg.duration_ms);
 }
 
+/* daemon_cli_parse(), with what it writes to standard error into ERR. */
+static int daemon_parse_captured(int argc, char **argv, struct daemon_options *opt, char *err,
+                                 size_t size)
+{
+	static int capture = -1;
+	int saved = dup(STDERR_FILENO), rc, emptied;
+	ssize_t n;
+
+	if (capture < 0)
+		capture = memfd_create("stderr", MFD_CLOEXEC);
+	emptied = capture >= 0 && ftruncate(capture, 0) == 0 && lseek(capture, 0, SEEK_SET) == 0;
+	assert(emptied && saved >= 0);
+	fflush(stderr);
+	dup2(capture, STDERR_FILENO);
+	rc = daemon_cli_parse(argc, argv, opt);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(capture, err, size - 1, 0);
+	err[n > 0 ? n : 0] = '\0';
+	return rc;
+}
+
 static void check_daemon(int argc, char **argv)
 {
+	static const char lead[] = "poolechod: ";
 	struct daemon_options opt;
-	int rc = daemon_cli_parse(argc, argv, &opt);
+	static char err[8192];
+	int rc = daemon_parse_captured(argc, argv, &opt, err, sizeof err);
 
 	assert(rc == -1 || rc == 0 || rc == 2);
+	if (rc == 2) {
+		char *msg = err + sizeof lead - 1, *end = strchr(err, '\n');
+
+		/* "poolechod: WHY", then "Try 'poolechod --help'...". */
+		assert(strncmp(err, lead, sizeof lead - 1) == 0 && end && end > msg);
+		*end = '\0';
+		assert(end[-1] != '-'); /* not an option letter left out */
+		assert(!words_utf8(argv) || th_utf8_whole(msg));
+		assert(odd_bytes_are_quoted(msg, argv));
+		assert(strncmp(end + 1, "Try 'poolechod --help'", 22) == 0);
+	}
 	if (rc != -1)
 		return;
 	assert(opt.server.port <= 65535);
