@@ -2891,6 +2891,31 @@ Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60
 	}
 }
 
+/* A load thread that cannot be started (strace fails the first, then
+ * the second, thread creation) ends the run at once, naming which: the
+ * thread already running is stopped and joined, not waited for. */
+Test(load, a_thread_that_cannot_start_ends_the_run_naming_it, .timeout = 60)
+{
+	static const struct {
+		const char *inject, *want;
+	} cases[] = {
+		{"inject=clone,clone3:error=EAGAIN:when=1",
+		 "cannot start thread 1 of 2: Resource temporarily unavailable"},
+		{"inject=clone,clone3:error=EAGAIN:when=2",
+		 "cannot start thread 2 of 2: Resource temporarily unavailable"},
+	};
+	const char *args[] = {"-c", "2", "-t", "2", "-d", "60", "127.0.0.1", port_str, NULL};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct run r;
+
+		expect_injected_failure(&r, cases[i].inject, args, 1, cases[i].want);
+		/* No report: the run of 60 s (twice what run_client waits) never began. */
+		cr_expect_eq(r.outlen, 0, "%s: a report:\n%s", cases[i].inject, r.out);
+		run_free(&r);
+	}
+}
+
 /* A connection whose --source-ip cannot be bound is a connect failure
  * naming the address by its place: exit 3, as failed connects alone make
  * it. strace counts calls per thread: the main thread binds twice (the
