@@ -1770,6 +1770,21 @@ Test(wrong_server, paced_slots_a_stalled_server_left_unused_are_counted, .timeou
 	run_free(&r);
 }
 
+/* With -n too, only the slots of the messages asked for can go unused:
+ * a run of 3 at 100/s stopped by -d after 0.5 s, its first echo held up
+ * throughout, left 2 unused, not the 49 the schedule had by then. */
+Test(wrong_server, paced_slots_left_unused_stop_at_the_messages_asked_for, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "3", "-d", "0.5", "--rate=100", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_SLOW, 1500, args, 0);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "slots_unused"), 2, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* The measured period ends with the last echo of a -n run: the server's
  * close, 2 s after ours, is not part of it; nor is a close that never
  * comes, where the run fails with a timeout but its rates are over the echo. */
