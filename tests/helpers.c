@@ -1224,3 +1224,25 @@ bool th_utf8_whole(const char *text)
 	}
 	return true;
 }
+
+int th_built_with_tsan(const char *path)
+{
+	static const char mark[] = "__tsan_init";
+	char buf[1 << 16];
+	size_t keep = 0, got;
+	int found = 0;
+	FILE *f = path ? fopen(path, "rb") : NULL;
+
+	if (!f)
+		return -1;
+	while (!found && (got = fread(buf + keep, 1, sizeof buf - keep, f)) > 0) {
+		size_t len = keep + got;
+
+		found = memmem(buf, len, mark, sizeof mark - 1) != NULL;
+		/* Carry the tail over: the mark may straddle two reads. */
+		keep = sizeof mark - 1 < len ? sizeof mark - 1 : len;
+		memmove(buf, buf + len - keep, keep);
+	}
+	fclose(f);
+	return found;
+}

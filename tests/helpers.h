@@ -260,4 +260,9 @@ int th_range_documented(const char *help, const char *option, const char *range,
  * starts: --help must fit an 80-column terminal. */
 size_t th_widest_line(const char *text, const char **line);
 
+/* Whether the program at PATH was built with ThreadSanitizer (its
+ * runtime's entry point is in the binary): 1 or 0, or -1 when it cannot
+ * be read. */
+int th_built_with_tsan(const char *path);
+
 #endif /* POOLECHO_TESTS_HELPERS_H */

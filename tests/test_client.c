@@ -2909,8 +2909,6 @@ Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60
 /* A load thread that cannot be started (strace fails the first, then
  * the second, thread creation) ends the run at once, naming which: the
  * thread already running is stopped and joined, not waited for. */
-static int client_built_with_tsan(void);
-
 Test(load, a_thread_that_cannot_start_ends_the_run_naming_it, .timeout = 60)
 {
 	static const struct {
@@ -2923,9 +2921,9 @@ Test(load, a_thread_that_cannot_start_ends_the_run_naming_it, .timeout = 60)
 	};
 	const char *args[] = {"-c", "2", "-t", "2", "-d", "60", "127.0.0.1", port_str, NULL};
 
-	if (client_built_with_tsan() == 1)
-		cr_skip_test("the client is built with ThreadSanitizer, whose pthread_create made "
-		             "the thread after the injected EAGAIN: the failure never reaches it");
+	if (th_built_with_tsan(getenv("POOLECHO")) == 1)
+		cr_skip_test("the client is built with ThreadSanitizer, whose runtime starts a "
+		             "thread of its own first: the thread creations counted are not ours");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct run r;
 
@@ -3517,31 +3515,6 @@ Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout
 	run_free(&r);
 }
 
-/* Whether $POOLECHO was built with ThreadSanitizer (its runtime's entry
- * point is in the binary): -1 when the file cannot be read. */
-static int client_built_with_tsan(void)
-{
-	static const char mark[] = "__tsan_init";
-	const char *prog = getenv("POOLECHO");
-	char buf[1 << 16];
-	size_t keep = 0, got;
-	int found = 0;
-	FILE *f = prog ? fopen(prog, "rb") : NULL;
-
-	if (!f)
-		return -1;
-	while (!found && (got = fread(buf + keep, 1, sizeof buf - keep, f)) > 0) {
-		size_t len = keep + got;
-
-		found = memmem(buf, len, mark, sizeof mark - 1) != NULL;
-		/* Carry the tail over: the mark may straddle two reads. */
-		keep = sizeof mark - 1 < len ? sizeof mark - 1 : len;
-		memmove(buf, buf + len - keep, keep);
-	}
-	fclose(f);
-	return found;
-}
-
 /* Two signals while the report waits: the second kills, be it the same as
  * the first or the other one of SIGINT and SIGTERM. */
 Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
@@ -3552,7 +3525,7 @@ Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
 	/* The test sees the first signal taken by its handler leaving SigCgt.
 	 * Under ThreadSanitizer, which runs handlers itself, it never leaves
 	 * while the report's write(2) is held up. */
-	if (client_built_with_tsan() == 1)
+	if (th_built_with_tsan(getenv("POOLECHO")) == 1)
 		cr_skip_test("the client is built with ThreadSanitizer: the first signal is never "
 		             "seen taken (SigCgt) while its report's write is held up");
 	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
