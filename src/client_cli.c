@@ -102,10 +102,11 @@ void client_cli_usage(FILE *out, const char *program)
 "\n"
 "Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
 "message); 1 on a mismatch, an early close, a load run that echoed nothing,\n"
-"errors of more than one kind, or any other error; 2 on bad usage; 3 when the\n"
-"server could not be reached: the name did not resolve or the connect failed\n"
-"(in load mode, the first one, or failed connects were the run's only errors);\n"
-"4 when it went silent for --timeout while an echo was due, or did not close\n"
+"errors of more than one kind, or any other error; 2 on bad usage (what was\n"
+"typed is quoted with control characters as \\xNN); 3 when the server could\n"
+"not be reached: the name did not resolve or the connect failed (in load\n"
+"mode, the first one, or failed connects were the run's only errors); 4 when\n"
+"it went silent for --timeout while an echo was due, or did not close\n"
 "once all was echoed (in load mode, timeouts were the run's only errors).\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,

@@ -118,7 +118,8 @@ static void usage(void)
 	       "1 on a runtime failure: the address cannot be resolved or bound, the\n"
 	       "workers' threads or buffers cannot be had, the descriptor limit leaves none\n"
 	       "for a client, accepting fails for good, or --help or --version cannot be\n"
-	       "written; 2 on bad usage.\n",
+	       "written; 2 on bad usage (what was typed is quoted with control characters\n"
+	       "as \\xNN).\n",
 	       PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
 	       MAX_BACKLOG, PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
 	       PE_DEFAULT_GRACE_MS / 1000, MIN_BUFFER >> 10, MAX_BUFFER >> 20,

@@ -4074,6 +4074,30 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	run_free(&r);
 }
 
+/* --help must hold IN_HELP, and poolecho(1) and the README IN_DOCS. */
+static void expect_help_and_docs_say(const char *in_help, const char *in_docs)
+{
+	static const char *const docs[] = {"man/poolecho.1", "README"};
+	const char *args[] = {"--help", NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_assert_eq(r.code, 0);
+	cr_expect_not_null(strstr(r.out, in_help), "no '%s' in --help:\n%s", in_help, r.out);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+		cr_expect_eq(th_doc_mentions(docs[i], in_docs), 1, "%s does not say '%s'", docs[i],
+		             in_docs);
+	run_free(&r);
+}
+
+/* That what was typed is quoted with control characters as \xNN is said
+ * in --help, poolecho(1) and the README (which th_doc_mentions reads with
+ * the man page's escapes, "\x" as "x"). */
+Test(cli, help_man_page_and_readme_say_control_characters_show_as_xnn, .timeout = 30)
+{
+	expect_help_and_docs_say("control characters as \\xNN", "xNN");
+}
+
 /* A word too long for its usage message is cut with "..." before its
  * closing quote, never inside a character: each of the three places the
  * cut can fall in a three-byte character is tried, for an unknown option,
@@ -4457,18 +4481,8 @@ Test(cli, help_man_page_and_readme_state_the_same_ranges, .timeout = 30)
  * descriptor_limit_is_raised_for_the_connections): each document says so. */
 Test(cli, help_man_page_and_readme_say_a_low_descriptor_limit_is_raised, .timeout = 30)
 {
-	static const char *const docs[] = {"man/poolecho.1", "README"};
-	const char *args[] = {"--help", NULL};
-	struct run r;
-
-	run_client(&r, "", 0, args);
-	cr_assert_eq(r.code, 0);
-	cr_expect_not_null(strstr(r.out, "raises the soft open files limit (ulimit -n)"),
-	                   "--help:\n%s", r.out);
-	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
-		cr_expect_eq(th_doc_mentions(docs[i], "to the hard limit; when the hard limit is below"),
-		             1, "%s does not say the soft limit is raised", docs[i]);
-	run_free(&r);
+	expect_help_and_docs_say("raises the soft open files limit (ulimit -n)",
+	                         "to the hard limit; when the hard limit is below");
 }
 
 /* In load mode exit statuses 3 and 4 are for a run whose errors were all

@@ -361,6 +361,21 @@ ParameterizedTest(struct bad_usage *bad, daemon, bad_usage_exits_2_naming_option
 	assert_no_sanitizer_report();
 }
 
+/* That what was typed is quoted with control characters as \xNN is said
+ * in --help, poolechod(8) and the README (which th_doc_mentions reads with
+ * the man page's escapes, "\x" as "x"). */
+Test(daemon, help_man_page_and_readme_say_control_characters_show_as_xnn)
+{
+	static const char *const docs[] = {"man/poolechod.8", "README"};
+	const char *argv[] = {daemon_path(), "--help", NULL};
+
+	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
+	cr_expect(proc.out.data && strstr(proc.out.data, "control characters\nas \\xNN"),
+	          "--help:\n%s", proc.out.data);
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+		cr_expect_eq(th_doc_mentions(docs[i], "xNN"), 1, "%s does not say it", docs[i]);
+}
+
 /* A word too long for its usage message is cut with "..." before its
  * closing quote, never inside a character: each of the three places the
  * cut can fall in a three-byte character is tried, for an unknown option,
