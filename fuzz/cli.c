@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <getopt.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,7 +91,9 @@ static void cover_cut(const char *msg, const char *shown, char *covered)
 static int odd_bytes_are_quoted(const char *msg, char **argv)
 {
 	size_t len = strlen(msg);
-	char covered[4096] = {0}, shown[4 * 512 + 1];
+	/* Words come from inputs under 4096 bytes (LLVMFuzzerTestOneInput). */
+	static char shown[4 * 4096 + 1];
+	char covered[4096] = {0};
 
 	assert(len < sizeof covered);
 	for (char **w = argv + 1; *w; w++) {
@@ -169,9 +172,12 @@ static int daemon_parse_captured(int argc, char **argv, struct daemon_options *o
 	assert(emptied && saved >= 0);
 	fflush(stderr);
 	dup2(capture, STDERR_FILENO);
+	/* A sanitizer's report still goes where stderr went, not to the memfd. */
+	__sanitizer_set_report_fd((void *)(intptr_t)saved);
 	rc = daemon_cli_parse(argc, argv, opt);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
+	__sanitizer_set_report_fd((void *)(intptr_t)STDERR_FILENO);
 	close(saved);
 	n = pread(capture, err, size - 1, 0);
 	err[n > 0 ? n : 0] = '\0';
@@ -180,7 +186,7 @@ static int daemon_parse_captured(int argc, char **argv, struct daemon_options *o
 
 static void check_daemon(int argc, char **argv)
 {
-	static const char lead[] = "poolechod: ";
+	static const char lead[] = "poolechod: ", try_line[] = "Try 'poolechod --help'";
 	struct daemon_options opt;
 	static char err[8192];
 	int rc = daemon_parse_captured(argc, argv, &opt, err, sizeof err);
@@ -195,7 +201,7 @@ static void check_daemon(int argc, char **argv)
 		assert(end[-1] != '-'); /* not an option letter left out */
 		assert(!words_utf8(argv) || th_utf8_whole(msg));
 		assert(odd_bytes_are_quoted(msg, argv));
-		assert(strncmp(end + 1, "Try 'poolechod --help'", 22) == 0);
+		assert(strncmp(end + 1, try_line, sizeof try_line - 1) == 0);
 	}
 	if (rc != -1)
 		return;

@@ -2878,7 +2878,7 @@ static void expect_injected_failure(struct run *r, const char *inject, const cha
  * connection: EPIPE and ECONNRESET as an early close, saying which and
  * how much was echoed, any other errno as an "other" error naming it, as
  * a recv(2) failing with one does. */
-Test(load, a_send_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60)
+Test(load, a_send_or_receive_that_fails_is_an_early_close_or_names_its_errno, .timeout = 60)
 {
 	static const struct {
 		const char *inject, *want;
@@ -2928,7 +2928,8 @@ Test(load, a_thread_that_cannot_start_ends_the_run_naming_it, .timeout = 60)
 		struct run r;
 
 		expect_injected_failure(&r, cases[i].inject, args, 1, cases[i].want);
-		/* No report: the run of 60 s (twice what run_client waits) never began. */
+		/* No report: not every thread started, so the run of 60 s (twice
+		 * what run_client waits) was given up. */
 		cr_expect_eq(r.outlen, 0, "%s: a report:\n%s", cases[i].inject, r.out);
 		run_free(&r);
 	}
@@ -4096,6 +4097,9 @@ static void expect_help_and_docs_say(const char *in_help, const char *in_docs)
 Test(cli, help_man_page_and_readme_say_control_characters_show_as_xnn, .timeout = 30)
 {
 	expect_help_and_docs_say("control characters as \\xNN", "xNN");
+	/* The README says it of poolechod too: the client's exit statuses. */
+	cr_expect_eq(th_doc_mentions("README", "xNN); 3 when"), 1,
+	             "the README does not say it of the client's bad usage");
 }
 
 /* A word too long for its usage message is cut with "..." before its
