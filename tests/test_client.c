@@ -2906,6 +2906,23 @@ Test(load, a_send_or_receive_that_fails_is_an_early_close_or_names_its_errno, .t
 	}
 }
 
+/* A wait for events that fails (strace fails a load thread's fifth:
+ * epoll_pwait2, or epoll_wait where the build or the kernel has no
+ * epoll_pwait2) ends that thread's part of the run as an other error,
+ * naming the errno: exit 1. */
+Test(load, a_failed_wait_for_events_is_an_other_error_naming_its_errno, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-t", "1", "-n", "1000", "--json", "-q", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+
+	expect_injected_failure(&r, "inject=epoll_pwait2,epoll_wait:error=ENOMEM:when=5", args, 1,
+	                        "epoll_wait: Cannot allocate memory");
+	cr_expect_eq(json_u64(r.out, "other_errors"), 1, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "errors"), 1, "%s", r.out);
+	run_free(&r);
+}
+
 /* A load thread that cannot be started (strace fails the first, then
  * the second, thread creation) ends the run at once, naming which: the
  * thread already running is stopped and joined, not waited for. */
