@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 
 /* Longest a log line may take to go out whole once standard error took
  * part of it: a bound, so that no reader can hold a worker for long. */
@@ -55,21 +56,13 @@ const char *pe_log_level_name(enum pe_log_level level)
 
 void pe_log_vformat(char *msg, size_t size, const char *fmt, va_list ap)
 {
-	if (vsnprintf(msg, size, fmt, ap) >= (int)size) {
-		/* Cut to fit: say so. Before a character cut in two (bytes
-		 * 10xxxxxx go on the one before), whose lone bytes would make the
-		 * line invalid UTF-8, which the journal keeps as binary. */
-		size_t end = size - sizeof "...";
+	/* Larger than any line (PE_LOG_LINE_MAX): a text cut here is cut
+	 * again, with "...", when shown into MSG. */
+	char text[2 * PE_LOG_LINE_MAX];
+	int n = vsnprintf(text, sizeof text, fmt, ap);
 
-		for (int back = 0; back < 3 && end > 0 && ((unsigned char)msg[end] & 0xC0) == 0x80;
-		     back++)
-			end--;
-		memcpy(msg + end, "...", sizeof "...");
-	}
 	/* One line: a newline in a -b value cannot forge a line of its own. */
-	for (; *msg; msg++)
-		if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
-			*msg = '?';
+	pe_parse_shown(text, n < 0 ? 0 : (size_t)n, msg, size);
 }
 
 /* VALUE, all decimal digits, into *OUT: false when it is not that. */

@@ -41,10 +41,13 @@ int pe_log_never_block(void);
 void pe_log(enum pe_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Format FMT into MSG (SIZE bytes, 4 or more) as one line: control
- * characters (a newline in a -b value, say) become '?', so no text can
- * forge a line of its own, and a message cut to fit ends in "..." after
- * its last whole UTF-8 character. */
+/* The longest line pe_log_vformat makes, NUL excluded. */
+#define PE_LOG_LINE_MAX 1023
+
+/* Format FMT into MSG (SIZE bytes, 4 to PE_LOG_LINE_MAX + 1) as one line:
+ * control characters (a newline in a -b value, say) shown as \xNN
+ * (pe_parse_shown), so no text can forge a line of its own, and a
+ * message cut to fit ends in "..." after its last whole UTF-8 character. */
 void pe_log_vformat(char *msg, size_t size, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 

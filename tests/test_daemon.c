@@ -1468,6 +1468,23 @@ Test(daemon, a_log_line_cut_to_fit_ends_in_an_ellipsis)
 	cr_expect_str_eq(line + len - 3, "...", "a cut line ends in '%s'", line + len - 3);
 }
 
+/* A control character in any text a log line quotes is shown as \xNN,
+ * as in a usage message: the '?' it became said not which one it was.
+ * $NOTIFY_SOCKET is quoted as it came, in the warning that refuses it. */
+Test(daemon, a_control_character_in_a_log_line_is_shown_as_xnn)
+{
+	char line[600];
+	const char *const extra[] = {"-w", "1", NULL};
+
+	cr_assert_eq(setenv("NOTIFY_SOCKET", "no\x1b[2Jsuch", 1), 0);
+	start_daemon(extra);
+	unsetenv("NOTIFY_SOCKET");
+	stop_daemon(SIGTERM);
+	stderr_line_with("cannot tell the service manager", line, sizeof line);
+	cr_expect(strstr(line, "NOTIFY_SOCKET=no\\x1b[2Jsuch") != NULL, "the warning:\n%s", line);
+	cr_expect(strchr(proc.err.data, '\x1b') == NULL, "stderr:\n%s", proc.err.data);
+}
+
 /* The same with a value in UTF-8: the cut falls between characters, as a
  * lone byte of a cut one would make the journal store the line as binary.
  * Each of the three places the cut can fall in a three-byte character is

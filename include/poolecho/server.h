@@ -47,7 +47,7 @@ enum pe_splice {
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 
 /* Receives one line of text per event (no newline: a control character,
- * as in a bind_address given one, is shown as '?'), of at most 511 bytes
+ * as in a bind_address given one, is shown as \xNN), of at most 511 bytes
  * (a longer one is cut between UTF-8 characters, and ends in "..."), in a
  * buffer that lives only until the callback returns: copy what is kept.
  * Called from any of the server's threads, so it must be thread-safe, and on the
