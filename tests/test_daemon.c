@@ -850,24 +850,30 @@ static const char *const *daemon_under_strace(const char *options, const char *c
 	return argv;
 }
 
+/* Run the daemon under strace with OPTIONS, waiting WAIT_MS at most: it
+ * must exit 1 with SAID on stderr. */
+static void expect_exit_1_under_strace(const char *options, int wait_ms, const char *said)
+{
+	const char *const *argv = daemon_under_strace(options, NULL);
+	int code;
+
+	skip_without_strace();
+	code = th_proc_run(&proc, argv, wait_ms);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, said), "no '%s' in stderr:\n%s", said,
+	          proc.err.data);
+}
+
 /* A signal thread that cannot be started (strace fails the third thread
  * creation: the two workers come first) is exit 1, said as such. */
 Test(daemon, a_signal_thread_that_cannot_start_exits_1_saying_so)
 {
 	/* ThreadSanitizer's runtime starts a thread of its own first. */
-	const char *const *argv = daemon_under_strace(
+	expect_exit_1_under_strace(
 		th_built_with_tsan(daemon_path()) == 1
 			? "-e trace=clone,clone3 -e inject=clone,clone3:error=EAGAIN:when=4"
 			: "-e trace=clone,clone3 -e inject=clone,clone3:error=EAGAIN:when=3",
-		NULL);
-	int code;
-
-	skip_without_strace();
-	code = th_proc_run(&proc, argv, START_MS);
-	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
-	cr_expect(proc.err.data && strstr(proc.err.data, "error: cannot start the signal thread: "
-	                                  "Resource temporarily unavailable"),
-	          "stderr:\n%s", proc.err.data);
+		START_MS, "error: cannot start the signal thread: Resource temporarily unavailable");
 	assert_no_sanitizer_report();
 }
 
@@ -876,17 +882,11 @@ Test(daemon, a_signal_thread_that_cannot_start_exits_1_saying_so)
  * again, after the "stopped:" line that the docs call the last. */
 Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 {
-	const char *const *argv = daemon_under_strace("-e trace=accept,accept4 "
-	                                              "-e inject=accept,accept4:error=EINVAL:when=1",
-	                                              NULL);
 	const char *last;
-	int code;
 
-	skip_without_strace();
-	code = th_proc_run(&proc, argv, START_MS);
-	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
-	cr_assert(proc.err.data && strstr(proc.err.data, "error: accept: Invalid argument: giving up"),
-	          "stderr:\n%s", proc.err.data);
+	expect_exit_1_under_strace("-e trace=accept,accept4 "
+	                           "-e inject=accept,accept4:error=EINVAL:when=1",
+	                           START_MS, "error: accept: Invalid argument: giving up");
 	cr_expect_eq(count_in_stderr(0, "Invalid argument"), 1, "said more than once:\n%s",
 	             proc.err.data);
 	last = strstr(proc.err.data, "info: stopped: ");
@@ -937,16 +937,9 @@ Test(daemon, a_network_error_from_accept_is_said_and_retried)
  * --buffer-size or -q), which has nothing to do with it. */
 Test(daemon, a_socket_without_memory_is_said_once_without_the_workers_advice)
 {
-	const char *const *argv = daemon_under_strace("-e trace=socket "
-	                                              "-e inject=socket:error=ENOMEM", NULL);
-	int code;
-
-	skip_without_strace();
-	code = th_proc_run(&proc, argv, EXIT_MS);
-	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
-	cr_assert(proc.err.data && strstr(proc.err.data, "error: cannot listen on 127.0.0.1:0: "
-	                                  "socket: Cannot allocate memory"),
-	          "stderr:\n%s", proc.err.data);
+	expect_exit_1_under_strace("-e trace=socket -e inject=socket:error=ENOMEM", EXIT_MS,
+	                           "error: cannot listen on 127.0.0.1:0: "
+	                           "socket: Cannot allocate memory");
 	cr_expect_eq(count_in_stderr(0, " error: "), 1, "not one error line:\n%s", proc.err.data);
 	cr_expect_null(strstr(proc.err.data, "--workers"), "advice about the workers:\n%s",
 	               proc.err.data);
