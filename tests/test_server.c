@@ -237,29 +237,29 @@ Test(server, echoes_an_8mib_stream_through_splice)
 	echo_8mib_stream(PE_SPLICE_ALWAYS);
 }
 
-/* A worker keeps its splice pipe from one connection to the next: three
- * streams through one worker open no descriptor after the first's pipe
- * (making a new pipe each time lost two descriptors per connection). */
+/* A worker keeps its splice pipe from one connection to the next: after
+ * three streams through one worker, no more is open than before them and
+ * that one pipe (making a new pipe each time lost two descriptors per
+ * connection). Which stream makes the pipe is left open: on a loaded
+ * machine the first may come in reads too small to be spliced. */
 Test(server, a_worker_reuses_its_splice_pipe)
 {
 	enum { LEN = 1024 * 1024 };
 	struct pe_server_config cfg;
-	int after_first = -1;
+	int before;
 
 	tf_config(&cfg, 1, 4);
 	cfg.splice = PE_SPLICE_ALWAYS;
 	start_server(&cfg);
+	before = th_count_fds();
 	for (unsigned i = 0; i < 3; i++) {
 		struct writer w = {.len = LEN, .seed = 20 + i, .shut = 1};
 
 		echo_stream(&w);
 		wait_stat_served(i + 1);
-		if (i == 0)
-			after_first = th_count_fds();
-		else
-			cr_expect_eq(th_count_fds(), after_first,
-			             "stream %u: %d descriptors open, %d after the first", i + 1,
-			             th_count_fds(), after_first);
+		cr_expect_leq(th_count_fds(), before + 2,
+		              "stream %u: %d descriptors open, %d before the streams", i + 1,
+		              th_count_fds(), before);
 	}
 	cr_expect_eq(tf_stats(&ts).bytes_out, 3ull * LEN);
 	stop_server_and_check(0);
