@@ -186,19 +186,55 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	        "FAILED, no message was echoed" : "OK, every echoed byte verified");
 }
 
-/* A JSON string: our messages are text, but escape anything that is not. */
+/* The length of the well-formed UTF-8 character at S (RFC 3629: no
+ * overlong form, no surrogate, nothing past U+10FFFF), or 0. */
+static size_t utf8_char_len(const unsigned char *s)
+{
+	size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+	unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/* S as a JSON string: UTF-8 as it is, control characters escaped, and a
+ * byte that is not part of a whole UTF-8 character as U+FFFD, so that the
+ * report stays valid JSON (RFC 8259 requires UTF-8) whatever S holds. */
 static void json_string(FILE *out, const char *s)
 {
-	putc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	const unsigned char *p = (const unsigned char *)s;
 
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(out, "\\u%04x", ch);
-		else
-			putc(ch, out);
+	putc('"', out);
+	while (*p) {
+		size_t len;
+
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p++);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\u%04x", *p++);
+		else if (*p < 0x80)
+			putc(*p++, out);
+		else if ((len = utf8_char_len(p)) > 0) {
+			fwrite(p, 1, len, out);
+			p += len;
+		} else {
+			fputs("\\ufffd", out);
+			p++;
+		}
 	}
 	putc('"', out);
 }

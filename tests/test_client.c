@@ -4291,6 +4291,48 @@ Test(report, small_figures_keep_three_significant_digits, .timeout = 10)
 	free(text);
 }
 
+/* The JSON report stays valid JSON whatever a text in it holds: UTF-8 as
+ * it is, control characters and quotes escaped, and each byte that is not
+ * part of a well-formed UTF-8 character (a stray continuation, a character
+ * cut short, an overlong form, a surrogate, past U+10FFFF) as U+FFFD. It
+ * wrote each byte past ASCII as \u00XX, which turns UTF-8 into mojibake. */
+Test(report, json_strings_keep_utf8_and_replace_what_is_not, .timeout = 10)
+{
+	static const struct {
+		const char *text, *json;
+	} cases[] = {
+		{"plain", "\"plain\""},
+		{"q\"b\\s", "\"q\\\"b\\\\s\""},
+		{"\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\""},
+		{"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
+		 "\"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\""},
+		{"\x80", "\"\\ufffd\""},
+		{"\xc3", "\"\\ufffd\""},
+		{"\xc3 x", "\"\\ufffd x\""},
+		{"\xe2\x82", "\"\\ufffd\\ufffd\""},
+		{"\xc0\xaf", "\"\\ufffd\\ufffd\""},
+		{"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},
+		{"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},
+		{"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+		{"\xff", "\"\\ufffd\""},
+	};
+	struct load_result r;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	r.threads = r.cpus = 1;
+	r.elapsed_s = 1.0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char want[128], *json;
+
+		snprintf(r.first_error, sizeof r.first_error, "%s", cases[i].text);
+		snprintf(want, sizeof want, "\"first_error\":%s", cases[i].json);
+		json = report_of(&r, true);
+		cr_expect_not_null(strstr(json, want), "case %zu: no '%s' in:\n%s", i, want, json);
+		free(json);
+	}
+}
+
 /* A second's run whose N messages took NS[i] nanoseconds each. */
 static void latencies_of(struct load_result *r, const uint64_t ns[], size_t n)
 {
