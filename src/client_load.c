@@ -225,8 +225,10 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 	if (!(c->state == CONN_DRAINING && c->rcv == c->snt))
 		t->last_fail_ns = pe_now_ns();
 	if (t->first_error[0] == '\0') {
-		int n = snprintf(t->first_error, sizeof t->first_error, "connection %u to %s: ",
-		                 c->index, t->L->target);
+		/* Counted from 1, as --source-ip's addresses are. */
+		int n = snprintf(t->first_error, sizeof t->first_error,
+		                 "connection %u of %lu to %s: ", c->index + 1,
+		                 t->L->cfg->connections, t->L->target);
 
 		t->first_error_ns = pe_now_ns();
 

@@ -2952,7 +2952,8 @@ Test(load, a_thread_that_cannot_start_ends_the_run_naming_it, .timeout = 60)
  * naming the address by its place: exit 3, as failed connects alone make
  * it. strace counts calls per thread: the main thread binds twice (the
  * check and the probe), the load thread once a connection, so only
- * connection 2's bind(2) fails. */
+ * the third connection's bind(2) fails. Connections are counted from 1,
+ * as the addresses are. */
 Test(load, a_source_address_that_cannot_be_bound_is_a_connect_failure, .timeout = 60)
 {
 	const char *args[] = {"-c", "3", "-t", "1", "-n", "10", "--json", "-q",
@@ -2960,13 +2961,46 @@ Test(load, a_source_address_that_cannot_be_bound_is_a_connect_failure, .timeout 
 	struct run r;
 
 	expect_injected_failure(&r, "inject=bind:error=EADDRINUSE:when=3", args, 3,
-	                        "connection 2 to 127.0.0.1:");
+	                        "connection 3 of 3 to 127.0.0.1:");
 	cr_expect_not_null(strstr(r.err, ": cannot bind to --source-ip #1: Address already in use"),
 	                   "stderr:\n%s", r.err);
 	cr_expect_eq(json_u64(r.out, "connect_failures"), 1, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "errors"), 1, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 20, "%s", r.out);
 	run_free(&r);
+}
+
+/* A connection whose socket options cannot be set, or that its thread's
+ * epoll set refuses (ENOSPC: past fs.epoll.max_user_watches), fails alone
+ * as an "other" error naming the call and its errno; the others go on.
+ * strace counts calls per thread: the load thread sets two options a
+ * connection, then adds it to the epoll set (the main thread added the
+ * stop event), so its third setsockopt(2) and its second epoll_ctl(2) are
+ * the second connection's. */
+Test(load, a_connection_refused_its_options_or_its_epoll_watch_fails_alone, .timeout = 60)
+{
+	static const struct {
+		const char *inject, *want;
+	} cases[] = {
+		{"inject=setsockopt:error=ENOMEM:when=3", ": setsockopt: Cannot allocate memory"},
+		{"inject=epoll_ctl:error=ENOSPC:when=2", ": epoll_ctl: No space left on device"},
+	};
+	const char *args[] = {"-c", "3", "-t", "1", "-n", "10", "--json", "-q", "127.0.0.1",
+	                      port_str, NULL};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct run r;
+
+		expect_injected_failure(&r, cases[i].inject, args, 1,
+		                        "connection 2 of 3 to 127.0.0.1:");
+		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
+		                   cases[i].inject, cases[i].want, r.err);
+		cr_expect_eq(json_u64(r.out, "other_errors"), 1, "%s: %s", cases[i].inject, r.out);
+		cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
+		cr_expect_eq(json_u64(r.out, "messages_echoed"), 20, "%s: %s", cases[i].inject,
+		             r.out);
+		run_free(&r);
+	}
 }
 
 /* An epoll set that cannot be made, or that refuses the stop event, stops
