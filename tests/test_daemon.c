@@ -946,6 +946,17 @@ Test(daemon, a_socket_without_memory_is_said_once_without_the_workers_advice)
 	assert_no_sanitizer_report();
 }
 
+/* A listening socket whose address cannot be read back (getsockname(2),
+ * which says the port -p 0 got) is exit 1, naming the call and its errno. */
+Test(daemon, a_listener_that_cannot_be_set_up_exits_1_naming_the_call)
+{
+	expect_exit_1_under_strace("-e trace=getsockname -e inject=getsockname:error=ENOBUFS",
+	                           EXIT_MS, "error: cannot set up the listening socket: "
+	                           "getsockname: No buffer space available");
+	cr_expect_eq(count_in_stderr(0, " error: "), 1, "not one error line:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* Every descriptor the library opens is close-on-exec, even one held for a
  * moment: another thread of a program embedding it may fork and exec
  * meanwhile. A failed bind makes it read net.ipv4.ip_unprivileged_port_start
