@@ -255,8 +255,9 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	JU("rate", cfg->rate);
 	JU("threads", r->threads);
 	JU("source_addresses", cfg->nsources);
-	fprintf(out, "\"duration_s\":%.6f,\"interrupted\":%s,", r->elapsed_s,
-	        r->interrupted ? "true" : "false");
+	fputs("\"duration_s\":", out);
+	print_figure(out, r->elapsed_s, 6);
+	fprintf(out, ",\"interrupted\":%s,", r->interrupted ? "true" : "false");
 	JU("connections_opened", r->conns_opened);
 	JU("connections_failed", r->conns_failed);
 	JU("connections_pending", r->conns_pending);

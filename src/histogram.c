@@ -88,8 +88,12 @@ uint64_t histogram_percentile(const struct histogram *h, double percentile)
 	 * 1000. Split count so that pm * count cannot overflow. */
 	pm = (uint64_t)(percentile * 1000.0 + 0.5);
 	rank = pm * (h->count / 100000) + (pm * (h->count % 100000) + 99999) / 100000;
-	if (rank < 1)
-		rank = 1;
+	/* The first and the last message are known exactly: a p99.9 of 200
+	 * messages is the maximum, not its bucket's middle just below it. */
+	if (rank <= 1)
+		return h->min;
+	if (rank >= h->count)
+		return h->max;
 	for (i = 0; i < HISTOGRAM_BUCKETS; i++) {
 		seen += h->buckets[i];
 		if (seen >= rank)

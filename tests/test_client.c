@@ -4318,11 +4318,23 @@ Test(report, small_figures_keep_three_significant_digits, .timeout = 10)
 	free(text);
 	free(json);
 
-	/* The period they are over, too: one message in 345 us is not 0.000 s. */
+	/* The period they are over, too: one message in 345 us is not 0.000 s,
+	 * nor in JSON one in 34.5 us 0.000035 s (there six decimals at least). */
 	r.elapsed_s = 0.000345;
 	text = report_of(&r, false);
+	json = report_of(&r, true);
 	cr_expect_not_null(strstr(text, "duration:    0.000345 s\n"), "%s", text);
+	cr_expect_not_null(strstr(json, "\"duration_s\":0.000345,"), "%s", json);
 	free(text);
+	free(json);
+	r.elapsed_s = 0.0000345;
+	json = report_of(&r, true);
+	cr_expect_not_null(strstr(json, "\"duration_s\":0.0000345,"), "%s", json);
+	free(json);
+	r.elapsed_s = 2.5;
+	json = report_of(&r, true);
+	cr_expect_not_null(strstr(json, "\"duration_s\":2.500000,"), "%s", json);
+	free(json);
 }
 
 /* The JSON report stays valid JSON whatever a text in it holds: UTF-8 as

@@ -94,6 +94,27 @@ Test(histogram, skewed_data_finds_the_tail, .timeout = 10)
 	free(h);
 }
 
+/* A percentile whose rank is the first or the last message is that
+ * message's latency exactly, as the minimum and the maximum are: the
+ * report showed p99.9 of 200 messages (the slowest) below the maximum,
+ * as the middle of its bucket. */
+Test(histogram, a_percentile_of_the_first_or_last_rank_is_the_exact_min_or_max, .timeout = 10)
+{
+	/* Each in its bucket's half away from the middle, where the middle
+	 * kept between them is wrong: the buckets are 8 and 16 us wide. */
+	const uint64_t min = (1u << 20) + 100, max = (1u << 21) + 16000;
+	struct histogram *h = hist_new();
+
+	histogram_record(h, min);
+	for (uint64_t i = 0; i < 198; i++)
+		histogram_record(h, 1500000 + i * 1009);
+	histogram_record(h, max);
+	cr_expect_eq(histogram_percentile(h, 99.9), max);  /* rank 200 */
+	cr_expect_eq(histogram_percentile(h, 0.1), min);   /* rank 1 */
+	cr_expect_eq(histogram_percentile(h, 0.5), min);
+	free(h);
+}
+
 Test(histogram, percentile_rank_is_exact_where_p_times_count_is_whole, .timeout = 10)
 {
 	/* N samples, the first N*p/100 of them 10 and the rest 20: the p-th
