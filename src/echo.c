@@ -209,8 +209,18 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		if (!splice_wanted(p))
 			return 1;
 		/* splice(2) cannot be asked not to sleep on the socket: spin on a
-		 * peek instead, as the copying loop spins on its recv(2). */
-		recv_polling(fd, &peek, 1, p, MSG_PEEK, spin);
+		 * peek instead, as the copying loop spins on its recv(2). A peek
+		 * that meets a reset takes its error from the socket, and the
+		 * splice after it would see only the end of the stream: the
+		 * reset must be said here, or it passes for the client's close. */
+		n = recv_polling(fd, &peek, 1, p, MSG_PEEK, spin);
+		if (n == 0)
+			return 1;   /* the end of the stream: recv(2) sees it */
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			*end = PE_ECHO_ERROR;
+			*err = errno;
+			return 0;
+		}
 		began = wait_begins(p, spin_tried);
 		n = splice(fd, NULL, w->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE);
 		wait_ends(p, began, n, spin);

@@ -536,6 +536,41 @@ Test(server, messages_below_a_stream_read_are_not_spliced)
 #endif
 }
 
+/* A reset that comes while a splicing worker spins on its peek is an
+ * error, as it is when copying: the peek takes the error from the socket
+ * and the splice after it sees only the end of the stream, so it passed
+ * for the client's close ("closed by client" in the -v log). */
+Test(server, a_reset_met_while_splicing_is_an_error_not_the_clients_close)
+{
+#ifdef HAVE_SPLICE
+	enum { LEN = 256 * 1024 };
+	static atomic_uint open_now = 1;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {0};
+	struct writer w = {.len = LEN, .seed = 7};
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	/* It spins for up to 2 s on its peek after each echo. */
+	w.fd = serve_start(&r, &counters, &open_now, 2000000, PE_SPLICE_ALWAYS);
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	cr_assert_eq(setsockopt(w.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+	close(w.fd);
+	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
+	cr_expect(r.spliced, "the stream was copied, not spliced");
+	cr_expect_eq(r.end, PE_ECHO_ERROR, "end %d (0 = the client's close), err %d", (int)r.end,
+	             r.err);
+	cr_expect_eq(r.err, ECONNRESET, "err %d: %s", r.err, strerror(r.err));
+	pe_echo_worker_free(&r.w);
+	free(r.w.buf);
+	close(r.fd);
+#else
+	cr_skip_test("this system has no splice(2)");
+#endif
+}
+
 Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 {
 #ifdef HAVE_SPLICE
