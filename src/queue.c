@@ -25,6 +25,7 @@ struct pe_queue {
 	size_t capacity, item_size;
 	size_t head, length;       /* oldest item at head */
 	unsigned waiting_pop, waiting_push;
+	unsigned pops_due;         /* poppers signalled for an item, not yet awake */
 	int closed;
 	unsigned char *items;
 };
@@ -88,7 +89,12 @@ static pthread_cond_t *put_locked(pe_queue *q, const void *item)
 
 	memcpy(q->items + tail * q->item_size, item, q->item_size);
 	q->length++;
-	return q->waiting_pop ? &q->not_empty : NULL;
+	/* A popper already signalled takes an item when it wakes: signal one
+	 * that is not, if any. */
+	if (q->waiting_pop <= q->pops_due)
+		return NULL;
+	q->pops_due++;
+	return &q->not_empty;
 }
 
 static pthread_cond_t *take_locked(pe_queue *q, void *item)
@@ -149,6 +155,21 @@ int pe_queue_try_push(pe_queue *q, const void *item)
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
+	/* Full, but a popper signalled for an item is on its way to take one:
+	 * its space is as good as free. Refused instead, a burst of clients
+	 * was rejected while workers sat idle (most of 32, with a queue of 1
+	 * and 64 workers). The wait is a wake-up's latency. Each wait is short
+	 * and the count looked at again, as another pusher may be the one
+	 * woken for the space. */
+	while (!q->closed && q->length == q->capacity && q->pops_due > 0) {
+		struct timespec soon;
+
+		clock_gettime(CLOCK_MONOTONIC, &soon);
+		pe_timespec_add_ms(&soon, 1);
+		q->waiting_push++;
+		pthread_cond_timedwait(&q->not_full, &q->lock, &soon);
+		q->waiting_push--;
+	}
 	if (q->closed)
 		rc = -ESHUTDOWN;
 	else if (q->length == q->capacity)
@@ -192,6 +213,11 @@ int pe_queue_pop(pe_queue *q, void *item)
 		q->waiting_pop++;
 		pthread_cond_wait(&q->not_empty, &q->lock);
 		q->waiting_pop--;
+		/* Awake: signalled or not, one fewer is on its way. Counting a
+		 * spurious wake-up as the signalled one errs on the safe side:
+		 * too few due, never too many for try_push to wait on. */
+		if (q->pops_due > 0)
+			q->pops_due--;
 	}
 	if (q->length > 0)
 		waiter = take_locked(q, item);

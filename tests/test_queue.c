@@ -189,6 +189,38 @@ Test(queue, capacity_honoured_and_try_push_fails_when_full)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* try_push counts a popper already woken for an item as room: a burst
+ * of pushes into a queue of 1, with 3 poppers asleep, is all taken, not
+ * refused while they wake (poolechod's --overflow=reject turned away 18
+ * of 32 clients of a burst with 64 workers idle). With no popper on its
+ * way, a full queue still refuses at once. */
+Test(queue, try_push_waits_for_a_woken_popper_not_for_a_busy_one)
+{
+	enum { POPPERS = 3 };
+	struct op pop[POPPERS];
+	pe_queue *one;
+	int seen = 0, v = 99;
+
+	cr_assert_eq(pe_queue_create(&one, 1, sizeof(int)), 0);
+	for (int i = 0; i < POPPERS; i++)
+		op_start(&pop[i], one, OP_POP, -1);
+	for (int i = 0; i < POPPERS; i++)
+		op_assert_blocked(&pop[i], "pop on an empty queue");
+	/* Back to back: the second comes before the first popper runs. */
+	for (int i = 0; i < POPPERS; i++)
+		cr_expect_eq(pe_queue_try_push(one, &i), 0, "push %d of a burst refused", i);
+	for (int i = 0; i < POPPERS; i++) {
+		cr_assert_eq(op_finish(&pop[i], "popper"), 0);
+		seen |= 1 << pop[i].value;
+	}
+	cr_expect_eq(seen, (1 << POPPERS) - 1, "not every pushed item was popped");
+	/* Nobody to wake: full is full. */
+	push_int(one, 7);
+	cr_expect_eq(pe_queue_try_push(one, &v), -EAGAIN);
+	pe_queue_destroy(one);
+	TH_ASSERT_NO_LEAKS();
+}
+
 Test(queue, items_are_copied_in_and_out)
 {
 	struct item {

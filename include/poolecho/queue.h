@@ -39,7 +39,10 @@ PE_API void pe_queue_destroy(pe_queue *q);
 /* Copy ITEM in, blocking while the queue is full. 0, or -ESHUTDOWN once closed. */
 PE_API int pe_queue_push(pe_queue *q, const void *item);
 
-/* Copy ITEM in without blocking. 0, -EAGAIN when full, -ESHUTDOWN once closed. */
+/* Copy ITEM in without waiting for a pop that has not begun. 0, -EAGAIN
+ * when full, -ESHUTDOWN once closed. A full queue with a popper already
+ * woken to take an item is not full: it waits the moment that popper
+ * takes to run, so that a burst is not turned away while poppers sit idle. */
 PE_API int pe_queue_try_push(pe_queue *q, const void *item);
 
 /* Copy the oldest item out, blocking while the queue is empty and open.

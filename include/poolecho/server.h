@@ -25,9 +25,10 @@ extern "C" {
 
 typedef struct pe_server pe_server;
 
-/* What the accept loop does when the queue is full: every worker is busy,
- * or not yet awake to take what was queued (a burst of clients can fill a
- * short queue before an idle worker takes the first). */
+/* What the accept loop does when the queue is full and every worker is
+ * busy. A worker woken for a queued client counts as idle: the accept
+ * loop waits the moment it takes to run, so that a burst of clients is
+ * not rejected while workers wait. */
 enum pe_overflow {
 	PE_OVERFLOW_WAIT,   /* stop accepting until a slot frees: the kernel backlog holds clients */
 	PE_OVERFLOW_REJECT  /* accept and close at once, counting a rejection */
