@@ -1524,14 +1524,18 @@ Test(wrong_server, load_mode_sees_a_close_that_comes_with_the_last_bytes, .timeo
 
 Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
 {
-	/* Echoes take 0.3 s, messages go out 1 s apart: between an echo and the
-	 * next message nothing is due, so a 0.7 s timeout never runs out. */
+	/* Echoes take 0.05 s, messages go out 1 s apart: between an echo and
+	 * the next message nothing is due, so a 0.8 s timeout never runs out,
+	 * though 0.95 s pass without a byte. Counted from the last echo, it
+	 * would run out 0.15 s before the next message; each echo has 0.75 s
+	 * to spare for a loaded machine (with 0.3 s echoes and a 0.7 s
+	 * timeout, one run of a distcheck on a busy machine timed out). */
 	struct bad_server b;
-	const char *args[] = {"-c", "1", "-n", "3", "--rate=1", "--timeout=0.7", "--json",
+	const char *args[] = {"-c", "1", "-n", "3", "--rate=1", "--timeout=0.8", "--json",
 	                      "127.0.0.1", NULL, NULL};
 	struct run r;
 
-	bad_start(&b, BAD_SLOW, 300);
+	bad_start(&b, BAD_SLOW, 50);
 	run_load_json(&r, &b, args, 0);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
 	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
