@@ -2954,6 +2954,20 @@ Test(load, a_thread_that_cannot_start_ends_the_run_naming_it, .timeout = 60)
 	}
 }
 
+/* A run of 3 connections of 10 messages (ARGS) where strace's INJECT fails
+ * one connection alone: exit CODE, WHICH connection named with REASON, one
+ * error counted under COUNTER, and the other two echo all 20 messages. */
+static void expect_one_of_three_failed(struct run *r, const char *inject,
+                                       const char *const args[], int code, const char *which,
+                                       const char *reason, const char *counter)
+{
+	expect_injected_failure(r, inject, args, code, which);
+	cr_expect_not_null(strstr(r->err, reason), "%s: no '%s' in:\n%s", inject, reason, r->err);
+	cr_expect_eq(json_u64(r->out, counter), 1, "%s: %s", inject, r->out);
+	cr_expect_eq(json_u64(r->out, "errors"), 1, "%s: %s", inject, r->out);
+	cr_expect_eq(json_u64(r->out, "messages_echoed"), 20, "%s: %s", inject, r->out);
+}
+
 /* A connection whose --source-ip cannot be bound is a connect failure
  * naming the address by its place: exit 3, as failed connects alone make
  * it. strace counts calls per thread: the main thread binds twice (the
@@ -2966,13 +2980,10 @@ Test(load, a_source_address_that_cannot_be_bound_is_a_connect_failure, .timeout 
 	                      "--source-ip=127.0.0.1", "127.0.0.1", port_str, NULL};
 	struct run r;
 
-	expect_injected_failure(&r, "inject=bind:error=EADDRINUSE:when=3", args, 3,
-	                        "connection 3 of 3 to 127.0.0.1:");
-	cr_expect_not_null(strstr(r.err, ": cannot bind to --source-ip #1: Address already in use"),
-	                   "stderr:\n%s", r.err);
-	cr_expect_eq(json_u64(r.out, "connect_failures"), 1, "%s", r.out);
-	cr_expect_eq(json_u64(r.out, "errors"), 1, "%s", r.out);
-	cr_expect_eq(json_u64(r.out, "messages_echoed"), 20, "%s", r.out);
+	expect_one_of_three_failed(&r, "inject=bind:error=EADDRINUSE:when=3", args, 3,
+	                           "connection 3 of 3 to 127.0.0.1:",
+	                           ": cannot bind to --source-ip #1: Address already in use",
+	                           "connect_failures");
 	run_free(&r);
 }
 
@@ -2997,14 +3008,9 @@ Test(load, a_connection_refused_its_options_or_its_epoll_watch_fails_alone, .tim
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct run r;
 
-		expect_injected_failure(&r, cases[i].inject, args, 1,
-		                        "connection 2 of 3 to 127.0.0.1:");
-		cr_expect_not_null(strstr(r.err, cases[i].want), "%s: no '%s' in:\n%s",
-		                   cases[i].inject, cases[i].want, r.err);
-		cr_expect_eq(json_u64(r.out, "other_errors"), 1, "%s: %s", cases[i].inject, r.out);
-		cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
-		cr_expect_eq(json_u64(r.out, "messages_echoed"), 20, "%s: %s", cases[i].inject,
-		             r.out);
+		expect_one_of_three_failed(&r, cases[i].inject, args, 1,
+		                           "connection 2 of 3 to 127.0.0.1:", cases[i].want,
+		                           "other_errors");
 		run_free(&r);
 	}
 }
