@@ -101,13 +101,14 @@ void client_cli_usage(FILE *out, const char *program)
 "flight are awaited for a second at most. A second signal kills at once.\n"
 "\n"
 "Exit status: 0 when every byte was echoed intact (in load mode, at least one\n"
-"message); 1 on a mismatch, an early close, a load run that echoed nothing,\n"
-"errors of more than one kind, or any other error; 2 on bad usage (what was\n"
-"typed is quoted with control characters as \\xNN); 3 when the server could\n"
-"not be reached: the name did not resolve or the connect failed (in load\n"
-"mode, the first one, or failed connects were the run's only errors); 4 when\n"
-"it went silent for --timeout while an echo was due, or did not close\n"
-"once all was echoed (in load mode, timeouts were the run's only errors).\n",
+"message); 1 on a mismatch, an early close (a connection reset as soon as it\n"
+"was made too), a load run that echoed nothing, errors of more than one kind,\n"
+"or any other error; 2 on bad usage (what was typed is quoted with\n"
+"control characters as \\xNN); 3 when the server could not be reached: the\n"
+"name did not resolve or the connect failed (in load mode, the first one, or\n"
+"failed connects were the run's only errors); 4 when it went silent for\n"
+"--timeout while an echo was due, or did not close once all was echoed (in\n"
+"load mode, timeouts were the run's only errors).\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,

@@ -317,7 +317,8 @@ static bool rate_allows(struct lthread *t, struct conn *c, int64_t now, int64_t 
 
 static void conn_pump(struct lthread *t, struct conn *c, int64_t now);
 
-static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
+/* The connect completed: count the connection as opened. */
+static void conn_opened(struct lthread *t, struct conn *c, int64_t now)
 {
 	struct load *L = t->L;
 	unsigned open = atomic_fetch_add_explicit(&L->open_now, 1, memory_order_relaxed) + 1;
@@ -336,6 +337,11 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	if (t->L->cfg->mode != CLIENT_CHURN && c->sched_ns < now)
 		c->sched_ns = now;
 	atomic_fetch_add_explicit(&t->a_opened, 1, memory_order_relaxed);
+}
+
+static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
+{
+	conn_opened(t, c, now);
 	conn_pump(t, c, now);
 }
 
@@ -421,10 +427,18 @@ static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
-	if (soerr)
+	/* Only a connection that was made can be reset (one never made is
+	 * refused): the server reset it before we looked, an early close as
+	 * it would be had we looked a moment sooner, not a failed connect. */
+	if (soerr == ECONNRESET || soerr == EPIPE) {
+		conn_opened(t, c, now);
+		conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection as "
+		          "soon as it was made, before anything was sent");
+	} else if (soerr) {
 		conn_connect_failed(t, c, soerr);
-	else
+	} else {
 		conn_connected(t, c, now);
+	}
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -1050,6 +1064,7 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 {
 	const struct client_config *cfg = L->cfg;
 	const struct sockaddr *first_source;
+	const struct addrinfo *answered = NULL;
 	unsigned long limit_ms = cfg->timeout_ms;
 	bool by_duration = false;
 	char nerr[PE_NET_ERRLEN];
@@ -1060,7 +1075,8 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		by_duration = true;
 	}
 	first_source = cfg->nsources ? (const struct sockaddr *)&cfg->sources[0] : NULL;
-	fd = pe_net_connect_list_from(list, first_source, cfg->source_lens[0], limit_ms, sigfd, nerr);
+	fd = pe_net_connect_list_from(list, first_source, cfg->source_lens[0], limit_ms, sigfd,
+	                              &answered, nerr);
 	if (fd == -ECANCELED) {
 		struct signalfd_siginfo si = {0};
 
@@ -1070,6 +1086,15 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		snprintf(err, errlen, "interrupted by %s: %s before the run began",
 		         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", nerr);
 		return fd;
+	}
+	/* A probe reset as soon as it was made found the server all the same:
+	 * had we looked a moment sooner it would have been connected. What the
+	 * server does to the run's connections is for them to say. */
+	if (fd == -ECONNRESET && answered) {
+		memcpy(&L->addr, answered->ai_addr, answered->ai_addrlen);
+		L->addrlen = answered->ai_addrlen;
+		pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+		return 0;
 	}
 	if (fd < 0) {
 		snprintf(err, errlen, "%s%s", nerr,

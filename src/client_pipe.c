@@ -408,6 +408,10 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 
 	memset(res, 0, sizeof *res);
 	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
+	/* The server answered, so it is not unreachable: an early close, as it
+	 * would be had the reset come a moment later, after the connect. */
+	if (p.sock == -ECONNRESET)
+		return fail(&p, PIPE_EARLY_CLOSE, "early close: %s, before any byte was sent", err);
 	if (p.sock < 0)
 		return fail(&p, PIPE_CONNECT, "%s", err);
 	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0)

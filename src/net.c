@@ -255,7 +255,10 @@ int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *
 
 /* Connect FD to SA within TIMEOUT_MS (0 = as long as the kernel tries):
  * 0, -ETIME when our own time ran out, -ECANCELED as soon as CANCEL_FD
- * (when >= 0) is readable, or the connect errno. FD is left blocking. */
+ * (when >= 0) is readable, or the connect errno. FD is left blocking.
+ * -ECONNRESET also when the connect was answered but the server reset the
+ * connection (or closed, then reset it) before we looked: only a
+ * connection that was made can be reset, as one never made is refused. */
 static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
                           unsigned long timeout_ms, int cancel_fd)
 {
@@ -264,7 +267,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 	socklen_t errlen = sizeof soerr;
 
 	if (timeout_ms == 0 && cancel_fd < 0)
-		return connect(fd, sa, len) == 0 ? 0 : -errno;
+		return connect(fd, sa, len) == 0 ? 0 : errno == EPIPE ? -ECONNRESET : -errno;
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return -errno;
@@ -302,7 +305,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 	}
 	if (rc == 0 && fcntl(fd, F_SETFL, flags) < 0)
 		rc = -errno;
-	return rc;
+	return rc == -EPIPE ? -ECONNRESET : rc;
 }
 
 int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
@@ -358,12 +361,12 @@ int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
 int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
                         char err[PE_NET_ERRLEN])
 {
-	return pe_net_connect_list_from(list, NULL, 0, timeout_ms, cancel_fd, err);
+	return pe_net_connect_list_from(list, NULL, 0, timeout_ms, cancel_fd, NULL, err);
 }
 
 int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr *source,
                              socklen_t source_len, unsigned long timeout_ms, int cancel_fd,
-                             char err[PE_NET_ERRLEN])
+                             const struct addrinfo **answered, char err[PE_NET_ERRLEN])
 {
 	const struct addrinfo *ai;
 	char where[PE_NET_ADDRLEN], reason[64], lead[NI_MAXHOST + 32] = "cannot connect to";
@@ -383,6 +386,8 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			rc = pe_net_bind_source(fd, source, source_len);
 		if (rc == 0)
 			rc = connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, cancel_fd);
+		if (answered && (rc == 0 || rc == -ECONNRESET))
+			*answered = ai;
 		if (rc == 0)
 			break;
 		if (fd >= 0)
@@ -391,6 +396,11 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 		fd = rc;
 		if (rc == -ECANCELED) {
 			set_err(err, "connect to %s given up", where);
+			break;
+		}
+		/* The server is there: another of its addresses is no answer. */
+		if (rc == -ECONNRESET) {
+			set_err(err, "%s reset the connection as soon as it was made", where);
 			break;
 		}
 		if (rc == -ETIME) {

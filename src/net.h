@@ -34,7 +34,9 @@ int pe_net_dual_stack(const char *host, const struct sockaddr *sa);
 /* Connect a TCP socket to HOST:PORT (any address family the resolver
  * gives, tried in order), giving up on each address after TIMEOUT_MS (0 =
  * as long as the kernel tries). Returns the descriptor or a negative errno:
- * -ETIMEDOUT when the last one timed out. */
+ * -ETIMEDOUT when the last one timed out; -ECONNRESET, at once, when a
+ * server answered and reset the connection before it could be used (ERR
+ * names its address: "ADDR reset the connection as soon as it was made"). */
 int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
                            char err[PE_NET_ERRLEN]);
 
@@ -61,10 +63,12 @@ int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len);
  * nothing can interrupt but a signal's default action. */
 int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
                         char err[PE_NET_ERRLEN]);
-/* The same from SOURCE (bound with pe_net_bind_source), unless it is NULL. */
+/* The same from SOURCE (bound with pe_net_bind_source), unless it is NULL;
+ * and, unless ANSWERED is NULL, with the address of LIST that answered
+ * (connected, or reset at once) in *ANSWERED. */
 int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr *source,
                              socklen_t source_len, unsigned long timeout_ms, int cancel_fd,
-                             char err[PE_NET_ERRLEN]);
+                             const struct addrinfo **answered, char err[PE_NET_ERRLEN]);
 
 /* Resolve HOST:PORT to its first address (for clients that connect many
  * times). 0 or a negative errno (-EINVAL for a resolver failure, with ERR). */

@@ -884,7 +884,8 @@ enum bad_kind {
 	BAD_DONE,   /* echoes everything; the echo that reaches AT comes with its FIN */
 	BAD_RESET,  /* echoes everything, and resets the connection after the client's FIN */
 	BAD_REPLAY, /* echoes the first AT bytes, then those again and again for the rest */
-	BAD_PAUSE   /* echoes the first AT bytes at once, the rest BAD_PAUSE_MS later */
+	BAD_PAUSE,  /* echoes the first AT bytes at once, the rest BAD_PAUSE_MS later */
+	BAD_REFUSE  /* accepts and resets the connection at once, reading nothing */
 };
 
 #define BAD_PAUSE_MS 200
@@ -972,6 +973,13 @@ static void bad_serve(struct bad_server *b, int fd)
 	if (b->kind == BAD_REPLAY) {
 		bad_replay(b, fd);
 		return;
+	}
+	if (b->kind == BAD_REFUSE) {
+		struct linger now = {.l_onoff = 1, .l_linger = 0};
+
+		if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now) < 0)
+			fprintf(stderr, "bad server: SO_LINGER: %s\n", strerror(errno));
+		return; /* the caller's close(2) resets */
 	}
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
 		atomic_fetch_add(&b->bytes_read, (size_t)n);
@@ -1583,6 +1591,49 @@ static void pipe_against(struct run *r, enum bad_kind kind, size_t at, const uns
 	bad_start(&b, kind, at);
 	args[2] = b.port_str;
 	run_client(r, in, len, args);
+	bad_stop(&b);
+}
+
+/* A server that resets every connection at once made it all the same:
+ * whether the reset comes before the client looks at its connect or just
+ * after, it is an early close (exit 1), never "cannot connect" (exit 3,
+ * "down"). strace holds the client's first wait for its connect (poll(2)
+ * in pipe mode and in load mode's probe, the first epoll wait of a load
+ * thread) for 1.5 s, so that the reset comes before it looks. */
+Test(wrong_server, a_reset_before_the_client_looked_is_an_early_close, .timeout = 60)
+{
+	static const char *const under[] = {
+		"strace", "-f", "-o", "/dev/null", "-e", "trace=poll,epoll_wait,epoll_pwait2", "-e",
+		"inject=poll,epoll_wait,epoll_pwait2:delay_enter=1500000:when=1", NULL};
+	const char *load_args[] = {"-c", "1", "-n", "1", "--timeout=10", "--json", "127.0.0.1",
+	                           NULL, NULL};
+	struct bad_server b;
+	struct run r;
+
+	skip_without_strace();
+	bad_start(&b, BAD_REFUSE, 0);
+	spawn_under = under;
+	{
+		const char *args[] = {"--timeout=10", "127.0.0.1", b.port_str, NULL};
+
+		run_client(&r, "hello\n", 6, args);
+	}
+	cr_expect_eq(r.code, 1, "pipe mode: exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "early close: 127.0.0.1:"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "reset the connection as soon as it was made, before "
+	                          "any byte was sent"), "stderr:\n%s", r.err);
+	cr_expect_eq(r.outlen, 0);
+	run_free(&r);
+	run_load_json(&r, &b, load_args, 1);
+	spawn_under = NULL;
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connect_failures"), 0, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "connection 1 of 1 to 127.0.0.1:"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "early close: the server reset the connection as soon "
+	                          "as it was made, before anything was sent"), "stderr:\n%s",
+	                   r.err);
+	run_free(&r);
 	bad_stop(&b);
 }
 
