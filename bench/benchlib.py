@@ -353,6 +353,7 @@ def cmd_record(args):
     """record --out F --server S --workload W --rep N --rc RC --client-json F
        --client-err F --sampler F --conns N --messages N --command CMD
        --server-cmd CMD --server-log F --commit C [--timeout-hit 0|1]
+       [--server-cpu N --load-cpu N]
     Checks one run, appends its JSON line to --out and prints a summary."""
     opt = {}
     it = iter(args)
@@ -387,6 +388,7 @@ def cmd_record(args):
             problems.append("connections opened %d/%d" %
                             (client.get("connections_opened", 0), conns))
         problems.extend(concurrency_problems(workload, client))
+        problems.extend(service_problems(client))
         if want_msgs and client.get("messages_echoed", 0) != want_msgs:
             problems.append("messages echoed %d/%d" %
                             (client.get("messages_echoed", 0), want_msgs))
@@ -427,6 +429,8 @@ def cmd_record(args):
         "client_command": opt.get("command", ""),
         "builds": json.loads(opt["builds"]) if opt.get("builds") else None,
         "server_command": opt.get("server-cmd", ""),
+        "server_cpu": int(opt["server-cpu"]) if opt.get("server-cpu") else None,
+        "load_cpu": int(opt["load-cpu"]) if opt.get("load-cpu") else None,
         "client": client,
         "listen_overflows": net.get("listen_overflows"),
         "syn_retrans": net.get("syn_retrans"),
@@ -462,11 +466,20 @@ def concurrency_problems(workload, client):
     return ["connections open at once %d/%d" % (peak, want)]
 
 
+def service_problems(client):
+    """Connections the server left waiting (not a byte of their first echo
+    by the stop), or that the run gave up: all open, but fewer served at
+    once than the workload names, so its figure measures fewer."""
+    return ["%s=%d" % (k, client[k]) for k in ("connections_unserved", "connections_abandoned")
+            if client and client.get(k)]
+
+
 # ---------------------------------------------------------------- table
 
 def recheck(r):
     """Apply to a stored run the checks added after it was recorded."""
-    for p in concurrency_problems(r["workload"], r.get("client")):
+    for p in (concurrency_problems(r["workload"], r.get("client")) +
+              service_problems(r.get("client"))):
         if p not in r["problems"]:
             r["problems"].append(p)
             r["ok"] = False
@@ -544,6 +557,11 @@ def cmd_table(args):
         bad = len(all_runs) - len(good(s, w))
         return "" if bad == 0 else " !%d/%d" % (bad, len(all_runs))
 
+    def saturated_mark(s, w):
+        clean = good(s, w)
+        hit = sum(1 for r in clean if (r.get("client") or {}).get("client_saturated"))
+        return "" if hit == 0 else " ^%d/%d" % (hit, len(clean))
+
     def spread(s, w):
         vals = [r["value"] for r in good(s, w)]
         if len(vals) < 2:
@@ -561,6 +579,14 @@ def cmd_table(args):
         procs = max(r.get("peak_procs") or 1 for r in rs)
         return mib(kib) + (" (%d procs)" % procs if procs > 1 else "")
 
+    def rss_or_fail(s, w):
+        """The peak RSS; of failed runs only where none was clean, saying so."""
+        if not cells.get((s, w)):
+            return "-"
+        if not good(s, w):
+            return "FAIL" + bad_mark(s, w) + " [" + rss_cell(s, w) + "]"
+        return rss_cell(s, w) + bad_mark(s, w)
+
     ratio_cols = [w for w in RATIO_WORKLOADS if w in workloads]
     mem_cols = [w for w in MEMORY_WORKLOADS if w in workloads]
     out = []
@@ -571,9 +597,19 @@ def cmd_table(args):
     out.append("over %s's in the same repetition (higher is faster), with the lowest and "
                "highest of those ratios in brackets;" % REFERENCE)
     out.append("the %s row gives its absolute median. '!k/n': k of n runs had errors, "
-               "mismatches or too few connections open and are left out; FAIL: no clean run;"
+               "mismatches or too few connections open or served at once and are left out; "
+               "FAIL: no clean run;"
                % REFERENCE)
-    out.append("'k pairs': only k repetitions where both servers ran cleanly.")
+    out.append("'k pairs': only k repetitions where both servers ran cleanly. '^k/n': in k of "
+               "the n clean runs the load client was")
+    out.append("saturated (client_saturated in its report): that server's rate is the "
+               "client's limit as much as its own; a ratio")
+    out.append("is then pulled towards 1.00 when both are marked, a lower bound when only "
+               "the server is, an upper bound when only %s is." % REFERENCE)
+    cpus = sorted({(r.get("server_cpu"), r.get("load_cpu")) for r in runs
+                   if r.get("server_cpu") is not None})
+    out.append("CPUs (server, load): %s." % (", ".join("%d, %d" % c for c in cpus) if cpus else
+                                              "not recorded (results before they were)"))
     out.append("")
     head = ["server"] + ratio_cols + ["peak RSS %s" % w for w in mem_cols]
     out.append("| " + " | ".join(head) + " |")
@@ -582,6 +618,7 @@ def cmd_table(args):
         v, mark = median_value(s, w), bad_mark(s, w)
         if v is None:
             return "FAIL" + mark if cells.get((s, w)) else "-"
+        mark += saturated_mark(s, w)
         if s == REFERENCE:
             return "1.00 (%s)%s" % (human(v, WORKLOADS[w]), mark)
         ratios = paired_ratios(cells, s, REFERENCE, w)
@@ -592,26 +629,20 @@ def cmd_table(args):
                                          pairs, mark)
 
     for s in servers:
-        row = [s] + [ratio_cell(s, w) for w in ratio_cols]
-        for w in mem_cols:
-            if not cells.get((s, w)):
-                row.append("-")
-            elif not good(s, w):
-                row.append("FAIL" + bad_mark(s, w) + " [" + rss_cell(s, w) + "]")
-            else:
-                row.append(rss_cell(s, w) + bad_mark(s, w))
+        row = [s] + [ratio_cell(s, w) for w in ratio_cols] + [rss_or_fail(s, w)
+                                                              for w in mem_cols]
         out.append("| " + " | ".join(row) + " |")
 
     out.append("")
-    out.append("Peak RSS of the server during each workload (median over clean runs; "
-               "forking servers: the peak sum over the process tree, with the peak "
-               "process count):")
+    out.append("Peak RSS of the server during each workload (median over clean runs, or "
+               "FAIL with the median of the failed runs in brackets; forking servers: the "
+               "peak sum over the process tree, with the peak process count):")
     out.append("")
     head = ["server"] + workloads
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for s in servers:
-        out.append("| " + " | ".join([s] + [rss_cell(s, w) for w in workloads]) + " |")
+        out.append("| " + " | ".join([s] + [rss_or_fail(s, w) for w in workloads]) + " |")
 
     if reps < 2:
         out.append("")

@@ -1,7 +1,9 @@
 #!/bin/sh
 # bench/run's tables are what bench/RESULTS.md quotes: check on made-up
-# results that a ratio pairs each repetition with ref_epoll's, and that a run
-# with fewer connections open at once than its workload names is left out.
+# results that a ratio pairs each repetition with ref_epoll's, that a run
+# with fewer connections open or served at once than its workload names is
+# left out, that a saturated load client is marked, and that an RSS from
+# failed runs alone says FAIL.
 top=${TOP_SRCDIR:-$(dirname "$0")/..}
 command -v python3 > /dev/null 2>&1 ||
 	{ echo "SKIP: python3 is not installed (bench/ is written in it)"; exit 77; }
@@ -11,12 +13,13 @@ trap 'rm -rf "$tmp"' EXIT
 python3 - "$tmp/results.jsonl" << 'EOF' || exit 1
 import json, sys
 runs = []
-def run(rep, server, workload, value, rss, conns, peak):
+def run(rep, server, workload, value, rss, conns, peak, unserved=0, saturated=False):
     runs.append({"rep": rep, "server": server, "workload": workload, "value": value,
                  "unit": "msg/s", "ok": True, "problems": [], "peak_rss_kib": rss,
                  "peak_procs": 1, "commit": "test",
                  "client": {"connections": conns, "connections_opened": conns,
-                            "peak_open": peak}})
+                            "peak_open": peak, "connections_unserved": unserved,
+                            "client_saturated": saturated}})
 # ref_epoll jumps to 200k in repetition 2; poolechod does not.
 for rep, ref, pd in ((1, 100e3, 90e3), (2, 200e3, 100e3), (3, 100e3, 80e3)):
     run(rep, "ref_epoll", "pp32", ref, 1600, 32, 32)
@@ -32,6 +35,12 @@ run(1, "blocking_floor", "pp1", 110e3, 3200, 1, 1)
 for rep, rss, peak in ((1, 80000, 10000), (2, 200000, 6000), (3, 100000, 10000)):
     run(rep, "ref_epoll", "c10k", 9000, 2000, 10000, 10000)
     run(rep, "poolechod", "c10k", 9000, rss, 10000, peak)
+# pp256: the client was saturated in 2 of poolechod's 3 runs; every one of
+# them left connections unserved, recorded before that was checked
+for rep in (1, 2, 3):
+    run(rep, "ref_epoll", "pp256", 100e3, 1600, 256, 256, 0, rep != 2)
+    run(rep, "poolechod", "pp256", 90e3, 2900, 256, 256, 0, rep != 3)
+    run(rep, "socat", "pp256", 20e3, 9000, 256, 256, 100 + rep)
 with open(sys.argv[1], "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in runs)
 EOF
@@ -65,5 +74,16 @@ case $row in
 esac
 grep -q 'connections open at once 6000/10000' "$tmp/table" ||
 	{ echo "FAIL: the run left out does not say why"; fail=1; }
+case $row in
+*"| 0.90 [0.90-0.90] ^2/3 |"*) ;;
+*) echo "FAIL: pp256 does not mark 2 of 3 saturated runs: $row"; fail=1 ;;
+esac
+grep -q '^| ref_epoll | .*| 1.00 (100k msg/s) ^2/3 |' "$tmp/table" ||
+	{ echo "FAIL: ref_epoll's saturated runs are not marked"; fail=1; }
+grep -q '^- rep 2 socat pp256: connections_unserved=102$' "$tmp/table" ||
+	{ echo "FAIL: a run with unserved connections is not left out saying why"; fail=1; }
+grep -q '^| socat | - | - | FAIL !3/3 \[8.8 MiB\] | - |$' "$tmp/table" ||
+	{ echo "FAIL: the RSS table does not say FAIL for an RSS of failed runs alone"; fail=1; }
 [ "$fail" = 0 ] || { echo "--- the table:"; cat "$tmp/table"; exit 1; }
-echo "PASS: paired ratios, pairs and missing repetitions, the concurrency check, .gz input"
+echo "PASS: paired ratios, pairs and missing repetitions, the concurrency and service" \
+	"checks, saturation marks, FAIL for an RSS of failed runs, .gz input"
