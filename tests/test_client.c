@@ -901,6 +901,7 @@ struct bad_server {
 	char port_str[16];
 	pthread_t thread;
 	atomic_size_t bytes_read;   /* from every client, for a test to wait on */
+	atomic_uint flipped_from;   /* BAD_FLIP: the byte it flipped, as it came */
 };
 
 /* Wait for FD or the stop pipe: true when FD is ready. */
@@ -984,8 +985,10 @@ static void bad_serve(struct bad_server *b, int fd)
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
 		atomic_fetch_add(&b->bytes_read, (size_t)n);
 		if (b->kind == BAD_FLIP) {
-			if (b->at >= off && b->at < off + (size_t)n)
+			if (b->at >= off && b->at < off + (size_t)n) {
+				atomic_store(&b->flipped_from, buf[b->at - off]);
 				buf[b->at - off] ^= 0x5a;
+			}
 			if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
 		} else if (b->kind == BAD_LINGER || b->kind == BAD_RESET ||
@@ -1089,6 +1092,7 @@ static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
 
 	memset(b, 0, sizeof *b);
 	atomic_init(&b->bytes_read, 0);
+	atomic_init(&b->flipped_from, 0);
 	b->kind = kind;
 	b->at = at;
 	b->lfd = pe_net_listen("127.0.0.1", 0, 16, err);
@@ -1474,6 +1478,17 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "mismatches"), 1);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "3 whole messages before byte 3210");
 	cr_expect_not_null(strstr(r.err, "offset 3210"), "no offset in:\n%s", r.err);
+	{
+		/* Which is which: the byte as the server read it was sent. */
+		const char *at = strstr(r.err, ": sent 0x");
+		unsigned sent = 0, got = 0, came = atomic_load(&b.flipped_from);
+
+		cr_assert_not_null(at, "no bytes named in:\n%s", r.err);
+		cr_assert_eq(sscanf(at, ": sent 0x%x, received 0x%x", &sent, &got), 2, "%s", r.err);
+		cr_expect_eq(sent, came, "sent 0x%02x (the server read 0x%02x)", sent, came);
+		cr_expect_eq(got, came ^ 0x5au, "received 0x%02x (the server sent 0x%02x)", got,
+		             came ^ 0x5au);
+	}
 	run_free(&r);
 	bad_stop(&b);
 }
@@ -1579,6 +1594,22 @@ static void load_json_against(struct run *r, enum bad_kind kind, size_t at, cons
 	bad_start(&b, kind, at);
 	run_load_json(r, &b, args, code);
 	bad_stop(&b);
+}
+
+/* In churn, a server that closes after echoing part of the message has
+ * not done the cycle: an early close, never a cycle counted done. */
+Test(wrong_server, churn_counts_a_close_before_the_whole_echo_as_early, .timeout = 60)
+{
+	const char *args[] = {"-m", "churn", "-c", "1", "-n", "3", "-s", "100", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_EARLY, 100, args, 1);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 0, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "after 10 of 100 bytes sent were echoed"), "stderr:\n%s",
+	                   r.err);
+	run_free(&r);
 }
 
 /* Run pipe mode against a wrong server of KIND with LEN bytes of input. */
@@ -3456,6 +3487,9 @@ Test(load, churn_opens_one_connection_per_message, .timeout = 60)
 	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "connections_opened"), 80);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 80);
+	/* One at a time on each of the two: a closed one is open no more. */
+	cr_expect_geq(json_u64(r.out, "peak_open"), 1, "report:\n%s", r.out);
+	cr_expect_leq(json_u64(r.out, "peak_open"), 2, "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\"mode\":\"churn\""));
 	run_free(&r);
 }
@@ -4148,6 +4182,9 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--messages=1000000000000", "localhost", "70000"}, "PORT"},
 #endif
 		{{"--duration=86400.001"}, "from 0.001 to 86400"},
+		/* The bottoms too: 0 is no duration and no port. */
+		{{"-d", "0"}, "expected seconds from 0.001"},
+		{{"localhost", "0"}, "invalid PORT '0'"},
 		{{"--duration=86400", "localhost", "70000"}, "PORT"},
 		{{"--size=67108865"}, "from 1 to 64M"},
 		{{"--size=64M", "localhost", "70000"}, "PORT"},

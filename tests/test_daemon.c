@@ -331,6 +331,7 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"-b", "[::1]"}, "-b/--bind", "without brackets"},
 		{{"-b", "[::1]:80"}, "without brackets", "port given with -p"},
 		{{"--bind=127.0.0.1:80"}, "127.0.0.1:80", "without a port"},
+		{{"--bind="}, "-b/--bind", "'' for -b/--bind"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
