@@ -1032,10 +1032,10 @@ static void hold_first_reject(void *ctx, enum pe_log_level level, const char *me
 
 /* The grace counts from the stop request, so the stop's "waiting up to"
  * says what is left of it: the run thread reaches that line late here,
- * held in a log line when the stop comes. */
-Test(server, the_stop_s_waiting_line_gives_the_grace_left_since_the_stop, .timeout = 30)
+ * held in a log line for HELD_MS after the stop. With a grace of GRACE_MS
+ * it must give at most GRACE_MS - HELD_MS, and 0 once that is below 0. */
+static void expect_grace_left(unsigned GRACE_MS, unsigned HELD_MS, const char *grace_text)
 {
-	enum { GRACE_MS = 60000, HELD_MS = 10 };
 	struct pe_server_config cfg;
 	pe_server *srv;
 	int busy, queued, extra;
@@ -1081,9 +1081,24 @@ Test(server, the_stop_s_waiting_line_gives_the_grace_left_since_the_stop, .timeo
 	at = strstr(drain_line, "waiting up to ");
 	cr_assert_eq(sscanf(at, "waiting up to %u.%3us", &sec, &msec), 2, "%s", drain_line);
 	/* At least HELD_MS passed since the stop (give 2 ms to rounding). */
-	cr_expect_leq(sec * 1000u + msec, GRACE_MS - HELD_MS + 2, "%s", drain_line);
-	cr_expect(strstr(drain_line, "the rest of the 60.000s grace") != NULL, "%s", drain_line);
+	if (GRACE_MS > HELD_MS)
+		cr_expect_leq(sec * 1000u + msec, GRACE_MS - HELD_MS + 2, "%s", drain_line);
+	else
+		cr_expect(sec == 0 && msec == 0, "the grace is over: %s", drain_line);
+	cr_expect(strstr(drain_line, grace_text) != NULL, "%s", drain_line);
 	TH_ASSERT_NO_LEAKS();
+}
+
+Test(server, the_stop_s_waiting_line_gives_the_grace_left_since_the_stop, .timeout = 30)
+{
+	expect_grace_left(60000, 10, "the rest of the 60.000s grace");
+}
+
+/* A grace already over when the line is logged: nothing is left to wait,
+ * not a negative time shown as 4294967 s. */
+Test(server, the_stop_s_waiting_line_says_0_when_the_grace_is_over, .timeout = 30)
+{
+	expect_grace_left(5, 50, "the rest of the 0.005s grace");
 }
 
 /* What pe_server_wait() returned when the log callback called it, on the
@@ -2067,6 +2082,8 @@ Test(server, stop_now_closes_every_connection_at_once)
 
 	tf_config(&cfg, 2, 2);
 	cfg.grace_ms = 30000;
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_INFO;
 	start_server(&cfg);
 	a = client();
 	b = client();
@@ -2088,6 +2105,11 @@ Test(server, stop_now_closes_every_connection_at_once)
 	cr_expect_eq(s.served + s.dropped, 3, "served=%llu dropped=%llu",
 	             (unsigned long long)s.served, (unsigned long long)s.dropped);
 	cr_expect_geq(s.dropped, 1, "the queued connection was not counted as dropped");
+	/* It says what it closed (the two served, the one queued), and no wait
+	 * it does not make. */
+	cr_expect(strstr(tf_log_text(), "stopping: closed 3 connection(s) still open"),
+	          "log:\n%s", tf_log_text());
+	cr_expect_null(strstr(tf_log_text(), "waiting up to"), "log:\n%s", tf_log_text());
 	close(a);
 	close(b);
 	close(c);
