@@ -1687,6 +1687,23 @@ Test(wrong_server, a_reset_before_the_client_looked_is_an_early_close, .timeout 
 	bad_stop(&b);
 }
 
+/* An early close with input left to send says so: the server did not
+ * see the whole input, whatever it echoed of what it saw. */
+Test(pipe, an_early_close_says_the_input_was_not_all_sent, .timeout = 60)
+{
+	const size_t len = 3u << 20;
+	unsigned char *in = binary_input(len, 17);
+	struct run r;
+
+	pipe_against(&r, BAD_EARLY, 100, in, len);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "early close: 127.0.0.1:"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, " bytes sent (input not yet all sent)"), "stderr:\n%s",
+	                   r.err);
+	run_free(&r);
+	free(in);
+}
+
 /* A byte sent as urgent data is a byte of the stream, in its place
  * (SO_OOBINLINE): an echo with one marked urgent is intact. Both modes
  * skipped it and failed with a mismatch the server did not make. recv(2)
@@ -1913,6 +1930,11 @@ Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 		cr_expect_eq(json_u64(r.out, "timeouts"), cases[i].timeouts, "report:\n%s", r.out);
 		cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "close after %zu ms: report:\n%s",
 		             cases[i].close_after_ms, r.out);
+		/* All was echoed: what it timed out on was the close. */
+		if (cases[i].timeouts)
+			cr_expect_not_null(strstr(r.err, "timed out: no close from the server for "
+			                          "6.000 s (192 of 192 bytes sent were echoed)"),
+			                   "stderr:\n%s", r.err);
 		run_free(&r);
 	}
 }
