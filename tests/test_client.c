@@ -4579,6 +4579,44 @@ Test(report, latencies_show_in_microseconds_to_the_nanosecond, .timeout = 10)
 	free(json);
 }
 
+/* Fewer connections open at once than asked for is warned of, with one
+ * still connecting said in the singular; not for paced churn, whose
+ * connections are short and seldom overlap by design. */
+Test(report, too_few_open_at_once_is_warned_of_except_in_paced_churn, .timeout = 10)
+{
+	struct client_config cfg = {.mode = CLIENT_CHURN, .connections = 4, .size = 64,
+	                            .pipeline = 1};
+	struct load_result r;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	r.threads = 1;
+	r.cpus = 2;
+	r.run_s = r.elapsed_s = 1.0;
+	r.conns_opened = 5;
+	r.peak_open = 1;
+	r.conns_pending = 1;
+	for (int paced = 0; paced < 2; paced++) {
+		cfg.rate = paced ? 5 : 0;
+		out = open_memstream(&text, &len);
+		cr_assert_not_null(out);
+		client_report_text(out, &cfg, &r);
+		cr_assert_eq(fclose(out), 0);
+		if (paced)
+			cr_expect_null(strstr(text, "at most"), "paced churn:\n%s", text);
+		else
+			cr_expect_not_null(strstr(text, "warning:     at most 1 of the 4 connections "
+			                          "asked for were open at once, and 1 was still "
+			                          "connecting at the stop; the figures are for that "
+			                          "many\n"), "%s", text);
+		free(text);
+		text = NULL;
+	}
+}
+
 Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 {
 	struct load_result r;

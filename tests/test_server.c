@@ -1376,6 +1376,20 @@ Test(server, the_stats_line_returns_its_length_and_fits_pe_stats_line_max)
 	cr_expect_eq(strncmp(small, line, sizeof small - 1), 0, "cut line: '%s'", small);
 }
 
+/* Each counter under its own name: with every one different, a counter
+ * printed under another's name shows. */
+Test(server, the_stats_line_names_each_counter_rightly)
+{
+	const struct pe_server_stats s = {.accepted = 1, .rejected = 2, .served = 3, .dropped = 4,
+	                                  .active = 5, .queued = 6, .bytes_in = 7, .bytes_out = 8,
+	                                  .timeouts = 9, .accept_errors = 10};
+	char line[PE_STATS_LINE_MAX];
+
+	pe_server_stats_format(&s, line, sizeof line);
+	cr_expect_str_eq(line, "accepted=1 rejected=2 served=3 dropped=4 active=5 queued=6 "
+	                 "bytes_in=7 bytes_out=8 timeouts=9 accept_errors=10");
+}
+
 /* A log callback that calls back into the server, as server.h allows: the
  * stats on a new connection, a stop when the client closes. */
 static atomic_int reentrant_stats, reentrant_stops;
