@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "client_load.h"
+#include "client_cli.h"
 #include "client_report.h"
 #include "helpers.h"
 #include "net.h"
@@ -4265,6 +4266,40 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 		          "control character 0x%02x in:\n%s", (unsigned char)*c, r.err);
 	cr_expect_eq(r.outlen, 0);
 	run_free(&r);
+}
+
+/* What the parser made of ARGS (after "poolecho"): the run's limit in ms. */
+static unsigned long parsed_duration_ms(const char *const args[])
+{
+	char words[16][32], *argv[16];
+	struct client_config cfg;
+	char err[256];
+	int argc = 0;
+
+	for (const char *word = "poolecho"; word; word = args[argc - 1]) {
+		cr_assert_lt(argc, 15);
+		snprintf(words[argc], sizeof words[argc], "%s", word);
+		argv[argc] = words[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	optind = 0; /* a fresh getopt for each parse */
+	cr_assert_eq(client_cli_parse(argc, argv, &cfg, err, sizeof err), CLIENT_CLI_RUN, "%s",
+	             err);
+	return cfg.duration_ms;
+}
+
+/* -d defaults to 10 s only when -n is not given: -n alone runs until its
+ * messages are all echoed, however long that takes. */
+Test(cli, messages_alone_set_no_duration, .timeout = 10)
+{
+	const char *by_messages[] = {"-n", "5", "127.0.0.1", "1", NULL};
+	const char *by_default[] = {"-c", "2", "127.0.0.1", "1", NULL};
+	const char *both[] = {"-n", "5", "-d", "2.5", "127.0.0.1", "1", NULL};
+
+	cr_expect_eq(parsed_duration_ms(by_messages), 0);
+	cr_expect_eq(parsed_duration_ms(by_default), 10000);
+	cr_expect_eq(parsed_duration_ms(both), 2500);
 }
 
 /* --help must hold IN_HELP, and poolecho(1) and the README IN_DOCS. */
