@@ -886,7 +886,8 @@ enum bad_kind {
 	BAD_RESET,  /* echoes everything, and resets the connection after the client's FIN */
 	BAD_REPLAY, /* echoes the first AT bytes, then those again and again for the rest */
 	BAD_PAUSE,  /* echoes the first AT bytes at once, the rest BAD_PAUSE_MS later */
-	BAD_REFUSE  /* accepts and resets the connection at once, reading nothing */
+	BAD_REFUSE, /* accepts and resets the connection at once, reading nothing */
+	BAD_STALE   /* echoes to every connection the first AT bytes the first one sent */
 };
 
 #define BAD_PAUSE_MS 200
@@ -903,6 +904,8 @@ struct bad_server {
 	pthread_t thread;
 	atomic_size_t bytes_read;   /* from every client, for a test to wait on */
 	atomic_uint flipped_from;   /* BAD_FLIP: the byte it flipped, as it came */
+	unsigned char stale[4096];  /* BAD_STALE: what the first connection sent */
+	size_t stale_len;           /* (its thread alone touches them) */
 };
 
 /* Wait for FD or the stop pipe: true when FD is ready. */
@@ -962,6 +965,24 @@ static void bad_replay(struct bad_server *b, int fd)
 	free(first);
 }
 
+static void bad_stale(struct bad_server *b, int fd)
+{
+	unsigned char buf[4096];
+	size_t off = 0;
+	ssize_t n;
+
+	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
+		for (size_t i = 0; i < (size_t)n; i++, off++) {
+			if (b->stale_len < b->at && b->stale_len < sizeof b->stale)
+				b->stale[b->stale_len++] = buf[i];
+			if (off < b->stale_len)
+				buf[i] = b->stale[off];
+		}
+		if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
+			break;
+	}
+}
+
 static void bad_serve(struct bad_server *b, int fd)
 {
 	unsigned char buf[4096];
@@ -974,6 +995,10 @@ static void bad_serve(struct bad_server *b, int fd)
 	}
 	if (b->kind == BAD_REPLAY) {
 		bad_replay(b, fd);
+		return;
+	}
+	if (b->kind == BAD_STALE) {
+		bad_stale(b, fd);
 		return;
 	}
 	if (b->kind == BAD_REFUSE) {
@@ -1498,6 +1523,24 @@ Test(wrong_server, load_mode_reports_a_mismatch, .timeout = 60)
 		cr_expect_eq(got, came ^ 0x5au, "received 0x%02x (the server sent 0x%02x)", got,
 		             came ^ 0x5au);
 	}
+	run_free(&r);
+	bad_stop(&b);
+}
+
+/* Churn gives each cycle's connection bytes of its own: a server that
+ * echoes to every connection what the first one sent is caught on the
+ * second (each message 100 bytes; the same bytes each cycle would pass). */
+Test(wrong_server, churn_catches_an_echo_of_an_earlier_connection, .timeout = 60)
+{
+	const char *args[] = {"-m", "churn", "-c", "1", "-n", "3", "-s", "100", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct bad_server b;
+	struct run r;
+
+	bad_start(&b, BAD_STALE, 100);
+	run_load_json(&r, &b, args, 1);
+	cr_expect_eq(json_u64(r.out, "mismatches"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "the first is its own:\n%s", r.out);
 	run_free(&r);
 	bad_stop(&b);
 }
