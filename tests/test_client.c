@@ -2818,6 +2818,21 @@ Test(wrong_server, a_run_that_echoed_nothing_fails_naming_its_pending_connects,
 		run_free(&r);
 		close(lfd);
 	}
+	/* One, in the singular. */
+	{
+		const char *one[] = {"-c", "1", "-d", "0.5", "127.0.0.1", port, NULL};
+		int lfd = stuck_listener(port);
+		struct run r;
+
+		run_client(&r, "", 0, one);
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, "no message was echoed: 1 connect was still in "
+		                          "progress when the run stopped"), "stderr:\n%s", r.err);
+		cr_expect_not_null(strstr(r.out, "and 1 was still connecting at the stop;"),
+		                   "report:\n%s", r.out);
+		run_free(&r);
+		close(lfd);
+	}
 }
 
 /* ---- load mode ------------------------------------------------------------- */
