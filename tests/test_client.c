@@ -1682,12 +1682,16 @@ static void pipe_against(struct run *r, enum bad_kind kind, size_t at, const uns
  * after, it is an early close (exit 1), never "cannot connect" (exit 3,
  * "down"). strace holds the client's first wait for its connect (poll(2)
  * in pipe mode and in load mode's probe, the first epoll wait of a load
- * thread) for 1.5 s, so that the reset comes before it looks. */
+ * thread; ppoll(2) and epoll_pwait(2) where the C library makes those
+ * calls through them, as on aarch64) for 1.5 s, so that the reset comes
+ * before it looks. */
 Test(wrong_server, a_reset_before_the_client_looked_is_an_early_close, .timeout = 60)
 {
 	static const char *const under[] = {
-		"strace", "-f", "-o", "/dev/null", "-e", "trace=poll,epoll_wait,epoll_pwait2", "-e",
-		"inject=poll,epoll_wait,epoll_pwait2:delay_enter=1500000:when=1", NULL};
+		"strace", "-f", "-o", "/dev/null", "-e",
+		"trace=poll,ppoll,epoll_wait,epoll_pwait,epoll_pwait2", "-e",
+		"inject=poll,ppoll,epoll_wait,epoll_pwait,epoll_pwait2:delay_enter=1500000:when=1",
+		NULL};
 	const char *load_args[] = {"-c", "1", "-n", "1", "--timeout=10", "--json", "127.0.0.1",
 	                           NULL, NULL};
 	struct bad_server b;
