@@ -114,11 +114,18 @@ static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 #ifdef HAVE_ACCEPT4
 	return acc->fd = accept4(listen_fd, peer, peer_len, SOCK_CLOEXEC);
 #else
-	int fd = acc->fd = accept(listen_fd, peer, peer_len);
-	if (fd >= 0) {
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		/* BSDs let accepted sockets inherit O_NONBLOCK; workers need blocking ones. */
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	int fd = acc->fd = accept(listen_fd, peer, peer_len), rc;
+
+	if (fd < 0)
+		return fd;
+	/* BSDs let accepted sockets inherit O_NONBLOCK; workers need blocking ones. */
+	rc = fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ? -errno : pe_net_set_nonblocking(fd, 0);
+	if (rc < 0) {
+		/* A nonblocking socket would end its echo at the first EAGAIN:
+		 * drop it, and let the caller log why. */
+		close(fd);
+		errno = -rc;
+		return acc->fd = -1;
 	}
 	return fd;
 #endif

@@ -444,6 +444,18 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
 	return 0;
 }
 
+int pe_net_set_nonblocking(int fd, int nonblocking)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	/* Unchecked, a failed F_GETFL would hand F_SETFL -1: every flag set,
+	 * O_ASYNC (SIGIO) and O_APPEND among them. */
+	if (flags < 0)
+		return -errno;
+	flags = nonblocking ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+	return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
+}
+
 int pe_net_set_echo_options(int fd)
 {
 	const int one = 1;

@@ -89,4 +89,8 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
  * a byte sent as urgent data stays in the stream to be echoed. 0 or -errno. */
 int pe_net_set_echo_options(int fd);
 
+/* Turn O_NONBLOCK on FD on (NONBLOCKING != 0) or off, keeping its other
+ * status flags. 0 or -errno. */
+int pe_net_set_nonblocking(int fd, int nonblocking);
+
 #endif /* POOLECHO_NET_H */

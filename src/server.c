@@ -381,7 +381,7 @@ static int open_listener(pe_server *srv)
 	srv->addr_len = sizeof srv->addr;
 	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0)
 		return listener_failed(srv, "getsockname");
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+	if (pe_net_set_nonblocking(fd, 1) < 0)
 		return listener_failed(srv, "fcntl O_NONBLOCK");
 	/* "localhost" is often 127.0.0.1 and ::1: a client of the other one
 	 * would be refused, so say which one is served. */
@@ -462,7 +462,12 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		               PE_CLOEXEC_PIPE_CALL, strerror(-rc));
 		goto fail;
 	}
-	fcntl(srv->wake[1], F_SETFL, O_NONBLOCK);
+	/* Blocking, a stop pipe filled by repeated stops would hang pe_server_stop. */
+	if ((rc = pe_net_set_nonblocking(srv->wake[1], 1)) < 0) {
+		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the stop pipe nonblocking: %s",
+		               strerror(-rc));
+		goto fail;
+	}
 	if ((rc = open_listener(srv)) < 0)
 		goto fail;
 	srv->item_size = queue_item_size(cfg);

@@ -8,13 +8,15 @@
  * pthread_mutex_init, pthread_cond_init, pthread_condattr_init and the
  * mutex and condition destroys are wrapped at link time (-Wl,--wrap=...),
  * in this program alone, so the library's own calls can be made to fail
- * on demand and counted.
+ * on demand and counted. So is fcntl(2), for the server's O_NONBLOCK.
  */
 #include <config.h>
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -225,5 +227,72 @@ Test(init_failures, a_server_whose_lock_or_condition_cannot_be_made_fails_create
 	cr_expect_geq(seen[MUTEX], 2, "the server made %d mutexes", seen[MUTEX]);
 	cr_expect_geq(seen[COND], 3, "the server made %d condition variables", seen[COND]);
 	cr_expect_geq(seen[CONDATTR], 2, "the server made %d condition attributes", seen[CONDATTR]);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- fcntl ------------------------------------------------------------ */
+
+static atomic_bool fcntl_counting;
+static atomic_int fcntl_calls, fcntl_failing_nth;
+
+int __real_fcntl(int fd, int cmd, ...);
+int __wrap_fcntl(int fd, int cmd, ...);
+
+/* The library's fcntl calls all take an int or nothing. */
+int __wrap_fcntl(int fd, int cmd, ...)
+{
+	int arg = 0;
+
+	if (cmd != F_GETFL && cmd != F_GETFD) {
+		va_list ap;
+
+		va_start(ap, cmd);
+		arg = va_arg(ap, int);
+		va_end(ap);
+	}
+	if (atomic_load(&fcntl_counting) &&
+	    atomic_fetch_add(&fcntl_calls, 1) + 1 == atomic_load(&fcntl_failing_nth)) {
+		errno = EACCES;
+		return -1;
+	}
+	return __real_fcntl(fd, cmd, arg);
+}
+
+/* Each fcntl of pe_server_create (the listener's O_NONBLOCK, the stop
+ * pipe's) failing in turn fails the create with that call's error, logged,
+ * and leaves nothing open. Unchecked, a failed F_GETFL once handed F_SETFL
+ * -1 (every flag: Linux refused O_DIRECT with EINVAL, so the error was the
+ * wrong one), and a failed O_NONBLOCK on the stop pipe went unnoticed. */
+Test(init_failures, a_server_whose_fcntl_fails_fails_create_with_its_error)
+{
+	struct pe_server_config cfg;
+	int fds = th_count_fds(), seen;
+
+	tf_config(&cfg, 2, 2);
+	cfg.log = count_errors;
+	atomic_store(&fcntl_calls, 0);
+	atomic_store(&fcntl_failing_nth, 0);
+	atomic_store(&fcntl_counting, true);
+	cr_assert_eq(create_server(&cfg), 0, "pe_server_create failed with nothing made to fail");
+	atomic_store(&fcntl_counting, false);
+	seen = atomic_load(&fcntl_calls);
+	/* F_GETFL and F_SETFL, for the listener and for the stop pipe */
+	cr_assert_geq(seen, 4, "pe_server_create made %d fcntl calls", seen);
+
+	for (int nth = 1; nth <= seen; nth++) {
+		int rc;
+
+		atomic_store(&fcntl_calls, 0);
+		atomic_store(&fcntl_failing_nth, nth);
+		atomic_store(&fcntl_counting, true);
+		rc = create_server(&cfg);
+		atomic_store(&fcntl_counting, false);
+		cr_expect_eq(rc, -EACCES, "fcntl #%d of %d failed with EACCES: pe_server_create "
+		             "returned %d (%s)", nth, seen, rc, strerror(rc < 0 ? -rc : 0));
+		cr_expect_eq(atomic_load(&errors_logged), 1, "fcntl #%d failed: %d errors logged, "
+		             "not one", nth, atomic_load(&errors_logged));
+		cr_expect_eq(th_count_fds(), fds, "fcntl #%d failed: %d descriptors open before, "
+		             "%d after", nth, fds, th_count_fds());
+	}
 	TH_ASSERT_NO_LEAKS();
 }
