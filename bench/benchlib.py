@@ -215,13 +215,56 @@ def tree(pid):
     return seen
 
 
+def cpu_jiffies(cpus):
+    """(busy, total) jiffies of each of CPUS, from /proc/stat; None for a CPU
+    it does not list. Busy counts softirq: on loopback much of TCP is done
+    there, on the CPU that sent."""
+    want = {"cpu%d" % c: i for i, c in enumerate(cpus)}
+    out = [None] * len(cpus)
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                name, _, rest = line.partition(" ")
+                if name in want:
+                    vals = [int(x) for x in rest.split()[:8]]
+                    total = sum(vals)
+                    out[want[name]] = (total - vals[3] - vals[4], total)
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def busy_while_loaded(snaps):
+    """From successive cpu_jiffies((server, load)) snapshots: the busy
+    fractions of the server CPU and of the load CPU, summed over the
+    intervals where the load CPU was at least half busy (the client at work;
+    its start and its end are left out). None without such an interval."""
+    sb = st = lb = lt = 0
+    for (s0, l0), (s1, l1) in zip(snaps, snaps[1:]):
+        if None in (s0, l0, s1, l1) or l1[1] <= l0[1] or s1[1] <= s0[1]:
+            continue
+        if (l1[0] - l0[0]) * 2 < l1[1] - l0[1]:
+            continue
+        sb, st = sb + s1[0] - s0[0], st + s1[1] - s0[1]
+        lb, lt = lb + l1[0] - l0[0], lt + l1[1] - l0[1]
+    if not st or not lt:
+        return None, None
+    return round(sb / st, 3), round(lb / lt, 3)
+
+
 def cmd_sample(args):
     """Sample PID (and with --tree its descendants) until SIGTERM; then write
     the peak of the summed VmHWM, the peak process count and the peak thread
     count to OUTFILE as JSON. Sums of forked children count their shared pages
-    (libc, the parent's copy-on-write pages) once per process, as RSS does."""
+    (libc, the parent's copy-on-write pages) once per process, as RSS does.
+    With --cpus S,L, also how busy the server's CPU S and the load's CPU L
+    were while the load ran (busy_while_loaded)."""
     pid, outfile = int(args[0]), args[1]
     walk = "--tree" in args[2:]
+    cpus = None
+    if "--cpus" in args[2:]:
+        cpus = [int(c) for c in args[args.index("--cpus") + 1].split(",")]
+    snaps = []
     peak = {"peak_rss_kib": 0, "peak_procs": 0, "peak_threads": 0, "samples": 0,
             "server_alive": True}
     stop = []
@@ -229,6 +272,8 @@ def cmd_sample(args):
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
 
     def sample():
+        if cpus:
+            snaps.append(cpu_jiffies(cpus))
         pids = tree(pid) if walk else [pid]
         total = procs = threads = 0
         for p in pids:
@@ -265,6 +310,8 @@ def cmd_sample(args):
         if not sample() and peak["samples"] == 0:
             peak["server_alive"] = False
     peak["server_alive"] = peak["server_alive"] and pid_alive(pid)
+    if cpus:
+        peak["server_cpu_busy"], peak["load_cpu_busy"] = busy_while_loaded(snaps)
     with open(outfile, "w") as f:
         json.dump(peak, f)
 
@@ -431,6 +478,8 @@ def cmd_record(args):
         "server_command": opt.get("server-cmd", ""),
         "server_cpu": int(opt["server-cpu"]) if opt.get("server-cpu") else None,
         "load_cpu": int(opt["load-cpu"]) if opt.get("load-cpu") else None,
+        "server_cpu_busy": sampled.get("server_cpu_busy"),
+        "load_cpu_busy": sampled.get("load_cpu_busy"),
         "client": client,
         "listen_overflows": net.get("listen_overflows"),
         "syn_retrans": net.get("syn_retrans"),
@@ -443,10 +492,12 @@ def cmd_record(args):
     # How busy the load was: near 100% the rate may be the client's limit.
     busiest = (client or {}).get("client_busiest")
     net_counted = net_text(line)
-    print("  rep %d %-9s %-7s %14s  rss %s%s%s%s  %s" % (
+    print("  rep %d %-9s %-7s %14s  rss %s%s%s%s%s  %s" % (
         line["rep"], line["server"], workload, fig, rss,
         " (%d procs)" % procs if procs > 1 else "",
         "  client %.0f%% busy" % (busiest * 100) if busiest is not None else "",
+        "  server CPU %.0f%% busy" % (line["server_cpu_busy"] * 100)
+        if line["server_cpu_busy"] is not None else "",
         "  " + net_counted if net_counted else "",
         "ok" if not problems else "BAD: " + "; ".join(problems)))
     sys.stdout.flush()
@@ -651,6 +702,7 @@ def cmd_table(args):
         noise_table(out, servers, workloads, spread)
         medians_table(out, servers, ratio_cols, median_value)
     floor_table(out, cells, ratio_cols)
+    cpu_table(out, cells, servers, ratio_cols)
     missing_note(out, cells, servers, workloads, reps)
     busy_note(out, runs)
     net_note(out, runs)
@@ -710,6 +762,54 @@ def floor_table(out, cells, workloads):
         out.append("| workload | median | range | pairs |")
         out.append("|---|---|---|---|")
         out.extend(rows)
+
+
+def cpu_table(out, cells, servers, workloads):
+    """Rates per busy second of the server's CPU, paired with the
+    reference's: where the load client held a server back, its CPU was not
+    full, and the rate it would reach with a faster client is estimated as
+    its rate over how busy its CPU was."""
+    def per_busy(s, w):
+        return {r["rep"]: r["value"] / r["server_cpu_busy"]
+                for r in cells.get((s, w), [])
+                if r["ok"] and r["value"] and r.get("server_cpu_busy")}
+
+    def busy_pct(s, w):
+        b = [r["server_cpu_busy"] for r in cells.get((s, w), [])
+             if r["ok"] and r.get("server_cpu_busy")]
+        return "%.0f%%" % (100 * statistics.median(b)) if b else "-"
+
+    rows, ref = [], REFERENCE
+    for s in servers:
+        row = [s]
+        for w in workloads:
+            mine, theirs = per_busy(s, w), per_busy(ref, w)
+            ratios = sorted(mine[k] / theirs[k] for k in mine if k in theirs)
+            if s == ref:
+                row.append("1.00 (CPU %s)" % busy_pct(s, w) if theirs else "-")
+            elif ratios:
+                row.append("%.2f [%.2f-%.2f] (CPU %s)" % (statistics.median(ratios), ratios[0],
+                                                          ratios[-1], busy_pct(s, w)))
+            else:
+                row.append("-")
+        rows.append(row)
+    if not any(c != "-" for row in rows for c in row[1:]):
+        return
+    out.append("")
+    out.append("Rate per busy second of the server's CPU, over %s's in the same repetition "
+               "(median [range]), with the median busy share of the server's CPU while the "
+               "load ran (softirq included)." % ref)
+    out.append("An estimate, not a measurement: it assumes a rate grows with the CPU a server "
+               "is given, up to a full CPU, and counts the loopback")
+    out.append("work done on the server's CPU for the client's packets as the server's. Where "
+               "%s's CPU was not full (the client held it back), this" % ref)
+    out.append("ratio is nearer the truth than the one above; where both CPUs were full, "
+               "the two agree.")
+    out.append("")
+    out.append("| " + " | ".join(["server"] + workloads) + " |")
+    out.append("|" + "---|" * (len(workloads) + 1))
+    for row in rows:
+        out.append("| " + " | ".join(row) + " |")
 
 
 def net_text(r):

@@ -2,8 +2,8 @@
 # bench/run's tables are what bench/RESULTS.md quotes: check on made-up
 # results that a ratio pairs each repetition with ref_epoll's, that a run
 # with fewer connections open or served at once than its workload names is
-# left out, that a saturated load client is marked, and that an RSS from
-# failed runs alone says FAIL.
+# left out, that a saturated load client is marked, that an RSS from
+# failed runs alone says FAIL, and how busy the server's CPU was.
 top=${TOP_SRCDIR:-$(dirname "$0")/..}
 command -v python3 > /dev/null 2>&1 ||
 	{ echo "SKIP: python3 is not installed (bench/ is written in it)"; exit 77; }
@@ -13,17 +13,20 @@ trap 'rm -rf "$tmp"' EXIT
 python3 - "$tmp/results.jsonl" << 'EOF' || exit 1
 import json, sys
 runs = []
-def run(rep, server, workload, value, rss, conns, peak, unserved=0, saturated=False):
+def run(rep, server, workload, value, rss, conns, peak, unserved=0, saturated=False,
+        cpu=None):
     runs.append({"rep": rep, "server": server, "workload": workload, "value": value,
                  "unit": "msg/s", "ok": True, "problems": [], "peak_rss_kib": rss,
-                 "peak_procs": 1, "commit": "test",
+                 "peak_procs": 1, "commit": "test", "server_cpu_busy": cpu,
                  "client": {"connections": conns, "connections_opened": conns,
                             "peak_open": peak, "connections_unserved": unserved,
                             "client_saturated": saturated}})
-# ref_epoll jumps to 200k in repetition 2; poolechod does not.
-for rep, ref, pd in ((1, 100e3, 90e3), (2, 200e3, 100e3), (3, 100e3, 80e3)):
-    run(rep, "ref_epoll", "pp32", ref, 1600, 32, 32)
-    run(rep, "poolechod", "pp32", pd, 2900, 32, 32)
+# ref_epoll jumps to 200k in repetition 2; poolechod does not. ref_epoll's
+# CPU was busy 100%, 80%, 50%: 100k, 250k, 200k per busy second
+for rep, ref, pd, busy in ((1, 100e3, 90e3, 1.0), (2, 200e3, 100e3, 0.8),
+                           (3, 100e3, 80e3, 0.5)):
+    run(rep, "ref_epoll", "pp32", ref, 1600, 32, 32, cpu=busy)
+    run(rep, "poolechod", "pp32", pd, 2900, 32, 32, cpu=1.0)
 # ref_epoll's pp1 repetition 3 failed: two pairs; the floor ran only once
 # (a run cut short)
 for rep, ref, pd in ((1, 100e3, 150e3), (2, 100e3, 130e3), (3, 100e3, 160e3)):
@@ -84,6 +87,28 @@ grep -q '^- rep 2 socat pp256: connections_unserved=102$' "$tmp/table" ||
 	{ echo "FAIL: a run with unserved connections is not left out saying why"; fail=1; }
 grep -q '^| socat | - | - | FAIL !3/3 \[8.8 MiB\] | - |$' "$tmp/table" ||
 	{ echo "FAIL: the RSS table does not say FAIL for an RSS of failed runs alone"; fail=1; }
+# per busy CPU second, paired: 0.90, 0.40, 0.40
+grep -q '^| poolechod | - | 0.40 \[0.40-0.90\] (CPU 100%) |' "$tmp/table" ||
+	{ echo "FAIL: the rate per busy CPU second is not 0.40 [0.40-0.90] (CPU 100%)"; fail=1; }
+grep -q '^| ref_epoll | - | 1.00 (CPU 80%) |' "$tmp/table" ||
+	{ echo "FAIL: ref_epoll's median busy CPU is not 80%"; fail=1; }
+# busy_while_loaded: snapshots of (busy, total) jiffies of (server, load);
+# the first interval, the load CPU idle, is left out
+python3 - "$top/bench" << 'EOF' || fail=1
+import sys
+sys.path.insert(0, sys.argv[1])
+from benchlib import busy_while_loaded
+snaps = [((0, 0), (0, 0)), ((10, 100), (5, 100)), ((70, 200), (95, 200)),
+         ((150, 300), (185, 300)), ((150, 400), (190, 400))]
+got = busy_while_loaded(snaps)
+if got != (0.7, 0.9):
+    print("FAIL: busy_while_loaded gave %r, not (0.7, 0.9)" % (got,))
+    sys.exit(1)
+if busy_while_loaded(snaps[:2]) != (None, None):
+    print("FAIL: busy_while_loaded counted an interval the load CPU was idle")
+    sys.exit(1)
+EOF
 [ "$fail" = 0 ] || { echo "--- the table:"; cat "$tmp/table"; exit 1; }
 echo "PASS: paired ratios, pairs and missing repetitions, the concurrency and service" \
-	"checks, saturation marks, FAIL for an RSS of failed runs, .gz input"
+	"checks, saturation marks, FAIL for an RSS of failed runs, .gz input, rates per" \
+	"busy CPU second"
