@@ -187,7 +187,7 @@ static void unknown_byte_in_cluster(char *const argv[], char *msg, size_t size)
 	if (!word || word[0] != '-' || word[1] == '-' || !strchr(word + 1, optopt))
 		word = optind > 1 ? argv[optind - 1] : "";
 	snprintf(msg, size, "unknown option %s'%s'",
-	         (unsigned char)word[1] == (unsigned char)optopt ? "" : "in ",
+	         word[0] && (unsigned char)word[1] == (unsigned char)optopt ? "" : "in ",
 	         pe_parse_shown(word, strlen(word), buf, word_room(size)));
 }
 
