@@ -27,8 +27,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +45,7 @@ void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *co
 	w->buf = NULL;
 	w->size = 0;
 	w->pipe[0] = w->pipe[1] = -1;
+	w->pipes_held = NULL;
 	w->counters = counters;
 }
 
@@ -51,8 +54,11 @@ static void close_pipe(struct pe_echo_worker *w)
 	if (w->pipe[0] >= 0) {
 		close(w->pipe[0]);
 		close(w->pipe[1]);
+		if (w->pipes_held)
+			atomic_fetch_sub(w->pipes_held, 1);
 	}
 	w->pipe[0] = w->pipe[1] = -1;
+	w->pipes_held = NULL;
 }
 
 void pe_echo_worker_free(struct pe_echo_worker *w)
@@ -277,15 +283,43 @@ static int streaming(const struct pe_echo_worker *w, size_t n)
 	return n >= (w->size < PE_ECHO_STREAM_READ ? w->size : PE_ECHO_STREAM_READ);
 }
 
-/* Bulk stream: move to splice if a pipe can be had (else keep copying). */
-static int splice_ready(struct pe_echo_worker *w)
+/* Count one more pipe if the descriptor limit leaves room for it beyond
+ * P->fds_reserved: a worker keeps its pipe between connections, and idle
+ * workers' pipes must not take the descriptors the workers' and the
+ * queue's clients need. The limit is read each time, as it can be changed
+ * from outside (prlimit(1)). */
+static int take_pipe_slot(const struct pe_echo_policy *p)
+{
+	unsigned long long allowed = UINT_MAX;
+	struct rlimit rl;
+	unsigned held;
+
+	if (!p->pipes_held)
+		return 1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		allowed = rl.rlim_cur > p->fds_reserved ? (rl.rlim_cur - p->fds_reserved) / 2 : 0;
+	held = atomic_load(p->pipes_held);
+	do {
+		if (held >= allowed)
+			return 0;
+	} while (!atomic_compare_exchange_weak(p->pipes_held, &held, held + 1));
+	return 1;
+}
+
+/* Bulk stream: whether a pipe to splice through can be had (else copy). */
+static int splice_ready(struct pe_echo_worker *w, const struct pe_echo_policy *p)
 {
 	if (w->pipe[0] >= 0)
 		return 1;
+	if (!take_pipe_slot(p))
+		return 0;
 	if (pe_cloexec_pipe(w->pipe) < 0) {
 		w->pipe[0] = w->pipe[1] = -1;
+		if (p->pipes_held)
+			atomic_fetch_sub(p->pipes_held, 1);
 		return 0;
 	}
+	w->pipes_held = p->pipes_held;
 	return 1;
 }
 #endif
@@ -342,9 +376,13 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			continue;
 		}
 #ifdef HAVE_SPLICE
-		if (may_splice && streaming(w, (size_t)n) && splice_wanted(p) && splice_ready(w)) {
+		if (may_splice && streaming(w, (size_t)n) && splice_wanted(p)) {
 			enum pe_echo_end end;
 
+			if (!splice_ready(w, p)) {
+				may_splice = 0;   /* no pipe: copy, not a try per read */
+				continue;
+			}
 			rc = echo_splice(fd, w, p, &spin, &end, err);
 			if (rc == 0)
 				return end;

@@ -32,6 +32,7 @@ struct pe_echo_worker {
 	char *buf;
 	size_t size;
 	int pipe[2];      /* for splice(2), made on the first bulk connection; -1 until then */
+	atomic_uint *pipes_held;   /* the count PIPE is in, while it is open */
 	struct pe_worker_counters *counters;
 };
 
@@ -42,6 +43,9 @@ struct pe_echo_policy {
 	atomic_uint *active;      /* connections open now */
 	enum pe_splice splice;    /* when to echo bulk streams with splice(2), where the system has it */
 	long long idle_us;        /* the idle timeout; 0 = never */
+	atomic_uint *pipes_held;  /* splice pipes the workers keep; NULL: no limit on them */
+	unsigned long long fds_reserved; /* ... which leave this many descriptors below
+	                                    RLIMIT_NOFILE (PE_SERVER_SPARE_FDS) */
 };
 
 /* The idle timeout's SO_SNDTIMEO: a blocked write wakes this often to see

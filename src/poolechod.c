@@ -33,10 +33,6 @@
 #include "sysfile.h"
 #include "thread_limits.h"
 
-/* Descriptors beyond one per worker and per queued connection: the
- * listener, the stop pipe, stdio, and room for a few in transit. */
-#define SPARE_FDS 32
-
 struct signal_thread {
 	pthread_t thread;
 	sigset_t set;
@@ -154,7 +150,7 @@ static void *signal_main(void *arg)
  * worker copies through user space instead). */
 static void raise_fd_limit(const struct pe_server_config *cfg)
 {
-	rlim_t need = (rlim_t)cfg->workers + cfg->queue_capacity + SPARE_FDS;
+	rlim_t need = (rlim_t)cfg->workers + cfg->queue_capacity + PE_SERVER_SPARE_FDS;
 #ifdef HAVE_SPLICE
 	rlim_t want = need + (cfg->splice != PE_SPLICE_NEVER ? 2 * (rlim_t)cfg->workers : 0);
 #else
@@ -186,13 +182,20 @@ static void raise_fd_limit(const struct pe_server_config *cfg)
 		else
 			snprintf(limit, sizeof limit, "is %llu (hard limit %llu)",
 			         (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
-		pe_log(PE_LOG_WARN, "descriptor limit %s; %u workers and a queue of %zu need %llu: "
+		pe_log(PE_LOG_WARN, "descriptor limit %s; %u worker%s and a queue of %zu need %llu: "
 		       "accepting will pause when they run out (raise 'ulimit -n', or LimitNOFILE= "
-		       "under systemd)", limit, cfg->workers, cfg->queue_capacity,
-		       (unsigned long long)need);
-	} else if (rl.rlim_cur > old)
+		       "under systemd)", limit, cfg->workers, cfg->workers == 1 ? "" : "s",
+		       cfg->queue_capacity, (unsigned long long)need);
+		return;
+	}
+	if (rl.rlim_cur > old)
 		pe_log(PE_LOG_INFO, "descriptor limit raised from %llu to %llu",
 		       (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur < want)
+		pe_log(PE_LOG_INFO, "descriptor limit %llu leaves splice pipes for %llu of the %u "
+		       "workers (2 descriptors each): the others copy bulk streams",
+		       (unsigned long long)rl.rlim_cur,
+		       (unsigned long long)((rl.rlim_cur - need) / 2), cfg->workers);
 }
 
 /* Whether a descriptor is left for a connection once the server is set up:

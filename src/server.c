@@ -456,6 +456,10 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	srv->echo_policy.busy_poll_max = pe_usable_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;
+	atomic_init(&srv->pipes_held, 0);
+	srv->echo_policy.pipes_held = &srv->pipes_held;
+	srv->echo_policy.fds_reserved = (unsigned long long)cfg->workers + cfg->queue_capacity +
+	                                PE_SERVER_SPARE_FDS;
 	if (pe_cloexec_pipe(srv->wake) < 0) {
 		rc = -errno;
 		pe_server_logf(srv, PE_LOG_ERROR, "cannot make the stop pipe (%s): %s",

@@ -57,6 +57,7 @@ struct pe_server {
 	struct pe_listener_counters listener;
 	struct pe_echo_policy echo_policy;
 	atomic_uint active;                  /* connections being echoed now */
+	atomic_uint pipes_held;              /* workers' splice pipes (echo_policy) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t drained;              /* signalled as connections finish during a stop */

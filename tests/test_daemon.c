@@ -1698,10 +1698,11 @@ Test(daemon, sigusr2_is_ignored)
 	stop_daemon(SIGTERM);
 }
 
-/* The daemon's open descriptors: how many, and the highest; -1 on error. */
-static int open_fds(pid_t pid, int *highest)
+/* How many descriptors the daemon has open, of KIND ("socket:", "pipe:")
+ * or of any (NULL), and the highest of them into *HIGHEST; -1 on error. */
+static int proc_fds(pid_t pid, const char *kind, int *highest)
 {
-	char path[64];
+	char path[64], entry[320], link[64];
 	struct dirent *e;
 	DIR *d;
 	int n = 0;
@@ -1710,16 +1711,36 @@ static int open_fds(pid_t pid, int *highest)
 	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
 	if (!(d = opendir(path)))
 		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.') {
-			int fd = atoi(e->d_name);
+	while ((e = readdir(d))) {
+		ssize_t len = 0;
+		int fd = atoi(e->d_name);
 
-			n++;
-			if (fd > *highest)
-				*highest = fd;
+		if (e->d_name[0] == '.')
+			continue;
+		if (kind) {
+			snprintf(entry, sizeof entry, "%s/%s", path, e->d_name);
+			len = readlink(entry, link, sizeof link - 1);
+			if (len < (ssize_t)strlen(kind) || memcmp(link, kind, strlen(kind)) != 0)
+				continue;
 		}
+		n++;
+		if (fd > *highest)
+			*highest = fd;
+	}
 	closedir(d);
 	return n;
+}
+
+static int open_fds(pid_t pid, int *highest)
+{
+	return proc_fds(pid, NULL, highest);
+}
+
+static int fds_of_kind(pid_t pid, const char *kind)
+{
+	int highest;
+
+	return proc_fds(pid, kind, &highest);
 }
 
 /* The accept_errors count of a SIGUSR1 stats line; -1 when none came. */
@@ -1775,6 +1796,87 @@ Test(daemon, out_of_descriptors_with_nobody_waiting_counts_no_errors)
 	close(waiting);
 	for (i = 1; i < spare; i++)
 		close(held[i]);
+	stop_daemon(SIGTERM);
+}
+
+/* Wait up to IO_MS for the daemon to hold N sockets; how many it holds. */
+static int wait_sockets(pid_t pid, int n)
+{
+	int64_t deadline = th_now_ms() + IO_MS;
+	int now;
+
+	while ((now = fds_of_kind(pid, "socket:")) != n && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 10);
+	return now;
+}
+
+enum { PIPE_TEST_WORKERS = 8, PIPE_TEST_STREAMS = 4 };
+
+/* A worker keeps its splice pipe between clients. They came out of the
+ * descriptors the workers' clients need: with four streams done, four
+ * workers held eight descriptors of pipes, and of eight clients that then
+ * came at once four were never served (accept failed with EMFILE). The
+ * limit, set on the running daemon (sanitizers open descriptors of their
+ * own), is its descriptors at start + one per worker + one per stream, and
+ * is far below workers + queue + PE_SERVER_SPARE_FDS: no pipe fits. */
+Test(daemon, idle_workers_splice_pipes_leave_descriptors_for_clients)
+{
+	const char *const extra[] = {"-w", "8", "-q", "1", "--splice=always",
+	                             "--buffer-size=1k", NULL};
+	unsigned port = start_daemon(extra);
+	int held[PIPE_TEST_WORKERS], highest, open_now, sockets, i;
+	struct rlimit lim;
+
+	open_now = open_fds(proc.pid, &highest);
+	sockets = fds_of_kind(proc.pid, "socket:");
+	cr_assert_gt(open_now, 0, "cannot read /proc/%d/fd", (int)proc.pid);
+	lim.rlim_cur = lim.rlim_max = (rlim_t)open_now + PIPE_TEST_WORKERS + PIPE_TEST_STREAMS;
+	cr_assert_gt(lim.rlim_cur, (rlim_t)highest, "descriptors up to %d, %d open", highest,
+	             open_now);
+	cr_assert_eq(prlimit(proc.pid, RLIMIT_NOFILE, &lim, NULL), 0, "prlimit: %s",
+	             strerror(errno));
+
+	/* Streams, 64 KiB in 1 KiB reads, on four workers at once. */
+	for (i = 0; i < PIPE_TEST_STREAMS; i++) {
+		held[i] = th_connect(port, IO_MS);
+		cr_assert_geq(held[i], 0, "connect: %s", strerror(-held[i]));
+	}
+	for (i = 0; i < PIPE_TEST_STREAMS; i++)
+		cr_assert_eq(th_echo_check(held[i], 64 * 1024, (unsigned)i, IO_MS), 0,
+		             "stream %d", i);
+	for (i = 0; i < PIPE_TEST_STREAMS; i++)
+		close(held[i]);
+	cr_assert_eq(wait_sockets(proc.pid, sockets), sockets,
+	             "the daemon did not close the streams' sockets");
+
+	for (i = 0; i < PIPE_TEST_WORKERS; i++) {
+		held[i] = th_connect(port, IO_MS);
+		cr_assert_geq(held[i], 0, "connect: %s", strerror(-held[i]));
+	}
+	for (i = 0; i < PIPE_TEST_WORKERS; i++)
+		cr_expect_eq(th_echo_check(held[i], 100, (unsigned)i, 1500), 0,
+		             "client %d of %d was not served: the daemon holds %d pipe "
+		             "descriptors; stderr:\n%s", i + 1, PIPE_TEST_WORKERS,
+		             fds_of_kind(proc.pid, "pipe:"), proc.err.data);
+	for (i = 0; i < PIPE_TEST_WORKERS; i++)
+		close(held[i]);
+	stop_daemon(SIGTERM);
+}
+
+/* The limit poolechod starts with (its hard limit too, so it cannot raise
+ * it) covers 20 workers, a queue of 1 and PE_SERVER_SPARE_FDS (53), and
+ * five pipes more: it says so, rather than leave an operator to wonder why
+ * streams are copied. */
+Test(daemon, a_limit_short_of_every_workers_pipe_says_how_many_have_one)
+{
+	const char *const extra[] = {"-w", "20", "-q", "1", "--splice=always", NULL};
+	struct rlimit lim = {.rlim_cur = 63, .rlim_max = 63};
+
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0, "setrlimit: %s", strerror(errno));
+	start_daemon(extra);
+	cr_expect_eq(count_in_stderr(0, "info: descriptor limit 63 leaves splice pipes for 5 of "
+	                                "the 20 workers (2 descriptors each): the others copy "
+	                                "bulk streams"), 1, "stderr:\n%s", proc.err.data);
 	stop_daemon(SIGTERM);
 }
 

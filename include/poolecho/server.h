@@ -45,6 +45,14 @@ enum pe_splice {
 	                      the faster of the two in poolecho's benchmarks */
 };
 
+/* Descriptors a server leaves to its process beyond one per worker and per
+ * queue slot (its listener and stop pipe, standard streams, a log). A
+ * worker keeps a splice pipe, two descriptors, only while the descriptor
+ * limit (RLIMIT_NOFILE) has room for it beyond workers + queue capacity +
+ * PE_SERVER_SPARE_FDS; else it copies. Pipes kept by idle workers would
+ * otherwise fill the limit, and clients could not be accepted. */
+#define PE_SERVER_SPARE_FDS 32
+
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 
 /* Receives one line of text per event (no newline: a control character,
