@@ -85,34 +85,68 @@ static void cover_cut(const char *msg, const char *shown, char *covered)
 	}
 }
 
+/* The bytes of the character at U, as --help and the man pages define a
+ * control character (shown as \xNN): into *CONTROL whether it is one. C0
+ * and DEL; C1, U+0080-U+009F, as UTF-8 (C2 80-9F) or as a byte 0x80-0x9f
+ * that is part of no UTF-8 character; and an overlong encoding (of ASCII,
+ * controls among it). */
+static size_t char_at(const unsigned char *u, int *control)
+{
+	size_t n = u[0] < 0x80 ? 1 : u[0] < 0xc0 ? 0 : u[0] < 0xe0 ? 2 : u[0] < 0xf0 ? 3 :
+	           u[0] < 0xf8 ? 4 : 0;
+
+	for (size_t k = 1; k < n; k++)
+		if ((u[k] & 0xc0) != 0x80)
+			n = 0;
+	if (n == 0) {   /* no whole UTF-8 character: one byte */
+		*control = u[0] <= 0x9f;
+		return 1;
+	}
+	if (n == 1)
+		*control = u[0] < ' ' || u[0] == 0x7f;
+	else if (n == 2)
+		*control = u[0] < 0xc2 || (u[0] == 0xc2 && u[1] < 0xa0);
+	else
+		*control = (u[0] == 0xe0 && u[1] < 0xa0) || (u[0] == 0xf0 && u[1] < 0x90);
+	return n;
+}
+
 /* Whether MSG holds no control character, even one the user typed (it
  * is shown as \xNN), and every byte past ASCII lies inside a copy of what
  * the user typed: a byte on its own would be half a UTF-8 character. */
 static int odd_bytes_are_quoted(const char *msg, char **argv)
 {
-	size_t len = strlen(msg);
+	size_t len = strlen(msg), bytes;
 	/* Words come from inputs under 4096 bytes (LLVMFuzzerTestOneInput). */
 	static char shown[4 * 4096 + 1];
 	char covered[4096] = {0};
+	int control;
 
 	assert(len < sizeof covered);
 	for (char **w = argv + 1; *w; w++) {
 		size_t n = 0;
 
 		cover_tails(msg, *w, covered);
-		for (const char *c = *w; *c; c++)
-			if ((unsigned char)*c < ' ' || *c == 0x7f)
-				n += (size_t)snprintf(shown + n, sizeof shown - n, "\\x%02x",
-				                      (unsigned char)*c);
-			else
-				shown[n++] = *c;
+		for (const char *c = *w; *c; c += bytes) {
+			bytes = char_at((const unsigned char *)c, &control);
+			for (size_t k = 0; k < bytes; k++)
+				if (control)
+					n += (size_t)snprintf(shown + n, sizeof shown - n, "\\x%02x",
+					                      (unsigned char)c[k]);
+				else
+					shown[n++] = c[k];
+		}
 		shown[n] = '\0';
 		cover_tails(msg, shown, covered);
 		cover_cut(msg, shown, covered);
 	}
+	for (size_t i = 0; i < len; i += bytes) {
+		bytes = char_at((const unsigned char *)msg + i, &control);
+		if (control)
+			return 0;
+	}
 	for (size_t i = 0; i < len && i < sizeof covered; i++)
-		if ((unsigned char)msg[i] < ' ' || msg[i] == 0x7f ||
-		    ((unsigned char)msg[i] > 0x7f && !covered[i]))
+		if ((unsigned char)msg[i] > 0x7f && !covered[i])
 			return 0;
 	return 1;
 }

@@ -128,34 +128,74 @@ static size_t utf8_whole(const char *buf, size_t n)
 	return n - (lead - 1) < need ? lead - 1 : n;
 }
 
-/* The bytes C takes as shown: 4 for a control character (\xNN). */
-static size_t shown_width(char c)
+/* The length of the UTF-8 character that starts S (LEFT bytes at most), 2
+ * to 4, or 0 when no whole multi-byte character starts there: a lead byte
+ * and its continuation bytes, overlong or not. */
+static size_t utf8_length(const unsigned char *s, size_t left)
 {
-	return (unsigned char)c < ' ' || c == 0x7f ? 4 : 1;
+	size_t need = s[0] >= 0xf8 ? 0 : s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+
+	if (need == 0 || need > left)
+		return 0;
+	for (size_t k = 1; k < need; k++)
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+	return need;
+}
+
+/* What the character at S (LEFT bytes at most) takes as shown, and in
+ * *BYTES how many bytes of S it is. A control character shows each byte as
+ * \xNN: C0 and DEL; C1 (U+0080-U+009F), which terminals take as CSI and
+ * the like, and so a byte 0x80-0x9f that is no part of a UTF-8 character
+ * (a Latin-1 terminal's C1); and an overlong encoding, which a lax decoder
+ * reads as the ASCII (ESC too) it spells. Anything else shows as itself. */
+static size_t shown_width(const char *s, size_t left, size_t *bytes)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n;
+
+	*bytes = 1;
+	if (u[0] < 0x80)
+		return u[0] < ' ' || u[0] == 0x7f ? 4 : 1;
+	if ((n = utf8_length(u, left)) == 0)
+		return u[0] <= 0x9f ? 4 : 1;
+	*bytes = n;
+	if ((n == 2 && (u[0] < 0xc2 || (u[0] == 0xc2 && u[1] <= 0x9f))) ||
+	    (n == 3 && u[0] == 0xe0 && u[1] < 0xa0) || (n == 4 && u[0] == 0xf0 && u[1] < 0x90))
+		return 4 * n;
+	return n;
 }
 
 size_t pe_parse_shown_len(const char *s, size_t len)
 {
-	size_t need = 0;
+	size_t need = 0, bytes;
 
-	for (size_t i = 0; i < len && s[i]; i++)
-		need += shown_width(s[i]);
+	for (size_t i = 0; i < len && s[i]; i += bytes)
+		need += shown_width(s + i, len - i, &bytes);
 	return need;
 }
 
 const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size)
 {
-	size_t need = pe_parse_shown_len(s, len), room, n = 0, i;
+	size_t need = pe_parse_shown_len(s, len), room, n = 0, i, bytes, width;
 
 	if (size == 0)
 		return buf;
 	/* Whole if it fits; else cut where "..." and the NUL still fit. */
 	room = need < size ? size - 1 : size >= 4 ? size - 4 : 0;
-	for (i = 0; i < len && s[i] && n + shown_width(s[i]) <= room; i++)
-		if (shown_width(s[i]) == 4)
-			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", (unsigned char)s[i]);
-		else
-			buf[n++] = s[i];
+	for (i = 0; i < len && s[i]; i += bytes) {
+		width = shown_width(s + i, len - i, &bytes);
+		if (n + width > room)
+			break;
+		if (width == bytes) {
+			memcpy(buf + n, s + i, bytes);
+			n += bytes;
+		} else {
+			for (size_t k = 0; k < bytes; k++)
+				n += (size_t)snprintf(buf + n, size - n, "\\x%02x",
+				                      (unsigned char)s[i + k]);
+		}
+	}
 	if (need >= size && size >= 4) {
 		n = utf8_whole(buf, n);
 		memcpy(buf + n, "...", 3);

@@ -122,6 +122,20 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"ab\xf0\x9f\x98\x80" "cdef", 10, 9, "ab..."},
 		{"ab\xf0\x9f\x98\x80" "cdef", 10, 10, "ab\xf0\x9f\x98\x80..."},
 		{"abc", 3, 2, ""}, /* too small for anything: still a string */
+		/* C1 controls: U+009B is CSI, as ESC [ is; so is a byte 0x9b
+		 * alone to a Latin-1 terminal. U+00A0 and Latin-1 letters stay. */
+		{"a\xc2\x9b" "2Jb", 6, 64, "a\\xc2\\x9b2Jb"},
+		{"a\x9b" "2J", 4, 64, "a\\x9b2J"},
+		{"\xc2\xa0\xc2\x80", 4, 64, "\xc2\xa0\\xc2\\x80"},
+		{"\xe2\x82\xac\x85", 4, 64, "\xe2\x82\xac\\x85"},
+		{"\xe9t\xe9", 3, 64, "\xe9t\xe9"},
+		/* overlong: ESC to a lax decoder */
+		{"\xc0\x9b", 2, 64, "\\xc0\\x9b"},
+		{"\xe0\x80\x9b", 3, 64, "\\xe0\\x80\\x9b"},
+		{"\xe0\xa0\x80", 3, 64, "\xe0\xa0\x80"},
+		{"\xc2", 1, 64, "\xc2"},                    /* half a character: as typed */
+		{"ab\xc2\x9b" "cdef", 8, 10, "ab..."},     /* never half of one's escape */
+		{"ab\xc2\x9b" "cdef", 8, 15, "ab\\xc2\\x9bcdef"},
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
