@@ -217,8 +217,9 @@ def tree(pid):
 
 def cpu_jiffies(cpus):
     """(busy, total) jiffies of each of CPUS, from /proc/stat; None for a CPU
-    it does not list. Busy counts softirq: on loopback much of TCP is done
-    there, on the CPU that sent."""
+    it does not list. Busy is all but idle and iowait: softirq (on loopback
+    much of TCP is done there, on the CPU that sent), steal (a hypervisor's
+    other guests), and any other process on that CPU."""
     want = {"cpu%d" % c: i for i, c in enumerate(cpus)}
     out = [None] * len(cpus)
     try:

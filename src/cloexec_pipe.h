@@ -13,7 +13,7 @@
 #ifdef HAVE_PIPE2
 #define PE_CLOEXEC_PIPE_CALL "pipe2"
 #else
-#define PE_CLOEXEC_PIPE_CALL "pipe"
+#define PE_CLOEXEC_PIPE_CALL "pipe and fcntl"
 #endif
 
 /* 0, or -1 with errno set. Close-on-exec from the start where the system
@@ -24,11 +24,18 @@ static inline int pe_cloexec_pipe(int fds[2])
 #ifdef HAVE_PIPE2
 	return pipe2(fds, O_CLOEXEC);
 #else
+	int e;
+
 	if (pipe(fds) < 0)
 		return -1;
-	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	return 0;
+	if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0 && fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0)
+		return 0;
+	/* An end left to an exec'd program would keep a stop from waking us. */
+	e = errno;
+	close(fds[0]);
+	close(fds[1]);
+	errno = e;
+	return -1;
 #endif
 }
 

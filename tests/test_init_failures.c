@@ -259,7 +259,7 @@ int __wrap_fcntl(int fd, int cmd, ...)
 }
 
 /* Each fcntl of pe_server_create (the listener's O_NONBLOCK, the stop
- * pipe's) failing in turn fails the create with that call's error, logged,
+ * pipe's, and without pipe2 the stop pipe's FD_CLOEXEC) failing in turn fails the create with that call's error, logged,
  * and leaves nothing open. Unchecked, a failed F_GETFL once handed F_SETFL
  * -1 (every flag: Linux refused O_DIRECT with EINVAL, so the error was the
  * wrong one), and a failed O_NONBLOCK on the stop pipe went unnoticed. */
@@ -276,7 +276,11 @@ Test(init_failures, a_server_whose_fcntl_fails_fails_create_with_its_error)
 	cr_assert_eq(create_server(&cfg), 0, "pe_server_create failed with nothing made to fail");
 	atomic_store(&fcntl_counting, false);
 	seen = atomic_load(&fcntl_calls);
-	/* F_GETFL and F_SETFL, for the listener and for the stop pipe */
+	if (seen == 0)
+		cr_skip_test("the library calls no fcntl that -Wl,--wrap=fcntl catches: a large-file "
+		             "build (_FILE_OFFSET_BITS=64) calls fcntl64 instead");
+	/* F_GETFL and F_SETFL, for the listener and for the stop pipe (and
+	 * FD_CLOEXEC twice, for it, without pipe2) */
 	cr_assert_geq(seen, 4, "pe_server_create made %d fcntl calls", seen);
 
 	for (int nth = 1; nth <= seen; nth++) {

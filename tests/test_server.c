@@ -42,7 +42,7 @@
 #ifdef HAVE_PIPE2
 #define STOP_PIPE_FAILURE "cannot make the stop pipe (pipe2)"
 #else
-#define STOP_PIPE_FAILURE "cannot make the stop pipe (pipe)"
+#define STOP_PIPE_FAILURE "cannot make the stop pipe (pipe and fcntl)"
 #endif
 
 #include "echo.h"
