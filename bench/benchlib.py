@@ -799,7 +799,7 @@ def cpu_table(out, cells, servers, workloads):
     out.append("")
     out.append("Rate per busy second of the server's CPU, over %s's in the same repetition "
                "(median [range]), with the median busy share of the server's CPU while the "
-               "load ran (softirq included)." % ref)
+               "load ran (all but idle: softirq, steal and any other process on it)." % ref)
     out.append("An estimate, not a measurement: it assumes a rate grows with the CPU a server "
                "is given, up to a full CPU, and counts the loopback")
     out.append("work done on the server's CPU for the client's packets as the server's. Where "
