@@ -933,6 +933,16 @@ Test(daemon, a_network_error_from_accept_is_said_and_retried)
 	accept_error_is_retried("ENETDOWN", "warning: accept: Network is down");
 }
 
+/* The system's descriptor table full (ENFILE) is the process's (EMFILE)
+ * to the operator: the same advice, with the pause the documents give. */
+Test(daemon, a_full_system_descriptor_table_gets_the_advice_and_the_pause)
+{
+	accept_error_is_retried("ENFILE", "warning: out of file descriptors: pausing accept for "
+	                                  "100 ms at a time");
+	cr_expect_eq(count_in_stderr(0, "warning: accept: Too many open files in system"), 1,
+	             "ENFILE not said once:\n%s", proc.err.data);
+}
+
 /* A socket(2) refused for lack of memory is said once, with the call:
  * main used to add its advice for the workers' memory (lower -w,
  * --buffer-size or -q), which has nothing to do with it. */
@@ -1066,6 +1076,20 @@ Test(daemon, buffers_beyond_the_address_space_limit_exit_1_naming_the_options)
 	cr_expect_not_null(strstr(stderr_line_with("--buffer-size", line, sizeof line),
 	                          strerror(ENOMEM)),
 	                   "the line naming --buffer-size lacks the reason:\n%s", proc.err.data);
+}
+
+/* -w 65536, the most --help allows, passes the library's own check too:
+ * what stops it under a 390 MiB limit is its buffers, named as such. */
+Test(daemon, the_most_workers_allowed_are_refused_for_memory_not_as_out_of_range)
+{
+	int code = run_under_400000_kib("65536", "--buffer-size=128k");
+
+	cr_assert_eq(code, 1, "65536 x 128 KiB buffers under a 390 MiB limit: exit %d, expected "
+	             "1; stderr:\n%s", code, proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "expected 1 to 65536"), "refused as out of range:\n%s",
+	               proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "--buffer-size"), "the buffers not named:\n%s",
+	                   proc.err.data);
 }
 
 /* --stack-size is what each worker maps: 16 stacks of 64 MiB do not fit
@@ -1423,6 +1447,17 @@ Test(daemon, a_service_manager_is_told_ready_and_stopping)
 	unsetenv("NOTIFY_SOCKET");
 	unlink(path);
 	rmdir(dir);
+}
+
+/* An empty NOTIFY_SOCKET names no manager (sd_notify(3) treats it as
+ * unset): nothing to tell, and nothing to warn of. */
+Test(daemon, an_empty_notify_socket_is_no_manager_and_no_warning)
+{
+	cr_assert_eq(setenv("NOTIFY_SOCKET", "", 1), 0);
+	start_daemon(NULL);
+	unsetenv("NOTIFY_SOCKET");
+	stop_daemon(SIGTERM);
+	cr_expect_null(strstr(proc.err.data, "service manager"), "stderr:\n%s", proc.err.data);
 }
 
 /* READY=1 tells the manager that the port listens: a start that cannot
@@ -1892,10 +1927,12 @@ Test(daemon, sigusr1_more_often_than_the_interval_does_not_delay_it)
 {
 	const char *const extra[] = {"-w", "2", "--stats-interval=1", NULL};
 	int sent = 0, interval_lines = 0;
+	int64_t began, watch_until, elapsed;
 	size_t from;
 
 	start_daemon(extra);
 	from = proc.err.len;
+	began = th_now_ms();
 	while (interval_lines < 2 && sent < USR1_MAX) {
 		int64_t next = th_now_ms() + USR1_PERIOD_MS;
 
@@ -1911,6 +1948,17 @@ Test(daemon, sigusr1_more_often_than_the_interval_does_not_delay_it)
 	              USR1_PERIOD_MS, proc.err.data);
 	cr_expect_geq(count_in_stderr(from, "info: stats (SIGUSR1): "), sent - 1,
 	              "%d SIGUSR1 sent, not each logged as such; stderr:\n%s", sent, proc.err.data);
+	/* Nor sooner: at most one line a second, however late the daemon
+	 * comes back to it (a catch-up to half an interval once gave two). */
+	watch_until = began + 3200;
+	while (th_ms_left(watch_until) > 0 &&
+	       th_proc_pump(&proc, (unsigned)th_ms_left(watch_until)) != -EPIPE)
+		;
+	elapsed = th_now_ms() - began;
+	interval_lines = count_in_stderr(from, "info: stats: ");
+	cr_expect_leq(interval_lines, elapsed / 1000 + 1, "%d interval lines in %lld ms with "
+	              "--stats-interval=1; stderr:\n%s", interval_lines, (long long)elapsed,
+	              proc.err.data);
 	assert_alive();
 	stop_daemon(SIGTERM);
 }
@@ -2040,12 +2088,23 @@ Test(daemon, verbose_log_names_the_peer_and_the_cause_of_every_close)
  * that was sending all along. Both are counted as timeouts. */
 static void idle_timeout_is_logged_as(const char *splice)
 {
-	const char *const extra[] = {"-v", "-w", "2", "-t", "0.5", splice, NULL};
+	/* Reads that fill 16 KiB are a stream: spliced with --splice=always */
+	const char *const extra[] = {"-v", "-w", "2", "-t", "0.5", "--buffer-size=16k", splice, NULL};
 	unsigned port = start_daemon(extra);
 	static char chunk[1 << 20];
 	const int small = 4096;
 	char want[128];
-	int silent, flood, rc = 0;
+	int silent, flood, streamed, rc = 0;
+
+	/* Silent after a stream: the timeout meets a splice, not a recv. */
+	streamed = th_connect(port, IO_MS);
+	cr_assert_geq(streamed, 0);
+	cr_assert_eq(th_echo_check(streamed, 256 * 1024, 3, IO_MS), 0, "the stream was not echoed");
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: idle timeout: nothing received",
+	         local_port(streamed));
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "%s: no '%s' in the log:\n%s",
+	             splice, want, proc.err.data);
+	close(streamed);
 
 	silent = th_connect(port, IO_MS);
 	cr_assert_geq(silent, 0);
@@ -2070,7 +2129,7 @@ static void idle_timeout_is_logged_as(const char *splice)
 	             want, proc.err.data);
 	close(flood);
 	stop_daemon(SIGTERM);
-	cr_expect(strstr(proc.err.data, "timeouts=2 "), "not 2 timeouts:\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "timeouts=3 "), "not 3 timeouts:\n%s", proc.err.data);
 }
 
 Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeout = 60)
@@ -2144,14 +2203,17 @@ Test(daemon, a_descriptor_limit_raised_short_of_the_need_says_it_was_raised)
 /* The limit a daemon with -w 4 -q 100 (and EXTRA) raised a soft
  * descriptor limit of 64 to, as its info line says; the limit is not
  * short, so no warning. 0 when it said nothing. */
-static unsigned long raised_nofile(const char *extra)
+static unsigned long raised_nofile(const char *extra, unsigned soft)
 {
-	const char *argv[] = {"/usr/bin/prlimit", "--nofile=64:4096", daemon_path(), "-b",
+	char nofile[32], said[64];
+	const char *argv[] = {"/usr/bin/prlimit", nofile, daemon_path(), "-b",
 	                      "127.0.0.1", "-p", "0", "-w", "4", "-q", "100", extra, NULL};
-	const char *said = "info: descriptor limit raised from 64 to ";
 	char line[512];
 	unsigned long to = 0;
 	unsigned port;
+
+	snprintf(nofile, sizeof nofile, "--nofile=%u:4096", soft);
+	snprintf(said, sizeof said, "info: descriptor limit raised from %u to ", soft);
 
 	if (access(argv[0], X_OK) != 0)
 		cr_skip_test("no %s to set the limit with: %s", argv[0], strerror(errno));
@@ -2172,13 +2234,16 @@ static unsigned long raised_nofile(const char *extra)
  * RESOURCES). */
 Test(daemon, a_descriptor_limit_raised_in_full_says_from_and_to)
 {
-	unsigned long copying = raised_nofile("--splice=never");
-	unsigned long splicing = raised_nofile("--splice=auto");
+	unsigned long copying = raised_nofile("--splice=never", 64);
+	unsigned long splicing = raised_nofile("--splice=auto", 64);
 
 	cr_expect_gt(copying, 4 + 100, "raised to %lu, not above 4 workers and 100 slots", copying);
 #ifdef HAVE_SPLICE
 	cr_expect_eq(splicing, copying + 2 * 4, "raised to %lu with splicing, %lu without", splicing,
 	             copying);
+	/* Enough for the clients but not the pipes: raised for the pipes. */
+	cr_expect_eq(raised_nofile("--splice=auto", (unsigned)copying + 1), splicing,
+	             "a limit of %lu not raised to %lu for the pipes", copying + 1, splicing);
 #else
 	cr_expect_eq(splicing, copying, "raised to %lu with no splice(2) to use, %lu without",
 	             splicing, copying);

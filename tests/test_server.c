@@ -2660,7 +2660,7 @@ Test(server, bad_config_is_einval_and_leaves_nothing_open)
 {
 	struct pe_server_config good, bad;
 	pe_server *srv;
-	int before = th_count_fds();
+	int before = th_count_fds(), rc;
 
 	tf_config(&good, 1, 1);
 	bad = good;
@@ -2674,6 +2674,13 @@ Test(server, bad_config_is_einval_and_leaves_nothing_open)
 	bad = good;
 	bad.port = 70000;
 	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "port 70000");
+	/* The last port is a port: bound, or in use, never refused as a range */
+	bad = good;
+	bad.port = 65535;
+	rc = pe_server_create(&srv, &bad);
+	cr_expect(rc == 0 || rc == -EADDRINUSE, "port 65535: %d (%s)", rc, strerror(-rc));
+	if (rc == 0)
+		pe_server_destroy(srv);
 	bad = good;
 	bad.backlog = 0;
 	cr_expect_eq(pe_server_create(&srv, &bad), -EINVAL, "backlog 0");

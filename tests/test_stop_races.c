@@ -105,16 +105,19 @@ Test(stop_races, a_client_accepted_as_the_queue_closes_is_logged_as_dropped)
 /* At the end of the grace the stop shuts down the connections being
  * served; a worker so freed may take a queued client and close it
  * unserved before the stop empties the queue. The count the stop logs
- * must still take in every connection it closed. */
+ * must still take in every connection it closed, the stats count it as
+ * dropped, and -v says so, as for every other close. */
 Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
 {
 	struct pe_server_config cfg;
+	struct pe_server_stats st;
 	struct tf_server ts;
 	int fd[2], rc; /* the client served, the client queued */
+	const char *log;
 
 	tf_config(&cfg, 1, 1);
 	cfg.log = tf_log_keep;
-	cfg.log_level = PE_LOG_INFO;
+	cfg.log_level = PE_LOG_DEBUG;
 	cr_assert_eq(tf_start(&ts, &cfg), 0);
 	for (int i = 0; i < 2; i++) {
 		fd[i] = th_connect(ts.port, IO_MS);
@@ -126,10 +129,19 @@ Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
 	/* The first close is the stop's own; the second, after the shutdowns,
 	 * is where the stop goes on to empty the queue. */
 	atomic_store(&closes_before_drain, 1);
-	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0, "the server did not stop");
+	tf_request_stop(&ts, 1);
+	cr_assert_eq(tf_join(&ts, IO_MS), 0, "the server did not stop");
+	st = tf_stats(&ts);
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
 	cr_expect_lt(atomic_load(&closes_before_drain), 0, "the stop closed the queue only once");
-	cr_expect(strstr(tf_log_text(), "stopping: closed 2 connection(s) still open"),
-	          "the stop closed 2 connections; the log said:\n%s", tf_log_text());
+	log = tf_log_text();
+	cr_expect(strstr(log, "stopping: closed 2 connection(s) still open"),
+	          "the stop closed 2 connections; the log said:\n%s", log);
+	cr_expect_eq(st.served, 1, "served=%llu", (unsigned long long)st.served);
+	cr_expect_eq(st.dropped, 1, "dropped=%llu", (unsigned long long)st.dropped);
+	cr_expect(strstr(log, ": dropped unserved, the server stopped") &&
+	          !strstr(strstr(log, ": dropped unserved") + 1, ": dropped unserved"),
+	          "not one 'dropped unserved' line; the log said:\n%s", log);
 	for (int i = 0; i < 2; i++) {
 		rc = th_wait_closed(fd[i], IO_MS);
 		cr_expect_eq(rc, 0, "client %d was not closed: %s", i, strerror(-rc));

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,4 +256,22 @@ Test(thread_limits, unreadable_proc_files_mean_no_limit)
 	put_mountinfo("30 22 0:26 / %1$s/unified rw - cgroup2 cgroup2 rw\n", top_escaped);
 	put("unified/pids.max", "3\n");
 	cr_expect_eq(pids_max(), -1, "no cgroup file");
+}
+
+/* The limits come as a list, "A, B, C": the first added once came after a
+ * ", " of its own ("the limit that binds: , ulimit -u ..."). */
+Test(thread_limits, the_limits_described_are_a_plain_list)
+{
+	struct rlimit rl;
+	char buf[1024];
+	size_t len;
+
+	cr_assert_eq(getrlimit(RLIMIT_NPROC, &rl), 0);
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 100000 ? 100000 : rl.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_NPROC, &rl), 0, "setrlimit: %s", strerror(errno));
+	thread_limits_describe(buf, sizeof buf);
+	len = strlen(buf);
+	cr_expect_eq(strncmp(buf, "ulimit -u ", 10), 0, "'%s'", buf);
+	cr_expect_null(strstr(buf, ", , "), "'%s'", buf);
+	cr_expect(len < 2 || strcmp(buf + len - 2, ", ") != 0, "'%s'", buf);
 }
