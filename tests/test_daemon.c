@@ -896,6 +896,36 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 	assert_no_sanitizer_report();
 }
 
+/* Accepting that fails for good stops the daemon at once, not after the
+ * grace: nothing new can come, and the clients it holds would keep it
+ * waiting. The third accept4 fails: after a client's, and an EAGAIN or a
+ * second client's, whichever order the start gives. */
+Test(daemon, accepting_that_fails_for_good_stops_at_once_with_clients_open)
+{
+	const char *const extra[] = {"--grace=120", NULL};
+	const char *const *argv;
+	unsigned port;
+	int held[2];
+
+	skip_without_strace();
+	argv = daemon_under_strace("-e trace=accept4 -e inject=accept4:error=EINVAL:when=3", extra);
+	port = spawn_ready(argv, false);
+	for (int i = 0; i < 2; i++) {
+		held[i] = th_connect(port, IO_MS);
+		cr_assert_geq(held[i], 0, "connect: %s", strerror(-held[i]));
+	}
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0,
+	             "still running %d ms after accept(2) failed for good, clients open; "
+	             "stderr:\n%s", EXIT_MS, proc.err.data);
+	cr_expect_eq(th_proc_exit_code(&proc), 1, "exit %d; stderr:\n%s",
+	             th_proc_exit_code(&proc), proc.err.data);
+	cr_expect(strstr(proc.err.data, "error: accept: Invalid argument: giving up"),
+	          "stderr:\n%s", proc.err.data);
+	for (int i = 0; i < 2; i++)
+		close(held[i]);
+	assert_no_sanitizer_report();
+}
+
 /* accept(2) failing with ERR (strace) is retried, not given up: the
  * next client is echoed and a signal stops the daemon with exit 0. SAID
  * is the warning it logs, or NULL for an error it passes over in silence. */
