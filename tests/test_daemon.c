@@ -950,6 +950,23 @@ static void accept_error_is_retried(const char *err, const char *said)
 		               proc.err.data);
 }
 
+/* Errors held back by the log's rate limit are counted at the stop, not
+ * lost with it: three ENETDOWN in a row say the first, then "2 more". */
+Test(daemon, accept_errors_held_back_are_counted_at_the_stop)
+{
+	const char *said = "warning: accept: Network is down: 2 more since the last report";
+	const char *const *argv;
+
+	skip_without_strace();
+	argv = daemon_under_strace("-e trace=accept4 -e inject=accept4:error=ENETDOWN:when=1..3",
+	                           NULL);
+	spawn_ready(argv, false);
+	cr_assert_eq(th_proc_wait_stderr(&proc, 0, "warning: accept: Network is down", IO_MS), 0,
+	             "stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+	cr_expect_eq(count_in_stderr(0, said), 1, "'%s' not said once:\n%s", said, proc.err.data);
+}
+
 /* A client gone before it was taken (ECONNABORTED, EPROTO): nothing to say. */
 Test(daemon, a_client_gone_before_accept_is_passed_over)
 {
