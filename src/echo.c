@@ -270,8 +270,13 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			}
 			in_pipe -= (size_t)m;
 			pe_counter_add(&w->counters->bytes_out, (uint64_t)m);
+			/* Short, a splice to a socket has waited out a whole slice
+			 * with nothing moved at its end (Linux sends again until a
+			 * send times out): its bytes moved a slice ago at least.
+			 * Taken as now, as send_all must, the close came up to a
+			 * slice past the idle timeout's eighth. */
 			if (in_pipe > 0)
-				last = pe_now_us();   /* as in send_all */
+				last = pe_now_us() - pe_echo_send_slice_us(p->idle_us);
 		}
 	}
 }
