@@ -270,13 +270,13 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			}
 			in_pipe -= (size_t)m;
 			pe_counter_add(&w->counters->bytes_out, (uint64_t)m);
-			/* Short, a splice to a socket has waited out a whole slice
-			 * with nothing moved at its end (Linux sends again until a
-			 * send times out): its bytes moved a slice ago at least.
-			 * Taken as now, as send_all must, the close came up to a
-			 * slice past the idle timeout's eighth. */
+			/* As in send_all: a short splice may have moved its last
+			 * bytes just now (a stopped or frozen process interrupts
+			 * its wait), so it is timed from now, never earlier. It
+			 * can wait two slices, not one: the close may come three
+			 * sixteenths of the timeout late, as the documents say. */
 			if (in_pipe > 0)
-				last = pe_now_us() - pe_echo_send_slice_us(p->idle_us);
+				last = pe_now_us();
 		}
 	}
 }

@@ -1854,7 +1854,7 @@ Test(server, idle_timeout_closes_a_client_that_never_reads)
 #endif
 
 /* A client that stops reading is closed once it has read nothing for the
- * idle timeout (at most an eighth more), not two (copied) or three
+ * idle timeout (at most a quarter more), not two (copied) or three
  * (spliced) timeouts later: each send(2) or splice(2) that moved a few
  * bytes before it blocked used to get a timeout of its own. Timed from
  * the server's last progress as the client sees it: the last change of

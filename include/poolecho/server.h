@@ -81,7 +81,7 @@ struct pe_server_config {
 	int backlog;               /* listen(2) backlog, >= 1 */
 	enum pe_overflow overflow;
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
-	                              an eighth longer); 0 = never */
+	                              a quarter longer); 0 = never */
 	unsigned grace_ms;         /* on pe_server_stop(), let open and queued connections go
 	                              on this long, then close them */
 	size_t buffer_size;        /* per-worker echo buffer, >= 1 bytes: all reserved at create as
