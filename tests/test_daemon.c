@@ -898,7 +898,7 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 
 /* Accepting that fails for good stops the daemon at once, not after the
  * grace: nothing new can come, and the clients it holds would keep it
- * waiting. The third accept4 fails: after a client's, and an EAGAIN or a
+ * waiting. The third accept(2) fails: after a client's, and an EAGAIN or a
  * second client's, whichever order the start gives. */
 Test(daemon, accepting_that_fails_for_good_stops_at_once_with_clients_open)
 {
@@ -908,7 +908,8 @@ Test(daemon, accepting_that_fails_for_good_stops_at_once_with_clients_open)
 	int held[2];
 
 	skip_without_strace();
-	argv = daemon_under_strace("-e trace=accept4 -e inject=accept4:error=EINVAL:when=3", extra);
+	argv = daemon_under_strace("-e trace=accept,accept4 "
+	                           "-e inject=accept,accept4:error=EINVAL:when=3", extra);
 	port = spawn_ready(argv, false);
 	for (int i = 0; i < 2; i++) {
 		held[i] = th_connect(port, IO_MS);
@@ -964,7 +965,8 @@ Test(daemon, accept_errors_held_back_are_counted_at_the_stop)
 	long errors = 0;
 
 	skip_without_strace();
-	argv = daemon_under_strace("-e trace=accept4 -e inject=accept4:error=ENETDOWN:when=1..3",
+	argv = daemon_under_strace("-e trace=accept,accept4 "
+	                           "-e inject=accept,accept4:error=ENETDOWN:when=1..3",
 	                           NULL);
 	spawn_ready(argv, false);
 	deadline = th_now_ms() + IO_MS;
