@@ -263,14 +263,13 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
                           unsigned long timeout_ms, int cancel_fd)
 {
 	struct timespec start, now;
-	int flags, soerr = 0, rc;
+	int soerr = 0, rc;
 	socklen_t errlen = sizeof soerr;
 
 	if (timeout_ms == 0 && cancel_fd < 0)
 		return connect(fd, sa, len) == 0 ? 0 : errno == EPIPE ? -ECONNRESET : -errno;
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-		return -errno;
+	if ((rc = pe_net_set_nonblocking(fd, 1)) < 0)
+		return rc;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	rc = connect(fd, sa, len) == 0 ? 0 : -errno;
 	while (rc == -EINPROGRESS || rc == -EINTR) {
@@ -303,8 +302,8 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 		else
 			rc = -soerr;
 	}
-	if (rc == 0 && fcntl(fd, F_SETFL, flags) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = pe_net_set_nonblocking(fd, 0);
 	return rc == -EPIPE ? -ECONNRESET : rc;
 }
 
