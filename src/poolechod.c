@@ -123,9 +123,14 @@ static void *signal_main(void *arg)
 				/* systemd's Type=notify: the stop has begun. Nothing to
 				 * do if it cannot be told; it waits for the exit anyway. */
 				(void)pe_sd_notify("STOPPING=1");
-				pe_log(PE_LOG_INFO, "%s received: stopping (grace %u.%03us; "
-				       "send it again to stop at once)", stop_signal_name(sig),
-				       st->opt->server.grace_ms / 1000, st->opt->server.grace_ms % 1000);
+				if (st->opt->server.grace_ms == 0)
+					pe_log(PE_LOG_INFO, "%s received: stopping, closing every "
+					       "connection now (--grace=0)", stop_signal_name(sig));
+				else
+					pe_log(PE_LOG_INFO, "%s received: stopping (grace %u.%03us; "
+					       "send it again to stop at once)", stop_signal_name(sig),
+					       st->opt->server.grace_ms / 1000,
+					       st->opt->server.grace_ms % 1000);
 				pe_server_stop(st->server);
 			} else {
 				char after[24] = " again";

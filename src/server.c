@@ -576,7 +576,7 @@ static void wait_for_drain(pe_server *srv)
 	pe_timespec_add_ms(&deadline, srv->cfg.grace_ms);
 	/* Logged outside the lock: a log callback may ask for stats. The grace
 	 * began at the stop request, so what is left of it is said. */
-	if (open_now && !stop_now) {
+	if (open_now && !stop_now && srv->cfg.grace_ms) {
 		int64_t left = (int64_t)deadline.tv_sec * 1000 + deadline.tv_nsec / 1000000 -
 		               pe_now_ms();
 

@@ -2102,6 +2102,27 @@ Test(daemon, grace_ends_by_closing_idle_clients)
 	close(fd);
 }
 
+/* --grace=0 has no grace to announce or wait out: the stop says it closes
+ * every connection now, and does. */
+Test(daemon, grace_zero_closes_every_connection_at_once)
+{
+	const char *const extra[] = {"-w", "2", "--grace=0", NULL};
+	unsigned port = start_daemon(extra);
+	int fd = th_connect(port, IO_MS);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(th_echo_check(fd, 10, 1, IO_MS), 0);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "info: SIGTERM received: stopping, closing every "
+	                 "connection now (--grace=0)\n") != NULL, "stderr:\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "stopping: closed 1 connection(s) still open") != NULL,
+	          "stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "waiting up to"), "stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "grace 0.000s"), "stderr:\n%s", proc.err.data);
+	cr_expect_eq(th_wait_closed(fd, IO_MS), 0);
+	close(fd);
+}
+
 static unsigned local_port(int fd)
 {
 	int port = th_local_port(fd);

@@ -83,7 +83,7 @@ struct pe_server_config {
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
 	                              a quarter longer); 0 = never */
 	unsigned grace_ms;         /* on pe_server_stop(), let open and queued connections go
-	                              on this long, then close them */
+	                              on this long, then close them; 0 = at once */
 	size_t buffer_size;        /* per-worker echo buffer, >= 1 bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
 	size_t stack_size;         /* per-worker stack, bytes, raised to PTHREAD_STACK_MIN; 0 = the
