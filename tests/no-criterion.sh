@@ -1,5 +1,10 @@
 #!/bin/sh
-# Stands in for the Criterion suites when configure did not find Criterion:
-# exit 77 makes the harness report SKIP, so a missing library never passes silently.
-echo "SKIP: Criterion was not found at configure time (apt-get install libcriterion-dev, then re-run configure)"
+# Stands in for the Criterion suites when configure did not build them:
+# exit 77 makes the harness report SKIP, so a missing library never passes
+# silently. Switched off on purpose is not the same as not found.
+if [ "${PE_ENABLE_TESTS-}" = no ]; then
+	echo "SKIP: the Criterion suites are off: configure was run with --disable-tests (re-run it without, or with --enable-tests)"
+else
+	echo "SKIP: Criterion was not found at configure time (apt-get install libcriterion-dev, then re-run configure)"
+fi
 exit 77
