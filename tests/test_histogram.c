@@ -115,6 +115,20 @@ Test(histogram, a_percentile_of_the_first_or_last_rank_is_the_exact_min_or_max, 
 	free(h);
 }
 
+/* A middle rank in the maximum's bucket is reported as the bucket's
+ * middle, unless that is above the maximum: no percentile may exceed the
+ * max the same report prints. 256 is the low end of a 2-wide bucket. */
+Test(histogram, no_percentile_is_above_the_maximum, .timeout = 10)
+{
+	struct histogram *h = hist_new();
+
+	for (int i = 0; i < 10; i++)
+		histogram_record(h, 256);
+	cr_expect_eq(histogram_percentile(h, 50.0), 256);
+	cr_expect_eq(histogram_percentile(h, 90.0), 256);
+	free(h);
+}
+
 Test(histogram, percentile_rank_is_exact_where_p_times_count_is_whole, .timeout = 10)
 {
 	/* N samples, the first N*p/100 of them 10 and the rest 20: the p-th

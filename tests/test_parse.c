@@ -85,6 +85,7 @@ Test(parse, seconds_to_the_millisecond, .timeout = 10)
 		{"86400", 0, 86400000}, {"86400.000", 0, 86400000},
 		{"86400.001", -ERANGE, 0}, {"86401", -ERANGE, 0},
 		{"99999999999999999999999", -ERANGE, 0}, {"99999999999999999999999.5", -ERANGE, 0},
+		{"18446744073709551617", -ERANGE, 0}, /* 2^64 + 1: wrapped, it would be 1 */
 		{"", -EINVAL, 0}, {"1.", -EINVAL, 0}, {".5", -EINVAL, 0}, {"1.0005", -EINVAL, 0},
 		{"1,5", -EINVAL, 0}, {"1e3", -EINVAL, 0}, {"-1", -EINVAL, 0}, {"1s", -EINVAL, 0},
 		{"99999999999999999999999x", -EINVAL, 0}, {"99999999999999999999999.0005", -EINVAL, 0},
@@ -133,6 +134,10 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"\xc0\x9b", 2, 64, "\\xc0\\x9b"},
 		{"\xe0\x80\x9b", 3, 64, "\\xe0\\x80\\x9b"},
 		{"\xe0\xa0\x80", 3, 64, "\xe0\xa0\x80"},
+		{"\xf0\x80\x80\x9b", 4, 64, "\\xf0\\x80\\x80\\x9b"},
+		/* the last C1 control, U+009F (APC), and its Latin-1 byte */
+		{"a\xc2\x9f", 3, 64, "a\\xc2\\x9f"},
+		{"a\x9f", 2, 64, "a\\x9f"},
 		{"\xc2", 1, 64, "\xc2"},                    /* half a character: as typed */
 		{"ab\xc2\x9b" "cdef", 8, 10, "ab..."},     /* never half of one's escape */
 		{"ab\xc2\x9b" "cdef", 8, 15, "ab\\xc2\\x9bcdef"},

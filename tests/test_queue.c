@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,17 @@ Test(queue, create_rejects_zero_sizes)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* capacity * item_size past SIZE_MAX would wrap to a small allocation that
+ * pushes then overrun: refused before any allocation. */
+Test(queue, create_rejects_a_size_that_overflows)
+{
+	pe_queue *bad = (pe_queue *)&bad;
+
+	cr_expect_eq(pe_queue_create(&bad, SIZE_MAX / 2 + 2, 2), -EINVAL);
+	cr_expect_null(bad);
+	TH_ASSERT_NO_LEAKS();
+}
+
 Test(queue, fifo_order_across_wraparound)
 {
 	int next_in = 0, next_out = 0;
@@ -186,6 +198,20 @@ Test(queue, capacity_honoured_and_try_push_fails_when_full)
 	push_int(q, 4);
 	for (int i = 1; i <= 4; i++)
 		cr_assert_eq(pop_int(q), i);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* Closed wins over full: a caller told -EAGAIN would retry a queue that
+ * will never take anything again. */
+Test(queue, try_push_on_a_closed_full_queue_says_shutdown)
+{
+	int v = 7;
+
+	for (int i = 0; i < 4; i++)
+		push_int(q, i);
+	pe_queue_close(q);
+	cr_assert_eq(pe_queue_try_push(q, &v), -ESHUTDOWN);
+	cr_assert_eq(pe_queue_length(q), 4);
 	TH_ASSERT_NO_LEAKS();
 }
 
