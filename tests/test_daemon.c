@@ -1582,6 +1582,38 @@ Test(daemon, a_control_character_in_a_log_line_is_shown_as_xnn)
 	cr_expect(strchr(proc.err.data, '\x1b') == NULL, "stderr:\n%s", proc.err.data);
 }
 
+/* The warning gives the reason the manager could not be told: a socket
+ * that is not there (the manager gone), or a relative name, which
+ * sd_notify(3) does not accept either. */
+Test(daemon, a_service_manager_that_cannot_be_told_is_named_with_the_reason)
+{
+	const char *const extra[] = {"-w", "1", NULL};
+	static const struct {
+		const char *name; /* NULL: a path in a fresh directory, not there */
+		const char *reason;
+	} cases[] = {{NULL, "No such file or directory"}, {"rel.sock", "Invalid argument"}};
+	char dir[] = "/tmp/pe-notify-XXXXXX", where[64];
+
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char line[600], want[128];
+
+		snprintf(where, sizeof where, "%s/none", dir);
+		cr_assert_eq(setenv("NOTIFY_SOCKET", cases[i].name ? cases[i].name : where, 1), 0);
+		start_daemon(extra);
+		unsetenv("NOTIFY_SOCKET");
+		stop_daemon(SIGTERM);
+		stderr_line_with("cannot tell the service manager", line, sizeof line);
+		snprintf(want, sizeof want, "): %s", cases[i].reason);
+		cr_expect(strlen(line) > strlen(want) &&
+		          strcmp(line + strlen(line) - strlen(want), want) == 0,
+		          "NOTIFY_SOCKET=%s: the warning does not end in '%s':\n%s",
+		          cases[i].name ? cases[i].name : where, want, proc.err.data);
+		th_proc_cleanup(&proc);
+	}
+	rmdir(dir);
+}
+
 /* The same with a value in UTF-8: the cut falls between characters, as a
  * lone byte of a cut one would make the journal store the line as binary.
  * Each of the three places the cut can fall in a three-byte character is
@@ -2753,6 +2785,63 @@ Test(daemon, journal_stream_of_another_file_keeps_the_classic_format)
 	stop_daemon(SIGTERM);
 	close(other[0]);
 	close(other[1]);
+}
+
+/* The same when only the device differs: JOURNAL_STREAM gives the inode
+ * of the daemon's own stderr pipe with another device number. */
+Test(daemon, journal_stream_of_another_device_keeps_the_classic_format)
+{
+	const char *argv[] = {"/bin/sh", "-c",
+	                      "set -- \"$0\" $(stat -L -c '%d %i' /proc/self/fd/2) && "
+	                      "JOURNAL_STREAM=$(($2 + 1)):$3 && export JOURNAL_STREAM && "
+	                      "exec \"$1\" -b 127.0.0.1 -p 0 -w 2",
+	                      daemon_path(), NULL};
+
+	spawn_ready(argv, false);
+	cr_expect(strstr(proc.err.data, "Z poolechod[") &&
+	          strstr(proc.err.data, "] info: listening on "),
+	          "JOURNAL_STREAM of another device changed the format:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "<6>"), "a journal prefix:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
+/* A log line's timestamp is the UTC time it was written, to the
+ * millisecond: read between two clock readings around the start. Begun at
+ * x.500 s, a start shorter than half a second keeps the milliseconds
+ * apart from a tenth of them. */
+Test(daemon, log_timestamps_are_the_utc_time_to_the_millisecond)
+{
+	const char *const extra[] = {"-w", "1", NULL};
+	struct timespec before, after, half;
+	struct tm tm = {0};
+	int ms = -1, fields;
+	const char *at;
+	int64_t stamp_ms, before_ms, after_ms;
+
+	clock_gettime(CLOCK_REALTIME, &half);
+	half.tv_sec += half.tv_nsec >= 500000000L;
+	half.tv_nsec = 500000000L;
+	while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &half, NULL) == EINTR)
+		;
+	clock_gettime(CLOCK_REALTIME, &before);
+	start_daemon(extra);
+	clock_gettime(CLOCK_REALTIME, &after);
+	at = strstr(proc.err.data, "] info: listening on ");
+	cr_assert_not_null(at, "stderr:\n%s", proc.err.data);
+	while (at > proc.err.data && at[-1] != '\n')
+		at--;
+	fields = sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	                &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms);
+	cr_assert_eq(fields, 7, "no YYYY-MM-DDTHH:MM:SS.mmmZ timestamp: %.40s", at);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	stamp_ms = (int64_t)timegm(&tm) * 1000 + ms;
+	before_ms = (int64_t)before.tv_sec * 1000 + before.tv_nsec / 1000000;
+	after_ms = (int64_t)after.tv_sec * 1000 + after.tv_nsec / 1000000;
+	cr_expect(stamp_ms >= before_ms && stamp_ms <= after_ms,
+	          "the timestamp %.24s is not between %lld and %lld ms (it is %lld)", at,
+	          (long long)before_ms, (long long)after_ms, (long long)stamp_ms);
+	stop_daemon(SIGTERM);
 }
 
 /* A spin longer than the idle timeout would hold a silent client past it:
