@@ -1837,6 +1837,13 @@ Test(server, idle_timeout_closes_a_client_that_never_reads)
 	}
 	cr_assert(rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE, "write: %s", strerror(-rc));
 	cr_assert_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0, "no timeout counted");
+	/* What it read and could not echo is in bytes_in, not in bytes_out. */
+	{
+		struct pe_server_stats s = tf_stats(&ts);
+
+		cr_expect_gt(s.bytes_in, s.bytes_out, "bytes_in=%llu bytes_out=%llu",
+		             (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out);
+	}
 	/* What the echo already put in our buffer, then the close. */
 	for (ssize_t n = 1; n > 0;)
 		n = th_read_exact(fd, buf, 64 * 1024, IO_MS);
