@@ -3426,12 +3426,40 @@ Test(load, peak_open_counts_connections_open_at_once, .timeout = 60)
 	run_free(&r);
 }
 
+/* The report's largest latency in microseconds, text or JSON; 0 if none. */
+static double report_max_us(const char *out)
+{
+	const char *p = strstr(out, "\"max\":"); /* both 6 characters long */
+
+	if (!p)
+		p = strstr(out, "  max ");
+	return p ? strtod(p + 6, NULL) : 0;
+}
+
+/* Against 2 workers the connections queued are the two accepted last. A
+ * client thread the machine held up past the run's first half (1 s) opens
+ * its connections last: they are the queued ones, and their first messages
+ * went out too late to count as left waiting (rightly: see unserved() in
+ * client_load.c). Their wait, under 1 s, gives that away: such a run is
+ * made again, twice at most. A client or server that is wrong is wrong
+ * every time. */
+static void run_client_not_held_up(struct run *r, const char *const args[])
+{
+	for (int i = 0;; i++) {
+		run_client(r, "", 0, args);
+		if (i == 2 || r->code != 0 || report_max_us(r->out) >= 1000000.0)
+			return;
+		run_free(r);
+	}
+}
+
 /* Open is not served: against 2 workers, 2 of 4 connections wait in the
  * server's queue until the stop frees the workers. The report must say so,
  * and that their late echoes count (it said the figures were for the other
  * connections, which they were not); against 16 workers it has nothing to
  * say. The runs are long enough (the first half is 1 s) for a client
- * thread scheduled late not to look like a server's wait. */
+ * thread scheduled late not to look like a server's wait, and a run with
+ * a client thread later still is made again (run_client_not_held_up). */
 Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 {
 	struct tf_server two;
@@ -3451,7 +3479,7 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	cr_assert_eq(tf_start(&two, &cfg), 0, "cannot start a 2-worker server");
 	snprintf(port, sizeof port, "%u", two.port);
 
-	run_client(&r, "", 0, json);
+	run_client_not_held_up(&r, json);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "peak_open"), 4, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "connections_unserved"), 2, "%s", r.out);
@@ -3461,7 +3489,7 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	cr_expect_eq(json_u64(r.out, "connections_abandoned"), 0, "%s", r.out);
 	run_free(&r);
 
-	run_client(&r, "", 0, text);
+	run_client_not_held_up(&r, text);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "warning:     2 connections got no echo by the stop"),
 	                   "report:\n%s", r.out);
