@@ -2760,6 +2760,18 @@ Test(daemon, no_dev_null_for_a_closed_descriptor_says_so_with_the_journal_s_erro
 		                      "descriptor: Permission denied");
 }
 
+/* The daemon's lines so far are in the classic format (timestamp,
+ * program, PID, level), with no journal priority prefix; JOURNAL_STREAM
+ * was WHAT. */
+static void expect_classic_format(const char *what)
+{
+	cr_expect(strstr(proc.err.data, "Z poolechod[") &&
+	          strstr(proc.err.data, "] info: listening on "),
+	          "JOURNAL_STREAM=%s (not stderr) changed the format:\n%s", what, proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "<6>"), "a journal prefix with JOURNAL_STREAM=%s:\n%s",
+	               what, proc.err.data);
+}
+
 /* A JOURNAL_STREAM inherited by a daemon whose stderr goes elsewhere (a
  * shell in a unit, redirecting it) names another file: the lines keep
  * their timestamp, program, PID and level. */
@@ -2777,11 +2789,7 @@ Test(daemon, journal_stream_of_another_file_keeps_the_classic_format)
 	         (unsigned long long)st.st_ino);
 	cr_assert_eq(setenv("JOURNAL_STREAM", value, 1), 0);
 	spawn_ready(argv, false);
-	cr_expect(strstr(proc.err.data, "Z poolechod[") &&
-	          strstr(proc.err.data, "] info: listening on "),
-	          "JOURNAL_STREAM=%s (not stderr) changed the format:\n%s", value, proc.err.data);
-	cr_expect_null(strstr(proc.err.data, "<6>"), "a journal prefix with JOURNAL_STREAM=%s:\n%s",
-	               value, proc.err.data);
+	expect_classic_format(value);
 	stop_daemon(SIGTERM);
 	close(other[0]);
 	close(other[1]);
@@ -2798,10 +2806,7 @@ Test(daemon, journal_stream_of_another_device_keeps_the_classic_format)
 	                      daemon_path(), NULL};
 
 	spawn_ready(argv, false);
-	cr_expect(strstr(proc.err.data, "Z poolechod[") &&
-	          strstr(proc.err.data, "] info: listening on "),
-	          "JOURNAL_STREAM of another device changed the format:\n%s", proc.err.data);
-	cr_expect_null(strstr(proc.err.data, "<6>"), "a journal prefix:\n%s", proc.err.data);
+	expect_classic_format("stderr's inode on another device");
 	stop_daemon(SIGTERM);
 }
 
