@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -177,20 +176,6 @@ static int send_all(int fd, const char *buf, size_t len, size_t *sent,
 }
 
 #ifdef HAVE_SPLICE
-/* splice(2) has no MSG_NOSIGNAL: a peer that closed raises SIGPIPE, which
- * the server keeps blocked in its workers. Take it off the pending set so
- * it never reaches a program that unblocks it later. */
-static void discard_sigpipe(void)
-{
-	static const struct timespec now = {0, 0};
-	sigset_t pipe_set;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	while (sigtimedwait(&pipe_set, NULL, &now) == SIGPIPE)
-		;
-}
-
 static int splice_wanted(const struct pe_echo_policy *p)
 {
 	return p->splice == PE_SPLICE_ALWAYS || (p->splice == PE_SPLICE_AUTO && may_spin(p));
@@ -253,14 +238,17 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		while (in_pipe > 0) {
 			ssize_t m = splice(w->pipe[0], NULL, fd, NULL, in_pipe, SPLICE_F_MOVE);
 			if (m < 0) {
-				int e = errno;   /* discarding SIGPIPE sets errno */
+				/* splice(2) has no MSG_NOSIGNAL: EPIPE comes with a
+				 * SIGPIPE for this thread, which the pool keeps
+				 * blocked. It stays pending here until the thread
+				 * ends; taking it (sigtimedwait) would take one sent
+				 * to the whole process as well. */
+				int e = errno;
 
 				if (e == EINTR)
 					continue;
 				if (e == EAGAIN && !write_stalled(p, &last))
 					continue;
-				if (e == EPIPE)
-					discard_sigpipe();
 				*end = e == EAGAIN ? PE_ECHO_UNREAD : PE_ECHO_ERROR;
 				*err = *end == PE_ECHO_ERROR ? e : 0;
 				/* Bytes left in the pipe belong to this client alone:
