@@ -46,11 +46,11 @@ struct pe_pool_config {
  * in a handler still reaches the program's crash handler.
  * 0, -EINVAL (a NULL argument, no workers, queue or handler, or a stack size
  * the system rejects) or -ENOMEM, or the error of pthread_create(3) as a
- * negative errno (-EAGAIN when the system refuses a thread). If workers had
- * started when a thread was refused, they are stopped again, which closes
- * the queue, and joined before this returns: items already queued are
- * handled by them first, never dropped. On any other failure the queue is
- * left as it was. */
+ * negative errno (-EAGAIN when the system refuses a thread, as glibc's does
+ * for a stack too large to map). If workers had started when a thread was
+ * refused, they are stopped again, which closes the queue, and joined
+ * before this returns: items already queued are handled by them first,
+ * never dropped. On any other failure the queue is left as it was. */
 PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
 
 /* Wait for every worker to return; they return once the queue is closed and

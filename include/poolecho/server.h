@@ -132,8 +132,9 @@ PE_API void pe_server_config_init(struct pe_server_config *cfg);
  * stack of stack_size. The errno of a system call that failed, logged with
  * the call: socket, bind or listen (e.g. -EADDRINUSE), or the stop pipe's
  * (e.g. -EMFILE). -ENOMEM when the workers' buffers (or other memory)
- * cannot be had, -EAGAIN when the system refused a worker thread; these
- * last two are not logged, as the caller knows which setting to lower. A
+ * cannot be had, -EAGAIN when the system refused a worker thread (as
+ * glibc's does for a stack_size too large to map); these last two are not
+ * logged, as the caller knows which setting to lower. A
  * mutex or condition variable the system could not make (POSIX allows it;
  * glibc's never fail) gives its errno, logged, but for a queue's without
  * memory: -ENOMEM, unlogged. On failure nothing is left open. */
@@ -155,8 +156,8 @@ PE_API unsigned pe_server_port(const pe_server *srv);
  * its backlog are refused, and the port is free again), wait up to grace_ms
  * for open and queued connections to finish, close the rest and join every
  * worker. Returns 0, or the negative errno of an accept(2) that cannot be
- * retried (-ENOTSOCK, -EBADF: logged), which ends the run as
- * pe_server_stop_now() would, with no grace. A server runs once:
+ * retried (-EBADF, -EINVAL, -ENOTSOCK or -EFAULT: logged), which ends the
+ * run as pe_server_stop_now() would, with no grace. A server runs once:
  * -EALREADY, at once, for a second run or a run after pe_server_start().
  * After a stop made before it, it returns at once. It runs on the calling
  * thread, which should block the signals the program handles elsewhere
