@@ -54,3 +54,11 @@ AC_DEFUN([PE_SANITIZERS], [
   AM_CONDITIONAL([SANITIZE_THREAD], [test "x$san_thread" = xyes])
   AM_CONDITIONAL([SANITIZE_ANY], [test -n "$SAN_CFLAGS"])
 ])
+
+# PE_YES_OR_NO(FEATURE, VALUE): refuse --enable-FEATURE=VALUE unless VALUE
+# is yes or no (--disable-FEATURE gives no).
+AC_DEFUN([PE_YES_OR_NO], [
+  AS_CASE([$2],
+    [yes|no], [],
+    [AC_MSG_ERROR([--enable-$1=$2: expected yes or no])])
+])
