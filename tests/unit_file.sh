@@ -1,7 +1,8 @@
 #!/bin/sh
 # The systemd unit make wrote from contrib/poolechod.service.in: its
 # ExecStart= runs poolechod from the configured bindir, and systemd-analyze
-# (where installed) takes every line of it without a word.
+# (where installed) takes every line of it without a word and finds its
+# sandbox tight.
 top=${TOP_SRCDIR:-$(dirname "$0")/..}
 unit=contrib/poolechod.service
 fail() { echo "FAIL: $*"; exit 1; }
@@ -28,3 +29,13 @@ out=$(cd "$tmp" && systemd-analyze verify ./poolechod.service 2>&1)
 rc=$?
 [ "$rc" -eq 0 ] && [ -z "$out" ] || fail "systemd-analyze verify (exit $rc): $out"
 echo "PASS: systemd-analyze verify says nothing"
+# The sandbox: systemd's own score of what the unit leaves exposed, 0 (none)
+# to 10, where 2 or below is what it calls OK. (systemd 250 and later)
+out=$(cd "$tmp" && systemd-analyze security --offline=true ./poolechod.service 2>&1)
+level=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for poolechod\.service: \([0-9.]*\).*/\1/p')
+[ -n "$level" ] || { echo "SKIP: systemd-analyze security --offline gives no exposure level:"; \
+	printf '%s\n' "$out" | tail -n 3; exit 77; }
+awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' ||
+	fail "the unit leaves too much exposed: $level of 10, where 2.0 is the most we allow:
+$(printf '%s\n' "$out" | grep '✗' | head -n 20)"
+echo "PASS: exposure $level of 10"
