@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -98,6 +99,24 @@ static const char *stop_signal_name(int sig)
 	}
 }
 
+/* Log a change of the daemon's state at info and send a service manager
+ * (systemd's Type=notify) STATE with the same line as STATUS=, which
+ * "systemctl status" shows. The result of pe_sd_notify(). */
+static int log_state(const char *state, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int log_state(const char *state, const char *fmt, ...)
+{
+	char line[384], message[448];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	pe_log(PE_LOG_INFO, "%s", line);
+	snprintf(message, sizeof message, "%s%sSTATUS=%s", state, *state ? "\n" : "", line);
+	return pe_sd_notify(message);
+}
+
 static void *signal_main(void *arg)
 {
 	struct signal_thread *st = arg;
@@ -122,15 +141,16 @@ static void *signal_main(void *arg)
 				first_stop = sig;
 				/* systemd's Type=notify: the stop has begun. Nothing to
 				 * do if it cannot be told; it waits for the exit anyway. */
-				(void)pe_sd_notify("STOPPING=1");
 				if (st->opt->server.grace_ms == 0)
-					pe_log(PE_LOG_INFO, "%s received: stopping, closing every "
-					       "connection now (--grace=0)", stop_signal_name(sig));
+					(void)log_state("STOPPING=1", "%s received: stopping, closing "
+					                "every connection now (--grace=0)",
+					                stop_signal_name(sig));
 				else
-					pe_log(PE_LOG_INFO, "%s received: stopping (grace %u.%03us; "
-					       "send it again to stop at once)", stop_signal_name(sig),
-					       st->opt->server.grace_ms / 1000,
-					       st->opt->server.grace_ms % 1000);
+					(void)log_state("STOPPING=1", "%s received: stopping (grace "
+					                "%u.%03us; send it again to stop at once)",
+					                stop_signal_name(sig),
+					                st->opt->server.grace_ms / 1000,
+					                st->opt->server.grace_ms % 1000);
 				pe_server_stop(st->server);
 			} else {
 				char after[24] = " again";
@@ -138,8 +158,8 @@ static void *signal_main(void *arg)
 				if (sig != first_stop)
 					snprintf(after, sizeof after, " after %s",
 					         stop_signal_name(first_stop));
-				pe_log(PE_LOG_INFO, "%s received%s: closing every connection now",
-				       stop_signal_name(sig), after);
+				(void)log_state("", "%s received%s: closing every connection now",
+				                stop_signal_name(sig), after);
 				pe_server_stop_now(st->server);
 			}
 			break;
@@ -244,7 +264,9 @@ static int backlog_in_effect(int backlog)
 	return backlog;
 }
 
-static void log_listening(pe_server *srv, const struct daemon_options *opt, int backlog)
+/* Log the address and settings served, and tell a service manager that the
+ * daemon is ready (see log_state): the result of pe_sd_notify(). */
+static int log_listening(pe_server *srv, const struct daemon_options *opt, int backlog)
 {
 	const struct pe_server_config *c = &opt->server;
 	struct sockaddr_storage ss;
@@ -262,11 +284,12 @@ static void log_listening(pe_server *srv, const struct daemon_options *opt, int 
 		         " for IPv6 and IPv4" : " for IPv6 only";
 	if (backlog != c->backlog)
 		snprintf(capped, sizeof capped, " (--backlog %d capped)", c->backlog);
-	pe_log(PE_LOG_INFO, "listening on %s%s (workers=%u queue=%zu overflow=%s "
-	       "idle-timeout=%u.%03us grace=%u.%03us backlog=%d%s)", where, family, c->workers,
-	       c->queue_capacity,
-	       c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", c->idle_timeout_ms / 1000,
-	       c->idle_timeout_ms % 1000, c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
+	return log_state("READY=1", "listening on %s%s (workers=%u queue=%zu overflow=%s "
+	                 "idle-timeout=%u.%03us grace=%u.%03us backlog=%d%s)", where, family,
+	                 c->workers, c->queue_capacity,
+	                 c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject",
+	                 c->idle_timeout_ms / 1000, c->idle_timeout_ms % 1000,
+	                 c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
 }
 
 /* The library's log, counting its errors: a failure it has explained needs
@@ -399,13 +422,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	warn_options_overruled(&opt);
-	log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
-
-	/* Under systemd's Type=notify the start job ends here, and the units
-	 * ordered after ours start now: the socket listens, and only a start
-	 * that got this far succeeded. Before the signal thread starts, so that
-	 * STOPPING=1, for a stop signal already pending, comes after it. */
-	rc = pe_sd_notify("READY=1");
+	/* Under systemd's Type=notify the start job ends with READY=1, and the
+	 * units ordered after ours start now: the socket listens, and only a
+	 * start that got this far succeeded. Before the signal thread starts,
+	 * so that STOPPING=1, for a stop signal already pending, comes after. */
+	rc = log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
 	if (rc < 0)
 		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready "
 		       "(NOTIFY_SOCKET=%s): %s", getenv("NOTIFY_SOCKET"), strerror(-rc));

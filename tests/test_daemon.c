@@ -1469,6 +1469,29 @@ static int notify_socket(const char *where)
 	return fd;
 }
 
+/* GOT, a notification, must be STATE and then, as STATUS=, the text of the
+ * daemon's log line that holds NEEDLE: what "systemctl status" shows. */
+static void expect_state_with_status(const char *got, const char *state, const char *needle,
+                                     const char *where)
+{
+	const char *line = strstr(proc.err.data, needle), *text, *end;
+	size_t len = strlen(state);
+
+	cr_assert_not_null(line, "%s: no log line with \"%s\"; stderr:\n%s", where, needle,
+	                   proc.err.data);
+	while (line > proc.err.data && line[-1] != '\n')
+		line--;
+	text = strstr(line, " info: ");
+	end = strchr(line, '\n');
+	cr_assert(text && end && text < end, "%s: not an info line: %s", where, line);
+	text += strlen(" info: ");
+	cr_expect(strncmp(got, state, len) == 0 && strncmp(got + len, "\nSTATUS=", 8) == 0 &&
+	          strlen(got + len + 8) == (size_t)(end - text) &&
+	          strncmp(got + len + 8, text, (size_t)(end - text)) == 0,
+	          "%s: sent \"%s\", expected %s and STATUS= the line \"%.*s\"", where, got,
+	          state, (int)(end - text), text);
+}
+
 Test(daemon, a_service_manager_is_told_ready_and_stopping)
 {
 	char dir[] = "/tmp/poolecho-notify.XXXXXX", path[64], abstract[64];
@@ -1485,19 +1508,19 @@ Test(daemon, a_service_manager_is_told_ready_and_stopping)
 	for (size_t i = 0; i < sizeof places / sizeof *places; i++) {
 		const char *where = places[i];
 		int fd = notify_socket(where);
-		char got[64];
+		char got[512];
 		ssize_t n;
 
 		start_daemon(extra);
 		n = recv(fd, got, sizeof got - 1, 0);
 		cr_assert_gt(n, 0, "%s: nothing came: %s", where, n < 0 ? strerror(errno) : "");
 		got[n] = '\0';
-		cr_expect_str_eq(got, "READY=1", "%s", where);
+		expect_state_with_status(got, "READY=1", "listening on ", where);
 		stop_daemon(SIGTERM);
 		n = recv(fd, got, sizeof got - 1, MSG_DONTWAIT);
 		cr_assert_gt(n, 0, "%s: no message at the stop", where);
 		got[n] = '\0';
-		cr_expect_str_eq(got, "STOPPING=1", "%s", where);
+		expect_state_with_status(got, "STOPPING=1", "SIGTERM received: stopping", where);
 		th_proc_cleanup(&proc);
 		close(fd);
 	}
