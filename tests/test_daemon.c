@@ -616,7 +616,9 @@ Test(daemon, version_exits_0)
 
 /* ---- contrib/poolechod.service: what it asks of the daemon ------------- */
 
-#define UNIT "contrib/poolechod.service"
+/* The unit's source: make writes the unit from it with ExecStart='s path
+ * filled in, which these tests do not use (tests/unit_file.sh checks it). */
+#define UNIT "contrib/poolechod.service.in"
 
 /* The value of the last "KEY=" line of $TOP_SRCDIR/UNIT in OUT: 1, 0 when
  * no line sets KEY, or a negative errno when the unit cannot be read. */
