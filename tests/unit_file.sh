@@ -18,6 +18,10 @@ echo "PASS: ExecStart=$PE_BINDIR/poolechod"
 
 command -v systemd-analyze > /dev/null 2>&1 ||
 	{ echo "SKIP: systemd-analyze is not installed: the unit's directives are not checked"; exit 77; }
+# Without it, verify also reports the units ours is ordered after, and
+# whatever they pull in: any unit on the machine with an old key.
+systemd-analyze --help 2>&1 | grep -q -- '--recursive-errors' ||
+	{ echo "SKIP: this systemd-analyze (before systemd 250) cannot verify one unit alone"; exit 77; }
 [ -x "$POOLECHOD" ] || fail "POOLECHOD ($POOLECHOD) is not a program"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unit_file.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -25,12 +29,13 @@ trap 'rm -rf "$tmp"' EXIT
 # checked above, not by man(1), which a build machine may not have.
 sed -e "s|^ExecStart=$PE_BINDIR/poolechod |ExecStart=$POOLECHOD |" -e '/^Documentation=/d' \
 	"$unit" > "$tmp/poolechod.service"
-out=$(cd "$tmp" && systemd-analyze verify ./poolechod.service 2>&1)
+out=$(cd "$tmp" && systemd-analyze verify --recursive-errors=no ./poolechod.service 2>&1)
 rc=$?
 [ "$rc" -eq 0 ] && [ -z "$out" ] || fail "systemd-analyze verify (exit $rc): $out"
 echo "PASS: systemd-analyze verify says nothing"
 # The sandbox: systemd's own score of what the unit leaves exposed, 0 (none)
-# to 10, where 2 or below is what it calls OK. (systemd 250 and later)
+# to 10, where 2 or below is what it calls OK (1.8 by systemd 252; each
+# version weighs the settings its own way).
 out=$(cd "$tmp" && systemd-analyze security --offline=true ./poolechod.service 2>&1)
 level=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for poolechod\.service: \([0-9.]*\).*/\1/p')
 [ -n "$level" ] || { echo "SKIP: systemd-analyze security --offline gives no exposure level:"; \
