@@ -134,10 +134,10 @@ PE_API void pe_server_config_init(struct pe_server_config *cfg);
  * (e.g. -EMFILE). -ENOMEM when the workers' buffers (or other memory)
  * cannot be had, -EAGAIN when the system refused a worker thread (as
  * glibc's does for a stack_size too large to map); these last two are not
- * logged, as the caller knows which setting to lower. A
- * mutex or condition variable the system could not make (POSIX allows it;
- * glibc's never fail) gives its errno, logged, but for a queue's without
- * memory: -ENOMEM, unlogged. On failure nothing is left open. */
+ * logged, as the caller knows which setting to lower. A mutex or condition
+ * variable the system could not make (POSIX allows it; glibc's never fail)
+ * gives its errno, logged, but for a queue's without memory: -ENOMEM,
+ * unlogged. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
 /* The busy-poll time a server made from CFG uses: CFG->busy_poll_us, but
