@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -30,6 +31,14 @@
 #define BACKOFF_MS 100
 /* A recurring accept error is logged at most this often. */
 #define ERROR_LOG_INTERVAL_MS 10000
+
+/* Warnings of the per-source limit: when one was last said, and how many
+ * rejections went unsaid since. */
+struct pe_source_warnings {
+	int said;
+	int64_t said_at;
+	unsigned long held;
+};
 
 /* How many accept errors were not logged, named by their own error. */
 static void log_held(pe_server *srv, struct pe_errlimit_held held, const char *then)
@@ -107,7 +116,7 @@ static int wait_for(pe_server *srv, int watch_listener, int timeout_ms)
 static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 {
 	const int want_peer = item_size == sizeof *acc;
-	struct sockaddr *peer = want_peer ? (struct sockaddr *)&acc->peer : NULL;
+	struct sockaddr *peer = want_peer ? &acc->peer.sa : NULL;
 	socklen_t *peer_len = want_peer ? &acc->peer_len : NULL;
 
 	acc->peer_len = want_peer ? sizeof acc->peer : 0;
@@ -131,21 +140,64 @@ static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 #endif
 }
 
-/* Hand ACC to the workers, or apply the overflow policy. 1 to stop, else 0. */
-static int hand_off(pe_server *srv, const struct pe_accepted *acc)
+/* Close ACC, whose address holds HELD connections, the per_source limit.
+ * Said at -v each time, else as a warning at most every
+ * ERROR_LOG_INTERVAL_MS with a count of those not said: a client that
+ * keeps trying must not flood the log, nor go unnoticed. */
+static void refuse_over_source_limit(pe_server *srv, struct pe_source_warnings *sw,
+                                     const struct pe_accepted *acc, unsigned held)
+{
+	char peer[PE_NET_ADDRLEN];
+	int64_t now;
+
+	pe_counter_add(&srv->listener.rejected, 1);
+	pe_counter_add(&srv->listener.source_limited, 1);
+	if (pe_server_logs(srv, PE_LOG_DEBUG)) {
+		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: %u connection(s) from its address "
+		               "already, the per-source limit", peer, held);
+	} else if (pe_server_logs(srv, PE_LOG_WARN)) {
+		now = pe_now_ms();
+		if (sw->said && now - sw->said_at < ERROR_LOG_INTERVAL_MS) {
+			sw->held++;
+		} else {
+			char more[64] = "";
+
+			if (sw->held)
+				snprintf(more, sizeof more, " (and %lu more since the last report)",
+				         sw->held);
+			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+			pe_server_logf(srv, PE_LOG_WARN, "rejected %s: %u connection(s) from its "
+			               "address already, the per-source limit%s", peer, held, more);
+			sw->said = 1;
+			sw->said_at = now;
+			sw->held = 0;
+		}
+	}
+	close(acc->fd);
+}
+
+/* Hand ACC to the workers, or apply the per-source limit or the overflow
+ * policy. 1 to stop, else 0. */
+static int hand_off(pe_server *srv, struct pe_source_warnings *sw,
+                    const struct pe_accepted *acc)
 {
 	int fd = acc->fd, rc;
+	unsigned held;
 
-	pe_server_hand_off_begin(srv);
+	if (pe_server_hand_off_begin(srv, acc, &held) < 0) {
+		refuse_over_source_limit(srv, sw, acc, held);
+		return 0;
+	}
 	rc = pe_queue_try_push(srv->queue, acc);
 	if (rc == 0)
 		return 0;
-	pe_server_hand_off_cancel(srv);
+	pe_server_hand_off_cancel(srv, acc);
 	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting. */
 	if (rc == -EAGAIN && pe_server_logs(srv, PE_LOG_DEBUG)) {
 		char peer[PE_NET_ADDRLEN];
 
-		pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
+		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
 	}
 	if (rc == -EAGAIN) {
@@ -172,7 +224,7 @@ static int wait_for_space(pe_server *srv, struct pe_errlimit *el)
 	return rc;
 }
 
-static int accept_loop(pe_server *srv, struct pe_errlimit *el)
+static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_warnings *sw)
 {
 	/* Linux's accept(2) fails with EMFILE before it looks for a client: after
 	 * a back-off, try again only once one is waiting, or every back-off
@@ -243,7 +295,7 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 		log_due(srv, el, 0, "; accepting again");
 		if (!srv->options_inherited)
 			pe_net_set_echo_options(fd);
-		if (hand_off(srv, &acc))
+		if (hand_off(srv, sw, &acc))
 			break;
 	}
 	return 0;
@@ -252,10 +304,14 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el)
 int pe_listener_run(pe_server *srv)
 {
 	struct pe_errlimit el;
+	struct pe_source_warnings sw = {0};
 	int rc;
 
 	pe_errlimit_init(&el, ERROR_LOG_INTERVAL_MS);
-	rc = accept_loop(srv, &el);
+	rc = accept_loop(srv, &el, &sw);
 	log_due(srv, &el, 1, "");
+	if (sw.held)
+		pe_server_logf(srv, PE_LOG_WARN, "rejected %lu more connection(s) over the "
+		               "per-source limit since the last report", sw.held);
 	return rc;
 }

@@ -50,6 +50,7 @@ void pe_server_config_init(struct pe_server_config *cfg)
 	cfg->queue_capacity = PE_DEFAULT_QUEUE;
 	cfg->backlog = PE_DEFAULT_BACKLOG;
 	cfg->overflow = PE_OVERFLOW_WAIT;
+	cfg->per_source = 0;
 	cfg->idle_timeout_ms = PE_DEFAULT_IDLE_TIMEOUT_MS;
 	cfg->grace_ms = PE_DEFAULT_GRACE_MS;
 	cfg->buffer_size = PE_DEFAULT_BUFFER_SIZE;
@@ -86,25 +87,36 @@ void pe_server_logf(pe_server *srv, enum pe_log_level level, const char *fmt, ..
 	va_end(ap);
 }
 
-void pe_server_hand_off_begin(pe_server *srv)
+int pe_server_hand_off_begin(pe_server *srv, const struct pe_accepted *acc, unsigned *held)
 {
+	int rc = 0;
+
+	*held = 0;
 	pthread_mutex_lock(&srv->lock);
-	srv->outstanding++;
+	if (srv->cfg.per_source)
+		rc = pe_sources_take(&srv->sources, &acc->peer.sa, acc->peer_len, held);
+	if (rc == 0)
+		srv->outstanding++;
 	pthread_mutex_unlock(&srv->lock);
+	/* -ENOSPC cannot be: the table has room for every connection the
+	 * queue and the workers can hold at once, and one being accepted. */
+	return rc == -ENOSPC ? -EBUSY : rc;
 }
 
-/* A connection is finished (or dropped unserved): wake a stop that waits. */
-static void finish_locked(pe_server *srv)
+/* ACC is finished (or dropped unserved): wake a stop that waits. */
+static void finish_locked(pe_server *srv, const struct pe_accepted *acc)
 {
+	if (srv->cfg.per_source)
+		pe_sources_release(&srv->sources, &acc->peer.sa, acc->peer_len);
 	srv->outstanding--;
 	if (srv->stopping)
 		pthread_cond_broadcast(&srv->drained);
 }
 
-void pe_server_hand_off_cancel(pe_server *srv)
+void pe_server_hand_off_cancel(pe_server *srv, const struct pe_accepted *acc)
 {
 	pthread_mutex_lock(&srv->lock);
-	finish_locked(srv);
+	finish_locked(srv, acc);
 	pthread_mutex_unlock(&srv->lock);
 }
 
@@ -134,7 +146,7 @@ static void accepted_peer(const pe_server *srv, const struct pe_accepted *acc,
                           char peer[PE_NET_ADDRLEN])
 {
 	if (srv->item_size == sizeof *acc && acc->peer_len > 0)
-		pe_net_format((const struct sockaddr *)&acc->peer, acc->peer_len, peer);
+		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 	else
 		pe_net_peer_name(acc->fd, peer);
 }
@@ -175,8 +187,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 {
 	pe_server *srv = ctx;
 	struct pe_worker_slot *slot = &srv->slots[worker];
-	/* Copied out: without the connection log an item is only the int
-	 * (queue_item_size), shorter than ACC. */
+	/* Copied out: without the connection log or per_source an item is
+	 * only the int (queue_item_size), shorter than ACC. */
 	struct pe_accepted acc;
 	int fd, err = 0, unserved; /* by a hard stop */
 	enum pe_echo_end end = PE_ECHO_ERROR;
@@ -213,7 +225,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 
 	pthread_mutex_lock(&srv->lock);
 	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
-	finish_locked(srv);
+	finish_locked(srv, &acc);
 	pthread_mutex_unlock(&srv->lock);
 	close(fd);
 }
@@ -234,10 +246,13 @@ static int bad_setting(const struct pe_server_config *cfg, const char *fmt, ...)
 }
 
 /* The bytes each queued connection takes in the queue: its socket, and at
- * the -v log level also the peer's address (struct pe_accepted). */
+ * the -v log level or with per_source also the peer's address (struct
+ * pe_accepted). */
 static size_t queue_item_size(const struct pe_server_config *cfg)
 {
-	return cfg->log && cfg->log_level >= PE_LOG_DEBUG ? sizeof(struct pe_accepted) : sizeof(int);
+	if (cfg->per_source || (cfg->log && cfg->log_level >= PE_LOG_DEBUG))
+		return sizeof(struct pe_accepted);
+	return sizeof(int);
 }
 
 static int check_config(const struct pe_server_config *cfg)
@@ -298,6 +313,7 @@ static void release_resources(pe_server *srv)
 		for (unsigned i = 0; i < srv->cfg.workers; i++)
 			pe_echo_worker_free(&srv->slots[i].echo);
 	free(srv->slots);
+	pe_sources_free(&srv->sources);
 	if (srv->buffers)
 		munmap(srv->buffers, srv->buffers_len);
 	if (srv->listen_fd >= 0)
@@ -449,6 +465,11 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	}
 	/* -ENOMEM is left to the caller, which names the settings to lower. */
 	if ((rc = reserve_buffers(srv)) < 0)
+		goto fail;
+	/* Every connection queued or echoed, and the one being accepted. */
+	if (cfg->per_source &&
+	    (rc = pe_sources_init(&srv->sources, cfg->workers + cfg->queue_capacity + 1,
+	                          cfg->per_source)) < 0)
 		goto fail;
 	atomic_init(&srv->active, 0);
 	srv->echo_policy.idle_us = cfg->idle_timeout_ms * 1000LL;
@@ -623,7 +644,7 @@ static void shut_down(pe_server *srv)
 		pe_server_log_dropped(srv, &acc);
 		close(acc.fd);
 		pe_counter_add(&srv->listener.dropped, 1);
-		pe_server_hand_off_cancel(srv);
+		pe_server_hand_off_cancel(srv, &acc);
 		closed++;
 	}
 	pe_pool_join(pool);

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -20,16 +21,21 @@
 #include <poolecho/server.h>
 
 #include "echo.h"
+#include "sources.h"
 #include "stats.h"
 
 /* A queue item: the accepted socket, and, only when connections are
- * logged, the peer's address as accept(2) gave it: a client that resets
- * while queued has none left for getpeername(2). The queue copies
- * item_size bytes, so without the log an item is the int. */
+ * logged or counted per source, the peer's address as accept(2) gave it:
+ * a client that resets while queued has none left for getpeername(2).
+ * The queue copies item_size bytes, so without either an item is the int. */
 struct pe_accepted {
 	int fd;
 	socklen_t peer_len;  /* 0: not taken */
-	struct sockaddr_storage peer;
+	union {              /* the listener is IPv4 or IPv6; sockaddr_storage would be 128 bytes */
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
 };
 
 /* One per worker, on its own cache lines so counters do not false-share. */
@@ -62,6 +68,8 @@ struct pe_server {
 	pthread_mutex_t lock;
 	pthread_cond_t drained;              /* signalled as connections finish during a stop */
 	unsigned long outstanding;           /* handed to the queue and not yet finished */
+	struct pe_sources sources;           /* outstanding ones per client address, when
+	                                        cfg.per_source is set; guarded by lock */
 	int stopping, stop_now, hard_stop;
 	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
 	atomic_int stop_requested;           /* read by the accept loop without the lock */
@@ -80,11 +88,12 @@ static inline int pe_server_logs(const pe_server *srv, enum pe_log_level level)
 	return srv->cfg.log && level <= srv->cfg.log_level;
 }
 
-/* Count a connection as outstanding before the accept loop queues it;
- * cancel undoes that when it could not be queued, or when the stop takes
- * it off the queue unserved. */
-void pe_server_hand_off_begin(pe_server *srv);
-void pe_server_hand_off_cancel(pe_server *srv);
+/* Count ACC as outstanding before the accept loop queues it: 0, or, with
+ * cfg.per_source set, -EBUSY when its address holds that many already
+ * (*HELD says how many) and nothing was counted. Cancel undoes it when it
+ * could not be queued, or when the stop takes it off the queue unserved. */
+int pe_server_hand_off_begin(pe_server *srv, const struct pe_accepted *acc, unsigned *held);
+void pe_server_hand_off_cancel(pe_server *srv, const struct pe_accepted *acc);
 /* At -v, "closed ADDR: dropped unserved, the server stopped" for ACC. */
 void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc);
 

@@ -15,6 +15,7 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 
 	s.accepted = pe_counter_get(&srv->listener.accepted);
 	s.rejected = pe_counter_get(&srv->listener.rejected);
+	s.source_limited = pe_counter_get(&srv->listener.source_limited);
 	s.accept_errors = pe_counter_get(&srv->listener.accept_errors);
 	s.dropped = pe_counter_get(&srv->listener.dropped);
 	pthread_mutex_lock(&srv->lock);
@@ -35,11 +36,12 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size)
 {
 	int n = snprintf(buf, size,
-	         "accepted=%" PRIu64 " rejected=%" PRIu64 " served=%" PRIu64 " dropped=%" PRIu64
-	         " active=%" PRIu64 " queued=%" PRIu64 " bytes_in=%" PRIu64 " bytes_out=%" PRIu64
-	         " timeouts=%" PRIu64 " accept_errors=%" PRIu64,
-	         s->accepted, s->rejected, s->served, s->dropped, s->active, s->queued, s->bytes_in,
-	         s->bytes_out, s->timeouts, s->accept_errors);
+	         "accepted=%" PRIu64 " rejected=%" PRIu64 " source_limited=%" PRIu64
+	         " served=%" PRIu64 " dropped=%" PRIu64 " active=%" PRIu64 " queued=%" PRIu64
+	         " bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " timeouts=%" PRIu64
+	         " accept_errors=%" PRIu64,
+	         s->accepted, s->rejected, s->source_limited, s->served, s->dropped, s->active,
+	         s->queued, s->bytes_in, s->bytes_out, s->timeouts, s->accept_errors);
 
 	return n < 0 ? 0 : (size_t)n;
 }

@@ -32,7 +32,7 @@ struct pe_worker_counters {
  * queue on the same thread (or on pe_server_destroy's, for a server that
  * never ran): one writer at a time. */
 struct pe_listener_counters {
-	pe_counter accepted, rejected, accept_errors, dropped;
+	pe_counter accepted, rejected, source_limited, accept_errors, dropped;
 };
 
 #endif /* POOLECHO_STATS_H */

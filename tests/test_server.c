@@ -1290,7 +1290,7 @@ static int default_text(const struct pe_server_config *c, const char *field, cha
 		NUMBER(port, 'u'),        NUMBER(workers, 'u'),         NUMBER(queue_capacity, 'z'),
 		NUMBER(backlog, 'd'),     NUMBER(idle_timeout_ms, 'u'), NUMBER(grace_ms, 'u'),
 		NUMBER(buffer_size, 'z'), NUMBER(stack_size, 'z'),      NUMBER(busy_poll_us, 'u'),
-		NUMBER(batch_scheduling, 'd'),
+		NUMBER(batch_scheduling, 'd'), NUMBER(per_source, 'u'),
 	};
 #undef NUMBER
 	static const char *const levels[] = {"PE_LOG_ERROR", "PE_LOG_WARN", "PE_LOG_INFO",
@@ -1409,12 +1409,13 @@ Test(server, the_stats_line_names_each_counter_rightly)
 {
 	const struct pe_server_stats s = {.accepted = 1, .rejected = 2, .served = 3, .dropped = 4,
 	                                  .active = 5, .queued = 6, .bytes_in = 7, .bytes_out = 8,
-	                                  .timeouts = 9, .accept_errors = 10};
+	                                  .timeouts = 9, .accept_errors = 10,
+	                                  .source_limited = 11};
 	char line[PE_STATS_LINE_MAX];
 
 	pe_server_stats_format(&s, line, sizeof line);
-	cr_expect_str_eq(line, "accepted=1 rejected=2 served=3 dropped=4 active=5 queued=6 "
-	                 "bytes_in=7 bytes_out=8 timeouts=9 accept_errors=10");
+	cr_expect_str_eq(line, "accepted=1 rejected=2 source_limited=11 served=3 dropped=4 "
+	                 "active=5 queued=6 bytes_in=7 bytes_out=8 timeouts=9 accept_errors=10");
 }
 
 /* A log callback that calls back into the server, as server.h allows: the
@@ -1759,6 +1760,203 @@ Test(server, rejected_clients_do_not_hold_a_graceful_stop_for_its_grace)
 	             GRACE_MS);
 	cr_expect_lt(th_now_ms() - t0, PROMPT_MS);
 	stop_server_and_check(0);
+}
+
+/* ---- per-source limit ------------------------------------------------------ */
+
+/* A client of 127.0.0.1:ts.port from the loopback address FROM (Linux
+ * routes all of 127.0.0.0/8 to lo). */
+static int client_from(const char *from)
+{
+	struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(inet_pton(AF_INET, from, &src.sin_addr), 1);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&src, sizeof src), 0, "bind %s: %s", from,
+	             strerror(errno));
+	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	dst.sin_port = htons((unsigned short)ts.port);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&dst, sizeof dst), 0, "connect from %s: %s",
+	             from, strerror(errno));
+	return fd;
+}
+
+/* A last echo of 10 bytes, then the client's end. */
+static void echo_and_finish(int fd, unsigned seed)
+{
+	round_trip(fd, 10, seed);
+	finish_client(fd);
+}
+
+/* A queued connection counts as much as one being echoed: with one worker
+ * busy and one client queued, the third from the address is closed at
+ * once, while a client of another address is queued. A connection that
+ * ends gives its place back. */
+Test(server, per_source_limit_counts_queued_and_echoed_connections_per_address)
+{
+	struct pe_server_config cfg;
+	struct pe_server_stats s;
+	int busy, queued, over, other, again;
+	char line[PE_STATS_LINE_MAX];
+
+	tf_config(&cfg, 1, 4);
+	cfg.per_source = 2;
+	start_server(&cfg);
+	busy = client_from("127.0.0.1");
+	round_trip(busy, 10, 1);
+	queued = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0, "the second client was not accepted");
+	over = client_from("127.0.0.1");
+	cr_assert_eq(th_wait_closed(over, IO_MS), 0, "a third client of 127.0.0.1 was not closed");
+	close(over);
+	other = client_from("127.0.0.2");
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 4, IO_MS), 0);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.rejected, 1);
+	cr_expect_eq(s.source_limited, 1);
+	cr_expect_eq(s.queued, 2, "127.0.0.2's client is queued, not refused");
+	pe_server_stats_format(&s, line, sizeof line);
+	cr_expect(strstr(line, " rejected=1 source_limited=1 ") != NULL, "stats line: %s", line);
+
+	finish_client(busy);
+	round_trip(queued, 10, 2);   /* now echoed: 127.0.0.1 holds it alone */
+	again = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 5, IO_MS), 0);
+	cr_expect_eq(tf_stats(&ts).source_limited, 1, "a place given back was refused");
+	finish_client(queued);
+	echo_and_finish(other, 3);
+	echo_and_finish(again, 4);
+	wait_stat_served(4);
+	stop_server_and_check(0);
+}
+
+/* What the limit is for: one address opening connections and sending
+ * nothing holds two workers, not all four and the queue, so clients of
+ * other addresses are served at once rather than after the idle timeout.
+ * Without the limit, their connects wait in the backlog behind the
+ * hostile ones and their echoes time out. */
+Test(server, one_address_of_silent_connections_cannot_starve_the_others)
+{
+	enum { HOSTILE = 10, LIMIT = 2 };
+	static const char *const others[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4"};
+	struct pe_server_config cfg;
+	int hostile[HOSTILE];
+
+	tf_config(&cfg, 4, 2);
+	cfg.per_source = LIMIT;
+	cfg.idle_timeout_ms = 0;   /* no rescue but the limit */
+	start_server(&cfg);
+	for (int i = 0; i < HOSTILE; i++)
+		hostile[i] = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, source_limited, HOSTILE - LIMIT, IO_MS), 0,
+	             "the connections over the limit were not refused");
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+		for (unsigned k = 0; k < 2; k++)
+			echo_and_finish(client_from(others[i]), (unsigned)i * 2 + k);
+	for (int i = 0; i < HOSTILE; i++)
+		close(hostile[i]);
+	wait_stat_served(2 * sizeof others / sizeof others[0] + LIMIT);
+	stop_server_and_check(0);
+}
+
+/* Under PE_OVERFLOW_REJECT a client the full queue turns away gives its
+ * place back at once, or the address would be locked out for good. */
+Test(server, a_client_the_full_queue_rejects_leaves_its_address_its_places)
+{
+	struct pe_server_config cfg;
+	int busy, queued, full, later;
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.per_source = 3;
+	start_server(&cfg);
+	busy = client_from("127.0.0.1");
+	round_trip(busy, 10, 1);
+	queued = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0);
+	for (int i = 0; i < 3; i++) {
+		full = client_from("127.0.0.1");
+		cr_assert_eq(th_wait_closed(full, IO_MS), 0, "client %d was not rejected", i);
+		close(full);
+	}
+	cr_assert_eq(tf_wait_stat(&ts, rejected, 3, IO_MS), 0);
+	cr_expect_eq(tf_stats(&ts).source_limited, 0, "the queue, not the limit, was full");
+	finish_client(busy);
+	round_trip(queued, 10, 2);
+	later = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 6, IO_MS), 0);
+	cr_expect_eq(tf_stats(&ts).rejected, 3, "the address kept places it no longer had");
+	finish_client(queued);
+	echo_and_finish(later, 3);
+	wait_stat_served(3);
+	stop_server_and_check(0);
+}
+
+/* Log refusals over the per-source limit at LEVEL: three from 127.0.0.1
+ * while it holds its one place. Returns the log; PORTS gets each refused
+ * client's port, and *LINES how many lines name a refused client. */
+static const char *log_three_refusals(enum pe_log_level level, int ports[3], int *lines)
+{
+	struct pe_server_config cfg;
+	const char *log, *at;
+	int held, over;
+
+	tf_config(&cfg, 1, 1);
+	cfg.per_source = 1;
+	cfg.log = tf_log_keep;
+	cfg.log_level = level;
+	start_server(&cfg);
+	held = client_from("127.0.0.1");
+	round_trip(held, 10, 1);
+	for (int i = 0; i < 3; i++) {
+		over = client_from("127.0.0.1");
+		ports[i] = th_local_port(over);
+		cr_assert_eq(th_wait_closed(over, IO_MS), 0, "client %d was not closed", i);
+		close(over);
+	}
+	cr_assert_eq(tf_wait_stat(&ts, source_limited, 3, IO_MS), 0);
+	finish_client(held);
+	stop_server_and_check(0);
+	log = tf_log_text();
+	*lines = 0;
+	for (at = log; (at = strstr(at, "already, the per-source limit")); at++)
+		++*lines;
+	return log;
+}
+
+/* A warning, and refusals within ERROR_LOG_INTERVAL_MS (10 s) of it only
+ * counted, the count logged when the server stops: one client retrying
+ * in a loop must not flood the log. */
+Test(server, per_source_refusals_are_warned_of_once_in_ten_seconds)
+{
+	int ports[3], lines;
+	const char *log = log_three_refusals(PE_LOG_INFO, ports, &lines);
+	char want[160];
+
+	snprintf(want, sizeof want, "rejected 127.0.0.1:%d: 1 connection(s) from its "
+	         "address already, the per-source limit\n", ports[0]);
+	cr_expect_not_null(strstr(log, want), "no '%s' in:\n%s", want, log);
+	cr_expect_eq(lines, 1, "more than one warning in 10 s:\n%s", log);
+	cr_expect_not_null(strstr(log, "rejected 2 more connection(s) over the per-source limit "
+	                          "since the last report\n"), "the count not named:\n%s", log);
+}
+
+/* At -v every refusal is logged, with its address. */
+Test(server, per_source_refusals_are_each_logged_at_debug)
+{
+	int ports[3], lines;
+	const char *log = log_three_refusals(PE_LOG_DEBUG, ports, &lines);
+	char want[160];
+
+	cr_expect_eq(lines, 3, "not a line per refusal:\n%s", log);
+	cr_expect_null(strstr(log, "more connection(s) over the per-source limit"),
+	               "a count of refusals each logged:\n%s", log);
+	for (int i = 0; i < 3; i++) {
+		snprintf(want, sizeof want, "rejected 127.0.0.1:%d: 1 connection(s) from its "
+		         "address already, the per-source limit\n", ports[i]);
+		cr_expect_not_null(strstr(log, want), "no '%s' in:\n%s", want, log);
+	}
 }
 
 /* ---- half-close, resets -------------------------------------------------------- */

@@ -80,6 +80,11 @@ struct pe_server_config {
 	                              that the queue's size in bytes fits a size_t */
 	int backlog;               /* listen(2) backlog, >= 1 */
 	enum pe_overflow overflow;
+	unsigned per_source;       /* at most this many connections at once (queued or echoed)
+	                              from one client address, an IPv4 one and its IPv4-mapped
+	                              IPv6 form counted as one; more are accepted and closed at
+	                              once, counted in the stats as rejected and source_limited;
+	                              0 = no limit (the default) */
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
 	                              a quarter longer); 0 = never */
 	unsigned grace_ms;         /* on pe_server_stop(), let open and queued connections go
@@ -196,7 +201,8 @@ PE_API void pe_server_stop_now(pe_server *srv);
  * "struct pe_server_stats" (a plain "pe_server_stats st;" names the function). */
 struct pe_server_stats {
 	uint64_t accepted;   /* connections accepted */
-	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT */
+	uint64_t rejected;   /* closed at once: queue full under PE_OVERFLOW_REJECT, or
+	                        over per_source */
 	uint64_t served;     /* connections a worker took and echoed until they ended,
 	                        or until pe_server_stop_now() or the end of the grace
 	                        period closed them */
@@ -210,6 +216,7 @@ struct pe_server_stats {
 	uint64_t accept_errors; /* accept(2) failures the loop went on after: not an
 	                           interruption, a client gone before it was taken, nor
 	                           the failure that ends a run (pe_server_run() returns it) */
+	uint64_t source_limited; /* of the rejected, those over per_source */
 };
 
 /* Counters are per worker and summed here, so the echo path takes no shared
@@ -222,7 +229,7 @@ PE_API void pe_server_stats(pe_server *srv, struct pe_server_stats *out);
  * logs. Like snprintf(3): at most SIZE bytes with the NUL, and the length
  * the whole line needs is returned, so a result >= SIZE means it was cut.
  * PE_STATS_LINE_MAX bytes always hold it. */
-#define PE_STATS_LINE_MAX 300
+#define PE_STATS_LINE_MAX 340
 PE_API size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf, size_t size);
 
 /* Free everything. Call after pe_server_run() returned (or instead of it,
