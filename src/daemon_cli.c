@@ -20,6 +20,7 @@
 /* The ranges --help states and the parser enforces (man/poolechod.8 and
  * the README state them too). */
 #define MAX_QUEUE 1000000UL
+#define MAX_PER_SOURCE 1000000UL
 #define MAX_BACKLOG 65535UL
 #define MIN_BUFFER (1UL << 10)
 #define MAX_BUFFER (16UL << 20)
@@ -28,7 +29,7 @@
 #define MAX_BUSY_POLL_US 1000000UL
 
 enum { OPT_BACKLOG = 256, OPT_OVERFLOW, OPT_GRACE, OPT_STATS_INTERVAL, OPT_LOG_LEVEL,
-       OPT_BUFFER_SIZE, OPT_STACK_SIZE, OPT_BUSY_POLL, OPT_SPLICE };
+       OPT_BUFFER_SIZE, OPT_STACK_SIZE, OPT_BUSY_POLL, OPT_SPLICE, OPT_PER_SOURCE };
 
 static const struct option long_options[] = {
 	{"bind", required_argument, NULL, 'b'},
@@ -37,6 +38,7 @@ static const struct option long_options[] = {
 	{"queue", required_argument, NULL, 'q'},
 	{"backlog", required_argument, NULL, OPT_BACKLOG},
 	{"overflow", required_argument, NULL, OPT_OVERFLOW},
+	{"per-source", required_argument, NULL, OPT_PER_SOURCE},
 	{"idle-timeout", required_argument, NULL, 't'},
 	{"grace", required_argument, NULL, OPT_GRACE},
 	{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
@@ -74,6 +76,10 @@ static void usage(void)
 	       "      --overflow=wait|reject when the workers are busy and the queue full:\n"
 	       "                               stop accepting until a slot frees, or accept\n"
 	       "                               and close at once (default wait)\n"
+	       "      --per-source=N         at most N connections at once, queued or\n"
+	       "                               echoed, from one client address; more are\n"
+	       "                               accepted and closed at once; 0 = no limit;\n"
+	       "                               0 to %lu (default 0)\n"
 	       "  -t, --idle-timeout=SECS    close a connection that sends nothing or does\n"
 	       "                               not read its echo for SECS (at most a\n"
 	       "                               quarter more); 0 = never\n"
@@ -123,7 +129,7 @@ static void usage(void)
 	       "written; 2 on bad usage (what was typed is quoted with control characters\n"
 	       "as \\xNN).\n",
 	       PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
-	       MAX_BACKLOG, PE_DEFAULT_BACKLOG, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
+	       MAX_BACKLOG, PE_DEFAULT_BACKLOG, MAX_PER_SOURCE, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
 	       PE_DEFAULT_GRACE_MS / 1000, MIN_BUFFER >> 10, MAX_BUFFER >> 20,
 	       PE_DEFAULT_BUFFER_SIZE / 1024, MIN_STACK >> 10, MAX_STACK >> 20,
 	       PE_DEFAULT_STACK_SIZE / 1024, MAX_BUSY_POLL_US, PE_DEFAULT_BUSY_POLL_US,
@@ -256,6 +262,10 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 			s->overflow = PE_OVERFLOW_REJECT;
 		else
 			rc = bad_value("--overflow", arg, "'wait' or 'reject'");
+		break;
+	case OPT_PER_SOURCE:
+		if (!(rc = number("--per-source", arg, 0, MAX_PER_SOURCE, &v)))
+			s->per_source = (unsigned)v;
 		break;
 	case 't':
 		if (!(rc = seconds("-t/--idle-timeout", arg, &v)))

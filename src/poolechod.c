@@ -271,7 +271,7 @@ static int log_listening(pe_server *srv, const struct daemon_options *opt, int b
 	const struct pe_server_config *c = &opt->server;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char where[PE_NET_ADDRLEN], capped[48] = "";
+	char where[PE_NET_ADDRLEN], capped[48] = "", per_source[16] = "off";
 	const char *family = "";
 
 	pe_server_address(srv, &ss, &len);
@@ -284,10 +284,12 @@ static int log_listening(pe_server *srv, const struct daemon_options *opt, int b
 		         " for IPv6 and IPv4" : " for IPv6 only";
 	if (backlog != c->backlog)
 		snprintf(capped, sizeof capped, " (--backlog %d capped)", c->backlog);
+	if (c->per_source)
+		snprintf(per_source, sizeof per_source, "%u", c->per_source);
 	return log_state("READY=1", "listening on %s%s (workers=%u queue=%zu overflow=%s "
-	                 "idle-timeout=%u.%03us grace=%u.%03us backlog=%d%s)", where, family,
-	                 c->workers, c->queue_capacity,
-	                 c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject",
+	                 "per-source=%s idle-timeout=%u.%03us grace=%u.%03us backlog=%d%s)",
+	                 where, family, c->workers, c->queue_capacity,
+	                 c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", per_source,
 	                 c->idle_timeout_ms / 1000, c->idle_timeout_ms % 1000,
 	                 c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
 }
@@ -344,6 +346,12 @@ static void warn_options_overruled(const struct daemon_options *opt)
 		pe_log(PE_LOG_WARN, "--splice=always: this system has no splice(2), so streams "
 		       "are echoed by copying");
 #endif
+	if (opt->server.per_source &&
+	    opt->server.per_source >= opt->server.workers + opt->server.queue_capacity)
+		pe_log(PE_LOG_WARN, "--per-source %u limits nothing: %u worker%s and a queue of "
+		       "%zu hold no more than that at once", opt->server.per_source,
+		       opt->server.workers, opt->server.workers == 1 ? "" : "s",
+		       opt->server.queue_capacity);
 	/* At --log-level=error only an error line is seen. */
 	if (opt->stats_interval_ms && opt->log_level < PE_LOG_INFO)
 		pe_log(opt->log_level, "--stats-interval lines are logged at level info, which "

@@ -185,6 +185,62 @@ Test(daemon, readiness_line_has_the_real_port_and_the_settings)
 	stop_daemon(SIGTERM);
 }
 
+/* --per-source is off unless given, and the readiness line says which. */
+Test(daemon, readiness_line_says_whether_a_per_source_limit_holds)
+{
+	const char *const limited[] = {"--per-source=3", NULL};
+	unsigned port = start_daemon(NULL);
+
+	cr_expect(strstr(proc.err.data, " per-source=off ") != NULL, "no per-source=off in:\n%s",
+	          proc.err.data);
+	echo_once(port, 10, 1);
+	stop_daemon(SIGTERM);
+	th_proc_cleanup(&proc);
+	port = start_daemon(limited);
+	cr_expect(strstr(proc.err.data, " per-source=3 ") != NULL, "no per-source=3 in:\n%s",
+	          proc.err.data);
+	echo_once(port, 10, 2);
+	stop_daemon(SIGTERM);
+}
+
+/* One client address holding its --per-source places: the next client of
+ * it is closed at once, the warning names it, and the stats count it. */
+Test(daemon, a_client_over_per_source_is_closed_warned_of_and_counted)
+{
+	const char *const extra[] = {"--per-source=1", "-w", "2", NULL};
+	unsigned port = start_daemon(extra);
+	int held = th_connect(port, IO_MS), over;
+	char want[128];
+
+	cr_assert_geq(held, 0);
+	cr_assert_eq(th_echo_check(held, 10, 1, IO_MS), 0);
+	over = th_connect(port, IO_MS);
+	cr_assert_geq(over, 0);
+	cr_expect_eq(th_wait_closed(over, IO_MS), 0, "the second client was not closed");
+	snprintf(want, sizeof want, "warning: rejected 127.0.0.1:%d: 1 connection(s) from its "
+	         "address already, the per-source limit", th_local_port(over));
+	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, IO_MS), 0, "no '%s' in:\n%s", want,
+	             proc.err.data);
+	close(over);
+	close(held);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "rejected=1 source_limited=1 ") != NULL,
+	          "the final stats do not count it:\n%s", proc.err.data);
+}
+
+/* A limit the workers and the queue could never reach is said to be one. */
+Test(daemon, a_per_source_limit_no_address_can_reach_is_warned_of)
+{
+	const char *const extra[] = {"--per-source=12", "-w", "4", "-q", "8", NULL};
+	unsigned port = start_daemon(extra);
+
+	cr_expect(strstr(proc.err.data, "--per-source 12 limits nothing: 4 workers and a queue "
+	                 "of 8 hold no more than that at once") != NULL, "no warning in:\n%s",
+	          proc.err.data);
+	echo_once(port, 10, 1);
+	stop_daemon(SIGTERM);
+}
+
 /* The last --overflow given wins, wait as well as reject. */
 Test(daemon, the_last_overflow_given_is_the_one_used)
 {
@@ -299,6 +355,9 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--stack-size=128kB"}, "--stack-size", "k or K (KiB), m or M"},
 		{{"--grace=86400.001"}, "--grace", "from 0 to 86400"},
 		{{"--overflow=foo"}, "--overflow", "foo"},
+		{{"--per-source=1000001"}, "--per-source", "from 0 to 1000000"},
+		{{"--per-source=-1"}, "--per-source", "-1"},
+		{{"--per-source=two"}, "--per-source", "two"},
 		{{"-t", "-1"}, "-t", "-1"},
 		{{"--grace=x"}, "--grace", "x"},
 		{{"--backlog=0"}, "--backlog", "0"},
@@ -436,7 +495,8 @@ Test(daemon, help_exits_0_and_lists_every_option)
 {
 	static const char *const options[] = {
 		"-b, --bind", "-p, --port", "-w, --workers", "-q, --queue", "--backlog",
-		"--overflow", "-t, --idle-timeout", "--grace", "--stats-interval", "-h, --help",
+		"--overflow", "--per-source", "-t, --idle-timeout", "--grace", "--stats-interval",
+		"-h, --help",
 		"-V, --version",
 	};
 	const char *argv[] = {daemon_path(), "--help", NULL};
@@ -560,6 +620,7 @@ Test(daemon, help_man_page_and_readme_state_the_same_ranges)
 		{"--workers", "1 to 65536"},
 		{"--queue", "1 to 1000000"},
 		{"--backlog", "1 to 65535"},
+		{"--per-source", "0 to 1000000"},
 		{"--buffer-size", "1k to 16m"},
 		{"--stack-size", "64k to 64m"},
 		{"--busy-poll", "0 to 1000000"},
