@@ -732,8 +732,9 @@ int pe_server_wait(pe_server *srv)
 		return -EINVAL; /* not -EDEADLK: NULL is also what own_thread_of is here */
 	if (own_thread_of == srv)
 		return -EDEADLK; /* the run would wait for this thread, or this is it */
+	/* As waitpid(2) with no child: not -EINVAL, which a run may return. */
 	if (!srv->run_started)
-		return -EINVAL;
+		return -ECHILD;
 	pthread_join(srv->run_thread, NULL);
 	srv->run_started = 0;
 	return srv->run_rc;

@@ -964,7 +964,7 @@ Test(server, start_runs_the_server_and_wait_returns_its_result)
 
 	tf_config(&cfg, 2, 2);
 	cr_assert_eq(pe_server_create(&srv, &cfg), 0);
-	cr_expect_eq(pe_server_wait(srv), -EINVAL, "waited for a server never started");
+	cr_expect_eq(pe_server_wait(srv), -ECHILD, "waited for a server never started");
 	cr_expect_eq(pe_server_wait(NULL), -EINVAL, "waited for no server");
 	blocking = th_count_threads_blocking(SIGTERM);
 	cr_assert_eq(pe_server_start(srv), 0);
@@ -979,7 +979,7 @@ Test(server, start_runs_the_server_and_wait_returns_its_result)
 	cr_expect_eq(pe_server_run(srv), -EALREADY, "a second run beside the started one");
 	pe_server_stop(srv);
 	cr_expect_eq(pe_server_wait(srv), 0);
-	cr_expect_eq(pe_server_wait(srv), -EINVAL, "waited twice");
+	cr_expect_eq(pe_server_wait(srv), -ECHILD, "waited twice");
 	cr_expect_eq(pe_server_start(srv), -EALREADY, "started again after its run");
 	pe_server_destroy(srv);
 	cr_expect_eq(th_count_fds(), fds, "descriptors leaked: %d open before, %d after", fds,

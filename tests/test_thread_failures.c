@@ -255,7 +255,7 @@ Test(thread_failures, a_server_whose_run_thread_is_refused_can_be_started_again)
 	rc = pe_server_start(srv);
 	stop_failing();
 	cr_expect_eq(rc, -EAGAIN, "pe_server_start: %d, not -EAGAIN", rc);
-	cr_expect_eq(pe_server_wait(srv), -EINVAL, "waited for a run that never began");
+	cr_expect_eq(pe_server_wait(srv), -ECHILD, "waited for a run that never began");
 	cr_assert_eq(pe_server_start(srv), 0, "a second start, after the refusal, was refused");
 	fd = th_connect(pe_server_port(srv), IO_MS);
 	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));

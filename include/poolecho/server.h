@@ -175,7 +175,8 @@ PE_API int pe_server_run(pe_server *srv);
  * pe_server_stop() from somewhere, and returns what it returned. Start
  * returns 0, -EALREADY when the server has run or been started before, or
  * the error of pthread_create(3) as a negative errno. Wait returns -EINVAL
- * for NULL, or when not started or already waited for, and -EDEADLK,
+ * for NULL, -ECHILD when not started or already waited for (as waitpid(2)
+ * with no child: a run's own result may be -EINVAL), and -EDEADLK,
  * waiting for nothing, when called on one of the server's own threads (from
  * the log callback), which the run would have to end first. Call start,
  * wait and destroy from one thread (or with your own locking), never from
