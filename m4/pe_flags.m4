@@ -62,3 +62,24 @@ AC_DEFUN([PE_YES_OR_NO], [
     [yes|no], [],
     [AC_MSG_ERROR([--enable-$1=$2: expected yes or no])])
 ])
+
+# PE_GC_SECTIONS: GC_CFLAGS and GC_LDFLAGS, each function and object in a
+# section of its own and the linker dropping those nothing calls, where
+# the compiler and the linker take them (GNU ld, gold, lld); else empty.
+AC_DEFUN([PE_GC_SECTIONS], [
+  GC_CFLAGS=
+  GC_LDFLAGS=
+  PE_CHECK_CFLAG([-ffunction-sections -fdata-sections], [
+    AC_CACHE_CHECK([whether the linker takes -Wl,--gc-sections], [pe_cv_ld_gc_sections], [
+      pe_save_LDFLAGS=$LDFLAGS
+      LDFLAGS="$LDFLAGS -Wl,--gc-sections"
+      AC_LINK_IFELSE([AC_LANG_PROGRAM([], [])],
+                     [pe_cv_ld_gc_sections=yes], [pe_cv_ld_gc_sections=no])
+      LDFLAGS=$pe_save_LDFLAGS])
+    AS_IF([test "x$pe_cv_ld_gc_sections" = xyes],
+      [GC_CFLAGS="-ffunction-sections -fdata-sections"
+       GC_LDFLAGS="-Wl,--gc-sections"])])
+  AC_SUBST([GC_CFLAGS])
+  AC_SUBST([GC_LDFLAGS])
+  AM_CONDITIONAL([GC_SECTIONS], [test -n "$GC_LDFLAGS"])
+])
