@@ -32,12 +32,18 @@
 /* A recurring accept error is logged at most this often. */
 #define ERROR_LOG_INTERVAL_MS 10000
 
-/* Warnings of the per-source limit: when one was last said, and how many
- * rejections went unsaid since. */
-struct pe_source_warnings {
-	int said;
-	int64_t said_at;
-	unsigned long held;
+/* Refusals over the per-source limit, warned of as accept errors are:
+ * when one was last reported, and how many went unreported since. */
+struct source_refusals {
+	int reported;
+	int64_t reported_at;
+	unsigned long unsaid;
+};
+
+/* What the accept loop holds back from its log, to report in time. */
+struct accept_log {
+	struct pe_errlimit errors;
+	struct source_refusals refusals;
 };
 
 /* How many accept errors were not logged, named by their own error. */
@@ -48,25 +54,43 @@ static void log_held(pe_server *srv, struct pe_errlimit_held held, const char *t
 		               strerror(held.err), held.count, then);
 }
 
-/* Every count that is due (or, at the end, every count left). */
-static void log_due(pe_server *srv, struct pe_errlimit *el, int at_end, const char *then)
+/* When the count of refusals held back is due: -1 when none is held. */
+static int64_t refusals_due_at(const struct source_refusals *r)
 {
-	struct pe_errlimit_held held;
-	int64_t now;
+	return r->unsaid ? r->reported_at + ERROR_LOG_INTERVAL_MS : -1;
+}
 
-	if (!pe_errlimit_holding(el))
+/* Every count that is due (or, at the end, every count left). THEN ends
+ * the lines of accept errors. */
+static void log_due(pe_server *srv, struct accept_log *lg, int at_end, const char *then)
+{
+	struct source_refusals *r = &lg->refusals;
+	struct pe_errlimit_held held;
+	int64_t now, due = refusals_due_at(r);
+
+	if (!pe_errlimit_holding(&lg->errors) && due < 0)
 		return;
 	now = pe_now_ms();
-	while ((held = at_end ? pe_errlimit_flush(el) : pe_errlimit_due(el, now)).count)
+	while ((held = at_end ? pe_errlimit_flush(&lg->errors)
+	                      : pe_errlimit_due(&lg->errors, now)).count)
 		log_held(srv, held, then);
+	if (due >= 0 && (at_end || now >= due)) {
+		pe_server_logf(srv, PE_LOG_WARN, "rejected %lu more connection(s) over the "
+		               "per-source limit since the last report", r->unsaid);
+		r->reported_at = now;
+		r->unsaid = 0;
+	}
 }
 
 /* How long the accept loop may sleep before a held count is due: -1 (for
  * ever) when nothing is held back. */
-static int held_timeout_ms(const struct pe_errlimit *el)
+static int held_timeout_ms(const struct accept_log *lg)
 {
-	int64_t due = pe_errlimit_due_at(el), left;
+	int64_t due = pe_errlimit_due_at(&lg->errors), refusals = refusals_due_at(&lg->refusals);
+	int64_t left;
 
+	if (due < 0 || (refusals >= 0 && refusals < due))
+		due = refusals;
 	if (due < 0)
 		return -1;
 	left = due - pe_now_ms();
@@ -74,12 +98,12 @@ static int held_timeout_ms(const struct pe_errlimit *el)
 }
 
 /* Log an accept error, but the same error at most every ERROR_LOG_INTERVAL_MS. */
-static void log_accept_error(pe_server *srv, struct pe_errlimit *el, int err)
+static void log_accept_error(pe_server *srv, struct accept_log *lg, int err)
 {
 	struct pe_errlimit_held held;
 
 	pe_counter_add(&srv->listener.accept_errors, 1);
-	if (!pe_errlimit_note(el, err, pe_now_ms(), &held))
+	if (!pe_errlimit_note(&lg->errors, err, pe_now_ms(), &held))
 		return;
 	if (held.count && held.err == err) {
 		pe_server_logf(srv, PE_LOG_WARN, "accept: %s (and %lu more since the last report)",
@@ -140,38 +164,42 @@ static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 #endif
 }
 
-/* Close ACC, whose address holds HELD connections, the per_source limit.
- * Said at -v each time, else as a warning at most every
- * ERROR_LOG_INTERVAL_MS with a count of those not said: a client that
- * keeps trying must not flood the log, nor go unnoticed. */
-static void refuse_over_source_limit(pe_server *srv, struct pe_source_warnings *sw,
-                                     const struct pe_accepted *acc, unsigned held)
+/* Close ACC, refused by the per-source limit (RC -EBUSY: its address
+ * holds HELD connections). Said at -v each time, else as a warning at most
+ * every ERROR_LOG_INTERVAL_MS with a count of those not said: a client
+ * that keeps trying must not flood the log, nor go unnoticed. */
+static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
+                                     const struct pe_accepted *acc, int rc, unsigned held)
 {
-	char peer[PE_NET_ADDRLEN];
+	char peer[PE_NET_ADDRLEN], more[64] = "";
 	int64_t now;
 
 	pe_counter_add(&srv->listener.rejected, 1);
+	pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+	if (rc == -ENOSPC) {
+		/* A bug: the table has room for every connection the queue and the
+		 * workers can hold, and the one being accepted. */
+		pe_server_logf(srv, PE_LOG_ERROR, "rejected %s: the per-source table is full", peer);
+		close(acc->fd);
+		return;
+	}
 	pe_counter_add(&srv->listener.source_limited, 1);
 	if (pe_server_logs(srv, PE_LOG_DEBUG)) {
-		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: %u connection(s) from its address "
 		               "already, the per-source limit", peer, held);
 	} else if (pe_server_logs(srv, PE_LOG_WARN)) {
 		now = pe_now_ms();
-		if (sw->said && now - sw->said_at < ERROR_LOG_INTERVAL_MS) {
-			sw->held++;
+		if (r->reported && now - r->reported_at < ERROR_LOG_INTERVAL_MS) {
+			r->unsaid++;
 		} else {
-			char more[64] = "";
-
-			if (sw->held)
+			if (r->unsaid)
 				snprintf(more, sizeof more, " (and %lu more since the last report)",
-				         sw->held);
-			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+				         r->unsaid);
 			pe_server_logf(srv, PE_LOG_WARN, "rejected %s: %u connection(s) from its "
 			               "address already, the per-source limit%s", peer, held, more);
-			sw->said = 1;
-			sw->said_at = now;
-			sw->held = 0;
+			r->reported = 1;
+			r->reported_at = now;
+			r->unsaid = 0;
 		}
 	}
 	close(acc->fd);
@@ -179,14 +207,13 @@ static void refuse_over_source_limit(pe_server *srv, struct pe_source_warnings *
 
 /* Hand ACC to the workers, or apply the per-source limit or the overflow
  * policy. 1 to stop, else 0. */
-static int hand_off(pe_server *srv, struct pe_source_warnings *sw,
-                    const struct pe_accepted *acc)
+static int hand_off(pe_server *srv, struct source_refusals *r, const struct pe_accepted *acc)
 {
 	int fd = acc->fd, rc;
 	unsigned held;
 
-	if (pe_server_hand_off_begin(srv, acc, &held) < 0) {
-		refuse_over_source_limit(srv, sw, acc, held);
+	if ((rc = pe_server_hand_off_begin(srv, acc, &held)) < 0) {
+		refuse_over_source_limit(srv, r, acc, rc, held);
 		return 0;
 	}
 	rc = pe_queue_try_push(srv->queue, acc);
@@ -215,16 +242,16 @@ static int hand_off(pe_server *srv, struct pe_source_warnings *sw,
 /* Wait policy: accept nothing we could not queue, so waiting clients stay
  * in the kernel's backlog, not in our hands. Counts of accept errors held
  * back fall due meanwhile, and are logged on time. 0, or -ESHUTDOWN. */
-static int wait_for_space(pe_server *srv, struct pe_errlimit *el)
+static int wait_for_space(pe_server *srv, struct accept_log *lg)
 {
 	int rc;
 
-	while ((rc = pe_queue_wait_space_for(srv->queue, held_timeout_ms(el))) == -ETIMEDOUT)
-		log_due(srv, el, 0, "");
+	while ((rc = pe_queue_wait_space_for(srv->queue, held_timeout_ms(lg))) == -ETIMEDOUT)
+		log_due(srv, lg, 0, "");
 	return rc;
 }
 
-static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_warnings *sw)
+static int accept_loop(pe_server *srv, struct accept_log *lg)
 {
 	/* Linux's accept(2) fails with EMFILE before it looks for a client: after
 	 * a back-off, try again only once one is waiting, or every back-off
@@ -235,15 +262,15 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_
 		struct pe_accepted acc;
 		int fd;
 
-		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && wait_for_space(srv, el) < 0)
+		if (srv->cfg.overflow == PE_OVERFLOW_WAIT && wait_for_space(srv, lg) < 0)
 			break;
 		if (backed_off) {
 			struct pollfd pfd = {.fd = srv->listen_fd, .events = POLLIN};
 
 			if (poll(&pfd, 1, 0) == 0) {
-				if (wait_for(srv, 1, held_timeout_ms(el)))
+				if (wait_for(srv, 1, held_timeout_ms(lg)))
 					return 0;
-				log_due(srv, el, 0, "");
+				log_due(srv, lg, 0, "");
 				continue;
 			}
 		}
@@ -255,9 +282,9 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_
 #if EWOULDBLOCK != EAGAIN
 			case EWOULDBLOCK:
 #endif
-				if (wait_for(srv, 1, held_timeout_ms(el)))
+				if (wait_for(srv, 1, held_timeout_ms(lg)))
 					return 0;
-				log_due(srv, el, 0, "");
+				log_due(srv, lg, 0, "");
 				continue;
 			case EINTR:
 			case ECONNABORTED:
@@ -267,13 +294,13 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_
 			case ENFILE:
 			case ENOBUFS:
 			case ENOMEM:
-				log_accept_error(srv, el, errno);
+				log_accept_error(srv, lg, errno);
 				backed_off = true;
 				/* Not the listener: it stays readable while
 				 * clients wait, and this would spin. */
 				if (wait_for(srv, 0, BACKOFF_MS))
 					return 0;
-				log_due(srv, el, 0, "");   /* other errors' counts too */
+				log_due(srv, lg, 0, "");   /* other errors' counts too */
 				continue;
 			case EBADF:
 			case EINVAL:
@@ -286,16 +313,16 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_
 			default:
 				/* Linux passes on pending network errors (ENETDOWN,
 				 * EHOSTUNREACH, EOPNOTSUPP...): accept(2) says retry. */
-				log_accept_error(srv, el, errno);
+				log_accept_error(srv, lg, errno);
 				continue;
 			}
 		}
 		backed_off = false;
 		pe_counter_add(&srv->listener.accepted, 1);
-		log_due(srv, el, 0, "; accepting again");
+		log_due(srv, lg, 0, "; accepting again");
 		if (!srv->options_inherited)
 			pe_net_set_echo_options(fd);
-		if (hand_off(srv, sw, &acc))
+		if (hand_off(srv, &lg->refusals, &acc))
 			break;
 	}
 	return 0;
@@ -303,15 +330,11 @@ static int accept_loop(pe_server *srv, struct pe_errlimit *el, struct pe_source_
 
 int pe_listener_run(pe_server *srv)
 {
-	struct pe_errlimit el;
-	struct pe_source_warnings sw = {0};
+	struct accept_log lg = {.refusals = {0}};
 	int rc;
 
-	pe_errlimit_init(&el, ERROR_LOG_INTERVAL_MS);
-	rc = accept_loop(srv, &el, &sw);
-	log_due(srv, &el, 1, "");
-	if (sw.held)
-		pe_server_logf(srv, PE_LOG_WARN, "rejected %lu more connection(s) over the "
-		               "per-source limit since the last report", sw.held);
+	pe_errlimit_init(&lg.errors, ERROR_LOG_INTERVAL_MS);
+	rc = accept_loop(srv, &lg);
+	log_due(srv, &lg, 1, "");
 	return rc;
 }

@@ -98,9 +98,7 @@ int pe_server_hand_off_begin(pe_server *srv, const struct pe_accepted *acc, unsi
 	if (rc == 0)
 		srv->outstanding++;
 	pthread_mutex_unlock(&srv->lock);
-	/* -ENOSPC cannot be: the table has room for every connection the
-	 * queue and the workers can hold at once, and one being accepted. */
-	return rc == -ENOSPC ? -EBUSY : rc;
+	return rc;
 }
 
 /* ACC is finished (or dropped unserved): wake a stop that waits. */

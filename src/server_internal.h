@@ -90,8 +90,9 @@ static inline int pe_server_logs(const pe_server *srv, enum pe_log_level level)
 
 /* Count ACC as outstanding before the accept loop queues it: 0, or, with
  * cfg.per_source set, -EBUSY when its address holds that many already
- * (*HELD says how many) and nothing was counted. Cancel undoes it when it
- * could not be queued, or when the stop takes it off the queue unserved. */
+ * (*HELD says how many) and nothing was counted (or pe_sources_take's
+ * -ENOSPC, which its sizing rules out). Cancel undoes it when it could not
+ * be queued, or when the stop takes it off the queue unserved. */
 int pe_server_hand_off_begin(pe_server *srv, const struct pe_accepted *acc, unsigned *held);
 void pe_server_hand_off_cancel(pe_server *srv, const struct pe_accepted *acc);
 /* At -v, "closed ADDR: dropped unserved, the server stopped" for ACC. */

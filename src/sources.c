@@ -2,9 +2,11 @@
  * sources.c -- connections held per client address: an open-addressing
  * hash table, sized once, with linear probing and backward-shift deletion
  * (no tombstones, so a table that sees millions of clients come and go
- * never slows down). The hash is keyed with a secret drawn at start, so a
- * client that may pick its addresses (an IPv6 host has a /64 of them)
- * cannot pick ones that collide and make every accept walk the table.
+ * never slows down). A client may pick its addresses (an IPv6 host has a
+ * /64 of them): the hash mixes in a secret drawn at start, so that it
+ * cannot tell which ones collide without learning the secret. The mixer is
+ * not a cryptographic one; what a run of collisions could cost is bounded
+ * anyway, as the table is at most half full.
  */
 #include <config.h>
 
@@ -14,6 +16,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_GETRANDOM
+#include <sys/random.h>
+#endif
 
 #include "sources.h"
 
@@ -21,11 +26,13 @@ static void draw_key(uint64_t key[2])
 {
 	struct timespec ts;
 
-#ifdef HAVE_GETENTROPY
-	if (getentropy(key, 2 * sizeof key[0]) == 0)
+#ifdef HAVE_GETRANDOM
+	/* Not getentropy(3): early at boot it waits for the kernel's pool,
+	 * and a server must start. */
+	if (getrandom(key, 2 * sizeof key[0], GRND_NONBLOCK) == (ssize_t)(2 * sizeof key[0]))
 		return;
 #endif
-	/* Not secret, but not guessable from outside the host either. */
+	/* Not secret, but hard to guess from another host. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	key[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec;
 	key[1] = (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)key;

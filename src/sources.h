@@ -27,14 +27,17 @@ struct pe_sources {
 };
 
 /* A table for LIMIT (>= 1) connections at once per address, and at most
- * MAX_HELD connections held in all: it is sized for that many addresses,
- * twice over, so it never fills and probes stay short. 0 or -ENOMEM. */
+ * MAX_HELD connections held in all: it has twice that many places, rounded
+ * up to a power of two (16 at least), so that it is at most half full and
+ * probes stay short. 0 or -ENOMEM. */
 int pe_sources_init(struct pe_sources *s, size_t max_held, unsigned limit);
 void pe_sources_free(struct pe_sources *s);
 
 /* Count one more connection from ADDR: 0, or -EBUSY when ADDR holds LIMIT
- * already (nothing is counted), or -ENOSPC when more than MAX_HELD are
- * held. *HELD is what ADDR holds after the call (LIMIT when refused). */
+ * already (nothing is counted), or -ENOSPC when ADDR is new and the table
+ * is half full: more addresses than MAX_HELD (its rounding up may take a
+ * few more). *HELD is what ADDR holds after the call: LIMIT when refused
+ * for it, 0 for -ENOSPC. */
 int pe_sources_take(struct pe_sources *s, const struct sockaddr *addr, socklen_t len,
                     unsigned *held);
 

@@ -88,18 +88,25 @@ long th_event_get(struct th_event *ev)
 	return v;
 }
 
-int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms)
+struct timespec th_deadline_on(clockid_t clock, unsigned timeout_ms)
 {
 	struct timespec until;
-	int rc = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
+	clock_gettime(clock, &until);
 	until.tv_sec += timeout_ms / 1000;
 	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	return until;
+}
+
+int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms)
+{
+	struct timespec until = th_deadline_on(CLOCK_MONOTONIC, timeout_ms);
+	int rc = 0;
+
 	pthread_mutex_lock(&ev->lock);
 	while (ev->value < target && rc == 0)
 		rc = pthread_cond_timedwait(&ev->cond, &ev->lock, &until);
@@ -110,19 +117,12 @@ int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms)
 
 int th_join(pthread_t thread, unsigned timeout_ms)
 {
-	struct timespec until;
-	int rc;
-
 	/* pthread_timedjoin_np's clock. (pthread_clockjoin_np would take the
 	 * monotonic one, but ThreadSanitizer does not see it join: it then
 	 * reports every joined thread as leaked and racing.) */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = th_deadline_on(CLOCK_REALTIME, timeout_ms);
+	int rc;
+
 	rc = pthread_timedjoin_np(thread, NULL, &until);
 	return rc == 0 ? 0 : -rc;
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -23,6 +24,9 @@ int64_t th_now_ms(void);
 
 /* Milliseconds left until DEADLINE (a th_now_ms() value), never negative. */
 int th_ms_left(int64_t deadline);
+
+/* CLOCK's time TIMEOUT_MS from now, for a timed wait on that clock. */
+struct timespec th_deadline_on(clockid_t clock, unsigned timeout_ms);
 
 /* ---- a timed event: a counter threads raise and others wait on ---------- */
 

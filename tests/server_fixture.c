@@ -39,6 +39,7 @@ void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue)
 }
 
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t kept_grew = PTHREAD_COND_INITIALIZER;
 static char kept[8192];
 
 void tf_log_keep(void *ctx, enum pe_log_level level, const char *message)
@@ -50,12 +51,27 @@ void tf_log_keep(void *ctx, enum pe_log_level level, const char *message)
 	pthread_mutex_lock(&kept_lock);
 	used = strlen(kept);
 	snprintf(kept + used, sizeof kept - used, "%s\n", message);
+	pthread_cond_broadcast(&kept_grew);
 	pthread_mutex_unlock(&kept_lock);
 }
 
 const char *tf_log_text(void)
 {
 	return kept;
+}
+
+int tf_log_wait(const char *needle, unsigned timeout_ms)
+{
+	/* kept_grew, statically made, waits on the realtime clock. */
+	struct timespec deadline = th_deadline_on(CLOCK_REALTIME, timeout_ms);
+	int rc = 0;
+
+	pthread_mutex_lock(&kept_lock);
+	while (!strstr(kept, needle) && rc == 0)
+		rc = pthread_cond_timedwait(&kept_grew, &kept_lock, &deadline);
+	rc = strstr(kept, needle) ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&kept_lock);
+	return rc;
 }
 
 static void *run_thread(void *arg)

@@ -32,6 +32,9 @@ void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue);
  * tf_log_text() once nothing logs any more (the server joined). */
 void tf_log_keep(void *ctx, enum pe_log_level level, const char *message);
 const char *tf_log_text(void);
+/* Wait until a line kept so far contains NEEDLE, while the server may
+ * still log: 0, or -ETIMEDOUT after TIMEOUT_MS. */
+int tf_log_wait(const char *needle, unsigned timeout_ms);
 
 /* Create the server and start pe_server_run on a thread: 0 or the
  * negative errno of pe_server_create / pthread_create. */

@@ -1811,19 +1811,20 @@ Test(server, per_source_limit_counts_queued_and_echoed_connections_per_address)
 	cr_assert_eq(th_wait_closed(over, IO_MS), 0, "a third client of 127.0.0.1 was not closed");
 	close(over);
 	other = client_from("127.0.0.2");
-	cr_assert_eq(tf_wait_stat(&ts, accepted, 4, IO_MS), 0);
+	cr_assert_eq(tf_wait_stat(&ts, queued, 2, IO_MS), 0,
+	             "127.0.0.2's client was not queued beside 127.0.0.1's");
 	s = tf_stats(&ts);
 	cr_expect_eq(s.rejected, 1);
 	cr_expect_eq(s.source_limited, 1);
-	cr_expect_eq(s.queued, 2, "127.0.0.2's client is queued, not refused");
 	pe_server_stats_format(&s, line, sizeof line);
 	cr_expect(strstr(line, " rejected=1 source_limited=1 ") != NULL, "stats line: %s", line);
 
 	finish_client(busy);
 	round_trip(queued, 10, 2);   /* now echoed: 127.0.0.1 holds it alone */
 	again = client_from("127.0.0.1");
-	cr_assert_eq(tf_wait_stat(&ts, accepted, 5, IO_MS), 0);
-	cr_expect_eq(tf_stats(&ts).source_limited, 1, "a place given back was refused");
+	cr_assert_eq(tf_wait_stat(&ts, queued, 2, IO_MS), 0,
+	             "a place given back was not taken again (source_limited=%llu)",
+	             (unsigned long long)tf_stats(&ts).source_limited);
 	finish_client(queued);
 	echo_and_finish(other, 3);
 	echo_and_finish(again, 4);
@@ -1885,21 +1886,21 @@ Test(server, a_client_the_full_queue_rejects_leaves_its_address_its_places)
 	finish_client(busy);
 	round_trip(queued, 10, 2);
 	later = client_from("127.0.0.1");
-	cr_assert_eq(tf_wait_stat(&ts, accepted, 6, IO_MS), 0);
-	cr_expect_eq(tf_stats(&ts).rejected, 3, "the address kept places it no longer had");
+	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0,
+	             "the address kept places it no longer had (source_limited=%llu)",
+	             (unsigned long long)tf_stats(&ts).source_limited);
 	finish_client(queued);
 	echo_and_finish(later, 3);
 	wait_stat_served(3);
 	stop_server_and_check(0);
 }
 
-/* Log refusals over the per-source limit at LEVEL: three from 127.0.0.1
- * while it holds its one place. Returns the log; PORTS gets each refused
- * client's port, and *LINES how many lines name a refused client. */
-static const char *log_three_refusals(enum pe_log_level level, int ports[3], int *lines)
+/* Start a server that logs at LEVEL and allows one connection per
+ * address; hold it from 127.0.0.1 and have three more refused. Returns
+ * the client holding the place; PORTS gets each refused client's port. */
+static int refuse_three(enum pe_log_level level, int ports[3])
 {
 	struct pe_server_config cfg;
-	const char *log, *at;
 	int held, over;
 
 	tf_config(&cfg, 1, 1);
@@ -1916,7 +1917,16 @@ static const char *log_three_refusals(enum pe_log_level level, int ports[3], int
 		close(over);
 	}
 	cr_assert_eq(tf_wait_stat(&ts, source_limited, 3, IO_MS), 0);
-	finish_client(held);
+	return held;
+}
+
+/* The log of refuse_three() at LEVEL once the server stopped, with *LINES
+ * the number of lines that name a refused client. */
+static const char *log_three_refusals(enum pe_log_level level, int ports[3], int *lines)
+{
+	const char *log, *at;
+
+	finish_client(refuse_three(level, ports));
 	stop_server_and_check(0);
 	log = tf_log_text();
 	*lines = 0;
@@ -1957,6 +1967,51 @@ Test(server, per_source_refusals_are_each_logged_at_debug)
 		         "address already, the per-source limit\n", ports[i]);
 		cr_expect_not_null(strstr(log, want), "no '%s' in:\n%s", want, log);
 	}
+}
+
+/* Refusals held back are counted in a line once their interval is over,
+ * not only at the stop: a burst followed by quiet shows in the log. */
+Test(server, refusals_held_back_are_counted_ten_seconds_on)
+{
+	int ports[3], held = refuse_three(PE_LOG_INFO, ports);
+
+	/* ERROR_LOG_INTERVAL_MS (10 s) after the warning, with time to spare. */
+	cr_expect_eq(tf_log_wait("rejected 2 more connection(s) over the per-source limit "
+	                         "since the last report\n", 20000), 0,
+	             "no count while the server ran:\n%s", tf_log_text());
+	finish_client(held);
+	stop_server_and_check(0);
+}
+
+/* Every place taken is given back on a hard stop, whether its connection
+ * was being echoed or still queued. */
+Test(server, a_hard_stop_gives_back_every_place)
+{
+	enum { QUEUED = 3 };
+	struct pe_server_config cfg;
+	int busy, queued[QUEUED], other;
+
+	tf_config(&cfg, 1, 4);
+	cfg.per_source = 8;
+	start_server(&cfg);
+	busy = client_from("127.0.0.1");
+	round_trip(busy, 10, 1);
+	for (int i = 0; i < QUEUED; i++)
+		queued[i] = client_from("127.0.0.1");
+	other = client_from("127.0.0.2");
+	cr_assert_eq(tf_wait_stat(&ts, queued, QUEUED + 1, IO_MS), 0);
+	tf_request_stop(&ts, 1);
+	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "the hard stop did not end the run");
+	pthread_mutex_lock(&ts.srv->lock);
+	cr_expect_eq(ts.srv->sources.used, 0, "%zu address(es) still counted",
+	             ts.srv->sources.used);
+	cr_expect_eq(ts.srv->outstanding, 0);
+	pthread_mutex_unlock(&ts.srv->lock);
+	close(busy);
+	for (int i = 0; i < QUEUED; i++)
+		close(queued[i]);
+	close(other);
+	stop_server_and_check(1);
 }
 
 /* ---- half-close, resets -------------------------------------------------------- */
@@ -3100,16 +3155,19 @@ Test(server, a_log_line_cut_to_fit_keeps_its_characters_whole, .timeout = 10)
 /* A queue_capacity whose queue would take more bytes than a size_t holds
  * is a bad setting like the others: refused with its value and the largest
  * that may be asked at that log level (a queued client takes its peer's
- * address too at PE_LOG_DEBUG). It used to come back as a bare -EINVAL,
- * with nothing logged, and only after the port had been bound. */
+ * address too at PE_LOG_DEBUG, or with per_source). It used to come back
+ * as a bare -EINVAL, with nothing logged, and only after the port had been
+ * bound. */
 Test(server, a_queue_capacity_too_large_to_make_is_named_in_the_log)
 {
 	static const struct {
 		enum pe_log_level level;
+		unsigned per_source;
 		size_t capacity, most;
 	} cases[] = {
-		{PE_LOG_ERROR, SIZE_MAX, SIZE_MAX / sizeof(int)},
-		{PE_LOG_DEBUG, SIZE_MAX / sizeof(int), SIZE_MAX / sizeof(struct pe_accepted)},
+		{PE_LOG_ERROR, 0, SIZE_MAX, SIZE_MAX / sizeof(int)},
+		{PE_LOG_DEBUG, 0, SIZE_MAX / sizeof(int), SIZE_MAX / sizeof(struct pe_accepted)},
+		{PE_LOG_ERROR, 4, SIZE_MAX / sizeof(int), SIZE_MAX / sizeof(struct pe_accepted)},
 	};
 	struct pe_server_config cfg;
 	pe_server *srv;
@@ -3120,6 +3178,7 @@ Test(server, a_queue_capacity_too_large_to_make_is_named_in_the_log)
 		tf_config(&cfg, 1, cases[i].capacity);
 		cfg.log = keep_last_line;
 		cfg.log_level = cases[i].level;
+		cfg.per_source = cases[i].per_source;
 		last_logged[0] = '\0';
 		snprintf(want, sizeof want, "pe_server_config.queue_capacity is %zu: expected 1 to %zu",
 		         cases[i].capacity, cases[i].most);
