@@ -243,6 +243,7 @@ static void check_daemon(int argc, char **argv)
 	assert(opt.server.workers >= 1 && opt.server.workers <= 65536);
 	assert(opt.server.queue_capacity >= 1 && opt.server.queue_capacity <= 1000000);
 	assert(opt.server.backlog >= 1 && opt.server.backlog <= 65535);
+	assert(opt.server.per_source <= 1000000);
 	assert(opt.server.buffer_size >= 1024 && opt.server.buffer_size <= 16ul << 20);
 	assert(opt.server.stack_size == 0 ||
 	       (opt.server.stack_size >= 64ul << 10 && opt.server.stack_size <= 64ul << 20));
