@@ -81,5 +81,4 @@ AC_DEFUN([PE_GC_SECTIONS], [
        GC_LDFLAGS="-Wl,--gc-sections"])])
   AC_SUBST([GC_CFLAGS])
   AC_SUBST([GC_LDFLAGS])
-  AM_CONDITIONAL([GC_SECTIONS], [test -n "$GC_LDFLAGS"])
 ])

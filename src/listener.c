@@ -32,12 +32,14 @@
 /* A recurring accept error is logged at most this often. */
 #define ERROR_LOG_INTERVAL_MS 10000
 
-/* Refusals over the per-source limit, warned of as accept errors are:
- * when one was last reported, and how many went unreported since. */
+/* Refusals over the per-source limit: a warning names a refused client at
+ * most every ERROR_LOG_INTERVAL_MS, and those not named are counted, in
+ * the next warning or in a line of their own when the interval is over. */
 struct source_refusals {
-	int reported;
-	int64_t reported_at;
-	unsigned long unsaid;
+	int named;               /* a warning has named a client */
+	int64_t named_at;        /* when */
+	unsigned long unsaid;    /* refused since, neither named nor counted */
+	int table_full_said;
 };
 
 /* What the accept loop holds back from its log, to report in time. */
@@ -57,27 +59,37 @@ static void log_held(pe_server *srv, struct pe_errlimit_held held, const char *t
 /* When the count of refusals held back is due: -1 when none is held. */
 static int64_t refusals_due_at(const struct source_refusals *r)
 {
-	return r->unsaid ? r->reported_at + ERROR_LOG_INTERVAL_MS : -1;
+	return r->unsaid ? r->named_at + ERROR_LOG_INTERVAL_MS : -1;
 }
 
-/* Every count that is due (or, at the end, every count left). THEN ends
- * the lines of accept errors. */
-static void log_due(pe_server *srv, struct accept_log *lg, int at_end, const char *then)
+/* Every count of accept errors that is due (or, at the end, every count
+ * left), THEN ending their lines. */
+static void log_errors_due(pe_server *srv, struct accept_log *lg, int at_end, const char *then)
 {
-	struct source_refusals *r = &lg->refusals;
 	struct pe_errlimit_held held;
-	int64_t now, due = refusals_due_at(r);
+	int64_t now;
 
-	if (!pe_errlimit_holding(&lg->errors) && due < 0)
+	if (!pe_errlimit_holding(&lg->errors))
 		return;
 	now = pe_now_ms();
 	while ((held = at_end ? pe_errlimit_flush(&lg->errors)
 	                      : pe_errlimit_due(&lg->errors, now)).count)
 		log_held(srv, held, then);
-	if (due >= 0 && (at_end || now >= due)) {
+}
+
+/* Those, and the count of refusals if it is due: a burst of refusals then
+ * quiet is not left unsaid. The next refusal is named, as the count names
+ * no client. Not called as a client is accepted, so that a steady flood's
+ * count rides on the warning that names its next refusal. */
+static void log_due(pe_server *srv, struct accept_log *lg, int at_end)
+{
+	struct source_refusals *r = &lg->refusals;
+	int64_t due = refusals_due_at(r);
+
+	log_errors_due(srv, lg, at_end, "");
+	if (due >= 0 && (at_end || pe_now_ms() >= due)) {
 		pe_server_logf(srv, PE_LOG_WARN, "rejected %lu more connection(s) over the "
 		               "per-source limit since the last report", r->unsaid);
-		r->reported_at = now;
 		r->unsaid = 0;
 	}
 }
@@ -164,10 +176,10 @@ static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 #endif
 }
 
-/* Close ACC, refused by the per-source limit (RC -EBUSY: its address
- * holds HELD connections). Said at -v each time, else as a warning at most
- * every ERROR_LOG_INTERVAL_MS with a count of those not said: a client
- * that keeps trying must not flood the log, nor go unnoticed. */
+/* Close ACC, refused by the per-source limit: RC is -EBUSY, its address
+ * holding HELD connections, or -ENOSPC, the table full. Each is said at
+ * -v, else as in struct source_refusals: a client that keeps trying must
+ * not flood the log, nor go unnoticed. */
 static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
                                      const struct pe_accepted *acc, int rc, unsigned held)
 {
@@ -175,30 +187,36 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 	int64_t now;
 
 	pe_counter_add(&srv->listener.rejected, 1);
-	pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 	if (rc == -ENOSPC) {
 		/* A bug: the table has room for every connection the queue and the
 		 * workers can hold, and the one being accepted. */
-		pe_server_logf(srv, PE_LOG_ERROR, "rejected %s: the per-source table is full", peer);
+		if (!r->table_full_said) {
+			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+			pe_server_logf(srv, PE_LOG_ERROR, "rejected %s: the per-source table is full "
+			               "(said once)", peer);
+			r->table_full_said = 1;
+		}
 		close(acc->fd);
 		return;
 	}
 	pe_counter_add(&srv->listener.source_limited, 1);
 	if (pe_server_logs(srv, PE_LOG_DEBUG)) {
+		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: %u connection(s) from its address "
 		               "already, the per-source limit", peer, held);
 	} else if (pe_server_logs(srv, PE_LOG_WARN)) {
 		now = pe_now_ms();
-		if (r->reported && now - r->reported_at < ERROR_LOG_INTERVAL_MS) {
+		if (r->named && now - r->named_at < ERROR_LOG_INTERVAL_MS) {
 			r->unsaid++;
 		} else {
 			if (r->unsaid)
 				snprintf(more, sizeof more, " (and %lu more since the last report)",
 				         r->unsaid);
+			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 			pe_server_logf(srv, PE_LOG_WARN, "rejected %s: %u connection(s) from its "
 			               "address already, the per-source limit%s", peer, held, more);
-			r->reported = 1;
-			r->reported_at = now;
+			r->named = 1;
+			r->named_at = now;
 			r->unsaid = 0;
 		}
 	}
@@ -247,7 +265,7 @@ static int wait_for_space(pe_server *srv, struct accept_log *lg)
 	int rc;
 
 	while ((rc = pe_queue_wait_space_for(srv->queue, held_timeout_ms(lg))) == -ETIMEDOUT)
-		log_due(srv, lg, 0, "");
+		log_due(srv, lg, 0);
 	return rc;
 }
 
@@ -270,7 +288,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 			if (poll(&pfd, 1, 0) == 0) {
 				if (wait_for(srv, 1, held_timeout_ms(lg)))
 					return 0;
-				log_due(srv, lg, 0, "");
+				log_due(srv, lg, 0);
 				continue;
 			}
 		}
@@ -284,7 +302,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 #endif
 				if (wait_for(srv, 1, held_timeout_ms(lg)))
 					return 0;
-				log_due(srv, lg, 0, "");
+				log_due(srv, lg, 0);
 				continue;
 			case EINTR:
 			case ECONNABORTED:
@@ -300,7 +318,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 				 * clients wait, and this would spin. */
 				if (wait_for(srv, 0, BACKOFF_MS))
 					return 0;
-				log_due(srv, lg, 0, "");   /* other errors' counts too */
+				log_due(srv, lg, 0);   /* other errors' counts too */
 				continue;
 			case EBADF:
 			case EINVAL:
@@ -319,7 +337,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 		}
 		backed_off = false;
 		pe_counter_add(&srv->listener.accepted, 1);
-		log_due(srv, lg, 0, "; accepting again");
+		log_errors_due(srv, lg, 0, "; accepting again");
 		if (!srv->options_inherited)
 			pe_net_set_echo_options(fd);
 		if (hand_off(srv, &lg->refusals, &acc))
@@ -335,6 +353,6 @@ int pe_listener_run(pe_server *srv)
 
 	pe_errlimit_init(&lg.errors, ERROR_LOG_INTERVAL_MS);
 	rc = accept_loop(srv, &lg);
-	log_due(srv, &lg, 1, "");
+	log_due(srv, &lg, 1);
 	return rc;
 }

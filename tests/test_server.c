@@ -1970,16 +1970,27 @@ Test(server, per_source_refusals_are_each_logged_at_debug)
 }
 
 /* Refusals held back are counted in a line once their interval is over,
- * not only at the stop: a burst followed by quiet shows in the log. */
+ * not only at the stop: a burst followed by quiet shows in the log. The
+ * count names no client, so the next refusal is named: here another
+ * address's, which would otherwise go unseen. */
 Test(server, refusals_held_back_are_counted_ten_seconds_on)
 {
-	int ports[3], held = refuse_three(PE_LOG_INFO, ports);
+	int ports[3], held = refuse_three(PE_LOG_INFO, ports), queued, over;
+	char want[160];
 
 	/* ERROR_LOG_INTERVAL_MS (10 s) after the warning, with time to spare. */
 	cr_expect_eq(tf_log_wait("rejected 2 more connection(s) over the per-source limit "
 	                         "since the last report\n", 20000), 0,
 	             "no count while the server ran:\n%s", tf_log_text());
+	queued = client_from("127.0.0.2");
+	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0);
+	over = client_from("127.0.0.2");
+	snprintf(want, sizeof want, "rejected 127.0.0.2:%d: 1 connection(s) from its address "
+	         "already, the per-source limit\n", th_local_port(over));
+	cr_expect_eq(tf_log_wait(want, IO_MS), 0, "no '%s' in:\n%s", want, tf_log_text());
+	close(over);
 	finish_client(held);
+	echo_and_finish(queued, 2);
 	stop_server_and_check(0);
 }
 
