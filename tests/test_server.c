@@ -2428,6 +2428,38 @@ Test(server, stop_now_closes_every_connection_at_once)
 	stop_server_and_check(1);
 }
 
+/* A program that closed its standard input gives the server descriptor 0
+ * for a connection: it is one like any other, counted as active and shut
+ * down by a hard stop. (A test of "fd > 0" for "fd >= 0" would leave it
+ * uncounted, and the stop waiting on its worker for ever.) */
+Test(server, a_connection_on_descriptor_0_is_counted_and_stopped_like_any)
+{
+	struct pe_server_config cfg;
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	int fd;
+
+	tf_config(&cfg, 2, 2);
+	cfg.splice = PE_SPLICE_NEVER;   /* no pipe to take descriptor 0 first */
+	cfg.busy_poll_us = 0;
+	start_server(&cfg);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_gt(fd, 0, "socket: %s", strerror(errno));
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((unsigned short)ts.port);
+	cr_assert_eq(close(0), 0, "close(0): %s", strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0, "connect: %s",
+	             strerror(errno));
+	round_trip(fd, 10, 1);
+	cr_assert_eq(th_local_port(0), (int)ts.port, "descriptor 0 is not the accepted socket");
+	cr_expect_eq(tf_stats(&ts).active, 1, "the connection on descriptor 0 is not counted");
+	tf_request_stop(&ts, 1);
+	cr_expect_eq(th_wait_closed(fd, IO_MS), 0, "the hard stop left descriptor 0 open");
+	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "the hard stop did not end the run");
+	close(fd);
+	cr_assert_eq(open("/dev/null", O_RDONLY), 0, "descriptor 0 was not free again");
+	stop_server_and_check(1);
+}
+
 /* splice(2) has no MSG_NOSIGNAL: a worker blocked splicing into a socket
  * that a hard stop shuts down gets EPIPE, and SIGPIPE with it. A program
  * embedding the library (this test, with SIGPIPE at its default) must live. */
