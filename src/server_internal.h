@@ -9,9 +9,9 @@
 #ifndef POOLECHO_SERVER_INTERNAL_H
 #define POOLECHO_SERVER_INTERNAL_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>

@@ -228,16 +228,26 @@ Test(daemon, a_client_over_per_source_is_closed_warned_of_and_counted)
 	          "the final stats do not count it:\n%s", proc.err.data);
 }
 
-/* A limit the workers and the queue could never reach is said to be one. */
+/* A limit the workers and the queue could never reach is said to be one.
+ * Under --overflow=reject one more is accepted (to be closed), so there
+ * the same limit still refuses a client. */
 Test(daemon, a_per_source_limit_no_address_can_reach_is_warned_of)
 {
 	const char *const extra[] = {"--per-source=12", "-w", "4", "-q", "8", NULL};
+	const char *const reject[] = {"--per-source=12", "-w", "4", "-q", "8",
+	                              "--overflow=reject", NULL};
 	unsigned port = start_daemon(extra);
 
 	cr_expect(strstr(proc.err.data, "--per-source 12 limits nothing: 4 workers and a queue "
 	                 "of 8 hold no more than that at once") != NULL, "no warning in:\n%s",
 	          proc.err.data);
 	echo_once(port, 10, 1);
+	stop_daemon(SIGTERM);
+	th_proc_cleanup(&proc);
+	port = start_daemon(reject);
+	cr_expect_null(strstr(proc.err.data, "limits nothing"), "a warning under reject:\n%s",
+	               proc.err.data);
+	echo_once(port, 10, 2);
 	stop_daemon(SIGTERM);
 }
 
