@@ -346,11 +346,10 @@ static void warn_options_overruled(const struct daemon_options *opt)
 		pe_log(PE_LOG_WARN, "--splice=always: this system has no splice(2), so streams "
 		       "are echoed by copying");
 #endif
-	/* --overflow=wait accepts no more than the workers and queue hold;
-	 * reject accepts one more, to close it. */
+	/* An address holding workers + queue connections leaves no room for
+	 * another anyway: --overflow=reject's extra client is closed either way. */
 	if (opt->server.per_source &&
-	    opt->server.per_source >= opt->server.workers + opt->server.queue_capacity +
-	                              (opt->server.overflow == PE_OVERFLOW_REJECT))
+	    opt->server.per_source >= opt->server.workers + opt->server.queue_capacity)
 		pe_log(PE_LOG_WARN, "--per-source %u limits nothing: %u worker%s and a queue of "
 		       "%zu hold no more than that at once", opt->server.per_source,
 		       opt->server.workers, opt->server.workers == 1 ? "" : "s",

@@ -228,14 +228,15 @@ Test(daemon, a_client_over_per_source_is_closed_warned_of_and_counted)
 	          "the final stats do not count it:\n%s", proc.err.data);
 }
 
-/* A limit the workers and the queue could never reach is said to be one.
- * Under --overflow=reject one more is accepted (to be closed), so there
- * the same limit still refuses a client. */
+/* A limit the workers and the queue could never reach is said to be one,
+ * under either policy: --overflow=reject's extra client would be closed
+ * for the full queue anyway. One less is a limit. */
 Test(daemon, a_per_source_limit_no_address_can_reach_is_warned_of)
 {
 	const char *const extra[] = {"--per-source=12", "-w", "4", "-q", "8", NULL};
 	const char *const reject[] = {"--per-source=12", "-w", "4", "-q", "8",
 	                              "--overflow=reject", NULL};
+	const char *const limit[] = {"--per-source=11", "-w", "4", "-q", "8", NULL};
 	unsigned port = start_daemon(extra);
 
 	cr_expect(strstr(proc.err.data, "--per-source 12 limits nothing: 4 workers and a queue "
@@ -245,9 +246,15 @@ Test(daemon, a_per_source_limit_no_address_can_reach_is_warned_of)
 	stop_daemon(SIGTERM);
 	th_proc_cleanup(&proc);
 	port = start_daemon(reject);
-	cr_expect_null(strstr(proc.err.data, "limits nothing"), "a warning under reject:\n%s",
-	               proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "--per-source 12 limits nothing"),
+	                   "no warning under reject:\n%s", proc.err.data);
 	echo_once(port, 10, 2);
+	stop_daemon(SIGTERM);
+	th_proc_cleanup(&proc);
+	port = start_daemon(limit);
+	cr_expect_null(strstr(proc.err.data, "limits nothing"), "a warning for 11:\n%s",
+	               proc.err.data);
+	echo_once(port, 10, 3);
 	stop_daemon(SIGTERM);
 }
 
