@@ -1789,6 +1789,22 @@ static void echo_and_finish(int fd, unsigned seed)
 	finish_client(fd);
 }
 
+/* BUSY, the worker's client, leaves and QUEUED is echoed in its place,
+ * so 127.0.0.1 holds one place fewer: a new client of it must be queued
+ * (QUEUED_AFTER in the queue then), not refused. Returns that client. */
+static int client_after_a_place_frees(int busy, int queued, uint64_t queued_after)
+{
+	int fd;
+
+	finish_client(busy);
+	round_trip(queued, 10, 2);
+	fd = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, queued, queued_after, IO_MS), 0,
+	             "a place given back was not taken again (source_limited=%llu)",
+	             (unsigned long long)tf_stats(&ts).source_limited);
+	return fd;
+}
+
 /* A queued connection counts as much as one being echoed: with one worker
  * busy and one client queued, the third from the address is closed at
  * once, while a client of another address is queued. A connection that
@@ -1819,12 +1835,7 @@ Test(server, per_source_limit_counts_queued_and_echoed_connections_per_address)
 	pe_server_stats_format(&s, line, sizeof line);
 	cr_expect(strstr(line, " rejected=1 source_limited=1 ") != NULL, "stats line: %s", line);
 
-	finish_client(busy);
-	round_trip(queued, 10, 2);   /* now echoed: 127.0.0.1 holds it alone */
-	again = client_from("127.0.0.1");
-	cr_assert_eq(tf_wait_stat(&ts, queued, 2, IO_MS), 0,
-	             "a place given back was not taken again (source_limited=%llu)",
-	             (unsigned long long)tf_stats(&ts).source_limited);
+	again = client_after_a_place_frees(busy, queued, 2);   /* beside 127.0.0.2's */
 	finish_client(queued);
 	echo_and_finish(other, 3);
 	echo_and_finish(again, 4);
@@ -1883,12 +1894,7 @@ Test(server, a_client_the_full_queue_rejects_leaves_its_address_its_places)
 	}
 	cr_assert_eq(tf_wait_stat(&ts, rejected, 3, IO_MS), 0);
 	cr_expect_eq(tf_stats(&ts).source_limited, 0, "the queue, not the limit, was full");
-	finish_client(busy);
-	round_trip(queued, 10, 2);
-	later = client_from("127.0.0.1");
-	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0,
-	             "the address kept places it no longer had (source_limited=%llu)",
-	             (unsigned long long)tf_stats(&ts).source_limited);
+	later = client_after_a_place_frees(busy, queued, 1);
 	finish_client(queued);
 	echo_and_finish(later, 3);
 	wait_stat_served(3);
