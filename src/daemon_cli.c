@@ -114,6 +114,11 @@ static void usage(void)
 	       "is dropped, and the next one that goes out counts those dropped. Into\n"
 	       "systemd's journal ($JOURNAL_STREAM) a line is \"<N>message\", N its priority.\n"
 	       "\n"
+	       "Socket activation: started with one listening socket by a service manager\n"
+	       "($LISTEN_FDS=1 and $LISTEN_PID its process ID, as from a systemd .socket\n"
+	       "unit), poolechod serves that socket, descriptor 3, and -b, -p and --backlog\n"
+	       "are bad usage.\n"
+	       "\n"
 	       "Signals: SIGINT, SIGTERM and SIGHUP stop gracefully (a second one stops at\n"
 	       "once); with no configuration to reload, SIGHUP is a stop like SIGTERM.\n"
 	       "SIGHUP, SIGINT or SIGQUIT ignored at start (nohup, a background job) stays\n"
@@ -125,8 +130,9 @@ static void usage(void)
 	       "Exit status: 0 when stopped by a signal (or after --help or --version);\n"
 	       "1 on a runtime failure: the address cannot be resolved or bound, the\n"
 	       "workers' threads or buffers cannot be had, the descriptor limit leaves none\n"
-	       "for a client, accepting fails for good, or --help or --version cannot be\n"
-	       "written; 2 on bad usage (what was typed is quoted with control characters\n"
+	       "for a client, a socket from the service manager cannot be served,\n"
+	       "accepting fails for good, or --help or --version cannot be written;\n"
+	       "2 on bad usage (what was typed is quoted with control characters\n"
 	       "as \\xNN).\n",
 	       PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
 	       MAX_BACKLOG, PE_DEFAULT_BACKLOG, MAX_PER_SOURCE, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
@@ -231,6 +237,8 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 	unsigned long v;
 	int rc = 0;
 
+	if (!opt->where_option && (ch == 'b' || ch == 'p' || ch == OPT_BACKLOG))
+		opt->where_option = ch == 'b' ? "-b/--bind" : ch == 'p' ? "-p/--port" : "--backlog";
 	switch (ch) {
 	case 'b':
 		if (arg[0] == '\0')
@@ -339,4 +347,13 @@ int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
 		                                  sizeof shown));
 	}
 	return -1;
+}
+
+int daemon_cli_check_socket_given(const struct daemon_options *opt)
+{
+	if (!opt->where_option)
+		return 0;
+	return usage_error("%s cannot be used with the socket the service manager passed "
+	                   "(LISTEN_FDS=1): its socket unit sets the address, port and backlog",
+	                   opt->where_option);
 }

@@ -24,6 +24,7 @@
 
 #include <poolecho/server.h>
 
+#include "activation.h"
 #include "daemon_cli.h"
 #include "log.h"
 #include "monotonic.h"
@@ -264,14 +265,30 @@ static int backlog_in_effect(int backlog)
 	return backlog;
 }
 
+/* Whether the socket on SS, made from C's bind_address or passed as
+ * GIVEN_FD (when >= 0), takes IPv4 clients too. */
+static bool dual_stack(const struct pe_server_config *c, const struct sockaddr_storage *ss,
+                       int given_fd)
+{
+	int v6only = 0;
+	socklen_t len = sizeof v6only;
+
+	if (given_fd < 0)
+		return pe_net_dual_stack(c->bind_address, (const struct sockaddr *)ss);
+	return getsockopt(given_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0 && !v6only;
+}
+
 /* Log the address and settings served, and tell a service manager that the
- * daemon is ready (see log_state): the result of pe_sd_notify(). */
-static int log_listening(pe_server *srv, const struct daemon_options *opt, int backlog)
+ * daemon is ready (see log_state): the result of pe_sd_notify(). BACKLOG
+ * is the one in effect, or unknown when GIVEN_FD (the service manager's
+ * socket) is >= 0. */
+static int log_listening(pe_server *srv, const struct daemon_options *opt, int backlog,
+                         int given_fd)
 {
 	const struct pe_server_config *c = &opt->server;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char where[PE_NET_ADDRLEN], capped[48] = "", per_source[16] = "off";
+	char where[PE_NET_ADDRLEN], backlog_text[48], per_source[16] = "off";
 	const char *family = "";
 
 	pe_server_address(srv, &ss, &len);
@@ -280,18 +297,23 @@ static int log_listening(pe_server *srv, const struct daemon_options *opt, int b
 	 * a client of 127.0.0.1 is served by one and refused by the other. */
 	if (ss.ss_family == AF_INET6 &&
 	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr))
-		family = pe_net_dual_stack(c->bind_address, (struct sockaddr *)&ss) ?
-		         " for IPv6 and IPv4" : " for IPv6 only";
-	if (backlog != c->backlog)
-		snprintf(capped, sizeof capped, " (--backlog %d capped)", c->backlog);
+		family = dual_stack(c, &ss, given_fd) ? " for IPv6 and IPv4" : " for IPv6 only";
+	if (given_fd >= 0)
+		snprintf(backlog_text, sizeof backlog_text, "backlog: the socket unit's");
+	else if (backlog != c->backlog)
+		snprintf(backlog_text, sizeof backlog_text, "backlog=%d (--backlog %d capped)",
+		         backlog, c->backlog);
+	else
+		snprintf(backlog_text, sizeof backlog_text, "backlog=%d", backlog);
 	if (c->per_source)
 		snprintf(per_source, sizeof per_source, "%u", c->per_source);
-	return log_state("READY=1", "listening on %s%s (workers=%u queue=%zu overflow=%s "
-	                 "per-source=%s idle-timeout=%u.%03us grace=%u.%03us backlog=%d%s)",
-	                 where, family, c->workers, c->queue_capacity,
+	return log_state("READY=1", "listening on %s%s%s (workers=%u queue=%zu overflow=%s "
+	                 "per-source=%s idle-timeout=%u.%03us grace=%u.%03us %s)",
+	                 where, family, given_fd >= 0 ? " on the socket the service manager passed" :
+	                 "", c->workers, c->queue_capacity,
 	                 c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", per_source,
 	                 c->idle_timeout_ms / 1000, c->idle_timeout_ms % 1000,
-	                 c->grace_ms / 1000, c->grace_ms % 1000, backlog, capped);
+	                 c->grace_ms / 1000, c->grace_ms % 1000, backlog_text);
 }
 
 /* The library's log, counting its errors: a failure it has explained needs
@@ -394,7 +416,8 @@ int main(int argc, char **argv)
 	struct daemon_options opt;
 	struct signal_thread st;
 	pe_server *srv;
-	int rc;
+	char why[256];
+	int rc, given_fd;
 
 	block_signals(&st.set);
 	/* So that every error, the command line's too, gets a priority:
@@ -414,6 +437,16 @@ int main(int argc, char **argv)
 		return rc;
 	pe_log_set_program("poolechod");
 	pe_log_set_level(opt.log_level);
+	/* systemd's socket activation: a .socket unit listens for us. Before
+	 * anything opens a descriptor, which would take the number 3 of a
+	 * socket that was not passed. */
+	rc = pe_activation_socket(&given_fd, why, sizeof why);
+	if (rc < 0) {
+		pe_log(PE_LOG_ERROR, "%s", why);
+		return 1;
+	}
+	if (rc > 0 && (rc = daemon_cli_check_socket_given(&opt)) != 0)
+		return rc;
 	rc = pe_log_never_block();
 	if (rc < 0)
 		pe_log(PE_LOG_WARN, "cannot examine standard error (fstat: %s): a reader "
@@ -422,7 +455,8 @@ int main(int argc, char **argv)
 	opt.server.log_level = opt.log_level;
 
 	raise_fd_limit(&opt.server);
-	rc = pe_server_create(&srv, &opt.server);
+	rc = given_fd >= 0 ? pe_server_create_on_socket(&srv, &opt.server, given_fd) :
+	     pe_server_create(&srv, &opt.server);
 	if (rc < 0) {
 		log_create_failure(&opt.server, rc);
 		return 1;
@@ -436,7 +470,8 @@ int main(int argc, char **argv)
 	 * units ordered after ours start now: the socket listens, and only a
 	 * start that got this far succeeded. Before the signal thread starts,
 	 * so that STOPPING=1, for a stop signal already pending, comes after. */
-	rc = log_listening(srv, &opt, backlog_in_effect(opt.server.backlog));
+	rc = log_listening(srv, &opt, given_fd >= 0 ? 0 : backlog_in_effect(opt.server.backlog),
+	                   given_fd);
 	if (rc < 0)
 		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready "
 		       "(NOTIFY_SOCKET=%s): %s", getenv("NOTIFY_SOCKET"), strerror(-rc));

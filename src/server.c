@@ -373,14 +373,62 @@ static int listener_failed(pe_server *srv, const char *call)
 	return -e;
 }
 
-static int open_listener(pe_server *srv)
+/* Log why descriptor FD cannot be a server's listening socket; RC. */
+static int not_listening(pe_server *srv, int fd, int rc, const char *why)
+{
+	pe_server_logf(srv, PE_LOG_ERROR, "descriptor %d is not a listening TCP socket: %s", fd,
+	               why);
+	return rc;
+}
+
+/* Whether FD, given by the caller, is what the accept loop needs: a TCP
+ * socket of IPv4 or IPv6, listening. 0 or a negative errno, logged. */
+static int check_given_socket(pe_server *srv, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int), addr_len = sizeof ss;
+	int type, value;
+
+	if (fd < 0)
+		return not_listening(srv, fd, -EBADF, "expected a descriptor, 0 or more");
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return not_listening(srv, fd, -errno, strerror(errno));
+	if (type != SOCK_STREAM)
+		return not_listening(srv, fd, -EINVAL, type == SOCK_DGRAM ? "it is a datagram "
+		                     "(UDP) socket" : "it is not a stream socket");
+	if (getsockname(fd, (struct sockaddr *)&ss, &addr_len) < 0)
+		return not_listening(srv, fd, -errno, strerror(errno));
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return not_listening(srv, fd, -EAFNOSUPPORT, ss.ss_family == AF_UNIX ?
+		                     "it is a Unix-domain socket, not IPv4 or IPv6" :
+		                     "its address family is not IPv4 or IPv6");
+#ifdef SO_PROTOCOL
+	len = sizeof value;
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &len) == 0 && value != IPPROTO_TCP)
+		return not_listening(srv, fd, -EPROTONOSUPPORT, "its protocol is not TCP (SCTP?)");
+#endif
+#ifdef SO_ACCEPTCONN
+	len = sizeof value;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) == 0 && !value)
+		return not_listening(srv, fd, -EINVAL, "listen(2) was not called on it");
+#endif
+	/* Ours now: a program the embedder starts must not inherit it. */
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return not_listening(srv, fd, -errno, strerror(errno));
+	return 0;
+}
+
+/* Listen as the config says, or on *GIVEN_FD, a caller's socket. */
+static int open_listener(pe_server *srv, const int *given_fd)
 {
 	char err[PE_NET_ERRLEN] = "";
-	unsigned unused;
-	int fd = pe_net_listen_counted(srv->bind_address, srv->cfg.port, srv->cfg.backlog, err,
-	                               &unused);
+	unsigned unused = 0;
+	int fd;
 
-	if (fd < 0) {
+	if (given_fd)
+		fd = *given_fd; /* checked by create() */
+	else if ((fd = pe_net_listen_counted(srv->bind_address, srv->cfg.port,
+	                                       srv->cfg.backlog, err, &unused)) < 0) {
 		pe_server_logf(srv, PE_LOG_ERROR, "%s", err);
 		return fd;
 	}
@@ -411,7 +459,8 @@ static int open_listener(pe_server *srv)
 	return 0;
 }
 
-int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
+/* pe_server_create(), or pe_server_create_on_socket() on *GIVEN_FD. */
+static int create(pe_server **out, const struct pe_server_config *cfg, const int *given_fd)
 {
 	struct pe_pool_config pc = {0};
 	pe_server *srv;
@@ -449,6 +498,10 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		goto fail;
 	}
 	srv->cfg.bind_address = srv->bind_address;
+	/* Before this opens a descriptor of its own, which could take the
+	 * number of one the caller closed too early. */
+	if (given_fd && (rc = check_given_socket(srv, *given_fd)) < 0)
+		goto fail;
 	/* calloc promises 16-byte alignment; the slots want their cache lines. */
 	if (posix_memalign((void **)&srv->slots, _Alignof(struct pe_worker_slot),
 	                   cfg->workers * sizeof *srv->slots) != 0) {
@@ -491,7 +544,7 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 		               strerror(-rc));
 		goto fail;
 	}
-	if ((rc = open_listener(srv)) < 0)
+	if ((rc = open_listener(srv, given_fd)) < 0)
 		goto fail;
 	srv->item_size = queue_item_size(cfg);
 	if ((rc = pe_queue_create(&srv->queue, cfg->queue_capacity, srv->item_size)) < 0) {
@@ -524,8 +577,21 @@ int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 	*out = srv;
 	return 0;
 fail:
+	if (given_fd)
+		srv->listen_fd = -1; /* still the caller's */
 	server_free(srv);
 	return rc;
+}
+
+int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
+{
+	return create(out, cfg, NULL);
+}
+
+int pe_server_create_on_socket(pe_server **out, const struct pe_server_config *cfg,
+                               int listen_fd)
+{
+	return create(out, cfg, &listen_fd);
 }
 
 int pe_server_address(const pe_server *srv, struct sockaddr_storage *addr, socklen_t *len)

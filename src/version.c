@@ -13,8 +13,9 @@
 
 /* The structs a caller allocates keep their size and every member's place
  * on the ABIs recorded here (CI builds both). When an assertion fails, the
- * change needs a new soname: raise -version-info's current in Makefile.am,
- * then record the new figures. */
+ * change needs a new soname: raise -version-info's current in Makefile.am
+ * and set its age to 0, then record the new figures. A function added
+ * alone raises current and age, and keeps the soname. */
 #if defined(__x86_64__) && defined(__LP64__)
 #define PE_ABI(lp64, i386) (lp64)
 #elif defined(__i386__)

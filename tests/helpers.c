@@ -640,29 +640,61 @@ static int open_raw_pty(int fds[2])
 
 extern char **environ;
 
+/* ENV (the environment, or a copy of it) with ADD appended, each entry
+ * of it replacing one of the same name; malloc'd before fork, or NULL
+ * with errno set. */
+static char **env_with(char **env, const char *const add[], size_t nadd)
+{
+	size_t n = 0, k = 0;
+	char **out;
+
+	while (env[n])
+		n++;
+	if (!(out = calloc(n + nadd + 1, sizeof *out)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		bool replaced = false;
+
+		for (size_t j = 0; j < nadd; j++) {
+			size_t name = strcspn(add[j], "=") + 1;
+
+			replaced |= strncmp(env[i], add[j], name) == 0;
+		}
+		if (!replaced)
+			out[k++] = env[i];
+	}
+	for (size_t j = 0; j < nadd; j++)
+		out[k++] = (char *)(uintptr_t)add[j];
+	return out;
+}
+
+/* Write PID in decimal at TO, async-signal-safe (in a forked child). */
+static void put_pid(char *to, pid_t pid)
+{
+	char digits[24];
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) > 0);
+	while (n > 0)
+		*to++ = digits[--n];
+	*to = '\0';
+}
+
 /* A copy of the environment with JOURNAL_STREAM naming FD ("DEV:INO"), as
  * systemd sets it for a unit whose stderr is the journal; malloc'd, made
  * before fork (the child may not allocate), or NULL with errno set. */
 static char **env_with_journal_stream(int fd, char *entry, size_t size)
 {
+	const char *const add[] = {entry};
 	struct stat st;
-	size_t n = 0, k = 0;
-	char **env;
 
 	if (fstat(fd, &st) < 0)
 		return NULL;
 	snprintf(entry, size, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
 	         (unsigned long long)st.st_ino);
-	while (environ[n])
-		n++;
-	env = calloc(n + 2, sizeof *env);
-	if (!env)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "JOURNAL_STREAM=", 15) != 0)
-			env[k++] = environ[i];
-	env[k] = entry;
-	return env;
+	return env_with(environ, add, 1);
 }
 
 /* What the program's stderr is: a pipe, a pseudo-terminal, or a stream
@@ -690,11 +722,12 @@ static int open_err(enum err_kind kind, int err[2])
 }
 
 static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind err_kind,
-                      bool journal)
+                      bool journal, const struct th_listen_fds *listen)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
 	pid_t parent = getpid();
-	char journal_entry[80], **env = NULL;
+	char journal_entry[80], **env = NULL, fds_entry[48], pid_entry[48] = "LISTEN_PID=";
+	const char *listen_env[] = {fds_entry, pid_entry};
 	int rc, child_errno;
 	ssize_t n;
 
@@ -710,6 +743,19 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind
 		rc = -errno;
 		goto fail;
 	}
+	if (listen) {
+		char **plus;
+
+		snprintf(fds_entry, sizeof fds_entry, "LISTEN_FDS=%s", listen->fds);
+		if (listen->pid)
+			put_pid(pid_entry + strlen(pid_entry), listen->pid);
+		if (!(plus = env_with(env ? env : environ, listen_env, 2))) {
+			rc = -errno;
+			goto fail;
+		}
+		free(env);
+		env = plus;
+	}
 	/* fork, not posix_spawn: only the child can ask to die with us. Between
 	 * fork and exec it calls only async-signal-safe functions. */
 	p->pid = fork();
@@ -722,9 +768,17 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind
 		int null = open("/dev/null", O_RDONLY);
 
 		errno = 0;
+		/* Descriptor 3 is the service manager's socket: keep the report
+		 * pipe off it. */
+		if (listen && report[1] == TH_LISTEN_FD)
+			report[1] = fcntl(report[1], F_DUPFD_CLOEXEC, TH_LISTEN_FD + 1);
+		if (listen && !listen->pid)
+			put_pid(pid_entry + strlen(pid_entry), getpid());
 		if (th_die_with_parent(parent) == 0 && null >= 0 && child_dup2(null, 0) == 0 &&
 		    (null == 0 || close(null) == 0) && child_dup2(out[1], 1) == 0 &&
-		    child_dup2(err[1], 2) == 0)
+		    child_dup2(err[1], 2) == 0 && report[1] >= 0 &&
+		    (!listen || (listen->fd >= 0 ? child_dup2(listen->fd, TH_LISTEN_FD) == 0 :
+		                 close(TH_LISTEN_FD) == 0 || errno == EBADF)))
 			/* argv is not modified; execv's prototype predates const. */
 			execve(argv[0], (char *const *)(uintptr_t)argv, env ? env : environ);
 		child_errno = errno ? errno : ECHILD;
@@ -769,22 +823,28 @@ fail:
 
 int th_proc_spawn(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_PIPE, false);
+	return proc_spawn(p, argv, ERR_PIPE, false, NULL);
 }
 
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_TTY, false);
+	return proc_spawn(p, argv, ERR_TTY, false, NULL);
 }
 
 int th_proc_spawn_journal(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_PIPE, true);
+	return proc_spawn(p, argv, ERR_PIPE, true, NULL);
 }
 
 int th_proc_spawn_journal_socket(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_SOCKET, true);
+	return proc_spawn(p, argv, ERR_SOCKET, true, NULL);
+}
+
+int th_proc_spawn_activated(struct th_proc *p, const char *const argv[],
+                            const struct th_listen_fds *listen)
+{
+	return proc_spawn(p, argv, ERR_PIPE, false, listen);
 }
 
 /* Wait up to TIMEOUT_MS for output (and for the exit when WITH_EXIT), then

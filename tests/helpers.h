@@ -184,6 +184,21 @@ int th_proc_spawn_journal(struct th_proc *p, const char *const argv[]);
  * with a send buffer of a few kilobytes. */
 int th_proc_spawn_journal_socket(struct th_proc *p, const char *const argv[]);
 
+/* What a service manager passes in systemd's socket activation: FD
+ * becomes descriptor 3 (TH_LISTEN_FD), closed there when FD is -1;
+ * $LISTEN_FDS is FDS, and $LISTEN_PID the program's own process ID, or PID
+ * when it is not 0. */
+#define TH_LISTEN_FD 3
+struct th_listen_fds {
+	int fd;
+	const char *fds;
+	pid_t pid;
+};
+
+/* The same as th_proc_spawn with the socket and variables of LISTEN. */
+int th_proc_spawn_activated(struct th_proc *p, const char *const argv[],
+                            const struct th_listen_fds *listen);
+
 /* Read whatever the program wrote, waiting at most TIMEOUT_MS for
  * something: 0, -ETIMEDOUT, or -EPIPE when both pipes are at end. */
 int th_proc_pump(struct th_proc *p, unsigned timeout_ms);

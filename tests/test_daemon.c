@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poolecho/server.h> /* PE_DEFAULT_PORT */
+
 #include "helpers.h"
 #include "net.h"
 #include "sysfile.h"
@@ -698,9 +700,9 @@ Test(daemon, version_exits_0)
  * filled in, which these tests do not use (tests/unit_file.sh checks it). */
 #define UNIT "contrib/poolechod.service.in"
 
-/* The value of the last "KEY=" line of $TOP_SRCDIR/UNIT in OUT: 1, 0 when
+/* The value of the last "KEY=" line of $TOP_SRCDIR/FILE in OUT: 1, 0 when
  * no line sets KEY, or a negative errno when the unit cannot be read. */
-static int unit_value(const char *key, char *out, size_t size)
+static int unit_file_value(const char *file, const char *key, char *out, size_t size)
 {
 	const char *top = getenv("TOP_SRCDIR");
 	char path[4096], line[1024];
@@ -708,7 +710,7 @@ static int unit_value(const char *key, char *out, size_t size)
 	int found = 0;
 	FILE *f;
 
-	snprintf(path, sizeof path, "%s/%s", top && *top ? top : ".", UNIT);
+	snprintf(path, sizeof path, "%s/%s", top && *top ? top : ".", file);
 	if (!(f = fopen(path, "r")))
 		return -errno;
 	while (fgets(line, sizeof line, f)) {
@@ -722,25 +724,39 @@ static int unit_value(const char *key, char *out, size_t size)
 	return found;
 }
 
+static int unit_value(const char *key, char *out, size_t size)
+{
+	return unit_file_value(UNIT, key, out, size);
+}
+
+/* ARGV (room for 32) as the unit's ExecStart= runs it, but with our
+ * POOLECHOD, then MORE (NULL-terminated); EXEC holds the words. */
+static void unit_exec_argv(const char *argv[32], char exec[1024], const char *const more[])
+{
+	char *save = NULL, *word;
+	int argc = 1;
+
+	argv[0] = daemon_path();
+	cr_assert_eq(unit_value("ExecStart", exec, 1024), 1, "no ExecStart= in " UNIT);
+	strtok_r(exec, " ", &save); /* the installed path: ours is POOLECHOD */
+	while ((word = strtok_r(NULL, " ", &save)) && argc < 26)
+		argv[argc++] = word;
+	for (int i = 0; more[i] && argc < 31; i++)
+		argv[argc++] = more[i];
+	argv[argc] = NULL;
+}
+
 /* The unit's ExecStart options exist and start the daemon, and its
  * KillSignal= is a graceful stop (exit 0) within TimeoutStopSec=. Served
  * on 127.0.0.1 port 0 instead: a repeated option takes the last value. */
 Test(daemon, the_units_options_start_it_and_its_kill_signal_stops_it, .timeout = 90)
 {
+	static const char *const on_loopback[] = {"-b", "127.0.0.1", "-p", "0", NULL};
 	char exec[1024], kill_signal[32] = "SIGTERM", stop_sec[32];
-	const char *argv[32] = {daemon_path()};
-	int argc = 1, sig;
-	char *save = NULL, *word;
+	const char *argv[32];
+	int sig;
 
-	cr_assert_eq(unit_value("ExecStart", exec, sizeof exec), 1, "no ExecStart= in " UNIT);
-	strtok_r(exec, " ", &save); /* the installed path: ours is POOLECHOD */
-	while ((word = strtok_r(NULL, " ", &save)) && argc < 26)
-		argv[argc++] = word;
-	argv[argc++] = "-b";
-	argv[argc++] = "127.0.0.1";
-	argv[argc++] = "-p";
-	argv[argc++] = "0";
-	argv[argc] = NULL;
+	unit_exec_argv(argv, exec, on_loopback);
 	cr_assert_geq(unit_value("KillSignal", kill_signal, sizeof kill_signal), 0);
 	sig = strcmp(kill_signal, "SIGTERM") == 0 ? SIGTERM :
 	      strcmp(kill_signal, "SIGINT") == 0  ? SIGINT  :
@@ -790,6 +806,174 @@ Test(daemon, the_unit_declares_no_reload_that_would_keep_an_old_binary)
 
 	cr_assert_eq(unit_value("ExecReload", reload, sizeof reload), 0,
 	             UNIT " has ExecReload=%s, but poolechod reloads nothing", reload);
+}
+
+/* ---- socket activation ---------------------------------------------------- */
+
+#define SOCKET_UNIT "contrib/poolechod.socket"
+#define PASSED " on the socket the service manager passed ("
+
+/* A TCP socket listening on 127.0.0.1, port 0. */
+static int listening_socket(void)
+{
+	char err[PE_NET_ERRLEN];
+	int fd = pe_net_listen("127.0.0.1", 0, 16, err);
+
+	cr_assert_geq(fd, 0, "%s", err);
+	return fd;
+}
+
+/* Start ARGV as a service manager would with LISTEN; its readiness port. */
+static unsigned spawn_activated_ready(const char *const argv[],
+                                      const struct th_listen_fds *listen)
+{
+	int rc = th_proc_spawn_activated(&proc, argv, listen), port;
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port),
+	             proc.err.data ? proc.err.data : "");
+	return (unsigned)port;
+}
+
+/* Run ARGV as a service manager would with LISTEN; expect exit CODE and
+ * SAID in its stderr. */
+static void expect_activated_exit(const char *const argv[], const struct th_listen_fds *listen,
+                                  int code, const char *said)
+{
+	int rc = th_proc_spawn_activated(&proc, argv, listen);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "LISTEN_FDS=%s: still running; "
+	             "stderr:\n%s", listen->fds, proc.err.data);
+	cr_expect_eq(th_proc_exit_code(&proc), code, "LISTEN_FDS=%s: exit %d, not %d; stderr:\n%s",
+	             listen->fds, th_proc_exit_code(&proc), code, proc.err.data);
+	cr_expect(strstr(proc.err.data, said) != NULL, "LISTEN_FDS=%s: no '%s' in:\n%s",
+	          listen->fds, said, proc.err.data);
+	assert_no_sanitizer_report();
+	th_proc_cleanup(&proc);
+}
+
+/* systemd's socket activation: the socket a .socket unit listens on is
+ * passed as descriptor 3, and poolechod serves it rather than its own. */
+Test(daemon, serves_the_socket_the_service_manager_passes)
+{
+	const char *const argv[] = {daemon_path(), "-w", "2", NULL};
+	int fd = listening_socket();
+	struct th_listen_fds listen = {.fd = fd, .fds = "1"};
+	unsigned port = spawn_activated_ready(argv, &listen);
+	char line[512];
+	int client;
+
+	cr_expect_eq(port, (unsigned)th_local_port(fd), "it listens on %u, not the passed %d",
+	             port, th_local_port(fd));
+	stderr_line_with("listening on", line, sizeof line);
+	cr_expect(strstr(line, PASSED) && strstr(line, "backlog: the socket unit's"),
+	          "the readiness line does not say the socket was passed: %s", line);
+	echo_once(port, 5000, 7);
+	stop_daemon(SIGTERM);
+	/* The service manager's copy still listens: a client now waits in its
+	 * backlog for the next start, not refused. */
+	client = th_connect(port, IO_MS);
+	cr_expect_geq(client, 0, "the passed socket stopped listening: %s", strerror(-client));
+	if (client >= 0)
+		close(client);
+	close(fd);
+}
+
+/* $LISTEN_PID names another process (the shell that started us, say):
+ * the variables are not ours, and -p and -b are used as given. */
+Test(daemon, a_socket_passed_to_another_process_is_left_alone)
+{
+	const char *const argv[] = {daemon_path(), "-w", "2", "-b", "127.0.0.1", "-p", "0", NULL};
+	int fd = listening_socket();
+	struct th_listen_fds listen = {.fd = fd, .fds = "1", .pid = getpid()};
+	unsigned port = spawn_activated_ready(argv, &listen);
+
+	cr_expect_neq(port, (unsigned)th_local_port(fd), "it took a socket not passed to it");
+	cr_expect_null(strstr(proc.err.data, PASSED), "stderr:\n%s", proc.err.data);
+	echo_once(port, 100, 1);
+	stop_daemon(SIGTERM);
+	close(fd);
+}
+
+/* Each thing a service manager may pass wrong exits 1 saying what. */
+Test(daemon, a_passed_socket_it_cannot_serve_exits_1_saying_why)
+{
+	const char *const argv[] = {daemon_path(), "-w", "2", NULL};
+	int tcp = listening_socket(), pipe_fds[2], udp, bound;
+	struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct {
+		struct th_listen_fds listen;
+		const char *said;
+	} cases[] = {
+		{{tcp, "2", 0}, "passed 2 sockets (LISTEN_FDS=2), and poolechod listens on one"},
+		{{tcp, "x", 0}, "LISTEN_FDS is 'x': expected a number of sockets"},
+		{{-1, "1", 0}, "LISTEN_FDS=1 passes descriptor 3, which cannot be used: " },
+		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: Socket operation on "},
+		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: it is a datagram (UDP)"},
+		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: listen(2) was not called"},
+	};
+
+	cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(udp >= 0 && bound >= 0 && bind(bound, (struct sockaddr *)&lo, sizeof lo) == 0);
+	cases[3].listen.fd = pipe_fds[0];
+	cases[4].listen.fd = udp;
+	cases[5].listen.fd = bound;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_activated_exit(argv, &cases[i].listen, 1, cases[i].said);
+	close(tcp);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	close(udp);
+	close(bound);
+}
+
+/* Where to listen is the socket unit's to say: an option that says it
+ * too is bad usage, not quietly dropped. */
+Test(daemon, where_options_with_a_passed_socket_are_bad_usage)
+{
+	static const char *const options[][2] = {
+		{"-p", "0"}, {"--bind=127.0.0.1", NULL}, {"--backlog=8", NULL},
+	};
+	static const char *const named[] = {"-p/--port", "-b/--bind", "--backlog"};
+	int fd = listening_socket();
+	struct th_listen_fds listen = {.fd = fd, .fds = "1"};
+	char said[160];
+
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		const char *const argv[] = {daemon_path(), "-w", "2", options[i][0], options[i][1],
+		                            NULL};
+
+		snprintf(said, sizeof said, "%s cannot be used with the socket the service manager "
+		         "passed", named[i]);
+		expect_activated_exit(argv, &listen, 2, said);
+	}
+	close(fd);
+}
+
+/* contrib/poolechod.socket starts contrib/poolechod.service: the service's
+ * options must go with a passed socket, and the socket unit's port is the
+ * default one. */
+Test(daemon, the_units_options_serve_the_socket_units_socket, .timeout = 90)
+{
+	static const char *const none[] = {NULL};
+	char exec[1024], listen_stream[64], port_text[16];
+	const char *argv[32];
+	int fd = listening_socket();
+	struct th_listen_fds listen = {.fd = fd, .fds = "1"};
+
+	cr_assert_eq(unit_file_value(SOCKET_UNIT, "ListenStream", listen_stream,
+	                             sizeof listen_stream), 1, "no ListenStream= in " SOCKET_UNIT);
+	snprintf(port_text, sizeof port_text, "%u", PE_DEFAULT_PORT);
+	cr_expect_str_eq(listen_stream, port_text, SOCKET_UNIT " listens on %s, not the default "
+	                 "port", listen_stream);
+	unit_exec_argv(argv, exec, none);
+	spawn_activated_ready(argv, &listen);
+	stop_daemon(SIGTERM);
+	close(fd);
 }
 
 Test(daemon, port_in_use_exits_1_saying_so)

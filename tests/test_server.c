@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h> /* SYS_splice */
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -3295,6 +3296,147 @@ Test(server, reserved_buffers_are_not_resident_until_used)
 	pe_server_destroy(srv);
 	cr_expect_lt(after - before, 64 * 1024, "resident memory grew by %ld KiB at create",
 	             after - before);
+}
+
+/* ---- a listening socket the caller gives --------------------------------------------------- */
+
+/* The caller's socket is served, made close-on-exec, and closed with the
+ * server; config's port is not used. */
+Test(server, create_on_socket_serves_the_given_socket_and_closes_it_at_the_end)
+{
+	struct pe_server_config cfg;
+	char err[PE_NET_ERRLEN];
+	pe_server *srv;
+	int before = th_count_fds(), fd, rc, client;
+	unsigned port;
+
+	tf_config(&cfg, 2, 2);
+	cfg.port = 1; /* a port it would not be let bind: not used */
+	fd = pe_net_listen("127.0.0.1", 0, 8, err);
+	cr_assert_geq(fd, 0, "%s", err);
+	cr_assert_eq(fcntl(fd, F_SETFD, 0), 0); /* as a service manager passes it */
+	port = (unsigned)th_local_port(fd);
+	rc = pe_server_create_on_socket(&srv, &cfg, fd);
+	cr_assert_eq(rc, 0, "create on descriptor %d: %s", fd, strerror(-rc));
+	cr_expect_eq(pe_server_port(srv), port, "it says port %u, the socket's is %u",
+	             pe_server_port(srv), port);
+	cr_expect_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC,
+	             "the server's socket would go to programs it starts");
+	cr_assert_eq(pe_server_start(srv), 0);
+	client = th_connect(port, IO_MS);
+	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
+	cr_expect_eq(th_echo_check(client, 100000, 3, IO_MS), 0);
+	close(client);
+	pe_server_stop(srv);
+	cr_assert_eq(pe_server_wait(srv), 0);
+	pe_server_destroy(srv);
+	cr_expect_eq(th_count_fds(), before, "the socket or another descriptor was left open");
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* A create that fails after the socket was taken in leaves it open and
+ * listening: the caller's, as before the call. */
+Test(server, create_on_socket_that_fails_later_leaves_the_socket_to_the_caller)
+{
+	struct pe_server_config cfg;
+	char err[PE_NET_ERRLEN];
+	pe_server *srv;
+	int fd, before, client;
+
+	if (SIZE_MAX != UINT64_MAX)
+		cr_skip_test("the failure made here, a stack of SIZE_MAX bytes, is glibc's on "
+		             "64-bit systems");
+	tf_config(&cfg, 2, 2);
+	cfg.stack_size = SIZE_MAX; /* refused by pe_pool_start(), after the listener */
+	fd = pe_net_listen("127.0.0.1", 0, 8, err);
+	cr_assert_geq(fd, 0, "%s", err);
+	before = th_count_fds();
+	cr_expect_eq(pe_server_create_on_socket(&srv, &cfg, fd), -EINVAL);
+	cr_expect_eq(th_count_fds(), before, "descriptors open changed");
+	client = th_connect((unsigned)th_local_port(fd), IO_MS);
+	cr_expect_geq(client, 0, "the caller's socket no longer listens: %s", strerror(-client));
+	if (client >= 0)
+		close(client);
+	close(fd);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* Each descriptor it cannot serve is refused with its own errno, named in
+ * the log with why, and left open for the caller. */
+Test(server, create_on_socket_refuses_what_is_not_a_listening_tcp_socket)
+{
+	struct pe_server_config cfg;
+	struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	int pipe_fds[2], udp, bound, local, closed, sctp;
+	pe_server *srv;
+	struct {
+		int fd, rc;
+		const char *why;
+	} cases[] = {
+		{-1, -EBADF, "expected a descriptor, 0 or more"},
+		{-1, -EBADF, "Bad file descriptor"},
+		{-1, -ENOTSOCK, "Socket operation on non-socket"},
+		{-1, -EINVAL, "it is a datagram (UDP) socket"},
+		{-1, -EINVAL, "listen(2) was not called on it"},
+		{-1, -EAFNOSUPPORT, "it is a Unix-domain socket, not IPv4 or IPv6"},
+		{-1, -EPROTONOSUPPORT, "its protocol is not TCP"},
+	};
+	size_t n = sizeof cases / sizeof cases[0];
+
+	tf_config(&cfg, 1, 1);
+	cfg.log = keep_last_line;
+	cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	local = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(udp >= 0 && bound >= 0 && local >= 0);
+	cr_assert_eq(bind(bound, (struct sockaddr *)&lo, sizeof lo), 0);
+	/* An unnamed Unix socket: autobind, then listen. */
+	cr_assert_eq(bind(local, (struct sockaddr *)&un, sizeof(sa_family_t)), 0);
+	cr_assert_eq(listen(local, 4), 0);
+	cases[2].fd = pipe_fds[0];
+	cases[3].fd = udp;
+	cases[4].fd = bound;
+	cases[5].fd = local;
+	/* A stream socket that is not TCP, where the kernel has SCTP. */
+	sctp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_SCTP);
+	if (sctp >= 0 && bind(sctp, (struct sockaddr *)&lo, sizeof lo) == 0 && listen(sctp, 4) == 0)
+		cases[6].fd = sctp;
+	else
+		n--; /* no SCTP here (the module is seldom loaded): its case cannot be made */
+	/* Last: the lowest number free, which the server's first descriptor
+	 * would take if it opened one before the check. */
+	closed = dup(pipe_fds[1]);
+	cr_assert_geq(closed, 0);
+	close(closed);
+	cases[1].fd = closed;
+	for (size_t i = 0; i < n; i++) {
+		int before = th_count_fds(), rc;
+
+		srv = (pe_server *)&srv;
+		last_logged[0] = '\0';
+		rc = pe_server_create_on_socket(&srv, &cfg, cases[i].fd);
+		cr_expect_eq(rc, cases[i].rc, "descriptor %d: %d (%s), not %d", cases[i].fd, rc,
+		             strerror(-rc), cases[i].rc);
+		cr_expect_null(srv);
+		cr_expect(strstr(last_logged, "is not a listening TCP socket") &&
+		          strstr(last_logged, cases[i].why), "descriptor %d: the log says '%s', "
+		          "not why ('%s')", cases[i].fd, last_logged, cases[i].why);
+		cr_expect_eq(th_count_fds(), before, "descriptor %d: descriptors open changed",
+		             cases[i].fd);
+		if (cases[i].fd >= 0 && cases[i].fd != closed)
+			cr_expect_geq(fcntl(cases[i].fd, F_GETFD), 0, "descriptor %d was closed",
+			              cases[i].fd);
+	}
+	if (sctp >= 0)
+		close(sctp);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	close(udp);
+	close(bound);
+	close(local);
+	TH_ASSERT_NO_LEAKS();
 }
 
 Test(server, address_reports_the_bound_loopback_port)

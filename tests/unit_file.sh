@@ -1,8 +1,8 @@
 #!/bin/sh
 # The systemd unit make wrote from contrib/poolechod.service.in: its
 # ExecStart= runs poolechod from the configured bindir, and systemd-analyze
-# (where installed) takes every line of it without a word and finds its
-# sandbox tight.
+# (where installed) takes every line of it, and of contrib/poolechod.socket,
+# without a word and finds the service's sandbox tight.
 top=${TOP_SRCDIR:-$(dirname "$0")/..}
 unit=contrib/poolechod.service
 fail() { echo "FAIL: $*"; exit 1; }
@@ -33,6 +33,12 @@ out=$(cd "$tmp" && systemd-analyze verify --recursive-errors=no ./poolechod.serv
 rc=$?
 [ "$rc" -eq 0 ] && [ -z "$out" ] || fail "systemd-analyze verify (exit $rc): $out"
 echo "PASS: systemd-analyze verify says nothing"
+# The socket unit, beside the service it starts.
+sed -e '/^Documentation=/d' "$top/contrib/poolechod.socket" > "$tmp/poolechod.socket"
+out=$(cd "$tmp" && systemd-analyze verify --recursive-errors=no ./poolechod.socket 2>&1)
+rc=$?
+[ "$rc" -eq 0 ] && [ -z "$out" ] || fail "systemd-analyze verify poolechod.socket (exit $rc): $out"
+echo "PASS: systemd-analyze verify says nothing of poolechod.socket"
 # The sandbox: systemd's own score of what the unit leaves exposed, 0 (none)
 # to 10, where 2 or below is what it calls OK (1.8 by systemd 252; each
 # version weighs the settings its own way).

@@ -145,6 +145,19 @@ PE_API void pe_server_config_init(struct pe_server_config *cfg);
  * unlogged. On failure nothing is left open. */
 PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg);
 
+/* The same on LISTEN_FD, a TCP socket of IPv4 or IPv6 on which listen(2)
+ * was called (one a service manager passed, say: systemd's socket
+ * activation): CFG's bind_address, port and backlog are not used. On
+ * success the server owns it, makes it close-on-exec and nonblocking, sets
+ * on it the options its connections inherit, and closes it when the run
+ * ends (or at pe_server_destroy()). On failure it is left open, the
+ * caller's: -EBADF for a descriptor not open (or below 0), -ENOTSOCK for
+ * one not a socket, -EAFNOSUPPORT for a socket not of IPv4 or IPv6,
+ * -EPROTONOSUPPORT for one not TCP, -EINVAL for one not a stream socket or
+ * not listening; each is logged, naming the descriptor and why. */
+PE_API int pe_server_create_on_socket(pe_server **out, const struct pe_server_config *cfg,
+                                      int listen_fd);
+
 /* The busy-poll time a server made from CFG uses: CFG->busy_poll_us, but
  * no more than a sixteenth of a nonzero idle timeout, so that a spin cannot
  * hold a silent client past it. */

@@ -1,0 +1,78 @@
+/*
+ * activation.c -- the socket of systemd's socket activation: $LISTEN_PID
+ * names the process the sockets are for, $LISTEN_FDS how many there are,
+ * from descriptor 3 on (sd_listen_fds(3)). poolechod listens on one.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "activation.h"
+#include "parse.h"
+
+/* Unset, as sd_listen_fds(1) does: a shell or a test this process starts
+ * would otherwise be told the socket is its own. */
+static void forget_variables(void)
+{
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+static int fail(char *err, size_t errlen, const char *name, const char *value,
+                const char *expected)
+{
+	char shown[PE_PARSE_SHOWN_MAX];
+
+	snprintf(err, errlen, "%s is '%s': expected %s", name,
+	         pe_parse_shown(value, strlen(value), shown, sizeof shown), expected);
+	forget_variables();
+	return -1;
+}
+
+int pe_activation_socket(int *fd, char *err, size_t errlen)
+{
+	const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+	unsigned long pid, fds;
+
+	*fd = -1;
+	if (!pid_text || !fds_text) {
+		forget_variables();
+		return 0;
+	}
+	if (pe_parse_ulong(pid_text, 1, LONG_MAX, &pid) != 0)
+		return fail(err, errlen, "LISTEN_PID", pid_text, "a process ID");
+	/* Set for another process (a shell that went on to start us): not ours. */
+	if (pid != (unsigned long)getpid()) {
+		forget_variables();
+		return 0;
+	}
+	if (pe_parse_ulong(fds_text, 0, INT_MAX - PE_ACTIVATION_FIRST_FD, &fds) != 0)
+		return fail(err, errlen, "LISTEN_FDS", fds_text, "a number of sockets");
+	if (fds == 0) {
+		forget_variables();
+		return 0;
+	}
+	if (fds > 1) {
+		snprintf(err, errlen, "the service manager passed %lu sockets (LISTEN_FDS=%lu), "
+		         "and poolechod listens on one: give its socket unit one ListenStream=",
+		         fds, fds);
+		forget_variables();
+		return -1;
+	}
+	if (fcntl(PE_ACTIVATION_FIRST_FD, F_SETFD, FD_CLOEXEC) < 0) {
+		snprintf(err, errlen, "LISTEN_FDS=1 passes descriptor %d, which cannot be used: %s",
+		         PE_ACTIVATION_FIRST_FD, strerror(errno));
+		forget_variables();
+		return -1;
+	}
+	*fd = PE_ACTIVATION_FIRST_FD;
+	forget_variables();
+	return 1;
+}
