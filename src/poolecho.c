@@ -124,8 +124,10 @@ int main(int argc, char **argv)
 	if (pe_stdfds_guard(program) != 0)
 		return EXIT_FAILURE;
 	/* A closed standard output (poolecho < f | head -c 10) must be an error
-	 * with its reason, not a silent death; sockets use MSG_NOSIGNAL anyway. */
+	 * with its reason, not a silent death; sockets use MSG_NOSIGNAL anyway.
+	 * So must a file-size limit (ulimit -f) met there: EFBIG, not SIGXFSZ. */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	/* SIGTERM always ends the client, as it always stops poolechod, even
 	 * one started with it ignored. */
 	signal(SIGTERM, SIG_DFL);

@@ -428,8 +428,11 @@ int main(int argc, char **argv)
 	if (pe_stdfds_guard("poolechod") != 0)
 		return 1;
 	/* A client that resets while we write must cost an EPIPE, not the
-	 * process; so must `poolechod --help | true`. */
+	 * process; so must `poolechod --help | true`. And a log file that meets
+	 * a file-size limit (ulimit -f, LimitFSIZE=) an EFBIG: its lines are
+	 * dropped and counted, as when standard error takes none. */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc == 0) /* --help or --version */
 		return pe_stdout_flush_checked("poolechod");

@@ -153,9 +153,11 @@ struct child {
 /* When not 0, client_spawn's child starts with this signal ignored, as a
  * shell without job control starts a background job with SIGINT. */
 static int spawn_ignored_signal;
-/* When set, client_spawn's child starts with this RLIMIT_NOFILE, as a
- * shell's ulimit -n would start it. */
-static const struct rlimit *spawn_nofile;
+/* When set, client_spawn's child starts with this limit of resource
+ * spawn_limit_resource (RLIMIT_NOFILE, RLIMIT_FSIZE), as a shell's ulimit
+ * (-n, -f) would start it. */
+static const struct rlimit *spawn_limit;
+static int spawn_limit_resource;
 /* When set, the client runs under this strace command line, which is
  * looked up in PATH. */
 static const char *const *spawn_under;
@@ -270,8 +272,9 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		dup2(ch->errfd, STDERR_FILENO);
 		if (spawn_ignored_signal)
 			signal(spawn_ignored_signal, SIG_IGN);
-		if (spawn_nofile && setrlimit(RLIMIT_NOFILE, spawn_nofile) < 0) {
-			dprintf(STDERR_FILENO, "setrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+		if (spawn_limit && setrlimit(spawn_limit_resource, spawn_limit) < 0) {
+			dprintf(STDERR_FILENO, "setrlimit(%d): %s\n", spawn_limit_resource,
+			        strerror(errno));
 			_exit(126);
 		}
 		if (spawn_shutdown_errno && refuse_shutdown(spawn_shutdown_errno) < 0) {
@@ -834,6 +837,38 @@ Test(pipe, closed_stdout_is_an_error_with_its_reason, .timeout = 60)
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "cannot write standard output"), "stderr:\n%s", r.err);
 	cr_expect_not_null(strstr(r.err, strerror(EPIPE)), "no errno text in:\n%s", r.err);
+	run_free(&r);
+}
+
+/* A file-size limit (ulimit -f, systemd's LimitFSIZE=) met on standard
+ * output is an error with its reason: SIGXFSZ's default action ended the
+ * client without a word, with the exit status of a signal, 153. */
+Test(pipe, a_file_size_limit_on_stdout_is_an_error_with_its_reason, .timeout = 60)
+{
+	enum { LEN = 64 * 1024, LIMIT = 4096 };
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	unsigned char *in = binary_input(LEN, 9);
+	int outfd = temp_file(), written = dup(outfd);
+	struct rlimit fsize;
+	struct stat st;
+	struct run r;
+
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &fsize), 0);
+	if (fsize.rlim_max != RLIM_INFINITY && fsize.rlim_max < LIMIT)
+		cr_skip_test("the hard file-size limit is below the %d bytes this test sets", LIMIT);
+	fsize.rlim_cur = LIMIT;
+	spawn_limit_resource = RLIMIT_FSIZE;
+	spawn_limit = &fsize;
+	run_client_fds(&r, input_file(in, LEN), outfd, args, CLIENT_TIMEOUT_MS);
+	spawn_limit = NULL;
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot write standard output"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(EFBIG)), "no errno text in:\n%s", r.err);
+	cr_assert_eq(fstat(written, &st), 0);
+	cr_expect_eq(st.st_size, LIMIT, "%lld bytes written, not the %d the limit lets through",
+	             (long long)st.st_size, LIMIT);
+	close(written);
+	free(in);
 	run_free(&r);
 }
 
@@ -3262,9 +3297,10 @@ Test(load, a_low_soft_descriptor_limit_is_raised_for_the_connections, .timeout =
 	                      NULL};
 	struct run r;
 
-	spawn_nofile = &nofile;
+	spawn_limit_resource = RLIMIT_NOFILE;
+	spawn_limit = &nofile;
 	run_client(&r, "", 0, args);
-	spawn_nofile = NULL;
+	spawn_limit = NULL;
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "connections_opened"), 100, "report:\n%s", r.out);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 200, "report:\n%s", r.out);
@@ -3280,9 +3316,10 @@ Test(load, a_hard_descriptor_limit_too_low_is_named_before_the_run, .timeout = 6
 	uint64_t accepted = tf_stats(&server).accepted;
 	struct run r;
 
-	spawn_nofile = &nofile;
+	spawn_limit_resource = RLIMIT_NOFILE;
+	spawn_limit = &nofile;
 	run_client(&r, "", 0, args);
-	spawn_nofile = NULL;
+	spawn_limit = NULL;
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	/* 200 connections, 2 per load thread, and 32 spare. */
 	cr_expect_not_null(strstr(r.err, "200 connections need about 234 open files, but the hard "

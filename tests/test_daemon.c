@@ -1654,6 +1654,33 @@ Test(daemon, workers_run_as_sched_batch_and_the_main_thread_as_started)
 }
 #endif
 
+/* A log file that meets a file-size limit (ulimit -f, LimitFSIZE=) costs
+ * lines, not the daemon: SIGXFSZ's default action would end it, and with
+ * it the service. */
+Test(daemon, a_log_file_at_its_size_limit_does_not_end_the_daemon)
+{
+	char log_path[] = "/tmp/poolechod-fsize-XXXXXX", script[512];
+	const char *argv[] = {"/bin/sh", "-c", script, NULL};
+	int64_t deadline;
+	struct stat st = {0};
+	int fd = mkstemp(log_path);
+
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	/* ulimit -f 1: 512 bytes in dash, 1024 in bash; stats lines every
+	 * 10 ms reach it in well under a second. */
+	snprintf(script, sizeof script, "ulimit -f 1 && exec '%s' -b 127.0.0.1 -p 0 -w 2 "
+	         "--stats-interval=0.01 2>>'%s'", daemon_path(), log_path);
+	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+	for (deadline = th_now_ms() + START_MS; th_now_ms() < deadline; poll(NULL, 0, 10))
+		if (fstat(fd, &st) < 0 || st.st_size >= 512 || th_proc_wait_exit(&proc, 0) == 0)
+			break;
+	unlink(log_path);
+	close(fd);
+	cr_assert_geq(st.st_size, 512, "the log grew to %lld bytes only", (long long)st.st_size);
+	/* Its stop logs more lines, each beyond the limit. */
+	stop_daemon(SIGTERM);
+}
+
 Test(daemon, sigusr1_logs_a_stats_line)
 {
 	static const char *const keys[] = {
