@@ -177,13 +177,14 @@ static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 }
 
 /* Close ACC, refused by the per-source limit: RC is -EBUSY, its address
- * holding HELD connections, or -ENOSPC, the table full. Each is said at
- * -v, else as in struct source_refusals: a client that keeps trying must
+ * holding HELD connections, or -ENOSPC, the table full. Said as in struct
+ * source_refusals, and at -v each one: a client that keeps trying must
  * not flood the log, nor go unnoticed. */
 static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
                                      const struct pe_accepted *acc, int rc, unsigned held)
 {
 	char peer[PE_NET_ADDRLEN], more[64] = "";
+	enum pe_log_level level = PE_LOG_DEBUG;
 	int64_t now;
 
 	pe_counter_add(&srv->listener.rejected, 1);
@@ -200,25 +201,27 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 		return;
 	}
 	pe_counter_add(&srv->listener.source_limited, 1);
-	if (pe_server_logs(srv, PE_LOG_DEBUG)) {
-		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
-		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: %u connection(s) from its address "
-		               "already, the per-source limit", peer, held);
-	} else if (pe_server_logs(srv, PE_LOG_WARN)) {
+	/* A warning at most every ERROR_LOG_INTERVAL_MS, at -v too, where the
+	 * refusals between are each said at debug: "journalctl -p warning"
+	 * must show a client refused whatever the level. */
+	if (pe_server_logs(srv, PE_LOG_WARN)) {
 		now = pe_now_ms();
-		if (r->named && now - r->named_at < ERROR_LOG_INTERVAL_MS) {
-			r->unsaid++;
-		} else {
+		if (!r->named || now - r->named_at >= ERROR_LOG_INTERVAL_MS) {
+			level = PE_LOG_WARN;
 			if (r->unsaid)
 				snprintf(more, sizeof more, " (and %lu more since the last report)",
 				         r->unsaid);
-			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
-			pe_server_logf(srv, PE_LOG_WARN, "rejected %s: %u connection(s) from its "
-			               "address already, the per-source limit%s", peer, held, more);
 			r->named = 1;
 			r->named_at = now;
 			r->unsaid = 0;
+		} else if (!pe_server_logs(srv, PE_LOG_DEBUG)) {
+			r->unsaid++;
 		}
+	}
+	if (pe_server_logs(srv, level)) {
+		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+		pe_server_logf(srv, level, "rejected %s: %u connection(s) from its address "
+		               "already, the per-source limit%s", peer, held, more);
 	}
 	close(acc->fd);
 }

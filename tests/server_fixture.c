@@ -41,16 +41,20 @@ void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue)
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kept_grew = PTHREAD_COND_INITIALIZER;
 static char kept[8192];
+static char kept_warnings[8192]; /* the lines at PE_LOG_WARN or PE_LOG_ERROR */
 
 void tf_log_keep(void *ctx, enum pe_log_level level, const char *message)
 {
 	size_t used;
 
 	(void)ctx;
-	(void)level;
 	pthread_mutex_lock(&kept_lock);
 	used = strlen(kept);
 	snprintf(kept + used, sizeof kept - used, "%s\n", message);
+	if (level <= PE_LOG_WARN) {
+		used = strlen(kept_warnings);
+		snprintf(kept_warnings + used, sizeof kept_warnings - used, "%s\n", message);
+	}
 	pthread_cond_broadcast(&kept_grew);
 	pthread_mutex_unlock(&kept_lock);
 }
@@ -58,6 +62,11 @@ void tf_log_keep(void *ctx, enum pe_log_level level, const char *message)
 const char *tf_log_text(void)
 {
 	return kept;
+}
+
+const char *tf_log_warnings(void)
+{
+	return kept_warnings;
 }
 
 int tf_log_wait(const char *needle, unsigned timeout_ms)

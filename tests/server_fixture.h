@@ -32,6 +32,8 @@ void tf_config(struct pe_server_config *cfg, unsigned workers, size_t queue);
  * tf_log_text() once nothing logs any more (the server joined). */
 void tf_log_keep(void *ctx, enum pe_log_level level, const char *message);
 const char *tf_log_text(void);
+/* Those of its lines logged at PE_LOG_WARN or PE_LOG_ERROR. */
+const char *tf_log_warnings(void);
 /* Wait until a line kept so far contains NEEDLE, while the server may
  * still log: 0, or -ETIMEDOUT after TIMEOUT_MS. */
 int tf_log_wait(const char *needle, unsigned timeout_ms);

@@ -1959,14 +1959,21 @@ Test(server, per_source_refusals_are_warned_of_once_in_ten_seconds)
 	                          "since the last report\n"), "the count not named:\n%s", log);
 }
 
-/* At -v every refusal is logged, with its address. */
+/* At -v every refusal is logged, with its address; the first still as a
+ * warning, which "journalctl -p warning" shows. */
 Test(server, per_source_refusals_are_each_logged_at_debug)
 {
 	int ports[3], lines;
 	const char *log = log_three_refusals(PE_LOG_DEBUG, ports, &lines);
+	const char *warnings = tf_log_warnings();
 	char want[160];
 
 	cr_expect_eq(lines, 3, "not a line per refusal:\n%s", log);
+	snprintf(want, sizeof want, "rejected 127.0.0.1:%d: 1 connection(s) from its "
+	         "address already, the per-source limit\n", ports[0]);
+	cr_expect(strstr(warnings, want) && !strstr(strstr(warnings, want) + strlen(want),
+	                                            "per-source"),
+	          "not the first refusal alone as a warning:\n%s", warnings);
 	cr_expect_null(strstr(log, "more connection(s) over the per-source limit"),
 	               "a count of refusals each logged:\n%s", log);
 	for (int i = 0; i < 3; i++) {
