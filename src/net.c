@@ -170,6 +170,17 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 		         first);
 }
 
+/* Whether AI's address came before it in LIST: getaddrinfo(3) gives one
+ * twice for a name a hosts file lists on two lines. */
+static int listed_before(const struct addrinfo *list, const struct addrinfo *ai)
+{
+	for (const struct addrinfo *p = list; p != ai; p = p->ai_next)
+		if (p->ai_addrlen == ai->ai_addrlen &&
+		    memcmp(p->ai_addr, ai->ai_addr, ai->ai_addrlen) == 0)
+			return 1;
+	return 0;
+}
+
 int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_ERRLEN])
 {
 	return pe_net_listen_counted(host, port, backlog, err, NULL);
@@ -232,7 +243,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	if (fd < 0)
 		privileged_port_hint(err, port, fd, call);
 	for (ai = res; ai; ai = ai->ai_next)
-		addresses++;
+		addresses += !listed_before(res, ai);
 	if (unused && fd >= 0)
 		*unused = addresses - 1;
 	freeaddrinfo(res);

@@ -2870,21 +2870,20 @@ Test(daemon, a_terminal_that_takes_part_of_a_line_gets_no_lines_glued, .timeout 
 	stop_daemon(SIGTERM);
 }
 
-/* -b takes one address: a name with several (Debian's localhost is
- * 127.0.0.1 and ::1) is served on the first that listens, and a client of
- * the other would be refused without a word, so the daemon names it. A
- * name with two addresses without DNS needs a hosts file of our own, bind-
- * mounted in a private mount namespace. */
-Test(daemon, a_bind_name_with_several_addresses_is_warned_of)
+/* Start the daemon with -b NAME where /etc/hosts is HOSTS_TEXT: a name
+ * with two addresses without DNS needs a hosts file of our own, bind-
+ * mounted in a private mount namespace. Skips where that cannot be made. */
+static void start_with_hosts(const char *hosts_text, const char *name)
 {
 	char hosts[] = "/tmp/poolecho-hosts-XXXXXX";
 	const char *script = "mount --bind \"$0\" /etc/hosts || exit 125; exec \"$@\"";
 	const char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, hosts,
-	                      daemon_path(), "-b", "localhost", "-p", "0", "-w", "2", NULL};
+	                      daemon_path(), "-b", name, "-p", "0", "-w", "2", NULL};
 	int fd = mkstemp(hosts), port, rc;
+	size_t len = strlen(hosts_text);
 
 	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
-	cr_assert(write(fd, "127.0.0.1 localhost\n::1 localhost\n", 34) == 34);
+	cr_assert(write(fd, hosts_text, len) == (ssize_t)len);
 	close(fd);
 	if (access(argv[0], X_OK) != 0) {
 		unlink(hosts);
@@ -2901,8 +2900,33 @@ Test(daemon, a_bind_name_with_several_addresses_is_warned_of)
 	}
 	unlink(hosts);
 	cr_assert_gt(port, 0, "no readiness line; stderr:\n%s", proc.err.data);
+}
+
+/* -b takes one address: a name with several (Debian's localhost is
+ * 127.0.0.1 and ::1) is served on the first that listens, and a client of
+ * the other would be refused without a word, so the daemon names it. */
+Test(daemon, a_bind_name_with_several_addresses_is_warned_of)
+{
+	start_with_hosts("127.0.0.1 localhost\n::1 localhost\n", "localhost");
 	cr_expect(strstr(proc.err.data, "warning: 'localhost' has 1 more address, not listened "
 	                 "on: listening on ") != NULL, "no warning in:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
+/* An address listed twice (a hosts file that names it on two lines) is one
+ * address, served: no other is left out. */
+Test(daemon, a_bind_name_with_one_address_listed_twice_is_no_warning)
+{
+	start_with_hosts("127.0.0.1 twice\n127.0.0.1 twice\n", "twice");
+	cr_expect_null(strstr(proc.err.data, "more address"), "a false warning in:\n%s",
+	               proc.err.data);
+	stop_daemon(SIGTERM);
+	th_proc_cleanup(&proc);
+	/* And counted once among others. */
+	start_with_hosts("127.0.0.1 thrice\n127.0.0.1 thrice\n::1 thrice\n", "thrice");
+	cr_expect(strstr(proc.err.data, "warning: 'thrice' has 1 more address, not listened "
+	                 "on: listening on ") != NULL, "not 1 more address in:\n%s",
+	          proc.err.data);
 	stop_daemon(SIGTERM);
 }
 
