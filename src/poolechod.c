@@ -476,8 +476,9 @@ int main(int argc, char **argv)
 	rc = log_listening(srv, &opt, given_fd >= 0 ? 0 : backlog_in_effect(opt.server.backlog),
 	                   given_fd);
 	if (rc < 0)
-		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready "
-		       "(NOTIFY_SOCKET=%s): %s", getenv("NOTIFY_SOCKET"), strerror(-rc));
+		/* The reason first: a long value is cut at the end of the line. */
+		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready: "
+		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
 
 	st.server = srv;
 	st.opt = &opt;
