@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "activation.h"
@@ -23,6 +24,17 @@ static void forget_variables(void)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
+}
+
+/* Whether FD is a connected socket: what a socket unit with Accept=yes
+ * passes, one service instance per connection, the way inetd served echo,
+ * and so the likely mistake. */
+static int is_a_connection(int fd)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof peer;
+
+	return getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
 }
 
 static int fail(char *err, size_t errlen, const char *name, const char *value,
@@ -69,6 +81,14 @@ int pe_activation_socket(int *fd, char *err, size_t errlen)
 	if (fcntl(PE_ACTIVATION_FIRST_FD, F_SETFD, FD_CLOEXEC) < 0) {
 		snprintf(err, errlen, "LISTEN_FDS=1 passes descriptor %d, which cannot be used: %s",
 		         PE_ACTIVATION_FIRST_FD, strerror(errno));
+		forget_variables();
+		return -1;
+	}
+	if (is_a_connection(PE_ACTIVATION_FIRST_FD)) {
+		snprintf(err, errlen, "descriptor %d, which LISTEN_FDS=1 passes, is a connection, "
+		         "not a listening socket: its socket unit has Accept=yes, and poolechod "
+		         "wants Accept=no (the default), one socket to accept on",
+		         PE_ACTIVATION_FIRST_FD);
 		forget_variables();
 		return -1;
 	}

@@ -913,7 +913,10 @@ Test(daemon, a_passed_socket_it_cannot_serve_exits_1_saying_why)
 		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: Socket operation on "},
 		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: it is a datagram (UDP)"},
 		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: listen(2) was not called"},
+		{{-1, "1", 0}, "is a connection, not a listening socket: its socket unit has "
+		               "Accept=yes, and poolechod wants Accept=no"},
 	};
+	int connected = th_connect((unsigned)th_local_port(tcp), IO_MS);
 
 	cr_assert_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
 	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -922,8 +925,11 @@ Test(daemon, a_passed_socket_it_cannot_serve_exits_1_saying_why)
 	cases[3].listen.fd = pipe_fds[0];
 	cases[4].listen.fd = udp;
 	cases[5].listen.fd = bound;
+	cr_assert_geq(connected, 0, "connect: %s", strerror(-connected));
+	cases[6].listen.fd = connected;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		expect_activated_exit(argv, &cases[i].listen, 1, cases[i].said);
+	close(connected);
 	close(tcp);
 	close(pipe_fds[0]);
 	close(pipe_fds[1]);
