@@ -341,8 +341,12 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 		backed_off = false;
 		pe_counter_add(&srv->listener.accepted, 1);
 		log_errors_due(srv, lg, 0, "; accepting again");
-		if (!srv->options_inherited)
+		if (srv->backlog_without_options) {
+			srv->backlog_without_options--;
+			pe_server_set_connection_options(srv, fd);
+		} else if (!srv->options_inherited) {
 			pe_net_set_echo_options(fd);
+		}
 		if (hand_off(srv, &lg->refusals, &acc))
 			break;
 	}

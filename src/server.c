@@ -13,8 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,12 @@ static int set_idle_timeout(const pe_server *srv, int fd)
 	                              (unsigned long long)pe_echo_send_slice_us(idle_us));
 }
 
+void pe_server_set_connection_options(const pe_server *srv, int fd)
+{
+	set_idle_timeout(srv, fd);
+	pe_net_set_echo_options(fd);
+}
+
 unsigned pe_server_busy_poll_us(const struct pe_server_config *cfg)
 {
 	long long slice = pe_echo_send_slice_us(cfg->idle_timeout_ms * 1000LL);
@@ -253,7 +261,9 @@ static size_t queue_item_size(const struct pe_server_config *cfg)
 	return sizeof(int);
 }
 
-static int check_config(const struct pe_server_config *cfg)
+/* CFG's settings, but for where to listen when GIVEN (a socket the caller
+ * passes): bind_address, port and backlog are not used then. */
+static int check_config(const struct pe_server_config *cfg, int given)
 {
 	char hint[160], shown[PE_PARSE_SHOWN_MAX];
 	const char *expected;
@@ -270,7 +280,7 @@ static int check_config(const struct pe_server_config *cfg)
 		                   "PE_LOG_WARN, PE_LOG_INFO or PE_LOG_DEBUG", (int)cfg->log_level);
 	}
 	/* "[::1]" or "host:port" would only fail to resolve, after asking DNS. */
-	if (cfg->bind_address && (expected = pe_parse_host_misform(cfg->bind_address,
+	if (!given && cfg->bind_address && (expected = pe_parse_host_misform(cfg->bind_address,
 	                                      "in pe_server_config.port", hint, sizeof hint)))
 		return bad_setting(cfg, "pe_server_config.bind_address is '%s': expected %s",
 		                   pe_parse_shown(cfg->bind_address, strlen(cfg->bind_address), shown,
@@ -284,10 +294,10 @@ static int check_config(const struct pe_server_config *cfg)
 	if (cfg->queue_capacity > SIZE_MAX / queue_item_size(cfg))
 		return bad_setting(cfg, "pe_server_config.queue_capacity is %zu: expected 1 to %zu",
 		                   cfg->queue_capacity, SIZE_MAX / queue_item_size(cfg));
-	if (cfg->backlog < 1)
+	if (!given && cfg->backlog < 1)
 		return bad_setting(cfg, "pe_server_config.backlog is %d: expected 1 or more",
 		                   cfg->backlog);
-	if (cfg->port > 65535)
+	if (!given && cfg->port > 65535)
 		return bad_setting(cfg, "pe_server_config.port is %u: expected 0 to 65535",
 		                   cfg->port);
 	if (cfg->buffer_size < 1)
@@ -404,17 +414,66 @@ static int check_given_socket(pe_server *srv, int fd)
 		                     "its address family is not IPv4 or IPv6");
 #ifdef SO_PROTOCOL
 	len = sizeof value;
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &len) == 0 && value != IPPROTO_TCP)
-		return not_listening(srv, fd, -EPROTONOSUPPORT, "its protocol is not TCP (SCTP?)");
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &len) == 0 && value != IPPROTO_TCP) {
+		char why[64];
+
+		/* 262 is IPPROTO_MPTCP, which older headers lack. */
+		snprintf(why, sizeof why, "its protocol is %s, not TCP", value == 262 ? "MPTCP" :
+		         value == IPPROTO_SCTP ? "SCTP" : "another stream protocol");
+		return not_listening(srv, fd, -EPROTONOSUPPORT, why);
+	}
 #endif
 #ifdef SO_ACCEPTCONN
 	len = sizeof value;
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) == 0 && !value)
 		return not_listening(srv, fd, -EINVAL, "listen(2) was not called on it");
 #endif
+	return 0;
+}
+
+#ifdef __linux__
+/* How many connections wait in listening socket FD's backlog (Linux gives
+ * a listener's accept queue as TCP_INFO's tcpi_unacked), or -1. */
+static long backlog_waiting(int fd)
+{
+	struct tcp_info info;
+	socklen_t len = sizeof info;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_unacked) + sizeof info.tcpi_unacked)
+		return -1;
+	return info.tcpi_unacked;
+}
+#endif
+
+/* Make the listening socket what the accept loop needs, the caller's given
+ * one too: last of all, once nothing else can fail, so that a create that
+ * fails leaves that socket as it came (these calls do not fail on a socket
+ * the checks passed). */
+static int prepare_listener(pe_server *srv, int given)
+{
+	int fd = srv->listen_fd;
+
 	/* Ours now: a program the embedder starts must not inherit it. */
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-		return not_listening(srv, fd, -errno, strerror(errno));
+	if (given && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return listener_failed(srv, "fcntl FD_CLOEXEC");
+#ifdef __linux__
+	/* Linux copies socket options to the sockets accept(2) returns: set the
+	 * idle timeout, TCP_NODELAY and SO_OOBINLINE once here, not four system
+	 * calls on every connection. (Checked by the idle-timeout and
+	 * urgent-data tests.) A connection copies them as its handshake ends:
+	 * those already in the backlog (a client that came before a service
+	 * manager started us, or between the listen and now) had the options
+	 * of before, and are given them one by one. */
+	if (set_idle_timeout(srv, fd) == 0 && pe_net_set_echo_options(fd) == 0) {
+		long waiting = backlog_waiting(fd);
+
+		srv->options_inherited = waiting >= 0;
+		srv->backlog_without_options = waiting > 0 ? (unsigned long)waiting : 0;
+	}
+#endif
+	if (pe_net_set_nonblocking(fd, 1) < 0)
+		return listener_failed(srv, "fcntl O_NONBLOCK");
 	return 0;
 }
 
@@ -433,18 +492,9 @@ static int open_listener(pe_server *srv, const int *given_fd)
 		return fd;
 	}
 	srv->listen_fd = fd;
-#ifdef __linux__
-	/* Linux copies socket options to the sockets accept(2) returns: set the
-	 * idle timeout, TCP_NODELAY and SO_OOBINLINE once here, not four system
-	 * calls on every connection. (Checked by the idle-timeout and
-	 * urgent-data tests.) */
-	srv->options_inherited = set_idle_timeout(srv, fd) == 0 && pe_net_set_echo_options(fd) == 0;
-#endif
 	srv->addr_len = sizeof srv->addr;
 	if (getsockname(fd, (struct sockaddr *)&srv->addr, &srv->addr_len) < 0)
 		return listener_failed(srv, "getsockname");
-	if (pe_net_set_nonblocking(fd, 1) < 0)
-		return listener_failed(srv, "fcntl O_NONBLOCK");
 	/* "localhost" is often 127.0.0.1 and ::1: a client of the other one
 	 * would be refused, so say which one is served. */
 	if (unused) {
@@ -459,6 +509,8 @@ static int open_listener(pe_server *srv, const int *given_fd)
 	return 0;
 }
 
+static void shut_down(pe_server *srv);
+
 /* pe_server_create(), or pe_server_create_on_socket() on *GIVEN_FD. */
 static int create(pe_server **out, const struct pe_server_config *cfg, const int *given_fd)
 {
@@ -469,7 +521,7 @@ static int create(pe_server **out, const struct pe_server_config *cfg, const int
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if ((rc = check_config(cfg)) < 0)
+	if ((rc = check_config(cfg, given_fd != NULL)) < 0)
 		return rc;
 	srv = calloc(1, sizeof *srv);
 	if (!srv)
@@ -572,6 +624,10 @@ static int create(pe_server **out, const struct pe_server_config *cfg, const int
 		else if (rc != -EAGAIN && rc != -ENOMEM)
 			pe_server_logf(srv, PE_LOG_ERROR, "cannot start %u worker threads: %s",
 			               cfg->workers, strerror(-rc));
+		goto fail;
+	}
+	if ((rc = prepare_listener(srv, given_fd != NULL)) < 0) {
+		shut_down(srv);
 		goto fail;
 	}
 	*out = srv;

@@ -51,6 +51,8 @@ struct pe_server {
 	int listen_fd;
 	int options_inherited;               /* accepted sockets get timeouts, TCP_NODELAY and
 	                                        SO_OOBINLINE from listen_fd */
+	unsigned long backlog_without_options; /* but these next ones, in the backlog before the
+	                                          options were set; the accept loop's alone */
 	int wake[2];                         /* pipe: pe_server_stop wakes the accept loop's poll */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -97,5 +99,9 @@ int pe_server_hand_off_begin(pe_server *srv, const struct pe_accepted *acc, unsi
 void pe_server_hand_off_cancel(pe_server *srv, const struct pe_accepted *acc);
 /* At -v, "closed ADDR: dropped unserved, the server stopped" for ACC. */
 void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc);
+
+/* Give connection FD the options it would inherit from the listening
+ * socket: the idle timeout, TCP_NODELAY and SO_OOBINLINE. */
+void pe_server_set_connection_options(const pe_server *srv, int fd);
 
 #endif /* POOLECHO_SERVER_INTERNAL_H */

@@ -14,6 +14,7 @@
 #include <linux/sockios.h> /* SIOCINQ, SIOCOUTQ */
 #endif
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -3318,7 +3319,10 @@ Test(server, create_on_socket_serves_the_given_socket_and_closes_it_at_the_end)
 	unsigned port;
 
 	tf_config(&cfg, 2, 2);
-	cfg.port = 1; /* a port it would not be let bind: not used */
+	/* Not used, so not checked either. */
+	cfg.port = 70000;
+	cfg.backlog = 0;
+	cfg.bind_address = "[::1]";
 	fd = pe_net_listen("127.0.0.1", 0, 8, err);
 	cr_assert_geq(fd, 0, "%s", err);
 	cr_assert_eq(fcntl(fd, F_SETFD, 0), 0); /* as a service manager passes it */
@@ -3341,14 +3345,15 @@ Test(server, create_on_socket_serves_the_given_socket_and_closes_it_at_the_end)
 	TH_ASSERT_NO_LEAKS();
 }
 
-/* A create that fails after the socket was taken in leaves it open and
- * listening: the caller's, as before the call. */
+/* A create that fails after the socket was taken in leaves it open,
+ * listening and unchanged: the caller's, as before the call. */
 Test(server, create_on_socket_that_fails_later_leaves_the_socket_to_the_caller)
 {
 	struct pe_server_config cfg;
 	char err[PE_NET_ERRLEN];
 	pe_server *srv;
-	int fd, before, client;
+	int fd, before, client, nodelay = -1;
+	socklen_t len = sizeof nodelay;
 
 	if (SIZE_MAX != UINT64_MAX)
 		cr_skip_test("the failure made here, a stack of SIZE_MAX bytes, is glibc's on "
@@ -3357,9 +3362,16 @@ Test(server, create_on_socket_that_fails_later_leaves_the_socket_to_the_caller)
 	cfg.stack_size = SIZE_MAX; /* refused by pe_pool_start(), after the listener */
 	fd = pe_net_listen("127.0.0.1", 0, 8, err);
 	cr_assert_geq(fd, 0, "%s", err);
+	cr_assert_eq(fcntl(fd, F_SETFD, 0), 0);
+	cr_assert_eq(pe_net_set_nonblocking(fd, 0), 0);
 	before = th_count_fds();
 	cr_expect_eq(pe_server_create_on_socket(&srv, &cfg, fd), -EINVAL);
 	cr_expect_eq(th_count_fds(), before, "descriptors open changed");
+	/* As it came: a caller that goes on without the server accepts on it. */
+	cr_expect_eq(fcntl(fd, F_GETFD), 0, "made close-on-exec");
+	cr_expect_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0, "made nonblocking");
+	cr_expect_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+	cr_expect_eq(nodelay, 0, "TCP_NODELAY set on it");
 	client = th_connect((unsigned)th_local_port(fd), IO_MS);
 	cr_expect_geq(client, 0, "the caller's socket no longer listens: %s", strerror(-client));
 	if (client >= 0)
@@ -3372,24 +3384,30 @@ Test(server, create_on_socket_that_fails_later_leaves_the_socket_to_the_caller)
  * the log with why, and left open for the caller. */
 Test(server, create_on_socket_refuses_what_is_not_a_listening_tcp_socket)
 {
+	/* Stream protocols other than TCP, where the kernel has them: the
+	 * SCTP module is seldom loaded; MPTCP is 262, which older headers lack. */
+	static const struct {
+		int protocol;
+		const char *why;
+	} others[] = {{IPPROTO_SCTP, "its protocol is SCTP, not TCP"},
+	              {262, "its protocol is MPTCP, not TCP"}};
 	struct pe_server_config cfg;
 	struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	int pipe_fds[2], udp, bound, local, closed, sctp;
+	int pipe_fds[2], udp, bound, local, closed, other[2] = {-1, -1};
 	pe_server *srv;
 	struct {
 		int fd, rc;
 		const char *why;
-	} cases[] = {
+	} cases[8] = {
 		{-1, -EBADF, "expected a descriptor, 0 or more"},
 		{-1, -EBADF, "Bad file descriptor"},
 		{-1, -ENOTSOCK, "Socket operation on non-socket"},
 		{-1, -EINVAL, "it is a datagram (UDP) socket"},
 		{-1, -EINVAL, "listen(2) was not called on it"},
 		{-1, -EAFNOSUPPORT, "it is a Unix-domain socket, not IPv4 or IPv6"},
-		{-1, -EPROTONOSUPPORT, "its protocol is not TCP"},
 	};
-	size_t n = sizeof cases / sizeof cases[0];
+	size_t n = 6;
 
 	tf_config(&cfg, 1, 1);
 	cfg.log = keep_last_line;
@@ -3406,12 +3424,15 @@ Test(server, create_on_socket_refuses_what_is_not_a_listening_tcp_socket)
 	cases[3].fd = udp;
 	cases[4].fd = bound;
 	cases[5].fd = local;
-	/* A stream socket that is not TCP, where the kernel has SCTP. */
-	sctp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_SCTP);
-	if (sctp >= 0 && bind(sctp, (struct sockaddr *)&lo, sizeof lo) == 0 && listen(sctp, 4) == 0)
-		cases[6].fd = sctp;
-	else
-		n--; /* no SCTP here (the module is seldom loaded): its case cannot be made */
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		other[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, others[i].protocol);
+		if (other[i] >= 0 && bind(other[i], (struct sockaddr *)&lo, sizeof lo) == 0 &&
+		    listen(other[i], 4) == 0) {
+			cases[n].fd = other[i];
+			cases[n].rc = -EPROTONOSUPPORT;
+			cases[n++].why = others[i].why;
+		}
+	}
 	/* Last: the lowest number free, which the server's first descriptor
 	 * would take if it opened one before the check. */
 	closed = dup(pipe_fds[1]);
@@ -3436,13 +3457,55 @@ Test(server, create_on_socket_refuses_what_is_not_a_listening_tcp_socket)
 			cr_expect_geq(fcntl(cases[i].fd, F_GETFD), 0, "descriptor %d was closed",
 			              cases[i].fd);
 	}
-	if (sctp >= 0)
-		close(sctp);
+	for (size_t i = 0; i < 2; i++)
+		if (other[i] >= 0)
+			close(other[i]);
 	close(pipe_fds[0]);
 	close(pipe_fds[1]);
 	close(udp);
 	close(bound);
 	close(local);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* Linux copies a listener's options to a connection as its handshake
+ * ends: one already waiting in the backlog of a socket a service manager
+ * passes (the client that started the service, or one that came during a
+ * restart) must be given them all the same: the idle timeout, and urgent
+ * data kept in the stream. */
+Test(server, create_on_socket_gives_a_connection_in_the_backlog_its_options)
+{
+	struct pe_server_config cfg;
+	char err[PE_NET_ERRLEN];
+	struct pe_server_stats st;
+	unsigned char got[3];
+	pe_server *srv;
+	int fd, rc, waiting;
+
+	tf_config(&cfg, 2, 2);
+	cfg.idle_timeout_ms = 300;
+	fd = pe_net_listen("127.0.0.1", 0, 8, err);
+	cr_assert_geq(fd, 0, "%s", err);
+	waiting = th_connect((unsigned)th_local_port(fd), IO_MS);
+	cr_assert_geq(waiting, 0, "connect: %s", strerror(-waiting));
+	rc = pe_server_create_on_socket(&srv, &cfg, fd);
+	cr_assert_eq(rc, 0, "create on descriptor %d: %s", fd, strerror(-rc));
+	cr_assert_eq(pe_server_start(srv), 0);
+	cr_assert_eq(send(waiting, "a", 1, MSG_NOSIGNAL), 1);
+	cr_assert_eq(send(waiting, "b", 1, MSG_NOSIGNAL | MSG_OOB), 1);
+	cr_assert_eq(send(waiting, "c", 1, MSG_NOSIGNAL), 1);
+	cr_expect_eq(th_read_exact(waiting, got, 3, IO_MS), 3);
+	cr_expect_eq(memcmp(got, "abc", 3), 0, "echoed '%.3s', the urgent byte not in its place",
+	             got);
+	cr_expect_eq(th_wait_closed(waiting, IO_MS), 0,
+	             "a silent client that waited in the backlog was not timed out");
+	close(waiting);
+	pe_server_stop(srv);
+	cr_assert_eq(pe_server_wait(srv), 0);
+	pe_server_stats(srv, &st);
+	cr_expect_eq(st.timeouts, 1, "timeouts=%llu, not the waiting client's 1",
+	             (unsigned long long)st.timeouts);
+	pe_server_destroy(srv);
 	TH_ASSERT_NO_LEAKS();
 }
 

@@ -147,14 +147,17 @@ PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
 
 /* The same on LISTEN_FD, a TCP socket of IPv4 or IPv6 on which listen(2)
  * was called (one a service manager passed, say: systemd's socket
- * activation): CFG's bind_address, port and backlog are not used. On
- * success the server owns it, makes it close-on-exec and nonblocking, sets
- * on it the options its connections inherit, and closes it when the run
- * ends (or at pe_server_destroy()). On failure it is left open, the
- * caller's: -EBADF for a descriptor not open (or below 0), -ENOTSOCK for
- * one not a socket, -EAFNOSUPPORT for a socket not of IPv4 or IPv6,
- * -EPROTONOSUPPORT for one not TCP, -EINVAL for one not a stream socket or
- * not listening; each is logged, naming the descriptor and why. */
+ * activation): CFG's bind_address, port and backlog are neither used nor
+ * checked. On success the server owns it, makes it close-on-exec and
+ * nonblocking, sets on it the options its connections inherit (and on
+ * those already waiting in its backlog as they are accepted), and closes
+ * it when the run ends (or at pe_server_destroy()). On failure it is left
+ * open and as it came, the caller's: -EBADF for a descriptor not open (or
+ * below 0), -ENOTSOCK for one not a socket, -EAFNOSUPPORT for a socket not
+ * of IPv4 or IPv6, -EPROTONOSUPPORT for one not TCP (SCTP, MPTCP), -EINVAL
+ * for one not a stream socket or not listening, each logged, naming the
+ * descriptor and why; or any error of pe_server_create() but the
+ * listening socket's. */
 PE_API int pe_server_create_on_socket(pe_server **out, const struct pe_server_config *cfg,
                                       int listen_fd);
 
