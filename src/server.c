@@ -446,34 +446,50 @@ static long backlog_waiting(int fd)
 }
 #endif
 
+#ifdef __linux__
+/* Set on the listening socket FD the options its connections inherit, and
+ * say which of those accepted next do not have them: Linux copies a
+ * listener's options to a connection as its handshake ends, so those
+ * already in the backlog (a client that came before a service manager
+ * started us, or between our listen(2) and now) had the options of before.
+ * They are counted after the options are set; but a handshake that copied
+ * them just before, on another CPU, may join the queue just after the
+ * count. A CPU completes one handshake at a time (softirqs off), so there
+ * are fewer such stragglers than CPUs, and they come next in the queue:
+ * that many more connections are given the options one by one too
+ * (setting them twice costs nothing but the calls). */
+static void set_inherited_options(pe_server *srv, int fd)
+{
+	long waiting, cpus = sysconf(_SC_NPROCESSORS_CONF);
+
+	if (set_idle_timeout(srv, fd) < 0 || pe_net_set_echo_options(fd) < 0 ||
+	    (waiting = backlog_waiting(fd)) < 0)
+		return; /* each connection is given them, as elsewhere */
+	srv->options_inherited = 1;
+	srv->backlog_without_options = (unsigned long)waiting + (cpus > 0 ? (unsigned long)cpus : 1);
+}
+#endif
+
 /* Make the listening socket what the accept loop needs, the caller's given
  * one too: last of all, once nothing else can fail, so that a create that
- * fails leaves that socket as it came (these calls do not fail on a socket
- * the checks passed). */
+ * fails leaves that socket as it came. */
 static int prepare_listener(pe_server *srv, int given)
 {
-	int fd = srv->listen_fd;
+	int fd = srv->listen_fd, flags = fcntl(fd, F_GETFL), e;
 
-	/* Ours now: a program the embedder starts must not inherit it. */
-	if (given && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-		return listener_failed(srv, "fcntl FD_CLOEXEC");
-#ifdef __linux__
-	/* Linux copies socket options to the sockets accept(2) returns: set the
-	 * idle timeout, TCP_NODELAY and SO_OOBINLINE once here, not four system
-	 * calls on every connection. (Checked by the idle-timeout and
-	 * urgent-data tests.) A connection copies them as its handshake ends:
-	 * those already in the backlog (a client that came before a service
-	 * manager started us, or between the listen and now) had the options
-	 * of before, and are given them one by one. */
-	if (set_idle_timeout(srv, fd) == 0 && pe_net_set_echo_options(fd) == 0) {
-		long waiting = backlog_waiting(fd);
-
-		srv->options_inherited = waiting >= 0;
-		srv->backlog_without_options = waiting > 0 ? (unsigned long)waiting : 0;
-	}
-#endif
-	if (pe_net_set_nonblocking(fd, 1) < 0)
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
 		return listener_failed(srv, "fcntl O_NONBLOCK");
+	/* Ours now: a program the embedder starts must not inherit it. */
+	if (given && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		e = listener_failed(srv, "fcntl FD_CLOEXEC");
+		fcntl(fd, F_SETFL, flags);
+		return e;
+	}
+	/* Not a failure: each connection is given them otherwise. (Checked
+	 * by the idle-timeout and urgent-data tests.) */
+#ifdef __linux__
+	set_inherited_options(srv, fd);
+#endif
 	return 0;
 }
 

@@ -3509,6 +3509,80 @@ Test(server, create_on_socket_gives_a_connection_in_the_backlog_its_options)
 	TH_ASSERT_NO_LEAKS();
 }
 
+struct connector {
+	unsigned port;
+	atomic_int stop;
+	int fds[2000];
+	atomic_int n;
+};
+
+/* Connect to port C->port as fast as it can until told to stop. */
+static void *connect_until_stopped(void *arg)
+{
+	struct connector *c = arg;
+
+	while (!atomic_load(&c->stop) && atomic_load(&c->n) < (int)(sizeof c->fds / sizeof c->fds[0])) {
+		int fd = th_connect(c->port, IO_MS);
+
+		if (fd < 0)
+			break;
+		c->fds[atomic_load(&c->n)] = fd;
+		atomic_fetch_add(&c->n, 1);
+	}
+	return NULL;
+}
+
+/* The count of connections that did not inherit the options is taken
+ * after they are set, while clients keep connecting: a handshake that
+ * copied the old options on another CPU, and joined the accept queue just
+ * after the count, must be among those given them one by one. Each round
+ * accepts what waits itself (the server is not run) and checks that every
+ * connection past that count has SO_OOBINLINE, the option set last. */
+Test(server, create_on_socket_counts_the_connections_made_while_it_sets_the_options,
+     .timeout = 60)
+{
+	struct pe_server_config cfg;
+	char err[PE_NET_ERRLEN];
+	int64_t deadline = th_now_ms() + 5000;
+	unsigned rounds = 0, missed = 0;
+
+	tf_config(&cfg, 1, 1);
+	while (rounds < 400 && th_now_ms() < deadline) {
+		static struct connector c;
+		pthread_t thread;
+		pe_server *srv;
+		int fd = pe_net_listen("127.0.0.1", 0, 4096, err), conn, oob;
+		unsigned long given_them, accepted = 0;
+		socklen_t len = sizeof oob;
+
+		cr_assert_geq(fd, 0, "%s", err);
+		c.port = (unsigned)th_local_port(fd);
+		atomic_store(&c.n, 0);
+		atomic_store(&c.stop, 0);
+		cr_assert_eq(pthread_create(&thread, NULL, connect_until_stopped, &c), 0);
+		/* Under way, so that handshakes end while the options are set. */
+		for (int64_t due = th_now_ms() + IO_MS; atomic_load(&c.n) < 16 && th_now_ms() < due;)
+			sched_yield();
+		cr_assert_eq(pe_server_create_on_socket(&srv, &cfg, fd), 0);
+		atomic_store(&c.stop, 1);
+		cr_assert_eq(th_join(thread, IO_MS), 0);
+		given_them = srv->backlog_without_options;
+		while ((conn = accept(fd, NULL, NULL)) >= 0) {
+			if (accepted++ >= given_them &&
+			    (getsockopt(conn, SOL_SOCKET, SO_OOBINLINE, &oob, &len) != 0 || !oob))
+				missed++;
+			close(conn);
+		}
+		cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "accept: %s", strerror(errno));
+		for (int i = 0; i < c.n; i++)
+			close(c.fds[i]);
+		pe_server_destroy(srv);
+		rounds++;
+	}
+	cr_expect_eq(missed, 0, "%u connection(s) in %u rounds neither inherited the options nor "
+	             "were counted to be given them", missed, rounds);
+}
+
 Test(server, address_reports_the_bound_loopback_port)
 {
 	struct pe_server_config cfg;
