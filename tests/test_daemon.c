@@ -868,8 +868,10 @@ Test(daemon, serves_the_socket_the_service_manager_passes)
 	cr_expect_eq(port, (unsigned)th_local_port(fd), "it listens on %u, not the passed %d",
 	             port, th_local_port(fd));
 	stderr_line_with("listening on", line, sizeof line);
-	cr_expect(strstr(line, PASSED) && strstr(line, "backlog: the socket unit's"),
-	          "the readiness line does not say the socket was passed: %s", line);
+	/* listening_socket()'s backlog, read back from the socket. */
+	cr_expect(strstr(line, PASSED) && strstr(line, " backlog=16 (the socket unit's))"),
+	          "the readiness line does not say the socket was passed, and its backlog: %s",
+	          line);
 	echo_once(port, 5000, 7);
 	stop_daemon(SIGTERM);
 	/* The service manager's copy still listens: a client now waits in its
