@@ -37,51 +37,42 @@ static int is_a_connection(int fd)
 	return getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
 }
 
-static int fail(char *err, size_t errlen, const char *name, const char *value,
-                const char *expected)
+static int bad_value(char *err, size_t errlen, const char *name, const char *value,
+                     const char *expected)
 {
 	char shown[PE_PARSE_SHOWN_MAX];
 
 	snprintf(err, errlen, "%s is '%s': expected %s", name,
 	         pe_parse_shown(value, strlen(value), shown, sizeof shown), expected);
-	forget_variables();
 	return -1;
 }
 
-int pe_activation_socket(int *fd, char *err, size_t errlen)
+/* pe_activation_socket(), but for forgetting the variables. */
+static int take_socket(int *fd, char *err, size_t errlen)
 {
 	const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
 	unsigned long pid, fds;
 
-	*fd = -1;
-	if (!pid_text || !fds_text) {
-		forget_variables();
+	if (!pid_text || !fds_text)
 		return 0;
-	}
 	if (pe_parse_ulong(pid_text, 1, LONG_MAX, &pid) != 0)
-		return fail(err, errlen, "LISTEN_PID", pid_text, "a process ID");
+		return bad_value(err, errlen, "LISTEN_PID", pid_text, "a process ID");
 	/* Set for another process (a shell that went on to start us): not ours. */
-	if (pid != (unsigned long)getpid()) {
-		forget_variables();
+	if (pid != (unsigned long)getpid())
 		return 0;
-	}
 	if (pe_parse_ulong(fds_text, 0, INT_MAX - PE_ACTIVATION_FIRST_FD, &fds) != 0)
-		return fail(err, errlen, "LISTEN_FDS", fds_text, "a number of sockets");
-	if (fds == 0) {
-		forget_variables();
+		return bad_value(err, errlen, "LISTEN_FDS", fds_text, "a number of sockets");
+	if (fds == 0)
 		return 0;
-	}
 	if (fds > 1) {
 		snprintf(err, errlen, "the service manager passed %lu sockets (LISTEN_FDS=%lu), "
 		         "and poolechod listens on one: give its socket unit one ListenStream=",
 		         fds, fds);
-		forget_variables();
 		return -1;
 	}
 	if (fcntl(PE_ACTIVATION_FIRST_FD, F_SETFD, FD_CLOEXEC) < 0) {
 		snprintf(err, errlen, "LISTEN_FDS=1 passes descriptor %d, which cannot be used: %s",
 		         PE_ACTIVATION_FIRST_FD, strerror(errno));
-		forget_variables();
 		return -1;
 	}
 	if (is_a_connection(PE_ACTIVATION_FIRST_FD)) {
@@ -89,10 +80,18 @@ int pe_activation_socket(int *fd, char *err, size_t errlen)
 		         "not a listening socket: its socket unit has Accept=yes, and poolechod "
 		         "wants Accept=no (the default), one socket to accept on",
 		         PE_ACTIVATION_FIRST_FD);
-		forget_variables();
 		return -1;
 	}
 	*fd = PE_ACTIVATION_FIRST_FD;
-	forget_variables();
 	return 1;
+}
+
+int pe_activation_socket(int *fd, char *err, size_t errlen)
+{
+	int rc;
+
+	*fd = -1;
+	rc = take_socket(fd, err, errlen);
+	forget_variables();
+	return rc;
 }

@@ -299,8 +299,8 @@ static long passed_backlog(int fd)
 
 /* Log the address and settings served, and tell a service manager that the
  * daemon is ready (see log_state): the result of pe_sd_notify(). BACKLOG
- * is the one in effect, or unknown when GIVEN_FD (the service manager's
- * socket) is >= 0. */
+ * is our own socket's in effect; that of GIVEN_FD, when it is >= 0 (the
+ * service manager's socket), is read from it. */
 static int log_listening(pe_server *srv, const struct daemon_options *opt, int backlog,
                          int given_fd)
 {
