@@ -444,9 +444,7 @@ static long backlog_waiting(int fd)
 		return -1;
 	return info.tcpi_unacked;
 }
-#endif
 
-#ifdef __linux__
 /* Set on the listening socket FD the options its connections inherit, and
  * say which of those accepted next do not have them: Linux copies a
  * listener's options to a connection as its handshake ends, so those
@@ -485,9 +483,10 @@ static int prepare_listener(pe_server *srv, int given)
 		fcntl(fd, F_SETFL, flags);
 		return e;
 	}
-	/* Not a failure: each connection is given them otherwise. (Checked
-	 * by the idle-timeout and urgent-data tests.) */
 #ifdef __linux__
+	/* Set once here rather than on every connection; not a failure when
+	 * they cannot be, as each connection is then given them. (Checked by
+	 * the idle-timeout and urgent-data tests.) */
 	set_inherited_options(srv, fd);
 #endif
 	return 0;
