@@ -17,8 +17,9 @@
 #include "activation.h"
 #include "parse.h"
 
-/* Unset, as sd_listen_fds(1) does: a shell or a test this process starts
- * would otherwise be told the socket is its own. */
+/* Unset, as sd_listen_fds(3) does when asked to (unset_environment): a
+ * shell or a test this process starts would otherwise be told the socket
+ * is its own. */
 static void forget_variables(void)
 {
 	unsetenv("LISTEN_PID");

@@ -14,7 +14,8 @@
  * socket: 1 with *FD set to it (close-on-exec from now on), 0 when none
  * was passed to this process, or -1 with ERR saying why the variables
  * cannot be used (a value that is no number, more than one socket, a
- * descriptor not open). Either way both variables, and $LISTEN_FDNAMES,
+ * descriptor not open, a connection as a unit with Accept=yes passes).
+ * Either way both variables, and $LISTEN_FDNAMES,
  * are unset, so that no program started later takes them as its own. */
 int pe_activation_socket(int *fd, char *err, size_t errlen);
 

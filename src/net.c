@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -452,6 +453,29 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof stv) < 0)
 		return -errno;
 	return 0;
+}
+
+int pe_net_listen_queue(int fd, unsigned *waiting, unsigned *backlog)
+{
+#if defined(__linux__) && defined(TCP_INFO)
+	struct tcp_info info;
+	socklen_t len = sizeof info;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+		return -errno;
+	if (len < offsetof(struct tcp_info, tcpi_sacked) + sizeof info.tcpi_sacked)
+		return -ENOSYS;
+	if (waiting)
+		*waiting = info.tcpi_unacked;
+	if (backlog)
+		*backlog = info.tcpi_sacked;
+	return 0;
+#else
+	(void)fd;
+	(void)waiting;
+	(void)backlog;
+	return -ENOSYS;
+#endif
 }
 
 int pe_net_set_nonblocking(int fd, int nonblocking)

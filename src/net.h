@@ -89,6 +89,12 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
  * a byte sent as urgent data stays in the stream to be echoed. 0 or -errno. */
 int pe_net_set_echo_options(int fd);
 
+/* Of listening TCP socket FD: how many connections wait in its accept
+ * queue (*WAITING) and how many it may hold, its backlog in effect
+ * (*BACKLOG); either may be NULL. Linux gives them as TCP_INFO's
+ * tcpi_unacked and tcpi_sacked. 0, or -errno (-ENOSYS elsewhere). */
+int pe_net_listen_queue(int fd, unsigned *waiting, unsigned *backlog);
+
 /* Turn O_NONBLOCK on FD on (NONBLOCKING != 0) or off, keeping its other
  * status flags. 0 or -errno. */
 int pe_net_set_nonblocking(int fd, int nonblocking);

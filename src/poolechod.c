@@ -9,13 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,23 +278,6 @@ static bool dual_stack(const struct pe_server_config *c, const struct sockaddr_s
 	return getsockopt(given_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0 && !v6only;
 }
 
-/* The backlog the service manager's listening socket FD has, or -1 where
- * the system does not say (Linux gives it as TCP_INFO's tcpi_sacked). */
-static long passed_backlog(int fd)
-{
-#if defined(__linux__) && defined(TCP_INFO)
-	struct tcp_info info;
-	socklen_t len = sizeof info;
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
-	    len >= offsetof(struct tcp_info, tcpi_sacked) + sizeof info.tcpi_sacked)
-		return info.tcpi_sacked;
-#else
-	(void)fd;
-#endif
-	return -1;
-}
-
 /* Log the address and settings served, and tell a service manager that the
  * daemon is ready (see log_state): the result of pe_sd_notify(). BACKLOG
  * is our own socket's in effect; that of GIVEN_FD, when it is >= 0 (the
@@ -318,10 +299,10 @@ static int log_listening(pe_server *srv, const struct daemon_options *opt, int b
 	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr))
 		family = dual_stack(c, &ss, given_fd) ? " for IPv6 and IPv4" : " for IPv6 only";
 	if (given_fd >= 0) {
-		long given_backlog = passed_backlog(given_fd);
+		unsigned given_backlog;
 
-		if (given_backlog >= 0)
-			snprintf(backlog_text, sizeof backlog_text, "backlog=%ld (the socket unit's)",
+		if (pe_net_listen_queue(given_fd, NULL, &given_backlog) == 0)
+			snprintf(backlog_text, sizeof backlog_text, "backlog=%u (the socket unit's)",
 			         given_backlog);
 		else
 			snprintf(backlog_text, sizeof backlog_text, "backlog: the socket unit's");

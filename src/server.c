@@ -13,10 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,19 +430,6 @@ static int check_given_socket(pe_server *srv, int fd)
 }
 
 #ifdef __linux__
-/* How many connections wait in listening socket FD's backlog (Linux gives
- * a listener's accept queue as TCP_INFO's tcpi_unacked), or -1. */
-static long backlog_waiting(int fd)
-{
-	struct tcp_info info;
-	socklen_t len = sizeof info;
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 ||
-	    len < offsetof(struct tcp_info, tcpi_unacked) + sizeof info.tcpi_unacked)
-		return -1;
-	return info.tcpi_unacked;
-}
-
 /* Set on the listening socket FD the options its connections inherit, and
  * say which of those accepted next do not have them: Linux copies a
  * listener's options to a connection as its handshake ends, so those
@@ -453,15 +438,17 @@ static long backlog_waiting(int fd)
  * They are counted after the options are set; but a handshake that copied
  * them just before, on another CPU, may join the queue just after the
  * count. A CPU completes one handshake at a time (softirqs off), so there
- * are fewer such stragglers than CPUs, and they come next in the queue:
- * that many more connections are given the options one by one too
- * (setting them twice costs nothing but the calls). */
+ * are fewer such stragglers than CPUs, and they come next in the queue
+ * unless their CPU stalls (a paused vCPU) while others queue connections
+ * ahead of them: best effort, that many more connections are given the
+ * options one by one too (setting them twice costs nothing but the calls). */
 static void set_inherited_options(pe_server *srv, int fd)
 {
-	long waiting, cpus = sysconf(_SC_NPROCESSORS_CONF);
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	unsigned waiting;
 
 	if (set_idle_timeout(srv, fd) < 0 || pe_net_set_echo_options(fd) < 0 ||
-	    (waiting = backlog_waiting(fd)) < 0)
+	    pe_net_listen_queue(fd, &waiting, NULL) < 0)
 		return; /* each connection is given them, as elsewhere */
 	srv->options_inherited = 1;
 	srv->backlog_without_options = (unsigned long)waiting + (cpus > 0 ? (unsigned long)cpus : 1);

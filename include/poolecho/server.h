@@ -149,8 +149,9 @@ PE_API int pe_server_create(pe_server **out, const struct pe_server_config *cfg)
  * was called (one a service manager passed, say: systemd's socket
  * activation): CFG's bind_address, port and backlog are neither used nor
  * checked. On success the server owns it, makes it close-on-exec and
- * nonblocking, sets on it the options its connections inherit (and on
- * those already waiting in its backlog as they are accepted), and closes
+ * nonblocking, sets on it the options its connections inherit (and, best
+ * effort, on those already waiting in its backlog as they are accepted:
+ * libpoolecho(3)), and closes
  * it when the run ends (or at pe_server_destroy()). On failure it is left
  * open and as it came, the caller's: -EBADF for a descriptor not open (or
  * below 0), -ENOTSOCK for one not a socket, -EAFNOSUPPORT for a socket not
