@@ -1911,10 +1911,15 @@ static int refuse_three(enum pe_log_level level, int ports[3])
 	struct pe_server_config cfg;
 	int held, over;
 
-	tf_config(&cfg, 1, 1);
+	/* Room in the queue for a client of another address and one more, so
+	 * that the accept loop (--overflow=wait) takes that one to refuse it. */
+	tf_config(&cfg, 1, 2);
 	cfg.per_source = 1;
 	cfg.log = tf_log_keep;
 	cfg.log_level = level;
+	/* HELD must keep the worker past the ten seconds a test may wait for
+	 * the count of refusals: tf_config's 10 s idle timeout raced it. */
+	cfg.idle_timeout_ms = 0;
 	start_server(&cfg);
 	held = client_from("127.0.0.1");
 	round_trip(held, 10, 1);
