@@ -683,9 +683,11 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 static void conn_event(struct lthread *t, struct conn *c, uint32_t events, int64_t now)
 {
 	if (c->state == CONN_CONNECTING) {
-		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-			conn_check_connect(t, c, now);
-		return;
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		/* On with what came with the answer (bytes, a close): edge
+		 * triggered, it gets no event of its own. */
+		conn_check_connect(t, c, now);
 	}
 	if (c->state != CONN_ACTIVE && c->state != CONN_DRAINING)
 		return;

@@ -922,8 +922,13 @@ enum bad_kind {
 	BAD_REPLAY, /* echoes the first AT bytes, then those again and again for the rest */
 	BAD_PAUSE,  /* echoes the first AT bytes at once, the rest BAD_PAUSE_MS later */
 	BAD_REFUSE, /* accepts and resets the connection at once, reading nothing */
-	BAD_STALE   /* echoes to every connection the first AT bytes the first one sent */
+	BAD_STALE,  /* echoes to every connection the first AT bytes the first one sent */
+	BAD_GREET   /* sends a greeting as it accepts, then reads and never answers,
+	             * and closes after the client */
 };
+
+#define BAD_GREETING "HELLO\r\n"
+
 
 #define BAD_PAUSE_MS 200
 
@@ -1043,6 +1048,9 @@ static void bad_serve(struct bad_server *b, int fd)
 			fprintf(stderr, "bad server: SO_LINGER: %s\n", strerror(errno));
 		return; /* the caller's close(2) resets */
 	}
+	if (b->kind == BAD_GREET &&
+	    th_write_all(fd, BAD_GREETING, strlen(BAD_GREETING), BAD_IO_MS) < 0)
+		return;
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
 		atomic_fetch_add(&b->bytes_read, (size_t)n);
 		if (b->kind == BAD_FLIP) {
@@ -1756,6 +1764,40 @@ Test(wrong_server, a_reset_before_the_client_looked_is_an_early_close, .timeout 
 	                          "as it was made, before anything was sent"), "stderr:\n%s",
 	                   r.err);
 	run_free(&r);
+	bad_stop(&b);
+}
+
+/* Bytes that came with the answer to a connect are read then, not when
+ * --timeout runs out: edge triggered, epoll gives them no event of their
+ * own, and load mode went on to the next only when the server sent more.
+ * strace holds the load thread's first epoll wait for 1.5 s, so that the
+ * greeting is there before it looks; had the client not read it then, it
+ * would be reported only after --timeout (20 s), not within 15 s. */
+Test(wrong_server, bytes_that_came_with_the_connect_are_read_at_once, .timeout = 90)
+{
+	static const char *const under[] = {
+		"strace", "-f", "-o", "/dev/null", "-e", "trace=epoll_wait,epoll_pwait,epoll_pwait2",
+		"-e", "inject=epoll_wait,epoll_pwait,epoll_pwait2:delay_enter=1500000:when=1", NULL};
+	static const char *const modes[] = {"pingpong", "churn"};
+	struct bad_server b;
+	struct run r;
+
+	skip_without_strace();
+	bad_start(&b, BAD_GREET, 0);
+	spawn_under = under;
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		const char *args[] = {"-c", "1", "-n", "1", "-m", modes[i], "--timeout=20", "--json",
+		                      "127.0.0.1", b.port_str, NULL};
+
+		run_client_fds(&r, input_file("", 0), -1, args, 15000);
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", modes[i], r.code, r.err);
+		cr_expect_eq(json_u64(r.out, "mismatches"), 1, "%s: report:\n%s", modes[i], r.out);
+		cr_expect_not_null(strstr(r.err, "echo differs at byte offset 0: sent 0x"),
+		                   "%s: stderr:\n%s", modes[i], r.err);
+		cr_expect_not_null(strstr(r.err, "received 0x48"), "%s: stderr:\n%s", modes[i], r.err);
+		run_free(&r);
+	}
+	spawn_under = NULL;
 	bad_stop(&b);
 }
 
