@@ -128,6 +128,18 @@ static size_t utf8_whole(const char *buf, size_t n)
 	return n - (lead - 1) < need ? lead - 1 : n;
 }
 
+/* The length of the first N bytes of BUF without a \xNN cut short at
+ * their end: to text shown twice (a log line quoting a word already shown)
+ * the first one's escapes are plain ASCII, cut anywhere. */
+static size_t escape_whole(const char *buf, size_t n)
+{
+	for (size_t k = 1; k <= 3 && k <= n; k++)
+		if (buf[n - k] == '\\')
+			return k == 1 || (buf[n - k + 1] == 'x' &&
+			                  (k == 2 || isxdigit((unsigned char)buf[n - 1]))) ? n - k : n;
+	return n;
+}
+
 /* The length of the UTF-8 character that starts S (LEFT bytes at most), 2
  * to 4, or 0 when no whole multi-byte character starts there: a lead byte
  * and its continuation bytes, overlong or not. */
@@ -197,7 +209,7 @@ const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size)
 		}
 	}
 	if (need >= size && size >= 4) {
-		n = utf8_whole(buf, n);
+		n = escape_whole(buf, utf8_whole(buf, n));
 		memcpy(buf + n, "...", 3);
 		n += 3;
 	}

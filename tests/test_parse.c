@@ -141,6 +141,15 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"\xc2", 1, 64, "\xc2"},                    /* half a character: as typed */
 		{"ab\xc2\x9b" "cdef", 8, 10, "ab..."},     /* never half of one's escape */
 		{"ab\xc2\x9b" "cdef", 8, 15, "ab\\xc2\\x9bcdef"},
+		/* Shown again (a log line quoting a word shown), the escapes
+		 * the first pass made are not cut either. */
+		{"ab\\x01\\x02cd", 12, 7, "ab..."},
+		{"ab\\x01\\x02cd", 12, 8, "ab..."},
+		{"ab\\x01\\x02cd", 12, 9, "ab..."},
+		{"ab\\x01\\x02cd", 12, 10, "ab\\x01..."},
+		{"ab\\x01\\x02cd", 12, 11, "ab\\x01..."},
+		{"ab\\x01\\x02cd", 12, 12, "ab\\x01..."},
+		{"a\\b\\cdefgh", 10, 8, "a\\b..."}, /* a backslash that begins no escape stays */
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

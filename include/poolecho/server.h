@@ -57,8 +57,9 @@ enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
 
 /* Receives one line of text per event (no newline: a control character,
  * as in a bind_address given one, is shown as \xNN), of at most 511 bytes
- * (a longer one is cut between UTF-8 characters, and ends in "..."), in a
- * buffer that lives only until the callback returns: copy what is kept.
+ * (a longer one is cut between UTF-8 characters and escapes, and ends in
+ * "..."), in a buffer that lives only until the callback returns: copy
+ * what is kept.
  * Called from any of the server's threads, so it must be thread-safe, and on the
  * caller's thread in pe_server_create(), whose errors it explains before
  * there is a server (a callback that asks for the stats must not take one
