@@ -1254,10 +1254,15 @@ static bool wait_threads(struct load *L, int sigfd, load_progress_fn *progress, 
 		}
 		if (progress && pe_now_ns() >= next_tick) {
 			struct load_progress p;
+			int64_t now = pe_now_ns();
 
-			progress_snapshot(L, &p, pe_now_ns());
+			progress_snapshot(L, &p, now);
 			progress(ctx, &p);
+			/* Ticks missed (the client stopped, SIGSTOP or a busy
+			 * machine) are skipped, not caught up one after another. */
 			next_tick += NS_PER_S;
+			if (next_tick <= now)
+				next_tick = now + NS_PER_S;
 		}
 	}
 	return signalled;

@@ -311,6 +311,9 @@ bool client_report_progress_wanted(const struct client_config *cfg, FILE *out)
 	return !cfg->quiet && isatty(fileno(out));
 }
 
+/* The shortest time a progress line's rates are taken over, in seconds. */
+#define PROGRESS_MIN_S 0.5
+
 void client_report_progress(void *ctx, const struct load_progress *p)
 {
 	struct report_progress *rp = ctx;
@@ -318,8 +321,11 @@ void client_report_progress(void *ctx, const struct load_progress *p)
 
 	/* A run of 2 s or less is over before a progress line would help. */
 	if ((rp->cfg->duration_ms && rp->cfg->duration_ms <= 2000) ||
-	    (!rp->cfg->duration_ms && p->elapsed_s < 2.0) || dt <= 0)
+	    (!rp->cfg->duration_ms && p->elapsed_s < 2.0))
 		goto remember;
+	/* Rates of a moment are noise: this one goes into the next line's. */
+	if (dt < PROGRESS_MIN_S)
+		return;
 	fprintf(rp->out, "\r%7.1f s  %10.0f msg/s  %8.2f MB/s  %llu connection%s  %llu error%s\033[K",
 	        p->elapsed_s, (double)(p->messages_echoed - rp->last_echoed) / dt,
 	        (double)(p->bytes_echoed - rp->last_bytes) / dt / 1e6,

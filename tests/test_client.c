@@ -4244,6 +4244,45 @@ Test(load, a_terminal_shows_a_progress_line_unless_quiet, .timeout = 60)
 	th_proc_cleanup(&p);
 }
 
+/* A client stopped for a while (Ctrl-Z, SIGSTOP) and continued shows one
+ * progress line for the time it was stopped, not one per second missed
+ * written back to back, their rates taken over microseconds. Lines half a
+ * second apart at least, their stamps (a tenth of a second) 0.4 s. */
+Test(load, progress_lines_after_a_stop_are_not_caught_up, .timeout = 60)
+{
+	const char *prog = getenv("POOLECHO");
+	const char *const argv[] = {prog, "-c", "1", "-d", "5", "--rate=100", "127.0.0.1",
+	                            port_str, NULL};
+	struct th_proc p;
+	double last = -1.0;
+	unsigned lines = 0;
+	int rc;
+
+	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
+	rc = th_proc_spawn_tty(&p, argv);
+	cr_assert_eq(rc, 0, "cannot start the client on a terminal: %s", strerror(-rc));
+	cr_assert_eq(th_proc_wait_stderr(&p, 0, " 1 connection  0 errors", 10000), 0,
+	             "no progress line; the terminal showed:\n%s", p.err.data ? p.err.data : "");
+	cr_assert_eq(kill(p.pid, SIGSTOP), 0);
+	poll(NULL, 0, 2500); /* the stop is what is under test */
+	cr_assert_eq(kill(p.pid, SIGCONT), 0);
+	cr_assert_eq(th_proc_wait_exit(&p, 20000), 0, "the client did not exit");
+	cr_expect_eq(th_proc_exit_code(&p), 0, "exit %d, stderr:\n%s", th_proc_exit_code(&p),
+	             p.err.data);
+	for (const char *line = strchr(p.err.data, '\r'); line; line = strchr(line + 1, '\r')) {
+		double at;
+
+		if (sscanf(line + 1, "%lf s ", &at) != 1 || !strstr(line, "msg/s"))
+			continue;
+		cr_expect_geq(at - last, 0.4, "a line at %.1f s after one at %.1f s:\n%s", at, last,
+		              p.err.data);
+		last = at;
+		lines++;
+	}
+	cr_expect_geq(lines, 2, "fewer than 2 progress lines:\n%s", p.err.data);
+	th_proc_cleanup(&p);
+}
+
 /* Run ARGS (with --json) and check it took at least MIN_MS, the periods
  * the rate implies, and echoed COUNT messages: a lower bound holds for any
  * rate limiter that works, an upper bound would be a timing assertion. */
