@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client_cli.h"
+#include "net.h"
 #include "parse.h"
 
 enum {
@@ -206,7 +207,8 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 	int rc;
 
 	if (cfg->nsources == CLIENT_MAX_SOURCES)
-		return bad(err, errlen, "too many --source-ip: at most %u", CLIENT_MAX_SOURCES);
+		return bad(err, errlen, "too many --source-ip: '%s' would be number %u, at most %u",
+		           typed(arg, shown), CLIENT_MAX_SOURCES + 1, CLIENT_MAX_SOURCES);
 	rc = getaddrinfo(arg, NULL, &hints, &ai);
 	if (rc != 0)
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected a numeric "
@@ -338,17 +340,22 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		return bad(err, errlen, "invalid PORT '%s': expected a number from 1 to 65535",
 		           typed(cfg->port, shown));
 	if (cfg->nsources && (family = numeric_family(cfg->host)) &&
-	    family != cfg->sources[0].ss_family)
-		return bad(err, errlen, "HOST '%s' is an %s address, --source-ip an %s one: "
+	    family != cfg->sources[0].ss_family) {
+		char source[NI_MAXHOST];
+
+		return bad(err, errlen, "HOST '%s' is an %s address, --source-ip '%s' an %s one: "
 		           "expected one family for both", cfg->host, family_name(family),
+		           pe_net_format_host((const struct sockaddr *)&cfg->sources[0],
+		                              cfg->source_lens[0], source),
 		           family_name(cfg->sources[0].ss_family));
+	}
 
 	if (!load)
 		return CLIENT_CLI_RUN;
 	cfg->mode = churn ? CLIENT_CHURN : CLIENT_PINGPONG;
 	if (churn && pipeline_set && cfg->pipeline > 1)
-		return bad(err, errlen, "--pipeline does not apply to --mode=churn "
-		           "(each connection carries one message)");
+		return bad(err, errlen, "--pipeline=%lu does not apply to --mode=churn "
+		           "(each connection carries one message)", cfg->pipeline);
 	if (!duration_set && cfg->messages == 0)
 		cfg->duration_ms = CLIENT_DEFAULT_DURATION_MS;
 	return CLIENT_CLI_RUN;

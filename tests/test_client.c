@@ -4359,7 +4359,7 @@ Test(load, paced_churn_ends_at_its_duration_and_at_a_signal, .timeout = 60)
  * where the addresses of string literals may differ. */
 struct bad_usage {
 	char args[3][32];
-	char names[32]; /* the message must name this */
+	char names[96]; /* the message must name this */
 };
 
 ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
@@ -4377,7 +4377,7 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--mode=storm"}, "--mode"},
 		{{"--threads=0"}, "--threads"},
 		{{"--timeout=-3"}, "--timeout"},
-		{{"--mode=churn", "--pipeline=4"}, "--pipeline"},
+		{{"--mode=churn", "--pipeline=4"}, "--pipeline=4 does not apply to --mode=churn"},
 		{{"--bogus"}, "--bogus"},
 		{{"--bogus=2"}, "--bogus"},
 		{{"--=2"}, "unknown option '--=2'"},
@@ -4439,8 +4439,10 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--source-ip=127.0.0.1:80"}, "numeric IPv4 or IPv6 address"},
 		{{"--source-ip=127.0.0.1", "--source-ip=::1"}, "expected an IPv4 address"},
 		{{"--source-ip=::1", "--source-ip=127.0.0.1"}, "expected an IPv6 address"},
-		{{"--source-ip=127.0.0.1", "::1"}, "'::1' is an IPv6 address"},
-		{{"--source-ip=::1", "127.0.0.1"}, "'127.0.0.1' is an IPv4 address"},
+		{{"--source-ip=127.0.0.1", "::1"}, "'::1' is an IPv6 address, --source-ip '127.0.0.1' "
+		                                   "an IPv4 one"},
+		{{"--source-ip=::1", "127.0.0.1"}, "'127.0.0.1' is an IPv4 address, --source-ip '::1' "
+		                                   "an IPv6 one"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
@@ -4594,7 +4596,8 @@ Test(cli, a_65th_source_ip_is_refused, .timeout = 30)
 	args[64] = addrs[64];
 	run_client(&r, "", 0, args);
 	cr_expect_eq(r.code, 2, "65: exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "too many --source-ip: at most 64"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "too many --source-ip: '127.0.0.65' would be number 65, "
+	                          "at most 64"), "stderr:\n%s", r.err);
 	run_free(&r);
 }
 
