@@ -12,6 +12,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -404,9 +405,14 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
 	const int one = 1;
-	int rc;
+	int rc, out_flags = fcntl(out_fd, F_GETFL);
 
 	memset(res, 0, sizeof *res);
+	/* Closed (>&-, left open for reading by pe_stdfds_guard): said now,
+	 * not at the first byte echoed, which an empty input never has. */
+	if (out_flags < 0 || (out_flags & O_ACCMODE) == O_RDONLY)
+		return fail(&p, PIPE_IO, "cannot write standard output: %s",
+		            strerror(out_flags < 0 ? errno : EBADF));
 	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
 	/* The server answered, so it is not unreachable: an early close, as it
 	 * would be had the reset come a moment later, after the connect. */

@@ -900,6 +900,12 @@ Test(pipe, closed_stdout_descriptor_is_an_error_with_its_reason, .timeout = 60)
 	cr_expect_not_null(strstr(r.err, strerror(EBADF)), "no errno text in:\n%s", r.err);
 	cr_expect_null(strstr(r.err, "sent back more"), "the server was blamed:\n%s", r.err);
 	run_free(&r);
+	/* With no input there is no echo to write: said all the same. */
+	run_client_fds(&r, input_file("", 0), CLOSED_FD, args, CLIENT_TIMEOUT_MS);
+	cr_expect_eq(r.code, 1, "no input: exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot write standard output: "), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(EBADF)), "no errno text in:\n%s", r.err);
+	run_free(&r);
 }
 
 /* ---- deliberately wrong servers -------------------------------------------- */
