@@ -129,6 +129,19 @@ Test(histogram, no_percentile_is_above_the_maximum, .timeout = 10)
 	free(h);
 }
 
+/* Nor below the min: 515 is the high end of the 4-wide bucket from 512,
+ * whose middle is 514. */
+Test(histogram, no_percentile_is_below_the_minimum, .timeout = 10)
+{
+	struct histogram *h = hist_new();
+
+	for (int i = 0; i < 10; i++)
+		histogram_record(h, 515);
+	cr_expect_eq(histogram_percentile(h, 50.0), 515);
+	cr_expect_eq(histogram_percentile(h, 90.0), 515);
+	free(h);
+}
+
 Test(histogram, percentile_rank_is_exact_where_p_times_count_is_whole, .timeout = 10)
 {
 	/* N samples, the first N*p/100 of them 10 and the rest 20: the p-th

@@ -61,6 +61,9 @@ Test(parse, sizes_with_binary_suffixes, .timeout = 10)
 		{"16M", 0, 16777216}, {"16384k", 0, 16777216},
 		{"1023", -ERANGE, 0}, {"16385k", -ERANGE, 0}, {"17M", -ERANGE, 0},
 		{"99999999999999999999999", -ERANGE, 0}, {"99999999999999999999999k", -ERANGE, 0},
+		/* A number that fits, times its suffix, does not: 2^54 + 1 KiB
+		 * and 2^44 + 1 MiB wrap to 1 KiB and 1 MiB in 64 bits. */
+		{"18014398509481985k", -ERANGE, 0}, {"17592186044417m", -ERANGE, 0},
 		{"", -EINVAL, 0}, {"k", -EINVAL, 0}, {"16kb", -EINVAL, 0}, {"16 k", -EINVAL, 0},
 		{"16g", -EINVAL, 0}, {"1.5k", -EINVAL, 0}, {"-16k", -EINVAL, 0},
 		{"99999999999999999999999x", -EINVAL, 0}, {"99999999999999999999999kk", -EINVAL, 0},

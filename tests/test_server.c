@@ -281,7 +281,7 @@ Test(server, echoes_an_8mib_stream_with_splice_auto)
  * the rest must still be written. */
 static void pause_before_reading(enum pe_splice splice, unsigned idle_ms)
 {
-	enum { LEN = 8 * 1024 * 1024, PAUSE_MS = 500 };
+	enum { LEN = 8 * 1024 * 1024, PAUSE_MS = 900 }; /* under 1 s: tv_nsec below */
 	struct pe_server_config cfg;
 	struct writer w = {.len = LEN, .seed = 9, .shut = 1};
 	int small = 64 * 1024;
@@ -324,8 +324,10 @@ Test(server, no_idle_timeout_lets_a_client_pause_before_reading_spliced)
 	pause_before_reading(PE_SPLICE_ALWAYS, 0);
 }
 
-/* 4 s: a write slice of 250 ms, two of which pass in the pause. Copied:
- * send(2) returns what it wrote when its slice runs out. */
+/* 4 s: a write slice of 250 ms, three of which pass in the pause. Copied:
+ * send(2) returns what it wrote when its slice runs out, and a slice that
+ * moves no byte returns EAGAIN, which must wait on for the whole timeout.
+ * (With a pause of two slices, measured, none ran out without moving one.) */
 Test(server, a_pause_longer_than_a_write_slice_loses_no_echo_copied)
 {
 	pause_before_reading(PE_SPLICE_NEVER, 4000);
