@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -38,6 +39,10 @@
 #include "echo.h"
 #include "monotonic.h"
 #include "net.h"
+
+#ifdef __linux__
+#include <linux/sockios.h> /* SIOCOUTQ */
+#endif
 
 void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *counters)
 {
@@ -126,19 +131,47 @@ static void wait_ends(const struct pe_echo_policy *p, long long began, ssize_t n
 		*spin = 1;
 }
 
-/* A write to the client said EAGAIN: its SO_SNDTIMEO slice ran out with
- * nothing moved. True once nothing has moved for the whole idle timeout.
- * *LAST is when bytes last moved, or 0 when none have since the write
- * began: then they last moved just before the call that waited. */
-static int write_stalled(const struct pe_echo_policy *p, long long *last)
+/* How far a blocked write to the client has come. */
+struct write_progress {
+	long long last;  /* when bytes last moved; 0: none since the write began */
+	int unacked;     /* our bytes the client had not acknowledged at the last
+	                    look (SIOCOUTQ), -1 when not looked at since LAST */
+};
+
+/* Bytes moved by the write itself (a short send or splice): now. */
+static void write_moved(struct write_progress *wp)
+{
+	wp->last = pe_now_us();
+	wp->unacked = -1;
+}
+
+/* A write to FD, the client, said EAGAIN: its SO_SNDTIMEO slice ran out
+ * with nothing written. True once nothing has moved for the whole idle
+ * timeout. A write blocked on a full send buffer is woken only once a
+ * third or so of it is free, which a slow reader may take longer than the
+ * timeout to free; so the bytes the client acknowledged since the last
+ * slice count as moved too, or a client reading steadily would be timed
+ * out for not reading. */
+static int write_stalled(int fd, const struct pe_echo_policy *p, struct write_progress *wp)
 {
 	long long now = pe_now_us();
 
 	if (!p->idle_us)
 		return 0; /* no timeout: EAGAIN cannot mean one (a stray SO_SNDTIMEO) */
-	if (!*last)
-		*last = now - pe_echo_send_slice_us(p->idle_us);
-	return now - *last >= p->idle_us;
+	if (!wp->last)
+		wp->last = now - pe_echo_send_slice_us(p->idle_us);
+#ifdef SIOCOUTQ
+	int unacked;
+
+	if (ioctl(fd, SIOCOUTQ, &unacked) == 0) {
+		if (wp->unacked >= 0 && unacked < wp->unacked)
+			wp->last = now;
+		wp->unacked = unacked;
+	}
+#else
+	(void)fd;
+#endif
+	return now - wp->last >= p->idle_us;
 }
 
 /* Send all LEN bytes, or time out once the client has read nothing for
@@ -147,7 +180,7 @@ static int write_stalled(const struct pe_echo_policy *p, long long *last)
 static int send_all(int fd, const char *buf, size_t len, size_t *sent,
                     const struct pe_echo_policy *p)
 {
-	long long last = 0;
+	struct write_progress wp = {.last = 0, .unacked = -1};
 	size_t done = 0;
 	int rc = 0;
 
@@ -157,13 +190,13 @@ static int send_all(int fd, const char *buf, size_t len, size_t *sent,
 		if (n > 0) {
 			done += (size_t)n;
 			if (done < len)
-				last = pe_now_us();   /* it moved bytes, then waited a slice */
+				write_moved(&wp);   /* it moved bytes, then waited a slice */
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (!write_stalled(p, &last))
+			if (!write_stalled(fd, p, &wp))
 				continue;
 			rc = -EAGAIN;
 		} else {
@@ -189,7 +222,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
                        int *spin, enum pe_echo_end *end, int *err)
 {
 	size_t in_pipe = 0;
-	long long last;   /* as in send_all */
+	struct write_progress wp;   /* as in send_all */
 
 	for (;;) {
 		int spin_tried = *spin;
@@ -234,7 +267,8 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
 		in_pipe = (size_t)n;
-		last = 0;
+		wp.last = 0;
+		wp.unacked = -1;
 		while (in_pipe > 0) {
 			ssize_t m = splice(w->pipe[0], NULL, fd, NULL, in_pipe, SPLICE_F_MOVE);
 			if (m < 0) {
@@ -247,7 +281,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 
 				if (e == EINTR)
 					continue;
-				if (e == EAGAIN && !write_stalled(p, &last))
+				if (e == EAGAIN && !write_stalled(fd, p, &wp))
 					continue;
 				*end = e == EAGAIN ? PE_ECHO_UNREAD : PE_ECHO_ERROR;
 				*err = *end == PE_ECHO_ERROR ? e : 0;
@@ -264,7 +298,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			 * can wait two slices, not one: the close may come three
 			 * sixteenths of the timeout late, as the documents say. */
 			if (in_pipe > 0)
-				last = pe_now_us();
+				write_moved(&wp);
 		}
 	}
 }

@@ -324,6 +324,76 @@ Test(server, no_idle_timeout_lets_a_client_pause_before_reading_spliced)
 	pause_before_reading(PE_SPLICE_ALWAYS, 0);
 }
 
+/* Read from FD, due at OFF of the pattern of SEED, what has come, up to
+ * LEN bytes, waiting for some; the bytes read, checked. */
+static size_t read_pattern_some(int fd, size_t off, size_t len, unsigned seed)
+{
+	unsigned char got[4096], want[4096];
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	ssize_t r;
+
+	if (len > sizeof got)
+		len = sizeof got;
+	cr_assert_eq(poll(&pfd, 1, IO_MS), 1, "no echo at byte %zu within %d ms", off, IO_MS);
+	r = read(fd, got, len);
+	cr_assert_gt(r, 0, "echo ended or failed at byte %zu: %s (timeouts %llu)", off,
+	             r < 0 ? strerror(errno) : "end of stream",
+	             (unsigned long long)tf_stats(&ts).timeouts);
+	th_fill_pattern(want, (size_t)r, off, seed);
+	cr_assert_eq(memcmp(got, want, (size_t)r), 0, "echo differs in bytes %zu..%zu", off,
+	             off + (size_t)r);
+	return (size_t)r;
+}
+
+/* A client that reads its echo slowly but steadily, a pause between
+ * reads longer than a write slice (SECS/16) but far shorter than SECS, is
+ * kept for as long as it keeps reading: the timeout counts from the last
+ * byte the echo moved, not from the first wait of a write. The stream
+ * fills the server's send buffer at once; then 4 KiB reads every 100 ms
+ * against a 1 s timeout, for 3.5 s, free too little of that buffer to
+ * wake the server's blocked write: the bytes the client acknowledges must
+ * count. (Its window made small after the connect, so that the server's
+ * buffer grows large, as it does for a client far away.) The client then
+ * gives up; the server must not have timed it out. */
+static void slow_steady_reader(enum pe_splice splice)
+{
+	enum { LEN = 8 * 1024 * 1024, SLOW_READS = 35, PAUSE_MS = 100 };
+	struct pe_server_config cfg;
+	struct writer w = {.len = LEN, .seed = 12, .shut = 1};
+	int small = 4096;
+	size_t off = 0;
+
+	tf_config(&cfg, 1, 2);
+	cfg.idle_timeout_ms = 1000;
+	cfg.splice = splice;
+	start_server(&cfg);
+	w.fd = client();
+	cr_assert_eq(setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	for (int i = 0; i < SLOW_READS; i++) {
+		off += read_pattern_some(w.fd, off, 4096, w.seed);
+		poll(NULL, 0, PAUSE_MS); /* the scenario: a slow reader */
+	}
+	cr_expect_eq(tf_stats(&ts).timeouts, 0, "timed out while reading, %zu bytes in", off);
+	/* Wakes the writer, blocked or not, with EPIPE. */
+	cr_assert_eq(shutdown(w.fd, SHUT_RDWR), 0);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	close(w.fd);
+	wait_stat_served(1);
+	cr_expect_eq(tf_stats(&ts).timeouts, 0);
+	stop_server_and_check(0);
+}
+
+Test(server, a_slow_steady_reader_is_not_timed_out_copied, .timeout = 60)
+{
+	slow_steady_reader(PE_SPLICE_NEVER);
+}
+
+Test(server, a_slow_steady_reader_is_not_timed_out_spliced, .timeout = 60)
+{
+	slow_steady_reader(PE_SPLICE_ALWAYS);
+}
+
 /* 4 s: a write slice of 250 ms, three of which pass in the pause. Copied:
  * send(2) returns what it wrote when its slice runs out, and a slice that
  * moves no byte returns EAGAIN, which must wait on for the whole timeout.
