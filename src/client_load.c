@@ -516,12 +516,16 @@ static void conn_pump(struct lthread *t, struct conn *c, int64_t now)
 	if (t->L->cfg->mode == CLIENT_CHURN ? c->snt == t->L->cfg->size :
 	    c->echoed == c->issued && c->snt == c->rcv && !c->rate_wait && !wants_more(t, c)) {
 		if (shutdown(c->fd, SHUT_WR) < 0) {
-			/* ENOTCONN: a reset came in (a server that rejects does that). */
-			conn_fail(t, c, FAIL_EARLY, "early close: the server %s after %llu of %llu "
-			          "bytes sent were echoed (shutdown: %s)", errno == ENOTCONN ?
-			          "reset the connection" : "closed the connection",
-			          (unsigned long long)c->rcv, (unsigned long long)c->snt,
-			          strerror(errno));
+			/* ENOTCONN: a reset came in (a server that rejects does that).
+			 * Anything else is ours, not the server's doing. */
+			if (errno == ENOTCONN)
+				conn_fail(t, c, FAIL_EARLY, "early close: the server reset the "
+				          "connection after %llu of %llu bytes sent were echoed "
+				          "(shutdown: %s)", (unsigned long long)c->rcv,
+				          (unsigned long long)c->snt, strerror(errno));
+			else
+				conn_fail(t, c, FAIL_OTHER, "cannot half-close the connection "
+				          "(shutdown): %s", strerror(errno));
 			return;
 		}
 		c->state = CONN_DRAINING;
@@ -873,8 +877,9 @@ static void thread_ramp(struct lthread *t, int64_t now)
 		if (cfg->rate)
 			c->sched_ns = now + (int64_t)((uint64_t)c->index * NS_PER_S /
 			                              ((uint64_t)cfg->connections * cfg->rate));
+		/* Each its own time: the connects before it are not its latency. */
 		if (cfg->mode == CLIENT_CHURN)
-			churn_connect(t, c, now);
+			churn_connect(t, c, pe_now_ns());
 		else
 			conn_connect(t, c, now, now);
 	}
@@ -1321,6 +1326,20 @@ static double share(double part, double whole)
 	return part >= whole ? 1.0 : part / whole;
 }
 
+/* Whether every message -n asked for was echoed: a stop that came after
+ * (a deadline or a signal while the server's closes were awaited) cut
+ * no work. */
+static bool all_echoed(const struct load *L, unsigned started)
+{
+	uint64_t echoed = 0;
+
+	if (!L->cfg->messages || started < L->nthreads)
+		return false;
+	for (unsigned i = 0; i < started; i++)
+		echoed += atomic_load(&L->threads[i].a_echoed);
+	return echoed >= (uint64_t)L->cfg->messages * L->cfg->connections;
+}
+
 static void collect(struct load *L, struct load_result *res)
 {
 	const struct lthread *first = NULL;   /* the thread whose first error came first */
@@ -1363,8 +1382,10 @@ static void collect(struct load *L, struct load_result *res)
 	allowed = pe_usable_cpus();
 	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
 	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
-	/* A signal after the deadline cut only the wait for the last echoes. */
-	res->interrupted = L->stop_ns && (!L->deadline_ns || L->stop_ns < L->deadline_ns);
+	/* A signal after the deadline cut only the wait for the last echoes;
+	 * one after the last echo of -n, only the wait for the closes. */
+	res->interrupted = L->stop_ns && (!L->deadline_ns || L->stop_ns < L->deadline_ns) &&
+	                   !all_echoed(L, L->nthreads);
 	res->peak_open = atomic_load(&L->peak_open);
 }
 
@@ -1390,7 +1411,7 @@ static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
 		if (L->threads[i].last_fail_ns > last_fail)
 			last_fail = L->threads[i].last_fail_ns;
 	}
-	if (stop && end > stop)
+	if (stop && end > stop && !all_echoed(L, started))
 		return stop > last_echo ? stop : last_echo;
 	if (last_fail > last_echo)
 		return last_fail;

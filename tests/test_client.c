@@ -950,6 +950,7 @@ struct bad_server {
 	pthread_t thread;
 	atomic_size_t bytes_read;   /* from every client, for a test to wait on */
 	atomic_uint flipped_from;   /* BAD_FLIP: the byte it flipped, as it came */
+	atomic_int client_closed;   /* BAD_LINGER: a client closed, all echoed */
 	unsigned char stale[4096];  /* BAD_STALE: what the first connection sent */
 	size_t stale_len;           /* (its thread alone touches them) */
 };
@@ -1141,6 +1142,7 @@ static void bad_serve(struct bad_server *b, int fd)
 	if (b->kind == BAD_LINGER && off > 0) {
 		struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
 
+		atomic_store(&b->client_closed, 1);
 		poll(&stop, 1, (int)b->at);
 	}
 }
@@ -1168,6 +1170,7 @@ static void bad_start(struct bad_server *b, enum bad_kind kind, size_t at)
 	memset(b, 0, sizeof *b);
 	atomic_init(&b->bytes_read, 0);
 	atomic_init(&b->flipped_from, 0);
+	atomic_init(&b->client_closed, 0);
 	b->kind = kind;
 	b->at = at;
 	b->lfd = pe_net_listen("127.0.0.1", 0, 16, err);
@@ -1466,6 +1469,9 @@ Test(pipe, a_failed_system_call_names_the_connection_and_its_errno, .timeout = 6
 	} cases[] = {
 		{"inject=shutdown:error=ENOBUFS", NULL, "cannot half-close the connection to 127.0.0.1:",
 		 " (shutdown): ", ENOBUFS},
+		/* In load mode too: ours, not an early close by the server. */
+		{"inject=shutdown:error=ENOBUFS", "-n1", "connection 1 of 1 to 127.0.0.1:",
+		 ": cannot half-close the connection (shutdown): ", ENOBUFS},
 		/* --timeout=0: the connect waits in connect(2), not in poll(2). */
 		{"inject=poll:error=ENOMEM", "--timeout=0", "cannot wait for 127.0.0.1:",
 		 " or the input (poll): ", ENOMEM},
@@ -1480,7 +1486,7 @@ Test(pipe, a_failed_system_call_names_the_connection_and_its_errno, .timeout = 6
 
 	skip_without_strace();
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		const char *under[] = {"strace", "-o", "/dev/null", "-e", cases[i].inject, NULL};
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", cases[i].inject, NULL};
 		const char *pipe_args[] = {"127.0.0.1", port_str, NULL};
 		const char *option_args[] = {cases[i].option, "127.0.0.1", port_str, NULL};
 		char want[200];
@@ -2036,20 +2042,28 @@ Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 		size_t close_after_ms;
 		int code;
 		unsigned long long timeouts;
-	} cases[] = {{2000, 0, 0}, {30000, EXIT_TIMEOUT, 1}};
+		const char *deadline; /* a -d that ends while the close is awaited */
+	} cases[] = {{2000, 0, 0, NULL}, {30000, EXIT_TIMEOUT, 1, NULL}, {2000, 0, 0, "1"}};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		/* 6 s: 3 s left the 2 s close 1 s to spare, too little on a
 		 * loaded machine. */
 		const char *args[] = {"-c", "1", "-n", "3", "--timeout=6", "--json", "127.0.0.1",
-		                      NULL, NULL};
+		                      NULL, NULL, NULL, NULL};
 		struct run r;
 
+		if (cases[i].deadline) {
+			args[6] = "-d";
+			args[7] = cases[i].deadline;
+			args[8] = "127.0.0.1";
+		}
 		load_json_against(&r, BAD_LINGER, cases[i].close_after_ms, args, cases[i].code);
 		cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
 		cr_expect_eq(json_u64(r.out, "timeouts"), cases[i].timeouts, "report:\n%s", r.out);
-		cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "close after %zu ms: report:\n%s",
-		             cases[i].close_after_ms, r.out);
+		cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "close after %zu ms%s%s: "
+		             "report:\n%s", cases[i].close_after_ms, cases[i].deadline ? ", -d " : "",
+		             cases[i].deadline ? cases[i].deadline : "", r.out);
+		cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
 		/* All was echoed: what it timed out on was the close. */
 		if (cases[i].timeouts)
 			cr_expect_not_null(strstr(r.err, "timed out: no close from the server for "
@@ -2057,6 +2071,58 @@ Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 			                   "stderr:\n%s", r.err);
 		run_free(&r);
 	}
+}
+
+/* A churn cycle's latency starts at its own connect, not at the time the
+ * thread began connecting a batch: strace holds the first connect(2) of
+ * each thread for 1 s (the probe's, before the run, and the first
+ * connection's), and the second connection, connected after it, echoes
+ * in well under that. */
+Test(load, a_churn_latency_starts_at_its_own_connect, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
+	                                    "-e", "inject=connect:delay_exit=1000000:when=1", NULL};
+	const char *args[] = {"-m", "churn", "-c", "2", "-t", "1", "-n", "1", "--json", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+
+	skip_without_strace();
+	spawn_under = under;
+	run_client_fds(&r, input_file("", 0), -1, args, 20000);
+	spawn_under = NULL;
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 2, "report:\n%s", r.out);
+	cr_expect_geq(json_double(r.out, "max"), 1e6, "no cycle held 1 s: report:\n%s", r.out);
+	cr_expect_lt(json_double(r.out, "min"), 1e6, "both cycles timed from the first connect: "
+	             "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A signal while only the server's close is awaited cut no work: the
+ * run is not "interrupted", and its period ends with the last echo. */
+Test(wrong_server, a_signal_after_the_last_echo_interrupts_nothing, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "3", "--timeout=20", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct bad_server b;
+	struct child ch;
+	struct run r;
+
+	bad_start(&b, BAD_LINGER, 20000);
+	args[7] = b.port_str;
+	client_spawn(&ch, input_file("", 0), -1, args);
+	/* The client half-closes once all three echoes came back. */
+	for (int64_t deadline = th_now_ms() + 10000; !atomic_load(&b.client_closed);
+	     poll(NULL, 0, 5))
+		cr_assert_gt(th_ms_left(deadline), 0, "the client did not close within 10 s");
+	cr_assert_eq(kill(ch.pid, SIGINT), 0);
+	client_finish(&r, &ch, 10000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
+	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
+	run_free(&r);
+	bad_stop(&b);
 }
 
 /* ... but a connection that timed out ended its work at the timeout.
