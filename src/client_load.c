@@ -1326,17 +1326,20 @@ static double share(double part, double whole)
 	return part >= whole ? 1.0 : part / whole;
 }
 
-/* Whether every message -n asked for was echoed: a stop that came after
- * (a deadline or a signal while the server's closes were awaited) cut
- * no work. */
-static bool all_echoed(const struct load *L, unsigned started)
+/* Whether every message -n asked for was echoed by AT: a stop that came
+ * then (a deadline or a signal while the server's closes were awaited)
+ * cut no work. */
+static bool all_echoed_by(const struct load *L, unsigned started, int64_t at)
 {
 	uint64_t echoed = 0;
 
 	if (!L->cfg->messages || started < L->nthreads)
 		return false;
-	for (unsigned i = 0; i < started; i++)
+	for (unsigned i = 0; i < started; i++) {
+		if (L->threads[i].last_echo_ns > at)
+			return false;
 		echoed += atomic_load(&L->threads[i].a_echoed);
+	}
 	return echoed >= (uint64_t)L->cfg->messages * L->cfg->connections;
 }
 
@@ -1385,7 +1388,7 @@ static void collect(struct load *L, struct load_result *res)
 	/* A signal after the deadline cut only the wait for the last echoes;
 	 * one after the last echo of -n, only the wait for the closes. */
 	res->interrupted = L->stop_ns && (!L->deadline_ns || L->stop_ns < L->deadline_ns) &&
-	                   !all_echoed(L, L->nthreads);
+	                   !all_echoed_by(L, L->nthreads, L->stop_ns);
 	res->peak_open = atomic_load(&L->peak_open);
 }
 
@@ -1411,7 +1414,7 @@ static int64_t measured_end(const struct load *L, unsigned started, int64_t end)
 		if (L->threads[i].last_fail_ns > last_fail)
 			last_fail = L->threads[i].last_fail_ns;
 	}
-	if (stop && end > stop && !all_echoed(L, started))
+	if (stop && end > stop && !all_echoed_by(L, started, stop))
 		return stop > last_echo ? stop : last_echo;
 	if (last_fail > last_echo)
 		return last_fail;

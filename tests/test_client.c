@@ -2098,31 +2098,66 @@ Test(load, a_churn_latency_starts_at_its_own_connect, .timeout = 60)
 	run_free(&r);
 }
 
+/* Start a load run of -n MESSAGES on one connection against a wrong
+ * server of KIND (AT), send it SIGINT once the server has seen what
+ * WHEN_READY waits for, and gather its report into R. */
+static void interrupt_load(struct run *r, enum bad_kind kind, size_t at, const char *messages,
+                           int (*when_ready)(struct bad_server *b))
+{
+	const char *args[] = {"-c", "1", "-n", messages, "--timeout=20", "--json", "127.0.0.1",
+	                      NULL, NULL};
+	struct bad_server b;
+	struct child ch;
+
+	bad_start(&b, kind, at);
+	args[7] = b.port_str;
+	client_spawn(&ch, input_file("", 0), -1, args);
+	cr_assert_eq(when_ready(&b), 0, "the client did not get that far within 10 s");
+	cr_assert_eq(kill(ch.pid, SIGINT), 0);
+	client_finish(r, &ch, 10000);
+	cr_expect_eq(r->code, 0, "exit %d, stderr:\n%s", r->code, r->err);
+	bad_stop(&b);
+}
+
+/* The client half-closed: every echo came back. */
+static int client_closed(struct bad_server *b)
+{
+	for (int64_t deadline = th_now_ms() + 10000; !atomic_load(&b->client_closed);
+	     poll(NULL, 0, 5))
+		if (th_ms_left(deadline) <= 0)
+			return -1;
+	return 0;
+}
+
+/* The server read the message, and holds its echo. */
+static int message_read(struct bad_server *b)
+{
+	return bad_wait_read(b, 0, 10000);
+}
+
 /* A signal while only the server's close is awaited cut no work: the
  * run is not "interrupted", and its period ends with the last echo. */
 Test(wrong_server, a_signal_after_the_last_echo_interrupts_nothing, .timeout = 60)
 {
-	const char *args[] = {"-c", "1", "-n", "3", "--timeout=20", "--json", "127.0.0.1", NULL,
-	                      NULL};
-	struct bad_server b;
-	struct child ch;
 	struct run r;
 
-	bad_start(&b, BAD_LINGER, 20000);
-	args[7] = b.port_str;
-	client_spawn(&ch, input_file("", 0), -1, args);
-	/* The client half-closes once all three echoes came back. */
-	for (int64_t deadline = th_now_ms() + 10000; !atomic_load(&b.client_closed);
-	     poll(NULL, 0, 5))
-		cr_assert_gt(th_ms_left(deadline), 0, "the client did not close within 10 s");
-	cr_assert_eq(kill(ch.pid, SIGINT), 0);
-	client_finish(&r, &ch, 10000);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	interrupt_load(&r, BAD_LINGER, 20000, "3", client_closed);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
 	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
 	run_free(&r);
-	bad_stop(&b);
+}
+
+/* A signal while an echo is in flight cut work short, though the echo
+ * then came (BAD_SLOW's 500 ms) in the second the client waits for it. */
+Test(wrong_server, a_signal_before_the_last_echo_interrupts, .timeout = 60)
+{
+	struct run r;
+
+	interrupt_load(&r, BAD_SLOW, 500, "1", message_read);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "report:\n%s", r.out);
+	run_free(&r);
 }
 
 /* ... but a connection that timed out ended its work at the timeout.

@@ -353,11 +353,13 @@ static size_t read_pattern_some(int fd, size_t off, size_t len, unsigned seed)
  * against a 1 s timeout, for 3.5 s, free too little of that buffer to
  * wake the server's blocked write: the bytes the client acknowledges must
  * count. (Its window made small after the connect, so that the server's
- * buffer grows large, as it does for a client far away.) The client then
+ * buffer grows large, as it does for a client far away. What came before
+ * is read at once: a segment the old window took, read at the slow pace,
+ * would leave nothing acknowledged for most of a second.) The client then
  * gives up; the server must not have timed it out. */
 static void slow_steady_reader(enum pe_splice splice)
 {
-	enum { LEN = 8 * 1024 * 1024, SLOW_READS = 35, PAUSE_MS = 100 };
+	enum { LEN = 8 * 1024 * 1024, FAST_READS = 32, SLOW_READS = 35, PAUSE_MS = 100 };
 	struct pe_server_config cfg;
 	struct writer w = {.len = LEN, .seed = 12, .shut = 1};
 	int small = 4096;
@@ -370,9 +372,10 @@ static void slow_steady_reader(enum pe_splice splice)
 	w.fd = client();
 	cr_assert_eq(setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
 	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
-	for (int i = 0; i < SLOW_READS; i++) {
+	for (int i = 0; i < FAST_READS + SLOW_READS; i++) {
 		off += read_pattern_some(w.fd, off, 4096, w.seed);
-		poll(NULL, 0, PAUSE_MS); /* the scenario: a slow reader */
+		if (i >= FAST_READS)
+			poll(NULL, 0, PAUSE_MS); /* the scenario: a slow reader */
 	}
 	cr_expect_eq(tf_stats(&ts).timeouts, 0, "timed out while reading, %zu bytes in", off);
 	/* Wakes the writer, blocked or not, with EPIPE. */
