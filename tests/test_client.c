@@ -326,6 +326,22 @@ static void run_client(struct run *r, const void *in, size_t len, const char *co
 	run_client_fds(r, input_file(in, len), -1, args, CLIENT_TIMEOUT_MS);
 }
 
+/* Run the client with no input under strace's command line UNDER (the
+ * test is skipped where strace cannot run), waiting at most WAIT_MS. */
+static void run_client_under_within(struct run *r, const char *const under[],
+                                    const char *const args[], unsigned wait_ms)
+{
+	skip_without_strace();
+	spawn_under = under;
+	run_client_fds(r, input_file("", 0), -1, args, wait_ms);
+	spawn_under = NULL;
+}
+
+static void run_client_under(struct run *r, const char *const under[], const char *const args[])
+{
+	run_client_under_within(r, under, args, CLIENT_TIMEOUT_MS);
+}
+
 static void run_free(struct run *r)
 {
 	free(r->out);
@@ -1796,12 +1812,11 @@ Test(wrong_server, bytes_that_came_with_the_connect_are_read_at_once, .timeout =
 
 	skip_without_strace();
 	bad_start(&b, BAD_GREET, 0);
-	spawn_under = under;
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
 		const char *args[] = {"-c", "1", "-n", "1", "-m", modes[i], "--timeout=20", "--json",
 		                      "127.0.0.1", b.port_str, NULL};
 
-		run_client_fds(&r, input_file("", 0), -1, args, 15000);
+		run_client_under_within(&r, under, args, 15000);
 		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", modes[i], r.code, r.err);
 		cr_expect_eq(json_u64(r.out, "mismatches"), 1, "%s: report:\n%s", modes[i], r.out);
 		cr_expect_not_null(strstr(r.err, "echo differs at byte offset 0: sent 0x"),
@@ -1809,7 +1824,6 @@ Test(wrong_server, bytes_that_came_with_the_connect_are_read_at_once, .timeout =
 		cr_expect_not_null(strstr(r.err, "received 0x48"), "%s: stderr:\n%s", modes[i], r.err);
 		run_free(&r);
 	}
-	spawn_under = NULL;
 	bad_stop(&b);
 }
 
@@ -2086,10 +2100,7 @@ Test(load, a_churn_latency_starts_at_its_own_connect, .timeout = 60)
 	                      port_str, NULL};
 	struct run r;
 
-	skip_without_strace();
-	spawn_under = under;
-	run_client_fds(&r, input_file("", 0), -1, args, 20000);
-	spawn_under = NULL;
+	run_client_under_within(&r, under, args, 20000);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 2, "report:\n%s", r.out);
 	cr_expect_geq(json_double(r.out, "max"), 1e6, "no cycle held 1 s: report:\n%s", r.out);
@@ -3199,16 +3210,6 @@ Test(load, one_churn_slot_takes_every_source_ip_in_turn, .timeout = 60)
 	expect_churn_from_two_sources("1", "4", 3, 2);
 }
 
-/* Run the client with no input under strace's command line UNDER (the
- * test is skipped where strace cannot run). */
-static void run_client_under(struct run *r, const char *const under[], const char *const args[])
-{
-	skip_without_strace();
-	spawn_under = under;
-	run_client(r, "", 0, args);
-	spawn_under = NULL;
-}
-
 /* Ports run out (strace fails the load thread's second connect with
  * EADDRNOTAVAIL): the message says so, and names the remedies, more
  * source addresses among them. */
@@ -4263,10 +4264,7 @@ Test(load, an_echo_whose_edge_was_missed_is_read_after_the_timeout, .timeout = 6
 	                      "127.0.0.1", port_str, NULL};
 	struct run r;
 
-	skip_without_strace();
-	spawn_under = under;
-	run_client_fds(&r, input_file("", 0), -1, args, 10000);
-	spawn_under = NULL;
+	run_client_under_within(&r, under, args, 10000);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, "\"messages_echoed\":4"), "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\"errors\":0"), "report:\n%s", r.out);
