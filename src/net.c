@@ -44,33 +44,43 @@ static void set_err(char *err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* NAME as an error message shows it: control characters as \xNN
- * (pe_parse_shown), and a long name cut to NAME_SHOWN bytes with its
- * length in characters, so that the reason after it still fits in
- * PE_NET_ERRLEN. */
+/* NAME as an error message shows it: quoted, so that a stray space is
+ * seen; control characters as \xNN (pe_parse_shown); and a long name cut
+ * to NAME_SHOWN bytes with its length in characters after the quote, so
+ * that the reason after it still fits in PE_NET_ERRLEN. */
 #define NAME_SHOWN 64
 #define NAME_SHOWN_SIZE (NAME_SHOWN + 48)
 static const char *shown_name(const char *name, char out[NAME_SHOWN_SIZE])
 {
 	size_t len = strlen(name), chars = 0, n;
 
-	pe_parse_shown(name, len, out, NAME_SHOWN + 1);
+	out[0] = '\'';
+	pe_parse_shown(name, len, out + 1, NAME_SHOWN + 1);
+	n = strlen(out);
+	out[n++] = '\'';
+	out[n] = '\0';
 	if (pe_parse_shown_len(name, len) <= NAME_SHOWN)
 		return out;
-	n = strlen(out);
 	for (const char *c = name; *c; c++)
 		chars += ((unsigned char)*c & 0xc0) != 0x80;
 	snprintf(out + n, NAME_SHOWN_SIZE - n, " (%zu characters)", chars);
 	return out;
 }
 
+/* Room kept at the end of ERR for end_failures()'s "; and N more
+ * addresses" and for a hint after the list (privileged_port_hint's, some
+ * 90 bytes), which a name with many addresses would otherwise push out. */
+#define FAILURES_RESERVE 128
+
 /* Record that address WHERE failed for REASON. The first failure makes ERR
  * "LEAD WHERE: REASON"; later ones add "; WHERE: REASON", so that a name
- * with several addresses has each one named, not only the last. */
-static void add_failure(char *err, unsigned *failures, const char *lead, const char *where,
-                        const char *reason)
+ * with several addresses has each one named, not only the last; those
+ * past the room are counted in *OMITTED, not cut mid-word. */
+static void add_failure(char *err, unsigned *failures, unsigned *omitted, const char *lead,
+                        const char *where, const char *reason)
 {
 	size_t len;
+	int n;
 
 	if (!err)
 		return;
@@ -79,8 +89,24 @@ static void add_failure(char *err, unsigned *failures, const char *lead, const c
 		return;
 	}
 	len = strlen(err);
-	if (len < PE_NET_ERRLEN - 1)
-		snprintf(err + len, PE_NET_ERRLEN - len, "; %s: %s", where, reason);
+	n = snprintf(NULL, 0, "; %s: %s", where, reason);
+	if (*omitted || n < 0 || len + (size_t)n >= PE_NET_ERRLEN - FAILURES_RESERVE) {
+		(*omitted)++;
+		return;
+	}
+	snprintf(err + len, PE_NET_ERRLEN - len, "; %s: %s", where, reason);
+}
+
+/* Say how many failures add_failure() left out for want of room. */
+static void end_failures(char *err, unsigned omitted)
+{
+	size_t len;
+
+	if (!err || !omitted)
+		return;
+	len = strlen(err);
+	snprintf(err + len, PE_NET_ERRLEN - len, "; %u more address%s failed too", omitted,
+	         omitted == 1 ? "" : "es");
 }
 
 void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
@@ -194,7 +220,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	const char *call = "socket";
 	struct addrinfo hints, *res, *ai;
 	int fd = -EADDRNOTAVAIL, rc;
-	unsigned addresses = 0, failures = 0;
+	unsigned addresses = 0, failures = 0, omitted = 0;
 
 	if (unused)
 		*unused = 0;
@@ -229,7 +255,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	if (rc != 0) {
 		char name[NAME_SHOWN_SIZE];
 
-		set_err(err, "cannot resolve listen address '%s': %s", shown_name(host, name),
+		set_err(err, "cannot resolve listen address %s: %s", shown_name(host, name),
 		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}
@@ -239,8 +265,9 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 			break;
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
 		snprintf(why, sizeof why, "%s: %s", call, strerror(-fd));
-		add_failure(err, &failures, "cannot listen on", where, why);
+		add_failure(err, &failures, &omitted, "cannot listen on", where, why);
 	}
+	end_failures(err, omitted);
 	if (fd < 0)
 		privileged_port_hint(err, port, fd, call);
 	for (ai = res; ai; ai = ai->ai_next)
@@ -382,7 +409,7 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 	const struct addrinfo *ai;
 	char where[PE_NET_ADDRLEN], reason[64], lead[NI_MAXHOST + 32] = "cannot connect to";
 	int fd = -ECONNREFUSED, rc;
-	unsigned failures = 0;
+	unsigned failures = 0, omitted = 0;
 
 	if (source) {
 		char from[NI_MAXHOST];
@@ -421,8 +448,10 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 		} else {
 			snprintf(reason, sizeof reason, "%s", strerror(-rc));
 		}
-		add_failure(err, &failures, lead, where, reason);
+		add_failure(err, &failures, &omitted, lead, where, reason);
 	}
+	if (fd < 0 && fd != -ECANCELED && fd != -ECONNRESET)
+		end_failures(err, omitted);
 	return fd;
 }
 

@@ -2521,9 +2521,9 @@ Test(wrong_server, a_long_host_name_is_cut_and_the_reason_kept, .timeout = 60)
 	host[300] = '\0';
 	run_client(&r, "", 0, args);
 	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
-	at = strstr(r.err, "... (300 characters) port 9: ");
+	at = strstr(r.err, "...' (300 characters) port 9: ");
 	cr_assert_not_null(at, "the name is not cut in:\n%s", r.err);
-	at += strlen("... (300 characters) port 9: ");
+	at += strlen("...' (300 characters) port 9: ");
 	cr_expect(strlen(at) > 1 && at[strlen(at) - 1] == '\n', "no reason after the name:\n%s",
 	          r.err);
 	run_free(&r);
@@ -2541,7 +2541,7 @@ Test(wrong_server, a_long_host_name_in_utf8_is_cut_between_characters, .timeout 
 		strcat(host, "\u00e9"); /* e acute: two bytes */
 	run_client(&r, "", 0, args);
 	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "... (42 characters) port 9: "), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "...' (42 characters) port 9: "), "stderr:\n%s", r.err);
 	cr_expect(th_utf8_whole(r.err), "a character cut:\n%s", r.err);
 	run_free(&r);
 }
@@ -2555,7 +2555,7 @@ Test(wrong_server, a_control_character_in_the_host_is_shown_escaped, .timeout = 
 
 	run_client(&r, "", 0, args);
 	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "resolve no\\x1b[2Jhost port 9: "), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "resolve 'no\\x1b[2Jhost' port 9: "), "stderr:\n%s", r.err);
 	cr_expect_null(strchr(r.err, '\x1b'), "stderr:\n%s", r.err);
 	run_free(&r);
 }
@@ -2574,7 +2574,7 @@ Test(wrong_server, a_name_that_does_not_resolve_in_load_mode_is_unreachable, .ti
 	host[300] = '\0';
 	run_client(&r, "", 0, plain);
 	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "(300 characters) port 9: "), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "' (300 characters) port 9: "), "stderr:\n%s", r.err);
 	cr_expect_null(strstr(r.err, "the family of --source-ip"), "stderr:\n%s", r.err);
 	run_free(&r);
 	run_client(&r, "", 0, sourced);
@@ -5190,4 +5190,74 @@ Test(cli, version_prints_package_version, .timeout = 30)
 	cr_expect_eq(r.code, 0);
 	cr_expect_str_eq(r.out, "poolecho " PACKAGE_VERSION "\n");
 	run_free(&r);
+}
+
+/* A name with many addresses, none answering: the message must not end
+ * cut in the middle of an address, and must say that more failed. */
+Test(net, many_refused_addresses_are_summed_up_not_cut, .timeout = 30)
+{
+	enum { N = 12 };
+	struct sockaddr_in sin[N];
+	struct addrinfo ai[N];
+	char err[PE_NET_ERRLEN], port[16], last[64];
+	int lfd = stuck_listener(port), fd;
+	size_t len;
+
+	close(lfd); /* a port just had from the kernel, now closed: refused */
+	memset(ai, 0, sizeof ai);
+	for (int i = 0; i < N; i++) {
+		sin[i] = (struct sockaddr_in){.sin_family = AF_INET,
+		                              .sin_port = htons((uint16_t)atoi(port))};
+		sin[i].sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i);
+		ai[i].ai_family = AF_INET;
+		ai[i].ai_socktype = SOCK_STREAM;
+		ai[i].ai_addr = (struct sockaddr *)&sin[i];
+		ai[i].ai_addrlen = sizeof sin[i];
+		ai[i].ai_next = i + 1 < N ? &ai[i + 1] : NULL;
+	}
+	fd = pe_net_connect_list(ai, 2000, -1, err);
+	cr_assert_eq(fd, -ECONNREFUSED, "fd %d: %s", fd, err);
+	len = strlen(err);
+	cr_expect_lt(len, PE_NET_ERRLEN - 1, "the message filled its buffer, cut: %s", err);
+	snprintf(last, sizeof last, "127.0.0.%d:%s: Connection refused", N, port);
+	cr_expect(strstr(err, last) || strstr(err, "more addresses failed too"),
+	          "neither the last address nor a count of those left out: %s", err);
+}
+
+/* The same when listening: every address of a name in use, the message
+ * counts those it has no room to name, and ends whole. */
+Test(net, many_addresses_in_use_are_summed_up_not_cut, .timeout = 30)
+{
+	enum { N = 12 };
+	char hosts[N * 32] = "", err[PE_NET_ERRLEN];
+	const char *why;
+	int held[N], fd;
+	unsigned port = 0;
+
+	for (int i = 0; i < N; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		                         .sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i)};
+
+		held[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(held[i], 0, "socket: %s", strerror(errno));
+		cr_assert_eq(bind(held[i], (struct sockaddr *)&sa, sizeof sa), 0,
+		             "bind 127.0.0.%d:%u: %s", i + 1, port, strerror(errno));
+		if (i == 0)
+			port = (unsigned)th_local_port(held[0]);
+		snprintf(hosts + strlen(hosts), sizeof hosts - strlen(hosts),
+		         "127.0.0.%d pe-many-addresses\n", i + 1);
+	}
+	why = private_file("/etc/hosts", hosts);
+	if (*why)
+		cr_skip_test("needs its own /etc/hosts: %s", why);
+	fd = pe_net_listen("pe-many-addresses", port, 16, err);
+	umount2("/etc/hosts", 0);
+	if (strstr(err, "cannot resolve"))
+		cr_skip_test("lookups here bypass /etc/hosts (nscd?): %s", err);
+	cr_assert_eq(fd, -EADDRINUSE, "fd %d: %s", fd, err);
+	cr_expect_lt(strlen(err), PE_NET_ERRLEN - 1, "the message filled its buffer, cut: %s", err);
+	cr_expect(strstr(err, "more addresses failed too"), "no count of those left out: %s", err);
+	cr_expect(strstr(err, "127.0.0.1:"), "the first address is not named: %s", err);
+	for (int i = 0; i < N; i++)
+		close(held[i]);
 }

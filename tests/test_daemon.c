@@ -1346,9 +1346,9 @@ Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
 	host[300] = '\0';
 	code = th_proc_run(&proc, argv, EXIT_MS);
 	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
-	at = proc.err.data ? strstr(proc.err.data, "... (300 characters)': ") : NULL;
+	at = proc.err.data ? strstr(proc.err.data, "...' (300 characters): ") : NULL;
 	cr_assert_not_null(at, "the name is not cut in:\n%s", proc.err.data);
-	at += strlen("... (300 characters)': ");
+	at += strlen("...' (300 characters): ");
 	cr_expect(strchr(at, '\n') > at, "no reason after the name:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
 }
