@@ -1056,7 +1056,8 @@ static int check_sources(const struct client_config *cfg, char *err, size_t errl
 		snprintf(err, errlen, "cannot use --source-ip %s: %s%s",
 		         pe_net_format_host((const struct sockaddr *)&cfg->sources[i],
 		                            cfg->source_lens[i], shown),
-		         strerror(-rc), rc == -EADDRNOTAVAIL ? " (not an address of this host)" : "");
+		         strerror(-rc),
+		         pe_net_address_hint((const struct sockaddr *)&cfg->sources[i], rc, 1));
 		return rc;
 	}
 	return 0;

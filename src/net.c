@@ -264,7 +264,8 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 		if (fd >= 0)
 			break;
 		pe_net_format(ai->ai_addr, ai->ai_addrlen, where);
-		snprintf(why, sizeof why, "%s: %s", call, strerror(-fd));
+		snprintf(why, sizeof why, "%s: %s%s", call, strerror(-fd),
+		         pe_net_address_hint(ai->ai_addr, fd, strcmp(call, "bind") == 0));
 		add_failure(err, &failures, &omitted, "cannot listen on", where, why);
 	}
 	end_failures(err, omitted);
@@ -382,6 +383,20 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 	return out;
 }
 
+const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int bind)
+{
+	if (rc == -EINVAL && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		if (s6->sin6_scope_id == 0 && (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ||
+		                               IN6_IS_ADDR_MC_LINKLOCAL(&s6->sin6_addr)))
+			return " (a link-local address needs its interface, as in fe80::1%eth0)";
+	}
+	if (rc == -EADDRNOTAVAIL && bind)
+		return " (not an address of this host)";
+	return "";
+}
+
 int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
 {
 #ifdef IP_BIND_ADDRESS_NO_PORT
@@ -407,7 +422,7 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
                              const struct addrinfo **answered, char err[PE_NET_ERRLEN])
 {
 	const struct addrinfo *ai;
-	char where[PE_NET_ADDRLEN], reason[64], lead[NI_MAXHOST + 32] = "cannot connect to";
+	char where[PE_NET_ADDRLEN], reason[128], lead[NI_MAXHOST + 32] = "cannot connect to";
 	int fd = -ECONNREFUSED, rc;
 	unsigned failures = 0, omitted = 0;
 
@@ -446,7 +461,8 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			snprintf(reason, sizeof reason, "timed out after %.3f s",
 			         (double)timeout_ms / 1000.0);
 		} else {
-			snprintf(reason, sizeof reason, "%s", strerror(-rc));
+			snprintf(reason, sizeof reason, "%s%s", strerror(-rc),
+			         pe_net_address_hint(ai->ai_addr, rc, 0));
 		}
 		add_failure(err, &failures, &omitted, lead, where, reason);
 	}

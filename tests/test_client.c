@@ -3480,6 +3480,28 @@ Test(load, a_hard_descriptor_limit_too_low_is_named_before_the_run, .timeout = 6
 	run_free(&r);
 }
 
+/* A link-local IPv6 address without its interface (fe80::1, not
+ * fe80::1%lo) is refused by the kernel as EINVAL; the client says what
+ * it needs, as a source and as the server's address. */
+Test(load, a_link_local_address_without_its_interface_is_said_to_need_one, .timeout = 60)
+{
+	const char *sourced[] = {"-n", "1", "--source-ip=fe80::1", "::1", port_str, NULL};
+	const char *target[] = {"fe80::1", "9", NULL};
+	const char *hint = "Invalid argument (a link-local address needs its interface";
+	struct run r;
+
+	run_client(&r, "", 0, sourced);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot use --source-ip fe80::1: "), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, hint), "stderr:\n%s", r.err);
+	run_free(&r);
+	run_client(&r, "x", 1, target);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot connect to [fe80::1]:9: "), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, hint), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 /* A source address that is not this host's stops the run before it
  * starts, naming it: exit 1, no report. */
 Test(load, a_source_ip_of_another_host_is_named_before_the_run, .timeout = 60)

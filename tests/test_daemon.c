@@ -1353,6 +1353,28 @@ Test(daemon, a_long_bind_name_is_cut_and_the_reason_kept)
 	assert_no_sanitizer_report();
 }
 
+/* A bind address the kernel refuses says why: a link-local IPv6 address
+ * without its interface, and an address that is not this host's. */
+Test(daemon, a_bind_address_that_cannot_be_used_says_why)
+{
+	static const char *const cases[][2] = {
+	    {"fe80::1", "bind: Invalid argument (a link-local address needs its interface"},
+	    {"192.0.2.1", "bind: Cannot assign requested address (not an address of this host)"},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *argv[] = {daemon_path(), "-b", cases[i][0], "-p", "0", NULL};
+		int code = th_proc_run(&proc, argv, EXIT_MS);
+
+		cr_expect_eq(code, 1, "-b %s: exit %d, expected 1; stderr:\n%s", cases[i][0], code,
+		             proc.err.data);
+		cr_expect(proc.err.data && strstr(proc.err.data, cases[i][1]), "-b %s: stderr:\n%s",
+		          cases[i][0], proc.err.data);
+		assert_no_sanitizer_report();
+		th_proc_cleanup(&proc);
+	}
+}
+
 /* A log line is one line whatever text it quotes: a newline in a -b value
  * must not start a forged line of its own, and is shown as what it is. */
 Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
