@@ -82,6 +82,8 @@ struct conn {
 	int64_t progress_ns; /* last time the connection moved */
 	int64_t due_ns;      /* rate: the slot waited for */
 	int64_t sched_ns;    /* rate: slot 0 of this connection's schedule */
+	int64_t held_ns;     /* rate: when the last message (churn: connect) that went on
+	                        its own time, not held by the server, went */
 	uint64_t slots;      /* rate: slots taken, messages (churn: connects) */
 	int64_t connect_ns;  /* churn: when the connect began, or its slot */
 	int64_t first_issue_ns, first_echo_ns; /* the first message's origin, its first echo byte */
@@ -309,8 +311,14 @@ static bool rate_allows(struct lthread *t, struct conn *c, int64_t now, int64_t 
 	}
 	if (now >= slot_ns(t, c, c->slots + 1))
 		t->slots_late++;
+	/* Held by the server from its slot, but no earlier than the server
+	 * had something of ours to hold: a slot that passed while the client
+	 * itself was late (descheduled, stopped) before the message it waits
+	 * on went out is the client's lateness, not the server's. */
 	if (!c->timer_held)
-		*origin = slot;
+		*origin = slot > c->held_ns ? slot : c->held_ns;
+	if (c->timer_held || c->slots == 0)
+		c->held_ns = now; /* went on its own time: what waits on it now waits on the server */
 	c->slots++;
 	return true;
 }
