@@ -1,0 +1,32 @@
+#!/bin/sh
+# The manual pages name the version configure.ac gives (the programs'
+# --version), with a date man(1) and mandoc(1) can read, and render
+# without a warning where groff or mandoc is installed.
+top=${TOP_SRCDIR:-$(dirname "$0")/..}
+fail() { echo "FAIL: $*"; exit 1; }
+
+[ -n "$PE_VERSION" ] || fail "PE_VERSION is not set (make check sets it to \$(PACKAGE_VERSION))"
+pages="$top/man/poolechod.8 $top/man/poolecho.1 $top/man/libpoolecho.3"
+for page in $pages; do
+	th=$(grep '^\.TH ' "$page") || fail "$page has no .TH line"
+	echo "$th" | grep -q "\"poolecho $PE_VERSION\"" ||
+		fail "$page does not name poolecho $PE_VERSION: $th"
+	echo "$th" | grep -Eq '^\.TH [A-Z]+ [0-9] [0-9]{4}-[0-9]{2}-[0-9]{2} ' ||
+		fail "$page: its date is not YYYY-MM-DD: $th"
+done
+echo "PASS: every page names poolecho $PE_VERSION and a date"
+
+checked=
+if command -v groff > /dev/null 2>&1; then
+	out=$(groff -man -ww -z $pages 2>&1) || fail "groff -man -ww failed: $out"
+	[ -z "$out" ] || fail "groff -man -ww: $out"
+	checked="$checked groff"
+fi
+if command -v mandoc > /dev/null 2>&1; then
+	out=$(mandoc -T lint -W warning $pages 2>&1)
+	[ -z "$out" ] || fail "mandoc -T lint: $out"
+	checked="$checked mandoc"
+fi
+[ -n "$checked" ] ||
+	{ echo "SKIP: neither groff nor mandoc is installed: the pages are not rendered"; exit 77; }
+echo "PASS: no warning from$checked"
