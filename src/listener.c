@@ -278,6 +278,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 	 * a back-off, try again only once one is waiting, or every back-off
 	 * with nobody there would count one more accept error. */
 	bool backed_off = false;
+	unsigned failed_in_a_row = 0;
 
 	while (!atomic_load(&srv->stop_requested)) {
 		struct pe_accepted acc;
@@ -333,12 +334,22 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 			}
 			default:
 				/* Linux passes on pending network errors (ENETDOWN,
-				 * EHOSTUNREACH, EOPNOTSUPP...): accept(2) says retry. */
+				 * EHOSTUNREACH, EOPNOTSUPP...): accept(2) says retry.
+				 * But an error that comes back at once, with no client
+				 * taken between (a security module refusing accept(2):
+				 * EACCES, EPERM, before it looks for a client), would
+				 * spin: pause as for EMFILE from the second one on. */
 				log_accept_error(srv, lg, errno);
+				if (++failed_in_a_row < 2)
+					continue;
+				if (wait_for(srv, 0, BACKOFF_MS))
+					return 0;
+				log_due(srv, lg, 0);
 				continue;
 			}
 		}
 		backed_off = false;
+		failed_in_a_row = 0;
 		pe_counter_add(&srv->listener.accepted, 1);
 		log_errors_due(srv, lg, 0, "; accepting again");
 		if (srv->backlog_without_options) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -40,6 +41,11 @@ int pe_sd_notify(const char *state)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* A manager whose queue is full (not reading) must not hold the daemon
+	 * up for ever: READY=1 is sent before the signal thread runs, and
+	 * STOPPING=1 from it. Wait a second at most, then give up (EAGAIN). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){.tv_sec = 1},
+	                 sizeof(struct timeval));
 	n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
 	e = errno;
 	close(fd);

@@ -1168,6 +1168,31 @@ Test(daemon, accepting_that_fails_for_good_exits_1_saying_so_once)
 	assert_no_sanitizer_report();
 }
 
+/* An accept(2) refused by a seccomp filter or a security module (EPERM,
+ * EACCES) fails before it looks for a client, at every call: the loop
+ * must back off as it does for EMFILE, not spin a CPU through millions of
+ * accept errors. */
+Test(daemon, an_accept_refused_every_time_does_not_spin)
+{
+	const char *const *argv;
+	const char *line;
+	unsigned long errors = 0;
+
+	skip_without_strace();
+	argv = daemon_under_strace("-e trace=accept,accept4 "
+	                           "-e inject=accept,accept4:error=EPERM", NULL);
+	spawn_ready(argv, false);
+	usleep(1500 * 1000);
+	stop_daemon(SIGTERM);
+	line = strstr(proc.err.data, "info: stopped: ");
+	cr_assert_not_null(line, "stderr:\n%s", proc.err.data);
+	line = strstr(line, "accept_errors=");
+	cr_assert_not_null(line);
+	errors = strtoul(line + strlen("accept_errors="), NULL, 10);
+	cr_expect_lt(errors, 100, "%lu accept errors in 1.5 s: the loop spins; stderr:\n%s",
+	             errors, proc.err.data);
+}
+
 /* Accepting that fails for good stops the daemon at once, not after the
  * grace: nothing new can come, and the clients it holds would keep it
  * waiting. The third accept(2) fails: after a client's, and an EAGAIN or a
@@ -1848,6 +1873,38 @@ Test(daemon, a_service_manager_is_told_ready_and_stopping)
 	unsetenv("NOTIFY_SOCKET");
 	unlink(path);
 	rmdir(dir);
+}
+
+/* A service manager that is not reading its notify socket (its queue
+ * full: PID 1 busy, or a supervisor that is stuck) must not hold the
+ * daemon up: SIGTERM always stops it. The send of READY=1 blocked in
+ * main before the signal thread started, so SIGTERM was never taken. */
+Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
+{
+	char abstract[64];
+	int fd, filler, n = 0, code;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t salen;
+
+	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-full-%d", (int)getpid());
+	fd = notify_socket(abstract);
+	memcpy(sa.sun_path, abstract, strlen(abstract));
+	sa.sun_path[0] = '\0';
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(abstract));
+	filler = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(filler, 0);
+	while (n < 100000 && sendto(filler, "X=1", 3, MSG_DONTWAIT, (struct sockaddr *)&sa,
+	                            salen) == 3)
+		n++;
+	cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "filling: %s", strerror(errno));
+	start_daemon((const char *const[]){"-w", "2", NULL});
+	unsetenv("NOTIFY_SOCKET");
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+	code = th_proc_wait_exit(&proc, 5000);
+	cr_expect_eq(code, 0, "poolechod did not exit within 5 s of SIGTERM with its "
+	             "notify socket full; stderr:\n%s", proc.err.data);
+	close(filler);
+	close(fd);
 }
 
 /* An empty NOTIFY_SOCKET names no manager (sd_notify(3) treats it as
