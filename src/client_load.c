@@ -315,10 +315,10 @@ static bool rate_allows(struct lthread *t, struct conn *c, int64_t now, int64_t 
 	 * had something of ours to hold: a slot that passed while the client
 	 * itself was late (descheduled, stopped) before the message it waits
 	 * on went out is the client's lateness, not the server's. */
-	if (!c->timer_held)
-		*origin = slot > c->held_ns ? slot : c->held_ns;
-	if (c->timer_held || c->slots == 0)
+	if (c->timer_held)
 		c->held_ns = now; /* went on its own time: what waits on it now waits on the server */
+	else
+		*origin = slot > c->held_ns ? slot : c->held_ns;
 	c->slots++;
 	return true;
 }

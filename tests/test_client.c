@@ -3488,8 +3488,12 @@ Test(load, a_link_local_address_without_its_interface_is_said_to_need_one, .time
 	const char *sourced[] = {"-n", "1", "--source-ip=fe80::1", "::1", port_str, NULL};
 	const char *target[] = {"fe80::1", "9", NULL};
 	const char *hint = "Invalid argument (a link-local address needs its interface";
+	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct run r;
 
+	if (probe < 0)
+		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
+	close(probe);
 	run_client(&r, "", 0, sourced);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "cannot use --source-ip fe80::1: "), "stderr:\n%s", r.err);
@@ -4454,6 +4458,80 @@ Test(load, paced_catch_up_after_a_client_stop_is_not_server_latency, .timeout = 
 {
 	paced_catch_up_is_not_charged("pingpong");
 	paced_catch_up_is_not_charged("churn");
+}
+
+/* A server that answers nothing (its accept queue fills, so further SYNs
+ * are dropped and connects hang) until 3 s after the client's first
+ * connect (its probe) is queued, then echoes each connection in turn until
+ * told to stop. */
+struct late_server {
+	int lfd;
+	atomic_bool stop;
+};
+
+static void *late_server_main(void *arg)
+{
+	struct late_server *s = arg;
+	const struct timeval tv = {.tv_sec = 2};
+	unsigned char buf[4096];
+	unsigned waiting = 0, backlog;
+
+	for (int i = 0; i < 2000 && waiting == 0 && !atomic_load(&s->stop); i++)
+		if (pe_net_listen_queue(s->lfd, &waiting, &backlog) < 0 || waiting == 0)
+			poll(NULL, 0, 10);
+	poll(NULL, 0, 3000);
+	while (!atomic_load(&s->stop)) {
+		struct pollfd pfd = {.fd = s->lfd, .events = POLLIN};
+		size_t got = 0;
+		ssize_t n;
+		int fd;
+
+		if (poll(&pfd, 1, 100) <= 0 || (fd = accept(s->lfd, NULL, NULL)) < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		while (got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0)
+			got += (size_t)n;
+		if (got > 0 && write(fd, buf, got) < 0)
+			got = 0;
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Churn, paced, against a server stalled from before the first slot: more
+ * connects come due than MAX_CONNECTING lets out, so most connections wait
+ * for their very first slot on the server. Every slot of the run (two per
+ * connection at 1/s, within 2 s of the probe) passes while the server
+ * answers nothing (3 s from the probe), so every latency counts at least
+ * the second between them: a slot the server held from the first is not
+ * the client's lateness. */
+Test(load, paced_slots_held_from_the_first_count_from_their_slots, .timeout = 60)
+{
+	const char *prog = getenv("POOLECHO");
+	char port[16], err[PE_NET_ERRLEN];
+	struct late_server s = {.lfd = pe_net_listen("127.0.0.1", 0, 8, err)};
+	const char *const argv[] = {prog, "-q", "-m", "churn", "-c", "200", "-t", "1", "--rate=1",
+	                            "-n", "2", "--json", "127.0.0.1", port, NULL};
+	struct th_proc p;
+	pthread_t thread;
+	int rc;
+
+	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
+	cr_assert_geq(s.lfd, 0, "%s", err);
+	snprintf(port, sizeof port, "%d", th_local_port(s.lfd));
+	rc = th_proc_spawn(&p, argv);
+	cr_assert_eq(rc, 0, "cannot start the client: %s", strerror(-rc));
+	cr_assert_eq(pthread_create(&thread, NULL, late_server_main, &s), 0);
+	rc = th_proc_wait_exit(&p, 40000);
+	atomic_store(&s.stop, true);
+	cr_assert_eq(th_join(thread, 5000), 0);
+	close(s.lfd);
+	cr_assert_eq(rc, 0, "the client did not exit");
+	cr_expect_geq(json_u64(p.out.data, "messages_echoed"), 300, "%s", p.out.data);
+	cr_expect_geq(json_double(p.out.data, "min"), 500000.0,
+	              "a slot the stalled server held counted as if answered at once:\n%s",
+	              p.out.data);
+	th_proc_cleanup(&p);
 }
 
 /* Run ARGS (with --json) and check it took at least MIN_MS, the periods
