@@ -2465,6 +2465,36 @@ Test(daemon, sigusr1_more_often_than_the_interval_does_not_delay_it)
 	stop_daemon(SIGTERM);
 }
 
+/* The first interval line comes one interval after the start, not at it:
+ * "every SECS" from a line of zeros at start would also put each later
+ * line a whole interval early for a reader computing rates. The SIGUSR1
+ * line shows the signal thread has run. */
+Test(daemon, the_first_interval_stats_line_waits_for_the_interval)
+{
+	const char *const extra[] = {"-w", "1", "--stats-interval=30", NULL};
+	size_t from;
+
+	start_daemon(extra);
+	from = proc.err.len;
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0);
+	cr_assert_eq(th_proc_wait_stderr(&proc, from, "stats (SIGUSR1): ", IO_MS), 0,
+	             "no SIGUSR1 stats line; stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "info: stats: "),
+	               "an interval line at start, 30 s early; stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
+/* With no idle timeout (-t 0) there is nothing for a spin to stretch:
+ * --busy-poll stays as given, and no warning says it was cut to 0. */
+Test(daemon, busy_poll_is_not_cut_without_an_idle_timeout)
+{
+	const char *const extra[] = {"-w", "1", "-t", "0", "--busy-poll=200", NULL};
+
+	start_daemon(extra);
+	cr_expect_null(strstr(proc.err.data, "--busy-poll"), "stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
 /* Connect until refused: the listener is closed. 0, or -ETIMEDOUT. */
 static int wait_refused(unsigned port, unsigned timeout_ms)
 {

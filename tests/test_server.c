@@ -421,6 +421,8 @@ struct serve_run {
 	size_t buffer;                  /* the worker's buffer; 4 KiB when 0 */
 	const struct writer *queued;    /* its first ->from bytes wait before the worker starts */
 	long long idle_us;              /* the policy's idle timeout; the test sets the socket's */
+	atomic_uint *pipes_held;        /* the policy's count of pipes, and the descriptors */
+	unsigned long long fds_reserved; /* kept from them */
 };
 
 #ifdef __linux__
@@ -515,7 +517,8 @@ static int serve_start(struct serve_run *r, struct pe_worker_counters *counters,
 
 	r->policy = (struct pe_echo_policy){.busy_poll_us = busy_poll_us, .busy_poll_max = 2,
 	                                    .active = open_now, .splice = splice,
-	                                    .idle_us = r->idle_us};
+	                                    .idle_us = r->idle_us, .pipes_held = r->pipes_held,
+	                                    .fds_reserved = r->fds_reserved};
 	pe_echo_worker_init(&r->w, counters);
 	r->w.size = r->buffer ? r->buffer : 4096;
 	r->w.buf = malloc(r->w.size);
@@ -564,6 +567,86 @@ static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
 	return r.spliced;
 }
 #endif
+
+/* Run a 1 MiB stream through R (splicing always) whose pipes are counted
+ * in *HELD against a reserve of RESERVED descriptors; the worker is kept,
+ * with its pipe if it took one. Returns whether it spliced. */
+static int stream_counting_pipes(struct serve_run *r, struct pe_worker_counters *counters,
+                                 atomic_uint *held, unsigned long long reserved, int starved)
+{
+	enum { LEN = 1024 * 1024 };
+	static atomic_uint open_now = 1;
+	struct writer w = {.len = LEN, .seed = 7, .shut = 1};
+	struct rlimit rl, low;
+
+	r->pipes_held = held;
+	r->fds_reserved = reserved;
+	w.fd = serve_start(r, counters, &open_now, 0, PE_SPLICE_ALWAYS);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (starved) {
+		/* No descriptor left for the pipe: pipe2(2) fails with EMFILE. */
+		int lowest = dup(0);
+
+		cr_assert_geq(lowest, 0);
+		close(lowest);
+		low = rl;
+		low.rlim_cur = (rlim_t)lowest;
+		cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	}
+	cr_assert_eq(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+	read_pattern(w.fd, LEN, w.seed);
+	cr_assert_eq(th_join(w.thread, IO_MS), 0);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	cr_assert_eq(w.rc, 0, "writer: %s", strerror(-w.rc));
+	cr_assert_eq(shutdown(w.fd, SHUT_WR), 0);
+	cr_assert_eq(th_join(r->thread, IO_MS), 0, "the echo loop did not end");
+	cr_expect_eq(r->end, PE_ECHO_EOF);
+	close(r->fd);
+	close(w.fd);
+	return r->spliced;
+}
+
+/* A pipe is two descriptors: with room for two beyond the reserve, one
+ * worker may hold a pipe, not two; and each pipe freed gives its place
+ * back, or after enough of them no worker could splice again. */
+Test(server, splice_pipes_count_two_descriptors_and_give_their_place_back)
+{
+#ifdef HAVE_SPLICE
+	struct pe_worker_counters counters = {0};
+	struct serve_run a = {0}, b = {0};
+	atomic_uint held = 0;
+	struct rlimit rl;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	cr_assert_neq(rl.rlim_cur, RLIM_INFINITY);
+	cr_assert_gt(rl.rlim_cur, 2);
+	cr_expect(stream_counting_pipes(&a, &counters, &held, rl.rlim_cur - 2, 0),
+	          "the first worker did not splice");
+	cr_expect_eq(atomic_load(&held), 1);
+	cr_expect_not(stream_counting_pipes(&b, &counters, &held, rl.rlim_cur - 2, 0),
+	              "a second pipe was taken with room for one");
+	cr_expect_eq(atomic_load(&held), 1, "%u pipes held", atomic_load(&held));
+	pe_echo_worker_free(&a.w);
+	pe_echo_worker_free(&b.w);
+	cr_expect_eq(atomic_load(&held), 0, "a freed pipe kept its place: %u held",
+	             atomic_load(&held));
+	free(a.w.buf);
+	free(b.w.buf);
+	/* A pipe the system refuses gives its place back too. */
+	{
+		struct serve_run c = {0};
+
+		cr_expect_not(stream_counting_pipes(&c, &counters, &held, 0, 1),
+		              "spliced without a descriptor to spare");
+		cr_expect_eq(atomic_load(&held), 0, "a refused pipe kept its place: %u held",
+		             atomic_load(&held));
+		pe_echo_worker_free(&c.w);
+		free(c.w.buf);
+	}
+#else
+	cr_skip_test("this system has no splice(2)");
+#endif
+}
 
 /* A buffer larger than a client keeps in flight is never filled by a read,
  * yet the stream is one: a read of PE_ECHO_STREAM_READ bytes shows it. Here
@@ -921,10 +1004,13 @@ Test(server, busy_polls_only_while_no_more_clients_than_cpus)
 #ifdef __linux__
 	enum { MESSAGES = 200 };
 	long alone = sleeps_in_ping_pong(1, MESSAGES, 0);
+	long as_many = sleeps_in_ping_pong(2, MESSAGES, 0);
 	long crowded = sleeps_in_ping_pong(3, MESSAGES, 1);
 
 	cr_expect_lt(alone, MESSAGES / 2, "1 connection on 2 CPUs: slept %ld times in %d messages",
 	             alone, MESSAGES);
+	cr_expect_lt(as_many, MESSAGES / 2, "2 connections on 2 CPUs: slept %ld times in %d "
+	             "messages (no more clients than CPUs: it must spin)", as_many, MESSAGES);
 	cr_expect_geq(crowded, MESSAGES / 2,
 	              "3 connections on 2 CPUs: slept only %ld times in %d messages (it spun)",
 	              crowded, MESSAGES);
@@ -1976,6 +2062,45 @@ Test(server, a_client_the_full_queue_rejects_leaves_its_address_its_places)
 	echo_and_finish(later, 3);
 	wait_stat_served(3);
 	stop_server_and_check(0);
+}
+
+/* The per-source table has room for every connection the workers and the
+ * queue hold, and the one being accepted: under PE_OVERFLOW_REJECT with all
+ * of those from distinct addresses, one more client of a new address is
+ * turned away for the full queue, never as a full table (an error that
+ * says the server has a bug). 1 worker + 7 queued = 8: a table sized for
+ * 8 rather than 9 would hold exactly 8 addresses. */
+Test(server, a_full_queue_of_distinct_addresses_leaves_the_source_table_room)
+{
+	enum { HELD = 8 };
+	struct pe_server_config cfg;
+	int fd[HELD], extra;
+	char from[32];
+
+	tf_config(&cfg, 1, HELD - 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.per_source = 1;
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_DEBUG;
+	cfg.idle_timeout_ms = 0;
+	start_server(&cfg);
+	for (int i = 0; i < HELD; i++) {
+		snprintf(from, sizeof from, "127.0.0.%d", i + 1);
+		fd[i] = client_from(from);
+		if (i == 0)
+			round_trip(fd[0], 10, 1);
+	}
+	cr_assert_eq(tf_wait_stat(&ts, accepted, HELD, IO_MS), 0);
+	extra = client_from("127.0.0.100");
+	cr_assert_eq(th_wait_closed(extra, IO_MS), 0, "the extra client was not rejected");
+	close(extra);
+	cr_assert_eq(tf_wait_stat(&ts, rejected, 1, IO_MS), 0);
+	for (int i = 0; i < HELD; i++)
+		close(fd[i]);
+	stop_server_and_check(1);
+	cr_expect_null(strstr(tf_log_text(), "per-source table is full"), "log:\n%s", tf_log_text());
+	cr_expect_not_null(strstr(tf_log_text(), "rejected 127.0.0.100:"), "log:\n%s", tf_log_text());
+	cr_expect_not_null(strstr(tf_log_text(), ": the queue is full"), "log:\n%s", tf_log_text());
 }
 
 /* Start a server that logs at LEVEL and allows one connection per
@@ -3360,6 +3485,36 @@ Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
 #endif
 	cr_expect_eq(th_count_fds(), before);
 	TH_ASSERT_NO_LEAKS();
+}
+
+/* An embedding program that runs another (fork and exec) must not hand it
+ * the server's connections: a child holding one keeps the client's
+ * connection open after the server closed it (an idle timeout, a stop),
+ * and the client waits for an end that does not come. */
+Test(server, accepted_connections_are_close_on_exec)
+{
+	struct pe_server_config cfg;
+	int cfd, found = -1;
+	struct sockaddr_in peer;
+
+	tf_config(&cfg, 1, 1);
+	start_server(&cfg);
+	cfd = client();
+	round_trip(cfd, 10, 1);
+	for (int fd = 0; fd < 1024 && found < 0; fd++) {
+		socklen_t len = sizeof peer;
+
+		if (fd == cfd || getpeername(fd, (struct sockaddr *)&peer, &len) < 0 ||
+		    peer.sin_family != AF_INET)
+			continue;
+		if (ntohs(peer.sin_port) == (unsigned)th_local_port(cfd))
+			found = fd;
+	}
+	cr_assert_geq(found, 0, "the server's end of the connection was not found");
+	cr_expect_eq(fcntl(found, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC,
+	             "the accepted connection (descriptor %d) is inherited across exec", found);
+	finish_client(cfd);
+	stop_server_and_check(0);
 }
 
 /* The buffers are reserved at create, all of them: that must cost address
