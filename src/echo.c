@@ -291,7 +291,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 				return 0;
 			}
 			in_pipe -= (size_t)m;
-			pe_counter_add(&w->counters->bytes_out, (uint64_t)m);
+			pe_counter_add_release(&w->counters->bytes_out, (uint64_t)m);
 			/* As in send_all: a short splice may have moved its last
 			 * bytes just now (a stopped or frozen process interrupts
 			 * its wait), so it is timed from now, never earlier. It
@@ -390,7 +390,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		}
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
 		rc = send_all(fd, buf, (size_t)n, &sent, p);
-		pe_counter_add(&w->counters->bytes_out, (uint64_t)sent);
+		pe_counter_add_release(&w->counters->bytes_out, (uint64_t)sent);
 		if (rc == -EAGAIN)
 			return PE_ECHO_UNREAD;
 		if (rc < 0) {

@@ -218,14 +218,16 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);
 		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
-		if (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD)
-			pe_counter_add(&slot->counters.timeouts, 1);
 		if (logs_connections)
 			log_close(srv, peer, end, err);
 	} else {
 		pe_server_log_dropped(srv, &acc);
 	}
 	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
+	/* After served, so that a stats line (which reads timeouts first)
+	 * never shows more timeouts than connections served. */
+	if (!unserved && (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD))
+		pe_counter_add_release(&slot->counters.timeouts, 1);
 
 	pthread_mutex_lock(&srv->lock);
 	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */

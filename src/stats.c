@@ -21,10 +21,14 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 	pthread_mutex_lock(&srv->lock);
 	for (unsigned i = 0; i < srv->cfg.workers; i++) {
 		struct pe_worker_counters *c = &srv->slots[i].counters;
+		/* Each pair in the reverse of the order its worker counts it
+		 * (bytes_in before bytes_out, served before timeouts): a line
+		 * taken mid-echo may be behind, but never shows more bytes out
+		 * than in, or more timeouts than connections served. */
+		s.bytes_out += pe_counter_get_acquire(&c->bytes_out);
 		s.bytes_in += pe_counter_get(&c->bytes_in);
-		s.bytes_out += pe_counter_get(&c->bytes_out);
+		s.timeouts += pe_counter_get_acquire(&c->timeouts);
 		s.served += pe_counter_get(&c->served);
-		s.timeouts += pe_counter_get(&c->timeouts);
 		s.dropped += pe_counter_get(&c->dropped);
 		s.active += srv->slots[i].fd >= 0;
 	}

@@ -18,6 +18,20 @@ static inline void pe_counter_add(pe_counter *c, uint64_t n)
 	                      memory_order_relaxed);
 }
 
+/* As pe_counter_add, but no earlier count may be seen after it: the
+ * second of a pair that pe_counter_get_acquire reads first. */
+static inline void pe_counter_add_release(pe_counter *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	                      memory_order_release);
+}
+
+/* A read that later reads cannot pass (pairs with the writer's order). */
+static inline uint64_t pe_counter_get_acquire(pe_counter *c)
+{
+	return atomic_load_explicit(c, memory_order_acquire);
+}
+
 static inline uint64_t pe_counter_get(pe_counter *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);

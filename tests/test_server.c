@@ -1620,6 +1620,46 @@ Test(server, the_log_callback_may_read_the_stats_and_stop_the_server)
 	stop_server_and_check(0);
 }
 
+/* The close of a timed-out connection is logged between the worker's
+ * counts; a stats line read then (from the log callback, or a SIGUSR1 that
+ * lands there) must not show more timeouts than connections served. */
+static atomic_int timeout_stats_read;
+static struct pe_server_stats stats_at_timeout_log;
+
+static void stats_at_timeout(void *ctx, enum pe_log_level level, const char *message)
+{
+	struct tf_server *t = ctx;
+
+	(void)level;
+	if (strstr(message, "idle timeout")) {
+		pe_server_stats(t->srv, &stats_at_timeout_log);
+		atomic_fetch_add(&timeout_stats_read, 1);
+	}
+}
+
+Test(server, a_stats_line_never_shows_more_timeouts_than_served)
+{
+	struct pe_server_config cfg;
+	int fd;
+
+	tf_config(&cfg, 1, 1);
+	cfg.idle_timeout_ms = 100;
+	cfg.log = stats_at_timeout;
+	cfg.log_ctx = &ts;
+	cfg.log_level = PE_LOG_DEBUG;
+	start_server(&cfg);
+	fd = client();   /* sends nothing: timed out */
+	cr_assert_eq(tf_wait_stat(&ts, timeouts, 1, IO_MS), 0);
+	cr_assert_eq(tf_wait_stat(&ts, served, 1, IO_MS), 0);
+	close(fd);
+	cr_assert_eq(atomic_load(&timeout_stats_read), 1);
+	cr_expect_leq(stats_at_timeout_log.timeouts, stats_at_timeout_log.served,
+	              "a stats line showed timeouts=%llu with served=%llu",
+	              (unsigned long long)stats_at_timeout_log.timeouts,
+	              (unsigned long long)stats_at_timeout_log.served);
+	stop_server_and_check(0);
+}
+
 /* Workers run as SCHED_BATCH by default; an embedding program that sets
  * batch_scheduling to 0 gets threads whose policy nobody touched. */
 Test(server, batch_scheduling_0_leaves_every_thread_s_policy_alone)
