@@ -67,7 +67,7 @@ static const char *shown_name(const char *name, char out[NAME_SHOWN_SIZE])
 	return out;
 }
 
-/* Room kept at the end of ERR for end_failures()'s "; and N more
+/* Room kept at the end of ERR for end_failures()'s "; N more
  * addresses" and for a hint after the list (privileged_port_hint's, some
  * 90 bytes), which a name with many addresses would otherwise push out. */
 #define FAILURES_RESERVE 128
@@ -383,7 +383,7 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 	return out;
 }
 
-const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int bind)
+const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)
 {
 	if (rc == -EINVAL && sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
@@ -392,7 +392,7 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int bind)
 		                               IN6_IS_ADDR_MC_LINKLOCAL(&s6->sin6_addr)))
 			return " (a link-local address needs its interface, as in fe80::1%eth0)";
 	}
-	if (rc == -EADDRNOTAVAIL && bind)
+	if (rc == -EADDRNOTAVAIL && binding)
 		return " (not an address of this host)";
 	return "";
 }

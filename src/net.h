@@ -53,12 +53,12 @@ int pe_net_lookup_family(const char *host, const char *port, int family, struct 
  * cannot be shown. Returns OUT. */
 const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char out[NI_MAXHOST]);
 
-/* What to add to the reason a bind(2) or connect(2) on SA failed with RC
- * (a negative errno): " (not an address of this host)" for a bind's
- * EADDRNOTAVAIL, and for a link-local IPv6 address without its interface
+/* What to add to the reason a bind(2) (BINDING nonzero) or connect(2) on
+ * SA failed with RC (a negative errno): " (not an address of this host)"
+ * for a bind's EADDRNOTAVAIL, and for a link-local IPv6 address without its interface
  * (fe80::1, not fe80::1%eth0), which the kernel refuses as EINVAL, that it
  * needs one. "" when there is nothing to add. */
-const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int bind);
+const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding);
 
 /* Bind FD, before its connect(2), to the source address SA, leaving the
  * port to the connect. 0 or a negative errno. */
