@@ -1256,6 +1256,31 @@ Test(wrong_server, flipped_byte_is_reported_with_its_offset, .timeout = 60)
 	bad_stop(&b);
 }
 
+/* A server that closes before the input has ended is an early close even
+ * when it echoed every byte it got: the rest of the input never went. */
+Test(wrong_server, a_close_before_the_input_ended_is_an_early_close, .timeout = 60)
+{
+	struct bad_server b;
+	struct slow_end e = {.delay_ms = 300, .parts = {"0123456789", "more\n"}};
+	const char *args[] = {"127.0.0.1", NULL, NULL};
+	struct run r;
+	int fds[2];
+
+	signal(SIGPIPE, SIG_IGN);
+	bad_start(&b, BAD_EARLY, 10);
+	args[1] = b.port_str;
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	e.fd = fds[1];
+	cr_assert_eq(pthread_create(&e.thread, NULL, slow_writer, &e), 0);
+	run_client_fds(&r, fds[0], -1, args, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(th_join(e.thread, 10000), 0, "the writer thread did not end");
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "early close"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "input not yet all sent"), "stderr:\n%s", r.err);
+	run_free(&r);
+	bad_stop(&b);
+}
+
 Test(wrong_server, early_close_is_reported, .timeout = 60)
 {
 	struct bad_server b;
@@ -2154,6 +2179,8 @@ Test(wrong_server, a_signal_after_the_last_echo_interrupts_nothing, .timeout = 6
 
 	interrupt_load(&r, BAD_LINGER, 20000, "3", client_closed);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
+	/* Only the close was still awaited when the grace ran out: nothing owed. */
+	cr_expect_eq(json_u64(r.out, "connections_abandoned"), 0, "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
 	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
 	run_free(&r);
@@ -4560,6 +4587,22 @@ Test(load, rate_limits_the_pace, .timeout = 60)
 	expect_paced(args, 200, 5);
 }
 
+/* A message that waited only for its slot and went as it came (give or
+ * take a wake-up) is not late: "late" is a period (here 250 ms) or more
+ * after it. */
+Test(load, messages_that_go_at_their_slots_are_not_late, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "5", "--rate=4", "--json", "127.0.0.1", port_str,
+	                      NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 5, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "slots_late"), 0, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 Test(load, rate_limits_the_pace_of_churn_connects, .timeout = 60)
 {
 	/* 4 connects at 2/s cannot take less than 3 periods (1500 ms): the
@@ -5148,6 +5191,127 @@ Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 	r.run_s = 0.2;
 	r.threads = 4; /* one per connection of report_of()'s four */
 	cr_expect(warns(&r, "a thread per connection already"), "a thread per connection");
+}
+
+/* Every figure the text report gives, the JSON one gives with the same
+ * value, each count from its own field: a script reading the JSON must see
+ * what a person reads in the text. */
+Test(report, text_and_json_give_each_figure_from_its_own_field, .timeout = 10)
+{
+	struct load_result r;
+	char *text, *json;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	r.threads = 3; /* report_of()'s -t is 0, the default: the threads run count */
+	r.cpus = 2;
+	r.run_s = r.elapsed_s = 2.0;
+	r.conns_opened = 11;
+	r.conns_failed = 2;
+	r.conns_pending = 3;
+	r.conns_unserved = 4;
+	r.conns_abandoned = 5;
+	r.peak_open = 4;
+	r.messages_sent = 700;
+	r.messages_echoed = 690;
+	r.bytes_sent = 44800;
+	r.bytes_echoed = 44160;
+	r.mismatches = 8;
+	r.early_closes = 9;
+	r.timeouts = 7;
+	r.other_errors = 10;
+	r.errors = 36;
+	text = report_of(&r, false);
+	json = report_of(&r, true);
+	cr_expect_not_null(strstr(text, "3 threads\n"), "%s", text);
+	cr_expect_eq(json_u64(json, "threads"), 3, "%s", json);
+	cr_expect_not_null(strstr(text, "11 opened (5.50/s), 2 failed, 3 still connecting"),
+	                   "%s", text);
+	cr_expect_eq(json_u64(json, "connections_opened"), 11, "%s", json);
+	cr_expect_eq(json_u64(json, "connections_failed"), 2, "%s", json);
+	cr_expect_eq(json_u64(json, "connections_pending"), 3, "%s", json);
+	cr_expect_eq(json_u64(json, "connections_unserved"), 4, "%s", json);
+	cr_expect_eq(json_u64(json, "connections_abandoned"), 5, "%s", json);
+	cr_expect_not_null(strstr(text, "700 sent, 690 echoed, 345.0 msg/s"), "%s", text);
+	cr_expect_eq(json_double(json, "messages_per_s"), 345.0, "%s", json);
+	cr_expect_eq(json_double(json, "connections_per_s"), 5.5, "%s", json);
+	cr_expect_not_null(strstr(text, "44800 sent, 44160 echoed, 0.0221 MB/s"), "%s", text);
+	cr_expect_eq(json_double(json, "mb_per_s"), 0.02208, "%s", json);
+	cr_expect_not_null(strstr(text, "errors:      36 (mismatches 8, early closes 9, timeouts 7, "
+	                          "connect failures 2, other 10)\n"), "%s", text);
+	cr_expect_eq(json_u64(json, "errors"), 36, "%s", json);
+	cr_expect_eq(json_u64(json, "mismatches"), 8, "%s", json);
+	cr_expect_eq(json_u64(json, "early_closes"), 9, "%s", json);
+	cr_expect_eq(json_u64(json, "timeouts"), 7, "%s", json);
+	cr_expect_eq(json_u64(json, "connect_failures"), 2, "%s", json);
+	cr_expect_eq(json_u64(json, "other_errors"), 10, "%s", json);
+	free(text);
+	free(json);
+}
+
+/* The figure named p99.9 is the 99.9th percentile, not a neighbour of it:
+ * 10,000 latencies in groups whose edges lie between the 99th, 99.5th and
+ * 99.9th, the 90th and the 50th. */
+Test(report, each_percentile_is_the_one_it_is_named, .timeout = 10)
+{
+	static const struct {
+		unsigned n;
+		uint64_t us;
+	} groups[] = {{6000, 1}, {3400, 10}, {540, 100}, {30, 1000}, {30, 10000}};
+	struct load_result r;
+	double p50, p90, p99, p999;
+	char *text, *json, *at;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+		for (unsigned i = 0; i < groups[g].n; i++)
+			histogram_record(&r.latency, groups[g].us * 1000);
+	r.threads = 1;
+	r.cpus = 1;
+	r.run_s = r.elapsed_s = 1.0;
+	r.messages_sent = r.messages_echoed = 10000;
+	text = report_of(&r, false);
+	json = report_of(&r, true);
+	at = strstr(text, " p50 ");
+	cr_assert_not_null(at, "%s", text);
+	cr_assert_eq(sscanf(at, " p50 %lf  p90 %lf  p99 %lf  p99.9 %lf", &p50, &p90, &p99, &p999), 4,
+	             "%s", text);
+	cr_expect(p50 > 0.99 && p50 < 1.01, "p50 %f:\n%s", p50, text);
+	cr_expect(p90 > 9.9 && p90 < 10.1, "p90 %f:\n%s", p90, text);
+	cr_expect(p99 > 99 && p99 < 101, "p99 %f:\n%s", p99, text);
+	cr_expect(p999 > 9900 && p999 < 10100, "p99.9 %f:\n%s", p999, text);
+	cr_expect_eq(json_double(json, "p50"), p50, "%s", json);
+	cr_expect_eq(json_double(json, "p90"), p90, "%s", json);
+	cr_expect_eq(json_double(json, "p99"), p99, "%s", json);
+	cr_expect_eq(json_double(json, "p99_9"), p999, "%s", json);
+	free(text);
+	free(json);
+}
+
+/* The progress line's rates are those since the line before: 2,000
+ * messages of 64 bytes in the last second are 0.13 MB/s, whatever came
+ * before. */
+Test(report, a_progress_line_gives_the_rates_since_the_one_before, .timeout = 10)
+{
+	struct client_config cfg = {.mode = CLIENT_PINGPONG, .connections = 4, .size = 64,
+	                            .pipeline = 1, .duration_ms = 10000};
+	const struct load_progress first = {.elapsed_s = 1.0, .conns_opened = 4,
+	                                    .messages_echoed = 1000, .bytes_echoed = 64000};
+	const struct load_progress second = {.elapsed_s = 2.0, .conns_opened = 4,
+	                                     .messages_echoed = 3000, .bytes_echoed = 192000};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	struct report_progress rp = {.cfg = &cfg, .out = out};
+
+	cr_assert_not_null(out);
+	client_report_progress(&rp, &first);
+	client_report_progress(&rp, &second);
+	cr_assert_eq(fclose(out), 0);
+	cr_expect_not_null(strstr(text, "\r    2.0 s        2000 msg/s      0.13 MB/s  4 connections"),
+	                   "%s", text);
+	free(text);
 }
 
 Test(cli, help_lists_every_option, .timeout = 30)

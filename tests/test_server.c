@@ -568,6 +568,7 @@ static int spliced(enum pe_splice mode, unsigned active, unsigned busy_poll_us)
 }
 #endif
 
+#ifdef HAVE_SPLICE
 /* Run a 1 MiB stream through R (splicing always) whose pipes are counted
  * in *HELD against a reserve of RESERVED descriptors; the worker is kept,
  * with its pipe if it took one. Returns whether it spliced. */
@@ -605,6 +606,7 @@ static int stream_counting_pipes(struct serve_run *r, struct pe_worker_counters 
 	close(w.fd);
 	return r->spliced;
 }
+#endif
 
 /* A pipe is two descriptors: with room for two beyond the reserve, one
  * worker may hold a pipe, not two; and each pipe freed gives its place
