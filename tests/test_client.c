@@ -729,6 +729,22 @@ static void *slow_reader(void *arg)
 	return NULL;
 }
 
+/* Run the client with ARGS, its standard input fed by slow_writer from E
+ * (a pipe), and wait for the writer to end. */
+static void run_client_with_slow_input(struct run *r, struct slow_end *e,
+                                       const char *const args[])
+{
+	int fds[2];
+
+	/* A client that exits early must fail the test, not kill it with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	e->fd = fds[1];
+	cr_assert_eq(pthread_create(&e->thread, NULL, slow_writer, e), 0);
+	run_client_fds(r, fds[0], -1, args, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(th_join(e->thread, 10000), 0, "the writer thread did not end");
+}
+
 Test(pipe, quiet_input_longer_than_timeout_is_no_timeout, .timeout = 60)
 {
 	/* Input that is silent for 3 timeouts before it sends, and again
@@ -736,15 +752,8 @@ Test(pipe, quiet_input_longer_than_timeout_is_no_timeout, .timeout = 60)
 	struct slow_end e = {.delay_ms = 1500, .parts = {"first\n", "second\n"}};
 	const char *args[] = {"--timeout=0.5", "127.0.0.1", port_str, NULL};
 	struct run r;
-	int fds[2];
 
-	/* A client that exits early must fail the test, not kill it with SIGPIPE. */
-	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
-	e.fd = fds[1];
-	cr_assert_eq(pthread_create(&e.thread, NULL, slow_writer, &e), 0);
-	run_client_fds(&r, fds[0], -1, args, CLIENT_TIMEOUT_MS);
-	cr_assert_eq(th_join(e.thread, 10000), 0, "the writer thread did not end");
+	run_client_with_slow_input(&r, &e, args);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_str_eq(r.out, "first\nsecond\n");
 	run_free(&r);
@@ -1264,16 +1273,10 @@ Test(wrong_server, a_close_before_the_input_ended_is_an_early_close, .timeout = 
 	struct slow_end e = {.delay_ms = 300, .parts = {"0123456789", "more\n"}};
 	const char *args[] = {"127.0.0.1", NULL, NULL};
 	struct run r;
-	int fds[2];
 
-	signal(SIGPIPE, SIG_IGN);
 	bad_start(&b, BAD_EARLY, 10);
 	args[1] = b.port_str;
-	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
-	e.fd = fds[1];
-	cr_assert_eq(pthread_create(&e.thread, NULL, slow_writer, &e), 0);
-	run_client_fds(&r, fds[0], -1, args, CLIENT_TIMEOUT_MS);
-	cr_assert_eq(th_join(e.thread, 10000), 0, "the writer thread did not end");
+	run_client_with_slow_input(&r, &e, args);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "early close"), "stderr:\n%s", r.err);
 	cr_expect_not_null(strstr(r.err, "input not yet all sent"), "stderr:\n%s", r.err);
