@@ -35,6 +35,13 @@
 #include "sysfile.h"
 #include "thread_limits.h"
 
+/* A state notification for a service manager: the state and the log
+ * line, as STATUS=. */
+#define STATE_MESSAGE_MAX 448
+/* How long STOPPING=1 waits for a manager whose queue is full: the stop
+ * goes on without it. */
+#define STOPPING_NOTIFY_MS 1000
+
 struct signal_thread {
 	pthread_t thread;
 	sigset_t set;
@@ -42,6 +49,7 @@ struct signal_thread {
 	const struct daemon_options *opt;
 	int64_t stats_due_ns;       /* CLOCK_MONOTONIC: when the next interval line is due */
 	atomic_int done;            /* set by main before it wakes us with SIGUSR2 */
+	char ready[STATE_MESSAGE_MAX]; /* READY=1 for a service manager, sent first */
 };
 
 static void log_stats(pe_server *srv, const char *prefix)
@@ -100,22 +108,66 @@ static const char *stop_signal_name(int sig)
 	}
 }
 
-/* Log a change of the daemon's state at info and send a service manager
- * (systemd's Type=notify) STATE with the same line as STATUS=, which
- * "systemctl status" shows. The result of pe_sd_notify(). */
+/* Log a change of the daemon's state at info, and make in MESSAGE the
+ * notification of STATE for a service manager (systemd's Type=notify) with
+ * the same line as STATUS=, which "systemctl status" shows. */
+static void vlog_state(char message[STATE_MESSAGE_MAX], const char *state, const char *fmt,
+                       va_list ap) __attribute__((format(printf, 3, 0)));
+static void vlog_state(char message[STATE_MESSAGE_MAX], const char *state, const char *fmt,
+                       va_list ap)
+{
+	char line[384];
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	pe_log(PE_LOG_INFO, "%s", line);
+	snprintf(message, STATE_MESSAGE_MAX, "%s%sSTATUS=%s", state, *state ? "\n" : "", line);
+}
+
+static void log_state_into(char message[STATE_MESSAGE_MAX], const char *state,
+                           const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void log_state_into(char message[STATE_MESSAGE_MAX], const char *state,
+                           const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_state(message, state, fmt, ap);
+	va_end(ap);
+}
+
+/* The same, and send it: the result of pe_sd_notify_until(). */
 static int log_state(const char *state, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int log_state(const char *state, const char *fmt, ...)
 {
-	char line[384], message[448];
+	char message[STATE_MESSAGE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	vlog_state(message, state, fmt, ap);
 	va_end(ap);
-	pe_log(PE_LOG_INFO, "%s", line);
-	snprintf(message, sizeof message, "%s%sSTATUS=%s", state, *state ? "\n" : "", line);
-	return pe_sd_notify(message);
+	return pe_sd_notify_until(message, STOPPING_NOTIFY_MS, NULL);
+}
+
+/* Tell a service manager that the daemon is ready, as long as it takes
+ * one whose queue is full (a busy PID 1), while the server already serves;
+ * any signal but SIGUSR1 (a stop, or main's wake-up at its end) gives it
+ * up, and is then taken as usual. */
+static void send_ready(struct signal_thread *st)
+{
+	sigset_t give_up_on = st->set;
+	int rc;
+
+	sigdelset(&give_up_on, SIGUSR1);
+	rc = pe_sd_notify_until(st->ready, -1, &give_up_on);
+	if (rc == -ECANCELED)
+		pe_log(PE_LOG_WARN, "the service manager had not taken READY=1 when a signal "
+		       "came: it was not told that the server is ready (NOTIFY_SOCKET=%s)",
+		       getenv("NOTIFY_SOCKET"));
+	else if (rc < 0)
+		/* The reason first: a long value is cut at the end of the line. */
+		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready: "
+		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
 }
 
 static void *signal_main(void *arg)
@@ -123,6 +175,7 @@ static void *signal_main(void *arg)
 	struct signal_thread *st = arg;
 	int stops = 0, first_stop = 0;
 
+	send_ready(st);
 	while (!atomic_load(&st->done)) {
 		int sig = next_signal(st);
 
@@ -278,12 +331,12 @@ static bool dual_stack(const struct pe_server_config *c, const struct sockaddr_s
 	return getsockopt(given_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0 && !v6only;
 }
 
-/* Log the address and settings served, and tell a service manager that the
- * daemon is ready (see log_state): the result of pe_sd_notify(). BACKLOG
+/* Log the address and settings served, and make in READY the notification
+ * that tells a service manager so (see vlog_state). BACKLOG
  * is our own socket's in effect; that of GIVEN_FD, when it is >= 0 (the
  * service manager's socket), is read from it. */
-static int log_listening(pe_server *srv, const struct daemon_options *opt, int backlog,
-                         int given_fd)
+static void log_listening(pe_server *srv, const struct daemon_options *opt, int backlog,
+                          int given_fd, char ready[STATE_MESSAGE_MAX])
 {
 	const struct pe_server_config *c = &opt->server;
 	struct sockaddr_storage ss;
@@ -313,13 +366,13 @@ static int log_listening(pe_server *srv, const struct daemon_options *opt, int b
 		snprintf(backlog_text, sizeof backlog_text, "backlog=%d", backlog);
 	if (c->per_source)
 		snprintf(per_source, sizeof per_source, "%u", c->per_source);
-	return log_state("READY=1", "listening on %s%s%s (workers=%u queue=%zu overflow=%s "
-	                 "per-source=%s idle-timeout=%u.%03us grace=%u.%03us %s)",
-	                 where, family, given_fd >= 0 ? " on the socket the service manager passed" :
-	                 "", c->workers, c->queue_capacity,
-	                 c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", per_source,
-	                 c->idle_timeout_ms / 1000, c->idle_timeout_ms % 1000,
-	                 c->grace_ms / 1000, c->grace_ms % 1000, backlog_text);
+	log_state_into(ready, "READY=1", "listening on %s%s%s (workers=%u queue=%zu overflow=%s "
+	               "per-source=%s idle-timeout=%u.%03us grace=%u.%03us %s)",
+	               where, family, given_fd >= 0 ? " on the socket the service manager passed" :
+	               "", c->workers, c->queue_capacity,
+	               c->overflow == PE_OVERFLOW_WAIT ? "wait" : "reject", per_source,
+	               c->idle_timeout_ms / 1000, c->idle_timeout_ms % 1000,
+	               c->grace_ms / 1000, c->grace_ms % 1000, backlog_text);
 }
 
 /* The library's log, counting its errors: a failure it has explained needs
@@ -477,14 +530,12 @@ int main(int argc, char **argv)
 	warn_options_overruled(&opt);
 	/* Under systemd's Type=notify the start job ends with READY=1, and the
 	 * units ordered after ours start now: the socket listens, and only a
-	 * start that got this far succeeded. Before the signal thread starts,
-	 * so that STOPPING=1, for a stop signal already pending, comes after. */
-	rc = log_listening(srv, &opt, given_fd >= 0 ? 0 : backlog_in_effect(opt.server.backlog),
-	                   given_fd);
-	if (rc < 0)
-		/* The reason first: a long value is cut at the end of the line. */
-		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready: "
-		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
+	 * start that got this far succeeded. The signal thread sends it before
+	 * it takes a signal, so that STOPPING=1, for a stop signal already
+	 * pending, comes after; the line is logged here, before any of the
+	 * server's. */
+	log_listening(srv, &opt, given_fd >= 0 ? 0 : backlog_in_effect(opt.server.backlog),
+	              given_fd, st.ready);
 
 	st.server = srv;
 	st.opt = &opt;

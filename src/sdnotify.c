@@ -6,6 +6,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +15,31 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "monotonic.h"
 #include "sdnotify.h"
 
-int pe_sd_notify(const char *state)
+/* Whether a signal of SET is pending for this thread or the process. */
+static int pending_in(const sigset_t *set)
 {
+	sigset_t pending;
+
+	if (sigpending(&pending) != 0)
+		return 0;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(set, sig) == 1 && sigismember(&pending, sig) == 1)
+			return 1;
+	return 0;
+}
+
+int pe_sd_notify_until(const char *state, int timeout_ms, const sigset_t *give_up_on)
+{
+	enum { SLICE_MS = 100 };
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const struct timeval slice = {.tv_usec = SLICE_MS * 1000};
+	int64_t start = pe_monotonic_now(1000);
 	size_t len;
 	socklen_t salen;
-	ssize_t n;
 	int fd, e;
 
 	if (!path || !*path)
@@ -41,13 +58,25 @@ int pe_sd_notify(const char *state)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* A manager whose queue is full (not reading) must not hold the daemon
-	 * up for ever: READY=1 is sent before the signal thread runs, and
-	 * STOPPING=1 from it. Wait a second at most, then give up (EAGAIN). */
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){.tv_sec = 1},
-	                 sizeof(struct timeval));
-	n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
-	e = errno;
+	/* A manager whose queue is full (busy, or stuck) is waited for a
+	 * slice at a time, so that a stop can end the wait. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
+	for (;;) {
+		if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) >= 0) {
+			close(fd);
+			return 1;
+		}
+		e = errno;
+		if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+			break;
+		e = EAGAIN;
+		if (give_up_on && pending_in(give_up_on)) {
+			e = ECANCELED;
+			break;
+		}
+		if (timeout_ms >= 0 && pe_monotonic_now(1000) - start >= timeout_ms)
+			break;
+	}
 	close(fd);
-	return n < 0 ? -e : 1;
+	return -e;
 }

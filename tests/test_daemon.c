@@ -1885,35 +1885,101 @@ Test(daemon, a_service_manager_is_told_ready_and_stopping)
 	rmdir(dir);
 }
 
-/* A service manager that is not reading its notify socket (its queue
- * full: PID 1 busy, or a supervisor that is stuck) must not hold the
- * daemon up: SIGTERM always stops it. The send of READY=1 blocked in
+/* A notify socket of our own, named ABSTRACT, its queue full as that of a
+ * service manager that is not reading (PID 1 busy, or a supervisor that is
+ * stuck). Returns its descriptor; the senders that filled it, which hold
+ * their datagrams in it, go to FILLERS (closed by close_fillers). */
+struct fillers {
+	int fd[64];
+	unsigned n;
+};
+
+static int full_notify_socket(const char *abstract, struct fillers *f)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(abstract));
+	int fd = notify_socket(abstract), full = 0;
+
+	memcpy(sa.sun_path, abstract, strlen(abstract));
+	sa.sun_path[0] = '\0';
+	/* One sender's own send buffer (some 280 such datagrams with the
+	 * default wmem) can run out before the manager's queue does
+	 * (net.unix.max_dgram_qlen: 10 by default, 512 where systemd set it):
+	 * fill from fresh senders until one cannot send its first. */
+	f->n = 0;
+	while (!full && f->n < sizeof f->fd / sizeof f->fd[0]) {
+		int n = 0, sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		cr_assert_geq(sender, 0, "socket: %s", strerror(errno));
+		f->fd[f->n++] = sender;
+		while (n < 100000 && sendto(sender, "X=1", 3, MSG_DONTWAIT, (struct sockaddr *)&sa,
+		                            salen) == 3)
+			n++;
+		cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "filling: %s", strerror(errno));
+		full = n == 0;
+	}
+	cr_assert(full, "the notify socket's queue could not be filled");
+	return fd;
+}
+
+static void close_fillers(struct fillers *f)
+{
+	while (f->n > 0)
+		close(f->fd[--f->n]);
+}
+
+/* A manager whose queue stays full cannot hold the daemon up: it serves
+ * meanwhile, and SIGTERM stops it. The send of READY=1 used to block in
  * main before the signal thread started, so SIGTERM was never taken. */
 Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
 {
 	char abstract[64];
-	int fd, filler, n = 0, code;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	socklen_t salen;
+	struct fillers f;
+	unsigned port;
+	int fd, code;
 
 	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-full-%d", (int)getpid());
-	fd = notify_socket(abstract);
-	memcpy(sa.sun_path, abstract, strlen(abstract));
-	sa.sun_path[0] = '\0';
-	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(abstract));
-	filler = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(filler, 0);
-	while (n < 100000 && sendto(filler, "X=1", 3, MSG_DONTWAIT, (struct sockaddr *)&sa,
-	                            salen) == 3)
-		n++;
-	cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "filling: %s", strerror(errno));
-	start_daemon((const char *const[]){"-w", "2", NULL});
+	fd = full_notify_socket(abstract, &f);
+	port = start_daemon((const char *const[]){"-w", "2", NULL});
 	unsetenv("NOTIFY_SOCKET");
+	echo_once(port, 10, 1);
 	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
 	code = th_proc_wait_exit(&proc, 5000);
 	cr_expect_eq(code, 0, "poolechod did not exit within 5 s of SIGTERM with its "
 	             "notify socket full; stderr:\n%s", proc.err.data);
-	close(filler);
+	cr_expect(strstr(proc.err.data, "had not taken READY=1 when a signal came"),
+	          "stderr:\n%s", proc.err.data);
+	close_fillers(&f);
+	close(fd);
+}
+
+/* A manager only busy for a while (here 1.5 s) still hears READY=1 once it
+ * reads: given up on, the start would never end, and systemd would kill a
+ * daemon that serves. */
+Test(daemon, a_busy_service_manager_is_told_ready_once_it_reads)
+{
+	char abstract[64], got[512];
+	struct fillers f;
+	bool ready = false;
+	int fd;
+
+	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-busy-%d", (int)getpid());
+	fd = full_notify_socket(abstract, &f);
+	start_daemon((const char *const[]){"-w", "2", NULL});
+	unsetenv("NOTIFY_SOCKET");
+	poll(NULL, 0, 1500); /* the manager's busy time is what is under test */
+	for (int i = 0; i < 100000 && !ready; i++) {
+		ssize_t n = recv(fd, got, sizeof got - 1, 0); /* SO_RCVTIMEO: IO_MS */
+
+		cr_assert_gt(n, 0, "READY=1 never came: %s; stderr:\n%s",
+		             n < 0 ? strerror(errno) : "", proc.err.data);
+		got[n] = '\0';
+		ready = strncmp(got, "READY=1\n", 8) == 0;
+	}
+	cr_expect(ready, "READY=1 never came; stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, " warning: "), "a warning:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+	close_fillers(&f);
 	close(fd);
 }
 
