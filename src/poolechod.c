@@ -50,6 +50,7 @@ struct signal_thread {
 	int64_t stats_due_ns;       /* CLOCK_MONOTONIC: when the next interval line is due */
 	atomic_int done;            /* set by main before it wakes us with SIGUSR2 */
 	char ready[STATE_MESSAGE_MAX]; /* READY=1 for a service manager, sent first */
+	struct pe_sd_notifier notifier;
 };
 
 static void log_stats(pe_server *srv, const char *prefix)
@@ -135,36 +136,56 @@ static void log_state_into(char message[STATE_MESSAGE_MAX], const char *state,
 	va_end(ap);
 }
 
-/* The same, and send it: the result of pe_sd_notify_until(). */
-static int log_state(const char *state, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int log_state(const char *state, const char *fmt, ...)
+/* The same, and send it to the manager, a second at most: the stop goes
+ * on without it, with a warning. */
+static void log_state(struct signal_thread *st, const char *state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void log_state(struct signal_thread *st, const char *state, const char *fmt, ...)
 {
 	char message[STATE_MESSAGE_MAX];
 	va_list ap;
+	int rc;
 
 	va_start(ap, fmt);
 	vlog_state(message, state, fmt, ap);
 	va_end(ap);
-	return pe_sd_notify_until(message, STOPPING_NOTIFY_MS, NULL);
+	rc = pe_sd_notify_send(&st->notifier, message, STOPPING_NOTIFY_MS, NULL, NULL);
+	if (rc < 0)
+		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is stopping: "
+		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
+}
+
+/* Whether READY=1 waits no longer: main has ended, or a stop signal is
+ * pending (taken then as usual). SIGUSR1 and an outside SIGUSR2, which is
+ * ignored, do not end the wait. */
+static int ready_given_up(void *ctx)
+{
+	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+	struct signal_thread *st = ctx;
+	sigset_t pending;
+
+	if (atomic_load(&st->done))
+		return 1;
+	if (sigpending(&pending) != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+		if (sigismember(&st->set, stops[i]) == 1 && sigismember(&pending, stops[i]) == 1)
+			return 1;
+	return 0;
 }
 
 /* Tell a service manager that the daemon is ready, as long as it takes
  * one whose queue is full (a busy PID 1), while the server already serves;
- * any signal but SIGUSR1 (a stop, or main's wake-up at its end) gives it
- * up, and is then taken as usual. */
+ * meanwhile no signal is taken, stats lines wait, and a stop gives it up. */
 static void send_ready(struct signal_thread *st)
 {
-	sigset_t give_up_on = st->set;
-	int rc;
+	int rc = pe_sd_notify_send(&st->notifier, st->ready, -1, ready_given_up, st);
 
-	sigdelset(&give_up_on, SIGUSR1);
-	rc = pe_sd_notify_until(st->ready, -1, &give_up_on);
-	if (rc == -ECANCELED)
-		pe_log(PE_LOG_WARN, "the service manager had not taken READY=1 when a signal "
+	if (rc == -ECANCELED && !atomic_load(&st->done))
+		pe_log(PE_LOG_WARN, "the service manager had not taken READY=1 when a stop signal "
 		       "came: it was not told that the server is ready (NOTIFY_SOCKET=%s)",
 		       getenv("NOTIFY_SOCKET"));
-	else if (rc < 0)
+	else if (rc < 0 && rc != -ECANCELED)
 		/* The reason first: a long value is cut at the end of the line. */
 		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready: "
 		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
@@ -193,18 +214,17 @@ static void *signal_main(void *arg)
 		case SIGHUP:
 			if (stops++ == 0) {
 				first_stop = sig;
-				/* systemd's Type=notify: the stop has begun. Nothing to
-				 * do if it cannot be told; it waits for the exit anyway. */
+				/* systemd's Type=notify: the stop has begun. A manager
+				 * that cannot be told gets a warning; it waits for the
+				 * exit anyway. */
 				if (st->opt->server.grace_ms == 0)
-					(void)log_state("STOPPING=1", "%s received: stopping, closing "
-					                "every connection now (--grace=0)",
-					                stop_signal_name(sig));
+					log_state(st, "STOPPING=1", "%s received: stopping, closing "
+					          "every connection now (--grace=0)", stop_signal_name(sig));
 				else
-					(void)log_state("STOPPING=1", "%s received: stopping (grace "
-					                "%u.%03us; send it again to stop at once)",
-					                stop_signal_name(sig),
-					                st->opt->server.grace_ms / 1000,
-					                st->opt->server.grace_ms % 1000);
+					log_state(st, "STOPPING=1", "%s received: stopping (grace "
+					          "%u.%03us; send it again to stop at once)",
+					          stop_signal_name(sig), st->opt->server.grace_ms / 1000,
+					          st->opt->server.grace_ms % 1000);
 				pe_server_stop(st->server);
 			} else {
 				char after[24] = " again";
@@ -212,8 +232,8 @@ static void *signal_main(void *arg)
 				if (sig != first_stop)
 					snprintf(after, sizeof after, " after %s",
 					         stop_signal_name(first_stop));
-				(void)log_state("", "%s received%s: closing every connection now",
-				                stop_signal_name(sig), after);
+				log_state(st, "", "%s received%s: closing every connection now",
+				          stop_signal_name(sig), after);
 				pe_server_stop_now(st->server);
 			}
 			break;
@@ -523,7 +543,12 @@ int main(int argc, char **argv)
 		log_create_failure(&opt.server, rc);
 		return 1;
 	}
+	/* The manager's socket before the check that a descriptor is left for
+	 * a client, and before clients can take the last: READY=1 is sent once
+	 * the server already serves (see send_ready). */
+	(void)pe_sd_notify_open(&st.notifier);
 	if (!descriptor_left()) {
+		pe_sd_notify_close(&st.notifier);
 		pe_server_destroy(srv);
 		return 1;
 	}
@@ -544,6 +569,7 @@ int main(int argc, char **argv)
 	rc = pthread_create(&st.thread, NULL, signal_main, &st);
 	if (rc != 0) {
 		pe_log(PE_LOG_ERROR, "cannot start the signal thread: %s", strerror(rc));
+		pe_sd_notify_close(&st.notifier);
 		pe_server_destroy(srv);
 		return 1;
 	}
@@ -553,6 +579,7 @@ int main(int argc, char **argv)
 	atomic_store(&st.done, 1);
 	pthread_kill(st.thread, SIGUSR2);
 	pthread_join(st.thread, NULL);
+	pe_sd_notify_close(&st.notifier);
 	log_stats(srv, "stopped: ");
 	pe_server_destroy(srv);
 	if (rc < 0) {
