@@ -136,11 +136,40 @@ static void log_state_into(char message[STATE_MESSAGE_MAX], const char *state,
 	va_end(ap);
 }
 
-/* The same, and send it to the manager, a second at most: the stop goes
- * on without it, with a warning. */
-static void log_state(struct signal_thread *st, const char *state, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void log_state(struct signal_thread *st, const char *state, const char *fmt, ...)
+/* Whether a stop signal (SIGINT, SIGTERM, SIGHUP) is pending, to be taken
+ * then as usual: a wait for the manager ends. SIGUSR1 and an outside
+ * SIGUSR2, which is ignored, do not end it. */
+static int stop_pending(void *ctx)
+{
+	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+	struct signal_thread *st = ctx;
+	sigset_t pending;
+
+	if (sigpending(&pending) != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+		if (sigismember(&st->set, stops[i]) == 1 && sigismember(&pending, stops[i]) == 1)
+			return 1;
+	return 0;
+}
+
+/* Whether READY=1 (or a second stop's STATUS=) waits no longer: main has
+ * ended, or a stop signal is pending. */
+static int ready_given_up(void *ctx)
+{
+	struct signal_thread *st = ctx;
+
+	return atomic_load(&st->done) || stop_pending(ctx);
+}
+
+/* The same, then STOP the server, then send it to the manager, a second
+ * at most and until GIVE_UP says so: the stop does not wait for a busy
+ * manager, and goes on without it, with a warning. */
+static void log_state(struct signal_thread *st, void (*stop)(pe_server *),
+                      int (*give_up)(void *), const char *state,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void log_state(struct signal_thread *st, void (*stop)(pe_server *),
+                      int (*give_up)(void *), const char *state, const char *fmt, ...)
 {
 	char message[STATE_MESSAGE_MAX];
 	va_list ap;
@@ -149,29 +178,11 @@ static void log_state(struct signal_thread *st, const char *state, const char *f
 	va_start(ap, fmt);
 	vlog_state(message, state, fmt, ap);
 	va_end(ap);
-	rc = pe_sd_notify_send(&st->notifier, message, STOPPING_NOTIFY_MS, NULL, NULL);
-	if (rc < 0)
+	stop(st->server);
+	rc = pe_sd_notify_send(&st->notifier, message, STOPPING_NOTIFY_MS, give_up, st);
+	if (rc < 0 && !(rc == -ECANCELED && atomic_load(&st->done)))
 		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is stopping: "
 		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
-}
-
-/* Whether READY=1 waits no longer: main has ended, or a stop signal is
- * pending (taken then as usual). SIGUSR1 and an outside SIGUSR2, which is
- * ignored, do not end the wait. */
-static int ready_given_up(void *ctx)
-{
-	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
-	struct signal_thread *st = ctx;
-	sigset_t pending;
-
-	if (atomic_load(&st->done))
-		return 1;
-	if (sigpending(&pending) != 0)
-		return 0;
-	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
-		if (sigismember(&st->set, stops[i]) == 1 && sigismember(&pending, stops[i]) == 1)
-			return 1;
-	return 0;
 }
 
 /* Tell a service manager that the daemon is ready, as long as it takes
@@ -218,23 +229,24 @@ static void *signal_main(void *arg)
 				 * that cannot be told gets a warning; it waits for the
 				 * exit anyway. */
 				if (st->opt->server.grace_ms == 0)
-					log_state(st, "STOPPING=1", "%s received: stopping, closing "
-					          "every connection now (--grace=0)", stop_signal_name(sig));
+					log_state(st, pe_server_stop, stop_pending, "STOPPING=1",
+					          "%s received: stopping, closing every connection now "
+					          "(--grace=0)", stop_signal_name(sig));
 				else
-					log_state(st, "STOPPING=1", "%s received: stopping (grace "
-					          "%u.%03us; send it again to stop at once)",
+					log_state(st, pe_server_stop, stop_pending, "STOPPING=1",
+					          "%s received: stopping (grace %u.%03us; send it again "
+					          "to stop at once)",
 					          stop_signal_name(sig), st->opt->server.grace_ms / 1000,
 					          st->opt->server.grace_ms % 1000);
-				pe_server_stop(st->server);
 			} else {
 				char after[24] = " again";
 
 				if (sig != first_stop)
 					snprintf(after, sizeof after, " after %s",
 					         stop_signal_name(first_stop));
-				log_state(st, "", "%s received%s: closing every connection now",
+				log_state(st, pe_server_stop_now, ready_given_up, "",
+				          "%s received%s: closing every connection now",
 				          stop_signal_name(sig), after);
-				pe_server_stop_now(st->server);
 			}
 			break;
 		default:

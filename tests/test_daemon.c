@@ -1974,6 +1974,47 @@ Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
 	close(fd);
 }
 
+/* A manager whose queue stays full cannot hold a stop up either: the
+ * first stop signal stops accepting at once (STOPPING=1 is sent after),
+ * and a second one closes every connection at once, not after a second's
+ * wait for STOPPING=1 and another for its STATUS=. */
+Test(daemon, a_full_notify_socket_does_not_delay_a_stop_or_a_second_one)
+{
+	char abstract[64];
+	struct fillers f;
+	unsigned port;
+	int fd, held, late, code;
+	int64_t second;
+
+	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-stop2-%d", (int)getpid());
+	fd = full_notify_socket(abstract, &f);
+	port = start_daemon((const char *const[]){"-w", "2", NULL});
+	unsetenv("NOTIFY_SOCKET");
+	held = th_connect(port, IO_MS); /* holds the 5 s grace */
+	cr_assert_geq(held, 0);
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+	/* The accept loop has ended (main says what it waits for) before the
+	 * wait for STOPPING=1, a second long, has given up with its warning. */
+	cr_assert_eq(th_proc_wait_stderr(&proc, 0, "stopping: 1 connection(s) open", IO_MS), 0,
+	             "stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "that the server is stopping"),
+	               "the stop waited for the manager; stderr:\n%s", proc.err.data);
+	late = th_connect(port, IO_MS);
+	cr_expect_lt(late, 0, "a client was accepted after the stop; stderr:\n%s", proc.err.data);
+	if (late >= 0)
+		close(late);
+	second = th_now_ms();
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+	code = th_proc_wait_exit(&proc, 5000);
+	cr_expect_eq(code, 0, "stderr:\n%s", proc.err.data);
+	/* Some 0.2 s; a wait for the manager is 1 s at least. */
+	cr_expect_lt(th_now_ms() - second, 900, "the second SIGTERM took %lld ms to stop it; "
+	             "stderr:\n%s", (long long)(th_now_ms() - second), proc.err.data);
+	close(held);
+	close_fillers(&f);
+	close(fd);
+}
+
 /* A manager only busy for a while (here 1.5 s) still hears READY=1 once it
  * reads: given up on, the start would never end, and systemd would kill a
  * daemon that serves. */
