@@ -1928,6 +1928,20 @@ static void close_fillers(struct fillers *f)
 		close(f->fd[--f->n]);
 }
 
+/* Start poolechod (-w 2) told to notify a manager of our own, named for
+ * TAG, whose queue is full; *MANAGER gets its socket. Returns the port. */
+static unsigned start_with_a_full_manager(const char *tag, int *manager, struct fillers *f)
+{
+	char abstract[64];
+	unsigned port;
+
+	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-%s-%d", tag, (int)getpid());
+	*manager = full_notify_socket(abstract, f);
+	port = start_daemon((const char *const[]){"-w", "2", NULL});
+	unsetenv("NOTIFY_SOCKET");
+	return port;
+}
+
 /* Read the manager's socket FD, the fillers' datagrams first, until
  * READY=1 comes: it must, with no warning logged. */
 static void expect_ready_among_the_fillers(int fd)
@@ -1952,15 +1966,11 @@ static void expect_ready_among_the_fillers(int fd)
  * main before the signal thread started, so SIGTERM was never taken. */
 Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
 {
-	char abstract[64];
 	struct fillers f;
 	unsigned port;
 	int fd, code;
 
-	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-full-%d", (int)getpid());
-	fd = full_notify_socket(abstract, &f);
-	port = start_daemon((const char *const[]){"-w", "2", NULL});
-	unsetenv("NOTIFY_SOCKET");
+	port = start_with_a_full_manager("full", &fd, &f);
 	echo_once(port, 10, 1);
 	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
 	code = th_proc_wait_exit(&proc, 5000);
@@ -1980,16 +1990,12 @@ Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
  * wait for STOPPING=1 and another for its STATUS=. */
 Test(daemon, a_full_notify_socket_does_not_delay_a_stop_or_a_second_one)
 {
-	char abstract[64];
 	struct fillers f;
 	unsigned port;
 	int fd, held, late, code;
 	int64_t second;
 
-	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-stop2-%d", (int)getpid());
-	fd = full_notify_socket(abstract, &f);
-	port = start_daemon((const char *const[]){"-w", "2", NULL});
-	unsetenv("NOTIFY_SOCKET");
+	port = start_with_a_full_manager("stop2", &fd, &f);
 	held = th_connect(port, IO_MS); /* holds the 5 s grace */
 	cr_assert_geq(held, 0);
 	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
@@ -2020,14 +2026,10 @@ Test(daemon, a_full_notify_socket_does_not_delay_a_stop_or_a_second_one)
  * daemon that serves. */
 Test(daemon, a_busy_service_manager_is_told_ready_once_it_reads)
 {
-	char abstract[64];
 	struct fillers f;
 	int fd;
 
-	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-busy-%d", (int)getpid());
-	fd = full_notify_socket(abstract, &f);
-	start_daemon((const char *const[]){"-w", "2", NULL});
-	unsetenv("NOTIFY_SOCKET");
+	start_with_a_full_manager("busy", &fd, &f);
 	poll(NULL, 0, 1500); /* the manager's busy time is what is under test */
 	expect_ready_among_the_fillers(fd);
 	stop_daemon(SIGTERM);
@@ -2040,14 +2042,10 @@ Test(daemon, a_busy_service_manager_is_told_ready_once_it_reads)
  * that serves at TimeoutStartSec. */
 Test(daemon, an_outside_sigusr2_does_not_give_ready_up)
 {
-	char abstract[64];
 	struct fillers f;
 	int fd;
 
-	snprintf(abstract, sizeof abstract, "@poolecho-test-notify-usr2-%d", (int)getpid());
-	fd = full_notify_socket(abstract, &f);
-	start_daemon((const char *const[]){"-w", "2", NULL});
-	unsetenv("NOTIFY_SOCKET");
+	start_with_a_full_manager("usr2", &fd, &f);
 	cr_assert_eq(th_proc_signal(&proc, SIGUSR2), 0);
 	poll(NULL, 0, 700); /* READY=1 waits on the full queue meanwhile */
 	expect_ready_among_the_fillers(fd);
