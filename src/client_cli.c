@@ -82,7 +82,8 @@ void client_cli_usage(FILE *out, const char *program)
 "                        may run on)\n"
 "      --json            print the report as one JSON object\n"
 "      --source-ip=ADDR  connect from this local address (numeric); again\n"
-"                        for more, up to %u, taken in turn by the connections,\n"
+"                        for more (each once), up to %u, taken in turn by the\n"
+"                        connections,\n"
 "                        all IPv4 or all IPv6 (HOST is looked up in that\n"
 "                        family, a numeric HOST of the other is bad usage);\n"
 "                        churn's ports are each address's own: one gives\n"
@@ -219,6 +220,17 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected an %s "
 		           "address, as the first one is (one family for all)", typed(arg, shown),
 		           family_name(cfg->sources[0].ss_family));
+	}
+	/* A repeat would only tilt the turns toward one address, and be
+	 * counted twice in the report: surely a slip. */
+	for (unsigned i = 0; i < cfg->nsources; i++) {
+		if (cfg->source_lens[i] == ai->ai_addrlen &&
+		    memcmp(&cfg->sources[i], ai->ai_addr, ai->ai_addrlen) == 0) {
+			freeaddrinfo(ai);
+			return bad(err, errlen, "invalid value '%s' for --source-ip: the same "
+			           "address as --source-ip #%u; give each address once",
+			           typed(arg, shown), i + 1);
+		}
 	}
 	memcpy(&cfg->sources[cfg->nsources], ai->ai_addr, ai->ai_addrlen);
 	cfg->source_lens[cfg->nsources++] = ai->ai_addrlen;

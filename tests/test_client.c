@@ -4735,6 +4735,9 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--source-ip=localhost"}, "'localhost' for --source-ip"},
 		{{"--source-ip=127.0.0.1:80"}, "numeric IPv4 or IPv6 address"},
 		{{"--source-ip=127.0.0.1", "--source-ip=::1"}, "expected an IPv4 address"},
+		{{"--source-ip=127.0.0.2", "--source-ip=127.2"},
+		 "'127.2' for --source-ip: the same address as --source-ip #1; give each address once"},
+		{{"--source-ip=::1", "--source-ip=0::1"}, "the same address as --source-ip #1"},
 		{{"--source-ip=::1", "--source-ip=127.0.0.1"}, "expected an IPv6 address"},
 		{{"--source-ip=127.0.0.1", "::1"}, "'::1' is an IPv6 address, --source-ip '127.0.0.1' "
 		                                   "an IPv4 one"},
