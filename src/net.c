@@ -197,6 +197,53 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 		         first);
 }
 
+/* Whether PORT can be bound on FAMILY's every-address alone (IPv6 only for
+ * AF_INET6): 0, or -errno. The socket is closed at once, never listening. */
+static int wildcard_bind_probe(int family, unsigned port)
+{
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+	                          .sin6_addr = IN6ADDR_ANY_INIT};
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	                         .sin_addr.s_addr = htonl(INADDR_ANY)};
+	int one = 1, rc = 0, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) ||
+	    (family == AF_INET6 ? bind(fd, (struct sockaddr *)&s6, sizeof s6)
+	                        : bind(fd, (struct sockaddr *)&s4, sizeof s4)) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* A dual-stack listen refused as in use may clash on one family only
+ * (another server on 127.0.0.1, say), which the errno text hides: when the
+ * other family's half is free, add to ERR which half is taken. */
+static void one_family_in_use_hint(char *err, unsigned port, int fd, const char *call)
+{
+	int v4, v6;
+	size_t len;
+	const char *taken, *free_address, *free_family;
+
+	if (fd != -EADDRINUSE || strcmp(call, "bind") != 0 || port == 0)
+		return;
+	v4 = wildcard_bind_probe(AF_INET, port);
+	v6 = wildcard_bind_probe(AF_INET6, port);
+	if (v4 == -EADDRINUSE && v6 == 0)
+		taken = "IPv4", free_address = "::", free_family = "IPv6";
+	else if (v6 == -EADDRINUSE && v4 == 0)
+		taken = "IPv6", free_address = "0.0.0.0", free_family = "IPv4";
+	else
+		return;
+	len = strlen(err);
+	if (len < PE_NET_ERRLEN - 1)
+		snprintf(err + len, PE_NET_ERRLEN - len,
+		         " on %s only (listening on %s alone would serve %s)", taken, free_address,
+		         free_family);
+}
+
 /* Whether AI's address came before it in LIST: getaddrinfo(3) gives one
  * twice for a name a hosts file lists on two lines. */
 static int listed_before(const struct addrinfo *list, const struct addrinfo *ai)
@@ -243,6 +290,7 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 			set_err(err, "cannot listen on all addresses port %s: %s: %s", portstr, call,
 			        strerror(-fd));
 			privileged_port_hint(err, port, fd, call);
+			one_family_in_use_hint(err, port, fd, call);
 		}
 		return fd;
 	}

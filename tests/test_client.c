@@ -5577,3 +5577,47 @@ Test(net, many_addresses_in_use_are_summed_up_not_cut, .timeout = 30)
 	for (int i = 0; i < N; i++)
 		close(held[i]);
 }
+
+/* All addresses are one dual-stack socket: a port another server holds on
+ * one family only (127.0.0.1, ::1) refuses it as "in use", and the message
+ * must say which half, or the user finds nothing on the port they look at.
+ * In a network namespace of our own, where listening everywhere is safe. */
+Test(net, a_port_in_use_on_one_family_only_says_which, .timeout = 30)
+{
+	struct {
+		int family;
+		const char *said;
+	} halves[] = {
+		{AF_INET, "in use on IPv4 only (listening on :: alone would serve IPv6)"},
+		{AF_INET6, "in use on IPv6 only (listening on 0.0.0.0 alone would serve IPv4)"},
+	};
+	const char *why = own_network();
+	char err[PE_NET_ERRLEN];
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	for (size_t i = 0; i < sizeof halves / sizeof halves[0]; i++) {
+		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u)};
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		int one = 1, held = socket(halves[i].family, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
+
+		if (held < 0 && errno == EAFNOSUPPORT)
+			cr_skip_test("the kernel has no IPv6 sockets");
+		cr_assert_geq(held, 0, "socket: %s", strerror(errno));
+		if (halves[i].family == AF_INET6) {
+			cr_assert_eq(setsockopt(held, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+			cr_assert_eq(bind(held, (struct sockaddr *)&s6, sizeof s6), 0, "bind ::1: %s",
+			             strerror(errno));
+		} else {
+			cr_assert_eq(bind(held, (struct sockaddr *)&s4, sizeof s4), 0,
+			             "bind 127.0.0.1: %s", strerror(errno));
+		}
+		cr_assert_eq(listen(held, 1), 0);
+		fd = pe_net_listen(NULL, (unsigned)th_local_port(held), 16, err);
+		if (fd >= 0)
+			close(fd);
+		cr_expect_eq(fd, -EADDRINUSE, "fd %d: %s", fd, err);
+		cr_expect(strstr(err, halves[i].said), "'%s' not said: %s", halves[i].said, err);
+		close(held);
+	}
+}
