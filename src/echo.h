@@ -36,7 +36,7 @@ struct pe_echo_worker {
 	struct pe_worker_counters *counters;
 };
 
-/* Shared by all workers, read-only but for *active. */
+/* Shared by all workers, read-only but for the counts *active and *pipes_held. */
 struct pe_echo_policy {
 	unsigned busy_poll_us;    /* spin this long on an empty socket before sleeping; 0 = never */
 	unsigned busy_poll_max;   /* ... but only while at most this many connections are open */

@@ -47,10 +47,12 @@ enum pe_splice {
 
 /* Descriptors a server leaves to its process beyond one per worker and per
  * queue slot (its listener and stop pipe, standard streams, a log). A
- * worker keeps a splice pipe, two descriptors, only while the descriptor
- * limit (RLIMIT_NOFILE) has room for it beyond workers + queue capacity +
- * PE_SERVER_SPARE_FDS; else it copies. Pipes kept by idle workers would
- * otherwise fill the limit, and clients could not be accepted. */
+ * worker takes a splice pipe, two descriptors, only when the descriptor
+ * limit (RLIMIT_NOFILE, read each time) has room for it beyond workers +
+ * queue capacity + PE_SERVER_SPARE_FDS; else it copies. Pipes kept by idle
+ * workers would otherwise fill the limit, and clients could not be
+ * accepted. A pipe taken is kept between connections until
+ * pe_server_destroy(), even if the limit is lowered meanwhile. */
 #define PE_SERVER_SPARE_FDS 32
 
 enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
