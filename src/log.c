@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -39,6 +40,26 @@ static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool line_cut; /* the last line written stopped short of its newline */
 /* stderr is the journal: "<N>message", the journal records the rest. */
 static bool journal_format;
+
+/* A terminal we may not open again (another user's): poll(2) says it has
+ * room as soon as it has a byte, and with output processing on (ONLCR, as
+ * a login leaves it) a blocking write(2) waits until the whole line has
+ * room. Its lines go out from a thread of their own, the only one that
+ * waits for the reader; the others queue a line, or drop and count it when
+ * ASYNC_LINES wait already. At exit the queue has ASYNC_FLUSH_MS to go out. */
+#define ASYNC_LINES 64
+#define ASYNC_FLUSH_MS 1000
+static bool log_async;
+static pthread_mutex_t async_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_more = PTHREAD_COND_INITIALIZER;
+static struct async_line {
+	size_t len;
+	unsigned long lost_before; /* lines dropped just before it, the queue full */
+	char text[1024];
+} async_lines[ASYNC_LINES];
+static unsigned async_head, async_count;
+static unsigned long async_lost; /* dropped since the last line queued */
+static bool async_writing; /* the writer holds a line it took */
 
 void pe_log_set_program(const char *name) { program = name; }
 void pe_log_set_level(enum pe_log_level level) { threshold = level; }
@@ -104,6 +125,8 @@ const char *pe_log_prefix(enum pe_log_level level)
 	return prefix[level];
 }
 
+static int start_async_writer(void);
+
 int pe_log_never_block(void)
 {
 	struct stat st;
@@ -123,10 +146,14 @@ int pe_log_never_block(void)
 	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		/* A pipe or terminal of another user, kept across a change of
-		 * user (runit's chpst, setpriv, su): EACCES. Look before each
-		 * write instead: a pipe that polls writable has a page free, and
-		 * a line (under PIPE_BUF) goes into it whole without waiting,
-		 * unless another process fills it between the two calls. */
+		 * user (runit's chpst, setpriv, su): EACCES. A terminal gets a
+		 * writer thread (see log_async). A pipe is looked at before
+		 * each write instead: one that polls writable has a page free,
+		 * and a line (under PIPE_BUF) goes into it whole without
+		 * waiting, unless another process fills it between the two
+		 * calls. */
+		if (S_ISCHR(st.st_mode) && start_async_writer() == 0)
+			return 0;
 		log_poll_first = true;
 		return 0;
 	}
@@ -222,14 +249,11 @@ static size_t format_line(char *line, size_t size, enum pe_log_level level, cons
 	return (size_t)n;
 }
 
-static void emit(enum pe_log_level level, const char *msg)
+/* Write LINE, after the count of lines dropped before it, if any. */
+static void write_counted(const char *line, size_t len)
 {
-	char line[1024];
-	size_t len = format_line(line, sizeof line, level, msg);
 	unsigned long lost = atomic_exchange(&lines_dropped, 0);
 
-	if (len == 0)
-		return;
 	if (lost > 0) {
 		char note[128], notice[256];
 		size_t nlen;
@@ -245,6 +269,100 @@ static void emit(enum pe_log_level level, const char *msg)
 	/* Nothing useful can be done if stderr is gone, but count it. */
 	if (!write_line(line, len))
 		atomic_fetch_add(&lines_dropped, 1);
+}
+
+static void *async_writer(void *arg)
+{
+	char line[sizeof async_lines[0].text];
+	unsigned long lost;
+	size_t len;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&async_lock);
+		while (async_count == 0)
+			pthread_cond_wait(&async_more, &async_lock);
+		len = async_lines[async_head].len;
+		lost = async_lines[async_head].lost_before;
+		memcpy(line, async_lines[async_head].text, len);
+		async_head = (async_head + 1) % ASYNC_LINES;
+		async_count--;
+		async_writing = true;
+		pthread_mutex_unlock(&async_lock);
+		/* Counted in place: the warning comes where the gap is. */
+		atomic_fetch_add(&lines_dropped, lost);
+		write_counted(line, len); /* may wait for the reader: only here */
+		pthread_mutex_lock(&async_lock);
+		async_writing = false;
+		pthread_mutex_unlock(&async_lock);
+	}
+	return NULL;
+}
+
+/* At exit: let the lines queued go out, for ASYNC_FLUSH_MS at most. */
+static void flush_async(void)
+{
+	for (int waited = 0; waited < ASYNC_FLUSH_MS; waited += 10) {
+		bool idle;
+
+		pthread_mutex_lock(&async_lock);
+		idle = async_count == 0 && !async_writing;
+		pthread_mutex_unlock(&async_lock);
+		if (idle)
+			return;
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+	}
+}
+
+/* The writer thread, taking no signal (the program's threads take them):
+ * 0, or -1 when it cannot be had (lines are then polled for, as a pipe's). */
+static int start_async_writer(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t thread;
+	int rc;
+
+	if (pthread_attr_init(&attr) != 0)
+		return -1;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&thread, &attr, async_writer, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		return -1;
+	log_async = true;
+	atexit(flush_async);
+	return 0;
+}
+
+static void emit(enum pe_log_level level, const char *msg)
+{
+	char line[sizeof async_lines[0].text];
+	size_t len = format_line(line, sizeof line, level, msg);
+
+	if (len == 0)
+		return;
+	if (!log_async) {
+		write_counted(line, len);
+		return;
+	}
+	pthread_mutex_lock(&async_lock);
+	if (async_count < ASYNC_LINES) {
+		struct async_line *a = &async_lines[(async_head + async_count) % ASYNC_LINES];
+
+		memcpy(a->text, line, len);
+		a->len = len;
+		a->lost_before = async_lost;
+		async_lost = 0;
+		async_count++;
+		pthread_cond_signal(&async_more);
+	} else {
+		async_lost++;
+	}
+	pthread_mutex_unlock(&async_lock);
 }
 
 void pe_log(enum pe_log_level level, const char *fmt, ...)

@@ -33,9 +33,14 @@ const char *pe_log_level_name(enum pe_log_level level);
 /* From now on never wait for stderr's reader (poolechod's workers log):
  * where stderr is a pipe, terminal or socket, a line it cannot take at once
  * is dropped, and the next one that goes out is preceded by a warning that
- * counts those dropped. stderr is opened again without blocking, or where
- * that is refused (another user's pipe), polled before each line. 0, or
- * -errno when stderr cannot be examined (lines then wait, as before). */
+ * counts those dropped (a line a terminal or socket took part of gets up to
+ * a second, PARTIAL_LINE_MS, for the rest). stderr is opened again without
+ * blocking, or where that is refused: another user's pipe is polled before
+ * each line, and another user's terminal (which polls writable with room
+ * for a single byte) is written by a thread of its own, the others queuing
+ * their lines for it, up to 64; at exit it has a second to write those
+ * left. 0, or -errno when stderr cannot be examined (lines then wait, as
+ * before). */
 int pe_log_never_block(void);
 
 void pe_log(enum pe_log_level level, const char *fmt, ...)

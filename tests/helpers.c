@@ -619,9 +619,9 @@ int th_die_with_parent(pid_t parent)
 	return getppid() == parent ? 0 : -1;
 }
 
-/* A pseudo-terminal in raw mode (no \r added): FDS[0] its master, FDS[1]
+/* A pseudo-terminal, in raw mode (no \r added) when RAW: FDS[0] its master, FDS[1]
  * its slave, both close-on-exec. 0 or -1 with errno set. */
-static int open_raw_pty(int fds[2])
+static int open_pty(int fds[2], bool raw)
 {
 	char name[64];
 	struct termios t;
@@ -634,6 +634,8 @@ static int open_raw_pty(int fds[2])
 	fds[1] = open(name, O_WRONLY | O_NOCTTY | O_CLOEXEC);
 	if (fds[1] < 0 || tcgetattr(fds[1], &t) < 0)
 		return -1;
+	if (!raw)
+		return 0; /* as a login's terminal is: OPOST, ONLCR */
 	cfmakeraw(&t);
 	return tcsetattr(fds[1], TCSANOW, &t);
 }
@@ -699,7 +701,7 @@ static char **env_with_journal_stream(int fd, char *entry, size_t size)
 
 /* What the program's stderr is: a pipe, a pseudo-terminal, or a stream
  * socket (what systemd gives a unit whose output goes to the journal). */
-enum err_kind { ERR_PIPE, ERR_TTY, ERR_SOCKET };
+enum err_kind { ERR_PIPE, ERR_TTY, ERR_COOKED_TTY, ERR_SOCKET };
 
 /* A connected pair of stream sockets in ERR, the program's end (ERR[1])
  * with a small send buffer, so that a few kilobytes nobody reads fill it. */
@@ -715,7 +717,8 @@ static int small_socketpair(int err[2])
 static int open_err(enum err_kind kind, int err[2])
 {
 	switch (kind) {
-	case ERR_TTY: return open_raw_pty(err);
+	case ERR_TTY: return open_pty(err, true);
+	case ERR_COOKED_TTY: return open_pty(err, false);
 	case ERR_SOCKET: return small_socketpair(err);
 	default: return pipe2(err, O_CLOEXEC);
 	}
@@ -829,6 +832,11 @@ int th_proc_spawn(struct th_proc *p, const char *const argv[])
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[])
 {
 	return proc_spawn(p, argv, ERR_TTY, false, NULL);
+}
+
+int th_proc_spawn_cooked_tty(struct th_proc *p, const char *const argv[])
+{
+	return proc_spawn(p, argv, ERR_COOKED_TTY, false, NULL);
 }
 
 int th_proc_spawn_journal(struct th_proc *p, const char *const argv[])

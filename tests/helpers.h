@@ -175,6 +175,9 @@ int th_proc_spawn(struct th_proc *p, const char *const argv[]);
 /* The same with stderr on a pseudo-terminal in raw mode, read from its
  * master as from the pipe. */
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[]);
+/* The same with the terminal's settings as a login leaves them (output
+ * processing on: ONLCR makes each newline two bytes). */
+int th_proc_spawn_cooked_tty(struct th_proc *p, const char *const argv[]);
 
 /* The same as th_proc_spawn with $JOURNAL_STREAM naming the stderr pipe's
  * device and inode, as systemd sets it when stderr is the journal. */

@@ -3028,7 +3028,9 @@ static void expect_unread_stderr_not_to_hold_up(unsigned port)
 	/* 1,000 connections: nearly three times the pipe's 64 KiB of lines. */
 	for (unsigned i = 0; i < 1000; i++)
 		echo_once(port, 16, i);
-	th_proc_pump(&proc, 0);
+	/* Read until quiet: lines queued for a writer thread go out now. */
+	for (unsigned i = 0; i < 50 && th_proc_pump(&proc, 100) == 0; i++)
+		;
 	from = proc.err.len;
 	echo_once(port, 16, 0);
 	cr_expect_eq(th_proc_wait_stderr(&proc, from, "log lines dropped: standard error was not "
@@ -3091,6 +3093,31 @@ Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .tim
 		cr_skip_test("only root can run the daemon as another user (nobody)");
 	skip_unless_nobody_can_run_it();
 	port = (int)spawn_ready(argv, false);
+	expect_unread_stderr_not_to_hold_up((unsigned)port);
+}
+
+/* The same with stderr a terminal the daemon may not open again (another
+ * user's, as "sudo -u" or setpriv leave a login's terminal): poll(2) says
+ * a terminal has room once it has a byte of it, and a blocking write(2) of
+ * a line longer than that room waited for the reader. Nothing read the
+ * terminal: after some 100 connections a worker blocked in its log line,
+ * the next client got no echo, and every other thread that logged (the
+ * signal thread's "SIGTERM received") blocked behind it, so the daemon
+ * did not stop either. */
+Test(daemon, another_users_terminal_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
+{
+	const char *const argv[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v",
+	                            "-w", "2", NULL};
+	int port, rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root can run the daemon as another user (nobody)");
+	skip_unless_nobody_can_run_it();
+	rc = th_proc_spawn_cooked_tty(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
+	             proc.err.data ? proc.err.data : "");
 	expect_unread_stderr_not_to_hold_up((unsigned)port);
 }
 
