@@ -200,6 +200,24 @@ static int numeric_family(const char *name)
 	return family;
 }
 
+/* Whether source address A (LEN bytes) is B: the kernel heeds an IPv6
+ * scope id only on a link-local address, so ::1%1 is ::1. */
+static int same_source(const struct sockaddr_storage *a, socklen_t len, const struct sockaddr *b,
+                       socklen_t blen)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)a;
+	const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)(const void *)b;
+
+	if (len != blen)
+		return 0;
+	if (b->sa_family != AF_INET6)
+		return memcmp(a, b, blen) == 0;
+	if (memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof a6->sin6_addr) != 0)
+		return 0;
+	return (!IN6_IS_ADDR_LINKLOCAL(&b6->sin6_addr) && !IN6_IS_ADDR_MC_LINKLOCAL(&b6->sin6_addr)) ||
+	       a6->sin6_scope_id == b6->sin6_scope_id;
+}
+
 /* One --source-ip: a numeric address of this host's, not yet checked. */
 static enum client_cli_result add_source(struct client_config *cfg, const char *arg, char *err,
                                          size_t errlen)
@@ -224,8 +242,7 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 	/* A repeat would only tilt the turns toward one address, and be
 	 * counted twice in the report: surely a slip. */
 	for (unsigned i = 0; i < cfg->nsources; i++) {
-		if (cfg->source_lens[i] == ai->ai_addrlen &&
-		    memcmp(&cfg->sources[i], ai->ai_addr, ai->ai_addrlen) == 0) {
+		if (same_source(&cfg->sources[i], cfg->source_lens[i], ai->ai_addr, ai->ai_addrlen)) {
 			freeaddrinfo(ai);
 			return bad(err, errlen, "invalid value '%s' for --source-ip: the same "
 			           "address as --source-ip #%u; give each address once",

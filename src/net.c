@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -218,6 +219,22 @@ static int wildcard_bind_probe(int family, unsigned port)
 	return rc;
 }
 
+/* Whether this host has an IPv6 address to serve on: with IPv6 turned off
+ * (net.ipv6.conf.all.disable_ipv6=1) a socket on :: still binds, and
+ * serves no one. Unknown (getifaddrs fails) counts as yes. */
+static int ipv6_has_an_address(void)
+{
+	struct ifaddrs *list;
+	int found = 0;
+
+	if (getifaddrs(&list) < 0)
+		return 1;
+	for (const struct ifaddrs *i = list; i && !found; i = i->ifa_next)
+		found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET6;
+	freeifaddrs(list);
+	return found;
+}
+
 /* A dual-stack listen refused as in use may clash on one family only
  * (another server on 127.0.0.1, say), which the errno text hides: when the
  * other family's half is free, add to ERR which half is taken. */
@@ -231,7 +248,7 @@ static void one_family_in_use_hint(char *err, unsigned port, int fd, const char 
 		return;
 	v4 = wildcard_bind_probe(AF_INET, port);
 	v6 = wildcard_bind_probe(AF_INET6, port);
-	if (v4 == -EADDRINUSE && v6 == 0)
+	if (v4 == -EADDRINUSE && v6 == 0 && ipv6_has_an_address())
 		taken = "IPv4", free_address = "::", free_family = "IPv6";
 	else if (v6 == -EADDRINUSE && v4 == 0)
 		taken = "IPv6", free_address = "0.0.0.0", free_family = "IPv4";

@@ -4738,6 +4738,7 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--source-ip=127.0.0.2", "--source-ip=127.2"},
 		 "'127.2' for --source-ip: the same address as --source-ip #1; give each address once"},
 		{{"--source-ip=::1", "--source-ip=0::1"}, "the same address as --source-ip #1"},
+		{{"--source-ip=::1", "--source-ip=::1%1"}, "'::1%1' for --source-ip: the same address as"},
 		{{"--source-ip=::1", "--source-ip=127.0.0.1"}, "expected an IPv6 address"},
 		{{"--source-ip=127.0.0.1", "::1"}, "'::1' is an IPv6 address, --source-ip '127.0.0.1' "
 		                                   "an IPv4 one"},
@@ -5578,6 +5579,20 @@ Test(net, many_addresses_in_use_are_summed_up_not_cut, .timeout = 30)
 		close(held[i]);
 }
 
+/* Why ::1 cannot be bound here ("" if it can): a kernel without IPv6
+ * (ipv6.disable=1), or with it turned off. */
+static const char *ipv6_loopback(void)
+{
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return "the kernel has no IPv6 sockets";
+	rc = bind(fd, (struct sockaddr *)&s6, sizeof s6);
+	close(fd);
+	return rc < 0 ? "no ::1 to bind" : "";
+}
+
 /* All addresses are one dual-stack socket: a port another server holds on
  * one family only (127.0.0.1, ::1) refuses it as "in use", and the message
  * must say which half, or the user finds nothing on the port they look at.
@@ -5596,13 +5611,14 @@ Test(net, a_port_in_use_on_one_family_only_says_which, .timeout = 30)
 
 	if (*why)
 		cr_skip_test("needs a network namespace of its own: %s", why);
+	why = ipv6_loopback();
+	if (*why)
+		cr_skip_test("needs IPv6: %s", why);
 	for (size_t i = 0; i < sizeof halves / sizeof halves[0]; i++) {
 		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u)};
 		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 		int one = 1, held = socket(halves[i].family, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
 
-		if (held < 0 && errno == EAFNOSUPPORT)
-			cr_skip_test("the kernel has no IPv6 sockets");
 		cr_assert_geq(held, 0, "socket: %s", strerror(errno));
 		if (halves[i].family == AF_INET6) {
 			cr_assert_eq(setsockopt(held, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
@@ -5620,4 +5636,34 @@ Test(net, a_port_in_use_on_one_family_only_says_which, .timeout = 30)
 		cr_expect(strstr(err, halves[i].said), "'%s' not said: %s", halves[i].said, err);
 		close(held);
 	}
+}
+
+/* With IPv6 turned off, :: still binds but serves no one: a port in use on
+ * IPv4 is simply in use, and the message must not send the user to ::. */
+Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
+{
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u)};
+	const char *why = own_network();
+	char err[PE_NET_ERRLEN];
+	int held, fd, off;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	off = open("/proc/sys/net/ipv6/conf/all/disable_ipv6", O_WRONLY | O_CLOEXEC);
+	if (off < 0 || fd_write_all(off, "1\n", 2) < 0) {
+		if (off >= 0)
+			close(off);
+		cr_skip_test("cannot turn IPv6 off in the namespace: %s", strerror(errno));
+	}
+	close(off);
+	held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(held, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(held, (struct sockaddr *)&s4, sizeof s4), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(held, 1), 0);
+	fd = pe_net_listen(NULL, (unsigned)th_local_port(held), 16, err);
+	if (fd >= 0)
+		close(fd);
+	cr_expect_eq(fd, -EADDRINUSE, "fd %d: %s", fd, err);
+	cr_expect(strstr(err, "would serve IPv6") == NULL, "IPv6 offered with IPv6 off: %s", err);
+	close(held);
 }
