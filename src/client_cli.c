@@ -223,9 +223,13 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
                                          size_t errlen)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *ai;
-	char shown[TYPED_MAX];
+	char shown[TYPED_MAX], dotted[PE_PARSE_DOTTED_MAX];
 	int rc;
 
+	if (pe_parse_ipv4_other_form(arg, dotted))
+		return bad(err, errlen, "invalid value '%s' for --source-ip: expected "
+		           PE_PARSE_DOTTED " or an IPv6 address; this would mean %s",
+		           typed(arg, shown), dotted);
 	if (cfg->nsources == CLIENT_MAX_SOURCES)
 		return bad(err, errlen, "too many --source-ip: '%s' would be number %u, at most %u",
 		           typed(arg, shown), CLIENT_MAX_SOURCES + 1, CLIENT_MAX_SOURCES);
@@ -272,7 +276,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 {
 	bool load = false, churn = false, pipeline_set = false, duration_set = false;
 	const char *expected;
-	char hint[128], shown[TYPED_MAX];
+	char hint[256], shown[TYPED_MAX];
 	unsigned long port;
 	int opt, family;
 

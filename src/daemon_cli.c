@@ -234,7 +234,7 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 {
 	struct pe_server_config *s = &opt->server;
 	const char *expected;
-	char hint[128];
+	char hint[256];
 	unsigned long v;
 	int rc = 0;
 

@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -225,19 +226,52 @@ static size_t word_room(size_t size)
 	return size / 2 < PE_PARSE_SHOWN_MAX ? size / 2 : PE_PARSE_SHOWN_MAX;
 }
 
+/* The word of short options holding optopt, which getopt just refused:
+ * argv[optind] while getopt is inside it, else the word before, when the
+ * byte ended that word. */
+static const char *cluster_word(char *const argv[])
+{
+	const char *word = argv[optind];
+
+	if (!word || word[0] != '-' || word[1] == '-' || !strchr(word + 1, optopt))
+		word = optind > 1 ? argv[optind - 1] : "";
+	return word;
+}
+
+/* An unknown letter: alone in its word, "unknown option -x"; in a cluster,
+ * with the word, since it may be a long option typed with one dash
+ * ("-version" fails at its 'e', which the user never meant as one), and
+ * then with the long option it names. */
+static void unknown_letter(char *const argv[], const struct option *longopts, char *msg,
+                           size_t size)
+{
+	const char *word = cluster_word(argv);
+	size_t len = strcspn(word, "=");
+	const struct option *o = NULL;
+	char buf[PE_PARSE_SHOWN_MAX];
+	int ambiguous;
+
+	if (word[0] != '-' || ((unsigned char)word[1] == optopt && word[2] == '\0')) {
+		snprintf(msg, size, "unknown option -%c", optopt);
+		return;
+	}
+	if (len > 2)
+		o = long_option_named(longopts, word + 1, len - 1, &ambiguous);
+	snprintf(msg, size, "unknown option -%c in '%s'%s%s%s", optopt,
+	         pe_parse_shown(word, strlen(word), buf, word_room(size)),
+	         o ? " (did you mean --" : "", o ? o->name : "", o ? "?)" : "");
+}
+
 /* An unknown short option that is no printable ASCII letter: one byte of
  * a UTF-8 character ("-é"), a control character, or a '-' inside a
  * cluster ("-q-x", which "unknown option --" would muddle). Printed alone
  * it would be half a character, invisible or misread, so the word
- * holding it is named whole: argv[optind] while getopt is inside it,
- * else the word before, when the byte ended that word. */
+ * holding it is named whole. */
 static void unknown_byte_in_cluster(char *const argv[], char *msg, size_t size)
 {
-	const char *word = argv[optind];
+	const char *word = cluster_word(argv);
 	char buf[PE_PARSE_SHOWN_MAX];
 
-	if (!word || word[0] != '-' || word[1] == '-' || !strchr(word + 1, optopt))
-		word = optind > 1 ? argv[optind - 1] : "";
 	snprintf(msg, size, "unknown option %s'%s'",
 	         word[0] && (unsigned char)word[1] == (unsigned char)optopt ? "" : "in ",
 	         pe_parse_shown(word, strlen(word), buf, word_room(size)));
@@ -270,7 +304,7 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		if (ch == ':')
 			snprintf(msg, size, "option -%c needs a value", optopt);
 		else if (optopt > ' ' && optopt < 0x7f && optopt != '-')
-			snprintf(msg, size, "unknown option -%c", optopt);
+			unknown_letter(argv, longopts, msg, size);
 		else
 			unknown_byte_in_cluster(argv, msg, size);
 		return;
@@ -301,17 +335,38 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		         pe_parse_shown(word, len, buf, word_room(size)));
 }
 
+int pe_parse_ipv4_other_form(const char *host, char dotted[PE_PARSE_DOTTED_MAX])
+{
+	struct in_addr a;
+
+	/* inet_aton(3) is what getaddrinfo(3) tries first: a name it takes
+	 * never reaches a resolver, so no host name is refused here. */
+	if (inet_pton(AF_INET, host, &a) == 1 || inet_aton(host, &a) != 1)
+		return 0;
+	inet_ntop(AF_INET, &a, dotted, PE_PARSE_DOTTED_MAX);
+	return 1;
+}
+
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,
                                   size_t size)
 {
 	const char *colon = strchr(host, ':');
+	char dotted[PE_PARSE_DOTTED_MAX];
 
-	if (host[0] == '[')
+	if (host[0] == '-')
+		/* No name starts so (RFC 1123): "-b -v" took an option for the value. */
+		snprintf(buf, size, "an address or host name, which never starts with '-' "
+		         "(an option where a value was due?)");
+	else if (host[0] == '[')
 		snprintf(buf, size, "an IPv6 address without brackets, e.g. ::1%s%s",
 		         strstr(host, "]:") ? ", and the port given " : "",
 		         strstr(host, "]:") ? port_how : "");
 	else if (colon && !strchr(colon + 1, ':'))
 		snprintf(buf, size, "an address or host name without a port (give it %s)", port_how);
+	else if (pe_parse_ipv4_other_form(host, dotted))
+		/* "9999" or "010.0.0.1" would quietly be 0.0.39.15 or 8.0.0.1. */
+		snprintf(buf, size, PE_PARSE_DOTTED ", or a host name; this would mean %s%s%s", dotted,
+		         strchr(host, '.') ? "" : "; a port is given ", strchr(host, '.') ? "" : port_how);
 	else
 		return NULL;
 	return buf;

@@ -265,7 +265,7 @@ static size_t queue_item_size(const struct pe_server_config *cfg)
  * passes): bind_address, port and backlog are not used then. */
 static int check_config(const struct pe_server_config *cfg, int given)
 {
-	char hint[160], shown[PE_PARSE_SHOWN_MAX];
+	char hint[256], shown[PE_PARSE_SHOWN_MAX];
 	const char *expected;
 
 	if (!cfg)

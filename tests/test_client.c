@@ -4686,8 +4686,23 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"[::1]", "9999"}, "HOST '[::1]'"},
 		{{"[::1]:9999"}, "port given as PORT"},
 		{{"127.0.0.1:9999"}, "HOST '127.0.0.1:9999'"},
+		/* inet_aton's other forms of IPv4 would quietly mean another
+		 * address: a port typed where HOST goes checked port 9999 of
+		 * 0.0.30.97, this host to Linux; octal ones another network. */
+		{{"7777", "1"}, "HOST '7777'"},
+		{{"7777", "1"}, "this would mean 0.0.30.97; a port is given as PORT"},
+		{{"010.0.0.1", "1"}, "this would mean 8.0.0.1"},
+		{{"127.1", "1"}, "(a.b.c.d), or a host name; this would mean 127.0.0.1"},
+		{{"--source-ip=127.1", "127.0.0.1", "1"}, "'127.1' for --source-ip"},
+		{{"--source-ip=0177.0.0.1", "127.0.0.1", "1"}, "this would mean 127.0.0.1"},
+		/* No host name starts with '-': refused before any lookup. */
+		{{"--", "-x", "1"}, "HOST '-x': expected an address or host name, which never"},
 		{{"a", "1", "extra"}, "extra"},
 		{{"--connections=4", "-xq"}, "unknown option -x"},
+		/* A long option typed with one dash fails at a letter the user
+		 * never meant as an option: the word and the option are named. */
+		{{"-quiet"}, "unknown option -u in '-quiet' (did you mean --quiet?)"},
+		{{"-json", "localhost"}, "in '-json' (did you mean --json?)"},
 		/* A byte that is no ASCII letter is named with its word: alone it
 		 * would be half a UTF-8 character, or invisible. */
 		{{"-\xc3\xa9"}, "unknown option '-\xc3\xa9'"},
@@ -4735,8 +4750,9 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--source-ip=localhost"}, "'localhost' for --source-ip"},
 		{{"--source-ip=127.0.0.1:80"}, "numeric IPv4 or IPv6 address"},
 		{{"--source-ip=127.0.0.1", "--source-ip=::1"}, "expected an IPv4 address"},
-		{{"--source-ip=127.0.0.2", "--source-ip=127.2"},
-		 "'127.2' for --source-ip: the same address as --source-ip #1; give each address once"},
+		{{"--source-ip=127.0.0.2", "--source-ip=127.0.0.2"},
+		 "'127.0.0.2' for --source-ip: the same address as --source-ip #1; give each address "
+		 "once"},
 		{{"--source-ip=::1", "--source-ip=0::1"}, "the same address as --source-ip #1"},
 		{{"--source-ip=::1", "--source-ip=::1%1"}, "'::1%1' for --source-ip: the same address as"},
 		{{"--source-ip=::1", "--source-ip=127.0.0.1"}, "expected an IPv6 address"},
@@ -4800,6 +4816,17 @@ Test(cli, messages_alone_set_no_duration, .timeout = 10)
 	cr_expect_eq(parsed_duration_ms(by_messages), 0);
 	cr_expect_eq(parsed_duration_ms(by_default), 10000);
 	cr_expect_eq(parsed_duration_ms(both), 2500);
+}
+
+/* An option given twice takes its last value, as poolecho(1) says (it
+ * said so of no option but --source-ip, which adds up instead). */
+Test(cli, an_option_given_twice_takes_the_last_value, .timeout = 10)
+{
+	const char *twice[] = {"-d", "1", "--duration=2.5", "127.0.0.1", "1", NULL};
+
+	cr_expect_eq(parsed_duration_ms(twice), 2500);
+	cr_expect_eq(th_doc_mentions("man/poolecho.1", "more than once takes the last value"), 1,
+	             "poolecho(1) does not say which value of an option given twice counts");
 }
 
 /* --help must hold IN_HELP, and poolecho(1) and the README IN_DOCS. */

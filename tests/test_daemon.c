@@ -393,6 +393,10 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		/* A short option failing inside a cluster is named, not the word
 		 * before it; an abbreviation by its full name. */
 		{{"--grace=1", "-xv"}, "unknown option -x", "-x"},
+		/* One dash before a long option: it fails at the 'e' of -version,
+		 * which is named with its word and the option meant. */
+		{{"-version"}, "option -e in '-version'", "did you mean --version?"},
+		{{"-verbose"}, "option -e in '-verbose'", "did you mean --verbose?"},
 		/* A byte that is no ASCII letter: named with its word. */
 		{{"-v\xc3\xa9"}, "unknown option in", "in '-v\xc3\xa9'"},
 		{{"-\xc3\xa9", "-v"}, "unknown option", "option '-\xc3\xa9'"},
@@ -410,6 +414,13 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"-b", "[::1]:80"}, "without brackets", "port given with -p"},
 		{{"--bind=127.0.0.1:80"}, "127.0.0.1:80", "without a port"},
 		{{"--bind="}, "-b/--bind", "'' for -b/--bind"},
+		/* A value left out: -b takes the next option for a host name. */
+		{{"-b", "-v"}, "'-v' for -b/--bind", "never starts with '-'"},
+		/* inet_aton's other forms of IPv4: another address, quietly. */
+		{{"-b", "9999"}, "'9999' for -b/--bind", "mean 0.0.39.15"},
+		{{"-b", "9999"}, "a.b.c.d", "port is given with -p"},
+		{{"--bind=010.0.0.1"}, "-b/--bind", "mean 8.0.0.1"},
+		{{"--bind=127.1"}, "-b/--bind", "mean 127.0.0.1"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);

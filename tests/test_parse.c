@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 
 #include "parse.h"
 
@@ -168,4 +169,54 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		cr_expect_lt(strlen(buf), cases[i].size, "case %zu overflows its %zu bytes", i,
 		             cases[i].size);
 	}
+}
+
+/* getaddrinfo(3) takes inet_aton(3)'s forms of IPv4 before any resolver:
+ * a bare number ("poolecho 7777", a port where HOST goes), a short form,
+ * octal and hex. Each would quietly mean another address (7777 is
+ * 0.0.30.97, which Linux routes to this host, port 9999), so each is
+ * named, with what it would mean; a.b.c.d in decimal, IPv6 and names
+ * are not. */
+Test(parse, ipv4_in_another_form_than_dotted_decimal_is_named, .timeout = 10)
+{
+	static const struct {
+		const char *host;
+		const char *means; /* NULL: taken */
+	} cases[] = {
+		{"7777", "0.0.30.97"}, {"9", "0.0.0.9"}, {"127.1", "127.0.0.1"},
+		{"010.0.0.1", "8.0.0.1"}, {"0x7f000001", "127.0.0.1"}, {"127.000.000.001", "127.0.0.1"},
+		{"4294967295", "255.255.255.255"},
+		{"127.0.0.1", NULL}, {"0.0.0.0", NULL}, {"::1", NULL}, {"localhost", NULL},
+		{"cafe", NULL}, {"1.2.3.4.5", NULL}, {"4294967296", NULL}, {"256.0.0.1", NULL},
+		{"host-1.example", NULL},
+	};
+	char dotted[PE_PARSE_DOTTED_MAX], hint[256];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int other = pe_parse_ipv4_other_form(cases[i].host, dotted);
+		const char *expected = pe_parse_host_misform(cases[i].host, "with -p", hint,
+		                                             sizeof hint);
+
+		cr_expect_eq(other, cases[i].means != NULL, "'%s': %d", cases[i].host, other);
+		if (!cases[i].means) {
+			cr_expect_null(expected, "'%s' refused: %s", cases[i].host, expected);
+			continue;
+		}
+		cr_expect_str_eq(dotted, cases[i].means, "'%s'", cases[i].host);
+		cr_assert_not_null(expected, "'%s' taken", cases[i].host);
+		cr_expect_not_null(strstr(expected, cases[i].means), "'%s': %s", cases[i].host,
+		                   expected);
+		cr_expect_not_null(strstr(expected, "a.b.c.d"), "'%s': %s", cases[i].host, expected);
+	}
+}
+
+/* No host name starts with '-' (RFC 1123): "-b -v" took an option for the
+ * value, which would otherwise go to the resolver. */
+Test(parse, a_host_that_starts_with_a_dash_is_named, .timeout = 10)
+{
+	char hint[256];
+
+	cr_assert_not_null(pe_parse_host_misform("-v", "with -p", hint, sizeof hint));
+	cr_expect_not_null(strstr(hint, "never starts with '-'"), "%s", hint);
+	cr_expect_null(pe_parse_host_misform("a-b", "with -p", hint, sizeof hint));
 }

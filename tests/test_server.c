@@ -3350,6 +3350,10 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 		{"127.0.0.1:8080", "pe_server_config.bind_address is '127.0.0.1:8080': expected an "
 		                   "address or host name without a port (give it in "
 		                   "pe_server_config.port)"},
+		/* Octal to inet_aton, so another network than it seems. */
+		{"010.0.0.1", "pe_server_config.bind_address is '010.0.0.1': expected an IPv4 "
+		              "address as four decimal numbers without leading zeros (a.b.c.d), or "
+		              "a host name; this would mean 8.0.0.1"},
 	};
 	struct pe_server_config good, bad;
 	pe_server *srv;
@@ -3379,8 +3383,8 @@ Test(server, a_bad_setting_is_named_in_the_log_with_its_value_and_range)
 			bad.overflow = (enum pe_overflow)5;
 		else if (strcmp(f, "splice") == 0)
 			bad.splice = (enum pe_splice)7;
-		else if (strchr(f, ':'))
-			bad.bind_address = f; /* written as in a URL */
+		else if (strchr(f, ':') || strchr(f, '.'))
+			bad.bind_address = f; /* written as in a URL, or IPv4 in another form */
 		else if (SIZE_MAX != UINT64_MAX)
 			continue; /* the stack size in the message is 64-bit */
 		else
