@@ -45,8 +45,10 @@ static bool journal_format;
  * room as soon as it has a byte, and with output processing on (ONLCR, as
  * a login leaves it) a blocking write(2) waits until the whole line has
  * room. Its lines go out from a thread of their own, the only one that
- * waits for the reader; the others queue a line, or drop and count it when
- * ASYNC_LINES wait already. At exit the queue has ASYNC_FLUSH_MS to go out. */
+ * waits for the reader; the others queue a line, and when ASYNC_LINES wait
+ * already the oldest of them is dropped and counted: the lines kept are the
+ * last ones (a stop's, the "stopped:" line), which at exit have
+ * ASYNC_FLUSH_MS to go out to a reader that reads again. */
 #define ASYNC_LINES 64
 #define ASYNC_FLUSH_MS 1000
 static bool log_async;
@@ -58,7 +60,6 @@ static struct async_line {
 	char text[1024];
 } async_lines[ASYNC_LINES];
 static unsigned async_head, async_count;
-static unsigned long async_lost; /* dropped since the last line queued */
 static bool async_writing; /* the writer holds a line it took */
 
 void pe_log_set_program(const char *name) { program = name; }
@@ -342,6 +343,8 @@ static void emit(enum pe_log_level level, const char *msg)
 {
 	char line[sizeof async_lines[0].text];
 	size_t len = format_line(line, sizeof line, level, msg);
+	struct async_line *a;
+	unsigned long lost = 0;
 
 	if (len == 0)
 		return;
@@ -350,18 +353,23 @@ static void emit(enum pe_log_level level, const char *msg)
 		return;
 	}
 	pthread_mutex_lock(&async_lock);
-	if (async_count < ASYNC_LINES) {
-		struct async_line *a = &async_lines[(async_head + async_count) % ASYNC_LINES];
-
-		memcpy(a->text, line, len);
-		a->len = len;
-		a->lost_before = async_lost;
-		async_lost = 0;
-		async_count++;
-		pthread_cond_signal(&async_more);
-	} else {
-		async_lost++;
+	if (async_count == ASYNC_LINES) {
+		/* Full: the oldest line gives way, its count and its own go to
+		 * the line after it, where the gap now is. */
+		lost = async_lines[async_head].lost_before + 1;
+		async_head = (async_head + 1) % ASYNC_LINES;
+		async_count--;
+		if (async_count > 0) {
+			async_lines[async_head].lost_before += lost;
+			lost = 0;
+		}
 	}
+	a = &async_lines[(async_head + async_count) % ASYNC_LINES];
+	memcpy(a->text, line, len);
+	a->len = len;
+	a->lost_before = lost;
+	async_count++;
+	pthread_cond_signal(&async_more);
 	pthread_mutex_unlock(&async_lock);
 }
 

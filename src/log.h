@@ -38,9 +38,9 @@ const char *pe_log_level_name(enum pe_log_level level);
  * blocking, or where that is refused: another user's pipe is polled before
  * each line, and another user's terminal (which polls writable with room
  * for a single byte) is written by a thread of its own, the others queuing
- * their lines for it, up to 64; at exit it has a second to write those
- * left. 0, or -errno when stderr cannot be examined (lines then wait, as
- * before). */
+ * their lines for it, the last 64 of them; at exit it has a second to
+ * write those left. 0, or -errno when stderr cannot be examined (lines
+ * then wait, as before). */
 int pe_log_never_block(void);
 
 void pe_log(enum pe_log_level level, const char *fmt, ...)

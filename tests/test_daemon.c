@@ -3039,10 +3039,12 @@ static void expect_unread_stderr_not_to_hold_up(unsigned port)
 	/* 1,000 connections: nearly three times the pipe's 64 KiB of lines. */
 	for (unsigned i = 0; i < 1000; i++)
 		echo_once(port, 16, i);
-	/* Read until quiet: lines queued for a writer thread go out now. */
+	/* Read until quiet: lines queued for a writer thread go out now, the
+	 * count of those dropped before them first; anything else counts them
+	 * before its next line. */
+	from = proc.err.len;
 	for (unsigned i = 0; i < 50 && th_proc_pump(&proc, 100) == 0; i++)
 		;
-	from = proc.err.len;
 	echo_once(port, 16, 0);
 	cr_expect_eq(th_proc_wait_stderr(&proc, from, "log lines dropped: standard error was not "
 	                                 "taking them", IO_MS), 0, "no count of dropped lines in:\n%s",
@@ -3130,6 +3132,47 @@ Test(daemon, another_users_terminal_nobody_reads_does_not_hold_the_server_up, .t
 	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
 	             proc.err.data ? proc.err.data : "");
 	expect_unread_stderr_not_to_hold_up((unsigned)port);
+}
+
+/* The same terminal, read again only once the daemon is at its exit (a
+ * reader that resumes, Ctrl-Q): the lines still waiting for it must be the
+ * last ones, so that the stop's lines and the "stopped:" line go out in the
+ * second the exit gives them, after the count of those dropped. The queue
+ * kept the oldest lines and dropped the newest: the stop's lines were lost,
+ * and with them their count, no line being left to carry it. */
+Test(daemon, another_users_terminal_read_again_at_the_exit_gets_the_stopped_line, .timeout = 120)
+{
+	const char *const argv[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v",
+	                            "-w", "2", NULL};
+	int port, rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root can run the daemon as another user (nobody)");
+	skip_unless_nobody_can_run_it();
+	rc = th_proc_spawn_cooked_tty(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
+	             proc.err.data ? proc.err.data : "");
+	/* Two lines each, unread: far more than the terminal and the queue hold. */
+	for (unsigned i = 0; i < 1000; i++)
+		echo_once((unsigned)port, 16, i);
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0, "the daemon died early");
+	/* Its main thread asleep at the exit, waiting for the writer: every
+	 * line of the stop has been logged, and none has been read. */
+	cr_expect_gt(task_asleep_in_syscall(proc.pid, SYS_clock_nanosleep, EXIT_MS), 0,
+	             "the daemon did not come to wait for its log at the exit");
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "poolechod did not exit within %d ms",
+	             EXIT_MS);
+	assert_no_sanitizer_report();
+	cr_expect_eq(th_proc_exit_code(&proc), 0);
+	cr_expect_not_null(strstr(proc.err.data, "log lines dropped: standard error was not "
+	                          "taking them"), "no count of dropped lines in:\n%s",
+	                   proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "info: SIGTERM received: stopping"),
+	                   "no 'SIGTERM received' line in:\n%s", proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "info: stopped: accepted=1000 "),
+	                   "no 'stopped:' line in:\n%s", proc.err.data);
 }
 
 /* A terminal may take part of a line when its buffer fills (a stopped
