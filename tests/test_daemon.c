@@ -3109,6 +3109,25 @@ Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .tim
 	expect_unread_stderr_not_to_hold_up((unsigned)port);
 }
 
+/* The daemon at -v as nobody, its stderr a terminal as a login leaves it
+ * (another user's, which it may not open again): its port. */
+static unsigned start_as_nobody_on_a_terminal(void)
+{
+	const char *const argv[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v",
+	                            "-w", "2", NULL};
+	int port, rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root can run the daemon as another user (nobody)");
+	skip_unless_nobody_can_run_it();
+	rc = th_proc_spawn_cooked_tty(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
+	             proc.err.data ? proc.err.data : "");
+	return (unsigned)port;
+}
+
 /* The same with stderr a terminal the daemon may not open again (another
  * user's, as "sudo -u" or setpriv leave a login's terminal): poll(2) says
  * a terminal has room once it has a byte of it, and a blocking write(2) of
@@ -3119,19 +3138,7 @@ Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .tim
  * did not stop either. */
 Test(daemon, another_users_terminal_nobody_reads_does_not_hold_the_server_up, .timeout = 120)
 {
-	const char *const argv[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v",
-	                            "-w", "2", NULL};
-	int port, rc;
-
-	if (geteuid() != 0)
-		cr_skip_test("only root can run the daemon as another user (nobody)");
-	skip_unless_nobody_can_run_it();
-	rc = th_proc_spawn_cooked_tty(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
-	             proc.err.data ? proc.err.data : "");
-	expect_unread_stderr_not_to_hold_up((unsigned)port);
+	expect_unread_stderr_not_to_hold_up(start_as_nobody_on_a_terminal());
 }
 
 /* The same terminal, read again only once the daemon is at its exit (a
@@ -3142,21 +3149,11 @@ Test(daemon, another_users_terminal_nobody_reads_does_not_hold_the_server_up, .t
  * and with them their count, no line being left to carry it. */
 Test(daemon, another_users_terminal_read_again_at_the_exit_gets_the_stopped_line, .timeout = 120)
 {
-	const char *const argv[] = {AS_NOBODY, daemon_path(), "-b", "127.0.0.1", "-p", "0", "-v",
-	                            "-w", "2", NULL};
-	int port, rc;
+	unsigned port = start_as_nobody_on_a_terminal();
 
-	if (geteuid() != 0)
-		cr_skip_test("only root can run the daemon as another user (nobody)");
-	skip_unless_nobody_can_run_it();
-	rc = th_proc_spawn_cooked_tty(&proc, argv);
-	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
-	port = th_proc_wait_ready(&proc, START_MS);
-	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
-	             proc.err.data ? proc.err.data : "");
 	/* Two lines each, unread: far more than the terminal and the queue hold. */
 	for (unsigned i = 0; i < 1000; i++)
-		echo_once((unsigned)port, 16, i);
+		echo_once(port, 16, i);
 	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0, "the daemon died early");
 	/* Its main thread asleep at the exit, waiting for the writer: every
 	 * line of the stop has been logged, and none has been read. */
