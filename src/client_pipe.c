@@ -405,9 +405,15 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
 	const int one = 1;
-	int rc, out_flags = fcntl(out_fd, F_GETFL);
+	int rc, in_flags = fcntl(in_fd, F_GETFL), out_flags = fcntl(out_fd, F_GETFL);
 
 	memset(res, 0, sizeof *res);
+	/* Closed (<&-, left open for writing by pe_stdfds_guard): said before
+	 * the connect, so that a server that is down does not change the
+	 * status (3) of what is the caller's error (1). */
+	if (in_flags < 0 || (in_flags & O_ACCMODE) == O_WRONLY)
+		return fail(&p, PIPE_IO, "cannot read standard input: %s",
+		            strerror(in_flags < 0 ? errno : EBADF));
 	/* Closed (>&-, left open for reading by pe_stdfds_guard): said now,
 	 * not at the first byte echoed, which an empty input never has. */
 	if (out_flags < 0 || (out_flags & O_ACCMODE) == O_RDONLY)

@@ -2449,6 +2449,24 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 	close(fd);
 }
 
+/* poolecho(1): started with standard input closed, it says "cannot read
+ * standard input" and exits 1, as with standard output closed: said before
+ * the connect, so that a server that is down does not make it 3 instead. */
+Test(wrong_server, closed_stdin_is_said_before_the_connect, .timeout = 60)
+{
+	char port[16];
+	const char *args[] = {"--timeout=5", "127.0.0.1", port, NULL};
+	int fd = refusing_port(port);
+	struct run r;
+
+	run_client_fds(&r, CLOSED_FD, -1, args, 15000);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot read standard input"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(EBADF)), "no errno text in:\n%s", r.err);
+	run_free(&r);
+	close(fd);
+}
+
 /* Whether every line of TEXT starts with PREFIX; the first that does not
  * in BAD. */
 static bool every_line_starts_with(const char *text, const char *prefix, char *bad, size_t size)
