@@ -127,6 +127,36 @@ int th_join(pthread_t thread, unsigned timeout_ms)
 	return rc == 0 ? 0 : -rc;
 }
 
+static void *stall_watch_main(void *arg)
+{
+	struct th_stall_watch *w = arg;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		int64_t t0 = th_now_ms(), over;
+
+		poll(NULL, 0, 10);
+		over = th_now_ms() - t0 - 10;
+		if (over > __atomic_load_n(&w->worst_ms, __ATOMIC_RELAXED))
+			__atomic_store_n(&w->worst_ms, over, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+int th_stall_watch_start(struct th_stall_watch *w)
+{
+	w->stop = 0;
+	w->worst_ms = 0;
+	return -pthread_create(&w->thread, NULL, stall_watch_main, w);
+}
+
+int64_t th_stall_watch_stop(struct th_stall_watch *w)
+{
+	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	if (th_join(w->thread, 10000) < 0)
+		return -1;
+	return __atomic_load_n(&w->worst_ms, __ATOMIC_ACQUIRE);
+}
+
 /* ---- loopback clients ------------------------------------------------------ */
 
 /* Wait for EVENTS on FD until DEADLINE: 0 when ready, -ETIMEDOUT, -errno. */

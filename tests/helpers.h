@@ -47,6 +47,23 @@ int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms);
 /* Join THREAD within TIMEOUT_MS: 0, or -ETIMEDOUT (the thread is left). */
 int th_join(pthread_t thread, unsigned timeout_ms);
 
+/* A thread that sleeps 10 ms at a time and keeps the longest it overslept:
+ * how long this process went unscheduled while it ran. A loaded machine
+ * holds a process up for over a second now and then (1.9 s seen on a
+ * shared 2-CPU machine, a test beside it saturating both CPUs); a test whose
+ * margin such a hold-up eats makes its run again only when one came. */
+struct th_stall_watch {
+	pthread_t thread;
+	int stop;            /* both through __atomic builtins */
+	int64_t worst_ms;
+};
+
+/* Start watching: 0, or a negative errno. */
+int th_stall_watch_start(struct th_stall_watch *w);
+
+/* Stop watching; the longest hold-up seen, in ms (-1 if the thread would not end). */
+int64_t th_stall_watch_stop(struct th_stall_watch *w);
+
 /* ---- loopback clients ---------------------------------------------------- */
 
 /* The local port FD is bound to (IPv4 or IPv6), or a negative errno. */

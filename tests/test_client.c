@@ -4610,17 +4610,38 @@ Test(load, rate_limits_the_pace, .timeout = 60)
 
 /* A message that waited only for its slot and went as it came (give or
  * take a wake-up) is not late: "late" is a period (here 500 ms) or more
- * after it. */
+ * after it. A loaded machine may leave the client unscheduled for longer
+ * than that (with -j2, a test beside it saturating both CPUs, 7 runs in 25
+ * failed so on a shared 2-CPU machine), and then a message did go late,
+ * rightly counted. So this process watches for such a hold-up while the
+ * client runs: a run with a late slot and a hold-up of 200 ms or more here
+ * too proves nothing, and is made again, four times at most. A late slot
+ * with no hold-up seen fails at once; counting every message late (or
+ * every one after its slot) fails every run. */
 Test(load, messages_that_go_at_their_slots_are_not_late, .timeout = 60)
 {
 	const char *args[] = {"-c", "1", "-n", "5", "--rate=2", "--json", "127.0.0.1", port_str,
 	                      NULL};
+	struct th_stall_watch w;
+	int64_t held = 0;
 	struct run r;
+	int tries = 0;
 
-	run_client(&r, "", 0, args);
+	for (;;) {
+		cr_assert_eq(th_stall_watch_start(&w), 0, "cannot start the watching thread");
+		run_client(&r, "", 0, args);
+		held = th_stall_watch_stop(&w);
+		cr_assert_geq(held, 0, "the watching thread did not end");
+		cr_log_info("run %d: slots_late %llu, this process held up %lld ms at most", tries + 1,
+		            r.code == 0 ? json_u64(r.out, "slots_late") : 0ULL, (long long)held);
+		if (++tries == 5 || r.code != 0 || json_u64(r.out, "slots_late") == 0 || held < 200)
+			break;
+		run_free(&r);
+	}
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 5, "report:\n%s", r.out);
-	cr_expect_eq(json_u64(r.out, "slots_late"), 0, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "slots_late"), 0, "run %d, this process held up %lld ms at "
+	             "most: report:\n%s", tries, (long long)held, r.out);
 	run_free(&r);
 }
 
@@ -5593,22 +5614,37 @@ Test(net, many_addresses_in_use_are_summed_up_not_cut, .timeout = 30)
 	enum { N = 12 };
 	char hosts[N * 32] = "", err[PE_NET_ERRLEN];
 	const char *why;
-	int held[N], fd;
+	int held[N], fd, bound = 0;
 	unsigned port = 0;
 
-	for (int i = 0; i < N; i++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-		                         .sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i)};
+	/* The kernel's free port on 127.0.0.1 may be taken on another of the
+	 * addresses (a connection from a --source-ip, or its TIME_WAIT, here
+	 * or in another process): then all are let go, and another port is
+	 * tried, 20 at most. */
+	for (int attempt = 0; bound < N && attempt < 20; attempt++) {
+		while (bound > 0)
+			close(held[--bound]);
+		for (port = 0; bound < N; bound++) {
+			struct sockaddr_in sa = {.sin_family = AF_INET,
+			                         .sin_port = htons((uint16_t)port),
+			                         .sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)bound)};
 
-		held[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		cr_assert_geq(held[i], 0, "socket: %s", strerror(errno));
-		cr_assert_eq(bind(held[i], (struct sockaddr *)&sa, sizeof sa), 0,
-		             "bind 127.0.0.%d:%u: %s", i + 1, port, strerror(errno));
-		if (i == 0)
-			port = (unsigned)th_local_port(held[0]);
+			held[bound] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			cr_assert_geq(held[bound], 0, "socket: %s", strerror(errno));
+			if (bind(held[bound], (struct sockaddr *)&sa, sizeof sa) < 0) {
+				cr_assert_eq(errno, EADDRINUSE, "bind 127.0.0.%d:%u: %s", bound + 1,
+				             port, strerror(errno));
+				close(held[bound]);
+				break;
+			}
+			if (bound == 0)
+				port = (unsigned)th_local_port(held[0]);
+		}
+	}
+	cr_assert_eq(bound, N, "no port free on all of 127.0.0.1 to 127.0.0.%d in 20 tries", N);
+	for (int i = 0; i < N; i++)
 		snprintf(hosts + strlen(hosts), sizeof hosts - strlen(hosts),
 		         "127.0.0.%d pe-many-addresses\n", i + 1);
-	}
 	why = private_file("/etc/hosts", hosts);
 	if (*why)
 		cr_skip_test("needs its own /etc/hosts: %s", why);
