@@ -226,6 +226,9 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 	char shown[TYPED_MAX], dotted[PE_PARSE_DOTTED_MAX];
 	int rc;
 
+	if (arg[strcspn(arg, PE_PARSE_WHITE)] != '\0')
+		return bad(err, errlen, "invalid value '%s' for --source-ip: expected a numeric "
+		           "IPv4 or IPv6 address without white space", typed(arg, shown));
 	if (pe_parse_ipv4_other_form(arg, dotted))
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected "
 		           PE_PARSE_DOTTED " or an IPv6 address; this would mean %s",

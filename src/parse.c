@@ -226,15 +226,38 @@ static size_t word_room(size_t size)
 	return size / 2 < PE_PARSE_SHOWN_MAX ? size / 2 : PE_PARSE_SHOWN_MAX;
 }
 
+/* Whether getopt read each byte of WORD (N bytes) after its dash as an
+ * option: all before the last are options that take no value (a short
+ * option here has a long one of the same value in LONGOPTS). */
+static int read_as_options(const char *word, size_t n, const struct option *longopts)
+{
+	for (size_t i = 1; i + 1 < n; i++) {
+		const struct option *o = longopts;
+
+		while (o->name && (o->val != (unsigned char)word[i] || o->has_arg != no_argument))
+			o++;
+		if (!o->name)
+			return 0;
+	}
+	return 1;
+}
+
 /* The word of short options holding optopt, which getopt just refused:
  * argv[optind] while getopt is inside it, else the word before, when the
- * byte ended that word. */
-static const char *cluster_word(char *const argv[])
+ * byte ended that word. The word before is it when read as options to a
+ * last byte that is optopt ("-x -qx" fails at the first -x): parsing
+ * stops at the first error, so it cannot have been read before. */
+static const char *cluster_word(char *const argv[], const struct option *longopts)
 {
-	const char *word = argv[optind];
+	const char *word = argv[optind], *before = optind > 1 ? argv[optind - 1] : "";
+	size_t n = strlen(before);
 
+	if (n > 1 && before[0] == '-' && before[1] != '-' &&
+	    (unsigned char)before[n - 1] == (unsigned char)optopt &&
+	    read_as_options(before, n, longopts))
+		return before;
 	if (!word || word[0] != '-' || word[1] == '-' || !strchr(word + 1, optopt))
-		word = optind > 1 ? argv[optind - 1] : "";
+		word = before;
 	return word;
 }
 
@@ -245,7 +268,7 @@ static const char *cluster_word(char *const argv[])
 static void unknown_letter(char *const argv[], const struct option *longopts, char *msg,
                            size_t size)
 {
-	const char *word = cluster_word(argv);
+	const char *word = cluster_word(argv, longopts);
 	size_t len = strcspn(word, "=");
 	const struct option *o = NULL;
 	char buf[PE_PARSE_SHOWN_MAX];
@@ -267,9 +290,10 @@ static void unknown_letter(char *const argv[], const struct option *longopts, ch
  * cluster ("-q-x", which "unknown option --" would muddle). Printed alone
  * it would be half a character, invisible or misread, so the word
  * holding it is named whole. */
-static void unknown_byte_in_cluster(char *const argv[], char *msg, size_t size)
+static void unknown_byte_in_cluster(char *const argv[], const struct option *longopts,
+                                   char *msg, size_t size)
 {
-	const char *word = cluster_word(argv);
+	const char *word = cluster_word(argv, longopts);
 	char buf[PE_PARSE_SHOWN_MAX];
 
 	snprintf(msg, size, "unknown option %s'%s'",
@@ -306,7 +330,7 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 		else if (optopt > ' ' && optopt < 0x7f && optopt != '-')
 			unknown_letter(argv, longopts, msg, size);
 		else
-			unknown_byte_in_cluster(argv, msg, size);
+			unknown_byte_in_cluster(argv, longopts, msg, size);
 		return;
 	}
 	if (ambiguous) {
@@ -340,8 +364,11 @@ int pe_parse_ipv4_other_form(const char *host, char dotted[PE_PARSE_DOTTED_MAX])
 	struct in_addr a;
 
 	/* inet_aton(3) is what getaddrinfo(3) tries first: a name it takes
-	 * never reaches a resolver, so no host name is refused here. */
-	if (inet_pton(AF_INET, host, &a) == 1 || inet_aton(host, &a) != 1)
+	 * never reaches a resolver, so no host name is refused here. glibc's
+	 * also takes white space and anything after it ("127.0.0.1 x"), which
+	 * getaddrinfo (glibc 2.29 on) sends to the resolver: no address. */
+	if (host[strcspn(host, PE_PARSE_WHITE)] != '\0' || inet_pton(AF_INET, host, &a) == 1 ||
+	    inet_aton(host, &a) != 1)
 		return 0;
 	inet_ntop(AF_INET, &a, dotted, PE_PARSE_DOTTED_MAX);
 	return 1;
@@ -350,13 +377,21 @@ int pe_parse_ipv4_other_form(const char *host, char dotted[PE_PARSE_DOTTED_MAX])
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,
                                   size_t size)
 {
-	const char *colon = strchr(host, ':');
+	const char *colon = strchr(host, ':'), *eq = strchr(host, '=');
 	char dotted[PE_PARSE_DOTTED_MAX];
+	unsigned long port;
 
 	if (host[0] == '-')
 		/* No name starts so (RFC 1123): "-b -v" took an option for the value. */
 		snprintf(buf, size, "an address or host name, which never starts with '-' "
 		         "(an option where a value was due?)");
+	else if (host[strcspn(host, PE_PARSE_WHITE)] != '\0')
+		/* "127.0.0.1\r" from a CRLF file: getaddrinfo asks DNS for it. */
+		snprintf(buf, size, "an address or host name without white space");
+	else if (eq && !memchr(host, '%', (size_t)(eq - host)))
+		/* "-bind=::1" is -b given "ind=::1"; an interface name may hold '='. */
+		snprintf(buf, size, "an address or host name, which holds no '=' (a long option "
+		         "typed with one dash?)");
 	else if (host[0] == '[')
 		snprintf(buf, size, "an IPv6 address without brackets, e.g. ::1%s%s",
 		         strstr(host, "]:") ? ", and the port given " : "",
@@ -366,7 +401,8 @@ const char *pe_parse_host_misform(const char *host, const char *port_how, char *
 	else if (pe_parse_ipv4_other_form(host, dotted))
 		/* "9999" or "010.0.0.1" would quietly be 0.0.39.15 or 8.0.0.1. */
 		snprintf(buf, size, PE_PARSE_DOTTED ", or a host name; this would mean %s%s%s", dotted,
-		         strchr(host, '.') ? "" : "; a port is given ", strchr(host, '.') ? "" : port_how);
+		         pe_parse_ulong(host, 0, 65535, &port) == 0 ? "; a port is given " : "",
+		         pe_parse_ulong(host, 0, 65535, &port) == 0 ? port_how : "");
 	else
 		return NULL;
 	return buf;

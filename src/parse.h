@@ -28,17 +28,21 @@ enum { PE_PARSE_DOTTED_MAX = 16 };
 /* How messages name the one form of IPv4 address taken. */
 #define PE_PARSE_DOTTED "an IPv4 address as four decimal numbers without leading zeros (a.b.c.d)"
 
+/* The white space isspace(3) knows in the C locale: in no address or name. */
+#define PE_PARSE_WHITE " \t\n\v\f\r"
+
 /* 1 when HOST is an IPv4 address in a form other than a.b.c.d in decimal
  * that getaddrinfo(3) still takes ("9999", "127.1", "010.0.0.1" in octal,
  * "0x7f000001"): a typo, a port or a zero-padded address that would
- * quietly mean another address, which is put in DOTTED; else 0. Also 1
- * for an address followed by white space ("127.0.0.1 "), which inet_aton
- * reads as the address and getaddrinfo sends to the resolver. */
+ * quietly mean another address, which is put in DOTTED; else 0. 0 for
+ * HOST with white space ("127.0.0.1 "), which inet_aton reads as the
+ * address but getaddrinfo sends to the resolver. */
 int pe_parse_ipv4_other_form(const char *host, char dotted[PE_PARSE_DOTTED_MAX]);
 
-/* HOST written as in a URL ("[::1]", "host:port"), which getaddrinfo would
- * only fail to resolve, after asking DNS, or an IPv4 address in another
- * form (see pe_parse_ipv4_other_form): what was expected instead, in BUF,
+/* HOST written as in a URL ("[::1]", "host:port"), or with white space,
+ * '=' or a leading '-', which getaddrinfo would only fail to resolve, after
+ * asking DNS, or an IPv4 address in another form (see
+ * pe_parse_ipv4_other_form): what was expected instead, in BUF,
  * with PORT_HOW saying how to give the port ("with -p"); NULL when HOST is
  * a plain name or address. */
 const char *pe_parse_host_misform(const char *host, const char *port_how, char *buf,

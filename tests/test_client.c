@@ -4726,18 +4726,28 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"[::1]:9999"}, "port given as PORT"},
 		{{"127.0.0.1:9999"}, "HOST '127.0.0.1:9999'"},
 		/* inet_aton's other forms of IPv4 would quietly mean another
-		 * address: a port typed where HOST goes checked port 9999 of
-		 * 0.0.30.97, this host to Linux; octal ones another network. */
+		 * address: a port typed where HOST goes connected to port 9999
+		 * of 0.0.30.97; octal ones another network. */
 		{{"7777", "1"}, "HOST '7777'"},
 		{{"7777", "1"}, "this would mean 0.0.30.97; a port is given as PORT"},
 		{{"010.0.0.1", "1"}, "this would mean 8.0.0.1"},
 		{{"127.1", "1"}, "(a.b.c.d), or a host name; this would mean 127.0.0.1"},
 		{{"--source-ip=127.1", "127.0.0.1", "1"}, "'127.1' for --source-ip"},
 		{{"--source-ip=0177.0.0.1", "127.0.0.1", "1"}, "this would mean 127.0.0.1"},
+		/* White space: not another form of 127.0.0.1, which it is not
+		 * to getaddrinfo, but white space, named as such. */
+		{{"--source-ip=127.0.0.1\r", "127.0.0.1", "1"}, "numeric IPv4 or IPv6 address without "
+		                                                "white space"},
+		{{"127.0.0.1 ", "1"}, "HOST '127.0.0.1 ': expected an address or host name without "
+		                      "white space"},
 		/* No host name starts with '-': refused before any lookup. */
 		{{"--", "-x", "1"}, "HOST '-x': expected an address or host name, which never"},
 		{{"a", "1", "extra"}, "extra"},
 		{{"--connections=4", "-xq"}, "unknown option -x"},
+		/* The word that failed, not a later one with the same letter. */
+		{{"-x", "-qx"}, "unknown option -x\n"},
+		/* ... and not a value that ends in it ("-s4k" is -s 4k). */
+		{{"-s4k", "-kq"}, "unknown option -k in '-kq'"},
 		/* A long option typed with one dash fails at a letter the user
 		 * never meant as an option: the word and the option are named. */
 		{{"-quiet"}, "unknown option -u in '-quiet' (did you mean --quiet?)"},

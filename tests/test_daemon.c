@@ -421,6 +421,9 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"-b", "9999"}, "a.b.c.d", "port is given with -p"},
 		{{"--bind=010.0.0.1"}, "-b/--bind", "mean 8.0.0.1"},
 		{{"--bind=127.1"}, "-b/--bind", "mean 127.0.0.1"},
+		/* A long option typed with one dash: -b given "ind=::1". */
+		{{"-bind=::1"}, "'ind=::1' for -b/--bind", "one dash"},
+		{{"-b", "127.0.0.1\r"}, "-b/--bind", "without white space"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);
@@ -1421,15 +1424,16 @@ Test(daemon, a_bind_address_of_another_host_says_so)
 	                                   "address of this host)");
 }
 
-/* A log line is one line whatever text it quotes: a newline in a -b value
- * must not start a forged line of its own, and is shown as what it is. */
+/* A message is one line whatever text it quotes: a newline in a -b value
+ * must not start a forged line of its own, and is shown as what it is
+ * (white space in a host is bad usage, said before any lookup). */
 Test(daemon, a_newline_in_a_quoted_value_cannot_forge_a_log_line)
 {
 	const char *argv[] = {daemon_path(), "-b", "no-such-host.invalid\nforged line", "-p", "0",
 	                      NULL};
 	int code = th_proc_run(&proc, argv, EXIT_MS);
 
-	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert_eq(code, 2, "exit %d, expected 2; stderr:\n%s", code, proc.err.data);
 	cr_assert_not_null(proc.err.data);
 	cr_expect_not_null(strstr(proc.err.data, "'no-such-host.invalid\\x0aforged line'"),
 	                   "stderr:\n%s", proc.err.data);

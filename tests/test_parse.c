@@ -174,7 +174,7 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 /* getaddrinfo(3) takes inet_aton(3)'s forms of IPv4 before any resolver:
  * a bare number ("poolecho 7777", a port where HOST goes), a short form,
  * octal and hex. Each would quietly mean another address (7777 is
- * 0.0.30.97, which Linux routes to this host, port 9999), so each is
+ * 0.0.30.97, port 9999), so each is
  * named, with what it would mean; a.b.c.d in decimal, IPv6 and names
  * are not. */
 Test(parse, ipv4_in_another_form_than_dotted_decimal_is_named, .timeout = 10)
@@ -219,4 +219,49 @@ Test(parse, a_host_that_starts_with_a_dash_is_named, .timeout = 10)
 	cr_assert_not_null(pe_parse_host_misform("-v", "with -p", hint, sizeof hint));
 	cr_expect_not_null(strstr(hint, "never starts with '-'"), "%s", hint);
 	cr_expect_null(pe_parse_host_misform("a-b", "with -p", hint, sizeof hint));
+}
+
+/* White space in a host: glibc's inet_aton takes "127.0.0.1 " (and
+ * anything after the space) as 127.0.0.1, but getaddrinfo (glibc 2.29 on)
+ * does not, and asks DNS for it; a CRLF file leaves "127.0.0.1\r". The
+ * white space is what is wrong, not the form of the address, and it is
+ * named wherever it is. */
+Test(parse, white_space_in_a_host_is_named_as_such, .timeout = 10)
+{
+	static const char *const hosts[] = {"127.0.0.1 ", "127.0.0.1\r", "7777 ", " 127.0.0.1",
+	                                    "::1\r", "local host"};
+	char dotted[PE_PARSE_DOTTED_MAX], hint[256];
+
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		const char *expected = pe_parse_host_misform(hosts[i], "with -p", hint, sizeof hint);
+
+		cr_expect_eq(pe_parse_ipv4_other_form(hosts[i], dotted), 0, "'%s'", hosts[i]);
+		cr_assert_not_null(expected, "'%s' taken", hosts[i]);
+		cr_expect_not_null(strstr(expected, "white space"), "'%s': %s", hosts[i], expected);
+		cr_expect_null(strstr(expected, "would mean"), "'%s': %s", hosts[i], expected);
+	}
+}
+
+/* "-bind=::1", a long option typed with one dash, is -b given "ind=::1":
+ * no host name holds '=' (an interface name after '%' may). */
+Test(parse, an_equals_sign_in_a_host_is_named, .timeout = 10)
+{
+	char hint[256];
+
+	cr_assert_not_null(pe_parse_host_misform("ind=::1", "with -p", hint, sizeof hint));
+	cr_expect_not_null(strstr(hint, "one dash"), "%s", hint);
+	cr_expect_null(pe_parse_host_misform("fe80::1%a=b", "with -p", hint, sizeof hint));
+}
+
+/* The port hint is for what could be a port: not hex, not 4294967295. */
+Test(parse, only_a_number_that_could_be_a_port_is_called_one, .timeout = 10)
+{
+	char hint[256];
+
+	cr_assert_not_null(pe_parse_host_misform("7777", "with -p", hint, sizeof hint));
+	cr_expect_not_null(strstr(hint, "a port is given with -p"), "%s", hint);
+	cr_assert_not_null(pe_parse_host_misform("0x1f90", "with -p", hint, sizeof hint));
+	cr_expect_null(strstr(hint, "port"), "%s", hint);
+	cr_assert_not_null(pe_parse_host_misform("4294967295", "with -p", hint, sizeof hint));
+	cr_expect_null(strstr(hint, "port"), "%s", hint);
 }
