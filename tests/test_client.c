@@ -2139,23 +2139,29 @@ Test(load, a_churn_latency_starts_at_its_own_connect, .timeout = 60)
 
 /* Start a load run of -n MESSAGES on one connection against a wrong
  * server of KIND (AT), send it SIGINT once the server has seen what
- * WHEN_READY waits for, and gather its report into R. */
-static void interrupt_load(struct run *r, enum bad_kind kind, size_t at, const char *messages,
-                           int (*when_ready)(struct bad_server *b))
+ * WHEN_READY waits for, and gather its report into R (its exit status
+ * unchecked); the longest this process was held up meanwhile, in ms. */
+static int64_t interrupt_load(struct run *r, enum bad_kind kind, size_t at, const char *messages,
+                              int (*when_ready)(struct bad_server *b))
 {
 	const char *args[] = {"-c", "1", "-n", messages, "--timeout=20", "--json", "127.0.0.1",
 	                      NULL, NULL};
+	struct th_stall_watch w;
 	struct bad_server b;
 	struct child ch;
+	int64_t held;
 
 	bad_start(&b, kind, at);
 	args[7] = b.port_str;
+	cr_assert_eq(th_stall_watch_start(&w), 0, "cannot start the watching thread");
 	client_spawn(&ch, input_file("", 0), -1, args);
 	cr_assert_eq(when_ready(&b), 0, "the client did not get that far within 10 s");
 	cr_assert_eq(kill(ch.pid, SIGINT), 0);
 	client_finish(r, &ch, 10000);
-	cr_expect_eq(r->code, 0, "exit %d, stderr:\n%s", r->code, r->err);
+	held = th_stall_watch_stop(&w);
+	cr_assert_geq(held, 0, "the watching thread did not end");
 	bad_stop(&b);
+	return held;
 }
 
 /* The client half-closed: every echo came back. */
@@ -2181,6 +2187,7 @@ Test(wrong_server, a_signal_after_the_last_echo_interrupts_nothing, .timeout = 6
 	struct run r;
 
 	interrupt_load(&r, BAD_LINGER, 20000, "3", client_closed);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
 	/* Only the close was still awaited when the grace ran out: nothing owed. */
 	cr_expect_eq(json_u64(r.out, "connections_abandoned"), 0, "report:\n%s", r.out);
@@ -2190,14 +2197,40 @@ Test(wrong_server, a_signal_after_the_last_echo_interrupts_nothing, .timeout = 6
 }
 
 /* A signal while an echo is in flight cut work short, though the echo
- * then came (BAD_SLOW's 500 ms) in the second the client waits for it. */
+ * then came (BAD_SLOW's 500 ms) in the second the client waits for it.
+ * The margins are this process's: the wrong server is a thread of it, and
+ * it sends the signal. Held up 500 ms or more once the server read the
+ * message, it echoes after the second is over (the echo is given up, and
+ * the client exits 1), or signals after the echo came (nothing was cut);
+ * a loaded machine does hold a process up that long (0.5 to 4.8 s seen).
+ * So a run that failed while this process was held up 200 ms or more
+ * proves nothing, and is made again, four times at most. One that failed
+ * with no such hold-up fails at once; a client that gives up an echo
+ * owed, or does not count the cut as one, fails every run. */
 Test(wrong_server, a_signal_before_the_last_echo_interrupts, .timeout = 60)
 {
 	struct run r;
+	int64_t held;
+	int tries = 0;
 
-	interrupt_load(&r, BAD_SLOW, 500, "1", message_read);
-	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "report:\n%s", r.out);
-	cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "report:\n%s", r.out);
+	for (;;) {
+		bool ok;
+
+		held = interrupt_load(&r, BAD_SLOW, 500, "1", message_read);
+		ok = r.code == 0 && json_u64(r.out, "messages_echoed") == 1 &&
+		     strstr(r.out, "\"interrupted\":true") != NULL;
+		cr_log_info("run %d: %s, this process held up %lld ms at most", tries + 1,
+		            ok ? "passed" : "failed", (long long)held);
+		if (++tries == 5 || ok || held < 200)
+			break;
+		run_free(&r);
+	}
+	cr_expect_eq(r.code, 0, "run %d, this process held up %lld ms at most: exit %d, "
+	             "stderr:\n%s", tries, (long long)held, r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "run %d, this process held up %lld ms "
+	             "at most: report:\n%s", tries, (long long)held, r.out);
+	cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "run %d, this process held up "
+	                   "%lld ms at most: report:\n%s", tries, (long long)held, r.out);
 	run_free(&r);
 }
 
@@ -4470,36 +4503,66 @@ Test(load, progress_lines_after_a_stop_are_not_caught_up, .timeout = 60)
  * the stop. A stop that lands while an echo is awaited (some 0.2% of the
  * time) is rightly counted, and cannot be told apart from outside: a run
  * that shows the stop is tried again, twice at most; without the rule
- * every run shows it. */
+ * every run shows it.
+ * The server is a thread of this process: held up (a loaded machine does
+ * so for 0.5 to 4.8 s now and then) while an echo is due, it makes that
+ * echo late, rightly counted too. A run whose worst latency is within
+ * 100 ms of the longest hold-up of this process meanwhile (th_stall_watch)
+ * proves nothing either, and is made again, six runs in all at most; a
+ * latency of the stop's second with no such hold-up counts as one of the
+ * three above. A run that did not catch up (the stop came too late in it,
+ * or its start was held) while this process was held up 200 ms or more is
+ * made again too, within the six. */
 static void paced_catch_up_is_not_charged(const char *mode)
 {
 	const char *prog = getenv("POOLECHO");
 	const char *const argv[] = {prog, "-m", mode, "-c", "1", "-d", "2.5", "--rate=20",
 	                            "--json", "127.0.0.1", port_str, NULL};
+	unsigned long long late;
 	double max = 0.0;
+	int64_t held = 0;
+	int runs = 0, unexplained = 0;
 
 	cr_assert_not_null(prog, "POOLECHO is not set: run the suite through 'make check'");
-	for (int attempt = 0; attempt < 3; attempt++) {
+	while (unexplained < 3 && runs < 6) {
+		struct th_stall_watch w;
 		struct th_proc p;
-		int rc = th_proc_spawn(&p, argv);
+		int rc;
 
+		cr_assert_eq(th_stall_watch_start(&w), 0, "cannot start the watching thread");
+		rc = th_proc_spawn(&p, argv);
 		cr_assert_eq(rc, 0, "cannot start the client: %s", strerror(-rc));
 		poll(NULL, 0, 600);
 		cr_assert_eq(kill(p.pid, SIGSTOP), 0);
 		poll(NULL, 0, 1000); /* the stop is what is under test */
 		cr_assert_eq(kill(p.pid, SIGCONT), 0);
 		cr_assert_eq(th_proc_wait_exit(&p, 20000), 0, "the client did not exit");
+		held = th_stall_watch_stop(&w);
+		cr_assert_geq(held, 0, "the watching thread did not end");
+		runs++;
 		cr_assert_eq(th_proc_exit_code(&p), 0, "-m %s: exit %d, stderr:\n%s", mode,
 		             th_proc_exit_code(&p), p.err.data);
-		cr_assert_geq(json_u64(p.out.data, "slots_late"), 15, "-m %s: not caught up:\n%s",
-		              mode, p.out.data);
+		late = json_u64(p.out.data, "slots_late");
 		max = json_double(p.out.data, "max");
+		cr_log_info("-m %s run %d: slots_late %llu, max %.0f us, this process held up %lld ms "
+		            "at most", mode, runs, late, max, (long long)held);
+		/* Held up, this process may stop the client too late in its run
+		 * (or its server hold up the run's start) for the catch-up. */
+		if (late < 15 && held >= 200 && runs < 6) {
+			th_proc_cleanup(&p);
+			continue;
+		}
+		cr_assert_geq(late, 15, "-m %s: not caught up (run %d, this process held up %lld ms "
+		              "at most):\n%s", mode, runs, (long long)held, p.out.data);
 		th_proc_cleanup(&p);
 		if (max < 100000.0)
 			break;
+		if (max >= 100000.0 + (double)held * 1000.0)
+			unexplained++;
 	}
-	cr_expect_lt(max, 100000.0, "-m %s: the client's stop counted as latency in 3 runs of "
-	             "3 (max %.0f us)", mode, max);
+	cr_expect_lt(max, 100000.0, "-m %s: the client's stop counted as latency in %d runs of "
+	             "%d (max %.0f us, this process held up %lld ms at most in the last)", mode,
+	             unexplained, runs, max, (long long)held);
 }
 
 Test(load, paced_catch_up_after_a_client_stop_is_not_server_latency, .timeout = 90)
