@@ -127,34 +127,52 @@ int th_join(pthread_t thread, unsigned timeout_ms)
 	return rc == 0 ? 0 : -rc;
 }
 
+struct th_stall_state {
+	int stop;            /* both through __atomic builtins */
+	int64_t worst_ms;
+};
+
 static void *stall_watch_main(void *arg)
 {
-	struct th_stall_watch *w = arg;
+	struct th_stall_state *s = arg;
 
-	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 		int64_t t0 = th_now_ms(), over;
 
 		poll(NULL, 0, 10);
 		over = th_now_ms() - t0 - 10;
-		if (over > __atomic_load_n(&w->worst_ms, __ATOMIC_RELAXED))
-			__atomic_store_n(&w->worst_ms, over, __ATOMIC_RELEASE);
+		if (over > __atomic_load_n(&s->worst_ms, __ATOMIC_RELAXED))
+			__atomic_store_n(&s->worst_ms, over, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
 
 int th_stall_watch_start(struct th_stall_watch *w)
 {
-	w->stop = 0;
-	w->worst_ms = 0;
-	return -pthread_create(&w->thread, NULL, stall_watch_main, w);
+	int rc;
+
+	w->state = calloc(1, sizeof *w->state);
+	if (!w->state)
+		return -ENOMEM;
+	rc = pthread_create(&w->thread, NULL, stall_watch_main, w->state);
+	if (rc != 0) {
+		free(w->state);
+		w->state = NULL;
+	}
+	return -rc;
 }
 
 int64_t th_stall_watch_stop(struct th_stall_watch *w)
 {
-	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	int64_t worst;
+
+	__atomic_store_n(&w->state->stop, 1, __ATOMIC_RELEASE);
 	if (th_join(w->thread, 10000) < 0)
-		return -1;
-	return __atomic_load_n(&w->worst_ms, __ATOMIC_ACQUIRE);
+		return -1; /* the state stays the running thread's */
+	worst = __atomic_load_n(&w->state->worst_ms, __ATOMIC_ACQUIRE);
+	free(w->state);
+	w->state = NULL;
+	return worst;
 }
 
 /* ---- loopback clients ------------------------------------------------------ */

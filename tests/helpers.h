@@ -54,8 +54,10 @@ int th_join(pthread_t thread, unsigned timeout_ms);
  * margin such a hold-up eats makes its run again only when one came. */
 struct th_stall_watch {
 	pthread_t thread;
-	int stop;            /* both through __atomic builtins */
-	int64_t worst_ms;
+	/* The thread's own, on the heap: a test an assertion ends (Criterion
+	 * longjmps out of its frame) leaves the thread running there, not
+	 * writing into a frame Criterion's teardown now uses. */
+	struct th_stall_state *state;
 };
 
 /* Start watching: 0, or a negative errno. */

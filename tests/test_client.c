@@ -5821,3 +5821,44 @@ Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
 	cr_expect(strstr(err, "would serve IPv6") == NULL, "IPv6 offered with IPv6 off: %s", err);
 	close(held);
 }
+
+/* The frame of a test an assertion ends (cr_assert longjmps out of it)
+ * with a th_stall_watch running: the watch's own frame, left as by that. */
+static __attribute__((noinline)) void stall_watch_left_running(struct th_stall_watch *kept)
+{
+	struct th_stall_watch w;
+
+	cr_assert_eq(th_stall_watch_start(&w), 0, "cannot start the watching thread");
+	*kept = w;
+}
+
+/* A frame at the same depth, as Criterion's teardown then is: zeros, and
+ * how many of them are not zeros any more 300 ms on. */
+static __attribute__((noinline)) int stack_words_changed(void)
+{
+	volatile int64_t area[1024];
+	int changed = 0;
+
+	for (size_t i = 0; i < sizeof area / sizeof area[0]; i++)
+		area[i] = 0;
+	poll(NULL, 0, 300);
+	for (size_t i = 0; i < sizeof area / sizeof area[0]; i++)
+		changed += area[i] != 0;
+	return changed;
+}
+
+/* A th_stall_watch a failed assertion leaves running writes only to
+ * memory of its own: in the test's frame, then reused by the teardown, it
+ * once wrote its longest hold-up (1 ms, say) into whatever was there. */
+Test(helpers, a_stall_watch_left_running_writes_into_no_frame, .timeout = 30)
+{
+	struct th_stall_watch kept;
+	int changed;
+
+	stall_watch_left_running(&kept);
+	changed = stack_words_changed();
+	cr_expect_eq(changed, 0, "%d word(s) of a later frame written by the watching thread",
+	             changed);
+	if (changed == 0)
+		cr_expect_geq(th_stall_watch_stop(&kept), 0, "the watching thread did not end");
+}
