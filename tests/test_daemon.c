@@ -2008,46 +2008,56 @@ Test(daemon, a_full_notify_socket_does_not_delay_a_stop_or_a_second_one)
 	struct th_stall_watch watch;
 	struct fillers f;
 	unsigned port;
-	int fd, held, late, code;
+	int fd, held, late, code, attempt;
 	int64_t second, took, stalled;
-	bool stopping_warned;
+	bool stopping_warned, judged;
 
-	port = start_with_a_full_manager("stop2", &fd, &f);
-	held = th_connect(port, IO_MS); /* holds the 5 s grace */
-	cr_assert_geq(held, 0);
-	/* The margins below are under a second: a test process this machine
-	 * held up for longer proves nothing either way, and is said so. */
-	cr_assert_eq(th_stall_watch_start(&watch), 0);
-	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
-	/* The accept loop has ended (main says what it waits for) before the
-	 * wait for STOPPING=1, a second long, has given up with its warning. */
-	cr_assert_eq(th_proc_wait_stderr(&proc, 0, "stopping: 1 connection(s) open", IO_MS), 0,
-	             "stderr:\n%s", proc.err.data);
-	stopping_warned = strstr(proc.err.data, "that the server is stopping") != NULL;
-	late = th_connect(port, IO_MS);
-	cr_expect_lt(late, 0, "a client was accepted after the stop; stderr:\n%s", proc.err.data);
-	if (late >= 0)
-		close(late);
-	second = th_now_ms();
-	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
-	code = th_proc_wait_exit(&proc, 5000);
-	took = th_now_ms() - second;
-	stalled = th_stall_watch_stop(&watch);
-	cr_expect_eq(code, 0, "stderr:\n%s", proc.err.data);
-	if (stalled < 0 || stalled >= 300) {
-		cr_log_warn("this process was held up %lld ms: the stop's timing is not judged",
+	/* The margins below are under a second: a run in which this machine
+	 * held the test process up for longer proves nothing either way, and
+	 * is made again, three runs at most. */
+	for (attempt = 1;; attempt++) {
+		port = start_with_a_full_manager("stop2", &fd, &f);
+		held = th_connect(port, IO_MS); /* holds the 5 s grace */
+		cr_assert_geq(held, 0);
+		cr_assert_eq(th_stall_watch_start(&watch), 0);
+		cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+		/* The accept loop has ended (main says what it waits for) before
+		 * the wait for STOPPING=1, a second long, has given up with its
+		 * warning. */
+		cr_assert_eq(th_proc_wait_stderr(&proc, 0, "stopping: 1 connection(s) open", IO_MS),
+		             0, "stderr:\n%s", proc.err.data);
+		stopping_warned = strstr(proc.err.data, "that the server is stopping") != NULL;
+		late = th_connect(port, IO_MS);
+		cr_expect_lt(late, 0, "a client was accepted after the stop; stderr:\n%s",
+		             proc.err.data);
+		if (late >= 0)
+			close(late);
+		second = th_now_ms();
+		cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+		code = th_proc_wait_exit(&proc, 5000);
+		took = th_now_ms() - second;
+		stalled = th_stall_watch_stop(&watch);
+		cr_expect_eq(code, 0, "stderr:\n%s", proc.err.data);
+		close(held);
+		close_fillers(&f);
+		close(fd);
+		judged = stalled >= 0 && stalled < 300;
+		if (judged || attempt == 3)
+			break;
+		cr_log_warn("run %d: this process was held up %lld ms; again", attempt,
 		            (long long)stalled);
-	} else {
-		cr_expect(!stopping_warned, "the stop waited for the manager; stderr:\n%s",
-		          proc.err.data);
-		/* Some 0.2 s; a wait for the manager is 1 s at least. */
-		cr_expect_lt(took, 900, "the second SIGTERM took %lld ms to stop it (this "
-		             "process held up %lld ms at most); stderr:\n%s", (long long)took,
-		             (long long)stalled, proc.err.data);
+		th_proc_cleanup(&proc);
 	}
-	close(held);
-	close_fillers(&f);
-	close(fd);
+	if (!judged) {
+		cr_log_warn("held up in all %d runs (%lld ms in the last): the stop's timing is not "
+		            "judged", attempt, (long long)stalled);
+		return;
+	}
+	cr_expect(!stopping_warned, "the stop waited for the manager; stderr:\n%s", proc.err.data);
+	/* Some 0.2 s; a wait for the manager is 1 s at least. */
+	cr_expect_lt(took, 900, "the second SIGTERM took %lld ms to stop it (run %d, this process "
+	             "held up %lld ms at most); stderr:\n%s", (long long)took, attempt,
+	             (long long)stalled, proc.err.data);
 }
 
 /* A manager only busy for a while (here 1.5 s) still hears READY=1 once it
