@@ -1689,6 +1689,16 @@ static void expect_prompt_load_failure(enum bad_kind kind, size_t at, const char
 	bad_stop(&b);
 }
 
+/* After run *TRIES (counted here), PASSED or not, with this process held
+ * up HELD_MS at most: whether a failure may be put down to the hold-up (200
+ * ms or more) and the run made again, five runs at most. */
+static bool run_again(int *tries, bool passed, int64_t held_ms)
+{
+	cr_log_info("run %d: %s, this process held up %lld ms at most", *tries + 1,
+	            passed ? "passed" : "failed", (long long)held_ms);
+	return ++*tries < 5 && !passed && held_ms >= 200;
+}
+
 /* The last bytes and the end arrive together: the client must still read
  * on to the end, since no further readiness will come (edge-triggered). */
 Test(wrong_server, load_mode_sees_a_close_that_comes_with_the_last_bytes, .timeout = 60)
@@ -1703,18 +1713,46 @@ Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
 	 * though 0.95 s pass without a byte. Counted from the last echo, it
 	 * would run out 0.15 s before the next message; each echo has 0.75 s
 	 * to spare for a loaded machine (with 0.3 s echoes and a 0.7 s
-	 * timeout, one run of a distcheck on a busy machine timed out). */
-	struct bad_server b;
+	 * timeout, one run of a distcheck on a busy machine timed out).
+	 * The wrong server is a thread of this process: held up 0.75 s or
+	 * more while an echo is owed (a loaded machine holds a process up 0.5
+	 * to 4.8 s now and then), it echoes after the timeout, rightly
+	 * counted. So a run that failed while this process was held up 200 ms
+	 * or more (th_stall_watch) proves nothing, and is made again, four
+	 * times at most. One that failed with no such hold-up fails at once;
+	 * a timeout counted from the last echo fails every run. */
 	const char *args[] = {"-c", "1", "-n", "3", "--rate=1", "--timeout=0.8", "--json",
 	                      "127.0.0.1", NULL, NULL};
+	struct th_stall_watch w;
+	struct bad_server b;
 	struct run r;
+	int64_t held;
+	int tries = 0;
 
-	bad_start(&b, BAD_SLOW, 50);
-	run_load_json(&r, &b, args, 0);
-	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
-	cr_expect_eq(json_u64(r.out, "timeouts"), 0);
+	for (;;) {
+		bool ok;
+
+		bad_start(&b, BAD_SLOW, 50);
+		args[8] = b.port_str;
+		cr_assert_eq(th_stall_watch_start(&w), 0, "cannot start the watching thread");
+		run_client(&r, "", 0, args);
+		held = th_stall_watch_stop(&w);
+		cr_assert_geq(held, 0, "the watching thread did not end");
+		bad_stop(&b);
+		ok = r.code == 0 && json_u64(r.out, "messages_echoed") == 3 &&
+		     json_u64(r.out, "timeouts") == 0;
+		if (!run_again(&tries, ok, held))
+			break;
+		run_free(&r);
+	}
+	cr_expect_eq(r.code, 0, "run %d, this process held up %lld ms at most: exit %d, "
+	             "stderr:\n%s", tries, (long long)held, r.code, r.err);
+	cr_expect(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "run %d, this process held up %lld ms "
+	             "at most: report:\n%s", tries, (long long)held, r.out);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 0, "run %d, this process held up %lld ms at "
+	             "most: report:\n%s", tries, (long long)held, r.out);
 	run_free(&r);
-	bad_stop(&b);
 }
 
 Test(wrong_server, rates_include_the_drain_after_the_deadline, .timeout = 60)
@@ -2077,8 +2115,15 @@ Test(wrong_server, paced_slots_left_unused_stop_at_the_messages_asked_for, .time
 
 /* The measured period ends with the last echo of a -n run: the server's
  * close, 2 s after ours, is not part of it; nor is a close that never
- * comes, where the run fails with a timeout but its rates are over the echo. */
-Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
+ * comes, where the run fails with a timeout but its rates are over the echo.
+ * The wrong server is a thread of this process: held up a second (a loaded
+ * machine holds a process up 0.5 to 4.8 s now and then) before the last
+ * echo, it makes the period that long, rightly measured. So a run that
+ * failed while this process was held up 200 ms or more (th_stall_watch)
+ * proves nothing, and is made again, four times at most. One that failed
+ * with no such hold-up fails at once; a period that runs to the close (or
+ * the deadline) fails every run. */
+Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 90)
 {
 	const struct {
 		size_t close_after_ms;
@@ -2092,25 +2137,56 @@ Test(wrong_server, rates_leave_out_the_wait_for_the_close, .timeout = 60)
 		 * loaded machine. */
 		const char *args[] = {"-c", "1", "-n", "3", "--timeout=6", "--json", "127.0.0.1",
 		                      NULL, NULL, NULL, NULL};
+		const char *stalled = "timed out: no close from the server for 6.000 s (192 of 192 "
+		                      "bytes sent were echoed)";
+		struct th_stall_watch w;
+		struct bad_server b;
 		struct run r;
+		int64_t held;
+		int tries = 0;
 
 		if (cases[i].deadline) {
 			args[6] = "-d";
 			args[7] = cases[i].deadline;
 			args[8] = "127.0.0.1";
 		}
-		load_json_against(&r, BAD_LINGER, cases[i].close_after_ms, args, cases[i].code);
+		for (;;) {
+			bool ok;
+
+			bad_start(&b, BAD_LINGER, cases[i].close_after_ms);
+			args[cases[i].deadline ? 9 : 7] = b.port_str;
+			cr_assert_eq(th_stall_watch_start(&w), 0, "cannot start the watching thread");
+			run_client(&r, "", 0, args);
+			held = th_stall_watch_stop(&w);
+			cr_assert_geq(held, 0, "the watching thread did not end");
+			bad_stop(&b);
+			ok = r.code == cases[i].code && json_is_one_object(r.out) &&
+			     json_u64(r.out, "messages_echoed") == 3 &&
+			     json_u64(r.out, "timeouts") == cases[i].timeouts &&
+			     json_double(r.out, "duration_s") < 1.0 &&
+			     strstr(r.out, "\"interrupted\":false") &&
+			     (!cases[i].timeouts || strstr(r.err, stalled));
+			cr_log_info("close after %zu ms%s%s, run %d: %s, this process held up %lld ms "
+			            "at most", cases[i].close_after_ms, cases[i].deadline ? ", -d " : "",
+			            cases[i].deadline ? cases[i].deadline : "", tries + 1,
+			            ok ? "passed" : "failed", (long long)held);
+			if (++tries == 5 || ok || held < 200)
+				break;
+			run_free(&r);
+		}
+		cr_expect_eq(r.code, cases[i].code, "run %d, this process held up %lld ms at most: "
+		             "exit %d, stderr:\n%s", tries, (long long)held, r.code, r.err);
+		cr_expect(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
 		cr_expect_eq(json_u64(r.out, "messages_echoed"), 3);
 		cr_expect_eq(json_u64(r.out, "timeouts"), cases[i].timeouts, "report:\n%s", r.out);
-		cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "close after %zu ms%s%s: "
-		             "report:\n%s", cases[i].close_after_ms, cases[i].deadline ? ", -d " : "",
-		             cases[i].deadline ? cases[i].deadline : "", r.out);
+		cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "close after %zu ms%s%s (run %d, "
+		             "this process held up %lld ms at most): report:\n%s",
+		             cases[i].close_after_ms, cases[i].deadline ? ", -d " : "",
+		             cases[i].deadline ? cases[i].deadline : "", tries, (long long)held, r.out);
 		cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
 		/* All was echoed: what it timed out on was the close. */
 		if (cases[i].timeouts)
-			cr_expect_not_null(strstr(r.err, "timed out: no close from the server for "
-			                          "6.000 s (192 of 192 bytes sent were echoed)"),
-			                   "stderr:\n%s", r.err);
+			cr_expect_not_null(strstr(r.err, stalled), "stderr:\n%s", r.err);
 		run_free(&r);
 	}
 }
@@ -2185,14 +2261,32 @@ static int message_read(struct bad_server *b)
 Test(wrong_server, a_signal_after_the_last_echo_interrupts_nothing, .timeout = 60)
 {
 	struct run r;
+	int64_t held;
+	int tries = 0;
 
-	interrupt_load(&r, BAD_LINGER, 20000, "3", client_closed);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	/* The period's 1 s margin is this process's (its wrong server's last
+	 * echo): a run that failed while it was held up 200 ms or more proves
+	 * nothing, and is made again, four times at most, as below. */
+	for (;;) {
+		bool ok;
+
+		held = interrupt_load(&r, BAD_LINGER, 20000, "3", client_closed);
+		ok = r.code == 0 && json_u64(r.out, "messages_echoed") == 3 &&
+		     json_u64(r.out, "connections_abandoned") == 0 &&
+		     strstr(r.out, "\"interrupted\":false") != NULL &&
+		     json_double(r.out, "duration_s") < 1.0;
+		if (!run_again(&tries, ok, held))
+			break;
+		run_free(&r);
+	}
+	cr_expect_eq(r.code, 0, "run %d, this process held up %lld ms at most: exit %d, "
+	             "stderr:\n%s", tries, (long long)held, r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
 	/* Only the close was still awaited when the grace ran out: nothing owed. */
 	cr_expect_eq(json_u64(r.out, "connections_abandoned"), 0, "report:\n%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\"interrupted\":false"), "report:\n%s", r.out);
-	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "report:\n%s", r.out);
+	cr_expect_lt(json_double(r.out, "duration_s"), 1.0, "run %d, this process held up %lld ms "
+	             "at most: report:\n%s", tries, (long long)held, r.out);
 	run_free(&r);
 }
 
@@ -2219,9 +2313,7 @@ Test(wrong_server, a_signal_before_the_last_echo_interrupts, .timeout = 60)
 		held = interrupt_load(&r, BAD_SLOW, 500, "1", message_read);
 		ok = r.code == 0 && json_u64(r.out, "messages_echoed") == 1 &&
 		     strstr(r.out, "\"interrupted\":true") != NULL;
-		cr_log_info("run %d: %s, this process held up %lld ms at most", tries + 1,
-		            ok ? "passed" : "failed", (long long)held);
-		if (++tries == 5 || ok || held < 200)
+		if (!run_again(&tries, ok, held))
 			break;
 		run_free(&r);
 	}
