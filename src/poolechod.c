@@ -109,6 +109,16 @@ static const char *stop_signal_name(int sig)
 	}
 }
 
+/* What a $NOTIFY_SOCKET that pe_sd_notify_open refused (RC, -EINVAL)
+ * should have been: "Invalid argument" alone says not what to set. */
+static const char *notify_expected(const struct pe_sd_notifier *n, int rc)
+{
+	if (n->fd >= 0 || rc != -EINVAL)
+		return "";
+	return ": expected an absolute path (/...) of at most 107 bytes, or an abstract "
+	       "name (@...) of at most 108";
+}
+
 /* Log a change of the daemon's state at info, and make in MESSAGE the
  * notification of STATE for a service manager (systemd's Type=notify) with
  * the same line as STATUS=, which "systemctl status" shows. */
@@ -182,7 +192,8 @@ static void log_state(struct signal_thread *st, void (*stop)(pe_server *),
 	rc = pe_sd_notify_send(&st->notifier, message, STOPPING_NOTIFY_MS, give_up, st);
 	if (rc < 0 && !(rc == -ECANCELED && atomic_load(&st->done)))
 		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is stopping: "
-		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
+		       "%s%s (NOTIFY_SOCKET=%s)", strerror(-rc), notify_expected(&st->notifier, rc),
+		       getenv("NOTIFY_SOCKET"));
 }
 
 /* Tell a service manager that the daemon is ready, as long as it takes
@@ -199,7 +210,8 @@ static void send_ready(struct signal_thread *st)
 	else if (rc < 0 && rc != -ECANCELED)
 		/* The reason first: a long value is cut at the end of the line. */
 		pe_log(PE_LOG_WARN, "cannot tell the service manager that the server is ready: "
-		       "%s (NOTIFY_SOCKET=%s)", strerror(-rc), getenv("NOTIFY_SOCKET"));
+		       "%s%s (NOTIFY_SOCKET=%s)", strerror(-rc), notify_expected(&st->notifier, rc),
+		       getenv("NOTIFY_SOCKET"));
 }
 
 static void *signal_main(void *arg)
@@ -316,6 +328,7 @@ static bool descriptor_left(void)
 {
 	int spare = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
 	struct rlimit rl;
+	char limit[48] = "";
 
 	if (spare >= 0) {
 		close(spare);
@@ -323,10 +336,11 @@ static bool descriptor_left(void)
 	}
 	if (errno != EMFILE)
 		return true; /* not a shortage of ours: accept(2) will say */
-	getrlimit(RLIMIT_NOFILE, &rl);
-	pe_log(PE_LOG_ERROR, "no descriptor is left for a client: the server's own use all %llu "
-	       "the limit allows (raise 'ulimit -n', or LimitNOFILE= under systemd)",
-	       (unsigned long long)rl.rlim_cur);
+	/* A limit that cannot be read is not said: RL would be garbage. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		snprintf(limit, sizeof limit, " %llu", (unsigned long long)rl.rlim_cur);
+	pe_log(PE_LOG_ERROR, "no descriptor is left for a client: the server's own use all%s "
+	       "the limit allows (raise 'ulimit -n', or LimitNOFILE= under systemd)", limit);
 	return false;
 }
 

@@ -2152,7 +2152,7 @@ Test(daemon, a_log_line_cut_to_fit_ends_in_an_ellipsis)
 	cr_expect_str_eq(line + len - 3, "...", "a cut line ends in '%s'", line + len - 3);
 	/* What was cut is the value, not why the manager could not be told:
 	 * a name longer than a socket's address holds. */
-	snprintf(want, sizeof want, "is ready: %s (NOTIFY_SOCKET=/xxx", strerror(EINVAL));
+	snprintf(want, sizeof want, "is ready: %s: expected an absolute path", strerror(EINVAL));
 	cr_expect(strstr(line, want) != NULL, "the reason was cut off: %s", line);
 }
 
@@ -2182,12 +2182,15 @@ Test(daemon, a_service_manager_that_cannot_be_told_is_named_with_the_reason)
 	static const struct {
 		const char *name; /* NULL: a path in a fresh directory, not there */
 		const char *reason;
-	} cases[] = {{NULL, "No such file or directory"}, {"rel.sock", "Invalid argument"}};
+	} cases[] = {{NULL, "No such file or directory"},
+	             /* Bad input: what it should have been is said too. */
+	             {"rel.sock", "Invalid argument: expected an absolute path (/...) of at most "
+	                          "107 bytes, or an abstract name (@...) of at most 108"}};
 	char dir[] = "/tmp/pe-notify-XXXXXX", where[64];
 
 	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char line[600], want[128];
+		char line[600], want[256];
 
 		snprintf(where, sizeof where, "%s/none", dir);
 		cr_assert_eq(setenv("NOTIFY_SOCKET", cases[i].name ? cases[i].name : where, 1), 0);
@@ -2909,6 +2912,40 @@ Test(daemon, a_daemon_that_says_it_listens_can_serve_under_any_descriptor_limit,
 	cr_expect_gt(short_of_descriptors, 0, "no limit was refused for want of descriptors");
 	echo_once((unsigned)port, 100, 1);
 	stop_daemon(SIGTERM);
+}
+
+/* A descriptor limit that cannot be read back (getrlimit(2) refused:
+ * strace fails every prlimit64) is not said: the error that no descriptor
+ * is left once printed whatever the stack held ("use all 0 the limit
+ * allows"). From the tightest limit up, until that error comes. */
+Test(daemon, no_descriptor_left_with_an_unreadable_limit_prints_no_garbage, .timeout = 120)
+{
+	static char script[512];
+	const char *argv[] = {"/bin/sh", "-c", script, daemon_path(), "-b", "127.0.0.1", "-p",
+	                      "0", "-w", "1", NULL};
+	char line[512] = "";
+
+	skip_without_strace();
+	if (access("/usr/bin/prlimit", X_OK) != 0)
+		cr_skip_test("no /usr/bin/prlimit to set the limit with: %s", strerror(errno));
+	for (unsigned n = 4; n <= 16 && !line[0]; n++) {
+		snprintf(script, sizeof script, "exec /usr/bin/prlimit --nofile=%u:%u "
+		         "strace -D -f -o /dev/null "
+		         "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+		         "-e trace=prlimit64 -e inject=prlimit64:error=EPERM \"$0\" \"$@\"", n, n);
+		cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+		if (th_proc_wait_ready(&proc, START_MS) > 0) {
+			stop_daemon(SIGTERM);
+			break;
+		}
+		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0,
+		             "limit %u: neither ready nor ended; stderr:\n%s", n, proc.err.data);
+		stderr_line_with("no descriptor is left", line, sizeof line);
+		th_proc_cleanup(&proc);
+	}
+	cr_assert(line[0], "no limit was refused for want of descriptors");
+	cr_expect(strstr(line, "the server's own use all the limit allows ("),
+	          "the limit said though it could not be read: %s", line);
 }
 
 /* A soft limit it can raise only part of the way, to the hard limit, is
