@@ -174,6 +174,34 @@ static int write_stalled(int fd, const struct pe_echo_policy *p, struct write_pr
 	return now - wp->last >= p->idle_us;
 }
 
+/* A wait for the client (a read, or a write's slice) was interrupted:
+ * a stop (SIGSTOP, a debugger, a cgroup freezer) ends a recv(2) or send(2)
+ * on a socket with a timeout in EINTR, and the next one would wait a whole
+ * SO_RCVTIMEO again. So the time is kept across the restarts: true once
+ * the wait counted from *SINCE (0: from now, the first interruption) has
+ * lasted the idle timeout. */
+static int wait_expired(const struct pe_echo_policy *p, long long *since)
+{
+	long long now = pe_now_us();
+
+	if (!p->idle_us)
+		return 0;
+	if (!*since)
+		*since = now;
+	return now - *since >= p->idle_us;
+}
+
+/* As write_stalled, for a write interrupted before its slice ran out: the
+ * time since bytes last moved counts, never a slice that did not pass. */
+static int write_interrupted(int fd, const struct pe_echo_policy *p, struct write_progress *wp)
+{
+	if (!wp->last) {
+		wp->last = pe_now_us();
+		wp->unacked = -1;
+	}
+	return write_stalled(fd, p, wp);
+}
+
 /* Send all LEN bytes, or time out once the client has read nothing for
  * the idle timeout: 0, -EAGAIN, or another negative errno. *SENT gets the
  * bytes sent. The clock is read only when a send(2) came back short. */
@@ -193,8 +221,12 @@ static int send_all(int fd, const char *buf, size_t len, size_t *sent,
 				write_moved(&wp);   /* it moved bytes, then waited a slice */
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n < 0 && errno == EINTR) {
+			if (!write_interrupted(fd, p, &wp))
+				continue;
+			rc = -EAGAIN;
+			break;
+		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!write_stalled(fd, p, &wp))
 				continue;
@@ -223,6 +255,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 {
 	size_t in_pipe = 0;
 	struct write_progress wp;   /* as in send_all */
+	long long waiting = 0;      /* see pe_echo_serve */
 
 	for (;;) {
 		int spin_tried = *spin;
@@ -254,8 +287,13 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			return 1;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && !wait_expired(p, &waiting))
 				continue;
+			if (errno == EINTR) {
+				*end = PE_ECHO_TIMEOUT;
+				*err = 0;
+				return 0;
+			}
 			/* Nothing moved: the bytes wait in the socket, and copying
 			 * echoes them as well. ENOMEM: no pipe pages to be had now;
 			 * EINVAL: a socket splice(2) does not take. */
@@ -265,6 +303,7 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			*err = *end == PE_ECHO_ERROR ? errno : 0;
 			return 0;
 		}
+		waiting = 0;
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
 		in_pipe = (size_t)n;
 		wp.last = 0;
@@ -279,8 +318,10 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 				 * to the whole process as well. */
 				int e = errno;
 
-				if (e == EINTR)
+				if (e == EINTR && !write_interrupted(fd, p, &wp))
 					continue;
+				if (e == EINTR)
+					e = EAGAIN;
 				if (e == EAGAIN && !write_stalled(fd, p, &wp))
 					continue;
 				*end = e == EAGAIN ? PE_ECHO_UNREAD : PE_ECHO_ERROR;
@@ -361,6 +402,11 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 	char *buf = w->size > sizeof first ? first : w->buf;
 	size_t size = w->size > sizeof first ? sizeof first : w->size;
 	int spin = 1;   /* this client's messages come soon enough to spin for */
+	/* The first interruption of this wait for the client, 0: none. Taken
+	 * then, not before each wait, so that the clock is read only when a
+	 * stop interrupts; the wait before it (under one timeout) is not
+	 * counted, so such a client is timed out within twice the timeout. */
+	long long waiting = 0;
 #ifdef HAVE_SPLICE
 	int may_splice = 1;
 #endif
@@ -381,13 +427,14 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 		if (n == 0)
 			return PE_ECHO_EOF;
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && !wait_expired(p, &waiting))
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 				return PE_ECHO_TIMEOUT;
 			*err = errno;
 			return PE_ECHO_ERROR;
 		}
+		waiting = 0;
 		pe_counter_add(&w->counters->bytes_in, (uint64_t)n);
 		rc = send_all(fd, buf, (size_t)n, &sent, p);
 		pe_counter_add_release(&w->counters->bytes_out, (uint64_t)sent);

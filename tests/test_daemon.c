@@ -2874,6 +2874,61 @@ Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeo
 	idle_timeout_is_logged_as("--splice=always");
 }
 
+/* Stopped and continued more often than its idle timeout (a debugger, a
+ * cgroup freezer), the daemon still times out a silent client: each stop
+ * ends the worker's recv(2) or splice(2) in EINTR, and a wait begun anew
+ * on every one never ran out. STREAM: the client streamed first, so the
+ * worker waits in splice(2) (--splice=always), not in recv(2). */
+static void stopped_often_still_times_out(bool stream)
+{
+	const char *const extra[] = {"-v", "-w", "2", "-t", "1", "--busy-poll=0",
+	                             "--buffer-size=16k",
+	                             stream ? "--splice=always" : "--splice=never", NULL};
+	unsigned port = start_daemon(extra);
+	int fd = th_connect(port, IO_MS);
+	struct pollfd pfd = {.events = POLLIN};
+	int64_t began;
+	bool closed = false;
+	pid_t worker;
+
+	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
+	if (stream)
+		cr_assert_eq(th_echo_check(fd, 256 * 1024, 3, IO_MS), 0, "the stream was not echoed");
+	began = th_now_ms();
+	worker = task_asleep_in_syscall(proc.pid, stream ? SYS_splice : SYS_recvfrom, IO_MS);
+	cr_assert_gt(worker, 0, "no worker asleep in %s", stream ? "splice(2)" : "recv(2)");
+	pfd.fd = fd;
+	/* A stop every quarter second for three seconds, thrice the timeout. */
+	for (int i = 0; i < 12 && !closed; i++) {
+		int64_t deadline = th_now_ms() + 1000;
+		char state[8] = "";
+
+		closed = poll(&pfd, 1, 250) == 1;
+		if (closed)
+			break;
+		cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
+		while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
+		        state[0] != 'T') && th_ms_left(deadline) > 0)
+			poll(NULL, 0, 1);
+		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+	}
+	cr_expect(closed, "a silent client of -t 1 was not closed in %lld ms of stops",
+	          (long long)(th_now_ms() - began));
+	close(fd);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "timeouts=1 "), "not 1 timeout:\n%s", proc.err.data);
+}
+
+Test(daemon, stopped_often_still_times_out_a_silent_client, .timeout = 60)
+{
+	stopped_often_still_times_out(false);
+}
+
+Test(daemon, stopped_often_still_times_out_a_silent_client_after_a_stream, .timeout = 60)
+{
+	stopped_often_still_times_out(true);
+}
+
 /* If it says it listens, it can serve: under a descriptor limit that its
  * own descriptors use up, it listened and then failed every accept(2) with
  * EMFILE. From the tightest limit up, each start ends with exit status 1
