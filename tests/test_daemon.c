@@ -2890,13 +2890,18 @@ static void stopped_often_still_times_out(bool stream)
 	int64_t began;
 	bool closed = false;
 	pid_t worker;
+#ifdef HAVE_SPLICE
+	const bool spliced = stream;
+#else
+	const bool spliced = false; /* without splice(2) a stream is copied */
+#endif
 
 	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
 	if (stream)
 		cr_assert_eq(th_echo_check(fd, 256 * 1024, 3, IO_MS), 0, "the stream was not echoed");
 	began = th_now_ms();
-	worker = task_asleep_in_syscall(proc.pid, stream ? SYS_splice : SYS_recvfrom, IO_MS);
-	cr_assert_gt(worker, 0, "no worker asleep in %s", stream ? "splice(2)" : "recv(2)");
+	worker = task_asleep_in_syscall(proc.pid, spliced ? SYS_splice : SYS_recvfrom, IO_MS);
+	cr_assert_gt(worker, 0, "no worker asleep in %s", spliced ? "splice(2)" : "recv(2)");
 	pfd.fd = fd;
 	/* A stop every quarter second for three seconds, thrice the timeout. */
 	for (int i = 0; i < 12 && !closed; i++) {
@@ -2996,6 +3001,10 @@ Test(daemon, no_descriptor_left_with_an_unreadable_limit_prints_no_garbage, .tim
 		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0,
 		             "limit %u: neither ready nor ended; stderr:\n%s", n, proc.err.data);
 		stderr_line_with("no descriptor is left", line, sizeof line);
+		/* ASan's and TSan's runtimes read the limit at start, and die. */
+		if (strstr(proc.err.data, "Sanitizer getrlimit() failed"))
+			cr_skip_test("this poolechod's sanitizer runtime cannot start with getrlimit(2) "
+			             "refused: %s", proc.err.data);
 		th_proc_cleanup(&proc);
 	}
 	cr_assert(line[0], "no limit was refused for want of descriptors");
