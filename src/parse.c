@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,12 +399,13 @@ const char *pe_parse_host_misform(const char *host, const char *port_how, char *
 		         strstr(host, "]:") ? port_how : "");
 	else if (colon && !strchr(colon + 1, ':'))
 		snprintf(buf, size, "an address or host name without a port (give it %s)", port_how);
-	else if (pe_parse_ipv4_other_form(host, dotted))
+	else if (pe_parse_ipv4_other_form(host, dotted)) {
 		/* "9999" or "010.0.0.1" would quietly be 0.0.39.15 or 8.0.0.1. */
+		bool a_port = pe_parse_ulong(host, 0, 65535, &port) == 0;
+
 		snprintf(buf, size, PE_PARSE_DOTTED ", or a host name; this would mean %s%s%s", dotted,
-		         pe_parse_ulong(host, 0, 65535, &port) == 0 ? "; a port is given " : "",
-		         pe_parse_ulong(host, 0, 65535, &port) == 0 ? port_how : "");
-	else
+		         a_port ? "; a port is given " : "", a_port ? port_how : "");
+	} else
 		return NULL;
 	return buf;
 }
