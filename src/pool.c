@@ -10,7 +10,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#ifdef HAVE_DL_ITERATE_PHDR
+#include <link.h>
+#endif
 
 #include <poolecho/pool.h>
 
@@ -70,6 +74,41 @@ static void creator_leave_batch(void)
 	struct sched_param sp = {.sched_priority = 0};
 
 	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+}
+
+#ifdef HAVE_DL_ITERATE_PHDR
+static int add_tls_block(struct dl_phdr_info *info, size_t size, void *data)
+{
+	size_t *total = data;
+
+	(void)size;
+	for (size_t i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		size_t align = ph->p_align ? ph->p_align : 1;
+
+		if (ph->p_type == PT_TLS)
+			*total += (ph->p_memsz + align - 1) / align * align;
+	}
+	return 0;
+}
+#endif
+
+/* glibc takes a thread's static TLS, every TLS block of the program and
+ * of the libraries loaded with it (the embedder's too), out of the stack
+ * size it is asked for: a program with 100 KiB of TLS left a worker of
+ * 128 KiB some 24 KiB, and one with more than the stack size had its
+ * workers refused (EINVAL). Asked for that much more, each worker has
+ * the stack_size it was given. (Libraries loaded later are counted too,
+ * though their TLS is not on the stack: a few bytes too many, never
+ * too few.) */
+static size_t static_tls_size(void)
+{
+	size_t total = 0;
+
+#ifdef HAVE_DL_ITERATE_PHDR
+	dl_iterate_phdr(add_tls_block, &total);
+#endif
+	return total;
 }
 
 static void *worker_main(void *arg)
@@ -135,6 +174,10 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 	if (cfg->stack_size) {
 		size_t min = (size_t)PTHREAD_STACK_MIN;
 		size_t size = cfg->stack_size < min ? min : cfg->stack_size;
+		size_t tls = static_tls_size();
+
+		if (size <= SIZE_MAX - tls)
+			size += tls;
 		rc = -pthread_attr_setstacksize(&attr, size);
 		if (rc != 0) {
 			pthread_attr_destroy(&attr);

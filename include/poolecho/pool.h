@@ -26,8 +26,9 @@ typedef void pe_pool_handler(void *ctx, unsigned worker, void *item);
 
 struct pe_pool_config {
 	unsigned workers;        /* >= 1 */
-	size_t stack_size;       /* bytes per worker stack, raised to PTHREAD_STACK_MIN;
-	                          * 0 = the system default */
+	size_t stack_size;       /* bytes per worker stack, raised to PTHREAD_STACK_MIN, and
+	                          * the program's static TLS added, which glibc takes from
+	                          * it; 0 = the system default */
 	int batch_scheduling;    /* Linux: run workers as SCHED_BATCH (no wake-up preemption)
 	                          * when they would run as SCHED_OTHER. A plain SCHED_OTHER
 	                          * caller of pe_pool_start runs as SCHED_BATCH while it

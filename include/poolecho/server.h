@@ -94,8 +94,10 @@ struct pe_server_config {
 	                              on this long, then close them; 0 = at once */
 	size_t buffer_size;        /* per-worker echo buffer, >= 1 bytes: all reserved at create as
 	                              address space, resident only as far as reads reach */
-	size_t stack_size;         /* per-worker stack, bytes, raised to PTHREAD_STACK_MIN; 0 = the
-	                              system default. The log callback runs on it */
+	size_t stack_size;         /* per-worker stack, bytes, raised to PTHREAD_STACK_MIN (the
+	                              program's static TLS, which glibc takes from a thread's
+	                              stack, comes on top); 0 = the system default. The log
+	                              callback runs on it */
 	unsigned busy_poll_us;     /* while no more connections are open than there are CPUs the
 	                              server may use, spin this long on an empty socket before
 	                              sleeping (not again for a client that let a spin run out,
