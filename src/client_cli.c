@@ -110,8 +110,9 @@ void client_cli_usage(FILE *out, const char *program)
 "control characters as \\xNN); 3 when the server could not be reached: the\n"
 "name did not resolve or the connect failed (in load mode, the first one, or\n"
 "failed connects were the run's only errors); 4 when it went silent for\n"
-"--timeout while an echo was due, or did not close once all was echoed (in\n"
-"load mode, timeouts were the run's only errors).\n",
+"--timeout while an echo was due (or so long that the system gave the\n"
+"connection up), or did not close once all was echoed (in load mode,\n"
+"timeouts were the run's only errors).\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,

@@ -449,6 +449,17 @@ static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
 	}
 }
 
+/* The system gave the connection up (ETIMEDOUT, found by CALL): the server
+ * acknowledged nothing through all of its retransmissions (some 15 minutes
+ * by default), so it went silent or away: a timeout, not an "other" error.
+ * Only --timeout=0, or one longer than those, lets it come. */
+static void system_timeout(struct lthread *t, struct conn *c, const char *call)
+{
+	conn_fail(t, c, FAIL_TIMEOUT, "timed out: the server stopped acknowledging and the "
+	          "system gave the connection up (%s: %s) (%llu of %llu bytes sent were echoed)",
+	          call, strerror(ETIMEDOUT), (unsigned long long)c->rcv, (unsigned long long)c->snt);
+}
+
 /* ---- sending ------------------------------------------------------------- */
 
 static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
@@ -496,6 +507,8 @@ static int conn_send(struct lthread *t, struct conn *c)
 				          "bytes sent were echoed", errno == EPIPE ? "closed the connection" :
 				          "reset the connection", (unsigned long long)c->rcv,
 				          (unsigned long long)c->snt);
+			else if (errno == ETIMEDOUT)
+				system_timeout(t, c, "send");
 			else
 				conn_fail(t, c, FAIL_OTHER, "send: %s", strerror(errno));
 			return -1;
@@ -686,6 +699,8 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection after "
 			          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,
 			          (unsigned long long)c->snt);
+		else if (errno == ETIMEDOUT)
+			system_timeout(t, c, "recv");
 		else
 			conn_fail(t, c, FAIL_OTHER, "recv: %s", strerror(errno));
 		return;
@@ -796,7 +811,13 @@ static void thread_stop(struct lthread *t, int64_t now)
 			conn_done(t, c);
 			break;
 		case CONN_IDLE:
-			/* Never got going: not an error, just not needed any more. */
+			/* Never got going: not an error, just not needed any more.
+			 * One that never began its connect was held back by the
+			 * connects in flight (MAX_CONNECTING) the server had not
+			 * answered: it did not connect either, so it is counted
+			 * with them, or the report would lose it. */
+			if (i >= t->next_start)
+				t->pending++;
 			conn_done(t, c);
 			break;
 		case CONN_ACTIVE:

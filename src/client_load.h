@@ -31,7 +31,8 @@ struct load_result {
 	double elapsed_s;
 	uint64_t conns_opened;    /* connections established */
 	uint64_t conns_failed;    /* connect() failures */
-	uint64_t conns_pending;   /* connections whose first connect was unanswered at the stop */
+	uint64_t conns_pending;   /* connections whose first connect was unanswered at the stop,
+	                             or not yet begun (held back by the connects in flight) */
 	uint64_t conns_unserved;  /* open, first message out in the run's first half, and still
 	                             no echo at the stop: the server left them waiting */
 	uint64_t conns_abandoned; /* still owed echoes when the grace after a signal ran out */

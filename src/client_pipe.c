@@ -140,6 +140,18 @@ static int send_side_close(struct pipe *p, const char *how)
 	return early_close(p, how);
 }
 
+/* The system gave the connection up (ETIMEDOUT, found by CALL): the server
+ * acknowledged nothing through all of its retransmissions (some 15 minutes
+ * by default), so it went silent or away, which is a timeout, not an echo
+ * gone wrong. Only --timeout=0, or one longer than those, lets it come. */
+static int system_timeout(struct pipe *p, const char *call)
+{
+	return fail(p, PIPE_TIMEOUT, "timed out: %s stopped acknowledging and the system gave "
+	            "the connection up (%s: %s) (%llu of %llu bytes sent were echoed)", p->peer,
+	            call, strerror(ETIMEDOUT), (unsigned long long)p->ver,
+	            (unsigned long long)p->snt);
+}
+
 static int sock_send(struct pipe *p)
 {
 	ssize_t n = send(p->sock, p->ring + (p->snt & RING_MASK), ring_span(p->snt, p->rd),
@@ -154,6 +166,8 @@ static int sock_send(struct pipe *p)
 	if (errno == EPIPE || errno == ECONNRESET)
 		return send_side_close(p, errno == EPIPE ? "closed the connection"
 		                                         : "reset the connection");
+	if (errno == ETIMEDOUT)
+		return system_timeout(p, "send");
 	return fail(p, PIPE_IO, "cannot send to %s: %s", p->peer, strerror(errno));
 }
 
@@ -211,6 +225,8 @@ static int sock_recv(struct pipe *p, int64_t *progress)
 		return early_close(p, p->shut && p->ver == p->snt ?
 		                   "reset the connection instead of closing it" :
 		                   "reset the connection");
+	if (errno == ETIMEDOUT)
+		return system_timeout(p, "recv");
 	return fail(p, PIPE_IO, "cannot receive from %s: %s", p->peer, strerror(errno));
 }
 

@@ -3153,45 +3153,59 @@ Test(wrong_server, peak_below_connections_is_warned, .timeout = 60)
 	close(lfd);
 }
 
-/* Connects the server never answered before -d ran out are neither failed
- * nor opened: the report counts them, and a run that echoed nothing at all
- * proved nothing, so it fails. */
-Test(wrong_server, a_run_that_echoed_nothing_fails_naming_its_pending_connects,
-     .timeout = 60)
+/* Run the client for N connections on one event thread against a server
+ * that answers no connect, in text and in JSON: none failed or opened, all
+ * N still connecting at the stop, and the run, which echoed nothing and so
+ * proved nothing, fails. */
+static void pending_connects_are_counted(unsigned n)
 {
-	char port[16];
-	const char *text[] = {"-c", "3", "-d", "0.5", "127.0.0.1", port, NULL};
-	const char *json[] = {"-c", "3", "-d", "0.5", "--json", "127.0.0.1", port, NULL};
+	char port[16], count[16], want[160];
+	const char *text[] = {"-c", count, "-t", "1", "-d", "0.5", "127.0.0.1", port, NULL};
+	const char *json[] = {"-c", count, "-t", "1", "-d", "0.5", "--json", "127.0.0.1", port,
+	                      NULL};
 	const char *const *runs[] = {text, json};
 
+	snprintf(count, sizeof count, "%u", n);
 	for (size_t i = 0; i < 2; i++) {
 		/* A listener of its own each time: a run's probe keeps the one slot. */
 		int lfd = stuck_listener(port);
 		struct run r;
 
 		run_client(&r, "", 0, runs[i]);
-		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
-		cr_expect_not_null(strstr(r.err, "no message was echoed: 3 connects were still in "
-		                          "progress when the run stopped"), "stderr:\n%s", r.err);
+		cr_expect_eq(r.code, 1, "-c %u: exit %d, stderr:\n%s", n, r.code, r.err);
+		snprintf(want, sizeof want, "no message was echoed: %u connects were still in "
+		         "progress when the run stopped", n);
+		cr_expect_not_null(strstr(r.err, want), "stderr:\n%s", r.err);
 		if (runs[i] == text) {
-			cr_expect_not_null(strstr(r.out, ", 0 failed, 3 still connecting at the stop, "
-			                          "peak 0 open at once\n"), "report:\n%s", r.out);
-			cr_expect_not_null(strstr(r.out, "at most 0 of the 3 connections asked for "
-			                          "were open at once, and 3 were still connecting "
-			                          "at the stop;"), "report:\n%s", r.out);
+			snprintf(want, sizeof want, ", 0 failed, %u still connecting at the stop, "
+			         "peak 0 open at once\n", n);
+			cr_expect_not_null(strstr(r.out, want), "report:\n%s", r.out);
+			snprintf(want, sizeof want, "at most 0 of the %u connections asked for were "
+			         "open at once, and %u were still connecting at the stop;", n, n);
+			cr_expect_not_null(strstr(r.out, want), "report:\n%s", r.out);
 			cr_expect_not_null(strstr(r.out, "\nresult:      FAILED, no message was "
 			                          "echoed\n"), "report:\n%s", r.out);
 		} else {
 			cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
-			cr_expect_eq(json_u64(r.out, "connections_pending"), 3, "%s", r.out);
+			cr_expect_eq(json_u64(r.out, "connections_pending"), n, "%s", r.out);
 			cr_expect_eq(json_u64(r.out, "errors"), 0, "%s", r.out);
 			cr_expect_not_null(strstr(r.out, "\"ok\":false"), "%s", r.out);
 		}
 		run_free(&r);
 		close(lfd);
 	}
+}
+
+/* Connects the server never answered before -d ran out are neither failed
+ * nor opened: the report counts them, and a run that echoed nothing at all
+ * proved nothing, so it fails. */
+Test(wrong_server, a_run_that_echoed_nothing_fails_naming_its_pending_connects,
+     .timeout = 60)
+{
+	pending_connects_are_counted(3);
 	/* One, in the singular. */
 	{
+		char port[16];
 		const char *one[] = {"-c", "1", "-d", "0.5", "127.0.0.1", port, NULL};
 		int lfd = stuck_listener(port);
 		struct run r;
@@ -3205,6 +3219,15 @@ Test(wrong_server, a_run_that_echoed_nothing_fails_naming_its_pending_connects,
 		run_free(&r);
 		close(lfd);
 	}
+}
+
+/* A thread has at most 64 connects in flight; against a server that answers
+ * none, the connections after those never begin theirs. They did not connect
+ * either: the report counts them with the connects still in progress, and no
+ * connection asked for goes unaccounted for. */
+Test(wrong_server, connections_held_back_from_connecting_are_counted_pending, .timeout = 60)
+{
+	pending_connects_are_counted(70);
 }
 
 /* ---- load mode ------------------------------------------------------------- */
@@ -3441,6 +3464,49 @@ Test(load, a_send_or_receive_that_fails_is_an_early_close_or_names_its_errno, .t
 		expect_injected_failure(&r, cases[i].inject, args, 1, cases[i].want);
 		cr_expect_eq(json_u64(r.out, cases[i].counter), 1, "%s: %s", cases[i].inject, r.out);
 		cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
+		run_free(&r);
+	}
+}
+
+/* ETIMEDOUT from recv(2) or send(2) (strace stands in for a server whose
+ * host went away: the system retransmitted unacknowledged for some 15
+ * minutes by default, which only --timeout=0 or a longer one waits out) is
+ * a timeout, exit 4, in both modes, as the health check's table says of a
+ * hung server: not the exit 1 of an echo gone wrong. */
+Test(load, a_connection_the_system_timed_out_is_a_timeout, .timeout = 60)
+{
+	static const struct {
+		const char *inject, *call;
+		bool load;
+	} cases[] = {
+		{"inject=recvfrom:error=ETIMEDOUT", "recv", false},
+		{"inject=sendto:error=ETIMEDOUT", "send", false},
+		{"inject=recvfrom:error=ETIMEDOUT:when=2", "recv", true},
+		{"inject=sendto:error=ETIMEDOUT:when=3", "send", true},
+	};
+	const char *pipe_args[] = {"--timeout=0", "127.0.0.1", port_str, NULL};
+	const char *load_args[] = {"-c", "1", "-t", "1", "-n", "10", "--json", "-q",
+	                           "--timeout=0", "127.0.0.1", port_str, NULL};
+
+	skip_without_strace();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", cases[i].inject, NULL};
+		char want[160];
+		struct run r;
+
+		snprintf(want, sizeof want, "stopped acknowledging and the system gave the "
+		         "connection up (%s: %s)", cases[i].call, strerror(ETIMEDOUT));
+		spawn_under = under;
+		run_client(&r, "hello\n", 6, cases[i].load ? load_args : pipe_args);
+		spawn_under = NULL;
+		cr_expect_eq(r.code, EXIT_TIMEOUT, "%s: exit %d, stderr:\n%s", cases[i].inject, r.code,
+		             r.err);
+		cr_expect_not_null(strstr(r.err, want), "%s: no '%s' in:\n%s", cases[i].inject, want,
+		                   r.err);
+		if (cases[i].load) {
+			cr_expect_eq(json_u64(r.out, "timeouts"), 1, "%s: %s", cases[i].inject, r.out);
+			cr_expect_eq(json_u64(r.out, "errors"), 1, "%s: %s", cases[i].inject, r.out);
+		}
 		run_free(&r);
 	}
 }
