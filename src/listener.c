@@ -187,7 +187,7 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 	enum pe_log_level level = PE_LOG_DEBUG;
 	int64_t now;
 
-	pe_counter_add(&srv->listener.rejected, 1);
+	pe_counter_add_release(&srv->listener.rejected, 1);
 	if (rc == -ENOSPC) {
 		/* A bug: the table has room for every connection the queue and the
 		 * workers can hold, and the one being accepted. */
@@ -200,7 +200,7 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 		close(acc->fd);
 		return;
 	}
-	pe_counter_add(&srv->listener.source_limited, 1);
+	pe_counter_add_release(&srv->listener.source_limited, 1);
 	/* A warning at most every ERROR_LOG_INTERVAL_MS, at -v too, where the
 	 * refusals between are each said at debug: "journalctl -p warning"
 	 * must show a client refused whatever the level. */
@@ -250,13 +250,13 @@ static int hand_off(pe_server *srv, struct source_refusals *r, const struct pe_a
 	}
 	if (rc == -EAGAIN) {
 		close(fd);
-		pe_counter_add(&srv->listener.rejected, 1);
+		pe_counter_add_release(&srv->listener.rejected, 1);
 		return 0;
 	}
 	/* -ESHUTDOWN: a stop closed the queue after this client was accepted. */
 	pe_server_log_dropped(srv, acc);
 	close(fd);
-	pe_counter_add(&srv->listener.dropped, 1);
+	pe_counter_add_release(&srv->listener.dropped, 1);
 	return 1;
 }
 

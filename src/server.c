@@ -223,13 +223,13 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	} else {
 		pe_server_log_dropped(srv, &acc);
 	}
-	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
-	/* After served, so that a stats line (which reads timeouts first)
-	 * never shows more timeouts than connections served. */
-	if (!unserved && (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD))
-		pe_counter_add_release(&slot->counters.timeouts, 1);
-
+	/* Counted under the lock with the slot's fd cleared, which a stats
+	 * line reads under it too: the connection is then active or counted,
+	 * never both, and never more timeouts than connections served. */
 	pthread_mutex_lock(&srv->lock);
+	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
+	if (!unserved && (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD))
+		pe_counter_add(&slot->counters.timeouts, 1);
 	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
 	finish_locked(srv, &acc);
 	pthread_mutex_unlock(&srv->lock);
@@ -767,7 +767,7 @@ static void shut_down(pe_server *srv)
 	while (pe_queue_try_pop(srv->queue, &acc) == 0) {
 		pe_server_log_dropped(srv, &acc);
 		close(acc.fd);
-		pe_counter_add(&srv->listener.dropped, 1);
+		pe_counter_add_release(&srv->listener.dropped, 1);
 		pe_server_hand_off_cancel(srv, &acc);
 		closed++;
 	}

@@ -2,9 +2,10 @@
  * test_stop_races.c -- a stop that lands between two steps of the server,
  * made to land there every time: pe_queue_try_push is wrapped at link time
  * (-Wl,--wrap=pe_queue_try_push), so the accept loop can be stopped after
- * it accepted a client and before it queues it; and pe_queue_close, so the
+ * it accepted a client and before it queues it; pe_queue_close, so the
  * end of the grace can let a worker take a queued client before the stop
- * empties the queue itself.
+ * empties the queue itself; and pe_queue_length, so that a client is
+ * accepted and queued while a stats line is being read.
  */
 #include <config.h>
 
@@ -147,4 +148,63 @@ Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
 		cr_expect_eq(rc, 0, "client %d was not closed: %s", i, strerror(-rc));
 		close(fd[i]);
 	}
+}
+
+/* ---- the wrapped pe_queue_length ----------------------------------------- */
+
+size_t __real_pe_queue_length(pe_queue *q);
+size_t __wrap_pe_queue_length(pe_queue *q);
+
+/* When set, the next read of the queue's length (a stats line's) first
+ * connects a client to this port and waits, up to IO_MS, until it is
+ * queued: a client accepted while a stats line is being read. */
+static atomic_uint connect_before_length;
+static int connected_fd = -1;
+
+size_t __wrap_pe_queue_length(pe_queue *q)
+{
+	unsigned port = atomic_exchange(&connect_before_length, 0);
+
+	if (port) {
+		int64_t deadline = th_now_ms() + IO_MS;
+
+		connected_fd = th_connect(port, IO_MS);
+		while (connected_fd >= 0 && __real_pe_queue_length(q) == 0 &&
+		       th_ms_left(deadline) > 0)
+			usleep(1000);
+	}
+	return __real_pe_queue_length(q);
+}
+
+/* A stats line is read while clients come: each connection it counts
+ * (served, active, queued, rejected or dropped) must be one it counts as
+ * accepted too, or a SIGUSR1 line shows more connections than were ever
+ * accepted. */
+Test(stop_races, a_stats_line_never_counts_more_connections_than_accepted)
+{
+	struct pe_server_config cfg;
+	struct pe_server_stats st;
+	struct tf_server ts;
+	uint64_t placed;
+	int fd;
+
+	tf_config(&cfg, 1, 1);
+	cr_assert_eq(tf_start(&ts, &cfg), 0);
+	fd = th_connect(ts.port, IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	cr_assert_eq(th_echo_check(fd, 100, 1, IO_MS), 0, "the first client was not served");
+
+	atomic_store(&connect_before_length, ts.port);
+	st = tf_stats(&ts);
+	cr_assert_geq(connected_fd, 0, "connect: %s", strerror(-connected_fd));
+	cr_expect_eq(st.queued, 1, "the second client was not queued as the line was read");
+	placed = st.served + st.active + st.queued + st.rejected + st.dropped;
+	cr_expect_leq(placed, st.accepted, "a stats line counted %llu connections (served=%llu "
+	              "active=%llu queued=%llu) of accepted=%llu",
+	              (unsigned long long)placed, (unsigned long long)st.served,
+	              (unsigned long long)st.active, (unsigned long long)st.queued,
+	              (unsigned long long)st.accepted);
+	close(fd);
+	close(connected_fd);
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
 }

@@ -234,7 +234,9 @@ struct pe_server_stats {
 	uint64_t active;     /* connections being echoed now */
 	uint64_t queued;     /* accepted, waiting for a worker */
 	uint64_t bytes_in;   /* read from clients */
-	uint64_t bytes_out;  /* written back, including part of an echo whose write failed */
+	uint64_t bytes_out;  /* written back to the socket, including part of an echo whose
+	                        write failed, and what a reset at the end of the grace
+	                        discarded before the client received it */
 	uint64_t timeouts;   /* closed by the idle timeout */
 	uint64_t accept_errors; /* accept(2) failures the loop went on after: not an
 	                           interruption, a client gone before it was taken, nor
@@ -245,7 +247,8 @@ struct pe_server_stats {
 /* Counters are per worker and summed here, so the echo path takes no shared
  * lock. Safe while the server runs, from any thread (the log callback too);
  * each counter is read on its own, so a snapshot taken while connections
- * come and go need not add up as the identity above says. */
+ * come and go may count fewer than accepted in the other places (those
+ * between two), never more. */
 PE_API void pe_server_stats(pe_server *srv, struct pe_server_stats *out);
 
 /* Format S as one line ("accepted=... rejected=..."): the form poolechod
