@@ -32,7 +32,8 @@
 /* A recurring accept error is logged at most this often. */
 #define ERROR_LOG_INTERVAL_MS 10000
 
-/* Refusals over the per-source limit: a warning names a refused client at
+/* Refusals over the per-source limit, or with the queue full under
+ * PE_OVERFLOW_REJECT, each kind apart: a warning names a refused client at
  * most every ERROR_LOG_INTERVAL_MS, and those not named are counted, in
  * the next warning or in a line of their own when the interval is over. */
 struct source_refusals {
@@ -46,6 +47,7 @@ struct source_refusals {
 struct accept_log {
 	struct pe_errlimit errors;
 	struct source_refusals refusals;
+	struct source_refusals queue_full;
 };
 
 /* How many accept errors were not logged, named by their own error. */
@@ -77,32 +79,40 @@ static void log_errors_due(pe_server *srv, struct accept_log *lg, int at_end, co
 		log_held(srv, held, then);
 }
 
-/* Those, and the count of refusals if it is due: a burst of refusals then
+/* The count of R's refusals, WHY, if it is due. */
+static void log_refusals_due(pe_server *srv, struct source_refusals *r, int at_end,
+                             const char *why)
+{
+	int64_t due = refusals_due_at(r);
+
+	if (due >= 0 && (at_end || pe_now_ms() >= due)) {
+		pe_server_logf(srv, PE_LOG_WARN, "rejected %lu more connection(s) %s since the "
+		               "last report", r->unsaid, why);
+		r->unsaid = 0;
+	}
+}
+
+/* Those, and the counts of refusals if they are due: a burst of refusals then
  * quiet is not left unsaid. The next refusal is named, as the count names
  * no client. Not called as a client is accepted, so that a steady flood's
  * count rides on the warning that names its next refusal. */
 static void log_due(pe_server *srv, struct accept_log *lg, int at_end)
 {
-	struct source_refusals *r = &lg->refusals;
-	int64_t due = refusals_due_at(r);
-
 	log_errors_due(srv, lg, at_end, "");
-	if (due >= 0 && (at_end || pe_now_ms() >= due)) {
-		pe_server_logf(srv, PE_LOG_WARN, "rejected %lu more connection(s) over the "
-		               "per-source limit since the last report", r->unsaid);
-		r->unsaid = 0;
-	}
+	log_refusals_due(srv, &lg->refusals, at_end, "over the per-source limit");
+	log_refusals_due(srv, &lg->queue_full, at_end, "with the queue full");
 }
 
 /* How long the accept loop may sleep before a held count is due: -1 (for
  * ever) when nothing is held back. */
 static int held_timeout_ms(const struct accept_log *lg)
 {
-	int64_t due = pe_errlimit_due_at(&lg->errors), refusals = refusals_due_at(&lg->refusals);
-	int64_t left;
+	int64_t due = pe_errlimit_due_at(&lg->errors), left;
+	int64_t refusals[2] = {refusals_due_at(&lg->refusals), refusals_due_at(&lg->queue_full)};
 
-	if (due < 0 || (refusals >= 0 && refusals < due))
-		due = refusals;
+	for (int i = 0; i < 2; i++)
+		if (due < 0 || (refusals[i] >= 0 && refusals[i] < due))
+			due = refusals[i];
 	if (due < 0)
 		return -1;
 	left = due - pe_now_ms();
@@ -176,6 +186,32 @@ static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
 #endif
 }
 
+/* The level to name a refusal of R's kind at: a warning at most every
+ * ERROR_LOG_INTERVAL_MS, at -v too, where the refusals between are each
+ * said at debug: "journalctl -p warning" must show a client refused
+ * whatever the level. Below -v those between are counted, and the next
+ * warning says how many in MORE. */
+static enum pe_log_level refusal_level(pe_server *srv, struct source_refusals *r,
+                                       char *more, size_t size)
+{
+	int64_t now;
+
+	if (!pe_server_logs(srv, PE_LOG_WARN))
+		return PE_LOG_DEBUG;
+	now = pe_now_ms();
+	if (!r->named || now - r->named_at >= ERROR_LOG_INTERVAL_MS) {
+		if (r->unsaid)
+			snprintf(more, size, " (and %lu more since the last report)", r->unsaid);
+		r->named = 1;
+		r->named_at = now;
+		r->unsaid = 0;
+		return PE_LOG_WARN;
+	}
+	if (!pe_server_logs(srv, PE_LOG_DEBUG))
+		r->unsaid++;
+	return PE_LOG_DEBUG;
+}
+
 /* Close ACC, refused by the per-source limit: RC is -EBUSY, its address
  * holding HELD connections, or -ENOSPC, the table full. Said as in struct
  * source_refusals, and at -v each one: a client that keeps trying must
@@ -184,8 +220,7 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
                                      const struct pe_accepted *acc, int rc, unsigned held)
 {
 	char peer[PE_NET_ADDRLEN], more[64] = "";
-	enum pe_log_level level = PE_LOG_DEBUG;
-	int64_t now;
+	enum pe_log_level level;
 
 	pe_counter_add_release(&srv->listener.rejected, 1);
 	if (rc == -ENOSPC) {
@@ -201,23 +236,7 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 		return;
 	}
 	pe_counter_add_release(&srv->listener.source_limited, 1);
-	/* A warning at most every ERROR_LOG_INTERVAL_MS, at -v too, where the
-	 * refusals between are each said at debug: "journalctl -p warning"
-	 * must show a client refused whatever the level. */
-	if (pe_server_logs(srv, PE_LOG_WARN)) {
-		now = pe_now_ms();
-		if (!r->named || now - r->named_at >= ERROR_LOG_INTERVAL_MS) {
-			level = PE_LOG_WARN;
-			if (r->unsaid)
-				snprintf(more, sizeof more, " (and %lu more since the last report)",
-				         r->unsaid);
-			r->named = 1;
-			r->named_at = now;
-			r->unsaid = 0;
-		} else if (!pe_server_logs(srv, PE_LOG_DEBUG)) {
-			r->unsaid++;
-		}
-	}
+	level = refusal_level(srv, r, more, sizeof more);
 	if (pe_server_logs(srv, level)) {
 		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 		pe_server_logf(srv, level, "rejected %s: %u connection(s) from its address "
@@ -228,27 +247,34 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 
 /* Hand ACC to the workers, or apply the per-source limit or the overflow
  * policy. 1 to stop, else 0. */
-static int hand_off(pe_server *srv, struct source_refusals *r, const struct pe_accepted *acc)
+static int hand_off(pe_server *srv, struct accept_log *lg, const struct pe_accepted *acc)
 {
 	int fd = acc->fd, rc;
 	unsigned held;
 
 	if ((rc = pe_server_hand_off_begin(srv, acc, &held)) < 0) {
-		refuse_over_source_limit(srv, r, acc, rc, held);
+		refuse_over_source_limit(srv, &lg->refusals, acc, rc, held);
 		return 0;
 	}
 	rc = pe_queue_try_push(srv->queue, acc);
 	if (rc == 0)
 		return 0;
 	pe_server_hand_off_cancel(srv, acc);
-	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting. */
-	if (rc == -EAGAIN && pe_server_logs(srv, PE_LOG_DEBUG)) {
-		char peer[PE_NET_ADDRLEN];
-
-		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
-		pe_server_logf(srv, PE_LOG_DEBUG, "rejected %s: the queue is full", peer);
-	}
+	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting.
+	 * Said as refusals over the per-source limit are: clients turned away
+	 * for want of capacity must not go unnoticed at the default level. */
 	if (rc == -EAGAIN) {
+		char peer[PE_NET_ADDRLEN], more[64] = "";
+		enum pe_log_level level = refusal_level(srv, &lg->queue_full, more, sizeof more);
+
+		if (pe_server_logs(srv, level)) {
+			/* Below -v an item holds no address: ask the socket. */
+			if (srv->item_size == sizeof *acc)
+				pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+			else
+				pe_net_peer_name(fd, peer);
+			pe_server_logf(srv, level, "rejected %s: the queue is full%s", peer, more);
+		}
 		close(fd);
 		pe_counter_add_release(&srv->listener.rejected, 1);
 		return 0;
@@ -358,7 +384,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 		} else if (!srv->options_inherited) {
 			pe_net_set_echo_options(fd);
 		}
-		if (hand_off(srv, &lg->refusals, &acc))
+		if (hand_off(srv, lg, &acc))
 			break;
 	}
 	return 0;
@@ -366,7 +392,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 
 int pe_listener_run(pe_server *srv)
 {
-	struct accept_log lg = {.refusals = {0}};
+	struct accept_log lg = {.refusals = {0}, .queue_full = {0}};
 	int rc;
 
 	pe_errlimit_init(&lg.errors, ERROR_LOG_INTERVAL_MS);

@@ -459,6 +459,41 @@ static void log_create_failure(const struct pe_server_config *cfg, int rc)
 		pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 }
 
+/* Start the signal thread on a stack of STACK_SIZE, the workers' own: the
+ * default follows 'ulimit -s' (8 MiB, or a GiB where an operator set one),
+ * address space that 'ulimit -v' (LimitAS=) counts, for a thread that needs
+ * a few KiB. 0 or an error number. */
+static int start_signal_thread(struct signal_thread *st, size_t stack_size)
+{
+	pthread_attr_t attr;
+	int rc;
+
+	if ((rc = pthread_attr_init(&attr)) != 0)
+		return rc;
+	/* Refused (below PTHREAD_STACK_MIN): the default, as before. */
+	(void)pthread_attr_setstacksize(&attr, stack_size);
+	rc = pthread_create(&st->thread, &attr, signal_main, st);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+/* Why the signal thread, the one beyond the workers, could not start: a
+ * limit on threads (TasksMax= set to the workers and main) or on address
+ * space binds as for a worker, and is named as for one. */
+static void log_signal_thread_failure(const struct pe_server_config *cfg, int err)
+{
+	char limits[512];
+
+	if (err != EAGAIN) {
+		pe_log(PE_LOG_ERROR, "cannot start the signal thread: %s", strerror(err));
+		return;
+	}
+	thread_limits_describe(limits, sizeof limits);
+	pe_log(PE_LOG_ERROR, "cannot start the signal thread: %s (the system refused it, "
+	       "beside the main thread and %u workers); lower -w/--workers or raise the limit "
+	       "that binds: %s", strerror(err), cfg->workers, *limits ? limits : "see 'ulimit -u'");
+}
+
 /* Options that are accepted but cannot act as given: say so at start. */
 static void warn_options_overruled(const struct daemon_options *opt)
 {
@@ -592,9 +627,9 @@ int main(int argc, char **argv)
 	st.opt = &opt;
 	st.stats_due_ns = pe_now_ns() + (int64_t)opt.stats_interval_ms * 1000000;
 	atomic_init(&st.done, 0);
-	rc = pthread_create(&st.thread, NULL, signal_main, &st);
+	rc = start_signal_thread(&st, opt.server.stack_size);
 	if (rc != 0) {
-		pe_log(PE_LOG_ERROR, "cannot start the signal thread: %s", strerror(rc));
+		log_signal_thread_failure(&opt.server, rc);
 		pe_sd_notify_close(&st.notifier);
 		pe_server_destroy(srv);
 		return 1;

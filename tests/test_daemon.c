@@ -1152,7 +1152,10 @@ static void expect_exit_1_under_strace(const char *options, int wait_ms, const c
 }
 
 /* A signal thread that cannot be started (strace fails the third thread
- * creation: the two workers come first) is exit 1, said as such. */
+ * creation: the two workers come first) is exit 1, said as such; refused
+ * (TasksMax= set to the workers and main, or an address-space limit), the
+ * error names the limits and the setting to lower, as for a refused worker,
+ * not the bare errno. */
 Test(daemon, a_signal_thread_that_cannot_start_exits_1_saying_so)
 {
 	/* ThreadSanitizer's runtime starts a thread of its own first. */
@@ -1161,7 +1164,47 @@ Test(daemon, a_signal_thread_that_cannot_start_exits_1_saying_so)
 			? "-e trace=clone,clone3 -e inject=clone,clone3:error=EAGAIN:when=4"
 			: "-e trace=clone,clone3 -e inject=clone,clone3:error=EAGAIN:when=3",
 		START_MS, "error: cannot start the signal thread: Resource temporarily unavailable");
+	cr_expect(strstr(proc.err.data, "lower -w/--workers or raise the limit that binds: "),
+	          "the limits are not named; stderr:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
+}
+
+/* The signal thread's stack is not the default, which follows 'ulimit -s':
+ * under 'ulimit -s' of a GiB it mapped a GiB of address space, which
+ * 'ulimit -v' (LimitAS=) counts, for a thread that needs a few KiB. No
+ * mapping the size of the stack limit is left once the daemon listens. */
+Test(daemon, the_signal_thread_maps_no_stack_of_ulimit_s)
+{
+	const unsigned long long big = 1ULL << 30;
+	char stack[48], maps_path[64], row[512];
+	const char *argv[] = {"/usr/bin/prlimit", stack, daemon_path(), "-b", "127.0.0.1", "-p",
+	                      "0", "-w", "1", NULL};
+	unsigned long long lo, hi, found = 0;
+	unsigned port;
+	FILE *maps;
+
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to set the limit with: %s", argv[0], strerror(errno));
+	snprintf(stack, sizeof stack, "--stack=%llu", big);
+	port = spawn_ready(argv, false);
+	/* The readiness line comes before the signal thread starts: its stats
+	 * line says it runs. */
+	cr_assert_eq(th_proc_signal(&proc, SIGUSR1), 0, "the daemon died; stderr:\n%s",
+	             proc.err.data);
+	cr_assert_eq(th_proc_wait_stderr(&proc, 0, "stats (SIGUSR1): ", IO_MS), 0,
+	             "no stats line after SIGUSR1; stderr:\n%s", proc.err.data);
+	snprintf(maps_path, sizeof maps_path, "/proc/%d/maps", (int)proc.pid);
+	maps = fopen(maps_path, "r");
+	cr_assert_not_null(maps, "%s: %s", maps_path, strerror(errno));
+	/* glibc maps a default stack (and its guard page) of the limit's size. */
+	while (fgets(row, sizeof row, maps))
+		if (sscanf(row, "%llx-%llx", &lo, &hi) == 2 && hi - lo >= big - (1 << 20) &&
+		    hi - lo <= big + (1 << 20))
+			found = hi - lo;
+	fclose(maps);
+	cr_expect_eq(found, 0, "a mapping of %llu bytes, the 'ulimit -s' of %llu", found, big);
+	echo_once(port, 100, 1);
+	stop_daemon(SIGTERM);
 }
 
 /* Exit status 1 for "accepting fails for good": accept(2) made to fail

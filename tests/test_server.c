@@ -2225,6 +2225,49 @@ Test(server, per_source_refusals_are_warned_of_once_in_ten_seconds)
 	                          "since the last report\n"), "the count not named:\n%s", log);
 }
 
+/* Clients turned away with every worker busy and the queue full
+ * (PE_OVERFLOW_REJECT) were said only at debug: at the default level an
+ * operator whose server refused thousands saw nothing. Now as refusals over
+ * the per-source limit: one warning naming a client in ten seconds, the
+ * rest counted, the count logged when the server stops. */
+Test(server, queue_full_rejections_are_warned_of_once_in_ten_seconds)
+{
+	struct pe_server_config cfg;
+	int held, queued, over, lines = 0;
+	const char *log, *at;
+	char want[96];
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_INFO;
+	cfg.idle_timeout_ms = 0;
+	start_server(&cfg);
+	held = client();
+	round_trip(held, 10, 1);
+	queued = client();
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0);
+	for (int i = 0; i < 3; i++) {
+		over = client();
+		if (i == 0)
+			snprintf(want, sizeof want, "rejected 127.0.0.1:%d: the queue is full\n",
+			         th_local_port(over));
+		cr_assert_eq(th_wait_closed(over, IO_MS), 0, "client %d was not rejected", i);
+		close(over);
+	}
+	cr_assert_eq(tf_wait_stat(&ts, rejected, 3, IO_MS), 0);
+	finish_client(held);
+	close(queued);
+	stop_server_and_check(0);
+	log = tf_log_text();
+	for (at = log; (at = strstr(at, ": the queue is full")); at++)
+		lines++;
+	cr_expect_not_null(strstr(log, want), "no '%s' in:\n%s", want, log);
+	cr_expect_eq(lines, 1, "not one warning in 10 s:\n%s", log);
+	cr_expect_not_null(strstr(log, "rejected 2 more connection(s) with the queue full "
+	                          "since the last report\n"), "the count not named:\n%s", log);
+}
+
 /* At -v every refusal is logged, with its address; the first still as a
  * warning, which "journalctl -p warning" shows. */
 Test(server, per_source_refusals_are_each_logged_at_debug)
