@@ -565,6 +565,25 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
 	return 0;
 }
 
+int pe_net_set_keepalive(int fd, int idle_s, int interval_s, int count)
+{
+	const int one = 1;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0)
+		return -errno;
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) < 0)
+		return -errno;
+#else
+	(void)idle_s;
+	(void)interval_s;
+	(void)count;
+#endif
+	return 0;
+}
+
 int pe_net_listen_queue(int fd, unsigned *waiting, unsigned *backlog)
 {
 #if defined(__linux__) && defined(TCP_INFO)

@@ -92,6 +92,11 @@ void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN]);
 /* SO_RCVTIMEO to RECV_US and SO_SNDTIMEO to SEND_US microseconds (0 = none). */
 int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us);
 
+/* TCP keepalive on FD: probes after IDLE_S seconds of silence, every
+ * INTERVAL_S, the connection given up (ETIMEDOUT) after COUNT unanswered;
+ * where the system has no per-socket settings, its own. 0 or -errno. */
+int pe_net_set_keepalive(int fd, int idle_s, int interval_s, int count);
+
 /* What every echoed connection needs: TCP_NODELAY, and SO_OOBINLINE so that
  * a byte sent as urgent data stays in the stream to be echoed. 0 or -errno. */
 int pe_net_set_echo_options(int fd);

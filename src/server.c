@@ -162,11 +162,18 @@ void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc)
 	pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: dropped unserved, the server stopped", peer);
 }
 
-/* The idle timeout on FD: whole for reads, a slice for writes (echo.h). */
+/* The idle timeout on FD: whole for reads, a slice for writes (echo.h).
+ * With none, a silent client is kept for good, and so was one whose host
+ * went away with nothing in flight (pulled cable, destroyed VM), holding a
+ * worker forever: TCP keepalive finds it (a live client's system answers
+ * the probes) and the blocked recv(2) fails with ETIMEDOUT. */
 static int set_idle_timeout(const pe_server *srv, int fd)
 {
 	long long idle_us = srv->echo_policy.idle_us;
 
+	if (idle_us == 0)
+		return pe_net_set_keepalive(fd, PE_KEEPALIVE_IDLE_S, PE_KEEPALIVE_INTERVAL_S,
+		                            PE_KEEPALIVE_COUNT);
 	return pe_net_set_timeouts_us(fd, (unsigned long long)idle_us,
 	                              (unsigned long long)pe_echo_send_slice_us(idle_us));
 }
@@ -213,7 +220,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 			accepted_peer(srv, &acc, peer);
 			pe_server_logf(srv, PE_LOG_DEBUG, "connection from %s", peer);
 		}
-		if (srv->cfg.idle_timeout_ms && !srv->options_inherited)
+		if (!srv->options_inherited)
 			set_idle_timeout(srv, fd);
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);

@@ -24,6 +24,12 @@
 #include "sources.h"
 #include "stats.h"
 
+/* With no idle timeout, TCP keepalive gives up a connection whose client
+ * answered nothing for 60 s, then 6 probes 10 s apart: about 2 minutes. */
+#define PE_KEEPALIVE_IDLE_S 60
+#define PE_KEEPALIVE_INTERVAL_S 10
+#define PE_KEEPALIVE_COUNT 6
+
 /* A queue item: the accepted socket, and, only when connections are
  * logged or counted per source, the peer's address as accept(2) gave it:
  * a client that resets while queued has none left for getpeername(2).

@@ -3974,6 +3974,54 @@ Test(server, create_on_socket_counts_the_connections_made_while_it_sets_the_opti
 	             "were counted to be given them", missed, rounds);
 }
 
+/* KEEPALIVE (1 or 0) and, when on, its settings, read off the connection
+ * the server's one worker echoes now. */
+static void expect_served_keepalive(int keepalive)
+{
+	int conn = -1, on = -1, value = -1;
+	socklen_t len = sizeof on;
+
+	pthread_mutex_lock(&ts.srv->lock); /* the slot's fd stays open meanwhile */
+	conn = ts.srv->slots[0].fd;
+	if (conn >= 0)
+		cr_expect_eq(getsockopt(conn, SOL_SOCKET, SO_KEEPALIVE, &on, &len), 0);
+	if (conn >= 0 && keepalive) {
+		cr_expect_eq(getsockopt(conn, IPPROTO_TCP, TCP_KEEPIDLE, &value, &len), 0);
+		cr_expect_eq(value, PE_KEEPALIVE_IDLE_S, "TCP_KEEPIDLE %d", value);
+		cr_expect_eq(getsockopt(conn, IPPROTO_TCP, TCP_KEEPINTVL, &value, &len), 0);
+		cr_expect_eq(value, PE_KEEPALIVE_INTERVAL_S, "TCP_KEEPINTVL %d", value);
+		cr_expect_eq(getsockopt(conn, IPPROTO_TCP, TCP_KEEPCNT, &value, &len), 0);
+		cr_expect_eq(value, PE_KEEPALIVE_COUNT, "TCP_KEEPCNT %d", value);
+	}
+	pthread_mutex_unlock(&ts.srv->lock);
+	cr_assert_geq(conn, 0, "the worker holds no connection");
+	cr_expect_eq(on, keepalive, "SO_KEEPALIVE is %d on a connection served with an idle "
+	             "timeout of %u ms", on, ts.srv->cfg.idle_timeout_ms);
+}
+
+/* With no idle timeout a client whose host went away with nothing in
+ * flight (a pulled cable) held its worker for good: such connections get
+ * TCP keepalive, which gives them up. With one, the timeout does that, and
+ * the system's default (off) is left alone. */
+Test(server, with_no_idle_timeout_a_connection_has_tcp_keepalive)
+{
+	const unsigned idle_ms[] = {0, 60000};
+
+	for (size_t i = 0; i < sizeof idle_ms / sizeof idle_ms[0]; i++) {
+		struct pe_server_config cfg;
+		int fd;
+
+		tf_config(&cfg, 1, 1);
+		cfg.idle_timeout_ms = idle_ms[i];
+		start_server(&cfg);
+		fd = client();
+		round_trip(fd, 100, 1); /* a worker has it */
+		expect_served_keepalive(idle_ms[i] == 0);
+		finish_client(fd);
+		stop_server_and_check(0);
+	}
+}
+
 Test(server, address_reports_the_bound_loopback_port)
 {
 	struct pe_server_config cfg;
