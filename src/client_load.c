@@ -106,7 +106,8 @@ struct lthread {
 	bool stopping;
 	int64_t interrupt_ns; /* when this thread saw the stop eventfd, 0 if it did not */
 	int64_t min_due_ns;   /* earliest rate_wait, INT64_MAX if none */
-	int64_t last_echo_ns; /* when verified echo bytes last arrived, 0 if never */
+	int64_t last_echo_ns; /* when an echo last came back whole, 0 if never: part of
+	                         one whose message then failed is no echo that came back */
 	int64_t last_fail_ns; /* when work last ended in a failure, 0 if it never did */
 	unsigned char *rbuf;
 	struct histogram hist;
@@ -591,7 +592,6 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 		c->first_echo_ns = now;
 	c->rcv += n;
 	c->progress_ns = now;
-	t->last_echo_ns = now;
 	atomic_fetch_add_explicit(&t->a_bytes_echoed, n, memory_order_relaxed);
 	done_msgs = c->rcv / cfg->size;
 	while (c->echoed < done_msgs) {
@@ -600,6 +600,10 @@ static void conn_received(struct lthread *t, struct conn *c, size_t n, int64_t n
 		histogram_record(&t->hist, lat > 0 ? (uint64_t)lat : 0);
 		c->echoed++;
 		atomic_fetch_add_explicit(&t->a_echoed, 1, memory_order_relaxed);
+		/* The measured period runs to the last whole echo: bytes of one
+		 * whose message then fails (a stall, a close) after a deadline
+		 * must not stretch it, as the failure itself does not. */
+		t->last_echo_ns = now;
 	}
 }
 
@@ -1092,6 +1096,41 @@ static int check_sources(const struct client_config *cfg, char *err, size_t errl
 	return 0;
 }
 
+/* The longest the probe waits for the server to close it in turn. */
+#define PROBE_CLOSE_MS 1000
+
+/* End the probe on FD so that the server is done with it before the run
+ * connects: a server that limits the connections of one address (poolechod
+ * --per-source) counts the probe until it has seen it end, and refused a
+ * run's last connection while it still did. Half-close, then wait for the
+ * server's close (an echo server's answer to it, which poolechod sends once
+ * it has stopped counting), within PROBE_CLOSE_MS and LIMIT_MS (the
+ * probe's own bound, 0 for none); a signal on SIGFD ends the wait and,
+ * left unread, the run. */
+static void probe_close(int fd, int sigfd, unsigned long limit_ms)
+{
+	const int64_t limit = (int64_t)(limit_ms && limit_ms < PROBE_CLOSE_MS ? limit_ms :
+	                                PROBE_CLOSE_MS) * NS_PER_MS;
+	const int64_t end = pe_now_ns() + limit;
+	char buf[256];
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		return;
+	for (;;) {
+		struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+		int64_t left = end - pe_now_ns();
+		ssize_t n;
+
+		if (left <= 0 || poll(fds, sigfd >= 0 ? 2 : 1, (int)((left + NS_PER_MS - 1) /
+		                                                     NS_PER_MS)) <= 0 ||
+		    (sigfd >= 0 && fds[1].revents))
+			return;
+		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return;
+	}
+}
+
 /* Connect once to an address of LIST, to learn which one answers (localhost
  * may be ::1 or 127.0.0.1) and to fail early with a clear message. Within
  * --timeout, and within -d, as the run would be over by then; a signal on
@@ -1148,6 +1187,7 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		close(fd);
 		return -e;
 	}
+	probe_close(fd, sigfd, limit_ms);
 	close(fd);
 	pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
 	return 0;

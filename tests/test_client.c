@@ -947,6 +947,8 @@ enum bad_kind {
 	BAD_SLOW,   /* echoes everything, each read AT milliseconds late */
 	BAD_LINGER, /* echoes everything at once, but closes AT milliseconds after the client */
 	BAD_STALL,  /* echoes the first AT bytes, then reads and never answers */
+	BAD_STALL_LATE, /* echoes the first AT bytes at once, up to 10 more
+	                 * BAD_LATE_MS later, then reads and never answers */
 	BAD_EXTRA,  /* echoes everything, and a byte more with the read that reaches AT */
 	BAD_DONE,   /* echoes everything; the echo that reaches AT comes with its FIN */
 	BAD_RESET,  /* echoes everything, and resets the connection after the client's FIN */
@@ -962,6 +964,7 @@ enum bad_kind {
 
 
 #define BAD_PAUSE_MS 200
+#define BAD_LATE_MS 1000
 
 /* How long a wrong server's write may wait for the client to read. */
 #define BAD_IO_MS 20000
@@ -1060,6 +1063,7 @@ static void bad_serve(struct bad_server *b, int fd)
 	unsigned char buf[4096];
 	size_t off = 0;
 	ssize_t n;
+	bool late_sent = false;
 
 	if (b->kind == BAD_URGENT) {
 		bad_urgent(b, fd);
@@ -1117,6 +1121,22 @@ static void bad_serve(struct bad_server *b, int fd)
 
 			if (th_write_all(fd, buf, part, BAD_IO_MS) < 0)
 				return;
+		} else if (b->kind == BAD_STALL_LATE && !late_sent) {
+			size_t part = off >= b->at ? 0 : b->at - off < (size_t)n ? b->at - off :
+			              (size_t)n;
+			/* The late part is the server's behaviour under test; a stop cuts it short. */
+			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
+
+			if (part > 0 && th_write_all(fd, buf, part, BAD_IO_MS) < 0)
+				return;
+			if (part < (size_t)n) {
+				size_t more = (size_t)n - part < 10 ? (size_t)n - part : 10;
+
+				if (poll(&stop, 1, BAD_LATE_MS) != 0 ||
+				    th_write_all(fd, buf + part, more, BAD_IO_MS) < 0)
+					return;
+				late_sent = true;
+			}
 		} else if (b->kind == BAD_SLOW) {
 			/* The delay is the server's behaviour under test; a stop cuts it short. */
 			struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
@@ -2354,6 +2374,25 @@ Test(wrong_server, a_timeout_ends_the_period_unless_a_deadline_came_first, .time
 		          cases[i].value, period, cases[i].min_s, cases[i].max_s, r.out);
 		run_free(&r);
 	}
+}
+
+/* ... and one whose echo had begun and then timed out adds nothing either:
+ * the bytes of it that came after the deadline are not an echo that came
+ * back. BAD_STALL_LATE echoes ten messages at once and ten bytes of the
+ * eleventh a second later, then nothing: the period is the 0.3 s deadline,
+ * not the second of that part (which cut every rate by three). */
+Test(wrong_server, a_part_echo_after_the_deadline_adds_nothing_to_the_period, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-d", "0.3", "--timeout=1", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_STALL_LATE, 640, args, EXIT_TIMEOUT);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 10, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 650, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 1, "report:\n%s", r.out);
+	cr_expect_lt(json_double(r.out, "duration_s"), 0.9, "report:\n%s", r.out);
+	run_free(&r);
 }
 
 /* A server whose failures come in a known order: it echoes the first
@@ -3949,6 +3988,120 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	                          "the latency"), "report:\n%s", r.out);
 	run_free(&r);
 	cr_assert_eq(tf_stop(&two, 0, 10000), 0, "the 2-worker server did not stop");
+}
+
+/* A server that lets one client hold PERSRC_LIMIT connections, as
+ * poolechod --per-source does, and closes at once any over that. Like a
+ * server whose workers are busy, it notices a client's close
+ * PERSRC_LATE_MS late, and counts the connection until then; it closes it
+ * in turn after it has stopped counting it (poolechod's order). It echoes
+ * everything. */
+enum { PERSRC_LIMIT = 2, PERSRC_LATE_MS = 100, PERSRC_MAX = 8 };
+
+struct persrc_server {
+	int lfd, stop[2];
+	char port_str[16];
+	pthread_t thread;
+	atomic_int refused;
+};
+
+static void *persrc_thread(void *arg)
+{
+	struct persrc_server *p = arg;
+	int fds[PERSRC_MAX];
+	int64_t ended[PERSRC_MAX]; /* when its close was read, 0 while open */
+	unsigned n = 0, held = 0;
+	int64_t end = th_now_ms() + 20000;
+
+	while (th_ms_left(end) > 0) {
+		struct pollfd pfd[2 + PERSRC_MAX] = {{.fd = p->stop[0], .events = POLLIN},
+		                                     {.fd = p->lfd, .events = POLLIN}};
+		int wait = 100;
+
+		for (unsigned i = 0; i < n; i++) {
+			pfd[2 + i].fd = ended[i] ? -1 : fds[i];
+			pfd[2 + i].events = POLLIN;
+		}
+		if (poll(pfd, 2 + n, wait) < 0 || pfd[0].revents)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			char buf[4096];
+			ssize_t got;
+
+			if (!ended[i] && (pfd[2 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
+				got = read(fds[i], buf, sizeof buf);
+				if (got > 0 && th_write_all(fds[i], buf, (size_t)got, 10000) == 0)
+					continue;
+				ended[i] = th_now_ms();
+			}
+		}
+		/* Closes noticed late: uncounted first, then closed. */
+		for (unsigned i = 0; i < n;) {
+			if (ended[i] && th_now_ms() - ended[i] >= PERSRC_LATE_MS) {
+				held--;
+				close(fds[i]);
+				fds[i] = fds[n - 1];
+				ended[i] = ended[n - 1];
+				n--;
+			} else {
+				i++;
+			}
+		}
+		if (pfd[1].revents & POLLIN) {
+			int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0 && (held >= PERSRC_LIMIT || n == PERSRC_MAX)) {
+				atomic_fetch_add(&p->refused, 1);
+				close(fd);
+			} else if (fd >= 0) {
+				fds[n] = fd;
+				ended[n++] = 0;
+				held++;
+			}
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+	return NULL;
+}
+
+/* The probe that finds the server is left out of the report, and out of
+ * the server's way too: against a server that lets one client hold 2
+ * connections, -c 2 opens its 2 once the server has seen the probe end.
+ * The probe was closed without waiting for that, so a server that noticed
+ * its close a moment late refused the run's second connection ("early
+ * close: the server closed the connection after 0 of 64 bytes sent were
+ * echoed"), as poolechod --per-source=2 did to one run in five on a busy
+ * machine. */
+Test(load, the_probe_does_not_count_against_a_per_source_limit, .timeout = 60)
+{
+	struct persrc_server p;
+	char err[PE_NET_ERRLEN];
+	const char *args[] = {"-c", "2", "-n", "3", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	memset(&p, 0, sizeof p);
+	atomic_init(&p.refused, 0);
+	p.lfd = pe_net_listen("127.0.0.1", 0, 16, err);
+	cr_assert_geq(p.lfd, 0, "%s", err);
+	snprintf(p.port_str, sizeof p.port_str, "%d", th_local_port(p.lfd));
+	args[6] = p.port_str;
+	cr_assert_eq(pipe2(p.stop, O_CLOEXEC), 0);
+	cr_assert_eq(pthread_create(&p.thread, NULL, persrc_thread, &p), 0);
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, report:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 0, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 6, "report:\n%s", r.out);
+	cr_expect_eq(atomic_load(&p.refused), 0, "the server refused %d connections",
+	             atomic_load(&p.refused));
+	run_free(&r);
+
+	cr_assert_eq(write(p.stop[1], "x", 1), 1);
+	cr_assert_eq(th_join(p.thread, 10000), 0, "the server's thread did not end");
+	close(p.lfd);
+	close(p.stop[0]);
+	close(p.stop[1]);
 }
 
 /* A churn connection half-closes once its message is out; a server that
