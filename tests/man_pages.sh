@@ -20,6 +20,11 @@ checked=
 if command -v groff > /dev/null 2>&1; then
 	out=$(groff -man -ww -z $pages 2>&1) || fail "groff -man -ww failed: $out"
 	[ -z "$out" ] || fail "groff -man -ww: $out"
+	# man(1) on an 80-column terminal (MANWIDTH=80) sets lines of 78: a
+	# longer one (in .nf, where groff neither breaks nor warns) wraps.
+	out=$(groff -man -Tascii -rLL=78n -P-cbou $pages 2>/dev/null | awk 'length > 78')
+	[ -z "$out" ] || fail "lines wider than 78 columns, which wrap at MANWIDTH=80:
+$out"
 	checked="$checked groff"
 fi
 if command -v mandoc > /dev/null 2>&1; then

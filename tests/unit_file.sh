@@ -9,12 +9,14 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 [ -f "$unit" ] || fail "$unit was not made (make builds it from $unit.in)"
 [ -n "$PE_BINDIR" ] || fail "PE_BINDIR is not set (make check sets it to \$(bindir))"
-grep -q "^ExecStart=$PE_BINDIR/poolechod " "$unit" ||
-	fail "ExecStart= does not run $PE_BINDIR/poolechod: $(grep '^ExecStart=' "$unit")"
+# The daemon's installed name (--program-prefix and the like change it).
+daemon=${PE_DAEMON_NAME:-poolechod}
+grep -q "^ExecStart=$PE_BINDIR/$daemon " "$unit" ||
+	fail "ExecStart= does not run $PE_BINDIR/$daemon: $(grep '^ExecStart=' "$unit")"
 ! grep -n '@[a-z_]*@' "$unit" || fail "a placeholder was left in $unit"
-grep -q '^Documentation=man:poolechod(8)$' "$unit" && [ -f "$top/man/poolechod.8" ] ||
-	fail "Documentation= does not name poolechod(8), or man/poolechod.8 is missing"
-echo "PASS: ExecStart=$PE_BINDIR/poolechod"
+grep -q "^Documentation=man:$daemon(8)\$" "$unit" && [ -f "$top/man/poolechod.8" ] ||
+	fail "Documentation= does not name $daemon(8), or man/poolechod.8 is missing"
+echo "PASS: ExecStart=$PE_BINDIR/$daemon"
 
 command -v systemd-analyze > /dev/null 2>&1 ||
 	{ echo "SKIP: systemd-analyze is not installed: the unit's directives are not checked"; exit 77; }
@@ -27,7 +29,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/unit_file.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 # The program not yet installed, the built one stands in; man pages are
 # checked above, not by man(1), which a build machine may not have.
-sed -e "s|^ExecStart=$PE_BINDIR/poolechod |ExecStart=$POOLECHOD |" -e '/^Documentation=/d' \
+sed -e "s|^ExecStart=$PE_BINDIR/$daemon |ExecStart=$POOLECHOD |" -e '/^Documentation=/d' \
 	"$unit" > "$tmp/poolechod.service"
 out=$(cd "$tmp" && systemd-analyze verify --recursive-errors=no ./poolechod.service 2>&1)
 rc=$?
