@@ -2339,6 +2339,24 @@ static pid_t task_asleep_in_syscall(pid_t pid, long nr, unsigned timeout_ms)
 	return 0;
 }
 
+/* Stop the daemon (SIGSTOP) while a worker sleeps in system call CALL,
+ * wait until that worker is stopped too (its call has then returned), and
+ * continue it. */
+static void stop_and_continue_a_waiting_worker(long call)
+{
+	int64_t deadline = th_now_ms() + IO_MS;
+	char state[8] = "";
+	pid_t worker = task_asleep_in_syscall(proc.pid, call, IO_MS);
+
+	cr_assert_gt(worker, 0, "no worker asleep in the wait for its client");
+	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
+	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
+	        state[0] != 'T') && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 1);
+	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+	cr_assert_eq(state[0], 'T', "the worker did not stop (state '%s')", state);
+}
+
 /* Stopped (SIGSTOP, a shell's Ctrl-Z) and continued, the daemon keeps its
  * clients. A recv(2) on a socket with SO_RCVTIMEO fails with EINTR across
  * a stop even with every signal blocked (signal(7)): a worker asleep in
@@ -2347,22 +2365,11 @@ Test(daemon, stopped_and_continued_keeps_its_connections)
 {
 	const char *const extra[] = {"-w", "2", "--busy-poll=0", NULL};
 	unsigned port = start_daemon(extra);
-	int64_t deadline = th_now_ms() + IO_MS;
 	int fd = th_connect(port, IO_MS), rc;
-	char state[8] = "";
-	pid_t worker;
 
 	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
 	cr_assert_eq(th_echo_check(fd, 100, 1, IO_MS), 0);
-	worker = task_asleep_in_syscall(proc.pid, SYS_recvfrom, IO_MS);
-	cr_assert_gt(worker, 0, "no worker asleep in recv(2)");
-	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
-	/* Stopped once the worker itself is: its recv(2) has then returned. */
-	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
-	        state[0] != 'T') && th_ms_left(deadline) > 0)
-		poll(NULL, 0, 1);
-	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
-	cr_assert_eq(state[0], 'T', "the worker did not stop (state '%s')", state);
+	stop_and_continue_a_waiting_worker(SYS_recvfrom);
 	rc = th_echo_check(fd, 100, 2, IO_MS);
 	cr_expect_eq(rc, 0, "echo after SIGSTOP and SIGCONT: %s", strerror(-rc));
 	close(fd);
@@ -2430,6 +2437,52 @@ Test(daemon, stopped_and_continued_while_sending_loses_no_byte)
 	free(sent);
 	free(got);
 	stop_daemon(SIGTERM);
+}
+
+/* Stopped and continued twice, a second time more than the idle timeout
+ * after the first, a client that kept talking between keeps its
+ * connection: an echo received between the stops is a new wait for the
+ * client, and a stop interrupting that one counts from itself, never from
+ * the stop before. STREAM: the worker waits in splice(2), not recv(2). */
+static void stopped_twice_far_apart_keeps_a_talking_client(bool stream)
+{
+	const char *const extra[] = {"-w", "2", "-t", "2", "--busy-poll=0", "--buffer-size=16k",
+	                             stream ? "--splice=always" : "--splice=never", NULL};
+	unsigned port = start_daemon(extra);
+	int fd = th_connect(port, IO_MS), rc;
+#ifdef HAVE_SPLICE
+	const long call = stream ? SYS_splice : SYS_recvfrom;
+#else
+	const long call = SYS_recvfrom;
+#endif
+	unsigned seed = 1;
+
+	cr_assert_geq(fd, 0, "connect to port %u: %s", port, strerror(-fd));
+	cr_assert_eq(th_echo_check(fd, stream ? 256 * 1024 : 100, seed++, IO_MS), 0);
+	for (int stop = 0; stop < 2; stop++) {
+		stop_and_continue_a_waiting_worker(call);
+		/* Talk, well within the 2 s timeout each time, for 2.5 s: the
+		 * next stop comes more than a timeout after this one. */
+		for (int i = 0; i < 10; i++) {
+			rc = th_echo_check(fd, 100, seed++, IO_MS);
+			cr_assert_eq(rc, 0, "echo %d after stop %d: %s", i, stop + 1, strerror(-rc));
+			poll(NULL, 0, 250);
+		}
+	}
+	close(fd);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "timeouts=0 "), "a talking client timed out:\n%s",
+	          proc.err.data);
+}
+
+Test(daemon, stopped_twice_far_apart_keeps_a_talking_client)
+{
+	stopped_twice_far_apart_keeps_a_talking_client(false);
+}
+
+Test(daemon, stopped_twice_far_apart_keeps_a_talking_spliced_client)
+{
+	stopped_twice_far_apart_keeps_a_talking_client(true);
 }
 
 /* SIGUSR2 wakes the daemon's signal thread at exit; sent from outside, it

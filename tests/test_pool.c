@@ -267,6 +267,64 @@ Test(pool, join_waits_for_the_queue_to_close_and_joins_every_worker)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* Each worker's handler blocks until its own event. */
+struct gate {
+	struct th_event entered, left;
+	struct th_event release[4];
+};
+
+static void gate_handler(void *ctx, unsigned worker, void *item)
+{
+	struct gate *g = ctx;
+
+	(void)item;
+	th_event_add(&g->entered, 1);
+	if (worker < 4)
+		th_event_wait(&g->release[worker], 1, 3 * WAIT_MS);
+	th_event_add(&g->left, 1);
+}
+
+/* pe_pool_join returns only once every worker has left its handler, the
+ * last one started too: a worker not joined would go on running (and read
+ * the pool) after the caller freed what its handler uses. */
+Test(pool, join_waits_for_the_last_worker_still_in_its_handler)
+{
+	enum { W = 3 };
+	struct gate g;
+	struct pe_pool_config cfg = {.workers = W, .handler = gate_handler, .ctx = &g};
+	pe_queue *queue;
+	pe_pool *pool;
+	struct joiner j;
+
+	th_event_init(&g.entered);
+	th_event_init(&g.left);
+	for (int i = 0; i < 4; i++)
+		th_event_init(&g.release[i]);
+	cr_assert_eq(pe_queue_create(&queue, W, sizeof(int)), 0);
+	cfg.queue = queue;
+	cr_assert_eq(pe_pool_start(&pool, &cfg), 0);
+	/* A handler holds its worker: W items give each worker one. */
+	for (int i = 0; i < W; i++)
+		cr_assert_eq(pe_queue_push(queue, &i), 0);
+	cr_assert_eq(th_event_wait(&g.entered, W, WAIT_MS), 0, "not every worker took an item");
+	pe_queue_close(queue);
+	for (int i = 0; i < W - 1; i++)
+		th_event_add(&g.release[i], 1);
+	cr_assert_eq(th_event_wait(&g.left, W - 1, WAIT_MS), 0);
+	join_start(&j, pool);
+	cr_assert_eq(th_event_wait(&j.done, 1, STILL_BLOCKED_MS), -ETIMEDOUT,
+	             "pe_pool_join returned while worker %d was still in its handler", W - 1);
+	th_event_add(&g.release[W - 1], 1);
+	join_finish(&j);
+	cr_expect_eq(th_event_wait(&g.left, W, 0), 0, "a handler was still running after the join");
+	pe_queue_destroy(queue);
+	th_event_destroy(&g.entered);
+	th_event_destroy(&g.left);
+	for (int i = 0; i < 4; i++)
+		th_event_destroy(&g.release[i]);
+	TH_ASSERT_NO_LEAKS();
+}
+
 Test(pool, no_item_lost_at_stop)
 {
 	enum { W = 3, ITEMS = 4000 };

@@ -308,6 +308,39 @@ Test(queue, empty_queue_blocks_pop_until_a_push)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* A popper woken for an item that another thread took first (here a
+ * try_pop just after the push, before the woken thread runs) finds the
+ * queue empty but open: it waits again, and never returns -ESHUTDOWN, which
+ * would end a pool's worker for good. The steal is a race the test thread
+ * usually wins; tried until it did. */
+Test(queue, a_popper_woken_for_an_item_taken_first_waits_again)
+{
+	int stolen = 0;
+
+	for (int attempt = 0; attempt < 50 && stolen < 3; attempt++) {
+		struct op pop;
+		int v = -1;
+
+		op_start(&pop, q, OP_POP, -1);
+		op_assert_blocked(&pop, "pop on an empty queue");
+		push_int(q, attempt);
+		if (pe_queue_try_pop(q, &v) == 0) {
+			cr_assert_eq(v, attempt);
+			stolen++;
+			op_assert_blocked(&pop, "a pop woken for an item taken before it ran");
+			push_int(q, 1000 + attempt);
+			cr_assert_eq(op_finish(&pop, "pop"), 0);
+			cr_assert_eq(pop.value, 1000 + attempt);
+		} else {
+			cr_assert_eq(op_finish(&pop, "pop"), 0); /* the popper won the race */
+			cr_assert_eq(pop.value, attempt);
+		}
+	}
+	cr_assert_gt(stolen, 0, "no item was ever taken ahead of the woken popper");
+	cr_assert_eq(pe_queue_length(q), 0);
+	TH_ASSERT_NO_LEAKS();
+}
+
 Test(queue, close_wakes_every_blocked_pusher)
 {
 	enum { N = 4 };

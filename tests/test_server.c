@@ -626,6 +626,93 @@ static int stream_counting_pipes(struct serve_run *r, struct pe_worker_counters 
 }
 #endif
 
+#ifdef __linux__
+/* One run of the burst reader below: how far the echo came (LEN: all of
+ * it, checked), and in *HELD the longest time this process was held up. */
+static size_t burst_reader_run(size_t len, int64_t *held)
+{
+	enum { SNDBUF = 16 * 1024, BURST = 32 * 1024, PAUSE_MS = 250 };
+	static atomic_uint open_now = 1;
+	struct pe_worker_counters counters = {0};
+	struct serve_run r = {.idle_us = 1000000, .buffer = len};
+	struct writer w = {.from = len, .len = len, .seed = 13};
+	struct th_stall_watch watch;
+	unsigned char *got = malloc(len), *want = malloc(len);
+	int cfd, sndbuf = SNDBUF;
+	size_t off = 0;
+
+	cr_assert(got && want);
+	r.policy = (struct pe_echo_policy){.busy_poll_max = 2, .active = &open_now,
+	                                   .splice = PE_SPLICE_NEVER, .idle_us = r.idle_us};
+	pe_echo_worker_init(&r.w, &counters);
+	r.w.size = r.buffer;
+	r.w.buf = malloc(r.w.size);
+	cr_assert_not_null(r.w.buf);
+	cfd = loopback_pair(&r.fd, queue_room(&w));
+	cr_assert_eq(setsockopt(r.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+	cr_assert_eq(pe_net_set_timeouts_us(r.fd, (unsigned long long)r.idle_us,
+	                                    (unsigned long long)pe_echo_send_slice_us(r.idle_us)), 0);
+	queue_before_serving(cfd, r.fd, &w);
+	cr_assert_eq(th_stall_watch_start(&watch), 0, "cannot start the watching thread");
+	cr_assert_eq(pthread_create(&r.thread, NULL, serve_main, &r), 0);
+	while (off < len) {
+		size_t n = len - off < BURST ? len - off : BURST;
+
+		poll(NULL, 0, PAUSE_MS);
+		if (th_read_exact(cfd, got + off, n, IO_MS) != (ssize_t)n)
+			break;
+		off += n;
+	}
+	*held = th_stall_watch_stop(&watch);
+	th_fill_pattern(want, len, 0, w.seed);
+	cr_assert(off < len || memcmp(got, want, len) == 0, "the echo differs");
+	if (off == len) {
+		serve_finish(&r, cfd);
+	} else {
+		close(cfd); /* the worker timed the client out: its loop has ended */
+		cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
+		pe_echo_worker_free(&r.w);
+		free(r.w.buf);
+		close(r.fd);
+	}
+	free(got);
+	free(want);
+	return off;
+}
+#endif
+
+/* A client that reads its echo in bursts, each within the idle timeout of
+ * the last, keeps a long write going: every burst lets the blocked send(2)
+ * move bytes, which restarts the timeout, though the send buffer is as
+ * full after it as before (SIOCOUTQ shows no progress). A 511 KiB read is
+ * written back through a 32 KiB send buffer to a reader taking 32 KiB
+ * every 250 ms: about 4 s, four times the 1 s timeout. A run cut short
+ * while this process was held up 700 ms or more proves nothing and is
+ * made again, twice at most (as slow_steady_reader's). */
+Test(server, a_reader_in_bursts_keeps_a_long_write_going, .timeout = 60)
+{
+#ifdef __linux__ /* queue_before_serving */
+	enum { LEN = 512 * 1024 };
+
+	for (int attempt = 1;; attempt++) {
+		int64_t held;
+		size_t off = burst_reader_run(LEN, &held);
+
+		cr_assert_geq(held, 0, "the watching thread did not end");
+		if (off == LEN || held < 700 || attempt == 3) {
+			cr_expect_eq(off, (size_t)LEN, "the echo ended at byte %zu of %d: timed out "
+			             "while the client read every 250 ms (this process held up %lld ms "
+			             "at most, run %d)", off, LEN, (long long)held, attempt);
+			return;
+		}
+		cr_log_info("run %d cut short while this process was held up %lld ms: again",
+		            attempt, (long long)held);
+	}
+#else
+	cr_skip_test("queues the stream with FIONREAD, Linux's");
+#endif
+}
+
 /* A pipe is two descriptors: with room for two beyond the reserve, one
  * worker may hold a pipe, not two; and each pipe freed gives its place
  * back, or after enough of them no worker could splice again. */
@@ -1950,15 +2037,29 @@ Test(server, reject_policy_closes_extra_clients_and_counts_them)
 	stop_server_and_check(0);
 }
 
+/* With every client gone, a graceful stop of a server whose grace is
+ * GRACE_MS has nothing to wait for: it returns at once, not at its end. */
+static void expect_a_prompt_graceful_stop(int grace_ms)
+{
+	enum { PROMPT_MS = 5000 };
+	int64_t t0 = th_now_ms();
+
+	tf_request_stop(&ts, 0);
+	cr_assert_eq(tf_join(&ts, PROMPT_MS), 0,
+	             "a graceful stop with no client left still waited for its %d ms grace",
+	             grace_ms);
+	cr_expect_lt(th_now_ms() - t0, PROMPT_MS);
+	stop_server_and_check(0);
+}
+
 /* A rejected client was never outstanding: once every served one has gone,
  * a graceful stop has nothing to wait for and returns at once, not at the
  * end of its grace. */
 Test(server, rejected_clients_do_not_hold_a_graceful_stop_for_its_grace)
 {
-	enum { GRACE_MS = 30000, PROMPT_MS = 5000 };
+	enum { GRACE_MS = 30000 };
 	struct pe_server_config cfg;
 	int busy, queued, extra;
-	int64_t t0;
 
 	tf_config(&cfg, 1, 1);
 	cfg.overflow = PE_OVERFLOW_REJECT;
@@ -1976,13 +2077,30 @@ Test(server, rejected_clients_do_not_hold_a_graceful_stop_for_its_grace)
 	round_trip(queued, 10, 2);
 	finish_client(queued);
 	wait_stat_served(2);
-	t0 = th_now_ms();
-	tf_request_stop(&ts, 0);
-	cr_assert_eq(tf_join(&ts, PROMPT_MS), 0,
-	             "a graceful stop with no client left still waited for its %d ms grace",
-	             GRACE_MS);
-	cr_expect_lt(th_now_ms() - t0, PROMPT_MS);
-	stop_server_and_check(0);
+	expect_a_prompt_graceful_stop(GRACE_MS);
+}
+
+/* The same for a client refused over the per-source limit: it was never
+ * outstanding, so a stop with nothing left open returns at once. */
+Test(server, per_source_refusals_do_not_hold_a_graceful_stop_for_its_grace)
+{
+	enum { GRACE_MS = 30000 };
+	struct pe_server_config cfg;
+	int busy, extra;
+
+	tf_config(&cfg, 2, 2);
+	cfg.per_source = 1;
+	cfg.grace_ms = GRACE_MS;
+	start_server(&cfg);
+	busy = client();
+	round_trip(busy, 10, 1);
+	extra = client(); /* the same address: over the limit */
+	cr_assert_eq(th_wait_closed(extra, IO_MS), 0, "the extra client was not closed");
+	close(extra);
+	cr_assert_eq(tf_wait_stat(&ts, source_limited, 1, IO_MS), 0);
+	finish_client(busy);
+	wait_stat_served(1);
+	expect_a_prompt_graceful_stop(GRACE_MS);
 }
 
 /* ---- per-source limit ------------------------------------------------------ */
