@@ -450,15 +450,24 @@ static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
 	}
 }
 
-/* The system gave the connection up (ETIMEDOUT, found by CALL): the server
- * acknowledged nothing through all of its retransmissions (some 15 minutes
- * by default), so it went silent or away: a timeout, not an "other" error.
- * Only --timeout=0, or one longer than those, lets it come. */
-static void system_timeout(struct lthread *t, struct conn *c, const char *call)
+/* Whether E, from recv(2) or send(2) on a connection made, says the system
+ * gave it up: the server acknowledged nothing through all of the
+ * retransmissions (some 15 minutes by default). ETIMEDOUT, or the network's
+ * last word on the way there (an ICMP "host unreachable" from a router,
+ * kept as a soft error until then, and reported in its place). */
+static bool system_gave_up(int e)
+{
+	return e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN;
+}
+
+/* The system gave the connection up (errno E, found by CALL; see
+ * system_gave_up): the server went silent or away, a timeout, not an
+ * "other" error. Only --timeout=0, or one longer than those, lets it come. */
+static void system_timeout(struct lthread *t, struct conn *c, const char *call, int e)
 {
 	conn_fail(t, c, FAIL_TIMEOUT, "timed out: the server stopped acknowledging and the "
 	          "system gave the connection up (%s: %s) (%llu of %llu bytes sent were echoed)",
-	          call, strerror(ETIMEDOUT), (unsigned long long)c->rcv, (unsigned long long)c->snt);
+	          call, strerror(e), (unsigned long long)c->rcv, (unsigned long long)c->snt);
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -508,8 +517,8 @@ static int conn_send(struct lthread *t, struct conn *c)
 				          "bytes sent were echoed", errno == EPIPE ? "closed the connection" :
 				          "reset the connection", (unsigned long long)c->rcv,
 				          (unsigned long long)c->snt);
-			else if (errno == ETIMEDOUT)
-				system_timeout(t, c, "send");
+			else if (system_gave_up(errno))
+				system_timeout(t, c, "send", errno);
 			else
 				conn_fail(t, c, FAIL_OTHER, "send: %s", strerror(errno));
 			return -1;
@@ -703,8 +712,8 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection after "
 			          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,
 			          (unsigned long long)c->snt);
-		else if (errno == ETIMEDOUT)
-			system_timeout(t, c, "recv");
+		else if (system_gave_up(errno))
+			system_timeout(t, c, "recv", errno);
 		else
 			conn_fail(t, c, FAIL_OTHER, "recv: %s", strerror(errno));
 		return;
@@ -801,6 +810,10 @@ static void thread_stop(struct lthread *t, int64_t now)
 	t->stopping = true;
 	for (i = 0; i < t->nconns; i++) {
 		struct conn *c = &t->conns[i];
+		/* A paced churn connect come due but held back by the connects
+		 * in flight (thread_scan's connects_held), as opposed to one
+		 * still waiting for its slot. */
+		const bool held_back = c->rate_wait && !c->timer_held;
 
 		if (i < t->next_start && held_by_server(t, c))
 			t->slots_unused += slots_unused(t, c, cut);
@@ -819,8 +832,10 @@ static void thread_stop(struct lthread *t, int64_t now)
 			 * One that never began its connect was held back by the
 			 * connects in flight (MAX_CONNECTING) the server had not
 			 * answered: it did not connect either, so it is counted
-			 * with them, or the report would lose it. */
-			if (i >= t->next_start)
+			 * with them, or the report would lose it. So is a paced
+			 * churn connection whose first connect came due and was
+			 * held back so. */
+			if (i >= t->next_start || (c->cycles == 0 && held_back))
 				t->pending++;
 			conn_done(t, c);
 			break;
@@ -1105,9 +1120,9 @@ static int check_sources(const struct client_config *cfg, char *err, size_t errl
  * run's last connection while it still did. Half-close, then wait for the
  * server's close (an echo server's answer to it, which poolechod sends once
  * it has stopped counting), within PROBE_CLOSE_MS and LIMIT_MS (the
- * probe's own bound, 0 for none); a signal on SIGFD ends the wait and,
- * left unread, the run. */
-static void probe_close(int fd, int sigfd, unsigned long limit_ms)
+ * probe's own bound, 0 for none). A signal on SIGFD ends the wait, and
+ * the run before it began: true then, the signal left unread. */
+static bool probe_close(int fd, int sigfd, unsigned long limit_ms)
 {
 	const int64_t limit = (int64_t)(limit_ms && limit_ms < PROBE_CLOSE_MS ? limit_ms :
 	                                PROBE_CLOSE_MS) * NS_PER_MS;
@@ -1115,19 +1130,20 @@ static void probe_close(int fd, int sigfd, unsigned long limit_ms)
 	char buf[256];
 
 	if (shutdown(fd, SHUT_WR) < 0)
-		return;
+		return false;
 	for (;;) {
 		struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
 		int64_t left = end - pe_now_ns();
 		ssize_t n;
 
 		if (left <= 0 || poll(fds, sigfd >= 0 ? 2 : 1, (int)((left + NS_PER_MS - 1) /
-		                                                     NS_PER_MS)) <= 0 ||
-		    (sigfd >= 0 && fds[1].revents))
-			return;
+		                                                     NS_PER_MS)) <= 0)
+			return false;
+		if (sigfd >= 0 && fds[1].revents)
+			return true;
 		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-			return;
+			return false;
 	}
 }
 
@@ -1187,7 +1203,18 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		close(fd);
 		return -e;
 	}
-	probe_close(fd, sigfd, limit_ms);
+	if (probe_close(fd, sigfd, limit_ms)) {
+		struct signalfd_siginfo si = {0};
+
+		close(fd);
+		if (read(sigfd, &si, sizeof si) < 0) {
+			/* The signal's name only: the run is given up all the same. */
+		}
+		pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+		snprintf(err, errlen, "interrupted by %s before the run began (%s answered)",
+		         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", L->target);
+		return -ECANCELED;
+	}
 	close(fd);
 	pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
 	return 0;

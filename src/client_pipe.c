@@ -140,15 +140,24 @@ static int send_side_close(struct pipe *p, const char *how)
 	return early_close(p, how);
 }
 
-/* The system gave the connection up (ETIMEDOUT, found by CALL): the server
- * acknowledged nothing through all of its retransmissions (some 15 minutes
- * by default), so it went silent or away, which is a timeout, not an echo
- * gone wrong. Only --timeout=0, or one longer than those, lets it come. */
-static int system_timeout(struct pipe *p, const char *call)
+/* Whether E, from recv(2) or send(2), says the system gave the connection
+ * up: the server acknowledged nothing through all of the retransmissions
+ * (some 15 minutes by default). ETIMEDOUT, or the network's last word on
+ * the way there (an ICMP "host unreachable" from a router, kept as a soft
+ * error until then, and reported in its place). */
+static bool system_gave_up(int e)
+{
+	return e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN;
+}
+
+/* The system gave the connection up (errno E, found by CALL): the server
+ * went silent or away, which is a timeout, not an echo gone wrong. Only
+ * --timeout=0, or one longer than those, lets it come. */
+static int system_timeout(struct pipe *p, const char *call, int e)
 {
 	return fail(p, PIPE_TIMEOUT, "timed out: %s stopped acknowledging and the system gave "
 	            "the connection up (%s: %s) (%llu of %llu bytes sent were echoed)", p->peer,
-	            call, strerror(ETIMEDOUT), (unsigned long long)p->ver,
+	            call, strerror(e), (unsigned long long)p->ver,
 	            (unsigned long long)p->snt);
 }
 
@@ -166,8 +175,8 @@ static int sock_send(struct pipe *p)
 	if (errno == EPIPE || errno == ECONNRESET)
 		return send_side_close(p, errno == EPIPE ? "closed the connection"
 		                                         : "reset the connection");
-	if (errno == ETIMEDOUT)
-		return system_timeout(p, "send");
+	if (system_gave_up(errno))
+		return system_timeout(p, "send", errno);
 	return fail(p, PIPE_IO, "cannot send to %s: %s", p->peer, strerror(errno));
 }
 
@@ -225,8 +234,8 @@ static int sock_recv(struct pipe *p, int64_t *progress)
 		return early_close(p, p->shut && p->ver == p->snt ?
 		                   "reset the connection instead of closing it" :
 		                   "reset the connection");
-	if (errno == ETIMEDOUT)
-		return system_timeout(p, "recv");
+	if (system_gave_up(errno))
+		return system_timeout(p, "recv", errno);
 	return fail(p, PIPE_IO, "cannot receive from %s: %s", p->peer, strerror(errno));
 }
 

@@ -3269,6 +3269,57 @@ Test(wrong_server, connections_held_back_from_connecting_are_counted_pending, .t
 	pending_connects_are_counted(70);
 }
 
+/* ... and so are paced churn connections: their first connects came due
+ * (--rate 10 spreads 70 over 0.1 s) but waited for the 64 in flight, which
+ * the server never answered. They were counted nowhere ("0 opened, 0
+ * failed, 64 still connecting" of 70). */
+Test(wrong_server, paced_churn_connects_held_back_are_counted_pending, .timeout = 60)
+{
+	char port[16];
+	const char *args[] = {"-c", "70", "-t", "1", "-m", "churn", "-r", "10", "-d", "0.5",
+	                      "--json", "127.0.0.1", port, NULL};
+	int lfd = stuck_listener(port);
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert(json_is_one_object(r.out), "not one JSON object:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_pending"), 70, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connections_opened"), 0, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "connect_failures"), 0, "%s", r.out);
+	run_free(&r);
+	close(lfd);
+}
+
+/* A signal while the probe waits for the server's close (a stuck listener
+ * never closes it) ends the client before the run, as one during the
+ * probe's connect does: the run began all the same, fired every connect at
+ * the server, and blamed it ("no message was echoed: 3 connects were still
+ * in progress"). */
+Test(wrong_server, a_signal_while_the_probe_waits_ends_the_client_before_the_run,
+     .timeout = 60)
+{
+	char port[16];
+	const char *args[] = {"-c", "3", "-d", "5", "127.0.0.1", port, NULL};
+	int lfd = stuck_listener(port);
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	struct child ch;
+	struct run r;
+
+	client_spawn(&ch, input_file("", 0), -1, args);
+	/* The probe is in the accept queue: connected, so soon waiting. */
+	cr_assert_eq(poll(&pfd, 1, 10000), 1, "the probe never connected");
+	usleep(200 * 1000);
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 10000);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "interrupted by SIGTERM"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "before the run began"), "stderr:\n%s", r.err);
+	cr_expect_eq(r.out[0], '\0', "a report:\n%s", r.out);
+	run_free(&r);
+	close(lfd);
+}
+
 /* ---- load mode ------------------------------------------------------------- */
 
 /* In churn with a rate, each connection lives for one message, far
@@ -3517,11 +3568,17 @@ Test(load, a_connection_the_system_timed_out_is_a_timeout, .timeout = 60)
 	static const struct {
 		const char *inject, *call;
 		bool load;
+		int err;
 	} cases[] = {
-		{"inject=recvfrom:error=ETIMEDOUT", "recv", false},
-		{"inject=sendto:error=ETIMEDOUT", "send", false},
-		{"inject=recvfrom:error=ETIMEDOUT:when=2", "recv", true},
-		{"inject=sendto:error=ETIMEDOUT:when=3", "send", true},
+		{"inject=recvfrom:error=ETIMEDOUT", "recv", false, ETIMEDOUT},
+		{"inject=sendto:error=ETIMEDOUT", "send", false, ETIMEDOUT},
+		{"inject=recvfrom:error=ETIMEDOUT:when=2", "recv", true, ETIMEDOUT},
+		{"inject=sendto:error=ETIMEDOUT:when=3", "send", true, ETIMEDOUT},
+		/* A router's "host unreachable" during the retransmissions is
+		 * what the system then reports in ETIMEDOUT's place. */
+		{"inject=recvfrom:error=EHOSTUNREACH", "recv", false, EHOSTUNREACH},
+		{"inject=recvfrom:error=EHOSTUNREACH:when=2", "recv", true, EHOSTUNREACH},
+		{"inject=sendto:error=ENETUNREACH:when=3", "send", true, ENETUNREACH},
 	};
 	const char *pipe_args[] = {"--timeout=0", "127.0.0.1", port_str, NULL};
 	const char *load_args[] = {"-c", "1", "-t", "1", "-n", "10", "--json", "-q",
@@ -3534,7 +3591,7 @@ Test(load, a_connection_the_system_timed_out_is_a_timeout, .timeout = 60)
 		struct run r;
 
 		snprintf(want, sizeof want, "stopped acknowledging and the system gave the "
-		         "connection up (%s: %s)", cases[i].call, strerror(ETIMEDOUT));
+		         "connection up (%s: %s)", cases[i].call, strerror(cases[i].err));
 		spawn_under = under;
 		run_client(&r, "hello\n", 6, cases[i].load ? load_args : pipe_args);
 		spawn_under = NULL;
