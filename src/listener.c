@@ -158,14 +158,15 @@ static int wait_for(pe_server *srv, int watch_listener, int timeout_ms)
 	return pfd[0].revents != 0 || atomic_load(&srv->stop_requested);
 }
 
-/* Accept into ACC, with the peer's address when ACC has room for it. */
-static int accept_one(int listen_fd, struct pe_accepted *acc, size_t item_size)
+/* Accept into ACC, with the peer's address: always, though a queue item
+ * below -v keeps only the fd, as a client refused here is named from it
+ * and one that reset in the backlog has none left for getpeername(2). */
+static int accept_one(int listen_fd, struct pe_accepted *acc)
 {
-	const int want_peer = item_size == sizeof *acc;
-	struct sockaddr *peer = want_peer ? &acc->peer.sa : NULL;
-	socklen_t *peer_len = want_peer ? &acc->peer_len : NULL;
+	struct sockaddr *peer = &acc->peer.sa;
+	socklen_t *peer_len = &acc->peer_len;
 
-	acc->peer_len = want_peer ? sizeof acc->peer : 0;
+	acc->peer_len = sizeof acc->peer;
 #ifdef HAVE_ACCEPT4
 	return acc->fd = accept4(listen_fd, peer, peer_len, SOCK_CLOEXEC);
 #else
@@ -268,11 +269,7 @@ static int hand_off(pe_server *srv, struct accept_log *lg, const struct pe_accep
 		enum pe_log_level level = refusal_level(srv, &lg->queue_full, more, sizeof more);
 
 		if (pe_server_logs(srv, level)) {
-			/* Below -v an item holds no address: ask the socket. */
-			if (srv->item_size == sizeof *acc)
-				pe_net_format(&acc->peer.sa, acc->peer_len, peer);
-			else
-				pe_net_peer_name(fd, peer);
+			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 			pe_server_logf(srv, level, "rejected %s: the queue is full%s", peer, more);
 		}
 		close(fd);
@@ -323,7 +320,7 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 			}
 		}
 
-		fd = accept_one(srv->listen_fd, &acc, srv->item_size);
+		fd = accept_one(srv->listen_fd, &acc);
 		if (fd < 0) {
 			switch (errno) {
 			case EAGAIN:

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <poolecho/queue.h>
@@ -35,12 +36,24 @@ int __wrap_pe_queue_try_push(pe_queue *q, const void *item);
  * just after accept(2) returned would. */
 static _Atomic(pe_server *) stop_before_push;
 
+/* 1: the next push says 2 (the accept loop is held there) and waits, up
+ * to IO_MS, for the test to set 3: meanwhile a client can come and go in
+ * the backlog. 0: none waits. */
+static atomic_int hold_push;
+
 int __wrap_pe_queue_try_push(pe_queue *q, const void *item)
 {
 	pe_server *srv = atomic_exchange(&stop_before_push, NULL);
+	int armed = 1;
 
 	if (srv)
 		pe_server_stop(srv);
+	if (atomic_compare_exchange_strong(&hold_push, &armed, 2)) {
+		int64_t deadline = th_now_ms() + IO_MS;
+
+		while (atomic_load(&hold_push) == 2 && th_ms_left(deadline) > 0)
+			usleep(1000);
+	}
 	return __real_pe_queue_try_push(q, item);
 }
 
@@ -207,4 +220,53 @@ Test(stop_races, a_stats_line_never_counts_more_connections_than_accepted)
 	close(fd);
 	close(connected_fd);
 	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
+}
+
+/* With every worker busy and the queue full (PE_OVERFLOW_REJECT), a client
+ * that connected and reset before the accept loop took it is refused with
+ * a warning that must still name it: below -v the address was asked of the
+ * socket with getpeername(2), which a reset socket no longer answers, and
+ * the warning said "(unknown peer: Transport endpoint is not connected)". */
+Test(stop_races, a_queue_full_warning_names_a_client_that_reset_in_the_backlog)
+{
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+	int held, queued, over;
+	int64_t deadline;
+	char want[96];
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.idle_timeout_ms = 0;
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_INFO; /* below -v: the queue's items hold no address */
+	cr_assert_eq(tf_start(&ts, &cfg), 0);
+	held = th_connect(ts.port, IO_MS);
+	cr_assert_geq(held, 0);
+	cr_assert_eq(th_echo_check(held, 10, 1, IO_MS), 0, "the first client was not served");
+
+	/* The accept loop is held pushing the second client, the queue's one. */
+	atomic_store(&hold_push, 1);
+	queued = th_connect(ts.port, IO_MS);
+	cr_assert_geq(queued, 0);
+	deadline = th_now_ms() + IO_MS;
+	while (atomic_load(&hold_push) != 2 && th_ms_left(deadline) > 0)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&hold_push), 2, "the accept loop never pushed the second client");
+
+	/* The third connects and resets while it waits in the backlog. */
+	over = th_connect(ts.port, IO_MS);
+	cr_assert_geq(over, 0);
+	snprintf(want, sizeof want, "rejected 127.0.0.1:%d: the queue is full", th_local_port(over));
+	cr_assert_eq(setsockopt(over, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+	close(over);
+	usleep(50 * 1000);
+	atomic_store(&hold_push, 3);
+
+	cr_assert_eq(tf_wait_stat(&ts, rejected, 1, IO_MS), 0, "the third client was not rejected");
+	close(held);
+	close(queued);
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
+	cr_expect(strstr(tf_log_text(), want), "no '%s' in the log:\n%s", want, tf_log_text());
 }

@@ -90,7 +90,9 @@ struct pe_server_config {
 	                              0 = no limit (the default) */
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
 	                              a quarter longer); 0 = never, and TCP keepalive then closes
-	                              one whose client's host is gone (about 2 minutes) */
+	                              one whose client's host is gone with nothing in
+	                              flight (about 2 minutes; mid-echo, the kernel's
+	                              retransmission limit: tcp_retries2, many minutes) */
 	unsigned grace_ms;         /* on pe_server_stop(), let open and queued connections go
 	                              on this long, then close them; 0 = at once */
 	size_t buffer_size;        /* per-worker echo buffer, >= 1 bytes: all reserved at create as
