@@ -98,9 +98,11 @@ static int add_tls_block(struct dl_phdr_info *info, size_t size, void *data)
  * size it is asked for: a program with 100 KiB of TLS left a worker of
  * 128 KiB some 24 KiB, and one with more than the stack size had its
  * workers refused (EINVAL). Asked for that much more, each worker has
- * the stack_size it was given. (Libraries loaded later are counted too,
- * though their TLS is not on the stack: a few bytes too many, never
- * too few.) */
+ * the stack_size it was given, but for what glibc takes beside the TLS
+ * blocks, counted in the figures above: its thread descriptor and static
+ * TLS surplus, some 4 KiB on x86-64 (glibc 2.36: 4,224 bytes of static
+ * TLS for 144 of PT_TLS). (Libraries loaded later are counted too, though
+ * their TLS is not on the stack.) */
 static size_t static_tls_size(void)
 {
 	size_t total = 0;

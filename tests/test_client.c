@@ -2380,10 +2380,13 @@ Test(wrong_server, a_timeout_ends_the_period_unless_a_deadline_came_first, .time
  * the bytes of it that came after the deadline are not an echo that came
  * back. BAD_STALL_LATE echoes ten messages at once and ten bytes of the
  * eleventh a second later, then nothing: the period is the 0.3 s deadline,
- * not the second of that part (which cut every rate by three). */
+ * not the second of that part (which cut every rate by three). The timeout
+ * is well past that second: at --timeout=1 the part and the client's
+ * timeout scan (every 100 ms) came within one scan of each other, and a
+ * part a scan late was a timeout with 640 bytes echoed, not 650. */
 Test(wrong_server, a_part_echo_after_the_deadline_adds_nothing_to_the_period, .timeout = 60)
 {
-	const char *args[] = {"-c", "1", "-d", "0.3", "--timeout=1", "--json", "127.0.0.1", NULL,
+	const char *args[] = {"-c", "1", "-d", "0.3", "--timeout=3", "--json", "127.0.0.1", NULL,
 	                      NULL};
 	struct run r;
 
@@ -3301,23 +3304,48 @@ Test(wrong_server, a_signal_while_the_probe_waits_ends_the_client_before_the_run
 {
 	char port[16];
 	const char *args[] = {"-c", "3", "-d", "5", "127.0.0.1", port, NULL};
-	int lfd = stuck_listener(port);
-	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
-	struct child ch;
-	struct run r;
 
-	client_spawn(&ch, input_file("", 0), -1, args);
-	/* The probe is in the accept queue: connected, so soon waiting. */
-	cr_assert_eq(poll(&pfd, 1, 10000), 1, "the probe never connected");
-	usleep(200 * 1000);
-	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
-	client_finish(&r, &ch, 10000);
-	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "interrupted by SIGTERM"), "stderr:\n%s", r.err);
-	cr_expect_not_null(strstr(r.err, "before the run began"), "stderr:\n%s", r.err);
-	cr_expect_eq(r.out[0], '\0', "a report:\n%s", r.out);
-	run_free(&r);
-	close(lfd);
+	for (int attempt = 1;; attempt++) {
+		int lfd = stuck_listener(port), probe;
+		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+		struct th_stall_watch watch;
+		struct child ch;
+		struct run r;
+		int64_t held;
+
+		cr_assert_eq(th_stall_watch_start(&watch), 0, "cannot start the watching thread");
+		client_spawn(&ch, input_file("", 0), -1, args);
+		cr_assert_eq(poll(&pfd, 1, 10000), 1, "the probe never connected");
+		/* Its half-close says the client waits for the server's close
+		 * (a second at most), past the connect: the signal is due now. */
+		probe = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		cr_assert_geq(probe, 0, "accept: %s", strerror(errno));
+		pfd.fd = probe;
+		cr_assert_eq(poll(&pfd, 1, 10000), 1, "the probe was never half-closed");
+		cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+		client_finish(&r, &ch, 10000);
+		held = th_stall_watch_stop(&watch);
+		cr_assert_geq(held, 0, "the watching thread did not end");
+		/* Held up for most of that second, the wait may rightly have
+		 * ended and the run begun before the signal came. */
+		if (r.out[0] != '\0' && held >= 700 && attempt < 3) {
+			cr_log_info("run %d: the signal came after the wait, this process held up "
+			            "%lld ms: again", attempt, (long long)held);
+			run_free(&r);
+			close(probe);
+			close(lfd);
+			continue;
+		}
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, "interrupted by SIGTERM before the run began ("),
+		                   "stderr:\n%s", r.err);
+		cr_expect_not_null(strstr(r.err, " answered)"), "stderr:\n%s", r.err);
+		cr_expect_eq(r.out[0], '\0', "a report:\n%s", r.out);
+		run_free(&r);
+		close(probe);
+		close(lfd);
+		return;
+	}
 }
 
 /* ---- load mode ------------------------------------------------------------- */
@@ -4060,6 +4088,7 @@ struct persrc_server {
 	char port_str[16];
 	pthread_t thread;
 	atomic_int refused;
+	atomic_uint open_now; /* connections it holds, counted or not yet closed */
 };
 
 static void *persrc_thread(void *arg)
@@ -4104,6 +4133,7 @@ static void *persrc_thread(void *arg)
 				i++;
 			}
 		}
+		atomic_store(&p->open_now, n);
 		if (pfd[1].revents & POLLIN) {
 			int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -4139,6 +4169,7 @@ Test(load, the_probe_does_not_count_against_a_per_source_limit, .timeout = 60)
 
 	memset(&p, 0, sizeof p);
 	atomic_init(&p.refused, 0);
+	atomic_init(&p.open_now, 0);
 	p.lfd = pe_net_listen("127.0.0.1", 0, 16, err);
 	cr_assert_geq(p.lfd, 0, "%s", err);
 	snprintf(p.port_str, sizeof p.port_str, "%d", th_local_port(p.lfd));
@@ -4146,13 +4177,36 @@ Test(load, the_probe_does_not_count_against_a_per_source_limit, .timeout = 60)
 	cr_assert_eq(pipe2(p.stop, O_CLOEXEC), 0);
 	cr_assert_eq(pthread_create(&p.thread, NULL, persrc_thread, &p), 0);
 
-	run_client(&r, "", 0, args);
-	cr_expect_eq(r.code, 0, "exit %d, report:\n%s\nstderr:\n%s", r.code, r.out, r.err);
-	cr_expect_eq(json_u64(r.out, "early_closes"), 0, "report:\n%s", r.out);
-	cr_expect_eq(json_u64(r.out, "messages_echoed"), 6, "report:\n%s", r.out);
-	cr_expect_eq(atomic_load(&p.refused), 0, "the server refused %d connections",
-	             atomic_load(&p.refused));
-	run_free(&r);
+	/* The probe waits a second at most for the server's close, which
+	 * comes some 100 to 200 ms after its own: a run during which this
+	 * process (the server) was held up for most of that second proves
+	 * nothing and is made again, once the server holds nothing. */
+	for (int attempt = 1;; attempt++) {
+		struct th_stall_watch watch;
+		int refused = atomic_load(&p.refused);
+		int64_t held, deadline;
+
+		cr_assert_eq(th_stall_watch_start(&watch), 0, "cannot start the watching thread");
+		run_client(&r, "", 0, args);
+		held = th_stall_watch_stop(&watch);
+		cr_assert_geq(held, 0, "the watching thread did not end");
+		refused = atomic_load(&p.refused) - refused;
+		if ((r.code != 0 || refused != 0) && held >= 700 && attempt < 3) {
+			cr_log_info("run %d refused while this process was held up %lld ms: again",
+			            attempt, (long long)held);
+			run_free(&r);
+			deadline = th_now_ms() + 10000;
+			while (atomic_load(&p.open_now) != 0 && th_ms_left(deadline) > 0)
+				poll(NULL, 0, 10);
+			continue;
+		}
+		cr_expect_eq(r.code, 0, "exit %d, report:\n%s\nstderr:\n%s", r.code, r.out, r.err);
+		cr_expect_eq(json_u64(r.out, "early_closes"), 0, "report:\n%s", r.out);
+		cr_expect_eq(json_u64(r.out, "messages_echoed"), 6, "report:\n%s", r.out);
+		cr_expect_eq(refused, 0, "the server refused %d connections", refused);
+		run_free(&r);
+		break;
+	}
 
 	cr_assert_eq(write(p.stop[1], "x", 1), 1);
 	cr_assert_eq(th_join(p.thread, 10000), 0, "the server's thread did not end");

@@ -2478,7 +2478,7 @@ Test(daemon, stopped_and_continued_while_sending_loses_no_byte)
  * the stop before. STREAM: the worker waits in splice(2), not recv(2). */
 static void stopped_twice_far_apart_keeps_a_talking_client(bool stream)
 {
-	const char *const extra[] = {"-w", "2", "-t", "2", "--busy-poll=0", "--buffer-size=16k",
+	const char *const extra[] = {"-w", "2", "-t", "4", "--busy-poll=0", "--buffer-size=16k",
 	                             stream ? "--splice=always" : "--splice=never", NULL};
 	unsigned port = start_daemon(extra);
 	int fd = th_connect(port, IO_MS), rc;
@@ -2493,12 +2493,14 @@ static void stopped_twice_far_apart_keeps_a_talking_client(bool stream)
 	cr_assert_eq(th_echo_check(fd, stream ? 256 * 1024 : 100, seed++, IO_MS), 0);
 	for (int stop = 0; stop < 2; stop++) {
 		stop_and_continue_a_waiting_worker(call);
-		/* Talk, well within the 2 s timeout each time, for 2.5 s: the
-		 * next stop comes more than a timeout after this one. */
+		/* Talk, well within the 4 s timeout each time (a loaded
+		 * machine holds this process up for 2 s now and then), for
+		 * 5.5 s: the next stop comes more than a timeout and its
+		 * quarter (5 s) after this one. */
 		for (int i = 0; i < 10; i++) {
 			rc = th_echo_check(fd, 100, seed++, IO_MS);
 			cr_assert_eq(rc, 0, "echo %d after stop %d: %s", i, stop + 1, strerror(-rc));
-			poll(NULL, 0, 250);
+			poll(NULL, 0, 550);
 		}
 	}
 	close(fd);
