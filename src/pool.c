@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 #ifdef HAVE_DL_ITERATE_PHDR
 #include <link.h>
 #endif
@@ -177,9 +178,16 @@ int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg)
 		size_t min = (size_t)PTHREAD_STACK_MIN;
 		size_t size = cfg->stack_size < min ? min : cfg->stack_size;
 		size_t tls = static_tls_size();
+		long page = sysconf(_SC_PAGESIZE);
 
 		if (size <= SIZE_MAX - tls)
 			size += tls;
+		/* Whole pages: glibc puts the thread's descriptor at the end of
+		 * the size asked, not of the pages it maps, so a size a few bytes
+		 * over a page made every idle worker touch one more (4 KiB of
+		 * resident memory each, 10.1 -> 14.0 MiB at c1000). */
+		if (page > 0 && size % (size_t)page && size <= SIZE_MAX - (size_t)page)
+			size += (size_t)page - size % (size_t)page;
 		rc = -pthread_attr_setstacksize(&attr, size);
 		if (rc != 0) {
 			pthread_attr_destroy(&attr);
