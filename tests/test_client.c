@@ -4994,9 +4994,10 @@ Test(load, paced_catch_up_after_a_client_stop_is_not_server_latency, .timeout = 
 }
 
 /* A server that answers nothing (its accept queue fills, so further SYNs
- * are dropped and connects hang) until 4 s after the client's first
- * connect (its probe) is queued, then echoes each connection in turn until
- * told to stop. */
+ * are dropped and connects hang) until 3 s after the run's first connect
+ * is queued behind the probe (which waits up to 1 s for a close this
+ * server never sends before the run begins), then echoes each connection
+ * in turn until told to stop. */
 struct late_server {
 	int lfd;
 	atomic_bool stop;
@@ -5009,10 +5010,10 @@ static void *late_server_main(void *arg)
 	unsigned char buf[4096];
 	unsigned waiting = 0, backlog;
 
-	for (int i = 0; i < 2000 && waiting == 0 && !atomic_load(&s->stop); i++)
-		if (pe_net_listen_queue(s->lfd, &waiting, &backlog) < 0 || waiting == 0)
+	for (int i = 0; i < 2000 && waiting < 2 && !atomic_load(&s->stop); i++)
+		if (pe_net_listen_queue(s->lfd, &waiting, &backlog) < 0 || waiting < 2)
 			poll(NULL, 0, 10);
-	poll(NULL, 0, 4000);
+	poll(NULL, 0, 3000);
 	while (!atomic_load(&s->stop)) {
 		struct pollfd pfd = {.fd = s->lfd, .events = POLLIN};
 		size_t got = 0;
@@ -5034,11 +5035,10 @@ static void *late_server_main(void *arg)
 /* Churn, paced, against a server stalled from before the first slot: more
  * connects come due than MAX_CONNECTING lets out, so most connections wait
  * for their very first slot on the server. Every slot of the run (two per
- * connection at 1/s, within 2 s of the run's start, which comes up to 1 s
- * after the probe: the probe waits that long for a close the stalled
- * server never sends) passes while the server answers nothing (4 s from
- * the probe), so every latency counts at least the second between them: a
- * slot the server held from the first is not the client's lateness. */
+ * connection at 1/s, within 2 s of the run's start) passes while the
+ * server answers nothing (3 s from the run's first connect), so every
+ * latency counts at least the second between them: a slot the server held
+ * from the first is not the client's lateness. */
 Test(load, paced_slots_held_from_the_first_count_from_their_slots, .timeout = 60)
 {
 	const char *prog = getenv("POOLECHO");
