@@ -450,18 +450,8 @@ static void conn_check_connect(struct lthread *t, struct conn *c, int64_t now)
 	}
 }
 
-/* Whether E, from recv(2) or send(2) on a connection made, says the system
- * gave it up: the server acknowledged nothing through all of the
- * retransmissions (some 15 minutes by default). ETIMEDOUT, or the network's
- * last word on the way there (an ICMP "host unreachable" from a router,
- * kept as a soft error until then, and reported in its place). */
-static bool system_gave_up(int e)
-{
-	return e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN;
-}
-
 /* The system gave the connection up (errno E, found by CALL; see
- * system_gave_up): the server went silent or away, a timeout, not an
+ * pe_net_gave_up): the server went silent or away, a timeout, not an
  * "other" error. Only --timeout=0, or one longer than those, lets it come. */
 static void system_timeout(struct lthread *t, struct conn *c, const char *call, int e)
 {
@@ -517,7 +507,7 @@ static int conn_send(struct lthread *t, struct conn *c)
 				          "bytes sent were echoed", errno == EPIPE ? "closed the connection" :
 				          "reset the connection", (unsigned long long)c->rcv,
 				          (unsigned long long)c->snt);
-			else if (system_gave_up(errno))
+			else if (pe_net_gave_up(errno))
 				system_timeout(t, c, "send", errno);
 			else
 				conn_fail(t, c, FAIL_OTHER, "send: %s", strerror(errno));
@@ -712,7 +702,7 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection after "
 			          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,
 			          (unsigned long long)c->snt);
-		else if (system_gave_up(errno))
+		else if (pe_net_gave_up(errno))
 			system_timeout(t, c, "recv", errno);
 		else
 			conn_fail(t, c, FAIL_OTHER, "recv: %s", strerror(errno));

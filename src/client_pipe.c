@@ -140,16 +140,6 @@ static int send_side_close(struct pipe *p, const char *how)
 	return early_close(p, how);
 }
 
-/* Whether E, from recv(2) or send(2), says the system gave the connection
- * up: the server acknowledged nothing through all of the retransmissions
- * (some 15 minutes by default). ETIMEDOUT, or the network's last word on
- * the way there (an ICMP "host unreachable" from a router, kept as a soft
- * error until then, and reported in its place). */
-static bool system_gave_up(int e)
-{
-	return e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN;
-}
-
 /* The system gave the connection up (errno E, found by CALL): the server
  * went silent or away, which is a timeout, not an echo gone wrong. Only
  * --timeout=0, or one longer than those, lets it come. */
@@ -175,7 +165,7 @@ static int sock_send(struct pipe *p)
 	if (errno == EPIPE || errno == ECONNRESET)
 		return send_side_close(p, errno == EPIPE ? "closed the connection"
 		                                         : "reset the connection");
-	if (system_gave_up(errno))
+	if (pe_net_gave_up(errno))
 		return system_timeout(p, "send", errno);
 	return fail(p, PIPE_IO, "cannot send to %s: %s", p->peer, strerror(errno));
 }
@@ -234,7 +224,7 @@ static int sock_recv(struct pipe *p, int64_t *progress)
 		return early_close(p, p->shut && p->ver == p->snt ?
 		                   "reset the connection instead of closing it" :
 		                   "reset the connection");
-	if (system_gave_up(errno))
+	if (pe_net_gave_up(errno))
 		return system_timeout(p, "recv", errno);
 	return fail(p, PIPE_IO, "cannot receive from %s: %s", p->peer, strerror(errno));
 }

@@ -565,6 +565,11 @@ int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long lon
 	return 0;
 }
 
+bool pe_net_gave_up(int err)
+{
+	return err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN;
+}
+
 int pe_net_set_keepalive(int fd, int idle_s, int interval_s, int count)
 {
 	const int one = 1;

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -91,6 +92,13 @@ void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN]);
 
 /* SO_RCVTIMEO to RECV_US and SO_SNDTIMEO to SEND_US microseconds (0 = none). */
 int pe_net_set_timeouts_us(int fd, unsigned long long recv_us, unsigned long long send_us);
+
+/* Whether ERR, from recv(2) or send(2) on a connection made, says the
+ * system gave it up: the peer acknowledged nothing through all of the
+ * retransmissions (some 15 minutes by default). ETIMEDOUT, or the
+ * network's last word on the way there (an ICMP "host unreachable" from a
+ * router, kept as a soft error until then, and reported in its place). */
+bool pe_net_gave_up(int err);
 
 /* TCP keepalive on FD: probes after IDLE_S seconds of silence, every
  * INTERVAL_S, the connection given up (ETIMEDOUT) after COUNT unanswered;
