@@ -824,7 +824,7 @@ Test(daemon, the_unit_declares_no_reload_that_would_keep_an_old_binary)
 
 /* ---- socket activation ---------------------------------------------------- */
 
-#define SOCKET_UNIT "contrib/poolechod.socket"
+#define SOCKET_UNIT "contrib/poolechod.socket.in"
 #define PASSED " on the socket the service manager passed ("
 
 /* A TCP socket listening on 127.0.0.1, port 0. */

@@ -1,21 +1,26 @@
 #!/bin/sh
-# The systemd unit make wrote from contrib/poolechod.service.in: its
-# ExecStart= runs poolechod from the configured bindir, and systemd-analyze
-# (where installed) takes every line of it, and of contrib/poolechod.socket,
+# The systemd units make wrote from contrib/poolechod.service.in and
+# contrib/poolechod.socket.in: the service's ExecStart= runs poolechod from
+# the configured bindir, both name its manual page under its installed
+# name, and systemd-analyze (where installed) takes every line of both
 # without a word and finds the service's sandbox tight.
 top=${TOP_SRCDIR:-$(dirname "$0")/..}
 unit=contrib/poolechod.service
+socket=contrib/poolechod.socket
 fail() { echo "FAIL: $*"; exit 1; }
 
 [ -f "$unit" ] || fail "$unit was not made (make builds it from $unit.in)"
+[ -f "$socket" ] || fail "$socket was not made (make builds it from $socket.in)"
 [ -n "$PE_BINDIR" ] || fail "PE_BINDIR is not set (make check sets it to \$(bindir))"
 # The daemon's installed name (--program-prefix and the like change it).
 daemon=${PE_DAEMON_NAME:-poolechod}
 grep -q "^ExecStart=$PE_BINDIR/$daemon " "$unit" ||
 	fail "ExecStart= does not run $PE_BINDIR/$daemon: $(grep '^ExecStart=' "$unit")"
-! grep -n '@[a-z_]*@' "$unit" || fail "a placeholder was left in $unit"
-grep -q "^Documentation=man:$daemon(8)\$" "$unit" && [ -f "$top/man/poolechod.8" ] ||
-	fail "Documentation= does not name $daemon(8), or man/poolechod.8 is missing"
+for f in "$unit" "$socket"; do
+	! grep -n '@[a-z_]*@' "$f" || fail "a placeholder was left in $f"
+	grep -q "^Documentation=man:$daemon(8)\$" "$f" && [ -f "$top/man/poolechod.8" ] ||
+		fail "$f: Documentation= does not name $daemon(8), or man/poolechod.8 is missing"
+done
 echo "PASS: ExecStart=$PE_BINDIR/$daemon"
 
 command -v systemd-analyze > /dev/null 2>&1 ||
@@ -36,7 +41,7 @@ rc=$?
 [ "$rc" -eq 0 ] && [ -z "$out" ] || fail "systemd-analyze verify (exit $rc): $out"
 echo "PASS: systemd-analyze verify says nothing"
 # The socket unit, beside the service it starts.
-sed -e '/^Documentation=/d' "$top/contrib/poolechod.socket" > "$tmp/poolechod.socket"
+sed -e '/^Documentation=/d' "$socket" > "$tmp/poolechod.socket"
 out=$(cd "$tmp" && systemd-analyze verify --recursive-errors=no ./poolechod.socket 2>&1)
 rc=$?
 [ "$rc" -eq 0 ] && [ -z "$out" ] || fail "systemd-analyze verify poolechod.socket (exit $rc): $out"
