@@ -29,12 +29,15 @@
  * memory: the kernel backlog keeps clients waiting meanwhile, and a worker
  * finishing frees a descriptor. */
 #define BACKOFF_MS 100
-/* A recurring accept error is logged at most this often. */
-#define ERROR_LOG_INTERVAL_MS 10000
+/* A recurring accept error is logged at most this often: ten seconds. A
+ * variable, not a constant, only so that a test can shorten the wait for a
+ * count falling due (each Criterion test is a process of its own); hidden
+ * like the rest of libpecore, never set by the library. */
+int64_t pe_listener_log_interval_ms = 10000;
 
 /* Refusals over the per-source limit, or with the queue full under
  * PE_OVERFLOW_REJECT, each kind apart: a warning names a refused client at
- * most every ERROR_LOG_INTERVAL_MS, and those not named are counted, in
+ * most every pe_listener_log_interval_ms, and those not named are counted, in
  * the next warning or in a line of their own when the interval is over. */
 struct source_refusals {
 	int named;               /* a warning has named a client */
@@ -61,7 +64,7 @@ static void log_held(pe_server *srv, struct pe_errlimit_held held, const char *t
 /* When the count of refusals held back is due: -1 when none is held. */
 static int64_t refusals_due_at(const struct source_refusals *r)
 {
-	return r->unsaid ? r->named_at + ERROR_LOG_INTERVAL_MS : -1;
+	return r->unsaid ? r->named_at + pe_listener_log_interval_ms : -1;
 }
 
 /* Every count of accept errors that is due (or, at the end, every count
@@ -119,7 +122,7 @@ static int held_timeout_ms(const struct accept_log *lg)
 	return left < 0 ? 0 : (int)left;
 }
 
-/* Log an accept error, but the same error at most every ERROR_LOG_INTERVAL_MS. */
+/* Log an accept error, but the same error at most every pe_listener_log_interval_ms. */
 static void log_accept_error(pe_server *srv, struct accept_log *lg, int err)
 {
 	struct pe_errlimit_held held;
@@ -188,7 +191,7 @@ static int accept_one(int listen_fd, struct pe_accepted *acc)
 }
 
 /* The level to name a refusal of R's kind at: a warning at most every
- * ERROR_LOG_INTERVAL_MS, at -v too, where the refusals between are each
+ * pe_listener_log_interval_ms, at -v too, where the refusals between are each
  * said at debug: "journalctl -p warning" must show a client refused
  * whatever the level. Below -v those between are counted, and the next
  * warning says how many in MORE. */
@@ -200,7 +203,7 @@ static enum pe_log_level refusal_level(pe_server *srv, struct source_refusals *r
 	if (!pe_server_logs(srv, PE_LOG_WARN))
 		return PE_LOG_DEBUG;
 	now = pe_now_ms();
-	if (!r->named || now - r->named_at >= ERROR_LOG_INTERVAL_MS) {
+	if (!r->named || now - r->named_at >= pe_listener_log_interval_ms) {
 		if (r->unsaid)
 			snprintf(more, size, " (and %lu more since the last report)", r->unsaid);
 		r->named = 1;
@@ -392,7 +395,7 @@ int pe_listener_run(pe_server *srv)
 	struct accept_log lg = {.refusals = {0}, .queue_full = {0}};
 	int rc;
 
-	pe_errlimit_init(&lg.errors, ERROR_LOG_INTERVAL_MS);
+	pe_errlimit_init(&lg.errors, pe_listener_log_interval_ms);
 	rc = accept_loop(srv, &lg);
 	log_due(srv, &lg, 1);
 	return rc;

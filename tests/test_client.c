@@ -781,22 +781,53 @@ Test(pipe, blocked_output_is_not_server_silence, .timeout = 60)
 	free(in);
 }
 
-/* Standard output's reader: a consumer that stalls for its first 4 s,
- * then reads everything until the end. */
+/* Whether a socket of this machine's with local port PORT is
+ * ESTABLISHED (/proc/net/tcp); false where the table cannot be read. */
+static bool established_from(unsigned port)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[256];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned lport, state;
+
+		/* "sl local_address rem_address st ..." */
+		found = sscanf(line, " %*s %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport,
+		               &state) == 2 && lport == port && state == 0x01 /* TCP_ESTABLISHED */;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Standard output's reader: a consumer that stalls until SERVER has
+ * timed out TIMEOUTS connections (the client it holds up is the last) and
+ * closed it, then reads everything until the end. */
 struct slow_reader {
 	int fd;
 	size_t got;
+	struct tf_server *server;
+	uint64_t timeouts;
+	int stalled;  /* 0, or -ETIMEDOUT: the server never timed the client out */
 	pthread_t thread;
 };
 
 static void *slow_reader_main(void *arg)
 {
 	struct slow_reader *s = arg;
-	int64_t end = th_now_ms() + 30000;
 	unsigned char buf[65536];
+	int64_t end;
 	ssize_t n;
 
-	poll(NULL, 0, 4000); /* the stall under test, not a wait for a condition */
+	/* The stall under test: until the server timed the client out, and
+	 * its close(2), which comes just after the count, was made. */
+	s->stalled = tf_wait_stat(s->server, timeouts, s->timeouts, 30000);
+	end = th_now_ms() + 10000;
+	while (s->stalled == 0 && established_from(s->server->port) && th_ms_left(end) > 0)
+		usleep(1000);
+	end = th_now_ms() + 30000;
 	while (th_ms_left(end) > 0 && (n = read(s->fd, buf, sizeof buf)) != 0) {
 		if (n < 0 && errno != EINTR)
 			break;
@@ -826,7 +857,7 @@ Test(pipe, a_client_held_up_by_its_output_is_told_why_the_server_closed, .timeou
 	cr_assert_eq(tf_start(&idle1, &cfg), 0, "cannot start a server with a 1 s idle timeout");
 	snprintf(port, sizeof port, "%u", idle1.port);
 	for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
-		struct slow_reader s = {0};
+		struct slow_reader s = {.server = &idle1, .timeouts = (uint64_t)nonblocking + 1};
 		struct run r;
 		int fds[2];
 
@@ -837,6 +868,7 @@ Test(pipe, a_client_held_up_by_its_output_is_told_why_the_server_closed, .timeou
 		cr_assert_eq(pthread_create(&s.thread, NULL, slow_reader_main, &s), 0);
 		run_client_fds(&r, input_file(in, len), fds[1], args, CLIENT_TIMEOUT_MS);
 		cr_assert_eq(th_join(s.thread, 30000), 0, "the reader did not end");
+		cr_expect_eq(s.stalled, 0, "the server never timed the held-up client out");
 		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 		cr_expect_not_null(strstr(r.err, "early close"), "stderr:\n%s", r.err);
 		cr_expect_not_null(strstr(r.err, "a slow standard output had held the client up"),
