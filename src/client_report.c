@@ -92,10 +92,13 @@ bool client_report_ok(const struct load_result *r)
 }
 
 /* Whole percent, rounded down, so that 89.9% never shows as the 90% that
- * a warning starts at. */
+ * a warning starts at. The product is a hair below the whole percent it
+ * means for many shares (0.58 * 100 is 57.99999999999999 in doubles; x87's
+ * wider registers on i386 add more, 0.95 * 100 there), so a billionth of a
+ * percent goes on before the cut: a share shows as the percent it is. */
 static int percent(double share)
 {
-	return (int)(share * 100.0);
+	return (int)(share * 100.0 + 1e-9);
 }
 
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r)

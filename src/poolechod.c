@@ -432,6 +432,21 @@ static void server_log(void *ctx, enum pe_log_level level, const char *message)
 	pe_log_sink(ctx, level, message);
 }
 
+/* A 32-bit process has 4 GiB of address space at most, whatever the
+ * limits say: there the workers' stacks or buffers (EACH bytes apiece) can
+ * fill it with no limit set. What they take, for the error, when it is a
+ * quarter of that space or more; else "". */
+static const char *address_space_note(unsigned workers, size_t each, const char *option,
+                                      char *buf, size_t size)
+{
+	*buf = '\0';
+	if (sizeof(void *) < 8 && (unsigned long long)workers * each >= 1ULL << 30)
+		snprintf(buf, size, "; a 32-bit process has at most 4 GiB of address space, and "
+		         "%u workers' %s of %zu bytes take %llu MiB of it", workers, option, each,
+		         (unsigned long long)workers * each >> 20);
+	return buf;
+}
+
 /* Why pe_server_create() failed, in one line. The library explains a bad
  * setting or a socket's failure itself; a refused thread or a lack of
  * memory it leaves to us, who can name the limits and the options. An
@@ -439,6 +454,8 @@ static void server_log(void *ctx, enum pe_log_level level, const char *message)
  * without memory is not a matter of -w or --buffer-size. */
 static void log_create_failure(const struct pe_server_config *cfg, int rc)
 {
+	char note[256];
+
 	if (atomic_load(&server_errors_logged))
 		return;
 	if (rc == -EAGAIN) {
@@ -446,15 +463,19 @@ static void log_create_failure(const struct pe_server_config *cfg, int rc)
 
 		thread_limits_describe(limits, sizeof limits);
 		pe_log(PE_LOG_ERROR, "cannot start %u worker threads: %s (the system refused "
-		       "one); lower -w/--workers or raise the limit that binds: %s",
-		       cfg->workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'");
+		       "one); lower -w/--workers or raise the limit that binds: %s%s",
+		       cfg->workers, strerror(EAGAIN), *limits ? limits : "see 'ulimit -u'",
+		       address_space_note(cfg->workers, cfg->stack_size, "--stack-size stacks",
+		                          note, sizeof note));
 	} else if (rc == -ENOMEM)
 		/* The buffers are most of it, but the queue and the pool's
 		 * tables come from the same memory. */
 		pe_log(PE_LOG_ERROR, "cannot start %u workers with %zu-byte buffers and a "
 		       "queue of %zu: %s; lower -w/--workers, --buffer-size or -q/--queue, "
-		       "or raise 'ulimit -v'", cfg->workers, cfg->buffer_size,
-		       cfg->queue_capacity, strerror(ENOMEM));
+		       "or raise 'ulimit -v'%s", cfg->workers, cfg->buffer_size,
+		       cfg->queue_capacity, strerror(ENOMEM),
+		       address_space_note(cfg->workers, cfg->buffer_size, "--buffer-size buffers",
+		                          note, sizeof note));
 	else
 		pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 }
