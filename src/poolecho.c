@@ -78,7 +78,9 @@ static int run_load(const struct client_config *cfg)
 	/* The result holds a histogram of some 60 KiB: keep it off the stack. */
 	static struct load_result res;
 	struct report_progress rp = {.cfg = cfg, .out = stderr};
-	char err[512];
+	char err[512], *text = NULL;
+	size_t text_len = 0;
+	FILE *report;
 	bool progress = client_report_progress_wanted(cfg, stderr), report_lost;
 
 	if (client_load_run(cfg, progress ? client_report_progress : NULL, &rp, &res,
@@ -87,14 +89,29 @@ static int run_load(const struct client_config *cfg)
 		return res.unreachable ? EXIT_UNREACHABLE : EXIT_FAILURE;
 	}
 	client_report_progress_end(&rp);
-	if (cfg->json)
-		client_report_json(stdout, cfg, &res);
-	else
-		client_report_text(stdout, cfg, &res);
-	/* The run's own failure is still said: it is why the report mattered.
-	 * The error flag too: on a terminal each line went out inside printf,
-	 * and a write that failed there leaves fflush nothing to fail on. */
-	report_lost = fflush(stdout) != 0 || ferror(stdout);
+	/* Made whole in memory, then written with pe_write_whole: a standard
+	 * output shared non-blocking would have stdio drop what a full pipe
+	 * refused (EAGAIN), and the report with it. */
+	report = open_memstream(&text, &text_len);
+	if (report) {
+		if (cfg->json)
+			client_report_json(report, cfg, &res);
+		else
+			client_report_text(report, cfg, &res);
+		report_lost = fclose(report) != 0 ||
+		              pe_write_whole(STDOUT_FILENO, text, text_len) < 0;
+		free(text);
+	} else {
+		if (cfg->json)
+			client_report_json(stdout, cfg, &res);
+		else
+			client_report_text(stdout, cfg, &res);
+		/* The error flag too: on a terminal each line went out inside
+		 * printf, and a write that failed there leaves fflush nothing
+		 * to fail on. */
+		report_lost = fflush(stdout) != 0 || ferror(stdout);
+	}
+	/* The run's own failure is still said: it is why the report mattered. */
 	if (report_lost)
 		say_error("cannot write the report: %s", strerror(errno));
 	if (res.errors) {
@@ -117,6 +134,7 @@ static int run_load(const struct client_config *cfg)
 int main(int argc, char **argv)
 {
 	struct client_config cfg;
+	sigset_t stops;
 	char err[512];
 
 	/* First, so that every error gets a priority: it only looks at fd 2. */
@@ -129,8 +147,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
 	/* SIGTERM always ends the client, as it always stops poolechod, even
-	 * one started with it ignored. */
+	 * one started with it ignored or blocked; so does SIGINT unless it was
+	 * ignored. A mask is inherited across exec: a parent that takes its
+	 * signals with sigwait(3) would leave pipe mode deaf to both. */
 	signal(SIGTERM, SIG_DFL);
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigprocmask(SIG_UNBLOCK, &stops, NULL);
 
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,4 +43,33 @@ int pe_stdout_flush_checked(const char *program)
 	fprintf(stderr, "%s%s: write error: %s\n", pe_log_prefix(PE_LOG_ERROR), program,
 	        strerror(err));
 	return 1;
+}
+
+int pe_write_whole(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		ssize_t n = write(fd, p, len);
+
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		/* A signal (see client_load.c's give_signals_back) ends the
+		 * wait: the write is tried again, as SA_RESTART would. */
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+	}
+	return 0;
 }

@@ -4,6 +4,8 @@
 #ifndef POOLECHO_STDFDS_H
 #define POOLECHO_STDFDS_H
 
+#include <stddef.h>
+
 /* Open /dev/null on whichever of descriptors 0, 1 and 2 is closed, so that
  * no socket or pipe opened later takes its number: the log would be written
  * into it, and a read of standard input would read it. Standard input gets
@@ -20,5 +22,12 @@ int pe_stdfds_guard(const char *program);
  * as a full disk or a closed pipe must not pass for success. Both errors
  * start with pe_log_prefix's "<3>" when stderr is the journal. */
 int pe_stdout_flush_checked(const char *program);
+
+/* Write LEN bytes of BUF to FD whole, as a blocking write(2) would, even
+ * where FD is non-blocking: O_NONBLOCK belongs to the open file
+ * description, which a parent (node, a shell's coprocess) may have set on
+ * the standard output it shares with us, and a full pipe then says EAGAIN,
+ * which is waited out with poll(2). 0, or -1 with errno set. */
+int pe_write_whole(int fd, const void *buf, size_t len);
 
 #endif

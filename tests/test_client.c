@@ -153,6 +153,10 @@ struct child {
 /* When not 0, client_spawn's child starts with this signal ignored, as a
  * shell without job control starts a background job with SIGINT. */
 static int spawn_ignored_signal;
+/* When not 0, client_spawn's child starts with this signal blocked, as a
+ * parent's mask (a thread that takes signals with sigwait) is inherited
+ * across exec. */
+static int spawn_blocked_signal;
 /* When set, client_spawn's child starts with this limit of resource
  * spawn_limit_resource (RLIMIT_NOFILE, RLIMIT_FSIZE), as a shell's ulimit
  * (-n, -f) would start it. */
@@ -272,6 +276,13 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 		dup2(ch->errfd, STDERR_FILENO);
 		if (spawn_ignored_signal)
 			signal(spawn_ignored_signal, SIG_IGN);
+		if (spawn_blocked_signal) {
+			sigset_t set;
+
+			sigemptyset(&set);
+			sigaddset(&set, spawn_blocked_signal);
+			pthread_sigmask(SIG_BLOCK, &set, NULL);
+		}
 		if (spawn_limit && setrlimit(spawn_limit_resource, spawn_limit) < 0) {
 			dprintf(STDERR_FILENO, "setrlimit(%d): %s\n", spawn_limit_resource,
 			        strerror(errno));
@@ -659,6 +670,31 @@ Test(pipe, sigterm_ends_a_client_started_with_it_ignored, .timeout = 60)
 	             "the client never connected");
 	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
 	client_finish(&r, &ch, 10000);
+	close(in[1]);
+	cr_expect_eq(r.code, 128 + SIGTERM, "exit %d, stderr:\n%s", r.code, r.err);
+	run_free(&r);
+}
+
+/* Nor does a mask inherited with SIGTERM blocked keep it alive: a parent
+ * that takes its signals with sigwait(3) hands its mask to what it starts. */
+Test(pipe, sigterm_ends_a_client_started_with_it_blocked, .timeout = 60)
+{
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	uint64_t accepted = tf_stats(&server).accepted;
+	struct child ch;
+	struct run r;
+	int in[2];
+
+	/* Standard input held open: the client waits for more. */
+	cr_assert_eq(pipe2(in, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	spawn_blocked_signal = SIGTERM;
+	client_spawn(&ch, in[0], -1, args);
+	spawn_blocked_signal = 0;
+	close(in[0]);
+	cr_assert_eq(tf_wait_stat(&server, accepted, accepted + 1, 10000), 0,
+	             "the client never connected");
+	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	client_finish(&r, &ch, 3000); /* kills it and fails past that */
 	close(in[1]);
 	cr_expect_eq(r.code, 128 + SIGTERM, "exit %d, stderr:\n%s", r.code, r.err);
 	run_free(&r);
@@ -4526,6 +4562,39 @@ Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout
 	cr_assert_eq(th_wait_in_syscall(ch.pid, NULL, SYS_write, -1, 10000), 0,
 	             "the client never blocked writing its report");
 	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
+	got = drain_pipe(fds[0], out, sizeof out, 10000);
+	client_finish(&r, &ch, 10000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got, filled);
+	cr_expect(json_is_one_object(out + filled), "not one JSON object after the filler:\n%s",
+	          out + filled);
+	run_free(&r);
+}
+
+/* A standard output left non-blocking by the parent that shares it (O_NONBLOCK
+ * belongs to the open file description: node sets it on its own) and full
+ * when the report comes: the report waits for room, as on a blocking one,
+ * where stdio would lose it to EAGAIN. */
+Test(load, a_report_into_a_full_non_blocking_output_waits_for_room, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
+	static char out[1 << 20];
+	struct pollfd pfd = {.events = POLLIN};
+	size_t filled, got;
+	struct child ch;
+	struct run r;
+	int fds[2];
+
+	filled = full_pipe(fds);
+	cr_assert_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
+	client_spawn(&ch, input_file("", 0), fds[1], args);
+	close(fds[1]);
+	pfd.fd = (int)syscall(SYS_pidfd_open, ch.pid, 0);
+	cr_assert_geq(pfd.fd, 0, "pidfd_open: %s", strerror(errno));
+	/* Ten echoes take milliseconds: a client that did not wait for its
+	 * output has exited by then. */
+	cr_expect_eq(poll(&pfd, 1, 3000), 0, "the client exited while its output was full");
+	close(pfd.fd);
 	got = drain_pipe(fds[0], out, sizeof out, 10000);
 	client_finish(&r, &ch, 10000);
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
