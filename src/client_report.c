@@ -73,32 +73,34 @@ static void print_latencies(FILE *out, const struct histogram *h, const char *co
 	fprintf(out, "%s%s%s%s%.3f", sep, open, names[i], close, histogram_mean(h) / 1000.0);
 }
 
-/* A load thread on a CPU this share of its run time or more, or threads
- * using this share of the CPUs they could use, had no time to wait for the
- * server: the rate measured may be the client's own. Runs shorter than
- * CLIENT_SATURATED_MIN_S say too little to warn of. */
-#define CLIENT_SATURATED 0.90
+/* Whole percent, rounded down. The product is a hair below the whole
+ * percent it means for many shares (0.58 * 100 is 57.99999999999999 in
+ * doubles; x87's wider registers on i386 add more, 0.95 * 100 there), so a
+ * billionth of a percent goes on before the cut: a share shows as the
+ * percent it is. */
+static int percent(double share)
+{
+	return (int)(share * 100.0 + 1e-9);
+}
+
+/* A load thread on a CPU this percent of its run time or more, or threads
+ * using this percent of the CPUs they could use, had no time to wait for
+ * the server: the rate measured may be the client's own. Compared as the
+ * report shows it, so that a warning comes with 90% shown and never with
+ * 89%. Runs shorter than CLIENT_SATURATED_MIN_S say too little to warn of. */
+#define CLIENT_SATURATED_PERCENT 90
 #define CLIENT_SATURATED_MIN_S 0.2
 
 static bool client_report_saturated(const struct load_result *r)
 {
 	return r->run_s >= CLIENT_SATURATED_MIN_S &&
-	       (r->busiest >= CLIENT_SATURATED || r->cpu_share >= CLIENT_SATURATED);
+	       (percent(r->busiest) >= CLIENT_SATURATED_PERCENT ||
+	        percent(r->cpu_share) >= CLIENT_SATURATED_PERCENT);
 }
 
 bool client_report_ok(const struct load_result *r)
 {
 	return r->errors == 0 && r->messages_echoed > 0;
-}
-
-/* Whole percent, rounded down, so that 89.9% never shows as the 90% that
- * a warning starts at. The product is a hair below the whole percent it
- * means for many shares (0.58 * 100 is 57.99999999999999 in doubles; x87's
- * wider registers on i386 add more, 0.95 * 100 there), so a billionth of a
- * percent goes on before the cut: a share shows as the percent it is. */
-static int percent(double share)
-{
-	return (int)(share * 100.0 + 1e-9);
 }
 
 void client_report_text(FILE *out, const struct client_config *cfg, const struct load_result *r)

@@ -339,11 +339,13 @@ Test(server, no_idle_timeout_lets_a_client_pause_before_reading_spliced)
  * is read at once: a segment the old window took, read at the slow pace,
  * would leave nothing acknowledged for most of a second.) The client then
  * gives up; the server must not have timed it out.
- * A reader held up for most of the timeout was rightly timed out: a loaded
- * machine holds this process up for 1 to 2 s now and then (seen under
- * ASan, with -j2), so a run timed out while this process was held up
- * 800 ms or more proves nothing and is made again, twice at most. One
- * timed out with no such hold-up fails. */
+ * A reader held up for half the timeout or more may rightly be timed out
+ * (the hold-up, its 100 ms pause and the acknowledgements' delays add up:
+ * one held up 782 ms was reset): a loaded machine holds this process up
+ * for 1 to 2 s now and then (seen under ASan, with -j2), so a run timed
+ * out while this process was held up 500 ms or more proves nothing and is
+ * made again, twice at most. One timed out with no such hold-up fails,
+ * and so does the third run, whatever held it up. */
 static void slow_steady_reader(enum pe_splice splice)
 {
 	enum { LEN = 8 * 1024 * 1024, FAST_READS = 32, SLOW_READS = 20, PAUSE_MS = 100 };
@@ -395,7 +397,7 @@ static void slow_steady_reader(enum pe_splice splice)
 		wait_stat_served(1);
 		timeouts = tf_stats(&ts).timeouts;
 		stop_server_and_check(0);
-		if ((*why == '\0' && timeouts == 0) || held < 800 || attempt == 3) {
+		if ((*why == '\0' && timeouts == 0) || held < 500 || attempt == 3) {
 			cr_expect_eq(*why, '\0', "%s (timeouts %llu; this process held up %lld ms at "
 			             "most, run %d)", why, (unsigned long long)timeouts, (long long)held,
 			             attempt);
