@@ -354,13 +354,22 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	conn_pump(t, c, now);
 }
 
+/* The probe connected, so an EADDRNOTAVAIL now is the ports running out.
+ * Churn's own closes fill them with TIME_WAIT; ping-pong closes none before
+ * the end, and its open connections hold one port each. */
 static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 {
-	conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s%s", strerror(err),
-	          err == EADDRNOTAVAIL ? " (the local ephemeral ports are exhausted, most "
-	          "likely held in TIME_WAIT by connections this client closed: see "
-	          "net.ipv4.ip_local_port_range, add --source-ip addresses, or lower --rate "
-	          "or -c)" : "");
+	const char *why = "";
+
+	if (err == EADDRNOTAVAIL)
+		why = t->L->cfg->mode == CLIENT_CHURN ?
+		      " (the local ephemeral ports are exhausted, most likely held in TIME_WAIT "
+		      "by connections this client closed: see net.ipv4.ip_local_port_range, add "
+		      "--source-ip addresses, or lower --rate or -c)" :
+		      " (the local ephemeral ports are exhausted: each open connection holds one, "
+		      "and TIME_WAIT holds those of connections closed in the last minute: see "
+		      "net.ipv4.ip_local_port_range, add --source-ip addresses, or lower -c)";
+	conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s%s", strerror(err), why);
 }
 
 /* Connect; ORIGIN is where a churn cycle's latency starts (now, or its slot). */

@@ -219,16 +219,13 @@ static int wildcard_bind_probe(int family, unsigned port)
 	return rc;
 }
 
-/* Whether this host has an IPv6 address to serve on: with IPv6 turned off
- * (net.ipv6.conf.all.disable_ipv6=1) a socket on :: still binds, and
- * serves no one. Unknown (getifaddrs fails) counts as yes. */
-static int ipv6_has_an_address(void)
+bool pe_net_ipv6_has_an_address(void)
 {
 	struct ifaddrs *list;
-	int found = 0;
+	bool found = false;
 
 	if (getifaddrs(&list) < 0)
-		return 1;
+		return true;
 	for (const struct ifaddrs *i = list; i && !found; i = i->ifa_next)
 		found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET6;
 	freeifaddrs(list);
@@ -248,7 +245,7 @@ static void one_family_in_use_hint(char *err, unsigned port, int fd, const char 
 		return;
 	v4 = wildcard_bind_probe(AF_INET, port);
 	v6 = wildcard_bind_probe(AF_INET6, port);
-	if (v4 == -EADDRINUSE && v6 == 0 && ipv6_has_an_address())
+	if (v4 == -EADDRINUSE && v6 == 0 && pe_net_ipv6_has_an_address())
 		taken = "IPv4", free_address = "::", free_family = "IPv6";
 	else if (v6 == -EADDRINUSE && v4 == 0)
 		taken = "IPv6", free_address = "0.0.0.0", free_family = "IPv4";
@@ -476,6 +473,25 @@ int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
 	return bind(fd, sa, len) == 0 ? 0 : -errno;
 }
 
+/* connect(2) fails with EADDRNOTAVAIL both when no address of this host
+ * reaches SA (::1 with IPv6 turned off) and when no local port is left for
+ * it (the ephemeral range all taken, most of it in TIME_WAIT after a churn
+ * run), which the errno text, "Cannot assign requested address", does not
+ * tell apart. A UDP socket's connect picks the source address the same way,
+ * from ports of its own: when it succeeds, the ports are what ran out. */
+static bool ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
+                          socklen_t source_len)
+{
+	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool out;
+
+	if (fd < 0)
+		return false;
+	out = (!source || bind(fd, source, source_len) == 0) && connect(fd, sa, len) == 0;
+	close(fd);
+	return out;
+}
+
 int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
                         char err[PE_NET_ERRLEN])
 {
@@ -487,7 +503,7 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
                              const struct addrinfo **answered, char err[PE_NET_ERRLEN])
 {
 	const struct addrinfo *ai;
-	char where[PE_NET_ADDRLEN], reason[128], lead[NI_MAXHOST + 32] = "cannot connect to";
+	char where[PE_NET_ADDRLEN], reason[PE_NET_ERRLEN], lead[NI_MAXHOST + 32] = "cannot connect to";
 	int fd = -ECONNREFUSED, rc;
 	unsigned failures = 0, omitted = 0;
 
@@ -498,12 +514,16 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 		         pe_net_format_host(source, source_len, from));
 	}
 	for (ai = list; ai; ai = ai->ai_next) {
+		bool connecting = false;
+
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		rc = fd < 0 ? -errno : 0;
 		if (rc == 0 && source)
 			rc = pe_net_bind_source(fd, source, source_len);
-		if (rc == 0)
+		if (rc == 0) {
+			connecting = true;
 			rc = connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, cancel_fd);
+		}
 		if (answered && (rc == 0 || rc == -ECONNRESET))
 			*answered = ai;
 		if (rc == 0)
@@ -525,6 +545,11 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			fd = -ETIMEDOUT;
 			snprintf(reason, sizeof reason, "timed out after %.3f s",
 			         (double)timeout_ms / 1000.0);
+		} else if (rc == -EADDRNOTAVAIL && connecting &&
+		           ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len)) {
+			snprintf(reason, sizeof reason, "%s (the local ephemeral ports are exhausted, "
+			         "most likely held in TIME_WAIT by connections closed in the last "
+			         "minute: see net.ipv4.ip_local_port_range)", strerror(-rc));
 		} else {
 			snprintf(reason, sizeof reason, "%s%s", strerror(-rc),
 			         pe_net_address_hint(ai->ai_addr, rc, 0));

@@ -32,6 +32,11 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
  * "::" given by name included, and for an IPv4 one. */
 int pe_net_dual_stack(const char *host, const struct sockaddr *sa);
 
+/* Whether this host has an IPv6 address to serve on: with IPv6 turned off
+ * (net.ipv6.conf.all.disable_ipv6=1) a socket on :: still binds, and
+ * serves no one. Unknown (getifaddrs fails) counts as yes. */
+bool pe_net_ipv6_has_an_address(void);
+
 /* Connect a TCP socket to HOST:PORT (any address family the resolver
  * gives, tried in order), giving up on each address after TIMEOUT_MS (0 =
  * as long as the kernel tries). Returns the descriptor or a negative errno:

@@ -377,6 +377,24 @@ static bool dual_stack(const struct pe_server_config *c, const struct sockaddr_s
 	return getsockopt(given_fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len) == 0 && !v6only;
 }
 
+/* With IPv6 turned off (net.ipv6.conf.all.disable_ipv6=1) "::" still
+ * binds, and an IPv6-only socket on it (-b ::) then serves no one: IPv4
+ * clients are refused, and there are no IPv6 ones. Say so at start, as
+ * -b ::1 fails with "not an address of this host". */
+static void warn_ipv6_off(pe_server *srv, const struct daemon_options *opt, int given_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	pe_server_address(srv, &ss, &len);
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr) &&
+	    !dual_stack(&opt->server, &ss, given_fd) && !pe_net_ipv6_has_an_address())
+		pe_log(PE_LOG_WARN, "IPv6 is turned off on this host (no interface has an IPv6 "
+		       "address; see net.ipv6.conf.all.disable_ipv6): [::], IPv6 only, serves no "
+		       "one until it is turned on (without -b, poolechod serves IPv4 too)");
+}
+
 /* Log the address and settings served, and make in READY the notification
  * that tells a service manager so (see vlog_state). BACKLOG
  * is our own socket's in effect; that of GIVEN_FD, when it is >= 0 (the
@@ -641,6 +659,7 @@ int main(int argc, char **argv)
 	 * it takes a signal, so that STOPPING=1, for a stop signal already
 	 * pending, comes after; the line is logged here, before any of the
 	 * server's. */
+	warn_ipv6_off(srv, &opt, given_fd);
 	log_listening(srv, &opt, given_fd >= 0 ? 0 : backlog_in_effect(opt.server.backlog),
 	              given_fd, st.ready);
 

@@ -427,6 +427,30 @@ static const char *own_network_with(const char *name, const char *value)
 	return "";
 }
 
+/* Our own network with two ephemeral ports (40000 and 40001), both taken
+ * by connections to a listener on 127.0.0.1:PORT (outside the range, so
+ * that it takes none), so that the next connect there finds no local port.
+ * The listener goes in *LFD, the connections in HELD. */
+static const char *ports_all_taken(unsigned port, int *lfd, int held[2])
+{
+	char err[PE_NET_ERRLEN];
+	const char *why = own_network_with("ip_local_port_range", "40000 40001\n");
+	int extra;
+
+	if (*why)
+		return why;
+	*lfd = pe_net_listen("127.0.0.1", port, 8, err);
+	cr_assert_geq(*lfd, 0, "%s", err);
+	for (int i = 0; i < 2; i++) {
+		held[i] = th_connect(port, 5000);
+		cr_assert_geq(held[i], 0, "connect %d: %s", i + 1, strerror(-held[i]));
+	}
+	extra = th_connect(port, 5000);
+	cr_assert_eq(extra, -EADDRNOTAVAIL, "a third connect: %s",
+	             extra < 0 ? strerror(-extra) : "made");
+	return "";
+}
+
 /* Our own network, with send buffers of at most 16 KiB. */
 static const char *small_send_buffers(void)
 {
@@ -3584,6 +3608,64 @@ Test(load, one_churn_slot_takes_every_source_ip_in_turn, .timeout = 60)
 	expect_churn_from_two_sources("1", "4", 3, 2);
 }
 
+/* Every local port taken: a client run with ARGS (to 127.0.0.1:39000 in
+ * our own network) and input IN exits 3, saying the ports are exhausted, as
+ * poolecho(1) promises, not only "Cannot assign requested address". */
+static void expect_exhausted_ports_named(const char *const *args, const char *in)
+{
+	int lfd, held[2];
+	const char *why = ports_all_taken(39000, &lfd, held);
+	struct run r;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	run_client(&r, in, strlen(in), args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "Cannot assign requested address (the local ephemeral "
+	                          "ports are exhausted"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "net.ipv4.ip_local_port_range"), "stderr:\n%s", r.err);
+	run_free(&r);
+	close(held[0]);
+	close(held[1]);
+	close(lfd);
+}
+
+/* Ports run out before the run (a churn run just after another, whose
+ * closes left them in TIME_WAIT): the probe's connect meets EADDRNOTAVAIL. */
+Test(load, exhausted_ports_at_the_probe_are_named, .timeout = 60)
+{
+	const char *args[] = {"-m", "churn", "-c", "1", "-n", "1", "-q", "127.0.0.1", "39000", NULL};
+
+	expect_exhausted_ports_named(args, "");
+}
+
+/* Ping-pong closes no connection before its end: ports that run out are
+ * held by its own open connections (or by TIME_WAIT from before), and the
+ * message must not blame connections this client closed. */
+Test(load, exhausted_ports_in_pingpong_name_the_open_connections, .timeout = 60)
+{
+	const char *args[] = {"-c", "4", "-t", "1", "-n", "1", "-q", "127.0.0.1", "39000", NULL};
+	const char *why = own_network_with("ip_local_port_range", "40000 40002\n");
+	struct pe_server_config cfg;
+	struct tf_server own;
+	struct run r;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	/* Three ports: the probe's, in TIME_WAIT for the next second, and one
+	 * each for two of the four connections; the other two find none. */
+	tf_config(&cfg, 8, 8);
+	cfg.port = 39000;
+	cr_assert_eq(tf_start(&own, &cfg), 0, "cannot start a server in the namespace");
+	run_client(&r, "", 0, args);
+	cr_assert_eq(tf_stop(&own, 0, 10000), 0, "the namespace's server did not stop");
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "the local ephemeral ports are exhausted: each open "
+	                          "connection holds one"), "stderr:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "connections this client closed"), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 /* Ports run out (strace fails the load thread's second connect with
  * EADDRNOTAVAIL): the message says so, and names the remedies, more
  * source addresses among them. */
@@ -6347,24 +6429,58 @@ Test(net, a_port_in_use_on_one_family_only_says_which, .timeout = 30)
 	}
 }
 
-/* With IPv6 turned off, :: still binds but serves no one: a port in use on
- * IPv4 is simply in use, and the message must not send the user to ::. */
-Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
+/* Pipe mode's connect meets the same: the message names the ports. */
+Test(pipe, exhausted_ports_are_named, .timeout = 60)
 {
-	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u)};
+	const char *args[] = {"127.0.0.1", "39000", NULL};
+
+	expect_exhausted_ports_named(args, "hello\n");
+}
+
+/* Our own network, with IPv6 turned off on WHICH ("all" or "lo"): skips
+ * the test where it cannot be had. */
+static void ipv6_off_in_own_network(const char *which)
+{
 	const char *why = own_network();
-	char err[PE_NET_ERRLEN];
-	int held, fd, off;
+	char path[96];
+	int off;
 
 	if (*why)
 		cr_skip_test("needs a network namespace of its own: %s", why);
-	off = open("/proc/sys/net/ipv6/conf/all/disable_ipv6", O_WRONLY | O_CLOEXEC);
+	snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", which);
+	off = open(path, O_WRONLY | O_CLOEXEC);
 	if (off < 0 || fd_write_all(off, "1\n", 2) < 0) {
 		if (off >= 0)
 			close(off);
 		cr_skip_test("cannot turn IPv6 off in the namespace: %s", strerror(errno));
 	}
 	close(off);
+}
+
+/* The same errno, EADDRNOTAVAIL, when no address of this host reaches the
+ * server (::1 with IPv6 off on loopback): the ports are not blamed. */
+Test(pipe, a_missing_ipv6_loopback_is_not_blamed_on_ports, .timeout = 60)
+{
+	const char *args[] = {"::1", "39000", NULL};
+	struct run r;
+
+	ipv6_off_in_own_network("lo");
+	run_client(&r, "hello\n", 6, args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "Cannot assign requested address"), "stderr:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "ephemeral"), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
+/* With IPv6 turned off, :: still binds but serves no one: a port in use on
+ * IPv4 is simply in use, and the message must not send the user to ::. */
+Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
+{
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u)};
+	char err[PE_NET_ERRLEN];
+	int held, fd;
+
+	ipv6_off_in_own_network("all");
 	held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(held, 0, "socket: %s", strerror(errno));
 	cr_assert_eq(bind(held, (struct sockaddr *)&s4, sizeof s4), 0, "bind: %s", strerror(errno));

@@ -3510,6 +3510,48 @@ static void start_with_hosts(const char *hosts_text, const char *name)
 	cr_assert_gt(port, 0, "no readiness line; stderr:\n%s", proc.err.data);
 }
 
+/* Start the daemon with -b :: in a network namespace of its own, after
+ * SETUP (shell commands); skips where the namespace cannot be made. */
+static void start_in_own_network(const char *setup)
+{
+	char script[512];
+	const char *argv[] = {"/usr/bin/unshare", "-rn", "/bin/sh", "-c", script, "sh",
+	                      daemon_path(), "-b", "::", "-p", "0", "-w", "2", NULL};
+	int rc, port;
+
+	snprintf(script, sizeof script, "{ %s; } >/dev/null 2>&1 || exit 125; exec \"$@\"", setup);
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to make a network namespace", argv[0]);
+	rc = th_proc_spawn(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	if (port < 0 && th_proc_wait_exit(&proc, EXIT_MS) == 0 &&
+	    (th_proc_exit_code(&proc) == 125 || strstr(proc.err.data, "unshare:")))
+		cr_skip_test("cannot make a network namespace of our own (unshare -rn) or set it "
+		             "up: %s", proc.err.data);
+	cr_assert_gt(port, 0, "no readiness line; stderr:\n%s", proc.err.data);
+}
+
+/* With IPv6 turned off, :: still binds, and -b :: (IPv6 only) serves no
+ * one: the daemon must say so, as -b ::1 fails saying why. */
+Test(daemon, ipv6_only_listen_with_ipv6_off_is_warned_of)
+{
+	start_in_own_network("echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 && "
+	                     "echo 1 >/proc/sys/net/ipv6/conf/lo/disable_ipv6");
+	cr_expect_not_null(strstr(proc.err.data, "warning: IPv6 is turned off on this host"),
+	                   "no warning in:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
+/* The same with IPv6 on (::1 on loopback): no warning. */
+Test(daemon, ipv6_only_listen_with_ipv6_on_is_no_warning)
+{
+	start_in_own_network("ip link set lo up && ip -6 addr show dev lo | grep -q ::1");
+	cr_expect_null(strstr(proc.err.data, "IPv6 is turned off"), "a false warning in:\n%s",
+	               proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
 /* -b takes one address: a name with several (Debian's localhost is
  * 127.0.0.1 and ::1) is served on the first that listens, and a client of
  * the other would be refused without a word, so the daemon names it. */
