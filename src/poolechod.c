@@ -378,9 +378,12 @@ static bool dual_stack(const struct pe_server_config *c, const struct sockaddr_s
 }
 
 /* With IPv6 turned off (net.ipv6.conf.all.disable_ipv6=1) "::" still
- * binds, and an IPv6-only socket on it (-b ::) then serves no one: IPv4
- * clients are refused, and there are no IPv6 ones. Say so at start, as
- * -b ::1 fails with "not an address of this host". */
+ * binds, and an IPv6-only socket on it (-b ::, or a socket unit's
+ * BindIPv6Only=ipv6-only) then serves no one: IPv4 clients are refused,
+ * and there are no IPv6 ones. Say so at start, as -b ::1 fails with "not
+ * an address of this host". No IPv6 address is also what a network
+ * namespace whose loopback is still down shows, with IPv6 on: the cause is
+ * named only when the setting says it. */
 static void warn_ipv6_off(pe_server *srv, const struct daemon_options *opt, int given_fd)
 {
 	struct sockaddr_storage ss;
@@ -390,9 +393,12 @@ static void warn_ipv6_off(pe_server *srv, const struct daemon_options *opt, int 
 	if (ss.ss_family == AF_INET6 &&
 	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr) &&
 	    !dual_stack(&opt->server, &ss, given_fd) && !pe_net_ipv6_has_an_address())
-		pe_log(PE_LOG_WARN, "IPv6 is turned off on this host (no interface has an IPv6 "
-		       "address; see net.ipv6.conf.all.disable_ipv6): [::], IPv6 only, serves no "
-		       "one until it is turned on (without -b, poolechod serves IPv4 too)");
+		pe_log(PE_LOG_WARN, "%s (no interface has an IPv6 address): [::], IPv6 only, "
+		       "serves no one until one has (%s serves IPv4 too)",
+		       pe_sysfile_number("/proc/sys/net/ipv6/conf/all/disable_ipv6") == 1 ?
+		       "IPv6 is turned off on this host (net.ipv6.conf.all.disable_ipv6=1)" :
+		       "IPv6 has no address on this host yet",
+		       given_fd >= 0 ? "a socket unit with BindIPv6Only=both" : "without -b, poolechod");
 }
 
 /* Log the address and settings served, and make in READY the notification

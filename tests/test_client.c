@@ -5930,7 +5930,6 @@ Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 	/* A hair below 0.90 shows as 90%: the warning goes with what shows. */
 	r.cpu_share = 0.8999999999999;
 	cr_expect(warns(&r, NULL), "CPU share 0.8999999999999, shown as 90%%");
-	r.cpu_share = 0.899;
 
 	/* Too short a run to say; and a thread per connection already. */
 	r.cpu_share = 0.99;

@@ -3552,6 +3552,57 @@ Test(daemon, ipv6_only_listen_with_ipv6_on_is_no_warning)
 	stop_daemon(SIGTERM);
 }
 
+/* IPv6 on, but no address yet (a namespace whose loopback is down): the
+ * warning must not blame a setting that is not set. */
+Test(daemon, ipv6_only_listen_with_no_ipv6_address_blames_no_setting)
+{
+	start_in_own_network("true");
+	cr_expect_not_null(strstr(proc.err.data, "warning: IPv6 has no address on this host yet"),
+	                   "no warning in:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "IPv6 is turned off"), "a false cause in:\n%s",
+	               proc.err.data);
+	stop_daemon(SIGTERM);
+}
+
+/* An IPv6-only socket passed by the service manager with IPv6 off: the
+ * warning names the socket unit's setting, not -b, which poolechod refuses
+ * beside a passed socket. */
+Test(daemon, ipv6_only_passed_socket_with_ipv6_off_names_the_unit)
+{
+	const char *const argv[] = {daemon_path(), "-w", "2", NULL};
+	struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	const char *const offs[] = {"/proc/sys/net/ipv6/conf/all/disable_ipv6",
+	                            "/proc/sys/net/ipv6/conf/lo/disable_ipv6"};
+	struct th_listen_fds passed = {.fds = "1"};
+	int one = 1, fd;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		cr_skip_test("unshare(CLONE_NEWNET): %s", strerror(errno));
+	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+		int off = open(offs[i], O_WRONLY | O_CLOEXEC);
+		bool done = off >= 0 && write(off, "1\n", 2) == 2;
+
+		if (off >= 0)
+			close(off);
+		if (!done)
+			cr_skip_test("cannot turn IPv6 off in the namespace: %s", strerror(errno));
+	}
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0, "%s",
+	             strerror(errno));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&any, sizeof any), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(fd, 8), 0, "listen: %s", strerror(errno));
+	passed.fd = fd;
+	spawn_activated_ready(argv, &passed);
+	cr_expect_not_null(strstr(proc.err.data, "warning: IPv6 is turned off on this host"),
+	                   "no warning in:\n%s", proc.err.data);
+	cr_expect_not_null(strstr(proc.err.data, "BindIPv6Only=both"), "stderr:\n%s", proc.err.data);
+	cr_expect_null(strstr(proc.err.data, "without -b"), "stderr:\n%s", proc.err.data);
+	stop_daemon(SIGTERM);
+	close(fd);
+}
+
 /* -b takes one address: a name with several (Debian's localhost is
  * 127.0.0.1 and ::1) is served on the first that listens, and a client of
  * the other would be refused without a word, so the daemon names it. */
