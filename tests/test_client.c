@@ -4614,31 +4614,39 @@ static size_t drain_pipe(int fd, char *out, size_t cap, unsigned timeout_ms)
 	return got;
 }
 
+/* The client CH, its output the pipe read at RFD and full with FILLED
+ * bytes of filler: it exits 0 once the pipe is read, and its whole JSON
+ * report comes after the filler. */
+static void expect_the_report_after_the_filler(struct child *ch, int rfd, size_t filled)
+{
+	static char out[1 << 20];
+	size_t got = drain_pipe(rfd, out, sizeof out, 10000);
+	struct run r;
+
+	client_finish(&r, ch, 10000);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got, filled);
+	cr_expect(json_is_one_object(out + filled), "not one JSON object after the filler:\n%s",
+	          out + filled);
+	run_free(&r);
+}
+
 /* A signal after the run, while a full output holds the report up, is the
  * first the client takes: the report still comes out whole, where the
  * signal killed the client. */
 Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout = 60)
 {
 	const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
-	static char out[1 << 20];
-	size_t filled, got;
 	struct child ch;
-	struct run r;
 	int fds[2];
+	size_t filled = full_pipe(fds);
 
-	filled = full_pipe(fds);
 	client_spawn(&ch, input_file("", 0), fds[1], args);
 	close(fds[1]);
 	cr_assert_eq(th_wait_in_syscall(ch.pid, NULL, SYS_write, -1, 10000), 0,
 	             "the client never blocked writing its report");
 	cr_assert_eq(kill(ch.pid, SIGTERM), 0, "kill: %s", strerror(errno));
-	got = drain_pipe(fds[0], out, sizeof out, 10000);
-	client_finish(&r, &ch, 10000);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got, filled);
-	cr_expect(json_is_one_object(out + filled), "not one JSON object after the filler:\n%s",
-	          out + filled);
-	run_free(&r);
+	expect_the_report_after_the_filler(&ch, fds[0], filled);
 }
 
 /* A standard output left non-blocking by the parent that shares it (O_NONBLOCK
@@ -4648,14 +4656,11 @@ Test(load, a_signal_while_the_report_waits_for_its_output_is_the_first, .timeout
 Test(load, a_report_into_a_full_non_blocking_output_waits_for_room, .timeout = 60)
 {
 	const char *args[] = {"-c", "1", "-n", "10", "--json", "-q", "127.0.0.1", port_str, NULL};
-	static char out[1 << 20];
 	struct pollfd pfd = {.events = POLLIN};
-	size_t filled, got;
 	struct child ch;
-	struct run r;
 	int fds[2];
+	size_t filled = full_pipe(fds);
 
-	filled = full_pipe(fds);
 	cr_assert_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
 	client_spawn(&ch, input_file("", 0), fds[1], args);
 	close(fds[1]);
@@ -4665,13 +4670,7 @@ Test(load, a_report_into_a_full_non_blocking_output_waits_for_room, .timeout = 6
 	 * output has exited by then. */
 	cr_expect_eq(poll(&pfd, 1, 3000), 0, "the client exited while its output was full");
 	close(pfd.fd);
-	got = drain_pipe(fds[0], out, sizeof out, 10000);
-	client_finish(&r, &ch, 10000);
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got, filled);
-	cr_expect(json_is_one_object(out + filled), "not one JSON object after the filler:\n%s",
-	          out + filled);
-	run_free(&r);
+	expect_the_report_after_the_filler(&ch, fds[0], filled);
 }
 
 /* Two signals while the report waits: the second kills, be it the same as
