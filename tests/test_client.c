@@ -5170,39 +5170,86 @@ Test(load, paced_catch_up_after_a_client_stop_is_not_server_latency, .timeout = 
 /* A server that answers nothing (its accept queue fills, so further SYNs
  * are dropped and connects hang) until 3 s after the run's first connect
  * is queued behind the probe (which waits up to 1 s for a close this
- * server never sends before the run begins), then echoes each connection
- * in turn until told to stop. */
+ * server never sends before the run begins), then echoes every connection
+ * once the client's FIN says its message is whole, until told to stop.
+ *
+ * It serves connections side by side and waits LATE_READ_MS for each FIN:
+ * a connect whose last ACK met the full accept queue is made for the
+ * client but not yet for the kernel, so its message is dropped and sent
+ * again only after a retransmission timeout (3 s once its SYN was sent
+ * again). A server that gave up on it sooner, as one waiting 2 s did,
+ * closes before the message comes, and the message then draws a reset:
+ * an early close of the server's making, not the client's. */
+#define LATE_CONNS 256
+#define LATE_READ_MS 20000
+
+struct late_conn {
+	int fd;
+	size_t got;
+	int64_t since_ms;
+	unsigned char buf[128];
+};
+
 struct late_server {
 	int lfd;
 	atomic_bool stop;
+	struct late_conn conns[LATE_CONNS];
 };
+
+/* Read what CONN has; once its FIN came (or its buffer filled, a read
+ * failed or LATE_READ_MS passed), echo what it sent and close it. */
+static void late_conn_serve(struct late_conn *conn, int64_t now_ms)
+{
+	ssize_t n = 1;
+
+	while (conn->got < sizeof conn->buf &&
+	       (n = recv(conn->fd, conn->buf + conn->got, sizeof conn->buf - conn->got,
+	                 MSG_DONTWAIT)) > 0)
+		conn->got += (size_t)n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && conn->got < sizeof conn->buf &&
+	    now_ms - conn->since_ms < LATE_READ_MS)
+		return;
+	if (conn->got > 0)
+		(void)send(conn->fd, conn->buf, conn->got, MSG_NOSIGNAL);
+	close(conn->fd);
+	conn->fd = -1;
+}
 
 static void *late_server_main(void *arg)
 {
 	struct late_server *s = arg;
-	const struct timeval tv = {.tv_sec = 2};
-	unsigned char buf[4096];
 	unsigned waiting = 0, backlog;
 
 	for (int i = 0; i < 2000 && waiting < 2 && !atomic_load(&s->stop); i++)
 		if (pe_net_listen_queue(s->lfd, &waiting, &backlog) < 0 || waiting < 2)
 			poll(NULL, 0, 10);
 	poll(NULL, 0, 3000);
+	for (unsigned i = 0; i < LATE_CONNS; i++)
+		s->conns[i].fd = -1;
 	while (!atomic_load(&s->stop)) {
-		struct pollfd pfd = {.fd = s->lfd, .events = POLLIN};
-		size_t got = 0;
-		ssize_t n;
-		int fd;
+		struct pollfd pfds[LATE_CONNS + 1] = {{.fd = s->lfd, .events = POLLIN}};
+		int64_t now_ms;
 
-		if (poll(&pfd, 1, 100) <= 0 || (fd = accept(s->lfd, NULL, NULL)) < 0)
+		for (unsigned i = 0; i < LATE_CONNS; i++)
+			pfds[i + 1] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
+		if (poll(pfds, LATE_CONNS + 1, 100) < 0)
 			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		while (got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0)
-			got += (size_t)n;
-		if (got > 0 && write(fd, buf, got) < 0)
-			got = 0;
-		close(fd);
+		now_ms = th_now_ms();
+		for (unsigned i = 0; i < LATE_CONNS; i++)
+			if (s->conns[i].fd >= 0)
+				late_conn_serve(&s->conns[i], now_ms);
+		if (!(pfds[0].revents & POLLIN))
+			continue;
+		for (unsigned i = 0; i < LATE_CONNS; i++)
+			if (s->conns[i].fd < 0) {
+				s->conns[i] = (struct late_conn){.fd = accept(s->lfd, NULL, NULL),
+				                                 .since_ms = now_ms};
+				break;
+			}
 	}
+	for (unsigned i = 0; i < LATE_CONNS; i++)
+		if (s->conns[i].fd >= 0)
+			close(s->conns[i].fd);
 	return NULL;
 }
 
