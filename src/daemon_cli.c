@@ -53,96 +53,97 @@ static const struct option long_options[] = {
 	{NULL, 0, NULL, 0},
 };
 
-static void usage(void)
+static void usage(FILE *out)
 {
-	printf("Usage: " PROGRAM " [OPTION]...\n"
-	       "Serve the TCP echo protocol (RFC 862) with a fixed pool of worker threads.\n"
-	       "\n"
-	       "  -b, --bind=ADDR            listen address or host name, one address\n"
-	       "                               (default: all addresses, IPv6 dual-stack\n"
-	       "                               where available, else 0.0.0.0); an IPv6\n"
-	       "                               address, :: included, is IPv6 only, but\n"
-	       "                               an IPv4-mapped one (::ffff:127.0.0.1) is\n"
-	       "                               served over IPv4; a link-local one needs\n"
-	       "                               its interface (fe80::1%%eth0)\n"
-	       "  -p, --port=PORT            TCP port, 0 to 65535; 0 picks a free one\n"
-	       "                               (default %u)\n"
-	       "  -w, --workers=N            worker threads, one connection each, 1 to %u\n"
-	       "                               (default %u)\n"
-	       "  -q, --queue=N              accepted connections waiting for a worker,\n"
-	       "                               1 to %lu (default %u)\n"
-	       "      --backlog=N            listen(2) backlog, 1 to %lu (default %d),\n"
-	       "                               capped by net.core.somaxconn (a warning at\n"
-	       "                               start says so)\n"
-	       "      --overflow=wait|reject when the workers are busy and the queue full:\n"
-	       "                               stop accepting until a slot frees, or accept\n"
-	       "                               and close at once (default wait)\n"
-	       "      --per-source=N         at most N connections at once, queued or\n"
-	       "                               echoed, from one client address; more are\n"
-	       "                               accepted and closed at once; 0 = no limit;\n"
-	       "                               0 to %lu (default 0)\n"
-	       "  -t, --idle-timeout=SECS    close a connection that sends nothing or does\n"
-	       "                               not read its echo for SECS (at most a\n"
-	       "                               quarter more); 0 = never (TCP keepalive\n"
-	       "                               then closes one whose host is gone while\n"
-	       "                               nothing is in flight)\n"
-	       "                               (default %u)\n"
-	       "      --grace=SECS           on SIGINT/SIGTERM/SIGHUP, let open connections\n"
-	       "                               go on this long, then close them; 0 = at once\n"
-	       "                               (default %u)\n"
-	       "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
-	       "      --buffer-size=BYTES    echo buffer per worker, %luk to %lum, suffix\n"
-	       "                               k/K = KiB, m/M = MiB; all reserved at start,\n"
-	       "                               resident only as used (default %uk)\n"
-	       "      --stack-size=BYTES     stack per worker thread, %luk to %lum, suffix\n"
-	       "                               k/K = KiB, m/M = MiB (default %uk)\n"
-	       "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
-	       "                               this long for a client's next message before\n"
-	       "                               sleeping, but not again for a client that let a\n"
-	       "                               spin run out until it hurries; 0 = never;\n"
-	       "                               0 to %lu, and at most a sixteenth of\n"
-	       "                               --idle-timeout (default %u)\n"
-	       "      --splice=WHEN          echo bulk streams through a pipe with splice(2)\n"
-	       "                               (Linux): auto (while busy polling is on and no\n"
-	       "                               more clients than CPUs are connected), always or\n"
-	       "                               never (default auto)\n"
-	       "      --log-level=LEVEL      error, warning (or warn), info or debug\n"
-	       "                               (default info)\n"
-	       "  -v, --verbose              log every connection (same as --log-level=debug)\n"
-	       "  -h, --help                 show this help and exit\n"
-	       "  -V, --version              show the version and exit\n"
-	       "\n"
-	       "SECS are 0 to %lu (a day) with up to three decimals (0.5). Logs go to\n"
-	       "standard error, never waiting for its reader: a line it cannot take at once\n"
-	       "is dropped, and the next one that goes out counts those dropped. Into\n"
-	       "systemd's journal ($JOURNAL_STREAM) a line is \"<N>message\", N its priority.\n"
-	       "\n"
-	       "Socket activation: started with one listening socket by a service manager\n"
-	       "($LISTEN_FDS=1 and $LISTEN_PID its process ID, as from a systemd .socket\n"
-	       "unit), poolechod serves that socket, descriptor 3, and -b, -p and --backlog\n"
-	       "are bad usage.\n"
-	       "\n"
-	       "Signals: SIGINT, SIGTERM and SIGHUP stop gracefully (a second one stops at\n"
-	       "once); with no configuration to reload, SIGHUP is a stop like SIGTERM.\n"
-	       "SIGHUP, SIGINT or SIGQUIT ignored at start (nohup, a background job) stays\n"
-	       "ignored. SIGUSR1 logs an extra stats line marked \"stats (SIGUSR1):\" that\n"
-	       "does not move the --stats-interval ones. SIGUSR2 is ignored; SIGQUIT ends it\n"
-	       "at once. A signal sent during start-up waits until poolechod listens, then\n"
-	       "acts.\n"
-	       "\n"
-	       "Exit status: 0 when stopped by a signal (or after --help or --version);\n"
-	       "1 on a runtime failure: the address cannot be resolved or bound, the\n"
-	       "workers' threads or buffers cannot be had, the descriptor limit leaves none\n"
-	       "for a client, a socket from the service manager cannot be served,\n"
-	       "accepting fails for good, or --help or --version cannot be written;\n"
-	       "2 on bad usage (what was typed is quoted with control characters\n"
-	       "as \\xNN).\n",
-	       PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
-	       MAX_BACKLOG, PE_DEFAULT_BACKLOG, MAX_PER_SOURCE, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
-	       PE_DEFAULT_GRACE_MS / 1000, MIN_BUFFER >> 10, MAX_BUFFER >> 20,
-	       PE_DEFAULT_BUFFER_SIZE / 1024, MIN_STACK >> 10, MAX_STACK >> 20,
-	       PE_DEFAULT_STACK_SIZE / 1024, MAX_BUSY_POLL_US, PE_DEFAULT_BUSY_POLL_US,
-	       MAX_SECONDS_MS / 1000);
+	fprintf(out,
+	        "Usage: " PROGRAM " [OPTION]...\n"
+	        "Serve the TCP echo protocol (RFC 862) with a fixed pool of worker threads.\n"
+	        "\n"
+	        "  -b, --bind=ADDR            listen address or host name, one address\n"
+	        "                               (default: all addresses, IPv6 dual-stack\n"
+	        "                               where available, else 0.0.0.0); an IPv6\n"
+	        "                               address, :: included, is IPv6 only, but\n"
+	        "                               an IPv4-mapped one (::ffff:127.0.0.1) is\n"
+	        "                               served over IPv4; a link-local one needs\n"
+	        "                               its interface (fe80::1%%eth0)\n"
+	        "  -p, --port=PORT            TCP port, 0 to 65535; 0 picks a free one\n"
+	        "                               (default %u)\n"
+	        "  -w, --workers=N            worker threads, one connection each, 1 to %u\n"
+	        "                               (default %u)\n"
+	        "  -q, --queue=N              accepted connections waiting for a worker,\n"
+	        "                               1 to %lu (default %u)\n"
+	        "      --backlog=N            listen(2) backlog, 1 to %lu (default %d),\n"
+	        "                               capped by net.core.somaxconn (a warning at\n"
+	        "                               start says so)\n"
+	        "      --overflow=wait|reject when the workers are busy and the queue full:\n"
+	        "                               stop accepting until a slot frees, or accept\n"
+	        "                               and close at once (default wait)\n"
+	        "      --per-source=N         at most N connections at once, queued or\n"
+	        "                               echoed, from one client address; more are\n"
+	        "                               accepted and closed at once; 0 = no limit;\n"
+	        "                               0 to %lu (default 0)\n"
+	        "  -t, --idle-timeout=SECS    close a connection that sends nothing or does\n"
+	        "                               not read its echo for SECS (at most a\n"
+	        "                               quarter more); 0 = never (TCP keepalive\n"
+	        "                               then closes one whose host is gone while\n"
+	        "                               nothing is in flight)\n"
+	        "                               (default %u)\n"
+	        "      --grace=SECS           on SIGINT/SIGTERM/SIGHUP, let open connections\n"
+	        "                               go on this long, then close them; 0 = at once\n"
+	        "                               (default %u)\n"
+	        "      --stats-interval=SECS  log a stats line every SECS; 0 = off (default 0)\n"
+	        "      --buffer-size=BYTES    echo buffer per worker, %luk to %lum, suffix\n"
+	        "                               k/K = KiB, m/M = MiB; all reserved at start,\n"
+	        "                               resident only as used (default %uk)\n"
+	        "      --stack-size=BYTES     stack per worker thread, %luk to %lum, suffix\n"
+	        "                               k/K = KiB, m/M = MiB (default %uk)\n"
+	        "      --busy-poll=USECS      while no more clients than CPUs are connected, spin\n"
+	        "                               this long for a client's next message before\n"
+	        "                               sleeping, but not again for a client that let a\n"
+	        "                               spin run out until it hurries; 0 = never;\n"
+	        "                               0 to %lu, and at most a sixteenth of\n"
+	        "                               --idle-timeout (default %u)\n"
+	        "      --splice=WHEN          echo bulk streams through a pipe with splice(2)\n"
+	        "                               (Linux): auto (while busy polling is on and no\n"
+	        "                               more clients than CPUs are connected), always or\n"
+	        "                               never (default auto)\n"
+	        "      --log-level=LEVEL      error, warning (or warn), info or debug\n"
+	        "                               (default info)\n"
+	        "  -v, --verbose              log every connection (same as --log-level=debug)\n"
+	        "  -h, --help                 show this help and exit\n"
+	        "  -V, --version              show the version and exit\n"
+	        "\n"
+	        "SECS are 0 to %lu (a day) with up to three decimals (0.5). Logs go to\n"
+	        "standard error, never waiting for its reader: a line it cannot take at once\n"
+	        "is dropped, and the next one that goes out counts those dropped. Into\n"
+	        "systemd's journal ($JOURNAL_STREAM) a line is \"<N>message\", N its priority.\n"
+	        "\n"
+	        "Socket activation: started with one listening socket by a service manager\n"
+	        "($LISTEN_FDS=1 and $LISTEN_PID its process ID, as from a systemd .socket\n"
+	        "unit), poolechod serves that socket, descriptor 3, and -b, -p and --backlog\n"
+	        "are bad usage.\n"
+	        "\n"
+	        "Signals: SIGINT, SIGTERM and SIGHUP stop gracefully (a second one stops at\n"
+	        "once); with no configuration to reload, SIGHUP is a stop like SIGTERM.\n"
+	        "SIGHUP, SIGINT or SIGQUIT ignored at start (nohup, a background job) stays\n"
+	        "ignored. SIGUSR1 logs an extra stats line marked \"stats (SIGUSR1):\" that\n"
+	        "does not move the --stats-interval ones. SIGUSR2 is ignored; SIGQUIT ends it\n"
+	        "at once. A signal sent during start-up waits until poolechod listens, then\n"
+	        "acts.\n"
+	        "\n"
+	        "Exit status: 0 when stopped by a signal (or after --help or --version);\n"
+	        "1 on a runtime failure: the address cannot be resolved or bound, the\n"
+	        "workers' threads or buffers cannot be had, the descriptor limit leaves none\n"
+	        "for a client, a socket from the service manager cannot be served,\n"
+	        "accepting fails for good, or --help or --version cannot be written;\n"
+	        "2 on bad usage (what was typed is quoted with control characters\n"
+	        "as \\xNN).\n",
+	        PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
+	        MAX_BACKLOG, PE_DEFAULT_BACKLOG, MAX_PER_SOURCE, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
+	        PE_DEFAULT_GRACE_MS / 1000, MIN_BUFFER >> 10, MAX_BUFFER >> 20,
+	        PE_DEFAULT_BUFFER_SIZE / 1024, MIN_STACK >> 10, MAX_STACK >> 20,
+	        PE_DEFAULT_STACK_SIZE / 1024, MAX_BUSY_POLL_US, PE_DEFAULT_BUSY_POLL_US,
+	        MAX_SECONDS_MS / 1000);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -315,6 +316,14 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 	return rc;
 }
 
+void daemon_cli_print_info(FILE *out, const void *opt)
+{
+	if (((const struct daemon_options *)opt)->info == DAEMON_INFO_HELP)
+		usage(out);
+	else
+		fprintf(out, PROGRAM " (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
+}
+
 int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
 {
 	int ch;
@@ -326,10 +335,8 @@ int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
 	while ((ch = getopt_long(argc, argv, ":b:p:w:q:t:vhV", long_options, NULL)) != -1) {
 		switch (ch) {
 		case 'h':
-			usage();
-			return 0;
 		case 'V':
-			printf(PROGRAM " (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
+			opt->info = ch == 'h' ? DAEMON_INFO_HELP : DAEMON_INFO_VERSION;
 			return 0;
 		case ':':
 		case '?': {

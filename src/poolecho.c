@@ -131,6 +131,17 @@ static int run_load(const struct client_config *cfg)
 	return report_lost ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* pe_stdout_print_checked printers; NAME is the program's name. */
+static void print_help(FILE *out, const void *name)
+{
+	client_cli_usage(out, name);
+}
+
+static void print_version(FILE *out, const void *name)
+{
+	fprintf(out, "%s %s\n", (const char *)name, PACKAGE_VERSION);
+}
+
 int main(int argc, char **argv)
 {
 	struct client_config cfg;
@@ -158,11 +169,9 @@ int main(int argc, char **argv)
 
 	switch (client_cli_parse(argc, argv, &cfg, err, sizeof err)) {
 	case CLIENT_CLI_HELP:
-		client_cli_usage(stdout, program);
-		return pe_stdout_flush_checked(program);
+		return pe_stdout_print_checked(program, print_help, program);
 	case CLIENT_CLI_VERSION:
-		printf("%s %s\n", program, PACKAGE_VERSION);
-		return pe_stdout_flush_checked(program);
+		return pe_stdout_print_checked(program, print_version, program);
 	case CLIENT_CLI_USAGE:
 		say_error("%s", err);
 		fprintf(stderr, "%sTry '%s --help' for more information.\n",

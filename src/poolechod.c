@@ -620,7 +620,7 @@ int main(int argc, char **argv)
 	signal(SIGXFSZ, SIG_IGN);
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc == 0) /* --help or --version */
-		return pe_stdout_flush_checked("poolechod");
+		return pe_stdout_print_checked("poolechod", daemon_cli_print_info, &opt);
 	if (rc > 0)
 		return rc;
 	pe_log_set_program("poolechod");

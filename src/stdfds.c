@@ -1,7 +1,8 @@
 /*
  * stdfds.c -- open /dev/null on the standard descriptors a caller closed,
- * and report a standard output that failed. Both errors are said on
- * stderr with the journal's error priority when stderr is the journal.
+ * write standard output whole, and report one that failed. Both errors
+ * are said on stderr with the journal's error priority when stderr is the
+ * journal.
  */
 #include <config.h>
 
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,15 +33,28 @@ int pe_stdfds_guard(const char *program)
 	return 0;
 }
 
-int pe_stdout_flush_checked(const char *program)
+int pe_stdout_print_checked(const char *program, void (*print)(FILE *out, const void *arg),
+                            const void *arg)
 {
-	int err;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	int err = 0;
 
-	/* Not cleared first: on a line-buffered or unbuffered stdout the write
-	 * that failed was inside printf, and errno still says why. */
-	if (fflush(stdout) == 0 && !ferror(stdout))
+	if (!out) {
+		err = errno;
+	} else {
+		print(out, arg);
+		if (ferror(out))
+			err = errno ? errno : EIO;
+		if (fclose(out) != 0 && !err)
+			err = errno;
+		if (!err && pe_write_whole(STDOUT_FILENO, text, len) < 0)
+			err = errno;
+	}
+	free(text);
+	if (!err)
 		return 0;
-	err = errno ? errno : EIO;
 	fprintf(stderr, "%s%s: write error: %s\n", pe_log_prefix(PE_LOG_ERROR), program,
 	        strerror(err));
 	return 1;

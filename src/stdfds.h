@@ -5,6 +5,7 @@
 #define POOLECHO_STDFDS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Open /dev/null on whichever of descriptors 0, 1 and 2 is closed, so that
  * no socket or pipe opened later takes its number: the log would be written
@@ -17,11 +18,14 @@
  * so that the error gets the journal's priority. */
 int pe_stdfds_guard(const char *program);
 
-/* Flush standard output after --help or --version: 0, or 1 (the exit
- * status) after saying "PROGRAM: write error: REASON" on standard error,
- * as a full disk or a closed pipe must not pass for success. Both errors
- * start with pe_log_prefix's "<3>" when stderr is the journal. */
-int pe_stdout_flush_checked(const char *program);
+/* Print --help or --version: PRINT(OUT, ARG) into memory, then all of it
+ * to standard output with pe_write_whole, so that a full non-blocking one
+ * is waited out where stdio would drop the text on EAGAIN. 0, or 1 (the
+ * exit status) after saying "PROGRAM: write error: REASON" on standard
+ * error, as a full disk or a closed pipe must not pass for success. Both
+ * errors start with pe_log_prefix's "<3>" when stderr is the journal. */
+int pe_stdout_print_checked(const char *program, void (*print)(FILE *out, const void *arg),
+                            const void *arg);
 
 /* Write LEN bytes of BUF to FD whole, as a blocking write(2) would, even
  * where FD is non-blocking: O_NONBLOCK belongs to the open file

@@ -374,6 +374,56 @@ done:
 
 /* ---- descriptors ----------------------------------------------------------- */
 
+ssize_t th_fill_pipe(int fd)
+{
+	static char filler[1 << 16];
+	ssize_t filled = 0, n;
+
+	while ((n = write(fd, filler, sizeof filler)) > 0)
+		filled += n;
+	return errno == EAGAIN ? filled : -errno;
+}
+
+ssize_t th_pipe_full(int fds[2])
+{
+	ssize_t filled;
+
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	filled = th_fill_pipe(fds[1]);
+	if (filled < 0 || fcntl(fds[1], F_SETFL, 0) < 0) {
+		int err = filled < 0 ? (int)-filled : errno;
+
+		close(fds[0]);
+		close(fds[1]);
+		return -err;
+	}
+	return filled;
+}
+
+size_t th_read_to_end(int fd, char *out, size_t cap, unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+	size_t got = 0;
+	ssize_t n;
+
+	while (th_ms_left(deadline) > 0 && got < cap - 1) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+		if (poll(&pfd, 1, th_ms_left(deadline)) <= 0)
+			break;
+		n = read(fd, out + got, cap - 1 - got);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	out[got] = '\0';
+	return got;
+}
+
 int th_count_fds(void)
 {
 	DIR *dir = opendir("/proc/self/fd");

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -107,6 +108,20 @@ int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms);
  * used to read it), or a negative errno. */
 int th_count_fds(void);
 
+/* Write to FD, a non-blocking pipe's write end, until it is full: the
+ * bytes written, or a negative errno. */
+ssize_t th_fill_pipe(int fd);
+
+/* A pipe into FDS, both ends close-on-exec, filled by th_fill_pipe, its
+ * write end blocking again: a program given it as its output finds no
+ * room until the read end is drained. The bytes of filler it holds, or a
+ * negative errno. */
+ssize_t th_pipe_full(int fds[2]);
+
+/* Read FD to its end, or for TIMEOUT_MS, into OUT (CAP bytes, NUL-ended);
+ * close it. Returns the count. */
+size_t th_read_to_end(int fd, char *out, size_t cap, unsigned timeout_ms);
+
 /* Resident memory of this process in KiB (VmRSS), or -1 where /proc has none. */
 long th_resident_kib(void);
 
@@ -133,6 +148,14 @@ pid_t th_wait_asleep_in_syscall(long nr, unsigned timeout_ms);
  * and, unless COMM is NULL, runs the program named COMM (/proc/PID/comm):
  * 0, or -1 after TIMEOUT_MS. */
 int th_wait_in_syscall(pid_t pid, const char *comm, long nr, long arg0, unsigned timeout_ms);
+
+/* The call glibc's poll(3) makes: poll(2) where the kernel has it, ppoll(2)
+ * where that is all there is (arm64). */
+#ifdef SYS_poll
+#define TH_SYS_POLL SYS_poll
+#else
+#define TH_SYS_POLL SYS_ppoll
+#endif
 
 /* How many threads this process has (/proc/self/task), or a negative errno. */
 int th_count_threads(void);

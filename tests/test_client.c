@@ -4573,45 +4573,13 @@ Test(load, a_sigint_ignored_at_start_stays_ignored, .timeout = 60)
 	run_free(&r);
 }
 
-/* A pipe into FDS, already full, its write end blocking, so that a client
- * writing its report there blocks until the read end is drained. Returns how
- * many bytes of filler it holds. */
+/* th_pipe_full, or the test fails. */
 static size_t full_pipe(int fds[2])
 {
-	static char filler[1 << 16];
-	size_t filled = 0;
-	ssize_t n;
+	ssize_t filled = th_pipe_full(fds);
 
-	cr_assert_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0, "pipe2: %s", strerror(errno));
-	while ((n = write(fds[1], filler, sizeof filler)) > 0)
-		filled += (size_t)n;
-	cr_assert_eq(errno, EAGAIN, "filling the pipe: %s", strerror(errno));
-	cr_assert_eq(fcntl(fds[1], F_SETFL, 0), 0, "%s", strerror(errno));
-	return filled;
-}
-
-/* Read FD to its end, or for TIMEOUT_MS, into OUT (CAP bytes, NUL-ended);
- * close it. Returns the count. */
-static size_t drain_pipe(int fd, char *out, size_t cap, unsigned timeout_ms)
-{
-	int64_t deadline = th_now_ms() + timeout_ms;
-	size_t got = 0;
-	ssize_t n;
-
-	cr_assert_eq(fcntl(fd, F_SETFL, 0), 0, "%s", strerror(errno));
-	while (th_ms_left(deadline) > 0 && got < cap - 1) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-
-		if (poll(&pfd, 1, th_ms_left(deadline)) <= 0)
-			break;
-		n = read(fd, out + got, cap - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	out[got] = '\0';
-	return got;
+	cr_assert_geq(filled, 0, "a full pipe: %s", strerror((int)-filled));
+	return (size_t)filled;
 }
 
 /* The client CH, its output the pipe read at RFD and full with FILLED
@@ -4620,7 +4588,7 @@ static size_t drain_pipe(int fd, char *out, size_t cap, unsigned timeout_ms)
 static void expect_the_report_after_the_filler(struct child *ch, int rfd, size_t filled)
 {
 	static char out[1 << 20];
-	size_t got = drain_pipe(rfd, out, sizeof out, 10000);
+	size_t got = th_read_to_end(rfd, out, sizeof out, 10000);
 	struct run r;
 
 	client_finish(&r, ch, 10000);
@@ -4703,7 +4671,7 @@ Test(load, a_second_signal_while_the_report_waits_kills, .timeout = 60)
 		cr_assert_eq(client_status_wait(ch.pid, "SigCgt", 1, lacks_signal, first, 10000), 0,
 		             "case %zu: the first signal %d was not taken", i, first);
 		cr_assert_eq(kill(ch.pid, second), 0, "kill: %s", strerror(errno));
-		drain_pipe(fds[0], out, sizeof out, 10000);
+		th_read_to_end(fds[0], out, sizeof out, 10000);
 		client_finish(&r, &ch, 10000);
 		cr_expect_eq(r.code, 128 + second, "case %zu: signals %d then %d: exit %d, stderr:\n%s",
 		             i, first, second, r.code, r.err);
@@ -6315,6 +6283,38 @@ Test(cli, help_and_version_that_cannot_be_written_exit_1, .timeout = 30)
 		             r.code, r.err);
 		cr_expect(strstr(r.err, "poolecho: write error: ") && strstr(r.err, strerror(ENOSPC)),
 		          "%s into /dev/full: stderr:\n%s", options[i][0], r.err);
+		run_free(&r);
+	}
+}
+
+/* --help and --version into a full standard output left non-blocking by
+ * the parent that shares it: they wait for room, as into a blocking one,
+ * where stdio would give up on EAGAIN and lose the text. */
+Test(cli, help_and_version_into_a_full_non_blocking_output_wait_for_room, .timeout = 60)
+{
+	const char *options[][2] = {{"--help", NULL}, {"--version", NULL}};
+	const char *starts[] = {"Usage: poolecho ", "poolecho " PACKAGE_VERSION "\n"};
+
+	for (int i = 0; i < 2; i++) {
+		static char out[1 << 20];
+		struct child ch;
+		struct run r;
+		int fds[2];
+		size_t filled = full_pipe(fds), got;
+
+		cr_assert_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
+		client_spawn(&ch, input_file("", 0), fds[1], options[i]);
+		cr_expect_eq(th_wait_in_syscall(ch.pid, NULL, TH_SYS_POLL, -1, 10000), 0,
+		             "%s never waited for room in its output", options[i][0]);
+		got = th_read_to_end(fds[0], out, sizeof out, 10000);
+		client_finish(&r, &ch, 10000);
+		cr_expect_eq(r.code, 0, "%s: exit %d, stderr:\n%s", options[i][0], r.code, r.err);
+		cr_assert_geq(got, filled, "only %zu of the %zu bytes put in the pipe came out", got,
+		              filled);
+		cr_expect_eq(strncmp(out + filled, starts[i], strlen(starts[i])), 0,
+		             "%s after the filler:\n%s", options[i][0], out + filled);
+		cr_expect(got > filled && out[got - 1] == '\n', "%s: its text ends cut off:\n%s",
+		          options[i][0], out + filled);
 		run_free(&r);
 	}
 }

@@ -580,6 +580,19 @@ Test(daemon, help_and_version_that_cannot_be_written_exit_1)
 	}
 }
 
+/* Start ARGV into proc: a shell that stops itself before it execs. */
+static void spawn_stopped(const char *const argv[])
+{
+	int64_t deadline = th_now_ms() + EXIT_MS;
+	char state[8] = "";
+
+	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+	while ((th_task_stat_field(proc.pid, proc.pid, 3, state, sizeof state) != 0 ||
+	        state[0] != 'T') && th_ms_left(deadline) > 0)
+		sched_yield();
+	cr_assert_eq(state[0], 'T', "the shell did not stop (state '%s')", state);
+}
+
 /* ... nor is help into a pipe whose reader has gone (`poolechod --help |
  * true`): it must not die of SIGPIPE, which the man page says is ignored. The
  * shell stops itself before it becomes the daemon, so that the pipe is
@@ -591,16 +604,10 @@ Test(daemon, help_and_version_into_a_closed_pipe_exit_1)
 	for (int i = 0; i < 2; i++) {
 		const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
 		                      daemon_path(), options[i], NULL};
-		int64_t deadline = th_now_ms() + EXIT_MS;
-		char state[8] = "";
 		const char *err;
 		int code;
 
-		cr_assert_eq(th_proc_spawn(&proc, argv), 0);
-		while ((th_task_stat_field(proc.pid, proc.pid, 3, state, sizeof state) != 0 ||
-		        state[0] != 'T') && th_ms_left(deadline) > 0)
-			sched_yield();
-		cr_assert_eq(state[0], 'T', "the shell did not stop (state '%s')", state);
+		spawn_stopped(argv);
 		close(proc.out.fd);
 		proc.out.fd = -1;
 		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "%s", strerror(errno));
@@ -611,6 +618,48 @@ Test(daemon, help_and_version_into_a_closed_pipe_exit_1)
 		             err);
 		cr_expect(strstr(err, "poolechod: write error: ") && strstr(err, strerror(EPIPE)),
 		          "%s into a closed pipe: stderr:\n%s", options[i], err);
+		th_proc_cleanup(&proc);
+	}
+}
+
+/* ... and into a full output left non-blocking by the parent that shares
+ * it, help waits for room, as into a blocking one, where stdio would give
+ * up on EAGAIN and lose the text. The shell stops itself, and the pipe it
+ * got as its output is filled and made non-blocking through a copy of its
+ * descriptor (pidfd_getfd), before it becomes the daemon. */
+Test(daemon, help_and_version_into_a_full_non_blocking_output_wait_for_room)
+{
+	const char *options[] = {"--help", "--version"};
+	const char *starts[] = {"Usage: poolechod ", "poolechod (" PACKAGE_NAME ") "};
+
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
+		                      daemon_path(), options[i], NULL};
+		ssize_t filled;
+		int out;
+
+		spawn_stopped(argv);
+		out = proc.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, proc.pidfd, 1, 0);
+		if (out < 0 && (proc.pidfd < 0 || errno == ENOSYS))
+			cr_skip_test("the kernel cannot lend us the shell's output: pidfd_open or "
+			             "pidfd_getfd is missing");
+		cr_assert_geq(out, 0, "pidfd_getfd: %s", strerror(errno));
+		cr_assert_eq(fcntl(out, F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
+		filled = th_fill_pipe(out);
+		close(out);
+		cr_assert_geq(filled, 0, "filling the pipe: %s", strerror((int)-filled));
+		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "%s", strerror(errno));
+		cr_expect_eq(th_wait_in_syscall(proc.pid, NULL, TH_SYS_POLL, -1, EXIT_MS), 0,
+		             "%s never waited for room in its output", options[i]);
+		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "%s did not exit", options[i]);
+		cr_expect_eq(th_proc_exit_code(&proc), 0, "%s: exit %d; stderr:\n%s", options[i],
+		             th_proc_exit_code(&proc), proc.err.data ? proc.err.data : "");
+		cr_assert_geq(proc.out.len, (size_t)filled, "only %zu of the %zd bytes put in the "
+		              "pipe came out", proc.out.len, filled);
+		cr_expect_eq(strncmp(proc.out.data + filled, starts[i], strlen(starts[i])), 0,
+		             "%s after the filler:\n%s", options[i], proc.out.data + filled);
+		cr_expect(proc.out.len > (size_t)filled && proc.out.data[proc.out.len - 1] == '\n',
+		          "%s: its text ends cut off:\n%s", options[i], proc.out.data + filled);
 		th_proc_cleanup(&proc);
 	}
 }
