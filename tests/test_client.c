@@ -5143,11 +5143,16 @@ Test(load, paced_catch_up_after_a_client_stop_is_not_server_latency, .timeout = 
  *
  * It serves connections side by side and waits LATE_READ_MS for each FIN:
  * a connect whose last ACK met the full accept queue is made for the
- * client but not yet for the kernel, so its message is dropped and sent
- * again only after a retransmission timeout (3 s once its SYN was sent
- * again). A server that gave up on it sooner, as one waiting 2 s did,
- * closes before the message comes, and the message then draws a reset:
- * an early close of the server's making, not the client's. */
+ * client but not yet for the kernel, which drops that ACK and the message
+ * after it (tcp_abort_on_overflow=0). The client sends the message again
+ * after a retransmission timeout that doubles at each drop (0.2, 0.4,
+ * 0.8, 1.6 s... on loopback), and the kernel may hand the connection to
+ * accept() on a bare ACK before it comes: measured, the message came 3.2
+ * s after such a connect, 0.16 s after its accept. A server that gave up
+ * sooner, as one that read each connection in turn for 2 s did, closes
+ * before the message comes, and the message then draws a reset: an early
+ * close of the server's making, not the client's. GAVE_UP counts the
+ * connections this one closed on its deadline, for the failure message. */
 #define LATE_CONNS 256
 #define LATE_READ_MS 20000
 
@@ -5161,12 +5166,14 @@ struct late_conn {
 struct late_server {
 	int lfd;
 	atomic_bool stop;
+	unsigned gave_up; /* read only after the thread was joined */
 	struct late_conn conns[LATE_CONNS];
 };
 
 /* Read what CONN has; once its FIN came (or its buffer filled, a read
- * failed or LATE_READ_MS passed), echo what it sent and close it. */
-static void late_conn_serve(struct late_conn *conn, int64_t now_ms)
+ * failed or LATE_READ_MS passed), echo what it sent and close it. A
+ * connection closed on the deadline is counted in S's gave_up. */
+static void late_conn_serve(struct late_server *s, struct late_conn *conn, int64_t now_ms)
 {
 	ssize_t n = 1;
 
@@ -5174,9 +5181,14 @@ static void late_conn_serve(struct late_conn *conn, int64_t now_ms)
 	       (n = recv(conn->fd, conn->buf + conn->got, sizeof conn->buf - conn->got,
 	                 MSG_DONTWAIT)) > 0)
 		conn->got += (size_t)n;
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && conn->got < sizeof conn->buf &&
-	    now_ms - conn->since_ms < LATE_READ_MS)
-		return;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && conn->got < sizeof conn->buf) {
+		if (now_ms - conn->since_ms < LATE_READ_MS)
+			return;
+		s->gave_up++;
+	}
+	/* At most 128 bytes into the empty send buffer of a blocking socket:
+	 * they go whole, or the connection is gone and there is no one to
+	 * tell. */
 	if (conn->got > 0)
 		(void)send(conn->fd, conn->buf, conn->got, MSG_NOSIGNAL);
 	close(conn->fd);
@@ -5188,32 +5200,41 @@ static void *late_server_main(void *arg)
 	struct late_server *s = arg;
 	unsigned waiting = 0, backlog;
 
+	for (unsigned i = 0; i < LATE_CONNS; i++)
+		s->conns[i].fd = -1;
 	for (int i = 0; i < 2000 && waiting < 2 && !atomic_load(&s->stop); i++)
 		if (pe_net_listen_queue(s->lfd, &waiting, &backlog) < 0 || waiting < 2)
 			poll(NULL, 0, 10);
 	poll(NULL, 0, 3000);
-	for (unsigned i = 0; i < LATE_CONNS; i++)
-		s->conns[i].fd = -1;
 	while (!atomic_load(&s->stop)) {
-		struct pollfd pfds[LATE_CONNS + 1] = {{.fd = s->lfd, .events = POLLIN}};
+		struct pollfd pfds[LATE_CONNS + 1] = {{.fd = -1}};
+		unsigned free_slot = LATE_CONNS;
 		int64_t now_ms;
 
-		for (unsigned i = 0; i < LATE_CONNS; i++)
+		for (unsigned i = 0; i < LATE_CONNS; i++) {
 			pfds[i + 1] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
+			if (s->conns[i].fd < 0 && free_slot == LATE_CONNS)
+				free_slot = i;
+		}
+		/* With every slot taken the listener stays readable: leave it to
+		 * the kernel's queue rather than spin on it. */
+		if (free_slot < LATE_CONNS)
+			pfds[0] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
 		if (poll(pfds, LATE_CONNS + 1, 100) < 0)
 			continue;
 		now_ms = th_now_ms();
 		for (unsigned i = 0; i < LATE_CONNS; i++)
-			if (s->conns[i].fd >= 0)
-				late_conn_serve(&s->conns[i], now_ms);
-		if (!(pfds[0].revents & POLLIN))
-			continue;
-		for (unsigned i = 0; i < LATE_CONNS; i++)
-			if (s->conns[i].fd < 0) {
-				s->conns[i] = (struct late_conn){.fd = accept(s->lfd, NULL, NULL),
-				                                 .since_ms = now_ms};
-				break;
-			}
+			if (s->conns[i].fd >= 0 &&
+			    (pfds[i + 1].revents || now_ms - s->conns[i].since_ms >= LATE_READ_MS))
+				late_conn_serve(s, &s->conns[i], now_ms);
+		if (pfds[0].revents & POLLIN) {
+			s->conns[free_slot] = (struct late_conn){.fd = accept(s->lfd, NULL, NULL),
+			                                         .since_ms = now_ms};
+			/* EMFILE and the like leave the listener readable: wait a
+			 * little instead of asking again at once. */
+			if (s->conns[free_slot].fd < 0)
+				poll(NULL, 0, 10);
+		}
 	}
 	for (unsigned i = 0; i < LATE_CONNS; i++)
 		if (s->conns[i].fd >= 0)
@@ -5227,7 +5248,15 @@ static void *late_server_main(void *arg)
  * connection at 1/s, within 2 s of the run's start) passes while the
  * server answers nothing (3 s from the run's first connect), so every
  * latency counts at least the second between them: a slot the server held
- * from the first is not the client's lateness. */
+ * from the first is not the client's lateness.
+ *
+ * On a loaded machine the kernel makes loopback handshakes in batches, so
+ * some connects are half made while the stalled server's queue is full,
+ * and the kernel resets some of those before any echo (CI saw 122 of 278
+ * connections end so, an early close the client reports as the server's
+ * reset). So the run need not echo every slot: a quarter of the 400 is
+ * enough for the minimum to mean something, if early closes are its only
+ * errors. */
 Test(load, paced_slots_held_from_the_first_count_from_their_slots, .timeout = 60)
 {
 	const char *prog = getenv("POOLECHO");
@@ -5250,7 +5279,11 @@ Test(load, paced_slots_held_from_the_first_count_from_their_slots, .timeout = 60
 	cr_assert_eq(th_join(thread, 5000), 0);
 	close(s.lfd);
 	cr_assert_eq(rc, 0, "the client did not exit");
-	cr_expect_geq(json_u64(p.out.data, "messages_echoed"), 300, "%s", p.out.data);
+	cr_expect_geq(json_u64(p.out.data, "messages_echoed"), 100,
+	              "the server gave up on %u connections waiting %d ms for their FIN:\n%s",
+	              s.gave_up, LATE_READ_MS, p.out.data);
+	cr_expect_eq(json_u64(p.out.data, "errors"), json_u64(p.out.data, "early_closes"),
+	             "errors other than early closes:\n%s", p.out.data);
 	cr_expect_geq(json_double(p.out.data, "min"), 500000.0,
 	              "a slot the stalled server held counted as if answered at once:\n%s",
 	              p.out.data);
