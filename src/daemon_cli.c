@@ -316,9 +316,9 @@ static int apply(int ch, const char *arg, struct daemon_options *opt)
 	return rc;
 }
 
-void daemon_cli_print_info(FILE *out, const void *opt)
+void daemon_cli_show(FILE *out, const struct daemon_options *opt)
 {
-	if (((const struct daemon_options *)opt)->info == DAEMON_INFO_HELP)
+	if (opt->show == DAEMON_SHOW_HELP)
 		usage(out);
 	else
 		fprintf(out, PROGRAM " (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
@@ -336,7 +336,7 @@ int daemon_cli_parse(int argc, char **argv, struct daemon_options *opt)
 		switch (ch) {
 		case 'h':
 		case 'V':
-			opt->info = ch == 'h' ? DAEMON_INFO_HELP : DAEMON_INFO_VERSION;
+			opt->show = ch == 'h' ? DAEMON_SHOW_HELP : DAEMON_SHOW_VERSION;
 			return 0;
 		case ':':
 		case '?': {

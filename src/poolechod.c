@@ -596,6 +596,12 @@ static void block_signals(sigset_t *set)
 	pthread_sigmask(SIG_UNBLOCK, &ignored, NULL);
 }
 
+/* daemon_cli_show as a pe_stdout_print_checked printer. */
+static void show_help_or_version(FILE *out, const void *opt)
+{
+	daemon_cli_show(out, opt);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon_options opt;
@@ -619,8 +625,21 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
 	rc = daemon_cli_parse(argc, argv, &opt);
-	if (rc == 0) /* --help or --version */
-		return pe_stdout_print_checked("poolechod", daemon_cli_print_info, &opt);
+	if (rc == 0) { /* --help or --version */
+		/* No signal thread will come to take a stop signal held
+		 * since start-up: into a full output whose reader stalls,
+		 * the text waits for room, and SIGTERM (timeout(1), a
+		 * supervisor) must end that wait as it ends any program's.
+		 * One ignored at start stays ignored. */
+		sigset_t stops;
+
+		sigemptyset(&stops);
+		sigaddset(&stops, SIGINT);
+		sigaddset(&stops, SIGTERM);
+		sigaddset(&stops, SIGHUP);
+		pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
+		return pe_stdout_print_checked("poolechod", show_help_or_version, &opt);
+	}
 	if (rc > 0)
 		return rc;
 	pe_log_set_program("poolechod");

@@ -622,44 +622,77 @@ Test(daemon, help_and_version_into_a_closed_pipe_exit_1)
 	}
 }
 
+/* Start poolechod OPTION with a standard output that is full and left
+ * non-blocking: the shell stops itself, and the pipe it got as its output
+ * is filled and made non-blocking through a copy of its descriptor
+ * (pidfd_getfd) before it becomes the daemon. Returns the bytes of filler
+ * once the daemon waits in poll for room. */
+static size_t spawn_into_full_non_blocking_output(const char *option)
+{
+	const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
+	                      daemon_path(), option, NULL};
+	ssize_t filled;
+	int out;
+
+	spawn_stopped(argv);
+	out = proc.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, proc.pidfd, 1, 0);
+	if (out < 0 && (proc.pidfd < 0 || errno == ENOSYS))
+		cr_skip_test("the kernel cannot lend us the shell's output: pidfd_open or "
+		             "pidfd_getfd is missing");
+	cr_assert_geq(out, 0, "pidfd_getfd: %s", strerror(errno));
+	cr_assert_eq(fcntl(out, F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
+	filled = th_fill_pipe(out);
+	close(out);
+	cr_assert_geq(filled, 0, "filling the pipe: %s", strerror((int)-filled));
+	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "%s", strerror(errno));
+	cr_assert_eq(th_wait_in_syscall(proc.pid, NULL, TH_SYS_POLL, -1, EXIT_MS), 0,
+	             "%s never waited for room in its output", option);
+	return (size_t)filled;
+}
+
 /* ... and into a full output left non-blocking by the parent that shares
  * it, help waits for room, as into a blocking one, where stdio would give
- * up on EAGAIN and lose the text. The shell stops itself, and the pipe it
- * got as its output is filled and made non-blocking through a copy of its
- * descriptor (pidfd_getfd), before it becomes the daemon. */
+ * up on EAGAIN and lose the text. */
 Test(daemon, help_and_version_into_a_full_non_blocking_output_wait_for_room)
 {
 	const char *options[] = {"--help", "--version"};
 	const char *starts[] = {"Usage: poolechod ", "poolechod (" PACKAGE_NAME ") "};
 
 	for (int i = 0; i < 2; i++) {
-		const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
-		                      daemon_path(), options[i], NULL};
-		ssize_t filled;
-		int out;
+		size_t filled = spawn_into_full_non_blocking_output(options[i]);
 
-		spawn_stopped(argv);
-		out = proc.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, proc.pidfd, 1, 0);
-		if (out < 0 && (proc.pidfd < 0 || errno == ENOSYS))
-			cr_skip_test("the kernel cannot lend us the shell's output: pidfd_open or "
-			             "pidfd_getfd is missing");
-		cr_assert_geq(out, 0, "pidfd_getfd: %s", strerror(errno));
-		cr_assert_eq(fcntl(out, F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
-		filled = th_fill_pipe(out);
-		close(out);
-		cr_assert_geq(filled, 0, "filling the pipe: %s", strerror((int)-filled));
-		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "%s", strerror(errno));
-		cr_expect_eq(th_wait_in_syscall(proc.pid, NULL, TH_SYS_POLL, -1, EXIT_MS), 0,
-		             "%s never waited for room in its output", options[i]);
 		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "%s did not exit", options[i]);
 		cr_expect_eq(th_proc_exit_code(&proc), 0, "%s: exit %d; stderr:\n%s", options[i],
 		             th_proc_exit_code(&proc), proc.err.data ? proc.err.data : "");
-		cr_assert_geq(proc.out.len, (size_t)filled, "only %zu of the %zd bytes put in the "
-		              "pipe came out", proc.out.len, filled);
+		cr_assert_geq(proc.out.len, filled, "only %zu of the %zu bytes put in the pipe "
+		              "came out", proc.out.len, filled);
 		cr_expect_eq(strncmp(proc.out.data + filled, starts[i], strlen(starts[i])), 0,
 		             "%s after the filler:\n%s", options[i], proc.out.data + filled);
-		cr_expect(proc.out.len > (size_t)filled && proc.out.data[proc.out.len - 1] == '\n',
+		cr_expect(proc.out.len > filled && proc.out.data[proc.out.len - 1] == '\n',
 		          "%s: its text ends cut off:\n%s", options[i], proc.out.data + filled);
+		th_proc_cleanup(&proc);
+	}
+}
+
+/* ... and a stop signal ends that wait, as it ends any program's: no
+ * signal thread will ever take it, and a reader that never drains the
+ * output (timeout(1) sending SIGTERM to a stalled pipeline) must not
+ * keep the daemon there. The output is not read until it has died. */
+Test(daemon, a_stop_signal_ends_help_waiting_for_room)
+{
+	const int stops[] = {SIGTERM, SIGINT, SIGHUP};
+
+	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+		struct pollfd gone = {.events = POLLIN};
+
+		spawn_into_full_non_blocking_output("--help");
+		cr_assert_eq(kill(proc.pid, stops[i]), 0, "%s", strerror(errno));
+		gone.fd = proc.pidfd;
+		cr_expect_eq(poll(&gone, 1, EXIT_MS), 1, "signal %d did not end --help waiting for "
+		             "room in its output", stops[i]);
+		cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "--help did not exit");
+		cr_expect_eq(th_proc_exit_code(&proc), 128 + stops[i], "signal %d: exit %d; stderr:\n%s",
+		             stops[i], th_proc_exit_code(&proc), proc.err.data ? proc.err.data : "");
 		th_proc_cleanup(&proc);
 	}
 }
