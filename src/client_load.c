@@ -354,15 +354,39 @@ static void conn_connected(struct lthread *t, struct conn *c, int64_t now)
 	conn_pump(t, c, now);
 }
 
-/* The probe connected, so an EADDRNOTAVAIL now is the ports running out.
- * Churn's own closes fill them with TIME_WAIT; ping-pong closes none before
+/* The --source-ip address (its index) that connection C binds to this
+ * cycle: a churn connection moves on to the next with every cycle. */
+static unsigned conn_source(const struct load *L, const struct conn *c)
+{
+	return (unsigned)((c->index + c->cycles) % L->cfg->nsources);
+}
+
+/* EADDRNOTAVAIL is the ports running out, or no address of this host
+ * reaching the server any more (the probe connected, but an address can be
+ * removed, or its interface taken down, during the run), which the errno
+ * does not tell apart: a UDP connect does (pe_net_ports_ran_out). Churn's
+ * own closes fill the ports with TIME_WAIT; ping-pong closes none before
  * the end, and its open connections hold one port each. */
 static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 {
+	const struct load *L = t->L;
+	const struct sockaddr *source = NULL;
+	socklen_t source_len = 0;
 	const char *why = "";
 
-	if (err == EADDRNOTAVAIL)
-		why = t->L->cfg->mode == CLIENT_CHURN ?
+	if (L->cfg->nsources) {
+		unsigned k = conn_source(L, c);
+
+		source = (const struct sockaddr *)&L->cfg->sources[k];
+		source_len = L->cfg->source_lens[k];
+	}
+	/* Only a thread's first error is told, so only its cause is sought. */
+	if (err == EADDRNOTAVAIL && t->first_error[0] == '\0' &&
+	    !pe_net_ports_ran_out((const struct sockaddr *)&L->addr, L->addrlen, source, source_len))
+		why = " (no address of this host reaches the server any more: was one removed, "
+		      "or its interface taken down, during the run?)";
+	else if (err == EADDRNOTAVAIL)
+		why = L->cfg->mode == CLIENT_CHURN ?
 		      " (the local ephemeral ports are exhausted, most likely held in TIME_WAIT "
 		      "by connections this client closed: see net.ipv4.ip_local_port_range, add "
 		      "--source-ip addresses, or lower --rate or -c)" :
@@ -405,7 +429,7 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now, int64_t
 	 * on to the next source with every cycle, so that all of them serve
 	 * even when -c is below their number. */
 	if (L->cfg->nsources) {
-		unsigned k = (unsigned)((c->index + c->cycles) % L->cfg->nsources);
+		unsigned k = conn_source(L, c);
 
 		rc = pe_net_bind_source(fd, (const struct sockaddr *)&L->cfg->sources[k],
 		                        L->cfg->source_lens[k]);

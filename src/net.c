@@ -479,7 +479,7 @@ int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
  * run), which the errno text, "Cannot assign requested address", does not
  * tell apart. A UDP socket's connect picks the source address the same way,
  * from ports of its own: when it succeeds, the ports are what ran out. */
-static bool ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
+bool pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
                           socklen_t source_len)
 {
 	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -546,7 +546,7 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			snprintf(reason, sizeof reason, "timed out after %.3f s",
 			         (double)timeout_ms / 1000.0);
 		} else if (rc == -EADDRNOTAVAIL && connecting &&
-		           ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len)) {
+		           pe_net_ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len)) {
 			snprintf(reason, sizeof reason, "%s (the local ephemeral ports are exhausted, "
 			         "most likely held in TIME_WAIT by connections closed in the last "
 			         "minute: see net.ipv4.ip_local_port_range)", strerror(-rc));

@@ -3666,6 +3666,71 @@ Test(load, exhausted_ports_in_pingpong_name_the_open_connections, .timeout = 60)
 	run_free(&r);
 }
 
+/* ::1 removed from the namespace's loopback (SIOCDIFADDR): 0 or -errno. */
+static int remove_ipv6_loopback(void)
+{
+	struct {
+		struct in6_addr addr;
+		uint32_t prefixlen;
+		int ifindex;
+	} req = {.addr = IN6ADDR_LOOPBACK_INIT, .prefixlen = 128,
+	         .ifindex = (int)if_nametoindex("lo")};
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = ioctl(fd, SIOCDIFADDR, &req) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+/* The address the run connects from goes away after the probe (::1 removed
+ * from loopback, as an address can be by the network's configuration): the
+ * connects that follow fail with EADDRNOTAVAIL, and the ports, of which
+ * nearly all are free, must not be blamed. */
+Test(load, a_source_address_gone_mid_run_is_not_blamed_on_ports, .timeout = 60)
+{
+	/* Slow paced slots: the address goes while each waits for its next. */
+	const char *args[] = {"-m", "churn", "-c", "2", "-t", "1", "-r", "4", "-d", "20",
+	                      "--timeout", "5", "-q", "::1", "39000", NULL};
+	const char *why = own_network();
+	struct pe_server_config cfg;
+	struct tf_server own;
+	struct child ch;
+	struct run r;
+	int rc;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	tf_config(&cfg, 8, 8);
+	cfg.bind_address = "::1";
+	cfg.port = 39000;
+	if (tf_start(&own, &cfg) != 0)
+		cr_skip_test("no IPv6 loopback in the namespace");
+	client_spawn(&ch, input_file("", 0), -1, args);
+	/* The probe and a cycle of each connection: the run is under way. */
+	cr_expect_eq(tf_wait_stat(&own, accepted, 3, 10000), 0, "the run did not get going");
+	rc = remove_ipv6_loopback();
+	if (rc < 0) {
+		client_finish(&r, &ch, CLIENT_TIMEOUT_MS);
+		run_free(&r);
+		tf_stop(&own, 1, 10000);
+		cr_skip_test("cannot remove ::1 in the namespace: %s", strerror(-rc));
+	}
+	client_finish(&r, &ch, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(tf_stop(&own, 1, 10000), 0, "the namespace's server did not stop");
+	/* 3: connect failures alone; 1 should a cycle have been under way at the
+	 * removal, its echo then never coming (a timeout too, after the first
+	 * error, which stays the earliest: a connect that failed). */
+	cr_expect(r.code == 3 || r.code == 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "cannot connect: Cannot assign requested address"),
+	                   "stderr:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "ephemeral"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "no address of this host reaches the server"),
+	                   "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 /* Ports run out (strace fails the load thread's second connect with
  * EADDRNOTAVAIL): the message says so, and names the remedies, more
  * source addresses among them. */
