@@ -380,9 +380,11 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 		source = (const struct sockaddr *)&L->cfg->sources[k];
 		source_len = L->cfg->source_lens[k];
 	}
-	/* Only a thread's first error is told, so only its cause is sought. */
+	/* Only a thread's first error is told, so only its cause is sought. A
+	 * check that could not be made (its socket finding the descriptors
+	 * exhausted) leaves the ports, by far the likelier cause. */
 	if (err == EADDRNOTAVAIL && t->first_error[0] == '\0' &&
-	    !pe_net_ports_ran_out((const struct sockaddr *)&L->addr, L->addrlen, source, source_len))
+	    pe_net_ports_ran_out((const struct sockaddr *)&L->addr, L->addrlen, source, source_len) == 0)
 		why = " (no address of this host reaches the server any more: was one removed, "
 		      "or its interface taken down, during the run?)";
 	else if (err == EADDRNOTAVAIL)

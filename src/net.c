@@ -478,18 +478,23 @@ int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
  * it (the ephemeral range all taken, most of it in TIME_WAIT after a churn
  * run), which the errno text, "Cannot assign requested address", does not
  * tell apart. A UDP socket's connect picks the source address the same way,
- * from ports of its own: when it succeeds, the ports are what ran out. */
-bool pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
-                          socklen_t source_len)
+ * from ports of its own: when it succeeds, the ports are what ran out; when
+ * it finds no address, none is left. A probe that fails otherwise (no
+ * descriptor left for its socket, as when the failed connect took the
+ * last, or no UDP port) tells nothing. */
+int pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
+                         socklen_t source_len)
 {
-	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	bool out;
+	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
 
 	if (fd < 0)
-		return false;
-	out = (!source || bind(fd, source, source_len) == 0) && connect(fd, sa, len) == 0;
+		return -errno;
+	if ((!source || bind(fd, source, source_len) == 0) && connect(fd, sa, len) == 0)
+		rc = 1;
+	else
+		rc = errno == EADDRNOTAVAIL || errno == ENETUNREACH ? 0 : -errno;
 	close(fd);
-	return out;
+	return rc;
 }
 
 int pe_net_connect_list(const struct addrinfo *list, unsigned long timeout_ms, int cancel_fd,
@@ -546,7 +551,7 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			snprintf(reason, sizeof reason, "timed out after %.3f s",
 			         (double)timeout_ms / 1000.0);
 		} else if (rc == -EADDRNOTAVAIL && connecting &&
-		           pe_net_ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len)) {
+		           pe_net_ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len) > 0) {
 			snprintf(reason, sizeof reason, "%s (the local ephemeral ports are exhausted, "
 			         "most likely held in TIME_WAIT by connections closed in the last "
 			         "minute: see net.ipv4.ip_local_port_range)", strerror(-rc));

@@ -67,11 +67,12 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding);
 
 /* After a connect(2) to SA (from SOURCE, unless it is NULL) failed with
- * EADDRNOTAVAIL: true when the local ports are what ran out, false when no
+ * EADDRNOTAVAIL: 1 when the local ports are what ran out, 0 when no
  * address of this host reaches SA (none configured, or one removed since),
- * which the errno does not tell apart. */
-bool pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
-                          socklen_t source_len);
+ * which the errno does not tell apart; a negative errno when the check
+ * itself failed (EMFILE: no descriptor for it), which tells neither. */
+int pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
+                         socklen_t source_len);
 
 /* Bind FD, before its connect(2), to the source address SA, leaving the
  * port to the connect. 0 or a negative errno. */

@@ -3731,6 +3731,19 @@ Test(load, a_source_address_gone_mid_run_is_not_blamed_on_ports, .timeout = 60)
 	run_free(&r);
 }
 
+/* Run a load client (-c 2, one thread) UNDER strace, which makes the ports
+ * run out: it must exit 3 saying so. R is left for more checks, and for
+ * run_free. */
+static void expect_ports_exhausted_under(struct run *r, const char *const under[])
+{
+	const char *args[] = {"-c", "2", "-t", "1", "-n", "1", "-q", "127.0.0.1", port_str, NULL};
+
+	run_client_under(r, under, args);
+	cr_expect_eq(r->code, 3, "exit %d, stderr:\n%s", r->code, r->err);
+	cr_expect_not_null(strstr(r->err, "the local ephemeral ports are exhausted"), "stderr:\n%s",
+	                   r->err);
+}
+
 /* Ports run out (strace fails the load thread's second connect with
  * EADDRNOTAVAIL): the message says so, and names the remedies, more
  * source addresses among them. */
@@ -3738,14 +3751,27 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 {
 	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
 	                                    "-e", "inject=connect:error=EADDRNOTAVAIL:when=2", NULL};
-	const char *args[] = {"-c", "2", "-t", "1", "-n", "1", "-q", "127.0.0.1", port_str, NULL};
 	struct run r;
 
-	run_client_under(&r, under, args);
-	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, "the local ephemeral ports are exhausted"), "stderr:\n%s",
-	                   r.err);
+	expect_ports_exhausted_under(&r, under);
 	cr_expect_not_null(strstr(r.err, "add --source-ip addresses"), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
+/* Ports run out, and the check of the cause finds no descriptor for its
+ * socket (strace fails the load thread's second connect with EADDRNOTAVAIL
+ * and its third socket, the check's, with EMFILE): a check not made tells
+ * nothing, and the ports stay named, not an address gone. */
+Test(load, exhausted_ports_stay_named_when_their_check_finds_no_descriptor, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e",
+	                                    "trace=connect,socket", "-e",
+	                                    "inject=connect:error=EADDRNOTAVAIL:when=2", "-e",
+	                                    "inject=socket:error=EMFILE:when=3", NULL};
+	struct run r;
+
+	expect_ports_exhausted_under(&r, under);
+	cr_expect_null(strstr(r.err, "no address of this host"), "stderr:\n%s", r.err);
 	run_free(&r);
 }
 
