@@ -5233,16 +5233,12 @@ Test(load, paced_catch_up_after_a_client_stop_is_not_server_latency, .timeout = 
  * once the client's FIN says its message is whole, until told to stop.
  *
  * It serves connections side by side and waits LATE_READ_MS for each FIN:
- * a connect whose last ACK met the full accept queue is made for the
- * client but not yet for the kernel, which drops that ACK and the message
- * after it (tcp_abort_on_overflow=0). The client sends the message again
- * after a retransmission timeout that doubles at each drop (0.2, 0.4,
- * 0.8, 1.6 s... on loopback), and the kernel may hand the connection to
- * accept() on a bare ACK before it comes: measured, the message came 3.2
- * s after such a connect, 0.16 s after its accept. A server that gave up
- * sooner, as one that read each connection in turn for 2 s did, closes
- * before the message comes, and the message then draws a reset: an early
- * close of the server's making, not the client's. GAVE_UP counts the
+ * a connect whose last ACK met the full accept queue may be accepted
+ * before its message, which the kernel dropped with that ACK and the
+ * client sends again only after retransmission timeouts that double at
+ * each drop (measured: 3.2 s after such a connect, 0.16 s after its
+ * accept). A server that gave up sooner would close first, and the
+ * message would draw a reset of the server's making. GAVE_UP counts the
  * connections this one closed on its deadline, for the failure message. */
 #define LATE_CONNS 256
 #define LATE_READ_MS 20000

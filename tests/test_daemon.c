@@ -580,9 +580,12 @@ Test(daemon, help_and_version_that_cannot_be_written_exit_1)
 	}
 }
 
-/* Start ARGV into proc: a shell that stops itself before it execs. */
-static void spawn_stopped(const char *const argv[])
+/* Start poolechod OPTION into proc through a shell that stops itself
+ * before it becomes the daemon. */
+static void spawn_stopped(const char *option)
 {
+	const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
+	                      daemon_path(), option, NULL};
 	int64_t deadline = th_now_ms() + EXIT_MS;
 	char state[8] = "";
 
@@ -602,12 +605,10 @@ Test(daemon, help_and_version_into_a_closed_pipe_exit_1)
 	const char *options[] = {"--help", "--version"};
 
 	for (int i = 0; i < 2; i++) {
-		const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
-		                      daemon_path(), options[i], NULL};
 		const char *err;
 		int code;
 
-		spawn_stopped(argv);
+		spawn_stopped(options[i]);
 		close(proc.out.fd);
 		proc.out.fd = -1;
 		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "%s", strerror(errno));
@@ -629,12 +630,10 @@ Test(daemon, help_and_version_into_a_closed_pipe_exit_1)
  * once the daemon waits in poll for room. */
 static size_t spawn_into_full_non_blocking_output(const char *option)
 {
-	const char *argv[] = {"/bin/sh", "-c", "kill -STOP $$ && exec \"$0\" \"$@\"",
-	                      daemon_path(), option, NULL};
 	ssize_t filled;
 	int out;
 
-	spawn_stopped(argv);
+	spawn_stopped(option);
 	out = proc.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, proc.pidfd, 1, 0);
 	if (out < 0 && (proc.pidfd < 0 || errno == ENOSYS))
 		cr_skip_test("the kernel cannot lend us the shell's output: pidfd_open or "
