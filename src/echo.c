@@ -382,7 +382,6 @@ static int splice_ready(struct pe_echo_worker *w, const struct pe_echo_policy *p
 	if (!take_pipe_slot(p))
 		return 0;
 	if (pe_cloexec_pipe(w->pipe) < 0) {
-		w->pipe[0] = w->pipe[1] = -1;
 		if (p->pipes_held)
 			atomic_fetch_sub(p->pipes_held, 1);
 		return 0;

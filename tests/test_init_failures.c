@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <poolecho/queue.h>
 #include <poolecho/server.h>
@@ -232,7 +233,7 @@ Test(init_failures, a_server_whose_lock_or_condition_cannot_be_made_fails_create
 
 /* ---- fcntl ------------------------------------------------------------ */
 
-static atomic_bool fcntl_counting;
+static atomic_bool fcntl_counting, fcntl_failing_setfd;
 static atomic_int fcntl_calls, fcntl_failing_nth;
 
 int __real_fcntl(int fd, int cmd, ...);
@@ -250,8 +251,9 @@ int __wrap_fcntl(int fd, int cmd, ...)
 		arg = va_arg(ap, int);
 		va_end(ap);
 	}
-	if (atomic_load(&fcntl_counting) &&
-	    atomic_fetch_add(&fcntl_calls, 1) + 1 == atomic_load(&fcntl_failing_nth)) {
+	if ((atomic_load(&fcntl_counting) &&
+	     atomic_fetch_add(&fcntl_calls, 1) + 1 == atomic_load(&fcntl_failing_nth)) ||
+	    (cmd == F_SETFD && atomic_load(&fcntl_failing_setfd))) {
 		errno = EACCES;
 		return -1;
 	}
@@ -297,6 +299,50 @@ Test(init_failures, a_server_whose_fcntl_fails_fails_create_with_its_error)
 		             "not one", nth, atomic_load(&errors_logged));
 		cr_expect_eq(th_count_fds(), fds, "fcntl #%d failed: %d descriptors open before, "
 		             "%d after", nth, fds, th_count_fds());
+	}
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* Descriptors the log callback opened while the stop pipe's error was
+ * logged: the numbers the failed pipe had just given back. */
+static int opened_meanwhile[2] = {-1, -1};
+
+static void take_freed_numbers(void *ctx, enum pe_log_level level, const char *message)
+{
+	(void)ctx;
+	(void)level;
+	if (strstr(message, "stop pipe") && opened_meanwhile[0] < 0) {
+		opened_meanwhile[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		opened_meanwhile[1] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+}
+
+/* Without pipe2, a stop pipe that cannot be made close-on-exec is closed
+ * by pe_cloexec_pipe; the create that fails must not close its numbers a
+ * second time, which another thread (here the log callback) may have
+ * been given meanwhile. */
+Test(init_failures, a_stop_pipe_that_cannot_be_close_on_exec_closes_no_descriptor_twice)
+{
+	struct pe_server_config cfg;
+	pe_server *srv;
+	int rc;
+
+#ifdef HAVE_PIPE2
+	cr_skip_test("pipe2 makes the stop pipe close-on-exec at once: no FD_CLOEXEC can fail");
+#endif
+	tf_config(&cfg, 2, 2);
+	cfg.log = take_freed_numbers;
+	atomic_store(&fcntl_failing_setfd, true);
+	rc = pe_server_create(&srv, &cfg);
+	atomic_store(&fcntl_failing_setfd, false);
+	cr_assert_eq(rc, -EACCES, "pe_server_create returned %d (%s)", rc,
+	             strerror(rc < 0 ? -rc : 0));
+	cr_assert_geq(opened_meanwhile[0], 0, "the stop pipe's failure was not logged");
+	for (int i = 0; i < 2; i++) {
+		cr_expect_geq(fcntl(opened_meanwhile[i], F_GETFD), 0, "descriptor %d, opened after "
+		              "the stop pipe failed, was closed by pe_server_create",
+		              opened_meanwhile[i]);
+		close(opened_meanwhile[i]);
 	}
 	TH_ASSERT_NO_LEAKS();
 }
