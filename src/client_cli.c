@@ -107,8 +107,9 @@ void client_cli_usage(FILE *out, const char *program)
 "message); 1 on a mismatch, an early close (a connection reset as soon as it\n"
 "was made too), a load run that echoed nothing, errors of more than one kind,\n"
 "or any other error; 2 on bad usage (what was typed is quoted with\n"
-"control characters as \\xNN); 3 when the server could not be reached: the\n"
-"name did not resolve or the connect failed (in load mode, the first one, or\n"
+"control characters as \\xNN, as an interface's name is in any message);\n"
+"3 when the server could not be reached: its name did not resolve, or the\n"
+"connect failed (in load mode, the first one, or when\n"
 "failed connects were the run's only errors); 4 when it went silent for\n"
 "--timeout while an echo was due (or so long that the system gave the\n"
 "connection up), or did not close once all was echoed (in load mode,\n"
@@ -379,12 +380,16 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		           typed(cfg->port, shown));
 	if (cfg->nsources && (family = numeric_family(cfg->host)) &&
 	    family != cfg->sources[0].ss_family) {
-		char source[NI_MAXHOST];
+		char source[NI_MAXHOST], source_shown[TYPED_MAX];
 
+		/* Both quoted as typed: a scope may be an interface name, which
+		 * may hold control characters, and leading zeros make a numeric
+		 * scope as long as one likes. */
+		pe_net_format_host((const struct sockaddr *)&cfg->sources[0], cfg->source_lens[0],
+		                   source);
 		return bad(err, errlen, "HOST '%s' is an %s address, --source-ip '%s' an %s one: "
-		           "expected one family for both", cfg->host, family_name(family),
-		           pe_net_format_host((const struct sockaddr *)&cfg->sources[0],
-		                              cfg->source_lens[0], source),
+		           "expected one family for both", typed(cfg->host, shown),
+		           family_name(family), typed(source, source_shown),
 		           family_name(cfg->sources[0].ss_family));
 	}
 

@@ -110,6 +110,20 @@ static void end_failures(char *err, unsigned omitted)
 	         omitted == 1 ? "" : "es");
 }
 
+/* HOST, from getnameinfo, as messages may show it: an IPv6 scope is the
+ * interface's name, which may hold any byte but '/', so control
+ * characters become \xNN (pe_parse_shown), cut with "..." to SIZE. */
+static const char *shown_host(char *host, size_t size)
+{
+	char raw[NI_MAXHOST];
+	size_t len = strlen(host);
+
+	if (pe_parse_shown_len(host, len) == len)
+		return host;
+	memcpy(raw, host, len + 1);
+	return pe_parse_shown(raw, len, host, size);
+}
+
 void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
 {
 	char host[64], serv[8];
@@ -119,6 +133,7 @@ void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADD
 		snprintf(out, PE_NET_ADDRLEN, "(unknown address)");
 		return;
 	}
+	shown_host(host, sizeof host);
 	if (sa->sa_family == AF_INET6)
 		snprintf(out, PE_NET_ADDRLEN, "[%s]:%s", host, serv);
 	else
@@ -442,7 +457,7 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 {
 	if (getnameinfo(sa, len, out, NI_MAXHOST, NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(out, NI_MAXHOST, "?");
-	return out;
+	return shown_host(out, NI_MAXHOST);
 }
 
 const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)

@@ -5735,6 +5735,77 @@ Test(cli, a_long_word_in_a_usage_message_is_cut_between_characters, .timeout = 3
 		}
 }
 
+/* A numeric HOST of the other family than --source-ip is quoted like any
+ * typed word: cut with "...", so that the reason after it stays. A scope
+ * with leading zeros ("::1%000...1", ::1 to the resolver) makes it as
+ * long as one likes. */
+Test(cli, a_long_host_of_the_other_family_is_cut_and_the_reason_kept, .timeout = 30)
+{
+	static char host[700] = "::1%";
+	const char *args[] = {"--source-ip=127.0.0.1", host, "9", NULL};
+	struct run r;
+
+	memset(host + 4, '0', sizeof host - 6);
+	host[sizeof host - 2] = '1';
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 2, "exit %d, stderr:\n%.300s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "...' is an IPv6 address, --source-ip '127.0.0.1' an IPv4 "
+	                                 "one: expected one family for both\n"),
+	                   "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
+/* Our own network whose loopback is renamed NAME: an interface's name may
+ * hold any byte but '/' and NUL, and reaches messages as an IPv6 scope. */
+static const char *own_network_loopback_named(const char *name)
+{
+	struct ifreq ifr = {.ifr_name = "lo"};
+	const char *why = own_network();
+	int fd, rc;
+
+	if (*why)
+		return why;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	rc = ioctl(fd, SIOCSIFFLAGS, &ifr); /* down: a running one keeps its name */
+	snprintf(ifr.ifr_newname, sizeof ifr.ifr_newname, "%s", name);
+	if (rc == 0)
+		rc = ioctl(fd, SIOCSIFNAME, &ifr);
+	close(fd);
+	return rc < 0 ? "cannot rename the namespace's loopback" : "";
+}
+
+/* A scope's interface name with control characters in it is shown with
+ * them as \xNN when the run fails, as in usage messages: not sent raw to
+ * the terminal (here ESC [7m, which would turn it to reverse video). */
+Test(cli, an_interface_name_in_an_error_is_shown_without_its_control_characters,
+     .timeout = 30)
+{
+	static const char *connect_args[] = {"--timeout", "2", "fe80::1%e\033[7mX", "9", NULL};
+	static const char *source_args[] = {"--source-ip", "fe80::1%e\033[7mX", "::1", "9", NULL};
+	static const struct {
+		const char **args;
+		int code;
+		const char *said;
+	} cases[] = {
+		{connect_args, 3, "cannot connect to [fe80::1%e\\x1b[7mX]:9: "},
+		{source_args, 1, "cannot use --source-ip fe80::1%e\\x1b[7mX: "},
+	};
+	const char *why = own_network_loopback_named("e\033[7mX");
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct run r;
+
+		run_client(&r, "", 0, cases[i].args);
+		cr_expect_eq(r.code, cases[i].code, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, cases[i].said), "stderr:\n%s", r.err);
+		cr_expect_null(strchr(r.err, '\033'), "ESC sent raw:\n%s", r.err);
+		run_free(&r);
+	}
+}
+
 /* An empty HOST (a shell variable left unset: poolecho "$HOST") is bad
  * usage, said as such, in both modes: not a name the resolver fails on.
  * The table above ends its arguments at the first empty one. */
