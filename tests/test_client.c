@@ -2479,8 +2479,13 @@ Test(wrong_server, a_part_echo_after_the_deadline_adds_nothing_to_the_period, .t
 }
 
 /* A server whose failures come in a known order: it echoes the first
- * connection that sends for ORDER_LATE_MS, then closes it, and closes every
- * other one at its first message. Connections are served side by side. */
+ * connection that sends, closes every other one at its first message, and
+ * closes the first one ORDER_LATE_MS after it closed another. Connections
+ * are served side by side. (The gap runs from that close, not from the
+ * first connection's message: a machine that stalled for 1.5 s or more
+ * between the two first messages, its clock running on, let the first
+ * connection's timer run out before the other had sent, and it was closed
+ * first: seen with the whole process tree frozen for 2 s.) */
 enum { ORDER_MAX = 8, ORDER_LATE_MS = 2000 };
 
 struct order_server {
@@ -2498,7 +2503,7 @@ static void *order_thread(void *arg)
 	int64_t end = th_now_ms() + 20000, close_late_at = 0;
 
 	while (th_ms_left(end) > 0) {
-		int keeping = late && pfd[late].fd >= 0;
+		int keeping = late && pfd[late].fd >= 0 && close_late_at;
 
 		if (poll(pfd, n, th_ms_left(keeping ? close_late_at : end)) < 0 && errno != EINTR)
 			break;
@@ -2521,13 +2526,13 @@ static void *order_thread(void *arg)
 			if (pfd[i].fd < 0 || !pfd[i].revents)
 				continue;
 			got = read(pfd[i].fd, buf, sizeof buf);
-			if (got > 0 && !late) {
+			if (got > 0 && !late)
 				late = i;
-				close_late_at = th_now_ms() + ORDER_LATE_MS;
-			}
 			if (got > 0 && i == late &&
 			    th_write_all(pfd[i].fd, buf, (size_t)got, BAD_IO_MS) == 0)
 				continue;
+			if (got > 0 && i != late && !close_late_at)
+				close_late_at = th_now_ms() + ORDER_LATE_MS;
 			close(pfd[i].fd);   /* load mode's probe, which sends nothing, too */
 			pfd[i].fd = -1;
 		}
@@ -2540,15 +2545,17 @@ static void *order_thread(void *arg)
 
 /* With several threads, the report's first error is the one that came
  * first, not the first thread's. --rate spreads the first messages over a
- * period: connection 0 (thread 0) sends first and is kept for 2 s,
- * connection 1 (thread 1) is closed 0.5 s in. (Were thread 0 late by more
- * than that, the roles would swap, and the earliest error would still be
- * the one at a first message.) */
+ * period: connection 0 (thread 0) sends first and is kept, connection 1
+ * (thread 1) is closed 0.5 s in, and connection 0 2 s after that. (Were
+ * thread 0 late by more than 0.5 s, the roles would swap, and the earliest
+ * error would still be the one at a first message.) The second close ends
+ * the run, some 2.5 s in: the deadline only bounds it, far enough out for a
+ * stall before the second first message, which puts both closes later. */
 Test(wrong_server, the_first_error_reported_is_the_earliest_of_all_threads, .timeout = 60)
 {
 	struct order_server o;
 	char err[PE_NET_ERRLEN];
-	const char *args[] = {"-c", "2", "-t", "2", "--rate=1", "-d", "4", "--json", "127.0.0.1",
+	const char *args[] = {"-c", "2", "-t", "2", "--rate=1", "-d", "10", "--json", "127.0.0.1",
 	                      o.port_str, NULL};
 	const char *first;
 	struct run r;
@@ -3355,11 +3362,15 @@ Test(wrong_server, connections_held_back_from_connecting_are_counted_pending, .t
 /* ... and so are paced churn connections: their first connects came due
  * (--rate 10 spreads 70 over 0.1 s) but waited for the 64 in flight, which
  * the server never answered. They were counted nowhere ("0 opened, 0
- * failed, 64 still connecting" of 70). */
+ * failed, 64 still connecting" of 70). The spread starts when the event
+ * thread begins, not when -d does: a run stalled 0.45 s or more between the
+ * two (seen with the process frozen; 0.7 s left 1 of 70 counted) put most
+ * first connects after a 0.5 s deadline, never due. -d 2 takes a stall of
+ * 1.9 s; the stuck listener answers none of the connects meanwhile. */
 Test(wrong_server, paced_churn_connects_held_back_are_counted_pending, .timeout = 60)
 {
 	char port[16];
-	const char *args[] = {"-c", "70", "-t", "1", "-m", "churn", "-r", "10", "-d", "0.5",
+	const char *args[] = {"-c", "70", "-t", "1", "-m", "churn", "-r", "10", "-d", "2",
 	                      "--json", "127.0.0.1", port, NULL};
 	int lfd = stuck_listener(port);
 	struct run r;
