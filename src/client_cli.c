@@ -108,12 +108,11 @@ void client_cli_usage(FILE *out, const char *program)
 "was made too), a load run that echoed nothing, errors of more than one kind,\n"
 "or any other error; 2 on bad usage (what was typed is quoted with\n"
 "control characters as \\xNN, as an interface's name is in any message);\n"
-"3 when the server could not be reached: its name did not resolve, or the\n"
-"connect failed (in load mode, the first one, or when\n"
-"failed connects were the run's only errors); 4 when it went silent for\n"
-"--timeout while an echo was due (or so long that the system gave the\n"
-"connection up), or did not close once all was echoed (in load mode,\n"
-"timeouts were the run's only errors).\n",
+"3 when the server could not be reached: the name did not resolve, the first\n"
+"connect failed, or (in load mode) failed connects were the run's only errors;\n"
+"4 when it went silent for --timeout while an echo was due (or so long that\n"
+"the system gave the connection up), or did not close once all was echoed\n"
+"(in load mode, timeouts were the run's only errors).\n",
 		program, CLIENT_DEFAULT_HOST, CLIENT_DEFAULT_PORT, CLIENT_MAX_CONNECTIONS,
 		CLIENT_DEFAULT_CONNECTIONS, CLIENT_MAX_MESSAGES, CLIENT_MAX_SECONDS,
 		CLIENT_DEFAULT_DURATION_MS / 1000, CLIENT_DEFAULT_SIZE, CLIENT_MAX_PIPELINE,

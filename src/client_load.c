@@ -35,6 +35,7 @@
 #include "client_load.h"
 #include "cpus.h"
 #include "monotonic.h"
+#include "parse.h"
 #include "sigstate.h"
 
 #define PATTERN_LEN LOAD_PATTERN_LEN
@@ -1222,9 +1223,12 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 	L->addrlen = sizeof L->addr;
 	if (getpeername(fd, (struct sockaddr *)&L->addr, &L->addrlen) < 0) {
 		int e = errno;
+		char host[200]; /* the scope may be an interface's name: control characters */
 
 		snprintf(err, errlen, "cannot learn which address of %s port %s answered "
-		         "(getpeername): %s", cfg->host, cfg->port, strerror(e));
+		         "(getpeername): %s", pe_parse_shown(cfg->host, strlen(cfg->host), host,
+		                                             sizeof host),
+		         cfg->port, strerror(e));
 		close(fd);
 		return -e;
 	}
@@ -1631,7 +1635,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	if (started == L.nthreads) {
 		rc = 0;
 		res->threads = L.nthreads;
-		snprintf(res->target, sizeof res->target, "%s", L.target);
+		pe_net_format_exact((struct sockaddr *)&L.addr, L.addrlen, res->target);
 		collect(&L, res);
 	}
 out:

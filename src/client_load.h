@@ -26,7 +26,7 @@ struct load_progress {
 typedef void load_progress_fn(void *ctx, const struct load_progress *p);
 
 struct load_result {
-	char target[PE_NET_ADDRLEN]; /* the address every connection went to */
+	char target[PE_NET_ADDRLEN]; /* the address every connection went to, as it is */
 	unsigned threads;
 	double elapsed_s;
 	uint64_t conns_opened;    /* connections established */

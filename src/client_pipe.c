@@ -28,6 +28,7 @@
 #include "client_pipe.h"
 #include "monotonic.h"
 #include "net.h"
+#include "parse.h"
 
 #define RING_SIZE (1u << 20) /* bytes read but not yet echoed and written out */
 #define RING_MASK (RING_SIZE - 1)
@@ -441,10 +442,18 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 		return fail(&p, PIPE_EARLY_CLOSE, "early close: %s, before any byte was sent", err);
 	if (p.sock < 0)
 		return fail(&p, PIPE_CONNECT, "%s", err);
-	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0)
+	if (getpeername(p.sock, (struct sockaddr *)&ss, &sslen) == 0) {
 		pe_net_format((struct sockaddr *)&ss, sslen, p.peer);
-	else
-		snprintf(p.peer, sizeof p.peer, "%s:%s", cfg->host, cfg->port);
+	} else {
+		/* HOST as typed, written as pe_net_format would: its scope may be
+		 * an interface's name, control characters and all. */
+		char host[PE_NET_ADDRLEN - 16];
+		bool v6 = strchr(cfg->host, ':') != NULL;
+
+		snprintf(p.peer, sizeof p.peer, "%s%s%s:%s", v6 ? "[" : "",
+		         pe_parse_shown(cfg->host, strlen(cfg->host), host, sizeof host),
+		         v6 ? "]" : "", cfg->port);
+	}
 	/* A byte the server sends as urgent data is read in its place and
 	 * checked: recv(2) would otherwise skip it, and pass an extra one. */
 	if (setsockopt(p.sock, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) < 0) {

@@ -7,9 +7,11 @@
 #include <config.h>
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "client_report.h"
+#include "parse.h"
 
 static const double percentiles[] = {50.0, 90.0, 99.0, 99.9};
 #define NPERCENTILES (sizeof percentiles / sizeof percentiles[0])
@@ -107,8 +109,11 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 {
 	const struct histogram *h = &r->latency;
 	const char *unit = cfg->mode == CLIENT_CHURN ? "connects" : "messages";
+	char target[4 * PE_NET_ADDRLEN];
 
-	fprintf(out, "target:      %s, ", r->target);
+	/* For a terminal: an interface's name with its control characters as \xNN. */
+	fprintf(out, "target:      %s, ", pe_parse_shown(r->target, strlen(r->target), target,
+	                                                  sizeof target));
 	if (cfg->nsources)
 		fprintf(out, "from %u source address%s, ", cfg->nsources,
 		        cfg->nsources == 1 ? "" : "es");

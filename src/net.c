@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,8 +112,9 @@ static void end_failures(char *err, unsigned omitted)
 }
 
 /* HOST, from getnameinfo, as messages may show it: an IPv6 scope is the
- * interface's name, which may hold any byte but '/', so control
- * characters become \xNN (pe_parse_shown), cut with "..." to SIZE. */
+ * interface's name, which may hold any byte but '/', ':' and white space,
+ * so control characters become \xNN (pe_parse_shown), cut with "..." to
+ * SIZE. */
 static const char *shown_host(char *host, size_t size)
 {
 	char raw[NI_MAXHOST];
@@ -124,20 +126,32 @@ static const char *shown_host(char *host, size_t size)
 	return pe_parse_shown(raw, len, host, size);
 }
 
-void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
+static void format_address(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN],
+                           bool shown)
 {
-	char host[64], serv[8];
+	char host[PE_NET_ADDRLEN - 11], serv[8]; /* in "[HOST]:SERV" */
 
 	if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
 	                NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(out, PE_NET_ADDRLEN, "(unknown address)");
 		return;
 	}
-	shown_host(host, sizeof host);
+	if (shown)
+		shown_host(host, sizeof host);
 	if (sa->sa_family == AF_INET6)
 		snprintf(out, PE_NET_ADDRLEN, "[%s]:%s", host, serv);
 	else
 		snprintf(out, PE_NET_ADDRLEN, "%s:%s", host, serv);
+}
+
+void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
+{
+	format_address(sa, len, out, true);
+}
+
+void pe_net_format_exact(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN])
+{
+	format_address(sa, len, out, false);
 }
 
 void pe_net_peer_name(int fd, char out[PE_NET_ADDRLEN])

@@ -14,7 +14,9 @@
 #include <sys/types.h>
 
 #define PE_NET_ERRLEN 256
-#define PE_NET_ADDRLEN 80 /* "[ipv6%scope]:port" fits */
+/* "[ipv6%scope]:port" fits, the longest link-local address's with the
+ * longest interface name (15 bytes) all control characters, as \xNN. */
+#define PE_NET_ADDRLEN 112
 
 /* Resolve HOST (NULL = all addresses: "::" dual-stack, else "0.0.0.0"),
  * bind PORT and listen with BACKLOG. Returns the listening descriptor
@@ -96,8 +98,13 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *addr,
                    socklen_t *len, char err[PE_NET_ERRLEN]);
 
-/* "1.2.3.4:80" or "[::1]:80". */
+/* "1.2.3.4:80" or "[::1]:80", for a message: control characters in an
+ * IPv6 scope's interface name as \xNN (pe_parse_shown). */
 void pe_net_format(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN]);
+
+/* The same with the interface's name as it is: for output that escapes
+ * on its own (JSON), where \xNN would be taken for the name. */
+void pe_net_format_exact(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN]);
 
 /* The peer of connected socket FD, formatted as pe_net_format does, or
  * "(unknown peer: REASON)". Take it early: after a reset there is none. */

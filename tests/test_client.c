@@ -5767,7 +5767,8 @@ Test(cli, a_long_host_of_the_other_family_is_cut_and_the_reason_kept, .timeout =
 }
 
 /* Our own network whose loopback is renamed NAME: an interface's name may
- * hold any byte but '/' and NUL, and reaches messages as an IPv6 scope. */
+ * hold any byte but '/', ':', white space and NUL, and reaches messages as
+ * an IPv6 scope. */
 static const char *own_network_loopback_named(const char *name)
 {
 	struct ifreq ifr = {.ifr_name = "lo"};
@@ -5815,6 +5816,142 @@ Test(cli, an_interface_name_in_an_error_is_shown_without_its_control_characters,
 		cr_expect_null(strchr(r.err, '\033'), "ESC sent raw:\n%s", r.err);
 		run_free(&r);
 	}
+}
+
+/* The longest interface name, 15 bytes, all control characters: 60 bytes
+ * shown, which an address's text must hold whole, not cut with "...". */
+Test(cli, an_interface_name_of_control_characters_is_shown_whole, .timeout = 30)
+{
+	char name[16], host[32], want[128] = "cannot connect to [fe80::1%";
+	const char *args[] = {"--timeout", "2", host, "9", NULL};
+	const char *why;
+	struct run r;
+
+	memset(name, '\033', 15);
+	name[15] = '\0';
+	why = own_network_loopback_named(name);
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	snprintf(host, sizeof host, "fe80::1%%%s", name);
+	for (int i = 0; i < 15; i++)
+		strcat(want, "\\x1b");
+	strcat(want, "]:9: ");
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, want), "no '%s' in:\n%s", want, r.err);
+	run_free(&r);
+}
+
+/* Our own network whose loopback, renamed NAME, is up with fe80::1 on it,
+ * usable as soon as this returns "". */
+static const char *own_network_link_local_named(const char *name)
+{
+	struct {
+		struct in6_addr addr;
+		uint32_t prefixlen;
+		int ifindex;
+	} req = {.prefixlen = 64};
+	struct ifreq ifr = {.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING};
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+	const char *why = own_network_loopback_named(name);
+	int fd;
+
+	if (*why)
+		return why;
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(ioctl(fd, SIOCSIFFLAGS, &ifr), 0, "up: %s", strerror(errno));
+	req.ifindex = (int)if_nametoindex(name);
+	cr_assert_gt(req.ifindex, 0, "if_nametoindex: %s", strerror(errno));
+	inet_pton(AF_INET6, "fe80::1", &req.addr);
+	cr_assert_eq(ioctl(fd, SIOCSIFADDR, &req), 0, "fe80::1: %s", strerror(errno));
+	sa.sin6_addr = req.addr;
+	sa.sin6_scope_id = (uint32_t)req.ifindex;
+	/* Tentative until the kernel's worker ends its (skipped) DAD: a moment. */
+	for (int tries = 0; bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0; tries++) {
+		cr_assert(errno == EADDRNOTAVAIL && tries < 500, "bind: %s", strerror(errno));
+		poll(NULL, 0, 10);
+	}
+	close(fd);
+	return "";
+}
+
+/* HOST, when getpeername fails after the connect (the server reset the
+ * connection at once; strace fails it here), names the server in what
+ * the client says as typed: an interface's name in its scope is shown with
+ * its control characters as \xNN, as in every other message. */
+Test(cli, a_host_named_when_getpeername_fails_is_shown_without_its_control_characters,
+     .timeout = 60)
+{
+	static const char name[] = "e\033[7mX", host[] = "fe80::1%e\033[7mX";
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+	socklen_t salen = sizeof sa;
+	const char *why = own_network_link_local_named(name);
+	char port[16], want[2][128];
+	int lfd;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	skip_without_strace();
+	inet_pton(AF_INET6, "fe80::1", &sa.sin6_addr);
+	sa.sin6_scope_id = if_nametoindex(name);
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(lfd, 8), 0, "listen: %s", strerror(errno));
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(port, sizeof port, "%u", ntohs(sa.sin6_port));
+	snprintf(want[0], sizeof want[0], "cannot set SO_OOBINLINE on the connection to "
+	         "[fe80::1%%e\\x1b[7mX]:%s: ", port);
+	snprintf(want[1], sizeof want[1], "cannot learn which address of fe80::1%%e\\x1b[7mX "
+	         "port %s answered (getpeername): ", port);
+	for (int i = 0; i < 2; i++) {
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e",
+		                       "inject=getpeername:error=ENOTCONN",
+		                       i == 0 ? "-e" : NULL, "inject=setsockopt:error=ENOMEM", NULL};
+		const char *pipe_args[] = {host, port, NULL}, *load_args[] = {"-n1", host, port, NULL};
+		struct run r;
+
+		run_client_under(&r, under, i == 0 ? pipe_args : load_args);
+		cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.err, want[i]), "no '%s' in:\n%s", want[i], r.err);
+		cr_expect_null(strchr(r.err, '\033'), "ESC sent raw:\n%s", r.err);
+		run_free(&r);
+	}
+	close(lfd);
+}
+
+/* The report's target: the text one, for a terminal, shows an interface's
+ * control characters as \xNN; the JSON one, which escapes them its own
+ * way, holds the name as it is, not that text form of it. */
+Test(cli, a_reports_target_names_the_interface_as_its_format_can, .timeout = 60)
+{
+	static const char name[] = "e\033[7mX", host[] = "fe80::1%e\033[7mX";
+	const char *why = own_network_link_local_named(name);
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	char port[16];
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	tf_config(&cfg, 2, 4);
+	cfg.bind_address = host;
+	cr_assert_eq(tf_start(&ts, &cfg), 0, "cannot start a server on %s", host);
+	snprintf(port, sizeof port, "%u", ts.port);
+	for (int json = 0; json < 2; json++) {
+		const char *args[] = {"-n1", host, port, json ? "--json" : NULL, NULL};
+		const char *want = json ? "{\"target\":\"[fe80::1%e\\u001b[7mX]:"
+		                        : "target:      [fe80::1%e\\x1b[7mX]:";
+		struct run r;
+
+		run_client(&r, "", 0, args);
+		cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);
+		cr_expect_null(strchr(r.out, '\033'), "ESC sent raw:\n%s", r.out);
+		run_free(&r);
+	}
+	cr_assert_eq(tf_stop(&ts, 0, 10000), 0, "the server did not stop");
 }
 
 /* An empty HOST (a shell variable left unset: poolecho "$HOST") is bad
