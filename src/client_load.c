@@ -125,7 +125,8 @@ struct load {
 	const struct client_config *cfg;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char target[PE_NET_ADDRLEN];
+	char target[PE_NET_ADDRLEN];       /* for messages: control characters as \xNN */
+	char target_exact[PE_NET_ADDRLEN]; /* in first_error: the report escapes it */
 	unsigned char *pattern;
 	int stop_fd;   /* eventfd in every epoll set: readable means stop */
 	int done_fd;   /* eventfd: each thread adds 1 when it ends */
@@ -232,7 +233,7 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 		/* Counted from 1, as --source-ip's addresses are. */
 		int n = snprintf(t->first_error, sizeof t->first_error,
 		                 "connection %u of %lu to %s: ", c->index + 1,
-		                 t->L->cfg->connections, t->L->target);
+		                 t->L->cfg->connections, t->L->target_exact);
 
 		t->first_error_ns = pe_now_ns();
 
@@ -1173,6 +1174,13 @@ static bool probe_close(int fd, int sigfd, unsigned long limit_ms)
 	}
 }
 
+/* The address the probe found, in both its forms. */
+static void set_target(struct load *L)
+{
+	pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+	pe_net_format_exact((struct sockaddr *)&L->addr, L->addrlen, L->target_exact);
+}
+
 /* Connect once to an address of LIST, to learn which one answers (localhost
  * may be ::1 or 127.0.0.1) and to fail early with a clear message. Within
  * --timeout, and within -d, as the run would be over by then; a signal on
@@ -1211,7 +1219,7 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 	if (fd == -ECONNRESET && answered) {
 		memcpy(&L->addr, answered->ai_addr, answered->ai_addrlen);
 		L->addrlen = answered->ai_addrlen;
-		pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+		set_target(L);
 		return 0;
 	}
 	if (fd < 0) {
@@ -1239,13 +1247,13 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		if (read(sigfd, &si, sizeof si) < 0) {
 			/* The signal's name only: the run is given up all the same. */
 		}
-		pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+		set_target(L);
 		snprintf(err, errlen, "interrupted by %s before the run began (%s answered)",
 		         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", L->target);
 		return -ECANCELED;
 	}
 	close(fd);
-	pe_net_format((struct sockaddr *)&L->addr, L->addrlen, L->target);
+	set_target(L);
 	return 0;
 }
 

@@ -58,7 +58,8 @@ struct load_result {
 	double cpu_share;         /* cpu_s over cpus times the longest thread's run time */
 	double busiest;           /* the busiest thread's CPU time over its run time */
 	double run_s;             /* the longest thread's run time, ramp-up to last close */
-	char first_error[512];    /* the first failure seen, with its cause */
+	char first_error[512];    /* the first failure seen, with its cause; the server's
+	                             address in it as it is (target) */
 	struct histogram latency; /* nanoseconds, issue (churn: connect()) or slot to the whole
 	                             echo */
 };

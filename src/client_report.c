@@ -190,8 +190,13 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	        (unsigned long long)r->mismatches, (unsigned long long)r->early_closes,
 	        (unsigned long long)r->timeouts, (unsigned long long)r->conns_failed,
 	        (unsigned long long)r->other_errors);
-	if (r->first_error[0])
-		fprintf(out, "first error: %s\n", r->first_error);
+	if (r->first_error[0]) {
+		char shown[4 * sizeof r->first_error];
+
+		fprintf(out, "first error: %s\n", pe_parse_shown(r->first_error,
+		                                                  strlen(r->first_error), shown,
+		                                                  sizeof shown));
+	}
 	fprintf(out, "result:      %s\n", r->errors ? "FAILED" : !client_report_ok(r) ?
 	        "FAILED, no message was echoed" : "OK, every echoed byte verified");
 }

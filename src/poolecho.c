@@ -19,6 +19,7 @@
 #include "client_pipe.h"
 #include "client_report.h"
 #include "log.h"
+#include "parse.h"
 #include "stdfds.h"
 
 /* Distinct failures, so that a health check can tell a server that is
@@ -115,8 +116,13 @@ static int run_load(const struct client_config *cfg)
 	if (report_lost)
 		say_error("cannot write the report: %s", strerror(errno));
 	if (res.errors) {
+		/* The server's address in it as it is: shown, for a terminal. */
+		char shown[4 * sizeof res.first_error];
+
 		say_error("%llu error%s; first: %s", (unsigned long long)res.errors,
-		          res.errors == 1 ? "" : "s", res.first_error);
+		          res.errors == 1 ? "" : "s",
+		          pe_parse_shown(res.first_error, strlen(res.first_error), shown,
+		                         sizeof shown));
 		return load_errors_status(&res);
 	}
 	if (!client_report_ok(&res)) {

@@ -5854,18 +5854,29 @@ static const char *own_network_link_local_named(const char *name)
 	struct ifreq ifr = {.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING};
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
 	const char *why = own_network_loopback_named(name);
+	static char no_ipv6[96];
 	int fd;
 
 	if (*why)
 		return why;
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	/* A kernel without IPv6 (ipv6.disable=1), or with it off on the
+	 * namespace's interfaces, cannot have the address: skip, not fail. */
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	if (fd < 0) {
+		snprintf(no_ipv6, sizeof no_ipv6, "no IPv6 sockets here: %s", strerror(errno));
+		return no_ipv6;
+	}
 	cr_assert_eq(ioctl(fd, SIOCSIFFLAGS, &ifr), 0, "up: %s", strerror(errno));
 	req.ifindex = (int)if_nametoindex(name);
 	cr_assert_gt(req.ifindex, 0, "if_nametoindex: %s", strerror(errno));
 	inet_pton(AF_INET6, "fe80::1", &req.addr);
-	cr_assert_eq(ioctl(fd, SIOCSIFADDR, &req), 0, "fe80::1: %s", strerror(errno));
+	if (ioctl(fd, SIOCSIFADDR, &req) < 0) {
+		snprintf(no_ipv6, sizeof no_ipv6, "cannot add fe80::1 to the loopback: %s",
+		         strerror(errno));
+		close(fd);
+		return no_ipv6;
+	}
 	sa.sin6_addr = req.addr;
 	sa.sin6_scope_id = (uint32_t)req.ifindex;
 	/* Tentative until the kernel's worker ends its (skipped) DAD: a moment. */
@@ -5877,6 +5888,25 @@ static const char *own_network_link_local_named(const char *name)
 	return "";
 }
 
+/* A listener, never accepting, on fe80::1 of the interface NAME
+ * (own_network_link_local_named's); its port in PORT. */
+static int link_local_listener(const char *name, char port[16])
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+	socklen_t salen = sizeof sa;
+	int lfd;
+
+	inet_pton(AF_INET6, "fe80::1", &sa.sin6_addr);
+	sa.sin6_scope_id = if_nametoindex(name);
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
+	cr_assert_eq(listen(lfd, 8), 0, "listen: %s", strerror(errno));
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(port, 16, "%u", ntohs(sa.sin6_port));
+	return lfd;
+}
+
 /* HOST, when getpeername fails after the connect (the server reset the
  * connection at once; strace fails it here), names the server in what
  * the client says as typed: an interface's name in its scope is shown with
@@ -5885,8 +5915,6 @@ Test(cli, a_host_named_when_getpeername_fails_is_shown_without_its_control_chara
      .timeout = 60)
 {
 	static const char name[] = "e\033[7mX", host[] = "fe80::1%e\033[7mX";
-	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
-	socklen_t salen = sizeof sa;
 	const char *why = own_network_link_local_named(name);
 	char port[16], want[2][128];
 	int lfd;
@@ -5894,14 +5922,7 @@ Test(cli, a_host_named_when_getpeername_fails_is_shown_without_its_control_chara
 	if (*why)
 		cr_skip_test("needs a network namespace of its own: %s", why);
 	skip_without_strace();
-	inet_pton(AF_INET6, "fe80::1", &sa.sin6_addr);
-	sa.sin6_scope_id = if_nametoindex(name);
-	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(lfd, 0, "socket: %s", strerror(errno));
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
-	cr_assert_eq(listen(lfd, 8), 0, "listen: %s", strerror(errno));
-	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
-	snprintf(port, sizeof port, "%u", ntohs(sa.sin6_port));
+	lfd = link_local_listener(name, port);
 	snprintf(want[0], sizeof want[0], "cannot set SO_OOBINLINE on the connection to "
 	         "[fe80::1%%e\\x1b[7mX]:%s: ", port);
 	snprintf(want[1], sizeof want[1], "cannot learn which address of fe80::1%%e\\x1b[7mX "
@@ -5952,6 +5973,44 @@ Test(cli, a_reports_target_names_the_interface_as_its_format_can, .timeout = 60)
 		run_free(&r);
 	}
 	cr_assert_eq(tf_stop(&ts, 0, 10000), 0, "the server did not stop");
+}
+
+/* The report's first error names the server as the report's target does:
+ * the JSON one with the interface's name as it is (JSON escaping it), not
+ * the \\xNN text, which a consumer cannot tell from an interface named so;
+ * the text one, and the message on stderr, with \\xNN. A listener that
+ * never accepts: the one message's echo times out. */
+Test(cli, a_first_errors_target_names_the_interface_as_its_format_can, .timeout = 60)
+{
+	static const char name[] = "e\033[7mX", host[] = "fe80::1%e\033[7mX";
+	const char *why = own_network_link_local_named(name);
+	char port[16];
+	int lfd;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	lfd = link_local_listener(name, port);
+	for (int json = 0; json < 2; json++) {
+		const char *args[] = {"-n1", "--timeout", "0.5", host, port,
+		                      json ? "--json" : NULL, NULL};
+		char want[128], said[128];
+		struct run r;
+
+		snprintf(want, sizeof want, json ? "\"first_error\":\"connection 1 of 1 to "
+		                                   "[fe80::1%%e\\u001b[7mX]:%s: "
+		                                 : "first error: connection 1 of 1 to "
+		                                   "[fe80::1%%e\\x1b[7mX]:%s: ", port);
+		snprintf(said, sizeof said, "first: connection 1 of 1 to [fe80::1%%e\\x1b[7mX]:%s: ",
+		         port);
+		run_client(&r, "", 0, args);
+		cr_expect_eq(r.code, 4, "exit %d, stderr:\n%s", r.code, r.err);
+		cr_expect_not_null(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);
+		cr_expect_null(strchr(r.out, '\033'), "ESC sent raw:\n%s", r.out);
+		cr_expect_not_null(strstr(r.err, said), "no '%s' in:\n%s", said, r.err);
+		cr_expect_null(strchr(r.err, '\033'), "ESC sent raw:\n%s", r.err);
+		run_free(&r);
+	}
+	close(lfd);
 }
 
 /* An empty HOST (a shell variable left unset: poolecho "$HOST") is bad
