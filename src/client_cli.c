@@ -379,16 +379,18 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		           typed(cfg->port, shown));
 	if (cfg->nsources && (family = numeric_family(cfg->host)) &&
 	    family != cfg->sources[0].ss_family) {
-		char source[NI_MAXHOST], source_shown[TYPED_MAX];
+		char source[NI_MAXHOST];
 
-		/* Both quoted as typed: a scope may be an interface name, which
-		 * may hold control characters, and leading zeros make a numeric
-		 * scope as long as one likes. */
-		pe_net_format_host((const struct sockaddr *)&cfg->sources[0], cfg->source_lens[0],
-		                   source);
+		/* HOST quoted as typed, cut: leading zeros make a numeric scope
+		 * as long as one likes. The source as getnameinfo(3) writes it
+		 * back (its scope short), which pe_net_format_host already shows
+		 * as a message must: an interface's name may hold control
+		 * characters. */
 		return bad(err, errlen, "HOST '%s' is an %s address, --source-ip '%s' an %s one: "
 		           "expected one family for both", typed(cfg->host, shown),
-		           family_name(family), typed(source, source_shown),
+		           family_name(family),
+		           pe_net_format_host((const struct sockaddr *)&cfg->sources[0],
+		                              cfg->source_lens[0], source),
 		           family_name(cfg->sources[0].ss_family));
 	}
 

@@ -228,7 +228,10 @@ static size_t utf8_char_len(const unsigned char *s)
 
 /* S as a JSON string: UTF-8 as it is, control characters escaped, and a
  * byte that is not part of a whole UTF-8 character as U+FFFD, so that the
- * report stays valid JSON (RFC 8259 requires UTF-8) whatever S holds. */
+ * report stays valid JSON (RFC 8259 requires UTF-8) whatever S holds. C1
+ * (U+0080-U+009F) is escaped too, though JSON would take it raw: an
+ * interface's name in the target may hold U+009B, which a terminal
+ * showing the report takes for CSI (messages show it as \xNN). */
 static void json_string(FILE *out, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -243,7 +246,10 @@ static void json_string(FILE *out, const char *s)
 			fprintf(out, "\\u%04x", *p++);
 		else if (*p < 0x80)
 			putc(*p++, out);
-		else if ((len = utf8_char_len(p)) > 0) {
+		else if ((len = utf8_char_len(p)) == 2 && p[0] == 0xc2 && p[1] <= 0x9f) {
+			fprintf(out, "\\u%04x", p[1]);
+			p += len;
+		} else if (len > 0) {
 			fwrite(p, 1, len, out);
 			p += len;
 		} else {

@@ -13,7 +13,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#define PE_NET_ERRLEN 256
+/* "cannot connect from SOURCE to [TARGET]:PORT: REASON" fits whole with
+ * both addresses as long as they get shown (PE_NET_ADDRLEN) and the reason
+ * with its hint. */
+#define PE_NET_ERRLEN 384
 /* "[ipv6%scope]:port" fits, the longest link-local address's with the
  * longest interface name (15 bytes) all control characters, as \xNN. */
 #define PE_NET_ADDRLEN 112
@@ -57,8 +60,9 @@ int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,
 int pe_net_lookup_family(const char *host, const char *port, int family, struct addrinfo **list,
                          char err[PE_NET_ERRLEN]);
 
-/* SA's address alone, numeric ("127.0.0.2", "::1"), in OUT; "?" if it
- * cannot be shown. Returns OUT. */
+/* SA's address alone, numeric ("127.0.0.2", "::1"), in OUT, for a message:
+ * control characters in an IPv6 scope's interface name as \xNN
+ * (pe_parse_shown); "?" if it cannot be shown. Returns OUT. */
 const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char out[NI_MAXHOST]);
 
 /* What to add to the reason a bind(2) (BINDING nonzero) or connect(2) on

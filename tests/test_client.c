@@ -5842,9 +5842,10 @@ Test(cli, an_interface_name_of_control_characters_is_shown_whole, .timeout = 30)
 	run_free(&r);
 }
 
-/* Our own network whose loopback, renamed NAME, is up with fe80::1 on it,
- * usable as soon as this returns "". */
-static const char *own_network_link_local_named(const char *name)
+/* Our own network whose loopback, renamed NAME, is up with ADDRESS, a
+ * link-local one, on it, usable as soon as this returns "". */
+static const char *own_network_link_local_address_named(const char *name,
+                                                        const char *address)
 {
 	struct {
 		struct in6_addr addr;
@@ -5854,7 +5855,7 @@ static const char *own_network_link_local_named(const char *name)
 	struct ifreq ifr = {.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING};
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
 	const char *why = own_network_loopback_named(name);
-	static char no_ipv6[96];
+	static char no_ipv6[128];
 	int fd;
 
 	if (*why)
@@ -5870,9 +5871,9 @@ static const char *own_network_link_local_named(const char *name)
 	cr_assert_eq(ioctl(fd, SIOCSIFFLAGS, &ifr), 0, "up: %s", strerror(errno));
 	req.ifindex = (int)if_nametoindex(name);
 	cr_assert_gt(req.ifindex, 0, "if_nametoindex: %s", strerror(errno));
-	inet_pton(AF_INET6, "fe80::1", &req.addr);
+	cr_assert_eq(inet_pton(AF_INET6, address, &req.addr), 1, "not an address: %s", address);
 	if (ioctl(fd, SIOCSIFADDR, &req) < 0) {
-		snprintf(no_ipv6, sizeof no_ipv6, "cannot add fe80::1 to the loopback: %s",
+		snprintf(no_ipv6, sizeof no_ipv6, "cannot add %s to the loopback: %s", address,
 		         strerror(errno));
 		close(fd);
 		return no_ipv6;
@@ -5886,6 +5887,41 @@ static const char *own_network_link_local_named(const char *name)
 	}
 	close(fd);
 	return "";
+}
+
+/* The same with fe80::1 on it. */
+static const char *own_network_link_local_named(const char *name)
+{
+	return own_network_link_local_address_named(name, "fe80::1");
+}
+
+/* "cannot connect from SOURCE to TARGET: REASON" keeps its reason whole
+ * with the longest link-local source and target there are, on the
+ * longest interface name (15 bytes), all control characters: each
+ * address, 100 bytes as shown, left no room in the 256 bytes an error
+ * had, and ENETUNREACH (a TCP connect to a multicast address) was cut to
+ * "Network is unreachabl". */
+Test(cli, the_longest_shown_addresses_leave_a_connect_failures_reason_whole, .timeout = 30)
+{
+	static const char source[] = "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+	char name[16], source_arg[64], host[64];
+	const char *args[] = {"-n1", "--timeout", "2", "--source-ip", source_arg, host, "65535",
+	                      NULL};
+	const char *why;
+	struct run r;
+
+	memset(name, '\033', 15);
+	name[15] = '\0';
+	why = own_network_link_local_address_named(name, source);
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	snprintf(source_arg, sizeof source_arg, "%s%%%s", source, name);
+	snprintf(host, sizeof host, "ff02:ffff:ffff:ffff:ffff:ffff:ffff:ffff%%%s", name);
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "]:65535: Network is unreachable\n"), "stderr:\n%s",
+	                   r.err);
+	run_free(&r);
 }
 
 /* A listener, never accepting, on fe80::1 of the interface NAME
@@ -5977,8 +6013,8 @@ Test(cli, a_reports_target_names_the_interface_as_its_format_can, .timeout = 60)
 
 /* The report's first error names the server as the report's target does:
  * the JSON one with the interface's name as it is (JSON escaping it), not
- * the \\xNN text, which a consumer cannot tell from an interface named so;
- * the text one, and the message on stderr, with \\xNN. A listener that
+ * the \xNN text, which a consumer cannot tell from an interface named so;
+ * the text one, and the message on stderr, with \xNN. A listener that
  * never accepts: the one message's echo times out. */
 Test(cli, a_first_errors_target_names_the_interface_as_its_format_can, .timeout = 60)
 {
@@ -6173,7 +6209,9 @@ Test(report, small_figures_keep_three_significant_digits, .timeout = 10)
 }
 
 /* The JSON report stays valid JSON whatever a text in it holds: UTF-8 as
- * it is, control characters and quotes escaped, and each byte that is not
+ * it is, control characters (C1 too, U+0080 to U+009F: an interface's
+ * name in the target may hold U+009B, which a terminal reading the report
+ * takes for CSI) and quotes escaped, and each byte that is not
  * part of a well-formed UTF-8 character (a stray continuation, a character
  * cut short, an overlong form, a surrogate, past U+10FFFF) as U+FFFD. It
  * wrote each byte past ASCII as \u00XX, which turns UTF-8 into mojibake. */
@@ -6185,6 +6223,7 @@ Test(report, json_strings_keep_utf8_and_replace_what_is_not, .timeout = 10)
 		{"plain", "\"plain\""},
 		{"q\"b\\s", "\"q\\\"b\\\\s\""},
 		{"\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\""},
+		{"\xc2\x80 \xc2\x9b \xc2\x9f \xc2\xa0", "\"\\u0080 \\u009b \\u009f \xc2\xa0\""},
 		{"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
 		 "\"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\""},
 		{"\x80", "\"\\ufffd\""},
