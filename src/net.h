@@ -14,9 +14,11 @@
 #include <sys/types.h>
 
 /* "cannot connect from SOURCE to [TARGET]:PORT: REASON" fits whole with
- * both addresses as long as they get shown (PE_NET_ADDRLEN) and the reason
- * with its hint. */
-#define PE_NET_ERRLEN 384
+ * both addresses as long as they get shown (PE_NET_ADDRLEN) and the longest
+ * reason with its hint, the local ephemeral ports' (179 bytes): 413 bytes,
+ * and "; N more addresses failed too" after it. Whoever puts it in a
+ * message of its own (poolecho's 512 bytes) has room for that too. */
+#define PE_NET_ERRLEN 448
 /* "[ipv6%scope]:port" fits, the longest link-local address's with the
  * longest interface name (15 bytes) all control characters, as \xNN. */
 #define PE_NET_ADDRLEN 112

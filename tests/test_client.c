@@ -5924,6 +5924,92 @@ Test(cli, the_longest_shown_addresses_leave_a_connect_failures_reason_whole, .ti
 	run_free(&r);
 }
 
+/* A connection from SOURCE to TARGET:PORT, link-local addresses both of
+ * interface IFINDEX, its port chosen at connect as poolecho's are. */
+static int link_local_connection(const char *source, const char *target, unsigned port,
+                                 unsigned ifindex)
+{
+	struct sockaddr_in6 from = {.sin6_family = AF_INET6, .sin6_scope_id = ifindex},
+	                    to = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+	                          .sin6_scope_id = ifindex};
+	int one = 1, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	inet_pton(AF_INET6, source, &from.sin6_addr);
+	inet_pton(AF_INET6, target, &to.sin6_addr);
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof from), 0, "bind: %s",
+	             strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0, "connect: %s",
+	             strerror(errno));
+	return fd;
+}
+
+/* The same with the longest reason a failed connect has: the local ports
+ * exhausted, with its hint (179 bytes). With both addresses as long as
+ * they get shown, "cannot connect from SOURCE to TARGET: " takes 234
+ * bytes, and the hint lost its end ("...see net.ipv4.ip_local_port_range)"
+ * cut) in the 384 bytes an error had. */
+Test(cli, the_longest_shown_addresses_leave_the_ephemeral_ports_hint_whole, .timeout = 30)
+{
+	static const char source[] = "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	                  target[] = "fe80:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+	char name[16], source_arg[64], host[64];
+	const char *args[] = {"-n1", "--timeout", "2", "--source-ip", source_arg, host, "65535",
+	                      NULL};
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(65535)};
+	const char *why;
+	struct run r;
+	int lfd, held[2], fd;
+	struct {
+		struct in6_addr addr;
+		uint32_t prefixlen;
+		int ifindex;
+	} req = {.prefixlen = 64};
+
+	memset(name, '\033', 15);
+	name[15] = '\0';
+	why = own_network_link_local_address_named(name, source);
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	/* The target on the same interface, where the source reaches it. */
+	req.ifindex = (int)if_nametoindex(name);
+	inet_pton(AF_INET6, target, &req.addr);
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ioctl(fd, SIOCSIFADDR, &req), 0, "add %s: %s", target, strerror(errno));
+	close(fd);
+	sa.sin6_addr = req.addr;
+	sa.sin6_scope_id = (uint32_t)req.ifindex;
+	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	for (int tries = 0; bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0; tries++) {
+		cr_assert(errno == EADDRNOTAVAIL && tries < 500, "bind: %s", strerror(errno));
+		poll(NULL, 0, 10);
+	}
+	cr_assert_eq(listen(lfd, 8), 0);
+	/* Two local ports, both taken by connections from SOURCE there. */
+	fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || fd_write_all(fd, "40000 40001\n", 12) < 0)
+		cr_skip_test("cannot set net.ipv4.ip_local_port_range in the namespace");
+	close(fd);
+	for (int i = 0; i < 2; i++)
+		held[i] = link_local_connection(source, target, 65535, (unsigned)req.ifindex);
+	snprintf(source_arg, sizeof source_arg, "%s%%%s", source, name);
+	snprintf(host, sizeof host, "%s%%%s", target, name);
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "]:65535: Cannot assign requested address (the local "
+	                                 "ephemeral ports are exhausted, most likely held in "
+	                                 "TIME_WAIT by connections closed in the last minute: see "
+	                                 "net.ipv4.ip_local_port_range)\n"),
+	                   "stderr:\n%s", r.err);
+	run_free(&r);
+	close(held[0]);
+	close(held[1]);
+	close(lfd);
+}
+
 /* A listener, never accepting, on fe80::1 of the interface NAME
  * (own_network_link_local_named's); its port in PORT. */
 static int link_local_listener(const char *name, char port[16])
@@ -5979,23 +6065,33 @@ Test(cli, a_host_named_when_getpeername_fails_is_shown_without_its_control_chara
 	close(lfd);
 }
 
+/* An in-process server on fe80::1 of our own network's loopback, renamed
+ * NAME; HOST and PORT reach it. The test skips where no such network can
+ * be had. */
+static void start_link_local_server(struct tf_server *ts, const char *name, char host[64],
+                                    char port[16])
+{
+	struct pe_server_config cfg;
+	const char *why = own_network_link_local_named(name);
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	snprintf(host, 64, "fe80::1%%%s", name);
+	tf_config(&cfg, 2, 4);
+	cfg.bind_address = host;
+	cr_assert_eq(tf_start(ts, &cfg), 0, "cannot start a server on %s", host);
+	snprintf(port, 16, "%u", ts->port);
+}
+
 /* The report's target: the text one, for a terminal, shows an interface's
  * control characters as \xNN; the JSON one, which escapes them its own
  * way, holds the name as it is, not that text form of it. */
 Test(cli, a_reports_target_names_the_interface_as_its_format_can, .timeout = 60)
 {
-	static const char name[] = "e\033[7mX", host[] = "fe80::1%e\033[7mX";
-	const char *why = own_network_link_local_named(name);
-	struct pe_server_config cfg;
 	struct tf_server ts;
-	char port[16];
+	char host[64], port[16];
 
-	if (*why)
-		cr_skip_test("needs a network namespace of its own: %s", why);
-	tf_config(&cfg, 2, 4);
-	cfg.bind_address = host;
-	cr_assert_eq(tf_start(&ts, &cfg), 0, "cannot start a server on %s", host);
-	snprintf(port, sizeof port, "%u", ts.port);
+	start_link_local_server(&ts, "e\033[7mX", host, port);
 	for (int json = 0; json < 2; json++) {
 		const char *args[] = {"-n1", host, port, json ? "--json" : NULL, NULL};
 		const char *want = json ? "{\"target\":\"[fe80::1%e\\u001b[7mX]:"
@@ -6008,6 +6104,28 @@ Test(cli, a_reports_target_names_the_interface_as_its_format_can, .timeout = 60)
 		cr_expect_null(strchr(r.out, '\033'), "ESC sent raw:\n%s", r.out);
 		run_free(&r);
 	}
+	cr_assert_eq(tf_stop(&ts, 0, 10000), 0, "the server did not stop");
+}
+
+/* An interface's name is bytes, not UTF-8: one that is no UTF-8 shows as
+ * U+FFFD in the JSON report's target, as poolecho(1) says of the texts in
+ * it (it named the first error only). */
+Test(cli, a_json_targets_interface_name_not_in_utf8_shows_as_u_fffd, .timeout = 60)
+{
+	const char *want = "{\"target\":\"[fe80::1%e\\ufffd\\ufffdX]:";
+	struct tf_server ts;
+	char host[64], port[16];
+	const char *args[] = {"-n1", "--json", host, port, NULL};
+	struct run r;
+
+	cr_expect_eq(th_doc_mentions("man/poolecho.1", "(the first error, or the target, whose "
+	                                               "interface name may hold any byte)\n"), 1,
+	             "poolecho(1) names the first error only as a text that may not be UTF-8");
+	start_link_local_server(&ts, "e\xff\xfeX", host, port);
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.out, want), "no '%s' in:\n%s", want, r.out);
+	run_free(&r);
 	cr_assert_eq(tf_stop(&ts, 0, 10000), 0, "the server did not stop");
 }
 
