@@ -126,7 +126,7 @@ struct load {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char target[PE_NET_ADDRLEN];       /* for messages: control characters as \xNN */
-	char target_exact[PE_NET_ADDRLEN]; /* in first_error: the report escapes it */
+	char target_exact[PE_NET_ADDRLEN]; /* first_error's and the report's: they escape it */
 	unsigned char *pattern;
 	int stop_fd;   /* eventfd in every epoll set: readable means stop */
 	int done_fd;   /* eventfd: each thread adds 1 when it ends */
@@ -1643,7 +1643,7 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	if (started == L.nthreads) {
 		rc = 0;
 		res->threads = L.nthreads;
-		pe_net_format_exact((struct sockaddr *)&L.addr, L.addrlen, res->target);
+		memcpy(res->target, L.target_exact, sizeof res->target);
 		collect(&L, res);
 	}
 out:

@@ -3677,15 +3677,19 @@ Test(load, exhausted_ports_in_pingpong_name_the_open_connections, .timeout = 60)
 	run_free(&r);
 }
 
+/* What SIOCSIFADDR and SIOCDIFADDR take for an IPv6 address: <linux/ipv6.h>'s
+ * in6_ifreq, whose header clashes with glibc's. */
+struct ipv6_ifreq {
+	struct in6_addr addr;
+	uint32_t prefixlen;
+	int ifindex;
+};
+
 /* ::1 removed from the namespace's loopback (SIOCDIFADDR): 0 or -errno. */
 static int remove_ipv6_loopback(void)
 {
-	struct {
-		struct in6_addr addr;
-		uint32_t prefixlen;
-		int ifindex;
-	} req = {.addr = IN6ADDR_LOOPBACK_INIT, .prefixlen = 128,
-	         .ifindex = (int)if_nametoindex("lo")};
+	struct ipv6_ifreq req = {.addr = IN6ADDR_LOOPBACK_INIT, .prefixlen = 128,
+	                         .ifindex = (int)if_nametoindex("lo")};
 	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
 
 	if (fd < 0)
@@ -5842,21 +5846,40 @@ Test(cli, an_interface_name_of_control_characters_is_shown_whole, .timeout = 30)
 	run_free(&r);
 }
 
+/* ADDRESS/64 added to interface IFINDEX through FD, an IPv6 socket, and
+ * usable (tentative until the kernel's worker ends its skipped DAD: a
+ * moment) once this returns 0; else -errno of the ioctl. */
+static int add_link_local(int fd, unsigned ifindex, const char *address)
+{
+	struct ipv6_ifreq req = {.prefixlen = 64, .ifindex = (int)ifindex};
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_scope_id = ifindex};
+	int probe;
+
+	cr_assert_eq(inet_pton(AF_INET6, address, &req.addr), 1, "not an address: %s", address);
+	if (ioctl(fd, SIOCSIFADDR, &req) < 0)
+		return -errno;
+	sa.sin6_addr = req.addr;
+	probe = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(probe, 0, "socket: %s", strerror(errno));
+	for (int tries = 0; bind(probe, (struct sockaddr *)&sa, sizeof sa) < 0; tries++) {
+		cr_assert(errno == EADDRNOTAVAIL && tries < 500, "bind %s: %s", address,
+		          strerror(errno));
+		poll(NULL, 0, 10);
+	}
+	close(probe);
+	return 0;
+}
+
 /* Our own network whose loopback, renamed NAME, is up with ADDRESS, a
  * link-local one, on it, usable as soon as this returns "". */
 static const char *own_network_link_local_address_named(const char *name,
                                                         const char *address)
 {
-	struct {
-		struct in6_addr addr;
-		uint32_t prefixlen;
-		int ifindex;
-	} req = {.prefixlen = 64};
 	struct ifreq ifr = {.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING};
-	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
 	const char *why = own_network_loopback_named(name);
 	static char no_ipv6[128];
-	int fd;
+	unsigned ifindex;
+	int fd, rc;
 
 	if (*why)
 		return why;
@@ -5869,23 +5892,15 @@ static const char *own_network_link_local_address_named(const char *name,
 		return no_ipv6;
 	}
 	cr_assert_eq(ioctl(fd, SIOCSIFFLAGS, &ifr), 0, "up: %s", strerror(errno));
-	req.ifindex = (int)if_nametoindex(name);
-	cr_assert_gt(req.ifindex, 0, "if_nametoindex: %s", strerror(errno));
-	cr_assert_eq(inet_pton(AF_INET6, address, &req.addr), 1, "not an address: %s", address);
-	if (ioctl(fd, SIOCSIFADDR, &req) < 0) {
+	ifindex = if_nametoindex(name);
+	cr_assert_gt(ifindex, 0, "if_nametoindex: %s", strerror(errno));
+	rc = add_link_local(fd, ifindex, address);
+	close(fd);
+	if (rc < 0) {
 		snprintf(no_ipv6, sizeof no_ipv6, "cannot add %s to the loopback: %s", address,
-		         strerror(errno));
-		close(fd);
+		         strerror(-rc));
 		return no_ipv6;
 	}
-	sa.sin6_addr = req.addr;
-	sa.sin6_scope_id = (uint32_t)req.ifindex;
-	/* Tentative until the kernel's worker ends its (skipped) DAD: a moment. */
-	for (int tries = 0; bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0; tries++) {
-		cr_assert(errno == EADDRNOTAVAIL && tries < 500, "bind: %s", strerror(errno));
-		poll(NULL, 0, 10);
-	}
-	close(fd);
 	return "";
 }
 
@@ -5960,12 +5975,8 @@ Test(cli, the_longest_shown_addresses_leave_the_ephemeral_ports_hint_whole, .tim
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(65535)};
 	const char *why;
 	struct run r;
-	int lfd, held[2], fd;
-	struct {
-		struct in6_addr addr;
-		uint32_t prefixlen;
-		int ifindex;
-	} req = {.prefixlen = 64};
+	unsigned ifindex;
+	int lfd, held[2], fd, rc;
 
 	memset(name, '\033', 15);
 	name[15] = '\0';
@@ -5973,20 +5984,17 @@ Test(cli, the_longest_shown_addresses_leave_the_ephemeral_ports_hint_whole, .tim
 	if (*why)
 		cr_skip_test("needs a network namespace of its own: %s", why);
 	/* The target on the same interface, where the source reaches it. */
-	req.ifindex = (int)if_nametoindex(name);
-	inet_pton(AF_INET6, target, &req.addr);
+	ifindex = if_nametoindex(name);
 	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(ioctl(fd, SIOCSIFADDR, &req), 0, "add %s: %s", target, strerror(errno));
+	rc = add_link_local(fd, ifindex, target);
+	cr_assert_eq(rc, 0, "add %s: %s", target, strerror(-rc));
 	close(fd);
-	sa.sin6_addr = req.addr;
-	sa.sin6_scope_id = (uint32_t)req.ifindex;
+	inet_pton(AF_INET6, target, &sa.sin6_addr);
+	sa.sin6_scope_id = ifindex;
 	lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(lfd, 0);
-	for (int tries = 0; bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0; tries++) {
-		cr_assert(errno == EADDRNOTAVAIL && tries < 500, "bind: %s", strerror(errno));
-		poll(NULL, 0, 10);
-	}
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
 	cr_assert_eq(listen(lfd, 8), 0);
 	/* Two local ports, both taken by connections from SOURCE there. */
 	fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
@@ -5994,7 +6002,7 @@ Test(cli, the_longest_shown_addresses_leave_the_ephemeral_ports_hint_whole, .tim
 		cr_skip_test("cannot set net.ipv4.ip_local_port_range in the namespace");
 	close(fd);
 	for (int i = 0; i < 2; i++)
-		held[i] = link_local_connection(source, target, 65535, (unsigned)req.ifindex);
+		held[i] = link_local_connection(source, target, 65535, ifindex);
 	snprintf(source_arg, sizeof source_arg, "%s%%%s", source, name);
 	snprintf(host, sizeof host, "%s%%%s", target, name);
 	run_client(&r, "", 0, args);
