@@ -337,7 +337,28 @@ void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned see
 	}
 }
 
+void th_silence_start(struct th_silence *s)
+{
+	s->last_ms = th_now_ms();
+	s->longest_ms = 0;
+}
+
+void th_silence_mark(struct th_silence *s)
+{
+	int64_t now = th_now_ms();
+
+	if (now - s->last_ms > s->longest_ms)
+		s->longest_ms = now - s->last_ms;
+	s->last_ms = now;
+}
+
 int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms)
+{
+	return th_echo_check_marked(fd, len, seed, timeout_ms, NULL);
+}
+
+int th_echo_check_marked(int fd, size_t len, unsigned seed, unsigned timeout_ms,
+                         struct th_silence *silence)
 {
 	enum { CHUNK = 16 * 1024 };
 	unsigned char *out = malloc(CHUNK), *in = malloc(CHUNK);
@@ -356,13 +377,17 @@ int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms)
 		ssize_t got;
 
 		th_fill_pattern(out, n, off, seed);
+		if (silence)
+			th_silence_mark(silence);
 		rc = th_write_all(fd, out, n, (unsigned)th_ms_left(deadline));
 		if (rc < 0)
 			break;
 		got = th_read_exact(fd, in, n, (unsigned)th_ms_left(deadline));
 		if (got < 0)
 			rc = (int)got;
-		else if ((size_t)got != n || memcmp(in, out, n) != 0)
+		else if (memcmp(in, out, (size_t)got) != 0)
+			rc = -EBADMSG;
+		else if ((size_t)got != n)
 			rc = -EPROTO;
 		off += n;
 	}

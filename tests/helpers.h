@@ -98,9 +98,26 @@ void th_close_reset(int fd);
  * (so a dropped or repeated chunk is caught); SEED varies it per client. */
 void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned seed);
 
+/* The longest a client went without sending. A server's idle timeout
+ * counts from its last read, which came after the client's last send
+ * began: so it may close a client only after a silence this long. */
+struct th_silence {
+	int64_t last_ms, longest_ms;
+};
+
+/* Start counting (before the connect: the server's wait begins after it). */
+void th_silence_start(struct th_silence *s);
+
+/* The client sends now (or shuts its side down, which ends the wait too). */
+void th_silence_mark(struct th_silence *s);
+
 /* Round trip LEN pattern bytes in chunks and compare: 0 or a negative errno
- * (-EPROTO for a mismatch or an early close). */
+ * (-EBADMSG when the echo differs, -EPROTO when it ended early). */
 int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms);
+
+/* th_echo_check marking SILENCE (when not NULL) before each send. */
+int th_echo_check_marked(int fd, size_t len, unsigned seed, unsigned timeout_ms,
+                         struct th_silence *silence);
 
 /* ---- descriptors ---------------------------------------------------------- */
 
