@@ -52,6 +52,7 @@ static int bad_value(char *err, size_t errlen, const char *name, const char *val
 static int take_socket(int *fd, char *err, size_t errlen)
 {
 	const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+	char expected[64], fds_shown[PE_PARSE_SHOWN_MAX];
 	unsigned long pid, fds;
 
 	if (!pid_text || !fds_text)
@@ -61,26 +62,31 @@ static int take_socket(int *fd, char *err, size_t errlen)
 	/* Set for another process (a shell that went on to start us): not ours. */
 	if (pid != (unsigned long)getpid())
 		return 0;
+	/* The descriptors run from 3 up, and each is an int. */
+	snprintf(expected, sizeof expected, "a number of sockets, 0 to %d",
+	         INT_MAX - PE_ACTIVATION_FIRST_FD);
 	if (pe_parse_ulong(fds_text, 0, INT_MAX - PE_ACTIVATION_FIRST_FD, &fds) != 0)
-		return bad_value(err, errlen, "LISTEN_FDS", fds_text, "a number of sockets");
+		return bad_value(err, errlen, "LISTEN_FDS", fds_text, expected);
 	if (fds == 0)
 		return 0;
+	/* As it was set: "01" is shown so, not as 1. */
+	pe_parse_shown(fds_text, strlen(fds_text), fds_shown, sizeof fds_shown);
 	if (fds > 1) {
-		snprintf(err, errlen, "the service manager passed %lu sockets (LISTEN_FDS=%lu), "
+		snprintf(err, errlen, "the service manager passed %lu sockets (LISTEN_FDS=%s), "
 		         "and poolechod listens on one: give its socket unit one ListenStream=",
-		         fds, fds);
+		         fds, fds_shown);
 		return -1;
 	}
 	if (fcntl(PE_ACTIVATION_FIRST_FD, F_SETFD, FD_CLOEXEC) < 0) {
-		snprintf(err, errlen, "LISTEN_FDS=1 passes descriptor %d, which cannot be used: %s",
-		         PE_ACTIVATION_FIRST_FD, strerror(errno));
+		snprintf(err, errlen, "LISTEN_FDS=%s passes descriptor %d, which cannot be used: %s",
+		         fds_shown, PE_ACTIVATION_FIRST_FD, strerror(errno));
 		return -1;
 	}
 	if (is_a_connection(PE_ACTIVATION_FIRST_FD)) {
-		snprintf(err, errlen, "descriptor %d, which LISTEN_FDS=1 passes, is a connection, "
+		snprintf(err, errlen, "descriptor %d, which LISTEN_FDS=%s passes, is a connection, "
 		         "not a listening socket: its socket unit has Accept=yes, and poolechod "
 		         "wants Accept=no (the default), one socket to accept on",
-		         PE_ACTIVATION_FIRST_FD);
+		         PE_ACTIVATION_FIRST_FD, fds_shown);
 		return -1;
 	}
 	*fd = PE_ACTIVATION_FIRST_FD;

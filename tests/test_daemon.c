@@ -1005,7 +1005,11 @@ Test(daemon, a_passed_socket_it_cannot_serve_exits_1_saying_why)
 		const char *said;
 	} cases[] = {
 		{{tcp, "2", 0}, "passed 2 sockets (LISTEN_FDS=2), and poolechod listens on one"},
-		{{tcp, "x", 0}, "LISTEN_FDS is 'x': expected a number of sockets"},
+		{{tcp, "x", 0}, "LISTEN_FDS is 'x': expected a number of sockets, 0 to 2147483644"},
+		{{tcp, "2147483645", 0}, "LISTEN_FDS is '2147483645': expected a number of sockets, "
+		                         "0 to 2147483644"},
+		/* Named as it was set, which a reader looks for in the unit. */
+		{{tcp, "02", 0}, "passed 2 sockets (LISTEN_FDS=02), and poolechod listens on one"},
 		{{-1, "1", 0}, "LISTEN_FDS=1 passes descriptor 3, which cannot be used: " },
 		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: Socket operation on "},
 		{{-1, "1", 0}, "descriptor 3 is not a listening TCP socket: it is a datagram (UDP)"},
@@ -1019,11 +1023,11 @@ Test(daemon, a_passed_socket_it_cannot_serve_exits_1_saying_why)
 	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	bound = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert(udp >= 0 && bound >= 0 && bind(bound, (struct sockaddr *)&lo, sizeof lo) == 0);
-	cases[3].listen.fd = pipe_fds[0];
-	cases[4].listen.fd = udp;
-	cases[5].listen.fd = bound;
+	cases[5].listen.fd = pipe_fds[0];
+	cases[6].listen.fd = udp;
+	cases[7].listen.fd = bound;
 	cr_assert_geq(connected, 0, "connect: %s", strerror(-connected));
-	cases[6].listen.fd = connected;
+	cases[8].listen.fd = connected;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		expect_activated_exit(argv, &cases[i].listen, 1, cases[i].said);
 	close(connected);
