@@ -339,17 +339,22 @@ void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned see
 
 void th_silence_start(struct th_silence *s)
 {
-	s->last_ms = th_now_ms();
+	s->since_ms = s->began_ms = th_now_ms();
 	s->longest_ms = 0;
 }
 
-void th_silence_mark(struct th_silence *s)
+void th_silence_send_begins(struct th_silence *s)
 {
-	int64_t now = th_now_ms();
+	s->began_ms = th_now_ms();
+}
 
-	if (now - s->last_ms > s->longest_ms)
-		s->longest_ms = now - s->last_ms;
-	s->last_ms = now;
+void th_silence_send_ended(struct th_silence *s)
+{
+	int64_t span = th_now_ms() - s->since_ms;
+
+	if (span > s->longest_ms)
+		s->longest_ms = span;
+	s->since_ms = s->began_ms;
 }
 
 int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms)
@@ -378,8 +383,10 @@ int th_echo_check_marked(int fd, size_t len, unsigned seed, unsigned timeout_ms,
 
 		th_fill_pattern(out, n, off, seed);
 		if (silence)
-			th_silence_mark(silence);
+			th_silence_send_begins(silence);
 		rc = th_write_all(fd, out, n, (unsigned)th_ms_left(deadline));
+		if (silence)
+			th_silence_send_ended(silence);
 		if (rc < 0)
 			break;
 		got = th_read_exact(fd, in, n, (unsigned)th_ms_left(deadline));

@@ -98,24 +98,34 @@ void th_close_reset(int fd);
  * (so a dropped or repeated chunk is caught); SEED varies it per client. */
 void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned seed);
 
-/* The longest a client went without sending. A server's idle timeout
- * counts from its last read, which came after the client's last send
- * began: so it may close a client only after a silence this long. */
+/* How long a client kept the server waiting for its next bytes. The
+ * server's idle wait begins after it read and echoed a send's bytes, so
+ * no earlier than that send began (or the connect, for the first wait),
+ * and ends when the next send's bytes (or the shutdown's FIN) arrive, so
+ * no later than that call returned. A client the idle timeout closed has
+ * had one such span at least the timeout long. A wait for an echo counts
+ * only up to the next send: a server echoes what it read before it waits
+ * again, so one that loses an echo and then times out the client waiting
+ * for it is caught, not excused. */
 struct th_silence {
-	int64_t last_ms, longest_ms;
+	int64_t since_ms;   /* the send the server may be waiting after began */
+	int64_t began_ms;   /* the send under way began */
+	int64_t longest_ms;
 };
 
-/* Start counting (before the connect: the server's wait begins after it). */
+/* Start counting (before the connect: the server's first wait comes after). */
 void th_silence_start(struct th_silence *s);
 
-/* The client sends now (or shuts its side down, which ends the wait too). */
-void th_silence_mark(struct th_silence *s);
+/* Call around each send, write or shutdown(2): _begins before it and
+ * _ended once it returned, whatever it returned. */
+void th_silence_send_begins(struct th_silence *s);
+void th_silence_send_ended(struct th_silence *s);
 
 /* Round trip LEN pattern bytes in chunks and compare: 0 or a negative errno
  * (-EBADMSG when the echo differs, -EPROTO when it ended early). */
 int th_echo_check(int fd, size_t len, unsigned seed, unsigned timeout_ms);
 
-/* th_echo_check marking SILENCE (when not NULL) before each send. */
+/* th_echo_check timing each send in SILENCE (when not NULL). */
 int th_echo_check_marked(int fd, size_t len, unsigned seed, unsigned timeout_ms,
                          struct th_silence *silence);
 
