@@ -337,6 +337,21 @@ void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned see
 	}
 }
 
+void th_gaps_start(struct th_gaps *g)
+{
+	g->last_ms = th_now_ms();
+	g->longest_ms = 0;
+}
+
+void th_gaps_mark(struct th_gaps *g)
+{
+	int64_t now = th_now_ms();
+
+	if (now - g->last_ms > g->longest_ms)
+		g->longest_ms = now - g->last_ms;
+	g->last_ms = now;
+}
+
 void th_silence_start(struct th_silence *s)
 {
 	s->since_ms = s->began_ms = th_now_ms();

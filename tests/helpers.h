@@ -98,6 +98,19 @@ void th_close_reset(int fd);
  * (so a dropped or repeated chunk is caught); SEED varies it per client. */
 void th_fill_pattern(unsigned char *buf, size_t len, size_t offset, unsigned seed);
 
+/* The longest time between two marks (a thread's reads, say): how long
+ * that thread alone may have been held up, which a watching thread that
+ * runs on cannot see. */
+struct th_gaps {
+	int64_t last_ms, longest_ms;
+};
+
+/* Start counting from now. */
+void th_gaps_start(struct th_gaps *g);
+
+/* Mark now. */
+void th_gaps_mark(struct th_gaps *g);
+
 /* How long a client kept the server waiting for its next bytes. The
  * server's idle wait begins after it read and echoed a send's bytes, so
  * no earlier than that send began (or the connect, for the first wait),
