@@ -917,9 +917,16 @@ static void thread_scan(struct lthread *t, int64_t now)
 		 * trickle of answers does not hold off the end of the grace. */
 		if (!(c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c)))
 			continue;
-		if (grace_over)
-			conn_give_up(t, c);
-		else if (!limit || now - c->progress_ns <= limit)
+		if (grace_over) {
+			/* An answer that came within the grace while this thread
+			 * was held up (stopped or frozen: its epoll_wait was seen to
+			 * come back without it, past the grace) is taken first, as
+			 * for --timeout below; what is still owed is given up. */
+			if (conn_answered_now(c) > 0)
+				conn_event(t, c, c->state == CONN_CONNECTING ? EPOLLOUT : EPOLLIN, now);
+			if (c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c))
+				conn_give_up(t, c);
+		} else if (!limit || now - c->progress_ns <= limit)
 			continue;
 		else if (conn_answered_now(c) > 0)
 			conn_event(t, c, c->state == CONN_CONNECTING ? EPOLLOUT : EPOLLIN, now);

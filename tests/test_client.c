@@ -1057,6 +1057,7 @@ struct bad_server {
 	char port_str[16];
 	pthread_t thread;
 	atomic_size_t bytes_read;   /* from every client, for a test to wait on */
+	atomic_size_t slow_echoed;  /* BAD_SLOW: the bytes it echoed, late */
 	atomic_uint flipped_from;   /* BAD_FLIP: the byte it flipped, as it came */
 	atomic_int client_closed;   /* BAD_LINGER: a client closed, all echoed */
 	unsigned char stale[4096];  /* BAD_STALE: what the first connection sent */
@@ -1224,6 +1225,7 @@ static void bad_serve(struct bad_server *b, int fd)
 			if (poll(&stop, 1, (int)b->at) != 0 ||
 			    th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
 				return;
+			atomic_fetch_add(&b->slow_echoed, (size_t)n);
 		} else if (b->kind == BAD_PAUSE) {
 			/* The pause is the server's behaviour under test; a stop cuts it short. */
 			size_t part = off <= b->at && b->at < off + (size_t)n ? b->at - off : (size_t)n;
@@ -2424,6 +2426,63 @@ Test(wrong_server, a_signal_before_the_last_echo_interrupts, .timeout = 60)
 	cr_expect_not_null(strstr(r.out, "\"interrupted\":true"), "run %d, this process held up "
 	                   "%lld ms at most: report:\n%s", tries, (long long)held, r.out);
 	run_free(&r);
+}
+
+/* An echo that came in the second after the signal while the client was
+ * stopped (SIGSTOP, a debugger, a frozen cgroup, a loaded machine that did
+ * not run it) came in time: it is counted when the client runs again, past
+ * that second. Before, its epoll_wait(2) came back from the stop with
+ * EINTR, not the answer, and the scan after it gave the echo up unread
+ * ("no message was echoed before the run stopped"). BAD_SLOW echoes
+ * 600 ms after its read; the client is stopped 100 ms after the signal, so
+ * that its load thread has taken the stop (a later one only starts the
+ * second later, and the run passes without saying anything), and
+ * continued once the echo was written and 1.3 s had passed. A run whose
+ * echo came before the stop (this process held up 500 ms) proves nothing
+ * and is made again, twice at most; whatever it proves, the echo counts. */
+Test(wrong_server, an_echo_that_came_in_time_while_the_client_was_stopped_counts, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "1", "--timeout=20", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	bool in_poll;
+
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		struct bad_server b;
+		struct child ch;
+		struct run r;
+		int64_t signalled, deadline;
+		bool proves;
+
+		bad_start(&b, BAD_SLOW, 600);
+		args[7] = b.port_str;
+		client_spawn(&ch, input_file("", 0), -1, args);
+		cr_assert_eq(bad_wait_read(&b, 0, 10000), 0, "the run never got going");
+		signalled = th_now_ms();
+		cr_assert_eq(kill(ch.pid, SIGINT), 0, "kill: %s", strerror(errno));
+		poll(NULL, 0, 100);
+		cr_assert_eq(kill(ch.pid, SIGSTOP), 0, "kill: %s", strerror(errno));
+		for (deadline = th_now_ms() + 10000; process_state(ch.pid, &in_poll) != 'T';
+		     usleep(1000))
+			cr_assert_gt(th_ms_left(deadline), 0, "the client did not stop");
+		proves = atomic_load(&b.slow_echoed) == 0;
+		for (deadline = th_now_ms() + 10000; atomic_load(&b.slow_echoed) == 0; poll(NULL, 0, 5))
+			cr_assert_gt(th_ms_left(deadline), 0, "the server did not echo");
+		if (th_now_ms() < signalled + 1300)
+			poll(NULL, 0, (int)(signalled + 1300 - th_now_ms()));
+		cr_assert_eq(kill(ch.pid, SIGCONT), 0, "kill: %s", strerror(errno));
+		client_finish(&r, &ch, 10000);
+		bad_stop(&b);
+		if (proves || attempt == 3) {
+			cr_expect_eq(r.code, 0, "run %d: exit %d, stderr:\n%s", attempt, r.code, r.err);
+			cr_expect_eq(json_u64(r.out, "messages_echoed"), 1, "run %d:\n%s", attempt, r.out);
+			cr_expect_eq(json_u64(r.out, "connections_abandoned"), 0, "run %d:\n%s", attempt,
+			             r.out);
+			run_free(&r);
+			return;
+		}
+		cr_log_info("run %d: the echo came before the client was stopped: again", attempt);
+		run_free(&r);
+	}
 }
 
 /* ... but a connection that timed out ended its work at the timeout.
