@@ -175,6 +175,121 @@ int64_t th_stall_watch_stop(struct th_stall_watch *w)
 	return worst;
 }
 
+enum { HOLD_TASKS = 256 };
+
+struct th_hold_state {
+	int stop;        /* through __atomic builtins, as worst_ms below */
+	int64_t held_ms; /* stopped or frozen, plus the most time waiting for a CPU */
+	pid_t pid;
+	pid_t tid[HOLD_TASKS];
+	long long first_delay_ns[HOLD_TASKS];
+};
+
+/* Field 2 of /proc/PID/task/TID/schedstat: ns runnable but not running. */
+static long long task_run_delay_ns(pid_t pid, const char *tid)
+{
+	char path[96];
+	long long run, delay = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%.32s/schedstat", (int)pid, tid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	if (fscanf(f, "%lld %lld", &run, &delay) != 2)
+		delay = -1;
+	fclose(f);
+	return delay;
+}
+
+/* The most time any thread of S->pid spent waiting for a CPU since the
+ * watch began (all its waits summed), in ms; -1 once the process is gone. */
+static int64_t longest_run_delay_ms(struct th_hold_state *s)
+{
+	char dir[64];
+	long long worst = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)s->pid);
+	if (!(d = opendir(dir)))
+		return -1;
+	while ((e = readdir(d))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		long long delay;
+		int i;
+
+		if (tid <= 0 || (delay = task_run_delay_ns(s->pid, e->d_name)) < 0)
+			continue;
+		for (i = 0; i < HOLD_TASKS && s->tid[i] && s->tid[i] != tid; i++)
+			;
+		if (i == HOLD_TASKS)
+			continue;
+		if (!s->tid[i]) {
+			s->tid[i] = tid;
+			s->first_delay_ns[i] = delay;
+		}
+		if (delay - s->first_delay_ns[i] > worst)
+			worst = delay - s->first_delay_ns[i];
+	}
+	closedir(d);
+	return worst / 1000000;
+}
+
+static void *hold_watch_main(void *arg)
+{
+	struct th_hold_state *s = arg;
+	int64_t stopped_ms = 0, waited_ms = 0, t0 = th_now_ms();
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		char state[8];
+		int64_t t1, delay;
+
+		poll(NULL, 0, 5);
+		t1 = th_now_ms();
+		/* All threads stop or freeze together: the main one tells.
+		 * T: stopped; D: frozen (a cgroup freezer's refrigerator). */
+		if (th_task_stat_field(s->pid, s->pid, 3, state, sizeof state) != 0 ||
+		    state[0] == 'Z' || state[0] == 'X')
+			break;
+		if (state[0] == 'T' || state[0] == 't' || state[0] == 'D')
+			stopped_ms += t1 - t0;
+		t0 = t1;
+		if ((delay = longest_run_delay_ms(s)) >= 0)
+			waited_ms = delay;
+		__atomic_store_n(&s->held_ms, stopped_ms + waited_ms, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+int th_hold_watch_start(struct th_hold_watch *w, pid_t pid)
+{
+	int rc;
+
+	w->state = calloc(1, sizeof *w->state);
+	if (!w->state)
+		return -ENOMEM;
+	w->state->pid = pid;
+	rc = pthread_create(&w->thread, NULL, hold_watch_main, w->state);
+	if (rc != 0) {
+		free(w->state);
+		w->state = NULL;
+	}
+	return -rc;
+}
+
+int64_t th_hold_watch_stop(struct th_hold_watch *w)
+{
+	int64_t held;
+
+	__atomic_store_n(&w->state->stop, 1, __ATOMIC_RELEASE);
+	if (th_join(w->thread, 10000) < 0)
+		return -1;
+	held = __atomic_load_n(&w->state->held_ms, __ATOMIC_ACQUIRE);
+	free(w->state);
+	w->state = NULL;
+	return held;
+}
+
 /* ---- loopback clients ------------------------------------------------------ */
 
 /* Wait for EVENTS on FD until DEADLINE: 0 when ready, -ETIMEDOUT, -errno. */

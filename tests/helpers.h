@@ -64,8 +64,27 @@ struct th_stall_watch {
 /* Start watching: 0, or a negative errno. */
 int th_stall_watch_start(struct th_stall_watch *w);
 
-/* Stop watching; the longest hold-up seen, in ms (-1 if the thread would not end). */
+/* Stop watching; the longest hold-up seen, in ms (-1 if the thread would not end).
+ * A test that makes a run again says so with cr_log_info: Criterion 2.4.1
+ * exits 1 after any cr_log_warn, even when every test passed. */
 int64_t th_stall_watch_stop(struct th_stall_watch *w);
+
+/* The same for another process (a daemon this test started): how long,
+ * in ms, it was held up while watched -- stopped (SIGSTOP), frozen (a
+ * cgroup freezer), plus the most time one of its threads spent runnable
+ * with no CPU (run_delay in its schedstat: summed over every wait, so an
+ * upper bound) -- however busy this process was. A test judging another
+ * process's timing to within a second cannot tell it slow from held up. */
+struct th_hold_watch {
+	pthread_t thread;
+	struct th_hold_state *state; /* the thread's own, as th_stall_watch's */
+};
+
+/* Start watching PID: 0, or a negative errno. */
+int th_hold_watch_start(struct th_hold_watch *w, pid_t pid);
+
+/* Stop watching; PID's hold-ups meanwhile in ms (-1 if the thread would not end). */
+int64_t th_hold_watch_stop(struct th_hold_watch *w);
 
 /* ---- loopback clients ---------------------------------------------------- */
 

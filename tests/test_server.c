@@ -3263,7 +3263,7 @@ static void squeeze_descriptors(struct fd_squeeze *sq, int like)
 		release_descriptors(sq);
 		cr_assert_lt(attempt, ATTEMPTS, "under two free below a limit of %d, %d times; open:%s",
 		             top + 3, ATTEMPTS, open_fds);
-		cr_log_warn("under two free below a limit of %d; open:%s; squeezing again", top + 3,
+		cr_log_info("under two free below a limit of %d; open:%s; squeezing again", top + 3,
 		            open_fds);
 		poll(NULL, 0, BACKOFF_MS); /* a back-off, for the other opener to finish */
 	}
@@ -3279,7 +3279,7 @@ static int squeeze_again(struct fd_squeeze *sq)
 	int filled = fill_free_descriptors(sq);
 
 	if (filled)
-		cr_log_warn("%d descriptor(s) freed after the squeeze were filled", filled);
+		cr_log_info("%d descriptor(s) freed after the squeeze were filled", filled);
 	return filled;
 }
 
