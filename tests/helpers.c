@@ -127,14 +127,51 @@ int th_join(pthread_t thread, unsigned timeout_ms)
 	return rc == 0 ? 0 : -rc;
 }
 
-struct th_stall_state {
+enum { HOLD_TASKS = 256 };
+
+/* A watching thread's, th_stall_watch's or th_hold_watch's. */
+struct th_watch_state {
 	int stop;            /* both through __atomic builtins */
-	int64_t worst_ms;
+	int64_t worst_ms;    /* the hold-up seen */
+	/* th_hold_watch's: the process, and its threads' run_delay at first sight */
+	pid_t pid;
+	pid_t tid[HOLD_TASKS];
+	long long first_delay_ns[HOLD_TASKS];
 };
+
+static int watch_start(pthread_t *thread, struct th_watch_state **state, pid_t pid,
+                       void *(*watch_main)(void *))
+{
+	int rc;
+
+	*state = calloc(1, sizeof **state);
+	if (!*state)
+		return -ENOMEM;
+	(*state)->pid = pid;
+	rc = pthread_create(thread, NULL, watch_main, *state);
+	if (rc != 0) {
+		free(*state);
+		*state = NULL;
+	}
+	return -rc;
+}
+
+static int64_t watch_stop(pthread_t thread, struct th_watch_state **state)
+{
+	int64_t worst;
+
+	__atomic_store_n(&(*state)->stop, 1, __ATOMIC_RELEASE);
+	if (th_join(thread, 10000) < 0)
+		return -1; /* the state stays the running thread's */
+	worst = __atomic_load_n(&(*state)->worst_ms, __ATOMIC_ACQUIRE);
+	free(*state);
+	*state = NULL;
+	return worst;
+}
 
 static void *stall_watch_main(void *arg)
 {
-	struct th_stall_state *s = arg;
+	struct th_watch_state *s = arg;
 
 	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 		int64_t t0 = th_now_ms(), over;
@@ -149,41 +186,13 @@ static void *stall_watch_main(void *arg)
 
 int th_stall_watch_start(struct th_stall_watch *w)
 {
-	int rc;
-
-	w->state = calloc(1, sizeof *w->state);
-	if (!w->state)
-		return -ENOMEM;
-	rc = pthread_create(&w->thread, NULL, stall_watch_main, w->state);
-	if (rc != 0) {
-		free(w->state);
-		w->state = NULL;
-	}
-	return -rc;
+	return watch_start(&w->thread, &w->state, 0, stall_watch_main);
 }
 
 int64_t th_stall_watch_stop(struct th_stall_watch *w)
 {
-	int64_t worst;
-
-	__atomic_store_n(&w->state->stop, 1, __ATOMIC_RELEASE);
-	if (th_join(w->thread, 10000) < 0)
-		return -1; /* the state stays the running thread's */
-	worst = __atomic_load_n(&w->state->worst_ms, __ATOMIC_ACQUIRE);
-	free(w->state);
-	w->state = NULL;
-	return worst;
+	return watch_stop(w->thread, &w->state);
 }
-
-enum { HOLD_TASKS = 256 };
-
-struct th_hold_state {
-	int stop;        /* through __atomic builtins, as worst_ms below */
-	int64_t held_ms; /* stopped or frozen, plus the most time waiting for a CPU */
-	pid_t pid;
-	pid_t tid[HOLD_TASKS];
-	long long first_delay_ns[HOLD_TASKS];
-};
 
 /* Field 2 of /proc/PID/task/TID/schedstat: ns runnable but not running. */
 static long long task_run_delay_ns(pid_t pid, const char *tid)
@@ -203,7 +212,7 @@ static long long task_run_delay_ns(pid_t pid, const char *tid)
 
 /* The most time any thread of S->pid spent waiting for a CPU since the
  * watch began (all its waits summed), in ms; -1 once the process is gone. */
-static int64_t longest_run_delay_ms(struct th_hold_state *s)
+static int64_t longest_run_delay_ms(struct th_watch_state *s)
 {
 	char dir[64];
 	long long worst = 0;
@@ -237,7 +246,7 @@ static int64_t longest_run_delay_ms(struct th_hold_state *s)
 
 static void *hold_watch_main(void *arg)
 {
-	struct th_hold_state *s = arg;
+	struct th_watch_state *s = arg;
 	int64_t stopped_ms = 0, waited_ms = 0, t0 = th_now_ms();
 
 	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
@@ -256,38 +265,20 @@ static void *hold_watch_main(void *arg)
 		t0 = t1;
 		if ((delay = longest_run_delay_ms(s)) >= 0)
 			waited_ms = delay;
-		__atomic_store_n(&s->held_ms, stopped_ms + waited_ms, __ATOMIC_RELEASE);
+		/* Stopped or frozen, plus the most time waiting for a CPU. */
+		__atomic_store_n(&s->worst_ms, stopped_ms + waited_ms, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
 
 int th_hold_watch_start(struct th_hold_watch *w, pid_t pid)
 {
-	int rc;
-
-	w->state = calloc(1, sizeof *w->state);
-	if (!w->state)
-		return -ENOMEM;
-	w->state->pid = pid;
-	rc = pthread_create(&w->thread, NULL, hold_watch_main, w->state);
-	if (rc != 0) {
-		free(w->state);
-		w->state = NULL;
-	}
-	return -rc;
+	return watch_start(&w->thread, &w->state, pid, hold_watch_main);
 }
 
 int64_t th_hold_watch_stop(struct th_hold_watch *w)
 {
-	int64_t held;
-
-	__atomic_store_n(&w->state->stop, 1, __ATOMIC_RELEASE);
-	if (th_join(w->thread, 10000) < 0)
-		return -1;
-	held = __atomic_load_n(&w->state->held_ms, __ATOMIC_ACQUIRE);
-	free(w->state);
-	w->state = NULL;
-	return held;
+	return watch_stop(w->thread, &w->state);
 }
 
 /* ---- loopback clients ------------------------------------------------------ */

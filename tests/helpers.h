@@ -58,7 +58,7 @@ struct th_stall_watch {
 	/* The thread's own, on the heap: a test an assertion ends (Criterion
 	 * longjmps out of its frame) leaves the thread running there, not
 	 * writing into a frame Criterion's teardown now uses. */
-	struct th_stall_state *state;
+	struct th_watch_state *state;
 };
 
 /* Start watching: 0, or a negative errno. */
@@ -77,7 +77,7 @@ int64_t th_stall_watch_stop(struct th_stall_watch *w);
  * process's timing to within a second cannot tell it slow from held up. */
 struct th_hold_watch {
 	pthread_t thread;
-	struct th_hold_state *state; /* the thread's own, as th_stall_watch's */
+	struct th_watch_state *state; /* the thread's own, as th_stall_watch's */
 };
 
 /* Start watching PID: 0, or a negative errno. */
