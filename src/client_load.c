@@ -918,10 +918,11 @@ static void thread_scan(struct lthread *t, int64_t now)
 		if (!(c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c)))
 			continue;
 		if (grace_over) {
-			/* An answer that came within the grace while this thread
-			 * was held up (stopped or frozen: its epoll_wait was seen to
-			 * come back without it, past the grace) is taken first, as
-			 * for --timeout below; what is still owed is given up. */
+			/* An answer already come while this thread was held up
+			 * (stopped or frozen: its epoll_wait came back without it,
+			 * past the grace) is taken first, as for --timeout below,
+			 * though it may have come after the grace: when is not
+			 * known. What is still owed is given up. */
 			if (conn_answered_now(c) > 0)
 				conn_event(t, c, c->state == CONN_CONNECTING ? EPOLLOUT : EPOLLIN, now);
 			if (c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c))
