@@ -817,6 +817,12 @@ static bool conn_owes(const struct conn *c)
 	       (c->snt > c->rcv || c->issued > c->echoed);
 }
 
+/* Waiting on the server: for its answer to the connect, its close, or echoes. */
+static bool conn_awaits(const struct conn *c)
+{
+	return c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c);
+}
+
 /* The grace after a signal ran out: the user asked for the report, and the
  * server has not broken --timeout, so this is no error; the report says how
  * many connections still owed echoes. A close not yet come owes nothing. */
@@ -915,7 +921,7 @@ static void thread_scan(struct lthread *t, int64_t now)
 		 * (a recv(2) that said EAGAIN with bytes waiting) would be
 		 * waited for by this scan for ever, --timeout and -d with it. A
 		 * trickle of answers does not hold off the end of the grace. */
-		if (!(c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c)))
+		if (!conn_awaits(c))
 			continue;
 		if (grace_over) {
 			/* An answer already come while this thread was held up
@@ -925,7 +931,7 @@ static void thread_scan(struct lthread *t, int64_t now)
 			 * known. What is still owed is given up. */
 			if (conn_answered_now(c) > 0)
 				conn_event(t, c, c->state == CONN_CONNECTING ? EPOLLOUT : EPOLLIN, now);
-			if (c->state == CONN_CONNECTING || c->state == CONN_DRAINING || conn_owes(c))
+			if (conn_awaits(c))
 				conn_give_up(t, c);
 		} else if (!limit || now - c->progress_ns <= limit)
 			continue;

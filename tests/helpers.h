@@ -71,9 +71,10 @@ int64_t th_stall_watch_stop(struct th_stall_watch *w);
 
 /* The same for another process (a daemon this test started): how long,
  * in ms, it was held up while watched -- stopped (SIGSTOP), frozen (cgroup
- * v1's freezer; v2's cgroup.freeze leaves its tasks 'S', unseen), plus the most time one of its threads spent runnable
- * with no CPU (run_delay in its schedstat: summed over every wait, so an
- * upper bound) -- however busy this process was. A test judging another
+ * v1's freezer; v2's cgroup.freeze leaves its tasks 'S', unseen), plus the
+ * most time one of its threads spent runnable with no CPU (run_delay in its
+ * schedstat: summed over every wait, so an upper bound) -- however busy
+ * this process was. A test judging another
  * process's timing to within a second cannot tell it slow from held up. */
 struct th_hold_watch {
 	pthread_t thread;

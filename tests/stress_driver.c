@@ -354,8 +354,9 @@ static void load_join(struct load_thread *t)
 static void check_no_failures(struct load *l, const char *when)
 {
 	CHECK(atomic_load(&l->failures) == 0, "%d of %ld clients failed%s, first: %s (a %s client, "
-	      "silent %ld ms at most, the idle timeout %u ms)", atomic_load(&l->failures),
-	      atomic_load(&l->rounds), when, strerror(-atomic_load(&l->first_error)),
+	      "keeping the server waiting %ld ms at most, its idle timeout %u ms)",
+	      atomic_load(&l->failures), atomic_load(&l->rounds), when,
+	      strerror(-atomic_load(&l->first_error)),
 	      kind_name[atomic_load(&l->first_kind)], atomic_load(&l->first_silence_ms),
 	      l->idle_timeout_ms);
 }

@@ -5552,9 +5552,9 @@ Test(load, rate_limits_the_pace, .timeout = 60)
  * failed so on a shared 2-CPU machine), and then a message did go late,
  * rightly counted. So this process watches for such a hold-up, of itself
  * or of the client alone, while the client runs: a run with a late slot
- * and a hold-up of 200 ms or more proves nothing, and is made again, four times at most. A late slot
- * with no hold-up seen fails at once; counting every message late (or
- * every one after its slot) fails every run. */
+ * and a hold-up of 200 ms or more proves nothing, and is made again, four
+ * times at most. A late slot with no hold-up seen fails at once; counting
+ * every message late (or every one after its slot) fails every run. */
 Test(load, messages_that_go_at_their_slots_are_not_late, .timeout = 60)
 {
 	const char *args[] = {"-c", "1", "-n", "5", "--rate=2", "--json", "127.0.0.1", port_str,
