@@ -212,7 +212,7 @@ static long long task_run_delay_ns(pid_t pid, const char *tid)
 
 /* The most time any thread of S->pid spent waiting for a CPU since the
  * watch began (all its waits summed), in ms; -1 once the process is gone. */
-static int64_t longest_run_delay_ms(struct th_watch_state *s)
+static int64_t most_cpu_wait_ms(struct th_watch_state *s)
 {
 	char dir[64];
 	long long worst = 0;
@@ -263,7 +263,7 @@ static void *hold_watch_main(void *arg)
 		if (state[0] == 'T' || state[0] == 't' || state[0] == 'D')
 			stopped_ms += t1 - t0;
 		t0 = t1;
-		if ((delay = longest_run_delay_ms(s)) >= 0)
+		if ((delay = most_cpu_wait_ms(s)) >= 0)
 			waited_ms = delay;
 		/* Stopped or frozen, plus the most time waiting for a CPU. */
 		__atomic_store_n(&s->worst_ms, stopped_ms + waited_ms, __ATOMIC_RELEASE);

@@ -74,8 +74,8 @@ int64_t th_stall_watch_stop(struct th_stall_watch *w);
  * v1's freezer; v2's cgroup.freeze leaves its tasks 'S', unseen), plus the
  * most time one of its threads spent runnable with no CPU (run_delay in its
  * schedstat: summed over every wait, so an upper bound) -- however busy
- * this process was. A test judging another
- * process's timing to within a second cannot tell it slow from held up. */
+ * this process was. A test judging another process's timing to within a
+ * second cannot tell it slow from held up. */
 struct th_hold_watch {
 	pthread_t thread;
 	struct th_watch_state *state; /* the thread's own, as th_stall_watch's */
@@ -146,11 +146,17 @@ struct th_silence {
 	int64_t longest_ms;
 };
 
+/* How much shorter than a span the server's idle timeout may close it: a
+ * kernel's receive timeout may end up to a clock tick (10 ms at HZ=100)
+ * early; the rest is for reading the clocks. */
+#define TH_TIMEOUT_SLACK_MS 50
+
 /* Start counting (before the connect: the server's first wait comes after). */
 void th_silence_start(struct th_silence *s);
 
 /* Call around each send, write or shutdown(2): _begins before it and
- * _ended once it returned, whatever it returned. */
+ * _ended once it returned, whatever it returned, but for a write that
+ * timed out blocked on full buffers: the server was not waiting then. */
 void th_silence_send_begins(struct th_silence *s);
 void th_silence_send_ended(struct th_silence *s);
 

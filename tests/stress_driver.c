@@ -276,10 +276,6 @@ static int one_client(struct load *l, enum client_kind kind, unsigned seed,
 	return rc;
 }
 
-/* A kernel's receive timeout may end up to a clock tick (10 ms at HZ=100)
- * early; the rest is for reading the clocks. */
-#define TIMEOUT_SLACK_MS 50
-
 /* True when a client that ended in RC was closed by the idle timeout, as it
  * should be: it was cut off (an early end of the echo, a reset, a broken
  * pipe, or a shutdown(2) refused as "not connected" once a send into the
@@ -291,7 +287,7 @@ static int idled_out(const struct load *l, int rc, const struct th_silence *sile
 {
 	if (rc != -EPROTO && rc != -ECONNRESET && rc != -EPIPE && rc != -ENOTCONN)
 		return 0;
-	return silence->longest_ms + TIMEOUT_SLACK_MS >= (int64_t)l->idle_timeout_ms;
+	return silence->longest_ms + TH_TIMEOUT_SLACK_MS >= (int64_t)l->idle_timeout_ms;
 }
 
 static void *load_main(void *arg)

@@ -2827,8 +2827,8 @@ enum { USR1_PERIOD_MS = 400, USR1_MAX = 20 };
 /* Each signal used to restart the interval's timeout, so signals coming
  * faster than the interval held its lines back for good. A SIGUSR1 sent
  * while the last one is still pending (the daemon stopped, or off the CPU
- * on a loaded machine) merges with it (signal(7)): only one that found
- * none pending must give a line of its own. */
+ * on a loaded machine) merges with it (signal(7)): with the daemon held
+ * up, only one that found none pending must give a line of its own. */
 Test(daemon, sigusr1_more_often_than_the_interval_does_not_delay_it)
 {
 	const char *const extra[] = {"-w", "2", "--stats-interval=1", NULL};

@@ -346,10 +346,10 @@ Test(server, no_idle_timeout_lets_a_client_pause_before_reading_spliced)
  * out while this process was held up 500 ms or more proves nothing and is
  * made again, twice at most. So does one whose reading thread alone was
  * held up as long (its longest time between two reads, or its last read
- * and its shutdown, less its pause):
- * the watching thread, which runs on, cannot see that (seen when the
- * reader alone was stopped 1.2 s). One timed out with no such hold-up
- * fails, and so does the third run, whatever held it up. */
+ * and its shutdown, less its pause): the watching thread, which runs on,
+ * cannot see that (seen when the reader alone was stopped 1.2 s). One
+ * timed out with no such hold-up fails, and so does the third run,
+ * whatever held it up. */
 static void slow_steady_reader(enum pe_splice splice)
 {
 	enum { LEN = 8 * 1024 * 1024, FAST_READS = 32, SLOW_READS = 20, PAUSE_MS = 100 };
@@ -692,22 +692,14 @@ static size_t burst_reader_run(size_t len, int64_t *held, enum pe_echo_end *end)
 	}
 	th_fill_pattern(want, len, 0, w.seed);
 	cr_assert(off < len || memcmp(got, want, len) == 0, "the echo differs");
-	*end = PE_ECHO_ERROR;
-	if (off == len) {
-		/* The worker reads the half-close next: its loop ends at once. */
-		cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
-		*end = r.end;
-		pe_echo_worker_free(&r.w);
-		free(r.w.buf);
-		close(r.fd);
-		close(cfd);
-	} else {
-		close(cfd); /* the worker timed the client out: its loop has ended */
-		cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
-		pe_echo_worker_free(&r.w);
-		free(r.w.buf);
-		close(r.fd);
-	}
+	/* All of it: the worker reads the half-close next, and its loop ends.
+	 * Less: the worker timed the client out, and its loop has ended. */
+	close(cfd);
+	cr_assert_eq(th_join(r.thread, IO_MS), 0, "the echo loop did not end");
+	*end = r.end;
+	pe_echo_worker_free(&r.w);
+	free(r.w.buf);
+	close(r.fd);
 	*held = th_stall_watch_stop(&watch);
 	if (*held >= 0 && reads.longest_ms - PAUSE_MS > *held)
 		*held = reads.longest_ms - PAUSE_MS;
@@ -2644,7 +2636,8 @@ Test(server, idle_timeout_closes_a_client_that_never_reads)
 		for (ssize_t n = 1; n > 0;)
 			n = th_read_exact(fd, buf, 64 * 1024, IO_MS);
 		close(fd);
-		if (s.bytes_in == s.bytes_out && silence.longest_ms + 50 >= IDLE_MS && attempt < 3) {
+		if (s.bytes_in == s.bytes_out && silence.longest_ms + TH_TIMEOUT_SLACK_MS >= IDLE_MS &&
+		    attempt < 3) {
 			cr_log_info("run %d: timed out reading after this thread kept it waiting %lld ms: "
 			            "again", attempt, (long long)silence.longest_ms);
 			stop_server_and_check(0);
