@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -413,6 +414,23 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 	}
 }
 
+/* Whether IN, a regular file with bytes still to read, is the file OUT
+ * writes to (poolecho < f >> f, or <> f >&0): the echo written there would
+ * be read back as input, sent and written again, the file growing until the
+ * disk is full, or it would overwrite the input not yet read. cat(1)
+ * refuses the same: "input file is output file". */
+static bool input_is_output(int in, int out)
+{
+	struct stat si, so;
+	off_t pos;
+
+	if (fstat(in, &si) < 0 || fstat(out, &so) < 0 || !S_ISREG(si.st_mode) ||
+	    si.st_dev != so.st_dev || si.st_ino != so.st_ino)
+		return false;
+	pos = lseek(in, 0, SEEK_CUR);
+	return pos >= 0 && pos < si.st_size;
+}
+
 int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
                     struct pipe_result *res)
 {
@@ -420,6 +438,7 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	char err[PE_NET_ERRLEN];
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof ss;
+	struct stat st;
 	const int one = 1;
 	int rc, in_flags = fcntl(in_fd, F_GETFL), out_flags = fcntl(out_fd, F_GETFL);
 
@@ -435,6 +454,15 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	if (out_flags < 0 || (out_flags & O_ACCMODE) == O_RDONLY)
 		return fail(&p, PIPE_IO, "cannot write standard output: %s",
 		            strerror(out_flags < 0 ? errno : EBADF));
+	/* Also the caller's errors, found before the connect for the same
+	 * reason: a directory, which read(2) would refuse only once connected,
+	 * and the file standard output writes to. */
+	if (fstat(in_fd, &st) == 0 && S_ISDIR(st.st_mode))
+		return fail(&p, PIPE_IO, "cannot read standard input: %s", strerror(EISDIR));
+	if (input_is_output(in_fd, out_fd))
+		return fail(&p, PIPE_IO, "cannot read standard input: it is the file standard "
+		            "output writes to (input file is output file), where the echo "
+		            "would be read back as input");
 	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
 	/* The server answered, so it is not unreachable: an early close, as it
 	 * would be had the reset come a moment later, after the connect. */

@@ -1046,6 +1046,50 @@ Test(pipe, closed_stdout_descriptor_is_an_error_with_its_reason, .timeout = 60)
 	run_free(&r);
 }
 
+/* Standard input the file standard output writes to (poolecho < f >> f,
+ * or <> f >&0, one offset for both): the client read the echo it wrote
+ * there back as input and sent it again, the file growing until the disk
+ * was full (a file-size limit here stops it sooner), or overwrote the input
+ * it had not read yet and exited 0. As cat(1) does, it refuses, and the
+ * file is left as it was. */
+Test(pipe, an_input_file_that_is_the_output_is_refused, .timeout = 60)
+{
+	enum { LEN = 4 << 20, LIMIT = 16 << 20 };
+	const char *args[] = {"--timeout=5", "127.0.0.1", port_str, NULL};
+	unsigned char *in = binary_input(LEN, 11);
+	struct rlimit fsize;
+
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &fsize), 0);
+	if (fsize.rlim_max != RLIM_INFINITY && fsize.rlim_max < LIMIT)
+		cr_skip_test("the hard file-size limit is below the %d bytes this test sets", LIMIT);
+	fsize.rlim_cur = LIMIT;
+	for (int shared = 0; shared <= 1; shared++) {
+		int infd = input_file(in, LEN), kept = dup(infd), outfd;
+		char path[64];
+		struct stat st;
+		struct run r;
+
+		snprintf(path, sizeof path, "/proc/self/fd/%d", infd);
+		outfd = shared ? dup(infd) : open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		cr_assert_geq(outfd, 0, "%s: %s", path, strerror(errno));
+		spawn_limit_resource = RLIMIT_FSIZE;
+		spawn_limit = &fsize;
+		run_client_fds(&r, infd, outfd, args, CLIENT_TIMEOUT_MS);
+		spawn_limit = NULL;
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", shared ? "<>" : ">>", r.code,
+		             r.err);
+		cr_expect_not_null(strstr(r.err, "cannot read standard input: it is the file "
+		                                 "standard output writes to"),
+		                   "%s: stderr:\n%s", shared ? "<>" : ">>", r.err);
+		cr_assert_eq(fstat(kept, &st), 0);
+		cr_expect_eq(st.st_size, LEN, "%s: the file holds %lld bytes, not its %d",
+		             shared ? "<>" : ">>", (long long)st.st_size, LEN);
+		close(kept);
+		run_free(&r);
+	}
+	free(in);
+}
+
 /* ---- deliberately wrong servers -------------------------------------------- */
 
 enum bad_kind {
@@ -2797,22 +2841,39 @@ Test(wrong_server, closed_port_fails_with_address_and_errno_text, .timeout = 60)
 	close(fd);
 }
 
-/* poolecho(1): started with standard input closed, it says "cannot read
- * standard input" and exits 1, as with standard output closed: said before
- * the connect, so that a server that is down does not make it 3 instead. */
-Test(wrong_server, closed_stdin_is_said_before_the_connect, .timeout = 60)
+/* Standard input IN_FD that the client cannot read from is the caller's
+ * error: "cannot read standard input" with WANT_ERRNO's text and exit 1, said
+ * before the connect, so that a server that is down does not make it 3. */
+static void stdin_error_said_before_the_connect(int in_fd, int want_errno)
 {
 	char port[16];
 	const char *args[] = {"--timeout=5", "127.0.0.1", port, NULL};
 	int fd = refusing_port(port);
 	struct run r;
 
-	run_client_fds(&r, CLOSED_FD, -1, args, 15000);
+	run_client_fds(&r, in_fd, -1, args, 15000);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "cannot read standard input"), "stderr:\n%s", r.err);
-	cr_expect_not_null(strstr(r.err, strerror(EBADF)), "no errno text in:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, strerror(want_errno)), "no errno text in:\n%s", r.err);
 	run_free(&r);
 	close(fd);
+}
+
+/* poolecho(1): started with standard input closed, it says so and exits 1,
+ * as with standard output closed. */
+Test(wrong_server, closed_stdin_is_said_before_the_connect, .timeout = 60)
+{
+	stdin_error_said_before_the_connect(CLOSED_FD, EBADF);
+}
+
+/* A directory as standard input, which read(2) refuses only once connected. */
+Test(wrong_server, a_directory_as_stdin_is_said_before_the_connect, .timeout = 60)
+{
+	int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	cr_assert_geq(dir, 0, "/: %s", strerror(errno));
+	stdin_error_said_before_the_connect(dir, EISDIR);
+	close(dir);
 }
 
 /* Whether every line of TEXT starts with PREFIX; the first that does not
