@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -303,10 +304,65 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
 	return pe_net_listen_counted(host, port, backlog, err, NULL);
 }
 
+/* HOST an IPv6 address whose scope names an interface ("fe80::1%eth0"):
+ * getaddrinfo(3) takes one it does not know for a host name, asks the name
+ * servers, and says only "Name or service not known"; glibc also refuses a
+ * name, known or not, after an address that is not link-local. So an
+ * interface that is not there (a typo, or none after the '%') is said
+ * before the lookup; with REFUSED (the lookup failed), so is a name given
+ * with another address, offering its index. WHY, or NULL when the scope is
+ * not the problem. */
+#define SCOPE_WHY_SIZE (NAME_SHOWN_SIZE + INET6_ADDRSTRLEN + 96)
+static const char *scope_problem(const char *host, bool refused, char why[SCOPE_WHY_SIZE])
+{
+	const char *scope = strchr(host, '%');
+	char addr[INET6_ADDRSTRLEN], ifname[NAME_SHOWN_SIZE];
+	struct in6_addr a6;
+	unsigned index;
+
+	if (!scope || (size_t)(scope - host) >= sizeof addr)
+		return NULL;
+	memcpy(addr, host, (size_t)(scope - host));
+	addr[scope - host] = '\0';
+	scope++;
+	/* A number is an index, which the resolver takes as it is. */
+	if (inet_pton(AF_INET6, addr, &a6) != 1 ||
+	    (*scope && strspn(scope, "0123456789") == strlen(scope)))
+		return NULL;
+	if (!*scope) {
+		snprintf(why, SCOPE_WHY_SIZE, "no interface after the '%%'");
+		return why;
+	}
+	index = if_nametoindex(scope);
+	if (index == 0) {
+		snprintf(why, SCOPE_WHY_SIZE, "no interface of this host is named %s",
+		         shown_name(scope, ifname));
+		return why;
+	}
+	if (refused && !IN6_IS_ADDR_LINKLOCAL(&a6) && !IN6_IS_ADDR_MC_LINKLOCAL(&a6) &&
+	    !IN6_IS_ADDR_MC_NODELOCAL(&a6)) {
+		snprintf(why, SCOPE_WHY_SIZE, "an interface is named only after a link-local "
+		         "address; give its index (%s%%%u)", addr, index);
+		return why;
+	}
+	return NULL;
+}
+
+/* Why looking HOST up failed with RC, getaddrinfo's: its scope, when that
+ * is the problem, else what RC (or errno, for EAI_SYSTEM) says. */
+static const char *lookup_failure(const char *host, int rc, char why[SCOPE_WHY_SIZE])
+{
+	int saved = errno; /* if_nametoindex may change it */
+
+	if (scope_problem(host, true, why))
+		return why;
+	return rc == EAI_SYSTEM ? strerror(saved) : gai_strerror(rc);
+}
+
 int pe_net_listen_counted(const char *host, unsigned port, int backlog,
                           char err[PE_NET_ERRLEN], unsigned *unused)
 {
-	char portstr[16], where[PE_NET_ADDRLEN], why[160];
+	char portstr[16], where[PE_NET_ADDRLEN], why[160], scope_why[SCOPE_WHY_SIZE];
 	const char *call = "socket";
 	struct addrinfo hints, *res, *ai;
 	int fd = -EADDRNOTAVAIL, rc;
@@ -342,12 +398,13 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, portstr, &hints, &res);
+	rc = scope_problem(host, false, scope_why) ? EAI_NONAME :
+	     getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0) {
 		char name[NAME_SHOWN_SIZE];
 
 		set_err(err, "cannot resolve listen address %s: %s", shown_name(host, name),
-		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		        lookup_failure(host, rc, scope_why));
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -448,20 +505,21 @@ int pe_net_lookup_family(const char *host, const char *port, int family, struct 
                          char err[PE_NET_ERRLEN])
 {
 	struct addrinfo hints;
+	char why[SCOPE_WHY_SIZE];
 	int rc;
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, list);
+	rc = scope_problem(host, false, why) ? EAI_NONAME : getaddrinfo(host, port, &hints, list);
 	if (rc != 0) {
 		char name[NAME_SHOWN_SIZE];
 
 		set_err(err, "cannot resolve %s port %s%s: %s", shown_name(host, name), port,
 		        family == AF_INET ? " to an IPv4 address" :
 		        family == AF_INET6 ? " to an IPv6 address" : "",
-		        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		        lookup_failure(host, rc, why));
 		return -EINVAL;
 	}
 	return 0;

@@ -3040,6 +3040,38 @@ Test(wrong_server, a_name_that_does_not_resolve_in_load_mode_is_unreachable, .ti
 	run_free(&r);
 }
 
+/* An IPv6 address whose interface is misspelt (fe80::1%eht0), or missing
+ * after its '%', used to get the resolver's "Name or service not known",
+ * the name servers asked first; one named after an address that is not
+ * link-local (::1%lo), which glibc refuses, the same. Each message says what
+ * is wrong; the server is still not reached: 3. */
+Test(wrong_server, an_interface_that_is_not_there_is_named, .timeout = 60)
+{
+	const char *misspelt[] = {"--timeout=1", "fe80::1%pe-no-such-if", "9", NULL};
+	const char *missing[] = {"--timeout=1", "fe80::1%", "9", NULL};
+	const char *not_link_local[] = {"--timeout=1", "::1%lo", "9", NULL};
+	char index_form[32];
+	struct run r;
+
+	cr_assert_eq(if_nametoindex("pe-no-such-if"), 0, "this host has an interface of that name");
+	run_client(&r, "", 0, misspelt);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "no interface of this host is named 'pe-no-such-if'"),
+	                   "stderr:\n%s", r.err);
+	run_free(&r);
+	run_client(&r, "", 0, missing);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, "no interface after the '%'"), "stderr:\n%s", r.err);
+	run_free(&r);
+	if (if_nametoindex("lo") == 0)
+		cr_skip_test("no interface named lo here to name after ::1");
+	snprintf(index_form, sizeof index_form, "give its index (::1%%%u)", if_nametoindex("lo"));
+	run_client(&r, "", 0, not_link_local);
+	cr_expect_eq(r.code, EXIT_UNREACHABLE, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, index_form), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 Test(wrong_server, every_address_of_a_name_that_fails_is_named, .timeout = 60)
 {
 	char port[16], want[64];

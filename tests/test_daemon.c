@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1575,6 +1576,25 @@ Test(daemon, a_link_local_bind_address_without_its_interface_says_it_needs_one)
 	close(probe);
 	bind_address_says_why("fe80::1", "bind: Invalid argument (a link-local address needs its "
 	                                 "interface");
+}
+
+/* An IPv6 address whose interface is not there (a typo) or is missing after
+ * the '%' got the resolver's "Name or service not known", the name servers
+ * asked first; one named after an address that is not link-local, which
+ * glibc refuses, got the same. Each now says what is wrong. */
+Test(daemon, a_bind_address_with_an_interface_that_is_not_there_says_so)
+{
+	char index_form[32];
+
+	cr_assert_eq(if_nametoindex("pe-no-such-if"), 0, "this host has an interface of that name");
+	bind_address_says_why("fe80::1%pe-no-such-if", "cannot resolve listen address "
+	                      "'fe80::1%pe-no-such-if': no interface of this host is named "
+	                      "'pe-no-such-if'");
+	bind_address_says_why("fe80::1%", "no interface after the '%'");
+	if (if_nametoindex("lo") == 0)
+		cr_skip_test("no interface named lo here to name after ::1");
+	snprintf(index_form, sizeof index_form, "give its index (::1%%%u)", if_nametoindex("lo"));
+	bind_address_says_why("::1%lo", index_form);
 }
 
 /* An address that is not this host's (192.0.2.0/24, TEST-NET-1). */
