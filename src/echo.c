@@ -40,8 +40,10 @@
 #include "monotonic.h"
 #include "net.h"
 
-#ifdef __linux__
+#ifdef HAVE_LINUX_SOCKIOS_H
 #include <linux/sockios.h> /* SIOCOUTQ */
+#elif defined(__linux__) && defined(TIOCOUTQ)
+#define SIOCOUTQ TIOCOUTQ /* as <linux/sockios.h> has it; <sys/ioctl.h> has TIOCOUTQ */
 #endif
 
 void pe_echo_worker_init(struct pe_echo_worker *w, struct pe_worker_counters *counters)

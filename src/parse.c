@@ -309,8 +309,10 @@ void pe_parse_getopt_error(int ch, char *const argv[], const struct option *long
 	 * ("-xv") fails before optind moves past it, so the word can be the
 	 * one before: a long option's word is taken only when what failed is
 	 * that option (glibc puts its table value in optopt, or 0 when the
-	 * word names none), else the failure is optopt's letter. */
-	const char *word = optind > 1 ? argv[optind - 1] : "";
+	 * word names none), else the failure is optopt's letter. musl's
+	 * getopt leaves optind one past argc when a short option's value is
+	 * missing at the end ("-p"): argv[optind - 1] is argv[argc], NULL. */
+	const char *word = optind > 1 && argv[optind - 1] ? argv[optind - 1] : "";
 	const struct option *o = NULL;
 	size_t len = strcspn(word, "=");
 	int ambiguous = 0, is_long = 0;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #ifdef HAVE_DL_ITERATE_PHDR
 #include <link.h>
@@ -36,6 +37,21 @@ struct pe_pool {
 	int batch_inherited;   /* workers were created SCHED_BATCH */
 };
 
+/* The calling thread's policy, as the kernel has it (SCHED_RESET_ON_FORK
+ * included). Not through sched_getscheduler(3): musl's is a stub that
+ * fails with ENOSYS (POSIX means a process, Linux gives a thread), which
+ * left musl's workers as SCHED_OTHER; glibc's is this system call. */
+#ifdef SCHED_BATCH
+static int kernel_policy(void)
+{
+#ifdef SYS_sched_getscheduler
+	return (int)syscall(SYS_sched_getscheduler, 0);
+#else
+	return sched_getscheduler(0);
+#endif
+}
+#endif
+
 /* Short, blocking handlers gain nothing from preempting each other when
  * one is woken: SCHED_BATCH lets each run until it blocks again, which
  * saves an involuntary context switch per wake-up. Best effort, and only
@@ -46,7 +62,7 @@ static void set_batch_scheduling(void)
 #ifdef SCHED_BATCH
 	struct sched_param sp = {.sched_priority = 0};
 
-	if (sched_getscheduler(0) == SCHED_OTHER)
+	if (kernel_policy() == SCHED_OTHER)
 		pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 #endif
 }
@@ -62,7 +78,7 @@ static int creator_enter_batch(void)
 #ifdef SCHED_BATCH
 	struct sched_param sp = {.sched_priority = 0};
 
-	if (sched_getscheduler(0) != SCHED_OTHER) /* also if SCHED_RESET_ON_FORK is set */
+	if (kernel_policy() != SCHED_OTHER) /* also if SCHED_RESET_ON_FORK is set */
 		return 0;
 	return pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) == 0;
 #else

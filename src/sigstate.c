@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <signal.h>
+#include <stddef.h>
 
 #include "sigstate.h"
 

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <string.h>
 
@@ -264,4 +265,24 @@ Test(parse, only_a_number_that_could_be_a_port_is_called_one, .timeout = 10)
 	cr_expect_null(strstr(hint, "port"), "%s", hint);
 	cr_assert_not_null(pe_parse_host_misform("4294967295", "with -p", hint, sizeof hint));
 	cr_expect_null(strstr(hint, "port"), "%s", hint);
+}
+
+/* musl's getopt, when a short option's value is missing at the end of the
+ * line ("poolechod -p"), returns ':' with optind one past argc, where
+ * glibc's leaves it at argc: the word before is then argv[argc], NULL.
+ * The message must still name the option (it crashed on musl). */
+Test(parse, a_value_missing_at_the_end_past_argc_names_the_option, .timeout = 10)
+{
+	static const struct option longopts[] = {
+		{"port", required_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
+	};
+	char prog[] = "poolechod", opt[] = "-p";
+	char *argv[] = {prog, opt, NULL};
+	char msg[256] = "";
+
+	optind = 3; /* argc + 1, as musl leaves it */
+	optopt = 'p';
+	pe_parse_getopt_error(':', argv, longopts, msg, sizeof msg);
+	cr_expect_str_eq(msg, "option -p needs a value");
 }
