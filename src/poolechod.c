@@ -422,7 +422,7 @@ static void log_listening(pe_server *srv, const struct daemon_options *opt, int 
 	    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&ss)->sin6_addr))
 		family = dual_stack(c, &ss, given_fd) ? " for IPv6 and IPv4" : " for IPv6 only";
 	if (given_fd >= 0) {
-		unsigned given_backlog;
+		unsigned given_backlog = 0; /* set when 0 is returned; gcc -O3 -flto cannot tell */
 
 		if (pe_net_listen_queue(given_fd, NULL, &given_backlog) == 0)
 			snprintf(backlog_text, sizeof backlog_text, "backlog=%u (the socket unit's)",

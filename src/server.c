@@ -454,7 +454,7 @@ static int check_given_socket(pe_server *srv, int fd)
 static void set_inherited_options(pe_server *srv, int fd)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_CONF);
-	unsigned waiting;
+	unsigned waiting = 0; /* set when 0 is returned; gcc -O3 -flto cannot tell */
 
 	if (set_idle_timeout(srv, fd) < 0 || pe_net_set_echo_options(fd) < 0 ||
 	    pe_net_listen_queue(fd, &waiting, NULL) < 0)
