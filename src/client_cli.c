@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -188,14 +189,25 @@ static const char *family_name(int family)
 	return family == AF_INET ? "IPv4" : "IPv6";
 }
 
-/* The family of NAME if it is a numeric address, else 0. */
+/* The family of NAME if it is a numeric address, else 0. An IPv6 address
+ * whose scope the resolver refuses (::1%lo: a name after an address that is
+ * not link-local; fe80::1%eht0) is IPv6 all the same: the lookup's advice
+ * for it would not mend the family. */
 static int numeric_family(const char *name)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *ai;
+	const char *scope = strchr(name, '%');
+	char addr[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
 	int family;
 
-	if (getaddrinfo(name, NULL, &hints, &ai) != 0)
-		return 0;
+	if (getaddrinfo(name, NULL, &hints, &ai) != 0) {
+		if (!scope || (size_t)(scope - name) >= sizeof addr)
+			return 0;
+		memcpy(addr, name, (size_t)(scope - name));
+		addr[scope - name] = '\0';
+		return inet_pton(AF_INET6, addr, &a6) == 1 ? AF_INET6 : 0;
+	}
 	family = ai->ai_family;
 	freeaddrinfo(ai);
 	return family;

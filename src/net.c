@@ -337,6 +337,12 @@ static const char *scope_problem(const char *host, bool refused, char why[SCOPE_
 		return why;
 	}
 	index = if_nametoindex(scope);
+	/* It asks the kernel through a socket of its own: only ENODEV says
+	 * there is no such interface; without a socket (the limit of open
+	 * files reached) nothing is known of the name, and glibc's errno
+	 * then is ENOENT: the lookup's own failure is said. */
+	if (index == 0 && errno != ENODEV)
+		return NULL;
 	if (index == 0) {
 		snprintf(why, SCOPE_WHY_SIZE, "no interface of this host is named %s",
 		         shown_name(scope, ifname));

@@ -5837,6 +5837,12 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		                                   "an IPv4 one"},
 		{{"--source-ip=::1", "127.0.0.1"}, "'127.0.0.1' is an IPv4 address, --source-ip '::1' "
 		                                   "an IPv6 one"},
+		/* A scope the resolver refuses leaves the address IPv6: the
+		 * lookup's advice (::1%1 for ::1%lo) would still mix families. */
+		{{"--source-ip=127.0.0.1", "::1%lo"}, "'::1%lo' is an IPv6 address, --source-ip "
+		                                      "'127.0.0.1' an IPv4 one"},
+		{{"--source-ip=127.0.0.1", "fe80::1%pe-no-such-if"},
+		 "'fe80::1%pe-no-such-if' is an IPv6 address, --source-ip '127.0.0.1' an IPv4 one"},
 	};
 
 	return cr_make_param_array(struct bad_usage, cases, sizeof cases / sizeof cases[0]);

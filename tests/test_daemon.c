@@ -1597,6 +1597,27 @@ Test(daemon, a_bind_address_with_an_interface_that_is_not_there_says_so)
 	bind_address_says_why("::1%lo", index_form);
 }
 
+/* The interface looked up when no socket can be had (the open-file limit
+ * reached): the message said the host had no interface of that name, lo
+ * included. Nothing is known of the name then: the lookup's failure is said. */
+Test(daemon, an_interface_that_cannot_be_looked_up_is_not_called_missing)
+{
+	const char *const extra[] = {"-b", "fe80::1%lo", NULL};
+	const char *const *argv = daemon_under_strace("-e trace=socket -e inject=socket:error=EMFILE",
+	                                              extra);
+	int code;
+
+	if (if_nametoindex("lo") == 0)
+		cr_skip_test("no interface named lo here");
+	skip_without_strace();
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	cr_expect_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_expect(proc.err.data && !strstr(proc.err.data, "no interface of this host is named"),
+	          "lo called missing; stderr:\n%s", proc.err.data);
+	cr_expect(proc.err.data && strstr(proc.err.data, "cannot resolve listen address "
+	                                  "'fe80::1%lo': "), "stderr:\n%s", proc.err.data);
+}
+
 /* An address that is not this host's (192.0.2.0/24, TEST-NET-1). */
 Test(daemon, a_bind_address_of_another_host_says_so)
 {
