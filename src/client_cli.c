@@ -5,7 +5,6 @@
  */
 #include <config.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -196,18 +195,12 @@ static const char *family_name(int family)
 static int numeric_family(const char *name)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *ai;
-	const char *scope = strchr(name, '%');
-	char addr[INET6_ADDRSTRLEN];
 	struct in6_addr a6;
+	const char *scope;
 	int family;
 
-	if (getaddrinfo(name, NULL, &hints, &ai) != 0) {
-		if (!scope || (size_t)(scope - name) >= sizeof addr)
-			return 0;
-		memcpy(addr, name, (size_t)(scope - name));
-		addr[scope - name] = '\0';
-		return inet_pton(AF_INET6, addr, &a6) == 1 ? AF_INET6 : 0;
-	}
+	if (getaddrinfo(name, NULL, &hints, &ai) != 0)
+		return pe_net_scoped_ipv6(name, &a6, &scope) ? AF_INET6 : 0;
 	family = ai->ai_family;
 	freeaddrinfo(ai);
 	return family;

@@ -307,6 +307,21 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
 	return pe_net_listen_counted(host, port, backlog, err, NULL);
 }
 
+bool pe_net_scoped_ipv6(const char *host, struct in6_addr *addr, const char **scope)
+{
+	const char *mark = strchr(host, '%');
+	char text[INET6_ADDRSTRLEN];
+
+	if (!mark || (size_t)(mark - host) >= sizeof text)
+		return false;
+	memcpy(text, host, (size_t)(mark - host));
+	text[mark - host] = '\0';
+	if (inet_pton(AF_INET6, text, addr) != 1)
+		return false;
+	*scope = mark + 1;
+	return true;
+}
+
 /* HOST an IPv6 address whose scope names an interface ("fe80::1%eth0"):
  * getaddrinfo(3) takes one it does not know for a host name, asks the name
  * servers, and says only "Name or service not known"; glibc also refuses a
@@ -318,18 +333,13 @@ int pe_net_listen(const char *host, unsigned port, int backlog, char err[PE_NET_
 #define SCOPE_WHY_SIZE (NAME_SHOWN_SIZE + INET6_ADDRSTRLEN + 96)
 static const char *scope_problem(const char *host, bool refused, char why[SCOPE_WHY_SIZE])
 {
-	const char *scope = strchr(host, '%');
-	char addr[INET6_ADDRSTRLEN], ifname[NAME_SHOWN_SIZE];
+	const char *scope;
+	char ifname[NAME_SHOWN_SIZE];
 	struct in6_addr a6;
 	unsigned index;
 
-	if (!scope || (size_t)(scope - host) >= sizeof addr)
-		return NULL;
-	memcpy(addr, host, (size_t)(scope - host));
-	addr[scope - host] = '\0';
-	scope++;
 	/* A number is an index, which the resolver takes as it is. */
-	if (inet_pton(AF_INET6, addr, &a6) != 1 ||
+	if (!pe_net_scoped_ipv6(host, &a6, &scope) ||
 	    (*scope && strspn(scope, "0123456789") == strlen(scope)))
 		return NULL;
 	if (!*scope) {
@@ -351,7 +361,7 @@ static const char *scope_problem(const char *host, bool refused, char why[SCOPE_
 	if (refused && !IN6_IS_ADDR_LINKLOCAL(&a6) && !IN6_IS_ADDR_MC_LINKLOCAL(&a6) &&
 	    !IN6_IS_ADDR_MC_NODELOCAL(&a6)) {
 		snprintf(why, SCOPE_WHY_SIZE, "an interface is named only after a link-local "
-		         "address; give its index (%s%%%u)", addr, index);
+		         "address; give its index (%.*s%%%u)", (int)(scope - 1 - host), host, index);
 		return why;
 	}
 	return NULL;

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -52,6 +53,11 @@ bool pe_net_ipv6_has_an_address(void);
  * names its address: "ADDR reset the connection as soon as it was made"). */
 int pe_net_connect_timeout(const char *host, const char *port, unsigned long timeout_ms,
                            char err[PE_NET_ERRLEN]);
+
+/* Whether HOST is an IPv6 address with a scope after a '%' ("fe80::1%eth0",
+ * "::1%1", "fe80::1%"): the address in *ADDR, and in *SCOPE what follows
+ * the '%'. */
+bool pe_net_scoped_ipv6(const char *host, struct in6_addr *addr, const char **scope);
 
 /* HOST:PORT's addresses, for pe_net_connect_list (free them with
  * freeaddrinfo): 0, or -EINVAL with ERR saying why. */
