@@ -204,60 +204,6 @@ static int write_interrupted(int fd, const struct pe_echo_policy *p, struct writ
 	return write_stalled(fd, p, wp);
 }
 
-/* Whether a client whose echoes all went into the socket's send buffer
- * has read none of them for the idle timeout. A client that never reads
- * but sends a little now and then never blocks the worker's writes: they
- * fill a send buffer of megabytes, which at a few KB/s takes an hour, and
- * SO_SNDTIMEO never runs out. So once a send slice has passed since the
- * last look, the clock being read after each echo, the bytes the client
- * acknowledged are counted (SIOCOUTQ: those sent and not yet acknowledged):
- * none for the idle timeout, while some were owed, is an echo not read. */
-struct read_watch {
-	long long next;            /* when to look again; 0: not yet started */
-	long long last;            /* when the client last acknowledged, or owed nothing */
-	unsigned long long queued; /* bytes sent since the last look */
-	int unacked;               /* SIOCOUTQ at the last look */
-};
-
-static int echo_unread(int fd, const struct pe_echo_policy *p, struct read_watch *rw,
-                       size_t sent)
-{
-#ifdef SIOCOUTQ
-	long long now;
-	int unacked;
-
-	if (!p->idle_us)
-		return 0;
-	rw->queued += sent;
-	now = pe_now_us();
-	if (!rw->next) {
-		/* The first echo: nothing was owed before it, so no look is
-		 * needed (a system call per connection, which churn would pay). */
-		rw->next = now + pe_echo_send_slice_us(p->idle_us);
-		rw->last = now;
-		return 0;
-	}
-	if (now < rw->next)
-		return 0;
-	rw->next = now + pe_echo_send_slice_us(p->idle_us);
-	if (ioctl(fd, SIOCOUTQ, &unacked) != 0)
-		return 0;
-	/* Acknowledged since the last look: what was unacknowledged then and
-	 * sent since, less what still is. */
-	if (unacked == 0 || (unsigned long long)rw->unacked + rw->queued > (unsigned long long)unacked)
-		rw->last = now;
-	rw->unacked = unacked;
-	rw->queued = 0;
-	return now - rw->last >= p->idle_us;
-#else
-	(void)fd;
-	(void)p;
-	(void)rw;
-	(void)sent;
-	return 0;
-#endif
-}
-
 /* Send all LEN bytes, or time out once the client has read nothing for
  * the idle timeout: 0, -EAGAIN, or another negative errno. *SENT gets the
  * bytes sent. The clock is read only when a send(2) came back short. */
@@ -307,7 +253,7 @@ static int splice_wanted(const struct pe_echo_policy *p)
  * to move (returns 1, with the pipe empty: go back to copying), or the
  * system cannot splice from this socket (returns 2: copy from now on). */
 static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_policy *p,
-                       int *spin, struct read_watch *rw, enum pe_echo_end *end, int *err)
+                       int *spin, enum pe_echo_end *end, int *err)
 {
 	size_t in_pipe = 0;
 	struct write_progress wp;   /* as in send_all */
@@ -397,11 +343,6 @@ static int echo_splice(int fd, struct pe_echo_worker *w, const struct pe_echo_po
 			if (in_pipe > 0)
 				write_moved(&wp);
 		}
-		if (echo_unread(fd, p, rw, (size_t)n)) {
-			*end = PE_ECHO_UNREAD;
-			*err = 0;
-			return 0;
-		}
 	}
 }
 
@@ -467,7 +408,6 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 	 * stop interrupts; the wait before it (under one timeout) is not
 	 * counted, so such a client is timed out within twice the timeout. */
 	long long waiting = 0;
-	struct read_watch rw = {0, 0, 0, 0};
 #ifdef HAVE_SPLICE
 	int may_splice = 1;
 #endif
@@ -505,8 +445,6 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 			*err = -rc;
 			return PE_ECHO_ERROR;
 		}
-		if (echo_unread(fd, p, &rw, sent))
-			return PE_ECHO_UNREAD;
 		if ((size_t)n == size && buf != w->buf) {
 			buf = w->buf;   /* more is coming than the stack holds */
 			size = w->size;
@@ -520,7 +458,7 @@ enum pe_echo_end pe_echo_serve(int fd, struct pe_echo_worker *w, const struct pe
 				may_splice = 0;   /* no pipe: copy, not a try per read */
 				continue;
 			}
-			rc = echo_splice(fd, w, p, &spin, &rw, &end, err);
+			rc = echo_splice(fd, w, p, &spin, &end, err);
 			if (rc == 0)
 				return end;
 			may_splice = rc == 1;

@@ -2765,67 +2765,6 @@ Test(server, idle_timeout_closes_a_non_reader_in_time_splicing)
 	expect_non_reader_closed_in_time(PE_SPLICE_ALWAYS);
 }
 
-/* A client that never reads but sends a little at a time never blocks the
- * worker's writes: its echo goes into the server's send buffer (megabytes
- * on loopback), and a write would block only once that is full, an hour on
- * at 1 KB/s. It has read nothing for the idle timeout long before: it is
- * closed then, as a client that stops reading is, copied or spliced (a
- * FIRST message of 64 KiB or more makes it a stream). */
-static void expect_trickling_non_reader_closed(enum pe_splice splice, size_t first)
-{
-	enum { IDLE_MS = 500, CHUNK = 100, EVERY_MS = 100, WITHIN_MS = 8 * IDLE_MS };
-	static unsigned char buf[1024 * 1024];
-	const int small = 4096, one = 1;
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct pe_server_config cfg;
-	int64_t start;
-	int fd, other, rc;
-
-	cr_assert_leq(first, sizeof buf);
-	tf_config(&cfg, 1, 2);
-	cfg.idle_timeout_ms = IDLE_MS;
-	cfg.splice = splice;
-	start_server(&cfg);
-	/* A small receive buffer, set before the connect, which fixes the
-	 * window's scale: the echo of the first message fills it. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-	cr_assert_eq(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
-	addr.sin_port = htons((uint16_t)ts.port);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s",
-	             strerror(errno));
-	rc = th_write_all(fd, buf, first, IO_MS);
-	cr_assert_eq(rc, 0, "write: %s", strerror(-rc));
-	start = th_now_ms();
-	while (tf_stats(&ts).timeouts == 0 && th_now_ms() - start < WITHIN_MS) {
-		ssize_t n = send(fd, buf, CHUNK, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			break; /* closed by the server: its count follows */
-		poll(NULL, 0, EVERY_MS);
-	}
-	cr_assert_eq(tf_stats(&ts).timeouts, 1, "a client that sent %zu bytes, then %d every %d "
-	             "ms, and never read was not timed out in %d ms, with --idle-timeout %d ms",
-	             first, CHUNK, EVERY_MS, WITHIN_MS, IDLE_MS);
-	close(fd);
-	other = client();
-	round_trip(other, 100, 7);
-	finish_client(other);
-	wait_stat_served(2);
-	stop_server_and_check(0);
-}
-
-Test(server, idle_timeout_closes_a_trickling_non_reader_copying)
-{
-	expect_trickling_non_reader_closed(PE_SPLICE_NEVER, 32 * 1024);
-}
-
-Test(server, idle_timeout_closes_a_trickling_non_reader_splicing)
-{
-	expect_trickling_non_reader_closed(PE_SPLICE_ALWAYS, 256 * 1024);
-}
-
 /* A spliced echo that a client stops reading leaves bytes in the worker's
  * pipe when the idle timeout closes it. They are that client's alone: the
  * next connection the worker splices for must get its own bytes only. */
