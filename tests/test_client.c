@@ -5750,6 +5750,8 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"-Z"}, "-Z"},
 		{{"-c"}, "-c"},
 		{{"localhost", "70000"}, "PORT"},
+		/* No service name is looked up, as poolecho(1) says. */
+		{{"localhost", "echo"}, "invalid PORT 'echo': expected a number from 1 to 65535"},
 		{{"[::1]", "9999"}, "HOST '[::1]'"},
 		{{"[::1]:9999"}, "port given as PORT"},
 		{{"127.0.0.1:9999"}, "HOST '127.0.0.1:9999'"},
