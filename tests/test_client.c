@@ -396,7 +396,7 @@ static const char *private_file(const char *target, const char *text)
 	int fd;
 
 	if (unshare(CLONE_NEWNS) < 0)
-		return "unshare(CLONE_NEWNS) is not permitted";
+		return "unshare(CLONE_NEWNS) is not permitted (needs root: CAP_SYS_ADMIN)";
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return "cannot make the mounts private";
 	fd = mkstemp(path);
@@ -419,7 +419,7 @@ static const char *own_network(void)
 	int fd, rc;
 
 	if (unshare(CLONE_NEWNET) < 0)
-		return "unshare(CLONE_NEWNET) is not permitted";
+		return "unshare(CLONE_NEWNET) is not permitted (needs root: CAP_SYS_ADMIN)";
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));

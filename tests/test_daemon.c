@@ -303,7 +303,8 @@ Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 	int code, removed = -1;
 
 	if (!root)
-		cr_skip_test("no writable cgroup pids controller (v1 or v2) to run the daemon in");
+		cr_skip_test("no writable cgroup pids controller (v1 or v2) to run the daemon in "
+		             "(needs root, or a cgroup delegated to this user)");
 	snprintf(dir, sizeof dir, "%s/poolecho-test-%ld", root, (long)getpid());
 	if (mkdir(dir, 0755) < 0)
 		cr_skip_test("cannot make a cgroup at %s: %s", dir, strerror(errno));
@@ -3636,7 +3637,9 @@ static void start_with_hosts(const char *hosts_text, const char *name)
 {
 	char hosts[] = "/tmp/poolecho-hosts-XXXXXX";
 	const char *script = "mount --bind \"$0\" /etc/hosts || exit 125; exec \"$@\"";
-	const char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, hosts,
+	/* A user may make a mount namespace in a user namespace of its own (-r). */
+	const char *argv[] = {"/usr/bin/unshare", geteuid() == 0 ? "-m" : "-rm", "/bin/sh",
+	                      "-c", script, hosts,
 	                      daemon_path(), "-b", name, "-p", "0", "-w", "2", NULL};
 	int fd = mkstemp(hosts), port, rc;
 	size_t len = strlen(hosts_text);
@@ -3655,7 +3658,7 @@ static void start_with_hosts(const char *hosts_text, const char *name)
 	    (th_proc_exit_code(&proc) == 125 || strstr(proc.err.data, "unshare:"))) {
 		unlink(hosts);
 		cr_skip_test("cannot bind-mount a hosts file in a private mount namespace "
-		             "(needs root): %s", proc.err.data);
+		             "(needs root, or user namespaces for a user): %s", proc.err.data);
 	}
 	unlink(hosts);
 	cr_assert_gt(port, 0, "no readiness line; stderr:\n%s", proc.err.data);
@@ -3727,8 +3730,11 @@ Test(daemon, ipv6_only_passed_socket_with_ipv6_off_names_the_unit)
 	struct th_listen_fds passed = {.fds = "1"};
 	int one = 1, fd;
 
+	/* In this process: not in a user namespace of its own, which a process
+	 * of more than one thread (Criterion's test processes) cannot enter. */
 	if (unshare(CLONE_NEWNET) < 0)
-		cr_skip_test("unshare(CLONE_NEWNET): %s", strerror(errno));
+		cr_skip_test("needs a network namespace of its own (root: CAP_SYS_ADMIN): "
+		             "unshare(CLONE_NEWNET): %s", strerror(errno));
 	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
 		int off = open(offs[i], O_WRONLY | O_CLOEXEC);
 		bool done = off >= 0 && write(off, "1\n", 2) == 2;

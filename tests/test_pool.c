@@ -588,7 +588,9 @@ Test(pool, batch_workers_started_from_sched_fifo_stay_fifo)
 
 	/* Setting a real-time policy takes CAP_SYS_NICE or RLIMIT_RTPRIO. */
 	if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
-		cr_skip_test("this process may not run as SCHED_FIFO (%s)", strerror(errno));
+		cr_skip_test("this process may not run as SCHED_FIFO (%s): needs root "
+		             "(CAP_SYS_NICE) or a real-time priority limit (ulimit -r)",
+		             strerror(errno));
 	check_worker_and_creator_policy(SCHED_FIFO, 1, SCHED_FIFO);
 }
 
