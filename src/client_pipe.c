@@ -414,21 +414,21 @@ static int pipe_loop(struct pipe *p, unsigned long timeout_ms)
 	}
 }
 
-/* Whether IN, a regular file with bytes still to read, is the file OUT
- * writes to (poolecho < f >> f, or <> f >&0): the echo written there would
- * be read back as input, sent and written again, the file growing until the
- * disk is full, or it would overwrite the input not yet read. cat(1)
- * refuses the same: "input file is output file". */
-static bool input_is_output(int in, int out)
+/* Whether IN (whose status is SI), a regular file with bytes still to
+ * read, is the file OUT writes to (poolecho < f >> f, or <> f >&0): the
+ * echo written there would be read back as input, sent and written again,
+ * the file growing until the disk is full, or it would overwrite the input
+ * not yet read. cat(1) refuses the same: "input file is output file". */
+static bool input_is_output(int in, const struct stat *si, int out)
 {
-	struct stat si, so;
+	struct stat so;
 	off_t pos;
 
-	if (fstat(in, &si) < 0 || fstat(out, &so) < 0 || !S_ISREG(si.st_mode) ||
-	    si.st_dev != so.st_dev || si.st_ino != so.st_ino)
+	if (!S_ISREG(si->st_mode) || fstat(out, &so) < 0 || si->st_dev != so.st_dev ||
+	    si->st_ino != so.st_ino)
 		return false;
 	pos = lseek(in, 0, SEEK_CUR);
-	return pos >= 0 && pos < si.st_size;
+	return pos >= 0 && pos < si->st_size;
 }
 
 int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
@@ -457,12 +457,14 @@ int client_pipe_run(const struct client_config *cfg, int in_fd, int out_fd,
 	/* Also the caller's errors, found before the connect for the same
 	 * reason: a directory, which read(2) would refuse only once connected,
 	 * and the file standard output writes to. */
-	if (fstat(in_fd, &st) == 0 && S_ISDIR(st.st_mode))
-		return fail(&p, PIPE_IO, "cannot read standard input: %s", strerror(EISDIR));
-	if (input_is_output(in_fd, out_fd))
-		return fail(&p, PIPE_IO, "cannot read standard input: it is the file standard "
-		            "output writes to (input file is output file), where the echo "
-		            "would be read back as input");
+	if (fstat(in_fd, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return fail(&p, PIPE_IO, "cannot read standard input: %s", strerror(EISDIR));
+		if (input_is_output(in_fd, &st, out_fd))
+			return fail(&p, PIPE_IO, "cannot read standard input: it is the file "
+			            "standard output writes to (input file is output file), where "
+			            "the echo would be read back as input");
+	}
 	p.sock = pe_net_connect_timeout(cfg->host, cfg->port, cfg->timeout_ms, err);
 	/* The server answered, so it is not unreachable: an early close, as it
 	 * would be had the reset come a moment later, after the connect. */

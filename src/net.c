@@ -367,22 +367,29 @@ static const char *scope_problem(const char *host, bool refused, char why[SCOPE_
 	return NULL;
 }
 
-/* Why looking HOST up failed with RC, getaddrinfo's: its scope, when that
- * is the problem, else what RC (or errno, for EAI_SYSTEM) says. */
-static const char *lookup_failure(const char *host, int rc, char why[SCOPE_WHY_SIZE])
+/* getaddrinfo(3) of HOST and PORT, its scope looked at first: 0, or
+ * getaddrinfo's error with *REASON saying why (in WHY when the scope is). */
+static int lookup_scoped(const char *host, const char *port, const struct addrinfo *hints,
+                         struct addrinfo **res, const char **reason, char why[SCOPE_WHY_SIZE])
 {
-	int saved = errno; /* if_nametoindex may change it */
+	int rc, saved;
 
-	if (scope_problem(host, true, why))
-		return why;
-	return rc == EAI_SYSTEM ? strerror(saved) : gai_strerror(rc);
+	if ((*reason = scope_problem(host, false, why)))
+		return EAI_NONAME;
+	rc = getaddrinfo(host, port, hints, res);
+	if (rc == 0)
+		return 0;
+	saved = errno; /* if_nametoindex may change it */
+	if (!(*reason = scope_problem(host, true, why)))
+		*reason = rc == EAI_SYSTEM ? strerror(saved) : gai_strerror(rc);
+	return rc;
 }
 
 int pe_net_listen_counted(const char *host, unsigned port, int backlog,
                           char err[PE_NET_ERRLEN], unsigned *unused)
 {
 	char portstr[16], where[PE_NET_ADDRLEN], why[160], scope_why[SCOPE_WHY_SIZE];
-	const char *call = "socket";
+	const char *call = "socket", *reason;
 	struct addrinfo hints, *res, *ai;
 	int fd = -EADDRNOTAVAIL, rc;
 	unsigned addresses = 0, failures = 0, omitted = 0;
@@ -417,13 +424,11 @@ int pe_net_listen_counted(const char *host, unsigned port, int backlog,
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = scope_problem(host, false, scope_why) ? EAI_NONAME :
-	     getaddrinfo(host, portstr, &hints, &res);
+	rc = lookup_scoped(host, portstr, &hints, &res, &reason, scope_why);
 	if (rc != 0) {
 		char name[NAME_SHOWN_SIZE];
 
-		set_err(err, "cannot resolve listen address %s: %s", shown_name(host, name),
-		        lookup_failure(host, rc, scope_why));
+		set_err(err, "cannot resolve listen address %s: %s", shown_name(host, name), reason);
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -525,20 +530,20 @@ int pe_net_lookup_family(const char *host, const char *port, int family, struct 
 {
 	struct addrinfo hints;
 	char why[SCOPE_WHY_SIZE];
+	const char *reason;
 	int rc;
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = family;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	rc = scope_problem(host, false, why) ? EAI_NONAME : getaddrinfo(host, port, &hints, list);
+	rc = lookup_scoped(host, port, &hints, list, &reason, why);
 	if (rc != 0) {
 		char name[NAME_SHOWN_SIZE];
 
 		set_err(err, "cannot resolve %s port %s%s: %s", shown_name(host, name), port,
 		        family == AF_INET ? " to an IPv4 address" :
-		        family == AF_INET6 ? " to an IPv6 address" : "",
-		        lookup_failure(host, rc, why));
+		        family == AF_INET6 ? " to an IPv6 address" : "", reason);
 		return -EINVAL;
 	}
 	return 0;
