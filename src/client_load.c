@@ -1495,7 +1495,7 @@ static void collect(struct load *L, struct load_result *res)
 {
 	const struct lthread *first = NULL;   /* the thread whose first error came first */
 	unsigned i, allowed;
-	double busy;
+	double busy, quota;
 
 	for (i = 0; i < L->nthreads; i++) {
 		struct lthread *t = &L->threads[i];
@@ -1529,10 +1529,13 @@ static void collect(struct load *L, struct load_result *res)
 		snprintf(res->first_error, sizeof res->first_error, "%s", first->first_error);
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
-	/* The CPUs the threads could use: pe_usable_cpus() counts those allowed. */
+	/* The CPUs the threads could use: pe_usable_cpus() counts those allowed,
+	 * and a CPU quota (docker --cpus=0.5) the time they could have there. */
 	allowed = pe_usable_cpus();
 	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
-	res->cpu_share = share(res->cpu_s, res->run_s * res->cpus);
+	quota = pe_cpu_quota();
+	res->cpu_quota = quota > 0 && quota < res->cpus ? quota : 0;
+	res->cpu_share = share(res->cpu_s, res->run_s * (res->cpu_quota ? res->cpu_quota : res->cpus));
 	/* A signal after the deadline cut only the wait for the last echoes;
 	 * one after the last echo of -n, only the wait for the closes. */
 	res->interrupted = L->stop_ns && (!L->deadline_ns || L->stop_ns < L->deadline_ns) &&

@@ -55,7 +55,9 @@ struct load_result {
 	                             or the first connect failed */
 	double cpu_s;             /* CPU time the load threads used, all together */
 	unsigned cpus;            /* CPUs they could use: min(threads, CPUs allowed) */
-	double cpu_share;         /* cpu_s over cpus times the longest thread's run time */
+	double cpu_quota;         /* the cgroup CPU quota, in CPUs, when below cpus; else 0 */
+	double cpu_share;         /* cpu_s over cpus (or cpu_quota) times the longest
+	                             thread's run time */
 	double busiest;           /* the busiest thread's CPU time over its run time */
 	double run_s;             /* the longest thread's run time, ramp-up to last close */
 	char first_error[512];    /* the first failure seen, with its cause; the server's

@@ -171,13 +171,20 @@ void client_report_text(FILE *out, const struct client_config *cfg, const struct
 	} else {
 		fprintf(out, "latency us:  no message completed\n");
 	}
-	fprintf(out, "client CPU:  %.3f s, %d%% of the %u CPU%s its %u thread%s could use; the "
-	        "busiest thread %d%% busy\n", r->cpu_s, percent(r->cpu_share), r->cpus,
-	        r->cpus == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s",
-	        percent(r->busiest));
+	if (r->cpu_quota)
+		fprintf(out, "client CPU:  %.3f s, %d%% of the %.2f CPUs the cgroup CPU quota gives "
+		        "its %u thread%s; the busiest thread %d%% busy\n", r->cpu_s,
+		        percent(r->cpu_share), r->cpu_quota, r->threads, r->threads == 1 ? "" : "s",
+		        percent(r->busiest));
+	else
+		fprintf(out, "client CPU:  %.3f s, %d%% of the %u CPU%s its %u thread%s could use; "
+		        "the busiest thread %d%% busy\n", r->cpu_s, percent(r->cpu_share), r->cpus,
+		        r->cpus == 1 ? "" : "s", r->threads, r->threads == 1 ? "" : "s",
+		        percent(r->busiest));
 	if (client_report_saturated(r)) {
 		/* -t cannot go past one thread per connection. */
-		const char *advice = r->threads < cfg->connections ?
+		const char *advice = r->cpu_quota ? "raise its cgroup CPU quota" :
+			r->threads < cfg->connections ?
 			"give it more CPUs, and -t threads to use them" :
 			"it has a thread per connection already: give it more, faster or less busy CPUs";
 
@@ -310,8 +317,12 @@ void client_report_json(FILE *out, const struct client_config *cfg, const struct
 	/* Exact (1/256 is 0.00390625): rounded down, the bound would not
 	 * cover a value at a bucket's edge. */
 	fprintf(out, "\"relative_error\":%.17g},", HISTOGRAM_REL_ERROR);
-	fprintf(out, "\"client_cpu_s\":%.6f,\"client_cpus\":%u,\"client_cpu_share\":%.6f,"
-	        "\"client_busiest\":%.6f,\"client_saturated\":%s,", r->cpu_s, r->cpus,
+	fprintf(out, "\"client_cpu_s\":%.6f,\"client_cpus\":%u,", r->cpu_s, r->cpus);
+	if (r->cpu_quota)
+		fprintf(out, "\"client_cpu_quota\":%.6f,", r->cpu_quota);
+	else
+		fputs("\"client_cpu_quota\":null,", out);
+	fprintf(out, "\"client_cpu_share\":%.6f,\"client_busiest\":%.6f,\"client_saturated\":%s,",
 	        r->cpu_share, r->busiest, client_report_saturated(r) ? "true" : "false");
 	JU("errors", r->errors);
 	JU("mismatches", r->mismatches);

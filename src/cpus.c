@@ -1,14 +1,16 @@
 /*
- * cpus.c -- the CPUs this process may run on.
+ * cpus.c -- the CPUs this process may run on, and how much of them its
+ * cgroup's CPU quota lets it use.
  */
 #include <config.h>
 
 #include <sched.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cpus.h"
 
-unsigned pe_usable_cpus(void)
+unsigned pe_allowed_cpus(void)
 {
 	long n;
 #ifdef HAVE_SCHED_GETAFFINITY
@@ -20,4 +22,35 @@ unsigned pe_usable_cpus(void)
 #endif
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
+}
+
+double pe_cpu_quota(void)
+{
+#ifdef __linux__
+	return pe_cgroup_cpu_quota("/proc/self/mountinfo", "/proc/self/cgroup");
+#else
+	return -1;
+#endif
+}
+
+unsigned pe_usable_cpus(void)
+{
+	unsigned allowed = pe_allowed_cpus();
+	double quota = pe_cpu_quota();
+
+	/* Half a CPU's time still needs a thread to run on. */
+	if (quota > 0 && quota < allowed) {
+		unsigned whole = (unsigned)quota;
+
+		return whole + (quota > whole);
+	}
+	return allowed;
+}
+
+unsigned pe_whole_cpus(void)
+{
+	unsigned allowed = pe_allowed_cpus();
+	double quota = pe_cpu_quota();
+
+	return quota >= 0 && quota < allowed ? (unsigned)quota : allowed;
 }

@@ -25,6 +25,7 @@
 #include <poolecho/server.h>
 
 #include "activation.h"
+#include "cpus.h"
 #include "daemon_cli.h"
 #include "log.h"
 #include "monotonic.h"
@@ -548,6 +549,20 @@ static void warn_options_overruled(const struct daemon_options *opt)
 		pe_log(PE_LOG_WARN, "--busy-poll %u us is cut to %u us, a sixteenth of "
 		       "--idle-timeout, so that a spin cannot hold a silent client past it",
 		       opt->server.busy_poll_us, busy_poll_us);
+	if (busy_poll_us) {
+		double quota = pe_cpu_quota();
+		unsigned whole = pe_whole_cpus();
+
+		/* Not a warning: the quota is as meant, and so is what it does. */
+		if (quota >= 0 && whole == 0)
+			pe_log(PE_LOG_INFO, "busy polling: the cgroup CPU quota of %.2f CPUs leaves "
+			       "no whole CPU to spin on, so no worker spins", quota);
+		else if (quota >= 0 && whole < pe_allowed_cpus())
+			pe_log(PE_LOG_INFO, "busy polling: the cgroup CPU quota of %.2f CPUs leaves "
+			       "%u whole CPU%s to spin on, so workers spin only while no more than %u "
+			       "client%s %s connected", quota, whole, whole == 1 ? "" : "s", whole,
+			       whole == 1 ? "" : "s", whole == 1 ? "is" : "are");
+	}
 #ifndef HAVE_SPLICE
 	if (opt->server.splice == PE_SPLICE_ALWAYS)
 		pe_log(PE_LOG_WARN, "--splice=always: this system has no splice(2), so streams "

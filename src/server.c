@@ -588,7 +588,8 @@ static int create(pe_server **out, const struct pe_server_config *cfg, const int
 	atomic_init(&srv->active, 0);
 	srv->echo_policy.idle_us = cfg->idle_timeout_ms * 1000LL;
 	srv->echo_policy.busy_poll_us = pe_server_busy_poll_us(cfg);
-	srv->echo_policy.busy_poll_max = pe_usable_cpus();
+	/* A spinning worker spends quota: spin only on CPUs it leaves whole. */
+	srv->echo_policy.busy_poll_max = pe_whole_cpus();
 	srv->echo_policy.active = &srv->active;
 	srv->echo_policy.splice = cfg->splice;
 	atomic_init(&srv->pipes_held, 0);

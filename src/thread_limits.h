@@ -18,8 +18,7 @@ void thread_limits_describe(char *buf, size_t size);
 /* The lowest pids.max from a process's cgroup up to the top of what is
  * mounted, in v1's pids hierarchy if one is mounted, else in cgroup2: -1
  * when none is set (every level "max", or no pids controller). MOUNTINFO
- * and CGROUP are that process's /proc/PID/mountinfo and /proc/PID/cgroup.
- * Not thread-safe. */
+ * and CGROUP are that process's /proc/PID/mountinfo and /proc/PID/cgroup. */
 long thread_limits_cgroup_pids_max(const char *mountinfo, const char *cgroup);
 #endif
 

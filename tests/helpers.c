@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -1296,6 +1297,84 @@ void th_proc_cleanup(struct th_proc *p)
 			close(b->fd);
 		free(b->data);
 		buf_init(b);
+	}
+}
+
+/* ---- cgroups --------------------------------------------------------------- */
+
+/* Whether the v2 root delegates CONTROLLER: a whole word of its
+ * cgroup.subtree_control ("cpu" is not "cpuset"). */
+static bool v2_delegates(const char *controller)
+{
+	char controls[256] = "", *save;
+	FILE *f = fopen("/sys/fs/cgroup/cgroup.subtree_control", "re");
+
+	if (!f)
+		return false;
+	if (!fgets(controls, sizeof controls, f))
+		controls[0] = '\0';
+	fclose(f);
+	for (char *w = strtok_r(controls, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+		if (strcmp(w, controller) == 0)
+			return true;
+	return false;
+}
+
+int th_cgroup_make(const char *controller, char *dir, size_t size)
+{
+	static unsigned made;
+	char root[128], procs[160];
+
+	snprintf(root, sizeof root, "/sys/fs/cgroup/%s", controller);
+	snprintf(procs, sizeof procs, "%s/cgroup.procs", root);
+	if (access(procs, W_OK) < 0) {
+		if (!v2_delegates(controller))
+			return -ENOENT;
+		snprintf(root, sizeof root, "/sys/fs/cgroup");
+	}
+	snprintf(dir, size, "%s/poolecho-test-%ld-%u", root, (long)getpid(), made++);
+	return mkdir(dir, 0755) == 0 ? 0 : -errno;
+}
+
+int th_cgroup_set(const char *dir, const char *name, const char *value)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int err = 0;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (!(f = fopen(path, "we")))
+		return -errno;
+	if (fprintf(f, "%s\n", value) < 0)
+		err = errno;
+	if (fclose(f) != 0 && !err)
+		err = errno;
+	return -err;
+}
+
+int th_cgroup_set_cpu_quota(const char *dir, unsigned quota_us)
+{
+	char path[PATH_MAX], value[32];
+	int rc;
+
+	snprintf(path, sizeof path, "%s/cpu.max", dir);
+	if (access(path, F_OK) == 0) {
+		snprintf(value, sizeof value, "%u 100000", quota_us);
+		return th_cgroup_set(dir, "cpu.max", value);
+	}
+	snprintf(value, sizeof value, "%u", quota_us);
+	if ((rc = th_cgroup_set(dir, "cpu.cfs_period_us", "100000")) < 0)
+		return rc;
+	return th_cgroup_set(dir, "cpu.cfs_quota_us", value);
+}
+
+int th_cgroup_remove(const char *dir)
+{
+	for (int64_t deadline = th_now_ms() + 10000;; poll(NULL, 0, 10)) {
+		if (rmdir(dir) == 0)
+			return 0;
+		if (errno != EBUSY || th_ms_left(deadline) == 0)
+			return -errno;
 	}
 }
 

@@ -342,6 +342,27 @@ const char *th_proc_sanitizer_report(const struct th_proc *p);
  * pipes and free the buffers. Safe to call twice. */
 void th_proc_cleanup(struct th_proc *p);
 
+/* ---- cgroups --------------------------------------------------------------- */
+
+/* Make a cgroup named for this process (and a count) in the hierarchy of
+ * CONTROLLER ("pids", "cpu"): v1's own, or the v2 tree when its root
+ * delegates CONTROLLER. Its path into DIR (SIZE bytes). 0, or a negative
+ * errno: -ENOENT when neither hierarchy can be written (not root, no such
+ * controller). */
+int th_cgroup_make(const char *controller, char *dir, size_t size);
+
+/* Write VALUE (and a newline) to the file NAME of the cgroup DIR. */
+int th_cgroup_set(const char *dir, const char *name, const char *value);
+
+/* Give the cgroup DIR (of the "cpu" controller) a CPU quota of QUOTA_US
+ * every 100 ms: v2's cpu.max, or v1's cpu.cfs_quota_us and period. */
+int th_cgroup_set_cpu_quota(const char *dir, unsigned quota_us);
+
+/* Remove the cgroup DIR, waiting up to 10 s for the processes moved into
+ * it to leave (the last thread of one may leave a moment after its exit
+ * is seen). */
+int th_cgroup_remove(const char *dir);
+
 /* ---- text ------------------------------------------------------------------ */
 
 /* Whether TEXT is whole UTF-8: every lead byte has its continuation bytes

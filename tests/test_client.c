@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -165,6 +166,8 @@ static int spawn_limit_resource;
 /* When set, the client runs under this strace command line, which is
  * looked up in PATH. */
 static const char *const *spawn_under;
+/* When set, client_spawn's child moves itself into this cgroup first. */
+static const char *spawn_cgroup;
 
 /* strace stages a client held in a system call, as a loaded machine may
  * hold it: skip the test where it cannot run. */
@@ -222,6 +225,7 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 {
 	const char *prog = getenv("POOLECHO");
 	char *argv[96]; /* room for a strace prefix and 66 --source-ip */
+	char cgroup_procs[PATH_MAX];
 	size_t n = 0, i;
 	pid_t parent = getpid();
 
@@ -260,11 +264,22 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 	}
 	argv[n] = NULL;
 
+	if (spawn_cgroup)
+		snprintf(cgroup_procs, sizeof cgroup_procs, "%s/cgroup.procs", spawn_cgroup);
 	ch->pid = fork();
 	cr_assert_geq(ch->pid, 0, "fork: %s", strerror(errno));
 	if (ch->pid == 0) {
 		if (th_die_with_parent(parent) < 0)
 			_exit(127);
+		if (spawn_cgroup) {
+			char me[24];
+			int fd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+			int len = snprintf(me, sizeof me, "%ld\n", (long)getpid());
+
+			if (fd < 0 || write(fd, me, (size_t)len) != len)
+				_exit(125);
+			close(fd);
+		}
 		if (infd == CLOSED_FD)
 			close(STDIN_FILENO);
 		else
@@ -4412,6 +4427,40 @@ Test(load, a_report_lost_line_by_line_is_an_error, .timeout = 60)
 	}
 }
 
+/* In a cgroup with a CPU quota of half a CPU (docker --cpus=0.5), one
+ * thread is enough, and its share is of the half: twice its busy time. */
+Test(load, the_cpu_share_is_of_the_cgroup_cpu_quota, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-n", "500", "--json", "127.0.0.1", port_str, NULL};
+	char dir[256];
+	struct run r;
+	int rc = th_cgroup_make("cpu", dir, sizeof dir), removed;
+
+	if (rc < 0)
+		cr_skip_test("cannot make a cgroup with a cpu controller (v1 or v2): %s (needs "
+		             "root, or a cgroup delegated to this user)", strerror(-rc));
+	if ((rc = th_cgroup_set_cpu_quota(dir, 50000)) == 0) {
+		spawn_cgroup = dir;
+		run_client(&r, "", 0, args);
+		spawn_cgroup = NULL;
+	}
+	removed = th_cgroup_remove(dir);
+	cr_expect_eq(removed, 0, "cannot remove %s: %s", dir, strerror(-removed));
+	if (rc < 0)
+		cr_skip_test("cannot set a CPU quota on %s: %s", dir, strerror(-rc));
+	if (r.code == 125) {
+		run_free(&r);
+		cr_skip_test("cannot move a process into %s", dir);
+	}
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "threads"), 1, "%s", r.out);
+	cr_expect_eq(json_u64(r.out, "client_cpus"), 1, "%s", r.out);
+	cr_expect_float_eq(json_double(r.out, "client_cpu_quota"), 0.5, 1e-9, "%s", r.out);
+	cr_expect_float_eq(json_double(r.out, "client_cpu_share"),
+	                   2 * json_double(r.out, "client_busiest"), 2e-6, "%s", r.out);
+	run_free(&r);
+}
+
 /* A count, not -d: -d 0.5 also bounds the first connect, which a loaded
  * CI machine once let take longer. */
 Test(load, reports_the_cpu_time_of_its_threads, .timeout = 60)
@@ -6693,19 +6742,25 @@ Test(report, too_few_open_at_once_is_warned_of_except_in_paced_churn, .timeout =
 	}
 }
 
+/* A run of 2 s on THREADS threads, as many CPUs, with these CPU figures. */
+static void busy_result(struct load_result *r, unsigned threads, double cpu_s, double cpu_share,
+                        double busiest)
+{
+	memset(r, 0, sizeof *r);
+	histogram_init(&r->latency);
+	r->threads = r->cpus = threads;
+	r->run_s = 2.0;
+	r->cpu_s = cpu_s;
+	r->cpu_share = cpu_share;
+	r->busiest = busiest;
+}
+
 Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 {
 	struct load_result r;
 	char *text;
 
-	memset(&r, 0, sizeof r);
-	histogram_init(&r.latency);
-	r.threads = 2;
-	r.cpus = 2;
-	r.run_s = 2.0;
-	r.cpu_s = 3.5;
-	r.cpu_share = 0.875;
-	r.busiest = 0.95;
+	busy_result(&r, 2, 3.5, 0.875, 0.95);
 	text = report_of(&r, false);
 	cr_expect_not_null(strstr(text, "client CPU:  3.500 s, 87% of the 2 CPUs its 2 threads could "
 	                          "use; the busiest thread 95% busy\n"), "%s", text);
@@ -6741,6 +6796,31 @@ Test(report, a_saturated_client_is_warned_of, .timeout = 10)
 	r.run_s = 0.2;
 	r.threads = 4; /* one per connection of report_of()'s four */
 	cr_expect(warns(&r, "a thread per connection already"), "a thread per connection");
+}
+
+/* Under a cgroup CPU quota below its CPUs (docker --cpus=0.5) the share
+ * is of the quota, said as such, and the remedy is the quota. */
+Test(report, a_cpu_quota_is_what_the_share_is_of, .timeout = 10)
+{
+	struct load_result r;
+	char *text;
+
+	busy_result(&r, 1, 0.96, 0.96, 0.48);
+	r.cpu_quota = 0.5;
+	text = report_of(&r, false);
+	cr_expect_not_null(strstr(text, "client CPU:  0.960 s, 96% of the 0.50 CPUs the cgroup CPU "
+	                          "quota gives its 1 thread; the busiest thread 48% busy\n"),
+	                   "%s", text);
+	free(text);
+	cr_expect(warns(&r, "raise its cgroup CPU quota"), "a saturated quota");
+	text = report_of(&r, true);
+	cr_expect_not_null(strstr(text, "\"client_cpus\":1,\"client_cpu_quota\":0.500000,"
+	                          "\"client_cpu_share\":0.960000,"), "%s", text);
+	free(text);
+	r.cpu_quota = 0;
+	text = report_of(&r, true);
+	cr_expect_not_null(strstr(text, "\"client_cpu_quota\":null,"), "no quota:\n%s", text);
+	free(text);
 }
 
 /* A share shows as the whole percent it is, cut down only below it: a

@@ -48,10 +48,15 @@
 
 static struct th_proc proc = {.pidfd = -1, .out = {.fd = -1}, .err = {.fd = -1}};
 
+/* A cgroup the test made, removed at its end even after a failed assertion. */
+static char cgroup_dir[256];
+
 static void daemon_teardown(void)
 {
 	/* Kills (only) our own daemon if a failed assertion left it running. */
 	th_proc_cleanup(&proc);
+	if (*cgroup_dir)
+		th_cgroup_remove(cgroup_dir);
 }
 
 TestSuite(daemon, .fini = daemon_teardown, .timeout = 60);
@@ -273,63 +278,62 @@ Test(daemon, the_last_overflow_given_is_the_one_used)
 	stop_daemon(SIGTERM);
 }
 
-/* Where a cgroup's pids controller can be written: v1's own hierarchy, or
- * the v2 tree when it delegates pids. NULL when neither. */
-static const char *pids_cgroup_root(void)
+/* Make cgroup_dir, a cgroup of CONTROLLER, and set its file NAME to VALUE
+ * (or, for "cpu", its CPU quota to VALUE microseconds a period); skip,
+ * saying why, when that cannot be done. */
+static void make_cgroup(const char *controller, const char *name, const char *value)
 {
-	char controls[256] = "";
-	FILE *f;
+	int rc = th_cgroup_make(controller, cgroup_dir, sizeof cgroup_dir);
 
-	if (access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) == 0)
-		return "/sys/fs/cgroup/pids";
-	f = fopen("/sys/fs/cgroup/cgroup.subtree_control", "r");
-	if (f) {
-		if (!fgets(controls, sizeof controls, f))
-			controls[0] = '\0';
-		fclose(f);
+	if (rc < 0) {
+		cgroup_dir[0] = '\0';
+		cr_skip_test("cannot make a cgroup with a %s controller (v1 or v2) to run the daemon "
+		             "in: %s (needs root, or a cgroup delegated to this user)", controller,
+		             strerror(-rc));
 	}
-	return strstr(controls, "pids") ? "/sys/fs/cgroup" : NULL;
+	rc = name ? th_cgroup_set(cgroup_dir, name, value)
+	          : th_cgroup_set_cpu_quota(cgroup_dir, (unsigned)atoi(value));
+	if (rc < 0)
+		cr_skip_test("cannot set %s's %s to %s: %s", cgroup_dir, name ? name : "CPU quota",
+		             value, strerror(-rc));
+}
+
+/* "/bin/sh -c JOIN ..." into JOIN: move the shell into cgroup_dir (exit 125
+ * when it cannot) and exec the rest of the arguments there. */
+static void join_cgroup(char *join, size_t size)
+{
+	snprintf(join, size, "echo $$ > %s/cgroup.procs || exit 125; exec \"$0\" \"$@\"",
+	         cgroup_dir);
+}
+
+/* Remove cgroup_dir once the daemon has left it. */
+static void remove_cgroup(void)
+{
+	int rc = th_cgroup_remove(cgroup_dir);
+
+	cr_expect_eq(rc, 0, "cannot remove %s: %s", cgroup_dir, strerror(-rc));
+	cgroup_dir[0] = '\0';
 }
 
 /* A service's cgroup pids.max (systemd's TasksMax=) is the thread limit a
  * daemon with many workers meets first: it must be named, with its value. */
 Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 {
-	const char *root = pids_cgroup_root();
-	char dir[128], max[160], join[512], line[1024];
+	char join[512], line[1024];
 	const char *argv[] = {"/bin/sh", "-c", join, daemon_path(), "-b", "127.0.0.1", "-p", "0",
 	                      "-w", "200", NULL};
-	FILE *f;
-	int code, removed = -1;
+	int code;
 
-	if (!root)
-		cr_skip_test("no writable cgroup pids controller (v1 or v2) to run the daemon in "
-		             "(needs root, or a cgroup delegated to this user)");
-	snprintf(dir, sizeof dir, "%s/poolecho-test-%ld", root, (long)getpid());
-	if (mkdir(dir, 0755) < 0)
-		cr_skip_test("cannot make a cgroup at %s: %s", dir, strerror(errno));
-	snprintf(max, sizeof max, "%s/pids.max", dir);
-	f = fopen(max, "w");
-	if (!f || fputs("40\n", f) < 0 || fclose(f) != 0) {
-		rmdir(dir);
-		cr_skip_test("cannot set %s: %s", max, strerror(errno));
-	}
-	/* 125: the shell could not move itself into the cgroup. */
-	snprintf(join, sizeof join, "echo $$ > %s/cgroup.procs || exit 125; exec \"$0\" \"$@\"",
-	         dir);
+	make_cgroup("pids", "pids.max", "40");
+	join_cgroup(join, sizeof join);
 	code = th_proc_run(&proc, argv, EXIT_MS);
 	if (code == -ETIMEDOUT) { /* the limit did not bind: end it, or the cgroup stays */
 		th_proc_signal(&proc, SIGKILL);
 		th_proc_wait_exit(&proc, EXIT_MS);
 	}
-	/* The last thread may leave the cgroup a moment after the exit is seen:
-	 * retry while it is busy, up to 10 s. */
-	for (int64_t deadline = th_now_ms() + 10000;
-	     (removed = rmdir(dir)) < 0 && errno == EBUSY && th_ms_left(deadline) > 0;)
-		poll(NULL, 0, 10);
-	cr_expect_eq(removed, 0, "cannot remove %s: %s", dir, strerror(errno));
+	remove_cgroup();
 	if (code == 125)
-		cr_skip_test("cannot move a process into %s: %s", dir,
+		cr_skip_test("cannot move a process into a cgroup: %s",
 		             proc.err.data ? proc.err.data : "");
 	cr_assert_eq(code, 1, "200 workers under pids.max 40: exit %d, expected 1; stderr:\n%s",
 	             code, proc.err.data);
@@ -344,6 +348,44 @@ Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 	          "the error line lacks the failure, its reason, the option or the cgroup's "
 	          "pids.max:\n%s", proc.err.data);
 	assert_no_sanitizer_report();
+}
+
+/* A spinning worker spends a cgroup's CPU quota (systemd's CPUQuota=,
+ * docker's --cpus) that echoes need: under one of half a CPU nobody
+ * spins, and the daemon says why; with --busy-poll=0 there is nothing to
+ * say. */
+Test(daemon, a_cpu_quota_below_one_cpu_turns_busy_polling_off_and_says_so)
+{
+	static const char said[] = "info: busy polling: the cgroup CPU quota of 0.50 CPUs leaves "
+	                           "no whole CPU to spin on, so no worker spins";
+	char join[512];
+	const char *argv[] = {"/bin/sh", "-c", join, daemon_path(), "-b", "127.0.0.1", "-p", "0",
+	                      "-w", "2", NULL, NULL};
+
+	make_cgroup("cpu", NULL, "50000");
+	join_cgroup(join, sizeof join);
+	for (int busy_poll = 1; busy_poll >= 0; busy_poll--) {
+		int rc, port;
+
+		argv[10] = busy_poll ? NULL : "--busy-poll=0";
+		rc = th_proc_spawn(&proc, argv);
+		port = rc < 0 ? rc : th_proc_wait_ready(&proc, START_MS);
+		if (port <= 0 && th_proc_wait_exit(&proc, EXIT_MS) == 0 &&
+		    th_proc_exit_code(&proc) == 125)
+			cr_skip_test("cannot move a process into %s: %s", cgroup_dir,
+			             proc.err.data ? proc.err.data : "");
+		cr_assert_gt(port, 0, "no readiness line (%s); stderr:\n%s", strerror(-port),
+		             proc.err.data ? proc.err.data : "");
+		stop_daemon(SIGTERM);
+		if (busy_poll)
+			cr_expect_not_null(strstr(proc.err.data, said), "no line '%s' in:\n%s", said,
+			                   proc.err.data);
+		else
+			cr_expect_null(strstr(proc.err.data, "busy polling:"), "--busy-poll=0:\n%s",
+			               proc.err.data);
+		th_proc_cleanup(&proc);
+	}
+	remove_cgroup();
 }
 
 /* ---- usage errors ----------------------------------------------------------- */

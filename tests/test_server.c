@@ -47,6 +47,7 @@
 #define STOP_PIPE_FAILURE "cannot make the stop pipe (pipe and fcntl)"
 #endif
 
+#include "cpus.h"
 #include "echo.h"
 #include "helpers.h"
 #include "listener.h"
@@ -1234,6 +1235,81 @@ Test(server, busy_polling_stops_for_a_spliced_stream_that_pauses)
 #else
 	cr_skip_test("this system has no splice(2) (or is not Linux, whose thread CPU times it reads)");
 #endif
+}
+
+/* In a child moved into the cgroup DIR, create a server and exit with
+ * the clients it would busy-poll for: 125 when the child could not move,
+ * 126 when the server could not be created. */
+static int busy_poll_max_in_cgroup(const char *dir)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct pe_server_config cfg;
+		char me[32];
+		pe_server *srv;
+		unsigned max;
+
+		snprintf(me, sizeof me, "%ld", (long)getpid());
+		if (th_cgroup_set(dir, "cgroup.procs", me) < 0)
+			_exit(125);
+		tf_config(&cfg, 2, 2);
+		if (pe_server_create(&srv, &cfg) < 0)
+			_exit(126);
+		max = srv->echo_policy.busy_poll_max;
+		pe_server_destroy(srv);
+		_exit(max < 100 ? (int)max : 100);
+	}
+	for (int64_t deadline = th_now_ms() + STOP_MS;
+	     waitpid(pid, &status, WNOHANG) == 0 && th_ms_left(deadline) > 0;)
+		poll(NULL, 0, 10);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A spinning worker spends the cgroup CPU quota (systemd's CPUQuota=,
+ * docker's --cpus) that other workers' echoes need: a server spins only on
+ * the CPUs the quota leaves whole, none under half a CPU. */
+Test(server, busy_polling_counts_only_the_whole_cpus_of_a_cpu_quota)
+{
+	static const struct {
+		unsigned quota_us, spinning; /* per 100 ms; clients spun for */
+	} cases[] = {{50000, 0}, {150000, 1}};
+	char dir[256];
+	int rc = th_cgroup_make("cpu", dir, sizeof dir), removed;
+
+	if (rc < 0)
+		cr_skip_test("cannot make a cgroup with a cpu controller (v1 or v2): %s (needs "
+		             "root, or a cgroup delegated to this user)", strerror(-rc));
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int max;
+
+		if (cases[i].spinning >= pe_allowed_cpus()) {
+			cr_log_info("skipped %u us of CPU a period: only %u CPUs to run on",
+			            cases[i].quota_us, pe_allowed_cpus());
+			continue;
+		}
+		if ((rc = th_cgroup_set_cpu_quota(dir, cases[i].quota_us)) < 0)
+			break;
+		max = busy_poll_max_in_cgroup(dir);
+		if (max == 125) {
+			rc = -EPERM;
+			break;
+		}
+		cr_expect_eq(max, (int)cases[i].spinning,
+		             "under a quota of %u us per 100 ms, the server spins for %d clients",
+		             cases[i].quota_us, max);
+	}
+	removed = th_cgroup_remove(dir);
+	cr_expect_eq(removed, 0, "cannot remove %s: %s", dir, strerror(-removed));
+	if (rc < 0)
+		cr_skip_test("cannot set a CPU quota on %s, or move a process into it: %s", dir,
+		             strerror(-rc));
 }
 
 /* A server confined to fewer CPUs (taskset, a cpuset) busy-polls by the

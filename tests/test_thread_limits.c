@@ -1,7 +1,7 @@
 /*
- * test_thread_limits.c -- finding a process's cgroup pids.max from its
- * /proc/PID/mountinfo and /proc/PID/cgroup, on cgroup v1, v2 and the hybrid
- * of both, on a host and in a container. Each test builds a fake /proc file
+ * test_thread_limits.c -- finding a process's cgroup pids.max, and its CPU
+ * quota, from its /proc/PID/mountinfo and /proc/PID/cgroup, on cgroup v1,
+ * v2 and the hybrid of both, on a host and in a container. Each test builds a fake /proc file
  * pair and cgroup tree in a temporary directory: the machine that runs the
  * suite has one layout, and users run the daemon on all of them.
  */
@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "thread_limits.h"
 
 static char top[PATH_MAX]; /* the temporary directory */
@@ -52,6 +53,7 @@ static void remove_top(void)
 }
 
 TestSuite(thread_limits, .init = make_top, .fini = remove_top, .timeout = 10);
+TestSuite(cpu_quota, .init = make_top, .fini = remove_top, .timeout = 10);
 
 /* Write TEXT to the file at TOP/REL, making the directories above it. */
 static void put(const char *rel, const char *text)
@@ -281,4 +283,100 @@ Test(thread_limits, the_limits_described_are_a_plain_list)
 		cr_expect_null(strstr(buf, "not for root"), "'%s'", buf);
 	cr_expect_null(strstr(buf, ", , "), "'%s'", buf);
 	cr_expect(len < 2 || strcmp(buf + len - 2, ", ") != 0, "'%s'", buf);
+}
+
+/* ---- the CPU quota ---------------------------------------------------------- */
+
+static double cpu_quota(void)
+{
+	return pe_cgroup_cpu_quota(mountinfo, cgroup);
+}
+
+/* systemd's CPUQuota=50% on a service: cpu.max "50000 100000"; a slice
+ * above it at "max" sets none. */
+Test(cpu_quota, cgroup_v2_service_quota_is_found)
+{
+	put_mountinfo("30 22 0:26 / %1$s/unified rw shared:4 - cgroup2 cgroup2 rw\n", top_escaped);
+	put("cgroup", "0::/system.slice/poolechod.service\n");
+	put("unified/system.slice/cpu.max", "max 100000\n");
+	put("unified/system.slice/poolechod.service/cpu.max", "50000 100000\n");
+	cr_expect_float_eq(cpu_quota(), 0.5, 1e-9);
+}
+
+/* A quota on a slice binds every service under it: the lowest level wins,
+ * each level by its own period. */
+Test(cpu_quota, cgroup_v2_the_lowest_level_on_the_way_up_wins)
+{
+	put_mountinfo("30 22 0:26 / %1$s/unified rw - cgroup2 cgroup2 rw\n", top_escaped);
+	put("cgroup", "0::/app.slice/poolechod.service\n");
+	put("unified/app.slice/cpu.max", "150000 200000\n");
+	put("unified/app.slice/poolechod.service/cpu.max", "100000 100000\n");
+	cr_expect_float_eq(cpu_quota(), 0.75, 1e-9);
+}
+
+Test(cpu_quota, cgroup_v2_with_every_level_at_max_has_no_quota)
+{
+	put_mountinfo("30 22 0:26 / %1$s/unified rw - cgroup2 cgroup2 rw\n", top_escaped);
+	put("cgroup", "0::/a/b\n");
+	put("unified/a/cpu.max", "max 100000\n");
+	put("unified/a/b/cpu.max", "max 100000\n");
+	cr_expect_eq(cpu_quota(), -1);
+}
+
+/* v1, as Debian 11 and docker's older hosts mount it: "cpu,cpuacct", the
+ * quota and its period in two files, -1 for none. */
+Test(cpu_quota, cgroup_v1_quota_over_its_period)
+{
+	put_mountinfo("33 22 0:29 / %1$s/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+	              "30 22 0:26 / %1$s/unified rw - cgroup2 cgroup2 rw\n",
+	              top_escaped);
+	put("cgroup", "5:cpu,cpuacct:/docker/abc\n"
+	              "0::/docker/abc\n");
+	put("cpu,cpuacct/docker/cpu.cfs_quota_us", "-1\n");
+	put("cpu,cpuacct/docker/cpu.cfs_period_us", "100000\n");
+	put("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "150000\n");
+	put("cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+	put("unified/docker/abc/cpu.max", "10000 100000\n"); /* not the hierarchy with cpu */
+	cr_expect_float_eq(cpu_quota(), 1.5, 1e-9);
+	put("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
+	cr_expect_eq(cpu_quota(), -1, "-1 at every level is no quota");
+}
+
+/* "cpu" is neither cpuacct nor cpuset, in mountinfo or in the cgroup file. */
+Test(cpu_quota, cgroup_v1_cpu_matches_whole)
+{
+	put_mountinfo("34 22 0:30 / %1$s/cpuacct rw - cgroup cgroup rw,cpuacct\n"
+	              "35 22 0:31 / %1$s/cpuset rw - cgroup cgroup rw,cpuset\n"
+	              "36 22 0:32 / %1$s/cpu rw - cgroup cgroup rw,cpu\n",
+	              top_escaped);
+	put("cgroup", "2:cpuacct:/wrong\n"
+	              "3:cpuset:/wrong\n"
+	              "1:cpu:/right\n");
+	put("cpuacct/wrong/cpu.cfs_quota_us", "10000\n");
+	put("cpuacct/wrong/cpu.cfs_period_us", "100000\n");
+	put("cpu/wrong/cpu.cfs_quota_us", "10000\n");
+	put("cpu/wrong/cpu.cfs_period_us", "100000\n");
+	put("cpu/right/cpu.cfs_quota_us", "200000\n");
+	put("cpu/right/cpu.cfs_period_us", "100000\n");
+	cr_expect_float_eq(cpu_quota(), 2.0, 1e-9);
+}
+
+/* docker --cpus=0.5 with a cgroup namespace: the container's own cgroup
+ * is the top of its mount, and "/" in its cgroup file. */
+Test(cpu_quota, container_at_the_top_of_its_mount)
+{
+	put_mountinfo("700 690 0:26 / %1$s/unified ro - cgroup2 cgroup2 rw\n", top_escaped);
+	put("cgroup", "0::/\n");
+	put("unified/cpu.max", "50000 100000\n");
+	cr_expect_float_eq(cpu_quota(), 0.5, 1e-9);
+}
+
+Test(cpu_quota, no_cpu_controller_or_unreadable_files_mean_no_quota)
+{
+	cr_expect_eq(cpu_quota(), -1, "neither file exists");
+	put_mountinfo("32 22 0:28 / %1$s/memory rw - cgroup cgroup rw,memory\n", top_escaped);
+	put("cgroup", "3:memory:/x\n");
+	put("memory/x/cpu.cfs_quota_us", "10000\n");
+	put("memory/x/cpu.cfs_period_us", "100000\n");
+	cr_expect_eq(cpu_quota(), -1, "no cpu controller, no cgroup2");
 }

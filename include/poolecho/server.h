@@ -102,7 +102,8 @@ struct pe_server_config {
 	                              stack, comes on top); 0 = the system default. The log
 	                              callback runs on it */
 	unsigned busy_poll_us;     /* while no more connections are open than there are CPUs the
-	                              server may use, spin this long on an empty socket before
+	                              server may use (whole ones, under a cgroup CPU quota),
+	                              spin this long on an empty socket before
 	                              sleeping (not again for a client that let a spin run out,
 	                              until it hurries); 0 = never spin. At most a sixteenth of
 	                              the idle timeout: see pe_server_busy_poll_us() */
