@@ -14,6 +14,7 @@ prog=$POOLECHOD
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/address_space.XXXXXX") || exit 1
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 for case in "--stack-size 64m --stack-size" "--buffer-size 16m --buffer-size"; do
 	set -- $case
 	"$POOLECHOD" -b 127.0.0.1 -p 0 -w 400 "$1" "$2" 2> "$tmp/log" &

@@ -8,6 +8,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/large_files.XXXXXX") || exit 1
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 log=$tmp/poolechod.log
 # Sparse: 3 GiB of nothing on disk.
 truncate -s 3G "$log" 2>/dev/null ||

@@ -245,6 +245,12 @@ static void client_spawn(struct child *ch, int infd, int outfd, const char *cons
 	for (i = 0; spawn_under && spawn_under[i]; i++) {
 		cr_assert_lt(n, 16);
 		argv[n++] = strdup(spawn_under[i]);
+		/* strace -D: the tracer runs apart and the client keeps the PID
+		 * spawned (and the death signal set below), so that the kill of a
+		 * client that does not exit, or of a failed test, reaches it, not
+		 * strace, which would detach and leave it running. */
+		if (i == 0)
+			argv[n++] = strdup("-D");
 	}
 	if (spawn_under) {
 		/* LeakSanitizer cannot work under ptrace: off for the traced client. */

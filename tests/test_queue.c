@@ -6,7 +6,9 @@
 #include <config.h>
 
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -28,6 +30,9 @@
 
 static pe_queue *q; /* the suite's queue: 4 ints */
 
+/* Calls started by op_start that have not returned yet. */
+static atomic_int ops_running;
+
 static void queue_setup(void)
 {
 	cr_assert_eq(pe_queue_create(&q, 4, sizeof(int)), 0);
@@ -35,6 +40,22 @@ static void queue_setup(void)
 
 static void queue_teardown(void)
 {
+	int64_t deadline = th_now_ms() + WAKE_MS;
+
+	/* A test an assertion ended may leave calls blocked on the queue, and
+	 * glibc's pthread_cond_destroy waits for every waiter: forever for one
+	 * never woken. Close the queue to wake them; if some stay blocked (a
+	 * close that wakes nobody is what failed), leave the queue alone. */
+	if (atomic_load(&ops_running) > 0) {
+		pe_queue_close(q);
+		while (atomic_load(&ops_running) > 0 && th_ms_left(deadline) > 0)
+			poll(NULL, 0, 1);
+		if (atomic_load(&ops_running) > 0) {
+			cr_log_info("%d queue call(s) still blocked: the queue is not destroyed",
+			            atomic_load(&ops_running));
+			return;
+		}
+	}
 	pe_queue_destroy(q);
 	q = NULL;
 }
@@ -96,6 +117,7 @@ static void *op_main(void *arg)
 		break;
 	}
 	th_event_add(&op->done, 1);
+	atomic_fetch_sub(&ops_running, 1);
 	return NULL;
 }
 
@@ -108,7 +130,11 @@ static void op_start(struct op *op, pe_queue *queue, enum op_kind kind, int valu
 	op->rc = 1;
 	th_event_init(&op->started);
 	th_event_init(&op->done);
-	cr_assert_eq(pthread_create(&op->thread, NULL, op_main, op), 0);
+	atomic_fetch_add(&ops_running, 1);
+	if (pthread_create(&op->thread, NULL, op_main, op) != 0) {
+		atomic_fetch_sub(&ops_running, 1);
+		cr_assert_fail("pthread_create failed");
+	}
 	cr_assert_eq(th_event_wait(&op->started, 1, WAKE_MS), 0, "op thread did not start");
 }
 
@@ -223,7 +249,7 @@ Test(queue, try_push_on_a_closed_full_queue_says_shutdown)
 Test(queue, try_push_waits_for_a_woken_popper_not_for_a_busy_one)
 {
 	enum { POPPERS = 3 };
-	struct op pop[POPPERS];
+	static struct op pop[POPPERS];
 	pe_queue *one;
 	int seen = 0, v = 99;
 
@@ -281,7 +307,7 @@ Test(queue, try_pop_on_empty_says_eagain)
 
 Test(queue, full_queue_blocks_push_until_a_pop)
 {
-	struct op push;
+	static struct op push;
 
 	fill_suite_queue();
 	op_start(&push, q, OP_PUSH, 100);
@@ -297,7 +323,7 @@ Test(queue, full_queue_blocks_push_until_a_pop)
 
 Test(queue, empty_queue_blocks_pop_until_a_push)
 {
-	struct op pop;
+	static struct op pop;
 
 	op_start(&pop, q, OP_POP, -1);
 	op_assert_blocked(&pop, "pop on an empty queue");
@@ -318,7 +344,7 @@ Test(queue, a_popper_woken_for_an_item_taken_first_waits_again)
 	int stolen = 0;
 
 	for (int attempt = 0; attempt < 50 && stolen < 3; attempt++) {
-		struct op pop;
+		static struct op pop;
 		int v = -1;
 
 		op_start(&pop, q, OP_POP, -1);
@@ -344,7 +370,7 @@ Test(queue, a_popper_woken_for_an_item_taken_first_waits_again)
 Test(queue, close_wakes_every_blocked_pusher)
 {
 	enum { N = 4 };
-	struct op push[N];
+	static struct op push[N];
 
 	fill_suite_queue();
 	for (int i = 0; i < N; i++)
@@ -361,7 +387,7 @@ Test(queue, close_wakes_every_blocked_pusher)
 Test(queue, close_wakes_every_blocked_popper)
 {
 	enum { N = 4 };
-	struct op pop[N];
+	static struct op pop[N];
 
 	for (int i = 0; i < N; i++)
 		op_start(&pop[i], q, OP_POP, -1);
@@ -407,7 +433,7 @@ Test(queue, wait_space_returns_at_once_when_not_full_and_takes_nothing)
 
 Test(queue, wait_space_blocks_while_full_then_a_push_fits)
 {
-	struct op wait;
+	static struct op wait;
 	int v = 9;
 
 	fill_suite_queue();
@@ -421,7 +447,7 @@ Test(queue, wait_space_blocks_while_full_then_a_push_fits)
 
 Test(queue, close_wakes_wait_space)
 {
-	struct op wait;
+	static struct op wait;
 
 	fill_suite_queue();
 	op_start(&wait, q, OP_WAIT_SPACE, 0);
@@ -460,7 +486,7 @@ Test(queue, wait_space_for_times_out_while_full)
 
 Test(queue, wait_space_for_wakes_when_a_slot_frees)
 {
-	struct op wait;
+	static struct op wait;
 
 	fill_suite_queue();
 	op_start(&wait, q, OP_WAIT_SPACE_FOR, LONG_WAIT_MS);
@@ -472,7 +498,7 @@ Test(queue, wait_space_for_wakes_when_a_slot_frees)
 
 Test(queue, wait_space_for_without_a_limit_blocks)
 {
-	struct op wait;
+	static struct op wait;
 
 	fill_suite_queue();
 	op_start(&wait, q, OP_WAIT_SPACE_FOR, -1);
@@ -503,7 +529,7 @@ Test(queue, wait_space_for_on_a_closed_queue_says_shutdown)
  * signal could go to the wrong one). */
 static void check_pushers_wakeup_is_passed_on(enum op_kind kind, int limit_ms)
 {
-	struct op wait, push;
+	static struct op wait, push;
 	pe_queue *one;
 
 	cr_assert_eq(pe_queue_create(&one, 1, sizeof(int)), 0);

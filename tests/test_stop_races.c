@@ -11,6 +11,8 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -222,6 +224,34 @@ Test(stop_races, a_stats_line_never_counts_more_connections_than_accepted)
 	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
 }
 
+/* Wait until the connection from 127.0.0.1:CLIENT_PORT to SERVER_PORT has
+ * left /proc/net/tcp: its reset was taken, and the socket waiting in the
+ * backlog is closed. 0, -ETIMEDOUT, or a negative errno. */
+static int wait_gone_from_proc_net_tcp(unsigned server_port, unsigned client_port,
+                                       unsigned timeout_ms)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	for (;; poll(NULL, 0, 1)) {
+		FILE *f = fopen("/proc/net/tcp", "r");
+		char row[256];
+		unsigned lport, rport;
+		bool seen = false;
+
+		if (!f)
+			return -errno;
+		while (fgets(row, sizeof row, f))
+			if (sscanf(row, " %*d: %*8s:%x %*8s:%x", &lport, &rport) == 2 &&
+			    lport == server_port && rport == client_port)
+				seen = true;
+		fclose(f);
+		if (!seen)
+			return 0;
+		if (th_ms_left(deadline) == 0)
+			return -ETIMEDOUT;
+	}
+}
+
 /* With every worker busy and the queue full (PE_OVERFLOW_REJECT), a client
  * that connected and reset before the accept loop took it is refused with
  * a warning that must still name it: below -v the address was asked of the
@@ -232,7 +262,7 @@ Test(stop_races, a_queue_full_warning_names_a_client_that_reset_in_the_backlog)
 	struct pe_server_config cfg;
 	struct tf_server ts;
 	struct linger reset = {.l_onoff = 1, .l_linger = 0};
-	int held, queued, over;
+	int held, queued, over, over_port;
 	int64_t deadline;
 	char want[96];
 
@@ -258,10 +288,12 @@ Test(stop_races, a_queue_full_warning_names_a_client_that_reset_in_the_backlog)
 	/* The third connects and resets while it waits in the backlog. */
 	over = th_connect(ts.port, IO_MS);
 	cr_assert_geq(over, 0);
-	snprintf(want, sizeof want, "rejected 127.0.0.1:%d: the queue is full", th_local_port(over));
+	over_port = th_local_port(over);
+	snprintf(want, sizeof want, "rejected 127.0.0.1:%d: the queue is full", over_port);
 	cr_assert_eq(setsockopt(over, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
 	close(over);
-	usleep(50 * 1000);
+	cr_assert_eq(wait_gone_from_proc_net_tcp(ts.port, (unsigned)over_port, IO_MS), 0,
+	             "the server's side of the reset connection never closed");
 	atomic_store(&hold_push, 3);
 
 	cr_assert_eq(tf_wait_stat(&ts, rejected, 1, IO_MS), 0, "the third client was not rejected");
