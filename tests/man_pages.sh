@@ -6,8 +6,10 @@ top=${TOP_SRCDIR:-$(dirname "$0")/..}
 fail() { echo "FAIL: $*"; exit 1; }
 
 [ -n "$PE_VERSION" ] || fail "PE_VERSION is not set (make check sets it to \$(PACKAGE_VERSION))"
-pages="$top/man/poolechod.8 $top/man/poolecho.1 $top/man/libpoolecho.3"
-for page in $pages; do
+# The pages as the positional parameters: $top may hold a space (a source
+# tree under "My Projects"), which a list in one string would split.
+set -- "$top/man/poolechod.8" "$top/man/poolecho.1" "$top/man/libpoolecho.3"
+for page in "$@"; do
 	th=$(grep '^\.TH ' "$page") || fail "$page has no .TH line"
 	echo "$th" | grep -q "\"poolecho $PE_VERSION\"" ||
 		fail "$page does not name poolecho $PE_VERSION: $th"
@@ -18,17 +20,17 @@ echo "PASS: every page names poolecho $PE_VERSION and a date"
 
 checked=
 if command -v groff > /dev/null 2>&1; then
-	out=$(groff -man -ww -z $pages 2>&1) || fail "groff -man -ww failed: $out"
+	out=$(groff -man -ww -z "$@" 2>&1) || fail "groff -man -ww failed: $out"
 	[ -z "$out" ] || fail "groff -man -ww: $out"
 	# man(1) on an 80-column terminal (MANWIDTH=80) sets lines of 78: a
 	# longer one (in .nf, where groff neither breaks nor warns) wraps.
-	out=$(groff -man -Tascii -rLL=78n -P-cbou $pages 2>/dev/null | awk 'length > 78')
+	out=$(groff -man -Tascii -rLL=78n -P-cbou "$@" 2>/dev/null | awk 'length > 78')
 	[ -z "$out" ] || fail "lines wider than 78 columns, which wrap at MANWIDTH=80:
 $out"
 	checked="$checked groff"
 fi
 if command -v mandoc > /dev/null 2>&1; then
-	out=$(mandoc -T lint -W warning $pages 2>&1)
+	out=$(mandoc -T lint -W warning "$@" 2>&1)
 	[ -z "$out" ] || fail "mandoc -T lint: $out"
 	checked="$checked mandoc"
 fi

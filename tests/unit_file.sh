@@ -32,9 +32,10 @@ systemd-analyze --help 2>&1 | grep -q -- '--recursive-errors' ||
 [ -x "$POOLECHOD" ] || fail "POOLECHOD ($POOLECHOD) is not a program"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unit_file.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-# The program not yet installed, the built one stands in; man pages are
-# checked above, not by man(1), which a build machine may not have.
-sed -e "s|^ExecStart=$PE_BINDIR/$daemon |ExecStart=$POOLECHOD |" -e '/^Documentation=/d' \
+# The program not yet installed, the built one stands in, quoted: a build
+# tree may have a space in its path, where systemd splits a command line.
+# Man pages are checked above, not by man(1), which a build machine may not have.
+sed -e "s|^ExecStart=$PE_BINDIR/$daemon |ExecStart=\"$POOLECHOD\" |" -e '/^Documentation=/d' \
 	"$unit" > "$tmp/poolechod.service"
 out=$(cd "$tmp" && systemd-analyze verify --recursive-errors=no ./poolechod.service 2>&1)
 rc=$?
