@@ -3832,7 +3832,7 @@ Test(load, one_churn_slot_takes_every_source_ip_in_turn, .timeout = 60)
  * poolecho(1) promises, not only "Cannot assign requested address". */
 static void expect_exhausted_ports_named(const char *const *args, const char *in)
 {
-	int lfd, held[2];
+	int lfd = -1, held[2] = {-1, -1};
 	const char *why = ports_all_taken(39000, &lfd, held);
 	struct run r;
 
