@@ -93,6 +93,41 @@ static int take_socket(int *fd, char *err, size_t errlen)
 	return 1;
 }
 
+/* Standard input as inetd(8) and xinetd hand it to a server they run (and
+ * systemd with StandardInput=socket): the client's TCP connection, one
+ * server per connection ("nowait"), or the listening socket ("wait").
+ * poolechod accepts its own connections: started so, it would leave the
+ * client unanswered, write its log lines (standard error is that
+ * connection too) where the echo should go, and go on listening on port
+ * 9999 of every address, one more daemon for each client. */
+int pe_activation_inetd(char *err, size_t errlen)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof addr, typelen = sizeof(int);
+	int type, listening;
+
+	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &typelen) < 0 ||
+	    type != SOCK_STREAM ||
+	    getsockname(STDIN_FILENO, (struct sockaddr *)&addr, &len) < 0 ||
+	    (addr.ss_family != AF_INET && addr.ss_family != AF_INET6))
+		return 0;
+	typelen = sizeof listening;
+	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &listening, &typelen) == 0 &&
+	    listening) {
+		snprintf(err, errlen, "standard input is a listening TCP socket, as inetd passes "
+		         "one to a \"wait\" service: poolechod listens on its own, or on a "
+		         "socket systemd passes as descriptor 3 ($LISTEN_FDS); run it directly, "
+		         "not from inetd");
+		return -1;
+	}
+	if (!is_a_connection(STDIN_FILENO))
+		return 0;
+	snprintf(err, errlen, "standard input is a TCP connection, as inetd passes one to the "
+	         "server it starts for each client: poolechod accepts its own connections; "
+	         "run it directly, not from inetd (or from a socket unit with Accept=no)");
+	return -1;
+}
+
 int pe_activation_socket(int *fd, char *err, size_t errlen)
 {
 	int rc;

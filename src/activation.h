@@ -19,4 +19,9 @@
  * are unset, so that no program started later takes them as its own. */
 int pe_activation_socket(int *fd, char *err, size_t errlen);
 
+/* -1 with ERR saying why when standard input is a TCP socket, connected
+ * or listening, as inetd(8) passes one to a server it runs: poolechod
+ * accepts its own connections. 0 otherwise. */
+int pe_activation_inetd(char *err, size_t errlen);
+
 #endif /* POOLECHO_ACTIVATION_H */

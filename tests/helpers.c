@@ -976,8 +976,9 @@ static int open_err(enum err_kind kind, int err[2])
 	}
 }
 
+/* IN_FD: the program's standard input, or -1 for /dev/null. */
 static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind err_kind,
-                      bool journal, const struct th_listen_fds *listen)
+                      bool journal, const struct th_listen_fds *listen, int in_fd)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
 	pid_t parent = getpid();
@@ -1020,7 +1021,7 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind
 		goto fail;
 	}
 	if (p->pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
+		int null = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
 
 		errno = 0;
 		/* Descriptor 3 is the service manager's socket: keep the report
@@ -1030,7 +1031,7 @@ static int proc_spawn(struct th_proc *p, const char *const argv[], enum err_kind
 		if (listen && !listen->pid)
 			put_pid(pid_entry + strlen(pid_entry), getpid());
 		if (th_die_with_parent(parent) == 0 && null >= 0 && child_dup2(null, 0) == 0 &&
-		    (null == 0 || close(null) == 0) && child_dup2(out[1], 1) == 0 &&
+		    (null == 0 || in_fd >= 0 || close(null) == 0) && child_dup2(out[1], 1) == 0 &&
 		    child_dup2(err[1], 2) == 0 && report[1] >= 0 &&
 		    (!listen || (listen->fd >= 0 ? child_dup2(listen->fd, TH_LISTEN_FD) == 0 :
 		                 close(TH_LISTEN_FD) == 0 || errno == EBADF)))
@@ -1078,33 +1079,38 @@ fail:
 
 int th_proc_spawn(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_PIPE, false, NULL);
+	return proc_spawn(p, argv, ERR_PIPE, false, NULL, -1);
 }
 
 int th_proc_spawn_tty(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_TTY, false, NULL);
+	return proc_spawn(p, argv, ERR_TTY, false, NULL, -1);
 }
 
 int th_proc_spawn_cooked_tty(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_COOKED_TTY, false, NULL);
+	return proc_spawn(p, argv, ERR_COOKED_TTY, false, NULL, -1);
 }
 
 int th_proc_spawn_journal(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_PIPE, true, NULL);
+	return proc_spawn(p, argv, ERR_PIPE, true, NULL, -1);
 }
 
 int th_proc_spawn_journal_socket(struct th_proc *p, const char *const argv[])
 {
-	return proc_spawn(p, argv, ERR_SOCKET, true, NULL);
+	return proc_spawn(p, argv, ERR_SOCKET, true, NULL, -1);
 }
 
 int th_proc_spawn_activated(struct th_proc *p, const char *const argv[],
                             const struct th_listen_fds *listen)
 {
-	return proc_spawn(p, argv, ERR_PIPE, false, listen);
+	return proc_spawn(p, argv, ERR_PIPE, false, listen, -1);
+}
+
+int th_proc_spawn_stdin(struct th_proc *p, const char *const argv[], int in_fd)
+{
+	return proc_spawn(p, argv, ERR_PIPE, false, NULL, in_fd);
 }
 
 /* Wait up to TIMEOUT_MS for output (and for the exit when WITH_EXIT), then

@@ -310,6 +310,9 @@ struct th_listen_fds {
 int th_proc_spawn_activated(struct th_proc *p, const char *const argv[],
                             const struct th_listen_fds *listen);
 
+/* The same as th_proc_spawn with IN_FD as standard input. */
+int th_proc_spawn_stdin(struct th_proc *p, const char *const argv[], int in_fd);
+
 /* Read whatever the program wrote, waiting at most TIMEOUT_MS for
  * something: 0, -ETIMEDOUT, or -EPIPE when both pipes are at end. */
 int th_proc_pump(struct th_proc *p, unsigned timeout_ms);

@@ -1082,6 +1082,45 @@ Test(daemon, a_passed_socket_it_cannot_serve_exits_1_saying_why)
 	close(bound);
 }
 
+/* Start the daemon as inetd(8) starts a server, SOCK its standard input:
+ * it must exit 1 with SAID within EXIT_MS (killed if it does not). */
+static void expect_inetd_exit(int sock, const char *said)
+{
+	const char *const argv[] = {daemon_path(), "-w", "2", "-b", "127.0.0.1", "-p", "0", NULL};
+	int rc = th_proc_spawn_stdin(&proc, argv, sock);
+
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
+	rc = th_proc_wait_exit(&proc, EXIT_MS);
+	cr_expect_eq(rc, 0, "started as inetd starts a server, it still ran after %d ms; "
+	             "stderr:\n%s", EXIT_MS, proc.err.data ? proc.err.data : "");
+	cr_expect_eq(th_proc_exit_code(&proc), 1, "exit status %d, not 1; stderr:\n%s",
+	             th_proc_exit_code(&proc), proc.err.data ? proc.err.data : "");
+	cr_expect(proc.err.data && strstr(proc.err.data, said), "no '%s' in:\n%s", said,
+	          proc.err.data ? proc.err.data : "");
+	th_proc_cleanup(&proc);
+}
+
+/* inetd(8), xinetd and a socket unit with StandardInput=socket hand the
+ * server the client's connection ("nowait") or the listening socket
+ * ("wait") as standard input. poolechod accepts its own connections: so
+ * started it must say so and exit, not leave the client unanswered, write
+ * its log lines into the connection and listen on port 9999 for good. */
+Test(daemon, started_by_inetd_exits_1_saying_why)
+{
+	int tcp = listening_socket();
+	int client = th_connect((unsigned)th_local_port(tcp), IO_MS), conn;
+
+	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
+	conn = accept4(tcp, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(conn, 0, "accept: %s", strerror(errno));
+	expect_inetd_exit(conn, "standard input is a TCP connection, as inetd passes one");
+	expect_inetd_exit(tcp, "standard input is a listening TCP socket, as inetd passes one "
+	                  "to a \"wait\" service");
+	close(conn);
+	close(client);
+	close(tcp);
+}
+
 /* Where to listen is the socket unit's to say: an option that says it
  * too is bad usage, not quietly dropped. */
 Test(daemon, where_options_with_a_passed_socket_are_bad_usage)
