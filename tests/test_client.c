@@ -1957,6 +1957,38 @@ Test(wrong_server, rate_wait_is_not_server_silence, .timeout = 60)
 	run_free(&r);
 }
 
+/* A --timeout shorter than the 0.1 s between load mode's looks at its
+ * connections still holds: an echo 70 ms late fails a 0.01 s timeout (it
+ * went by when looked for only every 0.1 s). The client is found out by
+ * 0.02 s; held up 50 ms more there, it would find the echo come and take
+ * it, so a run that passed is tried again, up to three times, and only a
+ * client that never looks in time passes every one. */
+Test(wrong_server, load_mode_keeps_a_timeout_shorter_than_its_tick, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "1", "--timeout=0.01", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct bad_server b;
+	struct run r;
+
+	for (int tries = 1;; tries++) {
+		bool timed_out;
+
+		bad_start(&b, BAD_SLOW, 70);
+		args[7] = b.port_str;
+		run_client(&r, "", 0, args);
+		bad_stop(&b);
+		timed_out = r.code == 4 && json_u64(r.out, "timeouts") == 1;
+		cr_log_info("run %d: %s", tries, timed_out ? "timed out" : "not timed out");
+		if (timed_out || tries == 3)
+			break;
+		run_free(&r);
+	}
+	cr_expect_eq(r.code, 4, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "timeouts"), 1, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "timed out: no echo for 0.010 s"), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
 Test(wrong_server, rates_include_the_drain_after_the_deadline, .timeout = 60)
 {
 	/* The one message sent before the 0.1 s deadline is echoed at 0.3 s and
