@@ -1534,9 +1534,11 @@ static void collect(struct load *L, struct load_result *res)
 		snprintf(res->first_error, sizeof res->first_error, "%s", first->first_error);
 	res->errors = res->conns_failed + res->mismatches + res->early_closes + res->timeouts +
 	              res->other_errors;
-	/* The CPUs the threads could use: pe_usable_cpus() counts those allowed,
-	 * and a CPU quota (docker --cpus=0.5) the time they could have there. */
-	allowed = pe_usable_cpus();
+	/* The CPUs the threads could use: pe_allowed_cpus() counts those
+	 * allowed, and a CPU quota (docker --cpus=0.5) the time they could have
+	 * there: not pe_usable_cpus(), whose rounding up would hide a quota of
+	 * whole CPUs (--cpus=1 on two) in cpus. */
+	allowed = pe_allowed_cpus();
 	res->cpus = L->nthreads < allowed ? L->nthreads : allowed;
 	quota = pe_cpu_quota();
 	res->cpu_quota = quota > 0 && quota < res->cpus ? quota : 0;

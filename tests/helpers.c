@@ -1326,6 +1326,30 @@ static bool v2_delegates(const char *controller)
 	return false;
 }
 
+/* Remove the cgroups in ROOT that tests of processes now gone left: a
+ * test that timed out was killed before it could remove its own. Only
+ * empty ones go (rmdir refuses the others). */
+static void sweep_stale_cgroups(const char *root)
+{
+	DIR *d = opendir(root);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		long pid;
+		unsigned n;
+
+		if (sscanf(e->d_name, "poolecho-test-%ld-%u", &pid, &n) != 2 || pid <= 0 ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+		rmdir(path);
+	}
+	closedir(d);
+}
+
 int th_cgroup_make(const char *controller, char *dir, size_t size)
 {
 	static unsigned made;
@@ -1334,10 +1358,13 @@ int th_cgroup_make(const char *controller, char *dir, size_t size)
 	snprintf(root, sizeof root, "/sys/fs/cgroup/%s", controller);
 	snprintf(procs, sizeof procs, "%s/cgroup.procs", root);
 	if (access(procs, W_OK) < 0) {
+		int err = errno; /* EACCES: v1's, not ours to write */
+
 		if (!v2_delegates(controller))
-			return -ENOENT;
+			return -err;
 		snprintf(root, sizeof root, "/sys/fs/cgroup");
 	}
+	sweep_stale_cgroups(root);
 	snprintf(dir, size, "%s/poolecho-test-%ld-%u", root, (long)getpid(), made++);
 	return mkdir(dir, 0755) == 0 ? 0 : -errno;
 }

@@ -350,8 +350,9 @@ void th_proc_cleanup(struct th_proc *p);
 /* Make a cgroup named for this process (and a count) in the hierarchy of
  * CONTROLLER ("pids", "cpu"): v1's own, or the v2 tree when its root
  * delegates CONTROLLER. Its path into DIR (SIZE bytes). 0, or a negative
- * errno: -ENOENT when neither hierarchy can be written (not root, no such
- * controller). */
+ * errno: why v1's cannot be written (-EACCES: not root; -ENOENT: no such
+ * hierarchy) when v2's does not delegate CONTROLLER either. Cgroups that
+ * tests of processes now gone left (killed at a timeout) are removed. */
 int th_cgroup_make(const char *controller, char *dir, size_t size);
 
 /* Write VALUE (and a newline) to the file NAME of the cgroup DIR. */

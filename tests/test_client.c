@@ -42,6 +42,7 @@
 #include "client_load.h"
 #include "client_cli.h"
 #include "client_report.h"
+#include "cpus.h"
 #include "helpers.h"
 #include "net.h"
 #include "server_fixture.h"
@@ -4465,34 +4466,42 @@ Test(load, a_report_lost_line_by_line_is_an_error, .timeout = 60)
 	}
 }
 
-/* In a cgroup with a CPU quota of half a CPU (docker --cpus=0.5), one
- * thread is enough, and its share is of the half: twice its busy time,
- * up to all of it. */
-Test(load, the_cpu_share_is_of_the_cgroup_cpu_quota, .timeout = 60)
+/* Run the client with ARGS in a cgroup with a CPU quota of QUOTA_US every
+ * 100 ms (docker --cpus), into R; skip, saying why, where none can be made. */
+static void run_client_under_cpu_quota(struct run *r, unsigned quota_us, const char *const args[])
 {
-	const char *args[] = {"-c", "2", "-n", "500", "--json", "127.0.0.1", port_str, NULL};
 	char dir[256];
-	struct run r;
 	int rc = th_cgroup_make("cpu", dir, sizeof dir), removed;
-	double twice_busiest;
 
 	if (rc < 0)
 		cr_skip_test("cannot make a cgroup with a cpu controller (v1 or v2): %s (needs "
 		             "root, or a cgroup delegated to this user)", strerror(-rc));
-	if ((rc = th_cgroup_set_cpu_quota(dir, 50000)) == 0) {
+	if ((rc = th_cgroup_set_cpu_quota(dir, quota_us)) == 0) {
 		spawn_cgroup = dir;
-		run_client(&r, "", 0, args);
+		run_client(r, "", 0, args);
 		spawn_cgroup = NULL;
 	}
 	removed = th_cgroup_remove(dir);
 	cr_expect_eq(removed, 0, "cannot remove %s: %s", dir, strerror(-removed));
 	if (rc < 0)
 		cr_skip_test("cannot set a CPU quota on %s: %s", dir, strerror(-rc));
-	if (r.code == 125) {
-		run_free(&r);
+	if (r->code == 125) {
+		run_free(r);
 		cr_skip_test("cannot move a process into %s", dir);
 	}
-	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(r->code, 0, "exit %d, stderr:\n%s", r->code, r->err);
+}
+
+/* In a cgroup with a CPU quota of half a CPU (docker --cpus=0.5), one
+ * thread is enough, and its share is of the half: twice its busy time,
+ * up to all of it. */
+Test(load, the_cpu_share_is_of_the_cgroup_cpu_quota, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-n", "500", "--json", "127.0.0.1", port_str, NULL};
+	struct run r;
+	double twice_busiest;
+
+	run_client_under_cpu_quota(&r, 50000, args);
 	cr_expect_eq(json_u64(r.out, "threads"), 1, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "client_cpus"), 1, "%s", r.out);
 	cr_expect_float_eq(json_double(r.out, "client_cpu_quota"), 0.5, 1e-9, "%s", r.out);
@@ -4501,6 +4510,23 @@ Test(load, the_cpu_share_is_of_the_cgroup_cpu_quota, .timeout = 60)
 	twice_busiest = 2 * json_double(r.out, "client_busiest");
 	cr_expect_float_eq(json_double(r.out, "client_cpu_share"),
 	                   twice_busiest < 1 ? twice_busiest : 1, 2e-6, "%s", r.out);
+	run_free(&r);
+}
+
+/* A whole CPU of quota (systemd's CPUQuota=100%, docker --cpus=1) on a
+ * machine with more is still a quota: the JSON names it, and a client
+ * held to it is told to raise it, not to find faster CPUs. */
+Test(load, a_quota_of_one_whole_cpu_is_named, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-t", "2", "-n", "500", "--json", "127.0.0.1", port_str,
+	                      NULL};
+	struct run r;
+
+	if (pe_allowed_cpus() < 2)
+		cr_skip_test("needs 2 CPUs to run on, for a quota of 1 to be below them");
+	run_client_under_cpu_quota(&r, 100000, args);
+	cr_expect_eq(json_u64(r.out, "client_cpus"), 2, "%s", r.out);
+	cr_expect_float_eq(json_double(r.out, "client_cpu_quota"), 1.0, 1e-9, "%s", r.out);
 	run_free(&r);
 }
 
