@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,7 @@ int pe_activation_inetd(char *err, size_t errlen)
 {
 	struct sockaddr_storage addr;
 	socklen_t len = sizeof addr, typelen = sizeof(int);
-	int type, listening;
+	int type, listening, pending;
 
 	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_TYPE, &type, &typelen) < 0 ||
 	    type != SOCK_STREAM ||
@@ -120,12 +121,45 @@ int pe_activation_inetd(char *err, size_t errlen)
 		         "not from inetd");
 		return -1;
 	}
-	if (!is_a_connection(STDIN_FILENO))
+	/* A client that reset before we looked (a port scan, a health check
+	 * that connects and leaves) left a socket connected to no one, but
+	 * with the reset as its pending error: still inetd's connection, and
+	 * the daemon it started must not stay to listen. A socket that was
+	 * never connected has none. */
+	typelen = sizeof pending;
+	if (!is_a_connection(STDIN_FILENO) &&
+	    (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ERROR, &pending, &typelen) < 0 ||
+	     pending == 0))
 		return 0;
 	snprintf(err, errlen, "standard input is a TCP connection, as inetd passes one to the "
 	         "server it starts for each client: poolechod accepts its own connections; "
-	         "run it directly, not from inetd (or from a socket unit with Accept=no)");
+	         "run it directly or from a socket unit with Accept=no, not from inetd");
 	return -1;
+}
+
+/* Given a "wait" service's listening socket, standard error is that socket
+ * too, and a line written there is lost (EPIPE): the client that made inetd
+ * start us would get nothing, and inetd, its socket still readable, would
+ * start us again at once, as fast as its rate limit lets it. So the client
+ * waiting, if one is, is taken and told ERR, as a "nowait" one is. */
+void pe_activation_inetd_tell_waiting(const char *err)
+{
+	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+	int listening = 0, fd;
+	socklen_t len = sizeof listening;
+	size_t n = strlen(err);
+
+	if (getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+	    !listening || poll(&pfd, 1, 0) != 1)
+		return;
+	/* Not O_NONBLOCK on inetd's own socket: its file description is shared.
+	 * Linux keeps a client that reset in the queue, so accept does not wait. */
+	fd = accept4(STDIN_FILENO, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (send(fd, err, n, MSG_NOSIGNAL) == (ssize_t)n)
+		(void)send(fd, "\n", 1, MSG_NOSIGNAL);
+	close(fd);
 }
 
 int pe_activation_socket(int *fd, char *err, size_t errlen)

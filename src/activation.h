@@ -24,4 +24,9 @@ int pe_activation_socket(int *fd, char *err, size_t errlen);
  * accepts its own connections. 0 otherwise. */
 int pe_activation_inetd(char *err, size_t errlen);
 
+/* After pe_activation_inetd() refused a listening socket (a "wait"
+ * service's): the client waiting on it, if any, is accepted and sent ERR,
+ * which standard error, that same socket, cannot take. */
+void pe_activation_inetd_tell_waiting(const char *err);
+
 #endif /* POOLECHO_ACTIVATION_H */

@@ -663,8 +663,11 @@ int main(int argc, char **argv)
 	 * anything opens a descriptor, which would take the number 3 of a
 	 * socket that was not passed. */
 	rc = pe_activation_socket(&given_fd, why, sizeof why);
-	if (rc == 0 && pe_activation_inetd(why, sizeof why) < 0)
-		rc = -1;
+	if (rc == 0 && pe_activation_inetd(why, sizeof why) < 0) {
+		pe_log(PE_LOG_ERROR, "%s", why);
+		pe_activation_inetd_tell_waiting(why);
+		return 1;
+	}
 	if (rc < 0) {
 		pe_log(PE_LOG_ERROR, "%s", why);
 		return 1;

@@ -1113,10 +1113,62 @@ Test(daemon, started_by_inetd_exits_1_saying_why)
 	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
 	conn = accept4(tcp, NULL, NULL, SOCK_CLOEXEC);
 	cr_assert_geq(conn, 0, "accept: %s", strerror(errno));
-	expect_inetd_exit(conn, "standard input is a TCP connection, as inetd passes one");
+	/* The remedy reads as one: Accept=no is what to use, not what to avoid. */
+	expect_inetd_exit(conn, "run it directly or from a socket unit with Accept=no, not "
+	                  "from inetd");
 	expect_inetd_exit(tcp, "standard input is a listening TCP socket, as inetd passes one "
 	                  "to a \"wait\" service");
 	close(conn);
+	close(client);
+	close(tcp);
+}
+
+/* A client that connects and resets at once (a port scan, a health check)
+ * may be gone before the server inetd started for it looks: no peer, but
+ * still inetd's connection, and that daemon must not stay listening. */
+Test(daemon, started_by_inetd_for_a_client_that_reset_exits_1)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+	int tcp = listening_socket();
+	int client = th_connect((unsigned)th_local_port(tcp), IO_MS), conn;
+	struct pollfd pfd;
+
+	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
+	conn = accept4(tcp, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(conn, 0, "accept: %s", strerror(errno));
+	cr_assert_eq(setsockopt(client, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+	close(client);
+	/* The reset taken: POLLERR, which leaves the error pending. */
+	pfd = (struct pollfd){.fd = conn, .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, IO_MS), 1, "the reset never came");
+	cr_assert(pfd.revents & POLLERR, "revents %#x, no reset", (unsigned)pfd.revents);
+	expect_inetd_exit(conn, "standard input is a TCP connection, as inetd passes one");
+	close(conn);
+	close(tcp);
+}
+
+/* A "wait" service gets the listening socket as standard input, output
+ * and error: the line it writes there is lost, the client that made inetd
+ * start it hears nothing, and inetd, its socket still readable, starts it
+ * again at once. The waiting client is told why, as a "nowait" one is. */
+Test(daemon, started_by_inetd_as_a_wait_service_tells_the_waiting_client)
+{
+	const char *said = "standard input is a listening TCP socket";
+	int tcp = listening_socket();
+	int client = th_connect((unsigned)th_local_port(tcp), IO_MS);
+	struct pollfd pfd;
+	char got[512];
+	ssize_t n;
+
+	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
+	expect_inetd_exit(tcp, said);
+	pfd = (struct pollfd){.fd = client, .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, IO_MS), 1, "the waiting client was told nothing in %d ms",
+	             IO_MS);
+	n = recv(client, got, sizeof got - 1, MSG_DONTWAIT);
+	cr_assert_gt(n, 0, "recv: %s", n < 0 ? strerror(errno) : "end of file");
+	got[n] = '\0';
+	cr_expect(strstr(got, said), "the client got:\n%s", got);
 	close(client);
 	close(tcp);
 }
