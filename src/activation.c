@@ -117,8 +117,8 @@ int pe_activation_inetd(char *err, size_t errlen)
 	    listening) {
 		snprintf(err, errlen, "standard input is a listening TCP socket, as inetd passes "
 		         "one to a \"wait\" service: poolechod listens on its own, or on a "
-		         "socket systemd passes as descriptor 3 ($LISTEN_FDS); run it directly, "
-		         "not from inetd");
+		         "socket systemd passes as descriptor 3 ($LISTEN_FDS); run it directly "
+		         "or from a socket unit with Accept=no, not from inetd");
 		return -1;
 	}
 	/* A client that reset before we looked (a port scan, a health check

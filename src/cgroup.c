@@ -140,7 +140,7 @@ int pe_cgroup_walk(const char *controller, const char *mountinfo, const char *cg
 {
 	/* 12 KiB, off the stack; not static: servers may start in two threads. */
 	struct cgroup_where *w = calloc(1, sizeof *w);
-	char *dir = malloc(2 * PATH_LEN + 16);
+	char *dir = malloc(PE_CGROUP_DIR_MAX);
 	const char *rel;
 	size_t mount_len, root_len;
 	int rc = -1;
@@ -160,7 +160,7 @@ int pe_cgroup_walk(const char *controller, const char *mountinfo, const char *cg
 			goto out; /* our cgroup is not in what is mounted */
 		rel = w->path + root_len;
 	}
-	snprintf(dir, 2 * PATH_LEN + 16, "%s%s", w->mount, strcmp(rel, "/") == 0 ? "" : rel);
+	snprintf(dir, PE_CGROUP_DIR_MAX, "%s%s", w->mount, strcmp(rel, "/") == 0 ? "" : rel);
 	mount_len = strlen(w->mount);
 	for (;;) {
 		char *slash;
@@ -180,7 +180,7 @@ out:
 /* The file NAME in DIR, read into BUF: false when it cannot be. */
 static int read_dir_file(const char *dir, const char *name, char *buf, size_t size)
 {
-	char path[2 * PATH_LEN + 32];
+	char path[PE_CGROUP_DIR_MAX + 16];
 	FILE *f;
 	int ok;
 

@@ -8,6 +8,9 @@
 #define POOLECHO_CGROUP_H
 
 #ifdef __linux__
+/* The longest directory pe_cgroup_walk() gives VISIT, with its '\0'. */
+#define PE_CGROUP_DIR_MAX (2 * 4096 + 16)
+
 /* Call VISIT with the directory of a process's cgroup in the hierarchy of
  * CONTROLLER ("pids", "cpu"): v1's own if mounted, else cgroup2's (V2
  * nonzero); then with each directory above it, up to the top of what is

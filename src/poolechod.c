@@ -552,15 +552,18 @@ static void warn_options_overruled(const struct daemon_options *opt)
 	if (busy_poll_us) {
 		double quota = pe_cpu_quota();
 		unsigned whole = pe_whole_cpus();
+		bool auto_splice = opt->server.splice == PE_SPLICE_AUTO;
 
 		/* Not a warning: the quota is as meant, and so is what it does. */
 		if (quota >= 0 && whole == 0)
 			pe_log(PE_LOG_INFO, "busy polling: the cgroup CPU quota of %.2f CPUs leaves "
-			       "no whole CPU to spin on, so no worker spins", quota);
+			       "no whole CPU to spin on, so no worker spins%s", quota,
+			       auto_splice ? " (and --splice=auto copies)" : "");
 		else if (quota >= 0 && whole < pe_allowed_cpus())
 			pe_log(PE_LOG_INFO, "busy polling: the cgroup CPU quota of %.2f CPUs leaves "
-			       "%u whole CPU%s to spin on, so workers spin only while no more than %u "
-			       "client%s %s connected", quota, whole, whole == 1 ? "" : "s", whole,
+			       "%u whole CPU%s to spin on, so workers spin%s only while no more than "
+			       "%u client%s %s connected", quota, whole, whole == 1 ? "" : "s",
+			       auto_splice ? " (and --splice=auto splices)" : "", whole,
 			       whole == 1 ? "" : "s", whole == 1 ? "is" : "are");
 	}
 #ifndef HAVE_SPLICE

@@ -41,7 +41,7 @@ static void add(char *buf, size_t size, const char *fmt, ...)
 static void visit_pids_max(const char *dir, int v2, void *ctx)
 {
 	long *lowest = ctx;
-	char file[2 * 4096 + 32]; /* as long as any DIR the walk gives */
+	char file[PE_CGROUP_DIR_MAX + 16];
 	long v;
 
 	(void)v2;

@@ -12,6 +12,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$PE_BUILDDIR/src/poolechod" ] || fail "$PE_BUILDDIR/src/poolechod was not built"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/spaced_paths.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 src="$tmp/my src é"
 build="$tmp/b uild é"
 top=$(cd "$top" && pwd) || fail "cannot enter $top"

@@ -319,13 +319,14 @@ static void remove_cgroup(void)
  * daemon with many workers meets first: it must be named, with its value. */
 Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 {
-	char join[512], line[1024];
+	char join[512], line[1024], dir[sizeof cgroup_dir];
 	const char *argv[] = {"/bin/sh", "-c", join, daemon_path(), "-b", "127.0.0.1", "-p", "0",
 	                      "-w", "200", NULL};
 	int code;
 
 	make_cgroup("pids", "pids.max", "40");
 	join_cgroup(join, sizeof join);
+	snprintf(dir, sizeof dir, "%s", cgroup_dir); /* remove_cgroup() clears it */
 	code = th_proc_run(&proc, argv, EXIT_MS);
 	if (code == -ETIMEDOUT) { /* the limit did not bind: end it, or the cgroup stays */
 		th_proc_signal(&proc, SIGKILL);
@@ -333,7 +334,7 @@ Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 	}
 	remove_cgroup();
 	if (code == 125)
-		cr_skip_test("cannot move a process into a cgroup: %s",
+		cr_skip_test("cannot move a process into %s: %s", dir,
 		             proc.err.data ? proc.err.data : "");
 	cr_assert_eq(code, 1, "200 workers under pids.max 40: exit %d, expected 1; stderr:\n%s",
 	             code, proc.err.data);
@@ -357,7 +358,8 @@ Test(daemon, too_many_workers_for_the_cgroup_name_its_pids_max)
 Test(daemon, a_cpu_quota_below_one_cpu_turns_busy_polling_off_and_says_so)
 {
 	static const char said[] = "info: busy polling: the cgroup CPU quota of 0.50 CPUs leaves "
-	                           "no whole CPU to spin on, so no worker spins";
+	                           "no whole CPU to spin on, so no worker spins (and "
+	                           "--splice=auto copies)\n";
 	char join[512];
 	const char *argv[] = {"/bin/sh", "-c", join, daemon_path(), "-b", "127.0.0.1", "-p", "0",
 	                      "-w", "2", NULL, NULL};

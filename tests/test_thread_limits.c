@@ -1,9 +1,10 @@
 /*
  * test_thread_limits.c -- finding a process's cgroup pids.max, and its CPU
  * quota, from its /proc/PID/mountinfo and /proc/PID/cgroup, on cgroup v1,
- * v2 and the hybrid of both, on a host and in a container. Each test builds a fake /proc file
- * pair and cgroup tree in a temporary directory: the machine that runs the
- * suite has one layout, and users run the daemon on all of them.
+ * v2 and the hybrid of both, on a host and in a container. Each test builds
+ * a fake /proc file pair and cgroup tree in a temporary directory: the
+ * machine that runs the suite has one layout, and users run the daemon on
+ * all of them.
  */
 #include <config.h>
 
