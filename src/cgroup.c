@@ -227,4 +227,27 @@ double pe_cgroup_cpu_quota(const char *mountinfo, const char *cgroup)
 	pe_cgroup_walk("cpu", mountinfo, cgroup, visit_cpu_quota, &lowest);
 	return lowest;
 }
+
+/* The memory limit one level sets: v2's memory.max ("max": none), v1's
+ * memory.limit_in_bytes (PAGE_COUNTER_MAX pages, near 2^63, for none). */
+static void visit_memory_max(const char *dir, int v2, void *ctx)
+{
+	long long *lowest = ctx;
+	char text[64];
+	long long bytes;
+
+	if (!read_dir_file(dir, v2 ? "memory.max" : "memory.limit_in_bytes", text, sizeof text) ||
+	    sscanf(text, "%lld", &bytes) != 1 || bytes <= 0 || bytes >= 1LL << 62)
+		return;
+	if (*lowest < 0 || bytes < *lowest)
+		*lowest = bytes;
+}
+
+long long pe_cgroup_memory_max(const char *mountinfo, const char *cgroup)
+{
+	long long lowest = -1;
+
+	pe_cgroup_walk("memory", mountinfo, cgroup, visit_memory_max, &lowest);
+	return lowest;
+}
 #endif

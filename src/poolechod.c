@@ -25,6 +25,7 @@
 #include <poolecho/server.h>
 
 #include "activation.h"
+#include "cgroup.h"
 #include "cpus.h"
 #include "daemon_cli.h"
 #include "log.h"
@@ -505,6 +506,36 @@ static void log_create_failure(const struct pe_server_config *cfg, int rc)
 		pe_log(PE_LOG_ERROR, "cannot start: %s", strerror(-rc));
 }
 
+/* What a worker's thread costs beyond its buffer: the kernel's 16 KiB
+ * stack and its task, and the pages of --stack-size it touches (2,000
+ * idle workers took 64 MiB of a memory cgroup). */
+enum { WORKER_THREAD_COST = 32 * 1024 };
+
+/* A cgroup memory limit (systemd's MemoryMax=, docker's --memory) below
+ * what the workers can make resident is not refused: the buffers are
+ * resident only as reads reach them. But beyond it the kernel's OOM killer
+ * ends the daemon with SIGKILL, at start or under load, and nothing of
+ * ours can say why: say it now, before the workers start. */
+static void warn_memory_limit(const struct pe_server_config *cfg)
+{
+#ifdef __linux__
+	long long limit = pe_cgroup_memory_max("/proc/self/mountinfo", "/proc/self/cgroup");
+	unsigned long long need = (unsigned long long)cfg->workers *
+	                          ((unsigned long long)cfg->buffer_size + WORKER_THREAD_COST);
+
+	if (limit < 0 || need <= (unsigned long long)limit)
+		return;
+	pe_log(PE_LOG_WARN, "cgroup memory limit %llu MiB (memory.max or memory.limit_in_bytes: "
+	       "systemd MemoryMax=, docker --memory) is below the %llu MiB that %u workers with "
+	       "%zu-byte buffers can take (with some 32 KiB a thread): past it the kernel's OOM "
+	       "killer ends poolechod with SIGKILL and no log line; lower -w/--workers or "
+	       "--buffer-size, or raise the limit", (unsigned long long)limit >> 20, need >> 20,
+	       cfg->workers, cfg->buffer_size);
+#else
+	(void)cfg;
+#endif
+}
+
 /* Start the signal thread on a stack of STACK_SIZE, the workers' own: the
  * default follows 'ulimit -s' (8 MiB, or a GiB where an operator set one),
  * address space that 'ulimit -v' (LimitAS=) counts, for a thread that needs
@@ -614,6 +645,15 @@ static void block_signals(sigset_t *set)
 	pthread_sigmask(SIG_UNBLOCK, &ignored, NULL);
 }
 
+/* SIGQUIT's default action, for PID 1 of a PID namespace (a container
+ * without an init): the kernel drops a signal left at its default there,
+ * from inside the namespace or from outside, so "SIGQUIT ends it at once"
+ * needs a handler. The status a shell shows for a death by SIGQUIT. */
+static void quit_as_init(int sig)
+{
+	_exit(128 + sig);
+}
+
 /* daemon_cli_show as a pe_stdout_print_checked printer. */
 static void show_help_or_version(FILE *out, const void *opt)
 {
@@ -642,6 +682,8 @@ int main(int argc, char **argv)
 	 * dropped and counted, as when standard error takes none. */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+	if (getpid() == 1 && !pe_signal_ignored(SIGQUIT))
+		signal(SIGQUIT, quit_as_init);
 	rc = daemon_cli_parse(argc, argv, &opt);
 	if (rc == 0) { /* --help or --version */
 		/* No signal thread will come to take a stop signal held
@@ -685,6 +727,7 @@ int main(int argc, char **argv)
 	opt.server.log_level = opt.log_level;
 
 	raise_fd_limit(&opt.server);
+	warn_memory_limit(&opt.server);
 	rc = given_fd >= 0 ? pe_server_create_on_socket(&srv, &opt.server, given_fd) :
 	     pe_server_create(&srv, &opt.server);
 	if (rc < 0) {

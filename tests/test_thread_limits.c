@@ -381,3 +381,38 @@ Test(cpu_quota, no_cpu_controller_or_unreadable_files_mean_no_quota)
 	put("memory/x/cpu.cfs_period_us", "100000\n");
 	cr_expect_eq(cpu_quota(), -1, "no cpu controller, no cgroup2");
 }
+
+/* ---- the memory limit ------------------------------------------------------- */
+
+TestSuite(memory_max, .init = make_top, .fini = remove_top, .timeout = 10);
+
+/* systemd's MemoryMax= on a service: memory.max in bytes; "max" above it. */
+Test(memory_max, cgroup_v2_service_limit_is_found)
+{
+	put_mountinfo("30 22 0:26 / %1$s/unified rw - cgroup2 cgroup2 rw\n", top_escaped);
+	put("cgroup", "0::/system.slice/poolechod.service\n");
+	put("unified/system.slice/memory.max", "max\n");
+	put("unified/system.slice/poolechod.service/memory.max", "67108864\n");
+	cr_expect_eq(pe_cgroup_memory_max(mountinfo, cgroup), 67108864);
+	put("unified/system.slice/poolechod.service/memory.max", "max\n");
+	cr_expect_eq(pe_cgroup_memory_max(mountinfo, cgroup), -1, "\"max\" is no limit");
+}
+
+/* docker --memory on a v1 host: memory.limit_in_bytes, the lowest level
+ * winning; PAGE_COUNTER_MAX pages (9223372036854771712) means none. */
+Test(memory_max, cgroup_v1_lowest_limit_in_bytes_wins)
+{
+	put_mountinfo("34 22 0:30 / %1$s/memory rw - cgroup cgroup rw,memory\n"
+	              "30 22 0:26 / %1$s/unified rw - cgroup2 cgroup2 rw\n",
+	              top_escaped);
+	put("cgroup", "4:memory:/docker/abc\n"
+	              "0::/docker/abc\n");
+	put("memory/memory.limit_in_bytes", "9223372036854771712\n");
+	put("memory/docker/memory.limit_in_bytes", "1073741824\n");
+	put("memory/docker/abc/memory.limit_in_bytes", "33554432\n");
+	put("unified/docker/abc/memory.max", "4096\n"); /* not the hierarchy with memory */
+	cr_expect_eq(pe_cgroup_memory_max(mountinfo, cgroup), 33554432);
+	put("memory/docker/memory.limit_in_bytes", "9223372036854771712\n");
+	put("memory/docker/abc/memory.limit_in_bytes", "9223372036854771712\n");
+	cr_expect_eq(pe_cgroup_memory_max(mountinfo, cgroup), -1, "PAGE_COUNTER_MAX is no limit");
+}
