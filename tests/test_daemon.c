@@ -3274,50 +3274,71 @@ static void idle_timeout_is_logged_as(const char *splice)
 {
 	/* Reads that fill 16 KiB are a stream: spliced with --splice=always */
 	const char *const extra[] = {"-v", "-w", "3", "-t", "1", "--buffer-size=16k", splice, NULL};
-	unsigned port = start_daemon(extra);
 	static char chunk[1 << 20];
 	const int small = 4096;
 	char want_streamed[128], want_silent[128], want_flood[128];
-	int silent, flood, streamed, rc = 0;
+	struct th_stall_watch watch;
+	int64_t stalled;
+	bool told;
+	int rc;
 
-	/* Silent after a stream: the timeout meets a splice, not a recv. */
-	streamed = th_connect(port, IO_MS);
-	cr_assert_geq(streamed, 0);
-	cr_assert_eq(th_echo_check(streamed, 256 * 1024, 3, IO_MS), 0, "the stream was not echoed");
-	snprintf(want_streamed, sizeof want_streamed,
-	         "closed 127.0.0.1:%u: idle timeout: nothing received", local_port(streamed));
+	/* The sending client must write within the 1 s timeout of its connect:
+	 * a run in which this process was held up half a second or more (one
+	 * CI run held it past the timeout, and the client was rightly closed as
+	 * silent) and that failed proves nothing, and is made again, three
+	 * runs at most. */
+	for (int attempt = 1;; attempt++) {
+		unsigned port = start_daemon(extra);
+		int silent, flood, streamed;
 
-	silent = th_connect(port, IO_MS);
-	cr_assert_geq(silent, 0);
-	snprintf(want_silent, sizeof want_silent,
-	         "closed 127.0.0.1:%u: idle timeout: nothing received", local_port(silent));
+		cr_assert_eq(th_stall_watch_start(&watch), 0);
+		/* Silent after a stream: the timeout meets a splice, not a recv. */
+		streamed = th_connect(port, IO_MS);
+		cr_assert_geq(streamed, 0);
+		cr_assert_eq(th_echo_check(streamed, 256 * 1024, 3, IO_MS), 0,
+		             "the stream was not echoed");
+		snprintf(want_streamed, sizeof want_streamed,
+		         "closed 127.0.0.1:%u: idle timeout: nothing received", local_port(streamed));
 
-	flood = th_connect(port, IO_MS);
-	cr_assert_geq(flood, 0);
-	cr_assert_eq(setsockopt(flood, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-	snprintf(want_flood, sizeof want_flood, "closed 127.0.0.1:%u: idle timeout: echo not read",
-	         local_port(flood));
-	/* 64 MiB is more than every buffer between us holds: the worker's
-	 * write of its echo blocks, and the timeout resets us mid-send. */
-	for (int i = 0; i < 64 && rc == 0; i++)
-		rc = th_write_all(flood, chunk, sizeof chunk, IO_MS);
+		silent = th_connect(port, IO_MS);
+		cr_assert_geq(silent, 0);
+		snprintf(want_silent, sizeof want_silent,
+		         "closed 127.0.0.1:%u: idle timeout: nothing received", local_port(silent));
+
+		flood = th_connect(port, IO_MS);
+		cr_assert_geq(flood, 0);
+		cr_assert_eq(setsockopt(flood, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+		snprintf(want_flood, sizeof want_flood,
+		         "closed 127.0.0.1:%u: idle timeout: echo not read", local_port(flood));
+		/* 64 MiB is more than every buffer between us holds: the worker's
+		 * write of its echo blocks, and the timeout resets us mid-send. */
+		rc = 0;
+		for (int i = 0; i < 64 && rc == 0; i++)
+			rc = th_write_all(flood, chunk, sizeof chunk, IO_MS);
+		told = th_proc_wait_stderr(&proc, 0, want_streamed, IO_MS) == 0 &&
+		       th_proc_wait_stderr(&proc, 0, want_silent, IO_MS) == 0 &&
+		       th_proc_wait_stderr(&proc, 0, want_flood, IO_MS) == 0;
+		stalled = th_stall_watch_stop(&watch);
+		close(streamed);
+		close(silent);
+		close(flood);
+		if ((told && (rc == -ECONNRESET || rc == -EPIPE)) || attempt == 3 ||
+		    (stalled >= 0 && stalled < 500))
+			break;
+		cr_log_info("%s, run %d: failed while this process was held up %lld ms; again",
+		            splice, attempt, (long long)stalled);
+		th_proc_cleanup(&proc);
+	}
 	cr_expect(rc == -ECONNRESET || rc == -EPIPE, "the sending client was not reset: %s",
 	          rc ? strerror(-rc) : "all sent");
-
-	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want_streamed, IO_MS), 0,
-	             "%s: no '%s' in the log:\n%s", splice, want_streamed, proc.err.data);
-	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want_silent, IO_MS), 0,
-	             "no '%s' in the log:\n%s", want_silent, proc.err.data);
-	cr_expect_eq(th_proc_wait_stderr(&proc, 0, want_flood, IO_MS), 0,
-	             "no '%s' in the log:\n%s", want_flood, proc.err.data);
-	close(streamed);
-	close(silent);
-	close(flood);
+	cr_expect(told, "%s (this process held up %lld ms): not each of '%s', '%s' and '%s' in "
+	          "the log:\n%s", splice, (long long)stalled, want_streamed, want_silent,
+	          want_flood, proc.err.data);
 	stop_daemon(SIGTERM);
 	cr_expect(strstr(proc.err.data, "timeouts=3 "), "not 3 timeouts:\n%s", proc.err.data);
 }
 
-Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeout = 60)
+Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeout = 90)
 {
 	idle_timeout_is_logged_as("--splice=never");
 	th_proc_cleanup(&proc);
