@@ -5,6 +5,7 @@
 #include <config.h>
 
 #include <sched.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -33,24 +34,25 @@ double pe_cpu_quota(void)
 #endif
 }
 
+unsigned pe_cpus_within_quota(unsigned allowed, double quota, bool round_up)
+{
+	unsigned whole;
+
+	if (quota < 0 || quota >= allowed)
+		return allowed;
+	whole = (unsigned)quota;
+	return round_up && quota > whole ? whole + 1 : whole;
+}
+
 unsigned pe_usable_cpus(void)
 {
-	unsigned allowed = pe_allowed_cpus();
-	double quota = pe_cpu_quota();
-
 	/* Half a CPU's time still needs a thread to run on. */
-	if (quota > 0 && quota < allowed) {
-		unsigned whole = (unsigned)quota;
+	unsigned usable = pe_cpus_within_quota(pe_allowed_cpus(), pe_cpu_quota(), true);
 
-		return whole + (quota > whole);
-	}
-	return allowed;
+	return usable ? usable : 1;
 }
 
 unsigned pe_whole_cpus(void)
 {
-	unsigned allowed = pe_allowed_cpus();
-	double quota = pe_cpu_quota();
-
-	return quota >= 0 && quota < allowed ? (unsigned)quota : allowed;
+	return pe_cpus_within_quota(pe_allowed_cpus(), pe_cpu_quota(), false);
 }

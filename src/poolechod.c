@@ -582,7 +582,8 @@ static void warn_options_overruled(const struct daemon_options *opt)
 		       opt->server.busy_poll_us, busy_poll_us);
 	if (busy_poll_us) {
 		double quota = pe_cpu_quota();
-		unsigned whole = pe_whole_cpus();
+		unsigned allowed = pe_allowed_cpus();
+		unsigned whole = pe_cpus_within_quota(allowed, quota, false);
 		bool auto_splice = opt->server.splice == PE_SPLICE_AUTO;
 
 		/* Not a warning: the quota is as meant, and so is what it does. */
@@ -590,7 +591,7 @@ static void warn_options_overruled(const struct daemon_options *opt)
 			pe_log(PE_LOG_INFO, "busy polling: the cgroup CPU quota of %.2f CPUs leaves "
 			       "no whole CPU to spin on, so no worker spins%s", quota,
 			       auto_splice ? " (and --splice=auto copies)" : "");
-		else if (quota >= 0 && whole < pe_allowed_cpus())
+		else if (quota >= 0 && whole < allowed)
 			pe_log(PE_LOG_INFO, "busy polling: the cgroup CPU quota of %.2f CPUs leaves "
 			       "%u whole CPU%s to spin on, so workers spin%s only while no more than "
 			       "%u client%s %s connected", quota, whole, whole == 1 ? "" : "s",

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "cpus.h"
 #include "thread_limits.h"
 
 static char top[PATH_MAX]; /* the temporary directory */
@@ -380,6 +381,30 @@ Test(cpu_quota, no_cpu_controller_or_unreadable_files_mean_no_quota)
 	put("memory/x/cpu.cfs_quota_us", "10000\n");
 	put("memory/x/cpu.cfs_period_us", "100000\n");
 	cr_expect_eq(cpu_quota(), -1, "no cpu controller, no cgroup2");
+}
+
+/* What a quota leaves of the CPUs allowed: whole ones to spin on, and a
+ * part of one rounded up for threads to run on; no quota, or one above
+ * them, leaves them all. */
+Test(cpu_quota, the_cpus_a_quota_leaves)
+{
+	static const struct {
+		unsigned allowed;
+		double quota;
+		unsigned whole, rounded_up;
+	} cases[] = {
+		{2, -1, 2, 2}, {2, 0.5, 0, 1}, {2, 1.0, 1, 1}, {2, 1.5, 1, 2},
+		{2, 2.0, 2, 2}, {2, 3.5, 2, 2}, {8, 0.01, 0, 1}, {1, 0.5, 0, 1},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		cr_expect_eq(pe_cpus_within_quota(cases[i].allowed, cases[i].quota, false),
+		             cases[i].whole, "%u CPUs, quota %.2f: whole", cases[i].allowed,
+		             cases[i].quota);
+		cr_expect_eq(pe_cpus_within_quota(cases[i].allowed, cases[i].quota, true),
+		             cases[i].rounded_up, "%u CPUs, quota %.2f: rounded up",
+		             cases[i].allowed, cases[i].quota);
+	}
 }
 
 /* ---- the memory limit ------------------------------------------------------- */
