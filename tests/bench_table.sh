@@ -9,6 +9,7 @@ command -v python3 > /dev/null 2>&1 ||
 	{ echo "SKIP: python3 is not installed (bench/ is written in it)"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench_table.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 
 python3 - "$tmp/results.jsonl" << 'EOF' || exit 1
 import json, sys

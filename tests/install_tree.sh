@@ -14,6 +14,7 @@ strace -o /dev/null true > /dev/null 2>&1 ||
 	{ echo "SKIP: strace cannot run here: the install's writes are not watched"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/install_tree.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 out=$(cd "$PE_BUILDDIR" && strace -f -qq -e trace=open,openat,creat -e signal=none \
 	-o "$tmp/trace" ${PE_MAKE:-make} install DESTDIR="$tmp/stage" 2>&1) ||
 	fail "make install DESTDIR=... failed: $out"

@@ -15,6 +15,7 @@ nm=${PE_NM:-nm}   # libtool's, from make check: the target's nm
 command -v ${nm%% *} > /dev/null 2>&1 || { echo "SKIP: $nm (binutils) is not installed"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/library_symbols.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 
 sed -n 's/^PE_API[^(]*[^a-z0-9_]\(pe_[a-z0-9_]*\)(.*/\1/p' "$top"/include/poolecho/*.h |
 	sort > "$tmp/declared"

@@ -32,6 +32,7 @@ systemd-analyze --help 2>&1 | grep -q -- '--recursive-errors' ||
 [ -x "$POOLECHOD" ] || fail "POOLECHOD ($POOLECHOD) is not a program"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unit_file.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM # dash runs no EXIT trap on a signal
 # The program not yet installed, the built one stands in, quoted: a build
 # tree may have a space in its path, where systemd splits a command line.
 # Man pages are checked above, not by man(1), which a build machine may not have.
