@@ -225,10 +225,13 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 	    port >= (unsigned long)first)
 		return;
 	len = strlen(err);
+	/* Root refused has lost the capability: "need root" would mislead. */
 	if (len < PE_NET_ERRLEN - 1)
 		snprintf(err + len, PE_NET_ERRLEN - len, "; ports below %ld "
-		         "(net.ipv4.ip_unprivileged_port_start) need root or CAP_NET_BIND_SERVICE",
-		         first);
+		         "(net.ipv4.ip_unprivileged_port_start) need %s", first,
+		         geteuid() == 0 ? "CAP_NET_BIND_SERVICE, which this root process lacks "
+		                          "(its container, unit or user namespace dropped it)"
+		                        : "root or CAP_NET_BIND_SERVICE");
 }
 
 /* Whether PORT can be bound on FAMILY's every-address alone (IPv6 only for

@@ -1324,6 +1324,37 @@ Test(daemon, a_privileged_port_refused_on_all_addresses_says_what_it_needs)
 	check_privileged_port_refused(NULL);
 }
 
+/* Root in a container or unit that dropped CAP_NET_BIND_SERVICE is
+ * refused too: telling it that the port needs root would mislead. */
+Test(daemon, a_privileged_port_refused_to_root_names_the_missing_capability)
+{
+	const char *const argv[] = {SETPRIV, "--bounding-set=-net_bind_service",
+	                            "--inh-caps=-net_bind_service", daemon_path(), "-p", "1",
+	                            "-w", "2", "-b", "127.0.0.1", NULL};
+	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+	int code;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root can be refused as root");
+	if (first < 2)
+		cr_skip_test("net.ipv4.ip_unprivileged_port_start is %ld: port 1 is not privileged",
+		             first);
+	if (access(SETPRIV, X_OK) != 0)
+		cr_skip_test("no %s to drop the capability: %s", SETPRIV, strerror(errno));
+	code = th_proc_run(&proc, argv, START_MS);
+	if (code == 127 || (code != 1 && proc.err.data && strstr(proc.err.data, "setpriv")))
+		cr_skip_test("setpriv cannot drop CAP_NET_BIND_SERVICE here (exit %d): %s", code,
+		             proc.err.data ? proc.err.data : "");
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, "bind: Permission denied"),
+	          "stderr does not say 'bind: Permission denied':\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "need CAP_NET_BIND_SERVICE, which this root process lacks"),
+	          "the error does not name the capability root lacks:\n%s", proc.err.data);
+	cr_expect(!strstr(proc.err.data, "need root"), "the error tells root it needs root:\n%s",
+	          proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* strace stages the system's refusals (a failed call, a held one). */
 static void skip_without_strace(void)
 {
