@@ -179,7 +179,7 @@ static int seconds(int opt, const char *arg, unsigned long min_ms, unsigned long
 	if (pe_parse_seconds_ms(arg, CLIENT_MAX_SECONDS * 1000ul, out_ms) == 0 && *out_ms >= min_ms)
 		return 0;
 	bad(err, errlen, "invalid value '%s' for %s: expected seconds from %s to %lu, "
-	    "with up to three decimals", typed(arg, shown), option_name(opt), min_ms ? "0.001" : "0",
+	    PE_PARSE_SECONDS_DECIMALS, typed(arg, shown), option_name(opt), min_ms ? "0.001" : "0",
 	    CLIENT_MAX_SECONDS);
 	return -EINVAL;
 }

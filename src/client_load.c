@@ -1005,8 +1005,7 @@ static int wait_events(struct lthread *t, struct epoll_event *evs, int64_t wait_
 	static atomic_bool no_pwait2;
 
 	if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-		struct timespec ts = {.tv_sec = wait_ns / NS_PER_S,
-		                      .tv_nsec = (long)(wait_ns % NS_PER_S)};
+		struct timespec ts = pe_timespec_from_ns(wait_ns);
 		int n = epoll_pwait2(t->epfd, evs, MAX_EVENTS, &ts, NULL);
 
 		/* Missing, or refused by a seccomp filter that knows it not. */

@@ -189,7 +189,7 @@ static int seconds(const char *name, const char *value, unsigned long *ms)
 	if (pe_parse_seconds_ms(value, MAX_SECONDS_MS, ms) == 0)
 		return 0;
 	snprintf(expected, sizeof expected,
-	         "seconds from 0 to %lu with up to three decimals, e.g. 30 or 0.5",
+	         "seconds from 0 to %lu, " PE_PARSE_SECONDS_DECIMALS,
 	         MAX_SECONDS_MS / 1000);
 	return bad_value(name, value, expected);
 }

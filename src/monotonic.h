@@ -18,6 +18,14 @@ int pe_cond_init_monotonic(pthread_cond_t *cond);
 /* Move *TS on by MS milliseconds. */
 void pe_timespec_add_ms(struct timespec *ts, unsigned long ms);
 
+/* NS nanoseconds (>= 0) as a relative timeout, for the calls that take
+ * one as a timespec (sigtimedwait, epoll_pwait2). */
+static inline struct timespec pe_timespec_from_ns(int64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000),
+	                         .tv_nsec = (long)(ns % 1000000000)};
+}
+
 /* CLOCK_MONOTONIC now, in 1/PER_SEC seconds (PER_SEC divides 10^9).
  * Always inlined, PER_SEC folded: the echo loop then compiles exactly as
  * with its own copy (plain inline let GCC stop inlining its callers). */

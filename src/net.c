@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "monotonic.h"
 #include "net.h"
 #include "parse.h"
 #include "sysfile.h"
@@ -477,7 +478,7 @@ int pe_net_resolve(const char *host, const char *port, struct sockaddr_storage *
 static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
                           unsigned long timeout_ms, int cancel_fd)
 {
-	struct timespec start, now;
+	int64_t start_ms;
 	int soerr = 0, rc;
 	socklen_t errlen = sizeof soerr;
 
@@ -485,7 +486,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 		return connect(fd, sa, len) == 0 ? 0 : errno == EPIPE ? -ECONNRESET : -errno;
 	if ((rc = pe_net_set_nonblocking(fd, 1)) < 0)
 		return rc;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start_ms = pe_now_ms();
 	rc = connect(fd, sa, len) == 0 ? 0 : -errno;
 	while (rc == -EINPROGRESS || rc == -EINTR) {
 		struct pollfd pfd[2] = {{.fd = fd, .events = POLLOUT},
@@ -493,10 +494,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len,
 		long long left = -1;
 
 		if (timeout_ms) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = (long long)timeout_ms -
-			       ((long long)(now.tv_sec - start.tv_sec) * 1000 +
-			        (now.tv_nsec - start.tv_nsec) / 1000000);
+			left = (long long)timeout_ms - (pe_now_ms() - start_ms);
 			/* Time is up: one last look all the same, as a client not
 			 * scheduled for a while may come back to a connect that
 			 * was answered meanwhile. */

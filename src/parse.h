@@ -14,7 +14,9 @@
 int pe_parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
 /* Like pe_parse_ulong for a duration in seconds with up to three decimals
- * ("1.5"), stored in milliseconds. */
+ * ("1.5"), stored in milliseconds. PE_PARSE_SECONDS_DECIMALS says so in
+ * error messages, the same in both programs. */
+#define PE_PARSE_SECONDS_DECIMALS "with up to three decimals (e.g. 30 or 0.5)"
 int pe_parse_seconds_ms(const char *s, unsigned long max_ms, unsigned long *out_ms);
 
 /* A size with an optional binary suffix, either case: k/K (KiB), m/M

@@ -88,8 +88,7 @@ static int next_signal(struct signal_thread *st)
 		return 0;
 	}
 	left = st->stats_due_ns - now;
-	ts.tv_sec = (time_t)(left / 1000000000);
-	ts.tv_nsec = (long)(left % 1000000000);
+	ts = pe_timespec_from_ns(left);
 	/* A timeout (EAGAIN) returns nothing: the clock, checked on the next
 	 * call, decides whether the line is due. */
 	return sigtimedwait(&st->set, NULL, &ts);

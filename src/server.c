@@ -201,7 +201,8 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	/* Copied out: without the connection log or per_source an item is
 	 * only the int (queue_item_size), shorter than ACC. */
 	struct pe_accepted acc;
-	int fd, err = 0, unserved; /* by a hard stop */
+	int fd, err = 0;
+	int unserved;   /* a hard stop came first: closed without an echo */
 	enum pe_echo_end end = PE_ECHO_ERROR;
 	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
 	char peer[PE_NET_ADDRLEN];

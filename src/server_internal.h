@@ -78,7 +78,11 @@ struct pe_server {
 	unsigned long outstanding;           /* handed to the queue and not yet finished */
 	struct pe_sources sources;           /* outstanding ones per client address, when
 	                                        cfg.per_source is set; guarded by lock */
-	int stopping, stop_now, hard_stop;
+	/* A stop's three stages, each set once, under lock: */
+	int stopping;                        /* a stop was asked for: the grace runs */
+	int stop_now;                        /* ... with no grace (pe_server_stop_now) */
+	int hard_stop;                       /* the grace is over: open sockets are shut
+	                                        down, queued ones closed unserved */
 	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
 	atomic_int stop_requested;           /* read by the accept loop without the lock */
 
