@@ -131,6 +131,27 @@ static const char *shown_host(char *host, size_t size)
 	return pe_parse_shown(raw, len, host, size);
 }
 
+/* glibc writes an IPv6 address whose first 96 bits are zero in the
+ * deprecated IPv4-compatible form (RFC 4291 2.5.5.1): ::1:9999, typed as
+ * ::1 port 9999, comes back as ::0.1.153.153, which the user cannot match
+ * to what was typed. Such a HOST (SIZE bytes) is written as RFC 5952 has
+ * it, in hexadecimal: ::1:9999. */
+static void v4compat_as_hex(const struct sockaddr *sa, socklen_t len, char *host, size_t size)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	const unsigned char *b;
+
+	if (sa->sa_family != AF_INET6 || len < sizeof *s6 || s6->sin6_scope_id != 0 ||
+	    !IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr))
+		return;
+	b = s6->sin6_addr.s6_addr;
+	if (b[12] == 0 && b[13] == 0)
+		snprintf(host, size, "::%x", (unsigned)(b[14] << 8 | b[15]));
+	else
+		snprintf(host, size, "::%x:%x", (unsigned)(b[12] << 8 | b[13]),
+		         (unsigned)(b[14] << 8 | b[15]));
+}
+
 static void format_address(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN],
                            bool shown)
 {
@@ -141,6 +162,7 @@ static void format_address(const struct sockaddr *sa, socklen_t len, char out[PE
 		snprintf(out, PE_NET_ADDRLEN, "(unknown address)");
 		return;
 	}
+	v4compat_as_hex(sa, len, host, sizeof host);
 	if (shown)
 		shown_host(host, sizeof host);
 	if (sa->sa_family == AF_INET6)
@@ -554,6 +576,8 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 {
 	if (getnameinfo(sa, len, out, NI_MAXHOST, NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(out, NI_MAXHOST, "?");
+	else
+		v4compat_as_hex(sa, len, out, NI_MAXHOST);
 	return shown_host(out, NI_MAXHOST);
 }
 

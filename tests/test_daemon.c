@@ -1745,6 +1745,20 @@ Test(daemon, a_link_local_bind_address_without_its_interface_says_it_needs_one)
 	                                 "interface");
 }
 
+/* An IPv6 address with zeros in its first 96 bits (::1:9999, ::1 with its
+ * port typed after it) was named in glibc's IPv4-compatible form,
+ * [::0.1.153.153], which the user cannot match to what was typed. */
+Test(daemon, an_ipv6_bind_address_is_named_as_typed_in_hexadecimal)
+{
+	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (probe < 0)
+		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
+	close(probe);
+	bind_address_says_why("::1:9999", "cannot listen on [::1:9999]:0: bind: ");
+	bind_address_says_why("::2", "cannot listen on [::2]:0: bind: ");
+}
+
 /* An IPv6 address whose interface is not there (a typo) or is missing after
  * the '%' got the resolver's "Name or service not known", the name servers
  * asked first; one named after an address that is not link-local, which
