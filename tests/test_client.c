@@ -7141,7 +7141,9 @@ Test(cli, help_fits_in_80_columns, .timeout = 30)
 	run_client(&r, "", 0, args);
 	cr_assert_eq(r.code, 0);
 	widest = th_widest_line(r.out, &line);
-	cr_expect_leq(widest, 80, "a --help line of %zu columns: %.*s", widest, (int)widest, line);
+	/* 79: a line of 80 leaves the cursor past the edge, and some
+	 * terminals then wrap it to an empty line. */
+	cr_expect_leq(widest, 79, "a --help line of %zu columns: %.*s", widest, (int)widest, line);
 	run_free(&r);
 }
 

@@ -751,7 +751,9 @@ Test(daemon, help_fits_in_80_columns)
 	cr_assert_eq(th_proc_run(&proc, argv, EXIT_MS), 0);
 	cr_assert_not_null(proc.out.data);
 	widest = th_widest_line(proc.out.data, &line);
-	cr_expect_leq(widest, 80, "a --help line of %zu columns: %.*s", widest, (int)widest, line);
+	/* 79: a line of 80 leaves the cursor past the edge, and some
+	 * terminals then wrap it to an empty line. */
+	cr_expect_leq(widest, 79, "a --help line of %zu columns: %.*s", widest, (int)widest, line);
 }
 
 Test(daemon, man_page_and_readme_document_every_option)
