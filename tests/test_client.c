@@ -4903,6 +4903,25 @@ Test(load, pipelined_large_messages_add_up, .timeout = 60)
 	run_free(&r);
 }
 
+/* -d stops the sending at its deadline: the messages in flight then (those
+ * begun) are awaited, but the rest of the pipeline is not sent after it.
+ * Sent, 16 of 64 MiB took seconds past a 0.05 s deadline (256 GiB, hours,
+ * with --pipeline=4096). */
+Test(load, a_deadline_sends_no_message_not_yet_begun, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-s", "64M", "--pipeline=16", "-d", "0.05", "--json",
+	                      "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), json_u64(r.out, "messages_echoed"),
+	             "report:\n%s", r.out);
+	/* 16 would be a GiB sent and echoed within 0.05 s. */
+	cr_expect_lt(json_u64(r.out, "messages_sent"), 16, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* Messages of a multiple of the pattern's length start further on in it
  * each time: the client's sending and checking must agree on where. */
 Test(load, messages_of_a_multiple_of_the_pattern_verify, .timeout = 60)
