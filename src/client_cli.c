@@ -245,9 +245,23 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 		return bad(err, errlen, "too many --source-ip: '%s' would be number %u, at most %u",
 		           typed(arg, shown), CLIENT_MAX_SOURCES + 1, CLIENT_MAX_SOURCES);
 	rc = getaddrinfo(arg, NULL, &hints, &ai);
-	if (rc != 0)
+	if (rc != 0) {
+		char why[PE_NET_ERRLEN];
+
+		/* A numeric address all the same: its interface is what is
+		 * wrong, said as for HOST. */
+		if (pe_net_scope_refused(arg, why))
+			return bad(err, errlen, "invalid value '%s' for --source-ip: %s",
+			           typed(arg, shown), why);
+		/* With AI_NUMERICHOST, EAI_NONAME is "not numeric": its text,
+		 * "Name or service not known", would tell of a lookup never
+		 * made. */
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected a numeric "
-		           "IPv4 or IPv6 address (%s)", typed(arg, shown), gai_strerror(rc));
+		           "IPv4 or IPv6 address%s%s%s%s", typed(arg, shown),
+		           arg[0] == '[' ? ", an IPv6 one without brackets (::1)" : "",
+		           rc == EAI_NONAME ? "" : " (", rc == EAI_NONAME ? "" : gai_strerror(rc),
+		           rc == EAI_NONAME ? "" : ")");
+	}
 	if (cfg->nsources && ai->ai_family != cfg->sources[0].ss_family) {
 		freeaddrinfo(ai);
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected an %s "

@@ -393,6 +393,17 @@ static const char *scope_problem(const char *host, bool refused, char why[SCOPE_
 	return NULL;
 }
 
+const char *pe_net_scope_refused(const char *host, char why[PE_NET_ERRLEN])
+{
+	char text[SCOPE_WHY_SIZE];
+	const char *problem = scope_problem(host, true, text);
+
+	if (!problem)
+		return NULL;
+	snprintf(why, PE_NET_ERRLEN, "%s", problem);
+	return why;
+}
+
 /* getaddrinfo(3) of HOST and PORT, its scope looked at first: 0, or
  * getaddrinfo's error with *REASON saying why (in WHY when the scope is). */
 static int lookup_scoped(const char *host, const char *port, const struct addrinfo *hints,
@@ -645,7 +656,7 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 {
 	const struct addrinfo *ai;
 	char where[PE_NET_ADDRLEN], reason[PE_NET_ERRLEN], lead[NI_MAXHOST + 32] = "cannot connect to";
-	int fd = -ECONNREFUSED, rc;
+	int fd = -ECONNREFUSED, rc, ran_out;
 	unsigned failures = 0, omitted = 0;
 
 	if (source) {
@@ -682,15 +693,24 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			set_err(err, "%s reset the connection as soon as it was made", where);
 			break;
 		}
+		ran_out = rc == -EADDRNOTAVAIL && connecting ?
+		          pe_net_ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len) : -1;
 		if (rc == -ETIME) {
 			fd = -ETIMEDOUT;
 			snprintf(reason, sizeof reason, "timed out after %.3f s",
 			         (double)timeout_ms / 1000.0);
-		} else if (rc == -EADDRNOTAVAIL && connecting &&
-		           pe_net_ports_ran_out(ai->ai_addr, ai->ai_addrlen, source, source_len) > 0) {
+		} else if (ran_out > 0) {
 			snprintf(reason, sizeof reason, "%s (the local ephemeral ports are exhausted, "
 			         "most likely held in TIME_WAIT by connections closed in the last "
 			         "minute: see net.ipv4.ip_local_port_range)", strerror(-rc));
+		} else if (ran_out == 0) {
+			/* Ports to spare: no source address could be had for it,
+			 * as for ::1 with IPv6 turned off, which the errno text,
+			 * "Cannot assign requested address", leaves to guess. */
+			snprintf(reason, sizeof reason, "%s (%s reach it%s)", strerror(-rc),
+			         source ? "the source address does not" : "no address of this host can",
+			         ai->ai_family == AF_INET6 ?
+			         ": is IPv6 turned off (net.ipv6.conf.*.disable_ipv6)?" : "");
 		} else {
 			snprintf(reason, sizeof reason, "%s%s", strerror(-rc),
 			         pe_net_address_hint(ai->ai_addr, rc, 0));

@@ -59,6 +59,12 @@ int pe_net_connect_timeout(const char *host, const char *port, unsigned long tim
  * the '%'. */
 bool pe_net_scoped_ipv6(const char *host, struct in6_addr *addr, const char **scope);
 
+/* Why the resolver refuses HOST, a numeric IPv6 address with a scope, for
+ * its scope (no interface after the '%', none of that name, or a name after
+ * an address that is not link-local): WHY, or NULL when the scope is not
+ * the problem (or HOST has none). */
+const char *pe_net_scope_refused(const char *host, char why[PE_NET_ERRLEN]);
+
 /* HOST:PORT's addresses, for pe_net_connect_list (free them with
  * freeaddrinfo): 0, or -EINVAL with ERR saying why. */
 int pe_net_lookup(const char *host, const char *port, struct addrinfo **list,

@@ -5989,6 +5989,18 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--timeout=86400.001"}, "from 0 to 86400"},
 		{{"--timeout=86400", "localhost", "70000"}, "PORT"},
 		{{"--source-ip=localhost"}, "'localhost' for --source-ip"},
+		/* No lookup is made, so none is said to have failed ("Name or
+		 * service not known"); brackets and an interface are named as
+		 * for HOST. */
+		{{"--source-ip=localhost"},
+		 "'localhost' for --source-ip: expected a numeric IPv4 or IPv6 address\n"},
+		{{"--source-ip=[::1]"}, "'[::1]' for --source-ip: expected a numeric IPv4 or IPv6 "
+		                        "address, an IPv6 one without brackets"},
+		{{"--source-ip=fe80::1%pe-nosuch"},
+		 "'fe80::1%pe-nosuch' for --source-ip: no interface of this host is named 'pe-nosuch'\n"},
+		{{"--source-ip=fe80::1%"}, "'fe80::1%' for --source-ip: no interface after the '%'\n"},
+		{{"--source-ip=::1%lo"}, "'::1%lo' for --source-ip: an interface is named only after "
+		                         "a link-local"},
 		{{"--source-ip=127.0.0.1:80"}, "numeric IPv4 or IPv6 address"},
 		{{"--source-ip=127.0.0.1", "--source-ip=::1"}, "expected an IPv4 address"},
 		{{"--source-ip=127.0.0.2", "--source-ip=127.0.0.2"},
@@ -7527,7 +7539,8 @@ static void ipv6_off_in_own_network(const char *which)
 }
 
 /* The same errno, EADDRNOTAVAIL, when no address of this host reaches the
- * server (::1 with IPv6 off on loopback): the ports are not blamed. */
+ * server (::1 with IPv6 off on loopback): the ports are not blamed, and
+ * the message says what the errno text leaves to guess. */
 Test(pipe, a_missing_ipv6_loopback_is_not_blamed_on_ports, .timeout = 60)
 {
 	const char *args[] = {"::1", "39000", NULL};
@@ -7538,6 +7551,10 @@ Test(pipe, a_missing_ipv6_loopback_is_not_blamed_on_ports, .timeout = 60)
 	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "Cannot assign requested address"), "stderr:\n%s", r.err);
 	cr_expect_null(strstr(r.err, "ephemeral"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "Cannot assign requested address (no address of this "
+	                          "host can reach it: is IPv6 turned off "
+	                          "(net.ipv6.conf.*.disable_ipv6)?)"),
+	                   "stderr:\n%s", r.err);
 	run_free(&r);
 }
 
