@@ -256,9 +256,12 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 		/* With AI_NUMERICHOST, EAI_NONAME is "not numeric": its text,
 		 * "Name or service not known", would tell of a lookup never
 		 * made. */
+		/* Brackets in HOST's words (pe_parse_host_misform); a port
+		 * after them is no part of a source either. */
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected a numeric "
-		           "IPv4 or IPv6 address%s%s%s%s", typed(arg, shown),
-		           arg[0] == '[' ? ", an IPv6 one without brackets (::1)" : "",
+		           "IPv4 or IPv6 address%s%s%s%s%s", typed(arg, shown),
+		           arg[0] == '[' ? ", an IPv6 address without brackets" : "",
+		           arg[0] == '[' ? (strstr(arg, "]:") ? " or a port, e.g. ::1" : ", e.g. ::1") : "",
 		           rc == EAI_NONAME ? "" : " (", rc == EAI_NONAME ? "" : gai_strerror(rc),
 		           rc == EAI_NONAME ? "" : ")");
 	}

@@ -90,6 +90,8 @@ struct conn {
 	int64_t connect_ns;  /* churn: when the connect began, or its slot */
 	int64_t first_issue_ns, first_echo_ns; /* the first message's origin, its first echo byte */
 	int64_t *issue_ns;   /* pipeline ring: each message in flight's latency origin */
+	unsigned char *late; /* rate: pipeline ring: whether each one was counted in
+	                        slots_late (NULL without --rate) */
 };
 
 struct load;
@@ -100,6 +102,7 @@ struct lthread {
 	int epfd;
 	struct conn *conns;
 	int64_t *issue_ring;
+	unsigned char *late_ring;
 	unsigned nconns;
 	unsigned next_start;  /* ramp-up: the next connection to start */
 	unsigned connecting;
@@ -507,10 +510,13 @@ static void conn_issue(struct lthread *t, struct conn *c, int64_t now)
 
 	while (c->issued < c->echoed + cfg->pipeline && (churn ? c->issued == 0 : wants_more(t, c))) {
 		int64_t origin = c->connect_ns;
+		const uint64_t late = t->slots_late;
 
 		/* In churn the rate was applied to the connect itself. */
 		if (!churn && !rate_allows(t, c, now, &origin))
 			break;
+		if (c->late)
+			c->late[c->issued % cfg->pipeline] = t->slots_late != late;
 		/* Nothing was due until now (a rate wait, an idle connection): the
 		 * server's time to answer starts here, not at the last echo. */
 		if (c->issued == c->echoed)
@@ -839,7 +845,7 @@ static void conn_give_up(struct lthread *t, struct conn *c)
  * would be sent after the deadline, a GiB for 16 of 64 MiB and 256 GiB for
  * --pipeline=4096, minutes to hours past -d. Their slots, when paced, came
  * due and went unused: how many. */
-static uint64_t drop_unsent(const struct lthread *t, struct conn *c)
+static uint64_t drop_unsent(struct lthread *t, struct conn *c)
 {
 	const struct client_config *cfg = t->L->cfg;
 	const uint64_t begun = c->snt / cfg->size + (c->snt % cfg->size != 0);
@@ -848,6 +854,9 @@ static uint64_t drop_unsent(const struct lthread *t, struct conn *c)
 	if (cfg->mode == CLIENT_CHURN || c->state != CONN_ACTIVE || c->issued <= begun)
 		return 0;
 	dropped = c->issued - begun;
+	/* One let out late never went out: counted unused, not late too. */
+	for (uint64_t k = begun; c->late && k < c->issued; k++)
+		t->slots_late -= c->late[k % cfg->pipeline];
 	c->issued = begun;
 	return cfg->rate ? dropped : 0;
 }
@@ -1318,8 +1327,10 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 		histogram_init(&t->hist);
 		t->conns = calloc(n, sizeof *t->conns);
 		t->issue_ring = calloc(n * cfg->pipeline, sizeof *t->issue_ring);
+		if (cfg->rate)
+			t->late_ring = calloc(n * cfg->pipeline, sizeof *t->late_ring);
 		t->rbuf = malloc(RECV_BUF);
-		if (!t->conns || !t->issue_ring || !t->rbuf)
+		if (!t->conns || !t->issue_ring || (cfg->rate && !t->late_ring) || !t->rbuf)
 			goto nomem;
 		for (k = 0; k < n; k++) {
 			struct conn *c = &t->conns[k];
@@ -1328,6 +1339,8 @@ static int threads_setup(struct load *L, char *err, size_t errlen)
 			c->index = (unsigned)(base + k);
 			c->start = load_stream_start(base + k);
 			c->issue_ns = t->issue_ring + k * cfg->pipeline;
+			if (t->late_ring)
+				c->late = t->late_ring + k * cfg->pipeline;
 		}
 		base += n;
 		t->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1358,6 +1371,7 @@ static void threads_free(struct load *L)
 			close(t->epfd);
 		free(t->conns);
 		free(t->issue_ring);
+		free(t->late_ring);
 		free(t->rbuf);
 	}
 	free(L->threads);

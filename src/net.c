@@ -135,21 +135,29 @@ static const char *shown_host(char *host, size_t size)
  * deprecated IPv4-compatible form (RFC 4291 2.5.5.1): ::1:9999, typed as
  * ::1 port 9999, comes back as ::0.1.153.153, which the user cannot match
  * to what was typed. Such a HOST (SIZE bytes) is written as RFC 5952 has
- * it, in hexadecimal: ::1:9999. */
+ * it, in hexadecimal: ::1:9999, its scope kept (::1:9999%1, as the hint
+ * for ::1:9999%lo has it typed). */
 static void v4compat_as_hex(const struct sockaddr *sa, socklen_t len, char *host, size_t size)
 {
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 	const unsigned char *b;
+	char hex[sizeof "::ffff:ffff"];
+	const char *scope = strchr(host, '%');
+	size_t n, tail = scope ? strlen(scope) : 0;
 
-	if (sa->sa_family != AF_INET6 || len < sizeof *s6 || s6->sin6_scope_id != 0 ||
-	    !IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr))
+	if (sa->sa_family != AF_INET6 || len < sizeof *s6 || !IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr))
 		return;
 	b = s6->sin6_addr.s6_addr;
 	if (b[12] == 0 && b[13] == 0)
-		snprintf(host, size, "::%x", (unsigned)(b[14] << 8 | b[15]));
+		snprintf(hex, sizeof hex, "::%x", (unsigned)(b[14] << 8 | b[15]));
 	else
-		snprintf(host, size, "::%x:%x", (unsigned)(b[12] << 8 | b[13]),
+		snprintf(hex, sizeof hex, "::%x:%x", (unsigned)(b[12] << 8 | b[13]),
 		         (unsigned)(b[14] << 8 | b[15]));
+	n = strlen(hex);
+	if (n + tail >= size)
+		return; /* cannot be: glibc's form is the longer */
+	memmove(host + n, scope ? scope : "", tail + 1);
+	memcpy(host, hex, n);
 }
 
 static void format_address(const struct sockaddr *sa, socklen_t len, char out[PE_NET_ADDRLEN],
@@ -234,12 +242,29 @@ fail:;
 	return -e;
 }
 
+int pe_net_holds_capability(unsigned bit)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long caps;
+	int held = -1;
+
+	if (!f)
+		return -1;
+	while (held < 0 && fgets(line, sizeof line, f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			held = (int)((caps >> bit) & 1);
+	fclose(f);
+	return held;
+}
+
 /* bind(2) refuses a port below net.ipv4.ip_unprivileged_port_start with
  * only "Permission denied": when that is why FD (a -errno from CALL) failed,
  * add to ERR what the port needs. */
 static void privileged_port_hint(char *err, unsigned port, int fd, const char *call)
 {
 	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+	const char *needs = "root or CAP_NET_BIND_SERVICE";
 	size_t len;
 
 	if (first < 0)
@@ -247,14 +272,20 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 	if (!err || fd != -EACCES || strcmp(call, "bind") != 0 || port == 0 ||
 	    port >= (unsigned long)first)
 		return;
+	/* Root refused has lost the capability, or holds it only in a user
+	 * namespace of its own (unshare -r), which does not own the network
+	 * namespace: "need root" would mislead, and so would "lacks". */
+	if (geteuid() == 0)
+		needs = pe_net_holds_capability(10) == 1 ? /* CAP_NET_BIND_SERVICE */
+		        "CAP_NET_BIND_SERVICE in the user namespace that owns this network "
+		        "namespace; this root process holds it only in its own user namespace "
+		        "(unshare -r, a rootless container)" :
+		        "CAP_NET_BIND_SERVICE, which this root process lacks "
+		        "(its container, unit or user namespace dropped it)";
 	len = strlen(err);
-	/* Root refused has lost the capability: "need root" would mislead. */
 	if (len < PE_NET_ERRLEN - 1)
 		snprintf(err + len, PE_NET_ERRLEN - len, "; ports below %ld "
-		         "(net.ipv4.ip_unprivileged_port_start) need %s", first,
-		         geteuid() == 0 ? "CAP_NET_BIND_SERVICE, which this root process lacks "
-		                          "(its container, unit or user namespace dropped it)"
-		                        : "root or CAP_NET_BIND_SERVICE");
+		         "(net.ipv4.ip_unprivileged_port_start) need %s", first, needs);
 }
 
 /* Whether PORT can be bound on FAMILY's every-address alone (IPv6 only for

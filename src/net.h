@@ -59,6 +59,11 @@ int pe_net_connect_timeout(const char *host, const char *port, unsigned long tim
  * the '%'. */
 bool pe_net_scoped_ipv6(const char *host, struct in6_addr *addr, const char **scope);
 
+/* Whether capability BIT (10: CAP_NET_BIND_SERVICE) is effective for this
+ * process, in its own user namespace: 1 or 0; -1 when /proc/self/status
+ * cannot tell. */
+int pe_net_holds_capability(unsigned bit);
+
 /* Why the resolver refuses HOST, a numeric IPv6 address with a scope, for
  * its scope (no interface after the '%', none of that name, or a name after
  * an address that is not link-local): WHY, or NULL when the scope is not

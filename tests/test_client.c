@@ -4430,6 +4430,30 @@ Test(load, a_source_ip_of_another_host_is_named_before_the_run, .timeout = 60)
 	run_free(&r);
 }
 
+/* An IPv6 source with its first 96 bits zero is named as typed, in
+ * hexadecimal, its scope kept: not as glibc's ::0.1.153.153. */
+Test(load, an_ipv6_source_ip_is_named_as_typed_in_hexadecimal, .timeout = 60)
+{
+	static const char *const cases[][2] = {
+		{"--source-ip=::1:9999", "cannot use --source-ip ::1:9999: "},
+		{"--source-ip=::1:9999%1", "cannot use --source-ip ::1:9999%1: "},
+	};
+	int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (probe < 0)
+		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
+	close(probe);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[] = {"-n", "1", cases[i][0], "::1", port_str, NULL};
+		struct run r;
+
+		run_client(&r, "", 0, args);
+		cr_expect_eq(r.code, 1, "%s: exit %d, stderr:\n%s", cases[i][0], r.code, r.err);
+		cr_expect_not_null(strstr(r.err, cases[i][1]), "%s: stderr:\n%s", cases[i][0], r.err);
+		run_free(&r);
+	}
+}
+
 Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 {
 	const char *args[] = {"-c", "4", "-n", "250", "--json", "127.0.0.1", port_str, NULL};
@@ -4919,6 +4943,25 @@ Test(load, a_deadline_sends_no_message_not_yet_begun, .timeout = 60)
 	             "report:\n%s", r.out);
 	/* 16 would be a GiB sent and echoed within 0.05 s. */
 	cr_expect_lt(json_u64(r.out, "messages_sent"), 16, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* Paced, the messages let out late (here nearly all: the rate is far
+ * above what the echo allows) and then not sent at the deadline never went
+ * out: their slots are unused, and not counted as late as well, so that no
+ * more messages went out late than went out at all. */
+Test(load, a_message_not_sent_at_the_deadline_is_not_counted_late, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-s", "4M", "--pipeline=64", "--rate=100000", "-d", "0.2",
+	                      "--json", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), json_u64(r.out, "messages_echoed"),
+	             "report:\n%s", r.out);
+	cr_expect_leq(json_u64(r.out, "slots_late"), json_u64(r.out, "messages_sent"),
+	              "report:\n%s", r.out);
 	run_free(&r);
 }
 
@@ -5995,7 +6038,9 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"--source-ip=localhost"},
 		 "'localhost' for --source-ip: expected a numeric IPv4 or IPv6 address\n"},
 		{{"--source-ip=[::1]"}, "'[::1]' for --source-ip: expected a numeric IPv4 or IPv6 "
-		                        "address, an IPv6 one without brackets"},
+		                        "address, an IPv6 address without"},
+		{{"--source-ip=[::1]"}, ", an IPv6 address without brackets, e.g. ::1\n"},
+		{{"--source-ip=[::1]:80"}, ", an IPv6 address without brackets or a port, e.g. ::1\n"},
 		{{"--source-ip=fe80::1%pe-nosuch"},
 		 "'fe80::1%pe-nosuch' for --source-ip: no interface of this host is named 'pe-nosuch'\n"},
 		{{"--source-ip=fe80::1%"}, "'fe80::1%' for --source-ip: no interface after the '%'\n"},

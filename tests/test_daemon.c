@@ -1244,22 +1244,11 @@ Test(daemon, port_in_use_exits_1_saying_so)
 	assert_no_sanitizer_report();
 }
 
-/* Whether this process may bind a port below 1024 (CAP_NET_BIND_SERVICE
- * in CapEff of /proc/self/status); -1 when that cannot be read. */
+/* Whether this process may bind a port below 1024 (CAP_NET_BIND_SERVICE,
+ * 10); -1 when that cannot be read. */
 static int may_bind_privileged_ports(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	unsigned long long caps;
-	int found = -1;
-
-	if (!f)
-		return -1;
-	while (found < 0 && fgets(line, sizeof line, f))
-		if (sscanf(line, "CapEff: %llx", &caps) == 1)
-			found = (caps >> 10) & 1; /* CAP_NET_BIND_SERVICE is 10 */
-	fclose(f);
-	return found;
+	return pe_net_holds_capability(10);
 }
 
 #define SETPRIV "/usr/bin/setpriv"
@@ -1343,6 +1332,10 @@ Test(daemon, a_privileged_port_refused_to_root_names_the_missing_capability)
 		             first);
 	if (access(SETPRIV, X_OK) != 0)
 		cr_skip_test("no %s to drop the capability: %s", SETPRIV, strerror(errno));
+	/* Without CAP_SETPCAP (8), setpriv leaves the bounding set as it is
+	 * and says nothing: the daemon would bind port 1 and run. */
+	if (pe_net_holds_capability(8) != 1)
+		cr_skip_test("no CAP_SETPCAP: setpriv cannot drop CAP_NET_BIND_SERVICE");
 	code = th_proc_run(&proc, argv, START_MS);
 	if (code == 127 || (code != 1 && proc.err.data && strstr(proc.err.data, "setpriv")))
 		cr_skip_test("setpriv cannot drop CAP_NET_BIND_SERVICE here (exit %d): %s", code,
@@ -1353,6 +1346,34 @@ Test(daemon, a_privileged_port_refused_to_root_names_the_missing_capability)
 	cr_expect(strstr(proc.err.data, "need CAP_NET_BIND_SERVICE, which this root process lacks"),
 	          "the error does not name the capability root lacks:\n%s", proc.err.data);
 	cr_expect(!strstr(proc.err.data, "need root"), "the error tells root it needs root:\n%s",
+	          proc.err.data);
+	assert_no_sanitizer_report();
+}
+
+/* Root in a user namespace of its own (unshare -r) holds every capability
+ * there, but not over the network namespace it shares with the host: its
+ * error must not say it lacks the capability, which it holds. */
+Test(daemon, a_privileged_port_refused_to_root_of_a_user_namespace_says_where_it_is_held)
+{
+	const char *const argv[] = {"/usr/bin/unshare", "-r", daemon_path(), "-p", "1", "-w", "2",
+	                            "-b", "127.0.0.1", NULL};
+	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+	int code;
+
+	if (first < 2)
+		cr_skip_test("net.ipv4.ip_unprivileged_port_start is %ld: port 1 is not privileged",
+		             first);
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s: %s", argv[0], strerror(errno));
+	code = th_proc_run(&proc, argv, START_MS);
+	if (code != 1 && proc.err.data && strstr(proc.err.data, "unshare:"))
+		cr_skip_test("no user namespace of our own here (exit %d): %s", code, proc.err.data);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, "bind: Permission denied"),
+	          "stderr does not say 'bind: Permission denied':\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "holds it only in its own user namespace"),
+	          "the error does not say where the capability is held:\n%s", proc.err.data);
+	cr_expect(!strstr(proc.err.data, "lacks"), "the error says a capability held is lacked:\n%s",
 	          proc.err.data);
 	assert_no_sanitizer_report();
 }
@@ -1758,6 +1779,9 @@ Test(daemon, an_ipv6_bind_address_is_named_as_typed_in_hexadecimal)
 		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
 	close(probe);
 	bind_address_says_why("::1:9999", "cannot listen on [::1:9999]:0: bind: ");
+	/* With a scope too: ::1:9999%1 is what the hint for ::1:9999%lo
+	 * says to type. */
+	bind_address_says_why("::1:9999%1", "cannot listen on [::1:9999%1]:0: bind: ");
 	bind_address_says_why("::2", "cannot listen on [::2]:0: bind: ");
 }
 
