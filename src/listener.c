@@ -249,6 +249,23 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 	close(acc->fd);
 }
 
+/* Close ACC, refused for the full queue under PE_OVERFLOW_REJECT. Said as
+ * refusals over the per-source limit are: clients turned away for want of
+ * capacity must not go unnoticed at the default level. */
+static void refuse_queue_full(pe_server *srv, struct source_refusals *r,
+                              const struct pe_accepted *acc)
+{
+	char peer[PE_NET_ADDRLEN], more[64] = "";
+	enum pe_log_level level = refusal_level(srv, r, more, sizeof more);
+
+	if (pe_server_logs(srv, level)) {
+		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
+		pe_server_logf(srv, level, "rejected %s: the queue is full%s", peer, more);
+	}
+	close(acc->fd);
+	pe_counter_add_release(&srv->listener.rejected, 1);
+}
+
 /* Hand ACC to the workers, or apply the per-source limit or the overflow
  * policy. 1 to stop, else 0. */
 static int hand_off(pe_server *srv, struct accept_log *lg, const struct pe_accepted *acc)
@@ -257,26 +274,23 @@ static int hand_off(pe_server *srv, struct accept_log *lg, const struct pe_accep
 	unsigned held;
 
 	if ((rc = pe_server_hand_off_begin(srv, acc, &held)) < 0) {
-		refuse_over_source_limit(srv, &lg->refusals, acc, rc, held);
+		/* An address holding every worker and queue slot leaves the
+		 * queue full (only PE_OVERFLOW_REJECT accepts then): that is why
+		 * it is refused, not a limit of -w plus -q or more, which limits
+		 * nothing (as poolechod warns at start). */
+		if (rc == -EBUSY && held >= srv->cfg.workers + srv->cfg.queue_capacity)
+			refuse_queue_full(srv, &lg->queue_full, acc);
+		else
+			refuse_over_source_limit(srv, &lg->refusals, acc, rc, held);
 		return 0;
 	}
 	rc = pe_queue_try_push(srv->queue, acc);
 	if (rc == 0)
 		return 0;
 	pe_server_hand_off_cancel(srv, acc);
-	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting.
-	 * Said as refusals over the per-source limit are: clients turned away
-	 * for want of capacity must not go unnoticed at the default level. */
+	/* Only PE_OVERFLOW_REJECT sees EAGAIN: WAIT made room before accepting. */
 	if (rc == -EAGAIN) {
-		char peer[PE_NET_ADDRLEN], more[64] = "";
-		enum pe_log_level level = refusal_level(srv, &lg->queue_full, more, sizeof more);
-
-		if (pe_server_logs(srv, level)) {
-			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
-			pe_server_logf(srv, level, "rejected %s: the queue is full%s", peer, more);
-		}
-		close(fd);
-		pe_counter_add_release(&srv->listener.rejected, 1);
+		refuse_queue_full(srv, &lg->queue_full, acc);
 		return 0;
 	}
 	/* -ESHUTDOWN: a stop closed the queue after this client was accepted. */

@@ -2364,6 +2364,41 @@ Test(server, a_client_the_full_queue_rejects_leaves_its_address_its_places)
 	stop_server_and_check(0);
 }
 
+/* A limit of workers plus queue limits nothing (poolechod warns so at
+ * start): the address that reaches it holds every place, so the queue is
+ * full, and that is the refusal the stats and the log give, not one over
+ * the per-source limit, which would send an operator to raise a limit
+ * that turns nobody away. */
+Test(server, a_limit_of_workers_plus_queue_refuses_for_the_full_queue_alone)
+{
+	struct pe_server_config cfg;
+	struct pe_server_stats s;
+	int busy, queued, full;
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	cfg.per_source = 2;
+	cfg.log = tf_log_keep;
+	cfg.log_level = PE_LOG_INFO;
+	start_server(&cfg);
+	busy = client_from("127.0.0.1");
+	round_trip(busy, 10, 1);
+	queued = client_from("127.0.0.1");
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0);
+	full = client_from("127.0.0.1");
+	cr_assert_eq(th_wait_closed(full, IO_MS), 0, "the third client was not rejected");
+	close(full);
+	cr_assert_eq(tf_wait_stat(&ts, rejected, 1, IO_MS), 0);
+	s = tf_stats(&ts);
+	cr_expect_eq(s.source_limited, 0, "counted over a limit that limits nothing");
+	cr_expect_not_null(strstr(tf_log_text(), ": the queue is full"), "log:\n%s", tf_log_text());
+	cr_expect_null(strstr(tf_log_text(), "the per-source limit"), "log:\n%s", tf_log_text());
+	finish_client(busy);
+	finish_client(queued);
+	wait_stat_served(2);
+	stop_server_and_check(0);
+}
+
 /* The per-source table has room for every connection the workers and the
  * queue hold, and the one being accepted: under PE_OVERFLOW_REJECT with all
  * of those from distinct addresses, one more client of a new address is
@@ -3038,6 +3073,65 @@ Test(server, stop_now_closes_every_connection_at_once)
 	close(b);
 	close(c);
 	stop_server_and_check(1);
+}
+
+/* The worker of a connection its client closed, held in its "closed by
+ * client" line until the test lets it go; every line is kept too. */
+static struct th_event close_held, close_released;
+
+static void hold_client_close(void *ctx, enum pe_log_level level, const char *message)
+{
+	tf_log_keep(ctx, level, message);
+	if (strstr(message, ": closed by client") && th_event_get(&close_held) == 0) {
+		th_event_add(&close_held, 1);
+		th_event_wait(&close_released, 1, IO_MS);
+	}
+}
+
+/* A connection its client closed is not one the stop closed: a hard stop
+ * that comes while its worker says so (and has not yet let go of it)
+ * leaves it out of "stopping: closed N connection(s) still open", which
+ * then counts the lines that say the stop closed them, here the queued
+ * one dropped unserved. It once counted both, against the log's word. */
+Test(server, a_hard_stop_does_not_count_a_connection_its_client_closed)
+{
+	struct pe_server_config cfg;
+	struct pe_server_stats s;
+	const char *log;
+	int a, b;
+
+	th_event_init(&close_held);
+	th_event_init(&close_released);
+	tf_config(&cfg, 1, 2);
+	cfg.grace_ms = 30000;
+	cfg.log = hold_client_close;
+	cfg.log_level = PE_LOG_DEBUG;
+	start_server(&cfg);
+	a = client();
+	round_trip(a, 10, 1);    /* the one worker holds it */
+	b = client();            /* queued behind it */
+	cr_assert_eq(tf_wait_stat(&ts, accepted, 2, IO_MS), 0);
+	close(a);
+	cr_assert_eq(th_event_wait(&close_held, 1, IO_MS), 0, "a's close was not logged");
+	tf_request_stop(&ts, 1);
+	/* The stop drops the queued b only after it went through the workers. */
+	cr_assert_eq(tf_wait_stat(&ts, dropped, 1, IO_MS), 0, "b was not dropped");
+	th_event_add(&close_released, 1);
+	cr_assert_eq(th_wait_closed(b, IO_MS), 0, "the queued connection was left open");
+	cr_assert_eq(tf_join(&ts, STOP_MS), 0, "run did not return");
+	s = tf_stats(&ts);
+	cr_expect(s.accepted == 2 && s.served == 1 && s.dropped == 1,
+	          "accepted=%llu served=%llu dropped=%llu", (unsigned long long)s.accepted,
+	          (unsigned long long)s.served, (unsigned long long)s.dropped);
+	log = tf_log_text();
+	cr_expect_null(strstr(log, ": the server stopped"), "log:\n%s", log);
+	cr_expect_not_null(strstr(log, ": dropped unserved, the server stopped"), "log:\n%s", log);
+	cr_expect_not_null(strstr(log, "stopping: closed 1 connection(s) still open"),
+	                   "the stop closed b alone; log:\n%s", log);
+	close(b);
+	stop_server_and_check(1);
+	th_event_destroy(&close_held);
+	th_event_destroy(&close_released);
 }
 
 /* A program that closed its standard input gives the server descriptor 0
