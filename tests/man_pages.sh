@@ -18,6 +18,28 @@ for page in "$@"; do
 done
 echo "PASS: every page names poolecho $PE_VERSION and a date"
 
+# libpoolecho(3) is the map of the public headers: each function, type
+# (typedef, struct and enum tag) and macro they give a program is named in
+# it, so that a reader of the page alone knows what there is to call and set.
+# PE_API (the export attribute) and the include guards are not for programs.
+missing=
+for name in $(cat "$top"/include/poolecho/*.h |
+	sed -n -e 's/.*\(pe_[a-z_]*\) *(.*/\1/p' \
+	       -e 's/.*typedef .*[ *]\(pe_[a-z_]*\)[;(].*/\1/p' \
+	       -e 's/.*typedef .*[ *]\(pe_[a-z_]*\)$/\1/p' \
+	       -e 's/^\(struct\|enum\) \(pe_[a-z_]*\) *{.*/\1 \2/p' \
+	       -e 's/^#define \(PE_[A-Z0-9_]*\).*/\1/p' |
+	sed 's/ /_SP_/' | grep -v '^PE_API$' | sort -u); do
+	word=$(echo "$name" | sed 's/_SP_/ /')
+	# The page sets a struct's or enum's tag in bold (\fBstruct\fR, .B ...):
+	# strip the font escapes, and take the words as groff would join them.
+	sed -e 's/\\f[BIRP]//g' -e 's/^\.[A-Z][A-Z]* //' "$top/man/libpoolecho.3" |
+		tr '\n' ' ' | grep -qF -- "$word" || missing="$missing
+  $word"
+done
+[ -z "$missing" ] || fail "libpoolecho(3) does not name these of include/poolecho/:$missing"
+echo "PASS: libpoolecho(3) names every function, type and macro of the headers"
+
 checked=
 if command -v groff > /dev/null 2>&1; then
 	out=$(groff -man -ww -z "$@" 2>&1) || fail "groff -man -ww failed: $out"
