@@ -658,6 +658,14 @@ static void conn_eof(struct lthread *t, struct conn *c, int64_t now)
 
 	if (c->state == CONN_ACTIVE && all_back && !wants_more(t, c))
 		c->state = CONN_DRAINING;
+	/* Nothing sent yet: a paced first message waits for its slot, and a
+	 * server that limits a client's connections closes the connection
+	 * before it comes. Nothing was echoed "all" of. */
+	if (c->state == CONN_ACTIVE && c->snt == 0) {
+		conn_fail(t, c, FAIL_EARLY, "early close: the server closed the connection before "
+		          "anything was sent");
+		return;
+	}
 	if (c->state == CONN_ACTIVE && all_back) {
 		conn_fail(t, c, FAIL_EARLY, "early close: the server closed the connection after "
 		          "echoing all %llu bytes sent, with more to send", (unsigned long long)c->snt);
@@ -742,6 +750,9 @@ static void conn_read(struct lthread *t, struct conn *c, uint32_t events, int64_
 			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection "
 			          "instead of closing it, after all %llu bytes sent were echoed",
 			          (unsigned long long)c->snt);
+		else if (errno == ECONNRESET && c->snt == 0)
+			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection before "
+			          "anything was sent");
 		else if (errno == ECONNRESET)
 			conn_fail(t, c, FAIL_EARLY, "early close: the server reset the connection after "
 			          "%llu of %llu bytes sent were echoed", (unsigned long long)c->rcv,

@@ -1136,8 +1136,10 @@ enum bad_kind {
 	BAD_REFUSE, /* accepts and resets the connection at once, reading nothing */
 	BAD_RESET_EARLY, /* reads AT bytes and resets the connection, echoing none */
 	BAD_STALE,  /* echoes to every connection the first AT bytes the first one sent */
-	BAD_GREET   /* sends a greeting as it accepts, then reads and never answers,
+	BAD_GREET,  /* sends a greeting as it accepts, then reads and never answers,
 	             * and closes after the client */
+	BAD_HOLD    /* reads AT bytes, echoes them BAD_PAUSE_MS later, reads nothing
+	             * more for BAD_LATE_MS, then echoes everything */
 };
 
 #define BAD_GREETING "HELLO\r\n"
@@ -1268,6 +1270,22 @@ static void bad_serve(struct bad_server *b, int fd)
 	if (b->kind == BAD_GREET &&
 	    th_write_all(fd, BAD_GREETING, strlen(BAD_GREETING), BAD_IO_MS) < 0)
 		return;
+	if (b->kind == BAD_HOLD) {
+		/* The holds are the server's behaviour under test; a stop cuts them short. */
+		struct pollfd stop = {.fd = b->stop[0], .events = POLLIN};
+		unsigned char *first = malloc(b->at);
+
+		cr_assert_not_null(first);
+		while (off < b->at && bad_wait(b, fd) && (n = read(fd, first + off, b->at - off)) > 0)
+			off += (size_t)n;
+		if (off == b->at && poll(&stop, 1, BAD_PAUSE_MS) == 0 &&
+		    th_write_all(fd, first, b->at, BAD_IO_MS) == 0 && poll(&stop, 1, BAD_LATE_MS) == 0)
+			while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0)
+				if (th_write_all(fd, buf, (size_t)n, BAD_IO_MS) < 0)
+					break;
+		free(first);
+		return;
+	}
 	while (bad_wait(b, fd) && (n = read(fd, buf, sizeof buf)) > 0) {
 		atomic_fetch_add(&b->bytes_read, (size_t)n);
 		if (b->kind == BAD_FLIP) {
@@ -2355,6 +2373,25 @@ Test(wrong_server, paced_slots_a_stalled_server_left_unused_are_counted, .timeou
 	 * slot or two (3 once came in CI, with two CI runs on its two CPUs). */
 	cr_expect_geq(json_u64(r.out, "slots_unused"), 2, "report:\n%s", r.out);
 	cr_expect_leq(json_u64(r.out, "slots_unused"), 5, "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A message of a paced --pipeline that the stop drops (issued, not begun)
+ * never went out: its slot is unused, not late. Messages 1 and 2 (16 MiB,
+ * 20/s, --pipeline=2) go at their slots; message 3's slot (0.1 s) passes
+ * while they are held up, and it is issued late when the first echo comes
+ * (0.2 s in), but the second message, which the server does not read until
+ * 1.2 s, fills the buffers: at the 0.5 s stop, 3 has not begun. */
+Test(wrong_server, a_dropped_late_message_is_not_counted_late, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-s", "16m", "--pipeline=2", "--rate=20", "-d", "0.5",
+	                      "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_HOLD, 16u << 20, args, 0);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), 2, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 2, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "slots_late"), 0, "report:\n%s", r.out);
 	run_free(&r);
 }
 
@@ -4843,6 +4880,33 @@ Test(load, the_probe_does_not_count_against_a_per_source_limit, .timeout = 60)
 	close(p.lfd);
 	close(p.stop[0]);
 	close(p.stop[1]);
+}
+
+/* A connection a --per-source limit closes before its first paced slot
+ * had sent nothing: the message says so, not "after echoing all 0 bytes
+ * sent, with more to send". At -c 2 --rate=1 the second connection's first
+ * slot is 0.5 s after its connect; the server closes it at once. */
+Test(load, a_close_before_the_first_slot_says_nothing_was_sent, .timeout = 60)
+{
+	struct pe_server_config cfg;
+	struct tf_server one;
+	char port[16];
+	const char *args[] = {"-c", "2", "-t", "1", "--rate=1", "-d", "0.3", "--json", "127.0.0.1",
+	                      port, NULL};
+	struct run r;
+
+	tf_config(&cfg, 4, 8);
+	cfg.per_source = 1;
+	cr_assert_eq(tf_start(&one, &cfg), 0, "cannot start a server with a per-source limit");
+	snprintf(port, sizeof port, "%u", one.port);
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "connection 2 of 2 to 127.0.0.1:"), "stderr:\n%s", r.err);
+	cr_expect_not_null(strstr(r.err, "early close: the server closed the connection before "
+	                                 "anything was sent"), "stderr:\n%s", r.err);
+	run_free(&r);
+	cr_assert_eq(tf_stop(&one, 0, 10000), 0, "the server did not stop");
 }
 
 /* A churn connection half-closes once its message is out; a server that
