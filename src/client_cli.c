@@ -255,9 +255,8 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 			           typed(arg, shown), why);
 		/* With AI_NUMERICHOST, EAI_NONAME is "not numeric": its text,
 		 * "Name or service not known", would tell of a lookup never
-		 * made. */
-		/* Brackets in HOST's words (pe_parse_host_misform); a port
-		 * after them is no part of a source either. */
+		 * made. Brackets in HOST's words (pe_parse_host_misform); a
+		 * port after them is no part of a source either. */
 		return bad(err, errlen, "invalid value '%s' for --source-ip: expected a numeric "
 		           "IPv4 or IPv6 address%s%s%s%s%s", typed(arg, shown),
 		           arg[0] == '[' ? ", an IPv6 address without brackets" : "",

@@ -215,6 +215,24 @@ static void conn_close(struct lthread *t, struct conn *c)
 		connect_ended(t);
 }
 
+/* Take back the messages of C's pipeline let out but not begun: how many.
+ * One that was let out late goes out neither late nor at all, so it leaves
+ * slots_late too. */
+static uint64_t forget_unsent(struct lthread *t, struct conn *c)
+{
+	const struct client_config *cfg = t->L->cfg;
+	const uint64_t begun = c->snt / cfg->size + (c->snt % cfg->size != 0);
+	uint64_t dropped;
+
+	if (cfg->mode == CLIENT_CHURN || c->issued <= begun)
+		return 0;
+	dropped = c->issued - begun;
+	for (uint64_t k = begun; c->late && k < c->issued; k++)
+		t->slots_late -= c->late[k % cfg->pipeline];
+	c->issued = begun;
+	return dropped;
+}
+
 static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -246,6 +264,7 @@ static void conn_fail(struct lthread *t, struct conn *c, enum fail_kind kind, co
 			vsnprintf(t->first_error + n, sizeof t->first_error - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
+	forget_unsent(t, c);
 	conn_close(t, c);
 	c->state = CONN_FAILED;
 	c->rate_wait = false;
@@ -858,18 +877,13 @@ static void conn_give_up(struct lthread *t, struct conn *c)
  * due and went unused: how many. */
 static uint64_t drop_unsent(struct lthread *t, struct conn *c)
 {
-	const struct client_config *cfg = t->L->cfg;
-	const uint64_t begun = c->snt / cfg->size + (c->snt % cfg->size != 0);
 	uint64_t dropped;
 
-	if (cfg->mode == CLIENT_CHURN || c->state != CONN_ACTIVE || c->issued <= begun)
+	if (c->state != CONN_ACTIVE)
 		return 0;
-	dropped = c->issued - begun;
 	/* One let out late never went out: counted unused, not late too. */
-	for (uint64_t k = begun; c->late && k < c->issued; k++)
-		t->slots_late -= c->late[k % cfg->pipeline];
-	c->issued = begun;
-	return cfg->rate ? dropped : 0;
+	dropped = forget_unsent(t, c);
+	return t->L->cfg->rate ? dropped : 0;
 }
 
 static void thread_stop(struct lthread *t, int64_t now)

@@ -136,7 +136,8 @@ static const char *shown_host(char *host, size_t size)
  * ::1 port 9999, comes back as ::0.1.153.153, which the user cannot match
  * to what was typed. Such a HOST (SIZE bytes) is written as RFC 5952 has
  * it, in hexadecimal: ::1:9999, its scope kept (::1:9999%1, as the hint
- * for ::1:9999%lo has it typed). */
+ * for ::1:9999%lo has it typed). One typed dotted (::1.2.3.4) is then
+ * named ::102:304: the address alone is left, not how it was typed. */
 static void v4compat_as_hex(const struct sockaddr *sa, socklen_t len, char *host, size_t size)
 {
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;

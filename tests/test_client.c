@@ -2079,6 +2079,23 @@ Test(wrong_server, a_reset_while_an_echo_is_owed_is_an_early_close, .timeout = 6
 	run_free(&r);
 }
 
+/* Messages let out late but never sent when their connection failed went
+ * out neither late nor at all: slots_late counts only messages that went
+ * out. A server that reads two messages' bytes and resets left 58 late of
+ * 0 sent in the report. */
+Test(wrong_server, a_late_message_unsent_when_its_connection_failed_is_not_late, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-s", "4M", "--pipeline=64", "--rate=100000", "-d", "5",
+	                      "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_RESET_EARLY, 8u << 20, args, 1);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "report:\n%s", r.out);
+	cr_expect_leq(json_u64(r.out, "slots_late"), json_u64(r.out, "messages_sent"),
+	              "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* Run pipe mode against a wrong server of KIND with LEN bytes of input. */
 static void pipe_against(struct run *r, enum bad_kind kind, size_t at, const unsigned char *in,
                          size_t len)
