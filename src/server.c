@@ -201,7 +201,6 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	struct pe_accepted acc;
 	int fd, err = 0;
 	int unserved;   /* a hard stop came first: closed without an echo */
-	int stopped = 0; /* a hard stop shut it down mid-echo */
 	enum pe_echo_end end = PE_ECHO_ERROR;
 	int logs_connections = pe_server_logs(srv, PE_LOG_DEBUG);
 	char peer[PE_NET_ADDRLEN];
@@ -225,30 +224,35 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 		atomic_fetch_add_explicit(&srv->active, 1, memory_order_relaxed);
 		end = pe_echo_serve(fd, &slot->echo, &srv->echo_policy, &err);
 		atomic_fetch_sub_explicit(&srv->active, 1, memory_order_relaxed);
-		/* The slot lets go of the fd in the same hold of the lock that
-		 * reads hard_stop: a hard stop either came first, shut it down
-		 * and counts it among those it closed, and the log says so, or
-		 * comes after and leaves it alone, and the log gives how it
-		 * really ended. Read apart, a stop between the two would count
-		 * a connection the log says the client closed. Meanwhile a
-		 * stats line sees it neither active nor served, one of those
-		 * moving from one place to the next. */
-		pthread_mutex_lock(&srv->lock);
-		stopped = srv->hard_stop;
-		slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
-		pthread_mutex_unlock(&srv->lock);
-		if (logs_connections)
+		/* Logged, the slot lets go of the fd in the same hold of the
+		 * lock that reads hard_stop: a hard stop either came first,
+		 * shut it down and counts it among those it closed, and the log
+		 * says so, or comes after and leaves it alone, and the log gives
+		 * how it really ended. Read apart, a stop between the two would
+		 * count a connection the log says the client closed. Unlogged,
+		 * there is nothing to agree with: no extra hold of the lock. */
+		if (logs_connections) {
+			int stopped; /* a hard stop shut it down mid-echo */
+
+			pthread_mutex_lock(&srv->lock);
+			stopped = srv->hard_stop;
+			slot->fd = -1;
+			pthread_mutex_unlock(&srv->lock);
 			log_close(srv, peer, end, err, stopped);
+		}
 	} else {
 		pe_server_log_dropped(srv, &acc);
 	}
-	/* Counted under the lock, with the slot's fd cleared already, which a
-	 * stats line reads under it too: the connection is then active or
-	 * counted, never both, and never more timeouts than connections served. */
+	/* Counted under the lock with the slot's fd cleared (in this hold, or
+	 * in the one above when logged), which a stats line reads under it
+	 * too: the connection is then active or counted, never both (between
+	 * the two holds, neither: one of those moving places), and never more
+	 * timeouts than connections served. */
 	pthread_mutex_lock(&srv->lock);
 	pe_counter_add(unserved ? &slot->counters.dropped : &slot->counters.served, 1);
 	if (!unserved && (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD))
 		pe_counter_add(&slot->counters.timeouts, 1);
+	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
 	finish_locked(srv, &acc);
 	pthread_mutex_unlock(&srv->lock);
 	close(fd);

@@ -25,10 +25,10 @@ void pe_server_stats(pe_server *srv, struct pe_server_stats *out)
 		/* Each pair in the reverse of the order its worker counts it
 		 * (bytes_in before bytes_out): a line taken mid-echo may be
 		 * behind, but never shows more bytes out than in. served,
-		 * dropped and timeouts are counted under the lock, after the
-		 * slot's fd was cleared in an earlier hold of it, so a
-		 * connection is active or served here, never both (between
-		 * the two holds, neither: one of those moving places). */
+		 * dropped and timeouts are counted under the lock, with the
+		 * slot's fd cleared in that hold or (at -v) an earlier one, so
+		 * a connection is active or served here, never both (between
+		 * two holds, neither: one of those moving places). */
 		s.bytes_out += pe_counter_get_acquire(&c->bytes_out);
 		s.bytes_in += pe_counter_get(&c->bytes_in);
 		s.timeouts += pe_counter_get(&c->timeouts);
