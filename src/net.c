@@ -143,11 +143,13 @@ static void v4compat_as_hex(const struct sockaddr *sa, socklen_t len, char *host
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 	const unsigned char *b;
 	char hex[sizeof "::ffff:ffff"];
-	const char *scope = strchr(host, '%');
-	size_t n, tail = scope ? strlen(scope) : 0;
+	const char *scope;
+	size_t n, tail;
 
 	if (sa->sa_family != AF_INET6 || len < sizeof *s6 || !IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr))
 		return;
+	scope = strchr(host, '%');
+	tail = scope ? strlen(scope) : 0;
 	b = s6->sin6_addr.s6_addr;
 	if (b[12] == 0 && b[13] == 0)
 		snprintf(hex, sizeof hex, "::%x", (unsigned)(b[14] << 8 | b[15]));
