@@ -19,10 +19,16 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef HAVE_LINUX_NSFS_H
+#include <linux/nsfs.h>
+#endif
 
 #include "monotonic.h"
 #include "net.h"
@@ -261,6 +267,33 @@ int pe_net_holds_capability(unsigned bit)
 	return held;
 }
 
+/* Whether this process's user namespace owns its network namespace, so
+ * that a capability it holds counts there: 1 or 0; -1 when the kernel
+ * cannot tell (before Linux 4.9, no /proc). */
+static int netns_owned_by_own_userns(void)
+{
+#ifdef NS_GET_USERNS
+	struct stat own, owner;
+	int net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), user, rc = -1;
+
+	if (net < 0)
+		return -1;
+	user = ioctl(net, NS_GET_USERNS);
+	if (user < 0) {
+		/* The owner is an ancestor of ours, outside our reach. */
+		rc = errno == EPERM ? 0 : -1;
+	} else {
+		if (fstat(user, &owner) == 0 && stat("/proc/self/ns/user", &own) == 0)
+			rc = own.st_dev == owner.st_dev && own.st_ino == owner.st_ino;
+		close(user);
+	}
+	close(net);
+	return rc;
+#else
+	return -1;
+#endif
+}
+
 /* bind(2) refuses a port below net.ipv4.ip_unprivileged_port_start with
  * only "Permission denied": when that is why FD (a -errno from CALL) failed,
  * add to ERR what the port needs. */
@@ -277,14 +310,21 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 		return;
 	/* Root refused has lost the capability, or holds it only in a user
 	 * namespace of its own (unshare -r), which does not own the network
-	 * namespace: "need root" would mislead, and so would "lacks". */
-	if (geteuid() == 0)
-		needs = pe_net_holds_capability(10) == 1 ? /* CAP_NET_BIND_SERVICE */
-		        "CAP_NET_BIND_SERVICE in the user namespace that owns this network "
-		        "namespace; this root process holds it only in its own user namespace "
-		        "(unshare -r, a rootless container)" :
-		        "CAP_NET_BIND_SERVICE, which this root process lacks "
-		        "(its container, unit or user namespace dropped it)";
+	 * namespace, or holds it where it counts and was refused by something
+	 * else: "need root" would mislead, and so would "lacks". */
+	if (geteuid() == 0) {
+		if (pe_net_holds_capability(10) != 1) /* CAP_NET_BIND_SERVICE */
+			needs = "CAP_NET_BIND_SERVICE, which this root process lacks "
+			        "(its container, unit or user namespace dropped it)";
+		else if (netns_owned_by_own_userns() == 1)
+			needs = "CAP_NET_BIND_SERVICE, which this root process holds: "
+			        "something else refused the port (a security module such "
+			        "as SELinux or AppArmor, or a seccomp filter)";
+		else
+			needs = "CAP_NET_BIND_SERVICE in the user namespace that owns this "
+			        "network namespace; this root process holds it only in its "
+			        "own user namespace (unshare -r, a rootless container)";
+	}
 	len = strlen(err);
 	if (len < PE_NET_ERRLEN - 1)
 		snprintf(err + len, PE_NET_ERRLEN - len, "; ports below %ld "

@@ -1427,6 +1427,46 @@ static void expect_exit_1_under_strace(const char *options, int wait_ms, const c
 	          proc.err.data);
 }
 
+/* Root that holds CAP_NET_BIND_SERVICE where it counts (its own user
+ * namespace owns the network namespace) and is still refused was refused by
+ * something else, a security module or a seccomp filter: strace stands in
+ * for them. Telling it that it lacks the capability, or holds it only in a
+ * user namespace of its own, would send it looking in the wrong place. In a
+ * network namespace of its own, so that a failed injection binds nothing. */
+Test(daemon, a_privileged_port_refused_to_root_holding_the_capability_blames_something_else)
+{
+	const char *const argv[] = {
+		"/bin/sh", "-c",
+		"exec /usr/bin/unshare -n strace -D -f -o /dev/null "
+		"-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+		"-e trace=bind -e inject=bind:error=EACCES \"$0\" -p 1 -w 2 -b 127.0.0.1",
+		daemon_path(), NULL};
+	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+	int code;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root holds the capability in the first place");
+	if (first < 2)
+		cr_skip_test("net.ipv4.ip_unprivileged_port_start is %ld: port 1 is not privileged",
+		             first);
+	if (pe_net_holds_capability(10) != 1)
+		cr_skip_test("this root process lacks CAP_NET_BIND_SERVICE");
+	skip_without_strace();
+	code = th_proc_run(&proc, argv, START_MS);
+	if (code != 1 && proc.err.data && strstr(proc.err.data, "unshare:"))
+		cr_skip_test("no network namespace of our own here (exit %d): %s", code,
+		             proc.err.data);
+	cr_assert_eq(code, 1, "exit %d, expected 1; stderr:\n%s", code, proc.err.data);
+	cr_assert(proc.err.data && strstr(proc.err.data, "bind: Permission denied"),
+	          "stderr does not say 'bind: Permission denied':\n%s", proc.err.data);
+	cr_expect(strstr(proc.err.data, "which this root process holds: something else refused "
+	                                "the port"),
+	          "the error does not say that the capability is held:\n%s", proc.err.data);
+	cr_expect(!strstr(proc.err.data, "lacks") && !strstr(proc.err.data, "own user namespace"),
+	          "the error blames the capability, which is held:\n%s", proc.err.data);
+	assert_no_sanitizer_report();
+}
+
 /* A signal thread that cannot be started (strace fails the third thread
  * creation: the two workers come first) is exit 1, said as such; refused
  * (TasksMax= set to the workers and main, or an address-space limit), the
