@@ -212,6 +212,10 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	unserved = srv->hard_stop;
 	if (!unserved)
 		slot->fd = fd;   /* now a hard stop can shut it down */
+	/* Until the close below, whatever the slot's fd says: a log line
+	 * written before it may take long, and a child forked meanwhile
+	 * must still find the connection to close its copy. */
+	slot->held_fd = fd;
 	pthread_mutex_unlock(&srv->lock);
 
 	if (!unserved) {
@@ -253,6 +257,7 @@ static void serve_connection(void *ctx, unsigned worker, void *item)
 	if (!unserved && (end == PE_ECHO_TIMEOUT || end == PE_ECHO_UNREAD))
 		pe_counter_add(&slot->counters.timeouts, 1);
 	slot->fd = -1;       /* before close(), so a hard stop never shuts down a reused number */
+	slot->held_fd = -1;
 	finish_locked(srv, &acc);
 	pthread_mutex_unlock(&srv->lock);
 	close(fd);
@@ -589,7 +594,7 @@ static int create(pe_server **out, const struct pe_server_config *cfg, const int
 	}
 	memset(srv->slots, 0, cfg->workers * sizeof *srv->slots);
 	for (unsigned i = 0; i < cfg->workers; i++) {
-		srv->slots[i].fd = -1;
+		srv->slots[i].fd = srv->slots[i].held_fd = -1;
 		pe_echo_worker_init(&srv->slots[i].echo, &srv->slots[i].counters);
 	}
 	/* -ENOMEM is left to the caller, which names the settings to lower. */
@@ -894,9 +899,11 @@ int pe_server_wait(pe_server *srv)
  * variable waits for its waiters, who are not here. */
 static void forked_copy_free(pe_server *srv)
 {
+	/* held_fd, not fd: at -v a worker lets go of the slot's fd before it
+	 * logs the close, and one dropping a client unserved never sets it. */
 	for (unsigned i = 0; i < srv->cfg.workers; i++)
-		if (srv->slots[i].fd >= 0)
-			close(srv->slots[i].fd);
+		if (srv->slots[i].held_fd >= 0)
+			close(srv->slots[i].held_fd);
 	release_resources(srv);
 	free(srv);
 }

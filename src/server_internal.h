@@ -48,6 +48,10 @@ struct pe_accepted {
 struct pe_worker_slot {
 	struct pe_worker_counters counters;
 	int fd;                   /* connection being echoed, -1 when idle; guarded by srv->lock */
+	int held_fd;              /* the connection the worker holds until it closes it: being
+	                             echoed, or still open while its close or drop is logged;
+	                             -1 when idle; guarded by srv->lock. A forked child closes
+	                             its copy (forked_copy_free) */
 	struct pe_echo_worker echo; /* buffer (a part of srv->buffers) and splice pipe */
 } __attribute__((aligned(64)));
 

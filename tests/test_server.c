@@ -3134,6 +3134,57 @@ Test(server, a_hard_stop_does_not_count_a_connection_its_client_closed)
 	th_event_destroy(&close_released);
 }
 
+/* A forked child's pe_server_destroy() closes its copy of a connection
+ * whose worker is still closing it (here held in its "closed by client"
+ * line), not only of one being echoed: kept, the parent's close sends no
+ * end of stream, and a client that half-closed waits for the child to
+ * exit or exec. 0 from the child when its copy is closed. */
+static int destroy_forked_copy_and_check(pe_server *srv, int conn_fd)
+{
+	pe_server_destroy(srv);
+	return fcntl(conn_fd, F_GETFD) != -1 ? 2 : 0;
+}
+
+Test(server, a_forked_child_closes_its_copy_of_a_connection_being_closed)
+{
+	struct pe_server_config cfg;
+	int a, conn_fd, status;
+	pid_t child;
+
+	th_event_init(&close_held);
+	th_event_init(&close_released);
+	tf_config(&cfg, 1, 2);
+	cfg.log = hold_client_close;
+	cfg.log_level = PE_LOG_DEBUG;
+	start_server(&cfg);
+	a = client();
+	round_trip(a, 10, 1);    /* the one worker holds it */
+	pthread_mutex_lock(&ts.srv->lock);
+	conn_fd = ts.srv->slots[0].fd;
+	pthread_mutex_unlock(&ts.srv->lock);
+	cr_assert_geq(conn_fd, 0, "the worker holds no connection");
+	cr_assert_eq(shutdown(a, SHUT_WR), 0);
+	cr_assert_eq(th_event_wait(&close_held, 1, IO_MS), 0, "a's close was not logged");
+	child = fork();
+	cr_assert_geq(child, 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		alarm(IO_MS / 1000);
+		_exit(destroy_forked_copy_and_check(ts.srv, conn_fd));
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	th_event_add(&close_released, 1);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	          "the child kept its copy of server descriptor %d, the connection its worker "
+	          "was closing (exit status %d, signal %d)", conn_fd,
+	          WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+	          WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_assert_eq(th_wait_eof(a, IO_MS), 0, "no end of stream after the worker let go");
+	close(a);
+	stop_server_and_check(0);
+	th_event_destroy(&close_held);
+	th_event_destroy(&close_released);
+}
+
 /* A program that closed its standard input gives the server descriptor 0
  * for a connection: it is one like any other, counted as active and shut
  * down by a hard stop. (A test of "fd > 0" for "fd >= 0" would leave it

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <poolecho/queue.h>
@@ -118,6 +119,20 @@ Test(stop_races, a_client_accepted_as_the_queue_closes_is_logged_as_dropped)
 	             th_count_fds());
 }
 
+/* Start TS with CFG (one worker, a queue of one) and connect two clients
+ * in FD: the first served, the second queued behind it. */
+static void start_one_served_one_queued(struct tf_server *ts, struct pe_server_config *cfg,
+                                        int fd[2])
+{
+	cr_assert_eq(tf_start(ts, cfg), 0);
+	for (int i = 0; i < 2; i++) {
+		fd[i] = th_connect(ts->port, IO_MS);
+		cr_assert_geq(fd[i], 0, "connect: %s", strerror(-fd[i]));
+	}
+	cr_assert_eq(th_echo_check(fd[0], 100, 1, IO_MS), 0, "the first client was not served");
+	cr_assert_eq(tf_wait_stat(ts, queued, 1, IO_MS), 0, "the second client was not queued");
+}
+
 /* At the end of the grace the stop shuts down the connections being
  * served; a worker so freed may take a queued client and close it
  * unserved before the stop empties the queue. The count the stop logs
@@ -134,13 +149,7 @@ Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
 	tf_config(&cfg, 1, 1);
 	cfg.log = tf_log_keep;
 	cfg.log_level = PE_LOG_DEBUG;
-	cr_assert_eq(tf_start(&ts, &cfg), 0);
-	for (int i = 0; i < 2; i++) {
-		fd[i] = th_connect(ts.port, IO_MS);
-		cr_assert_geq(fd[i], 0, "connect: %s", strerror(-fd[i]));
-	}
-	cr_assert_eq(th_echo_check(fd[0], 100, 1, IO_MS), 0, "the first client was not served");
-	cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0, "the second client was not queued");
+	start_one_served_one_queued(&ts, &cfg, fd);
 
 	/* The first close is the stop's own; the second, after the shutdowns,
 	 * is where the stop goes on to empty the queue. */
@@ -163,6 +172,70 @@ Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
 		cr_expect_eq(rc, 0, "client %d was not closed: %s", i, strerror(-rc));
 		close(fd[i]);
 	}
+}
+
+/* The worker that drops a client unserved, held in its "dropped unserved"
+ * line until the test lets it go; every line is kept too. */
+static struct th_event drop_held, drop_released;
+
+static void hold_drop(void *ctx, enum pe_log_level level, const char *message)
+{
+	tf_log_keep(ctx, level, message);
+	if (strstr(message, ": dropped unserved") && th_event_get(&drop_held) == 0) {
+		th_event_add(&drop_held, 1);
+		th_event_wait(&drop_released, 1, IO_MS);
+	}
+}
+
+/* A child forked while a worker says it drops a queued client unserved
+ * closes its copy of that client in pe_server_destroy(), as of one being
+ * echoed: kept, the worker's close ends nothing, and the client waits
+ * for the child to exit or exec. */
+Test(stop_races, a_forked_child_closes_its_copy_of_a_client_being_dropped)
+{
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	int fd[2], rc, status; /* the client served, the client queued */
+	int alive[2];          /* the child lives until its end is closed */
+	pid_t child;
+
+	th_event_init(&drop_held);
+	th_event_init(&drop_released);
+	tf_config(&cfg, 1, 1);
+	cfg.log = hold_drop;
+	cfg.log_level = PE_LOG_DEBUG;
+	start_one_served_one_queued(&ts, &cfg, fd);
+	atomic_store(&closes_before_drain, 1); /* the freed worker takes the queued client */
+	tf_request_stop(&ts, 1);
+	cr_assert_eq(th_event_wait(&drop_held, 1, IO_MS), 0, "no client was dropped unserved");
+	cr_assert_eq(pipe(alive), 0, "pipe: %s", strerror(errno));
+	child = fork();
+	cr_assert_geq(child, 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		char byte;
+
+		alarm(IO_MS / 1000);
+		close(alive[1]);
+		pe_server_destroy(ts.srv);
+		_exit(read(alive[0], &byte, 1) == 0 ? 0 : 1);
+	}
+	close(alive[0]);
+	th_event_add(&drop_released, 1);
+	rc = th_wait_closed(fd[1], IO_MS);
+	cr_expect_eq(rc, 0, "the dropped client was not closed while the forked child lived: %s",
+	             strerror(-rc));
+	close(alive[1]);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %#x)",
+	          (unsigned)status);
+	cr_assert_eq(tf_join(&ts, IO_MS), 0, "the server did not stop");
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(th_wait_closed(fd[i], IO_MS), 0, "client %d was not closed", i);
+		close(fd[i]);
+	}
+	th_event_destroy(&drop_held);
+	th_event_destroy(&drop_released);
 }
 
 /* ---- the wrapped pe_queue_length ----------------------------------------- */
