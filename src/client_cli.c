@@ -150,9 +150,7 @@ static const char *option_name(int opt)
 	case 'c': return "-c/--connections";
 	case 'n': return "-n/--messages";
 	case 'd': return "-d/--duration";
-	case 's': return "-s/--size";
 	case 'r': return "-r/--rate";
-	case 'm': return "-m/--mode";
 	case 't': return "-t/--threads";
 	case OPT_PIPELINE: return "--pipeline";
 	case OPT_TIMEOUT: return "--timeout";
@@ -208,16 +206,15 @@ static int numeric_family(const char *name)
 	return family;
 }
 
-/* Whether source address A (LEN bytes) is B: the kernel heeds an IPv6
+/* Whether source address A is B (BLEN bytes), both of one family (the
+ * caller has checked it), so of one length: the kernel heeds an IPv6
  * scope id only on a link-local address, so ::1%1 is ::1. */
-static int same_source(const struct sockaddr_storage *a, socklen_t len, const struct sockaddr *b,
+static int same_source(const struct sockaddr_storage *a, const struct sockaddr *b,
                        socklen_t blen)
 {
 	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)a;
 	const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)(const void *)b;
 
-	if (len != blen)
-		return 0;
 	if (b->sa_family != AF_INET6)
 		return memcmp(a, b, blen) == 0;
 	if (memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof a6->sin6_addr) != 0)
@@ -273,7 +270,7 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 	/* A repeat would only tilt the turns toward one address, and be
 	 * counted twice in the report: surely a slip. */
 	for (unsigned i = 0; i < cfg->nsources; i++) {
-		if (same_source(&cfg->sources[i], cfg->source_lens[i], ai->ai_addr, ai->ai_addrlen)) {
+		if (same_source(&cfg->sources[i], ai->ai_addr, ai->ai_addrlen)) {
 			freeaddrinfo(ai);
 			return bad(err, errlen, "invalid value '%s' for --source-ip: the same "
 			           "address as --source-ip #%u; give each address once",

@@ -43,7 +43,6 @@ struct source_refusals {
 	int named;               /* a warning has named a client */
 	int64_t named_at;        /* when */
 	unsigned long unsaid;    /* refused since, neither named nor counted */
-	int table_full_said;
 };
 
 /* What the accept loop holds back from its log, to report in time. */
@@ -216,29 +215,16 @@ static enum pe_log_level refusal_level(pe_server *srv, struct source_refusals *r
 	return PE_LOG_DEBUG;
 }
 
-/* Close ACC, refused by the per-source limit: RC is -EBUSY, its address
- * holding HELD connections, or -ENOSPC, the table full. Said as in struct
- * source_refusals, and at -v each one: a client that keeps trying must
- * not flood the log, nor go unnoticed. */
+/* Close ACC, refused by the per-source limit, its address holding HELD
+ * connections. Said as in struct source_refusals, and at -v each one: a
+ * client that keeps trying must not flood the log, nor go unnoticed. */
 static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
-                                     const struct pe_accepted *acc, int rc, unsigned held)
+                                     const struct pe_accepted *acc, unsigned held)
 {
 	char peer[PE_NET_ADDRLEN], more[64] = "";
 	enum pe_log_level level;
 
 	pe_counter_add_release(&srv->listener.rejected, 1);
-	if (rc == -ENOSPC) {
-		/* A bug: the table has room for every connection the queue and the
-		 * workers can hold, and the one being accepted. */
-		if (!r->table_full_said) {
-			pe_net_format(&acc->peer.sa, acc->peer_len, peer);
-			pe_server_logf(srv, PE_LOG_ERROR, "rejected %s: the per-source table is full "
-			               "(said once)", peer);
-			r->table_full_said = 1;
-		}
-		close(acc->fd);
-		return;
-	}
 	pe_counter_add_release(&srv->listener.source_limited, 1);
 	level = refusal_level(srv, r, more, sizeof more);
 	if (pe_server_logs(srv, level)) {
@@ -273,15 +259,18 @@ static int hand_off(pe_server *srv, struct accept_log *lg, const struct pe_accep
 	int fd = acc->fd, rc;
 	unsigned held;
 
-	if ((rc = pe_server_hand_off_begin(srv, acc, &held)) < 0) {
+	/* Only -EBUSY: the per-source table has a place for every connection
+	 * the workers and the queue hold and the one being accepted, never
+	 * -ENOSPC (see pe_server_create). */
+	if (pe_server_hand_off_begin(srv, acc, &held) < 0) {
 		/* An address holding every worker and queue slot leaves the
 		 * queue full (only PE_OVERFLOW_REJECT accepts then): that is why
 		 * it is refused, not a limit of -w plus -q or more, which limits
 		 * nothing (as poolechod warns at start). */
-		if (rc == -EBUSY && held >= srv->cfg.workers + srv->cfg.queue_capacity)
+		if (held >= srv->cfg.workers + srv->cfg.queue_capacity)
 			refuse_queue_full(srv, &lg->queue_full, acc);
 		else
-			refuse_over_source_limit(srv, &lg->refusals, acc, rc, held);
+			refuse_over_source_limit(srv, &lg->refusals, acc, held);
 		return 0;
 	}
 	rc = pe_queue_try_push(srv->queue, acc);

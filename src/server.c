@@ -600,7 +600,10 @@ static int create(pe_server **out, const struct pe_server_config *cfg, const int
 	/* -ENOMEM is left to the caller, which names the settings to lower. */
 	if ((rc = reserve_buffers(srv)) < 0)
 		goto fail;
-	/* Every connection queued or echoed, and the one being accepted. */
+	/* Every connection queued or echoed, and the one being accepted: a
+	 * place for each address that can hold one, so that
+	 * pe_sources_take() never finds the table full (the listener counts
+	 * on it: a refusal is always over the limit). */
 	if (cfg->per_source &&
 	    (rc = pe_sources_init(&srv->sources, cfg->workers + cfg->queue_capacity + 1,
 	                          cfg->per_source)) < 0)

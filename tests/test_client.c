@@ -783,6 +783,47 @@ Test(pipe, empty_input_exits_0_with_no_output, .timeout = 60)
 	run_free(&r);
 }
 
+/* Standard input that fails once the client is connected (a socket the
+ * other end reset: read(2) says ECONNRESET; a directory, also refused by
+ * read(2), is found before the connect): "cannot read standard input"
+ * with the errno's text, exit 1, and standard output holds the echo of
+ * what was read before, as after any failure. */
+Test(pipe, a_read_error_on_stdin_once_connected_is_said_with_its_reason, .timeout = 60)
+{
+	static const char msg[] = "sent before the input failed\n";
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	char err[PE_NET_ERRLEN], want[128];
+	int lfd = pe_net_listen("127.0.0.1", 0, 1, err), in_w, in_r;
+	int64_t deadline = th_now_ms() + 10000;
+	struct child ch;
+	struct stat st;
+	struct run r;
+
+	cr_assert_geq(lfd, 0, "%s", err);
+	in_w = th_connect((unsigned)th_local_port(lfd), 10000);
+	cr_assert_geq(in_w, 0, "connect: %s", strerror(-in_w));
+	in_r = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(in_r, 0, "accept: %s", strerror(errno));
+	close(lfd);
+	client_spawn(&ch, in_r, -1, args);
+	cr_assert_eq(th_write_all(in_w, msg, sizeof msg - 1, 10000), 0);
+	/* Its echo written out: the client has read the input, and is connected. */
+	while (fstat(ch.outfile, &st) == 0 && st.st_size < (off_t)(sizeof msg - 1)) {
+		cr_assert_gt(th_ms_left(deadline), 0, "no echo of the input within 10 s");
+		poll(NULL, 0, 1);
+	}
+	th_close_reset(in_w);
+	client_finish(&r, &ch, CLIENT_TIMEOUT_MS);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	snprintf(want, sizeof want, "poolecho: cannot read standard input: %s\n",
+	         strerror(ECONNRESET));
+	cr_expect_str_eq(r.err, want);
+	cr_expect_eq(r.outlen, sizeof msg - 1, "stdout holds %zu bytes, %zu were echoed",
+	             r.outlen, sizeof msg - 1);
+	cr_expect_arr_eq(r.out, msg, r.outlen < sizeof msg - 1 ? r.outlen : sizeof msg - 1);
+	run_free(&r);
+}
+
 /* A slow producer or consumer at the client's other end: a thread that
  * waits DELAY_MS before each part it writes to FD (then closes it), or
  * before it starts reading FD to the end. The waits are the input being
