@@ -23,11 +23,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monotonic.h"
 #include "parse.h"
-
-/* Longest a log line may take to go out whole once standard error took
- * part of it: a bound, so that no reader can hold a worker for long. */
-#define PARTIAL_LINE_MS 1000
 
 static const char *program = "poolecho";
 static enum pe_log_level threshold = PE_LOG_INFO;
@@ -36,8 +33,21 @@ static int log_fd = STDERR_FILENO;
 static bool log_to_socket;
 static bool log_poll_first; /* stderr could not be opened again: poll before each write */
 static atomic_ulong lines_dropped;
+/* Why the last line dropped for a failure, not a reader's delay, was
+ * (ENOSPC, EFBIG, EIO): the count says so. 0 when none was. */
+static atomic_int drop_errno;
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool line_cut; /* the last line written stopped short of its newline */
+/* What standard error has yet to take of the last line, which it took
+ * part of (a terminal or a socket may): it goes out before any other line,
+ * as soon as there is room, and the lines logged meanwhile are dropped, so
+ * that no two lines are ever joined and no thread waits for the reader.
+ * Under write_lock. */
+static char line_rest[2 * PE_LOG_LINE_MAX]; /* as long as any line */
+static size_t line_rest_len;
+/* Until then (CLOCK_MONOTONIC, ms) a line waits for room rather than being
+ * dropped: see pe_log_wait_for_reader. Not under write_lock, which a
+ * terminal's writer thread holds while its reader does not read. */
+static _Atomic int64_t wait_until_ms;
 /* stderr is the journal: "<N>message", the journal records the rest. */
 static bool journal_format;
 
@@ -177,19 +187,17 @@ static ssize_t put(const char *p, size_t n)
 	return write(log_fd, p, n);
 }
 
-/* Write LINE: dropped whole when standard error takes none of it; once
- * part went (a socket or a terminal may take part; a pipe takes a line
- * this short whole or not at all), the rest gets up to PARTIAL_LINE_MS,
- * so that the next line does not begin in the middle of this one. How
+/* Write what standard error takes now of the LEN bytes at P: all of them
+ * while pe_log_wait_for_reader's time lasts, else without waiting. How
  * many bytes went. */
-static size_t write_whole(const char *line, size_t len)
+static size_t write_now(const char *p, size_t len)
 {
 	size_t done = 0;
-	int waited_ms = 0;
 
 	while (done < len) {
-		ssize_t n = put(line + done, len - done);
+		ssize_t n = put(p + done, len - done);
 		struct pollfd pfd = {.fd = log_to_socket ? STDERR_FILENO : log_fd, .events = POLLOUT};
+		int64_t until = atomic_load(&wait_until_ms);
 
 		if (n > 0) {
 			done += (size_t)n;
@@ -197,30 +205,48 @@ static size_t write_whole(const char *line, size_t len)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || done == 0 ||
-		    waited_ms >= PARTIAL_LINE_MS || poll(&pfd, 1, 10) < 0)
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			atomic_store(&drop_errno, errno);
 			break;
-		waited_ms += 10;
+		}
+		if (until == 0 || pe_now_ms() >= until || poll(&pfd, 1, 10) < 0)
+			break;
 	}
 	return done;
 }
 
-/* Whether LINE went out whole. A line left cut even so is ended by a
- * newline before the next, and the lock keeps other threads' lines out of
- * the gap. */
+void pe_log_wait_for_reader(unsigned ms)
+{
+	atomic_store(&wait_until_ms, pe_now_ms() + (int64_t)ms);
+}
+
+/* Whether LINE went out, whole or begun: the rest of one that standard
+ * error took part of follows before any other line (see line_rest), and
+ * until it has gone a line is dropped. */
 static bool write_line(const char *line, size_t len)
 {
 	size_t done = 0;
+	bool went = false;
 
 	pthread_mutex_lock(&write_lock);
-	if (line_cut && write_whole("\n", 1) == 1)
-		line_cut = false;
-	if (!line_cut) {
-		done = write_whole(line, len);
-		line_cut = done > 0 && done < len;
+	if (line_rest_len > 0) {
+		done = write_now(line_rest, line_rest_len);
+		memmove(line_rest, line_rest + done, line_rest_len - done);
+		line_rest_len -= done;
+	}
+	if (line_rest_len == 0) {
+		done = write_now(line, len);
+		went = done > 0;
+		if (went && done < len && len - done <= sizeof line_rest) {
+			memcpy(line_rest, line + done, len - done);
+			line_rest_len = len - done;
+		} else if (went && done < len) {
+			line_rest[0] = '\n'; /* never so long; if it were, end it at least */
+			line_rest_len = 1;
+		}
 	}
 	pthread_mutex_unlock(&write_lock);
-	return done == len;
+	return went;
 }
 
 /* One line: timestamp, program, PID, level, MSG; for the journal, the
@@ -256,13 +282,17 @@ static void write_counted(const char *line, size_t len)
 	unsigned long lost = atomic_exchange(&lines_dropped, 0);
 
 	if (lost > 0) {
-		char note[128], notice[256];
+		int err = atomic_exchange(&drop_errno, 0);
+		char note[192], notice[320];
 		size_t nlen;
 
 		snprintf(note, sizeof note, "%lu log line%s dropped: standard error was not "
-		         "taking them", lost, lost == 1 ? "" : "s");
+		         "taking them%s%s%s", lost, lost == 1 ? "" : "s", err ? " (write: " : "",
+		         err ? strerror(err) : "", err ? ")" : "");
 		nlen = format_line(notice, sizeof notice, PE_LOG_WARN, note);
 		if (!write_line(notice, nlen)) {
+			/* Said with the next count, the reason too. */
+			atomic_compare_exchange_strong(&drop_errno, &(int){0}, err);
 			atomic_fetch_add(&lines_dropped, lost + 1);
 			return;
 		}

@@ -33,8 +33,9 @@ const char *pe_log_level_name(enum pe_log_level level);
 /* From now on never wait for stderr's reader (poolechod's workers log):
  * where stderr is a pipe, terminal or socket, a line it cannot take at once
  * is dropped, and the next one that goes out is preceded by a warning that
- * counts those dropped (a line a terminal or socket took part of gets up to
- * a second, PARTIAL_LINE_MS, for the rest). stderr is opened again without
+ * counts those dropped (the rest of a line a terminal or socket took part
+ * of goes out before any other, once there is room; the lines logged until
+ * then are dropped). stderr is opened again without
  * blocking, or where that is refused: another user's pipe is polled before
  * each line, and another user's terminal (which polls writable with room
  * for a single byte) is written by a thread of its own, the others queuing
@@ -42,6 +43,14 @@ const char *pe_log_level_name(enum pe_log_level level);
  * write those left. 0, or -errno when stderr cannot be examined (lines
  * then wait, as before). */
 int pe_log_never_block(void);
+
+/* From now on, for MS milliseconds in all, a line standard error cannot
+ * take at once waits for room instead of being dropped: for a program's
+ * last lines, once no other thread logs (poolechod's "stopped:" line, and
+ * the count of the lines dropped before it), which a reader that fell
+ * behind and reads on then gets, as a terminal's writer thread gets its
+ * second at exit. A stderr that fails (EPIPE, ENOSPC) is not waited for. */
+void pe_log_wait_for_reader(unsigned ms);
 
 void pe_log(enum pe_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

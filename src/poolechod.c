@@ -43,6 +43,9 @@
 /* How long STOPPING=1 waits for a manager whose queue is full: the stop
  * goes on without it. */
 #define STOPPING_NOTIFY_MS 1000
+/* How long the stop's last lines wait, in all, for a log reader that fell
+ * behind: as long as a terminal's writer thread gets at exit. */
+#define STOP_LOG_MS 1000
 
 struct signal_thread {
 	pthread_t thread;
@@ -772,6 +775,11 @@ int main(int argc, char **argv)
 	pthread_kill(st.thread, SIGUSR2);
 	pthread_join(st.thread, NULL);
 	pe_sd_notify_close(&st.notifier);
+	/* No thread but this one logs now, and no client waits for it: the
+	 * last lines may wait a moment for a reader that fell behind (a pipe
+	 * full under -v), rather than be lost with the count of those
+	 * dropped before them. */
+	pe_log_wait_for_reader(STOP_LOG_MS);
 	log_stats(srv, "stopped: ");
 	pe_server_destroy(srv);
 	if (rc < 0) {

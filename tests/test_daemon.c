@@ -2241,6 +2241,54 @@ Test(daemon, a_log_file_at_its_size_limit_does_not_end_the_daemon)
 	stop_daemon(SIGTERM);
 }
 
+#ifdef __linux__
+/* Lines dropped because standard error failed, not because its reader
+ * was slow, are counted with the failure's reason: a log file at its size
+ * limit (or on a full disk) was said to be "not taking them", as a pipe
+ * nobody reads, and the user was left to guess the rest. The file is
+ * emptied (as logrotate's copytruncate does) to let the count out. */
+Test(daemon, lines_dropped_by_a_failing_log_file_are_counted_with_the_reason)
+{
+	char log_path[] = "/tmp/poolechod-fsize-XXXXXX", script[512], text[4096];
+	const char *argv[] = {"/bin/sh", "-c", script, NULL};
+	const char *said = "log lines dropped: standard error was not taking them (write: ";
+	char want[160];
+	int64_t deadline;
+	unsigned port = 0;
+	ssize_t n = 0;
+	int fd = mkstemp(log_path);
+
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	/* ulimit -f 1: 512 bytes in dash, 1024 in bash. Appended to, so that
+	 * the lines go to the start of the file once it is emptied. */
+	snprintf(script, sizeof script, "ulimit -f 1 && exec '%s' -b 127.0.0.1 -p 0 -w 2 -v "
+	         "2>>'%s'", daemon_path(), log_path);
+	cr_assert_eq(th_proc_spawn(&proc, argv), 0);
+	for (deadline = th_now_ms() + START_MS; !port && th_ms_left(deadline) > 0;) {
+		cr_assert_neq(th_proc_wait_exit(&proc, 10), 0, "poolechod exited (code %d) before "
+		              "it listened", th_proc_exit_code(&proc));
+		port = listening_port_of(proc.pid);
+	}
+	cr_assert_gt(port, 0, "poolechod did not listen within %d ms", START_MS);
+	/* Two lines each of some 90 bytes: far past the limit. */
+	for (unsigned i = 0; i < 50; i++)
+		echo_once(port, 16, i);
+	cr_assert_eq(ftruncate(fd, 0), 0, "ftruncate %s: %s", log_path, strerror(errno));
+	echo_once(port, 16, 0);
+	for (deadline = th_now_ms() + IO_MS; th_ms_left(deadline) > 0; poll(NULL, 0, 10)) {
+		n = pread(fd, text, sizeof text - 1, 0);
+		text[n > 0 ? n : 0] = '\0';
+		if (strstr(text, "closed by client\n"))
+			break;
+	}
+	unlink(log_path);
+	close(fd);
+	snprintf(want, sizeof want, "%s%s)\n", said, strerror(EFBIG));
+	cr_expect_not_null(strstr(text, want), "no '%s' in the log file:\n%s", want, text);
+	stop_daemon(SIGTERM);
+}
+#endif
+
 Test(daemon, sigusr1_logs_a_stats_line)
 {
 	static const char *const keys[] = {
@@ -3974,6 +4022,67 @@ Test(daemon, another_users_terminal_read_again_at_the_exit_gets_the_stopped_line
 	                   "no 'stopped:' line in:\n%s", proc.err.data);
 }
 
+/* How many threads process PID has (Threads: in /proc/PID/status): 0
+ * once it is gone. */
+static int threads_of(pid_t pid)
+{
+	char path[64], line[128];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* A reader that fell behind (a pipe full when the stop comes: a slow log
+ * pipeline under -v) and reads on: the stop's lines went out at once or
+ * never, so the "stopped:" line and the count of the lines dropped before
+ * it were lost, and the log ended among the connections (3 stops in 4
+ * with a reader taking 4 KiB every 10 ms). Once the main thread alone is
+ * left to log, those last lines wait up to a second for room. Nothing
+ * reads here until the workers and the signal thread are gone. */
+Test(daemon, a_stderr_read_again_at_the_stop_gets_the_count_and_the_stopped_line, .timeout = 120)
+{
+	static const char count[] = " log lines dropped: standard error was not taking them\n";
+	const char *const extra[] = {"-v", "-w", "2", NULL};
+	unsigned port = start_daemon(extra);
+	size_t from = proc.err.len;
+	const char *stopped, *start, *before;
+	int64_t deadline;
+
+	/* Two lines each, unread: nearly three times the pipe's 64 KiB. */
+	for (unsigned i = 0; i < 1000; i++)
+		echo_once(port, 16, i);
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0, "the daemon died early");
+	for (deadline = th_now_ms() + EXIT_MS; threads_of(proc.pid) > 1 && th_ms_left(deadline) > 0;)
+		poll(NULL, 0, 1);
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "poolechod did not exit within %d ms",
+	             EXIT_MS);
+	assert_no_sanitizer_report();
+	cr_expect_eq(th_proc_exit_code(&proc), 0);
+	stopped = strstr(proc.err.data + from, " info: stopped: accepted=1000 ");
+	cr_assert_not_null(stopped, "no 'stopped:' line once standard error was read again; "
+	                   "it ends:\n%s", proc.err.data + proc.err.len -
+	                   (proc.err.len - from > 400 ? 400 : proc.err.len - from));
+	cr_expect_eq(strchr(stopped, '\n')[1], '\0', "the 'stopped:' line is not the last:\n%s",
+	             stopped);
+	/* The stop's other lines were dropped: counted in the line before it. */
+	for (start = stopped; start > proc.err.data && start[-1] != '\n'; start--)
+		;
+	cr_assert_gt(start, proc.err.data + from, "no line before 'stopped:'");
+	for (before = start - 1; before > proc.err.data && before[-1] != '\n'; before--)
+		;
+	cr_expect_not_null(memmem(before, (size_t)(start - before), count, strlen(count)),
+	                   "the line before 'stopped:' is not the count of those dropped:\n%.*s",
+	                   (int)(start - before), before);
+}
+
 /* A terminal may take part of a line when its buffer fills (a stopped
  * or slow terminal), and poolechod writes to it without blocking: the rest
  * of the line was dropped and the next line that went out began where the
@@ -4014,6 +4123,84 @@ Test(daemon, a_terminal_that_takes_part_of_a_line_gets_no_lines_glued, .timeout 
 	cr_expect_eq(glued, 0, "%d lines hold two log lines; the terminal showed:\n%s", glued,
 	             proc.err.data);
 	stop_daemon(SIGTERM);
+}
+
+/* The text of the file open at FD once it holds WANT, read from its start
+ * (a tracer still writing it), in *TEXT (to free); 0, or -ETIMEDOUT after
+ * TIMEOUT_MS with *TEXT what it held then. */
+static int wait_file_text(int fd, const char *want, unsigned timeout_ms, char **text)
+{
+	int64_t deadline = th_now_ms() + timeout_ms;
+
+	*text = NULL;
+	for (;;) {
+		struct stat st;
+		ssize_t n;
+
+		free(*text);
+		cr_assert_eq(fstat(fd, &st), 0, "fstat: %s", strerror(errno));
+		*text = malloc((size_t)st.st_size + 1);
+		cr_assert_not_null(*text, "out of memory");
+		n = pread(fd, *text, (size_t)st.st_size, 0);
+		(*text)[n > 0 ? n : 0] = '\0';
+		if (strstr(*text, want))
+			return 0;
+		if (th_ms_left(deadline) <= 0)
+			return -ETIMEDOUT;
+		poll(NULL, 0, 10);
+	}
+}
+
+/* A terminal that takes part of a line (its buffer full: a stopped or
+ * slow terminal) must hold no thread waiting for the rest: the rest once
+ * got up to a second, in poll(2) for room, the other workers waiting for
+ * the lock meanwhile, so that a terminal read slowly set the server's pace
+ * (175 connections a second where nobody reading let it serve 7,800). The
+ * rest now goes out before any other line once there is room. strace shows
+ * the wait: a poll(2) for POLLOUT with the 10 ms slices it waited in. The
+ * daemon is killed, not stopped: its last lines may wait for room. */
+Test(daemon, a_terminal_that_takes_part_of_a_line_holds_no_thread_waiting, .timeout = 120)
+{
+	static const char waited[] = "events=POLLOUT}], 1, 10)";
+	const char *const extra[] = {"-v", NULL};
+	char trace[] = "/tmp/poolecho-strace-XXXXXX", options[160], *text;
+	const char *const *argv;
+	size_t waits = 0;
+	int port, rc, fd;
+
+	skip_without_strace();
+	fd = mkstemp(trace);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	snprintf(options, sizeof options, "-o %s -e trace=poll", trace);
+	argv = daemon_under_strace(options, extra);
+	rc = th_proc_spawn_cooked_tty(&proc, argv);
+	cr_assert_eq(rc, 0, "cannot start %s on a terminal: %s", argv[0], strerror(-rc));
+	port = th_proc_wait_ready(&proc, START_MS);
+	cr_assert_gt(port, 0, "no readiness line (%s); the terminal showed:\n%s", strerror(-port),
+	             proc.err.data ? proc.err.data : "");
+	/* Some 150 KB of log: the terminal fills, then its reader takes a
+	 * little now and then, less than a line, as a slow one does. */
+	for (unsigned i = 0; i < 1000; i++) {
+		char some[40];
+
+		echo_once((unsigned)port, 16, i);
+		if (i >= 500 && i % 10 == 0 && read(proc.err.fd, some, sizeof some) < 0)
+			cr_assert(errno == EAGAIN, "reading the terminal: %s", strerror(errno));
+	}
+	cr_assert_eq(th_proc_signal(&proc, SIGKILL), 0, "the daemon died early");
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "the daemon outlived SIGKILL");
+	th_proc_pump(&proc, 0);
+	cr_assert_eq(wait_file_text(fd, "+++ killed by SIGKILL +++", IO_MS, &text), 0,
+	             "strace did not see the daemon killed");
+	close(fd);
+	unlink(trace);
+	if (proc.err.len > 0 && proc.err.data[proc.err.len - 1] == '\n')
+		cr_skip_test("the terminal took no part of a line: nothing was left to wait for");
+	for (const char *at = text; (at = strstr(at, waited)); at++)
+		waits++;
+	cr_expect_eq(waits, 0, "a thread waited %zu times for the terminal's reader; strace "
+	             "saw:\n%.2000s", waits, text);
+	free(text);
 }
 
 /* Start the daemon with -b NAME where /etc/hosts is HOSTS_TEXT: a name
