@@ -389,7 +389,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		return bad(err, errlen, "unexpected argument '%s' (expected at most HOST and PORT)",
 		           typed(argv[optind], shown));
 	if (cfg->host[0] == '\0')
-		return bad(err, errlen, "empty HOST");
+		return bad(err, errlen, "invalid HOST '': expected an address or host name");
 	if ((expected = pe_parse_host_misform(cfg->host, "as PORT, an argument of its own", hint,
 	                                      sizeof hint)))
 		return bad(err, errlen, "invalid HOST '%s': expected %s", typed(cfg->host, shown),
