@@ -87,10 +87,11 @@ void client_cli_usage(FILE *out, const char *program)
 "                        for more (each once), up to %u, taken in turn by\n"
 "                        the connections, all IPv4 or all IPv6 (HOST is\n"
 "                        looked up in that family, a numeric HOST of the\n"
-"                        other is bad usage); churn's ports are each\n"
-"                        address's own: one gives some 14k connections/s\n"
-"                        to loopback, 470/s elsewhere\n"
-"                        (default: the system's choice)\n"
+"                        other is bad usage, and so is a link-local HOST\n"
+"                        given another interface than a link-local ADDR);\n"
+"                        churn's ports are each address's own: one gives\n"
+"                        some 14k connections/s to loopback, 470/s\n"
+"                        elsewhere (default: the system's choice)\n"
 "\n"
 "Common options:\n"
 "  -q, --quiet           no progress line on stderr (load mode has one; -q\n"
@@ -206,9 +207,38 @@ static int numeric_family(const char *name)
 	return family;
 }
 
+/* The first --source-ip (from 1) that is a link-local address given
+ * another interface than HOST, a link-local address given one: a socket
+ * bound to such a source is bound to its interface, and its connect(2)
+ * fails with EINVAL alone, as a link-local connection leaves by one. 0 when
+ * none is, or HOST is not such an address. */
+static unsigned source_on_another_link(const struct client_config *cfg)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_family = AF_INET6,
+	                         .ai_socktype = SOCK_STREAM}, *ai;
+	const struct sockaddr_in6 *host;
+	unsigned found = 0;
+
+	if (getaddrinfo(cfg->host, NULL, &hints, &ai) != 0)
+		return 0;
+	host = (const struct sockaddr_in6 *)(const void *)ai->ai_addr;
+	for (unsigned i = 0; i < cfg->nsources && host->sin6_scope_id && !found; i++) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)
+		                                &cfg->sources[i];
+
+		if (s6->sin6_family == AF_INET6 && s6->sin6_scope_id &&
+		    s6->sin6_scope_id != host->sin6_scope_id && pe_net_scope_heeded(&s6->sin6_addr) &&
+		    pe_net_scope_heeded(&host->sin6_addr))
+			found = i + 1;
+	}
+	freeaddrinfo(ai);
+	return found;
+}
+
 /* Whether source address A is B (BLEN bytes), both of one family (the
- * caller has checked it), so of one length: the kernel heeds an IPv6
- * scope id only on a link-local address, so ::1%1 is ::1. */
+ * caller has checked it), so of one length: a link-local IPv6 address is
+ * the same only on the same interface (add_source refuses a scope on any
+ * other). */
 static int same_source(const struct sockaddr_storage *a, const struct sockaddr *b,
                        socklen_t blen)
 {
@@ -219,8 +249,7 @@ static int same_source(const struct sockaddr_storage *a, const struct sockaddr *
 		return memcmp(a, b, blen) == 0;
 	if (memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof a6->sin6_addr) != 0)
 		return 0;
-	return (!IN6_IS_ADDR_LINKLOCAL(&b6->sin6_addr) && !IN6_IS_ADDR_MC_LINKLOCAL(&b6->sin6_addr)) ||
-	       a6->sin6_scope_id == b6->sin6_scope_id;
+	return !pe_net_scope_heeded(&b6->sin6_addr) || a6->sin6_scope_id == b6->sin6_scope_id;
 }
 
 /* One --source-ip: a numeric address of this host's, not yet checked. */
@@ -228,7 +257,7 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
                                          size_t errlen)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *ai;
-	char shown[TYPED_MAX], dotted[PE_PARSE_DOTTED_MAX];
+	char shown[TYPED_MAX], dotted[PE_PARSE_DOTTED_MAX], why[PE_NET_ERRLEN];
 	int rc;
 
 	if (arg[strcspn(arg, PE_PARSE_WHITE)] != '\0')
@@ -241,15 +270,14 @@ static enum client_cli_result add_source(struct client_config *cfg, const char *
 	if (cfg->nsources == CLIENT_MAX_SOURCES)
 		return bad(err, errlen, "too many --source-ip: '%s' would be number %u, at most %u",
 		           typed(arg, shown), CLIENT_MAX_SOURCES + 1, CLIENT_MAX_SOURCES);
+	/* A numeric address whose interface is wrong, said as for HOST:
+	 * glibc refuses some (fe80::1%eht0), and takes others the kernel
+	 * would drop (::1%1). */
+	if (pe_net_scope_refused(arg, why))
+		return bad(err, errlen, "invalid value '%s' for --source-ip: %s", typed(arg, shown),
+		           why);
 	rc = getaddrinfo(arg, NULL, &hints, &ai);
 	if (rc != 0) {
-		char why[PE_NET_ERRLEN];
-
-		/* A numeric address all the same: its interface is what is
-		 * wrong, said as for HOST. */
-		if (pe_net_scope_refused(arg, why))
-			return bad(err, errlen, "invalid value '%s' for --source-ip: %s",
-			           typed(arg, shown), why);
 		/* With AI_NUMERICHOST, EAI_NONAME is "not numeric": its text,
 		 * "Name or service not known", would tell of a lookup never
 		 * made. Brackets in HOST's words (pe_parse_host_misform); a
@@ -303,6 +331,7 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 	char hint[256], shown[TYPED_MAX];
 	unsigned long port;
 	int opt, family;
+	unsigned other;
 
 	config_defaults(cfg);
 	opterr = 0; /* we word the messages ourselves */
@@ -412,6 +441,15 @@ enum client_cli_result client_cli_parse(int argc, char **argv, struct client_con
 		           pe_net_format_host((const struct sockaddr *)&cfg->sources[0],
 		                              cfg->source_lens[0], source),
 		           family_name(cfg->sources[0].ss_family));
+	}
+	if ((other = source_on_another_link(cfg))) {
+		char source[NI_MAXHOST];
+
+		return bad(err, errlen, "HOST '%s' and --source-ip #%u '%s' are given different "
+		           "interfaces: a link-local connection leaves by one; expected sources on "
+		           "HOST's interface", typed(cfg->host, shown), other,
+		           pe_net_format_host((const struct sockaddr *)&cfg->sources[other - 1],
+		                              cfg->source_lens[other - 1], source));
 	}
 
 	if (!load)

@@ -141,8 +141,8 @@ static const char *shown_host(char *host, size_t size)
  * deprecated IPv4-compatible form (RFC 4291 2.5.5.1): ::1:9999, typed as
  * ::1 port 9999, comes back as ::0.1.153.153, which the user cannot match
  * to what was typed. Such a HOST (SIZE bytes) is written as RFC 5952 has
- * it, in hexadecimal: ::1:9999, its scope kept (::1:9999%1, as the hint
- * for ::1:9999%lo has it typed). One typed dotted (::1.2.3.4) is then
+ * it, in hexadecimal: ::1:9999, a scope after it kept (none comes: such an
+ * address is never link-local). One typed dotted (::1.2.3.4) is then
  * named ::102:304: the address alone is left, not how it was typed. */
 static void v4compat_as_hex(const struct sockaddr *sa, socklen_t len, char *host, size_t size)
 {
@@ -422,30 +422,47 @@ bool pe_net_scoped_ipv6(const char *host, struct in6_addr *addr, const char **sc
 	return true;
 }
 
-/* HOST an IPv6 address whose scope names an interface ("fe80::1%eth0"):
- * getaddrinfo(3) takes one it does not know for a host name, asks the name
- * servers, and says only "Name or service not known"; glibc also refuses a
- * name, known or not, after an address that is not link-local. So an
- * interface that is not there (a typo, or none after the '%') is said
- * before the lookup; with REFUSED (the lookup failed), so is a name given
- * with another address, offering its index. WHY, or NULL when the scope is
- * not the problem. */
-#define SCOPE_WHY_SIZE (NAME_SHOWN_SIZE + INET6_ADDRSTRLEN + 96)
-static const char *scope_problem(const char *host, bool refused, char why[SCOPE_WHY_SIZE])
+bool pe_net_scope_heeded(const struct in6_addr *addr)
+{
+	/* Linux's __ipv6_addr_needs_scope_id(): bind(2) and connect(2) read
+	 * sin6_scope_id for these alone, and drop it for any other. */
+	return IN6_IS_ADDR_LINKLOCAL(addr) || IN6_IS_ADDR_MC_LINKLOCAL(addr) ||
+	       IN6_IS_ADDR_MC_NODELOCAL(addr);
+}
+
+/* HOST an IPv6 address with a scope ("fe80::1%eth0"): getaddrinfo(3)
+ * takes one whose interface it does not know for a host name, asks the
+ * name servers, and says only "Name or service not known"; glibc refuses
+ * an interface's name after an address that is not link-local, and takes
+ * an index there, which the kernel then drops without a word (::1%1 is
+ * ::1, on every interface). So an interface that is not there (a typo, or
+ * none after the '%'), and one after an address that takes none, are said
+ * before the lookup. WHY, or NULL when the scope is not the problem. */
+#define SCOPE_WHY_SIZE (2 * NAME_SHOWN_SIZE + 2 * INET6_ADDRSTRLEN + 96)
+static const char *scope_problem(const char *host, char why[SCOPE_WHY_SIZE])
 {
 	const char *scope;
 	char ifname[NAME_SHOWN_SIZE];
 	struct in6_addr a6;
 	unsigned index;
+	int len;
 
-	/* A number is an index, which the resolver takes as it is. */
-	if (!pe_net_scoped_ipv6(host, &a6, &scope) ||
-	    (*scope && strspn(scope, "0123456789") == strlen(scope)))
+	if (!pe_net_scoped_ipv6(host, &a6, &scope))
 		return NULL;
 	if (!*scope) {
 		snprintf(why, SCOPE_WHY_SIZE, "no interface after the '%%'");
 		return why;
 	}
+	len = (int)(scope - 1 - host);
+	if (!pe_net_scope_heeded(&a6)) {
+		snprintf(why, SCOPE_WHY_SIZE, "a scope (%s) is heeded only after a link-local "
+		         "address (fe80::/10, as in fe80::1%%eth0): the kernel would ignore it after "
+		         "%.*s; give %.*s alone", shown_name(scope - 1, ifname), len, host, len, host);
+		return why;
+	}
+	/* A number is an index, which the resolver takes as it is. */
+	if (strspn(scope, "0123456789") == strlen(scope))
+		return NULL;
 	index = if_nametoindex(scope);
 	/* It asks the kernel through a socket of its own: only ENODEV says
 	 * there is no such interface; without a socket (the limit of open
@@ -458,19 +475,13 @@ static const char *scope_problem(const char *host, bool refused, char why[SCOPE_
 		         shown_name(scope, ifname));
 		return why;
 	}
-	if (refused && !IN6_IS_ADDR_LINKLOCAL(&a6) && !IN6_IS_ADDR_MC_LINKLOCAL(&a6) &&
-	    !IN6_IS_ADDR_MC_NODELOCAL(&a6)) {
-		snprintf(why, SCOPE_WHY_SIZE, "an interface is named only after a link-local "
-		         "address; give its index (%.*s%%%u)", (int)(scope - 1 - host), host, index);
-		return why;
-	}
 	return NULL;
 }
 
 const char *pe_net_scope_refused(const char *host, char why[PE_NET_ERRLEN])
 {
 	char text[SCOPE_WHY_SIZE];
-	const char *problem = scope_problem(host, true, text);
+	const char *problem = scope_problem(host, text);
 
 	if (!problem)
 		return NULL;
@@ -483,16 +494,13 @@ const char *pe_net_scope_refused(const char *host, char why[PE_NET_ERRLEN])
 static int lookup_scoped(const char *host, const char *port, const struct addrinfo *hints,
                          struct addrinfo **res, const char **reason, char why[SCOPE_WHY_SIZE])
 {
-	int rc, saved;
+	int rc;
 
-	if ((*reason = scope_problem(host, false, why)))
+	if ((*reason = scope_problem(host, why)))
 		return EAI_NONAME;
 	rc = getaddrinfo(host, port, hints, res);
-	if (rc == 0)
-		return 0;
-	saved = errno; /* if_nametoindex may change it */
-	if (!(*reason = scope_problem(host, true, why)))
-		*reason = rc == EAI_SYSTEM ? strerror(saved) : gai_strerror(rc);
+	if (rc != 0)
+		*reason = rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
 	return rc;
 }
 
@@ -668,13 +676,25 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 
 const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)
 {
-	if (rc == -EINVAL && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	bool scoped = sa->sa_family == AF_INET6 && s6->sin6_scope_id != 0 &&
+	              pe_net_scope_heeded(&s6->sin6_addr);
 
-		if (s6->sin6_scope_id == 0 && (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ||
-		                               IN6_IS_ADDR_MC_LINKLOCAL(&s6->sin6_addr)))
-			return " (a link-local address needs its interface, as in fe80::1%eth0)";
+	if (rc == -EINVAL && sa->sa_family == AF_INET6 && s6->sin6_scope_id == 0 &&
+	    pe_net_scope_heeded(&s6->sin6_addr))
+		return " (a link-local address needs its interface, as in fe80::1%eth0)";
+	/* An index that names no interface (fe80::1%99, which the resolver
+	 * takes as it is): bind(2) says ENODEV, connect(2) ENETUNREACH, as
+	 * though a route were missing. */
+	if ((rc == -ENODEV || rc == -ENETUNREACH) && scoped) {
+		char name[IF_NAMESIZE];
+
+		if (!if_indextoname(s6->sin6_scope_id, name) && errno == ENXIO)
+			return " (no interface of this host has that index)";
 	}
+	/* The address may well be this host's, on another link. */
+	if (rc == -EADDRNOTAVAIL && binding && scoped)
+		return " (not an address of that interface)";
 	if (rc == -EADDRNOTAVAIL && binding)
 		return " (not an address of this host)";
 	return "";

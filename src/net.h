@@ -64,10 +64,15 @@ bool pe_net_scoped_ipv6(const char *host, struct in6_addr *addr, const char **sc
  * cannot tell. */
 int pe_net_holds_capability(unsigned bit);
 
-/* Why the resolver refuses HOST, a numeric IPv6 address with a scope, for
- * its scope (no interface after the '%', none of that name, or a name after
- * an address that is not link-local): WHY, or NULL when the scope is not
- * the problem (or HOST has none). */
+/* Whether the kernel heeds a scope (sin6_scope_id, the '%eth0' of
+ * fe80::1%eth0) on ADDR: a link-local address, unicast or multicast, or an
+ * interface-local multicast one. On any other it is dropped unread. */
+bool pe_net_scope_heeded(const struct in6_addr *addr);
+
+/* What is wrong with the scope of HOST, a numeric IPv6 address with one:
+ * no interface after the '%', none of that name, or any scope (a name or
+ * an index) after an address whose scope the kernel would ignore (::1%1):
+ * WHY, or NULL when the scope is not the problem (or HOST has none). */
 const char *pe_net_scope_refused(const char *host, char why[PE_NET_ERRLEN]);
 
 /* HOST:PORT's addresses, for pe_net_connect_list (free them with
@@ -86,9 +91,12 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 
 /* What to add to the reason a bind(2) (BINDING nonzero) or connect(2) on
  * SA failed with RC (a negative errno): " (not an address of this host)"
- * for a bind's EADDRNOTAVAIL, and for a link-local IPv6 address without its interface
+ * for a bind's EADDRNOTAVAIL (of that interface, for a link-local address
+ * with one); for a link-local IPv6 address without its interface
  * (fe80::1, not fe80::1%eth0), which the kernel refuses as EINVAL, that it
- * needs one. "" when there is nothing to add. */
+ * needs one; and for one whose index names no interface (fe80::1%99:
+ * ENODEV, or ENETUNREACH from a connect), that none has it. "" when there
+ * is nothing to add. */
 const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding);
 
 /* After a connect(2) to SA (from SOURCE, unless it is NULL) failed with

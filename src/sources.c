@@ -48,22 +48,27 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static size_t home_of(const struct pe_sources *s, const unsigned char addr[16])
+static size_t home_of(const struct pe_sources *s, const unsigned char addr[16], uint32_t scope)
 {
 	uint64_t hi, lo;
 
 	memcpy(&hi, addr, 8);
 	memcpy(&lo, addr + 8, 8);
-	return (size_t)mix64(mix64(hi ^ s->key[0]) ^ lo ^ s->key[1]) & s->mask;
+	return (size_t)mix64(mix64(mix64(hi ^ s->key[0]) ^ lo ^ s->key[1]) ^ scope) & s->mask;
 }
 
 /* ADDR as 16 bytes: IPv6 as it is, IPv4 as ::ffff:a.b.c.d. Anything else
- * (no address at all) is ::, one source for all such. */
-static void address_key(const struct sockaddr *addr, socklen_t len, unsigned char out[16])
+ * (no address at all) is ::, one source for all such. *SCOPE is an IPv6
+ * address's interface index, which the kernel gives only for a link-local
+ * one (0 for the rest). */
+static void address_key(const struct sockaddr *addr, socklen_t len, unsigned char out[16],
+                        uint32_t *scope)
 {
 	memset(out, 0, 16);
+	*scope = 0;
 	if (addr && addr->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
 		memcpy(out, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
+		*scope = ((const struct sockaddr_in6 *)addr)->sin6_scope_id;
 	} else if (addr && addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		out[10] = out[11] = 0xff;
 		memcpy(out + 12, &((const struct sockaddr_in *)addr)->sin_addr, 4);
@@ -71,11 +76,12 @@ static void address_key(const struct sockaddr *addr, socklen_t len, unsigned cha
 }
 
 /* The slot that holds ADDR, or the free one where it would go. */
-static size_t find_slot(const struct pe_sources *s, const unsigned char addr[16])
+static size_t find_slot(const struct pe_sources *s, const unsigned char addr[16], uint32_t scope)
 {
-	size_t i = home_of(s, addr);
+	size_t i = home_of(s, addr, scope);
 
-	while (s->slots[i].count && memcmp(s->slots[i].addr, addr, 16) != 0)
+	while (s->slots[i].count &&
+	       (memcmp(s->slots[i].addr, addr, 16) != 0 || s->slots[i].scope != scope))
 		i = (i + 1) & s->mask;
 	return i;
 }
@@ -109,10 +115,11 @@ int pe_sources_take(struct pe_sources *s, const struct sockaddr *addr, socklen_t
                     unsigned *held)
 {
 	unsigned char key[16];
+	uint32_t scope;
 	size_t i;
 
-	address_key(addr, len, key);
-	i = find_slot(s, key);
+	address_key(addr, len, key, &scope);
+	i = find_slot(s, key, scope);
 	if (s->slots[i].count >= s->limit) {
 		*held = s->slots[i].count;
 		return -EBUSY;
@@ -124,6 +131,7 @@ int pe_sources_take(struct pe_sources *s, const struct sockaddr *addr, socklen_t
 			return -ENOSPC;
 		}
 		memcpy(s->slots[i].addr, key, 16);
+		s->slots[i].scope = scope;
 		s->used++;
 	}
 	*held = ++s->slots[i].count;
@@ -133,10 +141,11 @@ int pe_sources_take(struct pe_sources *s, const struct sockaddr *addr, socklen_t
 void pe_sources_release(struct pe_sources *s, const struct sockaddr *addr, socklen_t len)
 {
 	unsigned char key[16];
+	uint32_t scope;
 	size_t i, j;
 
-	address_key(addr, len, key);
-	i = find_slot(s, key);
+	address_key(addr, len, key, &scope);
+	i = find_slot(s, key, scope);
 	if (!s->slots[i].count || --s->slots[i].count)
 		return;
 	s->used--;
@@ -149,7 +158,7 @@ void pe_sources_release(struct pe_sources *s, const struct sockaddr *addr, sockl
 		j = (j + 1) & s->mask;
 		if (!s->slots[j].count)
 			break;
-		home = home_of(s, s->slots[j].addr);
+		home = home_of(s, s->slots[j].addr, s->slots[j].scope);
 		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
 		s->slots[i] = s->slots[j];

@@ -12,9 +12,12 @@
 #include <sys/socket.h>
 
 /* An IPv4 address is kept as its IPv4-mapped IPv6 form, so a client
- * counts once whether a dual-stack listener or an IPv4 one took it. */
+ * counts once whether a dual-stack listener or an IPv4 one took it. A
+ * link-local one is a host only with its interface: fe80::1 on two links
+ * is two hosts, told apart by SCOPE (0 for any other address). */
 struct pe_source_slot {
 	unsigned char addr[16];
+	uint32_t scope;          /* the interface's index, sin6_scope_id */
 	uint32_t count;          /* 0: a free slot */
 };
 

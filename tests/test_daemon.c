@@ -1851,29 +1851,35 @@ Test(daemon, an_ipv6_bind_address_is_named_as_typed_in_hexadecimal)
 		cr_skip_test("no IPv6 sockets here: %s", strerror(errno));
 	close(probe);
 	bind_address_says_why("::1:9999", "cannot listen on [::1:9999]:0: bind: ");
-	/* With a scope too: ::1:9999%1 is what the hint for ::1:9999%lo
-	 * says to type. */
-	bind_address_says_why("::1:9999%1", "cannot listen on [::1:9999%1]:0: bind: ");
 	bind_address_says_why("::2", "cannot listen on [::2]:0: bind: ");
 }
 
 /* An IPv6 address whose interface is not there (a typo) or is missing after
  * the '%' got the resolver's "Name or service not known", the name servers
- * asked first; one named after an address that is not link-local, which
- * glibc refuses, got the same. Each now says what is wrong. */
+ * asked first. Each now says what is wrong. */
 Test(daemon, a_bind_address_with_an_interface_that_is_not_there_says_so)
 {
-	char index_form[32];
-
 	cr_assert_eq(if_nametoindex("pe-no-such-if"), 0, "this host has an interface of that name");
 	bind_address_says_why("fe80::1%pe-no-such-if", "cannot resolve listen address "
 	                      "'fe80::1%pe-no-such-if': no interface of this host is named "
 	                      "'pe-no-such-if'");
 	bind_address_says_why("fe80::1%", "no interface after the '%'");
-	if (if_nametoindex("lo") == 0)
-		cr_skip_test("no interface named lo here to name after ::1");
-	snprintf(index_form, sizeof index_form, "give its index (::1%%%u)", if_nametoindex("lo"));
-	bind_address_says_why("::1%lo", index_form);
+}
+
+/* The kernel heeds a scope only after a link-local address: -b ::1%1 (the
+ * index form the message for ::1%lo offered) listened on ::1, on every
+ * interface, and said "listening on [::1]"; -b ::%1 on all addresses. Any
+ * scope after an address that takes none is refused, saying what to give. */
+Test(daemon, a_bind_address_with_a_scope_it_takes_none_of_says_so)
+{
+	bind_address_says_why("::1%1", "cannot resolve listen address '::1%1': a scope ('%1') is "
+	                      "heeded only after a link-local address (fe80::/10, as in "
+	                      "fe80::1%eth0): the kernel would ignore it after ::1; give ::1 alone");
+	bind_address_says_why("::1%lo", "'::1%lo': a scope ('%lo') is heeded only after a "
+	                      "link-local address");
+	bind_address_says_why("::%1", "the kernel would ignore it after ::; give :: alone");
+	bind_address_says_why("::1:9999%1", "give ::1:9999 alone");
+	bind_address_says_why("2001:db8::1%1", "give 2001:db8::1 alone");
 }
 
 /* The interface looked up when no socket can be had (the open-file limit
@@ -4257,6 +4263,50 @@ static void start_in_own_network(const char *setup)
 		cr_skip_test("cannot make a network namespace of our own (unshare -rn) or set it "
 		             "up: %s", proc.err.data);
 	cr_assert_gt(port, 0, "no readiness line; stderr:\n%s", proc.err.data);
+}
+
+/* Run the daemon with -b ADDRESS in a network namespace of its own, after
+ * SETUP (shell commands), expecting it to fail (exit 1) saying SAID;
+ * skips where the namespace cannot be made or set up. */
+static void bind_in_own_network_says_why(const char *setup, const char *address,
+                                         const char *said)
+{
+	char script[512];
+	const char *argv[] = {"/usr/bin/unshare", "-rn", "/bin/sh", "-c", script, "sh",
+	                      daemon_path(), "-b", address, "-p", "0", "-w", "2", NULL};
+	int code;
+
+	snprintf(script, sizeof script, "{ %s; } >/dev/null 2>&1 || exit 125; exec \"$@\"", setup);
+	if (access(argv[0], X_OK) != 0)
+		cr_skip_test("no %s to make a network namespace", argv[0]);
+	code = th_proc_run(&proc, argv, EXIT_MS);
+	if (code == 125 || (proc.err.data && strstr(proc.err.data, "unshare:")))
+		cr_skip_test("cannot make a network namespace of our own (unshare -rn) or set it "
+		             "up: %s", proc.err.data ? proc.err.data : "");
+	cr_expect_eq(code, 1, "-b %s: exit %d, expected 1; stderr:\n%s", address, code,
+	             proc.err.data);
+	cr_expect(proc.err.data && strstr(proc.err.data, said), "-b %s: no '%s' in:\n%s", address,
+	          said, proc.err.data);
+}
+
+/* A link-local address with an interface it is not on (fe80::1%pe1, the
+ * address on pe0) was said to be "not an address of this host", which it
+ * is; and one whose index names no interface (fe80::1%99, the resolver
+ * takes any number) got "No such device" alone. */
+Test(daemon, a_link_local_bind_address_on_the_wrong_interface_says_which)
+{
+	static const char setup[] = "ip link set lo up && "
+	                            "ip link add pe0 type veth peer name pe1 && "
+	                            "ip link set pe0 up && ip link set pe1 up && "
+	                            "ip -6 addr add fe80::1/64 dev pe0 nodad";
+
+	bind_in_own_network_says_why(setup, "fe80::1%pe1", "cannot listen on [fe80::1%pe1]:0: "
+	                             "bind: Cannot assign requested address (not an address of "
+	                             "that interface)\n");
+	th_proc_cleanup(&proc);
+	bind_in_own_network_says_why(setup, "fe80::1%99", "cannot listen on [fe80::1%99]:0: "
+	                             "bind: No such device (no interface of this host has that "
+	                             "index)\n");
 }
 
 /* With IPv6 turned off, :: still binds, and -b :: (IPv6 only) serves no

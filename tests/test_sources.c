@@ -31,16 +31,23 @@ union addr {
 	struct sockaddr_in6 in6;
 };
 
+/* TEXT an address, IPv6 with a numeric scope after a '%' if any
+ * ("fe80::1%2": the interface whose index is 2). */
 static socklen_t make_addr(union addr *a, const char *text, unsigned short port)
 {
+	char bare[INET6_ADDRSTRLEN];
+	const char *scope = strchr(text, '%');
+
 	memset(a, 0, sizeof *a);
 	if (inet_pton(AF_INET, text, &a->in.sin_addr) == 1) {
 		a->in.sin_family = AF_INET;
 		a->in.sin_port = htons(port);
 		return sizeof a->in;
 	}
-	cr_assert_eq(inet_pton(AF_INET6, text, &a->in6.sin6_addr), 1, "bad test address %s", text);
+	snprintf(bare, sizeof bare, "%.*s", scope ? (int)(scope - text) : (int)strlen(text), text);
+	cr_assert_eq(inet_pton(AF_INET6, bare, &a->in6.sin6_addr), 1, "bad test address %s", text);
 	a->in6.sin6_family = AF_INET6;
+	a->in6.sin6_scope_id = scope ? (uint32_t)strtoul(scope + 1, NULL, 10) : 0;
 	a->in6.sin6_port = htons(port);
 	return sizeof a->in6;
 }
@@ -77,6 +84,20 @@ Test(sources, each_address_is_held_to_the_limit_on_its_own)
 	cr_expect_eq(take("2001:db8::1", 1000, 2), 0);
 	cr_expect_eq(take("2001:db8::1", 1000, 2), -EBUSY);
 	cr_expect_eq(take("2001:db8::2", 1000, 1), 0, "IPv6 addresses are told apart whole");
+}
+
+/* A link-local address names a host only with its interface: fe80::1 on
+ * one link and fe80::1 on another are two hosts (each link's router has
+ * it, say), which share no limit. */
+Test(sources, one_link_local_address_on_two_interfaces_is_two_sources)
+{
+	cr_assert_eq(pe_sources_init(&table, 100, 1), 0);
+	cr_expect_eq(take("fe80::1%2", 1000, 1), 0);
+	cr_expect_eq(take("fe80::1%3", 1000, 1), 0, "fe80::1%%3 counted as fe80::1%%2");
+	cr_expect_eq(take("fe80::1%2", 1001, 1), -EBUSY, "the limit lost on one interface");
+	release("fe80::1%2");
+	cr_expect_eq(take("fe80::1%3", 1001, 1), -EBUSY, "a release on one freed the other");
+	cr_expect_eq(take("fe80::1%2", 1001, 1), 0);
 }
 
 Test(sources, a_release_lets_the_address_connect_again)
