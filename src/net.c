@@ -21,13 +21,18 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #ifdef HAVE_LINUX_NSFS_H
 #include <linux/nsfs.h>
+#endif
+/* Linux 4.9's, where the kernel's headers are not installed (musl's
+ * systems): without it every root refused would be told it holds the
+ * capability only in a user namespace of its own. */
+#if !defined(NS_GET_USERNS) && defined(__linux__) && defined(_IO)
+#define NS_GET_USERNS _IO(0xb7, 0x1)
 #endif
 
 #include "monotonic.h"
@@ -267,25 +272,25 @@ int pe_net_holds_capability(unsigned bit)
 	return held;
 }
 
-/* Whether this process's user namespace owns its network namespace, so
- * that a capability it holds counts there: 1 or 0; -1 when the kernel
- * cannot tell (before Linux 4.9, no /proc). */
-static int netns_owned_by_own_userns(void)
+/* Whether a capability this process holds in its own user namespace
+ * counts in its network namespace: whether that namespace's owner is its
+ * user namespace or one below it (nsenter --net into a rootless
+ * container's, as root of the host), which NS_GET_USERNS gives, and none
+ * above it (unshare -r), which it refuses with EPERM. 1 or 0; -1 when the
+ * kernel cannot tell (before Linux 4.9, no /proc). */
+static int capability_counts_in_netns(void)
 {
 #ifdef NS_GET_USERNS
-	struct stat own, owner;
-	int net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), user, rc = -1;
+	int net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), user, rc;
 
 	if (net < 0)
 		return -1;
 	user = ioctl(net, NS_GET_USERNS);
-	if (user < 0) {
-		/* The owner is an ancestor of ours, outside our reach. */
-		rc = errno == EPERM ? 0 : -1;
-	} else {
-		if (fstat(user, &owner) == 0 && stat("/proc/self/ns/user", &own) == 0)
-			rc = own.st_dev == owner.st_dev && own.st_ino == owner.st_ino;
+	if (user >= 0) {
 		close(user);
+		rc = 1;
+	} else {
+		rc = errno == EPERM ? 0 : -1;
 	}
 	close(net);
 	return rc;
@@ -302,6 +307,7 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 	long first = pe_sysfile_number("/proc/sys/net/ipv4/ip_unprivileged_port_start");
 	const char *needs = "root or CAP_NET_BIND_SERVICE";
 	size_t len;
+	int counts;
 
 	if (first < 0)
 		first = 1024; /* the kernel's default, and the rule elsewhere */
@@ -316,14 +322,17 @@ static void privileged_port_hint(char *err, unsigned port, int fd, const char *c
 		if (pe_net_holds_capability(10) != 1) /* CAP_NET_BIND_SERVICE */
 			needs = "CAP_NET_BIND_SERVICE, which this root process lacks "
 			        "(its container, unit or user namespace dropped it)";
-		else if (netns_owned_by_own_userns() == 1)
+		else if ((counts = capability_counts_in_netns()) == 1)
 			needs = "CAP_NET_BIND_SERVICE, which this root process holds: "
 			        "something else refused the port (a security module such "
 			        "as SELinux or AppArmor, or a seccomp filter)";
-		else
+		else if (counts == 0)
 			needs = "CAP_NET_BIND_SERVICE in the user namespace that owns this "
 			        "network namespace; this root process holds it only in its "
 			        "own user namespace (unshare -r, a rootless container)";
+		else  /* the kernel cannot say which: not guessed */
+			needs = "CAP_NET_BIND_SERVICE in the user namespace that owns this "
+			        "network namespace";
 	}
 	len = strlen(err);
 	if (len < PE_NET_ERRLEN - 1)
