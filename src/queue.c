@@ -117,20 +117,67 @@ static void unlock_then_signal(pe_queue *q, pthread_cond_t *waiter)
 		pthread_cond_signal(waiter);
 }
 
+/* A waiting call's thread was cancelled (pthread_cancel(3)): a condition
+ * wait is a cancellation point, and returns there with the lock held.
+ * Undo what the wait counted and let go of the lock, or every later call
+ * on the queue would block on it for good. The cancelled wait may have
+ * taken the wake-up meant for an item or a free slot: pass it on. */
+static void pop_cancelled(void *arg)
+{
+	pe_queue *q = arg;
+	pthread_cond_t *waiter = NULL;
+
+	q->waiting_pop--;
+	if (q->pops_due > 0)
+		q->pops_due--;
+	if (q->length > 0 && q->waiting_pop > q->pops_due) {
+		q->pops_due++;
+		waiter = &q->not_empty;
+	}
+	unlock_then_signal(q, waiter);
+}
+
+static void push_cancelled(void *arg)
+{
+	pe_queue *q = arg;
+
+	q->waiting_push--;
+	unlock_then_signal(q, q->waiting_push && q->length < q->capacity ? &q->not_full : NULL);
+}
+
+/* Wait on COND with Q's lock held, until DEADLINE on CLOCK_MONOTONIC
+ * (NULL: no limit), CANCELLED undoing the wait if the thread is cancelled
+ * in it; *RC gets what the wait returned. (Through a pointer: a local set
+ * between pthread_cleanup_push's setjmp and its pop may be clobbered.) */
+static void wait_cancellable(pe_queue *q, pthread_cond_t *cond, void (*cancelled)(void *),
+                             const struct timespec *deadline, int *rc)
+{
+	pthread_cleanup_push(cancelled, q);
+	*rc = deadline ? pthread_cond_timedwait(cond, &q->lock, deadline)
+	               : pthread_cond_wait(cond, &q->lock);
+	pthread_cleanup_pop(0);
+}
+
+/* Wait on Q's not_full until DEADLINE on CLOCK_MONOTONIC (NULL: no limit);
+ * the lock is held. Whether it timed out. */
+static int wait_not_full_once(pe_queue *q, const struct timespec *deadline)
+{
+	int rc;
+
+	q->waiting_push++;
+	wait_cancellable(q, &q->not_full, push_cancelled, deadline, &rc);
+	q->waiting_push--;
+	return deadline && rc != 0;
+}
+
 /* Wait while full and open, until DEADLINE on CLOCK_MONOTONIC (NULL: no
  * limit); the lock is held. 0, -ETIMEDOUT or -ESHUTDOWN. */
 static int wait_not_full_locked(pe_queue *q, const struct timespec *deadline)
 {
 	int timed_out = 0;
 
-	while (!q->closed && q->length == q->capacity && !timed_out) {
-		q->waiting_push++;
-		if (deadline)
-			timed_out = pthread_cond_timedwait(&q->not_full, &q->lock, deadline) != 0;
-		else
-			pthread_cond_wait(&q->not_full, &q->lock);
-		q->waiting_push--;
-	}
+	while (!q->closed && q->length == q->capacity && !timed_out)
+		timed_out = wait_not_full_once(q, deadline);
 	if (q->closed)
 		return -ESHUTDOWN;
 	return q->length == q->capacity ? -ETIMEDOUT : 0;
@@ -166,9 +213,7 @@ int pe_queue_try_push(pe_queue *q, const void *item)
 
 		clock_gettime(CLOCK_MONOTONIC, &soon);
 		pe_timespec_add_ms(&soon, 1);
-		q->waiting_push++;
-		pthread_cond_timedwait(&q->not_full, &q->lock, &soon);
-		q->waiting_push--;
+		wait_not_full_once(q, &soon);
 	}
 	if (q->closed)
 		rc = -ESHUTDOWN;
@@ -210,8 +255,10 @@ int pe_queue_pop(pe_queue *q, void *item)
 
 	pthread_mutex_lock(&q->lock);
 	while (q->length == 0 && !q->closed) {
+		int waited;
+
 		q->waiting_pop++;
-		pthread_cond_wait(&q->not_empty, &q->lock);
+		wait_cancellable(q, &q->not_empty, pop_cancelled, NULL, &waited);
 		q->waiting_pop--;
 		/* Awake: signalled or not, one fewer is on its way. Counting a
 		 * spurious wake-up as the signalled one errs on the safe side:

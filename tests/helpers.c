@@ -118,13 +118,18 @@ int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms)
 
 int th_join(pthread_t thread, unsigned timeout_ms)
 {
+	return th_join_result(thread, timeout_ms, NULL);
+}
+
+int th_join_result(pthread_t thread, unsigned timeout_ms, void **result)
+{
 	/* pthread_timedjoin_np's clock. (pthread_clockjoin_np would take the
 	 * monotonic one, but ThreadSanitizer does not see it join: it then
 	 * reports every joined thread as leaked and racing.) */
 	struct timespec until = th_deadline_on(CLOCK_REALTIME, timeout_ms);
 	int rc;
 
-	rc = pthread_timedjoin_np(thread, NULL, &until);
+	rc = pthread_timedjoin_np(thread, result, &until);
 	return rc == 0 ? 0 : -rc;
 }
 

@@ -47,6 +47,9 @@ int th_event_wait(struct th_event *ev, long target, unsigned timeout_ms);
 
 /* Join THREAD within TIMEOUT_MS: 0, or -ETIMEDOUT (the thread is left). */
 int th_join(pthread_t thread, unsigned timeout_ms);
+/* The same, with what the thread returned (PTHREAD_CANCELED, if cancelled)
+ * in *RESULT (NULL: not wanted). */
+int th_join_result(pthread_t thread, unsigned timeout_ms, void **result);
 
 /* A thread that sleeps 10 ms at a time and keeps the longest it overslept:
  * how long this process went unscheduled while it ran. A loaded machine

@@ -611,6 +611,71 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
+/* ---- cancellation -------------------------------------------------------- */
+
+/* Cancel OP's thread, asleep in its call, and join it. Cancelled, the call
+ * never returns: it is counted out of ops_running here. */
+static void op_cancel(struct op *op, const char *what)
+{
+	void *result = NULL;
+
+	cr_assert_eq(pthread_cancel(op->thread), 0);
+	cr_assert_eq(th_join_result(op->thread, WAKE_MS, &result), 0, "%s: cancelled thread "
+	             "did not end", what);
+	cr_assert_eq(result, PTHREAD_CANCELED, "%s returned (rc %d) instead of being cancelled",
+	             what, op->rc);
+	atomic_fetch_sub(&ops_running, 1);
+	th_event_destroy(&op->started);
+	th_event_destroy(&op->done);
+}
+
+/* A condition wait is a cancellation point, and returns there with the
+ * queue's lock held: a pop cancelled in it must let go of the lock, or
+ * every later call blocks on it for good. Not the suite's queue: a lock
+ * left held would hang the teardown's close. */
+Test(queue, a_pop_cancelled_while_waiting_leaves_the_queue_usable)
+{
+	static struct op pop, push;
+	pe_queue *own;
+	int v = -1;
+
+	cr_assert_eq(pe_queue_create(&own, 1, sizeof(int)), 0);
+	op_start(&pop, own, OP_POP, -1);
+	op_assert_blocked(&pop, "pop on an empty queue");
+	op_cancel(&pop, "pop on an empty queue");
+	op_start(&push, own, OP_PUSH, 7);
+	cr_assert_eq(op_finish(&push, "push after a cancelled pop"), 0);
+	cr_assert_eq(pe_queue_try_pop(own, &v), 0);
+	cr_expect_eq(v, 7);
+	pe_queue_destroy(own);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* The same for a push waiting for space: the pop that frees a slot, and
+ * the push after it, go on as if the cancelled push had never waited. */
+Test(queue, a_push_cancelled_while_waiting_leaves_the_queue_usable)
+{
+	static struct op push, pop, wait_space;
+	pe_queue *own;
+	int v = 1;
+
+	cr_assert_eq(pe_queue_create(&own, 1, sizeof(int)), 0);
+	push_int(own, 1);
+	op_start(&push, own, OP_PUSH, 2);
+	op_assert_blocked(&push, "push on a full queue");
+	op_cancel(&push, "push on a full queue");
+	op_start(&wait_space, own, OP_WAIT_SPACE_FOR, LONG_WAIT_MS);
+	op_assert_blocked(&wait_space, "wait_space_for on a full queue");
+	op_cancel(&wait_space, "wait_space_for on a full queue");
+	op_start(&pop, own, OP_POP, -1);
+	cr_assert_eq(op_finish(&pop, "pop after a cancelled push"), 0);
+	cr_expect_eq(pop.value, 1, "the cancelled push's item was queued");
+	cr_assert_eq(pe_queue_try_push(own, &v), 0, "no space after the cancelled push");
+	cr_expect_eq(pe_queue_length(own), 1);
+	pe_queue_destroy(own);
+	TH_ASSERT_NO_LEAKS();
+}
+
 Test(queue, many_producers_and_consumers_move_every_item_exactly_once)
 {
 	struct mpmc *m = calloc(1, sizeof *m);

@@ -1849,6 +1849,51 @@ Test(server, the_log_callback_may_read_the_stats_and_stop_the_server)
 	stop_server_and_check(0);
 }
 
+/* The same on the accept thread, with pe_server_stop_now(): a refusal
+ * over the per-source limit is logged there, and its callback stops the
+ * server with no grace, as libpoolecho(3) allows. The client being echoed
+ * is closed at once, not after the 10 s grace. */
+static atomic_int accept_thread_stops;
+
+static void stop_now_on_refusal(void *ctx, enum pe_log_level level, const char *message)
+{
+	struct tf_server *t = ctx;
+	struct pe_server_stats s;
+
+	(void)level;
+	if (strstr(message, "the per-source limit")) {
+		pe_server_stats(t->srv, &s);
+		if (s.rejected == 1 && s.source_limited == 1)
+			atomic_fetch_add(&accept_thread_stops, 1);
+		pe_server_stop_now(t->srv);
+	}
+}
+
+Test(server, the_accept_thread_s_log_callback_may_stop_the_server_at_once)
+{
+	struct pe_server_config cfg;
+	int echoed, refused;
+
+	tf_config(&cfg, 2, 2);
+	cfg.per_source = 1;
+	cfg.grace_ms = 10000;
+	cfg.log = stop_now_on_refusal;
+	cfg.log_ctx = &ts;
+	cfg.log_level = PE_LOG_WARN;
+	start_server(&cfg);
+	echoed = client();
+	round_trip(echoed, 10, 3);
+	refused = client();
+	cr_assert_eq(tf_join(&ts, STOP_MS / 2), 0,
+	             "pe_server_run did not return at once after the callback's stop_now");
+	cr_expect_eq(atomic_load(&accept_thread_stops), 1, "the callback saw no refusal counted");
+	cr_expect_eq(th_wait_closed(echoed, IO_MS), 0, "the echoed client was not closed");
+	cr_expect_eq(th_wait_closed(refused, IO_MS), 0, "the refused client was not closed");
+	close(echoed);
+	close(refused);
+	stop_server_and_check(1);
+}
+
 /* The close of a timed-out connection is logged between the worker's
  * counts; a stats line read then (from the log callback, or a SIGUSR1 that
  * lands there) must not show more timeouts than connections served. */

@@ -55,7 +55,9 @@ struct pe_pool_config {
 PE_API int pe_pool_start(pe_pool **out, const struct pe_pool_config *cfg);
 
 /* Wait for every worker to return; they return once the queue is closed and
- * drained. Then free the pool. NULL is allowed. Not from a handler: a
+ * drained, and each handler call has returned: nothing is cancelled, so a
+ * handler blocked in a call nothing wakes holds this up for good (wake it
+ * first). Then free the pool. NULL is allowed. Not from a handler: a
  * worker cannot wait for itself (a handler stops the pool by closing the
  * queue, and another thread joins it). Nor in a child of fork(2): the
  * workers are the parent's. */

@@ -9,6 +9,9 @@
  *
  * Threads: every call but pe_queue_create and pe_queue_destroy may run on
  * any number of threads at once. Q is never NULL but for pe_queue_destroy.
+ * A call that waits (push, pop, the wait_space calls, and try_push for a
+ * woken popper) is a cancellation point: a thread cancelled there
+ * (pthread_cancel(3)) pushes or pops nothing and leaves the queue usable.
  */
 #ifndef POOLECHO_QUEUE_H
 #define POOLECHO_QUEUE_H

@@ -65,7 +65,12 @@ enum pe_log_level { PE_LOG_ERROR, PE_LOG_WARN, PE_LOG_INFO, PE_LOG_DEBUG };
  * Called from any of the server's threads, so it must be thread-safe, and on the
  * caller's thread in pe_server_create(), whose errors it explains before
  * there is a server (a callback that asks for the stats must not take one
- * for granted), and in pe_server_stop() and pe_server_destroy(). */
+ * for granted), and in pe_server_stop(), pe_server_stop_now() and
+ * pe_server_destroy(). It may call pe_server_stats(), pe_server_stop(),
+ * pe_server_stop_now(), pe_server_port() and pe_server_address(); never
+ * pe_server_destroy(). The run thread logs as the run ends, while
+ * pe_server_wait() or pe_server_destroy() joins it: hold no lock the
+ * callback takes around those calls, nor around a stop. */
 typedef void pe_log_fn(void *ctx, enum pe_log_level level, const char *message);
 
 struct pe_server_config {
@@ -87,7 +92,9 @@ struct pe_server_config {
 	                              from one client address, an IPv4 one and its IPv4-mapped
 	                              IPv6 form counted as one; more are accepted and closed at
 	                              once, counted in the stats as rejected and source_limited;
-	                              0 = no limit (the default) */
+	                              0 = no limit (the default). workers + queue_capacity or
+	                              more limits nothing (no more are held at once), and
+	                              is not warned of */
 	unsigned idle_timeout_ms;  /* close a connection silent (or not reading) this long (at most
 	                              a quarter longer); 0 = never, and TCP keepalive then closes
 	                              one whose client's host is gone with nothing in
