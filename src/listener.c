@@ -227,12 +227,13 @@ static void refuse_over_source_limit(pe_server *srv, struct source_refusals *r,
 	pe_counter_add_release(&srv->listener.rejected, 1);
 	pe_counter_add_release(&srv->listener.source_limited, 1);
 	level = refusal_level(srv, r, more, sizeof more);
+	pe_server_hold(srv, acc->fd);
 	if (pe_server_logs(srv, level)) {
 		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 		pe_server_logf(srv, level, "rejected %s: %u connection(s) from its address "
 		               "already, the per-source limit%s", peer, held, more);
 	}
-	close(acc->fd);
+	pe_server_close_held(srv, acc->fd);
 }
 
 /* Close ACC, refused for the full queue under PE_OVERFLOW_REJECT. Said as
@@ -244,11 +245,12 @@ static void refuse_queue_full(pe_server *srv, struct source_refusals *r,
 	char peer[PE_NET_ADDRLEN], more[64] = "";
 	enum pe_log_level level = refusal_level(srv, r, more, sizeof more);
 
+	pe_server_hold(srv, acc->fd);
 	if (pe_server_logs(srv, level)) {
 		pe_net_format(&acc->peer.sa, acc->peer_len, peer);
 		pe_server_logf(srv, level, "rejected %s: the queue is full%s", peer, more);
 	}
-	close(acc->fd);
+	pe_server_close_held(srv, acc->fd);
 	pe_counter_add_release(&srv->listener.rejected, 1);
 }
 
@@ -283,8 +285,9 @@ static int hand_off(pe_server *srv, struct accept_log *lg, const struct pe_accep
 		return 0;
 	}
 	/* -ESHUTDOWN: a stop closed the queue after this client was accepted. */
+	pe_server_hold(srv, fd);
 	pe_server_log_dropped(srv, acc);
-	close(fd);
+	pe_server_close_held(srv, fd);
 	pe_counter_add_release(&srv->listener.dropped, 1);
 	return 1;
 }

@@ -34,7 +34,8 @@ static bool log_to_socket;
 static bool log_poll_first; /* stderr could not be opened again: poll before each write */
 static atomic_ulong lines_dropped;
 /* Why the last line dropped for a failure, not a reader's delay, was
- * (ENOSPC, EFBIG, EIO): the count says so. 0 when none was. */
+ * (ENOSPC, EFBIG, EIO; EPIPE for a pipe whose reader went): the count says
+ * so. 0 when none was. */
 static atomic_int drop_errno;
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 /* What standard error has yet to take of the last line, which it took
@@ -172,6 +173,17 @@ int pe_log_never_block(void)
 	return 0;
 }
 
+/* The error a write would meet where poll(2) gave REVENTS, 0 if none: a
+ * pipe whose reader has gone (POLLERR, without POLLOUT while it is full),
+ * a terminal hung up, a descriptor closed. Those never clear: waiting for
+ * room would poll at once, over and over. */
+static int poll_failure(short revents)
+{
+	if (revents & POLLNVAL)
+		return EBADF;
+	return revents & (POLLERR | POLLHUP) ? EPIPE : 0;
+}
+
 /* One try at writing N bytes of P, never waiting where pe_log_never_block
  * set that up. */
 static ssize_t put(const char *p, size_t n)
@@ -180,9 +192,19 @@ static ssize_t put(const char *p, size_t n)
 
 	if (log_to_socket)
 		return send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (log_poll_first && (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))) {
-		errno = EAGAIN;
-		return -1;
+	if (log_poll_first) {
+		int ready = poll(&pfd, 1, 0);
+
+		/* Said as the write's error, so that the count of lines
+		 * dropped says why, and the stop waits for no reader. */
+		if (ready == 1 && poll_failure(pfd.revents)) {
+			errno = poll_failure(pfd.revents);
+			return -1;
+		}
+		if (ready != 1 || !(pfd.revents & POLLOUT)) {
+			errno = EAGAIN;
+			return -1;
+		}
 	}
 	return write(log_fd, p, n);
 }
@@ -211,6 +233,10 @@ static size_t write_now(const char *p, size_t len)
 		}
 		if (until == 0 || pe_now_ms() >= until || poll(&pfd, 1, 10) < 0)
 			break;
+		if (poll_failure(pfd.revents)) {
+			atomic_store(&drop_errno, poll_failure(pfd.revents));
+			break;
+		}
 	}
 	return done;
 }

@@ -160,6 +160,19 @@ void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc)
 	pe_server_logf(srv, PE_LOG_DEBUG, "closed %s: dropped unserved, the server stopped", peer);
 }
 
+/* Relaxed: fork(2) copies the memory at one instant, and one thread at a
+ * time writes the field (see run_held_fd). */
+void pe_server_hold(pe_server *srv, int fd)
+{
+	atomic_store_explicit(&srv->run_held_fd, fd, memory_order_relaxed);
+}
+
+void pe_server_close_held(pe_server *srv, int fd)
+{
+	atomic_store_explicit(&srv->run_held_fd, -1, memory_order_relaxed);
+	close(fd);
+}
+
 /* The idle timeout on FD: whole for reads, a slice for writes (echo.h).
  * With none, a silent client is kept for good, and so was one whose host
  * went away with nothing in flight (pulled cable, destroyed VM), holding a
@@ -576,6 +589,7 @@ static int create(pe_server **out, const struct pe_server_config *cfg, const int
 		return -rc;
 	}
 	atomic_init(&srv->stop_requested, 0);
+	atomic_init(&srv->run_held_fd, -1);
 	if (cfg->bind_address && !(srv->bind_address = strdup(cfg->bind_address))) {
 		rc = -ENOMEM;
 		goto fail;
@@ -796,8 +810,9 @@ static void shut_down(pe_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	pe_queue_close(srv->queue);
 	while (pe_queue_try_pop(srv->queue, &acc) == 0) {
+		pe_server_hold(srv, acc.fd);
 		pe_server_log_dropped(srv, &acc);
-		close(acc.fd);
+		pe_server_close_held(srv, acc.fd);
 		pe_counter_add_release(&srv->listener.dropped, 1);
 		pe_server_hand_off_cancel(srv, &acc);
 		closed++;
@@ -902,11 +917,17 @@ int pe_server_wait(pe_server *srv)
  * variable waits for its waiters, who are not here. */
 static void forked_copy_free(pe_server *srv)
 {
+	int run_held = atomic_load_explicit(&srv->run_held_fd, memory_order_relaxed);
+
 	/* held_fd, not fd: at -v a worker lets go of the slot's fd before it
 	 * logs the close, and one dropping a client unserved never sets it. */
 	for (unsigned i = 0; i < srv->cfg.workers; i++)
 		if (srv->slots[i].held_fd >= 0)
 			close(srv->slots[i].held_fd);
+	/* A client the run thread was refusing or dropping: its warning, at
+	 * the default level, may be the line the fork came in. */
+	if (run_held >= 0)
+		close(run_held);
 	release_resources(srv);
 	free(srv);
 }

@@ -89,6 +89,13 @@ struct pe_server {
 	                                        down, queued ones closed unserved */
 	struct timespec stop_time;           /* CLOCK_MONOTONIC when stopping began */
 	atomic_int stop_requested;           /* read by the accept loop without the lock */
+	atomic_int run_held_fd;              /* a connection the run thread (the accept loop,
+	                                        or the stop emptying the queue) closes after
+	                                        it logs a refusal or a drop, from before that
+	                                        line until close(); -1 otherwise. Written by
+	                                        that thread alone (or, for a server never run,
+	                                        by pe_server_destroy's); a forked child closes
+	                                        its copy (forked_copy_free) */
 
 	pid_t owner;                         /* the process that created it (see forked_copy) */
 	int run_claimed;                     /* a run began or was started: guarded by lock */
@@ -113,6 +120,14 @@ int pe_server_hand_off_begin(pe_server *srv, const struct pe_accepted *acc, unsi
 void pe_server_hand_off_cancel(pe_server *srv, const struct pe_accepted *acc);
 /* At -v, "closed ADDR: dropped unserved, the server stopped" for ACC. */
 void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc);
+
+/* The run thread holds FD, which it closes once it has said why (a
+ * refusal at WARN, a drop at -v): a log line may take long, and a child
+ * forked meanwhile must still find FD to close its copy. Then close FD,
+ * let go of first, so that a child forked after never closes a number
+ * taken again. */
+void pe_server_hold(pe_server *srv, int fd);
+void pe_server_close_held(pe_server *srv, int fd);
 
 /* Give connection FD the options it would inherit from the listening
  * socket: the idle timeout, TCP_NODELAY and SO_OOBINLINE. */

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "server_fixture.h"
@@ -176,4 +178,37 @@ int tf_wait_stat_at(struct tf_server *ts, size_t offset, uint64_t target, unsign
 			return -ETIMEDOUT;
 		nanosleep(&pause, NULL);
 	}
+}
+
+int tf_fork_destroy_and_wait_closed(struct tf_server *ts, int client, struct th_event *release,
+                                    unsigned timeout_ms)
+{
+	int alive[2]; /* the child lives until its end is closed */
+	int rc, status;
+	pid_t child;
+
+	if (pipe(alive) < 0)
+		return -errno;
+	child = fork();
+	if (child < 0) {
+		rc = -errno;
+		close(alive[0]);
+		close(alive[1]);
+		return rc;
+	}
+	if (child == 0) {
+		char byte;
+
+		alarm(timeout_ms / 1000 + 1);
+		close(alive[1]);
+		pe_server_destroy(ts->srv);
+		_exit(read(alive[0], &byte, 1) == 0 ? 0 : 1);
+	}
+	close(alive[0]);
+	th_event_add(release, 1);
+	rc = th_wait_closed(client, timeout_ms);
+	close(alive[1]);
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return rc ? rc : -ECHILD;
+	return rc;
 }

@@ -64,4 +64,16 @@ int tf_wait_stat_at(struct tf_server *ts, size_t offset, uint64_t target, unsign
 /* The server's stats now. */
 struct pe_server_stats tf_stats(struct tf_server *ts);
 
+struct th_event;
+
+/* A thread of TS's server is held in its log callback, until RELEASE is
+ * raised, while it says why it closes CLIENT's connection (a refusal, a
+ * drop). Fork a child that destroys its copy of the server and lives on,
+ * let the thread go, and wait up to TIMEOUT_MS for CLIENT to see the close
+ * while the child still lives: 0; -ETIMEDOUT (or another negative errno)
+ * when it saw none, the child's copy keeping the connection open; -ECHILD
+ * when the child failed. */
+int tf_fork_destroy_and_wait_closed(struct tf_server *ts, int client, struct th_event *release,
+                                    unsigned timeout_ms);
+
 #endif /* POOLECHO_TESTS_SERVER_FIXTURE_H */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -3985,6 +3986,89 @@ Test(daemon, another_users_stderr_nobody_reads_does_not_hold_the_server_up, .tim
 	skip_unless_nobody_can_run_it();
 	port = (int)spawn_ready(argv, false);
 	expect_unread_stderr_not_to_hold_up((unsigned)port);
+}
+
+/* How many polls in the strace output at PATH waited for room in stderr:
+ * write_now's poll of fd 2 for POLLOUT with its 10 ms timeout (ppoll's
+ * where the C library has no poll(2)), which only the stop's wait for a
+ * reader makes. Those cut short by another thread's call count too. The
+ * output must end with the exit: one cut short would count too few. */
+static long count_polls_for_room(const char *path)
+{
+	static const char *const calls[] = {"poll([{fd=2, events=POLLOUT}], 1, 10",
+	                                    "ppoll([{fd=2, events=POLLOUT}], 1, {tv_sec=0, "
+	                                    "tv_nsec=10000000}"};
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	long n = 0;
+	bool exited = false; /* the last line says the exit */
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	while (getline(&line, &cap, f) >= 0) {
+		for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+			n += strstr(line, calls[i]) != NULL;
+		exited = strstr(line, "+++ exited with ") != NULL;
+	}
+	free(line);
+	fclose(f);
+	cr_assert(exited, "the trace in %s ends before the daemon exited", path);
+	return n;
+}
+
+/* The same pipe, full when its reader went: poll(2) then says POLLERR and
+ * never POLLOUT, and the stop's last lines, which wait up to a second for a
+ * reader that fell behind, polled for room over and over until that second
+ * was out, at 100% CPU, as if the pipe were only full. The daemon runs
+ * under strace, which counts those polls: none once a failed pipe is not
+ * waited for, thousands while it was. A count, not a time: the spin ended
+ * at the second whatever the machine, and how many polls fit in it depends
+ * on the machine and on strace, never near the bound from either side. */
+Test(daemon, another_users_stderr_whose_reader_went_is_not_waited_for_at_the_stop,
+     .timeout = 120)
+{
+	char trace[] = "/tmp/poolecho-strace-XXXXXX", script[512];
+	const char *const argv[] = {"/bin/sh", "-c", script, AS_NOBODY, daemon_path(), "-b",
+	                            "127.0.0.1", "-p", "0", "-v", "-w", "2", NULL};
+	int fd, port, unread = 0;
+	long polls;
+
+	if (geteuid() != 0)
+		cr_skip_test("only root can run the daemon as another user (nobody)");
+	skip_unless_nobody_can_run_it();
+	skip_without_strace();
+	fd = mkstemp(trace);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	close(fd);
+	/* Traced from outside setpriv ($0), as root: the file stays ours. */
+	snprintf(script, sizeof script, "exec strace -D -f -o %s -e trace=poll,ppoll "
+	         "-E \"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+	         "\"$0\" \"$@\"", trace);
+	port = (int)spawn_ready(argv, false);
+
+	/* A pipe of one page is full (no POLLOUT) as soon as it holds a
+	 * line; 40 connections at -v would fill a larger one too. */
+	th_proc_pump(&proc, 0);
+	cr_assert_geq(fcntl(proc.err.fd, F_SETPIPE_SZ, getpagesize()), 0,
+	              "F_SETPIPE_SZ: %s", strerror(errno));
+	for (unsigned i = 0; i < 40; i++)
+		echo_once((unsigned)port, 16, i);
+	cr_assert_eq(ioctl(proc.err.fd, FIONREAD, &unread), 0, "FIONREAD: %s", strerror(errno));
+	cr_assert_gt(unread, 0, "the daemon wrote nothing to its stderr pipe");
+	close(proc.err.fd);  /* the reader goes, the pipe full */
+	proc.err.fd = -1;
+
+	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0, "the daemon died early");
+	cr_assert_eq(th_proc_wait_exit(&proc, EXIT_MS), 0, "poolechod did not exit within %d ms",
+	             EXIT_MS);
+	cr_expect_eq(th_proc_exit_code(&proc), 0, "exit code %d", th_proc_exit_code(&proc));
+	/* strace (-D, apart) holds stdout until it is done writing the file. */
+	for (int i = 0; i < 100 && th_proc_pump(&proc, 100) != -EPIPE; i++)
+		;
+	polls = count_polls_for_room(trace);
+	unlink(trace);
+	cr_expect_lt(polls, 50, "the stop polled %ld times for room in a pipe whose reader had "
+	             "gone", polls);
 }
 
 /* The daemon at -v as nobody, its stderr a terminal as a login leaves it

@@ -3230,6 +3230,73 @@ Test(server, a_forked_child_closes_its_copy_of_a_connection_being_closed)
 	th_event_destroy(&close_released);
 }
 
+/* The run thread refusing a client, held in its "rejected ADDR" warning
+ * until the test lets it go; every line is kept too. */
+static struct th_event refusal_held, refusal_released;
+
+static void hold_refusal(void *ctx, enum pe_log_level level, const char *message)
+{
+	tf_log_keep(ctx, level, message);
+	if (strncmp(message, "rejected 127.0.0.1:", 19) == 0 && th_event_get(&refusal_held) == 0) {
+		th_event_add(&refusal_held, 1);
+		th_event_wait(&refusal_released, 1, IO_MS);
+	}
+}
+
+/* With CFG (one worker, a queue of one) and BUSY clients taking the worker
+ * and then the queue, the next client is refused, and a child forked while
+ * the accept loop warns of it closes its copy in pe_server_destroy(): the
+ * warning is said at the default level, so a fork may come in any of them,
+ * and kept, the refusal ends nothing, and the client waits for the child
+ * to exit or exec. */
+static void expect_forked_child_to_close_a_refused_client(struct pe_server_config *cfg,
+                                                          unsigned busy)
+{
+	int held[2], refused, rc;
+
+	th_event_init(&refusal_held);
+	th_event_init(&refusal_released);
+	cfg->log = hold_refusal;
+	cfg->log_level = PE_LOG_INFO;
+	start_server(cfg);
+	held[0] = client();
+	round_trip(held[0], 10, 1);   /* the one worker holds it: only now is the queue free */
+	if (busy > 1) {
+		held[1] = client();
+		cr_assert_eq(tf_wait_stat(&ts, queued, 1, IO_MS), 0, "the second client was not queued");
+	}
+	refused = client();
+	cr_assert_eq(th_event_wait(&refusal_held, 1, IO_MS), 0, "no client was refused; log:\n%s",
+	             tf_log_text());
+	rc = tf_fork_destroy_and_wait_closed(&ts, refused, &refusal_released, IO_MS);
+	cr_expect_eq(rc, 0, "the refused client was not closed while the forked child lived: %s",
+	             strerror(-rc));
+	close(refused);
+	for (unsigned i = 0; i < busy; i++)
+		close(held[i]);
+	stop_server_and_check(1);
+	th_event_destroy(&refusal_held);
+	th_event_destroy(&refusal_released);
+}
+
+Test(server, a_forked_child_closes_its_copy_of_a_client_over_the_per_source_limit)
+{
+	struct pe_server_config cfg;
+
+	tf_config(&cfg, 1, 1);
+	cfg.per_source = 1;
+	expect_forked_child_to_close_a_refused_client(&cfg, 1);
+}
+
+Test(server, a_forked_child_closes_its_copy_of_a_client_refused_for_the_full_queue)
+{
+	struct pe_server_config cfg;
+
+	tf_config(&cfg, 1, 1);
+	cfg.overflow = PE_OVERFLOW_REJECT;
+	expect_forked_child_to_close_a_refused_client(&cfg, 2);
+}
+
 /* A program that closed its standard input gives the server descriptor 0
  * for a connection: it is one like any other, counted as active and shut
  * down by a hard stop. (A test of "fd > 0" for "fd >= 0" would leave it

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <poolecho/queue.h>
@@ -174,9 +173,13 @@ Test(stop_races, the_stop_counts_a_queued_client_a_freed_worker_dropped)
 	}
 }
 
-/* The worker that drops a client unserved, held in its "dropped unserved"
- * line until the test lets it go; every line is kept too. */
+/* The thread that drops a client unserved (a worker, the accept loop or the
+ * stop), held in its "dropped unserved" line until the test lets it go;
+ * with hold_stopped_worker set, a worker that says the stop closed its
+ * connection is held until then too, and takes no queued client
+ * meanwhile. Every line is kept. */
 static struct th_event drop_held, drop_released;
+static atomic_int hold_stopped_worker;
 
 static void hold_drop(void *ctx, enum pe_log_level level, const char *message)
 {
@@ -184,56 +187,100 @@ static void hold_drop(void *ctx, enum pe_log_level level, const char *message)
 	if (strstr(message, ": dropped unserved") && th_event_get(&drop_held) == 0) {
 		th_event_add(&drop_held, 1);
 		th_event_wait(&drop_released, 1, IO_MS);
+	} else if (atomic_load(&hold_stopped_worker) && strstr(message, ": the server stopped")) {
+		th_event_wait(&drop_released, 1, IO_MS);
 	}
 }
 
-/* A child forked while a worker says it drops a queued client unserved
- * closes its copy of that client in pe_server_destroy(), as of one being
- * echoed: kept, the worker's close ends nothing, and the client waits
- * for the child to exit or exec. */
-Test(stop_races, a_forked_child_closes_its_copy_of_a_client_being_dropped)
+/* Once a thread is held in its "dropped unserved" line for CLIENT (WHO,
+ * for the messages): a child forked now closes its copy of the client in
+ * pe_server_destroy(), as of one being echoed: kept, the thread's close
+ * ends nothing, and the client waits for the child to exit or exec. */
+static void expect_forked_child_to_close(struct tf_server *ts, int client, const char *who)
 {
-	struct pe_server_config cfg;
-	struct tf_server ts;
-	int fd[2], rc, status; /* the client served, the client queued */
-	int alive[2];          /* the child lives until its end is closed */
-	pid_t child;
+	int rc;
 
+	cr_assert_eq(th_event_wait(&drop_held, 1, IO_MS), 0, "%s was not dropped unserved", who);
+	rc = tf_fork_destroy_and_wait_closed(ts, client, &drop_released, IO_MS);
+	cr_expect_eq(rc, 0, "%s was not closed while the forked child lived: %s", who,
+	             strerror(-rc));
+}
+
+/* CFG for a server at -v, its lines held by hold_drop, with one worker and
+ * a queue of one. */
+static void config_holding_drops(struct pe_server_config *cfg)
+{
 	th_event_init(&drop_held);
 	th_event_init(&drop_released);
-	tf_config(&cfg, 1, 1);
-	cfg.log = hold_drop;
-	cfg.log_level = PE_LOG_DEBUG;
-	start_one_served_one_queued(&ts, &cfg, fd);
-	atomic_store(&closes_before_drain, 1); /* the freed worker takes the queued client */
-	tf_request_stop(&ts, 1);
-	cr_assert_eq(th_event_wait(&drop_held, 1, IO_MS), 0, "no client was dropped unserved");
-	cr_assert_eq(pipe(alive), 0, "pipe: %s", strerror(errno));
-	child = fork();
-	cr_assert_geq(child, 0, "fork: %s", strerror(errno));
-	if (child == 0) {
-		char byte;
+	tf_config(cfg, 1, 1);
+	cfg->log = hold_drop;
+	cfg->log_level = PE_LOG_DEBUG;
+}
 
-		alarm(IO_MS / 1000);
-		close(alive[1]);
-		pe_server_destroy(ts.srv);
-		_exit(read(alive[0], &byte, 1) == 0 ? 0 : 1);
-	}
-	close(alive[0]);
-	th_event_add(&drop_released, 1);
-	rc = th_wait_closed(fd[1], IO_MS);
-	cr_expect_eq(rc, 0, "the dropped client was not closed while the forked child lived: %s",
-	             strerror(-rc));
-	close(alive[1]);
-	cr_assert_eq(waitpid(child, &status, 0), child);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child failed (status %#x)",
-	          (unsigned)status);
-	cr_assert_eq(tf_join(&ts, IO_MS), 0, "the server did not stop");
-	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
+/* Stop TS, which held two clients in FD, and see both closed. */
+static void stop_and_expect_both_closed(struct tf_server *ts, int fd[2])
+{
+	cr_assert_eq(tf_join(ts, IO_MS), 0, "the server did not stop");
+	cr_assert_eq(tf_stop(ts, 1, IO_MS), 0);
 	for (int i = 0; i < 2; i++) {
 		cr_expect_eq(th_wait_closed(fd[i], IO_MS), 0, "client %d was not closed", i);
 		close(fd[i]);
 	}
+	th_event_destroy(&drop_held);
+	th_event_destroy(&drop_released);
+}
+
+/* A child forked while a worker says it drops a queued client unserved (the
+ * worker freed by the hard stop takes that client before the stop does)
+ * closes its copy of the client. */
+Test(stop_races, a_forked_child_closes_its_copy_of_a_client_being_dropped)
+{
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	int fd[2]; /* the client served, the client queued */
+
+	config_holding_drops(&cfg);
+	start_one_served_one_queued(&ts, &cfg, fd);
+	atomic_store(&closes_before_drain, 1); /* the freed worker takes the queued client */
+	tf_request_stop(&ts, 1);
+	expect_forked_child_to_close(&ts, fd[1], "the queued client");
+	stop_and_expect_both_closed(&ts, fd);
+}
+
+/* The same where the stop itself empties the queue, the worker held in its
+ * own close: the run thread says the drop before it closes, at -v, and a
+ * child forked during that line kept the client open. */
+Test(stop_races, a_forked_child_closes_its_copy_of_a_client_the_stop_drops)
+{
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	int fd[2]; /* the client served, the client queued */
+
+	config_holding_drops(&cfg);
+	start_one_served_one_queued(&ts, &cfg, fd);
+	atomic_store(&hold_stopped_worker, 1);
+	tf_request_stop(&ts, 1);
+	expect_forked_child_to_close(&ts, fd[1], "the queued client");
+	stop_and_expect_both_closed(&ts, fd);
+}
+
+/* The same where the accept loop finds the queue closed by the stop as it
+ * hands a client over, and drops it: said at -v before its close too. */
+Test(stop_races, a_forked_child_closes_its_copy_of_a_client_the_accept_loop_drops)
+{
+	struct pe_server_config cfg;
+	struct tf_server ts;
+	int fd;
+
+	config_holding_drops(&cfg);
+	cr_assert_eq(tf_start(&ts, &cfg), 0);
+	atomic_store(&stop_before_push, ts.srv);
+	fd = th_connect(ts.port, IO_MS);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+	expect_forked_child_to_close(&ts, fd, "the client just accepted");
+	close(fd);
+	cr_assert_eq(tf_join(&ts, IO_MS), 0, "the server did not stop");
+	cr_assert_eq(tf_stop(&ts, 1, IO_MS), 0);
 	th_event_destroy(&drop_held);
 	th_event_destroy(&drop_released);
 }

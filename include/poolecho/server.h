@@ -278,12 +278,14 @@ PE_API size_t pe_server_stats_format(const struct pe_server_stats *s, char *buf,
  * After fork(2) the server is the parent's: its threads are not in the
  * child. In the child, pe_server_stop() and pe_server_stop_now() do nothing
  * and pe_server_destroy() only closes the child's copies of the listening
- * socket, the stop pipe, the connections being echoed or closed and the
- * workers' splice pipes, and frees the memory but the queue's and the
- * pool's (a few hundred bytes and the queue's slots, left because a
- * parent's thread may have held their locks); call nothing else on it
- * there. A connection still queued at the fork stays open in the child
- * until it exits or execs. Every descriptor the server opens is close-on-exec. */
+ * socket, the stop pipe, the connections being echoed or closed (by a
+ * worker, or by the run as it refuses a client or drops one unserved, its
+ * log line under way) and the workers' splice pipes, and frees the memory
+ * but the queue's and the pool's (a few hundred bytes and the queue's
+ * slots, left because a parent's thread may have held their locks); call
+ * nothing else on it there. A connection still queued at the fork stays
+ * open in the child until it exits or execs. Every descriptor the server
+ * opens is close-on-exec. */
 PE_API void pe_server_destroy(pe_server *srv);
 
 #ifdef __cplusplus
