@@ -383,7 +383,14 @@ static int accept_loop(pe_server *srv, struct accept_log *lg)
 		backed_off = false;
 		failed_in_a_row = 0;
 		pe_counter_add(&srv->listener.accepted, 1);
-		log_errors_due(srv, lg, 0, "; accepting again");
+		/* A count said here is a warning, with the client in hand: a
+		 * child forked during it must find the client to close. Most
+		 * accepts hold no count, and store nothing. */
+		if (pe_errlimit_holding(&lg->errors)) {
+			pe_server_hold(srv, fd);
+			log_errors_due(srv, lg, 0, "; accepting again");
+			pe_server_hold(srv, -1);
+		}
 		if (srv->backlog_without_options) {
 			srv->backlog_without_options--;
 			pe_server_set_connection_options(srv, fd);

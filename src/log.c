@@ -181,7 +181,9 @@ static int poll_failure(short revents)
 {
 	if (revents & POLLNVAL)
 		return EBADF;
-	return revents & (POLLERR | POLLHUP) ? EPIPE : 0;
+	if (revents & POLLERR)
+		return EPIPE;
+	return revents & POLLHUP ? EIO : 0; /* a terminal hung up: what write(2) says */
 }
 
 /* One try at writing N bytes of P, never waiting where pe_log_never_block

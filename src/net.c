@@ -276,8 +276,9 @@ int pe_net_holds_capability(unsigned bit)
  * counts in its network namespace: whether that namespace's owner is its
  * user namespace or one below it (nsenter --net into a rootless
  * container's, as root of the host), which NS_GET_USERNS gives, and none
- * above it (unshare -r), which it refuses with EPERM. 1 or 0; -1 when the
- * kernel cannot tell (before Linux 4.9, no /proc). */
+ * above it (unshare -r), which it refuses with EPERM (as it does where
+ * there are no user namespaces at all). 1 or 0; -1 when the kernel cannot
+ * tell (before Linux 4.9, no /proc). */
 static int capability_counts_in_netns(void)
 {
 #ifdef NS_GET_USERNS
@@ -289,8 +290,15 @@ static int capability_counts_in_netns(void)
 	if (user >= 0) {
 		close(user);
 		rc = 1;
+	} else if (errno != EPERM) {
+		rc = -1;
+	} else if (access("/proc/self/ns/user", F_OK) == 0) {
+		rc = 0;
 	} else {
-		rc = errno == EPERM ? 0 : -1;
+		/* A kernel without user namespaces (CONFIG_USER_NS off) says
+		 * EPERM too: its one user namespace owns every network
+		 * namespace, so the capability counts. */
+		rc = errno == ENOENT ? 1 : -1;
 	}
 	close(net);
 	return rc;

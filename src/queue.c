@@ -147,8 +147,9 @@ static void push_cancelled(void *arg)
 
 /* Wait on COND with Q's lock held, until DEADLINE on CLOCK_MONOTONIC
  * (NULL: no limit), CANCELLED undoing the wait if the thread is cancelled
- * in it; *RC gets what the wait returned. (Through a pointer: a local set
- * between pthread_cleanup_push's setjmp and its pop may be clobbered.) */
+ * in it; *RC gets what the wait returned. (Through a pointer: a local
+ * set between pthread_cleanup_push, a setjmp in glibc's C, and its pop
+ * draws gcc's -Wclobbered, although a cancelled thread never reads it.) */
 static void wait_cancellable(pe_queue *q, pthread_cond_t *cond, void (*cancelled)(void *),
                              const struct timespec *deadline, int *rc)
 {
@@ -255,7 +256,7 @@ int pe_queue_pop(pe_queue *q, void *item)
 
 	pthread_mutex_lock(&q->lock);
 	while (q->length == 0 && !q->closed) {
-		int waited;
+		int waited; /* a wait without a deadline returns 0 */
 
 		q->waiting_pop++;
 		wait_cancellable(q, &q->not_empty, pop_cancelled, NULL, &waited);

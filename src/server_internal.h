@@ -92,7 +92,8 @@ struct pe_server {
 	atomic_int run_held_fd;              /* a connection the run thread (the accept loop,
 	                                        or the stop emptying the queue) closes after
 	                                        it logs a refusal or a drop, from before that
-	                                        line until close(); -1 otherwise. Written by
+	                                        line until close(), or hands over after a
+	                                        count of accept errors; -1 otherwise. Written by
 	                                        that thread alone (or, for a server never run,
 	                                        by pe_server_destroy's); a forked child closes
 	                                        its copy (forked_copy_free) */
@@ -122,9 +123,10 @@ void pe_server_hand_off_cancel(pe_server *srv, const struct pe_accepted *acc);
 void pe_server_log_dropped(pe_server *srv, const struct pe_accepted *acc);
 
 /* The run thread holds FD, which it closes once it has said why (a
- * refusal at WARN, a drop at -v): a log line may take long, and a child
- * forked meanwhile must still find FD to close its copy. Then close FD,
- * let go of first, so that a child forked after never closes a number
+ * refusal at WARN, a drop at -v), or hands over once a count of accept
+ * errors is said (-1 then lets go of it): a log line may take long, and a
+ * child forked meanwhile must still find FD to close its copy. Then close
+ * FD, let go of first, so that a child forked after never closes a number
  * taken again. */
 void pe_server_hold(pe_server *srv, int fd);
 void pe_server_close_held(pe_server *srv, int fd);

@@ -651,6 +651,52 @@ Test(queue, a_pop_cancelled_while_waiting_leaves_the_queue_usable)
 	TH_ASSERT_NO_LEAKS();
 }
 
+/* A try_push on a full queue, on a thread of its own: it waits while a
+ * popper is counted on its way, which a cancelled one never is. */
+struct try_push_op {
+	pe_queue *q;
+	int value, rc;
+};
+
+static void *try_push_main(void *arg)
+{
+	struct try_push_op *op = arg;
+
+	op->rc = pe_queue_try_push(op->q, &op->value);
+	return NULL;
+}
+
+/* A pop cancelled in its wait must be counted out of the poppers waiting:
+ * counted in, the next push took it for one woken to take the item, and a
+ * try_push on the then full queue waited for it, 1 ms at a time, for good
+ * (until a pop or a close). */
+Test(queue, a_pop_cancelled_while_waiting_leaves_try_push_refusing_at_once)
+{
+	static struct op pop;
+	struct try_push_op tp = {.value = 2};
+	pthread_t thread;
+	pe_queue *own;
+	int rc;
+
+	cr_assert_eq(pe_queue_create(&own, 1, sizeof(int)), 0);
+	op_start(&pop, own, OP_POP, -1);
+	op_assert_blocked(&pop, "pop on an empty queue");
+	op_cancel(&pop, "pop on an empty queue");
+	push_int(own, 1); /* full, and no popper waits */
+	tp.q = own;
+	cr_assert_eq(pthread_create(&thread, NULL, try_push_main, &tp), 0);
+	rc = th_join(thread, WAKE_MS);
+	if (rc != 0) {
+		pe_queue_close(own); /* ends its wait: -ESHUTDOWN */
+		cr_assert_eq(th_join(thread, WAKE_MS), 0, "try_push did not end at the close");
+	}
+	cr_assert_eq(rc, 0, "try_push on a full queue waited %d ms for a cancelled popper",
+	             WAKE_MS);
+	cr_expect_eq(tp.rc, -EAGAIN, "try_push: %d, expected -EAGAIN", tp.rc);
+	pe_queue_destroy(own);
+	TH_ASSERT_NO_LEAKS();
+}
+
 /* The same for a push waiting for space: the pop that frees a slot, and
  * the push after it, go on as if the cancelled push had never waited. */
 Test(queue, a_push_cancelled_while_waiting_leaves_the_queue_usable)
