@@ -54,7 +54,9 @@ static size_t home_of(const struct pe_sources *s, const unsigned char addr[16], 
 
 	memcpy(&hi, addr, 8);
 	memcpy(&lo, addr + 8, 8);
-	return (size_t)mix64(mix64(mix64(hi ^ s->key[0]) ^ lo ^ s->key[1]) ^ scope) & s->mask;
+	/* The scope goes in with the first half, a link-local address's
+	 * prefix (fe80::), which it then tells apart: no third mix. */
+	return (size_t)mix64(mix64(hi ^ scope ^ s->key[0]) ^ lo ^ s->key[1]) & s->mask;
 }
 
 /* ADDR as 16 bytes: IPv6 as it is, IPv4 as ::ffff:a.b.c.d. Anything else
