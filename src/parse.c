@@ -157,15 +157,37 @@ static size_t utf8_length(const unsigned char *s, size_t left)
 	return need;
 }
 
+/* Whether code point C is a format character that a terminal shows as
+ * nothing, or that moves what follows: a zero-width space (80\u200b reads
+ * as 80), a bidirectional control (U+202E shows "08" as "80"), a tag; or
+ * a line or paragraph separator, which log readers (Python's splitlines,
+ * editors) take as the end of a line. */
+static bool invisible(unsigned long c)
+{
+	static const struct {
+		unsigned long first, last;
+	} ranges[] = {
+		{0x061c, 0x061c}, {0x180e, 0x180e}, {0x200b, 0x200f}, {0x2028, 0x202e},
+		{0x2060, 0x206f}, {0xfeff, 0xfeff}, {0xfff9, 0xfffb}, {0xe0000, 0xe007f},
+	};
+
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+		if (c >= ranges[i].first && c <= ranges[i].last)
+			return true;
+	return false;
+}
+
 /* What the character at S (LEFT bytes at most) takes as shown, and in
  * *BYTES how many bytes of S it is. A control character shows each byte as
  * \xNN: C0 and DEL; C1 (U+0080-U+009F), which terminals take as CSI and
  * the like, and so a byte 0x80-0x9f that is no part of a UTF-8 character
- * (a Latin-1 terminal's C1); and an overlong encoding, which a lax decoder
- * reads as the ASCII (ESC too) it spells. Anything else shows as itself. */
+ * (a Latin-1 terminal's C1); an overlong encoding, which a lax decoder
+ * reads as the ASCII (ESC too) it spells; and an invisible one (above).
+ * Anything else shows as itself. */
 static size_t shown_width(const char *s, size_t left, size_t *bytes)
 {
 	const unsigned char *u = (const unsigned char *)s;
+	unsigned long c;
 	size_t n;
 
 	*bytes = 1;
@@ -177,7 +199,10 @@ static size_t shown_width(const char *s, size_t left, size_t *bytes)
 	if ((n == 2 && (u[0] < 0xc2 || (u[0] == 0xc2 && u[1] <= 0x9f))) ||
 	    (n == 3 && u[0] == 0xe0 && u[1] < 0xa0) || (n == 4 && u[0] == 0xf0 && u[1] < 0x90))
 		return 4 * n;
-	return n;
+	c = u[0] & (0x7f >> n);
+	for (size_t k = 1; k < n; k++)
+		c = c << 6 | (u[k] & 0x3f);
+	return invisible(c) ? 4 * n : n;
 }
 
 size_t pe_parse_shown_len(const char *s, size_t len)

@@ -54,8 +54,10 @@ const char *pe_parse_host_misform(const char *host, const char *port_how, char *
 enum { PE_PARSE_SHOWN_MAX = 1024 };
 
 /* The first LEN bytes of S (fewer at a NUL) as a message shows what a
- * user typed: control characters as \xNN, so that none is invisible or
- * moves the cursor, and the rest as typed, UTF-8 included. Whole when it
+ * user typed: control characters as \xNN, and so the invisible ones
+ * (zero-width, bidirectional controls, line separators), so that none is
+ * unseen, moves the cursor or reorders the text, and the rest as typed,
+ * UTF-8 included. Whole when it
  * fits BUF of SIZE bytes; else cut, ending in "...", never inside a UTF-8
  * character or an escape. Returns BUF. */
 const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size);

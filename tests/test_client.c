@@ -6183,6 +6183,8 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		{{"-s", "\x07"}, "'\\x07' for -s/--size"},
 		{{"--mode=\r"}, "'\\x0d' for -m/--mode"},
 		{{"--source-ip=\x1b"}, "'\\x1b' for --source-ip"},
+		/* An invisible character too: U+202E would show "01" as "10". */
+		{{"-c", "\xe2\x80\xae" "01"}, "'\\xe2\\x80\\xae01' for -c/--connections"},
 		{{"--source-ip=::1", "--source-ip=1\t"}, "'1\\x09' for --source-ip"},
 		{{"[\x1b]", "9"}, "HOST '[\\x1b]'"},
 		{{"localhost", "\x7f"}, "PORT '\\x7f'"},

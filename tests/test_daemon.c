@@ -455,6 +455,11 @@ ParameterizedTestParameters(daemon, bad_usage_exits_2_naming_option_and_value)
 		{{"--splice=\r"}, "--splice", "'\\x0d'"},
 		{{"--grace=1\t"}, "--grace", "'1\\x09'"},
 		{{"x\x7fy"}, "unexpected argument", "'x\\x7fy'"},
+		/* Invisible characters too: a line separator, a line's end to a
+		 * log reader; a zero-width space after a port that looks valid. */
+		{{"--log-level=info\xe2\x80\xa8" "2026"}, "--log-level",
+		 "'info\\xe2\\x80\\xa82026'"},
+		{{"-p", "80\xe2\x80\x8b"}, "-p/--port", "'80\\xe2\\x80\\x8b'"},
 		{{"--verb=1"}, "--verbose", "no value (got '1')"},
 		{{"--ver"}, "ambiguous option", "--verbose, --version"},
 		{{"-b", "[::1]"}, "-b/--bind", "without brackets"},

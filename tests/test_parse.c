@@ -144,6 +144,18 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"a\xc2\x9f", 3, 64, "a\\xc2\\x9f"},
 		{"a\x9f", 2, 64, "a\\x9f"},
 		{"\xc2", 1, 64, "\xc2"},                    /* half a character: as typed */
+		/* Invisible: "80" and a zero-width space is no "80"; a
+		 * bidirectional override shows "08" as "80"; a line separator
+		 * ends a line for a log reader. Their neighbours stay. */
+		{"80\xe2\x80\x8b", 5, 64, "80\\xe2\\x80\\x8b"},
+		{"\xe2\x80\xae" "08", 5, 64, "\\xe2\\x80\\xae08"},
+		{"a\xe2\x80\xa8" "b\xe2\x80\xa9", 8, 64, "a\\xe2\\x80\\xa8b\\xe2\\x80\\xa9"},
+		{"\xe2\x81\xa6x\xe2\x81\xa9", 7, 64, "\\xe2\\x81\\xa6x\\xe2\\x81\\xa9"},
+		{"\xef\xbb\xbf" "1", 4, 64, "\\xef\\xbb\\xbf1"},
+		{"\xd8\x9c", 2, 64, "\\xd8\\x9c"},
+		{"\xf3\xa0\x80\x81", 4, 64, "\\xf3\\xa0\\x80\\x81"},
+		{"\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xb0", 12, 64,
+		 "\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xb0"},
 		{"ab\xc2\x9b" "cdef", 8, 10, "ab..."},     /* never half of one's escape */
 		{"ab\xc2\x9b" "cdef", 8, 15, "ab\\xc2\\x9bcdef"},
 		/* Shown again (a log line quoting a word shown), the escapes
