@@ -431,10 +431,11 @@ static void conn_connect(struct lthread *t, struct conn *c, int64_t now, int64_t
 	                         .data.ptr = c};
 	int fd, rc;
 
-	fd = socket(L->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = pe_net_socket((const struct sockaddr *)&L->addr,
+	                   SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		conn_fail(t, c, errno == EMFILE || errno == ENFILE ? FAIL_OTHER : FAIL_CONNECT,
-		          "cannot create a socket: %s", strerror(errno));
+		conn_fail(t, c, fd == -EMFILE || fd == -ENFILE ? FAIL_OTHER : FAIL_CONNECT,
+		          "cannot create a socket: %s", strerror(-fd));
 		return;
 	}
 	c->fd = fd;
@@ -1189,10 +1190,11 @@ static int raise_fd_limit(unsigned long conns, unsigned long need, char *err, si
 static int check_sources(const struct client_config *cfg, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < cfg->nsources; i++) {
-		int fd = socket(cfg->sources[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+		int fd = pe_net_socket((const struct sockaddr *)&cfg->sources[i],
+		                       SOCK_STREAM | SOCK_CLOEXEC), rc;
 		char shown[NI_MAXHOST];
 
-		rc = fd < 0 ? -errno :
+		rc = fd < 0 ? fd :
 		     pe_net_bind_source(fd, (const struct sockaddr *)&cfg->sources[i],
 		                        cfg->source_lens[i]);
 		if (fd >= 0)

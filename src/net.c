@@ -717,6 +717,25 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)
 	return "";
 }
 
+int pe_net_socket(const struct sockaddr *sa, int type)
+{
+	int zero = 0, fd = socket(sa->sa_family, type, 0), e;
+
+	if (fd < 0)
+		return -errno;
+	/* An IPv4-mapped address (::ffff:a.b.c.d) is IPv4 on the wire, which
+	 * an IPv6-only socket cannot carry: where net.ipv6.bindv6only=1 makes
+	 * that the default, connect(2) to one says ENETUNREACH and bind(2)
+	 * EINVAL. */
+	if (sa->sa_family != AF_INET6 ||
+	    !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) == 0)
+		return fd;
+	e = errno;
+	close(fd);
+	return -e;
+}
+
 int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
 {
 #ifdef IP_BIND_ADDRESS_NO_PORT
@@ -743,10 +762,10 @@ int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len)
 int pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
                          socklen_t source_len)
 {
-	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+	int fd = pe_net_socket(sa, SOCK_DGRAM | SOCK_CLOEXEC), rc;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if ((!source || bind(fd, source, source_len) == 0) && connect(fd, sa, len) == 0)
 		rc = 1;
 	else
@@ -779,8 +798,8 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 	for (ai = list; ai; ai = ai->ai_next) {
 		bool connecting = false;
 
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		rc = fd < 0 ? -errno : 0;
+		fd = pe_net_socket(ai->ai_addr, SOCK_STREAM | SOCK_CLOEXEC);
+		rc = fd < 0 ? fd : 0;
 		if (rc == 0 && source)
 			rc = pe_net_bind_source(fd, source, source_len);
 		if (rc == 0) {

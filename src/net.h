@@ -107,6 +107,12 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding);
 int pe_net_ports_ran_out(const struct sockaddr *sa, socklen_t len, const struct sockaddr *source,
                          socklen_t source_len);
 
+/* A socket of TYPE (SOCK_STREAM or SOCK_DGRAM, with SOCK_* flags) for
+ * SA's family, to connect to or bind SA: for an IPv4-mapped address
+ * (::ffff:127.0.0.1), dual-stack whatever net.ipv6.bindv6only says. The
+ * descriptor or a negative errno. */
+int pe_net_socket(const struct sockaddr *sa, int type);
+
 /* Bind FD, before its connect(2), to the source address SA, leaving the
  * port to the connect. 0 or a negative errno. */
 int pe_net_bind_source(int fd, const struct sockaddr *sa, socklen_t len);

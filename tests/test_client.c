@@ -7844,6 +7844,44 @@ Test(pipe, a_missing_ipv6_loopback_is_not_blamed_on_ports, .timeout = 60)
 	run_free(&r);
 }
 
+/* An IPv4-mapped address (::ffff:127.0.0.1) is IPv4 on the wire: where
+ * net.ipv6.bindv6only=1 makes new IPv6 sockets IPv6 only, the client's
+ * sockets must say otherwise, or it gets "Network is unreachable" from
+ * connect(2), and "Invalid argument" for such a --source-ip. */
+Test(net, an_ipv4_mapped_address_is_reached_where_ipv6_sockets_are_ipv6_only,
+     .timeout = 60)
+{
+	const char *pipe_args[] = {"::ffff:127.0.0.1", port_str, NULL};
+	const char *load_args[] = {"-c", "1", "-n", "1", "--source-ip", "::ffff:127.0.0.1",
+	                           "::ffff:127.0.0.1", port_str, NULL};
+	const char *const *args[] = {pipe_args, load_args};
+	const char *why = own_network();
+	struct pe_server_config cfg;
+	int fd;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	fd = open("/proc/sys/net/ipv6/bindv6only", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || fd_write_all(fd, "1\n", 2) < 0) {
+		if (fd >= 0)
+			close(fd);
+		cr_skip_test("cannot set net.ipv6.bindv6only in the namespace: %s",
+		             strerror(errno));
+	}
+	close(fd);
+	tf_config(&cfg, 2, 4);
+	cr_assert_eq(tf_start(&server, &cfg), 0, "cannot start the in-process server");
+	snprintf(port_str, sizeof port_str, "%u", server.port);
+	for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+		struct run r;
+
+		run_client(&r, "hello\n", 6, args[i]);
+		cr_expect_eq(r.code, 0, "%s: exit %d, stderr:\n%s", args[i][0], r.code, r.err);
+		run_free(&r);
+	}
+	cr_assert_eq(tf_stop(&server, 0, 10000), 0, "the in-process server did not stop");
+}
+
 /* With IPv6 turned off, :: still binds but serves no one: a port in use on
  * IPv4 is simply in use, and the message must not send the user to ::. */
 Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
