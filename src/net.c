@@ -712,6 +712,18 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)
 	/* The address may well be this host's, on another link. */
 	if (rc == -EADDRNOTAVAIL && binding && scoped)
 		return " (not an address of that interface)";
+	/* With IPv6 turned off, ::1 is gone as any IPv6 address is: the same
+	 * errno, whose cause is a setting, named only where it is set. */
+	if (rc == -EADDRNOTAVAIL && binding && sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) &&
+	    pe_sysfile_number("/proc/sys/net/ipv6/conf/lo/disable_ipv6") == 1)
+		return " (not an address of this host: IPv6 is turned off on its loopback, "
+		       "net.ipv6.conf.lo.disable_ipv6=1)";
+	if (rc == -EADDRNOTAVAIL && binding && sa->sa_family == AF_INET6 &&
+	    pe_sysfile_number("/proc/sys/net/ipv6/conf/all/disable_ipv6") == 1 &&
+	    !pe_net_ipv6_has_an_address())
+		return " (not an address of this host: IPv6 is turned off, "
+		       "net.ipv6.conf.all.disable_ipv6=1)";
 	if (rc == -EADDRNOTAVAIL && binding)
 		return " (not an address of this host)";
 	return "";

@@ -92,7 +92,8 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
 /* What to add to the reason a bind(2) (BINDING nonzero) or connect(2) on
  * SA failed with RC (a negative errno): " (not an address of this host)"
  * for a bind's EADDRNOTAVAIL (of that interface, for a link-local address
- * with one); for a link-local IPv6 address without its interface
+ * with one), and that IPv6 is turned off where net.ipv6.conf.*.disable_ipv6
+ * says so (lo's for ::1); for a link-local IPv6 address without its interface
  * (fe80::1, not fe80::1%eth0), which the kernel refuses as EINVAL, that it
  * needs one; and for one whose index names no interface (fe80::1%99:
  * ENODEV, or ENETUNREACH from a connect), that none has it. "" when there

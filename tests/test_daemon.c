@@ -4479,6 +4479,27 @@ Test(daemon, ipv6_only_listen_with_ipv6_off_is_warned_of)
 	stop_daemon(SIGTERM);
 }
 
+/* -b ::1 with IPv6 turned off failed with "not an address of this host"
+ * alone, where the client names the setting for the same ::1: the cause
+ * is a setting, named as the one that is set. */
+Test(daemon, an_ipv6_bind_address_with_ipv6_off_names_the_setting)
+{
+	bind_in_own_network_says_why("echo 1 >/proc/sys/net/ipv6/conf/lo/disable_ipv6", "::1",
+	                             "cannot listen on [::1]:0: bind: Cannot assign requested "
+	                             "address (not an address of this host: IPv6 is turned off on "
+	                             "its loopback, net.ipv6.conf.lo.disable_ipv6=1)\n");
+	th_proc_cleanup(&proc);
+	bind_in_own_network_says_why("echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6", "::2",
+	                             "cannot listen on [::2]:0: bind: Cannot assign requested "
+	                             "address (not an address of this host: IPv6 is turned off, "
+	                             "net.ipv6.conf.all.disable_ipv6=1)\n");
+	th_proc_cleanup(&proc);
+	/* IPv6 on, ::2 simply not this host's: no setting blamed. */
+	bind_in_own_network_says_why("ip link set lo up", "::2", "cannot listen on [::2]:0: bind: "
+	                             "Cannot assign requested address (not an address of this "
+	                             "host)\n");
+}
+
 /* The same with IPv6 on (::1 on loopback): no warning. */
 Test(daemon, ipv6_only_listen_with_ipv6_on_is_no_warning)
 {
