@@ -140,7 +140,7 @@ static void usage(FILE *out)
 	        "for a client, a socket from the service manager cannot be served,\n"
 	        "accepting fails for good, or --help or --version cannot be written;\n"
 	        "2 on bad usage (what was typed is quoted with control characters\n"
-	        "as \\xNN).\n",
+	        "as \\xNN, and invisible ones such as U+200B and U+202E).\n",
 	        PE_DEFAULT_PORT, PE_MAX_WORKERS, PE_DEFAULT_WORKERS, MAX_QUEUE, PE_DEFAULT_QUEUE,
 	        MAX_BACKLOG, PE_DEFAULT_BACKLOG, MAX_PER_SOURCE, PE_DEFAULT_IDLE_TIMEOUT_MS / 1000,
 	        PE_DEFAULT_GRACE_MS / 1000, MIN_BUFFER >> 10, MAX_BUFFER >> 20,

@@ -719,7 +719,9 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)
 	    pe_sysfile_number("/proc/sys/net/ipv6/conf/lo/disable_ipv6") == 1)
 		return " (not an address of this host: IPv6 is turned off on its loopback, "
 		       "net.ipv6.conf.lo.disable_ipv6=1)";
+	/* Not for an IPv4-mapped address, which is IPv4's to have. */
 	if (rc == -EADDRNOTAVAIL && binding && sa->sa_family == AF_INET6 &&
+	    !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
 	    pe_sysfile_number("/proc/sys/net/ipv6/conf/all/disable_ipv6") == 1 &&
 	    !pe_net_ipv6_has_an_address())
 		return " (not an address of this host: IPv6 is turned off, "

@@ -157,18 +157,22 @@ static size_t utf8_length(const unsigned char *s, size_t left)
 	return need;
 }
 
-/* Whether code point C is a format character that a terminal shows as
- * nothing, or that moves what follows: a zero-width space (80\u200b reads
- * as 80), a bidirectional control (U+202E shows "08" as "80"), a tag; or
- * a line or paragraph separator, which log readers (Python's splitlines,
- * editors) take as the end of a line. */
+/* Whether code point C is one that a terminal shows as nothing, or that
+ * moves what follows: Unicode's Default_Ignorable_Code_Point, such as a
+ * zero-width space (80\u200b reads as 80), a variation selector, a Hangul
+ * filler, a bidirectional control (U+202E shows "08" as "80") or a tag;
+ * the interlinear annotation controls; or a line or paragraph separator,
+ * which log readers (Python's splitlines, editors) take as a line's end. */
 static bool invisible(unsigned long c)
 {
 	static const struct {
 		unsigned long first, last;
 	} ranges[] = {
-		{0x061c, 0x061c}, {0x180e, 0x180e}, {0x200b, 0x200f}, {0x2028, 0x202e},
-		{0x2060, 0x206f}, {0xfeff, 0xfeff}, {0xfff9, 0xfffb}, {0xe0000, 0xe007f},
+		{0x00ad, 0x00ad}, {0x034f, 0x034f}, {0x061c, 0x061c}, {0x115f, 0x1160},
+		{0x17b4, 0x17b5}, {0x180b, 0x180f}, {0x200b, 0x200f}, {0x2028, 0x202e},
+		{0x2060, 0x206f}, {0x3164, 0x3164}, {0xfe00, 0xfe0f}, {0xfeff, 0xfeff},
+		{0xffa0, 0xffa0}, {0xfff0, 0xfffb}, {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a},
+		{0xe0000, 0xe0fff},
 	};
 
 	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)

@@ -6404,6 +6404,10 @@ static void expect_help_and_docs_say(const char *in_help, const char *in_docs)
 Test(cli, help_man_page_and_readme_say_control_characters_show_as_xnn, .timeout = 30)
 {
 	expect_help_and_docs_say("control characters as \\xNN", "xNN");
+	/* And of the invisible characters, shown so too. */
+	expect_help_and_docs_say("and invisible ones such as U+200B", "invisible");
+	cr_expect_eq(th_doc_mentions("README", "control or invisible character in it"), 1,
+	             "the README does not say it of the client's invisible characters");
 	/* The README says it of poolechod too: the client's exit statuses. */
 	cr_expect_eq(th_doc_mentions("README", "xNN); 3 when"), 1,
 	             "the README does not say it of the client's bad usage");

@@ -522,6 +522,13 @@ Test(daemon, help_man_page_and_readme_say_control_characters_show_as_xnn)
 	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
 		cr_expect_eq(th_doc_mentions(docs[i], docs_say[i]), 1, "%s does not say '%s'",
 		             docs[i], docs_say[i]);
+	/* And of the invisible characters, shown so too. */
+	cr_expect(proc.out.data && strstr(proc.out.data, "and invisible ones such as U+200B"),
+	          "--help:\n%s", proc.out.data);
+	cr_expect_eq(th_doc_mentions("man/poolechod.8", "invisible character: zero-width"), 1,
+	             "poolechod(8) does not say it of invisible characters");
+	cr_expect_eq(th_doc_mentions("README", "invisible character in it shown as xNN"), 1,
+	             "the README does not say it of poolechod's invisible characters");
 }
 
 /* A word too long for its usage message is cut with "..." before its
@@ -4493,6 +4500,15 @@ Test(daemon, an_ipv6_bind_address_with_ipv6_off_names_the_setting)
 	                             "cannot listen on [::2]:0: bind: Cannot assign requested "
 	                             "address (not an address of this host: IPv6 is turned off, "
 	                             "net.ipv6.conf.all.disable_ipv6=1)\n");
+	th_proc_cleanup(&proc);
+	/* An IPv4-mapped address is IPv4's, which IPv6 turned off leaves be
+	 * (::ffff:127.0.0.1 binds): no setting blamed. (Loopback up: with no
+	 * local table yet, the kernel binds any IPv4 address.) */
+	bind_in_own_network_says_why("ip link set lo up && "
+	                             "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6",
+	                             "::ffff:10.9.9.9", "cannot listen on [::ffff:10.9.9.9]:0: "
+	                             "bind: Cannot assign requested address (not an address of "
+	                             "this host)\n");
 	th_proc_cleanup(&proc);
 	/* IPv6 on, ::2 simply not this host's: no setting blamed. */
 	bind_in_own_network_says_why("ip link set lo up", "::2", "cannot listen on [::2]:0: bind: "

@@ -154,6 +154,16 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"\xef\xbb\xbf" "1", 4, 64, "\\xef\\xbb\\xbf1"},
 		{"\xd8\x9c", 2, 64, "\\xd8\\x9c"},
 		{"\xf3\xa0\x80\x81", 4, 64, "\\xf3\\xa0\\x80\\x81"},
+		/* The rest of what Unicode says to show as nothing (its
+		 * Default_Ignorable_Code_Point): "80" and a variation
+		 * selector, a grapheme joiner or a Hangul filler reads as 80. */
+		{"80\xef\xb8\x8f", 5, 64, "80\\xef\\xb8\\x8f"},
+		{"80\xcd\x8f", 4, 64, "80\\xcd\\x8f"},
+		{"8\xe3\x85\xa4" "0", 5, 64, "8\\xe3\\x85\\xa40"},
+		{"8\xe1\x85\x9f" "0", 5, 64, "8\\xe1\\x85\\x9f0"},
+		{"80\xc2\xad", 4, 64, "80\\xc2\\xad"},
+		{"80\xf3\xa0\x84\x80", 6, 64, "80\\xf3\\xa0\\x84\\x80"},
+		{"80\xe1\xa0\x8b", 5, 64, "80\\xe1\\xa0\\x8b"},
 		{"\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xb0", 12, 64,
 		 "\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xb0"},
 		{"ab\xc2\x9b" "cdef", 8, 10, "ab..."},     /* never half of one's escape */
