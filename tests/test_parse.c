@@ -164,6 +164,14 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"80\xc2\xad", 4, 64, "80\\xc2\\xad"},
 		{"80\xf3\xa0\x84\x80", 6, 64, "80\\xf3\\xa0\\x84\\x80"},
 		{"80\xe1\xa0\x8b", 5, 64, "80\\xe1\\xa0\\x8b"},
+		/* the ends of ranges: the word joiner, the last Mongolian
+		 * variation selector, U+FFF0 and the last interlinear
+		 * annotation character, the first and last tag-block places */
+		{"\xe2\x81\xa0", 3, 64, "\\xe2\\x81\\xa0"},
+		{"\xe1\xa0\x8f", 3, 64, "\\xe1\\xa0\\x8f"},
+		{"\xef\xbf\xb0" "a\xef\xbf\xbb", 7, 64, "\\xef\\xbf\\xb0a\\xef\\xbf\\xbb"},
+		{"\xf3\xa0\x80\x80" "a\xf3\xa0\xbf\xbf", 9, 64,
+		 "\\xf3\\xa0\\x80\\x80a\\xf3\\xa0\\xbf\\xbf"},
 		{"\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xb0", 12, 64,
 		 "\xe2\x80\x8a\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xb0"},
 		{"ab\xc2\x9b" "cdef", 8, 10, "ab..."},     /* never half of one's escape */

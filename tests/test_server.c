@@ -3459,6 +3459,81 @@ Test(server, a_forked_child_s_stop_and_destroy_leave_the_parent_serving)
 	stop_server_and_check(0);
 }
 
+/* Descriptors of the child's own, opened once the server had let go of
+ * a connection (a number it used is taken again) and standard input: a
+ * forked child's pe_server_destroy() closes the server's copies alone.
+ * How many of them the child found closed after it, -1 if it did not
+ * exit. */
+enum { CHILD_FDS = 16 };
+
+static int forked_destroy_closes_own_fds(void)
+{
+	int fds[CHILD_FDS + 1], n = 0, status, closed = 0;
+	pid_t child;
+
+	if (fcntl(STDIN_FILENO, F_GETFD) != -1)
+		fds[n++] = STDIN_FILENO; /* a server with no connection must not take 0 for one */
+	for (unsigned i = 0; i < CHILD_FDS; i++) {
+		fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		cr_assert_geq(fds[n], 0, "open /dev/null: %s", strerror(errno));
+		n++;
+	}
+	child = fork();
+	cr_assert_geq(child, 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		alarm(IO_MS / 1000);
+		pe_server_destroy(ts.srv);
+		for (int i = 0; i < n; i++)
+			closed += fcntl(fds[i], F_GETFD) == -1;
+		_exit(closed);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	for (int i = 0; i < n; i++)
+		if (fds[i] != STDIN_FILENO)
+			close(fds[i]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* After a connection was served and closed, with a worker that never had
+ * one: neither's slot names a descriptor for the child to close. */
+Test(server, a_forked_child_s_destroy_closes_none_of_its_own_descriptors)
+{
+	struct pe_server_config cfg;
+	int fd, closed;
+
+	tf_config(&cfg, 2, 2);
+	start_server(&cfg);
+	fd = client();
+	round_trip(fd, 100, 21);
+	finish_client(fd);
+	wait_stat_served(1);
+	closed = forked_destroy_closes_own_fds();
+	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own", closed);
+	stop_server_and_check(0);
+}
+
+/* The same once the accept loop refused a client and closed it: the
+ * number it held is free again, and may be the child's. */
+Test(server, a_forked_child_s_destroy_after_a_refusal_closes_none_of_its_own_descriptors)
+{
+	struct pe_server_config cfg;
+	int held, refused, closed;
+
+	tf_config(&cfg, 1, 1);
+	cfg.per_source = 1;
+	start_server(&cfg);
+	held = client();
+	round_trip(held, 10, 22);
+	refused = client();
+	cr_assert_eq(tf_wait_stat(&ts, source_limited, 1, IO_MS), 0, "no client was refused");
+	cr_assert_eq(th_wait_closed(refused, IO_MS), 0, "the refused client was not closed");
+	close(refused);
+	closed = forked_destroy_closes_own_fds();
+	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own", closed);
+	finish_client(held);
+	stop_server_and_check(0);
+}
+
 /* ---- creation --------------------------------------------------------------------------- */
 
 /* The default buffer is the documented one: 128 KiB, which bench/run's bulk

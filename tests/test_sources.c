@@ -134,20 +134,20 @@ Test(sources, more_addresses_than_connections_held_is_refused_not_overrun)
 	cr_expect_eq(take("10.0.0.1", 2, 2), 0, "a held address still counts up");
 }
 
+enum { ADDRESSES = 48 };
+
 /* Random takes and releases with up to as many addresses as half the
  * table (its most), so that runs of probes form, wrap past its end and
  * are shifted by deletions, checked against a plain array of counts. An
  * entry lost or made unreachable by a deletion would show up as an
- * address counting from 1 again. The hash key is set, not drawn, so that
- * every run walks the same cases. */
-Test(sources, counts_survive_any_order_of_takes_and_releases)
+ * address counting from 1 again, and two addresses taken for one as a
+ * refusal or a count the model does not have. The hash key is set, not
+ * drawn, so that every run walks the same cases. */
+static void walk_takes_and_releases(char text[ADDRESSES][32])
 {
-	enum { ADDRESSES = 48, MAX_HELD = 32, LIMIT = 3, ROUNDS = 40, STEPS = 5000 };
-	char text[ADDRESSES][32];
+	enum { MAX_HELD = 32, LIMIT = 3, ROUNDS = 40, STEPS = 5000 };
 	unsigned seed = 12345;
 
-	for (unsigned i = 0; i < ADDRESSES; i++)
-		snprintf(text[i], sizeof text[i], "2001:db8:%x::%x", i % 7, i * 7919u % 65536);
 	for (unsigned round = 0; round < ROUNDS; round++) {
 		unsigned model[ADDRESSES] = {0}, total = 0, distinct = 0;
 
@@ -182,4 +182,26 @@ Test(sources, counts_survive_any_order_of_takes_and_releases)
 		cr_expect_eq(table.used, distinct, "round %u: addresses in the table", round);
 		pe_sources_free(&table);
 	}
+}
+
+Test(sources, counts_survive_any_order_of_takes_and_releases)
+{
+	char text[ADDRESSES][32];
+
+	for (unsigned i = 0; i < ADDRESSES; i++)
+		snprintf(text[i], sizeof text[i], "2001:db8:%x::%x", i % 7, i * 7919u % 65536);
+	walk_takes_and_releases(text);
+}
+
+/* The same with a few link-local addresses, each on many interfaces: in
+ * the runs of probes an entry of one interface meets the same address of
+ * another, which must be passed over, and a deletion moves an entry back
+ * toward its own home, which its interface is part of. */
+Test(sources, counts_of_one_address_on_many_interfaces_survive_any_order)
+{
+	char text[ADDRESSES][32];
+
+	for (unsigned i = 0; i < ADDRESSES; i++)
+		snprintf(text[i], sizeof text[i], "fe80::%x%%%u", i % 4 + 1, i / 4 + 1);
+	walk_takes_and_releases(text);
 }
