@@ -57,9 +57,8 @@ enum { PE_PARSE_SHOWN_MAX = 1024 };
  * user typed: control characters as \xNN, and so the invisible ones
  * (zero-width, bidirectional controls, line separators), so that none is
  * unseen, moves the cursor or reorders the text, and the rest as typed,
- * UTF-8 included. Whole when it
- * fits BUF of SIZE bytes; else cut, ending in "...", never inside a UTF-8
- * character or an escape. Returns BUF. */
+ * UTF-8 included. Whole when it fits BUF of SIZE bytes; else cut, ending
+ * in "...", never inside a UTF-8 character or an escape. Returns BUF. */
 const char *pe_parse_shown(const char *s, size_t len, char *buf, size_t size);
 
 /* The length of pe_parse_shown's string when nothing is cut. */
