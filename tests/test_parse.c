@@ -166,7 +166,8 @@ Test(parse, typed_words_shown_with_control_characters_escaped, .timeout = 10)
 		{"80\xe1\xa0\x8b", 5, 64, "80\\xe1\\xa0\\x8b"},
 		/* the ends of ranges: the word joiner, the last Mongolian
 		 * variation selector, U+FFF0 and the last interlinear
-		 * annotation character, the first and last tag-block places */
+		 * annotation character, the tag block's first place and the
+		 * last of the ignorable ones after it (U+E0FFF) */
 		{"\xe2\x81\xa0", 3, 64, "\\xe2\\x81\\xa0"},
 		{"\xe1\xa0\x8f", 3, 64, "\\xe1\\xa0\\x8f"},
 		{"\xef\xbf\xb0" "a\xef\xbf\xbb", 7, 64, "\\xef\\xbf\\xb0a\\xef\\xbf\\xbb"},

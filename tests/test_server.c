@@ -3508,7 +3508,8 @@ Test(server, a_forked_child_s_destroy_closes_none_of_its_own_descriptors)
 	finish_client(fd);
 	wait_stat_served(1);
 	closed = forked_destroy_closes_own_fds();
-	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own", closed);
+	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own "
+	             "(-1: the child did not exit)", closed);
 	stop_server_and_check(0);
 }
 
@@ -3529,7 +3530,8 @@ Test(server, a_forked_child_s_destroy_after_a_refusal_closes_none_of_its_own_des
 	cr_assert_eq(th_wait_closed(refused, IO_MS), 0, "the refused client was not closed");
 	close(refused);
 	closed = forked_destroy_closes_own_fds();
-	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own", closed);
+	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own "
+	             "(-1: the child did not exit)", closed);
 	finish_client(held);
 	stop_server_and_check(0);
 }
