@@ -3462,18 +3462,23 @@ Test(server, a_forked_child_s_stop_and_destroy_leave_the_parent_serving)
 /* Descriptors of the child's own, opened once the server had let go of
  * a connection (a number it used is taken again) and standard input: a
  * forked child's pe_server_destroy() closes the server's copies alone.
+ * CHILD_FDS of them, and more until every number up to THROUGH is taken
+ * (-1: no more), for a test that knows where the server's numbers lay.
  * How many of them the child found closed after it, -1 if it did not
  * exit. */
-enum { CHILD_FDS = 16 };
+enum { CHILD_FDS = 16, CHILD_FDS_MAX = 1024 };
 
-static int forked_destroy_closes_own_fds(void)
+static int forked_destroy_closes_own_fds(int through)
 {
-	int fds[CHILD_FDS + 1], n = 0, status, closed = 0;
+	static int fds[CHILD_FDS_MAX + 1];
+	int n = 0, status, closed = 0;
 	pid_t child;
 
 	if (fcntl(STDIN_FILENO, F_GETFD) != -1)
 		fds[n++] = STDIN_FILENO; /* a server with no connection must not take 0 for one */
-	for (unsigned i = 0; i < CHILD_FDS; i++) {
+	for (int opened = 0; opened < CHILD_FDS || fds[n - 1] < through; opened++) {
+		cr_assert_lt(n, CHILD_FDS_MAX + 1, "over %d descriptors free under %d",
+		             CHILD_FDS_MAX, through);
 		fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		cr_assert_geq(fds[n], 0, "open /dev/null: %s", strerror(errno));
 		n++;
@@ -3507,7 +3512,7 @@ Test(server, a_forked_child_s_destroy_closes_none_of_its_own_descriptors)
 	round_trip(fd, 100, 21);
 	finish_client(fd);
 	wait_stat_served(1);
-	closed = forked_destroy_closes_own_fds();
+	closed = forked_destroy_closes_own_fds(-1);
 	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own "
 	             "(-1: the child did not exit)", closed);
 	stop_server_and_check(0);
@@ -3529,7 +3534,7 @@ Test(server, a_forked_child_s_destroy_after_a_refusal_closes_none_of_its_own_des
 	cr_assert_eq(tf_wait_stat(&ts, source_limited, 1, IO_MS), 0, "no client was refused");
 	cr_assert_eq(th_wait_closed(refused, IO_MS), 0, "the refused client was not closed");
 	close(refused);
-	closed = forked_destroy_closes_own_fds();
+	closed = forked_destroy_closes_own_fds(-1);
 	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own "
 	             "(-1: the child did not exit)", closed);
 	finish_client(held);
@@ -3723,6 +3728,20 @@ static int squeeze_again(struct fd_squeeze *sq)
 	return filled;
 }
 
+/* Wait until accept(2) has failed N times, the descriptors said if not. */
+static void wait_accept_errors(uint64_t n)
+{
+	char open_fds[1024];
+
+	if (tf_wait_stat(&ts, accept_errors, n, IO_MS) == 0)
+		return;
+	describe_descriptors(open_fds, sizeof open_fds);
+	cr_assert_fail("accept did not run out %llu time(s): %llu accept errors, %llu accepted; "
+	               "open:%s", (unsigned long long)n,
+	               (unsigned long long)tf_stats(&ts).accept_errors,
+	               (unsigned long long)tf_stats(&ts).accepted, open_fds);
+}
+
 /* Ranges of open descriptors and what they are, for a failure message:
  * readlink(2) needs no descriptor, so this works under the squeeze. */
 static void describe_descriptors(char *out, size_t size)
@@ -3804,7 +3823,6 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	int sock[CLIENTS];
 	uint64_t errors;
 	int64_t t0, elapsed;
-	char held[1024];
 
 	static struct fd_squeeze sq;
 	static struct accept_log al;
@@ -3828,11 +3846,7 @@ Test(server, out_of_descriptors_pauses_accept_then_recovers)
 	squeeze_again(&sq);
 	for (int i = 1; i < CLIENTS; i++)
 		connect_socket(sock[i]); /* the kernel completes them into the backlog */
-	if (tf_wait_stat(&ts, accept_errors, 1, IO_MS) != 0) {
-		describe_descriptors(held, sizeof held);
-		cr_assert_fail("accept never ran out: %llu accepted; open:%s",
-		               (unsigned long long)tf_stats(&ts).accepted, held);
-	}
+	wait_accept_errors(1);
 	t0 = th_now_ms();
 	round_trip(sock[0], 100, 1); /* the one accepted is served meanwhile */
 	cr_assert_eq(tf_wait_stat(&ts, accept_errors, 3, IO_MS), 0, "accept was not retried");
@@ -3881,7 +3895,6 @@ Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 	uint64_t errors;
 	unsigned long logged;
 	int64_t t0;
-	char held[1024];
 
 	static struct fd_squeeze sq;
 	static struct accept_log al;
@@ -3903,12 +3916,7 @@ Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 	round_trip(sock[0], 100, 1); /* accepted, and the worker busy with it */
 	squeeze_again(&sq);
 	connect_socket(sock[1]);
-	if (tf_wait_stat(&ts, accept_errors, 3, IO_MS) != 0) {
-		describe_descriptors(held, sizeof held);
-		cr_assert_fail("accept never ran out: %llu accept errors, %llu accepted; open:%s",
-		               (unsigned long long)tf_stats(&ts).accept_errors,
-		               (unsigned long long)tf_stats(&ts).accepted, held);
-	}
+	wait_accept_errors(3);
 
 	/* A descriptor frees: the second client is accepted into the queue's
 	 * one slot, and the accept loop waits for space with counts held. */
@@ -3931,6 +3939,50 @@ Test(server, held_accept_errors_are_logged_while_the_queue_is_full)
 	wait_stat_served(2);
 	stop_server_and_check(0);
 	cr_expect_eq(al.other, 0, "%lu accept lines name something else", al.other);
+}
+
+/* A client accepted while a count of accept errors is held back is held
+ * for that count's warning (a child forked during it closes its copy),
+ * and let go after it: once the server closed that client, a forked
+ * child's destroy must not close the number, which the child may have
+ * taken again. The interval outlasts the test, so the count is still held
+ * when the client comes, however slowly the errors came. */
+Test(server, a_forked_child_s_destroy_after_accept_errors_closes_none_of_its_own_descriptors)
+{
+	struct pe_server_config cfg;
+	int sock[2], through, closed;
+
+	static struct fd_squeeze sq;
+
+	pe_listener_log_interval_ms = 3600 * 1000;
+	tf_config(&cfg, 2, 2);
+	cfg.log = tf_log_keep;
+	start_server(&cfg);
+	for (int i = 0; i < 2; i++) {
+		sock[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(sock[i], 0, "socket: %s", strerror(errno));
+	}
+	squeeze_descriptors(&sq, sock[0]);
+	through = sq.spare; /* the highest number the server can be given */
+	connect_socket(sock[0]);
+	round_trip(sock[0], 100, 1);
+	squeeze_again(&sq);
+	connect_socket(sock[1]);
+	/* The first is said, the second held back in a count. */
+	wait_accept_errors(2);
+	close(sq.fillers[--sq.nfillers]); /* the second client is accepted with the count held */
+	round_trip(sock[1], 100, 2);
+	finish_client(sock[1]);
+	finish_client(sock[0]);
+	wait_stat_served(2);
+	release_descriptors(&sq);
+	closed = forked_destroy_closes_own_fds(through);
+	cr_expect_eq(closed, 0, "the child's destroy closed %d descriptor(s) of its own "
+	             "(-1: the child did not exit)", closed);
+	stop_server_and_check(0);
+	/* The count was held until the stop said it. */
+	cr_expect(strstr(tf_log_text(), "more since the last report"), "no count in the log:\n%s",
+	          tf_log_text());
 }
 
 Test(server, port_in_use_is_eaddrinuse)
