@@ -85,13 +85,29 @@ static void cover_cut(const char *msg, const char *shown, char *covered)
 	}
 }
 
+/* Whether code point C is one the documents call invisible: Unicode's
+ * Default_Ignorable_Code_Point (DerivedCoreProperties.txt), the line and
+ * paragraph separators and the interlinear annotation controls. */
+static int invisible(unsigned long c)
+{
+	return c == 0xad || c == 0x34f || c == 0x61c || (c >= 0x115f && c <= 0x1160) ||
+	       (c >= 0x17b4 && c <= 0x17b5) || (c >= 0x180b && c <= 0x180f) ||
+	       (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+	       (c >= 0x2060 && c <= 0x206f) || c == 0x3164 || (c >= 0xfe00 && c <= 0xfe0f) ||
+	       c == 0xfeff || c == 0xffa0 || (c >= 0xfff0 && c <= 0xfffb) ||
+	       (c >= 0x1bca0 && c <= 0x1bca3) || (c >= 0x1d173 && c <= 0x1d17a) ||
+	       (c >= 0xe0000 && c <= 0xe0fff);
+}
+
 /* The bytes of the character at U, as --help and the man pages define a
- * control character (shown as \xNN): into *CONTROL whether it is one. C0
- * and DEL; C1, U+0080-U+009F, as UTF-8 (C2 80-9F) or as a byte 0x80-0x9f
- * that is part of no UTF-8 character; and an overlong encoding (of ASCII,
- * controls among it). */
+ * character shown as \xNN: into *CONTROL whether it is one. C0 and DEL;
+ * C1, U+0080-U+009F, as UTF-8 (C2 80-9F) or as a byte 0x80-0x9f that is
+ * part of no UTF-8 character; an overlong encoding (of ASCII, controls
+ * among it); and an invisible character. */
 static size_t char_at(const unsigned char *u, int *control)
 {
+	unsigned long c;
+
 	size_t n = u[0] < 0x80 ? 1 : u[0] < 0xc0 ? 0 : u[0] < 0xe0 ? 2 : u[0] < 0xf0 ? 3 :
 	           u[0] < 0xf8 ? 4 : 0;
 
@@ -108,6 +124,12 @@ static size_t char_at(const unsigned char *u, int *control)
 		*control = u[0] < 0xc2 || (u[0] == 0xc2 && u[1] < 0xa0);
 	else
 		*control = (u[0] == 0xe0 && u[1] < 0xa0) || (u[0] == 0xf0 && u[1] < 0x90);
+	if (n > 1 && !*control) {
+		c = u[0] & (0xffu >> (n + 1));
+		for (size_t k = 1; k < n; k++)
+			c = c << 6 | (u[k] & 0x3fu);
+		*control = invisible(c);
+	}
 	return n;
 }
 
