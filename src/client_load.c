@@ -420,6 +420,8 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 		      " (the local ephemeral ports are exhausted: each open connection holds one, "
 		      "and TIME_WAIT holds those of connections closed in the last minute: see "
 		      "net.ipv4.ip_local_port_range, add --source-ip addresses, or lower -c)";
+	else
+		why = pe_net_source_hint(source, (const struct sockaddr *)&L->addr, -err);
 	conn_fail(t, c, FAIL_CONNECT, "cannot connect: %s%s", strerror(err), why);
 }
 

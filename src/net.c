@@ -731,6 +731,26 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding)
 	return "";
 }
 
+/* Whether SA is a loopback address: 127.0.0.0/8, IPv4-mapped or not, or ::1. */
+static bool is_loopback(const struct sockaddr *sa)
+{
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >>
+		        24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+const char *pe_net_source_hint(const struct sockaddr *source, const struct sockaddr *sa, int rc)
+{
+	if (rc == -EINVAL && source && is_loopback(source) && !is_loopback(sa))
+		return " (a loopback source address reaches only this host)";
+	return "";
+}
+
 int pe_net_socket(const struct sockaddr *sa, int type)
 {
 	int zero = 0, fd = socket(sa->sa_family, type, 0), e;
@@ -856,8 +876,9 @@ int pe_net_connect_list_from(const struct addrinfo *list, const struct sockaddr 
 			         ai->ai_family == AF_INET6 ?
 			         ": is IPv6 turned off (net.ipv6.conf.*.disable_ipv6)?" : "");
 		} else {
-			snprintf(reason, sizeof reason, "%s%s", strerror(-rc),
-			         pe_net_address_hint(ai->ai_addr, rc, 0));
+			snprintf(reason, sizeof reason, "%s%s%s", strerror(-rc),
+			         pe_net_address_hint(ai->ai_addr, rc, 0),
+			         connecting ? pe_net_source_hint(source, ai->ai_addr, rc) : "");
 		}
 		add_failure(err, &failures, &omitted, lead, where, reason);
 	}

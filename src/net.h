@@ -100,6 +100,13 @@ const char *pe_net_format_host(const struct sockaddr *sa, socklen_t len, char ou
  * is nothing to add. */
 const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding);
 
+/* What to add to the reason a connect(2) from SOURCE to SA failed with RC
+ * (a negative errno): that a loopback source (127.0.0.1, ::ffff:127.0.0.1,
+ * ::1) reaches only this host, for the EINVAL Linux gives when it is
+ * routed out of an interface, whose errno text ("Invalid argument") names
+ * neither address. "" when there is nothing to add. */
+const char *pe_net_source_hint(const struct sockaddr *source, const struct sockaddr *sa, int rc);
+
 /* After a connect(2) to SA (from SOURCE, unless it is NULL) failed with
  * EADDRNOTAVAIL: 1 when the local ports are what ran out, 0 when no
  * address of this host reaches SA (none configured, or one removed since),

@@ -7886,6 +7886,94 @@ Test(net, an_ipv4_mapped_address_is_reached_where_ipv6_sockets_are_ipv6_only,
 	cr_assert_eq(tf_stop(&server, 0, 10000), 0, "the in-process server did not stop");
 }
 
+/* A loopback --source-ip with a server routed out of an interface: Linux
+ * refuses the connect with EINVAL, and "Invalid argument" alone names
+ * neither address at fault. Both modes, plain and IPv4-mapped. */
+Test(net, a_loopback_source_to_another_host_says_it_reaches_only_this_one, .timeout = 60)
+{
+	const char *pipe_args[] = {"--source-ip", "127.0.0.1", "10.9.9.9", "7", NULL};
+	const char *load_args[] = {"-c", "1", "-n", "1", "--source-ip", "::ffff:127.0.0.2",
+	                           "::ffff:10.9.9.9", "7", NULL};
+	const char *const *args[] = {pipe_args, load_args};
+	const char *said[] = {
+		"cannot connect from 127.0.0.1 to 10.9.9.9:7: Invalid argument (a loopback "
+		"source address reaches only this host)\n",
+		"cannot connect from ::ffff:127.0.0.2 to [::ffff:10.9.9.9]:7: Invalid argument "
+		"(a loopback source address reaches only this host)\n",
+	};
+	const char *why = own_network();
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	if (system("{ ip link add pe0 type veth peer name pe1 && ip link set pe0 up && "
+	           "ip link set pe1 up && ip route add 10.9.9.0/24 dev pe0; } >/dev/null 2>&1") != 0)
+		cr_skip_test("cannot route 10.9.9.0/24 out of a veth pair in the namespace "
+		             "(needs ip(8) and veth)");
+	for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+		struct run r;
+
+		run_client(&r, "hello\n", 6, args[i]);
+		cr_expect_eq(r.code, 3, "%s: exit %d, stderr:\n%s", said[i], r.code, r.err);
+		cr_expect_not_null(strstr(r.err, said[i]), "no '%s' in:\n%s", said[i], r.err);
+		run_free(&r);
+	}
+}
+
+/* TEXT, a numeric IPv4 or IPv6 address, into SS; false if it is neither. */
+static bool numeric_address(const char *text, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return true;
+	}
+	s6->sin6_family = AF_INET6;
+	return inet_pton(AF_INET6, text, &s6->sin6_addr) == 1;
+}
+
+/* The hint is for a loopback source only, to an address not loopback, and
+ * only for EINVAL. */
+Test(net, the_loopback_source_hint_is_given_only_where_it_is_the_cause, .timeout = 10)
+{
+	static const struct {
+		const char *source, *dest;
+		int rc;
+		bool hinted;
+	} rows[] = {
+		{"127.0.0.1", "10.9.9.9", -EINVAL, true},
+		{"127.255.0.9", "192.0.2.1", -EINVAL, true},
+		{"::ffff:127.0.0.1", "::ffff:10.9.9.9", -EINVAL, true},
+		{"::1", "2001:db8::9", -EINVAL, true},
+		{"127.0.0.1", "127.0.0.2", -EINVAL, false},
+		{"::ffff:127.0.0.1", "::ffff:127.0.0.2", -EINVAL, false},
+		{"127.0.0.1", "::ffff:127.0.0.9", -EINVAL, false},
+		{"::1", "::1", -EINVAL, false},
+		{"128.0.0.1", "10.9.9.9", -EINVAL, false},
+		{"::ffff:128.0.0.1", "::ffff:10.9.9.9", -EINVAL, false},
+		{"::2", "2001:db8::9", -EINVAL, false},
+		{"127.0.0.1", "10.9.9.9", -ENETUNREACH, false},
+		{NULL, "10.9.9.9", -EINVAL, false},
+	};
+
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct sockaddr_storage source, dest;
+		const char *hint;
+
+		if (rows[i].source)
+			cr_assert(numeric_address(rows[i].source, &source), "%s", rows[i].source);
+		cr_assert(numeric_address(rows[i].dest, &dest), "%s", rows[i].dest);
+		hint = pe_net_source_hint(rows[i].source ? (struct sockaddr *)&source : NULL,
+		                          (struct sockaddr *)&dest, rows[i].rc);
+		cr_expect_str_eq(hint, rows[i].hinted ? " (a loopback source address reaches only "
+		                                        "this host)" : "",
+		                 "from %s to %s, errno %d", rows[i].source ? rows[i].source : "none",
+		                 rows[i].dest, -rows[i].rc);
+	}
+}
+
 /* With IPv6 turned off, :: still binds but serves no one: a port in use on
  * IPv4 is simply in use, and the message must not send the user to ::. */
 Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
