@@ -4222,6 +4222,27 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 	run_free(&r);
 }
 
+/* Of several --source-ip addresses, a connection's connect failure names
+ * the one it had (strace fails the load thread's second connect, that of
+ * connection 2, the second source's): the user need not work out which
+ * source a connection took. */
+Test(load, a_failed_connect_names_its_source_address, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
+	                                    "-e", "inject=connect:error=EINVAL:when=2", NULL};
+	const char *args[] = {"-c", "3", "-t", "1", "-n", "1", "-q", "--source-ip", "127.0.0.1",
+	                      "--source-ip", "127.0.0.2", "127.0.0.1", port_str, NULL};
+	char want[128];
+	struct run r;
+
+	snprintf(want, sizeof want, "connection 2 of 3 to 127.0.0.1:%s: cannot connect from "
+	         "127.0.0.2: Invalid argument\n", port_str);
+	run_client_under(&r, under, args);
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, want), "no '%s' in:\n%s", want, r.err);
+	run_free(&r);
+}
+
 /* Ports run out, and the check of the cause finds no descriptor for its
  * socket (strace fails the load thread's second connect with EADDRNOTAVAIL
  * and its third socket, the check's, with EMFILE): a check not made tells
