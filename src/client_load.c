@@ -1337,6 +1337,38 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 	return 0;
 }
 
+/* The probe reached the server from the first --source-ip; each other one
+ * is routed to it by the connect of a UDP socket, which sends nothing. One
+ * that cannot reach it (a loopback source towards another interface:
+ * EINVAL; no route from it: ENETUNREACH) stops the run before it starts,
+ * as the probe would have from it, rather than fail every connection
+ * that takes it. A check that cannot be made is left to those connects. */
+static int check_source_routes(struct load *L, char *err, size_t errlen)
+{
+	const struct client_config *cfg = L->cfg;
+
+	for (unsigned i = 1; i < cfg->nsources; i++) {
+		const struct sockaddr *source = (const struct sockaddr *)&cfg->sources[i];
+		int fd = pe_net_socket(source, SOCK_DGRAM | SOCK_CLOEXEC), rc = 0;
+		char from[NI_MAXHOST];
+
+		if (fd < 0)
+			continue;
+		if (bind(fd, source, cfg->source_lens[i]) == 0 &&
+		    connect(fd, (const struct sockaddr *)&L->addr, L->addrlen) < 0)
+			rc = -errno;
+		close(fd);
+		if (rc != -EINVAL && rc != -ENETUNREACH && rc != -EHOSTUNREACH)
+			continue;
+		snprintf(err, errlen, "cannot connect from %s to %s: %s%s",
+		         pe_net_format_host(source, cfg->source_lens[i], from), L->target,
+		         strerror(-rc), pe_net_source_hint(source, (const struct sockaddr *)&L->addr, rc));
+		L->unreachable = true;
+		return rc;
+	}
+	return 0;
+}
+
 static int threads_setup(struct load *L, char *err, size_t errlen)
 {
 	const struct client_config *cfg = L->cfg;
@@ -1696,6 +1728,8 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	rc = probe_server(&L, list, sigfd, err, errlen);
 	freeaddrinfo(list);
+	if (rc == 0)
+		rc = check_source_routes(&L, err, errlen);
 	signalled = rc == -ECANCELED;
 	res->unreachable = L.unreachable;
 	if (rc < 0)

@@ -4222,25 +4222,51 @@ Test(load, exhausted_ports_are_named_with_the_remedies, .timeout = 60)
 	run_free(&r);
 }
 
-/* Of several --source-ip addresses, a connection's connect failure names
- * the one it had (strace fails the load thread's second connect, that of
- * connection 2, the second source's): the user need not work out which
- * source a connection took. */
-Test(load, a_failed_connect_names_its_source_address, .timeout = 60)
+/* Run a load client of CONNS connections (one thread) from 127.0.0.1 and
+ * 127.0.0.2 under strace, which fails each thread's WHEN-th connect with
+ * EINVAL: it must exit 3 with WANT, then the server's port and WANT_AFTER,
+ * on stderr, and without UNWANTED, unless that is NULL. */
+static void expect_source_failure(const char *conns, const char *when, const char *want,
+                                  const char *want_after, const char *unwanted)
 {
-	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
-	                                    "-e", "inject=connect:error=EINVAL:when=2", NULL};
-	const char *args[] = {"-c", "3", "-t", "1", "-n", "1", "-q", "--source-ip", "127.0.0.1",
+	char inject[64], said[160];
+	const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect", "-e",
+	                       inject, NULL};
+	const char *args[] = {"-c", conns, "-t", "1", "-n", "1", "-q", "--source-ip", "127.0.0.1",
 	                      "--source-ip", "127.0.0.2", "127.0.0.1", port_str, NULL};
-	char want[128];
 	struct run r;
 
-	snprintf(want, sizeof want, "connection 2 of 3 to 127.0.0.1:%s: cannot connect from "
-	         "127.0.0.2: Invalid argument\n", port_str);
+	snprintf(inject, sizeof inject, "inject=connect:error=EINVAL:when=%s", when);
+	snprintf(said, sizeof said, "%s%s%s", want, port_str, want_after);
 	run_client_under(&r, under, args);
 	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
-	cr_expect_not_null(strstr(r.err, want), "no '%s' in:\n%s", want, r.err);
+	cr_expect_not_null(strstr(r.err, said), "no '%s' in:\n%s", said, r.err);
+	if (unwanted)
+		cr_expect_null(strstr(r.err, unwanted), "stderr:\n%s", r.err);
 	run_free(&r);
+}
+
+/* Of several --source-ip addresses, a connection's connect failure names
+ * the one it had (strace fails the load thread's fourth connect, that of
+ * connection 4, the second source's; the main thread makes two, the
+ * probe's and the check of the second source's route): the user need not
+ * work out which source a connection took. */
+Test(load, a_failed_connect_names_its_source_address, .timeout = 60)
+{
+	expect_source_failure("4", "4", "connection 4 of 4 to 127.0.0.1:",
+	                      ": cannot connect from 127.0.0.2: Invalid argument\n", NULL);
+}
+
+/* A --source-ip other than the first (which the probe tries) that cannot
+ * reach the server stops the run before it starts, as the probe would
+ * have from it, and not as a failure of each connection that takes it:
+ * strace fails each thread's second connect, in the main thread the check
+ * of the second source's route (a UDP connect; in the load thread, without
+ * the check, connection 2's). */
+Test(load, a_source_address_that_cannot_reach_the_server_stops_the_run, .timeout = 60)
+{
+	expect_source_failure("2", "2", "poolecho: cannot connect from 127.0.0.2 to 127.0.0.1:",
+	                      ": Invalid argument\n", "connection 2 of 2");
 }
 
 /* Ports run out, and the check of the cause finds no descriptor for its
