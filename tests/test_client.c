@@ -1571,6 +1571,17 @@ Test(wrong_server, flipped_byte_is_reported_with_its_offset, .timeout = 60)
 	run_client(&r, in, len, args);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.err, "offset 40000"), "no mismatch offset in:\n%s", r.err);
+	{
+		/* Which is which: the input's byte was sent, the flipped one came back. */
+		const char *at = strstr(r.err, ": sent 0x");
+		unsigned sent = 0, got = 0;
+
+		cr_assert_not_null(at, "no bytes named in:\n%s", r.err);
+		cr_assert_eq(sscanf(at, ": sent 0x%x, received 0x%x", &sent, &got), 2, "%s", r.err);
+		cr_expect_eq(sent, in[40000], "sent 0x%02x, not 0x%02x", sent, in[40000]);
+		cr_expect_eq(got, in[40000] ^ 0x5au, "received 0x%02x, not 0x%02x", got,
+		             in[40000] ^ 0x5au);
+	}
 	/* What reached stdout is the verified prefix, all of it, never the bad byte. */
 	cr_expect_eq(r.outlen, 40000);
 	cr_expect(memcmp(r.out, in, r.outlen) == 0);
@@ -2293,6 +2304,26 @@ Test(pipe, an_early_close_says_the_input_was_not_all_sent, .timeout = 60)
 	free(in);
 }
 
+/* Its converse: a server that cuts the echo short after the whole input
+ * went (a file: its end is read before the send) is told of without
+ * "(input not yet all sent)", which would send the reader looking for a
+ * client that stopped sending. */
+Test(pipe, an_early_close_after_the_whole_input_does_not_say_it_unsent, .timeout = 60)
+{
+	const size_t len = 100;
+	unsigned char *in = binary_input(len, 18);
+	struct run r;
+
+	pipe_against(&r, BAD_CUT, 100, in, len);
+	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, " after echoing 10 of 100 bytes sent\n"), "stderr:\n%s",
+	                   r.err);
+	cr_expect_null(strstr(r.err, "input not yet all sent"), "stderr:\n%s", r.err);
+	cr_expect_eq(r.outlen, 10, "stdout holds %zu bytes", r.outlen);
+	run_free(&r);
+	free(in);
+}
+
 /* A byte sent as urgent data is a byte of the stream, in its place
  * (SO_OOBINLINE): an echo with one marked urgent is intact. Both modes
  * skipped it and failed with a mismatch the server did not make. recv(2)
@@ -2380,6 +2411,61 @@ Test(wrong_server, a_mismatch_counts_the_bytes_verified_before_it, .timeout = 60
 	bad_stop(&b);
 	cr_expect_eq(r.code, 1, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_not_null(strstr(r.out, ", 3210 echoed,"), "report:\n%s", r.out);
+	/* One error is a failure of its own, whatever was echoed before it. */
+	cr_expect_not_null(strstr(r.out, "errors:      1 (mismatches 1,"), "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "result:      FAILED\n"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* A mismatch at the second byte of a read: the one byte before it came
+ * back intact and is counted, and the offset named is 1, not 0; the
+ * connection is named as the first of one. */
+Test(wrong_server, a_mismatch_at_the_second_byte_counts_the_first, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "1", "-s", "64", "--json", "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_FLIP, 1, args, 1);
+	cr_expect_eq(json_u64(r.out, "mismatches"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 0, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.err, "offset 1:"), "no offset 1 in:\n%s", r.err);
+	/* Connections are counted from 1, as --source-ip's addresses are. */
+	cr_expect_not_null(strstr(r.err, "first: connection 1 of 1 to "), "stderr:\n%s", r.err);
+	run_free(&r);
+}
+
+/* An echo one byte short, then the close: no message came back whole, and
+ * the 10 bytes that did are counted as such. */
+Test(wrong_server, an_echo_one_byte_short_completes_no_message, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "1", "-s", "11", "--json", "127.0.0.1", NULL,
+	                      NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_CUT, 11, args, 1);
+	cr_expect_eq(json_u64(r.out, "peak_open"), 1, "the one connection was open:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 1, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 0, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 10, "report:\n%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"latency_us\":{\"count\":0,"), "report:\n%s", r.out);
+	run_free(&r);
+}
+
+/* Each thread's errors are summed: two connections on two threads, each
+ * closed early by the server, are two early closes, not the last
+ * thread's one. */
+Test(wrong_server, early_closes_of_every_thread_are_summed, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-t", "2", "-n", "1", "-s", "100", "--json",
+	                      "127.0.0.1", NULL, NULL};
+	struct run r;
+
+	load_json_against(&r, BAD_EARLY, 100, args, 1);
+	cr_expect_eq(json_u64(r.out, "threads"), 2, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "early_closes"), 2, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "errors"), 2, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "bytes_echoed"), 20, "report:\n%s", r.out);
 	run_free(&r);
 }
 
@@ -4890,6 +4976,8 @@ Test(load, connections_a_server_left_waiting_are_reported, .timeout = 60)
 	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
 	cr_expect_eq(json_u64(r.out, "peak_open"), 4, "%s", r.out);
 	cr_expect_eq(json_u64(r.out, "connections_unserved"), 2, "%s", r.out);
+	/* Open, though left waiting: none of them is still connecting. */
+	cr_expect_eq(json_u64(r.out, "connections_pending"), 0, "%s", r.out);
 	/* Their first echoes came after the stop, and count with their wait:
 	 * more than the run's first half, 1 s. */
 	cr_expect_geq(json_double(r.out, "max"), 1000000.0, "%s", r.out);
@@ -7132,6 +7220,10 @@ Test(report, json_strings_keep_utf8_and_replace_what_is_not, .timeout = 10)
 		{"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},
 		{"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},
 		{"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+		{"\xf5\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+		{"\xf0\x8f\xbf\xbf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+		{"\xf0\x90\x80\x80 \xe0\xa0\x80 \xed\x9f\xbf",
+		 "\"\xf0\x90\x80\x80 \xe0\xa0\x80 \xed\x9f\xbf\""},
 		{"\xff", "\"\\ufffd\""},
 	};
 	struct load_result r;
@@ -7400,6 +7492,11 @@ Test(report, text_and_json_give_each_figure_from_its_own_field, .timeout = 10)
 	cr_expect_eq(json_u64(json, "connections_unserved"), 4, "%s", json);
 	cr_expect_eq(json_u64(json, "connections_abandoned"), 5, "%s", json);
 	cr_expect_not_null(strstr(text, "700 sent, 690 echoed, 345.0 msg/s"), "%s", text);
+	cr_expect_eq(json_u64(json, "messages_sent"), 700, "%s", json);
+	cr_expect_eq(json_u64(json, "messages_echoed"), 690, "%s", json);
+	cr_expect_eq(json_u64(json, "bytes_sent"), 44800, "%s", json);
+	cr_expect_eq(json_u64(json, "bytes_echoed"), 44160, "%s", json);
+	cr_expect_eq(json_u64(json, "peak_open"), 4, "%s", json);
 	cr_expect_eq(json_double(json, "messages_per_s"), 345.0, "%s", json);
 	cr_expect_eq(json_double(json, "connections_per_s"), 5.5, "%s", json);
 	cr_expect_not_null(strstr(text, "44800 sent, 44160 echoed, 0.0221 MB/s"), "%s", text);
@@ -7452,6 +7549,69 @@ Test(report, each_percentile_is_the_one_it_is_named, .timeout = 10)
 	cr_expect_eq(json_double(json, "p90"), p90, "%s", json);
 	cr_expect_eq(json_double(json, "p99"), p99, "%s", json);
 	cr_expect_eq(json_double(json, "p99_9"), p999, "%s", json);
+	free(text);
+	free(json);
+}
+
+/* Each percentile is taken at its own rank, not at a neighbour's: 1,000
+ * latencies of 1 to 1,000 us, one each, put the 50th, 90th, 99th and
+ * 99.9th percentiles at 500, 900, 990 and 999 us, each a bucket of its own
+ * (buckets are 1/256 wide there), so a p99 taken at the 95th or 98th
+ * percentile shows 950 or 980 us. The figure is its bucket's middle:
+ * within the relative error the report states. */
+Test(report, percentiles_fall_at_their_own_ranks, .timeout = 10)
+{
+	static const struct {
+		const char *name;
+		double us;
+	} want[] = {{"p50", 500}, {"p90", 900}, {"p99", 990}, {"p99_9", 999}};
+	struct load_result r;
+	char *json;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	for (uint64_t us = 1; us <= 1000; us++)
+		histogram_record(&r.latency, us * 1000);
+	r.threads = r.cpus = 1;
+	r.run_s = r.elapsed_s = 1.0;
+	r.messages_sent = r.messages_echoed = 1000;
+	json = report_of(&r, true);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		double got = json_double(json, want[i].name);
+
+		cr_expect(got >= want[i].us * (1 - HISTOGRAM_REL_ERROR) &&
+		          got <= want[i].us * (1 + HISTOGRAM_REL_ERROR),
+		          "%s is %f us, not %f:\n%s", want[i].name, got, want[i].us, json);
+	}
+	cr_expect_eq(json_double(json, "min"), 1.0, "%s", json);
+	cr_expect_eq(json_double(json, "max"), 1000.0, "%s", json);
+	free(json);
+}
+
+/* A run that completed no message has no latency: JSON gives each figure
+ * as null (not the empty histogram's minimum of 2^64 - 1 ns, nor a mean of
+ * 0/0), and stays valid JSON; the text says so. */
+Test(report, no_latency_is_null_in_json_and_said_in_text, .timeout = 10)
+{
+	struct load_result r;
+	char *text, *json;
+
+	memset(&r, 0, sizeof r);
+	histogram_init(&r.latency);
+	r.threads = r.cpus = 1;
+	r.run_s = r.elapsed_s = 1.0;
+	r.conns_opened = r.peak_open = 4;
+	r.messages_sent = 4;
+	r.bytes_sent = 256;
+	text = report_of(&r, false);
+	json = report_of(&r, true);
+	cr_expect(json_is_one_object(json), "not one JSON object:\n%s", json);
+	cr_expect_not_null(strstr(json, "\"latency_us\":{\"count\":0,\"min\":null,\"p50\":null,"
+	                          "\"p90\":null,\"p99\":null,\"p99_9\":null,\"max\":null,"
+	                          "\"mean\":null,\"relative_error\":"), "%s", json);
+	cr_expect_not_null(strstr(text, "latency us:  no message completed\n"), "%s", text);
+	cr_expect_not_null(strstr(text, "result:      FAILED, no message was echoed\n"), "%s", text);
+	cr_expect_not_null(strstr(json, "\"ok\":false}"), "%s", json);
 	free(text);
 	free(json);
 }
