@@ -4465,6 +4465,40 @@ Test(load, a_connection_the_system_timed_out_is_a_timeout, .timeout = 60)
 	}
 }
 
+/* Exit status 3 is for connect failures alone, and 4 for timeouts alone:
+ * a run with one of those and an error of another kind exits 1. strace
+ * fails the load thread's second connect (connection 2's) and its second
+ * recv (connection 1's) with an other error or a timeout. */
+Test(load, errors_of_mixed_kinds_exit_1, .timeout = 60)
+{
+	static const struct {
+		const char *recv_inject, *counter;
+	} cases[] = {
+		{"inject=recvfrom:error=ENOMEM:when=2", "other_errors"},
+		{"inject=recvfrom:error=ETIMEDOUT:when=2", "timeouts"},
+	};
+	const char *args[] = {"-c", "2", "-t", "1", "-n", "10", "--json", "-q", "--timeout=0",
+	                      "127.0.0.1", port_str, NULL};
+
+	skip_without_strace();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *under[] = {"strace", "-f", "-o", "/dev/null", "-e",
+		                       "inject=connect:error=ECONNREFUSED:when=2", "-e",
+		                       cases[i].recv_inject, NULL};
+		struct run r;
+
+		run_client_under(&r, under, args);
+		cr_expect_eq(r.code, EXIT_FAILURE, "%s: exit %d, stderr:\n%s", cases[i].recv_inject,
+		             r.code, r.err);
+		cr_expect_eq(json_u64(r.out, "connect_failures"), 1, "%s: %s", cases[i].recv_inject,
+		             r.out);
+		cr_expect_eq(json_u64(r.out, cases[i].counter), 1, "%s: %s", cases[i].recv_inject,
+		             r.out);
+		cr_expect_eq(json_u64(r.out, "errors"), 2, "%s: %s", cases[i].recv_inject, r.out);
+		run_free(&r);
+	}
+}
+
 /* A wait for events that fails (strace fails a load thread's fifth:
  * epoll_pwait2, or epoll_wait where the build or the kernel has no
  * epoll_pwait2) ends that thread's part of the run as an other error,
