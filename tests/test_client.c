@@ -7897,6 +7897,22 @@ Test(cli, version_prints_package_version, .timeout = 30)
 	run_free(&r);
 }
 
+/* AI, a list of the N addresses 127.0.0.1 up, at PORT, in SIN. */
+static void loopback_list(struct addrinfo *ai, struct sockaddr_in *sin, int n, const char *port)
+{
+	memset(ai, 0, sizeof *ai * (size_t)n);
+	for (int i = 0; i < n; i++) {
+		sin[i] = (struct sockaddr_in){.sin_family = AF_INET,
+		                              .sin_port = htons((uint16_t)atoi(port))};
+		sin[i].sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i);
+		ai[i].ai_family = AF_INET;
+		ai[i].ai_socktype = SOCK_STREAM;
+		ai[i].ai_addr = (struct sockaddr *)&sin[i];
+		ai[i].ai_addrlen = sizeof sin[i];
+		ai[i].ai_next = i + 1 < n ? &ai[i + 1] : NULL;
+	}
+}
+
 /* A name with many addresses, none answering: the message must not end
  * cut in the middle of an address, and must say that more failed. */
 Test(net, many_refused_addresses_are_summed_up_not_cut, .timeout = 30)
@@ -7909,17 +7925,7 @@ Test(net, many_refused_addresses_are_summed_up_not_cut, .timeout = 30)
 	size_t len;
 
 	close(lfd); /* a port just had from the kernel, now closed: refused */
-	memset(ai, 0, sizeof ai);
-	for (int i = 0; i < N; i++) {
-		sin[i] = (struct sockaddr_in){.sin_family = AF_INET,
-		                              .sin_port = htons((uint16_t)atoi(port))};
-		sin[i].sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)i);
-		ai[i].ai_family = AF_INET;
-		ai[i].ai_socktype = SOCK_STREAM;
-		ai[i].ai_addr = (struct sockaddr *)&sin[i];
-		ai[i].ai_addrlen = sizeof sin[i];
-		ai[i].ai_next = i + 1 < N ? &ai[i + 1] : NULL;
-	}
+	loopback_list(ai, sin, N, port);
 	fd = pe_net_connect_list(ai, 2000, -1, err);
 	cr_assert_eq(fd, -ECONNREFUSED, "fd %d: %s", fd, err);
 	len = strlen(err);
@@ -8234,6 +8240,144 @@ Test(net, a_port_in_use_on_ipv4_with_ipv6_off_offers_no_ipv6, .timeout = 30)
 	cr_expect_eq(fd, -EADDRINUSE, "fd %d: %s", fd, err);
 	cr_expect(strstr(err, "would serve IPv6") == NULL, "IPv6 offered with IPv6 off: %s", err);
 	close(held);
+}
+
+/* A port held on both families (127.0.0.1 and ::1) is in use on neither
+ * alone: the message must not send the user to the other family's
+ * every-address, which is taken too. */
+Test(net, a_port_in_use_on_both_families_names_neither, .timeout = 30)
+{
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u)};
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	const char *why = own_network();
+	char err[PE_NET_ERRLEN];
+	int one = 1, held4, held6, fd;
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	why = ipv6_loopback();
+	if (*why)
+		cr_skip_test("needs IPv6: %s", why);
+	held4 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(held4, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(bind(held4, (struct sockaddr *)&s4, sizeof s4), 0, "bind 127.0.0.1: %s",
+	             strerror(errno));
+	cr_assert_eq(listen(held4, 1), 0);
+	s6.sin6_port = htons((uint16_t)th_local_port(held4));
+	held6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(held6, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(setsockopt(held6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one), 0);
+	cr_assert_eq(bind(held6, (struct sockaddr *)&s6, sizeof s6), 0, "bind ::1: %s",
+	             strerror(errno));
+	cr_assert_eq(listen(held6, 1), 0);
+	fd = pe_net_listen(NULL, (unsigned)th_local_port(held4), 16, err);
+	if (fd >= 0)
+		close(fd);
+	cr_expect_eq(fd, -EADDRINUSE, "fd %d: %s", fd, err);
+	cr_expect(strstr(err, " only (listening on") == NULL,
+	          "one family said to be free, though both are taken: %s", err);
+	close(held6);
+	close(held4);
+}
+
+/* A daemon restarted at once finds its port held by the connections it
+ * closed (FIN_WAIT, TIME_WAIT): its listening socket must still be had
+ * (SO_REUSEADDR), not refused as "in use" for a minute. */
+Test(net, a_port_closed_with_a_connection_on_it_can_be_listened_on_again, .timeout = 30)
+{
+	char err[PE_NET_ERRLEN], byte;
+	int lfd = pe_net_listen("127.0.0.1", 0, 4, err), client, conn, again;
+	unsigned port;
+
+	cr_assert_geq(lfd, 0, "%s", err);
+	port = (unsigned)th_local_port(lfd);
+	client = th_connect(port, 2000);
+	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
+	conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(conn, 0, "accept: %s", strerror(errno));
+	/* The server closes first, as poolechod does at its stop: its side
+	 * keeps the port (FIN_WAIT2, then TIME_WAIT) once the client closes. */
+	close(conn);
+	cr_assert_eq(read(client, &byte, 1), 0, "the client did not see the close");
+	close(client);
+	close(lfd);
+	again = pe_net_listen("127.0.0.1", port, 4, err);
+	cr_expect_geq(again, 0, "port %u refused after its connection closed: %s", port, err);
+	if (again >= 0)
+		close(again);
+}
+
+/* A port past 65535 is refused, not cut to 16 bits (65536 would be port
+ * 0: any port the kernel picks). */
+Test(net, a_port_past_65535_is_refused_not_wrapped, .timeout = 30)
+{
+	const char *hosts[] = {"127.0.0.1", NULL};
+	char err[PE_NET_ERRLEN];
+
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		int fd = pe_net_listen(hosts[i], 65536, 4, err);
+
+		if (fd >= 0)
+			close(fd);
+		cr_expect_eq(fd, -EINVAL, "%s port 65536: fd %d", hosts[i] ? hosts[i] : "(all)", fd);
+		if (fd < 0)
+			cr_expect(strstr(err, "port 65536: out of range, expected 0 to 65535"),
+			          "%s", err);
+	}
+}
+
+/* Only one address past the room left: "1 more address", not
+ * "addresses". Each try has one address more than the one before, so the
+ * first that leaves any out leaves one. */
+Test(net, one_address_left_out_is_said_in_the_singular, .timeout = 30)
+{
+	enum { N = 40 };
+	struct sockaddr_in sin[N];
+	struct addrinfo ai[N];
+	char err[PE_NET_ERRLEN], port[16];
+	int lfd = stuck_listener(port), fd;
+
+	close(lfd); /* a port just had from the kernel, now closed: refused */
+	loopback_list(ai, sin, N, port);
+	for (int n = 2; n <= N; n++) {
+		ai[n - 1].ai_next = NULL;
+		fd = pe_net_connect_list(ai, 2000, -1, err);
+		ai[n - 1].ai_next = n < N ? &ai[n] : NULL;
+		cr_assert_eq(fd, -ECONNREFUSED, "fd %d: %s", fd, err);
+		if (strstr(err, " more address")) {
+			cr_expect(strstr(err, "; 1 more address failed too"),
+			          "%d addresses, the first to leave one out: %s", n, err);
+			return;
+		}
+	}
+	cr_assert_fail("none of %d addresses was left out: %s", N, err);
+}
+
+/* The kernel heeds a scope after a node-local multicast address (ff01::/16)
+ * as after a link-local one: it is not refused as one it would ignore. */
+Test(net, a_scope_after_a_node_local_multicast_address_is_taken, .timeout = 30)
+{
+	char why[PE_NET_ERRLEN];
+
+	cr_expect_null(pe_net_scope_refused("ff01::1%lo", why), "refused: %s", why);
+	cr_expect_null(pe_net_scope_refused("ff02::1%lo", why), "refused: %s", why);
+	cr_expect_not_null(pe_net_scope_refused("ff05::1%lo", why),
+	                   "a site-local multicast address's scope is taken");
+}
+
+/* A name exactly as long as a message shows whole is shown whole, with no
+ * count of its characters; one character more is cut and counted. */
+Test(net, a_name_at_the_shown_limit_gets_no_character_count, .timeout = 30)
+{
+	char host[128], why[PE_NET_ERRLEN];
+
+	/* '%' and 63 letters: the 64 characters shown_name keeps. */
+	snprintf(host, sizeof host, "2001:db8::1%%%063d", 0);
+	cr_assert_not_null(pe_net_scope_refused(host, why), "%s taken", host);
+	cr_expect(strstr(why, "characters)") == NULL, "an uncut name counted: %s", why);
+	snprintf(host, sizeof host, "2001:db8::1%%%064d", 0);
+	cr_assert_not_null(pe_net_scope_refused(host, why), "%s taken", host);
+	cr_expect(strstr(why, "' (65 characters)"), "a cut name not counted: %s", why);
 }
 
 /* The frame of a test an assertion ends (cr_assert longjmps out of it)

@@ -1039,20 +1039,37 @@ Test(daemon, serves_the_socket_the_service_manager_passes)
 	close(fd);
 }
 
+/* Start the daemon with -b 127.0.0.1 -p 0 and the variables of LISTEN
+ * (its .fd a listening socket of ours): the socket is not its to take, and
+ * it must listen as given. */
+static void expect_socket_left_alone(struct th_listen_fds *listen)
+{
+	const char *const argv[] = {daemon_path(), "-w", "2", "-b", "127.0.0.1", "-p", "0", NULL};
+	unsigned port = spawn_activated_ready(argv, listen);
+
+	cr_expect_neq(port, (unsigned)th_local_port(listen->fd), "it took a socket not passed to it");
+	cr_expect_null(strstr(proc.err.data, PASSED), "stderr:\n%s", proc.err.data);
+	echo_once(port, 100, 1);
+	stop_daemon(SIGTERM);
+	close(listen->fd);
+}
+
 /* $LISTEN_PID names another process (the shell that started us, say):
  * the variables are not ours, and -p and -b are used as given. */
 Test(daemon, a_socket_passed_to_another_process_is_left_alone)
 {
-	const char *const argv[] = {daemon_path(), "-w", "2", "-b", "127.0.0.1", "-p", "0", NULL};
-	int fd = listening_socket();
-	struct th_listen_fds listen = {.fd = fd, .fds = "1", .pid = getpid()};
-	unsigned port = spawn_activated_ready(argv, &listen);
+	struct th_listen_fds listen = {.fd = listening_socket(), .fds = "1", .pid = getpid()};
 
-	cr_expect_neq(port, (unsigned)th_local_port(fd), "it took a socket not passed to it");
-	cr_expect_null(strstr(proc.err.data, PASSED), "stderr:\n%s", proc.err.data);
-	echo_once(port, 100, 1);
-	stop_daemon(SIGTERM);
-	close(fd);
+	expect_socket_left_alone(&listen);
+}
+
+/* LISTEN_FDS=0 passes no socket: descriptor 3, whatever it is, is not the
+ * service manager's, and -p and -b are used as given. */
+Test(daemon, no_socket_passed_leaves_descriptor_3_alone)
+{
+	struct th_listen_fds listen = {.fd = listening_socket(), .fds = "0"};
+
+	expect_socket_left_alone(&listen);
 }
 
 /* Each thing a service manager may pass wrong exits 1 saying what. */
@@ -1140,6 +1157,27 @@ Test(daemon, started_by_inetd_exits_1_saying_why)
 	close(tcp);
 }
 
+/* The same for a client that came over IPv6: inetd listens on :: as well. */
+Test(daemon, started_by_inetd_for_an_ipv6_client_exits_1_saying_why)
+{
+	char err[PE_NET_ERRLEN];
+	int tcp = pe_net_listen("::1", 0, 16, err), client, conn;
+	char port[16];
+
+	if (tcp < 0)
+		cr_skip_test("no ::1 to listen on: %s", err);
+	snprintf(port, sizeof port, "%d", th_local_port(tcp));
+	client = pe_net_connect_timeout("::1", port, IO_MS, err);
+	cr_assert_geq(client, 0, "connect: %s", err);
+	conn = accept4(tcp, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(conn, 0, "accept: %s", strerror(errno));
+	expect_inetd_exit(conn, "run it directly or from a socket unit with Accept=no, not "
+	                  "from inetd");
+	close(conn);
+	close(client);
+	close(tcp);
+}
+
 /* A client that connects and resets at once (a port scan, a health check)
  * may be gone before the server inetd started for it looks: no peer, but
  * still inetd's connection, and that daemon must not stay listening. */
@@ -1173,19 +1211,22 @@ Test(daemon, started_by_inetd_as_a_wait_service_tells_the_waiting_client)
 	const char *said = "standard input is a listening TCP socket";
 	int tcp = listening_socket();
 	int client = th_connect((unsigned)th_local_port(tcp), IO_MS);
-	struct pollfd pfd;
 	char got[512];
-	ssize_t n;
+	size_t have = 0;
+	ssize_t n = 0;
 
 	cr_assert_geq(client, 0, "connect: %s", strerror(-client));
 	expect_inetd_exit(tcp, said);
-	pfd = (struct pollfd){.fd = client, .events = POLLIN};
-	cr_assert_eq(poll(&pfd, 1, IO_MS), 1, "the waiting client was told nothing in %d ms",
-	             IO_MS);
-	n = recv(client, got, sizeof got - 1, MSG_DONTWAIT);
-	cr_assert_gt(n, 0, "recv: %s", n < 0 ? strerror(errno) : "end of file");
-	got[n] = '\0';
+	/* All it is told, to the close: a whole line, its newline last. */
+	cr_assert_eq(pe_net_set_timeouts_us(client, IO_MS * 1000ULL, IO_MS * 1000ULL), 0);
+	while (have < sizeof got - 1 &&
+	       (n = recv(client, got + have, sizeof got - 1 - have, 0)) > 0)
+		have += (size_t)n;
+	got[have] = '\0';
+	cr_assert_gt(have, 0, "the waiting client was told nothing: %s",
+	             n < 0 ? strerror(errno) : "end of file");
 	cr_expect(strstr(got, said), "the client got:\n%s", got);
+	cr_expect_eq(got[have - 1], '\n', "the line the client got has no newline:\n%s", got);
 	close(client);
 	close(tcp);
 }

@@ -4277,6 +4277,23 @@ Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
  * the server's connections: a child holding one keeps the client's
  * connection open after the server closed it (an idle timeout, a stop),
  * and the client waits for an end that does not come. */
+/* An echoed socket gets both of its options: TCP_NODELAY (no reply held
+ * back by Nagle) and SO_OOBINLINE (an urgent byte read in its place). */
+Test(server, echo_options_set_nodelay_and_oobinline)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), nodelay = 0, oobinline = 0;
+	socklen_t len = sizeof nodelay;
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	cr_assert_eq(pe_net_set_echo_options(fd), 0, "%s", strerror(errno));
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+	len = sizeof oobinline;
+	cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &oobinline, &len), 0);
+	cr_expect(nodelay, "TCP_NODELAY not set");
+	cr_expect(oobinline, "SO_OOBINLINE not set");
+	close(fd);
+}
+
 Test(server, accepted_connections_are_close_on_exec)
 {
 	struct pe_server_config cfg;
