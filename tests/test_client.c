@@ -4794,6 +4794,23 @@ Test(load, messages_sent_equal_messages_echoed, .timeout = 60)
 	run_free(&r);
 }
 
+/* Messages larger than any socket buffer go out over many send(2) calls,
+ * each a part of one: each message is counted once, when its last byte
+ * goes. */
+Test(load, a_message_sent_in_parts_is_counted_once, .timeout = 60)
+{
+	const char *args[] = {"-c", "1", "-n", "3", "-s", "8m", "--json", "-q", "127.0.0.1",
+	                      port_str, NULL};
+	struct run r;
+
+	run_client(&r, "", 0, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_sent"), 3, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "bytes_sent"), 3 * 8 * 1048576ull, "report:\n%s", r.out);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* The slave side of a pseudo-terminal whose master is gone: a terminal
  * that hung up, where every write fails with EIO. Skips the test when the
  * system gives no such terminal. */
