@@ -925,6 +925,57 @@ Test(pipe, blocked_output_is_not_server_silence, .timeout = 60)
 	free(in);
 }
 
+/* Standard output's reader that reads nothing until the suite's server
+ * has ended the client's connection, and then everything. */
+struct late_reader {
+	int fd;
+	size_t got;
+	int served; /* 0, or -ETIMEDOUT: the server never ended the connection */
+	pthread_t thread;
+};
+
+static void *late_reader_main(void *arg)
+{
+	struct late_reader *l = arg;
+	char buf[65536];
+	ssize_t n;
+
+	l->served = tf_wait_stat(&server, served, 1, 30000);
+	/* Bounded: the client exits (closing the pipe) within its own wait. */
+	while ((n = read(l->fd, buf, sizeof buf)) > 0)
+		l->got += (size_t)n;
+	close(l->fd);
+	return NULL;
+}
+
+/* The server's close is not the end: an echo read from the server but
+ * not yet taken by standard output (a pipe nobody reads until then) must
+ * all be written before the client exits. 512 KiB fits the client's ring,
+ * so all of it, and the close, are read while the output holds 64 KiB. */
+Test(pipe, an_echo_the_output_has_not_taken_is_written_after_the_close, .timeout = 60)
+{
+	const size_t len = 512u << 10;
+	unsigned char *in = binary_input(len, 5);
+	const char *args[] = {"127.0.0.1", port_str, NULL};
+	struct late_reader l = {.served = -1};
+	struct run r;
+	int fds[2];
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
+	/* Non-blocking, so that the client reads on while the output is full,
+	 * not held in write(2). */
+	cr_assert_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0, "%s", strerror(errno));
+	l.fd = fds[0];
+	cr_assert_eq(pthread_create(&l.thread, NULL, late_reader_main, &l), 0);
+	run_client_fds(&r, input_file(in, len), fds[1], args, CLIENT_TIMEOUT_MS);
+	cr_assert_eq(th_join(l.thread, 30000), 0, "the reader did not end");
+	cr_expect_eq(l.served, 0, "the server never ended the connection");
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(l.got, len, "read %zu bytes of echo, sent %zu", l.got, len);
+	run_free(&r);
+	free(in);
+}
+
 /* Whether a socket of this machine's with local port PORT is
  * ESTABLISHED (/proc/net/tcp); false where the table cannot be read. */
 static bool established_from(unsigned port)
