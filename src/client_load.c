@@ -1261,12 +1261,13 @@ static void set_target(struct load *L)
 	pe_net_format_exact((struct sockaddr *)&L->addr, L->addrlen, L->target_exact);
 }
 
-/* Connect once to an address of LIST, to learn which one answers (localhost
- * may be ::1 or 127.0.0.1) and to fail early with a clear message. Within
+/* Connect once to an address of LIST, from --source-ip K if any (the first
+ * for the run's probe), to learn which one answers (localhost may be ::1 or
+ * 127.0.0.1) and to fail early with a clear message. Within
  * --timeout, and within -d, as the run would be over by then; a signal on
  * SIGFD (SIGINT, SIGTERM) gives it up. */
-static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, char *err,
-                        size_t errlen)
+static int probe_server(struct load *L, const struct addrinfo *list, unsigned k, int sigfd,
+                        char *err, size_t errlen)
 {
 	const struct client_config *cfg = L->cfg;
 	const struct sockaddr *first_source;
@@ -1280,8 +1281,8 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
 		limit_ms = cfg->duration_ms;
 		by_duration = true;
 	}
-	first_source = cfg->nsources ? (const struct sockaddr *)&cfg->sources[0] : NULL;
-	fd = pe_net_connect_list_from(list, first_source, cfg->source_lens[0], limit_ms, sigfd,
+	first_source = cfg->nsources ? (const struct sockaddr *)&cfg->sources[k] : NULL;
+	fd = pe_net_connect_list_from(list, first_source, cfg->source_lens[k], limit_ms, sigfd,
 	                              &answered, nerr);
 	if (fd == -ECANCELED) {
 		struct signalfd_siginfo si = {0};
@@ -1342,15 +1343,19 @@ static int probe_server(struct load *L, const struct addrinfo *list, int sigfd, 
  * that cannot reach it (a loopback source towards another interface:
  * EINVAL; no route from it: ENETUNREACH) stops the run before it starts,
  * as the probe would have from it, rather than fail every connection
- * that takes it. A check that cannot be made is left to those connects. */
-static int check_source_routes(struct load *L, char *err, size_t errlen)
+ * that takes it. A check that cannot be made is left to those connects.
+ * A UDP route is not a TCP one (policy routing can tell them apart: ip
+ * rule ... ipproto tcp), so a source the UDP connect refuses is probed
+ * as the first was, and only that probe's failure stops the run. */
+static int check_source_routes(struct load *L, int sigfd, char *err, size_t errlen)
 {
 	const struct client_config *cfg = L->cfg;
 
 	for (unsigned i = 1; i < cfg->nsources; i++) {
 		const struct sockaddr *source = (const struct sockaddr *)&cfg->sources[i];
 		int fd = pe_net_socket(source, SOCK_DGRAM | SOCK_CLOEXEC), rc = 0;
-		char from[NI_MAXHOST];
+		struct sockaddr_storage to;
+		struct addrinfo ai = {.ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
 
 		if (fd < 0)
 			continue;
@@ -1360,11 +1365,13 @@ static int check_source_routes(struct load *L, char *err, size_t errlen)
 		close(fd);
 		if (rc != -EINVAL && rc != -ENETUNREACH && rc != -EHOSTUNREACH)
 			continue;
-		snprintf(err, errlen, "cannot connect from %s to %s: %s%s",
-		         pe_net_format_host(source, cfg->source_lens[i], from), L->target,
-		         strerror(-rc), pe_net_source_hint(source, (const struct sockaddr *)&L->addr, rc));
-		L->unreachable = true;
-		return rc;
+		/* A copy: the probe sets L->addr from the address it answers on. */
+		memcpy(&to, &L->addr, L->addrlen);
+		ai.ai_family = to.ss_family;
+		ai.ai_addr = (struct sockaddr *)&to;
+		ai.ai_addrlen = L->addrlen;
+		if ((rc = probe_server(L, &ai, i, sigfd, err, errlen)) < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -1726,10 +1733,10 @@ int client_load_run(const struct client_config *cfg, load_progress_fn *progress,
 	sigfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sigfd < 0)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	rc = probe_server(&L, list, sigfd, err, errlen);
+	rc = probe_server(&L, list, 0, sigfd, err, errlen);
 	freeaddrinfo(list);
 	if (rc == 0)
-		rc = check_source_routes(&L, err, errlen);
+		rc = check_source_routes(&L, sigfd, err, errlen);
 	signalled = rc == -ECANCELED;
 	res->unreachable = L.unreachable;
 	if (rc < 0)

@@ -746,9 +746,21 @@ static bool is_loopback(const struct sockaddr *sa)
 
 const char *pe_net_source_hint(const struct sockaddr *source, const struct sockaddr *sa, int rc)
 {
-	if (rc == -EINVAL && source && is_loopback(source) && !is_loopback(sa))
-		return " (a loopback source address reaches only this host)";
-	return "";
+	socklen_t len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) :
+	                sizeof(struct sockaddr_in6);
+	int fd, unrouted = 0;
+
+	if (rc != -EINVAL || !source || !is_loopback(source) || is_loopback(sa))
+		return "";
+	/* The same EINVAL for any source (a blackhole route) is the route's
+	 * doing: a UDP connect, which sends nothing, from the address the
+	 * system would pick tells. A check that cannot be made tells nothing. */
+	fd = pe_net_socket(sa, SOCK_DGRAM | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		unrouted = connect(fd, sa, len) < 0;
+		close(fd);
+	}
+	return unrouted ? "" : " (a loopback source address reaches only this host)";
 }
 
 int pe_net_socket(const struct sockaddr *sa, int type)

@@ -104,7 +104,9 @@ const char *pe_net_address_hint(const struct sockaddr *sa, int rc, int binding);
  * (a negative errno): that a loopback source (127.0.0.1, ::ffff:127.0.0.1,
  * ::1) reaches only this host, for the EINVAL Linux gives when it is
  * routed out of an interface, whose errno text ("Invalid argument") names
- * neither address. "" when there is nothing to add. */
+ * neither address; not when SA's route refuses any source (a blackhole).
+ * "" when there is nothing to add. Linux gives it for IPv4 only: a
+ * connect from ::1 is not refused, and times out. It may change errno. */
 const char *pe_net_source_hint(const struct sockaddr *source, const struct sockaddr *sa, int rc);
 
 /* After a connect(2) to SA (from SOURCE, unless it is NULL) failed with

@@ -4332,6 +4332,52 @@ Test(load, a_source_address_gone_mid_run_is_not_blamed_on_ports, .timeout = 60)
 	run_free(&r);
 }
 
+/* OWN, a server on ADDRESS:PORT in a network namespace of our own, set up
+ * first by SETUP (shell commands); skips the test saying WHY_NOT where
+ * SETUP fails, or where the namespace cannot be had. */
+static void server_in_own_network(struct tf_server *own, const char *setup, const char *address,
+                                  unsigned port, const char *why_not)
+{
+	const char *why = own_network();
+	struct pe_server_config cfg;
+	char script[512];
+
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	snprintf(script, sizeof script, "{ %s; } >/dev/null 2>&1", setup);
+	if (system(script) != 0)
+		cr_skip_test("%s", why_not);
+	tf_config(&cfg, 8, 8);
+	cfg.bind_address = address;
+	cfg.port = port;
+	cr_assert_eq(tf_start(own, &cfg), 0, "the namespace's server did not start");
+}
+
+/* A connection's own connect that fails with EINVAL from a loopback
+ * source towards an address not loopback gives the hint, as the probe's
+ * does (strace fails the load thread's fourth connect, connection 4's,
+ * the second source's; the main thread makes two): 10.9.9.1, on lo, is
+ * reached from 127.0.0.2, so only the injected error stands in the way. */
+Test(load, a_connection_from_a_loopback_source_says_it_reaches_only_this_host, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
+	                                    "-e", "inject=connect:error=EINVAL:when=4", NULL};
+	const char *args[] = {"-c", "4", "-t", "1", "-n", "1", "-q", "--source-ip", "10.9.9.1",
+	                      "--source-ip", "127.0.0.2", "10.9.9.1", "39002", NULL};
+	const char *want = "connection 4 of 4 to 10.9.9.1:39002: cannot connect from 127.0.0.2: "
+	                   "Invalid argument (a loopback source address reaches only this host)\n";
+	struct tf_server own;
+	struct run r;
+
+	server_in_own_network(&own, "ip addr add 10.9.9.1/32 dev lo", "10.9.9.1", 39002,
+	                      "cannot add 10.9.9.1 to the namespace's loopback (needs ip(8))");
+	run_client_under(&r, under, args);
+	cr_assert_eq(tf_stop(&own, 1, 10000), 0, "the namespace's server did not stop");
+	cr_expect_eq(r.code, 3, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_not_null(strstr(r.err, want), "no '%s' in:\n%s", want, r.err);
+	run_free(&r);
+}
+
 /* Run a load client (-c 2, one thread) UNDER strace, which makes the ports
  * run out: it must exit 3 saying so. R is left for more checks, and for
  * run_free. */
@@ -4397,13 +4443,35 @@ Test(load, a_failed_connect_names_its_source_address, .timeout = 60)
 /* A --source-ip other than the first (which the probe tries) that cannot
  * reach the server stops the run before it starts, as the probe would
  * have from it, and not as a failure of each connection that takes it:
- * strace fails each thread's second connect, in the main thread the check
- * of the second source's route (a UDP connect; in the load thread, without
- * the check, connection 2's). */
+ * strace fails each thread's connects from the second on, in the main
+ * thread the check of the second source's route (a UDP connect) and the
+ * probe from it that follows (in the load thread, without the check,
+ * connection 2's). */
 Test(load, a_source_address_that_cannot_reach_the_server_stops_the_run, .timeout = 60)
 {
-	expect_source_failure("2", "2", "poolecho: cannot connect from 127.0.0.2 to 127.0.0.1:",
+	expect_source_failure("2", "2+", "poolecho: cannot connect from 127.0.0.2 to 127.0.0.1:",
 	                      ": Invalid argument\n", "connection 2 of 2");
+}
+
+/* Policy routing can route UDP and TCP apart (ip rule ... ipproto): a
+ * second --source-ip whose UDP connect finds no route, while TCP from it
+ * reaches the server, is no reason to stop the run. */
+Test(load, a_source_unrouted_for_udp_alone_is_kept, .timeout = 60)
+{
+	const char *args[] = {"-c", "2", "-t", "1", "-n", "1", "-q", "--source-ip", "127.0.0.1",
+	                      "--source-ip", "127.0.0.2", "127.0.0.1", "39001", NULL};
+	struct tf_server own;
+	struct run r;
+
+	server_in_own_network(&own, "ip rule del pref 0 && ip rule add pref 1 lookup local && "
+	                      "ip rule add pref 0 from 127.0.0.2 ipproto udp unreachable",
+	                      "127.0.0.1", 39001, "cannot route UDP apart from TCP (needs ip(8) "
+	                      "and Linux 4.17's ipproto)");
+	run_client(&r, "", 0, args);
+	cr_assert_eq(tf_stop(&own, 1, 10000), 0, "the namespace's server did not stop");
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_null(strstr(r.err, "cannot connect"), "stderr:\n%s", r.err);
+	run_free(&r);
 }
 
 /* Ports run out, and the check of the cause finds no descriptor for its
@@ -8250,7 +8318,9 @@ static bool numeric_address(const char *text, struct sockaddr_storage *ss)
 }
 
 /* The hint is for a loopback source only, to an address not loopback, and
- * only for EINVAL. */
+ * only for EINVAL; and not where the route refuses any source (a blackhole,
+ * 198.51.100.0/24 here). In a network of our own, whose loopback routes
+ * the other addresses, so that the hint's own check finds a route. */
 Test(net, the_loopback_source_hint_is_given_only_where_it_is_the_cause, .timeout = 10)
 {
 	static const struct {
@@ -8271,8 +8341,17 @@ Test(net, the_loopback_source_hint_is_given_only_where_it_is_the_cause, .timeout
 		{"::2", "2001:db8::9", -EINVAL, false},
 		{"127.0.0.1", "10.9.9.9", -ENETUNREACH, false},
 		{NULL, "10.9.9.9", -EINVAL, false},
+		{"127.0.0.1", "198.51.100.1", -EINVAL, false},
+		{"::ffff:127.0.0.1", "::ffff:198.51.100.1", -EINVAL, false},
 	};
+	const char *why = own_network();
 
+	if (*why)
+		cr_skip_test("needs a network namespace of its own: %s", why);
+	if (system("{ ip route add 10.0.0.0/8 dev lo && ip route add 192.0.2.0/24 dev lo && "
+	           "ip -6 route add 2001:db8::/32 dev lo && "
+	           "ip route add blackhole 198.51.100.0/24; } >/dev/null 2>&1") != 0)
+		cr_skip_test("cannot set the namespace's routes (needs ip(8))");
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		struct sockaddr_storage source, dest;
 		const char *hint;
