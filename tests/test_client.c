@@ -6508,6 +6508,7 @@ ParameterizedTestParameters(cli, bad_option_exits_2_naming_it)
 		/* The bottoms too: 0 is no duration and no port. */
 		{{"-d", "0"}, "expected seconds from 0.001"},
 		{{"localhost", "0"}, "invalid PORT '0'"},
+		{{"localhost", "65536"}, "invalid PORT '65536': expected a number from 1 to 65535"},
 		{{"--duration=86400", "localhost", "70000"}, "PORT"},
 		{{"--size=67108865"}, "from 1 to 64M"},
 		{{"--size=64M", "localhost", "70000"}, "PORT"},
@@ -6589,12 +6590,13 @@ ParameterizedTest(struct bad_usage *u, cli, bad_option_exits_2_naming_it, .timeo
 	run_free(&r);
 }
 
-/* What the parser made of ARGS (after "poolecho"): the run's limit in ms. */
-static unsigned long parsed_duration_ms(const char *const args[])
+/* What the parser made of ARGS (after "poolecho") into *CFG, and its result;
+ * the words stay alive in static storage, as CFG->host points into them. */
+static enum client_cli_result parsed_config(const char *const args[], struct client_config *cfg,
+                                            char err[256])
 {
-	char words[16][32], *argv[16];
-	struct client_config cfg;
-	char err[256];
+	static char words[16][64];
+	char *argv[16];
 	int argc = 0;
 
 	for (const char *word = "poolecho"; word; word = args[argc - 1]) {
@@ -6604,9 +6606,18 @@ static unsigned long parsed_duration_ms(const char *const args[])
 		argc++;
 	}
 	argv[argc] = NULL;
+	err[0] = '\0';
 	optind = 0; /* a fresh getopt for each parse */
-	cr_assert_eq(client_cli_parse(argc, argv, &cfg, err, sizeof err), CLIENT_CLI_RUN, "%s",
-	             err);
+	return client_cli_parse(argc, argv, cfg, err, 256);
+}
+
+/* What the parser made of ARGS (after "poolecho"): the run's limit in ms. */
+static unsigned long parsed_duration_ms(const char *const args[])
+{
+	struct client_config cfg;
+	char err[256];
+
+	cr_assert_eq(parsed_config(args, &cfg, err), CLIENT_CLI_RUN, "%s", err);
 	return cfg.duration_ms;
 }
 
@@ -6674,6 +6685,134 @@ Test(cli, messages_alone_set_no_duration, .timeout = 10)
 	cr_expect_eq(parsed_duration_ms(by_messages), 0);
 	cr_expect_eq(parsed_duration_ms(by_default), 10000);
 	cr_expect_eq(parsed_duration_ms(both), 2500);
+}
+
+/* Each range's bottom is taken, as --help states it: the bad-usage table
+ * proves only that one below it is refused. */
+Test(cli, each_ranges_bottom_is_taken, .timeout = 10)
+{
+	static const struct {
+		const char *arg;
+		size_t offset; /* of the unsigned long it sets */
+		unsigned long want;
+	} cases[] = {
+		{"--connections=1", offsetof(struct client_config, connections), 1},
+		{"--messages=1", offsetof(struct client_config, messages), 1},
+		{"--duration=0.001", offsetof(struct client_config, duration_ms), 1},
+		{"--size=1", offsetof(struct client_config, size), 1},
+		{"--pipeline=1", offsetof(struct client_config, pipeline), 1},
+		{"--rate=1", offsetof(struct client_config, rate), 1},
+		{"--threads=1", offsetof(struct client_config, threads), 1},
+		{"--timeout=0", offsetof(struct client_config, timeout_ms), 0},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[] = {"-n", "5", cases[i].arg, "127.0.0.1", "1", NULL};
+		struct client_config cfg;
+		enum client_cli_result rc;
+		char err[256];
+
+		rc = parsed_config(args, &cfg, err);
+		cr_expect_eq(rc, CLIENT_CLI_RUN, "%s: result %d: %s", cases[i].arg, (int)rc, err);
+		if (rc == CLIENT_CLI_RUN)
+			cr_expect_eq(*(const unsigned long *)(const void *)((const char *)&cfg +
+			                                                     cases[i].offset),
+			             cases[i].want, "%s parsed to another value", cases[i].arg);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		const char *port = i ? "65535" : "1";
+		const char *args[] = {"127.0.0.1", port, NULL};
+		struct client_config cfg;
+		char err[256];
+
+		cr_expect_eq(parsed_config(args, &cfg, err), CLIENT_CLI_RUN, "PORT %s: %s", port, err);
+	}
+}
+
+/* With no option, the defaults --help states: localhost, port 9999, pipe
+ * mode, a 10 s --timeout; in load mode one connection of 64-byte
+ * messages, one in flight, unpaced, threads chosen by the CPUs. */
+Test(cli, the_defaults_are_those_help_states, .timeout = 10)
+{
+	const char *none[] = {NULL};
+	const char *load[] = {"-n", "5", NULL};
+	struct client_config cfg;
+	char err[256];
+
+	cr_assert_eq(parsed_config(none, &cfg, err), CLIENT_CLI_RUN, "%s", err);
+	cr_expect_str_eq(cfg.host, "localhost");
+	cr_expect_str_eq(cfg.port, "9999");
+	cr_expect_eq(cfg.mode, CLIENT_PIPE);
+	cr_expect_eq(cfg.timeout_ms, 10000);
+	cr_expect_not(cfg.json);
+	cr_expect_not(cfg.quiet);
+
+	cr_assert_eq(parsed_config(load, &cfg, err), CLIENT_CLI_RUN, "%s", err);
+	cr_expect_eq(cfg.mode, CLIENT_PINGPONG);
+	cr_expect_eq(cfg.connections, 1);
+	cr_expect_eq(cfg.size, 64);
+	cr_expect_eq(cfg.pipeline, 1);
+	cr_expect_eq(cfg.rate, 0);
+	cr_expect_eq(cfg.threads, 0);
+	cr_expect_eq(cfg.timeout_ms, 10000);
+	cr_expect_eq(cfg.nsources, 0);
+}
+
+/* Any load option alone chooses load mode, --json and --mode too, as
+ * --help says; -q and --timeout, common options, do not. The last --mode
+ * given is the one taken. */
+Test(cli, every_load_option_alone_chooses_load_mode, .timeout = 10)
+{
+	static const struct {
+		const char *args[3];
+		enum client_mode want;
+	} cases[] = {
+		{{"-c", "1"}, CLIENT_PINGPONG},
+		{{"-n", "1"}, CLIENT_PINGPONG},
+		{{"-d", "1"}, CLIENT_PINGPONG},
+		{{"-s", "1"}, CLIENT_PINGPONG},
+		{{"--pipeline=1"}, CLIENT_PINGPONG},
+		{{"-r", "1"}, CLIENT_PINGPONG},
+		{{"-t", "1"}, CLIENT_PINGPONG},
+		{{"--json"}, CLIENT_PINGPONG},
+		{{"--source-ip=127.0.0.1"}, CLIENT_PINGPONG},
+		{{"--mode=pingpong"}, CLIENT_PINGPONG},
+		{{"--mode=churn"}, CLIENT_CHURN},
+		{{"--mode=churn", "--mode=pingpong"}, CLIENT_PINGPONG},
+		{{"--mode=pingpong", "--mode=churn"}, CLIENT_CHURN},
+		{{"-q"}, CLIENT_PIPE},
+		{{"--timeout=1"}, CLIENT_PIPE},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *args[6] = {NULL};
+		struct client_config cfg;
+		enum client_cli_result rc;
+		char err[256];
+		int n = 0;
+
+		for (int a = 0; a < 3 && cases[i].args[a]; a++)
+			args[n++] = cases[i].args[a];
+		args[n++] = "127.0.0.1";
+		args[n++] = "1";
+		rc = parsed_config(args, &cfg, err);
+		cr_expect_eq(rc, CLIENT_CLI_RUN, "%s: result %d: %s", args[0], (int)rc, err);
+		cr_expect_eq(cfg.mode, cases[i].want, "%s %s: mode %d, expected %d", args[0],
+		             n > 3 ? args[1] : "", (int)cfg.mode, (int)cases[i].want);
+	}
+}
+
+/* Churn carries one message per connection: --pipeline=1, which --help
+ * gives as churn's only value, is taken with it. */
+Test(cli, churn_takes_a_pipeline_of_one, .timeout = 10)
+{
+	const char *args[] = {"--mode=churn", "--pipeline=1", "127.0.0.1", "1", NULL};
+	struct client_config cfg;
+	char err[256];
+
+	cr_expect_eq(parsed_config(args, &cfg, err), CLIENT_CLI_RUN, "%s", err);
+	cr_expect_eq(cfg.mode, CLIENT_CHURN);
+	cr_expect_eq(cfg.pipeline, 1);
 }
 
 /* An option given twice takes its last value, as poolecho(1) says (it

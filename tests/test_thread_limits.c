@@ -325,6 +325,22 @@ Test(cpu_quota, cgroup_v2_with_every_level_at_max_has_no_quota)
 	cr_expect_eq(cpu_quota(), -1);
 }
 
+/* A hybrid host whose v1 hierarchies (here memory's) are listed before
+ * the unified one, and none of them is cpu's: the quota is cgroup2's, read
+ * where cgroup2 is mounted, not under a v1 mount ("cgroup" is no
+ * "cgroup2", however alike the names). */
+Test(cpu_quota, hybrid_without_v1_cpu_uses_the_unified_hierarchy)
+{
+	put_mountinfo("32 22 0:28 / %1$s/memory rw - cgroup cgroup rw,memory\n"
+	              "30 22 0:26 / %1$s/unified rw shared:4 - cgroup2 cgroup2 rw\n",
+	              top_escaped);
+	put("cgroup", "3:memory:/v1path\n"
+	              "0::/v2path\n");
+	put("memory/v2path/cpu.max", "75000 100000\n");
+	put("unified/v2path/cpu.max", "25000 100000\n");
+	cr_expect_float_eq(cpu_quota(), 0.25, 1e-9);
+}
+
 /* v1, as Debian 11 and docker's older hosts mount it: "cpu,cpuacct", the
  * quota and its period in two files, -1 for none. */
 Test(cpu_quota, cgroup_v1_quota_over_its_period)
