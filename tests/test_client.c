@@ -8456,33 +8456,66 @@ static bool numeric_address(const char *text, struct sockaddr_storage *ss)
 	return inet_pton(AF_INET6, text, &s6->sin6_addr) == 1;
 }
 
+/* pe_net_source_hint's cases: from SOURCE (NULL: none) to DEST, failed
+ * with RC; whether the hint is HINTED. ROUTED ones reach its check of the
+ * route (a UDP connect), and need the routes a network of our own has. */
+static const struct {
+	const char *source, *dest;
+	int rc;
+	bool hinted, routed;
+} source_hint_rows[] = {
+	{"127.0.0.1", "10.9.9.9", -EINVAL, true, true},
+	{"127.255.0.9", "192.0.2.1", -EINVAL, true, true},
+	{"::ffff:127.0.0.1", "::ffff:10.9.9.9", -EINVAL, true, true},
+	{"::1", "2001:db8::9", -EINVAL, true, true},
+	/* A blackhole refuses any source: the route's doing, not the source's. */
+	{"127.0.0.1", "198.51.100.1", -EINVAL, false, true},
+	{"::ffff:127.0.0.1", "::ffff:198.51.100.1", -EINVAL, false, true},
+	{"127.0.0.1", "127.0.0.2", -EINVAL, false, false},
+	{"::ffff:127.0.0.1", "::ffff:127.0.0.2", -EINVAL, false, false},
+	{"127.0.0.1", "::ffff:127.0.0.9", -EINVAL, false, false},
+	{"::1", "::1", -EINVAL, false, false},
+	{"128.0.0.1", "10.9.9.9", -EINVAL, false, false},
+	{"::ffff:128.0.0.1", "::ffff:10.9.9.9", -EINVAL, false, false},
+	{"::2", "2001:db8::9", -EINVAL, false, false},
+	{"127.0.0.1", "10.9.9.9", -ENETUNREACH, false, false},
+	{NULL, "10.9.9.9", -EINVAL, false, false},
+};
+
+/* Check the rows of source_hint_rows whose .routed is ROUTED. */
+static void expect_source_hints(bool routed)
+{
+	for (size_t i = 0; i < sizeof source_hint_rows / sizeof source_hint_rows[0]; i++) {
+		const char *from = source_hint_rows[i].source, *to = source_hint_rows[i].dest;
+		struct sockaddr_storage source, dest;
+		const char *hint;
+
+		if (source_hint_rows[i].routed != routed)
+			continue;
+		if (from)
+			cr_assert(numeric_address(from, &source), "%s", from);
+		cr_assert(numeric_address(to, &dest), "%s", to);
+		hint = pe_net_source_hint(from ? (struct sockaddr *)&source : NULL,
+		                          (struct sockaddr *)&dest, source_hint_rows[i].rc);
+		cr_expect_str_eq(hint, source_hint_rows[i].hinted ? " (a loopback source address "
+		                 "reaches only this host)" : "", "from %s to %s, errno %d",
+		                 from ? from : "none", to, -source_hint_rows[i].rc);
+	}
+}
+
 /* The hint is for a loopback source only, to an address not loopback, and
- * only for EINVAL; and not where the route refuses any source (a blackhole,
- * 198.51.100.0/24 here). In a network of our own, whose loopback routes
- * the other addresses, so that the hint's own check finds a route. */
+ * only for EINVAL. */
 Test(net, the_loopback_source_hint_is_given_only_where_it_is_the_cause, .timeout = 10)
 {
-	static const struct {
-		const char *source, *dest;
-		int rc;
-		bool hinted;
-	} rows[] = {
-		{"127.0.0.1", "10.9.9.9", -EINVAL, true},
-		{"127.255.0.9", "192.0.2.1", -EINVAL, true},
-		{"::ffff:127.0.0.1", "::ffff:10.9.9.9", -EINVAL, true},
-		{"::1", "2001:db8::9", -EINVAL, true},
-		{"127.0.0.1", "127.0.0.2", -EINVAL, false},
-		{"::ffff:127.0.0.1", "::ffff:127.0.0.2", -EINVAL, false},
-		{"127.0.0.1", "::ffff:127.0.0.9", -EINVAL, false},
-		{"::1", "::1", -EINVAL, false},
-		{"128.0.0.1", "10.9.9.9", -EINVAL, false},
-		{"::ffff:128.0.0.1", "::ffff:10.9.9.9", -EINVAL, false},
-		{"::2", "2001:db8::9", -EINVAL, false},
-		{"127.0.0.1", "10.9.9.9", -ENETUNREACH, false},
-		{NULL, "10.9.9.9", -EINVAL, false},
-		{"127.0.0.1", "198.51.100.1", -EINVAL, false},
-		{"::ffff:127.0.0.1", "::ffff:198.51.100.1", -EINVAL, false},
-	};
+	expect_source_hints(false);
+}
+
+/* And not where the route refuses any source (a blackhole, 198.51.100.0/24
+ * here): in a network of our own, whose loopback routes the other
+ * addresses, so that the hint's check finds a route. */
+Test(net, the_loopback_source_hint_is_given_only_where_the_route_takes_other_sources,
+     .timeout = 10)
+{
 	const char *why = own_network();
 
 	if (*why)
@@ -8491,20 +8524,7 @@ Test(net, the_loopback_source_hint_is_given_only_where_it_is_the_cause, .timeout
 	           "ip -6 route add 2001:db8::/32 dev lo && "
 	           "ip route add blackhole 198.51.100.0/24; } >/dev/null 2>&1") != 0)
 		cr_skip_test("cannot set the namespace's routes (needs ip(8))");
-	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		struct sockaddr_storage source, dest;
-		const char *hint;
-
-		if (rows[i].source)
-			cr_assert(numeric_address(rows[i].source, &source), "%s", rows[i].source);
-		cr_assert(numeric_address(rows[i].dest, &dest), "%s", rows[i].dest);
-		hint = pe_net_source_hint(rows[i].source ? (struct sockaddr *)&source : NULL,
-		                          (struct sockaddr *)&dest, rows[i].rc);
-		cr_expect_str_eq(hint, rows[i].hinted ? " (a loopback source address reaches only "
-		                                        "this host)" : "",
-		                 "from %s to %s, errno %d", rows[i].source ? rows[i].source : "none",
-		                 rows[i].dest, -rows[i].rc);
-	}
+	expect_source_hints(true);
 }
 
 /* With IPv6 turned off, :: still binds but serves no one: a port in use on
@@ -8657,7 +8677,7 @@ Test(net, a_name_at_the_shown_limit_gets_no_character_count, .timeout = 30)
 {
 	char host[128], why[PE_NET_ERRLEN];
 
-	/* '%' and 63 letters: the 64 characters shown_name keeps. */
+	/* '%' and 63 digits: the 64 characters shown_name keeps. */
 	snprintf(host, sizeof host, "2001:db8::1%%%063d", 0);
 	cr_assert_not_null(pe_net_scope_refused(host, why), "%s taken", host);
 	cr_expect(strstr(why, "characters)") == NULL, "an uncut name counted: %s", why);

@@ -4273,10 +4273,6 @@ Test(server, buffers_that_cannot_be_reserved_fail_create_with_enomem)
 	TH_ASSERT_NO_LEAKS();
 }
 
-/* An embedding program that runs another (fork and exec) must not hand it
- * the server's connections: a child holding one keeps the client's
- * connection open after the server closed it (an idle timeout, a stop),
- * and the client waits for an end that does not come. */
 /* An echoed socket gets both of its options: TCP_NODELAY (no reply held
  * back by Nagle) and SO_OOBINLINE (an urgent byte read in its place). */
 Test(server, echo_options_set_nodelay_and_oobinline)
@@ -4294,6 +4290,10 @@ Test(server, echo_options_set_nodelay_and_oobinline)
 	close(fd);
 }
 
+/* An embedding program that runs another (fork and exec) must not hand it
+ * the server's connections: a child holding one keeps the client's
+ * connection open after the server closed it (an idle timeout, a stop),
+ * and the client waits for an end that does not come. */
 Test(server, accepted_connections_are_close_on_exec)
 {
 	struct pe_server_config cfg;
