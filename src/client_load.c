@@ -1350,8 +1350,13 @@ static int probe_server(struct load *L, const struct addrinfo *list, unsigned k,
 static int check_source_routes(struct load *L, int sigfd, char *err, size_t errlen)
 {
 	const struct client_config *cfg = L->cfg;
+	/* Ping-pong's connections take one source each, for the whole run:
+	 * one that no connection takes stops nothing. Churn's take each in
+	 * turn. */
+	unsigned used = cfg->mode == CLIENT_CHURN || cfg->connections >= cfg->nsources ?
+	                cfg->nsources : (unsigned)cfg->connections;
 
-	for (unsigned i = 1; i < cfg->nsources; i++) {
+	for (unsigned i = 1; i < used; i++) {
 		const struct sockaddr *source = (const struct sockaddr *)&cfg->sources[i];
 		int fd = pe_net_socket(source, SOCK_DGRAM | SOCK_CLOEXEC), rc = 0;
 		struct sockaddr_storage to;

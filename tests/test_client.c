@@ -4453,6 +4453,24 @@ Test(load, a_source_address_that_cannot_reach_the_server_stops_the_run, .timeout
 	                      ": Invalid argument\n", "connection 2 of 2");
 }
 
+/* A --source-ip no connection takes (ping-pong's -c 1 takes the first
+ * only) stops nothing, whatever its route: strace fails every connect of
+ * each thread from its second on, which in the main thread would be the
+ * check of the second source and its probe. */
+Test(load, a_source_no_connection_takes_is_not_checked, .timeout = 60)
+{
+	static const char *const under[] = {"strace", "-f", "-o", "/dev/null", "-e", "trace=connect",
+	                                    "-e", "inject=connect:error=EINVAL:when=2+", NULL};
+	const char *args[] = {"-c", "1", "-t", "1", "-n", "3", "--json", "-q", "--source-ip",
+	                      "127.0.0.1", "--source-ip", "127.0.0.2", "127.0.0.1", port_str, NULL};
+	struct run r;
+
+	run_client_under(&r, under, args);
+	cr_expect_eq(r.code, 0, "exit %d, stderr:\n%s", r.code, r.err);
+	cr_expect_eq(json_u64(r.out, "messages_echoed"), 3, "report:\n%s", r.out);
+	run_free(&r);
+}
+
 /* Policy routing can route UDP and TCP apart (ip rule ... ipproto): a
  * second --source-ip whose UDP connect finds no route, while TCP from it
  * reaches the server, is no reason to stop the run. */
