@@ -3693,6 +3693,20 @@ Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeo
 	idle_timeout_is_logged_as("--splice=always");
 }
 
+/* Stop the daemon (SIGSTOP), wait (a second at most) until its thread
+ * WORKER is seen stopped, and continue it. */
+static void stop_and_continue(pid_t worker)
+{
+	int64_t deadline = th_now_ms() + 1000;
+	char state[8] = "";
+
+	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
+	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
+	        state[0] != 'T') && th_ms_left(deadline) > 0)
+		poll(NULL, 0, 1);
+	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+}
+
 /* Stopped and continued more often than its idle timeout (a debugger, a
  * cgroup freezer), the daemon still times out a silent client: each stop
  * ends the worker's recv(2) or splice(2) in EINTR, and a wait begun anew
@@ -3724,17 +3738,9 @@ static void stopped_often_still_times_out(bool stream)
 	pfd.fd = fd;
 	/* A stop every quarter second for three seconds, thrice the timeout. */
 	for (int i = 0; i < 12 && !closed; i++) {
-		int64_t deadline = th_now_ms() + 1000;
-		char state[8] = "";
-
 		closed = poll(&pfd, 1, 250) == 1;
-		if (closed)
-			break;
-		cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
-		while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
-		        state[0] != 'T') && th_ms_left(deadline) > 0)
-			poll(NULL, 0, 1);
-		cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+		if (!closed)
+			stop_and_continue(worker);
 	}
 	cr_expect(closed, "a silent client of -t 1 was not closed in %lld ms of stops",
 	          (long long)(th_now_ms() - began));
@@ -3751,6 +3757,72 @@ Test(daemon, stopped_often_still_times_out_a_silent_client, .timeout = 60)
 Test(daemon, stopped_often_still_times_out_a_silent_client_after_a_stream, .timeout = 60)
 {
 	stopped_often_still_times_out(true);
+}
+
+/* The same for a client that sends and never reads, stopped more often
+ * than a write's slice of the timeout (a sixteenth): the worker's send(2),
+ * or with SPLICED its splice(2) out of its pipe, ends in EINTR at each
+ * stop and never in EAGAIN, so only the time kept across the stops can end
+ * it, and it is an idle timeout (echo not read), not an error. */
+static void stopped_often_still_times_out_a_non_reader(bool spliced)
+{
+	enum { CHUNK = 64 << 10, CHUNKS = 256 };
+	const char *const extra[] = {"-v", "-w", "2", "-t", "1", "--busy-poll=0",
+	                             "--buffer-size=16k",
+	                             spliced ? "--splice=always" : "--splice=never", NULL};
+#ifdef HAVE_SPLICE
+	const long call = spliced ? SYS_splice : SYS_sendto;
+#else
+	const long call = SYS_sendto;
+
+	if (spliced)
+		cr_skip_test("no splice(2) on this system");
+#endif
+	unsigned port = start_daemon(extra);
+	unsigned char *chunk = calloc(CHUNKS, CHUNK);
+	struct stream_writer w = {.buf = chunk, .len = (size_t)CHUNKS * CHUNK};
+	char want[96];
+	bool closed = false;
+	int64_t began;
+	pthread_t writer;
+	pid_t worker;
+
+	cr_assert(chunk);
+	w.fd = th_connect(port, IO_MS);
+	cr_assert_geq(w.fd, 0, "connect to port %u: %s", port, strerror(-w.fd));
+	cr_assert_eq(setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &(int){64 << 10}, sizeof(int)), 0,
+	             "SO_RCVBUF: %s", strerror(errno));
+	snprintf(want, sizeof want, "closed 127.0.0.1:%u: idle timeout: echo not read",
+	         local_port(w.fd));
+	cr_assert_eq(pthread_create(&writer, NULL, stream_writer_main, &w), 0);
+	worker = task_asleep_in_syscall(proc.pid, call, IO_MS);
+	cr_assert_gt(worker, 0, "no worker asleep in %s", spliced ? "splice(2)" : "send(2)");
+	began = th_now_ms();
+	/* A stop every 20 ms or so, a third of a slice, for up to four times
+	 * the timeout. */
+	for (int i = 0; i < 200 && !closed; i++) {
+		closed = th_proc_wait_stderr(&proc, 0, want, 20) == 0;
+		if (!closed)
+			stop_and_continue(worker);
+	}
+	cr_expect(closed, "a non-reader of -t 1 was not timed out in %lld ms of stops:\n%s",
+	          (long long)(th_now_ms() - began), proc.err.data);
+	shutdown(w.fd, SHUT_RDWR);   /* ends the writer's write, if the server did not */
+	cr_assert_eq(th_join(writer, IO_MS), 0, "the writer did not finish");
+	close(w.fd);
+	free(chunk);
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "timeouts=1 "), "not 1 timeout:\n%s", proc.err.data);
+}
+
+Test(daemon, stopped_often_still_times_out_a_client_that_never_reads, .timeout = 60)
+{
+	stopped_often_still_times_out_a_non_reader(false);
+}
+
+Test(daemon, stopped_often_still_times_out_a_spliced_client_that_never_reads, .timeout = 60)
+{
+	stopped_often_still_times_out_a_non_reader(true);
 }
 
 /* If it says it listens, it can serve: under a descriptor limit that its
