@@ -893,6 +893,44 @@ Test(server, splice_auto_splices_only_while_a_worker_may_busy_poll)
 #endif
 }
 
+/* Each connection that ends gives back its place among those a worker may
+ * busy-poll, and by default splice, for: after more connections than that
+ * have come and gone one after another, a client alone still has its
+ * stream spliced (and spun for). */
+Test(server, connections_that_ended_leave_a_lone_stream_spliced, .timeout = 60)
+{
+#if defined(__linux__) && defined(HAVE_SPLICE) && defined(SYS_splice)
+	struct pe_server_config cfg;
+	unsigned ended;
+	int fd;
+
+	tf_config(&cfg, 2, 4);
+	cfg.splice = PE_SPLICE_AUTO;
+	cfg.busy_poll_us = 100;
+	cfg.buffer_size = 1024;   /* a stream's first full read switches to splice */
+	start_server(&cfg);
+	if (ts.srv->echo_policy.busy_poll_max == 0) {
+		stop_server_and_check(0);
+		cr_skip_test("the server busy-polls for no connection here (under one whole CPU)");
+	}
+	ended = ts.srv->echo_policy.busy_poll_max + 1;
+	for (unsigned i = 0; i < ended; i++) {
+		fd = client();
+		cr_assert_eq(th_echo_check(fd, 64, i, IO_MS), 0, "connection %u", i + 1);
+		close(fd);
+	}
+	cr_assert_eq(tf_wait_stat(&ts, served, ended, IO_MS), 0, "not all %u were served", ended);
+	fd = client();
+	cr_assert_eq(th_echo_check(fd, 256 * 1024, 9, IO_MS), 0, "the stream was not echoed");
+	cr_expect_neq(th_wait_asleep_in_syscall(SYS_splice, IO_MS), 0,
+	              "after %u connections ended, a lone stream was copied, not spliced", ended);
+	close(fd);
+	stop_server_and_check(0);
+#else
+	cr_skip_test("this system has no splice(2) (or is not Linux, whose threads it watches)");
+#endif
+}
+
 /* Send to CFD, never reading, until nothing moves for 500 ms: the echo
  * fills our receive buffer, the worker blocks writing it, and then our
  * sends stall. With R (a worker that has no timeout to end the write),
