@@ -194,6 +194,22 @@ Test(daemon, readiness_line_has_the_real_port_and_the_settings)
 	stop_daemon(SIGTERM);
 }
 
+/* The readiness line gives each of -t and --grace with its own
+ * milliseconds: a fraction of one is not the other's. */
+Test(daemon, readiness_line_gives_each_time_its_own_fraction)
+{
+	const char *const extra[] = {"-w", "2", "-t", "2.5", "--grace=0.25", NULL};
+	const char *line;
+
+	start_daemon(extra);
+	line = strstr(proc.err.data, "listening on ");
+	cr_assert_not_null(line, "no readiness line in:\n%s", proc.err.data);
+	cr_expect(strstr(line, " idle-timeout=2.500s ") != NULL, "no idle-timeout=2.500s in: %s",
+	          line);
+	cr_expect(strstr(line, " grace=0.250s ") != NULL, "no grace=0.250s in: %s", line);
+	stop_daemon(SIGTERM);
+}
+
 /* --per-source is off unless given, and the readiness line says which. */
 Test(daemon, readiness_line_says_whether_a_per_source_limit_holds)
 {
@@ -635,6 +651,27 @@ Test(daemon, help_and_version_that_cannot_be_written_exit_1)
 		cr_expect(strstr(proc.err.data, "poolechod: write error: ") &&
 		          strstr(proc.err.data, strerror(ENOSPC)),
 		          "%s into /dev/full: stderr:\n%s", options[i], proc.err.data);
+		th_proc_cleanup(&proc);
+	}
+}
+
+/* Help into a standard output the caller closed is not written, as with
+ * no /dev/null put there: the guard's /dev/null on fd 1 is read-only, so
+ * the write fails with EBADF and the exit says so. */
+Test(daemon, help_and_version_into_a_closed_stdout_exit_1)
+{
+	const char *options[] = {"--help", "--version"};
+
+	for (int i = 0; i < 2; i++) {
+		const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >&-", daemon_path(),
+		                      options[i], NULL};
+		int code = th_proc_run(&proc, argv, EXIT_MS);
+
+		cr_expect_eq(code, 1, "%s into a closed stdout: exit %d; stderr:\n%s", options[i],
+		             code, proc.err.data);
+		cr_expect(strstr(proc.err.data, "poolechod: write error: ") &&
+		          strstr(proc.err.data, strerror(EBADF)),
+		          "%s into a closed stdout: stderr:\n%s", options[i], proc.err.data);
 		th_proc_cleanup(&proc);
 	}
 }
@@ -2603,26 +2640,38 @@ static void expect_ready_among_the_fillers(int fd)
 }
 
 /* A manager whose queue stays full cannot hold the daemon up: it serves
- * meanwhile, and SIGTERM stops it. The send of READY=1 used to block in
- * main before the signal thread started, so SIGTERM was never taken. */
-Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
+ * meanwhile, and SIG (SIGTERM, SIGHUP: each a stop) stops it. The send of
+ * READY=1 used to block in main before the signal thread started, so
+ * SIGTERM was never taken. */
+static void a_full_manager_does_not_hold_up(int sig, const char *tag)
 {
 	struct fillers f;
 	unsigned port;
 	int fd, code;
 
-	port = start_with_a_full_manager("full", &fd, &f);
+	port = start_with_a_full_manager(tag, &fd, &f);
 	echo_once(port, 10, 1);
-	cr_assert_eq(th_proc_signal(&proc, SIGTERM), 0);
+	cr_assert_eq(th_proc_signal(&proc, sig), 0);
 	code = th_proc_wait_exit(&proc, 5000);
-	cr_expect_eq(code, 0, "poolechod did not exit within 5 s of SIGTERM with its "
-	             "notify socket full; stderr:\n%s", proc.err.data);
+	cr_expect_eq(code, 0, "poolechod did not exit within 5 s of signal %d with its "
+	             "notify socket full; stderr:\n%s", sig, proc.err.data);
 	cr_expect(strstr(proc.err.data, "had not taken READY=1 when a stop signal came"),
 	          "stderr:\n%s", proc.err.data);
 	cr_expect(strstr(proc.err.data, "cannot tell the service manager that the server is "
 	                 "stopping: Resource temporarily unavailable"), "stderr:\n%s", proc.err.data);
 	close_fillers(&f);
 	close(fd);
+}
+
+Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_stop)
+{
+	a_full_manager_does_not_hold_up(SIGTERM, "full");
+}
+
+/* SIGHUP gives the wait for READY=1 up as SIGTERM does: it is a stop. */
+Test(daemon, a_notify_socket_that_is_full_does_not_hold_up_a_sighup_stop)
+{
+	a_full_manager_does_not_hold_up(SIGHUP, "fullhup");
 }
 
 /* A manager whose queue stays full cannot hold a stop up either: the
@@ -4742,6 +4791,23 @@ Test(daemon, stats_interval_hidden_by_the_log_level_is_warned_of)
 		cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(-rc));
 		cr_expect_eq(th_proc_wait_stderr(&proc, 0, want, START_MS), 0, "no '%s' in:\n%s",
 		             want, proc.err.data);
+		stop_daemon(SIGTERM);
+		th_proc_cleanup(&proc);
+	}
+}
+
+/* At info (the default) or debug the stats lines are seen: no warning
+ * says they are hidden. It would come before the readiness line. */
+Test(daemon, stats_interval_seen_at_the_log_level_is_not_warned_of)
+{
+	static const char *levels[] = {"--log-level=info", "--log-level=debug", "-v"};
+
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		const char *const extra[] = {"-w", "2", levels[i], "--stats-interval=30", NULL};
+
+		start_daemon(extra);
+		cr_expect_null(strstr(proc.err.data, "hides"), "a warning with %s:\n%s", levels[i],
+		               proc.err.data);
 		stop_daemon(SIGTERM);
 		th_proc_cleanup(&proc);
 	}
