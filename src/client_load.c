@@ -400,15 +400,17 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 	const char *why = "";
 	char from[NI_MAXHOST + 8] = "";
 
-	/* Of several sources, the one this connection had is the suspect. */
+	/* Of several sources, the one this connection had is the suspect;
+	 * named only in a thread's first error, the one told. */
 	if (L->cfg->nsources) {
 		unsigned k = conn_source(L, c);
 		char host[NI_MAXHOST];
 
 		source = (const struct sockaddr *)&L->cfg->sources[k];
 		source_len = L->cfg->source_lens[k];
-		snprintf(from, sizeof from, " from %s",
-		         pe_net_format_host(source, source_len, host));
+		if (t->first_error[0] == '\0')
+			snprintf(from, sizeof from, " from %s",
+			         pe_net_format_host(source, source_len, host));
 	}
 	/* Only a thread's first error is told, so only its cause is sought. A
 	 * check that could not be made (its socket finding the descriptors
@@ -425,7 +427,7 @@ static void conn_connect_failed(struct lthread *t, struct conn *c, int err)
 		      " (the local ephemeral ports are exhausted: each open connection holds one, "
 		      "and TIME_WAIT holds those of connections closed in the last minute: see "
 		      "net.ipv4.ip_local_port_range, add --source-ip addresses, or lower -c)";
-	else
+	else if (t->first_error[0] == '\0')
 		why = pe_net_source_hint(source, (const struct sockaddr *)&L->addr, -err);
 	conn_fail(t, c, FAIL_CONNECT, "cannot connect%s: %s%s", from, strerror(err), why);
 }

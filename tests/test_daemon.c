@@ -2975,22 +2975,32 @@ static pid_t task_asleep_in_syscall(pid_t pid, long nr, unsigned timeout_ms)
 	return 0;
 }
 
-/* Stop the daemon (SIGSTOP) while a worker sleeps in system call CALL,
- * wait until that worker is stopped too (its call has then returned), and
- * continue it. */
-static void stop_and_continue_a_waiting_worker(long call)
+/* Stop the daemon (SIGSTOP), wait (WAIT_MS at most) until its thread
+ * WORKER is seen stopped (a call it slept in has then returned), and
+ * continue it. The state last seen: 'T' when it stopped. */
+static char stop_and_continue(pid_t worker, unsigned wait_ms)
 {
-	int64_t deadline = th_now_ms() + IO_MS;
+	int64_t deadline = th_now_ms() + wait_ms;
 	char state[8] = "";
-	pid_t worker = task_asleep_in_syscall(proc.pid, call, IO_MS);
 
-	cr_assert_gt(worker, 0, "no worker asleep in the wait for its client");
 	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
 	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
 	        state[0] != 'T') && th_ms_left(deadline) > 0)
 		poll(NULL, 0, 1);
 	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
-	cr_assert_eq(state[0], 'T', "the worker did not stop (state '%s')", state);
+	return state[0];
+}
+
+/* Stop the daemon while a worker sleeps in system call CALL, wait until
+ * that worker is stopped too, and continue it. */
+static void stop_and_continue_a_waiting_worker(long call)
+{
+	pid_t worker = task_asleep_in_syscall(proc.pid, call, IO_MS);
+	char state;
+
+	cr_assert_gt(worker, 0, "no worker asleep in the wait for its client");
+	state = stop_and_continue(worker, IO_MS);
+	cr_assert_eq(state, 'T', "the worker did not stop (state '%c')", state ? state : '?');
 }
 
 /* Stopped (SIGSTOP, a shell's Ctrl-Z) and continued, the daemon keeps its
@@ -3742,18 +3752,12 @@ Test(daemon, idle_timeout_log_tells_a_silent_client_from_one_not_reading, .timeo
 	idle_timeout_is_logged_as("--splice=always");
 }
 
-/* Stop the daemon (SIGSTOP), wait (a second at most) until its thread
- * WORKER is seen stopped, and continue it. */
-static void stop_and_continue(pid_t worker)
+/* Stop the daemon with SIGTERM; its last stats line must count the one
+ * idle timeout. */
+static void stop_expecting_one_timeout(void)
 {
-	int64_t deadline = th_now_ms() + 1000;
-	char state[8] = "";
-
-	cr_assert_eq(kill(proc.pid, SIGSTOP), 0, "SIGSTOP: %s", strerror(errno));
-	while ((th_task_stat_field(proc.pid, worker, 3, state, sizeof state) != 0 ||
-	        state[0] != 'T') && th_ms_left(deadline) > 0)
-		poll(NULL, 0, 1);
-	cr_assert_eq(kill(proc.pid, SIGCONT), 0, "SIGCONT: %s", strerror(errno));
+	stop_daemon(SIGTERM);
+	cr_expect(strstr(proc.err.data, "timeouts=1 "), "not 1 timeout:\n%s", proc.err.data);
 }
 
 /* Stopped and continued more often than its idle timeout (a debugger, a
@@ -3789,13 +3793,12 @@ static void stopped_often_still_times_out(bool stream)
 	for (int i = 0; i < 12 && !closed; i++) {
 		closed = poll(&pfd, 1, 250) == 1;
 		if (!closed)
-			stop_and_continue(worker);
+			stop_and_continue(worker, 1000);
 	}
 	cr_expect(closed, "a silent client of -t 1 was not closed in %lld ms of stops",
 	          (long long)(th_now_ms() - began));
 	close(fd);
-	stop_daemon(SIGTERM);
-	cr_expect(strstr(proc.err.data, "timeouts=1 "), "not 1 timeout:\n%s", proc.err.data);
+	stop_expecting_one_timeout();
 }
 
 Test(daemon, stopped_often_still_times_out_a_silent_client, .timeout = 60)
@@ -3852,7 +3855,7 @@ static void stopped_often_still_times_out_a_non_reader(bool spliced)
 	for (int i = 0; i < 200 && !closed; i++) {
 		closed = th_proc_wait_stderr(&proc, 0, want, 20) == 0;
 		if (!closed)
-			stop_and_continue(worker);
+			stop_and_continue(worker, 1000);
 	}
 	cr_expect(closed, "a non-reader of -t 1 was not timed out in %lld ms of stops:\n%s",
 	          (long long)(th_now_ms() - began), proc.err.data);
@@ -3860,8 +3863,7 @@ static void stopped_often_still_times_out_a_non_reader(bool spliced)
 	cr_assert_eq(th_join(writer, IO_MS), 0, "the writer did not finish");
 	close(w.fd);
 	free(chunk);
-	stop_daemon(SIGTERM);
-	cr_expect(strstr(proc.err.data, "timeouts=1 "), "not 1 timeout:\n%s", proc.err.data);
+	stop_expecting_one_timeout();
 }
 
 Test(daemon, stopped_often_still_times_out_a_client_that_never_reads, .timeout = 60)
