@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -647,6 +649,94 @@ Test(queue, a_pop_cancelled_while_waiting_leaves_the_queue_usable)
 	cr_assert_eq(op_finish(&push, "push after a cancelled pop"), 0);
 	cr_assert_eq(pe_queue_try_pop(own, &v), 0);
 	cr_expect_eq(v, 7);
+	pe_queue_destroy(own);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* A push wakes the popper that went idle last, whose stack and caches are
+ * the warmest; the others sleep on. */
+Test(queue, a_push_wakes_the_popper_that_went_idle_last)
+{
+	static struct op older, newer;
+
+	op_start(&older, q, OP_POP, -1);
+	op_assert_blocked(&older, "the older pop on an empty queue");
+	op_start(&newer, q, OP_POP, -1);
+	op_assert_blocked(&newer, "the newer pop on an empty queue");
+	push_int(q, 1);
+	cr_assert_eq(op_finish(&newer, "the newer pop"), 0);
+	cr_expect_eq(newer.value, 1);
+	op_assert_blocked(&older, "the older pop, after one push");
+	push_int(q, 2);
+	cr_assert_eq(op_finish(&older, "the older pop"), 0);
+	cr_expect_eq(older.value, 2);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* A handler that holds its thread, asleep in a pop, until released: the
+ * push below wakes that popper while it cannot run. */
+static atomic_bool in_handler, handler_released;
+
+static void hold_in_handler(int sig)
+{
+	int64_t give_up = th_now_ms() + LONG_WAIT_MS;
+
+	(void)sig;
+	atomic_store(&in_handler, true);
+	while (!atomic_load(&handler_released) && th_now_ms() < give_up)
+		sched_yield(); /* no cancellation point: the cancel waits for the pop */
+}
+
+/* A popper cancelled after a push woke it, before it ran, may hold the
+ * only wake-up for the item: it passes it on to another waiting popper.
+ * Kept, the item waited for a busy popper to come back, for good here.
+ * The woken popper is held in a signal handler (installed without
+ * SA_RESTART, so its wait returns EINTR) while it is woken and cancelled;
+ * released, its wait is a cancellation point. Not the suite's queue. */
+Test(queue, a_pop_cancelled_after_its_wakeup_passes_it_on)
+{
+	static struct op older, newer;
+	struct sigaction hold = {.sa_handler = hold_in_handler}, before;
+	void *result = NULL;
+	pe_queue *own;
+	int v = 5;
+
+	cr_assert_eq(pe_queue_create(&own, 4, sizeof(int)), 0);
+	atomic_store(&in_handler, false);
+	atomic_store(&handler_released, false);
+	sigemptyset(&hold.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &hold, &before), 0);
+	op_start(&older, own, OP_POP, -1);
+	op_assert_blocked(&older, "the older pop on an empty queue");
+	op_start(&newer, own, OP_POP, -1);
+	op_assert_blocked(&newer, "the newer pop on an empty queue");
+
+	/* The newest idle popper is the one a push wakes. */
+	cr_assert_eq(pthread_kill(newer.thread, SIGUSR1), 0);
+	for (int64_t give_up = th_now_ms() + WAKE_MS;
+	     !atomic_load(&in_handler) && th_now_ms() < give_up;)
+		poll(NULL, 0, 1);
+	cr_assert(atomic_load(&in_handler), "the signal handler never ran");
+	cr_assert_eq(pe_queue_try_push(own, &v), 0);
+	cr_assert_eq(pthread_cancel(newer.thread), 0);
+	atomic_store(&handler_released, true);
+	cr_assert_eq(th_join_result(newer.thread, WAKE_MS, &result), 0,
+	             "the cancelled popper did not end");
+	atomic_fetch_sub(&ops_running, 1);
+	sigaction(SIGUSR1, &before, NULL);
+	if (result != PTHREAD_CANCELED) {
+		/* It ran before the cancel: it took the item; end the other. */
+		pe_queue_close(own);
+		cr_assert_eq(op_finish(&older, "the older pop, at the close"), -ESHUTDOWN);
+		cr_assert_eq(newer.rc, 0);
+		cr_assert_fail("the held popper was not cancelled in its wait (it took %d)",
+		               newer.value);
+	}
+	th_event_destroy(&newer.started);
+	th_event_destroy(&newer.done);
+	cr_assert_eq(op_finish(&older, "the older pop, after the woken one was cancelled"), 0);
+	cr_expect_eq(older.value, 5);
+	cr_expect_eq(pe_queue_length(own), 0);
 	pe_queue_destroy(own);
 	TH_ASSERT_NO_LEAKS();
 }

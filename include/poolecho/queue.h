@@ -1,7 +1,7 @@
 /*
- * poolecho/queue.h -- a bounded FIFO guarded by one mutex and two condition
- * variables. It copies fixed-size items and knows nothing of what they mean;
- * poolechod queues accepted sockets in it.
+ * poolecho/queue.h -- a bounded FIFO guarded by one mutex. It copies
+ * fixed-size items and knows nothing of what they mean; poolechod queues
+ * accepted sockets in it. A push wakes the popper that went idle last.
  *
  * Errors are negative errno values. Closing the queue is how shutdown is
  * told: it wakes every waiter, pushes fail with -ESHUTDOWN, and pops keep
@@ -28,12 +28,12 @@ typedef struct pe_queue pe_queue;
 
 /* Make a queue of CAPACITY (>= 1) items of ITEM_SIZE (>= 1) bytes each.
  * -EINVAL for a zero size, a CAPACITY x ITEM_SIZE beyond SIZE_MAX or a NULL
- * OUT, -ENOMEM, or the negative errno of a mutex or condition variable
+ * OUT, -ENOMEM, or the negative errno of the mutex or condition variable
  * that could not be made (-EAGAIN, -ENOMEM). */
 PE_API int pe_queue_create(pe_queue **out, size_t capacity, size_t item_size);
 
 /* Free the queue. No call on it may still be running, not even one about to
- * return: a push or pop signals a waiter after it releases the lock, so
+ * return: a push or pop wakes a waiter after it releases the lock, so
  * join the threads that use the queue first. Items still queued are
  * dropped (drain them first with pe_queue_try_pop when they own resources).
  * NULL is allowed. */

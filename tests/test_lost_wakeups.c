@@ -1,0 +1,175 @@
+/*
+ * test_lost_wakeups.c -- the queue's poppers against glibc bug 25847, in
+ * glibc before 2.41: a pthread_cond_signal(3) to a condition variable that
+ * several threads wait on can wake none of them. A queue whose waiting
+ * poppers shared a condition variable left an item queued, with idle
+ * poppers, until a busy one came back for more.
+ *
+ * The bug's window cannot be hit on demand, so its effect is made here:
+ * pthread_cond_wait and pthread_cond_signal are wrapped at link time
+ * (-Wl,--wrap=...), in this program alone, and while a test arms it a
+ * signal to a condition variable with two or more waiters is dropped.
+ */
+#include <config.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <poolecho/queue.h>
+
+#include "helpers.h"
+
+#define WAKE_MS 5000
+
+TestSuite(lost_wakeups, .timeout = 30);
+
+/* ---- the wrapped calls ---------------------------------------------------- */
+
+int __real_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
+int __wrap_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
+int __real_pthread_cond_signal(pthread_cond_t *c);
+int __wrap_pthread_cond_signal(pthread_cond_t *c);
+
+static atomic_bool losing;  /* drop signals to a condition with 2+ waiters */
+static atomic_int lost;     /* signals dropped since armed */
+
+/* Threads in pthread_cond_wait, by condition variable. (A wait cancelled
+ * stays counted: no test here cancels one.) */
+static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	pthread_cond_t *cond;
+	int waiters;
+} waits[32];
+
+static void count_wait(pthread_cond_t *c, int change)
+{
+	pthread_mutex_lock(&waits_lock);
+	for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
+		if (waits[i].cond == c || (change > 0 && waits[i].waiters == 0)) {
+			waits[i].cond = c;
+			waits[i].waiters += change;
+			break;
+		}
+	pthread_mutex_unlock(&waits_lock);
+}
+
+static int waiters_on(pthread_cond_t *c)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&waits_lock);
+	for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
+		if (waits[i].cond == c)
+			n += waits[i].waiters;
+	pthread_mutex_unlock(&waits_lock);
+	return n;
+}
+
+int __wrap_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+	int rc;
+
+	count_wait(c, 1);
+	rc = __real_pthread_cond_wait(c, m);
+	count_wait(c, -1);
+	return rc;
+}
+
+int __wrap_pthread_cond_signal(pthread_cond_t *c)
+{
+	if (atomic_load(&losing) && waiters_on(c) >= 2) {
+		atomic_fetch_add(&lost, 1);
+		return 0;
+	}
+	return __real_pthread_cond_signal(c);
+}
+
+/* ---- poppers on threads of their own -------------------------------------- */
+
+struct popper {
+	pe_queue *q;
+	int value, rc;
+	_Atomic pid_t tid;
+	struct th_event started, done;
+	pthread_t thread;
+};
+
+static struct th_event pops_returned; /* by any popper */
+
+static void *popper_main(void *arg)
+{
+	struct popper *p = arg;
+
+	atomic_store(&p->tid, th_gettid());
+	th_event_add(&p->started, 1);
+	p->rc = pe_queue_pop(p->q, &p->value);
+	th_event_add(&p->done, 1);
+	th_event_add(&pops_returned, 1);
+	return NULL;
+}
+
+static void popper_start(struct popper *p, pe_queue *q)
+{
+	memset(p, 0, sizeof *p);
+	p->q = q;
+	p->value = -1;
+	th_event_init(&p->started);
+	th_event_init(&p->done);
+	cr_assert_eq(pthread_create(&p->thread, NULL, popper_main, p), 0);
+	cr_assert_eq(th_event_wait(&p->started, 1, WAKE_MS), 0, "a popper did not start");
+	cr_assert_eq(th_wait_asleep(atomic_load(&p->tid), WAKE_MS), 'S',
+	             "a popper on an empty queue never went to sleep");
+}
+
+/* Two poppers wait on an empty queue; a push while signals to a condition
+ * with two waiters are lost still wakes one, and a second push the other:
+ * each popper is woken through a wake-up of its own. */
+Test(lost_wakeups, a_push_wakes_a_popper_although_shared_signals_are_lost)
+{
+	static struct popper pop[2];
+	pe_queue *q;
+	int first, v;
+
+	cr_assert_eq(pe_queue_create(&q, 4, sizeof(int)), 0);
+	th_event_init(&pops_returned);
+	for (int i = 0; i < 2; i++)
+		popper_start(&pop[i], q);
+
+	v = 1;
+	atomic_store(&lost, 0);
+	atomic_store(&losing, true);
+	cr_assert_eq(pe_queue_push(q, &v), 0);
+	atomic_store(&losing, false);
+	if (th_event_wait(&pops_returned, 1, WAKE_MS) != 0) {
+		/* Stuck: hand the item out, so the threads end, and fail. */
+		int lost_now = atomic_load(&lost);
+
+		pe_queue_close(q);
+		for (int i = 0; i < 2; i++)
+			cr_assert_eq(th_join(pop[i].thread, WAKE_MS), 0);
+		cr_assert_fail("an item pushed while two poppers waited was not taken in %d ms "
+		               "(%d signal(s) lost)", WAKE_MS, lost_now);
+	}
+	first = th_event_wait(&pop[0].done, 1, 0) == 0 ? 0 : 1;
+	cr_assert_eq(pop[first].rc, 0);
+	cr_assert_eq(pop[first].value, 1);
+
+	v = 2;
+	cr_assert_eq(pe_queue_push(q, &v), 0);
+	cr_assert_eq(th_event_wait(&pop[1 - first].done, 1, WAKE_MS), 0,
+	             "the second popper was not woken by the second push");
+	cr_assert_eq(pop[1 - first].rc, 0);
+	cr_assert_eq(pop[1 - first].value, 2);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(th_join(pop[i].thread, WAKE_MS), 0);
+		th_event_destroy(&pop[i].started);
+		th_event_destroy(&pop[i].done);
+	}
+	th_event_destroy(&pops_returned);
+	cr_expect_eq(pe_queue_length(q), 0);
+	pe_queue_destroy(q);
+	TH_ASSERT_NO_LEAKS();
+}
