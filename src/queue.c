@@ -10,7 +10,9 @@
  * Why a semaphore each: a push wakes one named popper, never "one of those
  * waiting on a condition variable". glibc before 2.41 can lose a signal to
  * a condition variable that several threads wait on (glibc bug 25847), and
- * the item would then wait for a busy popper to come back. Also, the woken
+ * the item would then wait for a busy popper to come back. For the same
+ * bug a pop signals not_full only while one pusher waits, and broadcasts
+ * to several (poolechod has one pusher; the bug is the signal's). The woken
  * popper takes the mutex uncontended, where one back from
  * pthread_cond_wait(3) marks it contended and its unlock makes a system
  * call. The newest idle popper is woken first: its stack is the warmest.
@@ -122,12 +124,13 @@ static struct idle_popper *put_locked(pe_queue *q, const void *item)
 	return wake_popper_locked(q);
 }
 
-static pthread_cond_t *take_locked(pe_queue *q, void *item)
+/* ... or how many pushers wait, to be woken for the slot freed. */
+static unsigned take_locked(pe_queue *q, void *item)
 {
 	memcpy(item, q->items + q->head * q->item_size, q->item_size);
 	q->head = (q->head + 1) % q->capacity;
 	q->length--;
-	return q->waiting_push ? &q->not_full : NULL;
+	return q->waiting_push;
 }
 
 /* Wake after the unlock: a wake-up is a system call, and a waiter woken
@@ -135,13 +138,21 @@ static pthread_cond_t *take_locked(pe_queue *q, void *item)
  * A waiter counted under the lock is already inside its wait, or about to
  * enter it, so it cannot miss the wake-up; one woken for an item another
  * thread took first finds the queue empty and waits again. */
-static void unlock_then_wake(pe_queue *q, struct idle_popper *popper, pthread_cond_t *pusher)
+static void unlock_then_wake(pe_queue *q, struct idle_popper *popper, unsigned pushers)
 {
 	pthread_mutex_unlock(&q->lock);
 	if (popper)
 		sem_post(&popper->wake);
-	if (pusher)
-		pthread_cond_signal(pusher);
+	if (pushers == 1)
+		pthread_cond_signal(&q->not_full);
+	else if (pushers > 1)
+		pthread_cond_broadcast(&q->not_full);
+}
+
+/* The pushers to wake for a slot free now, if any. The lock is held. */
+static unsigned pushers_for_space_locked(const pe_queue *q)
+{
+	return q->length < q->capacity ? q->waiting_push : 0;
 }
 
 /* sem_wait(3) until it takes the post: it fails only with EINTR, when a
@@ -181,7 +192,7 @@ static void pop_cancelled(void *arg)
 			link = &(*link)->next;
 		*link = self->next;
 	}
-	unlock_then_wake(q, next, NULL);
+	unlock_then_wake(q, next, 0);
 	if (self->woken)
 		take_post(self);
 	sem_destroy(&self->wake);
@@ -217,7 +228,7 @@ static void push_cancelled(void *arg)
 	pe_queue *q = arg;
 
 	q->waiting_push--;
-	unlock_then_wake(q, NULL, q->waiting_push && q->length < q->capacity ? &q->not_full : NULL);
+	unlock_then_wake(q, NULL, pushers_for_space_locked(q));
 }
 
 /* Wait on Q's not_full until DEADLINE on CLOCK_MONOTONIC (NULL: no limit);
@@ -259,7 +270,7 @@ int pe_queue_push(pe_queue *q, const void *item)
 	rc = wait_not_full_locked(q, NULL);
 	if (rc == 0)
 		popper = put_locked(q, item);
-	unlock_then_wake(q, popper, NULL);
+	unlock_then_wake(q, popper, 0);
 	return rc;
 }
 
@@ -288,7 +299,7 @@ int pe_queue_try_push(pe_queue *q, const void *item)
 		rc = -EAGAIN;
 	else
 		popper = put_locked(q, item);
-	unlock_then_wake(q, popper, NULL);
+	unlock_then_wake(q, popper, 0);
 	return rc;
 }
 
@@ -310,38 +321,37 @@ int pe_queue_wait_space_for(pe_queue *q, int timeout_ms)
 	rc = wait_not_full_locked(q, timeout_ms >= 0 ? &deadline : NULL);
 	/* Several waiters may share one freed slot; pass the wake-up on so a
 	 * waiting pusher is not left behind by a wait_space caller. */
-	unlock_then_wake(q, NULL, rc == 0 && q->waiting_push && q->length < q->capacity ?
-	                                  &q->not_full : NULL);
+	unlock_then_wake(q, NULL, rc == 0 ? pushers_for_space_locked(q) : 0);
 	return rc;
 }
 
 int pe_queue_pop(pe_queue *q, void *item)
 {
-	pthread_cond_t *waiter = NULL;
+	unsigned pushers = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	while (q->length == 0 && !q->closed)
 		wait_for_item(q);
 	if (q->length > 0)
-		waiter = take_locked(q, item);
+		pushers = take_locked(q, item);
 	else
 		rc = -ESHUTDOWN;
-	unlock_then_wake(q, NULL, waiter);
+	unlock_then_wake(q, NULL, pushers);
 	return rc;
 }
 
 int pe_queue_try_pop(pe_queue *q, void *item)
 {
-	pthread_cond_t *waiter = NULL;
+	unsigned pushers = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->length > 0)
-		waiter = take_locked(q, item);
+		pushers = take_locked(q, item);
 	else
 		rc = q->closed ? -ESHUTDOWN : -EAGAIN;
-	unlock_then_wake(q, NULL, waiter);
+	unlock_then_wake(q, NULL, pushers);
 	return rc;
 }
 

@@ -1,9 +1,10 @@
 /*
- * test_lost_wakeups.c -- the queue's poppers against glibc bug 25847, in
- * glibc before 2.41: a pthread_cond_signal(3) to a condition variable that
- * several threads wait on can wake none of them. A queue whose waiting
- * poppers shared a condition variable left an item queued, with idle
- * poppers, until a busy one came back for more.
+ * test_lost_wakeups.c -- the queue against glibc bug 25847, in glibc before
+ * 2.41: a pthread_cond_signal(3) to a condition variable that several
+ * threads wait on can wake none of them. A queue whose waiting poppers
+ * shared a condition variable left an item queued, with idle poppers,
+ * until a busy one came back for more; pushers waiting on a full queue
+ * slept on beside the slot a pop freed.
  *
  * The bug's window cannot be hit on demand, so its effect is made here:
  * pthread_cond_wait and pthread_cond_signal are wrapped at link time
@@ -169,6 +170,89 @@ Test(lost_wakeups, a_push_wakes_a_popper_although_shared_signals_are_lost)
 		th_event_destroy(&pop[i].done);
 	}
 	th_event_destroy(&pops_returned);
+	cr_expect_eq(pe_queue_length(q), 0);
+	pe_queue_destroy(q);
+	TH_ASSERT_NO_LEAKS();
+}
+
+/* ---- pushers on threads of their own -------------------------------------- */
+
+struct pusher {
+	pe_queue *q;
+	int value, rc;
+	_Atomic pid_t tid;
+	struct th_event started, done;
+	pthread_t thread;
+};
+
+static struct th_event pushes_returned; /* by any pusher */
+
+static void *pusher_main(void *arg)
+{
+	struct pusher *p = arg;
+
+	atomic_store(&p->tid, th_gettid());
+	th_event_add(&p->started, 1);
+	p->rc = pe_queue_push(p->q, &p->value);
+	th_event_add(&p->done, 1);
+	th_event_add(&pushes_returned, 1);
+	return NULL;
+}
+
+static void pusher_start(struct pusher *p, pe_queue *q, int value)
+{
+	memset(p, 0, sizeof *p);
+	p->q = q;
+	p->value = value;
+	th_event_init(&p->started);
+	th_event_init(&p->done);
+	cr_assert_eq(pthread_create(&p->thread, NULL, pusher_main, p), 0);
+	cr_assert_eq(th_event_wait(&p->started, 1, WAKE_MS), 0, "a pusher did not start");
+	cr_assert_eq(th_wait_asleep(atomic_load(&p->tid), WAKE_MS), 'S',
+	             "a pusher on a full queue never went to sleep");
+}
+
+/* Two pushers wait on a full queue of one; a pop while signals to a
+ * condition with two waiters are lost still lets one push, and a second
+ * pop the other. */
+Test(lost_wakeups, a_pop_wakes_a_pusher_although_shared_signals_are_lost)
+{
+	static struct pusher push[2];
+	pe_queue *q;
+	int v = 0;
+
+	cr_assert_eq(pe_queue_create(&q, 1, sizeof(int)), 0);
+	cr_assert_eq(pe_queue_try_push(q, &v), 0);
+	th_event_init(&pushes_returned);
+	for (int i = 0; i < 2; i++)
+		pusher_start(&push[i], q, 1 + i);
+
+	atomic_store(&lost, 0);
+	atomic_store(&losing, true);
+	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
+	atomic_store(&losing, false);
+	cr_assert_eq(v, 0);
+	if (th_event_wait(&pushes_returned, 1, WAKE_MS) != 0) {
+		int lost_now = atomic_load(&lost);
+
+		pe_queue_close(q);
+		for (int i = 0; i < 2; i++)
+			cr_assert_eq(th_join(push[i].thread, WAKE_MS), 0);
+		cr_assert_fail("a slot freed while two pushers waited was not taken in %d ms "
+		               "(%d signal(s) lost)", WAKE_MS, lost_now);
+	}
+	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
+	cr_assert(v == 1 || v == 2, "popped %d, pushed 1 and 2", v);
+	cr_assert_eq(th_event_wait(&pushes_returned, 2, WAKE_MS), 0,
+	             "the second pusher did not push after the second pop");
+	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(th_join(push[i].thread, WAKE_MS), 0);
+		cr_expect_eq(push[i].rc, 0);
+		th_event_destroy(&push[i].started);
+		th_event_destroy(&push[i].done);
+	}
+	th_event_destroy(&pushes_returned);
 	cr_expect_eq(pe_queue_length(q), 0);
 	pe_queue_destroy(q);
 	TH_ASSERT_NO_LEAKS();
