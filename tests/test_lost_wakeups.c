@@ -88,41 +88,51 @@ int __wrap_pthread_cond_signal(pthread_cond_t *c)
 	return __real_pthread_cond_signal(c);
 }
 
-/* ---- poppers on threads of their own -------------------------------------- */
+/* ---- a push or a pop on a thread of its own --------------------------------- */
 
-struct popper {
+struct call {
 	pe_queue *q;
+	bool push;
 	int value, rc;
 	_Atomic pid_t tid;
 	struct th_event started, done;
 	pthread_t thread;
 };
 
-static struct th_event pops_returned; /* by any popper */
+static struct th_event calls_returned; /* by any call */
 
-static void *popper_main(void *arg)
+static void *call_main(void *arg)
 {
-	struct popper *p = arg;
+	struct call *c = arg;
 
-	atomic_store(&p->tid, th_gettid());
-	th_event_add(&p->started, 1);
-	p->rc = pe_queue_pop(p->q, &p->value);
-	th_event_add(&p->done, 1);
-	th_event_add(&pops_returned, 1);
+	atomic_store(&c->tid, th_gettid());
+	th_event_add(&c->started, 1);
+	c->rc = c->push ? pe_queue_push(c->q, &c->value) : pe_queue_pop(c->q, &c->value);
+	th_event_add(&c->done, 1);
+	th_event_add(&calls_returned, 1);
 	return NULL;
 }
 
-static void popper_start(struct popper *p, pe_queue *q)
+/* Start a push of VALUE (PUSH) or a pop on Q, and see it asleep in the call. */
+static void call_start(struct call *c, pe_queue *q, bool push, int value)
 {
-	memset(p, 0, sizeof *p);
-	p->q = q;
-	p->value = -1;
-	th_event_init(&p->started);
-	th_event_init(&p->done);
-	cr_assert_eq(pthread_create(&p->thread, NULL, popper_main, p), 0);
-	cr_assert_eq(th_event_wait(&p->started, 1, WAKE_MS), 0, "a popper did not start");
-	cr_assert_eq(th_wait_asleep(atomic_load(&p->tid), WAKE_MS), 'S',
-	             "a popper on an empty queue never went to sleep");
+	memset(c, 0, sizeof *c);
+	c->q = q;
+	c->push = push;
+	c->value = value;
+	th_event_init(&c->started);
+	th_event_init(&c->done);
+	cr_assert_eq(pthread_create(&c->thread, NULL, call_main, c), 0);
+	cr_assert_eq(th_event_wait(&c->started, 1, WAKE_MS), 0, "a thread did not start");
+	cr_assert_eq(th_wait_asleep(atomic_load(&c->tid), WAKE_MS), 'S',
+	             "a %s never went to sleep", push ? "push on a full queue" : "pop on an empty one");
+}
+
+static void call_end(struct call *c)
+{
+	cr_assert_eq(th_join(c->thread, WAKE_MS), 0);
+	th_event_destroy(&c->started);
+	th_event_destroy(&c->done);
 }
 
 /* Two poppers wait on an empty queue; a push while signals to a condition
@@ -130,21 +140,21 @@ static void popper_start(struct popper *p, pe_queue *q)
  * each popper is woken through a wake-up of its own. */
 Test(lost_wakeups, a_push_wakes_a_popper_although_shared_signals_are_lost)
 {
-	static struct popper pop[2];
+	static struct call pop[2];
 	pe_queue *q;
 	int first, v;
 
 	cr_assert_eq(pe_queue_create(&q, 4, sizeof(int)), 0);
-	th_event_init(&pops_returned);
+	th_event_init(&calls_returned);
 	for (int i = 0; i < 2; i++)
-		popper_start(&pop[i], q);
+		call_start(&pop[i], q, false, -1);
 
 	v = 1;
 	atomic_store(&lost, 0);
 	atomic_store(&losing, true);
 	cr_assert_eq(pe_queue_push(q, &v), 0);
 	atomic_store(&losing, false);
-	if (th_event_wait(&pops_returned, 1, WAKE_MS) != 0) {
+	if (th_event_wait(&calls_returned, 1, WAKE_MS) != 0) {
 		/* Stuck: hand the item out, so the threads end, and fail. */
 		int lost_now = atomic_load(&lost);
 
@@ -164,52 +174,12 @@ Test(lost_wakeups, a_push_wakes_a_popper_although_shared_signals_are_lost)
 	             "the second popper was not woken by the second push");
 	cr_assert_eq(pop[1 - first].rc, 0);
 	cr_assert_eq(pop[1 - first].value, 2);
-	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(th_join(pop[i].thread, WAKE_MS), 0);
-		th_event_destroy(&pop[i].started);
-		th_event_destroy(&pop[i].done);
-	}
-	th_event_destroy(&pops_returned);
+	for (int i = 0; i < 2; i++)
+		call_end(&pop[i]);
+	th_event_destroy(&calls_returned);
 	cr_expect_eq(pe_queue_length(q), 0);
 	pe_queue_destroy(q);
 	TH_ASSERT_NO_LEAKS();
-}
-
-/* ---- pushers on threads of their own -------------------------------------- */
-
-struct pusher {
-	pe_queue *q;
-	int value, rc;
-	_Atomic pid_t tid;
-	struct th_event started, done;
-	pthread_t thread;
-};
-
-static struct th_event pushes_returned; /* by any pusher */
-
-static void *pusher_main(void *arg)
-{
-	struct pusher *p = arg;
-
-	atomic_store(&p->tid, th_gettid());
-	th_event_add(&p->started, 1);
-	p->rc = pe_queue_push(p->q, &p->value);
-	th_event_add(&p->done, 1);
-	th_event_add(&pushes_returned, 1);
-	return NULL;
-}
-
-static void pusher_start(struct pusher *p, pe_queue *q, int value)
-{
-	memset(p, 0, sizeof *p);
-	p->q = q;
-	p->value = value;
-	th_event_init(&p->started);
-	th_event_init(&p->done);
-	cr_assert_eq(pthread_create(&p->thread, NULL, pusher_main, p), 0);
-	cr_assert_eq(th_event_wait(&p->started, 1, WAKE_MS), 0, "a pusher did not start");
-	cr_assert_eq(th_wait_asleep(atomic_load(&p->tid), WAKE_MS), 'S',
-	             "a pusher on a full queue never went to sleep");
 }
 
 /* Two pushers wait on a full queue of one; a pop while signals to a
@@ -217,22 +187,22 @@ static void pusher_start(struct pusher *p, pe_queue *q, int value)
  * pop the other. */
 Test(lost_wakeups, a_pop_wakes_a_pusher_although_shared_signals_are_lost)
 {
-	static struct pusher push[2];
+	static struct call push[2];
 	pe_queue *q;
 	int v = 0;
 
 	cr_assert_eq(pe_queue_create(&q, 1, sizeof(int)), 0);
 	cr_assert_eq(pe_queue_try_push(q, &v), 0);
-	th_event_init(&pushes_returned);
+	th_event_init(&calls_returned);
 	for (int i = 0; i < 2; i++)
-		pusher_start(&push[i], q, 1 + i);
+		call_start(&push[i], q, true, 1 + i);
 
 	atomic_store(&lost, 0);
 	atomic_store(&losing, true);
 	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
 	atomic_store(&losing, false);
 	cr_assert_eq(v, 0);
-	if (th_event_wait(&pushes_returned, 1, WAKE_MS) != 0) {
+	if (th_event_wait(&calls_returned, 1, WAKE_MS) != 0) {
 		int lost_now = atomic_load(&lost);
 
 		pe_queue_close(q);
@@ -243,16 +213,14 @@ Test(lost_wakeups, a_pop_wakes_a_pusher_although_shared_signals_are_lost)
 	}
 	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
 	cr_assert(v == 1 || v == 2, "popped %d, pushed 1 and 2", v);
-	cr_assert_eq(th_event_wait(&pushes_returned, 2, WAKE_MS), 0,
+	cr_assert_eq(th_event_wait(&calls_returned, 2, WAKE_MS), 0,
 	             "the second pusher did not push after the second pop");
 	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(th_join(push[i].thread, WAKE_MS), 0);
+		call_end(&push[i]);
 		cr_expect_eq(push[i].rc, 0);
-		th_event_destroy(&push[i].started);
-		th_event_destroy(&push[i].done);
 	}
-	th_event_destroy(&pushes_returned);
+	th_event_destroy(&calls_returned);
 	cr_expect_eq(pe_queue_length(q), 0);
 	pe_queue_destroy(q);
 	TH_ASSERT_NO_LEAKS();
