@@ -13,9 +13,9 @@
  * the item would then wait for a busy popper to come back. For the same
  * bug a pop signals not_full only while one pusher waits, and broadcasts
  * to several (poolechod has one pusher; the bug is the signal's). The woken
- * popper takes the mutex uncontended, where one back from
- * pthread_cond_wait(3) marks it contended and its unlock makes a system
- * call. The newest idle popper is woken first: its stack is the warmest.
+ * popper takes the mutex uncontended, where one back from a condition wait
+ * marks it contended and its unlock makes a system call. The newest idle
+ * popper is woken first: its stack is the warmest.
  */
 #include <config.h>
 
@@ -241,8 +241,10 @@ static int wait_not_full_once(pe_queue *q, const struct timespec *deadline)
 
 	q->waiting_push++;
 	pthread_cleanup_push(push_cancelled, q);
-	*rc = deadline ? pthread_cond_timedwait(&q->not_full, &q->lock, deadline)
-	               : pthread_cond_wait(&q->not_full, &q->lock);
+	if (deadline)
+		*rc = pthread_cond_timedwait(&q->not_full, &q->lock, deadline);
+	else
+		*rc = pthread_cond_wait(&q->not_full, &q->lock);
 	pthread_cleanup_pop(0);
 	q->waiting_push--;
 	return deadline && *rc != 0;
