@@ -687,6 +687,109 @@ static void hold_in_handler(int sig)
 		sched_yield(); /* no cancellation point: the cancel waits for the pop */
 }
 
+/* A queue of 4 with two poppers asleep on it, OLDER then NEWER, and NEWER
+ * held in hold_in_handler (*BEFORE: the SIGUSR1 action to put back). */
+static pe_queue *start_two_poppers_newer_held(struct op *older, struct op *newer,
+                                              struct sigaction *before)
+{
+	struct sigaction hold = {.sa_handler = hold_in_handler};
+	pe_queue *own;
+
+	cr_assert_eq(pe_queue_create(&own, 4, sizeof(int)), 0);
+	atomic_store(&in_handler, false);
+	atomic_store(&handler_released, false);
+	sigemptyset(&hold.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &hold, before), 0);
+	op_start(older, own, OP_POP, -1);
+	op_assert_blocked(older, "the older pop on an empty queue");
+	op_start(newer, own, OP_POP, -1);
+	op_assert_blocked(newer, "the newer pop on an empty queue");
+	/* The newest idle popper is the one a push wakes: hold it. */
+	cr_assert_eq(pthread_kill(newer->thread, SIGUSR1), 0);
+	for (int64_t give_up = th_now_ms() + WAKE_MS;
+	     !atomic_load(&in_handler) && th_now_ms() < give_up;)
+		poll(NULL, 0, 1);
+	cr_assert(atomic_load(&in_handler), "the signal handler never ran");
+	return own;
+}
+
+/* A try_push on a full queue, on a thread of its own: it waits while a
+ * popper is counted on its way, which a cancelled one never is. */
+struct try_push_op {
+	pe_queue *q;
+	int value, rc;
+};
+
+static void *try_push_main(void *arg)
+{
+	struct try_push_op *op = arg;
+
+	op->rc = pe_queue_try_push(op->q, &op->value);
+	return NULL;
+}
+
+/* OWN is full and no popper is on its way: a try_push says -EAGAIN at
+ * once, where one that counts a popper still due waits for it, 1 ms at a
+ * time, for good (until a pop or a close). */
+static void assert_try_push_refuses_at_once(pe_queue *own, const char *after)
+{
+	struct try_push_op tp = {.q = own, .value = -2};
+	pthread_t thread;
+	int rc;
+
+	cr_assert_eq(pthread_create(&thread, NULL, try_push_main, &tp), 0);
+	rc = th_join(thread, WAKE_MS);
+	if (rc != 0) {
+		pe_queue_close(own); /* ends its wait: -ESHUTDOWN */
+		cr_assert_eq(th_join(thread, WAKE_MS), 0, "try_push did not end at the close");
+	}
+	cr_assert_eq(rc, 0, "try_push on a full queue, %s, waited %d ms for a popper "
+	             "counted on its way", after, WAKE_MS);
+	cr_expect_eq(tp.rc, -EAGAIN, "try_push: %d, expected -EAGAIN", tp.rc);
+}
+
+/* A signal handler run on a waiting popper (installed without SA_RESTART,
+ * so its sem_wait(3) returns EINTR) neither wakes it nor loses it: it
+ * waits on, is woken by the next push, and is not counted on its way
+ * after it. Not the suite's queue. */
+static atomic_int interruptions;
+
+static void count_interruption(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&interruptions, 1);
+}
+
+Test(queue, a_signal_to_a_waiting_popper_leaves_it_waiting_and_counted_right)
+{
+	static struct op pop;
+	struct sigaction count = {.sa_handler = count_interruption}, before;
+	pe_queue *own;
+
+	cr_assert_eq(pe_queue_create(&own, 1, sizeof(int)), 0);
+	sigemptyset(&count.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &count, &before), 0);
+	atomic_store(&interruptions, 0);
+	op_start(&pop, own, OP_POP, -1);
+	op_assert_blocked(&pop, "pop on an empty queue");
+	for (int i = 1; i <= 3; i++) {
+		cr_assert_eq(pthread_kill(pop.thread, SIGUSR1), 0);
+		for (int64_t give_up = th_now_ms() + WAKE_MS;
+		     atomic_load(&interruptions) < i && th_now_ms() < give_up;)
+			poll(NULL, 0, 1);
+		cr_assert_eq(atomic_load(&interruptions), i, "the signal handler never ran");
+		op_assert_blocked(&pop, "pop on an empty queue, after a signal");
+	}
+	push_int(own, 3);
+	cr_assert_eq(op_finish(&pop, "the pop interrupted by signals"), 0);
+	cr_expect_eq(pop.value, 3);
+	sigaction(SIGUSR1, &before, NULL);
+	push_int(own, 4); /* full, and no popper waits */
+	assert_try_push_refuses_at_once(own, "after signals interrupted a popper's wait");
+	pe_queue_destroy(own);
+	TH_ASSERT_NO_LEAKS();
+}
+
 /* A popper cancelled after a push woke it, before it ran, may hold the
  * only wake-up for the item: it passes it on to another waiting popper.
  * Kept, the item waited for a busy popper to come back, for good here.
@@ -696,27 +799,12 @@ static void hold_in_handler(int sig)
 Test(queue, a_pop_cancelled_after_its_wakeup_passes_it_on)
 {
 	static struct op older, newer;
-	struct sigaction hold = {.sa_handler = hold_in_handler}, before;
+	struct sigaction before;
 	void *result = NULL;
 	pe_queue *own;
 	int v = 5;
 
-	cr_assert_eq(pe_queue_create(&own, 4, sizeof(int)), 0);
-	atomic_store(&in_handler, false);
-	atomic_store(&handler_released, false);
-	sigemptyset(&hold.sa_mask);
-	cr_assert_eq(sigaction(SIGUSR1, &hold, &before), 0);
-	op_start(&older, own, OP_POP, -1);
-	op_assert_blocked(&older, "the older pop on an empty queue");
-	op_start(&newer, own, OP_POP, -1);
-	op_assert_blocked(&newer, "the newer pop on an empty queue");
-
-	/* The newest idle popper is the one a push wakes. */
-	cr_assert_eq(pthread_kill(newer.thread, SIGUSR1), 0);
-	for (int64_t give_up = th_now_ms() + WAKE_MS;
-	     !atomic_load(&in_handler) && th_now_ms() < give_up;)
-		poll(NULL, 0, 1);
-	cr_assert(atomic_load(&in_handler), "the signal handler never ran");
+	own = start_two_poppers_newer_held(&older, &newer, &before);
 	cr_assert_eq(pe_queue_try_push(own, &v), 0);
 	cr_assert_eq(pthread_cancel(newer.thread), 0);
 	atomic_store(&handler_released, true);
@@ -737,23 +825,42 @@ Test(queue, a_pop_cancelled_after_its_wakeup_passes_it_on)
 	cr_assert_eq(op_finish(&older, "the older pop, after the woken one was cancelled"), 0);
 	cr_expect_eq(older.value, 5);
 	cr_expect_eq(pe_queue_length(own), 0);
+	/* Both wake-ups are accounted for: none is still counted on its way. */
+	for (int i = 0; i < 4; i++)
+		push_int(own, i);
+	assert_try_push_refuses_at_once(own, "after a woken popper was cancelled");
 	pe_queue_destroy(own);
 	TH_ASSERT_NO_LEAKS();
 }
 
-/* A try_push on a full queue, on a thread of its own: it waits while a
- * popper is counted on its way, which a cancelled one never is. */
-struct try_push_op {
-	pe_queue *q;
-	int value, rc;
-};
-
-static void *try_push_main(void *arg)
+/* Each push wakes a popper of its own while one is idle, whether or not the
+ * queue was empty: a second push before the first woken popper has run
+ * wakes the other. Waking only on an empty queue, the second item waited
+ * for a busy popper to come back. The newer popper is held in a signal
+ * handler, woken but not running, across both pushes. Not the suite's
+ * queue. */
+Test(queue, a_second_push_before_the_first_woken_popper_runs_wakes_another)
 {
-	struct try_push_op *op = arg;
+	static struct op older, newer;
+	struct sigaction before;
+	pe_queue *own;
 
-	op->rc = pe_queue_try_push(op->q, &op->value);
-	return NULL;
+	own = start_two_poppers_newer_held(&older, &newer, &before);
+	push_int(own, 1); /* wakes the newer, held */
+	push_int(own, 2); /* must wake the older */
+	if (th_event_wait(&older.done, 1, WAKE_MS) != 0) {
+		atomic_store(&handler_released, true);
+		cr_assert_fail("the older popper slept on beside a second item, the newer "
+		               "one woken but not yet running");
+	}
+	atomic_store(&handler_released, true);
+	cr_assert_eq(op_finish(&older, "the older pop"), 0);
+	cr_assert_eq(op_finish(&newer, "the newer pop"), 0);
+	sigaction(SIGUSR1, &before, NULL);
+	cr_expect_eq(older.value + newer.value, 3, "popped %d and %d", older.value, newer.value);
+	cr_expect_eq(pe_queue_length(own), 0);
+	pe_queue_destroy(own);
+	TH_ASSERT_NO_LEAKS();
 }
 
 /* A pop cancelled in its wait must be counted out of the poppers waiting:
@@ -763,26 +870,14 @@ static void *try_push_main(void *arg)
 Test(queue, a_pop_cancelled_while_waiting_leaves_try_push_refusing_at_once)
 {
 	static struct op pop;
-	struct try_push_op tp = {.value = 2};
-	pthread_t thread;
 	pe_queue *own;
-	int rc;
 
 	cr_assert_eq(pe_queue_create(&own, 1, sizeof(int)), 0);
 	op_start(&pop, own, OP_POP, -1);
 	op_assert_blocked(&pop, "pop on an empty queue");
 	op_cancel(&pop, "pop on an empty queue");
 	push_int(own, 1); /* full, and no popper waits */
-	tp.q = own;
-	cr_assert_eq(pthread_create(&thread, NULL, try_push_main, &tp), 0);
-	rc = th_join(thread, WAKE_MS);
-	if (rc != 0) {
-		pe_queue_close(own); /* ends its wait: -ESHUTDOWN */
-		cr_assert_eq(th_join(thread, WAKE_MS), 0, "try_push did not end at the close");
-	}
-	cr_assert_eq(rc, 0, "try_push on a full queue waited %d ms for a cancelled popper",
-	             WAKE_MS);
-	cr_expect_eq(tp.rc, -EAGAIN, "try_push: %d, expected -EAGAIN", tp.rc);
+	assert_try_push_refuses_at_once(own, "after a waiting popper was cancelled");
 	pe_queue_destroy(own);
 	TH_ASSERT_NO_LEAKS();
 }
