@@ -135,6 +135,21 @@ static void call_end(struct call *c)
 	th_event_destroy(&c->done);
 }
 
+/* Wait for one of the two CALLS on Q to return. If neither does, WHAT was
+ * not taken: close Q, so that both end, and fail. */
+static void wait_one_returned(pe_queue *q, struct call calls[2], const char *what)
+{
+	int lost_now;
+
+	if (th_event_wait(&calls_returned, 1, WAKE_MS) == 0)
+		return;
+	lost_now = atomic_load(&lost);
+	pe_queue_close(q);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(th_join(calls[i].thread, WAKE_MS), 0);
+	cr_assert_fail("%s was not taken in %d ms (%d signal(s) lost)", what, WAKE_MS, lost_now);
+}
+
 /* Two poppers wait on an empty queue; a push while signals to a condition
  * with two waiters are lost still wakes one, and a second push the other:
  * each popper is woken through a wake-up of its own. */
@@ -154,16 +169,7 @@ Test(lost_wakeups, a_push_wakes_a_popper_although_shared_signals_are_lost)
 	atomic_store(&losing, true);
 	cr_assert_eq(pe_queue_push(q, &v), 0);
 	atomic_store(&losing, false);
-	if (th_event_wait(&calls_returned, 1, WAKE_MS) != 0) {
-		/* Stuck: hand the item out, so the threads end, and fail. */
-		int lost_now = atomic_load(&lost);
-
-		pe_queue_close(q);
-		for (int i = 0; i < 2; i++)
-			cr_assert_eq(th_join(pop[i].thread, WAKE_MS), 0);
-		cr_assert_fail("an item pushed while two poppers waited was not taken in %d ms "
-		               "(%d signal(s) lost)", WAKE_MS, lost_now);
-	}
+	wait_one_returned(q, pop, "an item pushed while two poppers waited");
 	first = th_event_wait(&pop[0].done, 1, 0) == 0 ? 0 : 1;
 	cr_assert_eq(pop[first].rc, 0);
 	cr_assert_eq(pop[first].value, 1);
@@ -202,15 +208,7 @@ Test(lost_wakeups, a_pop_wakes_a_pusher_although_shared_signals_are_lost)
 	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
 	atomic_store(&losing, false);
 	cr_assert_eq(v, 0);
-	if (th_event_wait(&calls_returned, 1, WAKE_MS) != 0) {
-		int lost_now = atomic_load(&lost);
-
-		pe_queue_close(q);
-		for (int i = 0; i < 2; i++)
-			cr_assert_eq(th_join(push[i].thread, WAKE_MS), 0);
-		cr_assert_fail("a slot freed while two pushers waited was not taken in %d ms "
-		               "(%d signal(s) lost)", WAKE_MS, lost_now);
-	}
+	wait_one_returned(q, push, "a slot freed while two pushers waited");
 	cr_assert_eq(pe_queue_try_pop(q, &v), 0);
 	cr_assert(v == 1 || v == 2, "popped %d, pushed 1 and 2", v);
 	cr_assert_eq(th_event_wait(&calls_returned, 2, WAKE_MS), 0,
